@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _machine import describe
+
+#: Mean seconds per call, by benchmark name, filled in by the benchmarks.
+RESULTS: dict[str, float] = {}
+#: (question, numerator name, denominator name) pairs to print as ratios.
+RATIOS: list[tuple[str, str, str]] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not RESULTS:
+        return
+    w = terminalreporter
+    w.section("mailsflux benchmark ratios")
+    w.line(describe())
+    for name, mean in sorted(RESULTS.items()):
+        w.line(f"  {name:<40} {mean * 1e6:10.1f} us/message")
+    for question, slow, fast in RATIOS:
+        if slow in RESULTS and fast in RESULTS:
+            w.line(f"  {question}: {RESULTS[slow] / RESULTS[fast]:.1f}x ({slow} / {fast})")

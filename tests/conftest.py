@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests._redis import PrivateRedis, answers
+
+HERE = Path(__file__).parent
+EXAMPLE = HERE.parent / "examples" / "welcome"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis server URL: configured, local, or a private one we start."""
+    url = os.environ.get("MAILSFLUX_TEST_REDIS_URL")
+    if url:
+        if not answers(url):
+            pytest.fail(f"MAILSFLUX_TEST_REDIS_URL={url} does not answer PING")
+        yield url
+        return
+    if answers("redis://127.0.0.1:6379/0"):
+        yield "redis://127.0.0.1:6379/0"
+        return
+    try:
+        server = PrivateRedis().start()
+    except FileNotFoundError:
+        pytest.skip("no Redis reachable and redis-server is not installed")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+_skipped_redis: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and "redis" in report.keywords:
+        _skipped_redis.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # In CI a Redis test must run: a skip there hides a missing install step.
+    if IN_CI and _skipped_redis:
+        print("\nCI: these Redis tests were skipped, which CI does not allow:")
+        for nodeid in _skipped_redis:
+            print(f"  {nodeid}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def welcome_job(tmp_path: Path) -> Path:
+    """A private copy of the example job (its key is generated inside tmp_path)."""
+    dest = tmp_path / "welcome"
+    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("dkim", "out", "__pycache__"))
+    return dest / "job.toml"
