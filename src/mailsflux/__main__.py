@@ -1,0 +1,5 @@
+import sys
+
+from mailsflux.cli import main
+
+sys.exit(main())

@@ -1,0 +1,237 @@
+"""The job file (TOML): what to send, to whom, signed how, delivered where.
+
+Paths in a job file are relative to the file. Every error names the job file
+and, where the fault is in the file, its line.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+import msgspec
+
+from mailsflux._errors import JobFileError
+
+
+class MessageSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    sender: str = msgspec.field(name="from")
+    subject: str
+    html: str | None = None
+    text: str | None = None
+    reply_to: str | None = None
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    #: What a variable absent from a row does in the bodies: "error" skips
+    #: the row, "empty" renders nothing. Subject and From are always strict.
+    missing_variables: Literal["error", "empty"] = "error"
+
+
+class RecipientsSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    file: str
+    email_column: str = "email"
+    name_column: str = "name"
+
+
+class DKIMSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    domain: str
+    selector: str
+    key: str
+    algorithm: Literal["rsa-sha256", "ed25519-sha256"] = "rsa-sha256"
+    #: Create the key (and its DNS record beside it) when the file is missing.
+    generate: bool = False
+    bits: int = 2048
+
+
+class DeliverySpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    relay: str = "smtp://127.0.0.1:25"
+    connections: int = 4
+    messages_per_connection: int = 1000
+    timeout: float = 30.0
+    #: Attempts per message within the job for 4xx replies and dropped connections.
+    attempts: int = 3
+
+
+class JobSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str = ""
+    message: MessageSpec
+    recipients: RecipientsSpec
+    dkim: DKIMSpec
+    delivery: DeliverySpec = msgspec.field(default_factory=DeliverySpec)
+
+
+class Relay(msgspec.Struct, frozen=True):
+    """Where to hand mail over: parsed from ``smtp://`` / ``smtps://`` URLs.
+
+    ``smtp://`` uses STARTTLS when the relay offers it; ``smtp+plain://``
+    never does (a local sink); ``smtps://`` is TLS from the first byte.
+    """
+
+    host: str
+    port: int
+    tls: Literal["starttls", "none", "implicit"] = "starttls"
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> Relay:
+        u = urlsplit(url)
+        modes: dict[str, tuple[Literal["starttls", "none", "implicit"], int]] = {
+            "smtp": ("starttls", 25),
+            "smtp+plain": ("none", 25),
+            "smtps": ("implicit", 465),
+        }
+        if u.scheme not in modes or not u.hostname:
+            raise ValueError(
+                f"relay {url!r}: expected smtp://host[:port], smtp+plain://... or smtps://..."
+            )
+        tls, default_port = modes[u.scheme]
+        try:
+            port = u.port or default_port
+        except ValueError:
+            raise ValueError(f"relay {url!r}: invalid port") from None
+        return cls(
+            host=u.hostname,
+            port=port,
+            tls=tls,
+            username=unquote(u.username) if u.username else None,
+            password=unquote(u.password) if u.password else None,
+        )
+
+
+class Job:
+    """A loaded job: the spec plus resolved paths."""
+
+    def __init__(self, spec: JobSpec, path: Path) -> None:
+        self.spec = spec
+        self.path = path
+        self.base = path.parent
+        self.name = spec.name or path.stem
+
+    def resolve(self, rel: str) -> Path:
+        p = Path(rel).expanduser()
+        return p if p.is_absolute() else self.base / p
+
+    @property
+    def html_path(self) -> Path | None:
+        return self.resolve(self.spec.message.html) if self.spec.message.html else None
+
+    @property
+    def text_path(self) -> Path | None:
+        return self.resolve(self.spec.message.text) if self.spec.message.text else None
+
+    @property
+    def recipients_path(self) -> Path:
+        return self.resolve(self.spec.recipients.file)
+
+    @property
+    def key_path(self) -> Path:
+        return self.resolve(self.spec.dkim.key)
+
+    def relay(self) -> Relay:
+        try:
+            return Relay.parse(self.spec.delivery.relay)
+        except ValueError as exc:
+            raise JobFileError(
+                str(exc),
+                file=str(self.path),
+                line=_locate(self.path.read_text("utf-8"), ["delivery", "relay"]),
+                field="delivery.relay",
+            ) from None
+
+
+_PATH_RE = re.compile(r"at `\$((?:\.[A-Za-z0-9_\-]+|\[\d+\])*)`")
+
+
+def _locate(text: str, path: list[str]) -> int | None:
+    """Best-effort line of ``path`` (table names then a key) in TOML ``text``."""
+    if not path:
+        return None
+    table, key = path[:-1], path[-1]
+    want = ".".join(table)
+    current = ""
+    table_line: int | None = None
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        m = re.fullmatch(r"\[\s*([^\[\]]+?)\s*\]\s*(#.*)?", line)
+        if m:
+            current = m.group(1).replace(" ", "")
+            if current == ".".join(path):
+                return n
+            if current == want:
+                table_line = n
+            continue
+        if current == want and re.match(rf'"?{re.escape(key)}"?\s*=', line):
+            return n
+    return table_line
+
+
+def load_job(path: str | Path) -> Job:
+    """Read and check a job file; raise :class:`JobFileError` naming file and line."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise JobFileError("job file not found", file=str(p)) from None
+    except OSError as exc:
+        raise JobFileError(f"cannot read job file: {exc.strerror}", file=str(p)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise JobFileError(
+            "job file is not UTF-8", file=str(p), line=raw[: exc.start].count(b"\n") + 1
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        raise JobFileError(
+            f"invalid TOML: {msg}",
+            file=str(p),
+            line=int(m.group(1)) if m else None,
+            column=int(m.group(2)) if m else None,
+        ) from None
+    try:
+        spec = msgspec.convert(data, JobSpec)
+    except msgspec.ValidationError as exc:
+        text_err = str(exc)
+        m = _PATH_RE.search(text_err)
+        keys = [k for k in (m.group(1).split(".") if m else []) if k and not k.startswith("[")]
+        missing = re.search(r"missing required field `([^`]+)`", text_err)
+        line: int | None
+        if missing:
+            field = ".".join([*keys, missing.group(1)])
+            line = _locate(text, keys) if keys else None
+        else:
+            unknown = re.search(r"unknown field `([^`]+)`", text_err)
+            if unknown:
+                keys = [*keys, unknown.group(1)]
+            field = ".".join(keys)
+            line = _locate(text, keys)
+        msg = _PATH_RE.sub("", text_err).rstrip(" -")
+        where = f"field {field}: " if field else ""
+        raise JobFileError(where + msg, file=str(p), line=line, field=field or None) from None
+    if spec.message.html is None and spec.message.text is None:
+        raise JobFileError(
+            "field message: needs html, text or both",
+            file=str(p),
+            line=_locate(text, ["message"]),
+            field="message",
+        )
+    d = spec.delivery
+    for name, value in (
+        ("connections", d.connections),
+        ("messages_per_connection", d.messages_per_connection),
+        ("attempts", d.attempts),
+    ):
+        if value < 1:
+            raise JobFileError(
+                f"field delivery.{name}: must be at least 1, got {value}",
+                file=str(p),
+                line=_locate(text, ["delivery", name]),
+                field=f"delivery.{name}",
+            )
+    return Job(spec, p)

@@ -1,0 +1,286 @@
+"""Running a job: send, render to files, validate.
+
+The send loop keeps rendering and delivery in one uvloop: the producer
+composes messages into a bounded queue and yields whenever the queue is
+full, so SMTP workers always have work and memory stays flat however many
+rows the recipient file holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+import msgspec
+
+from mailsflux._compose import Composer
+from mailsflux._delivery import Delivery, probe
+from mailsflux._errors import DKIMKeyError, MailsfluxError
+from mailsflux._job import Job, Relay, load_job
+from mailsflux._keyfiles import ensure_key
+from mailsflux._progress import Progress
+from mailsflux._recipients import RecipientFile
+from mailsflux._types import DeliveryResult, Event, JobSummary, Message, Problem, Recipient
+from mailsflux.dkim import Signer
+
+ProblemSink = Callable[[Problem], None]
+
+
+def make_signer(job: Job) -> Signer:
+    d = job.spec.dkim
+    if d.generate:
+        ensure_key(
+            job.key_path, domain=d.domain, selector=d.selector, algorithm=d.algorithm, bits=d.bits
+        )
+    elif not job.key_path.exists():
+        raise DKIMKeyError(
+            "DKIM key file not found (set generate = true in [dkim] to create it)",
+            file=str(job.key_path),
+        )
+    return Signer(domain=d.domain, selector=d.selector, key=job.key_path, algorithm=d.algorithm)
+
+
+class Prepared:
+    """A job with its templates compiled, key loaded and recipients opened."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.signer = make_signer(job)
+        self.composer = Composer(job, self.signer)
+        self.recipients = RecipientFile(
+            job.recipients_path, email_column=job.spec.recipients.email_column
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> Prepared:
+        return cls(load_job(path))
+
+    def messages(self, on_problem: ProblemSink) -> Iterator[Message]:
+        return compose_all(self.composer, self.recipients, on_problem)
+
+    def count_rows(self) -> int:
+        """Data rows in the recipient file (for the progress bar)."""
+        n = 0
+        last = b""
+        with self.recipients.path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                n += chunk.count(b"\n")
+                last = chunk
+        if n and not last.endswith(b"\n"):
+            n += 1
+        return max(n - 1, 0)
+
+
+def _row_problem(path: Path, r: Recipient, exc: MailsfluxError) -> Problem:
+    what = exc.message
+    if exc.field and exc.field not in what:
+        what = f"{exc.field}: {what}"
+    return Problem(f"{path}:{r.row}", f"{r.email}: {what}; row skipped")
+
+
+class EventLog:
+    """Appends events as JSON lines; never holds message content."""
+
+    def __init__(self, fh: IO[bytes] | None, job: str) -> None:
+        self.fh = fh
+        self.job = job
+        self.enc = msgspec.json.Encoder()
+
+    def result(self, r: DeliveryResult) -> None:
+        if self.fh is None:
+            return
+        ev = Event(
+            kind=r.status,
+            at=time.time(),
+            message_id=r.message_id,
+            recipient=r.recipient,
+            job=self.job,
+            code=r.code,
+            enhanced_status=r.enhanced_status,
+            detail=r.reply,
+        )
+        self.fh.write(self.enc.encode(ev) + b"\n")
+
+
+async def send(
+    prepared: Prepared,
+    relay: Relay,
+    *,
+    on_problem: ProblemSink,
+    on_result: Callable[[DeliveryResult], None] | None = None,
+    progress: Progress | None = None,
+    events: IO[bytes] | None = None,
+    check_relay: bool = True,
+) -> JobSummary:
+    """Send every good row of the job through ``relay``; return the tally."""
+    spec = prepared.job.spec.delivery
+    summary = JobSummary(job=prepared.job.name)
+    per_domain: Counter[str] = Counter()
+    log = EventLog(events, prepared.job.name)
+
+    def problem(p: Problem) -> None:
+        summary.total += 1
+        summary.skipped += 1
+        on_problem(p)
+        if progress is not None:
+            progress.advance()
+
+    def result(r: DeliveryResult) -> None:
+        summary.total += 1
+        if r.status == "delivered":
+            summary.sent += 1
+            per_domain[r.domain] += 1
+        elif r.status == "deferred":
+            summary.deferred += 1
+        else:
+            summary.failed += 1
+        log.result(r)
+        if on_result is not None:
+            on_result(r)
+        if progress is not None:
+            progress.advance()
+
+    if check_relay:
+        await probe(relay, spec.timeout)
+    delivery = Delivery(
+        relay,
+        result,
+        connections=spec.connections,
+        messages_per_connection=spec.messages_per_connection,
+        timeout=spec.timeout,
+        attempts=spec.attempts,
+    )
+    start = time.perf_counter()
+    workers = asyncio.ensure_future(delivery.run())
+    try:
+        put = delivery.queue.put
+        for msg in prepared.messages(problem):
+            await put(msg)
+            if workers.done():
+                break
+        await delivery.close()
+        await workers
+    finally:
+        if not workers.done():
+            workers.cancel()
+    summary.elapsed = time.perf_counter() - start
+    summary.per_domain = dict(per_domain.most_common())
+    if progress is not None:
+        progress.finish()
+    return summary
+
+
+def safe_name(email: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", email.replace("@", "_at_"))
+
+
+def render_to_dir(
+    prepared: Prepared, out: Path, *, limit: int | None, on_problem: ProblemSink
+) -> list[Path]:
+    """Write the first ``limit`` finished messages as ``.eml`` files."""
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for msg in prepared.messages(on_problem):
+        if limit is not None and len(written) >= limit:
+            break
+        p = out / f"{msg.row:07d}-{safe_name(msg.rcpt_to)}.eml"
+        p.write_bytes(msg.data)
+        written.append(p)
+    return written
+
+
+def _template_line(source: str, name: str) -> int | None:
+    pat = re.compile(r"\{\{\s*[#^&{]?\s*" + re.escape(name) + r"[\s.}|]")
+    for n, line in enumerate(source.splitlines(), 1):
+        if pat.search(line):
+            return n
+    return None
+
+
+def validate(path: str | Path) -> list[Problem]:
+    """Check everything about a job without sending; return every problem found."""
+    try:
+        job = load_job(path)
+    except MailsfluxError as exc:
+        return [Problem(exc.location() or str(path), exc.message)]
+    problems: list[Problem] = []
+
+    def add(exc: MailsfluxError) -> None:
+        problems.append(Problem(exc.location() or str(job.path), exc.message))
+
+    try:
+        job.relay()
+    except MailsfluxError as exc:
+        add(exc)
+    signer: Signer | None = None
+    d = job.spec.dkim
+    if job.key_path.exists():
+        try:
+            signer = Signer(
+                domain=d.domain, selector=d.selector, key=job.key_path, algorithm=d.algorithm
+            )
+        except MailsfluxError as exc:
+            add(exc)
+    elif d.generate:
+        problems.append(
+            Problem(
+                str(job.key_path), "DKIM key not yet created: `send` will generate it", "warning"
+            )
+        )
+    else:
+        problems.append(Problem(str(job.key_path), "DKIM key file not found"))
+    try:
+        composer = Composer(job, signer)
+    except MailsfluxError as exc:
+        add(exc)
+        return problems
+    try:
+        rf = RecipientFile(job.recipients_path, email_column=job.spec.recipients.email_column)
+    except MailsfluxError as exc:
+        add(exc)
+        return problems
+    columns = set(rf.columns)
+    templates = [
+        (composer.subject, f"{job.path}", "message.subject"),
+        (composer.sender, f"{job.path}", "message.from"),
+    ]
+    for t in (composer.html, composer.text):
+        if t is not None:
+            templates.append((t, t.name, ""))
+    for t, where, field in templates:
+        for var in sorted(t.variables - columns):
+            if field:
+                problems.append(
+                    Problem(f"{where}: {field}", f"variable {var!r} is not a column of {rf.path}")
+                )
+            else:
+                src = Path(where).read_text("utf-8")
+                line = _template_line(src, var)
+                loc = f"{where}:{line}" if line else where
+                problems.append(Problem(loc, f"variable {var!r} is not a column of {rf.path}"))
+    # Render every row (without signing when the key is missing) to find bad rows.
+    for _ in compose_all(composer, rf, problems.append):
+        pass
+    return problems
+
+
+def compose_all(
+    composer: Composer, rf: RecipientFile, on_problem: ProblemSink
+) -> Iterator[Message]:
+    """Yield each good row's message; report and skip each bad row."""
+    for item in rf:
+        if isinstance(item, Problem):
+            on_problem(item)
+            continue
+        try:
+            yield composer.compose(item)
+        except MailsfluxError as exc:
+            on_problem(_row_problem(rf.path, item, exc))
+
+
+__all__ = ["Prepared", "render_to_dir", "send", "validate"]

@@ -1,0 +1,252 @@
+"""The ``mailsflux`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+from mailsflux import __version__
+from mailsflux._errors import MailsfluxError
+from mailsflux._job import Relay
+from mailsflux._keyfiles import txt_path_for
+from mailsflux._progress import Progress
+from mailsflux._types import JobSummary, Problem
+
+T = TypeVar("T")
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def _print_problem(p: Problem) -> None:
+    print(str(p), file=sys.stderr, flush=True)
+
+
+def _print_summary(s: JobSummary, sink: dict[str, Any] | None) -> None:
+    out = sys.stdout
+    print(f'\njob "{s.job}" finished in {s.elapsed:.2f} s', file=out)
+    print(f"  sent      {s.sent}", file=out)
+    print(f"  failed    {s.failed}", file=out)
+    print(f"  deferred  {s.deferred}", file=out)
+    print(
+        f"  skipped   {s.skipped}" + (" (bad rows, reported above)" if s.skipped else ""), file=out
+    )
+    print(f"  rate      {s.rate:.1f} msg/s", file=out)
+    if s.per_domain:
+        print("  per domain (sent):", file=out)
+        width = max(len(d) for d in s.per_domain)
+        for d, n in list(s.per_domain.items())[:20]:
+            print(f"    {d:<{width}}  {n}", file=out)
+        if len(s.per_domain) > 20:
+            print(f"    ... and {len(s.per_domain) - 20} more domains", file=out)
+    if sink is not None:
+        print(
+            f"local sink received {sink.get('messages', 0)} messages, "
+            f"{sink.get('dkim_signed', 0)} DKIM-signed, {sink.get('octets', 0) / 1e6:.1f} MB",
+            file=out,
+        )
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from mailsflux._run import Prepared, send
+    from mailsflux.sink import LocalSink
+
+    created = _key_missing(args.job)
+    prepared = Prepared.load(args.job)
+    if created:
+        _announce_key(prepared.job.key_path, prepared.job.spec.dkim.domain)
+    relay = Relay.parse(args.relay) if args.relay else prepared.job.relay()
+    if args.connections:
+        prepared.job.spec.delivery.connections = args.connections
+    total = prepared.count_rows()
+    events = open(args.events, "ab") if args.events else None
+    progress = None if args.quiet or args.json else Progress(total)
+
+    async def go() -> tuple[JobSummary, dict[str, Any] | None]:
+        if args.local_sink:
+            async with LocalSink(save=args.sink_save) as sink:
+                r = Relay(host=sink.host, port=sink.port, tls="none")
+                s = await send(
+                    prepared, r, on_problem=_print_problem, progress=progress, events=events
+                )
+            return s, sink.tally
+        s = await send(prepared, relay, on_problem=_print_problem, progress=progress, events=events)
+        return s, None
+
+    try:
+        summary, tally = _run(go())
+    finally:
+        if events is not None:
+            events.close()
+    if args.json:
+        doc = msgspec.to_builtins(summary)
+        doc["rate"] = summary.rate
+        if tally is not None:
+            doc["local_sink"] = tally
+        print(msgspec.json.encode(doc).decode())
+    else:
+        _print_summary(summary, tally)
+    return 1 if summary.failed or summary.deferred else 0
+
+
+def _key_missing(job_path: str) -> bool:
+    from mailsflux._job import load_job
+
+    job = load_job(job_path)
+    return job.spec.dkim.generate and not job.key_path.exists()
+
+
+def _announce_key(key_path: Path, domain: str) -> None:
+    txt = txt_path_for(key_path)
+    print(
+        f"generated DKIM key {key_path}; publish this TXT record in the DNS of {domain}"
+        f" (also written to {txt}):\n  {txt.read_text().strip()}",
+        file=sys.stderr,
+    )
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from mailsflux._run import Prepared, render_to_dir
+
+    created = _key_missing(args.job)
+    prepared = Prepared.load(args.job)
+    if created:
+        _announce_key(prepared.job.key_path, prepared.job.spec.dkim.domain)
+    written = render_to_dir(prepared, Path(args.out), limit=args.limit, on_problem=_print_problem)
+    print(f"wrote {len(written)} messages to {args.out}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from mailsflux._run import validate
+
+    problems = validate(args.job)
+    errors = [p for p in problems if p.severity == "error"]
+    for p in problems:
+        print(str(p))
+    if errors:
+        print(f"{len(errors)} error(s), {len(problems) - len(errors)} warning(s)")
+        return 1
+    print(f"job is valid ({len(problems)} warning(s))")
+    return 0
+
+
+def cmd_keys_generate(args: argparse.Namespace) -> int:
+    from mailsflux.keys import write_key_pair
+
+    key, txt = write_key_pair(
+        args.out,
+        domain=args.domain,
+        selector=args.selector,
+        algorithm=args.algorithm,
+        bits=args.bits,
+        overwrite=args.force,
+    )
+    print(f"private key: {key}\nDNS record:  {txt}\n{txt.read_text().strip()}")
+    return 0
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    from mailsflux.dkim import sign
+
+    msg = sys.stdin.buffer.read()
+    out = sign(
+        msg, domain=args.domain, selector=args.selector, key=args.key, algorithm=args.algorithm
+    )
+    sys.stdout.buffer.write(out)
+    return 0
+
+
+def cmd_sink(args: argparse.Namespace) -> int:
+    from mailsflux.sink import main as sink_main
+
+    argv = ["--host", args.host, "--port", str(args.port)]
+    if args.save:
+        argv += ["--save", args.save]
+    return sink_main(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="mailsflux",
+        description="Personalised, DKIM-signed mail delivered over SMTP.",
+    )
+    ap.add_argument("--version", action="version", version=f"mailsflux {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("send", help="run a batch job: render, sign and deliver every row")
+    p.add_argument("job", help="job file (TOML)")
+    p.add_argument(
+        "--local-sink", action="store_true", help="start a local SMTP sink and deliver into it"
+    )
+    p.add_argument(
+        "--sink-save",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="with --local-sink: keep each received message in DIR",
+    )
+    p.add_argument("--relay", help="override the job's relay URL (smtp://host:port)")
+    p.add_argument("--connections", type=int, default=0, help="override delivery.connections")
+    p.add_argument("--events", metavar="FILE", help="append delivery events to FILE (JSON lines)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_send)
+
+    p = sub.add_parser("render", help="write finished messages as .eml files without sending")
+    p.add_argument("job")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--limit", type=int, default=None, metavar="N")
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("validate", help="check a job and report every problem")
+    p.add_argument("job")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("keys", help="DKIM key management")
+    ksub = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    g = ksub.add_parser("generate", help="create a private key and the DNS TXT record to publish")
+    g.add_argument("--domain", required=True)
+    g.add_argument("--selector", required=True)
+    g.add_argument("--algorithm", default="rsa-sha256", choices=["rsa-sha256", "ed25519-sha256"])
+    g.add_argument("--bits", type=int, default=2048)
+    g.add_argument("--out", default=".", metavar="DIR")
+    g.add_argument("--force", action="store_true")
+    g.set_defaults(func=cmd_keys_generate)
+
+    p = sub.add_parser("sign", help="DKIM-sign a message from stdin to stdout")
+    p.add_argument("--domain", required=True)
+    p.add_argument("--selector", required=True)
+    p.add_argument("--key", required=True, metavar="FILE")
+    p.add_argument("--algorithm", default="rsa-sha256", choices=["rsa-sha256", "ed25519-sha256"])
+    p.set_defaults(func=cmd_sign)
+
+    p = sub.add_parser("sink", help="run a local SMTP sink that accepts and counts mail")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=2525)
+    p.add_argument("--save", metavar="DIR")
+    p.set_defaults(func=cmd_sink)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except MailsfluxError as exc:
+        print(f"mailsflux: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mailsflux: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,75 @@
+"""Small job directories for the tests, written into tmp_path."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+HTML = """<html><body>
+<p>Hello {{first_name}},</p>
+<p>Your plan: <b>{{plan}}</b>. <a href="https://example.com/start?u={{email}}">Start here</a></p>
+</body></html>
+"""
+TEXT = "Hello {{first_name}},\n\nYour plan: {{plan}}.\nStart: https://example.com/start\n"
+
+
+def make_job(
+    tmp_path: Path,
+    rows: Sequence[Sequence[str]],
+    *,
+    columns: Sequence[str] = ("email", "name", "first_name", "plan"),
+    relay: str = "smtp+plain://127.0.0.1:1",
+    subject: str = "Hi {{first_name}}: your {{plan}} plan",
+    sender: str = "Sender Co <news@sender.example>",
+    html: str | None = HTML,
+    text: str | None = TEXT,
+    extra_message: str = "",
+    algorithm: str = "rsa-sha256",
+    connections: int = 2,
+    attempts: int = 3,
+) -> Path:
+    d = tmp_path / "job"
+    d.mkdir(exist_ok=True)
+    with (d / "recipients.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(columns)
+        w.writerows(rows)
+    lines = ["[message]", f"from = {sender!r}", f"subject = {subject!r}"]
+    if html is not None:
+        (d / "body.html").write_text(html, encoding="utf-8")
+        lines.append('html = "body.html"')
+    if text is not None:
+        (d / "body.txt").write_text(text, encoding="utf-8")
+        lines.append('text = "body.txt"')
+    if extra_message:
+        lines.append(extra_message)
+    lines += [
+        "",
+        "[recipients]",
+        'file = "recipients.csv"',
+        "",
+        "[dkim]",
+        'domain = "sender.example"',
+        'selector = "t1"',
+        'key = "dkim/t1.pem"',
+        f'algorithm = "{algorithm}"',
+        "generate = true",
+        "bits = 1024" if algorithm == "rsa-sha256" else "",
+        "",
+        "[delivery]",
+        f'relay = "{relay}"',
+        f"connections = {connections}",
+        f"attempts = {attempts}",
+        "timeout = 10",
+    ]
+    p = d / "job.toml"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return p
+
+
+def people(n: int, domains: Sequence[str] = ("example.com", "example.org")) -> list[list[str]]:
+    return [
+        [f"user{i}@{domains[i % len(domains)]}", f"User {i}", f"Name{i}", ("Team", "Pro")[i % 2]]
+        for i in range(n)
+    ]

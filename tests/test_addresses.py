@@ -1,0 +1,54 @@
+"""Address checks: what is accepted, how it is encoded, what is refused and why."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailsflux._addresses import parse_address, split_mailbox
+from mailsflux.errors import AddressError
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "utf8"),
+    [
+        ("alice@example.com", "alice@example.com", False),
+        ("Alice.Smith+tag@Example.COM", "Alice.Smith+tag@example.com", False),
+        ("user@b\u00fccher.example", "user@xn--bcher-kva.example", False),
+        ("j\u00f6rg@example.org", "j\u00f6rg@example.org", True),
+        ("o'brien@example.net", "o'brien@example.net", False),
+    ],
+)
+def test_accepted(text: str, expected: str, utf8: bool) -> None:
+    a = parse_address(text)
+    assert str(a) == expected
+    assert a.smtputf8 is utf8
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("", "empty"),
+        ("no-at-sign", "no local part"),
+        ("@example.com", "no local part"),
+        ("a..b@example.com", "invalid local part"),
+        (".a@example.com", "invalid local part"),
+        ("a b@example.com", "invalid local part"),
+        ("a@localhost", "fully qualified"),
+        ("a@-bad-.example", "invalid label"),
+        ("a@exa_mple.com", "invalid label"),
+        ("a@example.com\r\nBcc: b@example.com", "control character"),
+        ("x" * 65 + "@example.com", "64 octets"),
+    ],
+)
+def test_refused_with_a_reason(text: str, why: str) -> None:
+    with pytest.raises(AddressError, match=why):
+        parse_address(text)
+
+
+def test_split_mailbox() -> None:
+    assert split_mailbox("Northwind <hello@northwind.example>") == (
+        "Northwind",
+        "hello@northwind.example",
+    )
+    assert split_mailbox('"Doe, Jane" <j@example.com>') == ("Doe, Jane", "j@example.com")
+    assert split_mailbox("bare@example.com") == ("", "bare@example.com")
