@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Install Mailsflux into .venv and run the example job end to end:
+# 1,200 rows rendered, DKIM-signed and delivered over SMTP into a local sink.
+source "$(dirname "$0")/_env.sh"
+ensure_venv
+echo "installing mailsflux into $VENV (builds the compiled modules) ..." >&2
+"$VENV/bin/python" -m pip install -q .
+exec "$VENV/bin/mailsflux" send examples/welcome/job.toml --local-sink "$@"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install Mailsflux with its test tools into .venv, the OS packages the tests
+# use (Redis, Postfix's smtp-sink, opendkim-tools), then lint, type-check and test.
+source "$(dirname "$0")/_env.sh"
+ensure_venv
+
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+[ -x /usr/sbin/smtp-sink ] || command -v smtp-sink >/dev/null 2>&1 || need+=(postfix)
+command -v opendkim-testmsg >/dev/null 2>&1 || need+=(opendkim-tools)
+if [ ${#need[@]} -gt 0 ]; then
+  if [[ " ${need[*]} " == *" postfix "* ]] && command -v debconf-set-selections >/dev/null 2>&1; then
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  fi
+  echo "installing OS packages: ${need[*]}" >&2
+  apt_install "${need[@]}" || echo "mailsflux: tests that need ${need[*]} will be skipped" >&2
+fi
+
+echo "installing mailsflux[test] into $VENV ..." >&2
+"$VENV/bin/python" -m pip install -q ".[test]"
+
+echo "== ruff" >&2
+"$VENV/bin/ruff" check src tests bench examples
+echo "== mypy (strict)" >&2
+"$VENV/bin/mypy"
+echo "== pytest" >&2
+# The tests import the installed package (built from this tree), not src/.
+exec "$VENV/bin/python" -m pytest "$@"
