@@ -232,6 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--algorithm", default="rsa-sha256", choices=["rsa-sha256", "ed25519-sha256"])
     p.set_defaults(func=cmd_sign)
 
+    sub.add_parser(
+        "track-server",
+        help="run the open/click/unsubscribe tracking server (see track-server --help)",
+        add_help=False,
+    )
+
     p = sub.add_parser("sink", help="run a local SMTP sink that accepts and counts mail")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=2525)
@@ -241,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["track-server"]:
+        # The server owns its options (uvicorn's among them): hand them over whole.
+        from mailsflux.tracking import main as track_main
+
+        return track_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -1,0 +1,43 @@
+"""Open and click tracking, one-click unsubscribe, and the tracking server.
+
+Sender side::
+
+    from mailsflux.tracking import Tracker
+
+    tracker = Tracker("https://t.example.com", {"k1": key}, "k1")
+    html = tracker.rewrite_html(html, message_id=mid, recipient=addr, job="welcome")
+    text = tracker.rewrite_text(text, message_id=mid, recipient=addr, job="welcome")
+    headers = tracker.unsubscribe_headers(mid, addr, "welcome", mailto="unsub@example.com")
+    link = tracker.unsubscribe_url(mid, addr, "welcome")   # for a visible link
+
+    store = EventStore("tracking.sqlite", secret)
+    if store.is_suppressed(addr): ...                      # skip: they unsubscribed
+
+Server side: :class:`TrackingApp` is a plain ASGI app (mount it anywhere);
+``mailsflux track-server --config tracking.toml`` (:func:`main`) runs it under
+uvicorn.  :func:`load_config` reads the TOML file both sides share.
+"""
+
+from mailsflux._eventstore import EventStore, PurgeResult, Retention, Suppressed, TrackEvent
+from mailsflux._tokens import TokenKind, TokenPayload, TokenVerifier
+from mailsflux._trackconfig import TrackingConfig, load_config, write_new_config
+from mailsflux._tracker import LIST_UNSUBSCRIBE_POST, Tracker
+from mailsflux._trackserver import TrackingApp, main
+
+__all__ = [
+    "LIST_UNSUBSCRIBE_POST",
+    "EventStore",
+    "PurgeResult",
+    "Retention",
+    "Suppressed",
+    "TokenKind",
+    "TokenPayload",
+    "TokenVerifier",
+    "TrackEvent",
+    "Tracker",
+    "TrackingApp",
+    "TrackingConfig",
+    "load_config",
+    "main",
+    "write_new_config",
+]
