@@ -52,3 +52,26 @@ def test_split_mailbox() -> None:
     )
     assert split_mailbox('"Doe, Jane" <j@example.com>') == ("Doe, Jane", "j@example.com")
     assert split_mailbox("bare@example.com") == ("", "bare@example.com")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a\u0085b@example.com",  # C1 control
+        "a\u2028b@example.com",  # line separator
+        "a\ud800@example.com",  # lone surrogate
+        "a.@example.com",
+        "a@exa..mple.com",
+        "a@" + "x" * 64 + ".example",
+        "a@" + ("x" * 60 + ".") * 5 + "example",
+    ],
+)
+def test_more_refusals(text: str) -> None:
+    with pytest.raises(AddressError):
+        parse_address(text)
+
+
+def test_idna_and_case() -> None:
+    a = parse_address("  Zo\u00eb@M\u00fcnchen.Example.  ")
+    assert (a.local, a.domain, a.smtputf8) == ("Zo\u00eb", "xn--mnchen-3ya.example", True)
+    assert str(a) == "Zo\u00eb@xn--mnchen-3ya.example"

@@ -92,3 +92,38 @@ def test_bad_address_in_a_mailbox_header_names_the_header() -> None:
     with pytest.raises(HeaderError) as err:
         format_mailbox("From", "", "no-at-sign")
     assert err.value.field == "From"
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "x" * 200,  # one long token: encoded words keep lines short
+        "literal =?utf-8?b?SGk=?= text",  # looks like an encoded word
+        " leading and trailing ",
+        "double  space\tand tab",
+        "bell\x07 and escape\x1b",
+        "\u00e9" * 400,
+    ],
+)
+def test_unsafe_ascii_and_long_values_are_encoded_and_round_trip(subject: str) -> None:
+    line = encode_unstructured("Subject", subject)
+    assert line.isascii()
+    assert all(len(physical) <= 78 for physical in line.split("\r\n"))
+    assert parse(line)["Subject"] == subject
+
+
+def test_header_names_are_checked() -> None:
+    from mailsflux._headers import check_name
+
+    check_name("X-Campaign")
+    for bad in ("", "X Campaign", "X:Y", "X-\u00e9", "X" * 201, "X\r\nBcc"):
+        with pytest.raises(HeaderError):
+            check_name(bad)
+        with pytest.raises(HeaderError):
+            encode_unstructured(bad, "v")
+
+
+def test_utf8_local_part_stays_raw_in_the_header() -> None:
+    line, addr = format_mailbox("To", "J\u00f6rg", "j\u00f6rg@b\u00fccher.example")
+    assert addr.smtputf8 and str(addr) == "j\u00f6rg@xn--bcher-kva.example"
+    assert line.endswith(" <j\u00f6rg@xn--bcher-kva.example>")

@@ -1,20 +1,25 @@
 """Composition: template + recipient row -> finished, signed message bytes.
 
 Everything that is the same for every recipient (templates, static headers,
-the signing key) is prepared once in :class:`Composer`; :meth:`compose` does
-only per-recipient work.
+attachments and inline images, the signing key) is prepared once in
+:class:`Composer`; :meth:`compose` does only per-recipient work: render the
+templates, then hand the pieces to the compiled
+:class:`~mailsflux._mimebuild.MessageBuilder`, which writes the whole message
+into one C buffer.
 """
 
 from __future__ import annotations
 
 import email.utils
+import mimetypes
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from mailsflux._addresses import split_mailbox
 from mailsflux._errors import (
     ConfigError,
     HeaderError,
@@ -22,29 +27,22 @@ from mailsflux._errors import (
     RecipientError,
     TemplateError,
 )
-from mailsflux._headers import check_name, encode_unstructured, format_mailbox
-from mailsflux._job import Job
-from mailsflux._mime import alternative
+from mailsflux._job import Job, _locate
+from mailsflux._mimebuild import (
+    RESERVED,
+    Attachment,
+    MessageBuilder,
+    check_name,
+    encode_unstructured,
+    format_mailbox,
+    split_mailbox,
+)
 from mailsflux._types import Message, Recipient
 from mailsflux.dkim import Signer
 from mailsflux.template import Template
 
-#: Headers the job may not set itself: the composer owns them.
-RESERVED = frozenset(
-    h.lower()
-    for h in (
-        "From",
-        "To",
-        "Subject",
-        "Date",
-        "Message-ID",
-        "MIME-Version",
-        "Content-Type",
-        "Content-Transfer-Encoding",
-        "Reply-To",
-        "DKIM-Signature",
-    )
-)
+#: A merge value that needs no percent-encoding inside a URI.
+_URI_PLAIN = re.compile(r"[A-Za-z0-9._~@\-]*")
 
 
 def read_template_file(path: Path, what: str) -> str:
@@ -61,6 +59,13 @@ def read_template_file(path: Path, what: str) -> str:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise TemplateError(f"{what} template is not UTF-8", file=str(path), line=line) from None
+
+
+def _uri_value(value: object) -> object:
+    """A merge value percent-encoded for a URI (RFC 3986 unreserved and @ kept)."""
+    if isinstance(value, str) and not _URI_PLAIN.fullmatch(value):
+        return quote(value, safe="@")
+    return value
 
 
 class Composer:
@@ -82,6 +87,14 @@ class Composer:
         self.sender = Template(
             spec.sender, escape=False, strict=True, name=f"{where}: message.from"
         )
+        self.list_unsubscribe: Template | None = None
+        if spec.list_unsubscribe is not None:
+            self.list_unsubscribe = Template(
+                spec.list_unsubscribe,
+                escape=False,
+                strict=True,
+                name=f"{where}: message.list_unsubscribe",
+            )
         self.html = self.text = None
         if job.html_path is not None:
             src = read_template_file(job.html_path, "HTML")
@@ -90,44 +103,120 @@ class Composer:
             src = read_template_file(job.text_path, "text")
             self.text = Template(src, escape=False, strict=strict_body, name=str(job.text_path))
         self.id_domain = job.spec.dkim.domain
-        static: list[str] = []
-        if spec.reply_to:
-            display, addr = split_mailbox(spec.reply_to)
+
+        def config_error(exc: MailsfluxError, *path: str) -> ConfigError:
             try:
-                static.append(format_mailbox("Reply-To", display, addr)[0])
+                line = _locate(job.path.read_text("utf-8"), ["message", *path])
+            except (OSError, UnicodeDecodeError):
+                line = None
+            return ConfigError(
+                exc.message, file=str(job.path), line=line, field=".".join(["message", *path])
+            )
+
+        # A From without merge tags is encoded once, here; a bad one is a job error.
+        static_sender = spec.sender if "{{" not in spec.sender else None
+        if static_sender is not None:
+            try:
+                format_mailbox("From", *split_mailbox(static_sender))
             except HeaderError as exc:
-                raise ConfigError(
-                    exc.message, file=str(job.path), field="message.reply_to"
-                ) from None
-        static.append("MIME-Version: 1.0")
+                raise config_error(exc, "from") from None
+        if spec.reply_to:
+            try:
+                format_mailbox("Reply-To", *split_mailbox(spec.reply_to))
+            except HeaderError as exc:
+                raise config_error(exc, "reply_to") from None
         for name, value in spec.headers.items():
             try:
                 check_name(name)
-                if name.lower() in RESERVED:
+                low = name.lower()
+                if low in ("list-unsubscribe", "list-unsubscribe-post"):
+                    raise HeaderError(
+                        f"header {name} is set by Mailsflux itself: use message.list_unsubscribe",
+                        field=name,
+                    )
+                if low in RESERVED:
                     raise HeaderError(f"header {name} is set by Mailsflux itself", field=name)
-                static.append(encode_unstructured(name, value))
+                encode_unstructured(name, value)
             except HeaderError as exc:
-                raise ConfigError(
-                    exc.message, file=str(job.path), field=f"message.headers.{name}"
-                ) from None
-        self._static = ("\r\n".join(static) + "\r\n").encode("ascii")
+                raise config_error(exc, "headers", name) from None
+        attachments: list[Attachment] = []
+        for rel in spec.attachments:
+            path, data = self._read(rel, "attachment", config_error)
+            try:
+                attachments.append(Attachment(data, path.name, _content_type(path)))
+            except HeaderError as exc:
+                raise config_error(exc, "attachments") from None
+        inline: list[Attachment] = []
+        for cid, rel in spec.inline_images.items():
+            path, data = self._read(rel, "inline image", config_error, "inline_images", cid)
+            try:
+                inline.append(Attachment(data, path.name, _content_type(path), cid=cid))
+            except HeaderError as exc:
+                raise config_error(exc, "inline_images", cid) from None
+        if inline and self.html is None:
+            raise config_error(
+                ConfigError("inline images need an HTML body (message.html)"), "inline_images"
+            )
+        try:
+            self._builder = MessageBuilder(
+                sender=static_sender,
+                reply_to=spec.reply_to or None,
+                headers=spec.headers,
+                attachments=attachments,
+                inline=inline,
+            )
+        except MailsfluxError as exc:  # all checked above; kept for safety
+            raise config_error(exc) from None
+        self._static_sender = static_sender is not None
+        self._unsub_static: str | None = None
+        self._unsub_names: tuple[str, ...] = ()
+        if self.list_unsubscribe is not None:
+            self._unsub_names = tuple(sorted(self.list_unsubscribe.variables))
+            if not self._unsub_names:
+                self._unsub_static = self.list_unsubscribe.render({})
         self._date_at = -1
-        self._date = b""
+        self._date = ""
+
+    def _read(
+        self,
+        rel: str,
+        what: str,
+        config_error: Callable[..., ConfigError],
+        *path: str,
+    ) -> tuple[Path, bytes]:
+        p = self.job.resolve(rel)
+        try:
+            return p, p.read_bytes()
+        except OSError as exc:
+            why = "not found" if isinstance(exc, FileNotFoundError) else exc.strerror
+            err = ConfigError(f"{what} {str(p)!r}: {why}")
+            raise config_error(err, *(path or ("attachments",))) from None
 
     @property
     def variables(self) -> frozenset[str]:
         names: set[str] = set(self.subject.variables | self.sender.variables)
-        for t in (self.html, self.text):
+        for t in (self.html, self.text, self.list_unsubscribe):
             if t is not None:
                 names |= t.variables
         return frozenset(names)
 
-    def _date_header(self) -> bytes:
+    @property
+    def builder(self) -> MessageBuilder:
+        return self._builder
+
+    def _date_value(self) -> str:
         now = int(self.clock())
         if now != self._date_at:
             self._date_at = now
-            self._date = b"Date: " + email.utils.formatdate(now).encode("ascii") + b"\r\n"
+            self._date = email.utils.formatdate(now)
         return self._date
+
+    def _unsubscribe(self, data: dict[str, Any], row: int, rcpt: str) -> str | None:
+        tpl = self.list_unsubscribe
+        if tpl is None or self._unsub_static is not None:
+            return self._unsub_static
+        quoted = {k: _uri_value(data[k]) for k in self._unsub_names if k in data}
+        return tpl.render(quoted, row=row, recipient=rcpt)
 
     def compose(self, r: Recipient) -> Message:
         """Render, assemble and sign one recipient's message.
@@ -137,17 +226,13 @@ class Composer:
         """
         data: dict[str, Any] = r.vars
         row, rcpt = r.row, r.email
+        token = os.urandom(10).hex()
+        msgid = f"{token}.{row}@{self.id_domain}"
         try:
             subject = self.subject.render(data, row=row, recipient=rcpt)
-            sender = self.sender.render(data, row=row, recipient=rcpt)
-            display, from_addr = split_mailbox(sender)
-            from_line, from_parsed = format_mailbox("From", display, from_addr)
-            to_line, to_parsed = format_mailbox("To", data.get(self.name_column, ""), r.email)
-            lines = [
-                from_line,
-                to_line,
-                encode_unstructured("Subject", subject),
-            ]
+            sender = (
+                None if self._static_sender else self.sender.render(data, row=row, recipient=rcpt)
+            )
             text = (
                 self.text.render_bytes(data, row=row, recipient=rcpt)
                 if self.text is not None
@@ -158,36 +243,41 @@ class Composer:
                 if self.html is not None
                 else None
             )
+            raw, mail_from, rcpt_to, smtputf8 = self._builder.build(
+                to=rcpt,
+                to_name=data.get(self.name_column, ""),
+                subject=subject,
+                date=self._date_value(),
+                message_id=msgid,
+                text=text,
+                html=html,
+                sender=sender,
+                list_unsubscribe=self._unsubscribe(data, row, rcpt),
+                boundary=token,
+            )
         except MailsfluxError as exc:
             exc.row = r.row
             exc.recipient = r.email
             raise
-        msgid = f"{os.urandom(10).hex()}.{r.row}@{self.id_domain}"
-        ctype, body = alternative(text, html, f"=_mf_{os.urandom(12).hex()}")
-        head = b"".join(
-            (
-                "\r\n".join(lines).encode("ascii"),
-                b"\r\n",
-                self._date_header(),
-                b"Message-ID: <",
-                msgid.encode("ascii"),
-                b">\r\n",
-                self._static,
-                ctype,
-                b"\r\n\r\n",
-            )
-        )
-        raw = head + body
         if self.signer is not None:
             raw = self.signer.sign(raw, timestamp=self._date_at)
         return Message(
-            mail_from=str(from_parsed),
-            rcpt_to=str(to_parsed),
+            mail_from=mail_from,
+            rcpt_to=rcpt_to,
             data=raw,
             message_id=msgid,
             row=r.row,
-            smtputf8=from_parsed.smtputf8 or to_parsed.smtputf8,
+            smtputf8=smtputf8,
         )
 
 
-__all__ = ["Composer", "RecipientError", "read_template_file"]
+def _content_type(path: Path) -> str:
+    """The attachment's type from its name; message/* and multipart/* (which
+    cannot be base64 parts) and unknown types go as application/octet-stream."""
+    ctype = mimetypes.guess_type(path.name, strict=False)[0]
+    if ctype is None or ctype.startswith(("message/", "multipart/")):
+        return "application/octet-stream"
+    return ctype
+
+
+__all__ = ["RESERVED", "Composer", "RecipientError", "read_template_file"]

@@ -27,6 +27,16 @@ class MessageSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: What a variable absent from a row does in the bodies: "error" skips
     #: the row, "empty" renders nothing. Subject and From are always strict.
     missing_variables: Literal["error", "empty"] = "error"
+    #: Files attached to every message (multipart/mixed), relative to the job.
+    attachments: list[str] = msgspec.field(default_factory=list)
+    #: Images the HTML shows as ``<img src="cid:NAME">``: NAME -> file
+    #: (multipart/related beside the HTML part, RFC 2387).
+    inline_images: dict[str, str] = msgspec.field(default_factory=dict)
+    #: List-Unsubscribe template (RFC 2369), e.g.
+    #: ``<mailto:unsub@x.example?subject={{email}}>, <https://x.example/u?e={{email}}>``;
+    #: variables are percent-encoded. An https URI adds List-Unsubscribe-Post
+    #: (RFC 8058 one-click).
+    list_unsubscribe: str | None = None
 
 
 class RecipientsSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
