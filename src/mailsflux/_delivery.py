@@ -1,44 +1,40 @@
-"""SMTP delivery through aiosmtplib: a pool of reused connections.
+"""Delivery to one relay: a pool of reused, pipelined SMTP sessions.
 
-Each worker holds one connection and sends up to ``messages_per_connection``
-messages over it before opening a fresh one. Replies are classified once:
-2xx delivered, 5xx bounced, 4xx / timeouts / dropped connections retried in
-the job with backoff and jitter, then left ``deferred``.
+Each worker holds one :class:`SMTPSession` and sends whatever is queued in
+batches, so with PIPELINING a busy session costs one round trip a message.
+A session is renewed after ``messages_per_connection`` messages. Replies are
+classified once: 2xx delivered, 5xx bounced, 4xx and broken sessions retried
+in the job with backoff and jitter (without holding up the worker), then
+left ``deferred``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import re
 import socket
 from collections.abc import Callable
 
-import aiosmtplib
-
 from mailsflux._errors import TemporaryDeliveryError
 from mailsflux._job import Relay
-from mailsflux._types import DeliveryResult, Message
+from mailsflux._smtp import Outcome, SessionError, SMTPSession, TLSMode, enhanced_status
+from mailsflux._types import DeliveryResult, DeliveryStatus, Message
 
-_ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
 # Cap on one in-job backoff pause: a job never stalls for long on one message.
 _MAX_BACKOFF = 5.0
+# Messages one worker takes from the queue for one pipelined batch.
+_BATCH = 32
+
+_TLS: dict[str, TLSMode] = {"starttls": "opportunistic", "none": "none", "implicit": "implicit"}
 
 
-def enhanced_status(reply: str) -> str | None:
-    """The RFC 3463 enhanced status code at the start of a reply, if any."""
-    m = _ENHANCED.match(reply.strip())
-    return m.group(1) if m else None
-
-
-def _client(relay: Relay, timeout: float) -> aiosmtplib.SMTP:
-    return aiosmtplib.SMTP(
-        hostname=relay.host,
-        port=relay.port,
+async def open_session(relay: Relay, timeout: float) -> SMTPSession:
+    return await SMTPSession.open(
+        relay.host,
+        relay.port,
+        tls=_TLS[relay.tls],
         username=relay.username,
         password=relay.password,
-        use_tls=relay.tls == "implicit",
-        start_tls=False if relay.tls == "none" else None,
         timeout=timeout,
         local_hostname=socket.getfqdn() or "localhost",
     )
@@ -46,14 +42,13 @@ def _client(relay: Relay, timeout: float) -> aiosmtplib.SMTP:
 
 async def probe(relay: Relay, timeout: float) -> None:
     """Connect and say EHLO once, so an unreachable relay fails the job at once."""
-    client = _client(relay, timeout)
     try:
-        await client.connect()
-        await client.quit()
-    except (aiosmtplib.SMTPException, OSError) as exc:
+        session = await open_session(relay, timeout)
+    except TemporaryDeliveryError as exc:
         raise TemporaryDeliveryError(
             f"cannot reach relay {relay.host}:{relay.port}: {exc}"
         ) from None
+    await session.quit()
 
 
 class Delivery:
@@ -77,100 +72,105 @@ class Delivery:
         self.timeout = timeout
         self.attempts = attempts
         self.backoff = backoff
-        self.queue: asyncio.Queue[Message | None] = asyncio.Queue(maxsize=connections * 16)
+        self.queue: asyncio.Queue[tuple[Message, int] | None] = asyncio.Queue(
+            maxsize=connections * _BATCH * 2
+        )
+        # Messages submitted and not yet finally classified (retries included).
+        self._open = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._retries: set[asyncio.Task[None]] = set()
+
+    async def submit(self, msg: Message) -> None:
+        self._open += 1
+        self._idle.clear()
+        await self.queue.put((msg, 1))
 
     async def run(self) -> None:
-        """Run the workers until each has taken one ``None`` from the queue."""
+        """Run the workers until :meth:`close` lets them go."""
         await asyncio.gather(*(self._worker() for _ in range(self.connections)))
 
     async def close(self) -> None:
+        """Wait until every submitted message has its final result, then stop."""
+        await self._idle.wait()
         for _ in range(self.connections):
             await self.queue.put(None)
 
+    def _take_batch(self, first: tuple[Message, int], room: int) -> list[tuple[Message, int]]:
+        batch = [first]
+        while len(batch) < min(_BATCH, room):
+            try:
+                item = self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            if item is None:  # keep the stop signal for the next get
+                self.queue.put_nowait(None)
+                break
+            batch.append(item)
+        return batch
+
     async def _worker(self) -> None:
-        client: aiosmtplib.SMTP | None = None
-        used = 0
+        session: SMTPSession | None = None
         try:
-            while True:
-                msg = await self.queue.get()
-                if msg is None:
-                    return
-                if client is not None and used >= self.per_connection:
-                    await _quit(client)
-                    client, used = None, 0
-                client, used = await self._send(client, used, msg)
+            while (first := await self.queue.get()) is not None:
+                room = self.per_connection - (session.sent if session is not None else 0)
+                if session is not None and (room <= 0 or not session.is_open):
+                    await session.quit()
+                    session, room = None, self.per_connection
+                batch = self._take_batch(first, room)
+                session = await self._send(session, batch)
         finally:
-            if client is not None:
-                await _quit(client)
+            if session is not None:
+                await session.quit()
 
     async def _send(
-        self, client: aiosmtplib.SMTP | None, used: int, msg: Message
-    ) -> tuple[aiosmtplib.SMTP | None, int]:
-        code: int | None = None
-        reply = ""
-        for attempt in range(1, self.attempts + 1):
-            try:
-                if client is None or not client.is_connected:
-                    client = _client(self.relay, self.timeout)
-                    await client.connect()
-                    used = 0
-                options = ["SMTPUTF8"] if msg.smtputf8 else []
-                _, reply = await client.sendmail(
-                    msg.mail_from, [msg.rcpt_to], msg.data, mail_options=options
-                )
-                used += 1
-                self._result(msg, "delivered", 250, reply, attempt)
-                return client, used
-            except aiosmtplib.SMTPRecipientsRefused as exc:
-                refused = exc.recipients[0]
-                code, reply = refused.code, refused.message
-                await _reset(client)
-            except aiosmtplib.SMTPResponseException as exc:
-                code, reply = exc.code, exc.message
-                await _reset(client)
-            except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
-                # Dropped connection, timeout, refused connect: a fresh session next time.
-                code, reply = None, f"{type(exc).__name__}: {exc}"
-                if client is not None:
-                    client.close()
-                client = None
-            if code is not None and 500 <= code < 600:
-                self._result(msg, "bounced", code, reply, attempt)
-                return client, used
-            if attempt < self.attempts:
-                pause = min(self.backoff * 2 ** (attempt - 1), _MAX_BACKOFF)
-                await asyncio.sleep(pause * (0.5 + random.random()))
-        self._result(msg, "deferred", code, reply, self.attempts)
-        return client, used
+        self, session: SMTPSession | None, batch: list[tuple[Message, int]]
+    ) -> SMTPSession | None:
+        outcomes: list[Outcome] = []
+        try:
+            if session is None:
+                session = await open_session(self.relay, self.timeout)
+            outcomes = await session.send([m for m, _ in batch])
+        except SessionError as exc:
+            outcomes = exc.completed
+            session = None
+            failure = Outcome("deferred", None, exc.message)
+        except TemporaryDeliveryError as exc:
+            session = None
+            failure = Outcome("deferred", exc.code, exc.message)
+        for i, (msg, attempt) in enumerate(batch):
+            outcome = outcomes[i] if i < len(outcomes) else failure
+            if outcome.status == "deferred" and attempt < self.attempts:
+                self._retry(msg, attempt)
+            else:
+                self._result(msg, outcome, attempt)
+        return session
 
-    def _result(
-        self, msg: Message, status: str, code: int | None, reply: str, attempts: int
-    ) -> None:
+    def _retry(self, msg: Message, attempt: int) -> None:
+        pause = min(self.backoff * 2 ** (attempt - 1), _MAX_BACKOFF) * (0.5 + random.random())
+
+        async def later() -> None:
+            await asyncio.sleep(pause)
+            await self.queue.put((msg, attempt + 1))
+
+        task = asyncio.ensure_future(later())
+        self._retries.add(task)
+        task.add_done_callback(self._retries.discard)
+
+    def _result(self, msg: Message, outcome: Outcome, attempts: int) -> None:
+        status: DeliveryStatus = outcome.status
         self.on_result(
             DeliveryResult(
                 recipient=msg.rcpt_to,
                 message_id=msg.message_id,
-                status=status,  # type: ignore[arg-type]
-                code=code,
-                enhanced_status=enhanced_status(reply),
-                reply=reply.strip()[:500],
+                status=status,
+                code=outcome.code,
+                enhanced_status=enhanced_status(outcome.text),
+                reply=outcome.text.strip()[:500],
                 attempts=attempts,
                 row=msg.row,
             )
         )
-
-
-async def _reset(client: aiosmtplib.SMTP | None) -> None:
-    if client is not None and client.is_connected:
-        try:
-            await client.rset()
-        except (TimeoutError, aiosmtplib.SMTPException, OSError):
-            client.close()
-
-
-async def _quit(client: aiosmtplib.SMTP) -> None:
-    try:
-        if client.is_connected:
-            await client.quit()
-    except (TimeoutError, aiosmtplib.SMTPException, OSError):
-        client.close()
+        self._open -= 1
+        if self._open == 0:
+            self._idle.set()

@@ -158,9 +158,9 @@ async def send(
     start = time.perf_counter()
     workers = asyncio.ensure_future(delivery.run())
     try:
-        put = delivery.queue.put
+        submit = delivery.submit
         for msg in prepared.messages(problem):
-            await put(msg)
+            await submit(msg)
             if workers.done():
                 break
         await delivery.close()

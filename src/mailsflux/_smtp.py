@@ -1,0 +1,354 @@
+"""SMTP sessions: aiosmtplib for the handshake, a pipelined path for sending.
+
+aiosmtplib opens the connection, says EHLO, negotiates STARTTLS and AUTH.
+Then the transport is handed to :class:`_ReplyReader`, which queues every
+reply it parses, because aiosmtplib's own protocol keeps only one pending
+reply and so cannot pipeline. With RFC 2920 PIPELINING the MAIL, RCPT and
+DATA commands of a message go out in one write, and the next message's
+envelope rides along with the current message's end of data: one round trip
+per message instead of four.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+from collections import deque
+from collections.abc import Sequence
+from typing import Literal, NamedTuple
+
+import aiosmtplib
+
+from mailsflux._errors import PermanentDeliveryError, TemporaryDeliveryError
+from mailsflux._types import Message
+
+TLSMode = Literal["none", "opportunistic", "required", "implicit"]
+
+_ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
+# RFC 5321 4.5.3.1.5: a reply line is at most 512 octets; allow slack, but
+# bound what a hostile server can make us buffer.
+_MAX_REPLY = 64 * 1024
+
+
+def enhanced_status(text: str) -> str | None:
+    """The RFC 3463 enhanced status code at the start of a reply text, if any."""
+    m = _ENHANCED.match(text.lstrip())
+    return m.group(1) if m else None
+
+
+class Reply(NamedTuple):
+    code: int
+    text: str
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.code < 300
+
+
+class Outcome(NamedTuple):
+    """What the server said about one message."""
+
+    status: Literal["delivered", "bounced", "deferred"]
+    code: int | None
+    text: str
+
+    @classmethod
+    def of(cls, reply: Reply) -> Outcome:
+        if reply.ok:
+            return cls("delivered", reply.code, reply.text)
+        return cls("bounced" if 500 <= reply.code < 600 else "deferred", reply.code, reply.text)
+
+
+class SessionError(TemporaryDeliveryError):
+    """The session broke mid-batch; ``completed`` holds the outcomes known so far."""
+
+    def __init__(self, message: str, completed: list[Outcome]) -> None:
+        super().__init__(message)
+        self.completed = completed
+
+
+class _ReplyReader(asyncio.Protocol):
+    """Parses replies as they arrive and hands them out in order."""
+
+    def __init__(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self._buf = bytearray()
+        self._lines: list[str] = []
+        self._replies: deque[Reply] = deque()
+        self._waiters: deque[asyncio.Future[Reply]] = deque()
+        self._lost: Exception | None = None
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buf
+        buf += data
+        start = 0
+        while (end := buf.find(b"\n", start)) != -1:
+            line = bytes(buf[start:end]).rstrip(b"\r")
+            start = end + 1
+            if len(line) < 3 or not line[:3].isdigit() or line[3:4] not in (b"", b" ", b"-"):
+                self._fail(TemporaryDeliveryError(f"malformed SMTP reply line: {line[:80]!r}"))
+                return
+            self._lines.append(line[4:].decode("utf-8", "replace"))
+            if line[3:4] != b"-":
+                self._deliver(Reply(int(line[:3]), "\n".join(self._lines)))
+                self._lines = []
+        del buf[:start]
+        if len(buf) > _MAX_REPLY or len(self._lines) > 1000:
+            self._fail(TemporaryDeliveryError("SMTP reply too long"))
+
+    def _deliver(self, reply: Reply) -> None:
+        while self._waiters:
+            w = self._waiters.popleft()
+            if not w.done():
+                w.set_result(reply)
+                return
+        self._replies.append(reply)
+
+    def _fail(self, exc: Exception) -> None:
+        if self._lost is None:
+            self._lost = exc
+        while self._waiters:
+            w = self._waiters.popleft()
+            if not w.done():
+                w.set_exception(exc)
+        self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(TemporaryDeliveryError(f"connection lost: {exc or 'closed by server'}"))
+
+    def eof_received(self) -> bool:
+        self._fail(TemporaryDeliveryError("connection closed by server"))
+        return False
+
+    async def read(self, timeout: float) -> Reply:
+        if self._replies:
+            return self._replies.popleft()
+        if self._lost is not None:
+            raise self._lost
+        fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            self._fail(TemporaryDeliveryError(f"no reply within {timeout:g} s"))
+            raise TemporaryDeliveryError(f"no reply within {timeout:g} s") from None
+
+    def write(self, data: bytes) -> None:
+        if self._lost is not None:
+            raise self._lost
+        self.transport.write(data)  # type: ignore[attr-defined]
+
+
+def _stuffed(data: bytes) -> bytes:
+    """The DATA payload: dot-stuffed (RFC 5321 4.5.2), CRLF-ended, with the final dot."""
+    if data.startswith(b"."):
+        data = b"." + data
+    data = data.replace(b"\r\n.", b"\r\n..")
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+class SMTPSession:
+    """One open SMTP connection that sends messages, pipelined when offered."""
+
+    def __init__(self, client: aiosmtplib.SMTP, timeout: float) -> None:
+        transport = client.transport
+        assert transport is not None
+        self._client = client
+        self._reader = _ReplyReader(transport)
+        transport.set_protocol(self._reader)
+        self.timeout = timeout
+        self.pipelining = client.supports_extension("pipelining")
+        self.smtputf8 = client.supports_extension("smtputf8")
+        self.size_limit = _size(client)
+        self.tls = transport.get_extra_info("sslcontext") is not None
+        self.sent = 0
+
+    @classmethod
+    async def open(
+        cls,
+        host: str,
+        port: int,
+        *,
+        tls: TLSMode = "opportunistic",
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 30.0,
+        local_hostname: str | None = None,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> SMTPSession:
+        """Connect, EHLO, STARTTLS as ``tls`` says, AUTH when given credentials.
+
+        ``opportunistic`` upgrades when the server offers STARTTLS without
+        checking its certificate (RFC 7435), and when the handshake fails it
+        connects again in plain text; ``required`` checks the certificate and
+        never falls back.
+        """
+
+        async def attempt(start_tls: bool | None, validate: bool) -> aiosmtplib.SMTP:
+            client = aiosmtplib.SMTP(
+                hostname=host,
+                port=port,
+                use_tls=tls == "implicit",
+                start_tls=start_tls,
+                validate_certs=validate,
+                tls_context=tls_context,
+                timeout=timeout,
+                local_hostname=local_hostname,
+            )
+            await client.connect()
+            if client.is_ehlo_or_helo_needed:
+                # connect() says EHLO only when it tries STARTTLS; we need the extensions.
+                try:
+                    await client.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await client.helo()
+            if tls == "required" and client.transport is not None:
+                if client.transport.get_extra_info("sslcontext") is None:
+                    client.close()
+                    raise TemporaryDeliveryError(
+                        f"{host}:{port} does not offer STARTTLS, and TLS is required"
+                    )
+            if username is not None:
+                await client.login(username, password or "")
+            return client
+
+        try:
+            if tls == "opportunistic":
+                try:
+                    client = await attempt(None, False)
+                except (ssl.SSLError, aiosmtplib.SMTPException) as exc:
+                    if not _tls_failure(exc):
+                        raise
+                    client = await attempt(False, False)
+            elif tls == "none":
+                client = await attempt(False, False)
+            elif tls == "required":
+                client = await attempt(True, True)
+            else:
+                client = await attempt(None, True)
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            raise PermanentDeliveryError(
+                f"{host}:{port} refused our credentials: {exc.message}", code=exc.code
+            ) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            raise TemporaryDeliveryError(
+                f"{host}:{port}: {exc.code} {exc.message}", code=exc.code
+            ) from None
+        except (aiosmtplib.SMTPException, OSError, ssl.SSLError, TimeoutError) as exc:
+            raise TemporaryDeliveryError(f"cannot connect to {host}:{port}: {exc}") from None
+        return cls(client, timeout)
+
+    def _envelope(self, m: Message) -> bytes:
+        opts = b""
+        if m.smtputf8:
+            opts += b" SMTPUTF8"
+        if self.size_limit is not None:
+            opts += b" SIZE=%d" % len(m.data)
+        return (
+            b"MAIL FROM:<" + m.mail_from.encode("utf-8") + b">" + opts + b"\r\n"
+            b"RCPT TO:<" + m.rcpt_to.encode("utf-8") + b">\r\nDATA\r\n"
+        )
+
+    def _refusal(self, m: Message) -> Outcome | None:
+        """A message this server cannot take, decided before sending anything."""
+        if m.smtputf8 and not self.smtputf8:
+            return Outcome("bounced", None, "server does not offer SMTPUTF8 (RFC 6531)")
+        if self.size_limit and len(m.data) > self.size_limit:
+            return Outcome("bounced", None, f"message larger than server SIZE {self.size_limit}")
+        return None
+
+    async def send(self, messages: Sequence[Message]) -> list[Outcome]:
+        """Send ``messages`` in order; one :class:`Outcome` each.
+
+        Raises :class:`SessionError` if the connection breaks; its
+        ``completed`` holds the outcomes of the messages before the break.
+        """
+        out: list[Outcome] = []
+        r = self._reader
+        t = self.timeout
+        todo = list(messages)
+        try:
+            pending_env = False
+            for i, m in enumerate(todo):
+                refusal = self._refusal(m)
+                if refusal is not None:
+                    out.append(refusal)
+                    continue
+                env = self._envelope(m)
+                if self.pipelining:
+                    if not pending_env:
+                        r.write(env)
+                    mail, rcpt, data = await r.read(t), await r.read(t), await r.read(t)
+                else:
+                    r.write(env[: env.index(b"\r\n") + 2])
+                    mail = await r.read(t)
+                    rcpt = data = Reply(503, "not sent")
+                    if mail.ok:
+                        r.write(env[env.index(b"RCPT") : env.index(b"DATA")])
+                        rcpt = await r.read(t)
+                        if rcpt.ok:
+                            r.write(b"DATA\r\n")
+                            data = await r.read(t)
+                pending_env = False
+                nxt = self._next_envelope(todo, i)
+                if mail.ok and rcpt.ok and data.code == 354:
+                    payload = _stuffed(m.data)
+                    if nxt is not None:
+                        payload += nxt
+                        pending_env = True
+                    r.write(payload)
+                    out.append(Outcome.of(await r.read(t)))
+                    self.sent += 1
+                    continue
+                if data.code == 354:  # DATA accepted without a recipient: end it empty
+                    r.write(b".\r\n")
+                    await r.read(t)
+                out.append(Outcome.of(mail if not mail.ok else rcpt if not rcpt.ok else data))
+                r.write(b"RSET\r\n" + (nxt or b""))
+                pending_env = nxt is not None
+                await r.read(t)
+        except TemporaryDeliveryError as exc:
+            self.close()
+            raise SessionError(exc.message, out) from None
+        return out
+
+    def _next_envelope(self, todo: list[Message], i: int) -> bytes | None:
+        if not self.pipelining or i + 1 >= len(todo):
+            return None
+        nxt = todo[i + 1]
+        return None if self._refusal(nxt) is not None else self._envelope(nxt)
+
+    async def quit(self) -> None:
+        try:
+            self._reader.write(b"QUIT\r\n")
+            await self._reader.read(min(self.timeout, 5.0))
+        except TemporaryDeliveryError:
+            pass
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        transport = self._reader.transport
+        if not transport.is_closing():
+            transport.close()
+
+    @property
+    def is_open(self) -> bool:
+        return self._reader._lost is None and not self._reader.transport.is_closing()
+
+
+def _size(client: aiosmtplib.SMTP) -> int | None:
+    if not client.supports_extension("size"):
+        return None
+    value = client.esmtp_extensions.get("size", "")
+    return int(value) if value.strip().isdigit() and int(value) > 0 else 0
+
+
+def _tls_failure(exc: BaseException) -> bool:
+    if isinstance(exc, ssl.SSLError):
+        return True
+    text = str(exc).lower()
+    return "tls" in text or "ssl" in text or "handshake" in text or "certificate" in text

@@ -1,0 +1,154 @@
+"""A hand-written SMTP server whose every reply a test can script.
+
+aiosmtpd neither offers PIPELINING nor lets a test hold a reply back, so the
+pipelining tests use this small server instead: it runs on port 0 in its own
+thread and records every command line it reads, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+
+# (command line, server state) -> reply line, or None for the default.
+Script = Callable[[str, "Conn"], str | None]
+
+
+class Conn:
+    def __init__(self, server: ScriptedSMTP, writer: asyncio.StreamWriter) -> None:
+        self.server = server
+        self.writer = writer
+        self.messages = 0
+
+
+class ScriptedSMTP:
+    def __init__(
+        self,
+        *,
+        pipelining: bool = True,
+        script: Script | None = None,
+        hold_mail_reply_until_data: bool = False,
+        drop_after_messages: int | None = None,
+        data_without_recipients: bool = False,
+        broken_starttls: bool = False,
+    ) -> None:
+        self.pipelining = pipelining
+        self.script = script
+        self.hold = hold_mail_reply_until_data
+        self.drop_after = drop_after_messages
+        # A non-conforming server that answers DATA with 354 even with no
+        # accepted recipient (RFC 2920 says it must refuse).
+        self.data_without_rcpt = data_without_recipients
+        # Offer STARTTLS, then answer the TLS ClientHello with garbage.
+        self.broken_starttls = broken_starttls
+        self.lines: list[str] = []
+        self.bodies: list[bytes] = []
+        self.sessions = 0
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.server: asyncio.base_events.Server | None = None
+
+    def __enter__(self) -> ScriptedSMTP:
+        self.thread.start()
+
+        async def start() -> asyncio.base_events.Server:
+            return await asyncio.start_server(self._handle, "127.0.0.1", 0)
+
+        self.server = asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        async def stop() -> None:
+            if self.server is not None:
+                self.server.close()
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.sessions += 1
+        conn = Conn(self, writer)
+        held: list[str] = []
+        accepted = 0
+        writer.write(b"220 scripted ESMTP\r\n")
+        try:
+            while line := await reader.readline():
+                cmd = line.decode().rstrip("\r\n")
+                self.lines.append(cmd)
+                verb = cmd.split(" ", 1)[0].split(":", 1)[0].upper()
+                if verb == "EHLO":
+                    ext = ["250-scripted", "250-SIZE 10000000"]
+                    if self.pipelining:
+                        ext.append("250-PIPELINING")
+                    if self.broken_starttls:
+                        ext.append("250-STARTTLS")
+                    writer.write(("\r\n".join([*ext, "250 8BITMIME"]) + "\r\n").encode())
+                    continue
+                reply = self.script(cmd, conn) if self.script else None
+                if verb in ("MAIL", "RSET"):
+                    accepted = 0
+                if verb == "MAIL":
+                    reply = reply or "250 2.1.0 ok"
+                elif verb == "RCPT":
+                    reply = reply or "250 2.1.5 ok"
+                    accepted += reply.startswith("2")
+                elif verb == "DATA":
+                    if not accepted and not self.data_without_rcpt:
+                        reply = reply or "554 5.5.1 no valid recipients"
+                    reply = reply or "354 go ahead"
+                    if reply.startswith("354"):
+                        # Only a pipelining client has sent MAIL and RCPT without
+                        # waiting: a lock-step client would wait here for ever.
+                        for h in held:
+                            writer.write(h.encode())
+                        held.clear()
+                        writer.write(f"{reply}\r\n".encode())
+                        body = await self._read_body(reader)
+                        conn.messages += 1
+                        self.bodies.append(body)
+                        if self.drop_after is not None and conn.messages >= self.drop_after:
+                            writer.close()
+                            return
+                        end = self.script(".", conn) if self.script else None
+                        writer.write(f"{end or '250 2.0.0 queued'}\r\n".encode())
+                        await writer.drain()
+                        continue
+                elif verb == "STARTTLS" and self.broken_starttls:
+                    writer.write(b"220 2.0.0 ready\r\n")
+                    await writer.drain()
+                    await reader.read(1)
+                    writer.write(b"this is not a TLS record\r\n")
+                    await writer.drain()
+                    break
+                elif verb == "QUIT":
+                    writer.write(b"221 bye\r\n")
+                    await writer.drain()
+                    break
+                else:
+                    reply = reply or "250 ok"
+                if self.hold and verb in ("MAIL", "RCPT"):
+                    held.append(f"{reply}\r\n")
+                    continue
+                for h in held:
+                    writer.write(h.encode())
+                held.clear()
+                writer.write(f"{reply}\r\n".encode())
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    @staticmethod
+    async def _read_body(reader: asyncio.StreamReader) -> bytes:
+        chunks: list[bytes] = []
+        while (line := await reader.readline()) not in (b".\r\n", b""):
+            chunks.append(line[1:] if line.startswith(b"..") else line)
+        return b"".join(chunks)

@@ -1,0 +1,48 @@
+"""A connection dropped mid-batch: what was not confirmed is sent again, nothing is lost."""
+
+from __future__ import annotations
+
+import asyncio
+
+from mailsflux._delivery import Delivery
+from mailsflux._job import Relay
+from mailsflux._types import DeliveryResult, Message
+from tests._scripted_smtp import ScriptedSMTP
+
+
+def test_every_message_arrives_despite_drops() -> None:
+    results: list[DeliveryResult] = []
+    msgs = [
+        Message(
+            mail_from="s@sender.example",
+            rcpt_to=f"r{i}@example.com",
+            data=b"Subject: %d\r\n\r\nbody %d\r\n" % (i, i),
+            message_id=str(i),
+        )
+        for i in range(12)
+    ]
+
+    async def go(port: int) -> None:
+        d = Delivery(
+            Relay("127.0.0.1", port, "none"),
+            results.append,
+            connections=2,
+            attempts=6,
+            backoff=0.01,
+        )
+        workers = asyncio.ensure_future(d.run())
+        for m in msgs:
+            await d.submit(m)
+        await d.close()
+        await workers
+
+    # Every session breaks after its third message.
+    with ScriptedSMTP(drop_after_messages=3) as server:
+        asyncio.run(go(server.port))
+    assert sorted(r.recipient for r in results) == sorted(m.rcpt_to for m in msgs)
+    assert {r.status for r in results} == {"delivered"}
+    assert any(r.attempts > 1 for r in results)
+    # Each message reached the server at least once; ones whose reply was lost may twice.
+    got = {b.split(b"\r\n", 1)[0] for b in server.bodies}
+    assert got == {b"Subject: %d" % i for i in range(12)}
+    assert server.sessions >= 4

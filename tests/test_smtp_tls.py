@@ -1,0 +1,128 @@
+"""STARTTLS: opportunistic by default with plain-text fallback; required checks certificates."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiosmtpd.smtp import SMTP
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from mailsflux._smtp import SMTPSession
+from mailsflux._types import Message
+from mailsflux.errors import TemporaryDeliveryError
+from tests._mail import RecordingHandler, SMTPServer
+from tests._scripted_smtp import ScriptedSMTP
+
+MSG = Message(
+    mail_from="s@sender.example",
+    rcpt_to="r@example.com",
+    data=b"Subject: tls\r\n\r\nsecret-ish\r\n",
+    message_id="1",
+)
+
+
+def self_signed(tmp: Path) -> ssl.SSLContext:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mx.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("mx.test")]), False)
+        .sign(key, hashes.SHA256())
+    )
+    (tmp / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(tmp / "cert.pem", tmp / "key.pem")
+    return ctx
+
+
+class TLSServer(SMTPServer):
+    """aiosmtpd offering STARTTLS with a self-signed certificate."""
+
+    def __init__(self, handler: RecordingHandler, ctx: ssl.SSLContext) -> None:
+        super().__init__(handler)
+        self.ctx = ctx
+
+    def __enter__(self) -> TLSServer:
+        self.thread.start()
+
+        async def start() -> asyncio.base_events.Server:
+            return await self.loop.create_server(
+                lambda: SMTP(self.handler, hostname="mx.test", tls_context=self.ctx),
+                host="127.0.0.1",
+                port=0,
+            )
+
+        self.server = asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
+        return self
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[TLSServer, RecordingHandler]]:
+    handler = RecordingHandler()
+    with TLSServer(handler, self_signed(tmp_path)) as server:
+        yield server, handler
+
+
+def send(port: int, tls: str) -> SMTPSession:
+    async def go() -> SMTPSession:
+        s = await SMTPSession.open("127.0.0.1", port, tls=tls, timeout=5)  # type: ignore[arg-type]
+        out = await s.send([MSG])
+        assert out[0].status == "delivered"
+        await s.quit()
+        return s
+
+    return asyncio.run(go())
+
+
+def test_opportunistic_upgrades_even_with_an_unverifiable_certificate(
+    tls_server: tuple[TLSServer, RecordingHandler],
+) -> None:
+    server, handler = tls_server
+    session = send(server.port, "opportunistic")
+    assert session.tls
+    assert handler.received[0].data.endswith(b"secret-ish\r\n")
+
+
+def test_required_checks_the_certificate(tls_server: tuple[TLSServer, RecordingHandler]) -> None:
+    server, handler = tls_server
+    with pytest.raises(TemporaryDeliveryError, match="cannot connect"):
+        send(server.port, "required")
+    assert handler.received == []
+
+
+def test_required_refuses_a_server_without_starttls() -> None:
+    handler = RecordingHandler()
+    with SMTPServer(handler) as server, pytest.raises(TemporaryDeliveryError):
+        send(server.port, "required")
+    assert handler.received == []
+
+
+def test_opportunistic_falls_back_to_plain_text_when_the_handshake_fails() -> None:
+    with ScriptedSMTP(broken_starttls=True) as server:
+        session = send(server.port, "opportunistic")
+    assert not session.tls
+    assert server.sessions == 2  # the failed TLS attempt, then plain text
+    assert "STARTTLS" in server.lines
+    assert len(server.bodies) == 1
