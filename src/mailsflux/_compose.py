@@ -37,6 +37,7 @@ from mailsflux._mimebuild import (
     format_mailbox,
     split_mailbox,
 )
+from mailsflux._tracker import Tracker
 from mailsflux._types import Message, Recipient
 from mailsflux.dkim import Signer
 from mailsflux.template import Template
@@ -72,10 +73,17 @@ class Composer:
     """Builds each recipient's message from one job's templates."""
 
     def __init__(
-        self, job: Job, signer: Signer | None, *, clock: Callable[[], float] = time.time
+        self,
+        job: Job,
+        signer: Signer | None,
+        *,
+        clock: Callable[[], float] = time.time,
+        tracker: Tracker | None = None,
     ) -> None:
         spec = job.spec.message
         self.job = job
+        self.tracker = tracker
+        self.tracking = job.spec.tracking if tracker is not None else None
         self.signer = signer
         self.clock = clock
         self.name_column = job.spec.recipients.name_column
@@ -193,6 +201,11 @@ class Composer:
             raise config_error(err, *(path or ("attachments",))) from None
 
     @property
+    def provided(self) -> frozenset[str]:
+        """Variables Mailsflux supplies itself (not recipient columns)."""
+        return frozenset({"unsubscribe_url"}) if self.tracker is not None else frozenset()
+
+    @property
     def variables(self) -> frozenset[str]:
         names: set[str] = set(self.subject.variables | self.sender.variables)
         for t in (self.html, self.text, self.list_unsubscribe):
@@ -228,6 +241,15 @@ class Composer:
         row, rcpt = r.row, r.email
         token = os.urandom(10).hex()
         msgid = f"{token}.{row}@{self.id_domain}"
+        unsubscribe: str | None = None
+        tr, tracking = self.tracker, self.tracking
+        if tr is not None and tracking is not None:
+            # The visible unsubscribe link and List-Unsubscribe carry the same
+            # one-click token; templates use it as {{unsubscribe_url}}.
+            (_, unsubscribe), _ = tr.unsubscribe_headers(
+                msgid, rcpt, self.job.name, mailto=tracking.unsubscribe_mailto
+            )
+            data = {**data, "unsubscribe_url": tr.unsubscribe_url(msgid, rcpt, self.job.name)}
         try:
             subject = self.subject.render(data, row=row, recipient=rcpt)
             sender = (
@@ -243,6 +265,24 @@ class Composer:
                 if self.html is not None
                 else None
             )
+            if tr is not None and tracking is not None:
+                sent = self.clock()
+                if html is not None and (tracking.clicks or tracking.opens):
+                    html = tr.rewrite_html(
+                        html,
+                        message_id=msgid,
+                        recipient=rcpt,
+                        job=self.job.name,
+                        clicks=tracking.clicks,
+                        opens=tracking.opens,
+                        sent_at=sent,
+                    )
+                if text is not None and tracking.clicks and tracking.text_links:
+                    text = tr.rewrite_text(
+                        text, message_id=msgid, recipient=rcpt, job=self.job.name, sent_at=sent
+                    )
+            else:
+                unsubscribe = self._unsubscribe(data, row, rcpt)
             raw, mail_from, rcpt_to, smtputf8 = self._builder.build(
                 to=rcpt,
                 to_name=data.get(self.name_column, ""),
@@ -252,7 +292,7 @@ class Composer:
                 text=text,
                 html=html,
                 sender=sender,
-                list_unsubscribe=self._unsubscribe(data, row, rcpt),
+                list_unsubscribe=unsubscribe,
                 boundary=token,
             )
         except MailsfluxError as exc:

@@ -64,12 +64,29 @@ class DeliverySpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     attempts: int = 3
 
 
+class TrackingSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    #: The tracking config (keys, base URL, event store) shared with
+    #: ``mailsflux track-server``; relative to the job file.
+    config: str
+    #: Create the config on first use, with fresh keys, for ``base_url``.
+    generate: bool = False
+    base_url: str | None = None
+    opens: bool = True
+    clicks: bool = True
+    #: Also rewrite the URLs of the text part.
+    text_links: bool = False
+    #: Adds a ``mailto:`` alternative to List-Unsubscribe.
+    unsubscribe_mailto: str | None = None
+
+
 class JobSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: str = ""
     message: MessageSpec
     recipients: RecipientsSpec
     dkim: DKIMSpec
     delivery: DeliverySpec = msgspec.field(default_factory=DeliverySpec)
+    #: Open and click tracking, one-click unsubscribe and suppression.
+    tracking: TrackingSpec | None = None
 
 
 class Relay(msgspec.Struct, frozen=True):
@@ -135,6 +152,11 @@ class Job:
     @property
     def recipients_path(self) -> Path:
         return self.resolve(self.spec.recipients.file)
+
+    @property
+    def tracking_path(self) -> Path | None:
+        t = self.spec.tracking
+        return self.resolve(t.config) if t is not None else None
 
     @property
     def key_path(self) -> Path:
@@ -230,6 +252,22 @@ def load_job(path: str | Path) -> Job:
             file=str(p),
             line=_locate(text, ["message"]),
             field="message",
+        )
+    t = spec.tracking
+    if t is not None and t.generate and not t.base_url:
+        raise JobFileError(
+            "field tracking.base_url: needed to generate the tracking config",
+            file=str(p),
+            line=_locate(text, ["tracking"]),
+            field="tracking.base_url",
+        )
+    if t is not None and spec.message.list_unsubscribe is not None:
+        raise JobFileError(
+            "field message.list_unsubscribe: with [tracking], List-Unsubscribe is made by"
+            " the tracking server's one-click URL; remove one of them",
+            file=str(p),
+            line=_locate(text, ["message", "list_unsubscribe"]),
+            field="message.list_unsubscribe",
         )
     d = spec.delivery
     for name, value in (

@@ -9,6 +9,7 @@ rows the recipient file holds.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 from collections import Counter
@@ -21,10 +22,13 @@ import msgspec
 from mailsflux._compose import Composer
 from mailsflux._delivery import Delivery, probe
 from mailsflux._errors import DKIMKeyError, MailsfluxError
+from mailsflux._eventstore import EventStore
 from mailsflux._job import Job, Relay, load_job
 from mailsflux._keyfiles import ensure_key
 from mailsflux._progress import Progress
 from mailsflux._recipients import RecipientFile
+from mailsflux._trackconfig import TrackingConfig, load_config, write_new_config
+from mailsflux._tracker import Tracker
 from mailsflux._types import DeliveryResult, Event, JobSummary, Message, Problem, Recipient
 from mailsflux.dkim import Signer
 
@@ -45,23 +49,58 @@ def make_signer(job: Job) -> Signer:
     return Signer(domain=d.domain, selector=d.selector, key=job.key_path, algorithm=d.algorithm)
 
 
+def tracking_config(job: Job) -> TrackingConfig | None:
+    """The job's tracking config, created first when the job says to generate it."""
+    t, path = job.spec.tracking, job.tracking_path
+    if t is None or path is None:
+        return None
+    if t.generate and not path.exists():
+        assert t.base_url is not None  # load_job checks this
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_new_config(path, t.base_url)
+    return load_config(path)
+
+
 class Prepared:
-    """A job with its templates compiled, key loaded and recipients opened."""
+    """A job with its templates compiled, key loaded and recipients opened.
+
+    With ``[tracking]`` it also holds the event store, whose suppression list
+    is checked for every recipient before anything is rendered for them.
+    """
 
     def __init__(self, job: Job) -> None:
         self.job = job
         self.signer = make_signer(job)
-        self.composer = Composer(job, self.signer)
+        self.tracking = tracking_config(job)
+        self.store: EventStore | None = None
+        tracker = None
+        if self.tracking is not None:
+            tracker = self.tracking.tracker()
+            self.store = self.tracking.open_store()
+        self.composer = Composer(job, self.signer, tracker=tracker)
         self.recipients = RecipientFile(
             job.recipients_path, email_column=job.spec.recipients.email_column
         )
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    def suppress_bounce(self, r: DeliveryResult) -> None:
+        """A hard bounce (bad mailbox or domain, RFC 3463 5.1.x) is never mailed again."""
+        if self.store is not None and r.status == "bounced":
+            if (r.enhanced_status or "").startswith("5.1."):
+                self.store.suppress(
+                    r.recipient, reason="bounce", job=self.job.name, message_id=r.message_id
+                )
 
     @classmethod
     def load(cls, path: str | Path) -> Prepared:
         return cls(load_job(path))
 
     def messages(self, on_problem: ProblemSink) -> Iterator[Message]:
-        return compose_all(self.composer, self.recipients, on_problem)
+        return compose_all(self.composer, self.recipients, on_problem, self.store)
 
     def count_rows(self) -> int:
         """Data rows in the recipient file (for the progress bar)."""
@@ -132,6 +171,7 @@ async def send(
 
     def result(r: DeliveryResult) -> None:
         summary.total += 1
+        prepared.suppress_bounce(r)
         if r.status == "delivered":
             summary.sent += 1
             per_domain[r.domain] += 1
@@ -234,8 +274,24 @@ def validate(path: str | Path) -> list[Problem]:
         )
     else:
         problems.append(Problem(str(job.key_path), "DKIM key file not found"))
+    tracker: Tracker | None = None
+    tspec, tpath = job.spec.tracking, job.tracking_path
+    if tspec is not None and tpath is not None:
+        try:
+            if tpath.exists():
+                tracker = load_config(tpath).tracker()
+            elif tspec.generate and tspec.base_url:
+                problems.append(
+                    Problem(str(tpath), "tracking config not yet created: `send` will", "warning")
+                )
+                # A throwaway key: enough to check the templates as they will render.
+                tracker = Tracker(tspec.base_url, {"check": os.urandom(32)}, "check")
+            else:
+                problems.append(Problem(str(tpath), "tracking config not found"))
+        except MailsfluxError as exc:
+            add(exc)
     try:
-        composer = Composer(job, signer)
+        composer = Composer(job, signer, tracker=tracker)
     except MailsfluxError as exc:
         add(exc)
         return problems
@@ -244,11 +300,13 @@ def validate(path: str | Path) -> list[Problem]:
     except MailsfluxError as exc:
         add(exc)
         return problems
-    columns = set(rf.columns)
+    columns = set(rf.columns) | composer.provided
     templates = [
         (composer.subject, f"{job.path}", "message.subject"),
         (composer.sender, f"{job.path}", "message.from"),
     ]
+    if composer.list_unsubscribe is not None:
+        templates.append((composer.list_unsubscribe, f"{job.path}", "message.list_unsubscribe"))
     for t in (composer.html, composer.text):
         if t is not None:
             templates.append((t, t.name, ""))
@@ -270,12 +328,22 @@ def validate(path: str | Path) -> list[Problem]:
 
 
 def compose_all(
-    composer: Composer, rf: RecipientFile, on_problem: ProblemSink
+    composer: Composer,
+    rf: RecipientFile,
+    on_problem: ProblemSink,
+    store: EventStore | None = None,
 ) -> Iterator[Message]:
-    """Yield each good row's message; report and skip each bad row."""
+    """Yield each good row's message; report and skip each bad or suppressed row."""
     for item in rf:
         if isinstance(item, Problem):
             on_problem(item)
+            continue
+        if store is not None and store.is_suppressed(item.email):
+            on_problem(
+                Problem(
+                    f"{rf.path}:{item.row}", f"{item.email}: suppressed; row skipped", "warning"
+                )
+            )
             continue
         try:
             yield composer.compose(item)

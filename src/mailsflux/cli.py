@@ -7,7 +7,7 @@ import asyncio
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
@@ -17,6 +17,9 @@ from mailsflux._job import Relay
 from mailsflux._keyfiles import txt_path_for
 from mailsflux._progress import Progress
 from mailsflux._types import JobSummary, Problem
+
+if TYPE_CHECKING:
+    from mailsflux._run import Prepared
 
 T = TypeVar("T")
 
@@ -59,13 +62,10 @@ def _print_summary(s: JobSummary, sink: dict[str, Any] | None) -> None:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from mailsflux._run import Prepared, send
+    from mailsflux._run import send
     from mailsflux.sink import LocalSink
 
-    created = _key_missing(args.job)
-    prepared = Prepared.load(args.job)
-    if created:
-        _announce_key(prepared.job.key_path, prepared.job.spec.dkim.domain)
+    prepared = _prepare(args.job)
     relay = Relay.parse(args.relay) if args.relay else prepared.job.relay()
     if args.connections:
         prepared.job.spec.delivery.connections = args.connections
@@ -87,6 +87,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     try:
         summary, tally = _run(go())
     finally:
+        prepared.close()
         if events is not None:
             events.close()
     if args.json:
@@ -100,11 +101,25 @@ def cmd_send(args: argparse.Namespace) -> int:
     return 1 if summary.failed or summary.deferred else 0
 
 
-def _key_missing(job_path: str) -> bool:
+def _prepare(job_path: str) -> Prepared:
+    """Load a job, saying what was created on first use (key, tracking config)."""
     from mailsflux._job import load_job
+    from mailsflux._run import Prepared
 
     job = load_job(job_path)
-    return job.spec.dkim.generate and not job.key_path.exists()
+    new_key = job.spec.dkim.generate and not job.key_path.exists()
+    tpath = job.tracking_path
+    new_tracking = tpath is not None and not tpath.exists()
+    prepared = Prepared(job)
+    if new_key:
+        _announce_key(job.key_path, job.spec.dkim.domain)
+    if new_tracking and prepared.tracking is not None:
+        print(
+            f"generated tracking config {tpath} (keys and store secret: keep it private);"
+            f" run the tracking server with: mailsflux track-server --config {tpath}",
+            file=sys.stderr,
+        )
+    return prepared
 
 
 def _announce_key(key_path: Path, domain: str) -> None:
@@ -117,13 +132,15 @@ def _announce_key(key_path: Path, domain: str) -> None:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from mailsflux._run import Prepared, render_to_dir
+    from mailsflux._run import render_to_dir
 
-    created = _key_missing(args.job)
-    prepared = Prepared.load(args.job)
-    if created:
-        _announce_key(prepared.job.key_path, prepared.job.spec.dkim.domain)
-    written = render_to_dir(prepared, Path(args.out), limit=args.limit, on_problem=_print_problem)
+    prepared = _prepare(args.job)
+    try:
+        written = render_to_dir(
+            prepared, Path(args.out), limit=args.limit, on_problem=_print_problem
+        )
+    finally:
+        prepared.close()
     print(f"wrote {len(written)} messages to {args.out}")
     return 0
 
