@@ -380,3 +380,19 @@ def test_render_from_threads() -> None:
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_runaway_expansion_stops_with_an_error_not_a_hang() -> None:
+    # 100**4 section bodies: far beyond any email, and not bounded by depth.
+    src = "{{#a}}{{#a}}{{#a}}{{#a}}{{.}}{{/a}}{{/a}}{{/a}}{{/a}}"
+    with pytest.raises(TemplateError, match="template operations") as err:
+        Template(src, name="runaway.html").render({"a": list(range(100))})
+    assert err.value.file == "runaway.html" and err.value.line == 1
+    # Small data through the same template is fine.
+    assert Template(src).render({"a": [1]}) == "1"
+
+
+def test_runaway_output_stops_with_an_error() -> None:
+    big = "x" * (1 << 20)
+    with pytest.raises(TemplateError, match="output larger than"):
+        Template("{{#a}}{{{big}}}{{/a}}").render({"a": list(range(1000)), "big": big})

@@ -16,6 +16,7 @@ cdef struct _Buf:
 cdef struct _State:
     _Buf buf
     int depth           # nesting of section bodies, partials and lambdas
+    Py_ssize_t steps    # ops executed so far: the work budget (MAX_STEPS)
     PyObject* row       # borrowed: only read to build MissingVariableError
     PyObject* recipient # borrowed, idem
 

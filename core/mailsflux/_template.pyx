@@ -24,7 +24,7 @@ from libc.string cimport memcpy
 
 from collections.abc import Mapping, Sequence
 
-from mailsflux._errors import MissingVariableError, TemplateSyntaxError
+from mailsflux._errors import MissingVariableError, TemplateError, TemplateSyntaxError
 
 cdef extern from "Python.h":
     const Py_ssize_t PY_SSIZE_T_MAX
@@ -41,6 +41,12 @@ cdef enum:
 # render time.  Bounds the C recursion of _render (a few hundred bytes of
 # stack per level), so even a thread with a small stack cannot overflow.
 cdef int MAX_DEPTH = 256
+
+# Work and output budgets for one render. Depth alone does not bound work: a
+# partial that includes itself twice doubles the work at each of its 256
+# levels. An email body needs thousands of ops, not millions.
+cdef Py_ssize_t MAX_STEPS = 5_000_000
+cdef Py_ssize_t MAX_OUTPUT = 64 * 1024 * 1024
 
 # The initial output buffer never exceeds this, whatever earlier renders needed.
 cdef Py_ssize_t MAX_HINT = 128 * 1024
@@ -436,6 +442,13 @@ cdef object _depth_error(_Op op):
     )
 
 
+cdef object _budget_error(_Op op, str what):
+    return TemplateError(
+        f"rendering stopped: {what} (recursive partials or runaway sections?)",
+        file=op.file, line=op.line, column=op.column,
+    )
+
+
 cdef object _missing_error(Template tpl, _Op op, _State* st):
     row = <object>st.row
     recipient = <object>st.recipient
@@ -471,12 +484,14 @@ cdef int _render_lambda_var(Template tpl, object fn, _Op op, list stack, _State*
     sub.buf.len = 0
     sub.buf.cap = 0
     sub.depth = st.depth
+    sub.steps = st.steps
     sub.row = st.row
     sub.recipient = st.recipient
     try:
         _render_list(tpl, ops, stack, &sub, op)
         _buf_write_escaped(&st.buf, sub.buf.data, sub.buf.len)
     finally:
+        st.steps = sub.steps
         PyMem_Free(sub.buf.data)
     return 0
 
@@ -521,6 +536,11 @@ cdef int _render(Template tpl, list ops, Py_ssize_t lo, Py_ssize_t hi, list stac
     while i < hi:
         op = <_Op>ops[i]
         i += 1
+        st.steps += 1
+        if st.steps > MAX_STEPS:
+            raise _budget_error(op, f"more than {MAX_STEPS} template operations")
+        if st.buf.len > MAX_OUTPUT:
+            raise _budget_error(op, f"output larger than {MAX_OUTPUT} bytes")
         kind = op.kind
         if kind == OP_TEXT:
             _buf_write(&st.buf, op.data, op.size)
@@ -660,6 +680,7 @@ cdef class Template:
         st.buf.len = 0
         st.buf.cap = 0
         st.depth = 0
+        st.steps = 0
         st.row = <PyObject*>row
         st.recipient = <PyObject*>recipient
         try:
