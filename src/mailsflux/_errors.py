@@ -127,3 +127,11 @@ class TemporaryDeliveryError(DeliveryError):
 
 class PermanentDeliveryError(DeliveryError):
     """5xx: the receiver refused for good."""
+
+
+class ThrottleBackendError(TemporaryDeliveryError):
+    """The throttle backend (Redis) cannot be reached or refused the command.
+
+    Temporary: nothing was granted, so the caller defers; it never sends
+    without a grant.
+    """

@@ -16,6 +16,7 @@ from mailsflux._errors import (
     TemplateError,
     TemplateSyntaxError,
     TemporaryDeliveryError,
+    ThrottleBackendError,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "TemplateError",
     "TemplateSyntaxError",
     "TemporaryDeliveryError",
+    "ThrottleBackendError",
 ]
