@@ -62,6 +62,7 @@ def make_job(
         f"connections = {connections}",
         f"attempts = {attempts}",
         "timeout = 10",
+        "retry_initial = 0.05",
     ]
     p = d / "job.toml"
     p.write_text("\n".join(lines) + "\n", encoding="utf-8")

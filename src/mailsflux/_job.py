@@ -55,13 +55,47 @@ class DKIMSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     bits: int = 2048
 
 
+class DomainSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Overrides for one domain or site (``[delivery.domains."gmail.com"]``)."""
+
+    rate: float | None = None
+    burst: int | None = None
+    connections: int | None = None
+    messages_per_connection: int | None = None
+    tls: Literal["opportunistic", "required", "none"] | None = None
+
+
 class DeliverySpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    relay: str = "smtp://127.0.0.1:25"
+    #: A relay (smarthost) for all mail; without it, mail goes to each
+    #: domain's MX hosts.
+    relay: str | None = None
+    #: Per site (a relay is one site): sessions, messages per session, rate.
     connections: int = 4
     messages_per_connection: int = 1000
+    rate: float = 0.0  # messages per second per site; 0 = unlimited
+    burst: int = 32
+    #: The whole job's rate (campaign limit); the lower limit wins.
+    job_rate: float = 0.0
+    #: TLS toward MX hosts: STARTTLS when offered (falling back to plain text
+    #: when the handshake fails), "required" (certificate checked), "none".
+    tls: Literal["opportunistic", "required", "none"] = "opportunistic"
     timeout: float = 30.0
-    #: Attempts per message within the job for 4xx replies and dropped connections.
+    #: Attempts per message within the job (4xx, dropped connections); after
+    #: the last a message is reported deferred, after max_age it bounces.
     attempts: int = 3
+    retry_initial: float = 5.0
+    retry_max: float = 300.0
+    max_age: float = 900.0
+    #: "local" (in-process throttles) or a redis:// URL shared by every
+    #: process and host sending together.
+    throttle: str = "local"
+    #: DNS servers for MX lookups ("ip" or "ip:port"); default: the system's.
+    nameservers: list[str] = msgspec.field(default_factory=list)
+    mx_port: int = 25
+    #: Worker processes, each with its own uvloop (0 = one per core). With
+    #: "local" throttles each holds its share of every limit.
+    workers: int = 1
+    domains: dict[str, DomainSpec] = msgspec.field(default_factory=dict)
 
 
 class TrackingSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -162,7 +196,9 @@ class Job:
     def key_path(self) -> Path:
         return self.resolve(self.spec.dkim.key)
 
-    def relay(self) -> Relay:
+    def relay(self) -> Relay | None:
+        if self.spec.delivery.relay is None:
+            return None
         try:
             return Relay.parse(self.spec.delivery.relay)
         except ValueError as exc:

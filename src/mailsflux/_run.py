@@ -8,7 +8,6 @@ rows the recipient file holds.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import time
@@ -20,13 +19,18 @@ from typing import IO
 import msgspec
 
 from mailsflux._compose import Composer
-from mailsflux._delivery import Delivery, probe
+from mailsflux._delivery import probe
 from mailsflux._errors import DKIMKeyError, MailsfluxError
 from mailsflux._eventstore import EventStore
 from mailsflux._job import Job, Relay, load_job
 from mailsflux._keyfiles import ensure_key
+from mailsflux._mx import MXResolver
 from mailsflux._progress import Progress
 from mailsflux._recipients import RecipientFile
+from mailsflux._scheduler import RetryPolicy, Scheduler, SiteLimits
+from mailsflux._smtp import TLSMode
+from mailsflux._throttle import LocalThrottles, Throttles
+from mailsflux._throttle_redis import RedisThrottles
 from mailsflux._trackconfig import TrackingConfig, load_config, write_new_config
 from mailsflux._tracker import Tracker
 from mailsflux._types import DeliveryResult, Event, JobSummary, Message, Problem, Recipient
@@ -99,8 +103,10 @@ class Prepared:
     def load(cls, path: str | Path) -> Prepared:
         return cls(load_job(path))
 
-    def messages(self, on_problem: ProblemSink) -> Iterator[Message]:
-        return compose_all(self.composer, self.recipients, on_problem, self.store)
+    def messages(
+        self, on_problem: ProblemSink, *, shard: tuple[int, int] = (0, 1)
+    ) -> Iterator[Message]:
+        return compose_all(self.composer, self.recipients, on_problem, self.store, shard)
 
     def count_rows(self) -> int:
         """Data rows in the recipient file (for the progress bar)."""
@@ -113,6 +119,13 @@ class Prepared:
         if n and not last.endswith(b"\n"):
             n += 1
         return max(n - 1, 0)
+
+
+def _row_of(item: Recipient | Problem) -> int:
+    if isinstance(item, Recipient):
+        return item.row
+    tail = item.where.rpartition(":")[2]
+    return int(tail) if tail.isdigit() else 0
 
 
 def _row_problem(path: Path, r: Recipient, exc: MailsfluxError) -> Problem:
@@ -146,21 +159,103 @@ class EventLog:
         self.fh.write(self.enc.encode(ev) + b"\n")
 
 
+def _scheduler(
+    job: Job,
+    relay: Relay | None,
+    on_result: Callable[[DeliveryResult], None],
+    *,
+    resolver: MXResolver | None = None,
+    throttles: Throttles | None = None,
+    share: int = 1,
+) -> Scheduler:
+    """The job's scheduler; ``share`` divides in-process limits among workers."""
+    d = job.spec.delivery
+    credentials = None
+    tls: TLSMode = d.tls
+    if relay is not None:
+        tls = {"starttls": "opportunistic", "none": "none", "implicit": "implicit"}[relay.tls]  # type: ignore[assignment]
+        if relay.username is not None:
+            credentials = (relay.username, relay.password or "")
+        resolver = resolver or MXResolver(smarthost=(relay.host, relay.port))
+    elif resolver is None:
+        servers = [_nameserver(n) for n in d.nameservers] or None
+        resolver = MXResolver(nameservers=servers, port=d.mx_port)
+    if throttles is None:
+        throttles = LocalThrottles() if d.throttle == "local" else RedisThrottles(d.throttle)
+    # With in-process throttles every worker process holds its share of each limit.
+    local = isinstance(throttles, LocalThrottles)
+    part = share if local else 1
+
+    def limits(rate: float, burst: int, conns: int, mpc: int, tls_mode: str) -> SiteLimits:
+        return SiteLimits(
+            rate=rate / part if rate else 0.0,
+            burst=max(1, burst // part),
+            connections=max(1, conns // part),
+            messages_per_connection=mpc,
+            tls=tls_mode,  # type: ignore[arg-type]
+        )
+
+    default = limits(d.rate, d.burst, d.connections, d.messages_per_connection, tls)
+    domains = {
+        name: limits(
+            o.rate if o.rate is not None else d.rate,
+            o.burst if o.burst is not None else d.burst,
+            o.connections if o.connections is not None else d.connections,
+            o.messages_per_connection or d.messages_per_connection,
+            o.tls or tls,
+        )
+        for name, o in d.domains.items()
+    }
+    return Scheduler(
+        resolver,
+        on_result,
+        throttles=throttles,
+        default_limits=default,
+        domain_limits=domains,
+        job=job.name,
+        job_rate=d.job_rate / part if d.job_rate else 0.0,
+        job_burst=max(1, d.burst // part),
+        retry=RetryPolicy(
+            initial=d.retry_initial,
+            max_delay=d.retry_max,
+            max_age=d.max_age,
+            attempts=d.attempts,
+        ),
+        timeout=d.timeout,
+        credentials=credentials,
+    )
+
+
+def _nameserver(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
+    return (host, int(port)) if port else (text, 53)
+
+
 async def send(
     prepared: Prepared,
-    relay: Relay,
+    relay: Relay | None = None,
     *,
     on_problem: ProblemSink,
     on_result: Callable[[DeliveryResult], None] | None = None,
     progress: Progress | None = None,
     events: IO[bytes] | None = None,
     check_relay: bool = True,
+    resolver: MXResolver | None = None,
+    throttles: Throttles | None = None,
+    shard: tuple[int, int] = (0, 1),
 ) -> JobSummary:
-    """Send every good row of the job through ``relay``; return the tally."""
+    """Send every good row of the job; return the tally.
+
+    ``relay`` overrides the job's relay; with neither, mail goes to MX hosts
+    (``resolver`` lets tests use their own DNS server). ``shard=(i, n)``
+    sends only this worker's share of the rows.
+    """
     spec = prepared.job.spec.delivery
     summary = JobSummary(job=prepared.job.name)
     per_domain: Counter[str] = Counter()
     log = EventLog(events, prepared.job.name)
+    if relay is None:
+        relay = prepared.job.relay()
 
     def problem(p: Problem) -> None:
         summary.total += 1
@@ -185,29 +280,19 @@ async def send(
         if progress is not None:
             progress.advance()
 
-    if check_relay:
+    if check_relay and relay is not None:
         await probe(relay, spec.timeout)
-    delivery = Delivery(
-        relay,
-        result,
-        connections=spec.connections,
-        messages_per_connection=spec.messages_per_connection,
-        timeout=spec.timeout,
-        attempts=spec.attempts,
+    scheduler = _scheduler(
+        prepared.job, relay, result, resolver=resolver, throttles=throttles, share=shard[1]
     )
     start = time.perf_counter()
-    workers = asyncio.ensure_future(delivery.run())
     try:
-        submit = delivery.submit
-        for msg in prepared.messages(problem):
+        submit = scheduler.submit
+        for msg in prepared.messages(problem, shard=shard):
             await submit(msg)
-            if workers.done():
-                break
-        await delivery.close()
-        await workers
+        await scheduler.close()
     finally:
-        if not workers.done():
-            workers.cancel()
+        await scheduler.throttles.close()
     summary.elapsed = time.perf_counter() - start
     summary.per_domain = dict(per_domain.most_common())
     if progress is not None:
@@ -332,9 +417,18 @@ def compose_all(
     rf: RecipientFile,
     on_problem: ProblemSink,
     store: EventStore | None = None,
+    shard: tuple[int, int] = (0, 1),
 ) -> Iterator[Message]:
-    """Yield each good row's message; report and skip each bad or suppressed row."""
+    """Yield each good row's message; report and skip each bad or suppressed row.
+
+    With ``shard=(i, n)`` only rows whose line number is i modulo n are
+    taken, so n worker processes share a file without overlap and each bad
+    row is reported once. (The reader drops duplicate addresses per worker.)
+    """
+    index, count = shard
     for item in rf:
+        if count > 1 and _row_of(item) % count != index:
+            continue
         if isinstance(item, Problem):
             on_problem(item)
             continue

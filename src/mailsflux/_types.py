@@ -60,6 +60,8 @@ class DeliveryResult(msgspec.Struct, frozen=True, gc=False):
     reply: str = ""
     attempts: int = 1
     row: int = 0
+    #: What the reply means (mailsflux._bounce.Category), e.g. "bad_mailbox".
+    category: str = ""
 
     @property
     def domain(self) -> str:

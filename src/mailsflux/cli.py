@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
@@ -61,27 +62,53 @@ def _print_summary(s: JobSummary, sink: dict[str, Any] | None) -> None:
         )
 
 
+def _shard(text: str) -> tuple[int, int]:
+    i, _, n = text.partition("/")
+    if not (i.isdigit() and n.isdigit() and 0 <= int(i) < int(n)):
+        raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N, got {text!r}")
+    return int(i), int(n)
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     from mailsflux._run import send
     from mailsflux.sink import LocalSink
 
     prepared = _prepare(args.job)
+    d = prepared.job.spec.delivery
+    workers = args.workers if args.workers is not None else d.workers
+    workers = workers or os.cpu_count() or 1
+    if workers > 1 and args.shard is None:
+        prepared.close()
+        return _send_parallel(args, workers)
     relay = Relay.parse(args.relay) if args.relay else prepared.job.relay()
     if args.connections:
-        prepared.job.spec.delivery.connections = args.connections
+        d.connections = args.connections
     total = prepared.count_rows()
     events = open(args.events, "ab") if args.events else None
     progress = None if args.quiet or args.json else Progress(total)
+    shard = args.shard or (0, 1)
 
     async def go() -> tuple[JobSummary, dict[str, Any] | None]:
         if args.local_sink:
             async with LocalSink(save=args.sink_save) as sink:
                 r = Relay(host=sink.host, port=sink.port, tls="none")
                 s = await send(
-                    prepared, r, on_problem=_print_problem, progress=progress, events=events
+                    prepared,
+                    r,
+                    on_problem=_print_problem,
+                    progress=progress,
+                    events=events,
+                    shard=shard,
                 )
             return s, sink.tally
-        s = await send(prepared, relay, on_problem=_print_problem, progress=progress, events=events)
+        s = await send(
+            prepared,
+            relay,
+            on_problem=_print_problem,
+            progress=progress,
+            events=events,
+            shard=shard,
+        )
         return s, None
 
     try:
@@ -90,6 +117,60 @@ def cmd_send(args: argparse.Namespace) -> int:
         prepared.close()
         if events is not None:
             events.close()
+    return _report(args, summary, tally)
+
+
+def _send_parallel(args: argparse.Namespace, workers: int) -> int:
+    """Run the job in ``workers`` processes, each taking every N-th row."""
+    import time
+
+    from mailsflux.sink import LocalSink
+
+    async def child(i: int, relay: str | None) -> dict[str, Any]:
+        cmd = [sys.executable, "-m", "mailsflux", "send", args.job, "--json", "-q"]
+        cmd += ["--shard", f"{i}/{workers}"]
+        if relay:
+            cmd += ["--relay", relay]
+        if args.connections:
+            cmd += ["--connections", str(args.connections)]
+        if args.events:
+            cmd += ["--events", args.events]
+        proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE)
+        out, _ = await proc.communicate()
+        lines = out.decode().strip().splitlines()
+        if proc.returncode not in (0, 1) or not lines:
+            raise MailsfluxError(f"worker {i}/{workers} failed (exit {proc.returncode})")
+        doc: dict[str, Any] = msgspec.json.decode(lines[-1])
+        return doc
+
+    async def go() -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        if args.local_sink:
+            async with LocalSink(save=args.sink_save) as sink:
+                url = f"smtp+plain://{sink.host}:{sink.port}"
+                docs = await asyncio.gather(*(child(i, url) for i in range(workers)))
+            return list(docs), sink.tally
+        docs = await asyncio.gather(*(child(i, args.relay) for i in range(workers)))
+        return list(docs), None
+
+    start = time.perf_counter()
+    docs, tally = _run(go())
+    summary = JobSummary(job=docs[0]["job"], elapsed=time.perf_counter() - start)
+    per_domain: dict[str, int] = {}
+    for doc in docs:
+        summary.total += doc["total"]
+        summary.sent += doc["sent"]
+        summary.failed += doc["failed"]
+        summary.deferred += doc["deferred"]
+        summary.skipped += doc["skipped"]
+        for dom, n in doc["per_domain"].items():
+            per_domain[dom] = per_domain.get(dom, 0) + n
+    summary.per_domain = dict(sorted(per_domain.items(), key=lambda kv: -kv[1]))
+    if not args.json:
+        print(f"{workers} worker processes", file=sys.stderr)
+    return _report(args, summary, tally)
+
+
+def _report(args: argparse.Namespace, summary: JobSummary, tally: dict[str, Any] | None) -> int:
     if args.json:
         doc = msgspec.to_builtins(summary)
         doc["rate"] = summary.rate
@@ -216,6 +297,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--relay", help="override the job's relay URL (smtp://host:port)")
     p.add_argument("--connections", type=int, default=0, help="override delivery.connections")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (0 = one per core); overrides delivery.workers",
+    )
+    p.add_argument("--shard", type=_shard, default=None, help=argparse.SUPPRESS)
     p.add_argument("--events", metavar="FILE", help="append delivery events to FILE (JSON lines)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -1,0 +1,387 @@
+"""The scheduler: per-site ready queues, throttled, over pipelined sessions.
+
+Messages are queued by destination *site* (domains whose MX host sets are
+the same share one queue, so gmail.com and googlemail.com do). Each site
+runs up to ``connections`` session workers. A worker takes a batch from its
+queue only after the throttles grant it: the site's rate (GCRA, after any
+reply-driven slowdown), the job's rate, and a connection lease. The lower
+limit wins; being throttled is a wait for ``retry_after``, never an error.
+
+Replies are classified once (:mod:`mailsflux._bounce`): delivered, bounced
+(permanent), or deferred and retried with exponential backoff and jitter
+until ``max_age``, after which the message bounces as expired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import secrets
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Literal
+
+import msgspec
+
+from mailsflux._bounce import Classification, classify
+from mailsflux._errors import PermanentDeliveryError, TemporaryDeliveryError
+from mailsflux._mx import MXResolver, Route, RoutingError
+from mailsflux._shaping import Shaper
+from mailsflux._smtp import Outcome, SessionError, SMTPSession, TLSMode
+from mailsflux._throttle import ConcurrencySpec, Grant, Lease, LocalThrottles, RateSpec, Throttles
+from mailsflux._types import DeliveryResult, DeliveryStatus, Message
+
+# Messages a worker asks the throttles for at once: one grant per batch keeps
+# the Redis backend at 1/BATCH round trips a message.
+BATCH = 32
+
+
+class SiteLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Limits for one site; 0 means unlimited for ``rate``."""
+
+    rate: float = 0.0  # messages per second
+    burst: int = BATCH
+    connections: int = 4
+    messages_per_connection: int = 1000
+    tls: Literal["opportunistic", "required", "none", "implicit"] = "opportunistic"
+
+
+class RetryPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    initial: float = 5.0
+    factor: float = 2.0
+    max_delay: float = 300.0
+    #: After this many seconds from the first attempt a message bounces as expired.
+    max_age: float = 900.0
+    #: Attempts within this run; after the last a message is reported deferred
+    #: (still temporary when the job ends).
+    attempts: int = 1_000_000
+
+    def delay(self, attempts: int) -> float:
+        base = min(self.initial * self.factor ** max(attempts - 1, 0), self.max_delay)
+        return base * (0.5 + random.random())  # jitter: +-50 %
+
+
+class _Item:
+    __slots__ = ("attempts", "first", "msg")
+
+    def __init__(self, msg: Message, first: float) -> None:
+        self.msg = msg
+        self.attempts = 0
+        self.first = first
+
+
+class _Site:
+    def __init__(self, key: str, route: Route, limits: SiteLimits) -> None:
+        self.key = key
+        self.route = route
+        self.limits = limits
+        self.queue: deque[_Item] = deque()
+        self.workers = 0
+        self.wake = asyncio.Event()
+        self.conn_spec = ConcurrencySpec(f"site:{key}", limits.connections, ttl=120.0)
+
+
+class Scheduler:
+    """Deliver submitted messages by site, within every limit that applies."""
+
+    def __init__(
+        self,
+        resolver: MXResolver,
+        on_result: Callable[[DeliveryResult], None],
+        *,
+        throttles: Throttles | None = None,
+        default_limits: SiteLimits | None = None,
+        domain_limits: Mapping[str, SiteLimits] | None = None,
+        job: str = "",
+        job_rate: float = 0.0,
+        job_burst: int = BATCH,
+        retry: RetryPolicy | None = None,
+        shaper: Shaper | None = None,
+        timeout: float = 30.0,
+        credentials: tuple[str, str] | None = None,
+        local_hostname: str | None = None,
+        max_queued: int = 4096,
+        idle_timeout: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.resolver = resolver
+        self.on_result = on_result
+        self.throttles = throttles if throttles is not None else LocalThrottles()
+        self.default_limits = default_limits or SiteLimits()
+        self.domain_limits = {k.lower(): v for k, v in (domain_limits or {}).items()}
+        self.job = job
+        self.job_spec = _rate_spec(f"job:{job or 'job'}", job_rate, job_burst) if job_rate else None
+        self.retry = retry or RetryPolicy()
+        self.shaper = shaper if shaper is not None else Shaper()
+        self.timeout = timeout
+        self.credentials = credentials
+        self.local_hostname = local_hostname or socket.getfqdn() or "localhost"
+        self.max_queued = max_queued
+        self.idle_timeout = idle_timeout
+        self.clock = clock
+        self.holder = f"{socket.gethostname()}:{secrets.token_hex(4)}"
+        self._sites: dict[str, _Site] = {}
+        self._open = 0  # submitted and not yet final
+        self._queued = 0  # waiting in site queues
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    # -- public ---------------------------------------------------------------
+
+    async def submit(self, msg: Message) -> None:
+        """Queue one message; waits while too many are queued (back-pressure)."""
+        while self._queued >= self.max_queued:
+            self._room.clear()
+            await self._room.wait()
+        self._open += 1
+        self._idle.clear()
+        await self._enqueue(_Item(msg, self.clock()))
+
+    async def close(self) -> None:
+        """Wait until every submitted message has its final result."""
+        await self._idle.wait()
+        self._closing = True
+        for site in self._sites.values():
+            site.wake.set()
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    @property
+    def sites(self) -> dict[str, int]:
+        """Queued messages per site (for status displays)."""
+        return {k: len(s.queue) for k, s in self._sites.items()}
+
+    # -- queues ---------------------------------------------------------------
+
+    def _limits_for(self, domain: str, route: Route) -> SiteLimits:
+        for key in (domain, route.site_name or "", route.site_key):
+            if key and key.lower() in self.domain_limits:
+                return self.domain_limits[key.lower()]
+        return self.default_limits
+
+    async def _enqueue(self, item: _Item) -> None:
+        domain = item.msg.domain
+        try:
+            route = await self.resolver.resolve(domain)
+        except RoutingError as exc:
+            if exc.permanent:
+                self._final(item, "bounced", exc.code, exc.message, enhanced=exc.enhanced_status)
+            else:
+                self._defer(item, exc.code, exc.message)
+            return
+        site = self._sites.get(route.site_key)
+        if site is None:
+            site = self._sites[route.site_key] = _Site(
+                route.site_key, route, self._limits_for(domain, route)
+            )
+        site.queue.append(item)
+        self._queued += 1
+        site.wake.set()
+        self._spawn(site)
+
+    def _spawn(self, site: _Site) -> None:
+        # One more worker while the queue holds more than the workers can batch.
+        if site.workers < site.limits.connections and len(site.queue) > site.workers * BATCH // 2:
+            site.workers += 1
+            task = asyncio.ensure_future(self._worker(site))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _take(self, site: _Site, n: int) -> list[_Item]:
+        batch = [site.queue.popleft() for _ in range(min(n, len(site.queue)))]
+        self._queued -= len(batch)
+        if self._queued < self.max_queued:
+            self._room.set()
+        return batch
+
+    # -- outcomes -------------------------------------------------------------
+
+    def _final(
+        self,
+        item: _Item,
+        status: DeliveryStatus,
+        code: int | None,
+        text: str,
+        c: Classification | None = None,
+        enhanced: str | None = None,
+    ) -> None:
+        c = c or classify(code, text, enhanced)
+        self.on_result(
+            DeliveryResult(
+                recipient=item.msg.rcpt_to,
+                message_id=item.msg.message_id,
+                status=status,
+                code=code,
+                enhanced_status=c.enhanced_status,
+                reply=text.strip()[:500],
+                attempts=max(item.attempts, 1),
+                row=item.msg.row,
+                category=str(c.category),
+            )
+        )
+        self._open -= 1
+        if self._open == 0:
+            self._idle.set()
+
+    def _defer(self, item: _Item, code: int | None, text: str) -> None:
+        item.attempts = max(item.attempts, 1)
+        if item.attempts >= self.retry.attempts:
+            self._final(item, "deferred", code, text)
+            return
+        delay = self.retry.delay(item.attempts)
+        age = self.clock() - item.first
+        if age + delay > self.retry.max_age:
+            self._final(item, "bounced", code, f"expired after {item.attempts} attempts: {text}")
+            return
+        loop = asyncio.get_running_loop()
+
+        def again() -> None:
+            task = asyncio.ensure_future(self._enqueue(item))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        loop.call_later(delay, again)
+
+    def _outcome(self, site: _Site, item: _Item, o: Outcome) -> None:
+        item.attempts += 1
+        if o.status == "delivered":
+            self._final(item, "delivered", o.code, o.text)
+            return
+        c = classify(o.code, o.text)
+        if o.code is not None:
+            self.shaper.observe(site.key, (o.code, o.text), self.clock())
+        if o.status == "bounced" or c.permanent:
+            self._final(item, "bounced", o.code, o.text, c)
+        else:
+            self._defer(item, o.code, o.text)
+
+    # -- workers --------------------------------------------------------------
+
+    def _site_rate(self, site: _Site) -> RateSpec | None:
+        base = site.limits.rate
+        now = self.clock()
+        rate = self.shaper.effective_rate(site.key, base if base else math.inf, now)
+        if math.isinf(rate):
+            return None
+        return _rate_spec(f"site:{site.key}", rate, site.limits.burst)
+
+    async def _grant(self, site: _Site, n: int) -> int:
+        """Wait for throttle grants (site, job) for up to ``n`` messages."""
+        while True:
+            until = self.shaper.suspended_until(site.key, self.clock())
+            if until is not None:
+                await asyncio.sleep(max(until - self.clock(), 0.01))
+                continue
+            specs = [s for s in (self._site_rate(site), self.job_spec) if s is not None]
+            if not specs:
+                return n
+            grant: Grant = await self.throttles.acquire(specs, n)
+            if grant.granted:
+                return grant.granted
+            await asyncio.sleep(max(grant.retry_after, 0.001))
+
+    async def _lease(self, site: _Site) -> Lease | None:
+        while site.queue and not self._closing:
+            got = await self.throttles.lease(site.conn_spec, self.holder)
+            if isinstance(got, Lease):
+                return got
+            await asyncio.sleep(max(got.retry_after, 0.01))
+        return None
+
+    async def _connect(self, site: _Site) -> SMTPSession:
+        """A session to the first target that answers, in MX preference order."""
+        last: TemporaryDeliveryError | None = None
+        user, password = self.credentials or (None, None)
+        tls: TLSMode = site.limits.tls
+        for target in site.route.targets():
+            try:
+                return await SMTPSession.open(
+                    target.address,
+                    target.port,
+                    tls=tls,
+                    username=user,
+                    password=password,
+                    timeout=self.timeout,
+                    local_hostname=self.local_hostname,
+                )
+            except PermanentDeliveryError:
+                raise
+            except TemporaryDeliveryError as exc:
+                last = exc
+        raise last or TemporaryDeliveryError(f"site {site.key}: no host to connect to")
+
+    async def _worker(self, site: _Site) -> None:
+        session: SMTPSession | None = None
+        lease: Lease | None = None
+        renewed = self.clock()
+        try:
+            lease = await self._lease(site)
+            if lease is None:
+                return
+            while True:
+                if not site.queue:
+                    if self._closing:
+                        return
+                    site.wake.clear()
+                    try:
+                        await asyncio.wait_for(site.wake.wait(), self.idle_timeout)
+                    except TimeoutError:
+                        return
+                    if self._closing and not site.queue:
+                        return
+                    continue
+                room = site.limits.messages_per_connection - (session.sent if session else 0)
+                if session is not None and (room <= 0 or not session.is_open):
+                    await session.quit()
+                    session, room = None, site.limits.messages_per_connection
+                n = await self._grant(site, min(BATCH, room, len(site.queue)))
+                batch = self._take(site, n)
+                if not batch:
+                    continue
+                if self.clock() - renewed > site.conn_spec.ttl / 3:
+                    await lease.renew()
+                    renewed = self.clock()
+                try:
+                    if session is None:
+                        session = await self._connect(site)
+                    outcomes = await session.send([i.msg for i in batch])
+                except SessionError as exc:
+                    session = None
+                    outcomes = exc.completed
+                    for item in batch[len(outcomes) :]:
+                        item.attempts += 1
+                        self._defer(item, None, exc.message)
+                except (TemporaryDeliveryError, PermanentDeliveryError) as exc:
+                    session = None
+                    for item in batch:
+                        item.attempts += 1
+                        if exc.permanent:
+                            self._final(item, "bounced", exc.code, exc.message)
+                        else:
+                            self._defer(item, exc.code, exc.message)
+                    # A site that cannot be reached: back off before the next try.
+                    await asyncio.sleep(min(self.retry.initial, 1.0))
+                    continue
+                for item, outcome in zip(batch, outcomes, strict=False):
+                    self._outcome(site, item, outcome)
+        finally:
+            site.workers -= 1
+            if session is not None:
+                await session.quit()
+            if lease is not None:
+                await lease.release()
+            if site.queue and not self._closing:
+                self._spawn(site)
+
+
+def _rate_spec(name: str, rate: float, burst: int) -> RateSpec:
+    """``rate`` messages a second as an integer GCRA limit per period."""
+    limit = max(1, int(rate))
+    return RateSpec(name, limit, max(1, burst), limit / rate)
