@@ -32,6 +32,7 @@ class ScriptedSMTP:
         drop_after_messages: int | None = None,
         data_without_recipients: bool = False,
         broken_starttls: bool = False,
+        hang_first_session: bool = False,
     ) -> None:
         self.pipelining = pipelining
         self.script = script
@@ -42,6 +43,8 @@ class ScriptedSMTP:
         self.data_without_rcpt = data_without_recipients
         # Offer STARTTLS, then answer the TLS ClientHello with garbage.
         self.broken_starttls = broken_starttls
+        # The first session takes its first message, then never answers again.
+        self.hang_first = hang_first_session
         self.lines: list[str] = []
         self.bodies: list[bytes] = []
         self.sessions = 0
@@ -62,10 +65,16 @@ class ScriptedSMTP:
         async def stop() -> None:
             if self.server is not None:
                 self.server.close()
+            # Handlers still running (a hung session) end here, not with the loop.
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in others:
+                t.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
 
         asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        self.loop.close()
 
     @property
     def port(self) -> int:
@@ -113,6 +122,8 @@ class ScriptedSMTP:
                         body = await self._read_body(reader)
                         conn.messages += 1
                         self.bodies.append(body)
+                        if self.hang_first and self.sessions == 1:
+                            await asyncio.sleep(3600)
                         if self.drop_after is not None and conn.messages >= self.drop_after:
                             writer.close()
                             return
