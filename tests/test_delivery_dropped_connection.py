@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from mailsflux._delivery import Delivery
-from mailsflux._job import Relay
+from mailsflux._mx import MXResolver
+from mailsflux._scheduler import RetryPolicy, Scheduler, SiteLimits
 from mailsflux._types import DeliveryResult, Message
 from tests._scripted_smtp import ScriptedSMTP
 
@@ -23,18 +23,15 @@ def test_every_message_arrives_despite_drops() -> None:
     ]
 
     async def go(port: int) -> None:
-        d = Delivery(
-            Relay("127.0.0.1", port, "none"),
+        s = Scheduler(
+            MXResolver(smarthost=("127.0.0.1", port)),
             results.append,
-            connections=2,
-            attempts=6,
-            backoff=0.01,
+            default_limits=SiteLimits(connections=2, tls="none"),
+            retry=RetryPolicy(initial=0.01, attempts=6),
         )
-        workers = asyncio.ensure_future(d.run())
         for m in msgs:
-            await d.submit(m)
-        await d.close()
-        await workers
+            await s.submit(m)
+        await s.close()
 
     # Every session breaks after its third message.
     with ScriptedSMTP(drop_after_messages=3) as server:

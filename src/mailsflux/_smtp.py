@@ -21,6 +21,8 @@ from typing import Literal, NamedTuple
 import aiosmtplib
 
 from mailsflux._errors import PermanentDeliveryError, TemporaryDeliveryError
+from mailsflux._smtpfast import parse as _parse
+from mailsflux._smtpfast import payload as _payload
 from mailsflux._types import Message
 
 TLSMode = Literal["none", "opportunistic", "required", "implicit"]
@@ -68,8 +70,39 @@ class SessionError(TemporaryDeliveryError):
         self.completed = completed
 
 
+def _parse_py(
+    buf: bytes | bytearray | memoryview, lines: list[str]
+) -> tuple[int, list[tuple[int, str]], bytes | None]:
+    """The reference reply parser; :func:`mailsflux._smtpfast.parse` is the fast one.
+
+    Returns ``(bytes consumed, [(code, text), ...], malformed line or None)``.
+    Each ``\\n``-ended line (trailing ``\\r`` stripped) must be three digits
+    then a space, a hyphen or nothing; a hyphen continues a multi-line reply,
+    whose earlier lines wait in ``lines`` (changed in place). A malformed line
+    stops parsing; the replies before it are returned with its first 80 bytes.
+    """
+    replies: list[tuple[int, str]] = []
+    start = 0
+    while (end := buf.find(b"\n", start)) != -1:  # type: ignore[union-attr]
+        line = bytes(buf[start:end]).rstrip(b"\r")
+        start = end + 1
+        if len(line) < 3 or not line[:3].isdigit() or line[3:4] not in (b"", b" ", b"-"):
+            return start, replies, line[:80]
+        lines.append(line[4:].decode("utf-8", "replace"))
+        if line[3:4] != b"-":
+            replies.append((int(line[:3]), "\n".join(lines)))
+            lines.clear()
+    return start, replies, None
+
+
 class _ReplyReader(asyncio.Protocol):
-    """Parses replies as they arrive and hands them out in order."""
+    """Parses replies as they arrive and hands them out in order.
+
+    One watchdog timer per connection enforces the reply timeout: each
+    :meth:`read` that has to wait moves the deadline, and the timer (armed at
+    most once per deadline, not once per read) fails the connection when it
+    finds a reader still waiting past it.
+    """
 
     def __init__(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -78,28 +111,31 @@ class _ReplyReader(asyncio.Protocol):
         self._replies: deque[Reply] = deque()
         self._waiters: deque[asyncio.Future[Reply]] = deque()
         self._lost: Exception | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
+        self._timeout = 0.0
 
     def data_received(self, data: bytes) -> None:
         buf = self._buf
-        buf += data
-        start = 0
-        while (end := buf.find(b"\n", start)) != -1:
-            line = bytes(buf[start:end]).rstrip(b"\r")
-            start = end + 1
-            if len(line) < 3 or not line[:3].isdigit() or line[3:4] not in (b"", b" ", b"-"):
-                self._fail(TemporaryDeliveryError(f"malformed SMTP reply line: {line[:80]!r}"))
-                return
-            self._lines.append(line[4:].decode("utf-8", "replace"))
-            if line[3:4] != b"-":
-                self._deliver(Reply(int(line[:3]), "\n".join(self._lines)))
-                self._lines = []
-        del buf[:start]
-        if len(buf) > _MAX_REPLY or len(self._lines) > 1000:
+        if buf:
+            buf += data
+            consumed, replies, bad = _parse(buf, self._lines)
+            del buf[:consumed]
+        else:
+            consumed, replies, bad = _parse(data, self._lines)
+            if consumed < len(data) and bad is None:
+                buf += data[consumed:]
+        for code, text in replies:
+            self._deliver(Reply(code, text))
+        if bad is not None:
+            self._fail(TemporaryDeliveryError(f"malformed SMTP reply line: {bad!r}"))
+        elif len(buf) > _MAX_REPLY or len(self._lines) > 1000:
             self._fail(TemporaryDeliveryError("SMTP reply too long"))
 
     def _deliver(self, reply: Reply) -> None:
-        while self._waiters:
-            w = self._waiters.popleft()
+        waiters = self._waiters
+        while waiters:
+            w = waiters.popleft()
             if not w.done():
                 w.set_result(reply)
                 return
@@ -108,6 +144,9 @@ class _ReplyReader(asyncio.Protocol):
     def _fail(self, exc: Exception) -> None:
         if self._lost is None:
             self._lost = exc
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         while self._waiters:
             w = self._waiters.popleft()
             if not w.done():
@@ -121,18 +160,32 @@ class _ReplyReader(asyncio.Protocol):
         self._fail(TemporaryDeliveryError("connection closed by server"))
         return False
 
+    def _watchdog(self) -> None:
+        self._timer = None
+        if self._lost is not None or not any(not w.done() for w in self._waiters):
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._deadline:
+            self._fail(TemporaryDeliveryError(f"no reply within {self._timeout:g} s"))
+        else:
+            self._timer = loop.call_at(self._deadline, self._watchdog)
+
     async def read(self, timeout: float) -> Reply:
         if self._replies:
             return self._replies.popleft()
         if self._lost is not None:
             raise self._lost
-        fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Reply] = loop.create_future()
         self._waiters.append(fut)
-        try:
-            return await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            self._fail(TemporaryDeliveryError(f"no reply within {timeout:g} s"))
-            raise TemporaryDeliveryError(f"no reply within {timeout:g} s") from None
+        deadline = loop.time() + timeout
+        self._deadline, self._timeout = deadline, timeout
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(deadline, self._watchdog)
+        return await fut
 
     def write(self, data: bytes) -> None:
         if self._lost is not None:
@@ -141,7 +194,8 @@ class _ReplyReader(asyncio.Protocol):
 
 
 def _stuffed(data: bytes) -> bytes:
-    """The DATA payload: dot-stuffed (RFC 5321 4.5.2), CRLF-ended, with the final dot."""
+    """The reference DATA payload: dot-stuffed (RFC 5321 4.5.2), CRLF-ended, with
+    the final dot; :func:`mailsflux._smtpfast.payload` is the fast one."""
     if data.startswith(b"."):
         data = b"." + data
     data = data.replace(b"\r\n.", b"\r\n..")
@@ -268,48 +322,46 @@ class SMTPSession:
         """
         out: list[Outcome] = []
         r = self._reader
+        read, write = r.read, r.write
         t = self.timeout
         todo = list(messages)
         try:
+            # True when this message's envelope already went out, pipelined
+            # behind the previous message (so it passed _refusal then).
             pending_env = False
             for i, m in enumerate(todo):
-                refusal = self._refusal(m)
-                if refusal is not None:
+                if not pending_env and (refusal := self._refusal(m)) is not None:
                     out.append(refusal)
                     continue
-                env = self._envelope(m)
                 if self.pipelining:
                     if not pending_env:
-                        r.write(env)
-                    mail, rcpt, data = await r.read(t), await r.read(t), await r.read(t)
+                        write(self._envelope(m))
+                    mail, rcpt, data = await read(t), await read(t), await read(t)
                 else:
-                    r.write(env[: env.index(b"\r\n") + 2])
-                    mail = await r.read(t)
+                    env = self._envelope(m)
+                    write(env[: env.index(b"\r\n") + 2])
+                    mail = await read(t)
                     rcpt = data = Reply(503, "not sent")
                     if mail.ok:
-                        r.write(env[env.index(b"RCPT") : env.index(b"DATA")])
-                        rcpt = await r.read(t)
+                        write(env[env.index(b"RCPT") : env.index(b"DATA")])
+                        rcpt = await read(t)
                         if rcpt.ok:
-                            r.write(b"DATA\r\n")
-                            data = await r.read(t)
-                pending_env = False
+                            write(b"DATA\r\n")
+                            data = await read(t)
                 nxt = self._next_envelope(todo, i)
+                pending_env = nxt is not None
                 if mail.ok and rcpt.ok and data.code == 354:
-                    payload = _stuffed(m.data)
-                    if nxt is not None:
-                        payload += nxt
-                        pending_env = True
-                    r.write(payload)
-                    out.append(Outcome.of(await r.read(t)))
+                    # One write: the stuffed message, its end, the next envelope.
+                    write(_payload(m.data, nxt or b""))
+                    out.append(Outcome.of(await read(t)))
                     self.sent += 1
                     continue
                 if data.code == 354:  # DATA accepted without a recipient: end it empty
-                    r.write(b".\r\n")
-                    await r.read(t)
+                    write(b".\r\n")
+                    await read(t)
                 out.append(Outcome.of(mail if not mail.ok else rcpt if not rcpt.ok else data))
-                r.write(b"RSET\r\n" + (nxt or b""))
-                pending_env = nxt is not None
-                await r.read(t)
+                write(b"RSET\r\n" + (nxt or b""))
+                await read(t)
         except TemporaryDeliveryError as exc:
             self.close()
             raise SessionError(exc.message, out) from None
