@@ -191,3 +191,23 @@ def test_machine_classification() -> None:
     assert classify("GET", safari, now - 3600, now, 10) == ""
     assert classify("GET", "python-requests/2.31", now - 3600, now, 10).startswith("scanner:")
     assert classify("GET", "Barracuda Sentinel (EE)", now - 3600, now, 10).startswith("scanner:")
+
+
+def test_suppression_view_sees_new_entries_from_another_writer(tmp_path: Path) -> None:
+    from mailsflux._eventstore import SuppressionView
+
+    path = tmp_path / "t.sqlite"
+    now = [0.0]
+    with EventStore(path, SECRET) as sender, EventStore(path, SECRET) as server:
+        sender.suppress("early@example.com")
+        view = SuppressionView(sender, refresh=5.0, clock=lambda: now[0])
+        assert "Early@Example.com" in view  # addresses compare normalised
+        assert "late@example.com" not in view
+        server.suppress("late@example.com")  # e.g. a one-click unsubscribe meanwhile
+        now[0] = 4.0
+        assert "late@example.com" not in view  # not re-read before `refresh`
+        now[0] = 5.0
+        assert "late@example.com" in view
+        view.add("bounced@example.com")
+        assert "bounced@example.com" in view
+        assert not sender.is_suppressed("bounced@example.com")  # add() is the view only

@@ -21,7 +21,7 @@ import msgspec
 from mailsflux._compose import Composer
 from mailsflux._delivery import probe
 from mailsflux._errors import DKIMKeyError, MailsfluxError
-from mailsflux._eventstore import EventStore
+from mailsflux._eventstore import EventStore, SuppressionView
 from mailsflux._job import Job, Relay, load_job
 from mailsflux._keyfiles import ensure_key
 from mailsflux._mx import MXResolver
@@ -77,10 +77,12 @@ class Prepared:
         self.signer = make_signer(job)
         self.tracking = tracking_config(job)
         self.store: EventStore | None = None
+        self.suppressed: SuppressionView | None = None
         tracker = None
         if self.tracking is not None:
             tracker = self.tracking.tracker()
             self.store = self.tracking.open_store()
+            self.suppressed = self.store.suppressed_view()
         self.composer = Composer(job, self.signer, tracker=tracker)
         self.recipients = RecipientFile(
             job.recipients_path, email_column=job.spec.recipients.email_column
@@ -98,6 +100,8 @@ class Prepared:
                 self.store.suppress(
                     r.recipient, reason="bounce", job=self.job.name, message_id=r.message_id
                 )
+                if self.suppressed is not None:
+                    self.suppressed.add(r.recipient)
 
     @classmethod
     def load(cls, path: str | Path) -> Prepared:
@@ -106,7 +110,7 @@ class Prepared:
     def messages(
         self, on_problem: ProblemSink, *, shard: tuple[int, int] = (0, 1)
     ) -> Iterator[Message]:
-        return compose_all(self.composer, self.recipients, on_problem, self.store, shard)
+        return compose_all(self.composer, self.recipients, on_problem, self.suppressed, shard)
 
     def count_rows(self) -> int:
         """Data rows in the recipient file (for the progress bar)."""
@@ -416,7 +420,7 @@ def compose_all(
     composer: Composer,
     rf: RecipientFile,
     on_problem: ProblemSink,
-    store: EventStore | None = None,
+    suppressed: SuppressionView | None = None,
     shard: tuple[int, int] = (0, 1),
 ) -> Iterator[Message]:
     """Yield each good row's message; report and skip each bad or suppressed row.
@@ -432,7 +436,7 @@ def compose_all(
         if isinstance(item, Problem):
             on_problem(item)
             continue
-        if store is not None and store.is_suppressed(item.email):
+        if suppressed is not None and item.email in suppressed:
             on_problem(
                 Problem(
                     f"{rf.path}:{item.row}", f"{item.email}: suppressed; row skipped", "warning"
