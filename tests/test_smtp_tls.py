@@ -126,3 +126,24 @@ def test_opportunistic_falls_back_to_plain_text_when_the_handshake_fails() -> No
     assert server.sessions == 2  # the failed TLS attempt, then plain text
     assert "STARTTLS" in server.lines
     assert len(server.bodies) == 1
+
+
+def test_required_verifies_the_mx_name_while_connecting_to_its_address(
+    tls_server: tuple[TLSServer, RecordingHandler], tmp_path: Path
+) -> None:
+    server, handler = tls_server
+    trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+
+    async def go(name: str) -> SMTPSession:
+        s = await SMTPSession.open(
+            name, server.port, address="127.0.0.1", tls="required", tls_context=trust, timeout=5
+        )
+        out = await s.send([MSG])
+        assert out[0].status == "delivered"
+        await s.quit()
+        return s
+
+    assert asyncio.run(go("mx.test")).tls  # the certificate's name: accepted
+    with pytest.raises(TemporaryDeliveryError, match="cannot connect"):
+        asyncio.run(go("other.test"))  # same address, another name: refused
+    assert len(handler.received) == 1

@@ -303,8 +303,9 @@ class Scheduler:
         for target in site.route.targets():
             try:
                 return await SMTPSession.open(
-                    target.address,
+                    target.host,
                     target.port,
+                    address=target.address,
                     tls=tls,
                     username=user,
                     password=password,

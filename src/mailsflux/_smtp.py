@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import ssl
 from collections import deque
 from collections.abc import Sequence
@@ -232,6 +233,7 @@ class SMTPSession:
         timeout: float = 30.0,
         local_hostname: str | None = None,
         tls_context: ssl.SSLContext | None = None,
+        address: str | None = None,
     ) -> SMTPSession:
         """Connect, EHLO, STARTTLS as ``tls`` says, AUTH when given credentials.
 
@@ -239,12 +241,31 @@ class SMTPSession:
         checking its certificate (RFC 7435), and when the handshake fails it
         connects again in plain text; ``required`` checks the certificate and
         never falls back.
+
+        ``address`` connects to that IP address while ``host`` stays the name
+        the certificate must match (an MX host looked up by the scheduler).
         """
 
+        async def connected_socket() -> socket.socket:
+            assert address is not None
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            try:
+                await asyncio.wait_for(
+                    asyncio.get_running_loop().sock_connect(sock, (address, port)), timeout
+                )
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+
         async def attempt(start_tls: bool | None, validate: bool) -> aiosmtplib.SMTP:
+            sock = await connected_socket() if address is not None else None
             client = aiosmtplib.SMTP(
                 hostname=host,
-                port=port,
+                port=None if sock is not None else port,
+                sock=sock,
                 use_tls=tls == "implicit",
                 start_tls=start_tls,
                 validate_certs=validate,
