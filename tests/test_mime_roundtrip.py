@@ -162,7 +162,8 @@ def test_random_messages_round_trip(
         text = ""
     attachments = [Attachment(data, fn, ct) for data, fn, ct in files]
     builder = MessageBuilder(
-        sender=f'"{from_name}" <news@b\u00fccher.example>' if '"' not in from_name else None,
+        # A quoted-string display name: backslash and quote are escaped (RFC 5322 3.2.4).
+        sender=f'"{_quote(from_name)}" <news@b\u00fccher.example>',
         attachments=attachments,
     )
     sender = None if builder.sender is not None else "news@b\u00fccher.example"
@@ -340,3 +341,7 @@ def test_smtputf8_only_for_a_non_ascii_local_part() -> None:
     assert b.build(to="j\u00f6rg@example.org", **common)[3] is True  # type: ignore[arg-type]
     b2 = MessageBuilder(sender="a@example.com", reply_to="j\u00f6rg@example.org")
     assert b2.build(to="b@example.com", **common)[3] is True  # type: ignore[arg-type]
+
+
+def _quote(name: str) -> str:
+    return name.replace("\\", "\\\\").replace('"', '\\"')

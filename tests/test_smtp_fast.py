@@ -195,3 +195,13 @@ def test_the_timeout_is_per_reply_not_per_batch() -> None:
         return [o.status for o in out]
 
     assert asyncio.run(go()) == ["delivered"] * 3
+
+
+def test_bare_line_ends_cannot_end_the_data_early() -> None:
+    # "LF . CRLF" ends DATA at servers that take a bare LF as a line end: the
+    # command after it would run (SMTP smuggling). Bare CR and LF become CRLF.
+    smuggle = b"Subject: x\r\n\r\na\n.\r\nMAIL FROM:<x@evil.example>\r\n"
+    out = payload(smuggle)
+    assert out == b"Subject: x\r\n\r\na\r\n..\r\nMAIL FROM:<x@evil.example>\r\n.\r\n"
+    assert payload(b"a\r.\rb") == b"a\r\n..\r\nb\r\n.\r\n"
+    assert _stuffed(smuggle) == out

@@ -93,3 +93,13 @@ def test_a_dropped_connection_reports_what_was_done() -> None:
     # The second message's end-of-data reply never came: it is not counted as done.
     assert [o.status for o in err.completed] == ["delivered"]
     assert not err.permanent
+
+
+def test_a_2xx_reply_to_data_is_not_a_delivery() -> None:
+    def script(cmd: str, conn: Conn) -> str | None:
+        return "250 2.0.0 ok, but no data wanted" if cmd == "DATA" and conn.messages == 0 else None
+
+    with ScriptedSMTP(script=script) as server:
+        _, out = run(server, [msg(0)])
+    assert [(o.status, o.code) for o in out] == [("deferred", 250)]  # type: ignore[attr-defined]
+    assert server.bodies == []

@@ -20,11 +20,22 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.string cimport memchr, memcpy
 
+import re
+
+_LINE_ENDS = re.compile(rb"\r\n|\r|\n")
+
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def payload(bytes data not None, bytes tail not None = b"") -> bytes:
-    """``data`` dot-stuffed, CRLF-ended, with ``.\\r\\n``, then ``tail``."""
+    """``data`` dot-stuffed, CRLF-ended, with ``.\\r\\n``, then ``tail``.
+
+    A bare CR or LF becomes CRLF first (rare: our own messages are CRLF
+    already): left alone, ``LF . CRLF`` would end the data early at servers
+    that take LF as a line end (SMTP smuggling).
+    """
+    if not _crlf_only(<const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data)):
+        data = _LINE_ENDS.sub(b"\r\n", data)
     cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
     cdef Py_ssize_t nt = PyBytes_GET_SIZE(tail)
@@ -68,6 +79,30 @@ def payload(bytes data not None, bytes tail not None = b"") -> bytes:
     if j != total:  # cannot happen: the count and the copy agree
         raise SystemError("payload size mismatch")
     return out
+
+
+cdef bint _crlf_only(const unsigned char* s, Py_ssize_t n) noexcept:
+    """Is every LF preceded by CR and every CR followed by LF?"""
+    cdef Py_ssize_t i = 0, k
+    cdef const unsigned char* p
+    while i < n:
+        p = <const unsigned char*>memchr(s + i, 10, n - i)
+        if p == NULL:
+            break
+        k = p - s
+        if k == 0 or s[k - 1] != 13:
+            return False
+        i = k + 1
+    i = 0
+    while i < n:
+        p = <const unsigned char*>memchr(s + i, 13, n - i)
+        if p == NULL:
+            break
+        k = p - s
+        if k + 1 >= n or s[k + 1] != 10:
+            return False
+        i = k + 1
+    return True
 
 
 cdef Py_ssize_t _count_stuffed(const unsigned char* s, Py_ssize_t n) noexcept:

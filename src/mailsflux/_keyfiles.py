@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from mailsflux.keys import dns_txt_record, generate_private_key, zone_file_line
@@ -21,10 +22,21 @@ def ensure_key(
         return False
     key_path.parent.mkdir(parents=True, exist_ok=True)
     pem = generate_private_key(algorithm, bits)
-    # O_EXCL: two jobs starting at once must not both write (and disagree on) the key.
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
+    # Written whole under a temporary name, then linked into place: a crash
+    # never leaves an empty key, and of two jobs starting at once one wins
+    # and the other uses its key.
+    fd, tmp = tempfile.mkstemp(dir=key_path.parent, prefix=f".{key_path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, key_path)
+        except FileExistsError:
+            return False
+    finally:
+        os.unlink(tmp)
     line = zone_file_line(
         dns_txt_record(pem, algorithm=algorithm), domain=domain, selector=selector
     )

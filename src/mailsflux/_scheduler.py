@@ -15,10 +15,12 @@ until ``max_age``, after which the message bounces as expired.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import secrets
 import socket
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -105,6 +107,7 @@ class Scheduler:
         local_hostname: str | None = None,
         max_queued: int = 4096,
         idle_timeout: float = 5.0,
+        linger: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.resolver = resolver
@@ -121,6 +124,11 @@ class Scheduler:
         self.local_hostname = local_hostname or socket.getfqdn() or "localhost"
         self.max_queued = max_queued
         self.idle_timeout = idle_timeout
+        # How long a worker waits for a short queue to fill to a whole batch
+        # before asking the throttles: a remote (Redis) grant costs a round
+        # trip, so it should cover a batch, not a message or two.
+        remote = not isinstance(self.throttles, LocalThrottles)
+        self.linger = linger if linger is not None else (0.01 if remote else 0.0)
         self.clock = clock
         self.holder = f"{socket.gethostname()}:{secrets.token_hex(4)}"
         self._sites: dict[str, _Site] = {}
@@ -213,22 +221,24 @@ class Scheduler:
         enhanced: str | None = None,
     ) -> None:
         c = c or classify(code, text, enhanced)
-        self.on_result(
-            DeliveryResult(
-                recipient=item.msg.rcpt_to,
-                message_id=item.msg.message_id,
-                status=status,
-                code=code,
-                enhanced_status=c.enhanced_status,
-                reply=text.strip()[:500],
-                attempts=max(item.attempts, 1),
-                row=item.msg.row,
-                category=str(c.category),
-            )
+        result = DeliveryResult(
+            recipient=item.msg.rcpt_to,
+            message_id=item.msg.message_id,
+            status=status,
+            code=code,
+            enhanced_status=c.enhanced_status,
+            reply=text.strip()[:500],
+            attempts=max(item.attempts, 1),
+            row=item.msg.row,
+            category=str(c.category),
         )
-        self._open -= 1
-        if self._open == 0:
-            self._idle.set()
+        try:
+            self.on_result(result)
+        finally:
+            # Counted as final even if the caller's callback fails: close() never hangs.
+            self._open -= 1
+            if self._open == 0:
+                self._idle.set()
 
     def _defer(self, item: _Item, code: int | None, text: str) -> None:
         item.attempts = max(item.attempts, 1)
@@ -242,8 +252,14 @@ class Scheduler:
             return
         loop = asyncio.get_running_loop()
 
+        async def requeue() -> None:
+            try:
+                await self._enqueue(item)
+            except Exception as exc:  # never lose the message
+                self._final(item, "failed", None, f"internal error: {type(exc).__name__}: {exc}")
+
         def again() -> None:
-            task = asyncio.ensure_future(self._enqueue(item))
+            task = asyncio.ensure_future(requeue())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -287,6 +303,22 @@ class Scheduler:
                 return grant.granted
             await asyncio.sleep(max(grant.retry_after, 0.001))
 
+    def _throttled(self, site: _Site) -> bool:
+        return bool(site.limits.rate) or self.job_spec is not None
+
+    async def _fill(self, site: _Site) -> None:
+        """Wait up to ``linger`` for the queue to hold a whole batch."""
+        deadline = self.clock() + self.linger
+        while len(site.queue) < BATCH and not self._closing:
+            left = deadline - self.clock()
+            if left <= 0:
+                return
+            site.wake.clear()
+            try:
+                await asyncio.wait_for(site.wake.wait(), left)
+            except TimeoutError:
+                return
+
     async def _lease(self, site: _Site) -> Lease | None:
         while site.queue and not self._closing:
             got = await self.throttles.lease(site.conn_spec, self.holder)
@@ -322,6 +354,7 @@ class Scheduler:
         session: SMTPSession | None = None
         lease: Lease | None = None
         renewed = self.clock()
+        pending: list[_Item] = []  # taken from the queue, outcome not yet handled
         try:
             lease = await self._lease(site)
             if lease is None:
@@ -338,48 +371,74 @@ class Scheduler:
                     if self._closing and not site.queue:
                         return
                     continue
+                if self.linger and len(site.queue) < BATCH and self._throttled(site):
+                    await self._fill(site)
                 room = site.limits.messages_per_connection - (session.sent if session else 0)
                 if session is not None and (room <= 0 or not session.is_open):
                     await session.quit()
                     session, room = None, site.limits.messages_per_connection
                 n = await self._grant(site, min(BATCH, room, len(site.queue)))
-                batch = self._take(site, n)
-                if not batch:
+                pending = self._take(site, n)
+                if not pending:
                     continue
                 if self.clock() - renewed > site.conn_spec.ttl / 3:
                     await lease.renew()
                     renewed = self.clock()
-                try:
-                    if session is None:
-                        session = await self._connect(site)
-                    outcomes = await session.send([i.msg for i in batch])
-                except SessionError as exc:
-                    session = None
-                    outcomes = exc.completed
-                    for item in batch[len(outcomes) :]:
-                        item.attempts += 1
-                        self._defer(item, None, exc.message)
-                except (TemporaryDeliveryError, PermanentDeliveryError) as exc:
-                    session = None
-                    for item in batch:
-                        item.attempts += 1
-                        if exc.permanent:
-                            self._final(item, "bounced", exc.code, exc.message)
-                        else:
-                            self._defer(item, exc.code, exc.message)
-                    # A site that cannot be reached: back off before the next try.
-                    await asyncio.sleep(min(self.retry.initial, 1.0))
-                    continue
-                for item, outcome in zip(batch, outcomes, strict=False):
-                    self._outcome(site, item, outcome)
+                session = await self._send_batch(site, session, pending)
+                pending = []
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a fault must never lose a message
+            # An unexpected failure (a bug, a broken backend): what this worker
+            # took is deferred, not dropped, and the site gets a fresh worker.
+            print(
+                f"mailsflux: site {site.key}: worker failed: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
+            if session is not None:
+                session.close()
+                session = None
+            for item in pending:
+                item.attempts += 1
+                self._defer(item, None, f"internal error: {type(exc).__name__}")
         finally:
             site.workers -= 1
             if session is not None:
                 await session.quit()
             if lease is not None:
-                await lease.release()
+                with contextlib.suppress(Exception):
+                    await lease.release()
             if site.queue and not self._closing:
                 self._spawn(site)
+
+    async def _send_batch(
+        self, site: _Site, session: SMTPSession | None, batch: list[_Item]
+    ) -> SMTPSession | None:
+        """Send ``batch``; every item gets its outcome. Returns the session to reuse."""
+        try:
+            if session is None:
+                session = await self._connect(site)
+            outcomes = await session.send([i.msg for i in batch])
+        except SessionError as exc:
+            for item, outcome in zip(batch, exc.completed, strict=False):
+                self._outcome(site, item, outcome)
+            for item in batch[len(exc.completed) :]:
+                item.attempts += 1
+                self._defer(item, None, exc.message)
+            return None
+        except (TemporaryDeliveryError, PermanentDeliveryError) as exc:
+            for item in batch:
+                item.attempts += 1
+                if exc.permanent:
+                    self._final(item, "bounced", exc.code, exc.message)
+                else:
+                    self._defer(item, exc.code, exc.message)
+            # A site that cannot be reached: back off before the next try.
+            await asyncio.sleep(min(self.retry.initial, 1.0))
+            return None
+        for item, outcome in zip(batch, outcomes, strict=True):
+            self._outcome(site, item, outcome)
+        return session
 
 
 def _rate_spec(name: str, rate: float, burst: int) -> RateSpec:

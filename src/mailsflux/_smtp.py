@@ -194,9 +194,17 @@ class _ReplyReader(asyncio.Protocol):
         self.transport.write(data)  # type: ignore[attr-defined]
 
 
+_LINE_ENDS = re.compile(rb"\r\n|\r|\n")
+
+
 def _stuffed(data: bytes) -> bytes:
     """The reference DATA payload: dot-stuffed (RFC 5321 4.5.2), CRLF-ended, with
-    the final dot; :func:`mailsflux._smtpfast.payload` is the fast one."""
+    the final dot; :func:`mailsflux._smtpfast.payload` is the fast one.
+
+    A bare CR or LF becomes CRLF first: left alone, ``LF . CRLF`` would end
+    the data early at servers that take LF as a line end (SMTP smuggling).
+    """
+    data = _LINE_ENDS.sub(b"\r\n", data)
     if data.startswith(b"."):
         data = b"." + data
     data = data.replace(b"\r\n.", b"\r\n..")
@@ -380,7 +388,17 @@ class SMTPSession:
                 if data.code == 354:  # DATA accepted without a recipient: end it empty
                     write(b".\r\n")
                     await read(t)
-                out.append(Outcome.of(mail if not mail.ok else rcpt if not rcpt.ok else data))
+                bad = mail if not mail.ok else rcpt if not rcpt.ok else data
+                if bad.code < 400:
+                    # Envelope accepted but DATA not answered 354 (a 2xx from a
+                    # broken server): the message was never sent, so never "delivered".
+                    out.append(
+                        Outcome(
+                            "deferred", bad.code, f"unexpected reply to DATA: {bad.text}"
+                        )
+                    )
+                else:
+                    out.append(Outcome.of(bad))
                 write(b"RSET\r\n" + (nxt or b""))
                 await read(t)
         except TemporaryDeliveryError as exc:
@@ -416,8 +434,9 @@ class SMTPSession:
 def _size(client: aiosmtplib.SMTP) -> int | None:
     if not client.supports_extension("size"):
         return None
-    value = client.esmtp_extensions.get("size", "")
-    return int(value) if value.strip().isdigit() and int(value) > 0 else 0
+    # RFC 1870: SIZE [number]; anything else (a hostile or broken server) means no limit.
+    m = re.fullmatch(r"\s*([0-9]{1,20})\s*", client.esmtp_extensions.get("size", ""))
+    return int(m.group(1)) if m else 0
 
 
 def _tls_failure(exc: BaseException) -> bool:

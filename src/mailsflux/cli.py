@@ -8,13 +8,13 @@ import os
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
 from mailsflux import __version__
 from mailsflux._errors import MailsfluxError
-from mailsflux._job import Relay
+from mailsflux._job import DeliverySpec, Relay
 from mailsflux._keyfiles import txt_path_for
 from mailsflux._progress import Progress
 from mailsflux._types import JobSummary, Problem
@@ -77,6 +77,13 @@ def cmd_send(args: argparse.Namespace) -> int:
     d = prepared.job.spec.delivery
     workers = args.workers if args.workers is not None else d.workers
     workers = workers or os.cpu_count() or 1
+    if d.throttle == "local" and workers > (cap := _local_worker_cap(d)):
+        print(
+            f"mailsflux: {workers} workers would exceed the job's per-site limits with"
+            f' throttle = "local"; using {cap} (a redis:// throttle shares limits)',
+            file=sys.stderr,
+        )
+        workers = cap
     if workers > 1 and args.shard is None:
         prepared.close()
         return _send_parallel(args, workers)
@@ -84,7 +91,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     if args.connections:
         d.connections = args.connections
     total = prepared.count_rows()
-    events = open(args.events, "ab") if args.events else None
+    events = _open_events(args.events) if args.events else None
     progress = None if args.quiet or args.json else Progress(total)
     shard = args.shard or (0, 1)
 
@@ -118,6 +125,27 @@ def cmd_send(args: argparse.Namespace) -> int:
         if events is not None:
             events.close()
     return _report(args, summary, tally)
+
+
+def _open_events(path: str) -> IO[bytes]:
+    """The event log: it names recipients, so only its owner may read it (0600).
+
+    Unbuffered: each event is one write() to an O_APPEND file, so the lines
+    of several worker processes never interleave.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    return os.fdopen(fd, "ab", buffering=0)
+
+
+def _local_worker_cap(d: DeliverySpec) -> int:
+    """With in-process throttles each worker holds a share of every limit,
+    so there can be no more workers than the smallest connection count (or
+    burst, when a rate is set) lets each hold at least one."""
+    caps = [d.connections] + [o.connections for o in d.domains.values() if o.connections]
+    if d.rate or d.job_rate:
+        caps.append(d.burst)
+    caps += [o.burst for o in d.domains.values() if o.burst and (o.rate or d.rate)]
+    return max(1, min(caps))
 
 
 def _send_parallel(args: argparse.Namespace, workers: int) -> int:

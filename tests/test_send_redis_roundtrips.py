@@ -1,0 +1,52 @@
+"""With the Redis throttle a job costs at most 0.05 Redis round trips a message."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio
+
+from mailsflux._run import Prepared, send
+from mailsflux.throttle import RedisThrottles
+from tests._jobs import make_job, people
+from tests._mail import RecordingHandler, SMTPServer
+
+pytestmark = pytest.mark.redis
+
+
+class CountingRedis(redis.asyncio.Redis):
+    """A real client that counts the commands it sends (each one round trip)."""
+
+    calls = 0
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        CountingRedis.calls += 1
+        return await super().execute_command(*args, **options)
+
+
+def test_round_trips_per_message(tmp_path: Path, redis_url: str) -> None:
+    n = 1000
+    with SMTPServer(RecordingHandler()) as smtp:
+        job = make_job(tmp_path, people(n), connections=4, html=None)
+        text = job.read_text().replace(
+            "smtp+plain://127.0.0.1:1", f"smtp+plain://127.0.0.1:{smtp.port}"
+        )
+        job.write_text(text + f'rate = 100000\nburst = 32\nthrottle = "{redis_url}"\n')
+        prepared = Prepared.load(job)
+
+        async def go() -> int:
+            client = CountingRedis.from_url(redis_url)
+            throttles = RedisThrottles(client)
+            summary = await send(prepared, on_problem=lambda p: None, throttles=throttles)
+            await client.aclose()
+            return summary.sent
+
+        CountingRedis.calls = 0
+        sent = asyncio.run(go())
+        prepared.close()
+    assert sent == n
+    # Grants cover whole batches and each session takes one lease: nothing per message.
+    assert 0 < CountingRedis.calls <= 0.05 * n, CountingRedis.calls
