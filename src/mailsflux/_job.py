@@ -43,6 +43,9 @@ class RecipientsSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     file: str
     email_column: str = "email"
     name_column: str = "name"
+    #: Addresses never to mail (one per line), on top of the tracking store's
+    #: unsubscribes and hard bounces.
+    suppression: str | None = None
 
 
 class DKIMSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -12,7 +12,7 @@ import os
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -29,6 +29,7 @@ from mailsflux._progress import Progress
 from mailsflux._recipients import RecipientFile
 from mailsflux._scheduler import RetryPolicy, Scheduler, SiteLimits
 from mailsflux._smtp import TLSMode
+from mailsflux._suppression import Suppression, read_list
 from mailsflux._throttle import LocalThrottles, Throttles
 from mailsflux._throttle_redis import RedisThrottles
 from mailsflux._trackconfig import TrackingConfig, load_config, write_new_config
@@ -77,12 +78,18 @@ class Prepared:
         self.signer = make_signer(job)
         self.tracking = tracking_config(job)
         self.store: EventStore | None = None
-        self.suppressed: SuppressionView | None = None
         tracker = None
+        view: SuppressionView | None = None
         if self.tracking is not None:
             tracker = self.tracking.tracker()
             self.store = self.tracking.open_store()
-            self.suppressed = self.store.suppressed_view()
+            view = self.store.suppressed_view()
+        listed = job.spec.recipients.suppression
+        self.suppressed: Suppression | None = None
+        if view is not None or listed is not None:
+            self.suppressed = Suppression(
+                read_list(job.resolve(listed)) if listed is not None else None, view
+            )
         self.composer = Composer(job, self.signer, tracker=tracker)
         self.recipients = RecipientFile(
             job.recipients_path, email_column=job.spec.recipients.email_column
@@ -276,6 +283,9 @@ async def send(
             per_domain[r.domain] += 1
         elif r.status == "deferred":
             summary.deferred += 1
+        elif r.status == "skipped":
+            summary.skipped += 1
+            on_problem(Problem(r.recipient, f"{r.reply}; not retried", "warning"))
         else:
             summary.failed += 1
         log.result(r)
@@ -289,12 +299,16 @@ async def send(
     scheduler = _scheduler(
         prepared.job, relay, result, resolver=resolver, throttles=throttles, share=shard[1]
     )
+    scheduler.suppressed = prepared.suppressed
     start = time.perf_counter()
     try:
         submit = scheduler.submit
         for msg in prepared.messages(problem, shard=shard):
             await submit(msg)
         await scheduler.close()
+    except BaseException:
+        await scheduler.abort()  # no session or task outlives a failed job
+        raise
     finally:
         await scheduler.throttles.close()
     summary.elapsed = time.perf_counter() - start
@@ -420,7 +434,7 @@ def compose_all(
     composer: Composer,
     rf: RecipientFile,
     on_problem: ProblemSink,
-    suppressed: SuppressionView | None = None,
+    suppressed: Container[str] | None = None,
     shard: tuple[int, int] = (0, 1),
 ) -> Iterator[Message]:
     """Yield each good row's message; report and skip each bad or suppressed row.

@@ -23,7 +23,7 @@ import socket
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from typing import Literal
 
 import msgspec
@@ -139,7 +139,10 @@ class Scheduler:
         self._room = asyncio.Event()
         self._room.set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._timers: set[asyncio.TimerHandle] = set()
         self._closing = False
+        #: Addresses not to mail; checked again before every retry.
+        self.suppressed: Container[str] | None = None
 
     # -- public ---------------------------------------------------------------
 
@@ -160,6 +163,18 @@ class Scheduler:
             site.wake.set()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def abort(self) -> None:
+        """Stop now (the job failed before close): sessions end, retries are dropped."""
+        self._closing = True
+        for handle in self._timers:
+            handle.cancel()
+        for site in self._sites.values():
+            site.wake.set()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     @property
     def sites(self) -> dict[str, int]:
@@ -254,16 +269,21 @@ class Scheduler:
 
         async def requeue() -> None:
             try:
+                if self.suppressed is not None and item.msg.rcpt_to in self.suppressed:
+                    self._final(item, "skipped", None, "suppressed while waiting for a retry")
+                    return
                 await self._enqueue(item)
             except Exception as exc:  # never lose the message
                 self._final(item, "failed", None, f"internal error: {type(exc).__name__}: {exc}")
 
         def again() -> None:
+            self._timers.discard(handle)
             task = asyncio.ensure_future(requeue())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-        loop.call_later(delay, again)
+        handle = loop.call_later(delay, again)
+        self._timers.add(handle)
 
     def _outcome(self, site: _Site, item: _Item, o: Outcome) -> None:
         item.attempts += 1
@@ -290,6 +310,8 @@ class Scheduler:
 
     async def _grant(self, site: _Site, n: int) -> int:
         """Wait for throttle grants (site, job) for up to ``n`` messages."""
+        if n <= 0:
+            return 0
         while True:
             until = self.shaper.suspended_until(site.key, self.clock())
             if until is not None:
@@ -373,6 +395,8 @@ class Scheduler:
                     continue
                 if self.linger and len(site.queue) < BATCH and self._throttled(site):
                     await self._fill(site)
+                    if not site.queue:  # another worker took it meanwhile
+                        continue
                 room = site.limits.messages_per_connection - (session.sent if session else 0)
                 if session is not None and (room <= 0 or not session.is_open):
                     await session.quit()
