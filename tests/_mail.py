@@ -7,6 +7,7 @@ import email
 import email.policy
 import re
 import threading
+import time
 from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
@@ -70,6 +71,18 @@ class RecordingHandler:
                 )
             )
         return "250 2.0.0 queued"
+
+
+class TimedHandler(RecordingHandler):
+    """Also notes when each message arrived (monotonic clock)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.times.append(time.monotonic())
+        return await super().handle_DATA(server, session, envelope)
 
 
 class SMTPServer:

@@ -7,24 +7,13 @@ than limit plus burst), so a slow machine cannot make it fail.
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
 
 from mailsflux._run import Prepared, send
 from tests._jobs import make_job, people
-from tests._mail import RecordingHandler, SMTPServer
-
-
-class Timed(RecordingHandler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.times: list[float] = []
-
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
-        self.times.append(time.monotonic())
-        return await super().handle_DATA(server, session, envelope)
+from tests._mail import SMTPServer, TimedHandler
 
 
 @pytest.mark.parametrize(
@@ -38,7 +27,7 @@ def test_never_faster_than_the_lower_limit(
     tmp_path: Path, limits: str, rate: float, burst: int
 ) -> None:
     n = 40
-    handler = Timed()
+    handler = TimedHandler()
     with SMTPServer(handler) as smtp:
         job = make_job(tmp_path, people(n, domains=("example.com",)), connections=2)
         text = job.read_text().replace(

@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
 from tests._cli import run_cli
 from tests._jobs import make_job, people
-from tests._mail import RecordingHandler, SMTPServer
+from tests._mail import SMTPServer, TimedHandler
 
 pytestmark = pytest.mark.redis
 
 
-class Timed(RecordingHandler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.times: list[float] = []
-
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
-        self.times.append(time.monotonic())
-        return await super().handle_DATA(server, session, envelope)
-
-
 def test_two_processes_share_one_site_limit(tmp_path: Path, redis_url: str) -> None:
     n, rate, burst = 60, 30.0, 3
-    handler = Timed()
+    handler = TimedHandler()
     with SMTPServer(handler) as smtp:
         job = make_job(tmp_path, people(n, domains=("example.com",)), connections=4)
         text = job.read_text().replace(

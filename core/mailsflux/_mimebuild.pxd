@@ -6,10 +6,7 @@
 # buffer (_Out) and copies it into a bytes object once.
 
 
-cdef struct _Out:
-    char* data          # PyMem_Realloc'd; NULL until the first reserve
-    Py_ssize_t len      # bytes written
-    Py_ssize_t cap      # bytes allocated
+from mailsflux._buffer cimport Buffer as _Out
 
 
 cdef class Address:

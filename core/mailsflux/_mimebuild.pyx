@@ -36,6 +36,10 @@ from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.string cimport memcpy
 
+from mailsflux._buffer cimport buf_byte as _putc
+from mailsflux._buffer cimport buf_reserve as _reserve
+from mailsflux._buffer cimport buf_write as _put
+
 import re
 from urllib.parse import quote as _url_quote
 
@@ -119,48 +123,8 @@ _init_tables()
 # Output buffer
 
 
-cdef int _reserve(_Out* o, Py_ssize_t extra) except -1:
-    """Make room for ``extra`` more bytes (capacity doubles)."""
-    cdef Py_ssize_t need, cap
-    cdef char* p
-    if extra <= o.cap - o.len:
-        return 0
-    if extra > PY_SSIZE_T_MAX - o.len:
-        raise MemoryError()
-    need = o.len + extra
-    cap = o.cap if o.cap > 0 else 1024
-    while cap < need:
-        if cap > PY_SSIZE_T_MAX // 2:
-            cap = need
-            break
-        cap *= 2
-    p = <char*>PyMem_Realloc(o.data, <size_t>cap)
-    if p is NULL:
-        raise MemoryError()
-    o.data = p
-    o.cap = cap
-    return 0
-
-
-cdef inline int _put(_Out* o, const char* s, Py_ssize_t n) except -1:
-    if n > o.cap - o.len:
-        _reserve(o, n)
-    if n > 0:
-        memcpy(o.data + o.len, s, <size_t>n)
-        o.len += n
-    return 0
-
-
 cdef inline int _put_bytes(_Out* o, bytes b) except -1:
     return _put(o, PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
-
-
-cdef inline int _putc(_Out* o, char c) except -1:
-    if o.cap - o.len < 1:
-        _reserve(o, 1)
-    o.data[o.len] = c
-    o.len += 1
-    return 0
 
 
 cdef inline int _crlf(_Out* o) except -1:

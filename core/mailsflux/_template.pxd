@@ -7,10 +7,7 @@
 from cpython.object cimport PyObject
 
 
-cdef struct _Buf:
-    char* data          # PyMem_Realloc'd; NULL until the first reserve
-    Py_ssize_t len      # bytes written
-    Py_ssize_t cap      # bytes allocated
+from mailsflux._buffer cimport Buffer as _Buf
 
 
 cdef struct _State:

@@ -22,6 +22,9 @@ from cpython.type cimport PyType_Check
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
 from libc.string cimport memcpy
 
+from mailsflux._buffer cimport buf_reserve as _buf_reserve
+from mailsflux._buffer cimport buf_write as _buf_write
+
 from collections.abc import Mapping, Sequence
 
 from mailsflux._errors import MissingVariableError, TemplateError, TemplateSyntaxError
@@ -56,38 +59,6 @@ cdef object _MISSING = object()
 
 # --------------------------------------------------------------------------
 # Output buffer
-
-
-cdef int _buf_reserve(_Buf* b, Py_ssize_t extra) except -1:
-    """Make room for ``extra`` more bytes (capacity doubles)."""
-    cdef Py_ssize_t need, cap
-    cdef char* p
-    if extra <= b.cap - b.len:
-        return 0
-    if extra > PY_SSIZE_T_MAX - b.len:
-        raise MemoryError()
-    need = b.len + extra
-    cap = b.cap if b.cap > 0 else 256
-    while cap < need:
-        if cap > PY_SSIZE_T_MAX // 2:
-            cap = need
-            break
-        cap *= 2
-    p = <char*>PyMem_Realloc(b.data, <size_t>cap)
-    if p is NULL:
-        raise MemoryError()
-    b.data = p
-    b.cap = cap
-    return 0
-
-
-cdef inline int _buf_write(_Buf* b, const char* s, Py_ssize_t n) except -1:
-    if n > b.cap - b.len:
-        _buf_reserve(b, n)
-    if n > 0:
-        memcpy(b.data + b.len, s, <size_t>n)
-        b.len += n
-    return 0
 
 
 cdef int _buf_write_escaped(_Buf* b, const char* s, Py_ssize_t n) except -1:

@@ -20,10 +20,7 @@ cdef struct _Edits:
     Py_ssize_t cap
 
 
-cdef struct _Out:
-    char* data          # PyMem_Realloc'd growable output buffer
-    Py_ssize_t len
-    Py_ssize_t cap
+from mailsflux._buffer cimport Buffer as _Out
 
 
 cdef class Rewriter:

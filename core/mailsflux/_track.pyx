@@ -35,6 +35,10 @@ from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memchr, memcmp, memcpy
 
+from mailsflux._buffer cimport buf_byte as _out_byte
+from mailsflux._buffer cimport buf_reserve as _out_reserve
+from mailsflux._buffer cimport buf_write as _out_write
+
 import html as _html
 import html.entities as _entities
 import re as _re
@@ -333,45 +337,6 @@ cdef bytes _PIX_TAIL = b'" width="1" height="1" alt="" style="border:0" />'
 
 # --------------------------------------------------------------------------
 # Growable buffers
-
-
-cdef int _out_reserve(_Out* b, Py_ssize_t extra) except -1:
-    cdef Py_ssize_t need, cap
-    cdef char* p
-    if extra <= b.cap - b.len:
-        return 0
-    if extra > PY_SSIZE_T_MAX - b.len:
-        raise MemoryError()
-    need = b.len + extra
-    cap = b.cap if b.cap > 0 else 256
-    while cap < need:
-        if cap > PY_SSIZE_T_MAX // 2:
-            cap = need
-            break
-        cap *= 2
-    p = <char*>PyMem_Realloc(b.data, <size_t>cap)
-    if p is NULL:
-        raise MemoryError()
-    b.data = p
-    b.cap = cap
-    return 0
-
-
-cdef inline int _out_write(_Out* b, const void* s, Py_ssize_t n) except -1:
-    if n > b.cap - b.len:
-        _out_reserve(b, n)
-    if n > 0:
-        memcpy(b.data + b.len, s, <size_t>n)
-        b.len += n
-    return 0
-
-
-cdef inline int _out_byte(_Out* b, unsigned char c) except -1:
-    if b.len >= b.cap:
-        _out_reserve(b, 1)
-    b.data[b.len] = <char>c
-    b.len += 1
-    return 0
 
 
 cdef int _edit(_Edits* e, Py_ssize_t start, Py_ssize_t end, int kind) except -1:
