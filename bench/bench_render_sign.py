@@ -1,7 +1,7 @@
 """Question: what does one personalised, signed message cost to produce?
 
-Mailsflux (compiled Mustache render + MIME + compiled DKIM canonicalization,
-RSA-2048 signature) against the plain-Python pipeline doing the same work:
+Mailsflux (compiled Mustache render + MIME + link tracking + compiled DKIM
+canonicalization, RSA-2048 signature) against the plain-Python pipeline doing the same work:
 ``str`` substitution, stdlib ``email`` (EmailMessage, ``as_bytes``) and
 ``dkimpy`` signing with the same key. Run:
 
@@ -28,9 +28,8 @@ import dkim
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _machine import describe
-from mailsflux._compose import Composer
 from mailsflux._job import load_job
-from mailsflux._run import make_signer
+from mailsflux._run import Prepared
 from mailsflux._types import Recipient
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "welcome"
@@ -50,8 +49,8 @@ def setup() -> tuple[Callable[[], bytes], Callable[[], bytes]]:
     tmp = Path(tempfile.mkdtemp(prefix="mf-bench-"))
     shutil.copytree(EXAMPLE, tmp / "job", ignore=shutil.ignore_patterns("dkim", "out"))
     job = load_job(tmp / "job" / "job.toml")
-    signer = make_signer(job)
-    composer = Composer(job, signer)
+    # The example job as sent: templates, tracking and the signing key.
+    composer = Prepared(job).composer
     recipient = Recipient(email=VARS["email"], vars=VARS, row=2)
 
     def mailsflux_one() -> bytes:

@@ -23,6 +23,8 @@ echo "== ruff" >&2
 "$VENV/bin/ruff" check src tests bench examples
 echo "== mypy (strict)" >&2
 "$VENV/bin/mypy"
+echo "== benchmarks, once each without timing (they must keep working)" >&2
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider bench --benchmark-disable
 echo "== pytest" >&2
 # The tests import the installed package (built from this tree), not src/.
 exec "$VENV/bin/python" -m pytest "$@"
