@@ -135,3 +135,33 @@ class ThrottleBackendError(TemporaryDeliveryError):
     Temporary: nothing was granted, so the caller defers; it never sends
     without a grant.
     """
+
+
+class RoutingError(DeliveryError):
+    """No route to a domain; ``domain`` names it (ASCII form)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        domain: str,
+        enhanced_status: str | None = None,
+        code: int | None = None,
+        ttl: float | None = None,
+    ) -> None:
+        super().__init__(message, code=code, enhanced_status=enhanced_status)
+        self.domain = domain
+        #: How long the resolver keeps this answer (negative caching), seconds.
+        self.ttl = ttl
+
+
+class PermanentRoutingError(RoutingError, PermanentDeliveryError):
+    """The domain cannot receive mail: NXDOMAIN, null MX, no address at all."""
+
+    permanent = True
+
+
+class TemporaryRoutingError(RoutingError, TemporaryDeliveryError):
+    """The lookup failed for now: SERVFAIL, REFUSED, timeout."""
+
+    permanent = False

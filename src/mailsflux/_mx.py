@@ -62,9 +62,9 @@ import msgspec
 
 from mailsflux._errors import (
     ConfigError,
-    DeliveryError,
-    PermanentDeliveryError,
-    TemporaryDeliveryError,
+    PermanentRoutingError,
+    RoutingError,
+    TemporaryRoutingError,
 )
 
 __all__ = [
@@ -103,36 +103,6 @@ _LABELS = re.compile(
 _IDNA = dns.name.IDNA_2008_Practical if dns.name.have_idna_2008 else dns.name.IDNA_2003
 # A smarthost name is resolved once through the system and kept this long.
 _SMARTHOST_TTL = 300.0
-
-
-class RoutingError(DeliveryError):
-    """No route to a domain; ``domain`` names it (ASCII form)."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        domain: str,
-        enhanced_status: str | None = None,
-        code: int | None = None,
-        ttl: float | None = None,
-    ) -> None:
-        super().__init__(message, code=code, enhanced_status=enhanced_status)
-        self.domain = domain
-        #: How long the resolver keeps this answer (negative caching), seconds.
-        self.ttl = ttl
-
-
-class PermanentRoutingError(RoutingError, PermanentDeliveryError):
-    """The domain cannot receive mail: NXDOMAIN, null MX, no address at all."""
-
-    permanent = True
-
-
-class TemporaryRoutingError(RoutingError, TemporaryDeliveryError):
-    """The lookup failed for now: SERVFAIL, REFUSED, timeout."""
-
-    permanent = False
 
 
 class MXHost(NamedTuple):

@@ -12,10 +12,13 @@ from mailsflux._errors import (
     MailsfluxError,
     MissingVariableError,
     PermanentDeliveryError,
+    PermanentRoutingError,
     RecipientError,
+    RoutingError,
     TemplateError,
     TemplateSyntaxError,
     TemporaryDeliveryError,
+    TemporaryRoutingError,
     ThrottleBackendError,
 )
 
@@ -31,9 +34,12 @@ __all__ = [
     "MailsfluxError",
     "MissingVariableError",
     "PermanentDeliveryError",
+    "PermanentRoutingError",
     "RecipientError",
+    "RoutingError",
     "TemplateError",
     "TemplateSyntaxError",
     "TemporaryDeliveryError",
+    "TemporaryRoutingError",
     "ThrottleBackendError",
 ]
