@@ -33,6 +33,7 @@ class ScriptedSMTP:
         data_without_recipients: bool = False,
         broken_starttls: bool = False,
         hang_first_session: bool = False,
+        end_of_data_delay: float = 0.0,
     ) -> None:
         self.pipelining = pipelining
         self.script = script
@@ -45,6 +46,8 @@ class ScriptedSMTP:
         self.broken_starttls = broken_starttls
         # The first session takes its first message, then never answers again.
         self.hang_first = hang_first_session
+        # Seconds before answering the final dot (a server scanning the message).
+        self.end_delay = end_of_data_delay
         self.lines: list[str] = []
         self.bodies: list[bytes] = []
         self.sessions = 0
@@ -127,6 +130,8 @@ class ScriptedSMTP:
                         if self.drop_after is not None and conn.messages >= self.drop_after:
                             writer.close()
                             return
+                        if self.end_delay:
+                            await asyncio.sleep(self.end_delay)
                         end = self.script(".", conn) if self.script else None
                         writer.write(f"{end or '250 2.0.0 queued'}\r\n".encode())
                         await writer.drain()

@@ -18,7 +18,7 @@ def test_hung_session_times_out_and_the_message_is_retried(tmp_path: Path) -> No
         text = job.read_text().replace(
             "smtp+plain://127.0.0.1:1", f"smtp+plain://127.0.0.1:{server.port}"
         )
-        job.write_text(text.replace("timeout = 10", "timeout = 1"))
+        job.write_text(text.replace("timeout = 10", "timeout = 1\ndata_timeout = 1"))
         prepared = Prepared.load(job)
         summary = asyncio.run(
             send(prepared, on_problem=lambda p: None, on_result=results.append, check_relay=False)

@@ -103,3 +103,21 @@ def test_a_2xx_reply_to_data_is_not_a_delivery() -> None:
         _, out = run(server, [msg(0)])
     assert [(o.status, o.code) for o in out] == [("deferred", 250)]  # type: ignore[attr-defined]
     assert server.bodies == []
+
+
+def test_the_end_of_data_reply_has_its_own_longer_timeout() -> None:
+    # RFC 5321 4.5.3.2.6: servers may scan a message before answering its final dot.
+    async def go(port: int, data_timeout: float | None) -> list[object]:
+        s = await SMTPSession.open(
+            "127.0.0.1", port, tls="none", timeout=0.3, data_timeout=data_timeout
+        )
+        try:
+            return list(await s.send([msg(0)]))
+        finally:
+            s.close()
+
+    with ScriptedSMTP(end_of_data_delay=0.8) as server:
+        out = asyncio.run(go(server.port, 5.0))
+        assert [o.status for o in out] == ["delivered"]  # type: ignore[attr-defined]
+        with pytest.raises(SessionError):
+            asyncio.run(go(server.port, None))  # the command timeout alone is too short

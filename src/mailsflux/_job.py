@@ -83,6 +83,9 @@ class DeliverySpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: when the handshake fails), "required" (certificate checked), "none".
     tls: Literal["opportunistic", "required", "none"] = "opportunistic"
     timeout: float = 30.0
+    #: How long to wait for the reply to the end of a message (RFC 5321
+    #: 4.5.3.2.6: 10 minutes; servers may scan the message first).
+    data_timeout: float = 600.0
     #: Attempts per message within the job (4xx, dropped connections); after
     #: the last a message is reported deferred, after max_age it bounces.
     attempts: int = 3

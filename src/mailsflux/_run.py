@@ -233,6 +233,7 @@ def _scheduler(
             attempts=d.attempts,
         ),
         timeout=d.timeout,
+        data_timeout=d.data_timeout,
         credentials=credentials,
     )
 

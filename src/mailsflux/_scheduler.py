@@ -103,6 +103,7 @@ class Scheduler:
         retry: RetryPolicy | None = None,
         shaper: Shaper | None = None,
         timeout: float = 30.0,
+        data_timeout: float | None = None,
         credentials: tuple[str, str] | None = None,
         local_hostname: str | None = None,
         max_queued: int = 4096,
@@ -120,6 +121,7 @@ class Scheduler:
         self.retry = retry or RetryPolicy()
         self.shaper = shaper if shaper is not None else Shaper()
         self.timeout = timeout
+        self.data_timeout = data_timeout
         self.credentials = credentials
         self.local_hostname = local_hostname or socket.getfqdn() or "localhost"
         self.max_queued = max_queued
@@ -364,6 +366,7 @@ class Scheduler:
                     username=user,
                     password=password,
                     timeout=self.timeout,
+                    data_timeout=self.data_timeout,
                     local_hostname=self.local_hostname,
                 )
             except PermanentDeliveryError:

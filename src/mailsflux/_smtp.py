@@ -216,13 +216,18 @@ def _stuffed(data: bytes) -> bytes:
 class SMTPSession:
     """One open SMTP connection that sends messages, pipelined when offered."""
 
-    def __init__(self, client: aiosmtplib.SMTP, timeout: float) -> None:
+    def __init__(
+        self, client: aiosmtplib.SMTP, timeout: float, data_timeout: float | None = None
+    ) -> None:
         transport = client.transport
         assert transport is not None
         self._client = client
         self._reader = _ReplyReader(transport)
         transport.set_protocol(self._reader)
         self.timeout = timeout
+        # RFC 5321 4.5.3.2.6: the reply to the final dot may take 10 minutes
+        # (the server may be scanning the message); commands get ``timeout``.
+        self.data_timeout = data_timeout if data_timeout is not None else timeout
         self.pipelining = client.supports_extension("pipelining")
         self.smtputf8 = client.supports_extension("smtputf8")
         self.size_limit = _size(client)
@@ -239,6 +244,7 @@ class SMTPSession:
         username: str | None = None,
         password: str | None = None,
         timeout: float = 30.0,
+        data_timeout: float | None = None,
         local_hostname: str | None = None,
         tls_context: ssl.SSLContext | None = None,
         address: str | None = None,
@@ -322,7 +328,7 @@ class SMTPSession:
             ) from None
         except (aiosmtplib.SMTPException, OSError, ssl.SSLError, TimeoutError) as exc:
             raise TemporaryDeliveryError(f"cannot connect to {host}:{port}: {exc}") from None
-        return cls(client, timeout)
+        return cls(client, timeout, data_timeout)
 
     def _envelope(self, m: Message) -> bytes:
         opts = b""
@@ -382,7 +388,7 @@ class SMTPSession:
                 if mail.ok and rcpt.ok and data.code == 354:
                     # One write: the stuffed message, its end, the next envelope.
                     write(_payload(m.data, nxt or b""))
-                    out.append(Outcome.of(await read(t)))
+                    out.append(Outcome.of(await read(self.data_timeout)))
                     self.sent += 1
                     continue
                 if data.code == 354:  # DATA accepted without a recipient: end it empty
@@ -393,9 +399,7 @@ class SMTPSession:
                     # Envelope accepted but DATA not answered 354 (a 2xx from a
                     # broken server): the message was never sent, so never "delivered".
                     out.append(
-                        Outcome(
-                            "deferred", bad.code, f"unexpected reply to DATA: {bad.text}"
-                        )
+                        Outcome("deferred", bad.code, f"unexpected reply to DATA: {bad.text}")
                     )
                 else:
                     out.append(Outcome.of(bad))
