@@ -78,9 +78,13 @@ def test_a_suspend_rule_pauses_the_site_then_it_resumes() -> None:
         )
     assert {r.status for r in results} == {"delivered"}
     assert rec.sent_reply_at is not None
-    # The refused message goes again only once the suspension has ended (the
-    # rest of its pipelined batch had already been granted and went at once).
+    # The refused message goes again only once the suspension has ended, and
+    # so does the rest of its batch, but for the one message whose envelope
+    # was already on the wire (pipelined) when the reply came.
     assert rec.accepted_by["r0@example.com"] - rec.sent_reply_at >= 0.6 - 0.01
+    later = sorted(t for t in rec.accepted if t > rec.sent_reply_at)
+    assert len(later) == 4
+    assert later[1] - rec.sent_reply_at >= 0.6 - 0.01
 
 
 def test_a_slow_rule_halves_the_site_rate() -> None:

@@ -121,3 +121,21 @@ def test_the_end_of_data_reply_has_its_own_longer_timeout() -> None:
         assert [o.status for o in out] == ["delivered"]  # type: ignore[attr-defined]
         with pytest.raises(SessionError):
             asyncio.run(go(server.port, None))  # the command timeout alone is too short
+
+
+def test_stop_ends_a_batch_after_the_envelope_already_on_the_wire() -> None:
+    def script(cmd: str, conn: Conn) -> str | None:
+        return "421 4.7.28 slow down" if cmd.startswith("RCPT TO:<r0@") else None
+
+    async def go(port: int) -> list[object]:
+        s = await SMTPSession.open("127.0.0.1", port, tls="none", timeout=5)
+        out = await s.send([msg(i) for i in range(4)], stop=lambda o: o.code == 421)
+        await s.quit()
+        return list(out)
+
+    with ScriptedSMTP(script=script) as server:
+        out = asyncio.run(go(server.port))
+    # r0 throttled; r1's envelope rode along with the RSET, so r1 went; r2, r3 not tried.
+    assert [(o.status, o.code) for o in out] == [("deferred", 421), ("delivered", 250)]  # type: ignore[attr-defined]
+    assert [b.split(b"\r\n", 1)[0] for b in server.bodies] == [b"Subject: m1"]
+    assert not any(line.startswith(("RCPT TO:<r2@", "RCPT TO:<r3@")) for line in server.lines)

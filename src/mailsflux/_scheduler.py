@@ -445,7 +445,9 @@ class Scheduler:
         try:
             if session is None:
                 session = await self._connect(site)
-            outcomes = await session.send([i.msg for i in batch])
+            outcomes = await session.send(
+                [i.msg for i in batch], stop=lambda o: self._throttling(site, o)
+            )
         except SessionError as exc:
             for item, outcome in zip(batch, exc.completed, strict=False):
                 self._outcome(site, item, outcome)
@@ -463,9 +465,21 @@ class Scheduler:
             # A site that cannot be reached: back off before the next try.
             await asyncio.sleep(min(self.retry.initial, 1.0))
             return None
-        for item, outcome in zip(batch, outcomes, strict=True):
+        for item, outcome in zip(batch, outcomes, strict=False):
             self._outcome(site, item, outcome)
+        if len(outcomes) < len(batch):
+            # The site throttled us mid-batch: the rest were never attempted;
+            # they go back to the front of the queue and wait for the shaper.
+            rest = batch[len(outcomes) :]
+            site.queue.extendleft(reversed(rest))
+            self._queued += len(rest)
         return session
+
+    def _throttling(self, site: _Site, o: Outcome) -> bool:
+        """Does this reply slow down or suspend the site (a shaping rule)?"""
+        if o.status == "delivered" or o.code is None:
+            return False
+        return bool(self.shaper.matching(site.key, (o.code, o.text)))
 
 
 def _rate_spec(name: str, rate: float, burst: int) -> RateSpec:

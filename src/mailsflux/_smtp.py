@@ -16,7 +16,7 @@ import re
 import socket
 import ssl
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal, NamedTuple
 
 import aiosmtplib
@@ -349,8 +349,15 @@ class SMTPSession:
             return Outcome("bounced", None, f"message larger than server SIZE {self.size_limit}")
         return None
 
-    async def send(self, messages: Sequence[Message]) -> list[Outcome]:
-        """Send ``messages`` in order; one :class:`Outcome` each.
+    async def send(
+        self, messages: Sequence[Message], stop: Callable[[Outcome], bool] | None = None
+    ) -> list[Outcome]:
+        """Send ``messages`` in order; one :class:`Outcome` each, in order.
+
+        ``stop(outcome)`` returning True (a reply that throttles the site)
+        ends the batch early: the one message whose envelope is already on
+        the wire still goes, and the outcomes list is then shorter than
+        ``messages``; the rest were not attempted.
 
         Raises :class:`SessionError` if the connection breaks; its
         ``completed`` holds the outcomes of the messages before the break.
@@ -364,7 +371,12 @@ class SMTPSession:
             # True when this message's envelope already went out, pipelined
             # behind the previous message (so it passed _refusal then).
             pending_env = False
+            stopping = False
             for i, m in enumerate(todo):
+                if stop is not None and out and not stopping and stop(out[-1]):
+                    stopping = True
+                if stopping and not pending_env:
+                    break
                 if not pending_env and (refusal := self._refusal(m)) is not None:
                     out.append(refusal)
                     continue
@@ -383,7 +395,7 @@ class SMTPSession:
                         if rcpt.ok:
                             write(b"DATA\r\n")
                             data = await read(t)
-                nxt = self._next_envelope(todo, i)
+                nxt = None if stopping else self._next_envelope(todo, i)
                 pending_env = nxt is not None
                 if mail.ok and rcpt.ok and data.code == 354:
                     # One write: the stuffed message, its end, the next envelope.
