@@ -34,6 +34,7 @@ class ScriptedSMTP:
         broken_starttls: bool = False,
         hang_first_session: bool = False,
         end_of_data_delay: float = 0.0,
+        size: str = "10000000",
     ) -> None:
         self.pipelining = pipelining
         self.script = script
@@ -48,6 +49,8 @@ class ScriptedSMTP:
         self.hang_first = hang_first_session
         # Seconds before answering the final dot (a server scanning the message).
         self.end_delay = end_of_data_delay
+        # What the EHLO reply says after SIZE (a broken server may say anything).
+        self.size = size
         self.lines: list[str] = []
         self.bodies: list[bytes] = []
         self.sessions = 0
@@ -96,7 +99,7 @@ class ScriptedSMTP:
                 self.lines.append(cmd)
                 verb = cmd.split(" ", 1)[0].split(":", 1)[0].upper()
                 if verb == "EHLO":
-                    ext = ["250-scripted", "250-SIZE 10000000"]
+                    ext = ["250-scripted", f"250-SIZE {self.size}"]
                     if self.pipelining:
                         ext.append("250-PIPELINING")
                     if self.broken_starttls:

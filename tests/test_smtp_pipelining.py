@@ -139,3 +139,11 @@ def test_stop_ends_a_batch_after_the_envelope_already_on_the_wire() -> None:
     assert [(o.status, o.code) for o in out] == [("deferred", 421), ("delivered", 250)]  # type: ignore[attr-defined]
     assert [b.split(b"\r\n", 1)[0] for b in server.bodies] == [b"Subject: m1"]
     assert not any(line.startswith(("RCPT TO:<r2@", "RCPT TO:<r3@")) for line in server.lines)
+
+
+@pytest.mark.parametrize("size", ["\u00b2", "9" * 4400, "-5", "lots"])
+def test_a_nonsense_size_means_no_limit(size: str) -> None:
+    with ScriptedSMTP(size=size) as server:
+        session, out = run(server, [msg(0)])
+    assert session.size_limit == 0
+    assert [o.status for o in out] == ["delivered"]  # type: ignore[attr-defined]
