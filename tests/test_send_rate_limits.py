@@ -40,8 +40,9 @@ def test_never_faster_than_the_lower_limit(
     assert summary.sent == n
     times = sorted(handler.times)
     # In every window, at most burst + rate * window messages (GCRA), with
-    # 50 ms of slack for arrivals bunched by the network.
+    # 250 ms of slack: a client delayed after a grant (a loaded machine) sends
+    # late and bunched. A sender at twice the limit still fails this.
     for i, t0 in enumerate(times):
         for j in range(i + 1, len(times)):
             window = times[j] - t0
-            assert j - i + 1 <= burst + rate * (window + 0.05) + 1, (i, j, window)
+            assert j - i + 1 <= burst + rate * (window + 0.25) + 1, (i, j, window)

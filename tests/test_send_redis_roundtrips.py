@@ -34,7 +34,7 @@ def test_round_trips_per_message(tmp_path: Path, redis_url: str) -> None:
         text = job.read_text().replace(
             "smtp+plain://127.0.0.1:1", f"smtp+plain://127.0.0.1:{smtp.port}"
         )
-        job.write_text(text + f'rate = 100000\nburst = 32\nthrottle = "{redis_url}"\n')
+        job.write_text(text + f'rate = 100000\nburst = 256\nthrottle = "{redis_url}"\n')
         prepared = Prepared.load(job)
 
         async def go() -> int:
@@ -49,4 +49,6 @@ def test_round_trips_per_message(tmp_path: Path, redis_url: str) -> None:
         prepared.close()
     assert sent == n
     # Grants cover whole batches and each session takes one lease: nothing per message.
+    # (The burst is above one batch times the workers, so concurrent workers
+    # never split a grant: what is counted is the design, not scheduling luck.)
     assert 0 < CountingRedis.calls <= 0.05 * n, CountingRedis.calls

@@ -32,8 +32,8 @@ def test_two_processes_share_one_site_limit(tmp_path: Path, redis_url: str) -> N
     times = sorted(handler.times)
     assert len(times) == n
     # Both processes together: never more than burst + rate * window in any
-    # window (50 ms of slack for network bunching). Each process alone would
+    # window (250 ms of slack for sends bunched on a loaded machine). Each process alone would
     # be allowed the full rate, so twice the rate would show here.
     for i, t0 in enumerate(times):
         for j in range(i + 1, len(times)):
-            assert j - i + 1 <= burst + rate * (times[j] - t0 + 0.05) + 1, (i, j)
+            assert j - i + 1 <= burst + rate * (times[j] - t0 + 0.25) + 1, (i, j)
