@@ -6,9 +6,7 @@ import socket
 
 from mailsflux._errors import TemporaryDeliveryError
 from mailsflux._job import Relay
-from mailsflux._smtp import SMTPSession, TLSMode
-
-_TLS: dict[str, TLSMode] = {"starttls": "opportunistic", "none": "none", "implicit": "implicit"}
+from mailsflux._smtp import SMTPSession
 
 
 async def probe(relay: Relay, timeout: float) -> None:
@@ -17,7 +15,7 @@ async def probe(relay: Relay, timeout: float) -> None:
         session = await SMTPSession.open(
             relay.host,
             relay.port,
-            tls=_TLS[relay.tls],
+            tls=relay.session_tls,
             username=relay.username,
             password=relay.password,
             timeout=timeout,

@@ -142,6 +142,11 @@ class Relay(msgspec.Struct, frozen=True):
     username: str | None = None
     password: str | None = None
 
+    @property
+    def session_tls(self) -> Literal["opportunistic", "none", "implicit"]:
+        """The SMTP session's TLS mode for this relay's URL scheme."""
+        return "opportunistic" if self.tls == "starttls" else self.tls
+
     @classmethod
     def parse(cls, url: str) -> Relay:
         u = urlsplit(url)

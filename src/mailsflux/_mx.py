@@ -214,19 +214,37 @@ def _literal_address(text: str, domain: str) -> str:
 
 def parse_smarthost(value: str | tuple[str, int], default_port: int = 25) -> tuple[str, int]:
     """``"host"``, ``"host:port"``, ``"[v6]:port"`` or ``(host, port)`` -> ``(host, port)``."""
+    return parse_host_port(value, default_port, what="smarthost")
+
+
+def parse_host_port(
+    value: str | tuple[str, int], default_port: int, *, what: str, bare_ipv6: bool = False
+) -> tuple[str, int]:
+    """``host[:port]`` or ``[v6]:port`` -> ``(host, port)``; with ``bare_ipv6``
+    also an unbracketed IPv6 address. ``what`` names the setting in errors."""
     if isinstance(value, tuple):
         host, port = value
     else:
         text = value.strip()
         m = re.fullmatch(r"\[([^\]]+)\](?::(\d+))?|([^:\[\]]+)(?::(\d+))?", text)
-        if m is None:
-            raise ConfigError(f"smarthost {value!r} is not host[:port]", field="smarthost")
-        host = m.group(1) or m.group(3)
-        port = int(m.group(2) or m.group(4) or default_port)
+        if m is not None:
+            host = m.group(1) or m.group(3)
+            port = int(m.group(2) or m.group(4) or default_port)
+        elif bare_ipv6 and _is_ipv6(text):
+            host, port = text, default_port
+        else:
+            raise ConfigError(f"{what} {value!r} is not host[:port]", field=what)
     host = host.strip().rstrip(".").lower()
     if not host or not 0 < int(port) < 65536:
-        raise ConfigError(f"smarthost {value!r} is not host[:port]", field="smarthost")
+        raise ConfigError(f"{what} {value!r} is not host[:port]", field=what)
     return host, int(port)
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(text), ipaddress.IPv6Address)
+    except ValueError:
+        return False
 
 
 def site_key(hosts: Iterable[str]) -> str:

@@ -24,7 +24,7 @@ from mailsflux._errors import DKIMKeyError, MailsfluxError
 from mailsflux._eventstore import EventStore, SuppressionView
 from mailsflux._job import Job, Relay, load_job
 from mailsflux._keyfiles import ensure_key
-from mailsflux._mx import MXResolver
+from mailsflux._mx import MXResolver, parse_host_port
 from mailsflux._progress import Progress
 from mailsflux._recipients import RecipientFile
 from mailsflux._scheduler import RetryPolicy, Scheduler, SiteLimits
@@ -51,6 +51,12 @@ def make_signer(job: Job) -> Signer:
             "DKIM key file not found (set generate = true in [dkim] to create it)",
             file=str(job.key_path),
         )
+    return job_signer(job)
+
+
+def job_signer(job: Job) -> Signer:
+    """The signer for the job's [dkim] table (the key file must exist)."""
+    d = job.spec.dkim
     return Signer(domain=d.domain, selector=d.selector, key=job.key_path, algorithm=d.algorithm)
 
 
@@ -184,12 +190,15 @@ def _scheduler(
     credentials = None
     tls: TLSMode = d.tls
     if relay is not None:
-        tls = {"starttls": "opportunistic", "none": "none", "implicit": "implicit"}[relay.tls]  # type: ignore[assignment]
+        tls = relay.session_tls
         if relay.username is not None:
             credentials = (relay.username, relay.password or "")
         resolver = resolver or MXResolver(smarthost=(relay.host, relay.port))
     elif resolver is None:
-        servers = [_nameserver(n) for n in d.nameservers] or None
+        servers = [
+            parse_host_port(n, 53, what="delivery.nameservers", bare_ipv6=True)
+            for n in d.nameservers
+        ] or None
         resolver = MXResolver(nameservers=servers, port=d.mx_port)
     if throttles is None:
         throttles = LocalThrottles() if d.throttle == "local" else RedisThrottles(d.throttle)
@@ -236,11 +245,6 @@ def _scheduler(
         data_timeout=d.data_timeout,
         credentials=credentials,
     )
-
-
-def _nameserver(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
-    return (host, int(port)) if port else (text, 53)
 
 
 async def send(
@@ -365,9 +369,7 @@ def validate(path: str | Path) -> list[Problem]:
     d = job.spec.dkim
     if job.key_path.exists():
         try:
-            signer = Signer(
-                domain=d.domain, selector=d.selector, key=job.key_path, algorithm=d.algorithm
-            )
+            signer = job_signer(job)
         except MailsfluxError as exc:
             add(exc)
     elif d.generate:

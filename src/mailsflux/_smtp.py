@@ -28,16 +28,9 @@ from mailsflux._types import Message
 
 TLSMode = Literal["none", "opportunistic", "required", "implicit"]
 
-_ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
 # RFC 5321 4.5.3.1.5: a reply line is at most 512 octets; allow slack, but
 # bound what a hostile server can make us buffer.
 _MAX_REPLY = 64 * 1024
-
-
-def enhanced_status(text: str) -> str | None:
-    """The RFC 3463 enhanced status code at the start of a reply text, if any."""
-    m = _ENHANCED.match(text.lstrip())
-    return m.group(1) if m else None
 
 
 class Reply(NamedTuple):

@@ -95,28 +95,17 @@ def cmd_send(args: argparse.Namespace) -> int:
     progress = None if args.quiet or args.json else Progress(total)
     shard = args.shard or (0, 1)
 
+    async def deliver(r: Relay | None) -> JobSummary:
+        return await send(
+            prepared, r, on_problem=_print_problem, progress=progress, events=events, shard=shard
+        )
+
     async def go() -> tuple[JobSummary, dict[str, Any] | None]:
         if args.local_sink:
             async with LocalSink(save=args.sink_save) as sink:
-                r = Relay(host=sink.host, port=sink.port, tls="none")
-                s = await send(
-                    prepared,
-                    r,
-                    on_problem=_print_problem,
-                    progress=progress,
-                    events=events,
-                    shard=shard,
-                )
+                s = await deliver(Relay(host=sink.host, port=sink.port, tls="none"))
             return s, sink.tally
-        s = await send(
-            prepared,
-            relay,
-            on_problem=_print_problem,
-            progress=progress,
-            events=events,
-            shard=shard,
-        )
-        return s, None
+        return await deliver(relay), None
 
     try:
         summary, tally = _run(go())
