@@ -246,10 +246,9 @@ class Composer:
         if tr is not None and tracking is not None:
             # The visible unsubscribe link and List-Unsubscribe carry the same
             # one-click token; templates use it as {{unsubscribe_url}}.
-            (_, unsubscribe), _ = tr.unsubscribe_headers(
-                msgid, rcpt, self.job.name, mailto=tracking.unsubscribe_mailto
-            )
-            data = {**data, "unsubscribe_url": tr.unsubscribe_url(msgid, rcpt, self.job.name)}
+            url = tr.unsubscribe_url(msgid, rcpt, self.job.name)
+            (_, unsubscribe), _ = tr.list_unsubscribe(url, mailto=tracking.unsubscribe_mailto)
+            data = {**data, "unsubscribe_url": url}
         try:
             subject = self.subject.render(data, row=row, recipient=rcpt)
             sender = (

@@ -150,7 +150,7 @@ class Tracker:
                 tok = self._rw.token(click, message_id, recipient, job, sent, url)
             except (UnicodeEncodeError, ValueError):  # undecodable bytes or too long
                 return whole
-            return f"{self.base_url}/c/{tok}{whole[len(url):]}"
+            return f"{self.base_url}/c/{tok}{whole[len(url) :]}"
 
         return _TEXT_URL.sub(sub, src).encode("utf-8", "surrogateescape")
 
@@ -187,8 +187,16 @@ class Tracker:
         signature for one-click unsubscribe to be honoured by receivers.
         The values hold no CR or LF; they are not folded.
         """
-        tok = self.token("unsubscribe", message_id=message_id, recipient=recipient, job=job)
-        value = f"<{self.base_url}/u/{tok}>"
+        return self.list_unsubscribe(
+            self.unsubscribe_url(message_id, recipient, job), mailto=mailto
+        )
+
+    def list_unsubscribe(self, url: str, *, mailto: str | None = None) -> list[tuple[str, str]]:
+        """The headers of :meth:`unsubscribe_headers` for a URL that
+        :meth:`unsubscribe_url` made, so a message's visible link and its
+        header carry one token, made once."""
+        tok = url.rpartition("/u/")[2]
+        value = f"<{url}>"
         if mailto is not None:
             addr = mailto.removeprefix("mailto:")
             if not _MAILTO.fullmatch(addr):
