@@ -20,7 +20,6 @@ import re
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -29,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _machine import describe
+from _machine import best_of, describe
 from mailsflux._compose import Composer
 from mailsflux._job import load_job
 from mailsflux._types import Recipient
@@ -225,22 +224,10 @@ except ImportError:  # run as a plain script without pytest
     pass
 
 
-def _time(fn: Callable[[], bytes], n: int) -> float:
-    """Best of 5 rounds of ``n`` calls, in seconds per call."""
-    fn()
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter() - start) / n)
-    return best
-
-
 if __name__ == "__main__":
     ours, plain = setup()
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 300
-    t_ours, t_plain = _time(ours, n * 20), _time(plain, n)
+    t_ours, t_plain = best_of(ours, n * 20), best_of(plain, n)
     print(describe())
     print(f"message size: {len(ours())} bytes (mailsflux), {len(plain())} bytes (stdlib)")
     print(f"mailsflux render+MIME:            {t_ours * 1e6:9.1f} us/message")

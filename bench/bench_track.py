@@ -19,8 +19,6 @@ import hmac
 import html as htmllib
 import re
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,7 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _machine import describe
+from _machine import best_of, describe
 from mailsflux._track import SHA_NI
 from mailsflux.tracking import Tracker
 
@@ -154,23 +152,14 @@ except ImportError:  # run as a plain script without pytest
     pass
 
 
-def _time(fn: Callable[[], bytes], n: int) -> float:
-    for _ in range(100):
-        fn()
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter() - start) / n)
-    return best
-
-
 if __name__ == "__main__":
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
     ours, plain = mailsflux_rewrite(), plain_one()
     assert _links(ours) == _links(plain) == 10, (_links(ours), _links(plain))
-    t_ours, t_plain = _time(mailsflux_rewrite, n), _time(plain_one, n // 10)
+    t_ours, t_plain = (
+        best_of(mailsflux_rewrite, n, warmup=100),
+        best_of(plain_one, n // 10, warmup=100),
+    )
     print(describe())
     print(f"SHA-256 path: {'x86 SHA extensions' if SHA_NI else 'portable C'}")
     print(f"HTML part: {len(HTML)} bytes, 10 tracked links + pixel -> {len(ours)} bytes")

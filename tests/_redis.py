@@ -7,14 +7,17 @@ after the session.
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 
 
 def answers(url: str) -> bool:
@@ -89,3 +92,15 @@ class PrivateRedis:
                 self.proc.kill()
                 self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class CountingRedis(aioredis.Redis):
+    """A real client that counts the commands it sends (one each: no pipelining here)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: collections.Counter[str] = collections.Counter()
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.calls[str(args[0]).upper()] += 1
+        return await super().execute_command(*args, **options)

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests._redis import PrivateRedis, answers
 
@@ -34,6 +36,18 @@ def redis_url() -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture
+def prefix(redis_url: str) -> Iterator[str]:
+    """A Redis key prefix of this test's own; its keys are deleted afterwards."""
+    p = f"mftest{uuid.uuid4().hex[:10]}"
+    yield p
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{p}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
 
 
 _skipped_redis: list[str] = []

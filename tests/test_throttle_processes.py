@@ -13,8 +13,7 @@ import json
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -65,17 +64,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-@pytest.fixture
-def prefix(redis_url: str) -> Iterator[str]:
-    p = f"mftest{uuid.uuid4().hex[:10]}"
-    yield p
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{p}:*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 def worst_excess(events: Sequence[tuple[int, int]], spec: RateSpec) -> int:

@@ -3,44 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import uuid
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
-import redis
-import redis.asyncio as aioredis
 
 from mailsflux._throttle_redis import GCRA_LUA, _Script
 from mailsflux.errors import TemporaryDeliveryError
 from mailsflux.throttle import ConcurrencySpec, RateSpec, RedisThrottles, ThrottleBackendError
-from tests._redis import PrivateRedis, free_port
+from tests._redis import CountingRedis, PrivateRedis, free_port
 
 pytestmark = pytest.mark.redis
-
-
-class CountingRedis(aioredis.Redis):
-    """A real client that counts the commands it sends (one each: no pipelining here)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.calls: collections.Counter[str] = collections.Counter()
-
-    async def execute_command(self, *args: Any, **options: Any) -> Any:
-        self.calls[str(args[0]).upper()] += 1
-        return await super().execute_command(*args, **options)
-
-
-@pytest.fixture
-def prefix(redis_url: str) -> Iterator[str]:
-    p = f"mftest{uuid.uuid4().hex[:10]}"
-    yield p
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{p}:*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 def test_round_trips_one_per_batch(redis_url: str, prefix: str) -> None:
