@@ -6,6 +6,8 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
+from mailsflux._types import Message
+
 HTML = """<html><body>
 <p>Hello {{first_name}},</p>
 <p>Your plan: <b>{{plan}}</b>. <a href="https://example.com/start?u={{email}}">Start here</a></p>
@@ -72,5 +74,18 @@ def make_job(
 def people(n: int, domains: Sequence[str] = ("example.com", "example.org")) -> list[list[str]]:
     return [
         [f"user{i}@{domains[i % len(domains)]}", f"User {i}", f"Name{i}", ("Team", "Pro")[i % 2]]
+        for i in range(n)
+    ]
+
+
+def messages(n: int, prefix: str = "r") -> list[Message]:
+    """``n`` small ready-made messages to ``{prefix}{i}@example.com``, for scheduler tests."""
+    return [
+        Message(
+            mail_from="s@sender.example",
+            rcpt_to=f"{prefix}{i}@example.com",
+            data=b"Subject: %d\r\n\r\nbody\r\n" % i,
+            message_id=f"{prefix}{i}",
+        )
         for i in range(n)
     ]

@@ -35,6 +35,8 @@ class ScriptedSMTP:
         hang_first_session: bool = False,
         end_of_data_delay: float = 0.0,
         size: str = "10000000",
+        helo_reply: str | None = None,
+        idle_close: float | None = None,
     ) -> None:
         self.pipelining = pipelining
         self.script = script
@@ -51,6 +53,15 @@ class ScriptedSMTP:
         self.end_delay = end_of_data_delay
         # What the EHLO reply says after SIZE (a broken server may say anything).
         self.size = size
+        # The reply to EHLO and HELO instead of accepting (a server refusing our name).
+        self.helo_reply = helo_reply
+        # Seconds a session may wait for a command before the server says 421
+        # and closes it (Postfix smtpd_timeout, much shortened).
+        self.idle_close = idle_close
+        # Sessions inside a mail transaction (MAIL to the reply to the final
+        # dot) now, and the most there ever were at once.
+        self.active = 0
+        self.max_active = 0
         self.lines: list[str] = []
         self.bodies: list[bytes] = []
         self.sessions = 0
@@ -92,12 +103,23 @@ class ScriptedSMTP:
         conn = Conn(self, writer)
         held: list[str] = []
         accepted = 0
+        in_mail = False
         writer.write(b"220 scripted ESMTP\r\n")
         try:
-            while line := await reader.readline():
+            while line := await self._readline(reader, writer):
                 cmd = line.decode().rstrip("\r\n")
                 self.lines.append(cmd)
                 verb = cmd.split(" ", 1)[0].split(":", 1)[0].upper()
+                if verb in ("EHLO", "HELO") and self.helo_reply is not None:
+                    writer.write(f"{self.helo_reply}\r\n".encode())
+                    continue
+                if verb == "RSET" and in_mail:
+                    in_mail = False
+                    self.active -= 1
+                if verb == "MAIL" and not in_mail:
+                    in_mail = True
+                    self.active += 1
+                    self.max_active = max(self.max_active, self.active)
                 if verb == "EHLO":
                     ext = ["250-scripted", f"250-SIZE {self.size}"]
                     if self.pipelining:
@@ -136,6 +158,9 @@ class ScriptedSMTP:
                         if self.end_delay:
                             await asyncio.sleep(self.end_delay)
                         end = self.script(".", conn) if self.script else None
+                        if in_mail:
+                            in_mail = False
+                            self.active -= 1
                         writer.write(f"{end or '250 2.0.0 queued'}\r\n".encode())
                         await writer.drain()
                         continue
@@ -163,7 +188,18 @@ class ScriptedSMTP:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            if in_mail:
+                self.active -= 1
             writer.close()
+
+    async def _readline(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+        if self.idle_close is None:
+            return await reader.readline()
+        try:
+            return await asyncio.wait_for(reader.readline(), self.idle_close)
+        except TimeoutError:
+            writer.write(b"421 4.4.2 scripted Error: timeout exceeded\r\n")
+            return b""
 
     @staticmethod
     async def _read_body(reader: asyncio.StreamReader) -> bytes:

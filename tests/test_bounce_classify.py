@@ -337,7 +337,7 @@ REAL_WORLD: list[tuple[int | None, str, Category, bool, bool]] = [
     (
         450,
         "4.1.8 <bounce@sender.example>: Sender address rejected: Domain not found",
-        C.POLICY,
+        C.SENDER_CONFIG,
         False,
         False,
     ),
@@ -365,7 +365,7 @@ REAL_WORLD: list[tuple[int | None, str, Category, bool, bool]] = [
         550,
         "Verification failed for <bounce@sender.example>\nUnrouteable address\n"
         "Sender verify failed",
-        C.POLICY,
+        C.SENDER_CONFIG,
         True,
         False,
     ),
@@ -411,6 +411,40 @@ REAL_WORLD: list[tuple[int | None, str, Category, bool, bool]] = [
     ),
     (None, "SMTPServerDisconnected: Connection lost", C.CONNECTION, False, False),
     (None, "", C.CONNECTION, False, False),
+    # -- our own setup refused: HELO/EHLO name, sender address (never suppresses) --
+    (
+        504,
+        "5.5.2 <localhost>: Helo command rejected: need fully-qualified hostname",
+        C.SENDER_CONFIG,
+        True,
+        False,
+    ),
+    (550, "5.7.1 <bad>: Helo command rejected: Host not found", C.SENDER_CONFIG, True, False),
+    (450, "4.7.1 <x>: Helo command rejected: Host not found", C.SENDER_CONFIG, False, False),
+    (501, "Syntactically invalid EHLO argument(s)", C.SENDER_CONFIG, True, False),
+    (550, "HELO/EHLO verification failed", C.SENDER_CONFIG, True, False),
+    (
+        501,
+        "5.5.4 HELO/EHLO argument [x] invalid, closing connection.",
+        C.SENDER_CONFIG,
+        True,
+        False,
+    ),
+    (
+        501,
+        "5.5.4 Empty HELO/EHLO argument not allowed, closing connection.",
+        C.SENDER_CONFIG,
+        True,
+        False,
+    ),
+    (
+        553,
+        "5.1.8 <news@sender.example>: Sender address rejected: Domain not found",
+        C.SENDER_CONFIG,
+        True,
+        False,
+    ),
+    (550, "5.1.7 Invalid sender address syntax", C.SENDER_CONFIG, True, False),
 ]
 
 

@@ -12,20 +12,9 @@ import time
 from mailsflux._mx import MXResolver
 from mailsflux._scheduler import RetryPolicy, Scheduler, SiteLimits
 from mailsflux._shaping import Shaper, ShapingRule
-from mailsflux._types import DeliveryResult, Message
+from mailsflux._types import DeliveryResult
+from tests._jobs import messages
 from tests._scripted_smtp import Conn, ScriptedSMTP
-
-
-def messages(n: int) -> list[Message]:
-    return [
-        Message(
-            mail_from="s@sender.example",
-            rcpt_to=f"r{i}@example.com",
-            data=b"Subject: %d\r\n\r\nbody\r\n" % i,
-            message_id=str(i),
-        )
-        for i in range(n)
-    ]
 
 
 def run(port: int, shaper: Shaper, limits: SiteLimits, n: int) -> list[DeliveryResult]:

@@ -4,6 +4,8 @@
 :class:`Category` (bad mailbox, mailbox full, policy block, rate limited,
 ...), whether it is permanent, and whether the recipient should be
 suppressed (hard bounces only: a permanent bad mailbox or bad domain).
+A refusal of our own setup (the sender address, RFC 3463 x.1.7/x.1.8, or
+the HELO/EHLO name) is ``sender_config``: the recipient is not to blame.
 
 How it decides:
 
@@ -67,6 +69,9 @@ class Category(enum.StrEnum):
     POLICY = "policy"
     RATE_LIMITED = "rate_limited"
     AUTH = "auth"
+    #: Our own setup was refused (the sender address, the HELO/EHLO name):
+    #: never the recipient's fault, never suppresses them.
+    SENDER_CONFIG = "sender_config"
     GREYLISTED = "greylisted"
     CONNECTION = "connection"
     OTHER_TEMPORARY = "other_temporary"
@@ -147,6 +152,24 @@ _SPAM_WORDS = (
 
 #: The classification table, tried in order.
 RULES: tuple[Rule, ...] = (
+    # -- our HELO/EHLO name refused: first, whatever the enhanced status says
+    # (Postfix answers 5.7.1 or 4.7.1 here, and says it at RCPT time by default).
+    Rule(
+        "helo-rejected",
+        Category.SENDER_CONFIG,
+        text=(
+            r"\b(?:helo|ehlo)\b(?:/ehlo)?[^\n]{0,60}?(?:rejected|invalid|not allowed|"
+            r"verification failed|refused)|"
+            r"(?:invalid|bad|malformed|syntactically invalid|empty)[^\n]{0,30}\b(?:helo|ehlo)\b|"
+            r"need fully.qualified hostname"
+        ),
+        example=(
+            504,
+            "504 5.5.2 <localhost>: Helo command rejected: need fully-qualified hostname",
+        ),
+        source="Postfix reject_non_fqdn_helo_hostname and friends; Exim helo_verify; "
+        "Google 501 5.5.4 HELO/EHLO argument invalid",
+    ),
     # -- authentication: SPF, DKIM, DMARC, reverse DNS ---------------------
     Rule(
         "auth-enhanced",
@@ -177,7 +200,7 @@ RULES: tuple[Rule, ...] = (
     # -- our own sender address refused (never the recipient's fault) -----
     Rule(
         "sender-rejected",
-        Category.POLICY,
+        Category.SENDER_CONFIG,
         text=r"sender (?:address )?(?:rejected|verify failed|verification failed)|"
         r"verification failed for",
         example=(
@@ -188,7 +211,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "sender-enhanced",
-        Category.POLICY,
+        Category.SENDER_CONFIG,
         enhanced=r"[45]\.1\.[78]",
         example=(
             553,

@@ -137,6 +137,10 @@ class ThrottleBackendError(TemporaryDeliveryError):
     """
 
 
+class SchedulerClosedError(MailsfluxError, RuntimeError):
+    """The scheduler was closed: it takes no more messages and closes only once."""
+
+
 class RoutingError(DeliveryError):
     """No route to a domain; ``domain`` names it (ASCII form)."""
 

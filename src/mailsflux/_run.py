@@ -18,6 +18,7 @@ from typing import IO
 
 import msgspec
 
+from mailsflux._bounce import classify_result
 from mailsflux._compose import Composer
 from mailsflux._delivery import probe
 from mailsflux._errors import DKIMKeyError, MailsfluxError
@@ -107,9 +108,15 @@ class Prepared:
             self.store = None
 
     def suppress_bounce(self, r: DeliveryResult) -> None:
-        """A hard bounce (bad mailbox or domain, RFC 3463 5.1.x) is never mailed again."""
+        """A hard bounce (bad mailbox or domain) is never mailed again.
+
+        The classifier decides, not the status code's subject: ``5.1.7`` and
+        ``5.1.8`` are our own sender's address (RFC 3463), and a refusal of
+        our setup, a policy block or a local problem says nothing about the
+        recipient.
+        """
         if self.store is not None and r.status == "bounced":
-            if (r.enhanced_status or "").startswith("5.1."):
+            if classify_result(r).suppress:
                 self.store.suppress(
                     r.recipient, reason="bounce", job=self.job.name, message_id=r.message_id
                 )
@@ -281,8 +288,8 @@ async def send(
             progress.advance()
 
     def result(r: DeliveryResult) -> None:
+        # Counted first: a failing store or callback below must not lose the tally.
         summary.total += 1
-        prepared.suppress_bounce(r)
         if r.status == "delivered":
             summary.sent += 1
             per_domain[r.domain] += 1
@@ -293,11 +300,12 @@ async def send(
             on_problem(Problem(r.recipient, f"{r.reply}; not retried", "warning"))
         else:
             summary.failed += 1
+        if progress is not None:
+            progress.advance()
+        prepared.suppress_bounce(r)
         log.result(r)
         if on_result is not None:
             on_result(r)
-        if progress is not None:
-            progress.advance()
 
     if check_relay and relay is not None:
         await probe(relay, spec.timeout)

@@ -59,9 +59,11 @@ class Outcome(NamedTuple):
 class SessionError(TemporaryDeliveryError):
     """The session broke mid-batch; ``completed`` holds the outcomes known so far."""
 
-    def __init__(self, message: str, completed: list[Outcome]) -> None:
+    def __init__(self, message: str, completed: list[Outcome], *, closed: bool = False) -> None:
         super().__init__(message)
         self.completed = completed
+        #: The server closed the connection (as opposed to a timeout or garbage).
+        self.closed = closed
 
 
 def _parse_py(
@@ -105,6 +107,7 @@ class _ReplyReader(asyncio.Protocol):
         self._replies: deque[Reply] = deque()
         self._waiters: deque[asyncio.Future[Reply]] = deque()
         self._lost: Exception | None = None
+        self.closed_by_peer = False
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0
         self._timeout = 0.0
@@ -148,9 +151,12 @@ class _ReplyReader(asyncio.Protocol):
         self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # None: we closed it ourselves; an exception: the peer reset it.
+        self.closed_by_peer |= exc is not None and self._lost is None
         self._fail(TemporaryDeliveryError(f"connection lost: {exc or 'closed by server'}"))
 
     def eof_received(self) -> bool:
+        self.closed_by_peer |= self._lost is None
         self._fail(TemporaryDeliveryError("connection closed by server"))
         return False
 
@@ -412,7 +418,7 @@ class SMTPSession:
                 await read(t)
         except TemporaryDeliveryError as exc:
             self.close()
-            raise SessionError(exc.message, out) from None
+            raise SessionError(exc.message, out, closed=r.closed_by_peer) from None
         return out
 
     def _next_envelope(self, todo: list[Message], i: int) -> bytes | None:
