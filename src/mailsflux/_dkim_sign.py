@@ -33,6 +33,7 @@ from mailsflux._dkim import Message, Policy, fold_value
 from mailsflux._dkim_keys import (
     RSA_SHA256,
     PrivateKey,
+    ascii_domain,
     check_algorithm,
     load_private_key,
 )
@@ -72,27 +73,11 @@ _OVERSIGNED_LOWER = frozenset(n.lower() for n in OVERSIGNED)
 _MAX_LINE = 78
 _B_FIRST = 72  # " b=" + 72 = 75 columns on the first b= line
 _B_WIDTH = 76  # " " + 76 = 77 columns on the following ones
-_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
-_DOMAIN_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 _FIELD_NAME_RE = re.compile(r"[!-9<-~]+")  # RFC 5322 ftext minus ';' (a tag-list separator)
 _IDENTITY_RE = re.compile(r"[!-:<-~]*@[A-Za-z0-9._-]+")
 
 _RSA_PADDING = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
-
-
-def _ascii_domain(domain: str, what: str) -> str:
-    try:
-        domain.encode("ascii")
-        ascii_domain = domain
-    except UnicodeEncodeError:
-        try:
-            ascii_domain = domain.encode("idna").decode("ascii")
-        except UnicodeError:
-            raise DKIMError(f"{what} {domain!r} is not a valid domain", field=what) from None
-    if not ascii_domain or len(ascii_domain) > 253 or not _DOMAIN_RE.fullmatch(ascii_domain):
-        raise DKIMError(f"{what} {domain!r} is not a valid domain name", field=what)
-    return ascii_domain
 
 
 def _fold_tags(first: str, tags: Sequence[str]) -> str:
@@ -147,8 +132,8 @@ class Signer:
         identity: str | None = None,
     ) -> None:
         self.algorithm = check_algorithm(algorithm)
-        self.domain = _ascii_domain(domain, "domain")
-        self.selector = _ascii_domain(selector, "selector")
+        self.domain = ascii_domain(domain, "domain")
+        self.selector = ascii_domain(selector, "selector")
         self._policy = Policy(canonicalization)
         self.canonicalization = self._policy.value
         if expire_after is not None and (
