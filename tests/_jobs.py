@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 from collections.abc import Sequence
 from pathlib import Path
+
+from mailsflux._run import Prepared, send
+from mailsflux._types import JobSummary, Problem
 
 HTML = """<html><body>
 <p>Hello {{first_name}},</p>
@@ -74,3 +78,14 @@ def people(n: int, domains: Sequence[str] = ("example.com", "example.org")) -> l
         [f"user{i}@{domains[i % len(domains)]}", f"User {i}", f"Name{i}", ("Team", "Pro")[i % 2]]
         for i in range(n)
     ]
+
+
+def send_job(job: Path) -> tuple[JobSummary, list[Problem]]:
+    """Load ``job``, send it in this process, and return the summary and every problem."""
+    problems: list[Problem] = []
+    prepared = Prepared.load(job)
+    try:
+        summary = asyncio.run(send(prepared, on_problem=problems.append))
+    finally:
+        prepared.close()
+    return summary, problems

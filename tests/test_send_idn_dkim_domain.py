@@ -3,13 +3,10 @@ A-label (RFC 6376 section 3.5, RFC 8616), and the generated DNS record names it.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from mailsflux._keyfiles import txt_path_for
-from mailsflux._run import Prepared, send
-from mailsflux._types import Problem
-from tests._jobs import make_job, people
+from tests._jobs import make_job, people, send_job
 from tests._mail import RecordingHandler, SMTPServer, dkim_verify, parse, txt_record
 
 A_LABEL = "xn--bcher-kva.example"
@@ -22,15 +19,10 @@ def test_unicode_signing_domain_sends_and_verifies(tmp_path: Path) -> None:
         job.write_text(
             job.read_text().replace('domain = "sender.example"', 'domain = "bücher.example"')
         )
-        problems: list[Problem] = []
-        prepared = Prepared.load(job)
-        try:
-            summary = asyncio.run(send(prepared, on_problem=problems.append))
-        finally:
-            prepared.close()
+        summary, problems = send_job(job)
     assert problems == []
     assert (summary.sent, summary.failed) == (3, 0)
-    zone = txt_path_for(prepared.job.key_path)
+    zone = txt_path_for(job.parent / "dkim" / "t1.pem")
     assert zone.read_text().startswith(f"t1._domainkey.{A_LABEL}. IN TXT (")
     assert len(handler.received) == 3
     for r in handler.received:
