@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-from mailsflux._types import Message
+from mailsflux._run import Prepared, send
+from mailsflux._types import JobSummary, Message, Problem
 
 HTML = """<html><body>
 <p>Hello {{first_name}},</p>
@@ -89,3 +91,14 @@ def messages(n: int, prefix: str = "r") -> list[Message]:
         )
         for i in range(n)
     ]
+
+
+def send_job(job: Path) -> tuple[JobSummary, list[Problem]]:
+    """Load ``job``, send it in this process, and return the summary and every problem."""
+    problems: list[Problem] = []
+    prepared = Prepared.load(job)
+    try:
+        summary = asyncio.run(send(prepared, on_problem=problems.append))
+    finally:
+        prepared.close()
+    return summary, problems

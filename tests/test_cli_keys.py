@@ -58,3 +58,24 @@ def test_generate_then_sign_then_verify(tmp_path: Path, algorithm: str, k: str) 
     )
     again = run_cli(*KEYGEN, "--out", str(tmp_path))
     assert again.returncode == 2 and "exists" in again.stderr
+
+
+def test_generate_for_a_unicode_domain_names_the_a_label(tmp_path: Path) -> None:
+    proc = run_cli(
+        "keys", "generate", "--domain", "bücher.example", "--selector", "s1", "--out", str(tmp_path)
+    )
+    assert proc.returncode == 0, proc.stderr
+    key = tmp_path / "s1.xn--bcher-kva.example.pem"
+    zone = txt_path_for(key).read_text()
+    assert zone.startswith("s1._domainkey.xn--bcher-kva.example. IN TXT (")
+    assert "xn--bcher-kva.example" in proc.stdout
+    signed = run_cli(
+        "sign", "--domain", "bücher.example", "--selector", "s1", "--key", str(key), stdin=MESSAGE
+    )
+    assert signed.returncode == 0, signed.stderr
+    assert dkim_verify(
+        signed.stdout.encode(),
+        txt_record(txt_path_for(key)),
+        selector="s1",
+        domain="xn--bcher-kva.example",
+    )

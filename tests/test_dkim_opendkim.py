@@ -192,3 +192,17 @@ def test_opendkim_dual_signed(tmp_path: Path, keys: dict[str, bytes]) -> None:
     results = _run(tmp_path, both, _records(keys))
     for i, result in enumerate(results):
         assert result["rc"] == 0, f"message {i}: {result['out']}"
+
+
+def test_opendkim_rejects_headers_added_on_top(tmp_path: Path, keys: dict[str, bytes]) -> None:
+    """Oversigned fields (RFC 6376 section 8.15): one added above the signed ones fails."""
+    from tests.test_dkim_oversign import ADDED, WITH_LIST, WITHOUT_LIST, on_top
+
+    signer = _signer(keys, "rsa2048", "relaxed/relaxed")
+    signed = [signer.sign(m) for m in (WITH_LIST, WITHOUT_LIST)]
+    forged = [on_top(s, field) for s in signed for field in ADDED.values()]
+    results = _run(tmp_path, signed + forged, _records(keys))
+    assert [r["rc"] for r in results[:2]] == [0, 0], results[:2]
+    labels = [f"{which} + {name}" for which in ("with-list", "without-list") for name in ADDED]
+    for label, result in zip(labels, results[2:], strict=True):
+        assert result["rc"] != 0, f"{label} passed: {result['out']}"

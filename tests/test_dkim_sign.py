@@ -204,14 +204,29 @@ def test_default_header_list(keys: dict[str, bytes]) -> None:
         b"\r\nbody\r\n"
     )
     h = _tags(_signer(keys, "ed25519").sign(message))["h"].split(":")
-    # From oversigned (one more than present), others as often as present, in list order.
+    # Oversigned names once more than present (absent ones once), the rest as
+    # often as present, in list order.
     assert h == [
         "From",
         "From",
+        "Sender",
+        "Reply-To",
         "To",
         "To",
+        "To",
+        "Cc",
         "Subject",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "In-Reply-To",
+        "References",
+        "MIME-Version",
+        "Content-Type",
+        "Content-Transfer-Encoding",
         "List-Unsubscribe",
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
         "List-Unsubscribe-Post",
         "Feedback-ID",
     ]

@@ -75,6 +75,14 @@ def check_lines(out: bytes | str) -> None:
         assert len(line) <= 998
 
 
+def check_word_lines(header: bytes | str) -> None:
+    """RFC 2047 section 2: a header line holding an encoded word is <= 76 long."""
+    raw = header.encode("utf-8") if isinstance(header, str) else header
+    for line in raw.split(b"\r\n"):
+        if b"=?utf-8?b?" in line:
+            assert len(line) <= 76, line
+
+
 @pytest.mark.timeout(300)
 @FUZZ
 @given(
@@ -87,6 +95,7 @@ def test_header_functions(fn: str, name: Any, value: Any) -> None:
     if fn == "encode_unstructured" and out is not None:
         assert out.isascii()
         check_lines(out)
+        check_word_lines(out)
         assert out.startswith(name + ":")
 
 
@@ -98,6 +107,7 @@ def test_format_mailbox(name: Any, display: Any, address: Any) -> None:
     if out is not None:
         line, addr = out
         check_lines(line)
+        check_word_lines(line)
         assert isinstance(addr, m.Address)
         assert line.split("\r\n")[0].startswith(name + ":")
 
@@ -211,6 +221,7 @@ def test_builder(
     if out is not None:
         data, mail_from, rcpt_to, utf8 = out
         check_lines(data)
+        check_word_lines(data.split(b"\r\n\r\n", 1)[0])
         assert data.endswith(b"\r\n")
         assert isinstance(utf8, bool)
         assert utf8 == (not mail_from.isascii() or not rcpt_to.isascii() or b.has_reply_to_utf8)

@@ -6,7 +6,8 @@ into a ``bytes`` object once.  What it produces:
 - header fields folded near 78 columns, every line at most 998 octets, CRLF
   everywhere; non-ASCII (or otherwise unsafe) display names, subjects and
   custom header values as RFC 2047 base64 encoded words, split between
-  characters, never inside a multi-byte one;
+  characters, never inside a multi-byte one, on lines of at most 76
+  characters (RFC 2047 section 2);
 - addresses checked (dot-atom local part, UTF-8 allowed per RFC 6532) with
   the domain in IDNA form; ``smtputf8`` set only for a non-ASCII local part;
 - text parts as 7bit when that is safe, else quoted-printable (RFC 2045
@@ -58,8 +59,13 @@ cdef extern from "Python.h":
 cdef Py_ssize_t FOLD_AT = 78
 # RFC 5322 2.1.1: lines MUST be at most 998 octets (CRLF excluded).
 cdef Py_ssize_t MAX_LINE = 998
-# RFC 2047 2: an encoded word is at most 75 characters.
+# RFC 2047 2: an encoded word is at most 75 characters, and a header line
+# holding one at most 76 (stricter than FOLD_AT).
 cdef Py_ssize_t MAX_WORD = 75
+cdef Py_ssize_t MAX_WORD_LINE = 76
+# The shortest word that holds any character: "=?utf-8?b?" + the 8 base64
+# characters of a 4-byte UTF-8 sequence + "?=".
+cdef Py_ssize_t MIN_WORD = 20
 # Longest header name accepted, so "Name: " + one encoded word stays far
 # below MAX_LINE.
 cdef Py_ssize_t MAX_NAME = 200
@@ -283,6 +289,22 @@ cdef int _w_words(_Out* o, const unsigned char* s, Py_ssize_t n, Py_ssize_t firs
     return 0
 
 
+cdef int _w_words_after(_Out* o, const unsigned char* s, Py_ssize_t n, Py_ssize_t col) except -1:
+    """Append `` `` + encoded words to a line already ``col`` columns long.
+
+    The first word gets what is left of MAX_WORD_LINE; when that cannot hold
+    even the shortest word (a long header name), the words start on a
+    continuation line instead, so no line with a word passes 76 columns.
+    """
+    cdef Py_ssize_t room = MAX_WORD_LINE - col - 1
+    if room < MIN_WORD:
+        _put_bytes(o, b"\r\n ")
+        room = MAX_WORD
+    else:
+        _putc(o, b" ")
+    return _w_words(o, s, n, room)
+
+
 cdef bint _plain_ascii(const unsigned char* s, Py_ssize_t n) noexcept nogil:
     """True when ``s`` can go out as it is: printable ASCII and spaces, no
     leading or trailing space, no double space and nothing a reader would
@@ -344,8 +366,7 @@ cdef int _w_unstructured(_Out* o, str name, str value) except -1:
     if _plain_ascii(s, n) and _fold(NULL, s, n, nn + 1) <= FOLD_AT:
         _fold(o, s, n, nn + 1)
     else:
-        _putc(o, b" ")
-        _w_words(o, s, n, FOLD_AT - nn - 2)
+        _w_words_after(o, s, n, nn + 1)
     _crlf(o)
     return 0
 
@@ -397,8 +418,7 @@ cdef Address _w_mailbox(_Out* o, str name, str display, str address):
             _fold(o, <const unsigned char*>PyBytes_AS_STRING(plain), PyBytes_GET_SIZE(plain), nn + 1)
             _crlf(o)
             return addr
-    _putc(o, b" ")
-    _w_words(o, s, n, FOLD_AT - nn - 2)
+    _w_words_after(o, s, n, nn + 1)
     _put_bytes(o, b"\r\n <")
     _put_bytes(o, addr._utf8)
     _put_bytes(o, b">\r\n")

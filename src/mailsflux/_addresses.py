@@ -1,4 +1,4 @@
-"""Email address checks and the encodings SMTP needs.
+"""Email address checks, the encodings SMTP needs, and the one comparison form.
 
 Compiled in :mod:`mailsflux._mimebuild`; re-exported here. An address is
 accepted when its local part is a dot-atom (RFC 5322 3.4.1; UTF-8 allowed per
@@ -6,8 +6,39 @@ RFC 6532, except surrogates, C1 controls and U+2028/U+2029) of at most 64
 octets, and its domain a host name whose labels IDNA can encode. Quoted local
 parts are refused on purpose: receivers mishandle them and no list sender
 needs them. ``Address.smtputf8`` is true only for a non-ASCII local part.
+
+:func:`normalize_address` is the form every comparison of two addresses
+uses (suppression file, tracking-store suppression, duplicate rows).
 """
 
+from __future__ import annotations
+
+import unicodedata
+
+from mailsflux._errors import AddressError
 from mailsflux._mimebuild import Address, idna_domain, parse_address, split_mailbox
 
-__all__ = ["Address", "idna_domain", "parse_address", "split_mailbox"]
+
+def normalize_address(address: str) -> str:
+    """The comparison key of ``address``: equal for every way of writing it.
+
+    The domain as its lower-case IDNA A-label without a trailing dot (as
+    :func:`parse_address` makes it, so a U-label, an A-label and a root dot
+    compare equal); the local part in NFC (RFC 6532 section 3.1) and lower
+    case.  Local parts are case-sensitive in principle (RFC 5321 2.4), but
+    for "never mail this person" and "already mailed" matching in either case
+    is the safe side.  Text that is no valid address is only trimmed and
+    lower-cased, so a comparison never fails.
+    """
+    text = address.strip()
+    local, at, domain = text.rpartition("@")
+    if not at:
+        return unicodedata.normalize("NFC", text).lower()
+    try:
+        domain = idna_domain(domain)
+    except AddressError:
+        domain = domain.rstrip(".").lower()
+    return unicodedata.normalize("NFC", local).lower() + "@" + domain
+
+
+__all__ = ["Address", "idna_domain", "normalize_address", "parse_address", "split_mailbox"]

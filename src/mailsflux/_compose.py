@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from mailsflux._dkim_keys import ascii_domain
 from mailsflux._errors import (
     ConfigError,
+    DKIMError,
     HeaderError,
     MailsfluxError,
     RecipientError,
@@ -110,16 +112,22 @@ class Composer:
         if job.text_path is not None:
             src = read_template_file(job.text_path, "text")
             self.text = Template(src, escape=False, strict=strict_body, name=str(job.text_path))
-        self.id_domain = job.spec.dkim.domain
 
-        def config_error(exc: MailsfluxError, *path: str) -> ConfigError:
+        def job_error(exc: MailsfluxError, *path: str) -> ConfigError:
             try:
-                line = _locate(job.path.read_text("utf-8"), ["message", *path])
+                line = _locate(job.path.read_text("utf-8"), list(path))
             except (OSError, UnicodeDecodeError):
                 line = None
-            return ConfigError(
-                exc.message, file=str(job.path), line=line, field=".".join(["message", *path])
-            )
+            return ConfigError(exc.message, file=str(job.path), line=line, field=".".join(path))
+
+        def config_error(exc: MailsfluxError, *path: str) -> ConfigError:
+            return job_error(exc, "message", *path)
+
+        # Message-IDs are ASCII: a Unicode signing domain goes in as its A-label.
+        try:
+            self.id_domain = ascii_domain(job.spec.dkim.domain, "domain")
+        except DKIMError as exc:
+            raise job_error(exc, "dkim", "domain") from None
 
         # A From without merge tags is encoded once, here; a bad one is a job error.
         static_sender = spec.sender if "{{" not in spec.sender else None

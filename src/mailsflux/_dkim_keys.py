@@ -8,6 +8,7 @@ inode (so replacing the file on disk is noticed by the next lookup).
 from __future__ import annotations
 
 import os
+import re
 import threading
 from typing import TypeAlias
 
@@ -26,6 +27,10 @@ ALGORITHMS = (RSA_SHA256, ED25519_SHA256)
 RSA_MIN_BITS = 1024
 RSA_MAX_BITS = 4096
 
+# A DNS label as DKIM uses it: selectors may hold "_" (RFC 6376 section 3.1).
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_DOMAIN_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+
 _CACHE_MAX = 512
 _cache: dict[tuple[object, ...], PrivateKey] = {}
 _cache_lock = threading.Lock()
@@ -38,6 +43,26 @@ def check_algorithm(algorithm: str) -> str:
             field="algorithm",
         )
     return algorithm
+
+
+def ascii_domain(domain: str, what: str) -> str:
+    """``domain`` (or a selector) as the ASCII the DNS and ``d=`` need.
+
+    A U-label becomes its IDNA A-label: d= and s= are A-labels (RFC 6376
+    section 3.5, RFC 8616 section 4), and so are the names the key's TXT
+    record is published under.  DKIMError naming ``what`` otherwise.
+    """
+    try:
+        domain.encode("ascii")
+        out = domain
+    except UnicodeEncodeError:
+        try:
+            out = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise DKIMError(f"{what} {domain!r} is not a valid domain", field=what) from None
+    if not out or len(out) > 253 or not _DOMAIN_RE.fullmatch(out):
+        raise DKIMError(f"{what} {domain!r} is not a valid domain name", field=what)
+    return out
 
 
 def _kind(key: object) -> str:

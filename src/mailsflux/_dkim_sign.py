@@ -11,7 +11,7 @@ removing everything after ``b=``, as RFC 6376 section 3.7 asks)::
 
     DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.com;
      s=sel; t=1700000000; x=1700086400;
-     h=From:From:To:Subject:Date:Message-ID:MIME-Version:Content-Type;
+     h=From:From:Sender:Reply-To:To:To:Cc:Subject:Subject:Date:Date:...;
      bh=<base64 SHA-256 of the canonical body>;
      b=<base64 signature, folded every 76 characters>
 """
@@ -33,55 +33,51 @@ from mailsflux._dkim import Message, Policy, fold_value
 from mailsflux._dkim_keys import (
     RSA_SHA256,
     PrivateKey,
+    ascii_domain,
     check_algorithm,
     load_private_key,
 )
 from mailsflux._errors import DKIMError
 
-#: Signed by default, each as many times as the message has it; From once more
-#: (oversigned), so no From field can be added without breaking the signature.
-DEFAULT_HEADERS: tuple[str, ...] = (
+#: The oversigning policy (RFC 6376 section 8.15, with the h= selection rule
+#: of section 5.4.2): each of these is named in h= once more than the message
+#: has it, so also once when it is absent (Reply-To, Cc, ...).  The extra
+#: entry signs "no further field of this name", so a replayer who adds one
+#: above the signed ones, where readers look, breaks the signature.  These are
+#: the fields that change what a reader sees, whom a reply reaches, how the
+#: body is decoded, or where an unsubscribe goes (RFC 8058 section 4 asks for
+#: List-Unsubscribe and List-Unsubscribe-Post to be signed).
+OVERSIGNED: tuple[str, ...] = (
     "From",
+    "Sender",
+    "Reply-To",
     "To",
     "Cc",
     "Subject",
     "Date",
     "Message-ID",
-    "MIME-Version",
-    "Content-Type",
-    "Reply-To",
     "In-Reply-To",
     "References",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
     "List-Unsubscribe",
     "List-Unsubscribe-Post",
-    "Feedback-ID",
 )
-OVERSIGNED: frozenset[str] = frozenset({"from"})
+#: Signed by default, each as many times as the message has it, those in
+#: :data:`OVERSIGNED` once more.  Trace fields (Received, ARC) and the rest
+#: stay addable by relays.
+DEFAULT_HEADERS: tuple[str, ...] = (*OVERSIGNED, "Feedback-ID")
+_OVERSIGNED_LOWER = frozenset(n.lower() for n in OVERSIGNED)
 
 _MAX_LINE = 78
 _B_FIRST = 72  # " b=" + 72 = 75 columns on the first b= line
 _B_WIDTH = 76  # " " + 76 = 77 columns on the following ones
-_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
-_DOMAIN_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 _FIELD_NAME_RE = re.compile(r"[!-9<-~]+")  # RFC 5322 ftext minus ';' (a tag-list separator)
 _IDENTITY_RE = re.compile(r"[!-:<-~]*@[A-Za-z0-9._-]+")
 
 _RSA_PADDING = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
-
-
-def _ascii_domain(domain: str, what: str) -> str:
-    try:
-        domain.encode("ascii")
-        ascii_domain = domain
-    except UnicodeEncodeError:
-        try:
-            ascii_domain = domain.encode("idna").decode("ascii")
-        except UnicodeError:
-            raise DKIMError(f"{what} {domain!r} is not a valid domain", field=what) from None
-    if not ascii_domain or len(ascii_domain) > 253 or not _DOMAIN_RE.fullmatch(ascii_domain):
-        raise DKIMError(f"{what} {domain!r} is not a valid domain name", field=what)
-    return ascii_domain
 
 
 def _fold_tags(first: str, tags: Sequence[str]) -> str:
@@ -105,10 +101,10 @@ class Signer:
     Build it once (the key is parsed and checked here, and cached process-wide
     per domain, selector and key source) and call :meth:`sign` per message.
     ``headers=None`` signs :data:`DEFAULT_HEADERS`, each as many times as the
-    message has it, From once more.  A given ``headers`` list is used as the
-    ``h=`` tag verbatim: each name covers the next field of that name from the
-    bottom (RFC 6376 section 5.4.2); listing a name more often than the message
-    has it "oversigns" it.  It must include From.
+    message has it, those in :data:`OVERSIGNED` once more.  A given ``headers``
+    list is used as the ``h=`` tag verbatim: each name covers the next field
+    of that name from the bottom (RFC 6376 section 5.4.2); listing a name more
+    often than the message has it "oversigns" it.  It must include From.
     """
 
     # Layout knobs for reproducing published vectors exactly (tests set these
@@ -136,8 +132,8 @@ class Signer:
         identity: str | None = None,
     ) -> None:
         self.algorithm = check_algorithm(algorithm)
-        self.domain = _ascii_domain(domain, "domain")
-        self.selector = _ascii_domain(selector, "selector")
+        self.domain = ascii_domain(domain, "domain")
+        self.selector = ascii_domain(selector, "selector")
         self._policy = Policy(canonicalization)
         self.canonicalization = self._policy.value
         if expire_after is not None and (
@@ -221,7 +217,7 @@ class Signer:
             names: list[str] = []
             lnames: list[bytes] = []
             for name, lname, count in zip(self.headers, self._lnames, counts, strict=True):
-                times = count + 1 if name.lower() in OVERSIGNED else count
+                times = count + 1 if name.lower() in _OVERSIGNED_LOWER else count
                 names.extend([name] * times)
                 lnames.extend([lname] * times)
             entry = (tuple(lnames), self._fold_h(names))

@@ -34,7 +34,8 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-from mailsflux._pii import PersonalData, normalize_address
+from mailsflux._addresses import normalize_address
+from mailsflux._pii import PersonalData
 
 log = logging.getLogger("mailsflux.tracking")
 

@@ -4,8 +4,8 @@ Both keys come from one store secret (HKDF-SHA256 with distinct labels).  A
 sealed value is ``version (1 byte) || nonce (12) || ciphertext || tag (16)``,
 and the column it belongs to is bound in as associated data, so a value
 cannot be moved to another column unnoticed.  Addresses are looked up by
-HMAC-SHA256 of their normalized form (trimmed, lowercased): equal for equal
-addresses, useless without the secret.
+HMAC-SHA256 of their normalized form (``_addresses.normalize_address``: A-label
+domain, lower case): equal for equal addresses, useless without the secret.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from mailsflux._addresses import normalize_address
 from mailsflux._errors import ConfigError
 
 #: Shortest store secret accepted (bytes).
@@ -28,10 +29,6 @@ _VERSION: Final = b"\x01"
 
 def _derive(secret: bytes, label: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(secret)
-
-
-def normalize_address(address: str) -> str:
-    return address.strip().lower()
 
 
 class PersonalData:
@@ -73,4 +70,4 @@ class PersonalData:
         return hmac.digest(self._lookup, b"mailsflux key check", "sha256")
 
 
-__all__ = ["MIN_SECRET", "PersonalData", "normalize_address"]
+__all__ = ["MIN_SECRET", "PersonalData"]

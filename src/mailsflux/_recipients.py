@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from mailsflux._addresses import parse_address
+from mailsflux._addresses import normalize_address, parse_address
 from mailsflux._errors import AddressError, RecipientError
 from mailsflux._types import Problem, Recipient
 
@@ -108,7 +108,7 @@ class RecipientFile:
                     yield Problem(where, f"field {self.email_column}: {exc.message}; row skipped")
                     continue
                 email = str(addr)
-                key = email.lower()
+                key = normalize_address(email)
                 if key in seen:
                     yield Problem(where, f"duplicate address {email}; row skipped", "warning")
                     continue

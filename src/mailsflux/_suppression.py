@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mailsflux._addresses import normalize_address
 from mailsflux._errors import RecipientError
 from mailsflux._eventstore import SuppressionView
-from mailsflux._pii import normalize_address
 
 
 def read_list(path: Path) -> set[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 from mailsflux import __version__
-from mailsflux._errors import MailsfluxError
+from mailsflux._errors import DKIMError, MailsfluxError
 from mailsflux._job import DeliverySpec, Relay
 from mailsflux._keyfiles import txt_path_for
 from mailsflux._progress import Progress
@@ -272,10 +273,27 @@ def cmd_keys_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+# A header field name (RFC 5322 2.2: printable ASCII but ":"), then the colon;
+# WSP before it is the obsolete syntax of RFC 5322 4.5, still met in the wild.
+_FIELD_START = re.compile(rb"[!-9;-~]+[ \t]*:")
+
+
 def cmd_sign(args: argparse.Namespace) -> int:
     from mailsflux.dkim import sign
 
     msg = sys.stdin.buffer.read()
+    # An mbox "From " separator is no header field: a receiving MTA takes it
+    # for the end of the header, so a signature over it would never verify.
+    mbox = msg.startswith(b"From ")
+    if mbox:
+        msg = msg.partition(b"\n")[2]
+    if not _FIELD_START.match(msg):
+        raise DKIMError(
+            "the message has no header: it must start with fields such as 'From: ...'",
+            file="stdin",
+        )
+    if mbox:
+        print("mailsflux: removed the mbox 'From ' line at the top before signing", file=sys.stderr)
     out = sign(
         msg, domain=args.domain, selector=args.selector, key=args.key, algorithm=args.algorithm
     )

@@ -8,7 +8,8 @@ Build a :class:`Signer` once per domain/selector/key and call
 
 Defaults: ``rsa-sha256``, ``c=relaxed/relaxed``, ``t=`` always, and the
 header fields of :data:`DEFAULT_HEADERS`, each as often as the message has
-it and From once more (oversigned).  Any RFC 5322 message can be signed:
+it and those of :data:`OVERSIGNED` once more, also when absent, so none of
+them can be added later (RFC 6376 section 8.15).  Any RFC 5322 message can be signed:
 bare LF line ends are normalized to CRLF (the returned message is the
 normalized one), folded headers, long lines and 8-bit bodies are fine.
 
@@ -29,7 +30,7 @@ from collections.abc import Sequence
 
 from mailsflux import _dkim_keys
 from mailsflux._dkim_keys import PrivateKey
-from mailsflux._dkim_sign import DEFAULT_HEADERS, MultiSigner, Signer, sign_all
+from mailsflux._dkim_sign import DEFAULT_HEADERS, OVERSIGNED, MultiSigner, Signer, sign_all
 
 
 def sign(
@@ -75,6 +76,7 @@ def load_private_key(
 
 __all__ = [
     "DEFAULT_HEADERS",
+    "OVERSIGNED",
     "MultiSigner",
     "PrivateKey",
     "Signer",

@@ -5,7 +5,8 @@
   (RSA: ``p=`` is the base64 SubjectPublicKeyInfo, RFC 6376 section 3.6.1;
   Ed25519: ``p=`` is the base64 raw 32-byte public key, RFC 8463 section 4).
 - :func:`write_key_pair`: both, written to ``<selector>.<domain>.pem``
-  (mode 0600) and ``<selector>.<domain>.txt`` (a zone-file line).
+  (mode 0600) and ``<selector>.<domain>.txt`` (a zone-file line), the domain
+  as its IDNA A-label (``bücher.example`` -> ``xn--bcher-kva.example``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from mailsflux._dkim_keys import (
     RSA_MAX_BITS,
     RSA_MIN_BITS,
     RSA_SHA256,
+    ascii_domain,
     check_algorithm,
     parse_private_key,
 )
@@ -82,7 +84,9 @@ def zone_file_line(record: str, *, domain: str, selector: str) -> str:
     rest = sep + p if sep else record
     strings += [rest[i : i + _TXT_CHUNK] for i in range(0, len(rest), _TXT_CHUNK)]
     quoted = " ".join(f'"{s}"' for s in strings if s)
-    return f"{selector}._domainkey.{domain}. IN TXT ( {quoted} )"
+    # The zone holds A-labels: the name verifiers look up is built from d= and s=.
+    name = f"{ascii_domain(selector, 'selector')}._domainkey.{ascii_domain(domain, 'domain')}"
+    return f"{name}. IN TXT ( {quoted} )"
 
 
 def _write_atomic(path: pathlib.Path, data: bytes, mode: int, overwrite: bool) -> None:
@@ -117,11 +121,17 @@ def write_key_pair(
 ) -> tuple[pathlib.Path, pathlib.Path]:
     """Generate a key; write ``<selector>.<domain>.pem`` (0600) and ``.txt``.
 
+    The domain and selector are written as A-labels (a U-label is converted).
+
     The ``.txt`` file holds the zone-file line to publish.  Existing files
     are kept unless ``overwrite`` (:class:`~mailsflux.errors.DKIMKeyError`
     naming the file otherwise).  Returns ``(pem_path, txt_path)``.
     """
     check_algorithm(algorithm)
+    # A-labels in the file names too: they match the record and d=, and a
+    # selector can never carry a path separator.
+    domain = ascii_domain(domain, "domain")
+    selector = ascii_domain(selector, "selector")
     folder = pathlib.Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     pem_path = folder / f"{selector}.{domain}.pem"
