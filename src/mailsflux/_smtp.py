@@ -189,6 +189,17 @@ class _ReplyReader(asyncio.Protocol):
 
 _LINE_ENDS = re.compile(rb"\r\n|\r|\n")
 
+# An envelope address (RFC 5321 4.1.2, UTF-8 per RFC 6531): a dot-atom local
+# part, "@", a domain or an address literal. Quoted local parts are refused,
+# as the recipient reader refuses them. Nothing here can hold CR, LF, NUL,
+# space, "<" or ">", so an address can never end the path or add a command.
+_U = "\u00a0-\ud7ff\ue000-\U0010ffff"  # non-ASCII but for C1 controls and surrogates
+_ATOM = f"[A-Za-z0-9!#$%&'*+\\-/=?^_`{{|}}~{_U}]+"
+_LABEL = f"[A-Za-z0-9{_U}](?:[A-Za-z0-9\\-{_U}]*[A-Za-z0-9{_U}])?"
+_ADDRESS = re.compile(
+    f"{_ATOM}(?:\\.{_ATOM})*@(?:{_LABEL}(?:\\.{_LABEL})*|\\[[A-Za-z0-9:.\\-]+\\])"
+).fullmatch
+
 
 def _stuffed(data: bytes) -> bytes:
     """The reference DATA payload: dot-stuffed (RFC 5321 4.5.2), CRLF-ended, with
@@ -226,6 +237,7 @@ class SMTPSession:
         self.size_limit = _size(client)
         self.tls = transport.get_extra_info("sslcontext") is not None
         self.sent = 0
+        self._sender: str | None = None  # the last envelope sender found valid
 
     @classmethod
     async def open(
@@ -336,6 +348,15 @@ class SMTPSession:
 
     def _refusal(self, m: Message) -> Outcome | None:
         """A message this server cannot take, decided before sending anything."""
+        if _ADDRESS(m.rcpt_to) is None or (
+            m.mail_from != self._sender and not self._check_sender(m.mail_from)
+        ):
+            return Outcome(
+                "bounced",
+                None,
+                f"invalid envelope address for recipient {m.rcpt_to!r}"
+                f" (sender {m.mail_from!r}); nothing sent (RFC 5321 4.1.2)",
+            )
         if m.smtputf8 and not self.smtputf8:
             return Outcome("bounced", None, "server does not offer SMTPUTF8 (RFC 6531)")
         if self.size_limit and len(m.data) > self.size_limit:
@@ -414,6 +435,13 @@ class SMTPSession:
             self.close()
             raise SessionError(exc.message, out) from None
         return out
+
+    def _check_sender(self, mail_from: str) -> bool:
+        # A job has one sender, or few: remember the last good one.
+        if mail_from and _ADDRESS(mail_from) is None:
+            return False
+        self._sender = mail_from
+        return True
 
     def _next_envelope(self, todo: list[Message], i: int) -> bytes | None:
         if not self.pipelining or i + 1 >= len(todo):
