@@ -35,6 +35,8 @@ class ScriptedSMTP:
         hang_first_session: bool = False,
         end_of_data_delay: float = 0.0,
         size: str = "10000000",
+        greeting: str = "220 scripted ESMTP",
+        auth: bool = False,
     ) -> None:
         self.pipelining = pipelining
         self.script = script
@@ -51,6 +53,12 @@ class ScriptedSMTP:
         self.end_delay = end_of_data_delay
         # What the EHLO reply says after SIZE (a broken server may say anything).
         self.size = size
+        # Anything but 220 is said, then the connection is closed (a 421 at
+        # connect: RFC 5321 3.8, the server is not available now).
+        self.greeting = greeting
+        # Offer AUTH PLAIN LOGIN in plain text and accept any login (a server
+        # that a man in the middle stripped of STARTTLS looks like this).
+        self.auth = auth
         self.lines: list[str] = []
         self.bodies: list[bytes] = []
         self.sessions = 0
@@ -92,7 +100,11 @@ class ScriptedSMTP:
         conn = Conn(self, writer)
         held: list[str] = []
         accepted = 0
-        writer.write(b"220 scripted ESMTP\r\n")
+        writer.write(f"{self.greeting}\r\n".encode())
+        if not self.greeting.startswith("220"):
+            await writer.drain()
+            writer.close()
+            return
         try:
             while line := await reader.readline():
                 cmd = line.decode().rstrip("\r\n")
@@ -104,6 +116,8 @@ class ScriptedSMTP:
                         ext.append("250-PIPELINING")
                     if self.broken_starttls:
                         ext.append("250-STARTTLS")
+                    if self.auth:
+                        ext.append("250-AUTH PLAIN LOGIN")
                     writer.write(("\r\n".join([*ext, "250 8BITMIME"]) + "\r\n").encode())
                     continue
                 reply = self.script(cmd, conn) if self.script else None
@@ -146,6 +160,8 @@ class ScriptedSMTP:
                     writer.write(b"this is not a TLS record\r\n")
                     await writer.drain()
                     break
+                elif verb == "AUTH" and self.auth:
+                    reply = reply or "235 2.7.0 authenticated"
                 elif verb == "QUIT":
                     writer.write(b"221 bye\r\n")
                     await writer.drain()

@@ -39,9 +39,7 @@ SIZE = len(BODY)
 
 
 def msg(rcpt: str, mail_from: str = "s@sender.example", i: int = 0) -> Message:
-    return Message(
-        mail_from=mail_from, rcpt_to=rcpt, data=BODY, message_id=str(i)
-    )
+    return Message(mail_from=mail_from, rcpt_to=rcpt, data=BODY, message_id=str(i))
 
 
 def run(pipelining: bool, messages: list[Message]) -> tuple[list[Outcome], list[str]]:

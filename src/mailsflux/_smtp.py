@@ -21,7 +21,7 @@ from typing import Literal, NamedTuple
 
 import aiosmtplib
 
-from mailsflux._errors import PermanentDeliveryError, TemporaryDeliveryError
+from mailsflux._errors import DeliveryError, PermanentDeliveryError, TemporaryDeliveryError
 from mailsflux._smtpfast import parse as _parse
 from mailsflux._smtpfast import payload as _payload
 from mailsflux._types import Message
@@ -259,7 +259,12 @@ class SMTPSession:
         ``opportunistic`` upgrades when the server offers STARTTLS without
         checking its certificate (RFC 7435), and when the handshake fails it
         connects again in plain text; ``required`` checks the certificate and
-        never falls back.
+        never falls back. ``tls_context`` checks certificates (``required``,
+        ``implicit``) in place of the default one.
+
+        Credentials are sent only over TLS whose certificate was verified
+        against ``host``, or with ``tls="none"`` (the caller's explicit,
+        unsafe choice); anything else raises before AUTH, whatever the mode.
 
         ``address`` connects to that IP address while ``host`` stays the name
         the certificate must match (an MX host looked up by the scheduler).
@@ -288,7 +293,9 @@ class SMTPSession:
                 use_tls=tls == "implicit",
                 start_tls=start_tls,
                 validate_certs=validate,
-                tls_context=tls_context,
+                # Only a checking context may replace aiosmtplib's own:
+                # opportunistic TLS accepts any certificate (RFC 7435).
+                tls_context=tls_context if validate else None,
                 timeout=timeout,
                 local_hostname=local_hostname,
             )
@@ -304,6 +311,14 @@ class SMTPSession:
                     client.close()
                     raise TemporaryDeliveryError(
                         f"{host}:{port} does not offer STARTTLS, and TLS is required"
+                    )
+            if username is not None and tls != "none":
+                refusal = _unsafe_for_credentials(client)
+                if refusal is not None:
+                    client.close()
+                    raise TemporaryDeliveryError(
+                        f"{host}:{port}: credentials not sent: {refusal}"
+                        " (they go only over TLS with a verified certificate)"
                     )
             if username is not None:
                 await client.login(username, password or "")
@@ -323,6 +338,8 @@ class SMTPSession:
                 client = await attempt(True, True)
             else:
                 client = await attempt(None, True)
+        except DeliveryError:
+            raise  # ours, already saying why (DeliveryError is an OSError too)
         except aiosmtplib.SMTPAuthenticationError as exc:
             raise PermanentDeliveryError(
                 f"{host}:{port} refused our credentials: {exc.message}", code=exc.code
@@ -474,6 +491,20 @@ def _size(client: aiosmtplib.SMTP) -> int | None:
     # RFC 1870: SIZE [number]; anything else (a hostile or broken server) means no limit.
     m = re.fullmatch(r"\s*([0-9]{1,20})\s*", client.esmtp_extensions.get("size", ""))
     return int(m.group(1)) if m else 0
+
+
+def _unsafe_for_credentials(client: aiosmtplib.SMTP) -> str | None:
+    """Why this connection must not carry a password, or None when it may.
+
+    It may when it is TLS whose handshake required a certificate valid for
+    the host name we connected to (aiosmtplib passes it as server_hostname).
+    """
+    ctx = client.get_transport_info("sslcontext") if client.transport is not None else None
+    if not isinstance(ctx, ssl.SSLContext):
+        return "the connection is not TLS"
+    if ctx.verify_mode != ssl.CERT_REQUIRED or not ctx.check_hostname:
+        return "the server's TLS certificate was not verified"
+    return None
 
 
 def _tls_failure(exc: BaseException) -> bool:
