@@ -91,3 +91,34 @@ def test_real_addresses_pass() -> None:
     out, lines = run(True, [msg("a@example.com", "")])
     assert out[0].status == "delivered"
     assert [line for line in lines if line.startswith("MAIL")] == [f"MAIL FROM:<> SIZE={SIZE}"]
+
+
+def test_the_scheduler_reports_a_plain_bounce_for_the_recipient() -> None:
+    """Bounced, naming the recipient, with no made-up status code that would
+    put the address on a suppression list (5.1.x) or defer it."""
+    from mailsflux._mx import MXResolver
+    from mailsflux._scheduler import Scheduler, SiteLimits
+    from mailsflux._types import DeliveryResult
+
+    results: list[DeliveryResult] = []
+    bad = "bob@example.com>\r\nRCPT TO:<eve@evil.example"
+    with ScriptedSMTP() as server:
+
+        async def go() -> None:
+            s = Scheduler(
+                MXResolver(smarthost=("127.0.0.1", server.port)),
+                results.append,
+                default_limits=SiteLimits(tls="none"),
+                local_hostname="mta.sender.example",
+            )
+            await s.submit(msg(bad))
+            await s.submit(msg("good@example.com", i=1))
+            await s.close()
+
+        asyncio.run(go())
+        lines = list(server.lines)
+    got = {r.recipient: r for r in results}
+    assert got[bad].status == "bounced" and got[bad].enhanced_status is None
+    assert got[bad].attempts == 1 and repr(bad) in got[bad].reply
+    assert got["good@example.com"].status == "delivered"
+    assert not any("evil" in line for line in lines)

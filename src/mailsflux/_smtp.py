@@ -371,8 +371,10 @@ class SMTPSession:
             return Outcome(
                 "bounced",
                 None,
+                # No RFC section here: the classifier would read "4.1.2" as
+                # an enhanced status code.
                 f"invalid envelope address for recipient {m.rcpt_to!r}"
-                f" (sender {m.mail_from!r}); nothing sent (RFC 5321 4.1.2)",
+                f" (sender {m.mail_from!r}); nothing sent",
             )
         if m.smtputf8 and not self.smtputf8:
             return Outcome("bounced", None, "server does not offer SMTPUTF8 (RFC 6531)")
