@@ -163,3 +163,12 @@ def test_a_per_domain_tls_override_cannot_downgrade_a_relay(tmp_path: Path) -> N
             prepared.close()
     assert summary.sent == 0 and summary.deferred == 3
     assert not [line for line in server.lines if line.startswith("AUTH")]
+
+
+def test_a_bad_relay_option_is_one_line_without_the_password(tmp_path: Path) -> None:
+    job = make_job(tmp_path, people(1))
+    for bad in (f"smtpx://{USER}:{PASSWORD}@h", f"smtp://{USER}:{PASSWORD}@h:99999"):
+        r = run_cli("send", str(job), "-q", "--relay", bad)
+        assert r.returncode == 2
+        assert "Traceback" not in r.stderr and "relay 'smtp" in r.stderr
+        assert_no_secret(r.stdout, r.stderr)

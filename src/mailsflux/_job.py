@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 import msgspec
 
-from mailsflux._errors import JobFileError
+from mailsflux._errors import ConfigError, JobFileError
 
 
 class MessageSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -173,6 +173,7 @@ class Relay(msgspec.Struct, frozen=True):
 
     @classmethod
     def parse(cls, url: str) -> Relay:
+        """Raise :class:`ConfigError` (a ValueError) for a URL that is not a relay."""
         u = urlsplit(url)
         # Errors quote the URL without its password.
         shown = url.replace(f":{u.password}@", ":***@") if u.password else url
@@ -182,14 +183,14 @@ class Relay(msgspec.Struct, frozen=True):
             "smtps": ("implicit", 465),
         }
         if u.scheme not in modes or not u.hostname:
-            raise ValueError(
+            raise ConfigError(
                 f"relay {shown!r}: expected smtp://host[:port], smtp+plain://... or smtps://..."
             )
         tls, default_port = modes[u.scheme]
         try:
             port = u.port or default_port
         except ValueError:
-            raise ValueError(f"relay {shown!r}: invalid port") from None
+            raise ConfigError(f"relay {shown!r}: invalid port") from None
         return cls(
             host=u.hostname,
             port=port,
