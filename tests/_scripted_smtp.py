@@ -37,6 +37,8 @@ class ScriptedSMTP:
         size: str = "10000000",
         helo_reply: str | None = None,
         idle_close: float | None = None,
+        greeting: str = "220 scripted ESMTP",
+        auth: bool = False,
     ) -> None:
         self.pipelining = pipelining
         self.script = script
@@ -62,6 +64,12 @@ class ScriptedSMTP:
         # dot) now, and the most there ever were at once.
         self.active = 0
         self.max_active = 0
+        # Anything but 220 is said, then the connection is closed (a 421 at
+        # connect: RFC 5321 3.8, the server is not available now).
+        self.greeting = greeting
+        # Offer AUTH PLAIN LOGIN in plain text and accept any login (a server
+        # that a man in the middle stripped of STARTTLS looks like this).
+        self.auth = auth
         self.lines: list[str] = []
         self.bodies: list[bytes] = []
         self.sessions = 0
@@ -104,7 +112,11 @@ class ScriptedSMTP:
         held: list[str] = []
         accepted = 0
         in_mail = False
-        writer.write(b"220 scripted ESMTP\r\n")
+        writer.write(f"{self.greeting}\r\n".encode())
+        if not self.greeting.startswith("220"):
+            await writer.drain()
+            writer.close()
+            return
         try:
             while line := await self._readline(reader, writer):
                 cmd = line.decode().rstrip("\r\n")
@@ -126,6 +138,8 @@ class ScriptedSMTP:
                         ext.append("250-PIPELINING")
                     if self.broken_starttls:
                         ext.append("250-STARTTLS")
+                    if self.auth:
+                        ext.append("250-AUTH PLAIN LOGIN")
                     writer.write(("\r\n".join([*ext, "250 8BITMIME"]) + "\r\n").encode())
                     continue
                 reply = self.script(cmd, conn) if self.script else None
@@ -171,6 +185,8 @@ class ScriptedSMTP:
                     writer.write(b"this is not a TLS record\r\n")
                     await writer.drain()
                     break
+                elif verb == "AUTH" and self.auth:
+                    reply = reply or "235 2.7.0 authenticated"
                 elif verb == "QUIT":
                     writer.write(b"221 bye\r\n")
                     await writer.drain()

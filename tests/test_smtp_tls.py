@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiosmtpd.smtp import SMTP
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from mailsflux._smtp import SMTPSession
 from mailsflux._types import Message
 from mailsflux.errors import TemporaryDeliveryError
 from tests._mail import RecordingHandler, SMTPServer
 from tests._scripted_smtp import ScriptedSMTP
+from tests._tls import TLSServer, self_signed
 
 MSG = Message(
     mail_from="s@sender.example",
@@ -27,55 +22,6 @@ MSG = Message(
     data=b"Subject: tls\r\n\r\nsecret-ish\r\n",
     message_id="1",
 )
-
-
-def self_signed(tmp: Path) -> ssl.SSLContext:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mx.test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("mx.test")]), False)
-        .sign(key, hashes.SHA256())
-    )
-    (tmp / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(tmp / "cert.pem", tmp / "key.pem")
-    return ctx
-
-
-class TLSServer(SMTPServer):
-    """aiosmtpd offering STARTTLS with a self-signed certificate."""
-
-    def __init__(self, handler: RecordingHandler, ctx: ssl.SSLContext) -> None:
-        super().__init__(handler)
-        self.ctx = ctx
-
-    def __enter__(self) -> TLSServer:
-        self.thread.start()
-
-        async def start() -> asyncio.base_events.Server:
-            return await self.loop.create_server(
-                lambda: SMTP(self.handler, hostname="mx.test", tls_context=self.ctx),
-                host="127.0.0.1",
-                port=0,
-            )
-
-        self.server = asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
-        return self
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ and, where the fault is in the file, its line.
 from __future__ import annotations
 
 import re
+import ssl
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -14,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 import msgspec
 
-from mailsflux._errors import JobFileError
+from mailsflux._errors import ConfigError, JobFileError
 
 
 class MessageSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -82,6 +83,12 @@ class DeliverySpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: TLS toward MX hosts: STARTTLS when offered (falling back to plain text
     #: when the handshake fails), "required" (certificate checked), "none".
     tls: Literal["opportunistic", "required", "none"] = "opportunistic"
+    #: A PEM file of CA certificates trusted, beside the system's, wherever a
+    #: certificate is checked (a relay with credentials, tls = "required"):
+    #: Postfix's smtp_tls_CAfile.
+    tls_ca: str | None = None
+    #: The name said in EHLO (RFC 5321 4.1.1.1); default: this host's FQDN.
+    ehlo_name: str | None = None
     timeout: float = 30.0
     #: How long to wait for the reply to the end of a message (RFC 5321
     #: 4.5.3.2.6: 10 minutes; servers may scan the message first).
@@ -132,8 +139,10 @@ class JobSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class Relay(msgspec.Struct, frozen=True):
     """Where to hand mail over: parsed from ``smtp://`` / ``smtps://`` URLs.
 
-    ``smtp://`` uses STARTTLS when the relay offers it; ``smtp+plain://``
-    never does (a local sink); ``smtps://`` is TLS from the first byte.
+    ``smtp://`` uses STARTTLS when the relay offers it, and requires it, with
+    the certificate checked against ``host``, when the URL holds credentials;
+    ``smtp+plain://`` never uses TLS (a local sink; with credentials, unsafe:
+    the password goes in clear text); ``smtps://`` is TLS from the first byte.
     """
 
     host: str
@@ -142,28 +151,46 @@ class Relay(msgspec.Struct, frozen=True):
     username: str | None = None
     password: str | None = None
 
+    def __repr__(self) -> str:
+        secret = ", password='***'" if self.password is not None else ""
+        return (
+            f"Relay(host={self.host!r}, port={self.port}, tls={self.tls!r},"
+            f" username={self.username!r}{secret})"
+        )
+
+    __str__ = __repr__
+
     @property
-    def session_tls(self) -> Literal["opportunistic", "none", "implicit"]:
-        """The SMTP session's TLS mode for this relay's URL scheme."""
-        return "opportunistic" if self.tls == "starttls" else self.tls
+    def session_tls(self) -> Literal["opportunistic", "required", "none", "implicit"]:
+        """The SMTP session's TLS mode for this relay's URL scheme.
+
+        Credentials go only over TLS with a verified certificate, so with
+        them STARTTLS is required, never opportunistic (RFC 8314 3).
+        """
+        if self.tls == "starttls":
+            return "required" if self.username is not None else "opportunistic"
+        return self.tls
 
     @classmethod
     def parse(cls, url: str) -> Relay:
+        """Raise :class:`ConfigError` (a ValueError) for a URL that is not a relay."""
         u = urlsplit(url)
+        # Errors quote the URL without its password.
+        shown = url.replace(f":{u.password}@", ":***@") if u.password else url
         modes: dict[str, tuple[Literal["starttls", "none", "implicit"], int]] = {
             "smtp": ("starttls", 25),
             "smtp+plain": ("none", 25),
             "smtps": ("implicit", 465),
         }
         if u.scheme not in modes or not u.hostname:
-            raise ValueError(
-                f"relay {url!r}: expected smtp://host[:port], smtp+plain://... or smtps://..."
+            raise ConfigError(
+                f"relay {shown!r}: expected smtp://host[:port], smtp+plain://... or smtps://..."
             )
         tls, default_port = modes[u.scheme]
         try:
             port = u.port or default_port
         except ValueError:
-            raise ValueError(f"relay {url!r}: invalid port") from None
+            raise ConfigError(f"relay {shown!r}: invalid port") from None
         return cls(
             host=u.hostname,
             port=port,
@@ -207,6 +234,22 @@ class Job:
     def key_path(self) -> Path:
         return self.resolve(self.spec.dkim.key)
 
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The context checking certificates, trusting ``tls_ca`` too; None without it."""
+        ca = self.spec.delivery.tls_ca
+        if ca is None:
+            return None
+        try:
+            return ssl.create_default_context(cafile=str(self.resolve(ca)))
+        except (OSError, ssl.SSLError) as exc:
+            raise JobFileError(
+                f"field delivery.tls_ca: cannot load CA certificates from"
+                f" {self.resolve(ca)}: {getattr(exc, 'strerror', None) or exc}",
+                file=str(self.path),
+                line=_locate(self.path.read_text("utf-8"), ["delivery", "tls_ca"]),
+                field="delivery.tls_ca",
+            ) from None
+
     def relay(self) -> Relay | None:
         if self.spec.delivery.relay is None:
             return None
@@ -219,6 +262,25 @@ class Job:
                 line=_locate(self.path.read_text("utf-8"), ["delivery", "relay"]),
                 field="delivery.relay",
             ) from None
+
+
+#: What EHLO may carry (RFC 5321 4.1.1.1): a domain or an address literal.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
+_EHLO = re.compile(rf"{_LABEL}(?:\.{_LABEL})*|\[[A-Za-z0-9:.\-]+\]")
+
+
+def check_ehlo_name(name: str) -> str:
+    """``name`` if it may follow EHLO; else ValueError saying why."""
+    if len(name) > 255 or not _EHLO.fullmatch(name):
+        raise ValueError(
+            f"EHLO name {name!r} is not a host name or address literal (RFC 5321 4.1.1.1)"
+        )
+    return name
+
+
+def is_fqdn(name: str) -> bool:
+    """Would a receiver that wants a fully qualified EHLO name accept ``name``?"""
+    return name.startswith("[") or ("." in name and name.lower() != "localhost")
 
 
 _PATH_RE = re.compile(r"at `\$((?:\.[A-Za-z0-9_\-]+|\[\d+\])*)`")
@@ -329,4 +391,14 @@ def load_job(path: str | Path) -> Job:
                 line=_locate(text, ["delivery", name]),
                 field=f"delivery.{name}",
             )
+    if d.ehlo_name is not None:
+        try:
+            check_ehlo_name(d.ehlo_name)
+        except ValueError as exc:
+            raise JobFileError(
+                f"field delivery.ehlo_name: {exc}",
+                file=str(p),
+                line=_locate(text, ["delivery", "ehlo_name"]),
+                field="delivery.ehlo_name",
+            ) from None
     return Job(spec, p)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Iterator
@@ -23,7 +25,7 @@ from mailsflux._compose import Composer
 from mailsflux._delivery import probe
 from mailsflux._errors import DKIMKeyError, MailsfluxError
 from mailsflux._eventstore import EventStore, SuppressionView
-from mailsflux._job import Job, Relay, load_job
+from mailsflux._job import Job, Relay, is_fqdn, load_job
 from mailsflux._keyfiles import ensure_key
 from mailsflux._mx import MXResolver, parse_host_port
 from mailsflux._progress import Progress
@@ -191,6 +193,8 @@ def _scheduler(
     resolver: MXResolver | None = None,
     throttles: Throttles | None = None,
     share: int = 1,
+    ehlo_name: str | None = None,
+    tls_context: ssl.SSLContext | None = None,
 ) -> Scheduler:
     """The job's scheduler; ``share`` divides in-process limits among workers."""
     d = job.spec.delivery
@@ -229,7 +233,8 @@ def _scheduler(
             o.burst if o.burst is not None else d.burst,
             o.connections if o.connections is not None else d.connections,
             o.messages_per_connection or d.messages_per_connection,
-            o.tls or tls,
+            # A relay's TLS is its URL's (credentials need verified TLS): no override.
+            tls if relay is not None else (o.tls or tls),
         )
         for name, o in d.domains.items()
     }
@@ -251,6 +256,8 @@ def _scheduler(
         timeout=d.timeout,
         data_timeout=d.data_timeout,
         credentials=credentials,
+        local_hostname=ehlo_name,
+        tls_context=tls_context,
     )
 
 
@@ -307,10 +314,31 @@ async def send(
         if on_result is not None:
             on_result(r)
 
+    ehlo = spec.ehlo_name or socket.getfqdn() or "localhost"
+    if shard[0] == 0 and not is_fqdn(ehlo):  # one warning, not one per worker
+        on_problem(
+            Problem(
+                str(prepared.job.path),
+                f"EHLO name {ehlo!r} is not a fully qualified domain name; receivers that"
+                " want one (Postfix: reject_non_fqdn_helo_hostname) refuse every message:"
+                " set [delivery] ehlo_name or --ehlo-name",
+                "warning",
+            )
+        )
+    tls_context = prepared.job.tls_context()
     if check_relay and relay is not None:
-        await probe(relay, spec.timeout)
+        note = await probe(relay, spec.timeout, local_hostname=ehlo, tls_context=tls_context)
+        if note is not None:
+            on_problem(Problem(str(prepared.job.path), note, "warning"))
     scheduler = _scheduler(
-        prepared.job, relay, result, resolver=resolver, throttles=throttles, share=shard[1]
+        prepared.job,
+        relay,
+        result,
+        resolver=resolver,
+        throttles=throttles,
+        share=shard[1],
+        ehlo_name=ehlo,
+        tls_context=tls_context,
     )
     scheduler.suppressed = prepared.suppressed
     start = time.perf_counter()

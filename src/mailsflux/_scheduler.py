@@ -31,6 +31,7 @@ import math
 import random
 import secrets
 import socket
+import ssl
 import sys
 import time
 from collections import deque
@@ -140,6 +141,7 @@ class Scheduler:
         data_timeout: float | None = None,
         credentials: tuple[str, str] | None = None,
         local_hostname: str | None = None,
+        tls_context: ssl.SSLContext | None = None,
         max_queued: int = 4096,
         idle_timeout: float = 5.0,
         linger: float | None = None,
@@ -160,6 +162,8 @@ class Scheduler:
         self.data_timeout = data_timeout
         self.credentials = credentials
         self.local_hostname = local_hostname or socket.getfqdn() or "localhost"
+        #: Checks certificates where they are checked (a private CA: tls_ca).
+        self.tls_context = tls_context
         self.max_queued = max_queued
         self.idle_timeout = idle_timeout
         # How long a worker waits for a short queue to fill to a whole batch
@@ -484,6 +488,7 @@ class Scheduler:
                     timeout=self.timeout,
                     data_timeout=self.data_timeout,
                     local_hostname=self.local_hostname,
+                    tls_context=self.tls_context,
                 )
             except PermanentDeliveryError:
                 raise

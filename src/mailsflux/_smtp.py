@@ -21,7 +21,7 @@ from typing import Literal, NamedTuple
 
 import aiosmtplib
 
-from mailsflux._errors import PermanentDeliveryError, TemporaryDeliveryError
+from mailsflux._errors import DeliveryError, PermanentDeliveryError, TemporaryDeliveryError
 from mailsflux._smtpfast import parse as _parse
 from mailsflux._smtpfast import payload as _payload
 from mailsflux._types import Message
@@ -195,6 +195,17 @@ class _ReplyReader(asyncio.Protocol):
 
 _LINE_ENDS = re.compile(rb"\r\n|\r|\n")
 
+# An envelope address (RFC 5321 4.1.2, UTF-8 per RFC 6531): a dot-atom local
+# part, "@", a domain or an address literal. Quoted local parts are refused,
+# as the recipient reader refuses them. Nothing here can hold CR, LF, NUL,
+# space, "<" or ">", so an address can never end the path or add a command.
+_U = "\u00a0-\ud7ff\ue000-\U0010ffff"  # non-ASCII but for C1 controls and surrogates
+_ATOM = f"[A-Za-z0-9!#$%&'*+\\-/=?^_`{{|}}~{_U}]+"
+_LABEL = f"[A-Za-z0-9{_U}](?:[A-Za-z0-9\\-{_U}]*[A-Za-z0-9{_U}])?"
+_ADDRESS = re.compile(
+    f"{_ATOM}(?:\\.{_ATOM})*@(?:{_LABEL}(?:\\.{_LABEL})*|\\[[A-Za-z0-9:.\\-]+\\])"
+).fullmatch
+
 
 def _stuffed(data: bytes) -> bytes:
     """The reference DATA payload: dot-stuffed (RFC 5321 4.5.2), CRLF-ended, with
@@ -232,6 +243,7 @@ class SMTPSession:
         self.size_limit = _size(client)
         self.tls = transport.get_extra_info("sslcontext") is not None
         self.sent = 0
+        self._sender: str | None = None  # the last envelope sender found valid
 
     @classmethod
     async def open(
@@ -253,7 +265,12 @@ class SMTPSession:
         ``opportunistic`` upgrades when the server offers STARTTLS without
         checking its certificate (RFC 7435), and when the handshake fails it
         connects again in plain text; ``required`` checks the certificate and
-        never falls back.
+        never falls back. ``tls_context`` checks certificates (``required``,
+        ``implicit``) in place of the default one.
+
+        Credentials are sent only over TLS whose certificate was verified
+        against ``host``, or with ``tls="none"`` (the caller's explicit,
+        unsafe choice); anything else raises before AUTH, whatever the mode.
 
         ``address`` connects to that IP address while ``host`` stays the name
         the certificate must match (an MX host looked up by the scheduler).
@@ -282,7 +299,9 @@ class SMTPSession:
                 use_tls=tls == "implicit",
                 start_tls=start_tls,
                 validate_certs=validate,
-                tls_context=tls_context,
+                # Only a checking context may replace aiosmtplib's own:
+                # opportunistic TLS accepts any certificate (RFC 7435).
+                tls_context=tls_context if validate else None,
                 timeout=timeout,
                 local_hostname=local_hostname,
             )
@@ -298,6 +317,14 @@ class SMTPSession:
                     client.close()
                     raise TemporaryDeliveryError(
                         f"{host}:{port} does not offer STARTTLS, and TLS is required"
+                    )
+            if username is not None and tls != "none":
+                refusal = _unsafe_for_credentials(client)
+                if refusal is not None:
+                    client.close()
+                    raise TemporaryDeliveryError(
+                        f"{host}:{port}: credentials not sent: {refusal}"
+                        " (they go only over TLS with a verified certificate)"
                     )
             if username is not None:
                 await client.login(username, password or "")
@@ -317,6 +344,8 @@ class SMTPSession:
                 client = await attempt(True, True)
             else:
                 client = await attempt(None, True)
+        except DeliveryError:
+            raise  # ours, already saying why (DeliveryError is an OSError too)
         except aiosmtplib.SMTPAuthenticationError as exc:
             raise PermanentDeliveryError(
                 f"{host}:{port} refused our credentials: {exc.message}", code=exc.code
@@ -342,6 +371,17 @@ class SMTPSession:
 
     def _refusal(self, m: Message) -> Outcome | None:
         """A message this server cannot take, decided before sending anything."""
+        if _ADDRESS(m.rcpt_to) is None or (
+            m.mail_from != self._sender and not self._check_sender(m.mail_from)
+        ):
+            return Outcome(
+                "bounced",
+                None,
+                # No RFC section here: the classifier would read "4.1.2" as
+                # an enhanced status code.
+                f"invalid envelope address for recipient {m.rcpt_to!r}"
+                f" (sender {m.mail_from!r}); nothing sent",
+            )
         if m.smtputf8 and not self.smtputf8:
             return Outcome("bounced", None, "server does not offer SMTPUTF8 (RFC 6531)")
         if self.size_limit and len(m.data) > self.size_limit:
@@ -421,6 +461,13 @@ class SMTPSession:
             raise SessionError(exc.message, out, closed=r.closed_by_peer) from None
         return out
 
+    def _check_sender(self, mail_from: str) -> bool:
+        # A job has one sender, or few: remember the last good one.
+        if mail_from and _ADDRESS(mail_from) is None:
+            return False
+        self._sender = mail_from
+        return True
+
     def _next_envelope(self, todo: list[Message], i: int) -> bytes | None:
         if not self.pipelining or i + 1 >= len(todo):
             return None
@@ -452,6 +499,20 @@ def _size(client: aiosmtplib.SMTP) -> int | None:
     # RFC 1870: SIZE [number]; anything else (a hostile or broken server) means no limit.
     m = re.fullmatch(r"\s*([0-9]{1,20})\s*", client.esmtp_extensions.get("size", ""))
     return int(m.group(1)) if m else 0
+
+
+def _unsafe_for_credentials(client: aiosmtplib.SMTP) -> str | None:
+    """Why this connection must not carry a password, or None when it may.
+
+    It may when it is TLS whose handshake required a certificate valid for
+    the host name we connected to (aiosmtplib passes it as server_hostname).
+    """
+    ctx = client.get_transport_info("sslcontext") if client.transport is not None else None
+    if not isinstance(ctx, ssl.SSLContext):
+        return "the connection is not TLS"
+    if ctx.verify_mode != ssl.CERT_REQUIRED or not ctx.check_hostname:
+        return "the server's TLS certificate was not verified"
+    return None
 
 
 def _tls_failure(exc: BaseException) -> bool:

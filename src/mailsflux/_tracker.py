@@ -31,18 +31,24 @@ LIST_UNSUBSCRIBE_POST: Final = "List-Unsubscribe=One-Click"
 
 
 def _trim(url: str) -> str:
-    """Drop sentence punctuation and unbalanced closing brackets from a URL's end."""
-    while url:
-        c = url[-1]
+    """Drop sentence punctuation and unbalanced closing brackets from a URL's end.
+
+    Linear: the bracket counts are taken once and updated as characters are
+    dropped (recounting per character was quadratic in the trailing run).
+    """
+    end = len(url)
+    opened = {")": url.count("("), "]": url.count("[")}
+    closed = {")": url.count(")"), "]": url.count("]")}
+    while end:
+        c = url[end - 1]
         if c in _TRAILING:
-            url = url[:-1]
-        elif c == ")" and url.count("(") < url.count(")"):
-            url = url[:-1]
-        elif c == "]" and url.count("[") < url.count("]"):
-            url = url[:-1]
+            end -= 1
+        elif c in closed and opened[c] < closed[c]:
+            closed[c] -= 1
+            end -= 1
         else:
             break
-    return url
+    return url[:end]
 
 
 class Tracker:

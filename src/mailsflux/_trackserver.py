@@ -32,7 +32,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any, Final
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl
 
 from mailsflux._eventstore import EventStore, TrackEvent
 from mailsflux._machines import classify
@@ -101,13 +101,23 @@ _MULTIPART_ONE_CLICK: Final = re.compile(
 )
 
 
+#: What RFC 3986 (section 2) does not allow in a URI: characters that are
+#: neither unreserved nor reserved, and ``%`` that does not start an escape.
+_NOT_URI: Final = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]|%(?![0-9A-Fa-f]{2})")
+
+
+def _escape(m: re.Match[str]) -> str:
+    return "".join(f"%{b:02X}" for b in m.group().encode("utf-8", "surrogatepass"))
+
+
 def location(url: str) -> bytes:
-    """A URL as a ``Location`` value: bytes outside printable ASCII percent-encoded."""
-    if url.isascii() and url.isprintable() and " " not in url:
-        return url.encode("ascii")
-    return "".join(c if 0x21 <= ord(c) <= 0x7E else quote(c, safe="") for c in url).encode(
-        "ascii"
-    )
+    """A URL as a ``Location`` value (RFC 9110 10.2.2: a URI reference).
+
+    Whatever a URI cannot hold (``<``, ``"``, spaces, controls, non-ASCII, a
+    stray ``%``) is percent-encoded as UTF-8; valid escapes and reserved
+    characters stay, so the target is the URL that was signed.
+    """
+    return _NOT_URI.sub(_escape, url).encode("ascii")
 
 
 def is_one_click(body: bytes, content_type: bytes) -> bool:

@@ -15,7 +15,7 @@ import msgspec
 
 from mailsflux import __version__
 from mailsflux._errors import DKIMError, MailsfluxError
-from mailsflux._job import DeliverySpec, Relay
+from mailsflux._job import DeliverySpec, Relay, check_ehlo_name
 from mailsflux._keyfiles import txt_path_for
 from mailsflux._progress import Progress
 from mailsflux._types import JobSummary, Problem
@@ -70,6 +70,13 @@ def _shard(text: str) -> tuple[int, int]:
     return int(i), int(n)
 
 
+def _ehlo(text: str) -> str:
+    try:
+        return check_ehlo_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     from mailsflux._run import send
     from mailsflux.sink import LocalSink
@@ -91,6 +98,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     relay = Relay.parse(args.relay) if args.relay else prepared.job.relay()
     if args.connections:
         d.connections = args.connections
+    d.ehlo_name = args.ehlo_name or d.ehlo_name
     total = prepared.count_rows()
     events = _open_events(args.events) if args.events else None
     progress = None if args.quiet or args.json else Progress(total)
@@ -151,6 +159,8 @@ def _send_parallel(args: argparse.Namespace, workers: int) -> int:
             cmd += ["--relay", relay]
         if args.connections:
             cmd += ["--connections", str(args.connections)]
+        if args.ehlo_name:
+            cmd += ["--ehlo-name", args.ehlo_name]
         if args.events:
             cmd += ["--events", args.events]
         proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE)
@@ -332,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--relay", help="override the job's relay URL (smtp://host:port)")
     p.add_argument("--connections", type=int, default=0, help="override delivery.connections")
+    p.add_argument("--ehlo-name", type=_ehlo, help="EHLO name; overrides delivery.ehlo_name")
     p.add_argument(
         "--workers",
         type=int,
