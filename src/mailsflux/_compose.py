@@ -15,9 +15,9 @@ import mimetypes
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from mailsflux._errors import (
@@ -60,6 +60,25 @@ def read_template_file(path: Path, what: str) -> str:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise TemplateError(f"{what} template is not UTF-8", file=str(path), line=line) from None
+
+
+class ColumnProblem(NamedTuple):
+    """A template variable that is not a column of the recipient file."""
+
+    where: str  # template file[:line], or the job file and its field
+    variable: str
+    strict: bool  # True: every row would be skipped; False: it renders empty
+
+    def message(self, csv: Path) -> str:
+        return f"variable {self.variable!r} is not a column of {csv}"
+
+
+def _template_line(source: str, name: str) -> int | None:
+    pat = re.compile(r"\{\{\s*[#^&{]?\s*" + re.escape(name) + r"[\s.}|]")
+    for n, line in enumerate(source.splitlines(), 1):
+        if pat.search(line):
+            return n
+    return None
 
 
 def _uri_value(value: object) -> object:
@@ -212,6 +231,32 @@ class Composer:
             if t is not None:
                 names |= t.variables
         return frozenset(names)
+
+    def missing_columns(self, columns: Collection[str]) -> list[ColumnProblem]:
+        """Every template variable that neither ``columns`` nor Mailsflux supplies.
+
+        A strict template (subject, from, List-Unsubscribe; the bodies unless
+        ``missing_variables = "empty"``) would skip every row for it.
+        """
+        have = set(columns) | self.provided
+        where = str(self.job.path)
+        found: list[ColumnProblem] = []
+        for field, t in (
+            ("message.subject", self.subject),
+            ("message.from", self.sender),
+            ("message.list_unsubscribe", self.list_unsubscribe),
+        ):
+            if t is not None:
+                for v in sorted(t.variables - have):
+                    found.append(ColumnProblem(f"{where}: {field}", v, True))
+        for body in (self.html, self.text):
+            if body is None:
+                continue
+            for v in sorted(body.variables - have):
+                line = _template_line(body.source, v)
+                loc = f"{body.name}:{line}" if line else body.name
+                found.append(ColumnProblem(loc, v, body.strict))
+        return found
 
     @property
     def builder(self) -> MessageBuilder:

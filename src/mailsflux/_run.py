@@ -20,11 +20,12 @@ import msgspec
 
 from mailsflux._compose import Composer
 from mailsflux._delivery import probe
-from mailsflux._errors import DKIMKeyError, MailsfluxError
+from mailsflux._errors import DKIMKeyError, MailsfluxError, TemplateError
 from mailsflux._eventstore import EventStore, SuppressionView
 from mailsflux._job import Job, Relay, load_job
 from mailsflux._keyfiles import ensure_key
 from mailsflux._mx import MXResolver, parse_host_port
+from mailsflux._problems import CappedProblems
 from mailsflux._progress import Progress
 from mailsflux._recipients import RecipientFile
 from mailsflux._scheduler import RetryPolicy, Scheduler, SiteLimits
@@ -100,6 +101,12 @@ class Prepared:
         self.recipients = RecipientFile(
             job.recipients_path, email_column=job.spec.recipients.email_column
         )
+        # Before any row is read: a strict template variable that is no
+        # column would skip every row, so the job cannot run at all.
+        for cp in self.composer.missing_columns(self.recipients.columns):
+            if cp.strict:
+                self.close()
+                raise TemplateError(f"{cp.where}: {cp.message(self.recipients.path)}")
 
     def close(self) -> None:
         if self.store is not None:
@@ -272,11 +279,12 @@ async def send(
     log = EventLog(events, prepared.job.name)
     if relay is None:
         relay = prepared.job.relay()
+    report = CappedProblems(on_problem, where=str(prepared.recipients.path))
 
     def problem(p: Problem) -> None:
         summary.total += 1
         summary.skipped += 1
-        on_problem(p)
+        report(p)
         if progress is not None:
             progress.advance()
 
@@ -290,7 +298,7 @@ async def send(
             summary.deferred += 1
         elif r.status == "skipped":
             summary.skipped += 1
-            on_problem(Problem(r.recipient, f"{r.reply}; not retried", "warning"))
+            report(Problem(r.recipient, f"{r.reply}; not retried", "warning"))
         else:
             summary.failed += 1
         log.result(r)
@@ -316,6 +324,7 @@ async def send(
         raise
     finally:
         await scheduler.throttles.close()
+        report.finish()
     summary.elapsed = time.perf_counter() - start
     summary.per_domain = dict(per_domain.most_common())
     if progress is not None:
@@ -340,14 +349,6 @@ def render_to_dir(
         p.write_bytes(msg.data)
         written.append(p)
     return written
-
-
-def _template_line(source: str, name: str) -> int | None:
-    pat = re.compile(r"\{\{\s*[#^&{]?\s*" + re.escape(name) + r"[\s.}|]")
-    for n, line in enumerate(source.splitlines(), 1):
-        if pat.search(line):
-            return n
-    return None
 
 
 def validate(path: str | Path) -> list[Problem]:
@@ -406,30 +407,18 @@ def validate(path: str | Path) -> list[Problem]:
     except MailsfluxError as exc:
         add(exc)
         return problems
-    columns = set(rf.columns) | composer.provided
-    templates = [
-        (composer.subject, f"{job.path}", "message.subject"),
-        (composer.sender, f"{job.path}", "message.from"),
-    ]
-    if composer.list_unsubscribe is not None:
-        templates.append((composer.list_unsubscribe, f"{job.path}", "message.list_unsubscribe"))
-    for t in (composer.html, composer.text):
-        if t is not None:
-            templates.append((t, t.name, ""))
-    for t, where, field in templates:
-        for var in sorted(t.variables - columns):
-            if field:
-                problems.append(
-                    Problem(f"{where}: {field}", f"variable {var!r} is not a column of {rf.path}")
-                )
-            else:
-                src = Path(where).read_text("utf-8")
-                line = _template_line(src, var)
-                loc = f"{where}:{line}" if line else where
-                problems.append(Problem(loc, f"variable {var!r} is not a column of {rf.path}"))
+    for cp in composer.missing_columns(rf.columns):
+        if cp.strict:
+            problems.append(Problem(cp.where, cp.message(rf.path)))
+        else:
+            problems.append(
+                Problem(cp.where, f"{cp.message(rf.path)}; it renders empty", "warning")
+            )
     # Render every row (without signing when the key is missing) to find bad rows.
-    for _ in compose_all(composer, rf, problems.append):
+    rows = CappedProblems(problems.append, where=str(rf.path))
+    for _ in compose_all(composer, rf, rows):
         pass
+    rows.finish()
     return problems
 
 
