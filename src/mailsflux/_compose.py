@@ -122,13 +122,6 @@ class Composer:
                 strict=True,
                 name=f"{where}: message.list_unsubscribe",
             )
-        self.html = self.text = None
-        if job.html_path is not None:
-            src = read_template_file(job.html_path, "HTML")
-            self.html = Template(src, escape=True, strict=strict_body, name=str(job.html_path))
-        if job.text_path is not None:
-            src = read_template_file(job.text_path, "text")
-            self.text = Template(src, escape=False, strict=strict_body, name=str(job.text_path))
         self.id_domain = job.spec.dkim.domain
 
         def config_error(exc: MailsfluxError, *path: str) -> ConfigError:
@@ -139,6 +132,12 @@ class Composer:
             return ConfigError(
                 exc.message, file=str(job.path), line=line, field=".".join(["message", *path])
             )
+
+        self.html = self.text = None
+        if job.html_path is not None:
+            self.html = self._body(job.html_path, "HTML", True, strict_body, config_error)
+        if job.text_path is not None:
+            self.text = self._body(job.text_path, "text", False, strict_body, config_error)
 
         # A From without merge tags is encoded once, here; a bad one is a job error.
         static_sender = spec.sender if "{{" not in spec.sender else None
@@ -203,6 +202,70 @@ class Composer:
                 self._unsub_static = self.list_unsubscribe.render({})
         self._date_at = -1
         self._date = ""
+
+    def _body(
+        self,
+        path: Path,
+        what: str,
+        escape: bool,
+        strict: bool,
+        config_error: Callable[..., ConfigError],
+    ) -> Template:
+        """A body template with the partials it reaches, each read once.
+
+        A partial that is not found is a job error naming the tag's file and
+        line: Mustache would render it as nothing, which no one wants in mail.
+        """
+        src = read_template_file(path, what)
+        sources: dict[str, str] = {}
+        files: dict[str, Path] = {}
+        tried: set[str] = set()
+        while True:
+            try:
+                tpl = Template(src, partials=sources, escape=escape, strict=strict, name=str(path))
+            except TemplateError as exc:
+                if exc.file in files:  # a partial's own syntax error: name its file
+                    exc.file = str(files[exc.file])
+                raise
+            wanted = {m[0] for m in tpl.missing_partials} - tried
+            if not wanted:
+                break
+            for name in sorted(wanted):
+                tried.add(name)
+                found = self._partial_path(name, path.suffix, config_error)
+                if found is not None:
+                    files[name] = found
+                    sources[name] = read_template_file(found, f"partial {name!r}")
+        for name, file, line, column in tpl.missing_partials:
+            raise TemplateError(
+                f"partial {name!r} not found (list it in message.partials, or put it in"
+                " message.partials_dir)",
+                file=str(files.get(file, file)),
+                line=line,
+                column=column,
+                field=name,
+            )
+        return tpl
+
+    def _partial_path(
+        self, name: str, suffix: str, config_error: Callable[..., ConfigError]
+    ) -> Path | None:
+        spec = self.job.spec.message
+        if name in spec.partials:
+            p = self.job.resolve(spec.partials[name])
+            if not p.is_file():
+                raise config_error(ConfigError(f"partial {str(p)!r}: not found"), "partials", name)
+            return p
+        if spec.partials_dir is None or "/" in name or "\\" in name or name.startswith("."):
+            return None
+        d = self.job.resolve(spec.partials_dir)
+        if not d.is_dir():
+            err = ConfigError(f"partials directory {str(d)!r}: not found")
+            raise config_error(err, "partials_dir")
+        for candidate in (d / (name + suffix), d / f"{name}.mustache", d / name):
+            if candidate.is_file():
+                return candidate
+        return None
 
     def _read(
         self,
