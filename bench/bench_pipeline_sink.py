@@ -17,14 +17,12 @@ Needs ``smtp-sink`` (Debian package postfix; scripts/test.sh installs it).
 from __future__ import annotations
 
 import asyncio
-import csv
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,11 +36,11 @@ import dkim
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from _example import make_job
 from _machine import describe
 from mailsflux._job import Relay
 from mailsflux._run import Prepared, send
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "welcome"
 CONNECTIONS = 8
 
 
@@ -76,27 +74,6 @@ def smtp_sink() -> Iterator[int]:
     finally:
         proc.terminate()
         proc.wait(10)
-
-
-def make_job(rows: int) -> Path:
-    tmp = Path(tempfile.mkdtemp(prefix="mf-pipe-"))
-    job = tmp / "job"
-    shutil.copytree(EXAMPLE, job, ignore=shutil.ignore_patterns("dkim", "out", "*.py"))
-    src = list(csv.reader((EXAMPLE / "recipients.csv").open(encoding="utf-8")))
-    header = src[0]
-    body = [r for r in src[1:] if len(r) == len(header) and "@" in r[0]]
-    body = [r for r in body if "\n" not in r[1]]
-    with (job / "recipients.csv").open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(header)
-        for i in range(rows):
-            r = list(body[i % len(body)])
-            local, _, domain = r[0].partition("@")
-            r[0] = f"{local}.{i}@{domain}"
-            w.writerow(r)
-    text = (job / "job.toml").read_text().replace("connections = 4", f"connections = {CONNECTIONS}")
-    (job / "job.toml").write_text(text)
-    return job / "job.toml"
 
 
 def run_mailsflux(job_path: Path, port: int) -> tuple[int, float]:
@@ -194,7 +171,7 @@ def run_plain(job_path: Path, port: int, rows: int) -> tuple[int, float]:
 
 
 def measure(rows: int, plain_rows: int) -> dict[str, float]:
-    job = make_job(rows)
+    job = make_job(rows, connections=CONNECTIONS)
     cores = os.cpu_count() or 1
     with smtp_sink() as port:
         sent, elapsed = run_mailsflux(job, port)

@@ -9,6 +9,7 @@ of one row plus the addresses already seen, kept in a :class:`SeenSet` (8 to
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
@@ -97,7 +98,7 @@ class RecipientFile:
                 if len(fields) > ncols:
                     yield Problem(where, f"{len(fields)} fields but {ncols} columns; row skipped")
                     continue
-                if any(_bad_utf8(f) for f in fields):
+                if _bad_utf8("".join(fields)):
                     yield Problem(where, "row is not valid UTF-8; row skipped")
                     continue
                 if len(fields) <= email_at:
@@ -119,5 +120,9 @@ class RecipientFile:
                 yield Recipient(email=email, vars=values, row=row)
 
 
+#: What surrogateescape makes of bytes that are not UTF-8.
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
 def _bad_utf8(s: str) -> bool:
-    return not s.isascii() and any("\udc80" <= c <= "\udcff" for c in s)
+    return not s.isascii() and _UNDECODED.search(s) is not None

@@ -366,11 +366,10 @@ def validate(path: str | Path) -> list[Problem]:
         job.relay()
     except MailsfluxError as exc:
         add(exc)
-    signer: Signer | None = None
     d = job.spec.dkim
     if job.key_path.exists():
         try:
-            signer = job_signer(job)
+            job_signer(job)  # loads and checks the key
         except MailsfluxError as exc:
             add(exc)
     elif d.generate:
@@ -398,7 +397,8 @@ def validate(path: str | Path) -> list[Problem]:
         except MailsfluxError as exc:
             add(exc)
     try:
-        composer = Composer(job, signer, tracker=tracker)
+        # No signer: validate checks every row as it would be sent, but signs nothing.
+        composer = Composer(job, None, tracker=tracker)
     except MailsfluxError as exc:
         add(exc)
         return problems
@@ -414,12 +414,35 @@ def validate(path: str | Path) -> list[Problem]:
             problems.append(
                 Problem(cp.where, f"{cp.message(rf.path)}; it renders empty", "warning")
             )
-    # Render every row (without signing when the key is missing) to find bad rows.
+    # Render every row and check its headers, to find the rows `send` would skip.
     rows = CappedProblems(problems.append, where=str(rf.path))
-    for _ in compose_all(composer, rf, rows):
-        pass
+    check_all(composer, rf, rows)
     rows.finish()
     return problems
+
+
+def _rows(
+    rf: RecipientFile,
+    on_problem: ProblemSink,
+    suppressed: Container[str] | None,
+    shard: tuple[int, int],
+) -> Iterator[Recipient]:
+    """Each good, unsuppressed row of this shard; every other row is reported."""
+    index, count = shard
+    for item in rf:
+        if count > 1 and _row_of(item) % count != index:
+            continue
+        if isinstance(item, Problem):
+            on_problem(item)
+            continue
+        if suppressed is not None and item.email in suppressed:
+            on_problem(
+                Problem(
+                    f"{rf.path}:{item.row}", f"{item.email}: suppressed; row skipped", "warning"
+                )
+            )
+            continue
+        yield item
 
 
 def compose_all(
@@ -435,24 +458,25 @@ def compose_all(
     taken, so n worker processes share a file without overlap and each bad
     row is reported once. (The reader drops duplicate addresses per worker.)
     """
-    index, count = shard
-    for item in rf:
-        if count > 1 and _row_of(item) % count != index:
-            continue
-        if isinstance(item, Problem):
-            on_problem(item)
-            continue
-        if suppressed is not None and item.email in suppressed:
-            on_problem(
-                Problem(
-                    f"{rf.path}:{item.row}", f"{item.email}: suppressed; row skipped", "warning"
-                )
-            )
-            continue
+    for item in _rows(rf, on_problem, suppressed, shard):
         try:
             yield composer.compose(item)
         except MailsfluxError as exc:
             on_problem(_row_problem(rf.path, item, exc))
+
+
+def check_all(composer: Composer, rf: RecipientFile, on_problem: ProblemSink) -> int:
+    """Report every row that :func:`compose_all` would skip, without composing
+    (no MIME bodies, no DKIM): what ``validate`` runs. Returns the good rows."""
+    good = 0
+    for item in _rows(rf, on_problem, None, (0, 1)):
+        try:
+            composer.check(item)
+        except MailsfluxError as exc:
+            on_problem(_row_problem(rf.path, item, exc))
+        else:
+            good += 1
+    return good
 
 
 __all__ = ["Prepared", "render_to_dir", "send", "validate"]

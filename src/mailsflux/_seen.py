@@ -34,17 +34,13 @@ _LOAD: Final = 0.7
 _FLUSH: Final = 1 << 20
 
 
-def _python_hash(key: str) -> int:
-    return hash(key) & _M64
-
-
 class SeenSet:
     """A set of strings sized for millions: :meth:`add` says whether it was new.
 
     ``hash`` is for tests that need collisions on purpose.
     """
 
-    def __init__(self, *, capacity: int = 1 << 16, hash: Callable[[str], int] = _python_hash):
+    def __init__(self, *, capacity: int = 1 << 16, hash: Callable[[str], int] = hash):
         size = 1 << max(4, (capacity - 1).bit_length())
         self._hash = hash
         self._table = array("Q", [0]) * size
@@ -67,29 +63,19 @@ class SeenSet:
 
     def add(self, key: str) -> bool:
         """Add ``key``; True when it is new, False when it was there already."""
-        found, slot, fp = self._find(key)
-        if found:
-            return False
-        self._table[slot] = (fp << _OFFSET_BITS) | self._append(key)
-        self._count += 1
-        if self._count > self._limit:
-            self._grow()
-        return True
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self._find(key)[0]
-
-    def _find(self, key: str) -> tuple[bool, int, int]:
-        """(found, its slot or the free slot where it goes, fingerprint)."""
         h = self._hash(key) & _M64
         fp = h >> _OFFSET_BITS
         table, mask = self._table, self._mask
         i = h & mask
         while e := table[i]:
             if e >> _OFFSET_BITS == fp and self._read(e & _OFFSET_MASK) == key:
-                return True, i, fp
+                return False
             i = (i + 1) & mask
-        return False, i, fp
+        table[i] = (fp << _OFFSET_BITS) | self._append(key)
+        self._count += 1
+        if self._count > self._limit:
+            self._grow()
+        return True
 
     def close(self) -> None:
         if self._file is not None:
@@ -106,14 +92,14 @@ class SeenSet:
 
     def _append(self, key: str) -> int:
         data = key.encode("utf-8", "surrogatepass")
-        if len(data) > 0xFFFF:
-            raise ValueError("address longer than 65,535 bytes")
-        at = self._flushed + len(self._pending)
-        if at + 2 + len(data) > _OFFSET_MASK:
-            raise ValueError("more than a terabyte of distinct addresses")
-        self._pending += len(data).to_bytes(2, "big")
-        self._pending += data
-        if len(self._pending) >= _FLUSH:
+        n = len(data)
+        pending = self._pending
+        at = self._flushed + len(pending)
+        if n > 0xFFFF or at + n > _OFFSET_MASK:
+            raise ValueError("address longer than 65,535 bytes, or a terabyte of them")
+        pending += n.to_bytes(2, "big")
+        pending += data
+        if len(pending) >= _FLUSH:
             self._flush()
         return at
 
