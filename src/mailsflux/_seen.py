@@ -74,6 +74,7 @@ class SeenSet:
         table[i] = (fp << _OFFSET_BITS) | self._append(key)
         self._count += 1
         if self._count > self._limit:
+            del table  # or the old table would live on beside the new one
             self._grow()
         return True
 
