@@ -12,6 +12,7 @@ timed by wall clock and by CPU time (RUSAGE_SELF).
 from __future__ import annotations
 
 import resource
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -54,9 +55,12 @@ def measure(rows: int, compose_rows: int) -> dict[str, float]:
                 break
         return n
 
-    v_rows, v_wall, v_cpu = timed(run_validate)
-    c_rows, c_wall, c_cpu = timed(run_compose)
-    prepared.close()
+    try:
+        v_rows, v_wall, v_cpu = timed(run_validate)
+        c_rows, c_wall, c_cpu = timed(run_compose)
+    finally:
+        prepared.close()
+        shutil.rmtree(job.parent.parent, ignore_errors=True)
     return {
         "validate_rows": v_rows,
         "validate_wall": v_wall,
