@@ -63,3 +63,25 @@ def test_missing_files_are_named(tmp_path: Path) -> None:
     assert f"{job.parent / 'body.txt'}: text template not found" in proc.stderr
     proc = run_cli("send", str(tmp_path / "nope.toml"))
     assert proc.returncode == 2 and "job file not found" in proc.stderr
+
+
+def test_the_same_row_problem_is_shown_twenty_times_then_counted(tmp_path: Path) -> None:
+    job = make_job(tmp_path, [r[:3] for r in people(30)])  # every row lacks its plan
+    proc = run_cli("validate", str(job))
+    assert proc.returncode == 1
+    csv_path = job.parent / "recipients.csv"
+    rows = [ln for ln in proc.stdout.splitlines() if "missing variable 'plan'" in ln]
+    assert len(rows) == 20
+    assert f"and 10 more rows with the same problem as {csv_path}:2" in proc.stdout
+
+
+def test_missing_column_with_empty_variables_is_a_warning(tmp_path: Path) -> None:
+    job = make_job(
+        tmp_path,
+        people(3),
+        html="<p>{{first_name}}</p>\n<p>{{coupon}}</p>\n",
+        extra_message='missing_variables = "empty"',
+    )
+    proc = run_cli("validate", str(job))
+    assert proc.returncode == 0, proc.stdout
+    assert f"{job.parent / 'body.html'}:2: warning: variable 'coupon'" in proc.stdout

@@ -457,6 +457,26 @@ cdef class Address:
         return hash(self._text)
 
 
+# IDNA encoding (nameprep, punycode) is pure Python and costs some 25 us a
+# domain, while a list holds few distinct domains: remember the last ones.
+cdef dict _IDNA_CACHE = {}
+cdef Py_ssize_t IDNA_CACHE_SIZE = 4096
+
+
+cdef str _idna_encode(str d, str domain):
+    cdef object hit = _IDNA_CACHE.get(d)
+    if hit is not None:
+        return <str>hit
+    try:
+        out = d.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise AddressError(f"domain {domain!r} cannot be IDNA-encoded: {exc}") from None
+    if len(_IDNA_CACHE) >= IDNA_CACHE_SIZE:
+        _IDNA_CACHE.clear()
+    _IDNA_CACHE[d] = out
+    return out
+
+
 cdef str _idna_domain(str domain):
     """``domain`` lower-cased, in IDNA (xn--) form; AddressError naming the fault."""
     cdef str d = domain.strip().rstrip(".").lower()
@@ -466,10 +486,7 @@ cdef str _idna_domain(str domain):
     if not d:
         raise AddressError("empty domain")
     if not d.isascii():
-        try:
-            d = d.encode("idna").decode("ascii")
-        except UnicodeError as exc:
-            raise AddressError(f"domain {domain!r} cannot be IDNA-encoded: {exc}") from None
+        d = _idna_encode(d, domain)
     n = len(d)
     # Fast check of every label against _LABEL_RE; the slow path below only
     # runs to name the fault.

@@ -630,6 +630,19 @@ cdef class Template:
             size += op.size + 16
         self._hint = min(size, MAX_HINT)
 
+    @property
+    def missing_partials(self):
+        """``(name, file, line, column)`` of every reachable partial tag whose
+        partial was not given (it renders empty, as Mustache specifies)."""
+        cdef _Op op
+        found = []
+        lists = [self._ops] + [ops for ops in self._compiled.values() if ops is not None]
+        for ops in lists:
+            for op in ops:
+                if op.kind == OP_PARTIAL and op.name not in self._partials:
+                    found.append((op.name, op.file, op.line, op.column))
+        return tuple(found)
+
     cdef int _resolve(self, _Op op) except -1:
         key = (op.name, op.indent)
         target = self._compiled.get(key, _MISSING)

@@ -15,9 +15,9 @@ import mimetypes
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from mailsflux._dkim_keys import ascii_domain
@@ -64,6 +64,25 @@ def read_template_file(path: Path, what: str) -> str:
         raise TemplateError(f"{what} template is not UTF-8", file=str(path), line=line) from None
 
 
+class ColumnProblem(NamedTuple):
+    """A template variable that is not a column of the recipient file."""
+
+    where: str  # template file[:line], or the job file and its field
+    variable: str
+    strict: bool  # True: every row would be skipped; False: it renders empty
+
+    def message(self, csv: Path) -> str:
+        return f"variable {self.variable!r} is not a column of {csv}"
+
+
+def _template_line(source: str, name: str) -> int | None:
+    pat = re.compile(r"\{\{\s*[#^&{]?\s*" + re.escape(name) + r"[\s.}|]")
+    for n, line in enumerate(source.splitlines(), 1):
+        if pat.search(line):
+            return n
+    return None
+
+
 def _uri_value(value: object) -> object:
     """A merge value percent-encoded for a URI (RFC 3986 unreserved and @ kept)."""
     if isinstance(value, str) and not _URI_PLAIN.fullmatch(value):
@@ -105,13 +124,6 @@ class Composer:
                 strict=True,
                 name=f"{where}: message.list_unsubscribe",
             )
-        self.html = self.text = None
-        if job.html_path is not None:
-            src = read_template_file(job.html_path, "HTML")
-            self.html = Template(src, escape=True, strict=strict_body, name=str(job.html_path))
-        if job.text_path is not None:
-            src = read_template_file(job.text_path, "text")
-            self.text = Template(src, escape=False, strict=strict_body, name=str(job.text_path))
 
         def job_error(exc: MailsfluxError, *path: str) -> ConfigError:
             try:
@@ -128,6 +140,12 @@ class Composer:
             self.id_domain = ascii_domain(job.spec.dkim.domain, "domain")
         except DKIMError as exc:
             raise job_error(exc, "dkim", "domain") from None
+
+        self.html = self.text = None
+        if job.html_path is not None:
+            self.html = self._body(job.html_path, "HTML", True, strict_body, config_error)
+        if job.text_path is not None:
+            self.text = self._body(job.text_path, "text", False, strict_body, config_error)
 
         # A From without merge tags is encoded once, here; a bad one is a job error.
         static_sender = spec.sender if "{{" not in spec.sender else None
@@ -181,6 +199,11 @@ class Composer:
                 attachments=attachments,
                 inline=inline,
             )
+            # The same headers over an empty body, for `validate`: every header
+            # check of a real message at a fraction of the cost.
+            self._checker = MessageBuilder(
+                sender=static_sender, reply_to=spec.reply_to or None, headers=spec.headers
+            )
         except MailsfluxError as exc:  # all checked above; kept for safety
             raise config_error(exc) from None
         self._static_sender = static_sender is not None
@@ -192,6 +215,70 @@ class Composer:
                 self._unsub_static = self.list_unsubscribe.render({})
         self._date_at = -1
         self._date = ""
+
+    def _body(
+        self,
+        path: Path,
+        what: str,
+        escape: bool,
+        strict: bool,
+        config_error: Callable[..., ConfigError],
+    ) -> Template:
+        """A body template with the partials it reaches, each read once.
+
+        A partial that is not found is a job error naming the tag's file and
+        line: Mustache would render it as nothing, which no one wants in mail.
+        """
+        src = read_template_file(path, what)
+        sources: dict[str, str] = {}
+        files: dict[str, Path] = {}
+        tried: set[str] = set()
+        while True:
+            try:
+                tpl = Template(src, partials=sources, escape=escape, strict=strict, name=str(path))
+            except TemplateError as exc:
+                if exc.file in files:  # a partial's own syntax error: name its file
+                    exc.file = str(files[exc.file])
+                raise
+            wanted = {m[0] for m in tpl.missing_partials} - tried
+            if not wanted:
+                break
+            for name in sorted(wanted):
+                tried.add(name)
+                found = self._partial_path(name, path.suffix, config_error)
+                if found is not None:
+                    files[name] = found
+                    sources[name] = read_template_file(found, f"partial {name!r}")
+        for name, file, line, column in tpl.missing_partials:
+            raise TemplateError(
+                f"partial {name!r} not found (list it in message.partials, or put it in"
+                " message.partials_dir)",
+                file=str(files.get(file, file)),
+                line=line,
+                column=column,
+                field=name,
+            )
+        return tpl
+
+    def _partial_path(
+        self, name: str, suffix: str, config_error: Callable[..., ConfigError]
+    ) -> Path | None:
+        spec = self.job.spec.message
+        if name in spec.partials:
+            p = self.job.resolve(spec.partials[name])
+            if not p.is_file():
+                raise config_error(ConfigError(f"partial {str(p)!r}: not found"), "partials", name)
+            return p
+        if spec.partials_dir is None or "/" in name or "\\" in name or name.startswith("."):
+            return None
+        d = self.job.resolve(spec.partials_dir)
+        if not d.is_dir():
+            err = ConfigError(f"partials directory {str(d)!r}: not found")
+            raise config_error(err, "partials_dir")
+        for candidate in (d / (name + suffix), d / f"{name}.mustache", d / name):
+            if candidate.is_file():
+                return candidate
+        return None
 
     def _read(
         self,
@@ -221,6 +308,32 @@ class Composer:
                 names |= t.variables
         return frozenset(names)
 
+    def missing_columns(self, columns: Collection[str]) -> list[ColumnProblem]:
+        """Every template variable that neither ``columns`` nor Mailsflux supplies.
+
+        A strict template (subject, from, List-Unsubscribe; the bodies unless
+        ``missing_variables = "empty"``) would skip every row for it.
+        """
+        have = set(columns) | self.provided
+        where = str(self.job.path)
+        found: list[ColumnProblem] = []
+        for field, t in (
+            ("message.subject", self.subject),
+            ("message.from", self.sender),
+            ("message.list_unsubscribe", self.list_unsubscribe),
+        ):
+            if t is not None:
+                for v in sorted(t.variables - have):
+                    found.append(ColumnProblem(f"{where}: {field}", v, True))
+        for body in (self.html, self.text):
+            if body is None:
+                continue
+            for v in sorted(body.variables - have):
+                line = _template_line(body.source, v)
+                loc = f"{body.name}:{line}" if line else body.name
+                found.append(ColumnProblem(loc, v, body.strict))
+        return found
+
     @property
     def builder(self) -> MessageBuilder:
         return self._builder
@@ -238,6 +351,43 @@ class Composer:
             return self._unsub_static
         quoted = {k: _uri_value(data[k]) for k in self._unsub_names if k in data}
         return tpl.render(quoted, row=row, recipient=rcpt)
+
+    def check(self, r: Recipient) -> None:
+        """What :meth:`compose` would refuse for this row, found without
+        building the message: render every template and check every header,
+        but no MIME bodies, no tracking tokens and no DKIM signature.
+        """
+        data: dict[str, Any] = r.vars
+        row, rcpt = r.row, r.email
+        unsubscribe: str | None = None
+        if self.tracker is not None:
+            # Any URL will do: only its presence matters to the templates.
+            data = {**data, "unsubscribe_url": self.tracker.base_url + "/u/check"}
+        try:
+            subject = self.subject.render(data, row=row, recipient=rcpt)
+            sender = (
+                None if self._static_sender else self.sender.render(data, row=row, recipient=rcpt)
+            )
+            if self.text is not None:
+                self.text.render_bytes(data, row=row, recipient=rcpt)
+            if self.html is not None:
+                self.html.render_bytes(data, row=row, recipient=rcpt)
+            if self.tracker is None:
+                unsubscribe = self._unsubscribe(data, row, rcpt)
+            self._checker.build(
+                to=rcpt,
+                to_name=data.get(self.name_column, ""),
+                subject=subject,
+                date="Thu, 01 Jan 2026 00:00:00 +0000",  # any valid date: not checked per row
+                message_id=f"check.{row}@{self.id_domain}",
+                text=b"",
+                sender=sender,
+                list_unsubscribe=unsubscribe,
+            )
+        except MailsfluxError as exc:
+            exc.row = r.row
+            exc.recipient = r.email
+            raise
 
     def compose(self, r: Recipient) -> Message:
         """Render, assemble and sign one recipient's message.

@@ -38,6 +38,14 @@ class MessageSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: variables are percent-encoded. An https URI adds List-Unsubscribe-Post
     #: (RFC 8058 one-click).
     list_unsubscribe: str | None = None
+    #: Mustache partials for the bodies: ``{ footer = "footer.html" }`` makes
+    #: ``{{> footer}}`` that file (relative to the job).
+    partials: dict[str, str] = msgspec.field(default_factory=dict)
+    #: A directory of partials: ``{{> footer}}`` is ``footer`` plus the
+    #: body's own suffix (``footer.html`` in the HTML body, ``footer.txt`` in
+    #: the text body), else ``footer.mustache``, else ``footer``. The
+    #: ``partials`` table wins over it.
+    partials_dir: str | None = None
 
 
 class RecipientsSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

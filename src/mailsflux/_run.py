@@ -23,11 +23,12 @@ import msgspec
 from mailsflux._bounce import classify_result
 from mailsflux._compose import Composer
 from mailsflux._delivery import probe
-from mailsflux._errors import DKIMKeyError, MailsfluxError
+from mailsflux._errors import DKIMKeyError, MailsfluxError, TemplateError
 from mailsflux._eventstore import EventStore, SuppressionView
 from mailsflux._job import Job, Relay, is_fqdn, load_job
 from mailsflux._keyfiles import ensure_key
 from mailsflux._mx import MXResolver, parse_host_port
+from mailsflux._problems import CappedProblems
 from mailsflux._progress import Progress
 from mailsflux._recipients import RecipientFile
 from mailsflux._scheduler import RetryPolicy, Scheduler, SiteLimits
@@ -103,6 +104,12 @@ class Prepared:
         self.recipients = RecipientFile(
             job.recipients_path, email_column=job.spec.recipients.email_column
         )
+        # Before any row is read: a strict template variable that is no
+        # column would skip every row, so the job cannot run at all.
+        for cp in self.composer.missing_columns(self.recipients.columns):
+            if cp.strict:
+                self.close()
+                raise TemplateError(f"{cp.where}: {cp.message(self.recipients.path)}")
 
     def close(self) -> None:
         if self.store is not None:
@@ -286,11 +293,12 @@ async def send(
     log = EventLog(events, prepared.job.name)
     if relay is None:
         relay = prepared.job.relay()
+    report = CappedProblems(on_problem, where=str(prepared.recipients.path))
 
     def problem(p: Problem) -> None:
         summary.total += 1
         summary.skipped += 1
-        on_problem(p)
+        report(p)
         if progress is not None:
             progress.advance()
 
@@ -304,7 +312,7 @@ async def send(
             summary.deferred += 1
         elif r.status == "skipped":
             summary.skipped += 1
-            on_problem(Problem(r.recipient, f"{r.reply}; not retried", "warning"))
+            report(Problem(r.recipient, f"{r.reply}; not retried", "warning"))
         else:
             summary.failed += 1
         if progress is not None:
@@ -352,6 +360,7 @@ async def send(
         raise
     finally:
         await scheduler.throttles.close()
+        report.finish()
     summary.elapsed = time.perf_counter() - start
     summary.per_domain = dict(per_domain.most_common())
     if progress is not None:
@@ -378,14 +387,6 @@ def render_to_dir(
     return written
 
 
-def _template_line(source: str, name: str) -> int | None:
-    pat = re.compile(r"\{\{\s*[#^&{]?\s*" + re.escape(name) + r"[\s.}|]")
-    for n, line in enumerate(source.splitlines(), 1):
-        if pat.search(line):
-            return n
-    return None
-
-
 def validate(path: str | Path) -> list[Problem]:
     """Check everything about a job without sending; return every problem found."""
     try:
@@ -401,11 +402,10 @@ def validate(path: str | Path) -> list[Problem]:
         job.relay()
     except MailsfluxError as exc:
         add(exc)
-    signer: Signer | None = None
     d = job.spec.dkim
     if job.key_path.exists():
         try:
-            signer = job_signer(job)
+            job_signer(job)  # loads and checks the key
         except MailsfluxError as exc:
             add(exc)
     elif d.generate:
@@ -433,7 +433,8 @@ def validate(path: str | Path) -> list[Problem]:
         except MailsfluxError as exc:
             add(exc)
     try:
-        composer = Composer(job, signer, tracker=tracker)
+        # No signer: validate checks every row as it would be sent, but signs nothing.
+        composer = Composer(job, None, tracker=tracker)
     except MailsfluxError as exc:
         add(exc)
         return problems
@@ -442,31 +443,42 @@ def validate(path: str | Path) -> list[Problem]:
     except MailsfluxError as exc:
         add(exc)
         return problems
-    columns = set(rf.columns) | composer.provided
-    templates = [
-        (composer.subject, f"{job.path}", "message.subject"),
-        (composer.sender, f"{job.path}", "message.from"),
-    ]
-    if composer.list_unsubscribe is not None:
-        templates.append((composer.list_unsubscribe, f"{job.path}", "message.list_unsubscribe"))
-    for t in (composer.html, composer.text):
-        if t is not None:
-            templates.append((t, t.name, ""))
-    for t, where, field in templates:
-        for var in sorted(t.variables - columns):
-            if field:
-                problems.append(
-                    Problem(f"{where}: {field}", f"variable {var!r} is not a column of {rf.path}")
-                )
-            else:
-                src = Path(where).read_text("utf-8")
-                line = _template_line(src, var)
-                loc = f"{where}:{line}" if line else where
-                problems.append(Problem(loc, f"variable {var!r} is not a column of {rf.path}"))
-    # Render every row (without signing when the key is missing) to find bad rows.
-    for _ in compose_all(composer, rf, problems.append):
-        pass
+    for cp in composer.missing_columns(rf.columns):
+        if cp.strict:
+            problems.append(Problem(cp.where, cp.message(rf.path)))
+        else:
+            problems.append(
+                Problem(cp.where, f"{cp.message(rf.path)}; it renders empty", "warning")
+            )
+    # Render every row and check its headers, to find the rows `send` would skip.
+    rows = CappedProblems(problems.append, where=str(rf.path))
+    check_all(composer, rf, rows)
+    rows.finish()
     return problems
+
+
+def _rows(
+    rf: RecipientFile,
+    on_problem: ProblemSink,
+    suppressed: Container[str] | None,
+    shard: tuple[int, int],
+) -> Iterator[Recipient]:
+    """Each good, unsuppressed row of this shard; every other row is reported."""
+    index, count = shard
+    for item in rf:
+        if count > 1 and _row_of(item) % count != index:
+            continue
+        if isinstance(item, Problem):
+            on_problem(item)
+            continue
+        if suppressed is not None and item.email in suppressed:
+            on_problem(
+                Problem(
+                    f"{rf.path}:{item.row}", f"{item.email}: suppressed; row skipped", "warning"
+                )
+            )
+            continue
+        yield item
 
 
 def compose_all(
@@ -482,24 +494,25 @@ def compose_all(
     taken, so n worker processes share a file without overlap and each bad
     row is reported once. (The reader drops duplicate addresses per worker.)
     """
-    index, count = shard
-    for item in rf:
-        if count > 1 and _row_of(item) % count != index:
-            continue
-        if isinstance(item, Problem):
-            on_problem(item)
-            continue
-        if suppressed is not None and item.email in suppressed:
-            on_problem(
-                Problem(
-                    f"{rf.path}:{item.row}", f"{item.email}: suppressed; row skipped", "warning"
-                )
-            )
-            continue
+    for item in _rows(rf, on_problem, suppressed, shard):
         try:
             yield composer.compose(item)
         except MailsfluxError as exc:
             on_problem(_row_problem(rf.path, item, exc))
+
+
+def check_all(composer: Composer, rf: RecipientFile, on_problem: ProblemSink) -> int:
+    """Report every row that :func:`compose_all` would skip, without composing
+    (no MIME bodies, no DKIM): what ``validate`` runs. Returns the good rows."""
+    good = 0
+    for item in _rows(rf, on_problem, None, (0, 1)):
+        try:
+            composer.check(item)
+        except MailsfluxError as exc:
+            on_problem(_row_problem(rf.path, item, exc))
+        else:
+            good += 1
+    return good
 
 
 __all__ = ["Prepared", "render_to_dir", "send", "validate"]

@@ -207,6 +207,14 @@ def _report(args: argparse.Namespace, summary: JobSummary, tally: dict[str, Any]
         print(msgspec.json.encode(doc).decode())
     else:
         _print_summary(summary, tally)
+    if summary.total and not summary.sent and getattr(args, "shard", None) is None:
+        # Rows were read and none went out: that is a failed job, whatever the cause.
+        print(
+            f"mailsflux: error: nothing sent: {summary.total} rows read, {summary.skipped}"
+            f" skipped, {summary.failed} failed, {summary.deferred} deferred",
+            file=sys.stderr,
+        )
+        return 1
     return 1 if summary.failed or summary.deferred else 0
 
 
