@@ -46,3 +46,31 @@ ensure_venv() {
     apt_install "python3-dev" || true
   fi
 }
+
+source_hash() {
+  # What a build depends on: setup.py, pyproject.toml and the sources under
+  # core/ and src/ (not what the build itself leaves there).
+  {
+    sha256sum setup.py pyproject.toml
+    find core src \( -name __pycache__ -o -name '*.egg-info' \) -prune -o -type f \
+      ! -name '*.c' ! -name '*.so' ! -name '*.html' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+  } | sha256sum | cut -d' ' -f1
+}
+
+install_package() {
+  # pip install ".[EXTRAS]" only when the sources or the extras changed since
+  # the last install into this venv: a rebuild of the compiled modules takes
+  # half a minute, the demo itself a second.
+  local extras="${1:-}" stamp="$VENV/.mailsflux-install" want have=""
+  want="$(source_hash) ${extras:-none}"
+  [ -f "$stamp" ] && have="$(cat "$stamp")"
+  # No extras asked for: an install with extras from the same sources will do.
+  if { [ "$have" = "$want" ] || { [ -z "$extras" ] && [ "${have%% *}" = "${want%% *}" ]; }; } &&
+     "$VENV/bin/python" -c 'import mailsflux._template' 2>/dev/null; then
+    return 0
+  fi
+  echo "installing mailsflux${extras:+[$extras]} into $VENV (builds the compiled modules) ..." >&2
+  rm -f "$stamp"
+  "$VENV/bin/python" -m pip install -q ".${extras:+[$extras]}"
+  echo "$want" >"$stamp"
+}

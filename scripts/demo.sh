@@ -3,6 +3,5 @@
 # 1,200 rows rendered, DKIM-signed and delivered over SMTP into a local sink.
 source "$(dirname "$0")/_env.sh"
 ensure_venv
-echo "installing mailsflux into $VENV (builds the compiled modules) ..." >&2
-"$VENV/bin/python" -m pip install -q .
+install_package ""
 exec "$VENV/bin/mailsflux" send examples/welcome/job.toml --local-sink "$@"

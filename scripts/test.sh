@@ -16,8 +16,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt_install "${need[@]}" || echo "mailsflux: tests that need ${need[*]} will be skipped" >&2
 fi
 
-echo "installing mailsflux[test] into $VENV ..." >&2
-"$VENV/bin/python" -m pip install -q ".[test]"
+install_package test
 
 echo "== ruff" >&2
 "$VENV/bin/ruff" check src tests bench examples

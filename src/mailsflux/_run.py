@@ -35,7 +35,6 @@ from mailsflux._scheduler import RetryPolicy, Scheduler, SiteLimits
 from mailsflux._smtp import TLSMode
 from mailsflux._suppression import Suppression, read_list
 from mailsflux._throttle import LocalThrottles, Throttles
-from mailsflux._throttle_redis import RedisThrottles
 from mailsflux._trackconfig import TrackingConfig, load_config, write_new_config
 from mailsflux._tracker import Tracker
 from mailsflux._types import DeliveryResult, Event, JobSummary, Message, Problem, Recipient
@@ -219,7 +218,13 @@ def _scheduler(
         ] or None
         resolver = MXResolver(nameservers=servers, port=d.mx_port)
     if throttles is None:
-        throttles = LocalThrottles() if d.throttle == "local" else RedisThrottles(d.throttle)
+        if d.throttle == "local":
+            throttles = LocalThrottles()
+        else:
+            # Imported here: jobs without a shared throttle never load the redis client.
+            from mailsflux._throttle_redis import RedisThrottles
+
+            throttles = RedisThrottles(d.throttle)
     # With in-process throttles every worker process holds its share of each limit.
     local = isinstance(throttles, LocalThrottles)
     part = share if local else 1
