@@ -28,7 +28,8 @@ def test_accepted(text: str, expected: str, utf8: bool) -> None:
     ("text", "why"),
     [
         ("", "empty"),
-        ("no-at-sign", "no local part"),
+        ("no-at-sign", "has no @$"),
+        ("no-at.example.com", "has no @$"),
         ("@example.com", "no local part"),
         ("a..b@example.com", "invalid local part"),
         (".a@example.com", "invalid local part"),

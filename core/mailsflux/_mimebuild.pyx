@@ -530,8 +530,10 @@ cdef Address _parse_address(str text):
     if "\r" in addr or "\n" in addr or "\x00" in addr:
         raise AddressError(f"address {addr!r} holds a control character")
     at = addr.rfind("@")
-    if at <= 0:
-        raise AddressError(f"address {addr!r} has no local part and domain")
+    if at < 0:
+        raise AddressError(f"address {addr!r} has no @")
+    if at == 0:
+        raise AddressError(f"address {addr!r} has no local part (nothing before the @)")
     local = addr[:at]
     # Dot-atom (RFC 5322 3.4.1) over atext plus non-ASCII (RFC 6532 3.2);
     # surrogates, C1 controls and the Unicode line separators are refused.

@@ -44,8 +44,7 @@ class Progress:
         self.stream.flush()
 
     def finish(self) -> None:
-        # The row count is estimated from line ends; quoted multi-line fields
-        # make it high, so the final bar shows what was actually done.
+        # The final bar shows what was done, also when the job stopped early.
         self.total = max(self.done, 1)
         self._last_pct = -1
         self.draw()

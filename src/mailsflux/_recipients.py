@@ -119,6 +119,27 @@ class RecipientFile:
                 values[self.email_column] = email
                 yield Recipient(email=email, vars=values, row=row)
 
+    def count_rows(self) -> int:
+        """The rows iterating yields (good, bad or duplicate), for a progress total.
+
+        Read with the same CSV reader, so a quoted field spanning lines is one
+        row, blank lines are none, and a last line without a newline counts.
+        """
+        n = 0
+        with self._open() as fh:
+            reader = csv.reader(fh, strict=True)
+            while True:
+                try:
+                    fields = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error:
+                    n += 1  # reported as a malformed row
+                    continue
+                if fields and not (len(fields) == 1 and not fields[0].strip()):
+                    n += 1
+        return max(n - 1, 0)  # the header row
+
 
 #: What surrogateescape makes of bytes that are not UTF-8.
 _UNDECODED = re.compile("[\udc80-\udcff]")

@@ -142,15 +142,7 @@ class Prepared:
 
     def count_rows(self) -> int:
         """Data rows in the recipient file (for the progress bar)."""
-        n = 0
-        last = b""
-        with self.recipients.path.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                n += chunk.count(b"\n")
-                last = chunk
-        if n and not last.endswith(b"\n"):
-            n += 1
-        return max(n - 1, 0)
+        return self.recipients.count_rows()
 
 
 def _row_of(item: Recipient | Problem) -> int:
