@@ -115,6 +115,10 @@ class DKIMKeyError(DKIMError, ValueError):
     """A DKIM private key is missing, malformed or of the wrong kind."""
 
 
+class OutputError(MailsfluxError):
+    """An output file or folder cannot be written; ``file`` names it."""
+
+
 class DeliveryError(MailsfluxError, ConnectionError):
     """An SMTP delivery failed; ``code``/``enhanced_status`` hold the reply."""
 

@@ -9,7 +9,6 @@ rows the recipient file holds.
 from __future__ import annotations
 
 import os
-import re
 import socket
 import ssl
 import time
@@ -23,11 +22,12 @@ import msgspec
 from mailsflux._bounce import classify_result
 from mailsflux._compose import Composer
 from mailsflux._delivery import probe
-from mailsflux._errors import DKIMKeyError, MailsfluxError, TemplateError
+from mailsflux._errors import DKIMKeyError, MailsfluxError, OutputError, TemplateError
 from mailsflux._eventstore import EventStore, SuppressionView
 from mailsflux._job import Job, Relay, is_fqdn, load_job
 from mailsflux._keyfiles import ensure_key
 from mailsflux._mx import MXResolver, parse_host_port
+from mailsflux._outdir import eml_name, make_out_dir, write_new
 from mailsflux._problems import CappedProblems
 from mailsflux._progress import Progress
 from mailsflux._recipients import RecipientFile
@@ -365,23 +365,43 @@ async def send(
     return summary
 
 
-def safe_name(email: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", email.replace("@", "_at_"))
+class Rendered(msgspec.Struct):
+    """What :func:`render_to_dir` did: the files written, and how many could not be."""
+
+    written: list[Path]
+    unwritten: int = 0
 
 
 def render_to_dir(
-    prepared: Prepared, out: Path, *, limit: int | None, on_problem: ProblemSink
-) -> list[Path]:
-    """Write the first ``limit`` finished messages as ``.eml`` files."""
-    out.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
+    prepared: Prepared,
+    out: Path,
+    *,
+    limit: int | None,
+    on_problem: ProblemSink,
+    force: bool = False,
+) -> Rendered:
+    """Write the first ``limit`` finished messages as ``.eml`` files.
+
+    An existing file is an :class:`OutputError` unless ``force``; a file that
+    cannot be written is reported with its row, and the rest go on.
+    """
+    make_out_dir(out)
+    done = Rendered([])
     for msg in prepared.messages(on_problem):
-        if limit is not None and len(written) >= limit:
+        if limit is not None and len(done.written) >= limit:
             break
-        p = out / f"{msg.row:07d}-{safe_name(msg.rcpt_to)}.eml"
-        p.write_bytes(msg.data)
-        written.append(p)
-    return written
+        p = out / eml_name(msg.row, msg.rcpt_to)
+        try:
+            write_new(p, msg.data, replace=force)
+        except FileExistsError:
+            raise OutputError("exists (--force replaces it)", file=str(p)) from None
+        except OSError as exc:
+            done.unwritten += 1
+            where = f"{prepared.recipients.path}:{msg.row}"
+            on_problem(Problem(where, f"{msg.rcpt_to}: cannot write {p}: {exc.strerror}"))
+            continue
+        done.written.append(p)
+    return done
 
 
 def validate(path: str | Path) -> list[Problem]:

@@ -77,6 +77,21 @@ def _ehlo(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number 0 or more, got {text!r}")
+    return int(text)
+
+
+def _relay_url(text: str) -> str:
+    """Checked here so a bad URL is a usage error naming --relay, not a traceback."""
+    try:
+        Relay.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     from mailsflux._run import send
     from mailsflux.sink import LocalSink
@@ -253,12 +268,15 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     prepared = _prepare(args.job)
     try:
-        written = render_to_dir(
-            prepared, Path(args.out), limit=args.limit, on_problem=_print_problem
+        done = render_to_dir(
+            prepared, Path(args.out), limit=args.limit, on_problem=_print_problem, force=args.force
         )
     finally:
         prepared.close()
-    print(f"wrote {len(written)} messages to {args.out}")
+    print(f"wrote {len(done.written)} messages to {args.out}")
+    if done.unwritten:
+        print(f"{done.unwritten} could not be written (reported above)")
+        return 1
     return 0
 
 
@@ -348,7 +366,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="with --local-sink: keep each received message in DIR",
     )
-    p.add_argument("--relay", help="override the job's relay URL (smtp://host:port)")
+    p.add_argument(
+        "--relay",
+        type=_relay_url,
+        metavar="URL",
+        help="override the job's relay: smtp://, smtp+plain:// or smtps://[user:pass@]host[:port]",
+    )
     p.add_argument("--connections", type=int, default=0, help="override delivery.connections")
     p.add_argument("--ehlo-name", type=_ehlo, help="EHLO name; overrides delivery.ehlo_name")
     p.add_argument(
@@ -364,9 +387,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_send)
 
     p = sub.add_parser("render", help="write finished messages as .eml files without sending")
-    p.add_argument("job")
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--limit", type=int, default=None, metavar="N")
+    p.add_argument("job", help="job file (TOML)")
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="folder for the .eml files (created if needed)"
+    )
+    p.add_argument(
+        "--limit", type=_count, default=None, metavar="N", help="stop after N messages (0 or more)"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="replace .eml files of the same name already in DIR"
+    )
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("validate", help="check a job and report every problem")
