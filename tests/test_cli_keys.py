@@ -58,6 +58,7 @@ def test_generate_then_sign_then_verify(tmp_path: Path, algorithm: str, k: str) 
     )
     again = run_cli(*KEYGEN, "--out", str(tmp_path))
     assert again.returncode == 2 and "exists" in again.stderr
+    assert "--force" in again.stderr and "overwrite=True" not in again.stderr
 
 
 def test_generate_for_a_unicode_domain_names_the_a_label(tmp_path: Path) -> None:

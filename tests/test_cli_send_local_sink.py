@@ -26,10 +26,11 @@ def test_example_job_end_to_end(welcome_job: Path, tmp_path: Path) -> None:
     assert summary["local_sink"]["dkim_signed"] == 1197
 
     csv_path = welcome_job.parent / "recipients.csv"
+    # With --json each problem is a JSON line on stderr.
+    problems = [json.loads(ln) for ln in proc.stderr.splitlines() if ln.startswith("{")]
     for line, why in ((43, "field email"), (404, "plan"), (779, "header To")):
-        assert any(
-            ln.startswith(f"{csv_path}:{line}:") and why in ln for ln in proc.stderr.splitlines()
-        ), (line, proc.stderr)
+        found = any(p["where"] == f"{csv_path}:{line}" and why in p["what"] for p in problems)
+        assert found, (line, proc.stderr)
     assert "generated DKIM key" in proc.stderr
 
     # The key was made on first use, private, with its DNS record beside it.

@@ -43,9 +43,11 @@ class Progress:
             self.stream.write(text + "\n")
         self.stream.flush()
 
-    def finish(self) -> None:
-        # The final bar shows what was done, also when the job stopped early.
-        self.total = max(self.done, 1)
+    def finish(self, *, complete: bool = True) -> None:
+        # A finished job's bar shows what was done (suppressed rows and the
+        # like); a stopped one keeps its total, to show how far it got.
+        if complete:
+            self.total = max(self.done, 1)
         self._last_pct = -1
         self.draw()
         if self._tty:

@@ -8,6 +8,7 @@ rows the recipient file holds.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import ssl
@@ -33,6 +34,7 @@ from mailsflux._progress import Progress
 from mailsflux._recipients import RecipientFile
 from mailsflux._scheduler import RetryPolicy, Scheduler, SiteLimits
 from mailsflux._smtp import TLSMode
+from mailsflux._stoppable import run_until
 from mailsflux._suppression import Suppression, read_list
 from mailsflux._throttle import LocalThrottles, Throttles
 from mailsflux._trackconfig import TrackingConfig, load_config, write_new_config
@@ -277,8 +279,12 @@ async def send(
     resolver: MXResolver | None = None,
     throttles: Throttles | None = None,
     shard: tuple[int, int] = (0, 1),
+    stop: asyncio.Event | None = None,
 ) -> JobSummary:
     """Send every good row of the job; return the tally.
+
+    Setting ``stop`` ends the job within moments: open sessions are dropped
+    and the tally so far comes back with ``interrupted`` set.
 
     ``relay`` overrides the job's relay; with neither, mail goes to MX hosts
     (``resolver`` lets tests use their own DNS server). ``shard=(i, n)``
@@ -347,11 +353,17 @@ async def send(
     )
     scheduler.suppressed = prepared.suppressed
     start = time.perf_counter()
-    try:
+
+    async def produce() -> None:
         submit = scheduler.submit
         for msg in prepared.messages(problem, shard=shard):
             await submit(msg)
         await scheduler.close()
+
+    try:
+        if not await run_until(produce(), stop):
+            summary.interrupted = True
+            await scheduler.abort()
     except BaseException:
         await scheduler.abort()  # no session or task outlives a failed job
         raise
@@ -361,7 +373,7 @@ async def send(
     summary.elapsed = time.perf_counter() - start
     summary.per_domain = dict(per_domain.most_common())
     if progress is not None:
-        progress.finish()
+        progress.finish(complete=not summary.interrupted)
     return summary
 
 

@@ -347,15 +347,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve open pixels, click redirects and one-click unsubscribes.",
     )
     ap.add_argument("--config", metavar="FILE", help="tracking config (TOML)")
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=8025)
+    ap.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    ap.add_argument("--port", type=int, default=8025, help="port to listen on (8025; 0 = any free)")
     ap.add_argument(
         "--proxy-headers",
         action="store_true",
         help="trust X-Forwarded-For/-Proto from --forwarded-allow-ips (behind a proxy)",
     )
-    ap.add_argument("--forwarded-allow-ips", default="127.0.0.1")
-    ap.add_argument("--log-level", default="warning")
+    ap.add_argument(
+        "--forwarded-allow-ips",
+        default="127.0.0.1",
+        metavar="IPS",
+        help="comma-separated proxy addresses whose X-Forwarded-* headers count (127.0.0.1)",
+    )
+    ap.add_argument(
+        "--log-level", default="warning", help="uvicorn log level (warning); paths are never logged"
+    )
     ap.add_argument(
         "--new-config",
         metavar="FILE",
@@ -388,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     import uvicorn
 
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
@@ -399,7 +406,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         server_header=False,
         lifespan="on",
     )
-    return 0
+    return _serve(config)
+
+
+def _serve(config: Any) -> int:
+    """Run until SIGTERM or SIGINT, then exit 0: being told to stop is a clean stop.
+
+    uvicorn stops on either signal, then raises it again against the handlers
+    that were in place before it started; these only note that the stop came.
+    """
+    import signal
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started and self.servers:
+                print(_listening_line(self.servers[0].sockets), file=sys.stderr, flush=True)
+
+    server = Server(config)
+
+    def asked_to_stop(signum: int, frame: object) -> None:
+        server.should_exit = True  # also when it comes before uvicorn listens for it
+
+    previous = {s: signal.signal(s, asked_to_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.run()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 0 if server.started else 1
+
+
+def _listening_line(sockets: Sequence[Any]) -> str:
+    host, port = sockets[0].getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"mailsflux track-server: listening on http://{shown}:{port}"
 
 
 __all__ = ["GIF", "TrackingApp", "is_one_click", "location", "main"]

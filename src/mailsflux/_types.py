@@ -103,6 +103,8 @@ class JobSummary(msgspec.Struct):
     skipped: int = 0
     elapsed: float = 0.0
     per_domain: dict[str, int] = msgspec.field(default_factory=dict)
+    #: True when a stop (SIGINT, SIGTERM) ended the job early: the counts are partial.
+    interrupted: bool = False
 
     @property
     def rate(self) -> float:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
+import signal
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
@@ -38,15 +40,77 @@ def _print_problem(p: Problem) -> None:
     print(str(p), file=sys.stderr, flush=True)
 
 
-def _print_summary(s: JobSummary, sink: dict[str, Any] | None) -> None:
+def _problem_doc(p: Problem) -> dict[str, str]:
+    return {"where": p.where, "what": p.message, "severity": p.severity}
+
+
+def _print_problem_json(p: Problem) -> None:
+    print(msgspec.json.encode(_problem_doc(p)).decode(), file=sys.stderr, flush=True)
+
+
+class _Stop:
+    """SIGINT or SIGTERM during a job: stop it, keep its counts, exit 128 + signal."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.signum = 0
+        self.forward: list[asyncio.subprocess.Process] = []
+        # Until the event loop runs (loading the job, starting workers) a signal
+        # is only noted; the loop then stops at once.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._noted)
+
+    def _noted(self, sig: int, frame: object) -> None:
+        self.signum = self.signum or sig
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._hit, sig)
+        if self.signum:
+            self._hit(self.signum)
+
+    def uninstall(self) -> None:
+        """Back to noting signals before the loop closes, which would reset them
+        to the default (death, counts lost) while the summary is printed."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, self._noted)
+
+    def _hit(self, sig: int) -> None:
+        self.signum = self.signum or sig
+        self.event.set()
+        for proc in self.forward:
+            self.pass_on(proc)
+
+    def pass_on(self, proc: asyncio.subprocess.Process) -> None:
+        """Hand the stop to a worker process, which stops and reports its counts."""
+        if self.signum and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(self.signum)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+def _print_summary(s: JobSummary, sink: dict[str, Any] | None, rows: int) -> None:
     out = sys.stdout
-    print(f'\njob "{s.job}" finished in {s.elapsed:.2f} s', file=out)
+    if s.interrupted:
+        print(f'\njob "{s.job}" interrupted after {s.elapsed:.2f} s; counts so far:', file=out)
+    else:
+        print(f'\njob "{s.job}" finished in {s.elapsed:.2f} s', file=out)
     print(f"  sent      {s.sent}", file=out)
     print(f"  failed    {s.failed}", file=out)
     print(f"  deferred  {s.deferred}", file=out)
     print(
         f"  skipped   {s.skipped}" + (" (bad rows, reported above)" if s.skipped else ""), file=out
     )
+    if s.interrupted:
+        # A batch in flight when the stop came is dropped unreported: those
+        # rows count here, though the server may have taken some of them.
+        print(f"  not done  {max(rows - s.total, 0)} (not sent yet, or in flight)", file=out)
     print(f"  rate      {s.rate:.1f} msg/s", file=out)
     if s.per_domain:
         print("  per domain (sent):", file=out)
@@ -96,6 +160,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     from mailsflux._run import send
     from mailsflux.sink import LocalSink
 
+    stop = _Stop()
     prepared = _prepare(args.job)
     d = prepared.job.spec.delivery
     workers = args.workers if args.workers is not None else d.workers
@@ -108,28 +173,39 @@ def cmd_send(args: argparse.Namespace) -> int:
         )
         workers = cap
     if workers > 1 and args.shard is None:
+        rows = prepared.count_rows()
         prepared.close()
-        return _send_parallel(args, workers)
+        return _send_parallel(args, workers, stop, prepared.job.name, rows)
     relay = Relay.parse(args.relay) if args.relay else prepared.job.relay()
     if args.connections:
         d.connections = args.connections
     d.ehlo_name = args.ehlo_name or d.ehlo_name
-    total = prepared.count_rows()
+    rows = prepared.count_rows()
     events = _open_events(args.events) if args.events else None
-    progress = None if args.quiet or args.json else Progress(total)
+    progress = None if args.quiet or args.json else Progress(rows)
     shard = args.shard or (0, 1)
 
     async def deliver(r: Relay | None) -> JobSummary:
         return await send(
-            prepared, r, on_problem=_print_problem, progress=progress, events=events, shard=shard
+            prepared,
+            r,
+            on_problem=_print_problem_json if args.json else _print_problem,
+            progress=progress,
+            events=events,
+            shard=shard,
+            stop=stop.event,
         )
 
     async def go() -> tuple[JobSummary, dict[str, Any] | None]:
-        if args.local_sink:
-            async with LocalSink(save=args.sink_save) as sink:
-                s = await deliver(Relay(host=sink.host, port=sink.port, tls="none"))
-            return s, sink.tally
-        return await deliver(relay), None
+        stop.install()
+        try:
+            if args.local_sink:
+                async with LocalSink(save=args.sink_save) as sink:
+                    s = await deliver(Relay(host=sink.host, port=sink.port, tls="none"))
+                return s, sink.tally
+            return await deliver(relay), None
+        finally:
+            stop.uninstall()
 
     try:
         summary, tally = _run(go())
@@ -137,7 +213,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         prepared.close()
         if events is not None:
             events.close()
-    return _report(args, summary, tally)
+    return _report(args, summary, tally, stop, rows)
 
 
 def _open_events(path: str) -> IO[bytes]:
@@ -161,15 +237,19 @@ def _local_worker_cap(d: DeliverySpec) -> int:
     return max(1, min(caps))
 
 
-def _send_parallel(args: argparse.Namespace, workers: int) -> int:
+def _send_parallel(
+    args: argparse.Namespace, workers: int, stop: _Stop, prepared_name: str, rows: int
+) -> int:
     """Run the job in ``workers`` processes, each taking every N-th row."""
     import time
 
     from mailsflux.sink import LocalSink
 
     async def child(i: int, relay: str | None) -> dict[str, Any]:
-        cmd = [sys.executable, "-m", "mailsflux", "send", args.job, "--json", "-q"]
-        cmd += ["--shard", f"{i}/{workers}"]
+        # A worker reports its summary as JSON on stdout (--shard); its problems
+        # go to the shared stderr in the format asked of the parent.
+        cmd = [sys.executable, "-m", "mailsflux", "send", args.job, "-q"]
+        cmd += ["--shard", f"{i}/{workers}"] + (["--json"] if args.json else [])
         if relay:
             cmd += ["--relay", relay]
         if args.connections:
@@ -179,25 +259,36 @@ def _send_parallel(args: argparse.Namespace, workers: int) -> int:
         if args.events:
             cmd += ["--events", args.events]
         proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE)
+        stop.forward.append(proc)
+        stop.pass_on(proc)  # a stop that came while it started
         out, _ = await proc.communicate()
         lines = out.decode().strip().splitlines()
-        if proc.returncode not in (0, 1) or not lines:
+        if stop.signum and proc.returncode == -stop.signum:
+            # Stopped while Python was still starting, before it could send anything.
+            empty: dict[str, Any] = msgspec.to_builtins(JobSummary(job="", interrupted=True))
+            return empty
+        ok = (0, 1, 128 + signal.SIGINT, 128 + signal.SIGTERM) if stop.signum else (0, 1)
+        if proc.returncode not in ok or not lines:
             raise MailsfluxError(f"worker {i}/{workers} failed (exit {proc.returncode})")
         doc: dict[str, Any] = msgspec.json.decode(lines[-1])
         return doc
 
     async def go() -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        if args.local_sink:
-            async with LocalSink(save=args.sink_save) as sink:
-                url = f"smtp+plain://{sink.host}:{sink.port}"
-                docs = await asyncio.gather(*(child(i, url) for i in range(workers)))
-            return list(docs), sink.tally
-        docs = await asyncio.gather(*(child(i, args.relay) for i in range(workers)))
-        return list(docs), None
+        stop.install()
+        try:
+            if args.local_sink:
+                async with LocalSink(save=args.sink_save) as sink:
+                    url = f"smtp+plain://{sink.host}:{sink.port}"
+                    docs = await asyncio.gather(*(child(i, url) for i in range(workers)))
+                return list(docs), sink.tally
+            docs = await asyncio.gather(*(child(i, args.relay) for i in range(workers)))
+            return list(docs), None
+        finally:
+            stop.uninstall()
 
     start = time.perf_counter()
     docs, tally = _run(go())
-    summary = JobSummary(job=docs[0]["job"], elapsed=time.perf_counter() - start)
+    summary = JobSummary(job=prepared_name, elapsed=time.perf_counter() - start)
     per_domain: dict[str, int] = {}
     for doc in docs:
         summary.total += doc["total"]
@@ -205,23 +296,36 @@ def _send_parallel(args: argparse.Namespace, workers: int) -> int:
         summary.failed += doc["failed"]
         summary.deferred += doc["deferred"]
         summary.skipped += doc["skipped"]
+        summary.interrupted |= doc.get("interrupted", False)
         for dom, n in doc["per_domain"].items():
             per_domain[dom] = per_domain.get(dom, 0) + n
     summary.per_domain = dict(sorted(per_domain.items(), key=lambda kv: -kv[1]))
     if not args.json:
         print(f"{workers} worker processes", file=sys.stderr)
-    return _report(args, summary, tally)
+    summary.interrupted |= bool(stop.signum)
+    return _report(args, summary, tally, stop, rows)
 
 
-def _report(args: argparse.Namespace, summary: JobSummary, tally: dict[str, Any] | None) -> int:
-    if args.json:
+def _report(
+    args: argparse.Namespace,
+    summary: JobSummary,
+    tally: dict[str, Any] | None,
+    stop: _Stop,
+    rows: int,
+) -> int:
+    if args.json or args.shard is not None:
         doc = msgspec.to_builtins(summary)
         doc["rate"] = summary.rate
         if tally is not None:
             doc["local_sink"] = tally
-        print(msgspec.json.encode(doc).decode())
+        print(msgspec.json.encode(doc).decode(), flush=True)
     else:
-        _print_summary(summary, tally)
+        _print_summary(summary, tally, rows)
+    if summary.interrupted:
+        name = signal.Signals(stop.signum).name if stop.signum else "a stop"
+        if args.shard is None:
+            print(f"mailsflux: stopped by {name}", file=sys.stderr)
+        return stop.exit_code if stop.signum else 1
     if summary.total and not summary.sent and getattr(args, "shard", None) is None:
         # Rows were read and none went out: that is a failed job, whatever the cause.
         print(
@@ -284,27 +388,44 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from mailsflux._run import validate
 
     problems = validate(args.job)
-    errors = [p for p in problems if p.severity == "error"]
+    errors = sum(p.severity == "error" for p in problems)
+    if args.json:
+        doc = {
+            "job": args.job,
+            "valid": not errors,
+            "errors": errors,
+            "warnings": len(problems) - errors,
+            "problems": [_problem_doc(p) for p in problems],
+        }
+        print(msgspec.json.encode(doc).decode())
+        return 1 if errors else 0
     for p in problems:
-        print(str(p))
+        _print_problem(p)
     if errors:
-        print(f"{len(errors)} error(s), {len(problems) - len(errors)} warning(s)")
+        print(f"{errors} error(s), {len(problems) - errors} warning(s)")
         return 1
     print(f"job is valid ({len(problems)} warning(s))")
     return 0
 
 
 def cmd_keys_generate(args: argparse.Namespace) -> int:
+    from mailsflux._errors import DKIMKeyError
     from mailsflux.keys import write_key_pair
 
-    key, txt = write_key_pair(
-        args.out,
-        domain=args.domain,
-        selector=args.selector,
-        algorithm=args.algorithm,
-        bits=args.bits,
-        overwrite=args.force,
-    )
+    try:
+        key, txt = write_key_pair(
+            args.out,
+            domain=args.domain,
+            selector=args.selector,
+            algorithm=args.algorithm,
+            bits=args.bits,
+            overwrite=args.force,
+        )
+    except DKIMKeyError as exc:
+        if not args.force and exc.file and Path(exc.file).exists():
+            # The library's wording names its keyword; here the switch is --force.
+            raise DKIMKeyError("key file exists (--force replaces it)", file=exc.file) from None
+        raise
     print(f"private key: {key}\nDNS record:  {txt}\n{txt.read_text().strip()}")
     return 0
 
@@ -346,6 +467,17 @@ def cmd_sink(args: argparse.Namespace) -> int:
     return sink_main(argv)
 
 
+def _signing_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--domain", required=True, help="signing domain (d=)")
+    p.add_argument("--selector", required=True, help="selector (s=)")
+    p.add_argument(
+        "--algorithm",
+        default="rsa-sha256",
+        choices=["rsa-sha256", "ed25519-sha256"],
+        help="signature algorithm (rsa-sha256)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="mailsflux",
@@ -372,17 +504,32 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="override the job's relay: smtp://, smtp+plain:// or smtps://[user:pass@]host[:port]",
     )
-    p.add_argument("--connections", type=int, default=0, help="override delivery.connections")
-    p.add_argument("--ehlo-name", type=_ehlo, help="EHLO name; overrides delivery.ehlo_name")
+    p.add_argument(
+        "--connections", type=int, default=0, metavar="N", help="override delivery.connections"
+    )
+    p.add_argument(
+        "--ehlo-name", type=_ehlo, metavar="NAME", help="EHLO name; overrides delivery.ehlo_name"
+    )
     p.add_argument(
         "--workers",
         type=int,
         default=None,
+        metavar="N",
         help="worker processes (0 = one per core); overrides delivery.workers",
     )
-    p.add_argument("--shard", type=_shard, default=None, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="I/N",
+        help="internal, set for worker processes: send only rows I modulo N, report as JSON",
+    )
     p.add_argument("--events", metavar="FILE", help="append delivery events to FILE (JSON lines)")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="summary as JSON on stdout; problems as JSON lines on stderr",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_send)
 
@@ -400,25 +547,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("validate", help="check a job and report every problem")
-    p.add_argument("job")
+    p.add_argument("job", help="job file (TOML)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document (problems with where, what, severity) on stdout",
+    )
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("keys", help="DKIM key management")
     ksub = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     g = ksub.add_parser("generate", help="create a private key and the DNS TXT record to publish")
-    g.add_argument("--domain", required=True)
-    g.add_argument("--selector", required=True)
-    g.add_argument("--algorithm", default="rsa-sha256", choices=["rsa-sha256", "ed25519-sha256"])
-    g.add_argument("--bits", type=int, default=2048)
-    g.add_argument("--out", default=".", metavar="DIR")
-    g.add_argument("--force", action="store_true")
+    _signing_options(g)
+    g.add_argument("--bits", type=int, default=2048, help="RSA key size, 1024 to 4096 (2048)")
+    g.add_argument(
+        "--out", default=".", metavar="DIR", help="where SELECTOR.DOMAIN.pem and .txt go (.)"
+    )
+    g.add_argument("--force", action="store_true", help="replace existing key files")
     g.set_defaults(func=cmd_keys_generate)
 
     p = sub.add_parser("sign", help="DKIM-sign a message from stdin to stdout")
-    p.add_argument("--domain", required=True)
-    p.add_argument("--selector", required=True)
-    p.add_argument("--key", required=True, metavar="FILE")
-    p.add_argument("--algorithm", default="rsa-sha256", choices=["rsa-sha256", "ed25519-sha256"])
+    _signing_options(p)
+    p.add_argument("--key", required=True, metavar="FILE", help="private key (PEM)")
     p.set_defaults(func=cmd_sign)
 
     sub.add_parser(
@@ -428,9 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("sink", help="run a local SMTP sink that accepts and counts mail")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=2525)
-    p.add_argument("--save", metavar="DIR")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    p.add_argument("--port", type=int, default=2525, help="port to listen on (2525; 0 = any free)")
+    p.add_argument("--save", metavar="DIR", help="keep each received message in DIR")
     p.set_defaults(func=cmd_sink)
     return ap
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -118,7 +119,10 @@ class LocalSink:
         proc = self._proc
         if proc is None or proc.stdout is None:
             return
-        proc.send_signal(signal.SIGTERM)
+        if proc.returncode is None:
+            # A Ctrl-C reaches the sink too, and it may already have stopped.
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
         out = await asyncio.wait_for(proc.stdout.read(), 30)
         await proc.wait()
         for line in out.decode().splitlines():
