@@ -165,7 +165,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     d = prepared.job.spec.delivery
     workers = args.workers if args.workers is not None else d.workers
     workers = workers or os.cpu_count() or 1
-    if d.throttle == "local" and workers > (cap := _local_worker_cap(d)):
+    if args.shard is None and d.throttle == "local" and workers > (cap := _local_worker_cap(d)):
         print(
             f"mailsflux: {workers} workers would exceed the job's per-site limits with"
             f' throttle = "local"; using {cap} (a redis:// throttle shares limits)',
