@@ -61,7 +61,7 @@ def test_missing_partial_is_an_error_naming_file_line_and_partial(tmp_path: Path
     body = job.parent / "body.html"
     proc = run_cli("validate", str(job))
     assert proc.returncode == 1
-    assert f"{body}:2:" in proc.stdout and "'nopartial'" in proc.stdout
+    assert f"{body}:2:" in proc.stderr and "'nopartial'" in proc.stderr
     proc = run_cli("send", str(job), "--local-sink")
     assert proc.returncode == 2
     assert f"{body}:2:" in proc.stderr and "'nopartial'" in proc.stderr
@@ -74,7 +74,7 @@ def test_missing_partial_inside_a_partial_names_the_partial_file(tmp_path: Path)
     (job.parent / "p" / "footer.html").write_text("<hr>\n{{> gone}}\n")
     proc = run_cli("validate", str(job))
     assert proc.returncode == 1
-    assert f"{job.parent / 'p' / 'footer.html'}:2:" in proc.stdout and "'gone'" in proc.stdout
+    assert f"{job.parent / 'p' / 'footer.html'}:2:" in proc.stderr and "'gone'" in proc.stderr
 
 
 def test_partials_file_not_found_names_the_job_field(tmp_path: Path) -> None:
