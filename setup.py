@@ -1,10 +1,10 @@
 """Build the compiled hot path.
 
-Every ``core/mailsflux/_name.pyx`` becomes the extension ``mailsflux._name``;
-the path mirrors the import path so Cython finds each module's ``.pxd`` by its
-dotted name (``include_path=["core"]``).
+Every ``core/mailsflux/<stage>/_name.pyx`` becomes the extension
+``mailsflux.<stage>._name``; the path mirrors the import path so Cython finds
+each module's ``.pxd`` by its dotted name (``include_path=["core"]``).
 
-``MAILSFLUX_BUILD_ONLY=_dkim,_template`` limits a developer build to some
+``MAILSFLUX_BUILD_ONLY=_canon,_template`` limits a developer build to some
 modules; ``MAILSFLUX_CYTHON_TRACE=1`` adds line tracing for coverage runs.
 """
 
@@ -25,12 +25,13 @@ def _extensions() -> list[Extension]:
     trace = os.environ.get("MAILSFLUX_CYTHON_TRACE") == "1"
     macros = [("CYTHON_TRACE_NOGIL", "1")] if trace else []
     exts = []
-    for pyx in sorted(CORE.glob("*.pyx")):
+    for pyx in sorted(CORE.rglob("*.pyx")):
         if only and pyx.stem not in only:
             continue
+        dotted = ".".join(pyx.relative_to(CORE.parent).with_suffix("").parts)
         exts.append(
             Extension(
-                f"mailsflux.{pyx.stem}",
+                dotted,
                 [str(pyx.relative_to(ROOT))],
                 define_macros=macros,
                 extra_compile_args=["-O3"] if os.name != "nt" else [],

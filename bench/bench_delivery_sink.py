@@ -4,7 +4,7 @@ Delivering N pre-rendered ~6.6 KB messages (headers, quoted-printable text
 and HTML parts, one recipient each) into Postfix's ``smtp-sink`` on
 loopback over C reused connections, under uvloop:
 
-* Mailsflux: :class:`mailsflux._scheduler.Scheduler` with the sink as
+* Mailsflux: :class:`mailsflux.delivery.scheduler.Scheduler` with the sink as
   smarthost, fed with ``submit()`` then ``close()``, exactly as the job
   runner does;
 * Mailsflux, raw: :meth:`SMTPSession.send` in batches, no queue (for scale);
@@ -38,12 +38,13 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from mailsflux.types import DeliveryResult, Message
+
 from _machine import describe
 from bench_pipeline_sink import smtp_sink, smtp_sink_path
-from mailsflux._mx import MXResolver
-from mailsflux._scheduler import Scheduler, SiteLimits
-from mailsflux._smtp import SMTPSession
-from mailsflux._types import DeliveryResult, Message
+from mailsflux.delivery.mx import MXResolver
+from mailsflux.delivery.scheduler import Scheduler, SiteLimits
+from mailsflux.delivery.smtp import SMTPSession
 
 N = 50_000
 CONNECTIONS = 8

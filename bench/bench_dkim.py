@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from mailsflux.dkim import Signer
-from mailsflux.keys import generate_private_key
+from mailsflux.dkim.keygen import generate_private_key
 
 HEADER = (
     b"From: Example Shop <news@shop.example.com>\r\n"

@@ -28,10 +28,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from mailsflux.types import Recipient
+
 from _machine import best_of, describe
-from mailsflux._compose import Composer
-from mailsflux._job import load_job
-from mailsflux._types import Recipient
+from mailsflux.jobs.composer import Composer
+from mailsflux.jobs.jobfile import load_job
 
 SUBJECT = "Willkommen bei Nordwind, {{first_name}}! Ihr {{plan}}-Tarif ist bereit ☀"
 SENDER = "Nordwind Cloud <hallo@nordwind.example>"

@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 from tests._dns import DNSServer
 
 from _machine import describe
-from mailsflux._bounce import classify
-from mailsflux._mx import MXResolver
+from mailsflux.delivery.bounce import classify
+from mailsflux.delivery.mx import MXResolver
 
 DOMAINS = [f"d{i}.example" for i in range(200)]
 ZONE: dict[str, Any] = {

@@ -47,8 +47,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _example import make_job
 from _machine import describe
-from mailsflux._job import Relay
-from mailsflux._run import Prepared, send
+from mailsflux.delivery.relay import Relay
+from mailsflux.jobs import Prepared, send
 
 CONNECTIONS = 8
 

@@ -76,7 +76,7 @@ def measure(rows: int, baseline: bool = True) -> dict[str, float]:
 
 def make_job_ready(job: Path) -> None:
     """Create the job's key and tracking config without reading its rows."""
-    from mailsflux._run import Prepared
+    from mailsflux.jobs import Prepared
 
     Prepared.load(job).close()
 

@@ -28,9 +28,9 @@ import dkim
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _machine import describe
-from mailsflux._job import load_job
-from mailsflux._run import Prepared
-from mailsflux._types import Recipient
+from mailsflux.jobs import Prepared
+from mailsflux.jobs.jobfile import load_job
+from mailsflux.types import Recipient
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "welcome"
 VARS = {

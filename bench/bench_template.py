@@ -20,7 +20,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _machine import describe
-from mailsflux.template import Template
+from mailsflux.compose import Template
 
 _FILLER = (
     '<tr><td style="padding:8px 24px;font-family:Helvetica,Arial,sans-serif;font-size:15px;'

@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _machine import describe
-from mailsflux.throttle import LocalThrottles, RateSpec, RedisThrottles
+from mailsflux.delivery import LocalThrottles, RateSpec, RedisThrottles
 
 URL = os.environ.get("MAILSFLUX_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SPECS = [

@@ -27,8 +27,8 @@ import msgspec
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _machine import best_of, describe
-from mailsflux._track import SHA_NI
 from mailsflux.tracking import Tracker
+from mailsflux.tracking._rewrite import SHA_NI
 
 BASE = "https://t.example.com"
 KEY = b"K" * 32

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _example import make_job
 from _machine import describe
-from mailsflux._run import Prepared, validate
+from mailsflux.jobs import Prepared, validate
 
 
 def _cpu() -> float:

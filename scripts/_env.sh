@@ -66,7 +66,7 @@ install_package() {
   [ -f "$stamp" ] && have="$(cat "$stamp")"
   # No extras asked for: an install with extras from the same sources will do.
   if { [ "$have" = "$want" ] || { [ -z "$extras" ] && [ "${have%% *}" = "${want%% *}" ]; }; } &&
-     "$VENV/bin/python" -c 'import mailsflux._template' 2>/dev/null; then
+     "$VENV/bin/python" -c 'import mailsflux.compose._template' 2>/dev/null; then
     return 0
   fi
   echo "installing mailsflux${extras:+[$extras]} into $VENV (builds the compiled modules) ..." >&2

@@ -7,8 +7,8 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-from mailsflux._run import Prepared, send
-from mailsflux._types import JobSummary, Message, Problem
+from mailsflux.jobs import Prepared, send
+from mailsflux.types import JobSummary, Message, Problem
 
 HTML = """<html><body>
 <p>Hello {{first_name}},</p>

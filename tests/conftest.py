@@ -69,7 +69,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.fixture
 def welcome_job(tmp_path: Path) -> Path:
-    """A private copy of the example job (its key is generated inside tmp_path)."""
+    """A private copy of the example job as a fresh clone has it: its key and
+    tracking config are generated inside tmp_path, whatever a demo run left
+    in the checkout."""
     dest = tmp_path / "welcome"
-    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("dkim", "out", "__pycache__"))
+    ignore = shutil.ignore_patterns(
+        "dkim", "out", "__pycache__", "tracking.toml", "tracking.sqlite*"
+    )
+    shutil.copytree(EXAMPLE, dest, ignore=ignore)
     return dest / "job.toml"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailsflux._addresses import parse_address, split_mailbox
+from mailsflux.compose import parse_address, split_mailbox
 from mailsflux.errors import AddressError
 
 

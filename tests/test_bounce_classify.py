@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mailsflux.types import DeliveryResult
 
-from mailsflux._bounce import (
+from mailsflux.delivery.bounce import (
     RULES,
     SUPPRESS,
     Category,
@@ -18,8 +19,7 @@ from mailsflux._bounce import (
     classify_result,
     find_enhanced_status,
 )
-from mailsflux._mx import PermanentRoutingError, TemporaryRoutingError
-from mailsflux._types import DeliveryResult
+from mailsflux.delivery.mx import PermanentRoutingError, TemporaryRoutingError
 
 C = Category
 

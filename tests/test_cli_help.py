@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from mailsflux import cli
-from mailsflux._trackserver import build_parser as track_parser
+from mailsflux.tracking.serve import build_parser as track_parser
 from tests._cli import run_cli
 
 README = Path(__file__).parent.parent / "README.md"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mailsflux._keyfiles import txt_path_for
+from mailsflux.dkim.keyfiles import txt_path_for
 from tests._cli import run_cli
 from tests._mail import dkim_verify, txt_record
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mailsflux._keyfiles import txt_path_for
+from mailsflux.dkim.keyfiles import txt_path_for
 from tests._cli import run_cli
 from tests._mail import dkim_verify, parse, txt_record
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mailsflux._keyfiles import ensure_key
+from mailsflux.dkim.keyfiles import ensure_key
 from tests._cli import run_cli
 from tests._jobs import make_job, people
 

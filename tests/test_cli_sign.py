@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mailsflux.keys import write_key_pair
+from mailsflux.dkim.keygen import write_key_pair
 from tests._cli import run_cli
 from tests._mail import dkim_verify, txt_record
 

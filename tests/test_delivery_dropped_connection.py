@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from mailsflux._mx import MXResolver
-from mailsflux._scheduler import RetryPolicy, Scheduler, SiteLimits
-from mailsflux._types import DeliveryResult, Message
+from mailsflux.types import DeliveryResult, Message
+
+from mailsflux.delivery.mx import MXResolver
+from mailsflux.delivery.scheduler import RetryPolicy, Scheduler, SiteLimits
 from tests._scripted_smtp import ScriptedSMTP
 
 

@@ -12,7 +12,7 @@ from aiosmtplib.protocol import normalize_message_line_endings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailsflux import _dkim
+from mailsflux.dkim import _canon as _dkim
 
 WSP = b" \t"
 PIECES = [b" ", b"\t", b"\r", b"\n", b"\r\n", b"\r\n ", b"\r\n\t", b"\x00", b"a", b"Z", b":",

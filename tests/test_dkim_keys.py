@@ -1,4 +1,4 @@
-"""Key loading errors, the key cache, and key generation (mailsflux.keys)."""
+"""Key loading errors, the key cache, and key generation (mailsflux.dkim.keygen)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from mailsflux import _dkim_keys
 from mailsflux.dkim import Signer, load_private_key
+from mailsflux.dkim import keys as _dkim_keys
+from mailsflux.dkim.keygen import dns_txt_record, generate_private_key, write_key_pair
 from mailsflux.errors import DKIMError, DKIMKeyError
-from mailsflux.keys import dns_txt_record, generate_private_key, write_key_pair
 
 MESSAGE = b"From: a@example.com\r\nTo: b@example.net\r\nSubject: k\r\n\r\nbody\r\n"
 
@@ -176,7 +176,7 @@ def test_cache_parses_once_and_notices_file_changes(tmp_path: Path) -> None:
     )
 
 
-# -- mailsflux.keys -----------------------------------------------------------
+# -- mailsflux.dkim.keygen -----------------------------------------------------------
 
 
 @pytest.mark.parametrize("bits", [1024, 2048, 4096])

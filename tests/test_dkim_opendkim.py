@@ -5,7 +5,7 @@ runs in a child process inside private network and mount namespaces
 (``unshare --net --mount``, root only): loopback is brought up, a temporary
 resolv.conf pointing at 127.0.0.1 is bind-mounted over /etc/resolv.conf, and
 a minimal UDP DNS responder (written here, no dependency) answers TXT queries
-with the records from :func:`mailsflux.keys.dns_txt_record`.  Nothing leaves
+with the records from :func:`mailsflux.dkim.keygen.dns_txt_record`.  Nothing leaves
 the namespace and the host's resolv.conf is untouched.
 
 Skipped, with the reason, where opendkim-testmsg or the namespaces are missing.
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from mailsflux.dkim import Signer, sign_all
-from mailsflux.keys import dns_txt_record, generate_private_key
+from mailsflux.dkim.keygen import dns_txt_record, generate_private_key
 
 TESTMSG = shutil.which("opendkim-testmsg") or (
     "/usr/sbin/opendkim-testmsg" if os.path.exists("/usr/sbin/opendkim-testmsg") else None

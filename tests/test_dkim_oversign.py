@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from mailsflux.dkim import OVERSIGNED, Signer
-from mailsflux.keys import dns_txt_record, generate_private_key
+from mailsflux.dkim.keygen import dns_txt_record, generate_private_key
 from tests._mail import dkim_verify
 
 DOMAIN, SELECTOR = "example.com", "s1"

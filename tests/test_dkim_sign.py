@@ -1,7 +1,7 @@
 """Signatures made by mailsflux verify with dkimpy (a real, independent verifier).
 
 The DNS lookup is the only thing replaced: dkimpy's ``dnsfunc`` hook returns
-the TXT record that :func:`mailsflux.keys.dns_txt_record` publishes.
+the TXT record that :func:`mailsflux.dkim.keygen.dns_txt_record` publishes.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from collections.abc import Callable
 import dkim
 import pytest
 
-from mailsflux import _dkim
 from mailsflux.dkim import DEFAULT_HEADERS, MultiSigner, Signer, sign, sign_all
+from mailsflux.dkim import _canon as _dkim
+from mailsflux.dkim.keygen import dns_txt_record, generate_private_key
 from mailsflux.errors import DKIMError
-from mailsflux.keys import dns_txt_record, generate_private_key
 
 DOMAIN = "example.com"
 

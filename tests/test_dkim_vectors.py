@@ -22,9 +22,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from mailsflux import _dkim
 from mailsflux.dkim import Signer, sign_all
-from mailsflux.keys import dns_txt_record
+from mailsflux.dkim import _canon as _dkim
+from mailsflux.dkim.keygen import dns_txt_record
 
 DATA = Path(__file__).parent / "data" / "dkim"
 RFC6376 = DATA / "rfc6376"

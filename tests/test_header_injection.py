@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from mailsflux._job import Relay
-from mailsflux._run import Prepared, send
-from mailsflux._types import Problem
+from mailsflux.delivery.relay import Relay
 from mailsflux.errors import ConfigError
+from mailsflux.jobs import Prepared, send
+from mailsflux.types import Problem
 from tests._jobs import make_job
 from tests._mail import RecordingHandler, SMTPServer
 

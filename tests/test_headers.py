@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailsflux._headers import encode_unstructured, encoded_words, format_mailbox
+from mailsflux.compose import encode_unstructured, encoded_words, format_mailbox
 from mailsflux.errors import HeaderError, HeaderInjectionError
 
 header_text = st.text(
@@ -113,7 +113,7 @@ def test_unsafe_ascii_and_long_values_are_encoded_and_round_trip(subject: str) -
 
 
 def test_header_names_are_checked() -> None:
-    from mailsflux._headers import check_name
+    from mailsflux.compose import check_name
 
     check_name("X-Campaign")
     for bad in ("", "X Campaign", "X:Y", "X-\u00e9", "X" * 201, "X\r\nBcc"):

@@ -12,7 +12,7 @@ from email.message import EmailMessage
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailsflux._mimebuild import MessageBuilder, encode_unstructured, format_mailbox
+from mailsflux.compose._mimebuild import MessageBuilder, encode_unstructured, format_mailbox
 
 # Text that forces encoded words: non-ASCII from several scripts and widths
 # (1 to 4 UTF-8 bytes), mixed with ASCII and spaces, stripped and without

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from mailsflux._job import Relay, load_job
+from mailsflux.delivery.relay import Relay
 from mailsflux.errors import JobFileError
+from mailsflux.jobs.jobfile import load_job
 
 GOOD = """\
 name = "t"

@@ -15,13 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailsflux._compose import Composer
-from mailsflux._job import load_job
-from mailsflux._keyfiles import txt_path_for
-from mailsflux._run import Prepared
-from mailsflux._types import Message, Problem, Recipient
+from mailsflux.compose import Template
+from mailsflux.dkim.keyfiles import txt_path_for
 from mailsflux.errors import ConfigError, HeaderInjectionError, JobFileError, MailsfluxError
-from mailsflux.template import Template
+from mailsflux.jobs import Prepared
+from mailsflux.jobs.composer import Composer
+from mailsflux.jobs.jobfile import load_job
+from mailsflux.types import Message, Problem, Recipient
 from tests._jobs import make_job, people
 from tests._mail import dkim_verify, parse, txt_record
 

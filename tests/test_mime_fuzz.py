@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailsflux import _mimebuild as m
+from mailsflux.compose import _mimebuild as m
 from mailsflux.errors import MailsfluxError
 
 # Any str, lone surrogates included; strings that look like what the

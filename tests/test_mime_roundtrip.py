@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mailsflux.compose import Attachment, MessageBuilder
 from mailsflux.errors import HeaderInjectionError
-from mailsflux.mime import Attachment, MessageBuilder
 
 HTML_DIR = Path(__file__).parent / "data" / "html"
 DATE = "Tue, 10 Mar 2026 10:00:00 +0000"

@@ -12,8 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailsflux._errors import ConfigError, DeliveryError
-from mailsflux._mx import (
+from mailsflux.delivery.mx import (
     MXResolver,
     PermanentRoutingError,
     Route,
@@ -21,6 +20,7 @@ from mailsflux._mx import (
     normalize_domain,
     parse_smarthost,
 )
+from mailsflux.errors import ConfigError, DeliveryError
 from tests._dns import DROP, REFUSED, SERVFAIL, TRUNCATE, DNSServer
 from tests._mail import RecordingHandler, SMTPServer
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mailsflux._mx import WELL_KNOWN_SITES, MXResolver, Site, site_key
+from mailsflux.delivery.mx import WELL_KNOWN_SITES, MXResolver, Site, site_key
 from tests._dns import DNSServer
 
 GMAIL_MX = [

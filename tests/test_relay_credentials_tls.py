@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from mailsflux._job import Relay, load_job
-from mailsflux._smtp import SMTPSession
+from mailsflux.delivery.relay import Relay
+from mailsflux.delivery.smtp import SMTPSession
 from mailsflux.errors import MailsfluxError, TemporaryDeliveryError
+from mailsflux.jobs.jobfile import load_job
 from tests._cli import run_cli
 from tests._jobs import make_job, people
 from tests._mail import RecordingHandler
@@ -150,7 +151,7 @@ def test_the_password_is_in_no_repr_or_error(tmp_path: Path) -> None:
 
 def test_a_per_domain_tls_override_cannot_downgrade_a_relay(tmp_path: Path) -> None:
     """``[delivery.domains.X] tls = "none"`` is for MX hosts; a relay's TLS is its URL's."""
-    from mailsflux._run import Prepared, send
+    from mailsflux.jobs import Prepared, send
 
     with ScriptedSMTP(auth=True) as server:
         job = relay_job(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mailsflux._seen import SeenSet
+from mailsflux.jobs.seen import SeenSet
 
 ROWS = 200_000
 

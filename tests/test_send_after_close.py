@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from mailsflux.types import DeliveryResult
 
-from mailsflux._mx import MXResolver
-from mailsflux._scheduler import Scheduler, SiteLimits
-from mailsflux._types import DeliveryResult
+from mailsflux.delivery.mx import MXResolver
+from mailsflux.delivery.scheduler import Scheduler, SiteLimits
 from mailsflux.errors import MailsfluxError, SchedulerClosedError
 from tests._jobs import messages
 from tests._scripted_smtp import ScriptedSMTP

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from mailsflux._run import Prepared, send
-from mailsflux._types import DeliveryResult
+from mailsflux.jobs import Prepared, send
+from mailsflux.types import DeliveryResult
 from tests._jobs import make_job, people
 from tests._scripted_smtp import ScriptedSMTP
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mailsflux._keyfiles import txt_path_for
+from mailsflux.dkim.keyfiles import txt_path_for
 from tests._jobs import make_job, people, send_job
 from tests._mail import RecordingHandler, SMTPServer, dkim_verify, parse, txt_record
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 
-from mailsflux._mx import MXResolver
-from mailsflux._scheduler import RetryPolicy, Scheduler, SiteLimits
-from mailsflux._throttle import LocalThrottles
-from mailsflux._types import DeliveryResult
+from mailsflux.types import DeliveryResult
+
+from mailsflux.delivery.mx import MXResolver
+from mailsflux.delivery.scheduler import RetryPolicy, Scheduler, SiteLimits
+from mailsflux.delivery.throttle import LocalThrottles
 from tests._jobs import messages
 from tests._scripted_smtp import ScriptedSMTP
 

@@ -11,8 +11,8 @@ import asyncio
 import socket
 from pathlib import Path
 
-from mailsflux._run import Prepared, send
-from mailsflux._types import DeliveryResult
+from mailsflux.jobs import Prepared, send
+from mailsflux.types import DeliveryResult
 from tests._dns import DNSServer
 from tests._jobs import make_job
 from tests._mail import RecordingHandler, SMTPServer

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mailsflux._run import Prepared, send
+from mailsflux.jobs import Prepared, send
 from tests._jobs import make_job, people
 from tests._mail import SMTPServer, TimedHandler
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mailsflux._run import Prepared, send
-from mailsflux._types import DeliveryResult
+from mailsflux.jobs import Prepared, send
+from mailsflux.types import DeliveryResult
 from tests._jobs import make_job, people
 from tests._redis import PrivateRedis, free_port
 from tests._scripted_smtp import Conn, ScriptedSMTP

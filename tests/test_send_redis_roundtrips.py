@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mailsflux._run import Prepared, send
-from mailsflux.throttle import RedisThrottles
+from mailsflux.delivery import RedisThrottles
+from mailsflux.jobs import Prepared, send
 from tests._jobs import make_job, people
 from tests._mail import RecordingHandler, SMTPServer
 from tests._redis import CountingRedis

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from mailsflux._job import Relay
-from mailsflux._run import Prepared, send
-from mailsflux._types import DeliveryResult
+from mailsflux.delivery.relay import Relay
+from mailsflux.jobs import Prepared, send
+from mailsflux.types import DeliveryResult
 from tests._jobs import make_job
 from tests._mail import RecordingHandler, SMTPServer
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from mailsflux._job import Relay
-from mailsflux._run import Prepared, send
-from mailsflux._scheduler import STOP_AFTER
-from mailsflux._types import DeliveryResult
+from mailsflux.delivery.relay import Relay
+from mailsflux.delivery.scheduler import STOP_AFTER
+from mailsflux.jobs import Prepared, send
+from mailsflux.types import DeliveryResult
 from tests._jobs import make_job, people
 from tests._scripted_smtp import Conn, ScriptedSMTP
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from mailsflux._mx import MXResolver
-from mailsflux._scheduler import RetryPolicy, Scheduler, SiteLimits
-from mailsflux._shaping import Shaper, ShapingRule
-from mailsflux._types import DeliveryResult
+from mailsflux.types import DeliveryResult
+
+from mailsflux.delivery.mx import MXResolver
+from mailsflux.delivery.scheduler import RetryPolicy, Scheduler, SiteLimits
+from mailsflux.delivery.shaping import Shaper, ShapingRule
 from tests._jobs import messages
 from tests._scripted_smtp import Conn, ScriptedSMTP
 

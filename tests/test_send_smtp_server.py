@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from mailsflux._job import Relay
-from mailsflux._keyfiles import txt_path_for
-from mailsflux._run import Prepared, send
-from mailsflux._types import DeliveryResult, Problem
+from mailsflux.delivery.relay import Relay
+from mailsflux.dkim.keyfiles import txt_path_for
+from mailsflux.jobs import Prepared, send
+from mailsflux.types import DeliveryResult, Problem
 from tests._jobs import make_job, people
 from tests._mail import RecordingHandler, SMTPServer, dkim_verify, parse, txt_record
 

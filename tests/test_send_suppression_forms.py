@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mailsflux._trackconfig import load_config, write_new_config
+from mailsflux.tracking.config import load_config, write_new_config
 from tests._jobs import make_job, send_job
 from tests._mail import RecordingHandler, SMTPServer
 

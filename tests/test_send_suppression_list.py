@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from mailsflux._mx import MXResolver
-from mailsflux._run import Prepared, send
-from mailsflux._scheduler import RetryPolicy, Scheduler, SiteLimits
-from mailsflux._types import DeliveryResult, Message, Problem
+from mailsflux.delivery.mx import MXResolver
+from mailsflux.delivery.scheduler import RetryPolicy, Scheduler, SiteLimits
+from mailsflux.jobs import Prepared, send
+from mailsflux.types import DeliveryResult, Message, Problem
 from tests._jobs import make_job, people
 from tests._mail import RecordingHandler, SMTPServer
 from tests._scripted_smtp import Conn, ScriptedSMTP

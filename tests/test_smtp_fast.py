@@ -8,11 +8,18 @@ import time
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from mailsflux.types import Message
 
-from mailsflux._errors import TemporaryDeliveryError
-from mailsflux._smtp import Reply, SessionError, SMTPSession, _parse_py, _ReplyReader, _stuffed
-from mailsflux._smtpfast import parse, payload
-from mailsflux._types import Message
+from mailsflux.delivery._smtpfast import parse, payload
+from mailsflux.delivery.smtp import (
+    Reply,
+    SessionError,
+    SMTPSession,
+    _parse_py,
+    _ReplyReader,
+    _stuffed,
+)
+from mailsflux.errors import TemporaryDeliveryError
 
 # Bytes that matter to stuffing and parsing, plus anything else.
 _SMTPISH = st.lists(

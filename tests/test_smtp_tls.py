@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mailsflux.types import Message
 
-from mailsflux._smtp import SMTPSession
-from mailsflux._types import Message
+from mailsflux.delivery.smtp import SMTPSession
 from mailsflux.errors import TemporaryDeliveryError
 from tests._mail import RecordingHandler, SMTPServer
 from tests._scripted_smtp import ScriptedSMTP

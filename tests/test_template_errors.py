@@ -1,4 +1,4 @@
-"""Syntax errors, strict mode, values, escaping and limits of mailsflux.template."""
+"""Syntax errors, strict mode, values, escaping and limits of mailsflux.compose."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
+from mailsflux.compose import Template, render
 from mailsflux.errors import (
     MailsfluxError,
     MissingVariableError,
     TemplateError,
     TemplateSyntaxError,
 )
-from mailsflux.template import Template, render
 
 # --------------------------------------------------------------------------
 # syntax errors: message, file, 1-based line and column of the offending tag

@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mailsflux.compose import Template, render
 from mailsflux.errors import MissingVariableError, TemplateSyntaxError
-from mailsflux.template import Template, render
 
 NAMES = ["a", "b", "c", "a.b", "b.a", ".", "x", "list"]
 

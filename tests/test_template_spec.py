@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mailsflux.template import Template, render
+from mailsflux.compose import Template, render
 
 SPEC_DIR = Path(__file__).parent / "data" / "mustache"
 SPEC_FILES = sorted(SPEC_DIR.glob("*.json"))

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailsflux.throttle import ConcurrencySpec, Grant, Lease, LocalThrottles, RateSpec
+from mailsflux.delivery import ConcurrencySpec, Grant, Lease, LocalThrottles, RateSpec
 
 S = 1_000_000_000  # ns
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from mailsflux.throttle import RateSpec
+from mailsflux.delivery import RateSpec
 
 pytestmark = pytest.mark.redis
 
@@ -29,7 +29,7 @@ JOB = RateSpec("job:shared", limit=300, burst=40, period=1.0)
 
 SENDER = """
 import asyncio, json, sys, time
-from mailsflux.throttle import RateSpec, RedisThrottles
+from mailsflux.delivery import RateSpec, RedisThrottles
 
 url, prefix = sys.argv[1], sys.argv[2]
 start, seconds, batch = float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
@@ -54,7 +54,7 @@ asyncio.run(main())
 
 HOLDER = """
 import asyncio, os, sys
-from mailsflux.throttle import ConcurrencySpec, Lease, RedisThrottles
+from mailsflux.delivery import ConcurrencySpec, Lease, RedisThrottles
 
 async def main():
     t = RedisThrottles(sys.argv[1], prefix=sys.argv[2])
@@ -120,7 +120,7 @@ def test_two_processes_never_exceed_limit_plus_burst(redis_url: str, prefix: str
 def test_a_crashed_holders_lease_expires(redis_url: str, prefix: str) -> None:
     import asyncio
 
-    from mailsflux.throttle import ConcurrencySpec, Grant, Lease, RedisThrottles
+    from mailsflux.delivery import ConcurrencySpec, Grant, Lease, RedisThrottles
 
     out = subprocess.run(
         [sys.executable, "-c", HOLDER, redis_url, prefix],

@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
-from mailsflux._throttle_redis import GCRA_LUA, _Script
+from mailsflux.delivery import ConcurrencySpec, RateSpec, RedisThrottles, ThrottleBackendError
+from mailsflux.delivery.throttle_redis import GCRA_LUA, _Script
 from mailsflux.errors import TemporaryDeliveryError
-from mailsflux.throttle import ConcurrencySpec, RateSpec, RedisThrottles, ThrottleBackendError
 from tests._redis import CountingRedis, PrivateRedis, free_port
 
 pytestmark = pytest.mark.redis

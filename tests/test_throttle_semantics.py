@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from mailsflux.errors import ConfigError, TemporaryDeliveryError
-from mailsflux.throttle import (
+from mailsflux.delivery import (
     ConcurrencySpec,
     Grant,
     Lease,
@@ -26,6 +25,7 @@ from mailsflux.throttle import (
     ThrottleBackendError,
     Throttles,
 )
+from mailsflux.errors import ConfigError, TemporaryDeliveryError
 
 HOUR = 3600.0
 Make = Callable[[], Awaitable[Any]]

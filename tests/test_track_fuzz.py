@@ -11,8 +11,8 @@ import time
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mailsflux._track import attr_unescape
 from mailsflux.tracking import Tracker
+from mailsflux.tracking._rewrite import attr_unescape
 
 BASE = b"https://t.example.com"
 T = Tracker(BASE.decode(), {"k1": b"f" * 32}, "k1", clock=lambda: 1_760_000_000)

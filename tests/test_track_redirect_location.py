@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailsflux._trackserver import location
 from mailsflux.tracking import EventStore, Tracker, TrackingApp
+from mailsflux.tracking.server import location
 from tests._http import Server
 
 URI_CHARS = re.compile(r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*")

@@ -11,9 +11,9 @@ import re
 import msgspec
 import pytest
 
-from mailsflux import _track
 from mailsflux.errors import ConfigError, HeaderError
 from mailsflux.tracking import LIST_UNSUBSCRIBE_POST, TokenVerifier, Tracker
+from mailsflux.tracking import _rewrite as _track
 
 BASE = "https://t.example.com"
 KEY = b"k" * 32

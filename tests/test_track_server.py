@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from mailsflux._trackserver import GIF, location
 from mailsflux.tracking import EventStore, Tracker, TrackingApp, load_config, write_new_config
+from mailsflux.tracking.server import GIF, location
 from tests._http import HUMAN, Server
 
 BASE_KEYS = {"k1": b"1" * 32, "k2": b"2" * 32}

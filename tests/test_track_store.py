@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mailsflux._machines import classify
 from mailsflux.errors import ConfigError
 from mailsflux.tracking import EventStore, Retention, TrackEvent
+from mailsflux.tracking.machines import classify
 
 SECRET = b"s" * 32
 DAY = 86400.0
@@ -194,7 +194,7 @@ def test_machine_classification() -> None:
 
 
 def test_suppression_view_sees_new_entries_from_another_writer(tmp_path: Path) -> None:
-    from mailsflux._eventstore import SuppressionView
+    from mailsflux.tracking.events import SuppressionView
 
     path = tmp_path / "t.sqlite"
     now = [0.0]

@@ -10,8 +10,8 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from mailsflux._tracker import _trim
 from mailsflux.tracking import Tracker
+from mailsflux.tracking.tracker import _trim
 
 _TRAILING = ".,;:!?"
 

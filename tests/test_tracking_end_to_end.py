@@ -12,12 +12,12 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from mailsflux._job import Relay
-from mailsflux._keyfiles import txt_path_for
-from mailsflux._run import Prepared, send
-from mailsflux._trackserver import GIF
-from mailsflux._types import Problem
+from mailsflux.delivery.relay import Relay
+from mailsflux.dkim.keyfiles import txt_path_for
+from mailsflux.jobs import Prepared, send
 from mailsflux.tracking import load_config
+from mailsflux.tracking.server import GIF
+from mailsflux.types import Problem
 from tests._http import Server
 from tests._jobs import make_job, people
 from tests._mail import RecordingHandler, SMTPServer, dkim_verify, parse, txt_record

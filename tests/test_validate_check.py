@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mailsflux._compose import Composer
-from mailsflux._errors import MailsfluxError
-from mailsflux._job import load_job
-from mailsflux._run import make_signer
-from mailsflux._types import Recipient
+from mailsflux.errors import MailsfluxError
+from mailsflux.jobs import make_signer
+from mailsflux.jobs.composer import Composer
+from mailsflux.jobs.jobfile import load_job
+from mailsflux.types import Recipient
 from tests._jobs import make_job
 
 ROWS: list[dict[str, str]] = [

@@ -16,14 +16,15 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 from mailsflux import __version__
-from mailsflux._errors import DKIMError, MailsfluxError
-from mailsflux._job import DeliverySpec, Relay, check_ehlo_name
-from mailsflux._keyfiles import txt_path_for
-from mailsflux._progress import Progress
-from mailsflux._types import JobSummary, Problem
+from mailsflux.delivery.relay import Relay
+from mailsflux.dkim.keyfiles import txt_path_for
+from mailsflux.errors import DKIMError, MailsfluxError
+from mailsflux.jobs.jobfile import DeliverySpec, check_ehlo_name
+from mailsflux.jobs.progress import Progress
+from mailsflux.types import JobSummary, Problem
 
 if TYPE_CHECKING:
-    from mailsflux._run import Prepared
+    from mailsflux.jobs import Prepared
 
 T = TypeVar("T")
 
@@ -157,8 +158,8 @@ def _relay_url(text: str) -> str:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from mailsflux._run import send
-    from mailsflux.sink import LocalSink
+    from mailsflux.delivery.sink import LocalSink
+    from mailsflux.jobs import send
 
     stop = _Stop()
     prepared = _prepare(args.job)
@@ -243,7 +244,7 @@ def _send_parallel(
     """Run the job in ``workers`` processes, each taking every N-th row."""
     import time
 
-    from mailsflux.sink import LocalSink
+    from mailsflux.delivery.sink import LocalSink
 
     async def child(i: int, relay: str | None) -> dict[str, Any]:
         # A worker reports its summary as JSON on stdout (--shard); its problems
@@ -339,8 +340,8 @@ def _report(
 
 def _prepare(job_path: str) -> Prepared:
     """Load a job, saying what was created on first use (key, tracking config)."""
-    from mailsflux._job import load_job
-    from mailsflux._run import Prepared
+    from mailsflux.jobs import Prepared
+    from mailsflux.jobs.jobfile import load_job
 
     job = load_job(job_path)
     new_key = job.spec.dkim.generate and not job.key_path.exists()
@@ -368,7 +369,7 @@ def _announce_key(key_path: Path, domain: str) -> None:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from mailsflux._run import render_to_dir
+    from mailsflux.jobs import render_to_dir
 
     prepared = _prepare(args.job)
     try:
@@ -385,7 +386,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from mailsflux._run import validate
+    from mailsflux.jobs import validate
 
     problems = validate(args.job)
     errors = sum(p.severity == "error" for p in problems)
@@ -409,8 +410,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_generate(args: argparse.Namespace) -> int:
-    from mailsflux._errors import DKIMKeyError
-    from mailsflux.keys import write_key_pair
+    from mailsflux.dkim.keygen import write_key_pair
+    from mailsflux.errors import DKIMKeyError
 
     try:
         key, txt = write_key_pair(
@@ -459,7 +460,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 
 def cmd_sink(args: argparse.Namespace) -> int:
-    from mailsflux.sink import main as sink_main
+    from mailsflux.delivery.sink import main as sink_main
 
     argv = ["--host", args.host, "--port", str(args.port)]
     if args.save:

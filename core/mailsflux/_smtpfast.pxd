@@ -1,5 +1,0 @@
-# Declarations for mailsflux._smtpfast (DATA payload assembly, reply parsing).
-
-# Dots to insert when dot-stuffing s[0:n]: one for a leading dot, one for
-# each dot right after a CRLF.
-cdef Py_ssize_t _count_stuffed(const unsigned char* s, Py_ssize_t n) noexcept

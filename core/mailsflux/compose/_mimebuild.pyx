@@ -1,0 +1,1270 @@
+"""Compiled MIME assembly: headers, encodings and multipart structure.
+
+One message is written into one growable C buffer (``_Out``) and copied
+into a ``bytes`` object once.  What it produces:
+
+- header fields folded near 78 columns, every line at most 998 octets, CRLF
+  everywhere; non-ASCII (or otherwise unsafe) display names, subjects and
+  custom header values as RFC 2047 base64 encoded words, split between
+  characters, never inside a multi-byte one, on lines of at most 76
+  characters (RFC 2047 section 2);
+- addresses checked (dot-atom local part, UTF-8 allowed per RFC 6532) with
+  the domain in IDNA form; ``smtputf8`` set only for a non-ASCII local part;
+- text parts as 7bit when that is safe, else quoted-printable (RFC 2045
+  6.7) with every line end normalised to CRLF; attachments and inline
+  images as base64 in 76-character lines, encoded once per job;
+- multipart/alternative (text, then HTML), multipart/related (the HTML plus
+  its ``cid:`` images, RFC 2387) and multipart/mixed (the body, then the
+  attachments), nested as the parts present require.
+
+A CR, LF or NUL in any header value raises :class:`HeaderInjectionError`
+naming the header (``field``).
+
+The hot loops (quoted-printable, base64, CRLF copy, header words) index raw
+C pointers, which Cython never bounds-checks, so no boundscheck/wraparound
+directive is needed anywhere; instead each writer reserves its worst case
+up front, with the bound stated beside the ``_reserve`` call.
+
+Boundaries are ``=_mf`` + a letter + a caller token.  They can never occur
+in the parts: quoted-printable never writes ``=_`` (``=`` always starts an
+escape or a soft line break), base64 has no ``_``, a 7bit part holding
+``=_mf`` is sent quoted-printable instead, and the three kinds differ in
+their fifth character, so none is a prefix of another (RFC 2046 5.1.1).
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Realloc
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from libc.string cimport memcpy
+
+from mailsflux._buffer cimport buf_byte as _putc
+from mailsflux._buffer cimport buf_reserve as _reserve
+from mailsflux._buffer cimport buf_write as _put
+
+import re
+from urllib.parse import quote as _url_quote
+
+from mailsflux.errors import (
+    AddressError,
+    ConfigError,
+    HeaderError,
+    HeaderInjectionError,
+)
+
+cdef extern from "Python.h":
+    const Py_ssize_t PY_SSIZE_T_MAX
+
+
+# RFC 5322 2.1.1: lines SHOULD be at most 78 characters (CRLF excluded).
+cdef Py_ssize_t FOLD_AT = 78
+# RFC 5322 2.1.1: lines MUST be at most 998 octets (CRLF excluded).
+cdef Py_ssize_t MAX_LINE = 998
+# RFC 2047 2: an encoded word is at most 75 characters, and a header line
+# holding one at most 76 (stricter than FOLD_AT).
+cdef Py_ssize_t MAX_WORD = 75
+cdef Py_ssize_t MAX_WORD_LINE = 76
+# The shortest word that holds any character: "=?utf-8?b?" + the 8 base64
+# characters of a 4-byte UTF-8 sequence + "?=".
+cdef Py_ssize_t MIN_WORD = 20
+# Longest header name accepted, so "Name: " + one encoded word stays far
+# below MAX_LINE.
+cdef Py_ssize_t MAX_NAME = 200
+# Longest single List-Unsubscribe URI (a URI cannot be folded).
+cdef Py_ssize_t MAX_URI = 900
+# Longest boundary token (RFC 2046: boundaries are at most 70 characters).
+cdef Py_ssize_t MAX_TOKEN = 64
+
+cdef const char* B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+cdef const char* HEX = b"0123456789ABCDEF"
+
+# Headers the builder writes itself; a job may not add them again.
+RESERVED = frozenset(
+    (
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
+        "reply-to",
+        "dkim-signature",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+    )
+)
+
+# RFC 5322 3.2.3 specials that force a display name into quotes.
+cdef str SPECIALS = '()<>[]:;@\\,."'
+
+# Byte classes for the quoted-printable encoder (RFC 2045 6.7):
+# 0 literal, 1 always =XX, 2 space/tab (=XX before a line end), 3 CR or LF.
+cdef unsigned char QP_CLASS[256]
+# RFC 5322 3.2.3 atext (ASCII part), for local parts.
+cdef unsigned char ATEXT[128]
+
+
+cdef void _init_tables() noexcept:
+    cdef int c
+    for c in range(256):
+        if c == 13 or c == 10:
+            QP_CLASS[c] = 3
+        elif c == 32 or c == 9:
+            QP_CLASS[c] = 2
+        elif 33 <= c <= 126 and c != 61:
+            QP_CLASS[c] = 0
+        else:
+            QP_CLASS[c] = 1
+    for c in range(128):
+        ATEXT[c] = 0
+    for c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-/=?^_`{|}~":
+        ATEXT[c] = 1
+
+
+_init_tables()
+
+
+# --------------------------------------------------------------------------
+# Output buffer
+
+
+cdef inline int _put_bytes(_Out* o, bytes b) except -1:
+    return _put(o, PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
+
+
+cdef inline int _crlf(_Out* o) except -1:
+    return _put_bytes(o, b"\r\n")
+
+
+cdef bytes _take(_Out* o):
+    """The buffer's contents as bytes; frees the buffer."""
+    cdef bytes out
+    try:
+        out = PyBytes_FromStringAndSize(o.data, o.len)
+    finally:
+        PyMem_Free(o.data)
+        o.data = NULL
+        o.len = o.cap = 0
+    return out
+
+
+cdef str _take_str(_Out* o):
+    return _take(o).decode("utf-8")
+
+
+# --------------------------------------------------------------------------
+# Checks
+
+
+cdef int _check_value(str name, str value) except -1:
+    """Refuse a header value holding CR, LF or NUL, naming the header."""
+    if "\r" in value or "\n" in value or "\x00" in value:
+        raise HeaderInjectionError(
+            f"header {name} holds a CR, LF or NUL character; refused", field=name
+        )
+    return 0
+
+
+cdef int _check_name(str name) except -1:
+    """RFC 5322 2.2: printable US-ASCII except colon (and at most MAX_NAME long)."""
+    cdef Py_UCS4 ch
+    if not name or len(name) > MAX_NAME:
+        raise HeaderError(f"invalid header name {name!r}", field=name)
+    for ch in name:
+        if ch < 33 or ch > 126 or ch == u":":
+            raise HeaderError(f"invalid header name {name!r}", field=name)
+    return 0
+
+
+cdef const unsigned char* _utf8(str value, str field, Py_ssize_t* n) except NULL:
+    """UTF-8 of ``value`` (cached in the str); a lone surrogate is a HeaderError."""
+    cdef const char* s
+    try:
+        s = PyUnicode_AsUTF8AndSize(value, n)
+    except UnicodeEncodeError:
+        raise HeaderError(
+            f"header {field} holds a character that cannot be encoded (a lone surrogate)",
+            field=field,
+        ) from None
+    return <const unsigned char*>s
+
+
+# --------------------------------------------------------------------------
+# Header encoding
+
+
+cdef inline Py_ssize_t _u8len(unsigned char lead) noexcept nogil:
+    """Length of the UTF-8 sequence starting with ``lead``."""
+    if lead < 0xC0:
+        return 1
+    if lead < 0xE0:
+        return 2
+    if lead < 0xF0:
+        return 3
+    return 4
+
+
+cdef inline void _b64_block(const unsigned char* s, Py_ssize_t n, char* w) noexcept nogil:
+    """Base64 of ``s[:n]`` (1 <= n <= 3) into ``w[:4]``."""
+    cdef unsigned int v = (<unsigned int>s[0]) << 16
+    if n > 1:
+        v |= (<unsigned int>s[1]) << 8
+    if n > 2:
+        v |= s[2]
+    w[0] = B64[(v >> 18) & 63]
+    w[1] = B64[(v >> 12) & 63]
+    w[2] = B64[(v >> 6) & 63] if n > 1 else b"="
+    w[3] = B64[v & 63] if n > 2 else b"="
+
+
+cdef int _w_b64(_Out* o, const unsigned char* s, Py_ssize_t n) except -1:
+    """Append base64 of ``s[:n]`` (one unbroken run)."""
+    cdef Py_ssize_t i = 0
+    cdef char* w
+    # every 3 input bytes (or fewer, at the end) -> 4 characters
+    _reserve(o, 4 * ((n + 2) // 3))
+    w = o.data + o.len
+    while i < n:
+        _b64_block(s + i, n - i if n - i < 3 else 3, w)
+        w += 4
+        i += 3
+    o.len = w - o.data
+    return 0
+
+
+cdef int _w_b64_lines(_Out* o, const unsigned char* s, Py_ssize_t n) except -1:
+    """Append base64 of ``s[:n]`` in lines of 76 characters, each ending in CRLF."""
+    cdef Py_ssize_t i = 0, j
+    cdef char* w
+    # 57 input bytes -> one line of 76 characters + CRLF
+    _reserve(o, 78 * ((n + 56) // 57))
+    w = o.data + o.len
+    while i < n:
+        j = 0
+        while j < 57 and i < n:
+            _b64_block(s + i, n - i if n - i < 3 else 3, w)
+            w += 4
+            i += 3
+            j += 3
+        w[0] = 13
+        w[1] = 10
+        w += 2
+    o.len = w - o.data
+    return 0
+
+
+cdef int _w_words(_Out* o, const unsigned char* s, Py_ssize_t n, Py_ssize_t first_room) except -1:
+    """Append ``s[:n]`` (UTF-8) as RFC 2047 encoded words joined by CRLF SPACE.
+
+    A word never splits a multi-byte character and is at most MAX_WORD long;
+    the first may take ``first_room`` columns (but at least one character).
+    """
+    cdef Py_ssize_t room = first_room if first_room > 20 else 20
+    if room > MAX_WORD:
+        room = MAX_WORD
+    cdef Py_ssize_t start = 0, i = 0, cl
+    cdef bint first = True
+    while i < n:
+        cl = _u8len(s[i])
+        if cl > n - i:
+            cl = n - i
+        # "=?utf-8?b?" + base64 of the chunk with this character + "?="
+        if i > start and 12 + 4 * ((i + cl - start + 2) // 3) > room:
+            if not first:
+                _put_bytes(o, b"\r\n ")
+            _put_bytes(o, b"=?utf-8?b?")
+            _w_b64(o, s + start, i - start)
+            _put_bytes(o, b"?=")
+            first = False
+            start = i
+            room = MAX_WORD
+        i += cl
+    if i > start:
+        if not first:
+            _put_bytes(o, b"\r\n ")
+        _put_bytes(o, b"=?utf-8?b?")
+        _w_b64(o, s + start, i - start)
+        _put_bytes(o, b"?=")
+    return 0
+
+
+cdef int _w_words_after(_Out* o, const unsigned char* s, Py_ssize_t n, Py_ssize_t col) except -1:
+    """Append `` `` + encoded words to a line already ``col`` columns long.
+
+    The first word gets what is left of MAX_WORD_LINE; when that cannot hold
+    even the shortest word (a long header name), the words start on a
+    continuation line instead, so no line with a word passes 76 columns.
+    """
+    cdef Py_ssize_t room = MAX_WORD_LINE - col - 1
+    if room < MIN_WORD:
+        _put_bytes(o, b"\r\n ")
+        room = MAX_WORD
+    else:
+        _putc(o, b" ")
+    return _w_words(o, s, n, room)
+
+
+cdef bint _plain_ascii(const unsigned char* s, Py_ssize_t n) noexcept nogil:
+    """True when ``s`` can go out as it is: printable ASCII and spaces, no
+    leading or trailing space, no double space and nothing a reader would
+    take for an encoded word (``=?``)."""
+    cdef Py_ssize_t i
+    cdef unsigned char c, prev = 32
+    if n == 0:
+        return True
+    if s[0] == 32 or s[n - 1] == 32:
+        return False
+    for i in range(n):
+        c = s[i]
+        if c < 32 or c > 126:
+            return False
+        if c == 32 and prev == 32:
+            return False
+        if c == 63 and prev == 61:
+            return False
+        prev = c
+    return True
+
+
+cdef Py_ssize_t _fold(_Out* o, const unsigned char* s, Py_ssize_t n, Py_ssize_t col) except -1:
+    """Write `` s`` after a header's ``Name:`` (``col`` columns so far), folding
+    before a space (one that follows a non-space) whenever the line would
+    pass FOLD_AT.  ``o`` may be NULL to only measure.  Returns the longest
+    line's length.
+    """
+    cdef Py_ssize_t a = 0, b, cur = col + 1, longest = 0
+    if o is not NULL:
+        _putc(o, b" ")
+    while a < n:
+        b = a + 1
+        while b < n and not (s[b] == 32 and s[b - 1] != 32):
+            b += 1
+        if a > 0 and cur + (b - a) > FOLD_AT:
+            if cur > longest:
+                longest = cur
+            if o is not NULL:
+                _crlf(o)
+            cur = 0
+        if o is not NULL:
+            _put(o, <const char*>s + a, b - a)
+        cur += b - a
+        a = b
+    return cur if cur > longest else longest
+
+
+cdef int _w_unstructured(_Out* o, str name, str value) except -1:
+    """``Name: value`` CRLF for an unstructured field (Subject, custom headers)."""
+    cdef Py_ssize_t n, nn
+    cdef const unsigned char* s
+    cdef const unsigned char* nm
+    _check_value(name, value)
+    nm = _utf8(name, name, &nn)
+    s = _utf8(value, name, &n)
+    _put(o, <const char*>nm, nn)
+    _putc(o, b":")
+    if _plain_ascii(s, n) and _fold(NULL, s, n, nn + 1) <= FOLD_AT:
+        _fold(o, s, n, nn + 1)
+    else:
+        _w_words_after(o, s, n, nn + 1)
+    _crlf(o)
+    return 0
+
+
+
+cdef str _quote_display(str display):
+    """A display name as a quoted string when it holds RFC 5322 specials."""
+    cdef Py_UCS4 ch
+    for ch in display:
+        if ch in SPECIALS:
+            return '"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return display
+
+
+cdef Address _w_mailbox(_Out* o, str name, str display, str address):
+    """``Name: Display <local@domain>`` CRLF; returns the checked address.
+
+    A plain ASCII display name goes out as it is (quoted when it holds
+    specials); any other as encoded words, one per continuation line.
+    """
+    cdef Py_ssize_t n, nn, qn
+    cdef const unsigned char* s
+    cdef const unsigned char* q
+    cdef const unsigned char* nm
+    cdef Address addr
+    cdef bytes plain
+    cdef str quoted
+    _check_value(name, display)
+    _check_value(name, address)
+    try:
+        addr = _parse_address(address)
+    except AddressError as exc:
+        raise HeaderError(f"header {name}: {exc.message}", field=name) from None
+    display = display.strip()
+    nm = _utf8(name, name, &nn)
+    _put(o, <const char*>nm, nn)
+    _putc(o, b":")
+    if not display:
+        _putc(o, b" ")
+        _put_bytes(o, addr._utf8)
+        _crlf(o)
+        return addr
+    s = _utf8(display, name, &n)
+    if _plain_ascii(s, n):
+        quoted = _quote_display(display)
+        q = _utf8(quoted, name, &qn)
+        if _fold(NULL, q, qn, nn + 1) <= FOLD_AT:
+            plain = (<const char*>q)[:qn] + b" <" + addr._utf8 + b">"
+            _fold(o, <const unsigned char*>PyBytes_AS_STRING(plain), PyBytes_GET_SIZE(plain), nn + 1)
+            _crlf(o)
+            return addr
+    _w_words_after(o, s, n, nn + 1)
+    _put_bytes(o, b"\r\n <")
+    _put_bytes(o, addr._utf8)
+    _put_bytes(o, b">\r\n")
+    return addr
+
+
+# --------------------------------------------------------------------------
+# Addresses
+
+
+_LABEL_RE = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+cdef class Address:
+    """A checked address: ``local@domain`` with the domain in IDNA form."""
+
+    def __init__(self, str local not None, str domain not None, bint smtputf8=False):
+        self.local = local
+        self.domain = domain
+        self.smtputf8 = smtputf8
+        self._text = local + "@" + domain
+        self._utf8 = self._text.encode("utf-8")
+
+    def __str__(self):
+        return self._text
+
+    def __repr__(self):
+        return f"Address({self._text!r})"
+
+    def __eq__(self, other):
+        if isinstance(other, Address):
+            return self._text == (<Address>other)._text
+        return NotImplemented
+
+    def __hash__(self):
+        return hash(self._text)
+
+
+# IDNA encoding (nameprep, punycode) is pure Python and costs some 25 us a
+# domain, while a list holds few distinct domains: remember the last ones.
+cdef dict _IDNA_CACHE = {}
+cdef Py_ssize_t IDNA_CACHE_SIZE = 4096
+
+
+cdef str _idna_encode(str d, str domain):
+    cdef object hit = _IDNA_CACHE.get(d)
+    if hit is not None:
+        return <str>hit
+    try:
+        out = d.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise AddressError(f"domain {domain!r} cannot be IDNA-encoded: {exc}") from None
+    if len(_IDNA_CACHE) >= IDNA_CACHE_SIZE:
+        _IDNA_CACHE.clear()
+    _IDNA_CACHE[d] = out
+    return out
+
+
+cdef str _idna_domain(str domain):
+    """``domain`` lower-cased, in IDNA (xn--) form; AddressError naming the fault."""
+    cdef str d = domain.strip().rstrip(".").lower()
+    cdef Py_ssize_t n, i, labels = 1, size = 0
+    cdef Py_UCS4 ch, prev = u"."
+    cdef bint ok = True
+    if not d:
+        raise AddressError("empty domain")
+    if not d.isascii():
+        d = _idna_encode(d, domain)
+    n = len(d)
+    # Fast check of every label against _LABEL_RE; the slow path below only
+    # runs to name the fault.
+    for ch in d:
+        if ch == u".":
+            if size == 0 or prev == u"-":
+                ok = False
+            labels += 1
+            size = 0
+        elif (u"a" <= ch <= u"z") or (u"0" <= ch <= u"9") or ch == u"-":
+            if ch == u"-" and size == 0:
+                ok = False
+            size += 1
+            if size > 63:
+                ok = False
+        else:
+            ok = False
+        prev = ch
+    if size == 0 or prev == u"-":
+        ok = False
+    if labels < 2 or n > 253:
+        raise AddressError(f"domain {domain!r} is not a fully qualified host name")
+    if not ok:
+        for label in d.split("."):
+            if not _LABEL_RE.fullmatch(label):
+                raise AddressError(f"domain {domain!r} has an invalid label {label!r}")
+        raise AddressError(f"domain {domain!r} is invalid")  # not reached
+    return d
+
+
+cdef Address _parse_address(str text):
+    """Check a bare ``local@domain`` address; AddressError naming the fault."""
+    cdef str addr = text.strip()
+    cdef str local, dom
+    cdef Py_ssize_t at, size = 0
+    cdef Py_UCS4 ch
+    cdef bint dot = True, ok = True, ascii = True
+    cdef Address a
+    if not addr:
+        raise AddressError("empty address")
+    if "\r" in addr or "\n" in addr or "\x00" in addr:
+        raise AddressError(f"address {addr!r} holds a control character")
+    at = addr.rfind("@")
+    if at < 0:
+        raise AddressError(f"address {addr!r} has no @")
+    if at == 0:
+        raise AddressError(f"address {addr!r} has no local part (nothing before the @)")
+    local = addr[:at]
+    # Dot-atom (RFC 5322 3.4.1) over atext plus non-ASCII (RFC 6532 3.2);
+    # surrogates, C1 controls and the Unicode line separators are refused.
+    for ch in local:
+        if ch == u".":
+            if dot:
+                ok = False
+            dot = True
+            size += 1
+            continue
+        dot = False
+        if ch < 128:
+            size += 1
+            if not ATEXT[ch]:
+                ok = False
+        else:
+            ascii = False
+            size += 2 if ch < 0x800 else (3 if ch < 0x10000 else 4)
+            if ch < 0xA0 or 0xD800 <= ch <= 0xDFFF or ch == 0x2028 or ch == 0x2029:
+                ok = False
+    if dot:
+        ok = False
+    if size > 64:
+        raise AddressError(f"address {addr!r}: local part longer than 64 octets")
+    if not ok:
+        raise AddressError(f"address {addr!r}: invalid local part")
+    try:
+        dom = _idna_domain(addr[at + 1:])
+    except AddressError as exc:
+        raise AddressError(f"address {addr!r}: {exc.message}") from None
+    a = Address.__new__(Address)
+    a.local = local
+    a.domain = dom
+    a.smtputf8 = not ascii
+    a._text = local + "@" + dom
+    a._utf8 = a._text.encode("utf-8")
+    return a
+
+
+def split_mailbox(str text not None):
+    """Split ``Display Name <addr>`` (or a bare address) into its two parts."""
+    cdef str t = text.strip()
+    cdef str name, rest
+    if t.endswith(">") and "<" in t:
+        name, _, rest = t.rpartition("<")
+        name = name.strip()
+        if len(name) >= 2 and name[0] == name[len(name) - 1] == '"':
+            name = name[1:len(name) - 1].replace('\\"', '"').replace("\\\\", "\\")
+        return name, rest[:len(rest) - 1].strip()
+    return "", t
+
+
+# --------------------------------------------------------------------------
+# Bodies
+
+
+cdef bint _seven_bit_ok(const unsigned char* s, Py_ssize_t n) noexcept nogil:
+    """True when ``s`` may go out as 7bit: printable ASCII and tabs, lines of
+    at most MAX_LINE octets, no white space before a line end (relays strip
+    it), and no ``=_mf`` (which starts every boundary)."""
+    cdef Py_ssize_t i, col = 0
+    cdef unsigned char c, prev = 0
+    for i in range(n):
+        c = s[i]
+        if c == 13 or c == 10:
+            if prev == 32 or prev == 9:
+                return False
+            col = 0
+        elif (c < 32 and c != 9) or c > 126:
+            return False
+        else:
+            col += 1
+            if col > MAX_LINE:
+                return False
+            if c == 61 and n - i > 3 and s[i + 1] == 95 and s[i + 2] == 109 and s[i + 3] == 102:
+                return False
+        prev = c
+    return not (prev == 32 or prev == 9)
+
+
+cdef int _w_crlf(_Out* o, const unsigned char* s, Py_ssize_t n) except -1:
+    """Append ``s`` with CR, LF and CRLF all written as CRLF, ending in CRLF."""
+    cdef Py_ssize_t i = 0, end
+    cdef unsigned char c
+    cdef char* w
+    while i < n:
+        end = i + 4096 if n - i > 4096 else n
+        # each input byte becomes at most two output bytes
+        _reserve(o, 2 * (end - i))
+        w = o.data + o.len
+        while i < end:
+            c = s[i]
+            if c == 10:
+                w[0] = 13
+                w[1] = 10
+                w += 2
+            elif c == 13:
+                w[0] = 13
+                w[1] = 10
+                w += 2
+                if i + 1 < n and s[i + 1] == 10:
+                    i += 1
+                    if i == end:
+                        end += 1
+            else:
+                w[0] = <char>c
+                w += 1
+            i += 1
+        o.len = w - o.data
+    if n == 0 or (s[n - 1] != 10 and s[n - 1] != 13):
+        _crlf(o)
+    return 0
+
+
+cdef int _w_qp(_Out* o, const unsigned char* s, Py_ssize_t n) except -1:
+    """Append ``s`` quoted-printable (RFC 2045 6.7), ending in CRLF.
+
+    CR, LF and CRLF become hard line breaks (CRLF); soft breaks keep every
+    line at most 76 characters; a space or tab before a line end, and a
+    ``.`` or ``From `` starting a line, are encoded so no relay or mbox
+    writer can alter the text.
+    """
+    cdef Py_ssize_t i = 0, j, stop, end, col = 0, need
+    cdef unsigned char c, k
+    cdef bint enc
+    cdef char* w
+    while i < n:
+        end = i + 1024 if n - i > 1024 else n
+        # Bound for this block of b = end - i input bytes: each byte becomes
+        # at most 3 output bytes; a soft break (3 bytes) follows at least 73
+        # output bytes, so at most 3 * (3b / 73 + 1) <= b / 8 + 3 of them.
+        _reserve(o, 3 * (end - i) + (end - i) // 8 + 16)
+        w = o.data + o.len
+        while i < end:
+            if col > 0:
+                # Fast path: a run of bytes that go out as they are (any
+                # space or tab in it is followed by more text on the line),
+                # as long as the line has room.  j < stop <= end <= n, and
+                # j + 1 < n is checked before s[j + 1] is read.
+                stop = i + (75 - col)
+                if stop > end:
+                    stop = end
+                j = i
+                while j < stop:
+                    k = QP_CLASS[s[j]]
+                    if k == 0 or (k == 2 and j + 1 < n and QP_CLASS[s[j + 1]] != 3):
+                        j += 1
+                    else:
+                        break
+                if j > i:
+                    memcpy(w, s + i, <size_t>(j - i))
+                    w += j - i
+                    col += j - i
+                    i = j
+                    continue
+            c = s[i]
+            k = QP_CLASS[c]
+            if k == 3:
+                w[0] = 13
+                w[1] = 10
+                w += 2
+                col = 0
+                if c == 13 and i + 1 < n and s[i + 1] == 10:
+                    i += 1
+                    if i == end:
+                        end += 1
+                i += 1
+                continue
+            enc = k == 1
+            if k == 2:
+                enc = i + 1 == n or s[i + 1] == 13 or s[i + 1] == 10
+            elif col == 0 and k == 0:
+                enc = c == 46 or (
+                    c == 70 and n - i > 4 and s[i + 1] == 114 and s[i + 2] == 111
+                    and s[i + 3] == 109 and s[i + 4] == 32
+                )
+            need = 3 if enc else 1
+            if col + need > 75:
+                w[0] = 61
+                w[1] = 13
+                w[2] = 10
+                w += 3
+                col = 0
+                continue  # this byte again, now at the start of a line
+            if enc:
+                w[0] = 61
+                w[1] = HEX[c >> 4]
+                w[2] = HEX[c & 15]
+                w += 3
+            else:
+                w[0] = <char>c
+                w += 1
+            col += need
+            i += 1
+        o.len = w - o.data
+    if n == 0 or (s[n - 1] != 10 and s[n - 1] != 13):
+        _crlf(o)
+    return 0
+
+
+cdef int _w_text_part(_Out* o, bytes body, bytes subtype) except -1:
+    """A text leaf: Content-Type, Content-Transfer-Encoding, blank line, body."""
+    cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(body)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(body)
+    _put_bytes(o, b"Content-Type: text/")
+    _put_bytes(o, subtype)
+    if _seven_bit_ok(s, n):
+        _put_bytes(o, b"; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n")
+        _w_crlf(o, s, n)
+    else:
+        _put_bytes(o, b"; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
+        _w_qp(o, s, n)
+    return 0
+
+
+cdef inline int _w_delim(_Out* o, const char* kind, bytes token, bint close) except -1:
+    """CRLF ``--=_mf<kind><token>`` [``--``] CRLF (RFC 2046 5.1.1)."""
+    _put_bytes(o, b"\r\n--=_mf")
+    _put(o, kind, 1)
+    _put_bytes(o, token)
+    if close:
+        _put_bytes(o, b"--\r\n")
+    else:
+        _crlf(o)
+    return 0
+
+
+cdef int _w_multipart_head(_Out* o, bytes ctype, const char* kind, bytes token) except -1:
+    """The multipart's header, the blank line and its first delimiter."""
+    _put_bytes(o, ctype)
+    _put_bytes(o, b";\r\n boundary=\"=_mf")
+    _put(o, kind, 1)
+    _put_bytes(o, token)
+    _put_bytes(o, b"\"\r\n\r\n--=_mf")
+    _put(o, kind, 1)
+    _put_bytes(o, token)
+    _crlf(o)
+    return 0
+
+
+cdef int _w_html_node(_Out* o, bytes html, tuple inline, bytes token) except -1:
+    """The HTML part, inside multipart/related with its images when it has any."""
+    cdef Attachment part
+    if not inline:
+        return _w_text_part(o, html, b"html")
+    _w_multipart_head(o, b'Content-Type: multipart/related; type="text/html"', b"r", token)
+    _w_text_part(o, html, b"html")
+    for part in inline:
+        _w_delim(o, b"r", token, False)
+        _put_bytes(o, part._part)
+    _w_delim(o, b"r", token, True)
+    return 0
+
+
+cdef int _w_body(_Out* o, bytes text, bytes html, tuple inline, tuple attachments,
+                 bytes token) except -1:
+    """The message's top entity: its Content-Type header, blank line and body."""
+    cdef Attachment part
+    if attachments:
+        _w_multipart_head(o, b"Content-Type: multipart/mixed", b"m", token)
+    if text is not None and html is not None:
+        _w_multipart_head(o, b"Content-Type: multipart/alternative", b"a", token)
+        _w_text_part(o, text, b"plain")
+        _w_delim(o, b"a", token, False)
+        _w_html_node(o, html, inline, token)
+        _w_delim(o, b"a", token, True)
+    elif html is not None:
+        _w_html_node(o, html, inline, token)
+    else:
+        _w_text_part(o, text, b"plain")
+    if attachments:
+        for part in attachments:
+            _w_delim(o, b"m", token, False)
+            _put_bytes(o, part._part)
+        _w_delim(o, b"m", token, True)
+    return 0
+
+
+# --------------------------------------------------------------------------
+# Attachments
+
+
+_CTYPE_RE = re.compile(r"[a-z0-9!#$&^_.+\-]{1,64}/[a-z0-9!#$&^_.+\-]{1,64}")
+_CID_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.@\-]{1,200}")
+_ATTR_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$&+-.^_`|~")
+
+
+cdef str _rfc2231(str value):
+    """``value`` as RFC 2231 ``*=`` parameter text (utf-8, percent-encoded)."""
+    return "".join(chr(b) if b in _ATTR_CHARS else f"%{b:02X}" for b in value.encode("utf-8"))
+
+
+cdef class Attachment:
+    """A file to attach (or, with ``cid``, an inline image for the HTML part).
+
+    The part is base64-encoded once, here; every message reuses it.
+    """
+
+    def __init__(self, bytes data not None, str filename="", str content_type=None, *,
+                 str cid=None):
+        cdef _Out o
+        cdef Py_ssize_t n
+        cdef const unsigned char* s
+        cdef str ctype, disp, pct, piece
+        cdef bint simple
+        cdef list pieces
+        cdef Py_ssize_t i, j
+        if filename is None:
+            filename = ""
+        ctype = "application/octet-stream" if content_type is None else content_type
+        _check_value("Content-Type", ctype)
+        _check_value("Content-Disposition", filename)
+        ctype = ctype.strip().lower()
+        if not _CTYPE_RE.fullmatch(ctype):
+            raise HeaderError(f"invalid attachment content type {ctype!r}", field="Content-Type")
+        if ctype.startswith(("multipart/", "message/")):
+            raise HeaderError(
+                f"content type {ctype} cannot be sent as a base64 attachment",
+                field="Content-Type",
+            )
+        s = _utf8(filename, "Content-Disposition", &n)
+        if n > 255:
+            raise HeaderError("attachment file name longer than 255 octets",
+                              field="Content-Disposition")
+        if cid is not None:
+            _check_value("Content-ID", cid)
+            if not _CID_RE.fullmatch(cid):
+                raise HeaderError(f"invalid Content-ID {cid!r}", field="Content-ID")
+        self.data = data
+        self.filename = filename
+        self.content_type = ctype
+        self.cid = cid
+        simple = 0 < n <= 60 and _plain_ascii(s, n)
+        disp = "inline" if cid is not None else "attachment"
+        head = [f"Content-Type: {ctype}"]
+        if simple:
+            quoted = filename.replace("\\", "\\\\").replace('"', '\\"')
+            head[0] += f'; name="{quoted}"'
+            disp += f';\r\n filename="{quoted}"'
+        elif n:
+            pct = _rfc2231(filename)
+            if len(pct) <= 60:
+                disp += f";\r\n filename*=utf-8''{pct}"
+            else:
+                # RFC 2231 3: continuations, never splitting a %XX escape.
+                pieces = []
+                i = 0
+                while i < len(pct):
+                    j = i + 60 if i + 60 < len(pct) else len(pct)
+                    if j < len(pct):
+                        if pct[j - 1] == "%":
+                            j -= 1
+                        elif pct[j - 2] == "%":
+                            j -= 2
+                    pieces.append(pct[i:j])
+                    i = j
+                for i, piece in enumerate(pieces):
+                    disp += f";\r\n filename*{i}*={'utf-8' + chr(39) * 2 if i == 0 else ''}{piece}"
+        head.append("Content-Transfer-Encoding: base64")
+        if cid is not None:
+            head.append(f"Content-ID: <{cid}>")
+        head.append(f"Content-Disposition: {disp}")
+        o.data = NULL
+        o.len = o.cap = 0
+        try:
+            _put_bytes(&o, ("\r\n".join(head) + "\r\n\r\n").encode("ascii"))
+            _w_b64_lines(&o, <const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+            self._part = PyBytes_FromStringAndSize(o.data, o.len)
+        finally:
+            PyMem_Free(o.data)
+
+    @property
+    def part(self):
+        """The encoded body part: headers, blank line, base64 lines."""
+        return self._part
+
+    def __repr__(self):
+        what = f"cid={self.cid!r}" if self.cid is not None else f"filename={self.filename!r}"
+        return f"Attachment({what}, {self.content_type}, {len(self.data)} bytes)"
+
+
+# --------------------------------------------------------------------------
+# Messages
+
+
+_UNSUB_RE = re.compile(r"[ \t]*<[^<>]*>[ \t]*(?:,[ \t]*<[^<>]*>[ \t]*)*")
+_URI_RE = re.compile(r"<([^<>]*)>")
+_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:\S")
+# Kept as they are in a URI: unreserved, reserved and "%" (escapes already made).
+_URI_SAFE = "!#$%&'()*+,/:;=?@[]~"
+
+
+cdef int _check_token(str value, str field, Py_ssize_t lo, Py_ssize_t hi, str extra) except -1:
+    """``value`` is lo..hi printable ASCII characters, none of them in ``extra``."""
+    cdef Py_UCS4 ch
+    if not (lo <= len(value) <= hi):
+        raise HeaderError(f"header {field}: invalid value {value!r}", field=field)
+    for ch in value:
+        if ch < 32 or ch > 126 or ch in extra:
+            _check_value(field, value)
+            raise HeaderError(f"header {field}: invalid value {value!r}", field=field)
+    return 0
+
+
+cdef class MessageBuilder:
+    """Assembles finished messages for one job.
+
+    Everything the same for every recipient is encoded once here: the From
+    line when ``sender`` is given, Reply-To, MIME-Version, the custom
+    ``headers`` (name, value pairs or a mapping), the ``attachments``
+    (multipart/mixed) and the ``inline`` images (multipart/related beside
+    the HTML part; each an :class:`Attachment` with a ``cid``).
+    """
+
+    def __init__(self, *, str sender=None, str reply_to=None, headers=(), attachments=(),
+                 inline=()):
+        cdef _Out o
+        cdef Address ra
+        cdef Attachment part
+        cdef str name, value, display, address
+        cdef set cids = set()
+        o.data = NULL
+        o.len = o.cap = 0
+        if hasattr(headers, "items"):
+            headers = headers.items()
+        try:
+            if sender is not None:
+                display, address = split_mailbox(sender)
+                self.sender = _w_mailbox(&o, "From", display, address)
+                self._from_line = PyBytes_FromStringAndSize(o.data, o.len)
+                o.len = 0
+            if reply_to is not None:
+                display, address = split_mailbox(reply_to)
+                ra = _w_mailbox(&o, "Reply-To", display, address)
+                self.has_reply_to_utf8 = ra.smtputf8
+            _put_bytes(&o, b"MIME-Version: 1.0\r\n")
+            for name, value in headers:
+                _check_name(name)
+                if name.lower() in RESERVED:
+                    raise HeaderError(f"header {name} is set by Mailsflux itself", field=name)
+                _w_unstructured(&o, name, value)
+            self._static = PyBytes_FromStringAndSize(o.data, o.len)
+        finally:
+            PyMem_Free(o.data)
+        self._parts_size = 0
+        for part in attachments:
+            if part.cid is not None:
+                raise ConfigError(f"attachment {part.filename!r} has a cid: pass it as inline")
+            self._parts_size += len(part._part) + 100
+        for part in inline:
+            if part.cid is None:
+                raise ConfigError(f"inline image {part.filename!r} needs a cid")
+            if part.cid in cids:
+                raise HeaderError(f"Content-ID <{part.cid}> used twice", field="Content-ID")
+            cids.add(part.cid)
+            self._parts_size += len(part._part) + 100
+        self._attachments = tuple(attachments)
+        self._inline = tuple(inline)
+        self._unsub = None
+
+    cdef int _w_unsubscribe(self, _Out* o, str value) except -1:
+        """List-Unsubscribe (RFC 2369), plus List-Unsubscribe-Post (RFC 8058)
+        when one of the URIs is https.  Non-ASCII, spaces and controls in a
+        URI are percent-encoded (as UTF-8, RFC 3987 3.1)."""
+        cdef tuple cached = self._unsub
+        cdef list uris = []
+        cdef str u
+        cdef bytes line
+        cdef bint post = False
+        if cached is not None and cached[0] == value:
+            _put_bytes(o, cached[1])
+            return 0
+        _check_value("List-Unsubscribe", value)
+        if not _UNSUB_RE.fullmatch(value):
+            raise HeaderError(
+                "header List-Unsubscribe: expected one or more <URI> separated by commas",
+                field="List-Unsubscribe",
+            )
+        for u in _URI_RE.findall(value):
+            u = u.strip()
+            if not _SCHEME_RE.match(u):
+                raise HeaderError(
+                    f"header List-Unsubscribe: {u!r} is not an absolute URI",
+                    field="List-Unsubscribe",
+                )
+            try:
+                u = _url_quote(u, safe=_URI_SAFE)
+            except UnicodeError:
+                raise HeaderError(
+                    "header List-Unsubscribe holds a character that cannot be encoded",
+                    field="List-Unsubscribe",
+                ) from None
+            if len(u) > MAX_URI:
+                raise HeaderError(
+                    f"header List-Unsubscribe: a URI longer than {MAX_URI} characters",
+                    field="List-Unsubscribe",
+                )
+            if u[:6].lower() == "https:":
+                post = True
+            uris.append(f"<{u}>")
+        cdef _Out h
+        h.data = NULL
+        h.len = h.cap = 0
+        try:
+            joined = ", ".join(uris).encode("ascii")
+            _put_bytes(&h, b"List-Unsubscribe:")
+            _fold(&h, <const unsigned char*>PyBytes_AS_STRING(joined), len(joined), 16)
+            _crlf(&h)
+            if post:
+                _put_bytes(&h, b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+            line = PyBytes_FromStringAndSize(h.data, h.len)
+        finally:
+            PyMem_Free(h.data)
+        self._unsub = (value, line)
+        _put_bytes(o, line)
+        return 0
+
+    def build(self, *, str to not None, str subject not None, str date not None,
+              str message_id not None, bytes text=None, bytes html=None, str to_name=None,
+              str sender=None, str list_unsubscribe=None, str boundary=""):
+        """One finished message.
+
+        Returns ``(data, mail_from, rcpt_to, smtputf8)``: the message bytes,
+        the From and To addresses (domains in IDNA form) and whether SMTPUTF8
+        is needed (a non-ASCII local part in From, To or Reply-To).
+        ``boundary`` is a token (letters, digits, ``._-``, at most 64) that
+        makes the multipart boundaries; ``sender`` overrides the static From.
+        """
+        cdef _Out o
+        cdef Address frm, rcpt
+        cdef str display, address
+        cdef bytes token
+        if text is None and html is None:
+            raise ConfigError("a message needs a text or an HTML body")
+        if self._inline and html is None:
+            raise ConfigError("inline images need an HTML body")
+        _check_token(date, "Date", 1, 100, "")
+        _check_token(message_id, "Message-ID", 3, 250, " <>")
+        if "@" not in message_id:
+            raise HeaderError(f"header Message-ID: invalid value {message_id!r}",
+                              field="Message-ID")
+        if boundary is None:
+            boundary = ""
+        _check_token(boundary, "Content-Type", 0, MAX_TOKEN, " !\"#$%&'()*+,/:;<=>?@[\\]^`{|}~")
+        token = boundary.encode("ascii")
+        o.data = NULL
+        o.len = o.cap = 0
+        try:
+            _reserve(&o, 1024 + PyBytes_GET_SIZE(self._static) + self._parts_size
+                     + (len(text) * 9 // 8 if text is not None else 0)
+                     + (len(html) * 9 // 8 if html is not None else 0))
+            if sender is not None:
+                display, address = split_mailbox(sender)
+                frm = _w_mailbox(&o, "From", display, address)
+            elif self._from_line is not None:
+                _put_bytes(&o, self._from_line)
+                frm = self.sender
+            else:
+                raise HeaderError("a message needs a From address", field="From")
+            rcpt = _w_mailbox(&o, "To", to_name if to_name is not None else "", to)
+            _w_unstructured(&o, "Subject", subject)
+            _put_bytes(&o, b"Date: ")
+            _put_bytes(&o, date.encode("ascii"))
+            _put_bytes(&o, b"\r\nMessage-ID: <")
+            _put_bytes(&o, message_id.encode("ascii"))
+            _put_bytes(&o, b">\r\n")
+            if list_unsubscribe is not None:
+                self._w_unsubscribe(&o, list_unsubscribe)
+            _put_bytes(&o, self._static)
+            _w_body(&o, text, html, self._inline, self._attachments, token)
+            data = PyBytes_FromStringAndSize(o.data, o.len)
+        finally:
+            PyMem_Free(o.data)
+        return (data, frm._text, rcpt._text,
+                frm.smtputf8 or rcpt.smtputf8 or self.has_reply_to_utf8)
+
+    @property
+    def attachments(self):
+        return self._attachments
+
+    @property
+    def inline(self):
+        return self._inline
+
+
+# --------------------------------------------------------------------------
+# Python API (also what the tests and the fuzzer drive)
+
+
+def check_value(str name not None, str value not None):
+    """Refuse a header value holding CR or LF (or NUL), naming the header."""
+    _check_value(name, value)
+
+
+def check_name(str name not None):
+    """Refuse a header field name that is not printable ASCII without colon."""
+    _check_name(name)
+
+
+def encoded_words(str text not None, first_room):
+    """RFC 2047 base64 encoded words, split between characters, never inside one.
+
+    ``first_room`` is how many columns the first word may take (20 to 75).
+    """
+    cdef _Out o
+    cdef Py_ssize_t n
+    cdef const unsigned char* s = _utf8(text, "(value)", &n)
+    cdef Py_ssize_t room = 75 if first_room > 75 else (20 if first_room < 20 else first_room)
+    o.data = NULL
+    o.len = o.cap = 0
+    try:
+        _w_words(&o, s, n, room)
+    except BaseException:
+        PyMem_Free(o.data)
+        raise
+    out = _take_str(&o)
+    return out.split("\r\n ") if out else []
+
+
+def fold(str name not None, str value not None):
+    """``Name: value`` folded before spaces so lines stay near 78 columns."""
+    cdef _Out o
+    cdef Py_ssize_t n, nn
+    cdef const unsigned char* s
+    cdef const unsigned char* nm
+    _check_name(name)
+    _check_value(name, value)
+    nm = _utf8(name, name, &nn)
+    s = _utf8(value, name, &n)
+    o.data = NULL
+    o.len = o.cap = 0
+    try:
+        _put(&o, <const char*>nm, nn)
+        _putc(&o, b":")
+        _fold(&o, s, n, nn + 1)
+    except BaseException:
+        PyMem_Free(o.data)
+        raise
+    return _take_str(&o)
+
+
+def encode_unstructured(str name not None, str value not None):
+    """``Name: value`` for an unstructured header (Subject, custom headers)."""
+    cdef _Out o
+    _check_name(name)
+    o.data = NULL
+    o.len = o.cap = 0
+    try:
+        _w_unstructured(&o, name, value)
+    except BaseException:
+        PyMem_Free(o.data)
+        raise
+    o.len -= 2  # no final CRLF
+    return _take_str(&o)
+
+
+def format_mailbox(str name not None, str display not None, str address not None):
+    """``(Name: "Display" <addr>, Address)``, with the domain in IDNA form."""
+    cdef _Out o
+    cdef Address a
+    _check_name(name)
+    o.data = NULL
+    o.len = o.cap = 0
+    try:
+        a = _w_mailbox(&o, name, display, address)
+    except BaseException:
+        PyMem_Free(o.data)
+        raise
+    o.len -= 2
+    return _take_str(&o), a
+
+
+def parse_address(str text not None):
+    """Check a bare ``local@domain`` address; AddressError naming the fault."""
+    return _parse_address(text)
+
+
+def idna_domain(str domain not None):
+    """``domain`` lower-cased, in IDNA (xn--) form, or AddressError."""
+    return _idna_domain(domain)
+
+
+def crlf(bytes data not None):
+    """``data`` with CR, LF and CRLF all as CRLF, ending in CRLF."""
+    cdef _Out o
+    o.data = NULL
+    o.len = o.cap = 0
+    try:
+        _w_crlf(&o, <const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+    except BaseException:
+        PyMem_Free(o.data)
+        raise
+    return _take(&o)
+
+
+def quoted_printable(bytes data not None):
+    """``data`` quoted-printable (RFC 2045 6.7), line ends as CRLF."""
+    cdef _Out o
+    o.data = NULL
+    o.len = o.cap = 0
+    try:
+        _w_qp(&o, <const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+    except BaseException:
+        PyMem_Free(o.data)
+        raise
+    return _take(&o)
+
+
+def base64_lines(bytes data not None):
+    """``data`` base64-encoded in lines of 76 characters, each ending in CRLF."""
+    cdef _Out o
+    o.data = NULL
+    o.len = o.cap = 0
+    try:
+        _w_b64_lines(&o, <const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+    except BaseException:
+        PyMem_Free(o.data)
+        raise
+    return _take(&o)
+
+
+def text_part(bytes data not None, str subtype not None = "plain"):
+    """A text leaf part: Content-Type, Content-Transfer-Encoding, blank line, body."""
+    cdef _Out o
+    if subtype not in ("plain", "html"):
+        raise ValueError("subtype must be 'plain' or 'html'")
+    o.data = NULL
+    o.len = o.cap = 0
+    try:
+        _w_text_part(&o, data, b"plain" if subtype == "plain" else b"html")
+    except BaseException:
+        PyMem_Free(o.data)
+        raise
+    return _take(&o)

@@ -1,0 +1,560 @@
+# cython: language_level=3
+"""Compiled DKIM canonicalization (RFC 6376 section 3.4) and body hashing.
+
+Everything here runs over the message bytes through raw pointers: the message
+is normalized to CRLF once, its header fields are located as offsets in a C
+array (no per-line Python objects), the body is canonicalized into one C
+buffer that hashlib (OpenSSL SHA-256) hashes through a zero-copy memoryview,
+and the header fields a signature covers are canonicalized into one ``bytes``.
+
+Line model: :func:`normalize_crlf` makes the message what SMTP carries (lone
+CR or LF -> CRLF, final CRLF added), so every line of a :class:`Message` ends
+in CRLF.  The canonicalizers themselves accept any bytes: there, only CRLF
+ends a line and a lone CR or LF is ordinary data.  WSP is SP or HTAB.
+
+Index safety: all hot loops index ``const unsigned char *`` pointers, which
+Cython never bounds-checks; each loop states the invariant that keeps it in
+bounds, and the functions carry ``boundscheck(False)``/``wraparound(False)``
+individually (never file-wide) so that stays true if a loop is ever rewritten
+over a typed memoryview.
+"""
+
+cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.string cimport memchr, memcpy
+
+from hashlib import sha256 as _sha256
+
+from mailsflux.errors import DKIMError
+
+
+cdef extern from "Python.h":
+    object PyMemoryView_FromMemory(char *mem, Py_ssize_t size, int flags)
+    int PyBUF_READ
+
+
+cdef enum:
+    CR = 13
+    LF = 10
+    SP = 32
+    HT = 9
+    COLON = 58
+
+# Above this many body bytes the canonicalizer releases the GIL.
+cdef Py_ssize_t NOGIL_BODY = 1 << 16
+
+# c= tag values (RFC 6376 section 3.5) -> True for "relaxed".
+_CANON = {"simple": False, "relaxed": True}
+
+
+cdef class Policy:
+    """The ``c=`` tag parsed once: ``"relaxed/simple"`` -> header relaxed, body simple.
+
+    Per RFC 6376 section 3.5, a value without ``/`` names the header
+    algorithm and the body algorithm defaults to ``simple``.
+    """
+
+    def __init__(self, str value not None):
+        parts = value.strip().lower().split("/")
+        if len(parts) == 1:
+            parts.append("simple")
+        if len(parts) != 2 or parts[0] not in _CANON or parts[1] not in _CANON:
+            raise DKIMError(
+                f"canonicalization {value!r}: expected 'header/body' with each "
+                "'relaxed' or 'simple'",
+                field="canonicalization",
+            )
+        self.header = parts[0]
+        self.body = parts[1]
+        self.header_relaxed = _CANON[self.header]
+        self.body_relaxed = _CANON[self.body]
+        self.value = f"{self.header}/{self.body}"
+
+    def __repr__(self):
+        return f"Policy({self.value!r})"
+
+    def __eq__(self, other):
+        return isinstance(other, Policy) and (<Policy>other).value == self.value
+
+    def __hash__(self):
+        return hash(self.value)
+
+
+# --------------------------------------------------------------------------
+# Line endings
+# --------------------------------------------------------------------------
+
+cdef bint _is_normal(const unsigned char *p, Py_ssize_t n) noexcept nogil:
+    """Every LF preceded by CR, every CR followed by LF, ends in CRLF (or empty)."""
+    cdef const unsigned char *end = p + n
+    cdef const unsigned char *q = p
+    cdef Py_ssize_t lfs = 0, crs = 0
+    if n == 0:
+        return True
+    if n < 2 or p[n - 1] != LF:
+        return False
+    while True:  # invariant: p <= q <= end; memchr reads [q, end)
+        q = <const unsigned char *>memchr(q, LF, end - q)
+        if q == NULL:
+            break
+        if q == p or (q - 1)[0] != CR:  # (q - 1) >= p: q == p is tested first
+            return False
+        lfs += 1
+        q += 1
+    q = p
+    while True:
+        q = <const unsigned char *>memchr(q, CR, end - q)
+        if q == NULL:
+            break
+        crs += 1
+        q += 1
+    # Each LF has its CR, so equal counts leave no CR without an LF.
+    return crs == lfs
+
+
+@cython.boundscheck(False)  # invariant: i < n reads p; m <= 2 * i <= 2 * n, +2 at the end
+@cython.wraparound(False)
+cpdef bytes normalize_crlf(bytes data):
+    """``data`` as SMTP will carry it: lone CR and lone LF become CRLF, and a
+    non-empty message gets a final CRLF if it lacks one.
+
+    This is what aiosmtplib and smtplib do to a message before DATA, so a
+    signature made over the result survives transmission.  Returns ``data``
+    itself (no copy) when it is already normal.
+    """
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data), i = 0, m = 0
+    cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(data)
+    cdef unsigned char *buf
+    cdef unsigned char c
+    if _is_normal(p, n):
+        return data
+    buf = <unsigned char *>malloc(2 * n + 2)
+    if buf == NULL:
+        raise MemoryError()
+    try:
+        while i < n:
+            c = p[i]
+            i += 1
+            if c == CR:
+                if i < n and p[i] == LF:
+                    i += 1
+                buf[m] = CR
+                buf[m + 1] = LF
+                m += 2
+            elif c == LF:
+                buf[m] = CR
+                buf[m + 1] = LF
+                m += 2
+            else:
+                buf[m] = c
+                m += 1
+        if buf[m - 1] != LF:  # n > 0 here, so m > 0
+            buf[m] = CR
+            buf[m + 1] = LF
+            m += 2
+        return PyBytes_FromStringAndSize(<char *>buf, m)
+    finally:
+        free(buf)
+
+
+# --------------------------------------------------------------------------
+# The four canonicalizers.  Each writes into a caller-owned C buffer.
+# --------------------------------------------------------------------------
+
+# RFC 6376 section 3.4.1 -- header canonicalization "simple": the field is
+# not changed in any way (the caller appends the CRLF that ends it).
+cdef inline Py_ssize_t _header_simple(
+    const unsigned char *s, Py_ssize_t n, unsigned char *o
+) noexcept nogil:
+    memcpy(o, s, n)
+    return n
+
+
+# RFC 6376 section 3.4.2 -- header canonicalization "relaxed":
+#   lowercase the field name; unfold (delete CRLF immediately followed by
+#   WSP); turn every run of WSP into one SP; delete WSP at the end of the
+#   value; delete WSP before and after the colon that ends the name.
+# ``s[0:n]`` is one field without its final CRLF; a field with no colon is
+# all name.  Every input byte yields at most one output byte (a SP stands for
+# a run of at least one WSP that itself wrote nothing), so ``o`` needs ``n``.
+@cython.boundscheck(False)  # invariant: 0 <= i < n reads s; m <= i so o[m] < o+n
+@cython.wraparound(False)
+cdef Py_ssize_t _header_relaxed(
+    const unsigned char *s, Py_ssize_t n, unsigned char *o
+) noexcept nogil:
+    cdef Py_ssize_t i = 0, m = 0
+    cdef bint in_name = True, pending = False, value_started = False
+    cdef unsigned char c
+    while i < n:
+        c = s[i]
+        if c == CR and i + 2 < n and s[i + 1] == LF and (s[i + 2] == SP or s[i + 2] == HT):
+            i += 2  # unfold; the WSP that follows is handled as WSP
+            continue
+        i += 1
+        if c == SP or c == HT:
+            pending = True
+        elif in_name:
+            if c == COLON:
+                in_name = False
+                pending = False  # WSP before the colon is deleted
+                o[m] = c
+                m += 1
+            else:
+                if pending:
+                    o[m] = SP
+                    m += 1
+                    pending = False
+                if c >= 65 and c <= 90:
+                    c += 32
+                o[m] = c
+                m += 1
+        else:
+            if pending and value_started:  # WSP right after the colon is deleted
+                o[m] = SP
+                m += 1
+            pending = False
+            value_started = True
+            o[m] = c
+            m += 1
+    return m  # a trailing WSP run (``pending``) is dropped: end-of-value WSP
+
+
+# RFC 6376 section 3.4.3 -- body canonicalization "simple": ignore all empty
+# lines at the end of the body; if there is no body or no trailing CRLF, a
+# CRLF is added.  Returns the length ``e`` of the prefix of ``s`` that is
+# kept; the canonical body is ``s[:e]`` plus CRLF when ``e`` is 0 or
+# ``s[:e]`` does not end in CRLF (see :func:`_simple_needs_crlf`).  No copy.
+@cython.boundscheck(False)  # invariant: e >= 4 before reading s[e-4 .. e-1]
+@cython.wraparound(False)
+cdef Py_ssize_t _body_simple(const unsigned char *s, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t e = n
+    while e >= 4 and s[e - 1] == LF and s[e - 2] == CR and s[e - 3] == LF and s[e - 4] == CR:
+        e -= 2
+    return e
+
+
+cdef inline bint _simple_needs_crlf(const unsigned char *s, Py_ssize_t e) noexcept nogil:
+    return e < 2 or s[e - 2] != CR or s[e - 1] != LF
+
+
+# RFC 6376 section 3.4.4 -- body canonicalization "relaxed":
+#   ignore all WSP at the end of lines; reduce every run of WSP inside a line
+#   to one SP; ignore all empty lines at the end of the body; if the body is
+#   non-empty but does not end with CRLF, a CRLF is added.
+# Output length <= n + 2 (each byte yields at most one, plus a final CRLF);
+# returns the canonical length (the output up to the last non-empty line).
+@cython.boundscheck(False)  # invariant: i < n reads s (i+1 < n checked); m <= i + 2 <= n + 2
+@cython.wraparound(False)
+cdef Py_ssize_t _body_relaxed(
+    const unsigned char *s, Py_ssize_t n, unsigned char *o
+) noexcept nogil:
+    cdef Py_ssize_t i = 0, m = 0, keep = 0
+    cdef bint pending = False, content = False
+    cdef unsigned char c
+    while i < n:
+        c = s[i]
+        if c > SP:  # the common case: printable ASCII or 8-bit, never WSP/CR
+            if pending:
+                o[m] = SP
+                m += 1
+                pending = False
+            o[m] = c
+            m += 1
+            content = True
+            i += 1
+        elif c == SP or c == HT:
+            pending = True
+            i += 1
+        elif c == CR and i + 1 < n and s[i + 1] == LF:
+            pending = False  # WSP at the end of a line is ignored
+            o[m] = CR
+            o[m + 1] = LF
+            m += 2
+            i += 2
+            if content:
+                keep = m  # trailing empty lines stay beyond ``keep``
+            content = False
+        else:  # other control bytes, a lone CR, NUL: ordinary data
+            if pending:
+                o[m] = SP
+                m += 1
+                pending = False
+            o[m] = c
+            m += 1
+            content = True
+            i += 1
+    if content:
+        o[m] = CR
+        o[m + 1] = LF
+        m += 2
+        keep = m
+    return keep
+
+
+# --------------------------------------------------------------------------
+# Public helpers (used by tests, fuzzing and the signer)
+# --------------------------------------------------------------------------
+
+def canonicalize_body(bytes body not None, bint relaxed):
+    """The canonical form of ``body`` (CRLF line ends expected)."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(body), e
+    cdef const unsigned char *s = <const unsigned char *>PyBytes_AS_STRING(body)
+    if not relaxed:
+        e = _body_simple(s, n)
+        out = body[:e]
+        return out + b"\r\n" if _simple_needs_crlf(s, e) else out
+    out = PyBytes_FromStringAndSize(NULL, n + 2)
+    e = _body_relaxed(s, n, <unsigned char *>PyBytes_AS_STRING(out))
+    return out[:e]
+
+
+def canonicalize_header(bytes field not None, bint relaxed):
+    """The canonical form of one header field given without its final CRLF."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(field), m
+    if not relaxed:
+        return field
+    out = PyBytes_FromStringAndSize(NULL, n)
+    m = _header_relaxed(
+        <const unsigned char *>PyBytes_AS_STRING(field), n,
+        <unsigned char *>PyBytes_AS_STRING(out),
+    )
+    return out[:m]
+
+
+@cython.boundscheck(False)  # invariant: r + take <= n, w + take (+3) <= n + 3 * folds
+@cython.wraparound(False)
+def fold_value(bytes value not None, Py_ssize_t first, Py_ssize_t width):
+    """``value`` split by ``CRLF SP`` after ``first`` bytes, then every ``width`` bytes."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(value), folds, r = 0, take, w = 0
+    if first < 1 or width < 1:
+        raise ValueError("first and width must be positive")
+    if n <= first:
+        return value
+    folds = (n - first + width - 1) // width
+    out = PyBytes_FromStringAndSize(NULL, n + 3 * folds)
+    cdef const char *s = PyBytes_AS_STRING(value)
+    cdef char *o = PyBytes_AS_STRING(out)
+    take = first
+    while r < n:
+        if take > n - r:
+            take = n - r
+        if r:
+            o[w] = b"\r"
+            o[w + 1] = b"\n"
+            o[w + 2] = b" "
+            w += 3
+        memcpy(o + w, s + r, take)
+        w += take
+        r += take
+        take = width
+    return out
+
+
+cdef bytes _digest_buffer(unsigned char *buf, Py_ssize_t n, bint add_crlf):
+    """SHA-256 of ``buf[0:n]`` (+ CRLF), hashed in place through a memoryview."""
+    view = PyMemoryView_FromMemory(<char *>buf, n, PyBUF_READ)
+    try:
+        h = _sha256(view)
+    finally:
+        view.release()
+    if add_crlf:
+        h.update(b"\r\n")
+    return h.digest()
+
+
+cdef class Message:
+    """A message normalized to CRLF, with header fields located by offset.
+
+    ``data`` is the normalized message (the input object itself when it had
+    no bare LF).  The header section ends at the first empty line; without
+    one, the whole message is header and the body is empty.
+    """
+
+    def __cinit__(self, bytes data not None):
+        self.fields = NULL
+        self.nfields = 0
+        self.cap = 0
+        self.data = normalize_crlf(data)
+        self._parse()
+
+    def __dealloc__(self):
+        free(self.fields)
+
+    @cython.boundscheck(False)  # invariant: i < n before reading p[i]; lf is in [p+i, p+n)
+    @cython.wraparound(False)
+    cdef int _parse(self) except -1:
+        cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(self.data)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(self.data)
+        cdef Py_ssize_t i = 0, e, nxt
+        cdef const unsigned char *lf
+        cdef const unsigned char *colon
+        cdef Field *grown
+        self.body_start = n
+        while i < n:
+            if p[i] == CR and i + 1 < n and p[i + 1] == LF:
+                self.body_start = i + 2  # the empty line ends the header
+                break
+            lf = <const unsigned char *>memchr(p + i, LF, n - i)
+            if lf == NULL:
+                e = n  # last header line without CRLF, and no body
+                nxt = n
+            else:
+                e = (lf - p) - 1  # normalized: a CR precedes every LF
+                nxt = (lf - p) + 1
+            if (p[i] == SP or p[i] == HT) and self.nfields > 0:
+                self.fields[self.nfields - 1].end = e  # continuation line
+            else:
+                if self.nfields == self.cap:
+                    self.cap = self.cap * 2 if self.cap else 32
+                    grown = <Field *>realloc(self.fields, self.cap * sizeof(Field))
+                    if grown == NULL:
+                        raise MemoryError()
+                    self.fields = grown
+                colon = <const unsigned char *>memchr(p + i, COLON, e - i)
+                self.fields[self.nfields].start = i
+                self.fields[self.nfields].colon = -1 if colon == NULL else colon - p
+                self.fields[self.nfields].end = e
+                self.nfields += 1
+            i = nxt
+        return 0
+
+    @cython.boundscheck(False)  # invariant: j < n <= field name length before reading
+    @cython.wraparound(False)
+    cdef bint _matches(self, Py_ssize_t k, const unsigned char *name, Py_ssize_t n) noexcept:
+        """Field ``k``'s name (WSP before the colon ignored) equals lowercase ``name``."""
+        cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(self.data)
+        cdef Py_ssize_t s = self.fields[k].start, e = self.fields[k].colon, j
+        cdef unsigned char c
+        if e < 0:
+            return False
+        while e > s and (p[e - 1] == SP or p[e - 1] == HT):
+            e -= 1
+        if e - s != n:
+            return False
+        for j in range(n):
+            c = p[s + j]
+            if c >= 65 and c <= 90:
+                c += 32
+            if c != name[j]:
+                return False
+        return True
+
+    @property
+    def header_count(self):
+        """How many header fields the message has."""
+        return self.nfields
+
+    @property
+    def body(self):
+        """The (normalized, not canonicalized) body."""
+        return self.data[self.body_start:]
+
+    def counts(self, tuple names not None):
+        """How many fields each lowercase name in ``names`` (bytes) has."""
+        cdef Py_ssize_t k, c
+        cdef bytes name
+        out = []
+        for obj in names:
+            name = <bytes?>obj
+            c = 0
+            for k in range(self.nfields):
+                if self._matches(
+                    k, <const unsigned char *>PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name)
+                ):
+                    c += 1
+            out.append(c)
+        return tuple(out)
+
+    def header_hash_input(self, tuple names not None, bint relaxed, bytes signature=None):
+        """The bytes a signature's header hash covers (RFC 6376 section 3.7).
+
+        ``names`` is the ``h=`` list as lowercase bytes.  Each name takes the
+        last field of that name not yet taken (section 5.4.2: bottom-up); a
+        name with no field left contributes nothing.  Each field is
+        canonicalized and ends in CRLF.  ``signature``, if given, is the
+        DKIM-Signature field with an empty ``b=`` and no final CRLF; it is
+        canonicalized and appended without CRLF.
+        """
+        cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(self.data)
+        cdef unsigned char *used = NULL
+        cdef unsigned char *buf = NULL
+        cdef unsigned char *grown
+        cdef Py_ssize_t cap, m = 0, k, fn, sn = 0
+        cdef bytes name
+        if signature is not None:
+            sn = PyBytes_GET_SIZE(signature)
+        # Room for every field once (each is taken at most once) + CRLF each.
+        cap = self.body_start + 2 * self.nfields + sn + 2
+        buf = <unsigned char *>malloc(cap)
+        used = <unsigned char *>calloc(self.nfields + 1, 1)
+        if buf == NULL or used == NULL:
+            free(buf)
+            free(used)
+            raise MemoryError()
+        try:
+            for obj in names:
+                name = <bytes?>obj
+                k = self.nfields - 1
+                while k >= 0:
+                    if not used[k] and self._matches(
+                        k, <const unsigned char *>PyBytes_AS_STRING(name),
+                        PyBytes_GET_SIZE(name),
+                    ):
+                        used[k] = 1
+                        fn = self.fields[k].end - self.fields[k].start
+                        if relaxed:
+                            m += _header_relaxed(p + self.fields[k].start, fn, buf + m)
+                        else:
+                            m += _header_simple(p + self.fields[k].start, fn, buf + m)
+                        buf[m] = CR
+                        buf[m + 1] = LF
+                        m += 2
+                        break
+                    k -= 1
+            if signature is not None:
+                if relaxed:
+                    m += _header_relaxed(
+                        <const unsigned char *>PyBytes_AS_STRING(signature), sn, buf + m
+                    )
+                else:
+                    m += _header_simple(
+                        <const unsigned char *>PyBytes_AS_STRING(signature), sn, buf + m
+                    )
+            return PyBytes_FromStringAndSize(<char *>buf, m)
+        finally:
+            free(buf)
+            free(used)
+
+    def canonical_body(self, bint relaxed):
+        """The canonical body (a copy; the signer hashes without making one)."""
+        return canonicalize_body(self.data[self.body_start:], relaxed)
+
+    def body_hash(self, bint relaxed):
+        """SHA-256 of the canonical body (cached per canonicalization)."""
+        cached = self._bh_relaxed if relaxed else self._bh_simple
+        if cached is not None:
+            return cached
+        cdef unsigned char *s = <unsigned char *>PyBytes_AS_STRING(self.data) + self.body_start
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(self.data) - self.body_start, e
+        cdef unsigned char *buf
+        cdef bytes digest
+        if not relaxed:
+            e = _body_simple(s, n)
+            digest = _digest_buffer(s, e, _simple_needs_crlf(s, e))
+            self._bh_simple = digest
+            return digest
+        buf = <unsigned char *>malloc(n + 2)
+        if buf == NULL:
+            raise MemoryError()
+        try:
+            if n >= NOGIL_BODY:
+                with nogil:
+                    e = _body_relaxed(s, n, buf)
+            else:
+                e = _body_relaxed(s, n, buf)
+            digest = _digest_buffer(buf, e, False)
+        finally:
+            free(buf)
+        self._bh_relaxed = digest
+        return digest

@@ -1,0 +1,31 @@
+# Declarations for mailsflux.tracking._rewrite (compiled link rewriting and token signing).
+#
+# The HTML scanner records what to change as a list of _Edit spans over the
+# input (href values to replace, data-mf-notrack attributes to drop, the
+# pixel's insertion point); the rewriter then copies the input through,
+# replacing only those spans.
+
+from libc.stdint cimport uint32_t
+
+
+cdef struct _Edit:
+    Py_ssize_t start    # first byte of the span in the input
+    Py_ssize_t end      # end of the span (== start for an insertion)
+    int kind            # EDIT_HREF, EDIT_DROP or EDIT_PIXEL
+
+
+cdef struct _Edits:
+    _Edit* items        # PyMem_Realloc'd; NULL until the first append
+    Py_ssize_t len
+    Py_ssize_t cap
+
+
+from mailsflux._buffer cimport Buffer as _Out
+
+
+cdef class Rewriter:
+    cdef readonly bytes base        # b"https://t.example.com" (no trailing slash)
+    cdef readonly bytes key_id      # ASCII key id, written in clear before the "."
+    cdef bytes _own                 # base + b"/": our own URLs are never wrapped
+    cdef uint32_t _ist[8]           # HMAC inner midstate: SHA-256 after key ^ ipad
+    cdef uint32_t _ost[8]           # HMAC outer midstate: SHA-256 after key ^ opad

@@ -1,0 +1,141 @@
+"""Delivery: the scheduler, SMTP sessions, MX routing, throttles, shaping, bounce classification.
+
+A message that leaves composing reaches a :class:`Scheduler`, which queues it
+by destination site (an MX host set; with a relay, one site), waits for the
+throttles (:class:`LocalThrottles` in-process or :class:`RedisThrottles`
+shared), and sends batches over pipelined :class:`SMTPSession` connections.
+Replies are classified (:func:`classify`) and may slow a site down
+(:class:`Shaper`).
+
+Where mail for a domain goes, and which queue (site) it shares::
+
+    resolver = MXResolver()                          # or nameservers=[("127.0.0.1", 5353)]
+    route = await resolver.resolve("gmail.com")      # MX hosts by preference, with addresses
+    for target in route.targets():                   # equal preferences shuffled
+        connect(target.address, target.port)
+    site = await resolver.site_for("googlemail.com") # same MX set as gmail.com: same site
+
+What a reply means::
+
+    c = classify(550, "5.1.1 The email account that you tried to reach does not exist.")
+    c.category, c.permanent, c.suppress              # (Category.BAD_MAILBOX, True, True)
+
+Slowing a site down when the receiver asks for it::
+
+    shaper = Shaper()                                # DEFAULT_RULES: Gmail, Microsoft, Yahoo
+    shaper.observe(site, Reply(421, "4.7.28 ... rate limited"), now)
+    shaper.effective_rate(site, base_rate, now)      # halved for 15 minutes
+    shaper.suspended_until(site, now)
+
+Failures to route raise :class:`PermanentRoutingError` (NXDOMAIN, null MX,
+no address) or :class:`TemporaryRoutingError` (SERVFAIL, timeout), both
+:class:`mailsflux.errors.DeliveryError` with ``domain`` and
+``enhanced_status`` set.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mailsflux.delivery.bounce import (
+    RULES,
+    SUPPRESS,
+    Category,
+    Classification,
+    Classifier,
+    Reply,
+    Rule,
+    classify,
+    classify_error,
+    classify_result,
+    find_enhanced_status,
+)
+from mailsflux.delivery.mx import (
+    WELL_KNOWN_SITES,
+    MXHost,
+    MXResolver,
+    PermanentRoutingError,
+    Route,
+    RouteKind,
+    RoutingError,
+    Site,
+    Target,
+    TemporaryRoutingError,
+    normalize_domain,
+    parse_smarthost,
+    site_key,
+)
+from mailsflux.delivery.probe import probe
+from mailsflux.delivery.relay import Relay
+from mailsflux.delivery.scheduler import RetryPolicy, Scheduler, SiteLimits
+from mailsflux.delivery.shaping import DEFAULT_RULES, Limit, Shaper, ShapingRule
+from mailsflux.delivery.smtp import Outcome, SessionError, SMTPSession, TLSMode
+from mailsflux.delivery.throttle import (
+    ConcurrencySpec,
+    Grant,
+    Lease,
+    LocalThrottles,
+    RateSpec,
+    ThrottleBackendError,
+    Throttles,
+)
+
+if TYPE_CHECKING:
+    from mailsflux.delivery.throttle_redis import RedisThrottles
+
+__all__ = [
+    "DEFAULT_RULES",
+    "RULES",
+    "SUPPRESS",
+    "WELL_KNOWN_SITES",
+    "Category",
+    "Classification",
+    "Classifier",
+    "ConcurrencySpec",
+    "Grant",
+    "Lease",
+    "Limit",
+    "LocalThrottles",
+    "MXHost",
+    "MXResolver",
+    "Outcome",
+    "PermanentRoutingError",
+    "RateSpec",
+    "RedisThrottles",
+    "Relay",
+    "Reply",
+    "RetryPolicy",
+    "Route",
+    "RouteKind",
+    "RoutingError",
+    "Rule",
+    "SMTPSession",
+    "Scheduler",
+    "SessionError",
+    "Shaper",
+    "ShapingRule",
+    "Site",
+    "SiteLimits",
+    "TLSMode",
+    "Target",
+    "TemporaryRoutingError",
+    "ThrottleBackendError",
+    "Throttles",
+    "classify",
+    "classify_error",
+    "classify_result",
+    "find_enhanced_status",
+    "normalize_domain",
+    "parse_smarthost",
+    "probe",
+    "site_key",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The Redis backend needs the redis package: loaded on first use.
+    if name == "RedisThrottles":
+        from mailsflux.delivery.throttle_redis import RedisThrottles
+
+        return RedisThrottles
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

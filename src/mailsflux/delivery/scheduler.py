@@ -1,0 +1,669 @@
+"""The scheduler: per-site ready queues, throttled, over pipelined sessions.
+
+Messages are queued by destination *site* (domains whose MX host sets are
+the same share one queue, so gmail.com and googlemail.com do). Each site
+runs up to ``connections`` session workers. A worker takes a batch from its
+queue only after the throttles grant it: the site's rate (GCRA, after any
+reply-driven slowdown), the job's rate, and a connection lease. The lower
+limit wins; being throttled is a wait for ``retry_after``, never an error.
+
+Replies are classified once (:mod:`mailsflux.delivery.bounce`): delivered, bounced
+(permanent), or deferred and retried with exponential backoff and jitter
+until ``max_age``, after which the message bounces as expired.
+
+A refusal of our own setup (``sender_config``: the sender address, the
+HELO/EHLO name) is never a recipient's bounce: the message fails (5xx) or
+defers (4xx). When ``stop_after`` (5) of them come in a row at one site with
+no delivery between, the site is stopped: one line on stderr says the
+sender's setup is the problem, and every other message for the site is
+reported failed (or deferred) with that reason instead of being tried.
+
+A recorded outcome is final: the result callback is called once per
+message, and a callback that raises is reported once and does not undo or
+repeat a delivery. A throttle backend outage (Redis down) is a wait with
+backoff, reported once; what waits meanwhile defers by the usual rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import secrets
+import socket
+import ssl
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Container, Mapping
+from typing import Literal
+
+import msgspec
+
+from mailsflux.delivery.bounce import Category, Classification, classify
+from mailsflux.delivery.leases import LeaseKeeper
+from mailsflux.delivery.mx import MXResolver, Route, RoutingError
+from mailsflux.delivery.shaping import Shaper
+from mailsflux.delivery.smtp import Outcome, SessionError, SMTPSession, TLSMode
+from mailsflux.delivery.throttle import (
+    ConcurrencySpec,
+    Grant,
+    Lease,
+    LocalThrottles,
+    RateSpec,
+    Throttles,
+)
+from mailsflux.errors import (
+    PermanentDeliveryError,
+    SchedulerClosedError,
+    TemporaryDeliveryError,
+    ThrottleBackendError,
+)
+from mailsflux.types import DeliveryResult, DeliveryStatus, Message
+
+# Messages a worker asks the throttles for at once: one grant per batch keeps
+# the Redis backend at 1/BATCH round trips a message.
+BATCH = 32
+#: Refusals of our own setup in a row (no delivery between) that stop a site.
+STOP_AFTER = 5
+
+
+class SiteLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Limits for one site; 0 means unlimited for ``rate``."""
+
+    rate: float = 0.0  # messages per second
+    burst: int = BATCH
+    connections: int = 4
+    messages_per_connection: int = 1000
+    tls: Literal["opportunistic", "required", "none", "implicit"] = "opportunistic"
+
+
+class RetryPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    initial: float = 5.0
+    factor: float = 2.0
+    max_delay: float = 300.0
+    #: After this many seconds from the first attempt a message bounces as expired.
+    max_age: float = 900.0
+    #: Attempts within this run; after the last a message is reported deferred
+    #: (still temporary when the job ends).
+    attempts: int = 1_000_000
+
+    def delay(self, attempts: int) -> float:
+        base = min(self.initial * self.factor ** max(attempts - 1, 0), self.max_delay)
+        return base * (0.5 + random.random())  # jitter: +-50 %
+
+
+class _Item:
+    __slots__ = ("attempts", "done", "first", "msg")
+
+    def __init__(self, msg: Message, first: float) -> None:
+        self.msg = msg
+        self.attempts = 0
+        self.first = first
+        #: This take's outcome is settled (final, deferred or requeued): a
+        #: worker that fails afterwards must not handle it again.
+        self.done = False
+
+
+class _Stopped(msgspec.Struct, frozen=True):
+    """Why a site was stopped, as every message it still held is told."""
+
+    status: DeliveryStatus
+    code: int | None
+    reply: str
+    c: Classification
+
+
+class _Site:
+    def __init__(self, key: str, route: Route, limits: SiteLimits, lease_ttl: float) -> None:
+        self.key = key
+        self.route = route
+        self.limits = limits
+        self.queue: deque[_Item] = deque()
+        self.workers = 0
+        self.wake = asyncio.Event()
+        self.conn_spec = ConcurrencySpec(f"site:{key}", limits.connections, ttl=lease_ttl)
+        #: Refusals of our own setup since the last delivery.
+        self.own_faults = 0
+        self.stopped: _Stopped | None = None
+
+
+class Scheduler:
+    """Deliver submitted messages by site, within every limit that applies."""
+
+    def __init__(
+        self,
+        resolver: MXResolver,
+        on_result: Callable[[DeliveryResult], None],
+        *,
+        throttles: Throttles | None = None,
+        default_limits: SiteLimits | None = None,
+        domain_limits: Mapping[str, SiteLimits] | None = None,
+        job: str = "",
+        job_rate: float = 0.0,
+        job_burst: int = BATCH,
+        retry: RetryPolicy | None = None,
+        shaper: Shaper | None = None,
+        timeout: float = 30.0,
+        data_timeout: float | None = None,
+        credentials: tuple[str, str] | None = None,
+        local_hostname: str | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        max_queued: int = 4096,
+        idle_timeout: float = 5.0,
+        linger: float | None = None,
+        stop_after: int = STOP_AFTER,
+        lease_ttl: float = 120.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.resolver = resolver
+        self.on_result = on_result
+        self.throttles = throttles if throttles is not None else LocalThrottles()
+        self.default_limits = default_limits or SiteLimits()
+        self.domain_limits = {k.lower(): v for k, v in (domain_limits or {}).items()}
+        self.job = job
+        self.job_spec = _rate_spec(f"job:{job or 'job'}", job_rate, job_burst) if job_rate else None
+        self.retry = retry or RetryPolicy()
+        self.shaper = shaper if shaper is not None else Shaper()
+        self.timeout = timeout
+        self.data_timeout = data_timeout
+        self.credentials = credentials
+        self.local_hostname = local_hostname or socket.getfqdn() or "localhost"
+        #: Checks certificates where they are checked (a private CA: tls_ca).
+        self.tls_context = tls_context
+        self.max_queued = max_queued
+        self.idle_timeout = idle_timeout
+        # How long a worker waits for a short queue to fill to a whole batch
+        # before asking the throttles: a remote (Redis) grant costs a round
+        # trip, so it should cover a batch, not a message or two.
+        remote = not isinstance(self.throttles, LocalThrottles)
+        self.linger = linger if linger is not None else (0.01 if remote else 0.0)
+        self.stop_after = stop_after
+        self.lease_ttl = lease_ttl
+        self.clock = clock
+        self.holder = f"{socket.gethostname()}:{secrets.token_hex(4)}"
+        self._sites: dict[str, _Site] = {}
+        self._open = 0  # submitted and not yet final
+        self._queued = 0  # waiting in site queues
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._closing = False
+        self._closed = False
+        #: Results the callback raised on (reported once on stderr).
+        self.callback_failures = 0
+        self._backend_failing = False
+        self._backend_wait = 0.0
+        #: Addresses not to mail; checked again before every retry.
+        self.suppressed: Container[str] | None = None
+
+    # -- public ---------------------------------------------------------------
+
+    async def submit(self, msg: Message) -> None:
+        """Queue one message; waits while too many are queued (back-pressure)."""
+        if self._closed:
+            raise SchedulerClosedError("submit() after close(): the scheduler takes no more mail")
+        while self._queued >= self.max_queued:
+            self._room.clear()
+            await self._room.wait()
+        self._open += 1
+        self._idle.clear()
+        await self._enqueue(_Item(msg, self.clock()))
+
+    async def close(self) -> None:
+        """Wait until every submitted message has its final result (once only)."""
+        if self._closed:
+            raise SchedulerClosedError("close() called twice: the scheduler is already closed")
+        self._closed = True
+        await self._idle.wait()
+        self._closing = True
+        for site in self._sites.values():
+            site.wake.set()
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def abort(self) -> None:
+        """Stop now (the job failed before close): sessions end, retries are dropped."""
+        self._closed = self._closing = True
+        for handle in self._timers:
+            handle.cancel()
+        for site in self._sites.values():
+            site.wake.set()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    @property
+    def sites(self) -> dict[str, int]:
+        """Queued messages per site (for status displays)."""
+        return {k: len(s.queue) for k, s in self._sites.items()}
+
+    # -- queues ---------------------------------------------------------------
+
+    def _limits_for(self, domain: str, route: Route) -> SiteLimits:
+        for key in (domain, route.site_name or "", route.site_key):
+            if key and key.lower() in self.domain_limits:
+                return self.domain_limits[key.lower()]
+        return self.default_limits
+
+    async def _enqueue(self, item: _Item) -> None:
+        domain = item.msg.domain
+        try:
+            route = await self.resolver.resolve(domain)
+        except RoutingError as exc:
+            if exc.permanent:
+                self._final(item, "bounced", exc.code, exc.message, enhanced=exc.enhanced_status)
+            else:
+                self._defer(item, exc.code, exc.message)
+            return
+        site = self._sites.get(route.site_key)
+        if site is None:
+            site = self._sites[route.site_key] = _Site(
+                route.site_key, route, self._limits_for(domain, route), self.lease_ttl
+            )
+        if site.stopped is not None:
+            self._final_stopped(site, item)
+            return
+        site.queue.append(item)
+        self._queued += 1
+        site.wake.set()
+        self._spawn(site)
+
+    def _spawn(self, site: _Site) -> None:
+        # One more worker while the queue holds more than the workers can batch.
+        if site.workers < site.limits.connections and len(site.queue) > site.workers * BATCH // 2:
+            site.workers += 1
+            task = asyncio.ensure_future(self._worker(site))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _take(self, site: _Site, n: int) -> list[_Item]:
+        batch = [site.queue.popleft() for _ in range(min(n, len(site.queue)))]
+        for item in batch:
+            item.done = False
+        self._queued -= len(batch)
+        if self._queued < self.max_queued:
+            self._room.set()
+        return batch
+
+    # -- outcomes -------------------------------------------------------------
+
+    def _final(
+        self,
+        item: _Item,
+        status: DeliveryStatus,
+        code: int | None,
+        text: str,
+        c: Classification | None = None,
+        enhanced: str | None = None,
+    ) -> None:
+        c = c or classify(code, text, enhanced)
+        result = DeliveryResult(
+            recipient=item.msg.rcpt_to,
+            message_id=item.msg.message_id,
+            status=status,
+            code=code,
+            enhanced_status=c.enhanced_status,
+            reply=text.strip()[:500],
+            attempts=max(item.attempts, 1),
+            row=item.msg.row,
+            category=str(c.category),
+        )
+        item.done = True
+        try:
+            self.on_result(result)
+        except Exception as exc:
+            # The outcome stands (a delivered message is never sent again);
+            # the caller's bookkeeping failed, which it must hear about once.
+            self.callback_failures += 1
+            if self.callback_failures == 1:
+                print(
+                    f"mailsflux: the result callback failed ({type(exc).__name__}: {exc}); "
+                    "delivery goes on, results it could not record are not repeated",
+                    file=sys.stderr,
+                )
+        finally:
+            # Counted as final even if the caller's callback fails: close() never hangs.
+            self._open -= 1
+            if self._open == 0:
+                self._idle.set()
+
+    def _defer(self, item: _Item, code: int | None, text: str) -> None:
+        item.done = True
+        item.attempts = max(item.attempts, 1)
+        if item.attempts >= self.retry.attempts:
+            self._final(item, "deferred", code, text)
+            return
+        delay = self.retry.delay(item.attempts)
+        age = self.clock() - item.first
+        if age + delay > self.retry.max_age:
+            self._final(item, "bounced", code, f"expired after {item.attempts} attempts: {text}")
+            return
+        loop = asyncio.get_running_loop()
+
+        async def requeue() -> None:
+            try:
+                if self.suppressed is not None and item.msg.rcpt_to in self.suppressed:
+                    self._final(item, "skipped", None, "suppressed while waiting for a retry")
+                    return
+                await self._enqueue(item)
+            except Exception as exc:  # never lose the message
+                self._final(item, "failed", None, f"internal error: {type(exc).__name__}: {exc}")
+
+        def again() -> None:
+            self._timers.discard(handle)
+            task = asyncio.ensure_future(requeue())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        handle = loop.call_later(delay, again)
+        self._timers.add(handle)
+
+    def _outcome(self, site: _Site, item: _Item, o: Outcome) -> None:
+        item.attempts += 1
+        if o.status == "delivered":
+            site.own_faults = 0
+            self._final(item, "delivered", o.code, o.text)
+            return
+        c = classify(o.code, o.text)
+        if o.code is not None:
+            self.shaper.observe(site.key, (o.code, o.text), self.clock())
+        self._failed(site, item, o.code, o.text, c, bounce=o.status == "bounced" or c.permanent)
+
+    def _failed(
+        self, site: _Site, item: _Item, code: int | None, text: str, c: Classification, bounce: bool
+    ) -> None:
+        """One failed try; ``bounce``: final unless the fault is our own setup."""
+        if c.category is not Category.SENDER_CONFIG:
+            if bounce:
+                self._final(item, "bounced", code, text, c)
+            else:
+                self._defer(item, code, text)
+            return
+        # Our sender address or HELO name was refused: the recipient is not
+        # to blame, so it is never a bounce (and never suppresses anyone).
+        if c.permanent:
+            self._final(item, "failed", code, text, c)
+        else:
+            self._defer(item, code, text)
+        site.own_faults += 1
+        if site.own_faults >= self.stop_after and site.stopped is None:
+            self._stop_site(site, code, text, c)
+
+    def _stop_site(self, site: _Site, code: int | None, text: str, c: Classification) -> None:
+        reply = " ".join(f"{code or ''} {text}".split())[:300]
+        status: DeliveryStatus = "failed" if c.permanent else "deferred"
+        site.stopped = _Stopped(status, code, reply, c)
+        print(
+            f"mailsflux: site {site.key}: stopped: {site.own_faults} messages in a row were "
+            f"refused for our own sender setup (sender address or HELO/EHLO name), not for "
+            f"their recipients: {reply}; fix the sender's configuration. The site's other "
+            f"messages are reported {status} and nobody is suppressed",
+            file=sys.stderr,
+        )
+        for item in self._take(site, len(site.queue)):
+            self._final_stopped(site, item)
+        site.wake.set()
+
+    def _final_stopped(self, site: _Site, item: _Item) -> None:
+        st = site.stopped
+        assert st is not None
+        text = f"not sent: site stopped after {self.stop_after} refusals of our sender setup: "
+        self._final(item, st.status, st.code, text + st.reply, st.c)
+
+    def _requeue_front(self, site: _Site, items: list[_Item]) -> None:
+        """Untried items go back first in line (or, at a stopped site, get its reason)."""
+        for item in items:
+            item.done = True
+        if site.stopped is not None:
+            for item in items:
+                self._final_stopped(site, item)
+            return
+        site.queue.extendleft(reversed(items))
+        self._queued += len(items)
+        site.wake.set()
+
+    # -- workers --------------------------------------------------------------
+
+    def _site_rate(self, site: _Site) -> RateSpec | None:
+        base = site.limits.rate
+        now = self.clock()
+        rate = self.shaper.effective_rate(site.key, base if base else math.inf, now)
+        if math.isinf(rate):
+            return None
+        return _rate_spec(f"site:{site.key}", rate, site.limits.burst)
+
+    async def _grant(self, site: _Site, n: int) -> int:
+        """Wait for throttle grants (site, job) for up to ``n`` messages."""
+        if n <= 0:
+            return 0
+        while True:
+            until = self.shaper.suspended_until(site.key, self.clock())
+            if until is not None:
+                await asyncio.sleep(max(until - self.clock(), 0.01))
+                continue
+            specs = [s for s in (self._site_rate(site), self.job_spec) if s is not None]
+            if not specs:
+                return n
+            grant: Grant = await self.throttles.acquire(specs, n)
+            if grant.granted:
+                return grant.granted
+            await asyncio.sleep(max(grant.retry_after, 0.001))
+
+    def _throttled(self, site: _Site) -> bool:
+        return bool(site.limits.rate) or self.job_spec is not None
+
+    async def _fill(self, site: _Site) -> None:
+        """Wait up to ``linger`` for the queue to hold a whole batch."""
+        deadline = self.clock() + self.linger
+        while len(site.queue) < BATCH and not self._closing:
+            left = deadline - self.clock()
+            if left <= 0:
+                return
+            site.wake.clear()
+            try:
+                await asyncio.wait_for(site.wake.wait(), left)
+            except TimeoutError:
+                return
+
+    async def _lease(self, site: _Site) -> Lease | None:
+        while site.queue and not self._closing:
+            got = await self.throttles.lease(site.conn_spec, self.holder)
+            if isinstance(got, Lease):
+                return got
+            await asyncio.sleep(max(got.retry_after, 0.01))
+        return None
+
+    async def _connect(self, site: _Site) -> SMTPSession:
+        """A session to the first target that answers, in MX preference order."""
+        last: TemporaryDeliveryError | None = None
+        user, password = self.credentials or (None, None)
+        tls: TLSMode = site.limits.tls
+        for target in site.route.targets():
+            try:
+                return await SMTPSession.open(
+                    target.host,
+                    target.port,
+                    address=target.address,
+                    tls=tls,
+                    username=user,
+                    password=password,
+                    timeout=self.timeout,
+                    data_timeout=self.data_timeout,
+                    local_hostname=self.local_hostname,
+                    tls_context=self.tls_context,
+                )
+            except PermanentDeliveryError:
+                raise
+            except TemporaryDeliveryError as exc:
+                last = exc
+        raise last or TemporaryDeliveryError(f"site {site.key}: no host to connect to")
+
+    async def _wait_for_work(self, site: _Site) -> bool:
+        """Wait until the site's queue holds something; False: the worker should end."""
+        while not site.queue:
+            if self._closing or site.stopped is not None:
+                return False
+            site.wake.clear()
+            try:
+                await asyncio.wait_for(site.wake.wait(), self.idle_timeout)
+            except TimeoutError:
+                return False
+        return site.stopped is None
+
+    async def _backend_failed(self, site: _Site, exc: ThrottleBackendError) -> None:
+        """Nothing can be granted: what waits here defers (one attempt), then back off."""
+        if not self._backend_failing:
+            self._backend_failing = True
+            print(
+                f"mailsflux: {exc.message}; waiting for it with backoff. Nothing is sent "
+                "without a grant: messages defer meanwhile and expire by the usual rules",
+                file=sys.stderr,
+            )
+        for item in self._take(site, len(site.queue)):
+            item.attempts += 1
+            self._defer(item, None, f"throttle backend unavailable: {exc.message}")
+        self._backend_wait = min(max(self._backend_wait * 2, 0.05), 5.0)
+        await asyncio.sleep(self._backend_wait * (0.5 + random.random()))
+
+    def _backend_back(self) -> None:
+        if self._backend_failing:
+            self._backend_failing = False
+            self._backend_wait = 0.0
+            print("mailsflux: the throttle backend answers again", file=sys.stderr)
+
+    async def _worker(self, site: _Site) -> None:
+        session: SMTPSession | None = None
+        keeper: LeaseKeeper | None = None
+        pending: list[_Item] = []  # taken from the queue, outcome not yet handled
+        try:
+            while await self._wait_for_work(site):
+                if keeper is not None and keeper.lost:
+                    # The lease ran out under us and the slot may be someone
+                    # else's now: this session takes no more batches.
+                    if session is not None:
+                        await session.quit()
+                        session = None
+                    await keeper.stop()
+                    keeper = None
+                mpc = site.limits.messages_per_connection
+                try:
+                    if keeper is None:
+                        lease = await self._lease(site)
+                        if lease is None:
+                            continue
+                        keeper = LeaseKeeper(lease)
+                    if self.linger and len(site.queue) < BATCH and self._throttled(site):
+                        await self._fill(site)
+                        if not site.queue:  # another worker took it meanwhile
+                            continue
+                    if session is not None and session.sent >= mpc:
+                        await session.quit()
+                        session = None
+                    room = mpc - (session.sent if session else 0)
+                    n = await self._grant(site, min(BATCH, room, len(site.queue)))
+                except ThrottleBackendError as exc:
+                    await self._backend_failed(site, exc)
+                    continue
+                self._backend_back()
+                if session is not None and not session.is_open:
+                    # Checked after the grant, not before: the wait for it may
+                    # be long enough for the server to close an idle session.
+                    session.close()
+                    session = None
+                pending = self._take(site, n)
+                if pending:
+                    session = await self._send_batch(site, session, pending)
+                    pending = []
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a fault must never lose a message
+            # An unexpected failure (a bug): what this worker took and had
+            # not settled is deferred, not dropped; settled outcomes stand.
+            print(
+                f"mailsflux: site {site.key}: worker failed: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
+            if session is not None:
+                session.close()
+                session = None
+            for item in pending:
+                if not item.done:
+                    item.attempts += 1
+                    self._defer(item, None, f"internal error: {type(exc).__name__}")
+            # The site gets a fresh worker, but not in a tight loop.
+            await asyncio.sleep(min(self.retry.initial, 1.0))
+        finally:
+            site.workers -= 1
+            if session is not None:
+                await session.quit()
+            if keeper is not None:
+                await keeper.stop()
+            if site.queue and not self._closing:
+                self._spawn(site)
+
+    async def _send_batch(
+        self, site: _Site, session: SMTPSession | None, batch: list[_Item]
+    ) -> SMTPSession | None:
+        """Send ``batch``; every item gets its outcome. Returns the session to reuse."""
+        reused = session is not None
+        try:
+            if session is None:
+                session = await self._connect(site)
+            outcomes = await session.send([i.msg for i in batch], stop=self._stopper(site))
+        except SessionError as exc:
+            if reused and exc.closed and not exc.completed:
+                # A session we kept was closed by the server before it said a
+                # word to this batch: our staleness costs no message an attempt.
+                self._requeue_front(site, batch)
+                return None
+            for item, outcome in zip(batch, exc.completed, strict=False):
+                self._outcome(site, item, outcome)
+            for item in batch[len(exc.completed) :]:
+                item.attempts += 1
+                self._defer(item, None, exc.message)
+            return None
+        except (TemporaryDeliveryError, PermanentDeliveryError) as exc:
+            c = classify(exc.code, exc.message, exc.enhanced_status)
+            for item in batch:
+                item.attempts += 1
+                self._failed(site, item, exc.code, exc.message, c, bounce=exc.permanent)
+            # A site that cannot be reached: back off before the next try.
+            await asyncio.sleep(min(self.retry.initial, 1.0))
+            return None
+        for item, outcome in zip(batch, outcomes, strict=False):
+            self._outcome(site, item, outcome)
+        if len(outcomes) < len(batch):
+            # The site throttled us (or was stopped) mid-batch: the rest were
+            # never attempted; they go back to the front of the queue.
+            self._requeue_front(site, batch[len(outcomes) :])
+        return session
+
+    def _stopper(self, site: _Site) -> Callable[[Outcome], bool]:
+        """When to end a batch early: a throttling reply, or the site about to stop."""
+        run = site.own_faults
+
+        def stop(o: Outcome) -> bool:
+            nonlocal run
+            if o.status == "delivered":
+                run = 0
+                return False
+            if o.code is None:
+                return False
+            if self.shaper.matching(site.key, (o.code, o.text)):
+                return True
+            if classify(o.code, o.text).category is Category.SENDER_CONFIG:
+                run += 1
+            return run >= self.stop_after
+
+        return stop
+
+
+def _rate_spec(name: str, rate: float, burst: int) -> RateSpec:
+    """``rate`` messages a second as an integer GCRA limit per period."""
+    limit = max(1, int(rate))
+    return RateSpec(name, limit, max(1, burst), limit / rate)

@@ -1,0 +1,522 @@
+"""SMTP sessions: aiosmtplib for the handshake, a pipelined path for sending.
+
+aiosmtplib opens the connection, says EHLO, negotiates STARTTLS and AUTH.
+Then the transport is handed to :class:`_ReplyReader`, which queues every
+reply it parses, because aiosmtplib's own protocol keeps only one pending
+reply and so cannot pipeline. With RFC 2920 PIPELINING the MAIL, RCPT and
+DATA commands of a message go out in one write, and the next message's
+envelope rides along with the current message's end of data: one round trip
+per message instead of four.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import ssl
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Literal, NamedTuple
+
+import aiosmtplib
+
+from mailsflux.delivery._smtpfast import parse as _parse
+from mailsflux.delivery._smtpfast import payload as _payload
+from mailsflux.errors import DeliveryError, PermanentDeliveryError, TemporaryDeliveryError
+from mailsflux.types import Message
+
+TLSMode = Literal["none", "opportunistic", "required", "implicit"]
+
+# RFC 5321 4.5.3.1.5: a reply line is at most 512 octets; allow slack, but
+# bound what a hostile server can make us buffer.
+_MAX_REPLY = 64 * 1024
+
+
+class Reply(NamedTuple):
+    code: int
+    text: str
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.code < 300
+
+
+class Outcome(NamedTuple):
+    """What the server said about one message."""
+
+    status: Literal["delivered", "bounced", "deferred"]
+    code: int | None
+    text: str
+
+    @classmethod
+    def of(cls, reply: Reply) -> Outcome:
+        if reply.ok:
+            return cls("delivered", reply.code, reply.text)
+        return cls("bounced" if 500 <= reply.code < 600 else "deferred", reply.code, reply.text)
+
+
+class SessionError(TemporaryDeliveryError):
+    """The session broke mid-batch; ``completed`` holds the outcomes known so far."""
+
+    def __init__(self, message: str, completed: list[Outcome], *, closed: bool = False) -> None:
+        super().__init__(message)
+        self.completed = completed
+        #: The server closed the connection (as opposed to a timeout or garbage).
+        self.closed = closed
+
+
+def _parse_py(
+    buf: bytes | bytearray | memoryview, lines: list[str]
+) -> tuple[int, list[tuple[int, str]], bytes | None]:
+    """The reference reply parser; :func:`mailsflux.delivery._smtpfast.parse` is the fast one.
+
+    Returns ``(bytes consumed, [(code, text), ...], malformed line or None)``.
+    Each ``\\n``-ended line (trailing ``\\r`` stripped) must be three digits
+    then a space, a hyphen or nothing; a hyphen continues a multi-line reply,
+    whose earlier lines wait in ``lines`` (changed in place). A malformed line
+    stops parsing; the replies before it are returned with its first 80 bytes.
+    """
+    replies: list[tuple[int, str]] = []
+    start = 0
+    while (end := buf.find(b"\n", start)) != -1:  # type: ignore[union-attr]
+        line = bytes(buf[start:end]).rstrip(b"\r")
+        start = end + 1
+        if len(line) < 3 or not line[:3].isdigit() or line[3:4] not in (b"", b" ", b"-"):
+            return start, replies, line[:80]
+        lines.append(line[4:].decode("utf-8", "replace"))
+        if line[3:4] != b"-":
+            replies.append((int(line[:3]), "\n".join(lines)))
+            lines.clear()
+    return start, replies, None
+
+
+class _ReplyReader(asyncio.Protocol):
+    """Parses replies as they arrive and hands them out in order.
+
+    One watchdog timer per connection enforces the reply timeout: each
+    :meth:`read` that has to wait moves the deadline, and the timer (armed at
+    most once per deadline, not once per read) fails the connection when it
+    finds a reader still waiting past it.
+    """
+
+    def __init__(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self._buf = bytearray()
+        self._lines: list[str] = []
+        self._replies: deque[Reply] = deque()
+        self._waiters: deque[asyncio.Future[Reply]] = deque()
+        self._lost: Exception | None = None
+        self.closed_by_peer = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
+        self._timeout = 0.0
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buf
+        if buf:
+            buf += data
+            consumed, replies, bad = _parse(buf, self._lines)
+            del buf[:consumed]
+        else:
+            consumed, replies, bad = _parse(data, self._lines)
+            if consumed < len(data) and bad is None:
+                buf += data[consumed:]
+        for code, text in replies:
+            self._deliver(Reply(code, text))
+        if bad is not None:
+            self._fail(TemporaryDeliveryError(f"malformed SMTP reply line: {bad!r}"))
+        elif len(buf) > _MAX_REPLY or len(self._lines) > 1000:
+            self._fail(TemporaryDeliveryError("SMTP reply too long"))
+
+    def _deliver(self, reply: Reply) -> None:
+        waiters = self._waiters
+        while waiters:
+            w = waiters.popleft()
+            if not w.done():
+                w.set_result(reply)
+                return
+        self._replies.append(reply)
+
+    def _fail(self, exc: Exception) -> None:
+        if self._lost is None:
+            self._lost = exc
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._waiters:
+            w = self._waiters.popleft()
+            if not w.done():
+                w.set_exception(exc)
+        self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # None: we closed it ourselves; an exception: the peer reset it.
+        self.closed_by_peer |= exc is not None and self._lost is None
+        self._fail(TemporaryDeliveryError(f"connection lost: {exc or 'closed by server'}"))
+
+    def eof_received(self) -> bool:
+        self.closed_by_peer |= self._lost is None
+        self._fail(TemporaryDeliveryError("connection closed by server"))
+        return False
+
+    def _watchdog(self) -> None:
+        self._timer = None
+        if self._lost is not None or not any(not w.done() for w in self._waiters):
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._deadline:
+            self._fail(TemporaryDeliveryError(f"no reply within {self._timeout:g} s"))
+        else:
+            self._timer = loop.call_at(self._deadline, self._watchdog)
+
+    async def read(self, timeout: float) -> Reply:
+        if self._replies:
+            return self._replies.popleft()
+        if self._lost is not None:
+            raise self._lost
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Reply] = loop.create_future()
+        self._waiters.append(fut)
+        deadline = loop.time() + timeout
+        self._deadline, self._timeout = deadline, timeout
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(deadline, self._watchdog)
+        return await fut
+
+    def write(self, data: bytes) -> None:
+        if self._lost is not None:
+            raise self._lost
+        self.transport.write(data)  # type: ignore[attr-defined]
+
+
+_LINE_ENDS = re.compile(rb"\r\n|\r|\n")
+
+# An envelope address (RFC 5321 4.1.2, UTF-8 per RFC 6531): a dot-atom local
+# part, "@", a domain or an address literal. Quoted local parts are refused,
+# as the recipient reader refuses them. Nothing here can hold CR, LF, NUL,
+# space, "<" or ">", so an address can never end the path or add a command.
+_U = "\u00a0-\ud7ff\ue000-\U0010ffff"  # non-ASCII but for C1 controls and surrogates
+_ATOM = f"[A-Za-z0-9!#$%&'*+\\-/=?^_`{{|}}~{_U}]+"
+_LABEL = f"[A-Za-z0-9{_U}](?:[A-Za-z0-9\\-{_U}]*[A-Za-z0-9{_U}])?"
+_ADDRESS = re.compile(
+    f"{_ATOM}(?:\\.{_ATOM})*@(?:{_LABEL}(?:\\.{_LABEL})*|\\[[A-Za-z0-9:.\\-]+\\])"
+).fullmatch
+
+
+def _stuffed(data: bytes) -> bytes:
+    """The reference DATA payload: dot-stuffed (RFC 5321 4.5.2), CRLF-ended, with
+    the final dot; :func:`mailsflux.delivery._smtpfast.payload` is the fast one.
+
+    A bare CR or LF becomes CRLF first: left alone, ``LF . CRLF`` would end
+    the data early at servers that take LF as a line end (SMTP smuggling).
+    """
+    data = _LINE_ENDS.sub(b"\r\n", data)
+    if data.startswith(b"."):
+        data = b"." + data
+    data = data.replace(b"\r\n.", b"\r\n..")
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+class SMTPSession:
+    """One open SMTP connection that sends messages, pipelined when offered."""
+
+    def __init__(
+        self, client: aiosmtplib.SMTP, timeout: float, data_timeout: float | None = None
+    ) -> None:
+        transport = client.transport
+        assert transport is not None
+        self._client = client
+        self._reader = _ReplyReader(transport)
+        transport.set_protocol(self._reader)
+        self.timeout = timeout
+        # RFC 5321 4.5.3.2.6: the reply to the final dot may take 10 minutes
+        # (the server may be scanning the message); commands get ``timeout``.
+        self.data_timeout = data_timeout if data_timeout is not None else timeout
+        self.pipelining = client.supports_extension("pipelining")
+        self.smtputf8 = client.supports_extension("smtputf8")
+        self.size_limit = _size(client)
+        self.tls = transport.get_extra_info("sslcontext") is not None
+        self.sent = 0
+        self._sender: str | None = None  # the last envelope sender found valid
+
+    @classmethod
+    async def open(
+        cls,
+        host: str,
+        port: int,
+        *,
+        tls: TLSMode = "opportunistic",
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 30.0,
+        data_timeout: float | None = None,
+        local_hostname: str | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        address: str | None = None,
+    ) -> SMTPSession:
+        """Connect, EHLO, STARTTLS as ``tls`` says, AUTH when given credentials.
+
+        ``opportunistic`` upgrades when the server offers STARTTLS without
+        checking its certificate (RFC 7435), and when the handshake fails it
+        connects again in plain text; ``required`` checks the certificate and
+        never falls back. ``tls_context`` checks certificates (``required``,
+        ``implicit``) in place of the default one.
+
+        Credentials are sent only over TLS whose certificate was verified
+        against ``host``, or with ``tls="none"`` (the caller's explicit,
+        unsafe choice); anything else raises before AUTH, whatever the mode.
+
+        ``address`` connects to that IP address while ``host`` stays the name
+        the certificate must match (an MX host looked up by the scheduler).
+        """
+
+        async def connected_socket() -> socket.socket:
+            assert address is not None
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            try:
+                await asyncio.wait_for(
+                    asyncio.get_running_loop().sock_connect(sock, (address, port)), timeout
+                )
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+
+        async def attempt(start_tls: bool | None, validate: bool) -> aiosmtplib.SMTP:
+            sock = await connected_socket() if address is not None else None
+            client = aiosmtplib.SMTP(
+                hostname=host,
+                port=None if sock is not None else port,
+                sock=sock,
+                use_tls=tls == "implicit",
+                start_tls=start_tls,
+                validate_certs=validate,
+                # Only a checking context may replace aiosmtplib's own:
+                # opportunistic TLS accepts any certificate (RFC 7435).
+                tls_context=tls_context if validate else None,
+                timeout=timeout,
+                local_hostname=local_hostname,
+            )
+            await client.connect()
+            if client.is_ehlo_or_helo_needed:
+                # connect() says EHLO only when it tries STARTTLS; we need the extensions.
+                try:
+                    await client.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await client.helo()
+            if tls == "required" and client.transport is not None:
+                if client.transport.get_extra_info("sslcontext") is None:
+                    client.close()
+                    raise TemporaryDeliveryError(
+                        f"{host}:{port} does not offer STARTTLS, and TLS is required"
+                    )
+            if username is not None and tls != "none":
+                refusal = _unsafe_for_credentials(client)
+                if refusal is not None:
+                    client.close()
+                    raise TemporaryDeliveryError(
+                        f"{host}:{port}: credentials not sent: {refusal}"
+                        " (they go only over TLS with a verified certificate)"
+                    )
+            if username is not None:
+                await client.login(username, password or "")
+            return client
+
+        try:
+            if tls == "opportunistic":
+                try:
+                    client = await attempt(None, False)
+                except (ssl.SSLError, aiosmtplib.SMTPException) as exc:
+                    if not _tls_failure(exc):
+                        raise
+                    client = await attempt(False, False)
+            elif tls == "none":
+                client = await attempt(False, False)
+            elif tls == "required":
+                client = await attempt(True, True)
+            else:
+                client = await attempt(None, True)
+        except DeliveryError:
+            raise  # ours, already saying why (DeliveryError is an OSError too)
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            raise PermanentDeliveryError(
+                f"{host}:{port} refused our credentials: {exc.message}", code=exc.code
+            ) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            raise TemporaryDeliveryError(
+                f"{host}:{port}: {exc.code} {exc.message}", code=exc.code
+            ) from None
+        except (aiosmtplib.SMTPException, OSError, ssl.SSLError, TimeoutError) as exc:
+            raise TemporaryDeliveryError(f"cannot connect to {host}:{port}: {exc}") from None
+        return cls(client, timeout, data_timeout)
+
+    def _envelope(self, m: Message) -> bytes:
+        opts = b""
+        if m.smtputf8:
+            opts += b" SMTPUTF8"
+        if self.size_limit is not None:
+            opts += b" SIZE=%d" % len(m.data)
+        return (
+            b"MAIL FROM:<" + m.mail_from.encode("utf-8") + b">" + opts + b"\r\n"
+            b"RCPT TO:<" + m.rcpt_to.encode("utf-8") + b">\r\nDATA\r\n"
+        )
+
+    def _refusal(self, m: Message) -> Outcome | None:
+        """A message this server cannot take, decided before sending anything."""
+        if _ADDRESS(m.rcpt_to) is None or (
+            m.mail_from != self._sender and not self._check_sender(m.mail_from)
+        ):
+            return Outcome(
+                "bounced",
+                None,
+                # No RFC section here: the classifier would read "4.1.2" as
+                # an enhanced status code.
+                f"invalid envelope address for recipient {m.rcpt_to!r}"
+                f" (sender {m.mail_from!r}); nothing sent",
+            )
+        if m.smtputf8 and not self.smtputf8:
+            return Outcome("bounced", None, "server does not offer SMTPUTF8 (RFC 6531)")
+        if self.size_limit and len(m.data) > self.size_limit:
+            return Outcome("bounced", None, f"message larger than server SIZE {self.size_limit}")
+        return None
+
+    async def send(
+        self, messages: Sequence[Message], stop: Callable[[Outcome], bool] | None = None
+    ) -> list[Outcome]:
+        """Send ``messages`` in order; one :class:`Outcome` each, in order.
+
+        ``stop(outcome)`` returning True (a reply that throttles the site)
+        ends the batch early: the one message whose envelope is already on
+        the wire still goes, and the outcomes list is then shorter than
+        ``messages``; the rest were not attempted.
+
+        Raises :class:`SessionError` if the connection breaks; its
+        ``completed`` holds the outcomes of the messages before the break.
+        """
+        out: list[Outcome] = []
+        r = self._reader
+        read, write = r.read, r.write
+        t = self.timeout
+        todo = list(messages)
+        try:
+            # True when this message's envelope already went out, pipelined
+            # behind the previous message (so it passed _refusal then).
+            pending_env = False
+            stopping = False
+            for i, m in enumerate(todo):
+                if stop is not None and out and not stopping and stop(out[-1]):
+                    stopping = True
+                if stopping and not pending_env:
+                    break
+                if not pending_env and (refusal := self._refusal(m)) is not None:
+                    out.append(refusal)
+                    continue
+                if self.pipelining:
+                    if not pending_env:
+                        write(self._envelope(m))
+                    mail, rcpt, data = await read(t), await read(t), await read(t)
+                else:
+                    env = self._envelope(m)
+                    write(env[: env.index(b"\r\n") + 2])
+                    mail = await read(t)
+                    rcpt = data = Reply(503, "not sent")
+                    if mail.ok:
+                        write(env[env.index(b"RCPT") : env.index(b"DATA")])
+                        rcpt = await read(t)
+                        if rcpt.ok:
+                            write(b"DATA\r\n")
+                            data = await read(t)
+                nxt = None if stopping else self._next_envelope(todo, i)
+                pending_env = nxt is not None
+                if mail.ok and rcpt.ok and data.code == 354:
+                    # One write: the stuffed message, its end, the next envelope.
+                    write(_payload(m.data, nxt or b""))
+                    out.append(Outcome.of(await read(self.data_timeout)))
+                    self.sent += 1
+                    continue
+                if data.code == 354:  # DATA accepted without a recipient: end it empty
+                    write(b".\r\n")
+                    await read(t)
+                bad = mail if not mail.ok else rcpt if not rcpt.ok else data
+                if bad.code < 400:
+                    # Envelope accepted but DATA not answered 354 (a 2xx from a
+                    # broken server): the message was never sent, so never "delivered".
+                    out.append(
+                        Outcome("deferred", bad.code, f"unexpected reply to DATA: {bad.text}")
+                    )
+                else:
+                    out.append(Outcome.of(bad))
+                write(b"RSET\r\n" + (nxt or b""))
+                await read(t)
+        except TemporaryDeliveryError as exc:
+            self.close()
+            raise SessionError(exc.message, out, closed=r.closed_by_peer) from None
+        return out
+
+    def _check_sender(self, mail_from: str) -> bool:
+        # A job has one sender, or few: remember the last good one.
+        if mail_from and _ADDRESS(mail_from) is None:
+            return False
+        self._sender = mail_from
+        return True
+
+    def _next_envelope(self, todo: list[Message], i: int) -> bytes | None:
+        if not self.pipelining or i + 1 >= len(todo):
+            return None
+        nxt = todo[i + 1]
+        return None if self._refusal(nxt) is not None else self._envelope(nxt)
+
+    async def quit(self) -> None:
+        try:
+            self._reader.write(b"QUIT\r\n")
+            await self._reader.read(min(self.timeout, 5.0))
+        except TemporaryDeliveryError:
+            pass
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        transport = self._reader.transport
+        if not transport.is_closing():
+            transport.close()
+
+    @property
+    def is_open(self) -> bool:
+        return self._reader._lost is None and not self._reader.transport.is_closing()
+
+
+def _size(client: aiosmtplib.SMTP) -> int | None:
+    if not client.supports_extension("size"):
+        return None
+    # RFC 1870: SIZE [number]; anything else (a hostile or broken server) means no limit.
+    m = re.fullmatch(r"\s*([0-9]{1,20})\s*", client.esmtp_extensions.get("size", ""))
+    return int(m.group(1)) if m else 0
+
+
+def _unsafe_for_credentials(client: aiosmtplib.SMTP) -> str | None:
+    """Why this connection must not carry a password, or None when it may.
+
+    It may when it is TLS whose handshake required a certificate valid for
+    the host name we connected to (aiosmtplib passes it as server_hostname).
+    """
+    ctx = client.get_transport_info("sslcontext") if client.transport is not None else None
+    if not isinstance(ctx, ssl.SSLContext):
+        return "the connection is not TLS"
+    if ctx.verify_mode != ssl.CERT_REQUIRED or not ctx.check_hostname:
+        return "the server's TLS certificate was not verified"
+    return None
+
+
+def _tls_failure(exc: BaseException) -> bool:
+    if isinstance(exc, ssl.SSLError):
+        return True
+    text = str(exc).lower()
+    return "tls" in text or "ssl" in text or "handshake" in text or "certificate" in text

@@ -1,0 +1,184 @@
+"""Loading DKIM private keys: PEM bytes or a file, checked once, cached.
+
+A key is parsed once per ``(domain, selector, algorithm, source)`` where the
+source is the PEM bytes themselves or a file path with its mtime, size and
+inode (so replacing the file on disk is noticed by the next lookup).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from typing import TypeAlias
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from mailsflux.errors import DKIMError, DKIMKeyError
+
+PrivateKey: TypeAlias = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+KeySource: TypeAlias = "bytes | str | os.PathLike[str]"
+
+RSA_SHA256 = "rsa-sha256"
+ED25519_SHA256 = "ed25519-sha256"
+ALGORITHMS = (RSA_SHA256, ED25519_SHA256)
+RSA_MIN_BITS = 1024
+RSA_MAX_BITS = 4096
+
+# A DNS label as DKIM uses it: selectors may hold "_" (RFC 6376 section 3.1).
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_DOMAIN_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+
+_CACHE_MAX = 512
+_cache: dict[tuple[object, ...], PrivateKey] = {}
+_cache_lock = threading.Lock()
+
+
+def check_algorithm(algorithm: str) -> str:
+    if algorithm not in ALGORITHMS:
+        raise DKIMError(
+            f"unknown DKIM algorithm {algorithm!r}: use 'rsa-sha256' or 'ed25519-sha256'",
+            field="algorithm",
+        )
+    return algorithm
+
+
+def ascii_domain(domain: str, what: str) -> str:
+    """``domain`` (or a selector) as the ASCII the DNS and ``d=`` need.
+
+    A U-label becomes its IDNA A-label: d= and s= are A-labels (RFC 6376
+    section 3.5, RFC 8616 section 4), and so are the names the key's TXT
+    record is published under.  DKIMError naming ``what`` otherwise.
+    """
+    try:
+        domain.encode("ascii")
+        out = domain
+    except UnicodeEncodeError:
+        try:
+            out = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise DKIMError(f"{what} {domain!r} is not a valid domain", field=what) from None
+    if not out or len(out) > 253 or not _DOMAIN_RE.fullmatch(out):
+        raise DKIMError(f"{what} {domain!r} is not a valid domain name", field=what)
+    return out
+
+
+def _kind(key: object) -> str:
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "RSA"
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return "Ed25519"
+    name = type(key).__name__.removeprefix("_").replace("PrivateKey", "")
+    return name or "of an unknown type"
+
+
+def parse_private_key(pem: bytes, algorithm: str, *, file: str | None = None) -> PrivateKey:
+    """Parse and check a PEM private key for ``algorithm``; errors name ``file``."""
+    check_algorithm(algorithm)
+    if b"-----BEGIN" not in pem:
+        raise DKIMKeyError("not a PEM private key", file=file)
+    if b"PRIVATE KEY-----" not in pem:
+        if b"PUBLIC KEY-----" in pem:
+            raise DKIMKeyError(
+                "this is a public key; DKIM signing needs the private key", file=file
+            )
+        raise DKIMKeyError("not a PEM private key", file=file)
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except TypeError:
+        raise DKIMKeyError(
+            "the private key is encrypted; store it without a passphrase", file=file
+        ) from None
+    except UnsupportedAlgorithm as exc:
+        raise DKIMKeyError(f"unsupported private key type ({exc})", file=file) from None
+    except ValueError:
+        raise DKIMKeyError("not a PEM private key (malformed key data)", file=file) from None
+    kind = _kind(key)
+    if algorithm == RSA_SHA256:
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise DKIMKeyError(f"key is {kind} but algorithm is {algorithm}", file=file)
+        bits = key.key_size
+        if not RSA_MIN_BITS <= bits <= RSA_MAX_BITS:
+            raise DKIMKeyError(
+                f"RSA key of {bits} bits: need {RSA_MIN_BITS} to {RSA_MAX_BITS}", file=file
+            )
+        return key
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise DKIMKeyError(f"key is {kind} but algorithm is {algorithm}", file=file)
+    return key
+
+
+def _source(key: KeySource) -> tuple[bytes | None, str | None]:
+    """(PEM bytes, None) for inline keys, (None, path) for files."""
+    if isinstance(key, bytes | bytearray | memoryview):
+        return bytes(key), None
+    if isinstance(key, str):
+        if key.lstrip().startswith("-----BEGIN"):
+            return key.encode("ascii", "replace"), None
+        return None, key
+    if isinstance(key, os.PathLike):
+        return None, os.fspath(key)
+    raise TypeError(f"DKIM key must be PEM bytes or a path, not {type(key).__name__}")
+
+
+def _read(path: str) -> tuple[bytes, tuple[int, int, int]]:
+    try:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            data = fh.read()
+    except FileNotFoundError:
+        raise DKIMKeyError("key file not found", file=path) from None
+    except IsADirectoryError:
+        raise DKIMKeyError("key path is a directory, not a key file", file=path) from None
+    except OSError as exc:
+        raise DKIMKeyError(f"cannot read key file: {exc.strerror or exc}", file=path) from None
+    return data, (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def load_private_key(
+    key: KeySource,
+    *,
+    algorithm: str = RSA_SHA256,
+    domain: str = "",
+    selector: str = "",
+) -> PrivateKey:
+    """A checked private key, from the cache when the same source was seen before."""
+    check_algorithm(algorithm)
+    pem, path = _source(key)
+    if path is None:
+        assert pem is not None
+        ck: tuple[object, ...] = (domain, selector, algorithm, pem)
+        found = _cache.get(ck)
+        if found is None:
+            found = parse_private_key(pem, algorithm)
+            _remember(ck, found)
+        return found
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DKIMKeyError("key file not found", file=path) from None
+    except OSError as exc:
+        raise DKIMKeyError(f"cannot read key file: {exc.strerror or exc}", file=path) from None
+    ck = (domain, selector, algorithm, os.path.abspath(path), st.st_mtime_ns, st.st_size, st.st_ino)
+    found = _cache.get(ck)
+    if found is None:
+        data, stamp = _read(path)
+        found = parse_private_key(data, algorithm, file=path)
+        # Key the entry by what was actually read (the file may have changed).
+        _remember((*ck[:4], *stamp), found)
+    return found
+
+
+def _remember(ck: tuple[object, ...], key: PrivateKey) -> None:
+    with _cache_lock:
+        if len(_cache) >= _CACHE_MAX:
+            _cache.clear()
+        _cache[ck] = key
+
+
+def clear_cache() -> None:
+    """Forget every parsed key (tests; key rotation without a file change)."""
+    with _cache_lock:
+        _cache.clear()

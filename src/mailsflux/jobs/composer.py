@@ -1,0 +1,480 @@
+"""Composition: template + recipient row -> finished, signed message bytes.
+
+Everything that is the same for every recipient (templates, static headers,
+attachments and inline images, the signing key) is prepared once in
+:class:`Composer`; :meth:`compose` does only per-recipient work: render the
+templates, then hand the pieces to the compiled
+:class:`~mailsflux.compose._mimebuild.MessageBuilder`, which writes the whole message
+into one C buffer.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import mimetypes
+import os
+import re
+import time
+from collections.abc import Callable, Collection
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import quote
+
+from mailsflux.compose import (
+    RESERVED,
+    Attachment,
+    MessageBuilder,
+    Template,
+    check_name,
+    encode_unstructured,
+    format_mailbox,
+    split_mailbox,
+)
+from mailsflux.dkim import Signer
+from mailsflux.dkim.keys import ascii_domain
+from mailsflux.errors import (
+    ConfigError,
+    DKIMError,
+    HeaderError,
+    MailsfluxError,
+    RecipientError,
+    TemplateError,
+)
+from mailsflux.jobs.jobfile import Job, _locate
+from mailsflux.tracking.tracker import Tracker
+from mailsflux.types import Message, Recipient
+
+#: A merge value that needs no percent-encoding inside a URI.
+_URI_PLAIN = re.compile(r"[A-Za-z0-9._~@\-]*")
+
+
+def read_template_file(path: Path, what: str) -> str:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise TemplateError(f"{what} template not found", file=str(path)) from None
+    except OSError as exc:
+        raise TemplateError(
+            f"cannot read {what} template: {exc.strerror}", file=str(path)
+        ) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise TemplateError(f"{what} template is not UTF-8", file=str(path), line=line) from None
+
+
+class ColumnProblem(NamedTuple):
+    """A template variable that is not a column of the recipient file."""
+
+    where: str  # template file[:line], or the job file and its field
+    variable: str
+    strict: bool  # True: every row would be skipped; False: it renders empty
+
+    def message(self, csv: Path) -> str:
+        return f"variable {self.variable!r} is not a column of {csv}"
+
+
+def _template_line(source: str, name: str) -> int | None:
+    pat = re.compile(r"\{\{\s*[#^&{]?\s*" + re.escape(name) + r"[\s.}|]")
+    for n, line in enumerate(source.splitlines(), 1):
+        if pat.search(line):
+            return n
+    return None
+
+
+def _uri_value(value: object) -> object:
+    """A merge value percent-encoded for a URI (RFC 3986 unreserved and @ kept)."""
+    if isinstance(value, str) and not _URI_PLAIN.fullmatch(value):
+        return quote(value, safe="@")
+    return value
+
+
+class Composer:
+    """Builds each recipient's message from one job's templates."""
+
+    def __init__(
+        self,
+        job: Job,
+        signer: Signer | None,
+        *,
+        clock: Callable[[], float] = time.time,
+        tracker: Tracker | None = None,
+    ) -> None:
+        spec = job.spec.message
+        self.job = job
+        self.tracker = tracker
+        self.tracking = job.spec.tracking if tracker is not None else None
+        self.signer = signer
+        self.clock = clock
+        self.name_column = job.spec.recipients.name_column
+        strict_body = spec.missing_variables == "error"
+        where = f"{job.path}"
+        self.subject = Template(
+            spec.subject, escape=False, strict=True, name=f"{where}: message.subject"
+        )
+        self.sender = Template(
+            spec.sender, escape=False, strict=True, name=f"{where}: message.from"
+        )
+        self.list_unsubscribe: Template | None = None
+        if spec.list_unsubscribe is not None:
+            self.list_unsubscribe = Template(
+                spec.list_unsubscribe,
+                escape=False,
+                strict=True,
+                name=f"{where}: message.list_unsubscribe",
+            )
+
+        def job_error(exc: MailsfluxError, *path: str) -> ConfigError:
+            try:
+                line = _locate(job.path.read_text("utf-8"), list(path))
+            except (OSError, UnicodeDecodeError):
+                line = None
+            return ConfigError(exc.message, file=str(job.path), line=line, field=".".join(path))
+
+        def config_error(exc: MailsfluxError, *path: str) -> ConfigError:
+            return job_error(exc, "message", *path)
+
+        # Message-IDs are ASCII: a Unicode signing domain goes in as its A-label.
+        try:
+            self.id_domain = ascii_domain(job.spec.dkim.domain, "domain")
+        except DKIMError as exc:
+            raise job_error(exc, "dkim", "domain") from None
+
+        self.html = self.text = None
+        if job.html_path is not None:
+            self.html = self._body(job.html_path, "HTML", True, strict_body, config_error)
+        if job.text_path is not None:
+            self.text = self._body(job.text_path, "text", False, strict_body, config_error)
+
+        # A From without merge tags is encoded once, here; a bad one is a job error.
+        static_sender = spec.sender if "{{" not in spec.sender else None
+        if static_sender is not None:
+            try:
+                format_mailbox("From", *split_mailbox(static_sender))
+            except HeaderError as exc:
+                raise config_error(exc, "from") from None
+        if spec.reply_to:
+            try:
+                format_mailbox("Reply-To", *split_mailbox(spec.reply_to))
+            except HeaderError as exc:
+                raise config_error(exc, "reply_to") from None
+        for name, value in spec.headers.items():
+            try:
+                check_name(name)
+                low = name.lower()
+                if low in ("list-unsubscribe", "list-unsubscribe-post"):
+                    raise HeaderError(
+                        f"header {name} is set by Mailsflux itself: use message.list_unsubscribe",
+                        field=name,
+                    )
+                if low in RESERVED:
+                    raise HeaderError(f"header {name} is set by Mailsflux itself", field=name)
+                encode_unstructured(name, value)
+            except HeaderError as exc:
+                raise config_error(exc, "headers", name) from None
+        attachments: list[Attachment] = []
+        for rel in spec.attachments:
+            path, data = self._read(rel, "attachment", config_error)
+            try:
+                attachments.append(Attachment(data, path.name, _content_type(path)))
+            except HeaderError as exc:
+                raise config_error(exc, "attachments") from None
+        inline: list[Attachment] = []
+        for cid, rel in spec.inline_images.items():
+            path, data = self._read(rel, "inline image", config_error, "inline_images", cid)
+            try:
+                inline.append(Attachment(data, path.name, _content_type(path), cid=cid))
+            except HeaderError as exc:
+                raise config_error(exc, "inline_images", cid) from None
+        if inline and self.html is None:
+            raise config_error(
+                ConfigError("inline images need an HTML body (message.html)"), "inline_images"
+            )
+        try:
+            self._builder = MessageBuilder(
+                sender=static_sender,
+                reply_to=spec.reply_to or None,
+                headers=spec.headers,
+                attachments=attachments,
+                inline=inline,
+            )
+            # The same headers over an empty body, for `validate`: every header
+            # check of a real message at a fraction of the cost.
+            self._checker = MessageBuilder(
+                sender=static_sender, reply_to=spec.reply_to or None, headers=spec.headers
+            )
+        except MailsfluxError as exc:  # all checked above; kept for safety
+            raise config_error(exc) from None
+        self._static_sender = static_sender is not None
+        self._unsub_static: str | None = None
+        self._unsub_names: tuple[str, ...] = ()
+        if self.list_unsubscribe is not None:
+            self._unsub_names = tuple(sorted(self.list_unsubscribe.variables))
+            if not self._unsub_names:
+                self._unsub_static = self.list_unsubscribe.render({})
+        self._date_at = -1
+        self._date = ""
+
+    def _body(
+        self,
+        path: Path,
+        what: str,
+        escape: bool,
+        strict: bool,
+        config_error: Callable[..., ConfigError],
+    ) -> Template:
+        """A body template with the partials it reaches, each read once.
+
+        A partial that is not found is a job error naming the tag's file and
+        line: Mustache would render it as nothing, which no one wants in mail.
+        """
+        src = read_template_file(path, what)
+        sources: dict[str, str] = {}
+        files: dict[str, Path] = {}
+        tried: set[str] = set()
+        while True:
+            try:
+                tpl = Template(src, partials=sources, escape=escape, strict=strict, name=str(path))
+            except TemplateError as exc:
+                if exc.file in files:  # a partial's own syntax error: name its file
+                    exc.file = str(files[exc.file])
+                raise
+            wanted = {m[0] for m in tpl.missing_partials} - tried
+            if not wanted:
+                break
+            for name in sorted(wanted):
+                tried.add(name)
+                found = self._partial_path(name, path.suffix, config_error)
+                if found is not None:
+                    files[name] = found
+                    sources[name] = read_template_file(found, f"partial {name!r}")
+        for name, file, line, column in tpl.missing_partials:
+            raise TemplateError(
+                f"partial {name!r} not found (list it in message.partials, or put it in"
+                " message.partials_dir)",
+                file=str(files.get(file, file)),
+                line=line,
+                column=column,
+                field=name,
+            )
+        return tpl
+
+    def _partial_path(
+        self, name: str, suffix: str, config_error: Callable[..., ConfigError]
+    ) -> Path | None:
+        spec = self.job.spec.message
+        if name in spec.partials:
+            p = self.job.resolve(spec.partials[name])
+            if not p.is_file():
+                raise config_error(ConfigError(f"partial {str(p)!r}: not found"), "partials", name)
+            return p
+        if spec.partials_dir is None or "/" in name or "\\" in name or name.startswith("."):
+            return None
+        d = self.job.resolve(spec.partials_dir)
+        if not d.is_dir():
+            err = ConfigError(f"partials directory {str(d)!r}: not found")
+            raise config_error(err, "partials_dir")
+        for candidate in (d / (name + suffix), d / f"{name}.mustache", d / name):
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def _read(
+        self,
+        rel: str,
+        what: str,
+        config_error: Callable[..., ConfigError],
+        *path: str,
+    ) -> tuple[Path, bytes]:
+        p = self.job.resolve(rel)
+        try:
+            return p, p.read_bytes()
+        except OSError as exc:
+            why = "not found" if isinstance(exc, FileNotFoundError) else exc.strerror
+            err = ConfigError(f"{what} {str(p)!r}: {why}")
+            raise config_error(err, *(path or ("attachments",))) from None
+
+    @property
+    def provided(self) -> frozenset[str]:
+        """Variables Mailsflux supplies itself (not recipient columns)."""
+        return frozenset({"unsubscribe_url"}) if self.tracker is not None else frozenset()
+
+    @property
+    def variables(self) -> frozenset[str]:
+        names: set[str] = set(self.subject.variables | self.sender.variables)
+        for t in (self.html, self.text, self.list_unsubscribe):
+            if t is not None:
+                names |= t.variables
+        return frozenset(names)
+
+    def missing_columns(self, columns: Collection[str]) -> list[ColumnProblem]:
+        """Every template variable that neither ``columns`` nor Mailsflux supplies.
+
+        A strict template (subject, from, List-Unsubscribe; the bodies unless
+        ``missing_variables = "empty"``) would skip every row for it.
+        """
+        have = set(columns) | self.provided
+        where = str(self.job.path)
+        found: list[ColumnProblem] = []
+        for field, t in (
+            ("message.subject", self.subject),
+            ("message.from", self.sender),
+            ("message.list_unsubscribe", self.list_unsubscribe),
+        ):
+            if t is not None:
+                for v in sorted(t.variables - have):
+                    found.append(ColumnProblem(f"{where}: {field}", v, True))
+        for body in (self.html, self.text):
+            if body is None:
+                continue
+            for v in sorted(body.variables - have):
+                line = _template_line(body.source, v)
+                loc = f"{body.name}:{line}" if line else body.name
+                found.append(ColumnProblem(loc, v, body.strict))
+        return found
+
+    @property
+    def builder(self) -> MessageBuilder:
+        return self._builder
+
+    def _date_value(self) -> str:
+        now = int(self.clock())
+        if now != self._date_at:
+            self._date_at = now
+            self._date = email.utils.formatdate(now)
+        return self._date
+
+    def _unsubscribe(self, data: dict[str, Any], row: int, rcpt: str) -> str | None:
+        tpl = self.list_unsubscribe
+        if tpl is None or self._unsub_static is not None:
+            return self._unsub_static
+        quoted = {k: _uri_value(data[k]) for k in self._unsub_names if k in data}
+        return tpl.render(quoted, row=row, recipient=rcpt)
+
+    def check(self, r: Recipient) -> None:
+        """What :meth:`compose` would refuse for this row, found without
+        building the message: render every template and check every header,
+        but no MIME bodies, no tracking tokens and no DKIM signature.
+        """
+        data: dict[str, Any] = r.vars
+        row, rcpt = r.row, r.email
+        unsubscribe: str | None = None
+        if self.tracker is not None:
+            # Any URL will do: only its presence matters to the templates.
+            data = {**data, "unsubscribe_url": self.tracker.base_url + "/u/check"}
+        try:
+            subject = self.subject.render(data, row=row, recipient=rcpt)
+            sender = (
+                None if self._static_sender else self.sender.render(data, row=row, recipient=rcpt)
+            )
+            if self.text is not None:
+                self.text.render_bytes(data, row=row, recipient=rcpt)
+            if self.html is not None:
+                self.html.render_bytes(data, row=row, recipient=rcpt)
+            if self.tracker is None:
+                unsubscribe = self._unsubscribe(data, row, rcpt)
+            self._checker.build(
+                to=rcpt,
+                to_name=data.get(self.name_column, ""),
+                subject=subject,
+                date="Thu, 01 Jan 2026 00:00:00 +0000",  # any valid date: not checked per row
+                message_id=f"check.{row}@{self.id_domain}",
+                text=b"",
+                sender=sender,
+                list_unsubscribe=unsubscribe,
+            )
+        except MailsfluxError as exc:
+            exc.row = r.row
+            exc.recipient = r.email
+            raise
+
+    def compose(self, r: Recipient) -> Message:
+        """Render, assemble and sign one recipient's message.
+
+        Raises a :class:`MailsfluxError` (missing variable, header injection,
+        bad address) that names the row; the caller reports and skips it.
+        """
+        data: dict[str, Any] = r.vars
+        row, rcpt = r.row, r.email
+        token = os.urandom(10).hex()
+        msgid = f"{token}.{row}@{self.id_domain}"
+        unsubscribe: str | None = None
+        tr, tracking = self.tracker, self.tracking
+        if tr is not None and tracking is not None:
+            # The visible unsubscribe link and List-Unsubscribe carry the same
+            # one-click token; templates use it as {{unsubscribe_url}}.
+            url = tr.unsubscribe_url(msgid, rcpt, self.job.name)
+            (_, unsubscribe), _ = tr.list_unsubscribe(url, mailto=tracking.unsubscribe_mailto)
+            data = {**data, "unsubscribe_url": url}
+        try:
+            subject = self.subject.render(data, row=row, recipient=rcpt)
+            sender = (
+                None if self._static_sender else self.sender.render(data, row=row, recipient=rcpt)
+            )
+            text = (
+                self.text.render_bytes(data, row=row, recipient=rcpt)
+                if self.text is not None
+                else None
+            )
+            html = (
+                self.html.render_bytes(data, row=row, recipient=rcpt)
+                if self.html is not None
+                else None
+            )
+            if tr is not None and tracking is not None:
+                sent = self.clock()
+                if html is not None and (tracking.clicks or tracking.opens):
+                    html = tr.rewrite_html(
+                        html,
+                        message_id=msgid,
+                        recipient=rcpt,
+                        job=self.job.name,
+                        clicks=tracking.clicks,
+                        opens=tracking.opens,
+                        sent_at=sent,
+                    )
+                if text is not None and tracking.clicks and tracking.text_links:
+                    text = tr.rewrite_text(
+                        text, message_id=msgid, recipient=rcpt, job=self.job.name, sent_at=sent
+                    )
+            else:
+                unsubscribe = self._unsubscribe(data, row, rcpt)
+            raw, mail_from, rcpt_to, smtputf8 = self._builder.build(
+                to=rcpt,
+                to_name=data.get(self.name_column, ""),
+                subject=subject,
+                date=self._date_value(),
+                message_id=msgid,
+                text=text,
+                html=html,
+                sender=sender,
+                list_unsubscribe=unsubscribe,
+                boundary=token,
+            )
+        except MailsfluxError as exc:
+            exc.row = r.row
+            exc.recipient = r.email
+            raise
+        if self.signer is not None:
+            raw = self.signer.sign(raw, timestamp=self._date_at)
+        return Message(
+            mail_from=mail_from,
+            rcpt_to=rcpt_to,
+            data=raw,
+            message_id=msgid,
+            row=r.row,
+            smtputf8=smtputf8,
+        )
+
+
+def _content_type(path: Path) -> str:
+    """The attachment's type from its name; message/* and multipart/* (which
+    cannot be base64 parts) and unknown types go as application/octet-stream."""
+    ctype = mimetypes.guess_type(path.name, strict=False)[0]
+    if ctype is None or ctype.startswith(("message/", "multipart/")):
+        return "application/octet-stream"
+    return ctype
+
+
+__all__ = ["RESERVED", "Composer", "RecipientError", "read_template_file"]

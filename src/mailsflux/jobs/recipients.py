@@ -1,0 +1,149 @@
+"""Streaming reader of recipient files (CSV with an ``email`` column).
+
+Rows are read one at a time, so a file of millions of rows costs the memory
+of one row plus the addresses already seen, kept in a :class:`SeenSet` (8 to
+16 bytes an address; the addresses themselves go to an unlinked temp file). A bad row becomes a
+:class:`Problem` naming file and line; it never stops the reader.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+from mailsflux.compose import normalize_address, parse_address
+from mailsflux.errors import AddressError, RecipientError
+from mailsflux.jobs.seen import SeenSet
+from mailsflux.types import Problem, Recipient
+
+
+class RecipientFile:
+    """A recipient CSV file; iterate it for :class:`Recipient` or :class:`Problem`."""
+
+    def __init__(self, path: Path, *, email_column: str = "email") -> None:
+        self.path = path
+        self.email_column = email_column
+        self.columns: list[str] = self._read_header()
+
+    def _open(self) -> TextIO:
+        # surrogateescape: a row with invalid UTF-8 is reported, not fatal.
+        return self.path.open("r", encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+    def _read_header(self) -> list[str]:
+        try:
+            with self._open() as fh:
+                header = next(csv.reader(fh), None)
+        except FileNotFoundError:
+            raise RecipientError("recipient file not found", file=str(self.path)) from None
+        except (OSError, csv.Error) as exc:
+            raise RecipientError(
+                f"cannot read recipient file: {exc}", file=str(self.path)
+            ) from None
+        if not header:
+            raise RecipientError(
+                "recipient file is empty: no header row", file=str(self.path), line=1
+            )
+        cols = [c.strip() for c in header]
+        if any(_bad_utf8(c) for c in cols):
+            raise RecipientError("header row is not valid UTF-8", file=str(self.path), line=1)
+        if self.email_column not in cols:
+            raise RecipientError(
+                f"header row has no {self.email_column!r} column (columns: {', '.join(cols)})",
+                file=str(self.path),
+                line=1,
+                field=self.email_column,
+            )
+        seen: set[str] = set()
+        for c in cols:
+            if not c:
+                raise RecipientError(
+                    "header row has an empty column name", file=str(self.path), line=1
+                )
+            if c in seen:
+                raise RecipientError(
+                    f"column {c!r} appears twice", file=str(self.path), line=1, field=c
+                )
+            seen.add(c)
+        return cols
+
+    def __iter__(self) -> Iterator[Recipient | Problem]:
+        cols = self.columns
+        ncols = len(cols)
+        email_at = cols.index(self.email_column)
+        where_prefix = f"{self.path}:"
+        with self._open() as fh, SeenSet() as seen:
+            reader = csv.reader(fh, strict=True)
+            try:
+                next(reader)
+            except (StopIteration, csv.Error):
+                return
+            start = reader.line_num + 1
+            while True:
+                try:
+                    fields = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    yield Problem(f"{where_prefix}{start}", f"malformed CSV: {exc}; row skipped")
+                    start = reader.line_num + 1
+                    continue
+                row = start
+                start = reader.line_num + 1
+                if not fields or (len(fields) == 1 and not fields[0].strip()):
+                    continue  # blank line
+                where = f"{where_prefix}{row}"
+                if len(fields) > ncols:
+                    yield Problem(where, f"{len(fields)} fields but {ncols} columns; row skipped")
+                    continue
+                if _bad_utf8("".join(fields)):
+                    yield Problem(where, "row is not valid UTF-8; row skipped")
+                    continue
+                if len(fields) <= email_at:
+                    yield Problem(where, f"field {self.email_column}: missing; row skipped")
+                    continue
+                try:
+                    addr = parse_address(fields[email_at])
+                except AddressError as exc:
+                    yield Problem(where, f"field {self.email_column}: {exc.message}; row skipped")
+                    continue
+                email = str(addr)
+                if not seen.add(normalize_address(email)):
+                    yield Problem(where, f"duplicate address {email}; row skipped", "warning")
+                    continue
+                # A short row lacks its last columns: those variables are absent,
+                # which the templates report as missing (or render empty).
+                values = dict(zip(cols, fields, strict=False))
+                values[self.email_column] = email
+                yield Recipient(email=email, vars=values, row=row)
+
+    def count_rows(self) -> int:
+        """The rows iterating yields (good, bad or duplicate), for a progress total.
+
+        Read with the same CSV reader, so a quoted field spanning lines is one
+        row, blank lines are none, and a last line without a newline counts.
+        """
+        n = 0
+        with self._open() as fh:
+            reader = csv.reader(fh, strict=True)
+            while True:
+                try:
+                    fields = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error:
+                    n += 1  # reported as a malformed row
+                    continue
+                if fields and not (len(fields) == 1 and not fields[0].strip()):
+                    n += 1
+        return max(n - 1, 0)  # the header row
+
+
+#: What surrogateescape makes of bytes that are not UTF-8.
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
+def _bad_utf8(s: str) -> bool:
+    return not s.isascii() and _UNDECODED.search(s) is not None

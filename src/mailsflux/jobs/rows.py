@@ -1,0 +1,85 @@
+"""The rows of a job: each good row composed (or only checked), each bad one reported."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Container, Iterator
+from pathlib import Path
+
+from mailsflux.errors import MailsfluxError
+from mailsflux.jobs.composer import Composer
+from mailsflux.jobs.recipients import RecipientFile
+from mailsflux.types import Message, Problem, Recipient
+
+ProblemSink = Callable[[Problem], None]
+
+
+def _row_of(item: Recipient | Problem) -> int:
+    if isinstance(item, Recipient):
+        return item.row
+    tail = item.where.rpartition(":")[2]
+    return int(tail) if tail.isdigit() else 0
+
+
+def _row_problem(path: Path, r: Recipient, exc: MailsfluxError) -> Problem:
+    what = exc.message
+    if exc.field and exc.field not in what:
+        what = f"{exc.field}: {what}"
+    return Problem(f"{path}:{r.row}", f"{r.email}: {what}; row skipped")
+
+
+def _rows(
+    rf: RecipientFile,
+    on_problem: ProblemSink,
+    suppressed: Container[str] | None,
+    shard: tuple[int, int],
+) -> Iterator[Recipient]:
+    """Each good, unsuppressed row of this shard; every other row is reported."""
+    index, count = shard
+    for item in rf:
+        if count > 1 and _row_of(item) % count != index:
+            continue
+        if isinstance(item, Problem):
+            on_problem(item)
+            continue
+        if suppressed is not None and item.email in suppressed:
+            on_problem(
+                Problem(
+                    f"{rf.path}:{item.row}", f"{item.email}: suppressed; row skipped", "warning"
+                )
+            )
+            continue
+        yield item
+
+
+def compose_all(
+    composer: Composer,
+    rf: RecipientFile,
+    on_problem: ProblemSink,
+    suppressed: Container[str] | None = None,
+    shard: tuple[int, int] = (0, 1),
+) -> Iterator[Message]:
+    """Yield each good row's message; report and skip each bad or suppressed row.
+
+    With ``shard=(i, n)`` only rows whose line number is i modulo n are
+    taken, so n worker processes share a file without overlap and each bad
+    row is reported once. (The reader drops duplicate addresses per worker.)
+    """
+    for item in _rows(rf, on_problem, suppressed, shard):
+        try:
+            yield composer.compose(item)
+        except MailsfluxError as exc:
+            on_problem(_row_problem(rf.path, item, exc))
+
+
+def check_all(composer: Composer, rf: RecipientFile, on_problem: ProblemSink) -> int:
+    """Report every row that :func:`compose_all` would skip, without composing
+    (no MIME bodies, no DKIM): what ``validate`` runs. Returns the good rows."""
+    good = 0
+    for item in _rows(rf, on_problem, None, (0, 1)):
+        try:
+            composer.check(item)
+        except MailsfluxError as exc:
+            on_problem(_row_problem(rf.path, item, exc))
+        else:
+            good += 1
+    return good

@@ -1,0 +1,227 @@
+"""Running a job: send, render to files, validate.
+
+The send loop keeps rendering and delivery in one uvloop: the producer
+composes messages into a bounded queue and yields whenever the queue is
+full, so SMTP workers always have work and memory stays flat however many
+rows the recipient file holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import IO
+
+from mailsflux.delivery.mx import MXResolver, parse_host_port
+from mailsflux.delivery.probe import probe
+from mailsflux.delivery.relay import Relay
+from mailsflux.delivery.scheduler import RetryPolicy, Scheduler, SiteLimits
+from mailsflux.delivery.smtp import TLSMode
+from mailsflux.delivery.throttle import LocalThrottles, Throttles
+from mailsflux.jobs.eventlog import EventLog
+from mailsflux.jobs.jobfile import Job, is_fqdn
+from mailsflux.jobs.prepared import Prepared
+from mailsflux.jobs.problems import CappedProblems
+from mailsflux.jobs.progress import Progress
+from mailsflux.jobs.rows import ProblemSink
+from mailsflux.jobs.stoppable import run_until
+from mailsflux.types import DeliveryResult, JobSummary, Problem
+
+
+def _scheduler(
+    job: Job,
+    relay: Relay | None,
+    on_result: Callable[[DeliveryResult], None],
+    *,
+    resolver: MXResolver | None = None,
+    throttles: Throttles | None = None,
+    share: int = 1,
+    ehlo_name: str | None = None,
+    tls_context: ssl.SSLContext | None = None,
+) -> Scheduler:
+    """The job's scheduler; ``share`` divides in-process limits among workers."""
+    d = job.spec.delivery
+    credentials = None
+    tls: TLSMode = d.tls
+    if relay is not None:
+        tls = relay.session_tls
+        if relay.username is not None:
+            credentials = (relay.username, relay.password or "")
+        resolver = resolver or MXResolver(smarthost=(relay.host, relay.port))
+    elif resolver is None:
+        servers = [
+            parse_host_port(n, 53, what="delivery.nameservers", bare_ipv6=True)
+            for n in d.nameservers
+        ] or None
+        resolver = MXResolver(nameservers=servers, port=d.mx_port)
+    if throttles is None:
+        if d.throttle == "local":
+            throttles = LocalThrottles()
+        else:
+            # Imported here: jobs without a shared throttle never load the redis client.
+            from mailsflux.delivery.throttle_redis import RedisThrottles
+
+            throttles = RedisThrottles(d.throttle)
+    # With in-process throttles every worker process holds its share of each limit.
+    local = isinstance(throttles, LocalThrottles)
+    part = share if local else 1
+
+    def limits(rate: float, burst: int, conns: int, mpc: int, tls_mode: str) -> SiteLimits:
+        return SiteLimits(
+            rate=rate / part if rate else 0.0,
+            burst=max(1, burst // part),
+            connections=max(1, conns // part),
+            messages_per_connection=mpc,
+            tls=tls_mode,  # type: ignore[arg-type]
+        )
+
+    default = limits(d.rate, d.burst, d.connections, d.messages_per_connection, tls)
+    domains = {
+        name: limits(
+            o.rate if o.rate is not None else d.rate,
+            o.burst if o.burst is not None else d.burst,
+            o.connections if o.connections is not None else d.connections,
+            o.messages_per_connection or d.messages_per_connection,
+            # A relay's TLS is its URL's (credentials need verified TLS): no override.
+            tls if relay is not None else (o.tls or tls),
+        )
+        for name, o in d.domains.items()
+    }
+    return Scheduler(
+        resolver,
+        on_result,
+        throttles=throttles,
+        default_limits=default,
+        domain_limits=domains,
+        job=job.name,
+        job_rate=d.job_rate / part if d.job_rate else 0.0,
+        job_burst=max(1, d.burst // part),
+        retry=RetryPolicy(
+            initial=d.retry_initial,
+            max_delay=d.retry_max,
+            max_age=d.max_age,
+            attempts=d.attempts,
+        ),
+        timeout=d.timeout,
+        data_timeout=d.data_timeout,
+        credentials=credentials,
+        local_hostname=ehlo_name,
+        tls_context=tls_context,
+    )
+
+
+async def send(
+    prepared: Prepared,
+    relay: Relay | None = None,
+    *,
+    on_problem: ProblemSink,
+    on_result: Callable[[DeliveryResult], None] | None = None,
+    progress: Progress | None = None,
+    events: IO[bytes] | None = None,
+    check_relay: bool = True,
+    resolver: MXResolver | None = None,
+    throttles: Throttles | None = None,
+    shard: tuple[int, int] = (0, 1),
+    stop: asyncio.Event | None = None,
+) -> JobSummary:
+    """Send every good row of the job; return the tally.
+
+    Setting ``stop`` ends the job within moments: open sessions are dropped
+    and the tally so far comes back with ``interrupted`` set.
+
+    ``relay`` overrides the job's relay; with neither, mail goes to MX hosts
+    (``resolver`` lets tests use their own DNS server). ``shard=(i, n)``
+    sends only this worker's share of the rows.
+    """
+    spec = prepared.job.spec.delivery
+    summary = JobSummary(job=prepared.job.name)
+    per_domain: Counter[str] = Counter()
+    log = EventLog(events, prepared.job.name)
+    if relay is None:
+        relay = prepared.job.relay()
+    report = CappedProblems(on_problem, where=str(prepared.recipients.path))
+
+    def problem(p: Problem) -> None:
+        summary.total += 1
+        summary.skipped += 1
+        report(p)
+        if progress is not None:
+            progress.advance()
+
+    def result(r: DeliveryResult) -> None:
+        # Counted first: a failing store or callback below must not lose the tally.
+        summary.total += 1
+        if r.status == "delivered":
+            summary.sent += 1
+            per_domain[r.domain] += 1
+        elif r.status == "deferred":
+            summary.deferred += 1
+        elif r.status == "skipped":
+            summary.skipped += 1
+            report(Problem(r.recipient, f"{r.reply}; not retried", "warning"))
+        else:
+            summary.failed += 1
+        if progress is not None:
+            progress.advance()
+        prepared.suppress_bounce(r)
+        log.result(r)
+        if on_result is not None:
+            on_result(r)
+
+    ehlo = spec.ehlo_name or socket.getfqdn() or "localhost"
+    if shard[0] == 0 and not is_fqdn(ehlo):  # one warning, not one per worker
+        on_problem(
+            Problem(
+                str(prepared.job.path),
+                f"EHLO name {ehlo!r} is not a fully qualified domain name; receivers that"
+                " want one (Postfix: reject_non_fqdn_helo_hostname) refuse every message:"
+                " set [delivery] ehlo_name or --ehlo-name",
+                "warning",
+            )
+        )
+    tls_context = prepared.job.tls_context()
+    if check_relay and relay is not None:
+        note = await probe(relay, spec.timeout, local_hostname=ehlo, tls_context=tls_context)
+        if note is not None:
+            on_problem(Problem(str(prepared.job.path), note, "warning"))
+    scheduler = _scheduler(
+        prepared.job,
+        relay,
+        result,
+        resolver=resolver,
+        throttles=throttles,
+        share=shard[1],
+        ehlo_name=ehlo,
+        tls_context=tls_context,
+    )
+    scheduler.suppressed = prepared.suppressed
+    start = time.perf_counter()
+
+    async def produce() -> None:
+        submit = scheduler.submit
+        for msg in prepared.messages(problem, shard=shard):
+            await submit(msg)
+        await scheduler.close()
+
+    try:
+        if not await run_until(produce(), stop):
+            summary.interrupted = True
+            await scheduler.abort()
+    except BaseException:
+        await scheduler.abort()  # no session or task outlives a failed job
+        raise
+    finally:
+        await scheduler.throttles.close()
+        report.finish()
+    summary.elapsed = time.perf_counter() - start
+    summary.per_domain = dict(per_domain.most_common())
+    if progress is not None:
+        progress.finish(complete=not summary.interrupted)
+    return summary
+
+
+__all__ = ["send"]

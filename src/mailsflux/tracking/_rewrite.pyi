@@ -1,0 +1,48 @@
+"""Type stub for the compiled tracking rewriter (core/mailsflux/tracking/_rewrite.pyx)."""
+
+from typing import Final, final
+
+#: Whether this CPU runs SHA-256 with the x86 SHA extensions.
+SHA_NI: Final[bool]
+#: Longest token made (characters).
+MAX_TOKEN: Final[int]
+#: Bytes of HMAC-SHA256 kept in a token.
+TAG_SIZE: Final[int]
+
+@final
+class Rewriter:
+    """Signs tokens with one key and rewrites HTML parts to carry them."""
+
+    @property
+    def base(self) -> bytes: ...
+    @property
+    def key_id(self) -> bytes: ...
+    def __init__(self, base: str, key_id: str, key: bytes) -> None: ...
+    def token(
+        self,
+        kind: int,
+        message_id: str,
+        recipient: str,
+        job: str,
+        sent_at: int,
+        url: str = "",
+    ) -> str: ...
+    def edits(
+        self, html: bytes, clicks: bool = True, opens: bool = True
+    ) -> list[tuple[int, int, str]]: ...
+    def rewrite_html(
+        self,
+        html: bytes,
+        message_id: str,
+        recipient: str,
+        job: str,
+        sent_at: int,
+        skip_prefix: bytes | None = None,
+        clicks: bool = True,
+        opens: bool = True,
+    ) -> bytes: ...
+
+def attr_unescape(value: str) -> str: ...
+def sha256(data: bytes) -> bytes: ...
+def use_sha_ni(on: bool) -> bool: ...
+def sha_ni_available() -> bool: ...

@@ -1,0 +1,224 @@
+"""The sender's side of tracking: rewrite a message's links, add the pixel,
+and make the unsubscribe URL and headers.
+
+One :class:`Tracker` per job (it holds the key ring); per recipient call
+:meth:`Tracker.rewrite_html` (compiled), :meth:`Tracker.rewrite_text` and
+:meth:`Tracker.unsubscribe_headers`.  The tracking server verifies with the
+same key ring (:class:`mailsflux.tracking.tokens.TokenVerifier`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from mailsflux.errors import ConfigError, HeaderError
+from mailsflux.tracking._rewrite import Rewriter
+from mailsflux.tracking.tokens import TokenKind, TokenPayload, TokenVerifier, check_keys
+
+_KIND_CODE: Final[dict[TokenKind, int]] = {"open": 0, "click": 1, "unsubscribe": 2}
+
+#: A base URL: http(s), host[:port], optional path; nothing to escape in HTML.
+_BASE = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~\-/%]*)?", re.I)
+#: A URL in plain text; trailing punctuation is trimmed afterwards.
+_TEXT_URL = re.compile(r"\bhttps?://[^\s<>\"'`]+", re.I)
+_TRAILING = ".,;:!?"
+_MAILTO = re.compile(r"[^\s<>,\"\\\x00-\x1f\x7f]+@[^\s<>,\"\\\x00-\x1f\x7f?]+")
+
+LIST_UNSUBSCRIBE_POST: Final = "List-Unsubscribe=One-Click"
+
+
+def _trim(url: str) -> str:
+    """Drop sentence punctuation and unbalanced closing brackets from a URL's end.
+
+    Linear: the bracket counts are taken once and updated as characters are
+    dropped (recounting per character was quadratic in the trailing run).
+    """
+    end = len(url)
+    opened = {")": url.count("("), "]": url.count("[")}
+    closed = {")": url.count(")"), "]": url.count("]")}
+    while end:
+        c = url[end - 1]
+        if c in _TRAILING:
+            end -= 1
+        elif c in closed and opened[c] < closed[c]:
+            closed[c] -= 1
+            end -= 1
+        else:
+            break
+    return url[:end]
+
+
+class Tracker:
+    """Makes tracked messages: ``base_url`` is where the tracking server answers.
+
+    ``keys`` maps key ids to secret keys (bytes, 32 random bytes each is
+    right); ``current_key_id`` signs new tokens, the others still verify, so a
+    key can be rotated without breaking links already sent.  ``clock`` gives
+    the send time stamped into tokens.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        keys: Mapping[str, bytes],
+        current_key_id: str,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        base = base_url.strip().rstrip("/")
+        if not _BASE.fullmatch(base):
+            raise ConfigError(
+                f"tracking base URL {base_url!r}: expected http(s)://host[:port][/path], "
+                "without query, fragment or characters that need escaping",
+                field="base_url",
+            )
+        ring = check_keys(keys, current_key_id)
+        self.base_url = base
+        self.key_id = current_key_id
+        self.clock = clock
+        self._rw = Rewriter(base, current_key_id, ring[current_key_id])
+        self._verifier = TokenVerifier(ring)
+
+    @property
+    def verifier(self) -> TokenVerifier:
+        return self._verifier
+
+    def _sent(self, sent_at: float | None) -> int:
+        return int(self.clock() if sent_at is None else sent_at)
+
+    def token(
+        self,
+        kind: TokenKind,
+        *,
+        message_id: str,
+        recipient: str,
+        job: str = "",
+        url: str = "",
+        sent_at: float | None = None,
+    ) -> str:
+        """One signed token."""
+        return self._rw.token(
+            _KIND_CODE[kind], message_id, recipient, job, self._sent(sent_at), url
+        )
+
+    def rewrite_html(
+        self,
+        html: bytes,
+        *,
+        message_id: str,
+        recipient: str,
+        job: str = "",
+        unsubscribe_prefix: str | None = None,
+        clicks: bool = True,
+        opens: bool = True,
+        sent_at: float | None = None,
+    ) -> bytes:
+        """Track an HTML part (UTF-8 bytes): links to ``{base}/c/{token}``, and
+        the open pixel before ``</body>`` (or at the end).
+
+        Rewritten: the ``href`` of ``<a>``, ``<area>`` and VML ``<v:...>``
+        elements (also inside Outlook conditional comments) holding an
+        http(s) URL.  Left alone: other schemes, fragments, our own URLs,
+        links starting with ``unsubscribe_prefix``, links marked
+        ``data-mf-unsubscribe``, and links marked ``data-mf-notrack`` (that
+        attribute is removed).  Everything else is copied byte for byte.
+        """
+        skip = unsubscribe_prefix.encode("utf-8") if unsubscribe_prefix else None
+        return self._rw.rewrite_html(
+            html, message_id, recipient, job, self._sent(sent_at), skip, clicks, opens
+        )
+
+    def rewrite_text(
+        self,
+        text: bytes,
+        *,
+        message_id: str,
+        recipient: str,
+        job: str = "",
+        unsubscribe_prefix: str | None = None,
+        sent_at: float | None = None,
+    ) -> bytes:
+        """Track the http(s) URLs of a text part (UTF-8 bytes)."""
+        src = text.decode("utf-8", "surrogateescape")
+        sent = self._sent(sent_at)
+        own = self.base_url + "/"
+        click = _KIND_CODE["click"]
+
+        def sub(m: re.Match[str]) -> str:
+            whole = m.group(0)
+            url = _trim(whole)
+            if url.startswith(own) or (unsubscribe_prefix and url.startswith(unsubscribe_prefix)):
+                return whole
+            try:
+                tok = self._rw.token(click, message_id, recipient, job, sent, url)
+            except (UnicodeEncodeError, ValueError):  # undecodable bytes or too long
+                return whole
+            return f"{self.base_url}/c/{tok}{whole[len(url) :]}"
+
+        return _TEXT_URL.sub(sub, src).encode("utf-8", "surrogateescape")
+
+    def click_url(
+        self,
+        url: str,
+        *,
+        message_id: str,
+        recipient: str,
+        job: str = "",
+        sent_at: float | None = None,
+    ) -> str:
+        tok = self.token(
+            "click", message_id=message_id, recipient=recipient, job=job, url=url, sent_at=sent_at
+        )
+        return f"{self.base_url}/c/{tok}"
+
+    def unsubscribe_url(self, message_id: str, recipient: str, job: str = "") -> str:
+        """The one-click unsubscribe URL: for ``List-Unsubscribe`` and the visible link.
+
+        A GET shows a confirmation page (no state change, so link scanners
+        cannot unsubscribe anyone); a POST unsubscribes (RFC 8058).
+        """
+        tok = self.token("unsubscribe", message_id=message_id, recipient=recipient, job=job)
+        return f"{self.base_url}/u/{tok}"
+
+    def unsubscribe_headers(
+        self, message_id: str, recipient: str, job: str = "", *, mailto: str | None = None
+    ) -> list[tuple[str, str]]:
+        """``List-Unsubscribe`` (RFC 2369) and ``List-Unsubscribe-Post`` (RFC 8058).
+
+        ``mailto`` (an address) adds a ``mailto:`` alternative whose subject
+        carries the token.  Both headers must be covered by the DKIM
+        signature for one-click unsubscribe to be honoured by receivers.
+        The values hold no CR or LF; they are not folded.
+        """
+        return self.list_unsubscribe(
+            self.unsubscribe_url(message_id, recipient, job), mailto=mailto
+        )
+
+    def list_unsubscribe(self, url: str, *, mailto: str | None = None) -> list[tuple[str, str]]:
+        """The headers of :meth:`unsubscribe_headers` for a URL that
+        :meth:`unsubscribe_url` made, so a message's visible link and its
+        header carry one token, made once."""
+        tok = url.rpartition("/u/")[2]
+        value = f"<{url}>"
+        if mailto is not None:
+            addr = mailto.removeprefix("mailto:")
+            if not _MAILTO.fullmatch(addr):
+                raise HeaderError(
+                    f"unsubscribe mailto address {mailto!r} is not a plain address",
+                    field="List-Unsubscribe",
+                )
+            value += f", <mailto:{addr}?subject=unsubscribe-{tok}>"
+        return [
+            ("List-Unsubscribe", value),
+            ("List-Unsubscribe-Post", LIST_UNSUBSCRIBE_POST),
+        ]
+
+    def decode(self, token: str, kind: TokenKind | None = None) -> TokenPayload | None:
+        """Verify a token (any key of the ring); ``None`` unless genuine."""
+        return self._verifier.decode(token, kind)
+
+
+__all__ = ["LIST_UNSUBSCRIBE_POST", "Tracker"]

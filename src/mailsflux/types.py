@@ -1,0 +1,111 @@
+"""The records that flow through a job, as msgspec Structs.
+
+Structs are frozen where they cross a task or process boundary, so a
+message queued for delivery cannot be changed under the sender's feet.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+DeliveryStatus = Literal["delivered", "deferred", "bounced", "failed", "skipped"]
+EventKind = Literal[
+    "queued",
+    "delivered",
+    "deferred",
+    "bounced",
+    "failed",
+    "skipped",
+    "open",
+    "click",
+    "unsubscribe",
+]
+
+
+class Recipient(msgspec.Struct, frozen=True, gc=False):
+    """One row of a recipient file: the address plus its merge variables."""
+
+    email: str
+    vars: dict[str, str]
+    #: 1-based line of the row in its file, for error reports.
+    row: int = 0
+
+
+class Message(msgspec.Struct, frozen=True, gc=False):
+    """A finished message, ready for the SMTP envelope."""
+
+    mail_from: str
+    rcpt_to: str
+    data: bytes
+    message_id: str
+    row: int = 0
+    #: True only when an address's local part is non-ASCII (RFC 6531).
+    smtputf8: bool = False
+
+    @property
+    def domain(self) -> str:
+        return self.rcpt_to.rpartition("@")[2].lower()
+
+
+class DeliveryResult(msgspec.Struct, frozen=True, gc=False):
+    """What happened to one message."""
+
+    recipient: str
+    message_id: str
+    status: DeliveryStatus
+    code: int | None = None
+    enhanced_status: str | None = None
+    reply: str = ""
+    attempts: int = 1
+    row: int = 0
+    #: What the reply means (mailsflux.delivery.Category), e.g. "bad_mailbox".
+    category: str = ""
+
+    @property
+    def domain(self) -> str:
+        return self.recipient.rpartition("@")[2].lower()
+
+
+class Event(msgspec.Struct, frozen=True, gc=False):
+    """An event for the event log (never holds message content)."""
+
+    kind: EventKind
+    at: float
+    message_id: str
+    recipient: str
+    job: str = ""
+    code: int | None = None
+    enhanced_status: str | None = None
+    detail: str = ""
+
+
+class Problem(msgspec.Struct, frozen=True):
+    """One finding of ``mailsflux validate`` or a skipped row."""
+
+    where: str
+    message: str
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.severity}: {self.message}"
+
+
+class JobSummary(msgspec.Struct):
+    """The final tally of a job."""
+
+    job: str
+    total: int = 0
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0
+    skipped: int = 0
+    elapsed: float = 0.0
+    per_domain: dict[str, int] = msgspec.field(default_factory=dict)
+    #: True when a stop (SIGINT, SIGTERM) ended the job early: the counts are partial.
+    interrupted: bool = False
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.elapsed if self.elapsed > 0 else 0.0
