@@ -6,9 +6,12 @@ import asyncio
 import csv
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from mailsflux._mx import MXResolver
 from mailsflux._run import Prepared, send
-from mailsflux._types import JobSummary, Message, Problem
+from mailsflux._scheduler import Scheduler
+from mailsflux._types import DeliveryResult, JobSummary, Message, Problem
 
 HTML = """<html><body>
 <p>Hello {{first_name}},</p>
@@ -102,3 +105,17 @@ def send_job(job: Path) -> tuple[JobSummary, list[Problem]]:
     finally:
         prepared.close()
     return summary, problems
+
+
+def schedule(port: int, msgs: Sequence[Message], **options: Any) -> list[DeliveryResult]:
+    """Deliver ``msgs`` with a Scheduler relaying to 127.0.0.1:``port``; its results."""
+    results: list[DeliveryResult] = []
+
+    async def go() -> None:
+        s = Scheduler(MXResolver(smarthost=("127.0.0.1", port)), results.append, **options)
+        for m in msgs:
+            await s.submit(m)
+        await s.close()
+
+    asyncio.run(go())
+    return results
