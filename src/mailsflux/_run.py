@@ -116,7 +116,10 @@ class Prepared:
         recipient.
         """
         if self.store is not None and r.status == "bounced":
-            if classify_result(r).suppress:
+            c = classify_result(r)
+            # The scheduler's category knew the stage (a refused MAIL FROM is
+            # our sender's); when it disagrees with the text, it wins.
+            if c.suppress and r.category in ("", c.category):
                 self.store.suppress(
                     r.recipient, reason="bounce", job=self.job.name, message_id=r.message_id
                 )
@@ -287,8 +290,17 @@ async def send(
         if progress is not None:
             progress.advance()
 
+    def record(what: str, step: Callable[[DeliveryResult], None], r: DeliveryResult) -> bool:
+        try:
+            step(r)
+        except Exception as exc:
+            if not summary.record_error:
+                summary.record_error = f"{what}: {type(exc).__name__}: {exc}"
+            return False
+        return True
+
     def result(r: DeliveryResult) -> None:
-        # Counted first: a failing store or callback below must not lose the tally.
+        # Counted first: a failing log, store or callback must not lose the tally.
         summary.total += 1
         if r.status == "delivered":
             summary.sent += 1
@@ -300,12 +312,15 @@ async def send(
             on_problem(Problem(r.recipient, f"{r.reply}; not retried", "warning"))
         else:
             summary.failed += 1
-        if progress is not None:
-            progress.advance()
-        prepared.suppress_bounce(r)
-        log.result(r)
+        # Each step on its own: the event log first (it is the record of
+        # what was sent), and one failing step never skips the others.
+        ok = record("events file", log.result, r)
+        ok &= record("suppression list", prepared.suppress_bounce, r)
         if on_result is not None:
-            on_result(r)
+            ok &= record("result callback", on_result, r)
+        if progress is not None:
+            ok &= record("progress display", lambda _: progress.advance(), r)
+        summary.record_failures += not ok
 
     if check_relay and relay is not None:
         await probe(relay, spec.timeout)
@@ -324,6 +339,7 @@ async def send(
         raise
     finally:
         await scheduler.throttles.close()
+    summary.record_failures += scheduler.callback_failures
     summary.elapsed = time.perf_counter() - start
     summary.per_domain = dict(per_domain.most_common())
     if progress is not None:

@@ -103,6 +103,11 @@ class JobSummary(msgspec.Struct):
     skipped: int = 0
     elapsed: float = 0.0
     per_domain: dict[str, int] = msgspec.field(default_factory=dict)
+    #: Results that could not be fully recorded (event log, suppression list
+    #: or the caller's callback failed); their delivery stands regardless.
+    record_failures: int = 0
+    #: The first such failure, e.g. "events file: OSError: [Errno 28] ...".
+    record_error: str = ""
 
     @property
     def rate(self) -> float:

@@ -180,6 +180,8 @@ def _send_parallel(args: argparse.Namespace, workers: int) -> int:
         summary.failed += doc["failed"]
         summary.deferred += doc["deferred"]
         summary.skipped += doc["skipped"]
+        summary.record_failures += doc.get("record_failures", 0)
+        summary.record_error = summary.record_error or doc.get("record_error", "")
         for dom, n in doc["per_domain"].items():
             per_domain[dom] = per_domain.get(dom, 0) + n
     summary.per_domain = dict(sorted(per_domain.items(), key=lambda kv: -kv[1]))
@@ -197,6 +199,15 @@ def _report(args: argparse.Namespace, summary: JobSummary, tally: dict[str, Any]
         print(msgspec.json.encode(doc).decode())
     else:
         _print_summary(summary, tally)
+    if summary.record_failures:
+        # Delivered mail stays delivered, but the records of it are incomplete:
+        # the run must not look clean.
+        print(
+            f"mailsflux: {summary.record_failures} results could not be recorded "
+            f"(first: {summary.record_error or 'result callback failed'})",
+            file=sys.stderr,
+        )
+        return 1
     return 1 if summary.failed or summary.deferred else 0
 
 
