@@ -38,13 +38,12 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from mailsflux.types import DeliveryResult, Message
-
 from _machine import describe
 from bench_pipeline_sink import smtp_sink, smtp_sink_path
 from mailsflux.delivery.mx import MXResolver
 from mailsflux.delivery.scheduler import Scheduler, SiteLimits
 from mailsflux.delivery.smtp import SMTPSession
+from mailsflux.types import DeliveryResult, Message
 
 N = 50_000
 CONNECTIONS = 8

@@ -6,9 +6,12 @@ import asyncio
 import csv
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from mailsflux.delivery.mx import MXResolver
+from mailsflux.delivery.scheduler import Scheduler
 from mailsflux.jobs import Prepared, send
-from mailsflux.types import JobSummary, Message, Problem
+from mailsflux.types import DeliveryResult, JobSummary, Message, Problem
 
 HTML = """<html><body>
 <p>Hello {{first_name}},</p>
@@ -106,3 +109,17 @@ def send_job(job: Path) -> tuple[JobSummary, list[Problem]]:
     finally:
         prepared.close()
     return summary, problems
+
+
+def schedule(port: int, msgs: Sequence[Message], **options: Any) -> list[DeliveryResult]:
+    """Deliver ``msgs`` with a Scheduler relaying to 127.0.0.1:``port``; its results."""
+    results: list[DeliveryResult] = []
+
+    async def go() -> None:
+        s = Scheduler(MXResolver(smarthost=("127.0.0.1", port)), results.append, **options)
+        for m in msgs:
+            await s.submit(m)
+        await s.close()
+
+    asyncio.run(go())
+    return results

@@ -36,9 +36,11 @@ class ScriptedSMTP:
         end_of_data_delay: float = 0.0,
         size: str = "10000000",
         helo_reply: str | None = None,
+        helo_refusals: int | None = None,
         idle_close: float | None = None,
         greeting: str = "220 scripted ESMTP",
         auth: bool = False,
+        idle_reply: str = "421 4.4.2 scripted Error: timeout exceeded",
     ) -> None:
         self.pipelining = pipelining
         self.script = script
@@ -57,9 +59,12 @@ class ScriptedSMTP:
         self.size = size
         # The reply to EHLO and HELO instead of accepting (a server refusing our name).
         self.helo_reply = helo_reply
+        # Only the first this many sessions get ``helo_reply`` (None: all).
+        self.helo_refusals = helo_refusals
         # Seconds a session may wait for a command before the server says 421
         # and closes it (Postfix smtpd_timeout, much shortened).
         self.idle_close = idle_close
+        self.idle_reply = idle_reply
         # Sessions inside a mail transaction (MAIL to the reply to the final
         # dot) now, and the most there ever were at once.
         self.active = 0
@@ -122,7 +127,7 @@ class ScriptedSMTP:
                 cmd = line.decode().rstrip("\r\n")
                 self.lines.append(cmd)
                 verb = cmd.split(" ", 1)[0].split(":", 1)[0].upper()
-                if verb in ("EHLO", "HELO") and self.helo_reply is not None:
+                if verb in ("EHLO", "HELO") and self._refuse_helo():
                     writer.write(f"{self.helo_reply}\r\n".encode())
                     continue
                 if verb == "RSET" and in_mail:
@@ -208,13 +213,18 @@ class ScriptedSMTP:
                 self.active -= 1
             writer.close()
 
+    def _refuse_helo(self) -> bool:
+        if self.helo_reply is None:
+            return False
+        return self.helo_refusals is None or self.sessions <= self.helo_refusals
+
     async def _readline(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
         if self.idle_close is None:
             return await reader.readline()
         try:
             return await asyncio.wait_for(reader.readline(), self.idle_close)
         except TimeoutError:
-            writer.write(b"421 4.4.2 scripted Error: timeout exceeded\r\n")
+            writer.write(f"{self.idle_reply}\r\n".encode())
             return b""
 
     @staticmethod

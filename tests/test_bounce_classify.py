@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mailsflux.types import DeliveryResult
 
 from mailsflux.delivery.bounce import (
     RULES,
@@ -20,6 +19,7 @@ from mailsflux.delivery.bounce import (
     find_enhanced_status,
 )
 from mailsflux.delivery.mx import PermanentRoutingError, TemporaryRoutingError
+from mailsflux.types import DeliveryResult
 
 C = Category
 
@@ -445,6 +445,101 @@ REAL_WORLD: list[tuple[int | None, str, Category, bool, bool]] = [
         False,
     ),
     (550, "5.1.7 Invalid sender address syntax", C.SENDER_CONFIG, True, False),
+    # Texts about our sender (no x.1.7/x.1.8): before, the bad-domain and
+    # bad-mailbox texts suppressed the recipient for them.
+    (
+        553,
+        "<news@sender.example>... Domain of sender address news@sender.example does not exist",
+        C.SENDER_CONFIG,
+        True,
+        False,
+    ),
+    (550, "Sender domain does not exist", C.SENDER_CONFIG, True, False),
+    (550, "MAIL FROM domain does not exist", C.SENDER_CONFIG, True, False),
+    (550, "Envelope sender unknown: user unknown", C.SENDER_CONFIG, True, False),
+    (550, "5.0.1 Sender denied (dns lookup failed)", C.SENDER_CONFIG, True, False),
+    (550, "From address domain not found", C.SENDER_CONFIG, True, False),
+    (553, "sorry, your envelope sender domain must exist (#5.7.1)", C.SENDER_CONFIG, True, False),
+    (553, "Invalid sender domain", C.SENDER_CONFIG, True, False),
+    # The recipient's own filter refusing us is policy, not our setup.
+    (
+        550,
+        "5.7.1 Delivery not authorized, message refused: Sender rejected by recipient's filter",
+        C.POLICY,
+        True,
+        False,
+    ),
+    (
+        554,
+        "5.7.1 <bob@example.com>: Recipient address rejected: Sender not allowed",
+        C.POLICY,
+        True,
+        False,
+    ),
+    # A wait said about our sender is still a wait (greylisting, rate limits).
+    (
+        451,
+        "4.7.1 <news@sender.example>: Sender address rejected: Greylisted for 300 seconds",
+        C.GREYLISTED,
+        False,
+        False,
+    ),
+    (
+        450,
+        "4.2.0 <news@sender.example>: Sender address rejected: Greylisted for 300 seconds",
+        C.GREYLISTED,
+        False,
+        False,
+    ),
+    (
+        450,
+        "4.7.1 <news@sender.example>: Sender address rejected: Rate limit exceeded",
+        C.RATE_LIMITED,
+        False,
+        False,
+    ),
+    (
+        450,
+        "4.1.7 <news@sender.example>: Sender address rejected: unverified address: "
+        "Address verification in progress",
+        C.SENDER_CONFIG,
+        False,
+        False,
+    ),
+    # HELO words near a refusal, not anywhere: the recipient's status wins,
+    # and a HELO name on a blocklist is a reputation block.
+    (
+        550,
+        "5.1.1 <u@example.com>: Recipient address rejected: undeliverable address: host "
+        "mx[192.0.2.1] said: 550 invalid HELO name or user unknown",
+        C.BAD_MAILBOX,
+        True,
+        True,
+    ),
+    (
+        554,
+        "5.7.1 <mail.sender.example>: Helo command rejected: Service unavailable; blocked "
+        "using dbl.spamhaus.org",
+        C.POLICY,
+        True,
+        False,
+    ),
+    (550, "Rejected: HELO/EHLO name is listed at zen.spamhaus.org", C.POLICY, True, False),
+    (
+        550,
+        "5.7.1 [P2] Message blocked due to bad reputation, EHLO mail.example",
+        C.POLICY,
+        True,
+        False,
+    ),
+    (
+        550,
+        "5.7.0 Recipient bob@example.com rejected after HELO; invalid recipient",
+        C.BAD_MAILBOX,
+        True,
+        True,
+    ),
+    (550, "Bad HELO - Host impersonating domain name [example.com]", C.SENDER_CONFIG, True, False),
 ]
 
 

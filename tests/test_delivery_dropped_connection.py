@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from mailsflux.types import DeliveryResult, Message
-
 from mailsflux.delivery.mx import MXResolver
 from mailsflux.delivery.scheduler import RetryPolicy, Scheduler, SiteLimits
+from mailsflux.types import DeliveryResult, Message
 from tests._scripted_smtp import ScriptedSMTP
 
 

@@ -2,19 +2,17 @@
 
 Postfix says it at RCPT time by default (smtpd_delay_reject); other servers
 refuse the EHLO itself. Either way: failed, category ``sender_config``,
-counted toward stopping the site, and no recipient is bounced.
+counted toward stopping the site, and no recipient is bounced. A refused
+connection is one refusal however many messages it fails, so here each
+connection carries one message (messages_per_connection=1).
 """
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-from mailsflux.types import DeliveryResult
 
-from mailsflux.delivery.mx import MXResolver
-from mailsflux.delivery.scheduler import STOP_AFTER, RetryPolicy, Scheduler, SiteLimits
-from tests._jobs import messages
+from mailsflux.delivery.scheduler import STOP_AFTER, RetryPolicy, SiteLimits
+from tests._jobs import messages, schedule
 from tests._scripted_smtp import Conn, ScriptedSMTP
 
 POSTFIX = "504 5.5.2 <localhost>: Helo command rejected: need fully-qualified hostname"
@@ -36,22 +34,14 @@ def test_helo_refusal_is_ours_and_stops_the_site(
     server: dict[str, object], capsys: pytest.CaptureFixture[str]
 ) -> None:
     n = 3 * STOP_AFTER
-    results: list[DeliveryResult] = []
-
-    async def go(port: int) -> None:
-        s = Scheduler(
-            MXResolver(smarthost=("127.0.0.1", port)),
-            results.append,
-            default_limits=SiteLimits(connections=1, tls="none"),
+    with ScriptedSMTP(**server) as smtp:  # type: ignore[arg-type]
+        results = schedule(
+            smtp.port,
+            messages(n),
+            default_limits=SiteLimits(connections=1, tls="none", messages_per_connection=1),
             retry=RetryPolicy(initial=0.01, attempts=3),
             local_hostname="localhost",
         )
-        for m in messages(n):
-            await s.submit(m)
-        await s.close()
-
-    with ScriptedSMTP(**server) as smtp:  # type: ignore[arg-type]
-        asyncio.run(go(smtp.port))
     assert len(results) == n
     assert {(r.status, r.category) for r in results} == {("failed", "sender_config")}
     assert not any(r.status == "bounced" for r in results)

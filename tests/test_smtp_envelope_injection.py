@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from mailsflux.types import Message
 
 from mailsflux.delivery.smtp import Outcome, SMTPSession
+from mailsflux.types import Message
 from tests._scripted_smtp import ScriptedSMTP
 
 BAD_RECIPIENTS = [
@@ -96,10 +96,9 @@ def test_real_addresses_pass() -> None:
 def test_the_scheduler_reports_a_plain_bounce_for_the_recipient() -> None:
     """Bounced, naming the recipient, with no made-up status code that would
     put the address on a suppression list (5.1.x) or defer it."""
-    from mailsflux.types import DeliveryResult
-
     from mailsflux.delivery.mx import MXResolver
     from mailsflux.delivery.scheduler import Scheduler, SiteLimits
+    from mailsflux.types import DeliveryResult
 
     results: list[DeliveryResult] = []
     bad = "bob@example.com>\r\nRCPT TO:<eve@evil.example"

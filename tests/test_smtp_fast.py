@@ -8,7 +8,6 @@ import time
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from mailsflux.types import Message
 
 from mailsflux.delivery._smtpfast import parse, payload
 from mailsflux.delivery.smtp import (
@@ -20,6 +19,7 @@ from mailsflux.delivery.smtp import (
     _stuffed,
 )
 from mailsflux.errors import TemporaryDeliveryError
+from mailsflux.types import Message
 
 # Bytes that matter to stuffing and parsing, plus anything else.
 _SMTPISH = st.lists(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from mailsflux.types import Message
 
 from mailsflux.delivery.smtp import SessionError, SMTPSession
+from mailsflux.types import Message
 from tests._scripted_smtp import Conn, ScriptedSMTP
 
 

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mailsflux.types import Message
 
 from mailsflux.delivery.smtp import SMTPSession
 from mailsflux.errors import TemporaryDeliveryError
+from mailsflux.types import Message
 from tests._mail import RecordingHandler, SMTPServer
 from tests._scripted_smtp import ScriptedSMTP
 from tests._tls import TLSServer, self_signed

@@ -298,6 +298,8 @@ def _send_parallel(
         summary.deferred += doc["deferred"]
         summary.skipped += doc["skipped"]
         summary.interrupted |= doc.get("interrupted", False)
+        summary.record_failures += doc.get("record_failures", 0)
+        summary.record_error = summary.record_error or doc.get("record_error", "")
         for dom, n in doc["per_domain"].items():
             per_domain[dom] = per_domain.get(dom, 0) + n
     summary.per_domain = dict(sorted(per_domain.items(), key=lambda kv: -kv[1]))
@@ -327,6 +329,15 @@ def _report(
         if args.shard is None:
             print(f"mailsflux: stopped by {name}", file=sys.stderr)
         return stop.exit_code if stop.signum else 1
+    if summary.record_failures:
+        # Delivered mail stays delivered, but the records of it are incomplete:
+        # the run must not look clean.
+        print(
+            f"mailsflux: {summary.record_failures} results could not be recorded "
+            f"(first: {summary.record_error or 'result callback failed'})",
+            file=sys.stderr,
+        )
+        return 1
     if summary.total and not summary.sent and getattr(args, "shard", None) is None:
         # Rows were read and none went out: that is a failed job, whatever the cause.
         print(

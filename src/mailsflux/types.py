@@ -105,6 +105,11 @@ class JobSummary(msgspec.Struct):
     per_domain: dict[str, int] = msgspec.field(default_factory=dict)
     #: True when a stop (SIGINT, SIGTERM) ended the job early: the counts are partial.
     interrupted: bool = False
+    #: Results that could not be fully recorded (event log, suppression list
+    #: or the caller's callback failed); their delivery stands regardless.
+    record_failures: int = 0
+    #: The first such failure, e.g. "events file: OSError: [Errno 28] ...".
+    record_error: str = ""
 
     @property
     def rate(self) -> float:

@@ -4,8 +4,10 @@
 :class:`Category` (bad mailbox, mailbox full, policy block, rate limited,
 ...), whether it is permanent, and whether the recipient should be
 suppressed (hard bounces only: a permanent bad mailbox or bad domain).
-A refusal of our own setup (the sender address, RFC 3463 x.1.7/x.1.8, or
-the HELO/EHLO name) is ``sender_config``: the recipient is not to blame.
+A refusal of our own setup (the sender address, RFC 3463 x.1.7/x.1.8 or
+words about the sender, MAIL FROM or envelope sender; or the HELO/EHLO name)
+is ``sender_config``: the recipient is not to blame. A greylisting or rate
+reply is a wait even when it names our sender.
 
 How it decides:
 
@@ -120,7 +122,8 @@ class Rule(NamedTuple):
 
     ``code`` and ``enhanced`` are regular expressions matched against the
     whole basic code (``"421"``) and enhanced status (``"4.7.28"``); ``text``
-    is searched in the reply text, case-insensitively. ``example`` is a real
+    is searched in the reply text, case-insensitively; ``unless_enhanced``
+    vetoes the row for an enhanced status it matches. ``example`` is a real
     reply that this row must classify (the tests check it); ``source`` says
     where the pattern comes from.
     """
@@ -132,6 +135,8 @@ class Rule(NamedTuple):
     text: str | None = None
     example: tuple[int | None, str] = (None, "")
     source: str = ""
+    #: The row does not apply when the enhanced status fullmatches this.
+    unless_enhanced: str | None = None
 
 
 # Enhanced status anywhere in a text: class 2/4/5, not part of a dotted quad
@@ -143,6 +148,9 @@ _LEADING_CODE = re.compile(r"^\s*([1-5]\d\d)(?:[ -]|$)")
 _MAX_TEXT = 4000
 
 
+# Enhanced statuses that name the recipient's mailbox or domain (RFC 3463).
+_RECIPIENT_MAILBOX = r"[45]\.1\.(?:1|2|3|6|10)|[45]\.2\.1"
+
 _SPAM_WORDS = (
     r"\bspam|\bblock(?:ed|ing)?\b|block ?list|black ?list|deny ?list|\bdenylist|"
     r"\breputation\b|\blisted\b|\bspamhaus\b|\bbarracuda\b|\bspamcop\b|\b(?:dns)?rbl\b|"
@@ -152,17 +160,38 @@ _SPAM_WORDS = (
 
 #: The classification table, tried in order.
 RULES: tuple[Rule, ...] = (
-    # -- our HELO/EHLO name refused: first, whatever the enhanced status says
-    # (Postfix answers 5.7.1 or 4.7.1 here, and says it at RCPT time by default).
+    # -- our HELO/EHLO name on a blocklist (Postfix reject_rhsbl_helo): a
+    # reputation block like any other listing, not a configuration error.
+    Rule(
+        "helo-listed",
+        Category.POLICY,
+        text=(
+            r"\b(?:helo|ehlo)\b[^\n]*?(?:blocked using|\blisted\b|block ?list|black ?list|"
+            r"deny ?list|\bspamhaus\b|\b(?:rbl|dnsbl|dbl|surbl|uribl)\b)"
+        ),
+        example=(
+            554,
+            "554 5.7.1 <mail.sender.example>: Helo command rejected: Service unavailable; "
+            "blocked using dbl.spamhaus.org",
+        ),
+        source="Postfix reject_rhsbl_helo; Spamhaus DBL",
+    ),
+    # -- our HELO/EHLO name refused: before the enhanced status rows (Postfix
+    # answers 5.7.1 or 4.7.1 here, and says it at RCPT time by default), but
+    # never over a status that names the recipient's mailbox (x.1.1 and kin):
+    # a relayed "invalid HELO name or user unknown" with 5.1.1 is the mailbox.
+    # The refusal word must follow the HELO words closely (a few words, no
+    # punctuation between), so "rejected after HELO; invalid recipient" is not it.
     Rule(
         "helo-rejected",
         Category.SENDER_CONFIG,
         text=(
-            r"\b(?:helo|ehlo)\b(?:/ehlo)?[^\n]{0,60}?(?:rejected|invalid|not allowed|"
-            r"verification failed|refused)|"
-            r"(?:invalid|bad|malformed|syntactically invalid|empty)[^\n]{0,30}\b(?:helo|ehlo)\b|"
+            r"\b(?:helo|ehlo)\b(?:/ehlo)?(?:[ \t]+[^\s;,.:]+){0,3}?[ \t:]+"
+            r"(?:rejected|invalid|not allowed|verification failed|verify failed|refused)|"
+            r"\b(?:invalid|bad|malformed|empty|bogus|forged)[ \t]+(?:helo|ehlo)\b|"
             r"need fully.qualified hostname"
         ),
+        unless_enhanced=_RECIPIENT_MAILBOX,
         example=(
             504,
             "504 5.5.2 <localhost>: Helo command rejected: need fully-qualified hostname",
@@ -196,28 +225,6 @@ RULES: tuple[Rule, ...] = (
             "Yahoo requires all senders to authenticate with either SPF or DKIM.",
         ),
         source="Yahoo sender requirements 2024; Postfix reject_unknown_client_hostname",
-    ),
-    # -- our own sender address refused (never the recipient's fault) -----
-    Rule(
-        "sender-rejected",
-        Category.SENDER_CONFIG,
-        text=r"sender (?:address )?(?:rejected|verify failed|verification failed)|"
-        r"verification failed for",
-        example=(
-            450,
-            "450 4.1.8 <bounce@sender.example>: Sender address rejected: Domain not found",
-        ),
-        source="Postfix reject_unknown_sender_domain; Exim sender verify",
-    ),
-    Rule(
-        "sender-enhanced",
-        Category.SENDER_CONFIG,
-        enhanced=r"[45]\.1\.[78]",
-        example=(
-            553,
-            "553 5.1.8 <bounce@sender.example>... Domain of sender address does not exist",
-        ),
-        source="RFC 3463: x.1.7 bad sender's mailbox syntax, x.1.8 bad sender's system address",
     ),
     # -- rate limits and throttling -----------------------------------------
     Rule(
@@ -272,6 +279,48 @@ RULES: tuple[Rule, ...] = (
             "http://postgrey.schweikert.ch/help/example.com.html",
         ),
         source="postgrey, Exim greylisting ACLs",
+    ),
+    # -- our own sender address refused (never the recipient's fault). After
+    # the rate and greylist rows: Postfix says "Sender address rejected:
+    # Greylisted" or "...: Rate limit exceeded" for what is only a wait.
+    Rule(
+        "sender-rejected",
+        Category.SENDER_CONFIG,
+        # "Sender rejected by recipient's filter" is the recipient's choice: policy.
+        text=r"\bsender (?:address )?(?:rejected|verify failed|verification failed)(?![ \t]+by\b)",
+        example=(
+            450,
+            "450 4.1.8 <bounce@sender.example>: Sender address rejected: Domain not found",
+        ),
+        source="Postfix reject_unknown_sender_domain; Exim sender verify",
+    ),
+    Rule(
+        "sender-enhanced",
+        Category.SENDER_CONFIG,
+        enhanced=r"[45]\.1\.[78]",
+        example=(
+            553,
+            "553 5.1.8 <bounce@sender.example>... Domain of sender address does not exist",
+        ),
+        source="RFC 3463: x.1.7 bad sender's mailbox syntax, x.1.8 bad sender's system address",
+    ),
+    # Before the text rows: "Sender domain does not exist" is about our
+    # domain, and the bad-domain text would otherwise suppress the recipient.
+    Rule(
+        "sender-text",
+        Category.SENDER_CONFIG,
+        text=(
+            r"\b(?:envelope[- ]sender|envelope[- ]from|mail[- ]from|return[- ]path|sender(?:'s)?|"
+            r"from[- ](?:address|domain))\b(?:[ \t]+(?:address|domain|mailbox|e-?mail|host))*"
+            r"[ \t:]+(?:has been |is |was )?(?:does not exist|doesn't exist|not found|unknown|"
+            r"does not resolve|must (?:exist|contain|be)|denied|invalid|not valid|unverifi|"
+            r"could not be verified)|"
+            r"\b(?:invalid|unknown|bad|non-?existent|unresolvable|unverifiable)[ \t]+"
+            r"(?:envelope[- ])?(?:sender|mail[- ]from|from address|from domain|return[- ]path)\b|"
+            r"\bdomain of (?:the )?sender\b"
+        ),
+        example=(553, "553 <news@sender.example>... Domain of sender address does not exist"),
+        source="sendmail check_mail; qmail-smtpd; Exim and Postfix sender texts",
     ),
     # -- by enhanced status ---------------------------------------------------
     Rule(
@@ -418,6 +467,7 @@ class _Compiled(NamedTuple):
     code: re.Pattern[str] | None
     enhanced: re.Pattern[str] | None
     text: re.Pattern[str] | None
+    unless: re.Pattern[str] | None
 
 
 def _compile(pattern: str | None, flags: int = 0) -> re.Pattern[str] | None:
@@ -448,6 +498,7 @@ class Classifier:
                 _compile(rule.code),
                 _compile(rule.enhanced),
                 _compile(rule.text, re.IGNORECASE),
+                _compile(rule.unless_enhanced),
             )
             for rule in self.rules
         )
@@ -487,6 +538,8 @@ class Classifier:
             if c.enhanced is not None and (enhanced is None or not c.enhanced.fullmatch(enhanced)):
                 continue
             if c.text is not None and not c.text.search(text):
+                continue
+            if c.unless is not None and enhanced is not None and c.unless.fullmatch(enhanced):
                 continue
             return result(c.rule.category, c.rule.name)
         if klass == 5:

@@ -12,11 +12,17 @@ Replies are classified once (:mod:`mailsflux.delivery.bounce`): delivered, bounc
 until ``max_age``, after which the message bounces as expired.
 
 A refusal of our own setup (``sender_config``: the sender address, the
-HELO/EHLO name) is never a recipient's bounce: the message fails (5xx) or
-defers (4xx). When ``stop_after`` (5) of them come in a row at one site with
-no delivery between, the site is stopped: one line on stderr says the
-sender's setup is the problem, and every other message for the site is
-reported failed (or deferred) with that reason instead of being tried.
+HELO/EHLO name, or any refusal of MAIL FROM, which names only our sender)
+is never a recipient's bounce: the message fails (5xx) or defers and is
+retried (4xx: "verification in progress", a DNS hiccup at the receiver).
+When ``stop_after`` (5) permanent ones come in a row at one site with no
+delivery between, each a separate refusal (a reply, or a refused
+connection however many messages it failed), the site is stopped: one line
+on stderr says the sender's setup is the problem, and every other message
+for the site is reported failed with that reason instead of being tried.
+``stop_after=0`` turns this off. A site is an MX host set: with a relay
+the whole job is one site, and Google Workspace or Microsoft 365 tenants
+share one.
 
 A recorded outcome is final: the result callback is called once per
 message, and a callback that raises is reported once and does not undo or
@@ -44,7 +50,7 @@ from mailsflux.delivery.bounce import Category, Classification, classify
 from mailsflux.delivery.leases import LeaseKeeper
 from mailsflux.delivery.mx import MXResolver, Route, RoutingError
 from mailsflux.delivery.shaping import Shaper
-from mailsflux.delivery.smtp import Outcome, SessionError, SMTPSession, TLSMode
+from mailsflux.delivery.smtp import Outcome, Reply, SessionError, SMTPSession, TLSMode
 from mailsflux.delivery.throttle import (
     ConcurrencySpec,
     Grant,
@@ -66,6 +72,28 @@ from mailsflux.types import DeliveryResult, DeliveryStatus, Message
 BATCH = 32
 #: Refusals of our own setup in a row (no delivery between) that stop a site.
 STOP_AFTER = 5
+
+# Categories that blame the recipient. MAIL FROM names only our sender, so a
+# refusal there in these words is about our sender, never the recipient.
+_RECIPIENT_BLAME = frozenset(
+    {Category.BAD_MAILBOX, Category.BAD_DOMAIN, Category.MAILBOX_FULL, Category.OTHER_PERMANENT}
+)
+
+
+def classify_outcome(o: Outcome) -> Classification:
+    """Classify a reply, knowing the stage it answered (MAIL, RCPT, ...)."""
+    c = classify(o.code, o.text)
+    if o.stage == "mail" and c.category in _RECIPIENT_BLAME:
+        return msgspec.structs.replace(
+            c, category=Category.SENDER_CONFIG, suppress=False, rule=f"mail-stage:{c.rule}"
+        )
+    return c
+
+
+def _stops(c: Classification) -> bool:
+    """Counts toward stopping a site: a permanent refusal of our own setup.
+    A temporary one (4xx) is retried like any other deferral."""
+    return c.category is Category.SENDER_CONFIG and c.permanent
 
 
 class SiteLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -193,6 +221,8 @@ class Scheduler:
         self._timers: set[asyncio.TimerHandle] = set()
         self._closing = False
         self._closed = False
+        self._close_done = False
+        self._aborted = False
         #: Results the callback raised on (reported once on stderr).
         self.callback_failures = 0
         self._backend_failing = False
@@ -204,9 +234,16 @@ class Scheduler:
 
     async def submit(self, msg: Message) -> None:
         """Queue one message; waits while too many are queued (back-pressure)."""
-        if self._closed:
-            raise SchedulerClosedError("submit() after close(): the scheduler takes no more mail")
-        while self._queued >= self.max_queued:
+        while True:
+            # Checked again after each wait: abort() wakes waiters, and a
+            # message must not slip in after the scheduler closed.
+            if self._closed:
+                how = "abort()" if self._aborted else "close()"
+                raise SchedulerClosedError(
+                    f"submit() after {how}: the scheduler takes no more mail"
+                )
+            if self._queued < self.max_queued:
+                break
             self._room.clear()
             await self._room.wait()
         self._open += 1
@@ -214,8 +251,15 @@ class Scheduler:
         await self._enqueue(_Item(msg, self.clock()))
 
     async def close(self) -> None:
-        """Wait until every submitted message has its final result (once only)."""
-        if self._closed:
+        """Wait until every submitted message has its final result.
+
+        Once it has returned (or after :meth:`abort`) it raises; a close()
+        that was cancelled (a timeout around it) may be called again, and
+        goes on waiting where the first left off.
+        """
+        if self._aborted:
+            raise SchedulerClosedError("close() after abort(): the scheduler was stopped")
+        if self._close_done:
             raise SchedulerClosedError("close() called twice: the scheduler is already closed")
         self._closed = True
         await self._idle.wait()
@@ -224,10 +268,12 @@ class Scheduler:
             site.wake.set()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        self._close_done = True
 
     async def abort(self) -> None:
         """Stop now (the job failed before close): sessions end, retries are dropped."""
-        self._closed = self._closing = True
+        self._closed = self._closing = self._aborted = True
+        self._room.set()  # a submit() waiting for room raises instead of hanging
         for handle in self._timers:
             handle.cancel()
         for site in self._sites.values():
@@ -369,13 +415,14 @@ class Scheduler:
             site.own_faults = 0
             self._final(item, "delivered", o.code, o.text)
             return
-        c = classify(o.code, o.text)
+        c = classify_outcome(o)
         if o.code is not None:
             self.shaper.observe(site.key, (o.code, o.text), self.clock())
-        self._failed(site, item, o.code, o.text, c, bounce=o.status == "bounced" or c.permanent)
+        self._failed(item, o.code, o.text, c, bounce=o.status == "bounced" or c.permanent)
+        self._refused_ours(site, o.code, o.text, c)
 
     def _failed(
-        self, site: _Site, item: _Item, code: int | None, text: str, c: Classification, bounce: bool
+        self, item: _Item, code: int | None, text: str, c: Classification, bounce: bool
     ) -> None:
         """One failed try; ``bounce``: final unless the fault is our own setup."""
         if c.category is not Category.SENDER_CONFIG:
@@ -390,6 +437,11 @@ class Scheduler:
             self._final(item, "failed", code, text, c)
         else:
             self._defer(item, code, text)
+
+    def _refused_ours(self, site: _Site, code: int | None, text: str, c: Classification) -> None:
+        """One refusal event (a reply, a refused connection): count it toward the stop."""
+        if self.stop_after <= 0 or not _stops(c):
+            return
         site.own_faults += 1
         if site.own_faults >= self.stop_after and site.stopped is None:
             self._stop_site(site, code, text, c)
@@ -399,8 +451,8 @@ class Scheduler:
         status: DeliveryStatus = "failed" if c.permanent else "deferred"
         site.stopped = _Stopped(status, code, reply, c)
         print(
-            f"mailsflux: site {site.key}: stopped: {site.own_faults} messages in a row were "
-            f"refused for our own sender setup (sender address or HELO/EHLO name), not for "
+            f"mailsflux: site {site.key}: stopped: {site.own_faults} refusals in a row were "
+            f"for our own sender setup (sender address or HELO/EHLO name), not for "
             f"their recipients: {reply}; fix the sender's configuration. The site's other "
             f"messages are reported {status} and nobody is suppressed",
             file=sys.stderr,
@@ -450,6 +502,7 @@ class Scheduler:
             if not specs:
                 return n
             grant: Grant = await self.throttles.acquire(specs, n)
+            self._backend_back()
             if grant.granted:
                 return grant.granted
             await asyncio.sleep(max(grant.retry_after, 0.001))
@@ -473,6 +526,7 @@ class Scheduler:
     async def _lease(self, site: _Site) -> Lease | None:
         while site.queue and not self._closing:
             got = await self.throttles.lease(site.conn_spec, self.holder)
+            self._backend_back()
             if isinstance(got, Lease):
                 return got
             await asyncio.sleep(max(got.retry_after, 0.01))
@@ -531,6 +585,8 @@ class Scheduler:
         await asyncio.sleep(self._backend_wait * (0.5 + random.random()))
 
     def _backend_back(self) -> None:
+        """A backend call just succeeded (only then: a worker that needed no
+        call proves nothing, and would print this between outage lines)."""
         if self._backend_failing:
             self._backend_failing = False
             self._backend_wait = 0.0
@@ -540,23 +596,31 @@ class Scheduler:
         session: SMTPSession | None = None
         keeper: LeaseKeeper | None = None
         pending: list[_Item] = []  # taken from the queue, outcome not yet handled
+
+        async def hold_lease() -> bool:
+            """A live lease; False: none to be had (the scheduler is closing)."""
+            nonlocal session, keeper
+            if keeper is not None and keeper.lost:
+                # The lease ran out under us and the slot may be someone
+                # else's now: this session takes no more batches.
+                if session is not None:
+                    await session.quit()
+                    session = None
+                await keeper.stop()
+                keeper = None
+            if keeper is None:
+                lease = await self._lease(site)
+                if lease is None:
+                    return False
+                keeper = LeaseKeeper(lease)
+            return True
+
         try:
             while await self._wait_for_work(site):
-                if keeper is not None and keeper.lost:
-                    # The lease ran out under us and the slot may be someone
-                    # else's now: this session takes no more batches.
-                    if session is not None:
-                        await session.quit()
-                        session = None
-                    await keeper.stop()
-                    keeper = None
                 mpc = site.limits.messages_per_connection
                 try:
-                    if keeper is None:
-                        lease = await self._lease(site)
-                        if lease is None:
-                            continue
-                        keeper = LeaseKeeper(lease)
+                    if not await hold_lease():
+                        continue
                     if self.linger and len(site.queue) < BATCH and self._throttled(site):
                         await self._fill(site)
                         if not site.queue:  # another worker took it meanwhile
@@ -566,15 +630,20 @@ class Scheduler:
                         session = None
                     room = mpc - (session.sent if session else 0)
                     n = await self._grant(site, min(BATCH, room, len(site.queue)))
+                    # Again after the grant: its wait can outlast the lease.
+                    # The grant stands; only the slot (and session) is renewed.
+                    if not await hold_lease():
+                        continue
                 except ThrottleBackendError as exc:
                     await self._backend_failed(site, exc)
                     continue
-                self._backend_back()
                 if session is not None and not session.is_open:
                     # Checked after the grant, not before: the wait for it may
                     # be long enough for the server to close an idle session.
+                    farewell = session.farewell()
                     session.close()
                     session = None
+                    await self._parting(site, farewell)
                 pending = self._take(site, n)
                 if pending:
                     session = await self._send_batch(site, session, pending)
@@ -620,7 +689,10 @@ class Scheduler:
                 # A session we kept was closed by the server before it said a
                 # word to this batch: our staleness costs no message an attempt.
                 self._requeue_front(site, batch)
+                await self._parting(site, exc.reply)
                 return None
+            if exc.reply is not None:
+                self.shaper.observe(site.key, (exc.reply.code, exc.reply.text), self.clock())
             for item, outcome in zip(batch, exc.completed, strict=False):
                 self._outcome(site, item, outcome)
             for item in batch[len(exc.completed) :]:
@@ -629,9 +701,13 @@ class Scheduler:
             return None
         except (TemporaryDeliveryError, PermanentDeliveryError) as exc:
             c = classify(exc.code, exc.message, exc.enhanced_status)
+            if exc.code is not None:
+                self.shaper.observe(site.key, (exc.code, exc.message), self.clock())
             for item in batch:
                 item.attempts += 1
-                self._failed(site, item, exc.code, exc.message, c, bounce=exc.permanent)
+                self._failed(item, exc.code, exc.message, c, bounce=exc.permanent)
+            # One refused connection is one refusal, however many messages it failed.
+            self._refused_ours(site, exc.code, exc.message, c)
             # A site that cannot be reached: back off before the next try.
             await asyncio.sleep(min(self.retry.initial, 1.0))
             return None
@@ -642,6 +718,14 @@ class Scheduler:
             # never attempted; they go back to the front of the queue.
             self._requeue_front(site, batch[len(outcomes) :])
         return session
+
+    async def _parting(self, site: _Site, reply: Reply | None) -> None:
+        """The server's last word as it closed a session (a 421): the shaper
+        hears it, and the site gets a pause before the next connection."""
+        if reply is None:
+            return
+        self.shaper.observe(site.key, (reply.code, reply.text), self.clock())
+        await asyncio.sleep(min(self.retry.initial, 1.0))
 
     def _stopper(self, site: _Site) -> Callable[[Outcome], bool]:
         """When to end a batch early: a throttling reply, or the site about to stop."""
@@ -656,7 +740,9 @@ class Scheduler:
                 return False
             if self.shaper.matching(site.key, (o.code, o.text)):
                 return True
-            if classify(o.code, o.text).category is Category.SENDER_CONFIG:
+            if self.stop_after <= 0:
+                return False
+            if _stops(classify_outcome(o)):
                 run += 1
             return run >= self.stop_after
 

@@ -42,28 +42,48 @@ class Reply(NamedTuple):
         return 200 <= self.code < 300
 
 
+#: Which reply decided a message: ``mail`` (MAIL FROM: only our sender is
+#: named, so a refusal there is never the recipient's), ``rcpt``, ``data``
+#: (the DATA command), ``eod`` (the reply to the final dot), or ``local``
+#: (refused here before anything was sent).
+Stage = Literal["local", "mail", "rcpt", "data", "eod"]
+
+
 class Outcome(NamedTuple):
-    """What the server said about one message."""
+    """What the server said about one message, and at which stage."""
 
     status: Literal["delivered", "bounced", "deferred"]
     code: int | None
     text: str
+    stage: Stage = "eod"
 
     @classmethod
-    def of(cls, reply: Reply) -> Outcome:
+    def of(cls, reply: Reply, stage: Stage = "eod") -> Outcome:
         if reply.ok:
-            return cls("delivered", reply.code, reply.text)
-        return cls("bounced" if 500 <= reply.code < 600 else "deferred", reply.code, reply.text)
+            return cls("delivered", reply.code, reply.text, stage)
+        if 500 <= reply.code < 600:
+            return cls("bounced", reply.code, reply.text, stage)
+        return cls("deferred", reply.code, reply.text, stage)
 
 
 class SessionError(TemporaryDeliveryError):
     """The session broke mid-batch; ``completed`` holds the outcomes known so far."""
 
-    def __init__(self, message: str, completed: list[Outcome], *, closed: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        completed: list[Outcome],
+        *,
+        closed: bool = False,
+        reply: Reply | None = None,
+    ) -> None:
         super().__init__(message)
         self.completed = completed
         #: The server closed the connection (as opposed to a timeout or garbage).
         self.closed = closed
+        #: A refusal the server sent for the unfinished message before the
+        #: break (typically a 421 as it closes, RFC 5321 3.8), not in ``completed``.
+        self.reply = reply
 
 
 def _parse_py(
@@ -111,6 +131,8 @@ class _ReplyReader(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0
         self._timeout = 0.0
+        #: The last reply read (send() clears it as each message starts).
+        self.last: Reply | None = None
 
     def data_received(self, data: bytes) -> None:
         buf = self._buf
@@ -172,7 +194,8 @@ class _ReplyReader(asyncio.Protocol):
 
     async def read(self, timeout: float) -> Reply:
         if self._replies:
-            return self._replies.popleft()
+            self.last = reply = self._replies.popleft()
+            return reply
         if self._lost is not None:
             raise self._lost
         loop = asyncio.get_running_loop()
@@ -185,7 +208,8 @@ class _ReplyReader(asyncio.Protocol):
             if timer is not None:
                 timer.cancel()
             self._timer = loop.call_at(deadline, self._watchdog)
-        return await fut
+        self.last = reply = await fut
+        return reply
 
     def write(self, data: bytes) -> None:
         if self._lost is not None:
@@ -383,9 +407,10 @@ class SMTPSession:
                 f" (sender {m.mail_from!r}); nothing sent",
             )
         if m.smtputf8 and not self.smtputf8:
-            return Outcome("bounced", None, "server does not offer SMTPUTF8 (RFC 6531)")
+            return Outcome("bounced", None, "server does not offer SMTPUTF8 (RFC 6531)", "local")
         if self.size_limit and len(m.data) > self.size_limit:
-            return Outcome("bounced", None, f"message larger than server SIZE {self.size_limit}")
+            text = f"message larger than server SIZE {self.size_limit}"
+            return Outcome("bounced", None, text, "local")
         return None
 
     async def send(
@@ -412,6 +437,7 @@ class SMTPSession:
             pending_env = False
             stopping = False
             for i, m in enumerate(todo):
+                r.last = None
                 if stop is not None and out and not stopping and stop(out[-1]):
                     stopping = True
                 if stopping and not pending_env:
@@ -439,26 +465,28 @@ class SMTPSession:
                 if mail.ok and rcpt.ok and data.code == 354:
                     # One write: the stuffed message, its end, the next envelope.
                     write(_payload(m.data, nxt or b""))
-                    out.append(Outcome.of(await read(self.data_timeout)))
+                    out.append(Outcome.of(await read(self.data_timeout), "eod"))
                     self.sent += 1
                     continue
                 if data.code == 354:  # DATA accepted without a recipient: end it empty
                     write(b".\r\n")
                     await read(t)
+                stage: Stage = "mail" if not mail.ok else "rcpt" if not rcpt.ok else "data"
                 bad = mail if not mail.ok else rcpt if not rcpt.ok else data
                 if bad.code < 400:
                     # Envelope accepted but DATA not answered 354 (a 2xx from a
                     # broken server): the message was never sent, so never "delivered".
-                    out.append(
-                        Outcome("deferred", bad.code, f"unexpected reply to DATA: {bad.text}")
-                    )
+                    text = f"unexpected reply to DATA: {bad.text}"
+                    out.append(Outcome("deferred", bad.code, text, stage))
                 else:
-                    out.append(Outcome.of(bad))
+                    out.append(Outcome.of(bad, stage))
+                r.last = None  # that reply is an outcome now, not the break's reason
                 write(b"RSET\r\n" + (nxt or b""))
                 await read(t)
         except TemporaryDeliveryError as exc:
             self.close()
-            raise SessionError(exc.message, out, closed=r.closed_by_peer) from None
+            last = r.last if r.last is not None and not r.last.ok else None
+            raise SessionError(exc.message, out, closed=r.closed_by_peer, reply=last) from None
         return out
 
     def _check_sender(self, mail_from: str) -> bool:
@@ -487,6 +515,14 @@ class SMTPSession:
         transport = self._reader.transport
         if not transport.is_closing():
             transport.close()
+
+    def farewell(self) -> Reply | None:
+        """A refusal the server sent unasked before closing (a 421 on an idle
+        session, RFC 5321 3.8), or None; read once."""
+        replies = self._reader._replies
+        last = replies[-1] if replies else None
+        replies.clear()
+        return last if last is not None and not last.ok else None
 
     @property
     def is_open(self) -> bool:

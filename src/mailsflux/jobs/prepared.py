@@ -100,7 +100,10 @@ class Prepared:
         recipient.
         """
         if self.store is not None and r.status == "bounced":
-            if classify_result(r).suppress:
+            c = classify_result(r)
+            # The scheduler's category knew the stage (a refused MAIL FROM is
+            # our sender's); when it disagrees with the text, it wins.
+            if c.suppress and r.category in ("", c.category):
                 self.store.suppress(
                     r.recipient, reason="bounce", job=self.job.name, message_id=r.message_id
                 )

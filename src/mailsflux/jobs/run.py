@@ -152,8 +152,17 @@ async def send(
         if progress is not None:
             progress.advance()
 
+    def record(what: str, step: Callable[[DeliveryResult], None], r: DeliveryResult) -> bool:
+        try:
+            step(r)
+        except Exception as exc:
+            if not summary.record_error:
+                summary.record_error = f"{what}: {type(exc).__name__}: {exc}"
+            return False
+        return True
+
     def result(r: DeliveryResult) -> None:
-        # Counted first: a failing store or callback below must not lose the tally.
+        # Counted first: a failing log, store or callback must not lose the tally.
         summary.total += 1
         if r.status == "delivered":
             summary.sent += 1
@@ -165,12 +174,15 @@ async def send(
             report(Problem(r.recipient, f"{r.reply}; not retried", "warning"))
         else:
             summary.failed += 1
-        if progress is not None:
-            progress.advance()
-        prepared.suppress_bounce(r)
-        log.result(r)
+        # Each step on its own: the event log first (it is the record of
+        # what was sent), and one failing step never skips the others.
+        ok = record("events file", log.result, r)
+        ok &= record("suppression list", prepared.suppress_bounce, r)
         if on_result is not None:
-            on_result(r)
+            ok &= record("result callback", on_result, r)
+        if progress is not None:
+            ok &= record("progress display", lambda _: progress.advance(), r)
+        summary.record_failures += not ok
 
     ehlo = spec.ehlo_name or socket.getfqdn() or "localhost"
     if shard[0] == 0 and not is_fqdn(ehlo):  # one warning, not one per worker
@@ -217,6 +229,7 @@ async def send(
     finally:
         await scheduler.throttles.close()
         report.finish()
+    summary.record_failures += scheduler.callback_failures
     summary.elapsed = time.perf_counter() - start
     summary.per_domain = dict(per_domain.most_common())
     if progress is not None:
