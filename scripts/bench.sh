@@ -25,3 +25,5 @@ done
 echo "== bench_delivery_sink (50,000 pre-rendered messages)"; "$PY" bench/bench_delivery_sink.py 50000 8
 echo "== bench_pipeline_sink (whole job)"; "$PY" bench/bench_pipeline_sink.py 20000
 echo "== bench_trackserver (click redirects under wrk)"; "$PY" bench/bench_trackserver.py
+echo "== bench_validate (1,000,000 rows)"; "$PY" bench/bench_validate.py 1000000
+echo "== bench_reader_memory (peak RSS at 1M and 10M rows)"; "$PY" bench/bench_reader_memory.py
