@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mailsflux.jobs import Prepared, send
-from mailsflux.types import JobSummary, Message, Problem
+from mailsflux.types import JobSummary, Problem, RenderedMessage
 
 HTML = """<html><body>
 <p>Hello {{first_name}},</p>
@@ -84,10 +84,10 @@ def people(n: int, domains: Sequence[str] = ("example.com", "example.org")) -> l
     ]
 
 
-def messages(n: int, prefix: str = "r") -> list[Message]:
+def messages(n: int, prefix: str = "r") -> list[RenderedMessage]:
     """``n`` small ready-made messages to ``{prefix}{i}@example.com``, for scheduler tests."""
     return [
-        Message(
+        RenderedMessage(
             mail_from="s@sender.example",
             rcpt_to=f"{prefix}{i}@example.com",
             data=b"Subject: %d\r\n\r\nbody\r\n" % i,

@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from mailsflux.types import Message
 
 from mailsflux.delivery.smtp import Outcome, SMTPSession
+from mailsflux.types import RenderedMessage
 from tests._scripted_smtp import ScriptedSMTP
 
 BAD_RECIPIENTS = [
@@ -38,11 +38,11 @@ BODY = b"Subject: x\r\n\r\nhi\r\n"
 SIZE = len(BODY)
 
 
-def msg(rcpt: str, mail_from: str = "s@sender.example", i: int = 0) -> Message:
-    return Message(mail_from=mail_from, rcpt_to=rcpt, data=BODY, message_id=str(i))
+def msg(rcpt: str, mail_from: str = "s@sender.example", i: int = 0) -> RenderedMessage:
+    return RenderedMessage(mail_from=mail_from, rcpt_to=rcpt, data=BODY, message_id=str(i))
 
 
-def run(pipelining: bool, messages: list[Message]) -> tuple[list[Outcome], list[str]]:
+def run(pipelining: bool, messages: list[RenderedMessage]) -> tuple[list[Outcome], list[str]]:
     with ScriptedSMTP(pipelining=pipelining) as server:
 
         async def go() -> list[Outcome]:
@@ -96,10 +96,9 @@ def test_real_addresses_pass() -> None:
 def test_the_scheduler_reports_a_plain_bounce_for_the_recipient() -> None:
     """Bounced, naming the recipient, with no made-up status code that would
     put the address on a suppression list (5.1.x) or defer it."""
-    from mailsflux.types import DeliveryResult
-
     from mailsflux.delivery.mx import MXResolver
     from mailsflux.delivery.scheduler import Scheduler, SiteLimits
+    from mailsflux.types import DeliveryResult
 
     results: list[DeliveryResult] = []
     bad = "bob@example.com>\r\nRCPT TO:<eve@evil.example"

@@ -31,7 +31,7 @@ from mailsflux.errors import (
     TemporaryRoutingError,
     ThrottleBackendError,
 )
-from mailsflux.types import DeliveryResult, Event, JobSummary, Message, Problem, Recipient
+from mailsflux.types import DeliveryResult, Event, JobSummary, Problem, Recipient, RenderedMessage
 
 __version__ = "0.1.0"
 
@@ -48,7 +48,6 @@ __all__ = [
     "JobFileError",
     "JobSummary",
     "MailsfluxError",
-    "Message",
     "MissingVariableError",
     "OutputError",
     "PermanentDeliveryError",
@@ -56,6 +55,7 @@ __all__ = [
     "Problem",
     "Recipient",
     "RecipientError",
+    "RenderedMessage",
     "RoutingError",
     "SchedulerClosedError",
     "TemplateError",

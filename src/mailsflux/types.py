@@ -33,7 +33,7 @@ class Recipient(msgspec.Struct, frozen=True, gc=False):
     row: int = 0
 
 
-class Message(msgspec.Struct, frozen=True, gc=False):
+class RenderedMessage(msgspec.Struct, frozen=True, gc=False):
     """A finished message, ready for the SMTP envelope."""
 
     mail_from: str

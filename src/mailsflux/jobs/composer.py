@@ -42,7 +42,7 @@ from mailsflux.errors import (
 )
 from mailsflux.jobs.jobfile import Job, _locate
 from mailsflux.tracking.tracker import Tracker
-from mailsflux.types import Message, Recipient
+from mailsflux.types import Recipient, RenderedMessage
 
 #: A merge value that needs no percent-encoding inside a URI.
 _URI_PLAIN = re.compile(r"[A-Za-z0-9._~@\-]*")
@@ -389,7 +389,7 @@ class Composer:
             exc.recipient = r.email
             raise
 
-    def compose(self, r: Recipient) -> Message:
+    def compose(self, r: Recipient) -> RenderedMessage:
         """Render, assemble and sign one recipient's message.
 
         Raises a :class:`MailsfluxError` (missing variable, header injection,
@@ -458,7 +458,7 @@ class Composer:
             raise
         if self.signer is not None:
             raw = self.signer.sign(raw, timestamp=self._date_at)
-        return Message(
+        return RenderedMessage(
             mail_from=mail_from,
             rcpt_to=rcpt_to,
             data=raw,

@@ -16,7 +16,7 @@ from mailsflux.jobs.rows import ProblemSink, compose_all
 from mailsflux.jobs.suppression import Suppression, read_list
 from mailsflux.tracking.config import TrackingConfig, load_config, write_new_config
 from mailsflux.tracking.events import EventStore, SuppressionView
-from mailsflux.types import DeliveryResult, Message
+from mailsflux.types import DeliveryResult, RenderedMessage
 
 
 def make_signer(job: Job) -> Signer:
@@ -113,7 +113,7 @@ class Prepared:
 
     def messages(
         self, on_problem: ProblemSink, *, shard: tuple[int, int] = (0, 1)
-    ) -> Iterator[Message]:
+    ) -> Iterator[RenderedMessage]:
         return compose_all(self.composer, self.recipients, on_problem, self.suppressed, shard)
 
     def count_rows(self) -> int:
