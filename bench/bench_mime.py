@@ -28,11 +28,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from mailsflux.types import Recipient
-
 from _machine import best_of, describe
 from mailsflux.jobs.composer import Composer
 from mailsflux.jobs.jobfile import load_job
+from mailsflux.types import Recipient
 
 SUBJECT = "Willkommen bei Nordwind, {{first_name}}! Ihr {{plan}}-Tarif ist bereit ☀"
 SENDER = "Nordwind Cloud <hallo@nordwind.example>"

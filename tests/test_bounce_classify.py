@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mailsflux.types import DeliveryResult
 
 from mailsflux.delivery.bounce import (
     RULES,
@@ -20,6 +19,7 @@ from mailsflux.delivery.bounce import (
     find_enhanced_status,
 )
 from mailsflux.delivery.mx import PermanentRoutingError, TemporaryRoutingError
+from mailsflux.types import DeliveryResult
 
 C = Category
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from mailsflux.types import Problem, Recipient
 
 from mailsflux.errors import RecipientError
 from mailsflux.jobs.recipients import RecipientFile
+from mailsflux.types import Problem, Recipient
 
 
 def write(tmp_path: Path, data: bytes) -> Path:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from mailsflux.types import DeliveryResult
 
 from mailsflux.delivery.mx import MXResolver
 from mailsflux.delivery.scheduler import Scheduler, SiteLimits
 from mailsflux.errors import MailsfluxError, SchedulerClosedError
+from mailsflux.types import DeliveryResult
 from tests._jobs import messages
 from tests._scripted_smtp import ScriptedSMTP
 

@@ -10,10 +10,10 @@ import asyncio
 import sqlite3
 
 import pytest
-from mailsflux.types import DeliveryResult
 
 from mailsflux.delivery.mx import MXResolver
 from mailsflux.delivery.scheduler import RetryPolicy, Scheduler, SiteLimits
+from mailsflux.types import DeliveryResult
 from tests._jobs import messages
 from tests._scripted_smtp import ScriptedSMTP
 

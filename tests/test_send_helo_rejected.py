@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from mailsflux.types import DeliveryResult
 
 from mailsflux.delivery.mx import MXResolver
 from mailsflux.delivery.scheduler import STOP_AFTER, RetryPolicy, Scheduler, SiteLimits
+from mailsflux.types import DeliveryResult
 from tests._jobs import messages
 from tests._scripted_smtp import Conn, ScriptedSMTP
 

@@ -12,11 +12,11 @@ import asyncio
 
 import pytest
 import redis
-from mailsflux.types import DeliveryResult
 
 from mailsflux.delivery import RedisThrottles
 from mailsflux.delivery.mx import MXResolver
 from mailsflux.delivery.scheduler import RetryPolicy, Scheduler, SiteLimits
+from mailsflux.types import DeliveryResult
 from tests._jobs import messages
 from tests._scripted_smtp import Conn, ScriptedSMTP
 

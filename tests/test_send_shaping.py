@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from mailsflux.types import DeliveryResult
-
 from mailsflux.delivery.mx import MXResolver
 from mailsflux.delivery.scheduler import RetryPolicy, Scheduler, SiteLimits
 from mailsflux.delivery.shaping import Shaper, ShapingRule
+from mailsflux.types import DeliveryResult
 from tests._jobs import messages
 from tests._scripted_smtp import Conn, ScriptedSMTP
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from mailsflux.types import DeliveryResult
 
 from mailsflux.delivery.bounce import Reply
 from mailsflux.delivery.mx import Site
 from mailsflux.delivery.shaping import DEFAULT_RULES, Limit, Shaper, ShapingRule
+from mailsflux.types import DeliveryResult
 
 GMAIL = "mx:gmail-smtp-in.l.google.com/5#0c1d2e3f"
 OUTLOOK = "mx:outlook-com.olc.protection.outlook.com"
