@@ -5,9 +5,25 @@ A message passes the stages in this order, one subpackage each:
 (signing, keys), :mod:`mailsflux.tracking` (links, pixel, unsubscribe, the
 tracking server and event store), :mod:`mailsflux.delivery` (scheduler,
 SMTP, MX, throttles, bounce classification); :mod:`mailsflux.jobs` runs a
-job file through all of them. The types and the errors are here.
+job file through all of them; :mod:`mailsflux.engine` puts them behind one
+API. The Engine, its Config and Message, the result types and the errors
+are here.
 """
 
+# The engine stage imports every other stage (none of them imports this module).
+from mailsflux.engine import (
+    Attachment,
+    Batch,
+    Config,
+    Delivery,
+    DKIMKey,
+    DomainLimits,
+    Engine,
+    JobHandle,
+    Message,
+    SyncEngine,
+    Tracking,
+)
 from mailsflux.errors import (
     AddressError,
     ConfigError,
@@ -31,23 +47,41 @@ from mailsflux.errors import (
     TemporaryRoutingError,
     ThrottleBackendError,
 )
-from mailsflux.types import DeliveryResult, Event, JobSummary, Problem, Recipient, RenderedMessage
+from mailsflux.types import (
+    DeliveryResult,
+    DeliveryStatus,
+    Event,
+    JobSummary,
+    Problem,
+    Recipient,
+    RenderedMessage,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AddressError",
+    "Attachment",
+    "Batch",
+    "Config",
     "ConfigError",
     "DKIMError",
+    "DKIMKey",
     "DKIMKeyError",
+    "Delivery",
     "DeliveryError",
     "DeliveryResult",
+    "DeliveryStatus",
+    "DomainLimits",
+    "Engine",
     "Event",
     "HeaderError",
     "HeaderInjectionError",
     "JobFileError",
+    "JobHandle",
     "JobSummary",
     "MailsfluxError",
+    "Message",
     "MissingVariableError",
     "OutputError",
     "PermanentDeliveryError",
@@ -58,10 +92,12 @@ __all__ = [
     "RenderedMessage",
     "RoutingError",
     "SchedulerClosedError",
+    "SyncEngine",
     "TemplateError",
     "TemplateSyntaxError",
     "TemporaryDeliveryError",
     "TemporaryRoutingError",
     "ThrottleBackendError",
+    "Tracking",
     "__version__",
 ]

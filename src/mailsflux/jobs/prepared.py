@@ -107,6 +107,11 @@ class Prepared:
                 if self.suppressed is not None:
                     self.suppressed.add(r.recipient)
 
+    @property
+    def where(self) -> str:
+        """Where row problems are reported (the recipient file)."""
+        return str(self.recipients.path)
+
     @classmethod
     def load(cls, path: str | Path) -> Prepared:
         return cls(load_job(path))
