@@ -25,6 +25,7 @@ import msgspec
 from mailsflux.compose import Attachment as MimeAttachment
 from mailsflux.compose import parse_address, split_mailbox
 from mailsflux.delivery.mx import MXResolver
+from mailsflux.delivery.probe import probe
 from mailsflux.delivery.relay import Relay
 from mailsflux.delivery.scheduler import Scheduler
 from mailsflux.dkim import Signer
@@ -247,6 +248,7 @@ class Engine:
             MessageSpec(sender="", subject=""), config.dkim[0] if config.dkim else None
         )
         self._scheduler: Scheduler | None = None
+        self._starting: asyncio.Future[Scheduler] | None = None
         self._store: EventStore | None = None
         self._tracker: Tracker | None = None
         self._suppressed: Suppression | None = None
@@ -287,6 +289,9 @@ class Engine:
                 if exc is not None:
                     handle._stop.set()
                 await asyncio.gather(handle.wait(), return_exceptions=True)
+            if self._starting is not None and not self._starting.done():
+                self._starting.cancel()
+            self._starting = None
             scheduler, self._scheduler = self._scheduler, None
             if scheduler is not None:
                 try:
@@ -336,7 +341,7 @@ class Engine:
         data = {**message.data, **_plain(message)} if not message.template else dict(message.data)
         data[_NAME] = name
         rendered = composer.compose(Recipient(email=email, vars=data))
-        scheduler = self._transactional()
+        scheduler = await self._transactional()
         fut: asyncio.Future[DeliveryResult] = asyncio.get_running_loop().create_future()
         self._pending[rendered.message_id] = (fut, message)
         try:
@@ -444,20 +449,43 @@ class Engine:
             self.config.path,
         )
 
-    def _transactional(self) -> Scheduler:
-        if self._scheduler is None:
-            job = self._base
-            ehlo = job.spec.delivery.ehlo_name or socket.getfqdn() or "localhost"
-            self._scheduler = scheduler_for(
-                job,
-                job.relay(),
-                self._delivered,
-                resolver=self.resolver,
-                ehlo_name=ehlo,
-                tls_context=job.tls_context(),
-            )
-            self._scheduler.suppressed = self._suppressed
-        return self._scheduler
+    async def _transactional(self) -> Scheduler:
+        """The sends' scheduler, started by the first send (concurrent first
+        sends share one start; a failed start is tried again by the next)."""
+        if self._scheduler is not None:
+            return self._scheduler
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start())
+        starting = self._starting
+        try:
+            return await asyncio.shield(starting)
+        finally:
+            if starting.done() and (starting.cancelled() or starting.exception() is not None):
+                self._starting = None
+
+    async def _start(self) -> Scheduler:
+        """Like a job, check the relay once first: one that cannot be reached
+        (refused, silent, TLS or credentials failing) is a wrong setting, which
+        the first send raises instead of every message deferring after retries."""
+        job = self._base
+        d = job.spec.delivery
+        ehlo = d.ehlo_name or socket.getfqdn() or "localhost"
+        relay, tls_context = job.relay(), job.tls_context()
+        if relay is not None:
+            note = await probe(relay, d.timeout, local_hostname=ehlo, tls_context=tls_context)
+            if note is not None:
+                print(f"mailsflux: {note}", file=sys.stderr)
+        scheduler = scheduler_for(
+            job,
+            relay,
+            self._delivered,
+            resolver=self.resolver,
+            ehlo_name=ehlo,
+            tls_context=tls_context,
+        )
+        scheduler.suppressed = self._suppressed
+        self._scheduler = scheduler
+        return scheduler
 
     def _delivered(self, r: DeliveryResult) -> None:
         """The transactional scheduler's callback: it must never raise into it."""
