@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mailsflux import Message, SyncEngine
+from mailsflux import DKIMKey, Message, SyncEngine
 from tests._engine import engine_config
 from tests._jobs import make_job, people
 from tests._mail import RecordingHandler, SMTPServer
@@ -19,8 +19,9 @@ def test_a_script_sends_one_message_and_runs_a_job(tmp_path: Path) -> None:
                 Message(sender="a@sender.example", to="x@example.net", subject="S", text="T")
             )
             summary = engine.run(job)
-        # Entered again after it was left: a fresh set of sessions.
-        with SyncEngine(engine_config(tmp_path, server.url)) as engine:
+        # Configured by keywords alone, with the key made above.
+        key = DKIMKey(domain="sender.example", selector="t1", key=str(tmp_path / "dkim/t1.pem"))
+        with SyncEngine(relay=server.url, dkim=key) as engine:
             again = engine.send(
                 Message(sender="a@sender.example", to="y@example.net", subject="S", text="T")
             )

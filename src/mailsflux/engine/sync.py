@@ -9,8 +9,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from mailsflux.engine.config import Config
-from mailsflux.engine.engine import Engine
+from mailsflux.engine.config import Config, DKIMKey, Tracking
+from mailsflux.engine.engine import Engine, ResultCallback
 from mailsflux.engine.message import Batch, Message
 from mailsflux.errors import ConfigError
 from mailsflux.types import DeliveryResult, JobSummary
@@ -20,11 +20,28 @@ T = TypeVar("T")
 
 class SyncEngine:
     """``with SyncEngine(config) as e: e.send(message)``; the same arguments as
-    :class:`Engine`. Safe to call from any thread (each call blocks until done).
+    :class:`Engine`. Safe to call from any thread (each call blocks until done);
+    ``on_result`` runs on the engine's own thread.
     """
 
-    def __init__(self, config: Config | str | Path | None = None, **kwargs: Any) -> None:
-        self.engine = Engine(config, **kwargs)
+    def __init__(
+        self,
+        config: Config | str | Path | None = None,
+        *,
+        relay: str | None = None,
+        dkim: DKIMKey | list[DKIMKey] | None = None,
+        tracking: Tracking | None = None,
+        throttle: str | None = None,
+        on_result: ResultCallback | None = None,
+    ) -> None:
+        self.engine = Engine(
+            config,
+            relay=relay,
+            dkim=dkim,
+            tracking=tracking,
+            throttle=throttle,
+            on_result=on_result,
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
