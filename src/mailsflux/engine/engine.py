@@ -436,8 +436,9 @@ class Engine:
 
     def _job(self, spec: MessageSpec, dkim: DKIMKey | None, name: str = "") -> Job:
         """A job spec for the stages that take one: this config's delivery,
-        tracking and the message's own headers."""
-        return Job(
+        tracking and the message's own headers. A message's errors name
+        ``<message>`` (it has no file); its relative paths are the config's."""
+        job = Job(
             JobSpec(
                 name=name or self.config.name,
                 message=spec,
@@ -446,8 +447,10 @@ class Engine:
                 delivery=self.config.delivery,
                 tracking=self.config.tracking,
             ),
-            self.config.path,
+            Path("<message>") if spec.sender else self.config.path,
         )
+        job.base = self.config.path.parent
+        return job
 
     async def _transactional(self) -> Scheduler:
         """The sends' scheduler, started by the first send (concurrent first
