@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from msgspec.structs import replace
 
 from mailsflux import Batch, DeliveryResult, Engine, JobSummary, Message
@@ -12,12 +13,19 @@ from tests._engine import engine_config
 from tests._mail import RecordingHandler, SMTPServer
 
 
-def test_a_raising_callback_changes_no_outcome(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["function", "coroutine"])
+def test_a_raising_callback_changes_no_outcome(tmp_path: Path, kind: str) -> None:
     seen: list[DeliveryResult] = []
 
-    def callback(r: DeliveryResult) -> None:
+    def function(r: DeliveryResult) -> None:
         seen.append(r)
         raise RuntimeError("the embedder's bookkeeping is broken")
+
+    async def coroutine(r: DeliveryResult) -> None:
+        await asyncio.sleep(0.05)  # slow bookkeeping: still running when the job ends
+        function(r)
+
+    callback = function if kind == "function" else coroutine
 
     template = Message(sender="news@sender.example", to="", subject="Hi {{n}}", text="{{n}}")
     handler = RecordingHandler()
@@ -34,7 +42,8 @@ def test_a_raising_callback_changes_no_outcome(tmp_path: Path) -> None:
                 rows = [{"email": f"b{i}@example.com", "n": str(i)} for i in range(30)]
                 handle = await e.submit(Batch(template=template, recipients=rows))
                 summary = await handle.wait()
-                return list(sent), summary, e.callback_failures
+            # Leaving waits for the last coroutine callbacks.
+            return list(sent), summary, e.callback_failures
 
         sent, summary, failures = asyncio.run(go())
     assert [r.status for r in sent] == ["delivered"] * 20

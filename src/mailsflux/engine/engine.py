@@ -257,6 +257,7 @@ class Engine:
         self._pending: dict[str, tuple[asyncio.Future[DeliveryResult], Message]] = {}
         self._listeners: set[asyncio.Queue[DeliveryResult | None]] = set()
         self._jobs: set[JobHandle] = set()
+        self._callbacks: set[asyncio.Future[Any]] = set()  # coroutine callbacks running
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -301,6 +302,8 @@ class Engine:
                         await scheduler.abort()
                 finally:
                     await scheduler.throttles.close()
+            while self._callbacks:  # leaving waits for the last results' callbacks
+                await asyncio.gather(*self._callbacks, return_exceptions=True)
         finally:
             for q in self._listeners:
                 q.put_nowait(None)
@@ -513,11 +516,14 @@ class Engine:
         try:
             out = self.on_result(r)
             if inspect.isawaitable(out):
-                asyncio.ensure_future(out).add_done_callback(self._callback_done)
+                task = asyncio.ensure_future(out)
+                self._callbacks.add(task)
+                task.add_done_callback(self._callback_done)
         except Exception as exc:
             self._callback_failed(exc)
 
     def _callback_done(self, task: asyncio.Future[Any]) -> None:
+        self._callbacks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             self._callback_failed(cast(Exception, task.exception()))
 
