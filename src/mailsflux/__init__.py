@@ -10,20 +10,8 @@ API. The Engine, its Config and Message, the result types and the errors
 are here.
 """
 
-# The engine stage imports every other stage (none of them imports this module).
-from mailsflux.engine import (
-    Attachment,
-    Batch,
-    Config,
-    Delivery,
-    DKIMKey,
-    DomainLimits,
-    Engine,
-    JobHandle,
-    Message,
-    SyncEngine,
-    Tracking,
-)
+from typing import TYPE_CHECKING, Any
+
 from mailsflux.errors import (
     AddressError,
     ConfigError,
@@ -57,7 +45,50 @@ from mailsflux.types import (
     RenderedMessage,
 )
 
+if TYPE_CHECKING:
+    from mailsflux.engine import (
+        Attachment,
+        Batch,
+        Config,
+        Delivery,
+        DKIMKey,
+        DomainLimits,
+        Engine,
+        JobHandle,
+        Message,
+        SyncEngine,
+        Tracking,
+    )
+
 __version__ = "0.1.0"
+
+#: Loaded on first use: the engine stage imports every other stage (SMTP, DNS,
+#: crypto), which a command such as ``mailsflux sign`` has no need to load.
+_ENGINE = frozenset(
+    {
+        "Attachment",
+        "Batch",
+        "Config",
+        "DKIMKey",
+        "Delivery",
+        "DomainLimits",
+        "Engine",
+        "JobHandle",
+        "Message",
+        "SyncEngine",
+        "Tracking",
+    }
+)
+
+if not TYPE_CHECKING:  # type checkers see the imports above; a typo stays an error
+
+    def __getattr__(name: str) -> Any:
+        if name in _ENGINE:
+            import mailsflux.engine
+
+            return getattr(mailsflux.engine, name)
+        raise AttributeError(f"module 'mailsflux' has no attribute {name!r}")
+
 
 __all__ = [
     "AddressError",
