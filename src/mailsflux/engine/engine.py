@@ -123,21 +123,26 @@ class _BatchSource:
     ) -> AsyncIterator[RenderedMessage]:
         rows = self.batch.recipients
         base = self.batch.template.data
+        index, count = shard
         n = 0
+
+        def take(row: Row) -> RenderedMessage | None:
+            nonlocal n
+            n += 1
+            if count > 1 and n % count != index:
+                return None
+            return self._one(row, n, base, on_problem)
+
         if isinstance(rows, AsyncIterable):
             async for row in rows:
-                n += 1
-                msg = self._one(row, n, base, on_problem)
-                if msg is not None:
+                if (msg := take(row)) is not None:
                     yield msg
         else:
             for row in rows:
-                n += 1
-                msg = self._one(row, n, base, on_problem)
-                if msg is not None:
+                if (msg := take(row)) is not None:
                     yield msg
                 if n % 64 == 0:
-                    await asyncio.sleep(0)  # a plain iterable must not starve the loop
+                    await asyncio.sleep(0)  # a long plain iterable must not starve the loop
 
     def _one(
         self, row: Row, n: int, base: dict[str, Any], on_problem: ProblemSink

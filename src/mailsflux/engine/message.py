@@ -13,7 +13,9 @@ from mailsflux.types import Recipient
 
 class Attachment(msgspec.Struct, frozen=True, kw_only=True):
     """A file to attach (or, in ``Message.inline_images``, an image the HTML
-    shows as ``<img src="cid:NAME">``): bytes, or a path read when sent."""
+    shows as ``<img src="cid:NAME">``): bytes, or a path (relative to the
+    config's ``base``), read once when a message holding it is first sent:
+    the Engine keeps each distinct message template compiled."""
 
     content: bytes | Path
     #: Defaults to the path's name; needed for bytes attachments.
