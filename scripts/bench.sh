@@ -25,3 +25,4 @@ done
 echo "== bench_delivery_sink (50,000 pre-rendered messages)"; "$PY" bench/bench_delivery_sink.py 50000 8
 echo "== bench_pipeline_sink (whole job)"; "$PY" bench/bench_pipeline_sink.py 20000
 echo "== bench_trackserver (click redirects under wrk)"; "$PY" bench/bench_trackserver.py
+echo "== bench_engine (Engine.send from 100 tasks against one batch)"; "$PY" bench/bench_engine.py 20000
