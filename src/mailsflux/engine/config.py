@@ -59,11 +59,16 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         return config
 
     @property
+    def base_dir(self) -> Path:
+        """Where relative paths start."""
+        return Path(self.base or ".").absolute()
+
+    @property
     def path(self) -> Path:
         """The file errors name: the TOML file, or a stand-in in ``base``."""
         if self.source:
             return Path(self.source)
-        return Path(self.base or ".").absolute() / "<engine config>"
+        return self.base_dir / "<engine config>"
 
 
 __all__ = ["Config", "DKIMKey", "Delivery", "DomainLimits", "Tracking"]

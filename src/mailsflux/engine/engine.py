@@ -457,7 +457,7 @@ class Engine:
             ),
             Path("<message>") if spec.sender else self.config.path,
         )
-        job.base = self.config.path.parent
+        job.base = self.config.base_dir
         return job
 
     async def _transactional(self) -> Scheduler:
