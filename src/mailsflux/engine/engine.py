@@ -38,7 +38,7 @@ from mailsflux.jobs.jobfile import Job, JobSpec, MessageSpec, RecipientsSpec
 from mailsflux.jobs.prepared import Prepared, make_signer, tracking_config
 from mailsflux.jobs.progress import Progress
 from mailsflux.jobs.rows import ProblemSink
-from mailsflux.jobs.run import scheduler_for, send
+from mailsflux.jobs.run import Source, scheduler_for, send
 from mailsflux.jobs.suppression import Suppression, read_list
 from mailsflux.tracking.events import EventStore
 from mailsflux.tracking.tracker import Tracker
@@ -380,7 +380,7 @@ class Engine:
         """
         self._check_entered()
         owned = None
-        source: Any
+        source: Source
         if isinstance(job, Batch):
             spec = self._message_spec(job.template)
             dkim = self._dkim_for(job.template.sender)
