@@ -276,10 +276,16 @@ class Engine:
             self._store = tracking.open_store()
             view = self._store.suppressed_view()
         listed = self.config.suppression
-        if listed is not None or view is not None:
-            self._suppressed = Suppression(
-                read_list(self._base.resolve(listed)) if listed is not None else None, view
-            )
+        try:
+            if listed is not None or view is not None:
+                self._suppressed = Suppression(
+                    read_list(self._base.resolve(listed)) if listed is not None else None, view
+                )
+        except BaseException:
+            if self._store is not None:  # no store is left open by a failed start
+                self._store.close()
+            self._store = self._tracker = None
+            raise
         self._entered = True
         return self
 
