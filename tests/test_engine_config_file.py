@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mailsflux import ConfigError, DeliveryResult, Engine, Message
+from mailsflux import ConfigError, DeliveryResult, Engine, Message, RecipientError
 from mailsflux.dkim.keyfiles import txt_path_for
 from tests._mail import RecordingHandler, SMTPServer, dkim_verify, txt_record
 
@@ -63,3 +63,16 @@ def test_an_unknown_field_names_the_file(tmp_path: Path) -> None:
         Engine(cfg)
     assert err.value.file == str(cfg)
     assert "conections" in str(err.value)
+
+
+def test_a_missing_suppression_list_fails_the_start(tmp_path: Path) -> None:
+    cfg = tmp_path / "engine.toml"
+    cfg.write_text('suppression = "never.txt"\n')
+
+    async def go() -> None:
+        async with Engine(cfg):
+            pass
+
+    with pytest.raises(RecipientError) as err:
+        asyncio.run(go())
+    assert err.value.file == str(tmp_path / "never.txt")
