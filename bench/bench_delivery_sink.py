@@ -43,7 +43,7 @@ from bench_pipeline_sink import smtp_sink, smtp_sink_path
 from mailsflux.delivery.mx import MXResolver
 from mailsflux.delivery.scheduler import Scheduler, SiteLimits
 from mailsflux.delivery.smtp import SMTPSession
-from mailsflux.types import DeliveryResult, Message
+from mailsflux.types import DeliveryResult, RenderedMessage
 
 N = 50_000
 CONNECTIONS = 8
@@ -97,7 +97,7 @@ def template() -> tuple[bytes, int]:
     return raw, len(raw)
 
 
-def build_messages(n: int) -> list[Message]:
+def build_messages(n: int) -> list[RenderedMessage]:
     """``n`` distinct pre-rendered messages, built before any clock starts."""
     raw, _ = template()
     head, _, tail = raw.partition(b"xrcptx@example.org")
@@ -106,7 +106,7 @@ def build_messages(n: int) -> list[Message]:
         rcpt = f"user.{i}@example.org"
         mid = b"%08x.%d" % (i * 2654435761 & 0xFFFFFFFF, i)
         data = head + rcpt.encode() + tail.replace(b"xmidx", mid)
-        out.append(Message(SENDER, rcpt, data, mid.decode(), row=i + 2))
+        out.append(RenderedMessage(SENDER, rcpt, data, mid.decode(), row=i + 2))
     return out
 
 
@@ -132,7 +132,7 @@ def _timed(fn: Callable[[], Coroutine[Any, Any, int]]) -> dict[str, float]:
     return {"sent": sent, "wall": wall, "cpu": cpu, "sink_cpu": _children_cpu() - sink}
 
 
-def run_delivery(messages: list[Message], port: int, connections: int) -> dict[str, float]:
+def run_delivery(messages: list[RenderedMessage], port: int, connections: int) -> dict[str, float]:
     """Mailsflux as the job runner drives it: Scheduler.submit() then close()."""
 
     async def go() -> int:
@@ -157,12 +157,12 @@ def run_delivery(messages: list[Message], port: int, connections: int) -> dict[s
 
 
 def run_session(
-    messages: list[Message], port: int, connections: int, batch: int = 32
+    messages: list[RenderedMessage], port: int, connections: int, batch: int = 32
 ) -> dict[str, float]:
     """Mailsflux's SMTPSession.send alone: no queue, no result records."""
 
     async def go() -> int:
-        chunks: Iterator[list[Message]] = (
+        chunks: Iterator[list[RenderedMessage]] = (
             messages[i : i + batch] for i in range(0, len(messages), batch)
         )
         delivered = 0
@@ -181,7 +181,7 @@ def run_session(
     return _timed(go)
 
 
-def run_plain(messages: list[Message], port: int, connections: int) -> dict[str, float]:
+def run_plain(messages: list[RenderedMessage], port: int, connections: int) -> dict[str, float]:
     """aiosmtplib, ``connections`` clients reused, sendmail() in a loop."""
 
     async def go() -> int:

@@ -27,3 +27,4 @@ echo "== bench_pipeline_sink (whole job)"; "$PY" bench/bench_pipeline_sink.py 20
 echo "== bench_trackserver (click redirects under wrk)"; "$PY" bench/bench_trackserver.py
 echo "== bench_validate (1,000,000 rows)"; "$PY" bench/bench_validate.py 1000000
 echo "== bench_reader_memory (peak RSS at 1M and 10M rows)"; "$PY" bench/bench_reader_memory.py
+echo "== bench_engine (Engine.send from 100 tasks against one batch)"; "$PY" bench/bench_engine.py 20000

@@ -11,7 +11,7 @@ from typing import Any
 from mailsflux.delivery.mx import MXResolver
 from mailsflux.delivery.scheduler import Scheduler
 from mailsflux.jobs import Prepared, send
-from mailsflux.types import DeliveryResult, JobSummary, Message, Problem
+from mailsflux.types import DeliveryResult, JobSummary, Problem, RenderedMessage
 
 HTML = """<html><body>
 <p>Hello {{first_name}},</p>
@@ -87,10 +87,10 @@ def people(n: int, domains: Sequence[str] = ("example.com", "example.org")) -> l
     ]
 
 
-def messages(n: int, prefix: str = "r") -> list[Message]:
+def messages(n: int, prefix: str = "r") -> list[RenderedMessage]:
     """``n`` small ready-made messages to ``{prefix}{i}@example.com``, for scheduler tests."""
     return [
-        Message(
+        RenderedMessage(
             mail_from="s@sender.example",
             rcpt_to=f"{prefix}{i}@example.com",
             data=b"Subject: %d\r\n\r\nbody\r\n" % i,
@@ -111,7 +111,7 @@ def send_job(job: Path) -> tuple[JobSummary, list[Problem]]:
     return summary, problems
 
 
-def schedule(port: int, msgs: Sequence[Message], **options: Any) -> list[DeliveryResult]:
+def schedule(port: int, msgs: Sequence[RenderedMessage], **options: Any) -> list[DeliveryResult]:
     """Deliver ``msgs`` with a Scheduler relaying to 127.0.0.1:``port``; its results."""
     results: list[DeliveryResult] = []
 

@@ -6,14 +6,14 @@ import asyncio
 
 from mailsflux.delivery.mx import MXResolver
 from mailsflux.delivery.scheduler import RetryPolicy, Scheduler, SiteLimits
-from mailsflux.types import DeliveryResult, Message
+from mailsflux.types import DeliveryResult, RenderedMessage
 from tests._scripted_smtp import ScriptedSMTP
 
 
 def test_every_message_arrives_despite_drops() -> None:
     results: list[DeliveryResult] = []
     msgs = [
-        Message(
+        RenderedMessage(
             mail_from="s@sender.example",
             rcpt_to=f"r{i}@example.com",
             data=b"Subject: %d\r\n\r\nbody %d\r\n" % (i, i),

@@ -21,7 +21,7 @@ from mailsflux.errors import ConfigError, HeaderInjectionError, JobFileError, Ma
 from mailsflux.jobs import Prepared
 from mailsflux.jobs.composer import Composer
 from mailsflux.jobs.jobfile import load_job
-from mailsflux.types import Message, Problem, Recipient
+from mailsflux.types import Problem, Recipient, RenderedMessage
 from tests._jobs import make_job, people
 from tests._mail import dkim_verify, parse, txt_record
 
@@ -61,7 +61,7 @@ def rich_job(tmp_path: Path, algorithm: str = "rsa-sha256", **kw: Any) -> Path:
     return path
 
 
-def compose_all(job: Prepared) -> tuple[list[Message], list[Problem]]:
+def compose_all(job: Prepared) -> tuple[list[RenderedMessage], list[Problem]]:
     problems: list[Problem] = []
     return list(job.messages(problems.append)), problems
 

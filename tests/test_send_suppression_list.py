@@ -8,7 +8,7 @@ from pathlib import Path
 from mailsflux.delivery.mx import MXResolver
 from mailsflux.delivery.scheduler import RetryPolicy, Scheduler, SiteLimits
 from mailsflux.jobs import Prepared, send
-from mailsflux.types import DeliveryResult, Message, Problem
+from mailsflux.types import DeliveryResult, Problem, RenderedMessage
 from tests._jobs import make_job, people
 from tests._mail import RecordingHandler, SMTPServer
 from tests._scripted_smtp import Conn, ScriptedSMTP
@@ -63,7 +63,7 @@ def test_an_unsubscribe_during_backoff_stops_the_retry() -> None:
         )
         s.suppressed = suppressed
         await s.submit(
-            Message(
+            RenderedMessage(
                 mail_from="s@sender.example",
                 rcpt_to="late@example.com",
                 data=b"Subject: x\r\n\r\nx\r\n",

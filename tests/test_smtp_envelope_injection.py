@@ -15,7 +15,7 @@ import asyncio
 import pytest
 
 from mailsflux.delivery.smtp import Outcome, SMTPSession
-from mailsflux.types import Message
+from mailsflux.types import RenderedMessage
 from tests._scripted_smtp import ScriptedSMTP
 
 BAD_RECIPIENTS = [
@@ -38,11 +38,11 @@ BODY = b"Subject: x\r\n\r\nhi\r\n"
 SIZE = len(BODY)
 
 
-def msg(rcpt: str, mail_from: str = "s@sender.example", i: int = 0) -> Message:
-    return Message(mail_from=mail_from, rcpt_to=rcpt, data=BODY, message_id=str(i))
+def msg(rcpt: str, mail_from: str = "s@sender.example", i: int = 0) -> RenderedMessage:
+    return RenderedMessage(mail_from=mail_from, rcpt_to=rcpt, data=BODY, message_id=str(i))
 
 
-def run(pipelining: bool, messages: list[Message]) -> tuple[list[Outcome], list[str]]:
+def run(pipelining: bool, messages: list[RenderedMessage]) -> tuple[list[Outcome], list[str]]:
     with ScriptedSMTP(pipelining=pipelining) as server:
 
         async def go() -> list[Outcome]:

@@ -19,7 +19,7 @@ from mailsflux.delivery.smtp import (
     _stuffed,
 )
 from mailsflux.errors import TemporaryDeliveryError
-from mailsflux.types import Message
+from mailsflux.types import RenderedMessage
 
 # Bytes that matter to stuffing and parsing, plus anything else.
 _SMTPISH = st.lists(
@@ -167,8 +167,10 @@ async def _mute_server(delay: float | None) -> asyncio.Server:
     return await asyncio.start_server(handle, "127.0.0.1", 0)
 
 
-def _msg(i: int) -> Message:
-    return Message("s@example.org", f"r{i}@example.com", b"Subject: x\r\n\r\nhi\r\n", str(i))
+def _msg(i: int) -> RenderedMessage:
+    return RenderedMessage(
+        "s@example.org", f"r{i}@example.com", b"Subject: x\r\n\r\nhi\r\n", str(i)
+    )
 
 
 def test_no_reply_within_the_timeout_breaks_the_session() -> None:

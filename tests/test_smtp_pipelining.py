@@ -7,18 +7,18 @@ import asyncio
 import pytest
 
 from mailsflux.delivery.smtp import SessionError, SMTPSession
-from mailsflux.types import Message
+from mailsflux.types import RenderedMessage
 from tests._scripted_smtp import Conn, ScriptedSMTP
 
 
-def msg(i: int, body: bytes | None = None) -> Message:
+def msg(i: int, body: bytes | None = None) -> RenderedMessage:
     data = body if body is not None else b"Subject: m%d\r\n\r\nbody %d\r\n" % (i, i)
-    return Message(
+    return RenderedMessage(
         mail_from="s@sender.example", rcpt_to=f"r{i}@example.com", data=data, message_id=str(i)
     )
 
 
-def run(server: ScriptedSMTP, messages: list[Message]) -> tuple[SMTPSession, list[object]]:
+def run(server: ScriptedSMTP, messages: list[RenderedMessage]) -> tuple[SMTPSession, list[object]]:
     async def go() -> tuple[SMTPSession, list[object]]:
         s = await SMTPSession.open("127.0.0.1", server.port, tls="none", timeout=5)
         out = await s.send(messages)

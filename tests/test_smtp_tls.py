@@ -11,12 +11,12 @@ import pytest
 
 from mailsflux.delivery.smtp import SMTPSession
 from mailsflux.errors import TemporaryDeliveryError
-from mailsflux.types import Message
+from mailsflux.types import RenderedMessage
 from tests._mail import RecordingHandler, SMTPServer
 from tests._scripted_smtp import ScriptedSMTP
 from tests._tls import TLSServer, self_signed
 
-MSG = Message(
+MSG = RenderedMessage(
     mail_from="s@sender.example",
     rcpt_to="r@example.com",
     data=b"Subject: tls\r\n\r\nsecret-ish\r\n",

@@ -5,8 +5,12 @@ A message passes the stages in this order, one subpackage each:
 (signing, keys), :mod:`mailsflux.tracking` (links, pixel, unsubscribe, the
 tracking server and event store), :mod:`mailsflux.delivery` (scheduler,
 SMTP, MX, throttles, bounce classification); :mod:`mailsflux.jobs` runs a
-job file through all of them. The types and the errors are here.
+job file through all of them; :mod:`mailsflux.engine` puts them behind one
+API. The Engine, its Config and Message, the result types and the errors
+are here.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from mailsflux.errors import (
     AddressError,
@@ -31,21 +35,81 @@ from mailsflux.errors import (
     TemporaryRoutingError,
     ThrottleBackendError,
 )
-from mailsflux.types import DeliveryResult, Event, JobSummary, Message, Problem, Recipient
+from mailsflux.types import (
+    DeliveryResult,
+    DeliveryStatus,
+    Event,
+    JobSummary,
+    Problem,
+    Recipient,
+    RenderedMessage,
+)
+
+if TYPE_CHECKING:
+    from mailsflux.engine import (
+        Attachment,
+        Batch,
+        Config,
+        Delivery,
+        DKIMKey,
+        DomainLimits,
+        Engine,
+        JobHandle,
+        Message,
+        SyncEngine,
+        Tracking,
+    )
 
 __version__ = "0.1.0"
 
+#: Loaded on first use: the engine stage imports every other stage (SMTP, DNS,
+#: crypto), which a command such as ``mailsflux sign`` has no need to load.
+_ENGINE = frozenset(
+    {
+        "Attachment",
+        "Batch",
+        "Config",
+        "DKIMKey",
+        "Delivery",
+        "DomainLimits",
+        "Engine",
+        "JobHandle",
+        "Message",
+        "SyncEngine",
+        "Tracking",
+    }
+)
+
+if not TYPE_CHECKING:  # type checkers see the imports above; a typo stays an error
+
+    def __getattr__(name: str) -> Any:
+        if name in _ENGINE:
+            import mailsflux.engine
+
+            return getattr(mailsflux.engine, name)
+        raise AttributeError(f"module 'mailsflux' has no attribute {name!r}")
+
+
 __all__ = [
     "AddressError",
+    "Attachment",
+    "Batch",
+    "Config",
     "ConfigError",
     "DKIMError",
+    "DKIMKey",
     "DKIMKeyError",
+    "Delivery",
     "DeliveryError",
     "DeliveryResult",
+    "DeliveryStatus",
+    "DomainLimits",
+    "Engine",
     "Event",
     "HeaderError",
     "HeaderInjectionError",
     "JobFileError",
+    "JobHandle",
     "JobSummary",
     "MailsfluxError",
     "Message",
@@ -56,12 +120,15 @@ __all__ = [
     "Problem",
     "Recipient",
     "RecipientError",
+    "RenderedMessage",
     "RoutingError",
     "SchedulerClosedError",
+    "SyncEngine",
     "TemplateError",
     "TemplateSyntaxError",
     "TemporaryDeliveryError",
     "TemporaryRoutingError",
     "ThrottleBackendError",
+    "Tracking",
     "__version__",
 ]

@@ -159,7 +159,7 @@ def _relay_url(text: str) -> str:
 
 def cmd_send(args: argparse.Namespace) -> int:
     from mailsflux.delivery.sink import LocalSink
-    from mailsflux.jobs import send
+    from mailsflux.engine import Engine
 
     stop = _Stop()
     prepared = _prepare(args.job)
@@ -187,15 +187,19 @@ def cmd_send(args: argparse.Namespace) -> int:
     shard = args.shard or (0, 1)
 
     async def deliver(r: Relay | None) -> JobSummary:
-        return await send(
-            prepared,
-            r,
-            on_problem=_print_problem_json if args.json else _print_problem,
-            progress=progress,
-            events=events,
-            shard=shard,
-            stop=stop.event,
-        )
+        # The same Engine an embedder uses: one code path for batch jobs.
+        async with Engine() as engine:
+            handle = await engine.submit(
+                prepared,
+                relay=r,
+                on_problem=_print_problem_json if args.json else _print_problem,
+                progress=progress,
+                events=events,
+                shard=shard,
+                stop=stop.event,
+                keep_results=False,
+            )
+            return await handle.wait()
 
     async def go() -> tuple[JobSummary, dict[str, Any] | None]:
         stop.install()

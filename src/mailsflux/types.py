@@ -10,9 +10,10 @@ from typing import Literal
 
 import msgspec
 
-DeliveryStatus = Literal["delivered", "deferred", "bounced", "failed", "skipped"]
+DeliveryStatus = Literal["delivered", "deferred", "bounced", "failed", "skipped", "suppressed"]
 EventKind = Literal[
     "queued",
+    "suppressed",
     "delivered",
     "deferred",
     "bounced",
@@ -33,7 +34,7 @@ class Recipient(msgspec.Struct, frozen=True, gc=False):
     row: int = 0
 
 
-class Message(msgspec.Struct, frozen=True, gc=False):
+class RenderedMessage(msgspec.Struct, frozen=True, gc=False):
     """A finished message, ready for the SMTP envelope."""
 
     mail_from: str
@@ -62,6 +63,9 @@ class DeliveryResult(msgspec.Struct, frozen=True, gc=False):
     row: int = 0
     #: What the reply means (mailsflux.delivery.Category), e.g. "bad_mailbox".
     category: str = ""
+    #: The sender's own labels from :class:`mailsflux.Message`, carried through.
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
 
     @property
     def domain(self) -> str:

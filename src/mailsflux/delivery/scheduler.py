@@ -65,7 +65,7 @@ from mailsflux.errors import (
     TemporaryDeliveryError,
     ThrottleBackendError,
 )
-from mailsflux.types import DeliveryResult, DeliveryStatus, Message
+from mailsflux.types import DeliveryResult, DeliveryStatus, RenderedMessage
 
 # Messages a worker asks the throttles for at once: one grant per batch keeps
 # the Redis backend at 1/BATCH round trips a message.
@@ -124,7 +124,7 @@ class RetryPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
 class _Item:
     __slots__ = ("attempts", "done", "first", "msg")
 
-    def __init__(self, msg: Message, first: float) -> None:
+    def __init__(self, msg: RenderedMessage, first: float) -> None:
         self.msg = msg
         self.attempts = 0
         self.first = first
@@ -232,7 +232,7 @@ class Scheduler:
 
     # -- public ---------------------------------------------------------------
 
-    async def submit(self, msg: Message) -> None:
+    async def submit(self, msg: RenderedMessage) -> None:
         """Queue one message; waits while too many are queued (back-pressure)."""
         while True:
             # Checked again after each wait: abort() wakes waiters, and a

@@ -24,7 +24,7 @@ import aiosmtplib
 from mailsflux.delivery._smtpfast import parse as _parse
 from mailsflux.delivery._smtpfast import payload as _payload
 from mailsflux.errors import DeliveryError, PermanentDeliveryError, TemporaryDeliveryError
-from mailsflux.types import Message
+from mailsflux.types import RenderedMessage
 
 TLSMode = Literal["none", "opportunistic", "required", "implicit"]
 
@@ -382,7 +382,7 @@ class SMTPSession:
             raise TemporaryDeliveryError(f"cannot connect to {host}:{port}: {exc}") from None
         return cls(client, timeout, data_timeout)
 
-    def _envelope(self, m: Message) -> bytes:
+    def _envelope(self, m: RenderedMessage) -> bytes:
         opts = b""
         if m.smtputf8:
             opts += b" SMTPUTF8"
@@ -393,7 +393,7 @@ class SMTPSession:
             b"RCPT TO:<" + m.rcpt_to.encode("utf-8") + b">\r\nDATA\r\n"
         )
 
-    def _refusal(self, m: Message) -> Outcome | None:
+    def _refusal(self, m: RenderedMessage) -> Outcome | None:
         """A message this server cannot take, decided before sending anything."""
         if _ADDRESS(m.rcpt_to) is None or (
             m.mail_from != self._sender and not self._check_sender(m.mail_from)
@@ -414,7 +414,7 @@ class SMTPSession:
         return None
 
     async def send(
-        self, messages: Sequence[Message], stop: Callable[[Outcome], bool] | None = None
+        self, messages: Sequence[RenderedMessage], stop: Callable[[Outcome], bool] | None = None
     ) -> list[Outcome]:
         """Send ``messages`` in order; one :class:`Outcome` each, in order.
 
@@ -496,7 +496,7 @@ class SMTPSession:
         self._sender = mail_from
         return True
 
-    def _next_envelope(self, todo: list[Message], i: int) -> bytes | None:
+    def _next_envelope(self, todo: list[RenderedMessage], i: int) -> bytes | None:
         if not self.pipelining or i + 1 >= len(todo):
             return None
         nxt = todo[i + 1]

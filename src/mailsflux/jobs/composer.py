@@ -15,7 +15,7 @@ import mimetypes
 import os
 import re
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import quote
@@ -42,7 +42,7 @@ from mailsflux.errors import (
 )
 from mailsflux.jobs.jobfile import Job, _locate
 from mailsflux.tracking.tracker import Tracker
-from mailsflux.types import Message, Recipient
+from mailsflux.types import Recipient, RenderedMessage
 
 #: A merge value that needs no percent-encoding inside a URI.
 _URI_PLAIN = re.compile(r"[A-Za-z0-9._~@\-]*")
@@ -62,6 +62,16 @@ def read_template_file(path: Path, what: str) -> str:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise TemplateError(f"{what} template is not UTF-8", file=str(path), line=line) from None
+
+
+class Sources(NamedTuple):
+    """A message's bodies and files given as values rather than job-file paths
+    (what :mod:`mailsflux.engine` sends): template text and ready attachments."""
+
+    html: str | None = None
+    text: str | None = None
+    attachments: Sequence[Attachment] = ()
+    inline: Sequence[Attachment] = ()
 
 
 class ColumnProblem(NamedTuple):
@@ -100,6 +110,7 @@ class Composer:
         *,
         clock: Callable[[], float] = time.time,
         tracker: Tracker | None = None,
+        sources: Sources | None = None,
     ) -> None:
         spec = job.spec.message
         self.job = job
@@ -142,6 +153,15 @@ class Composer:
             raise job_error(exc, "dkim", "domain") from None
 
         self.html = self.text = None
+        if sources is not None:
+            if sources.html is not None:
+                self.html = self._body(
+                    Path("message.html"), "HTML", True, strict_body, config_error, sources.html
+                )
+            if sources.text is not None:
+                self.text = self._body(
+                    Path("message.text"), "text", False, strict_body, config_error, sources.text
+                )
         if job.html_path is not None:
             self.html = self._body(job.html_path, "HTML", True, strict_body, config_error)
         if job.text_path is not None:
@@ -173,18 +193,18 @@ class Composer:
                 encode_unstructured(name, value)
             except HeaderError as exc:
                 raise config_error(exc, "headers", name) from None
-        attachments: list[Attachment] = []
+        attachments = list(sources.attachments) if sources is not None else []
         for rel in spec.attachments:
             path, data = self._read(rel, "attachment", config_error)
             try:
-                attachments.append(Attachment(data, path.name, _content_type(path)))
+                attachments.append(Attachment(data, path.name, content_type(path)))
             except HeaderError as exc:
                 raise config_error(exc, "attachments") from None
-        inline: list[Attachment] = []
+        inline = list(sources.inline) if sources is not None else []
         for cid, rel in spec.inline_images.items():
             path, data = self._read(rel, "inline image", config_error, "inline_images", cid)
             try:
-                inline.append(Attachment(data, path.name, _content_type(path), cid=cid))
+                inline.append(Attachment(data, path.name, content_type(path), cid=cid))
             except HeaderError as exc:
                 raise config_error(exc, "inline_images", cid) from None
         if inline and self.html is None:
@@ -223,13 +243,15 @@ class Composer:
         escape: bool,
         strict: bool,
         config_error: Callable[..., ConfigError],
+        src: str | None = None,
     ) -> Template:
         """A body template with the partials it reaches, each read once.
 
         A partial that is not found is a job error naming the tag's file and
         line: Mustache would render it as nothing, which no one wants in mail.
         """
-        src = read_template_file(path, what)
+        if src is None:
+            src = read_template_file(path, what)
         sources: dict[str, str] = {}
         files: dict[str, Path] = {}
         tried: set[str] = set()
@@ -389,7 +411,7 @@ class Composer:
             exc.recipient = r.email
             raise
 
-    def compose(self, r: Recipient) -> Message:
+    def compose(self, r: Recipient) -> RenderedMessage:
         """Render, assemble and sign one recipient's message.
 
         Raises a :class:`MailsfluxError` (missing variable, header injection,
@@ -458,7 +480,7 @@ class Composer:
             raise
         if self.signer is not None:
             raw = self.signer.sign(raw, timestamp=self._date_at)
-        return Message(
+        return RenderedMessage(
             mail_from=mail_from,
             rcpt_to=rcpt_to,
             data=raw,
@@ -468,7 +490,7 @@ class Composer:
         )
 
 
-def _content_type(path: Path) -> str:
+def content_type(path: Path) -> str:
     """The attachment's type from its name; message/* and multipart/* (which
     cannot be base64 parts) and unknown types go as application/octet-stream."""
     ctype = mimetypes.guess_type(path.name, strict=False)[0]
@@ -477,4 +499,11 @@ def _content_type(path: Path) -> str:
     return ctype
 
 
-__all__ = ["RESERVED", "Composer", "RecipientError", "read_template_file"]
+__all__ = [
+    "RESERVED",
+    "Composer",
+    "RecipientError",
+    "Sources",
+    "content_type",
+    "read_template_file",
+]

@@ -16,7 +16,7 @@ from mailsflux.jobs.rows import ProblemSink, compose_all
 from mailsflux.jobs.suppression import Suppression, read_list
 from mailsflux.tracking.config import TrackingConfig, load_config, write_new_config
 from mailsflux.tracking.events import EventStore, SuppressionView
-from mailsflux.types import DeliveryResult, Message
+from mailsflux.types import DeliveryResult, RenderedMessage
 
 
 def make_signer(job: Job) -> Signer:
@@ -110,13 +110,18 @@ class Prepared:
                 if self.suppressed is not None:
                     self.suppressed.add(r.recipient)
 
+    @property
+    def where(self) -> str:
+        """Where row problems are reported (the recipient file)."""
+        return str(self.recipients.path)
+
     @classmethod
     def load(cls, path: str | Path) -> Prepared:
         return cls(load_job(path))
 
     def messages(
         self, on_problem: ProblemSink, *, shard: tuple[int, int] = (0, 1)
-    ) -> Iterator[Message]:
+    ) -> Iterator[RenderedMessage]:
         return compose_all(self.composer, self.recipients, on_problem, self.suppressed, shard)
 
     def count_rows(self) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 from mailsflux.errors import MailsfluxError
 from mailsflux.jobs.composer import Composer
 from mailsflux.jobs.recipients import RecipientFile
-from mailsflux.types import Message, Problem, Recipient
+from mailsflux.types import Problem, Recipient, RenderedMessage
 
 ProblemSink = Callable[[Problem], None]
 
@@ -57,7 +57,7 @@ def compose_all(
     on_problem: ProblemSink,
     suppressed: Container[str] | None = None,
     shard: tuple[int, int] = (0, 1),
-) -> Iterator[Message]:
+) -> Iterator[RenderedMessage]:
     """Yield each good row's message; report and skip each bad or suppressed row.
 
     With ``shard=(i, n)`` only rows whose line number is i modulo n are

@@ -13,8 +13,8 @@ import socket
 import ssl
 import time
 from collections import Counter
-from collections.abc import Callable
-from typing import IO
+from collections.abc import AsyncIterable, Callable, Container, Iterable
+from typing import IO, Protocol
 
 from mailsflux.delivery.mx import MXResolver, parse_host_port
 from mailsflux.delivery.probe import probe
@@ -24,15 +24,30 @@ from mailsflux.delivery.smtp import TLSMode
 from mailsflux.delivery.throttle import LocalThrottles, Throttles
 from mailsflux.jobs.eventlog import EventLog
 from mailsflux.jobs.jobfile import Job, is_fqdn
-from mailsflux.jobs.prepared import Prepared
 from mailsflux.jobs.problems import CappedProblems
 from mailsflux.jobs.progress import Progress
 from mailsflux.jobs.rows import ProblemSink
 from mailsflux.jobs.stoppable import run_until
-from mailsflux.types import DeliveryResult, JobSummary, Problem
+from mailsflux.types import DeliveryResult, JobSummary, Problem, RenderedMessage
 
 
-def _scheduler(
+class Source(Protocol):
+    """What :func:`send` sends: a job file's rows (:class:`~mailsflux.jobs.Prepared`)
+    or any other stream of composed messages under a job's settings."""
+
+    @property
+    def job(self) -> Job: ...
+    @property
+    def where(self) -> str: ...
+    @property
+    def suppressed(self) -> Container[str] | None: ...
+    def suppress_bounce(self, r: DeliveryResult) -> None: ...
+    def messages(
+        self, on_problem: ProblemSink, *, shard: tuple[int, int] = (0, 1)
+    ) -> Iterable[RenderedMessage] | AsyncIterable[RenderedMessage]: ...
+
+
+def scheduler_for(
     job: Job,
     relay: Relay | None,
     on_result: Callable[[DeliveryResult], None],
@@ -115,7 +130,7 @@ def _scheduler(
 
 
 async def send(
-    prepared: Prepared,
+    prepared: Source,
     relay: Relay | None = None,
     *,
     on_problem: ProblemSink,
@@ -127,6 +142,7 @@ async def send(
     throttles: Throttles | None = None,
     shard: tuple[int, int] = (0, 1),
     stop: asyncio.Event | None = None,
+    summary: JobSummary | None = None,
 ) -> JobSummary:
     """Send every good row of the job; return the tally.
 
@@ -135,15 +151,17 @@ async def send(
 
     ``relay`` overrides the job's relay; with neither, mail goes to MX hosts
     (``resolver`` lets tests use their own DNS server). ``shard=(i, n)``
-    sends only this worker's share of the rows.
+    sends only this worker's share of the rows. ``summary``, when given, is
+    the tally kept up to date while the job runs (live counts).
     """
     spec = prepared.job.spec.delivery
-    summary = JobSummary(job=prepared.job.name)
+    if summary is None:
+        summary = JobSummary(job=prepared.job.name)
     per_domain: Counter[str] = Counter()
     log = EventLog(events, prepared.job.name)
     if relay is None:
         relay = prepared.job.relay()
-    report = CappedProblems(on_problem, where=str(prepared.recipients.path))
+    report = CappedProblems(on_problem, where=prepared.where)
 
     def problem(p: Problem) -> None:
         summary.total += 1
@@ -200,7 +218,7 @@ async def send(
         note = await probe(relay, spec.timeout, local_hostname=ehlo, tls_context=tls_context)
         if note is not None:
             on_problem(Problem(str(prepared.job.path), note, "warning"))
-    scheduler = _scheduler(
+    scheduler = scheduler_for(
         prepared.job,
         relay,
         result,
@@ -215,8 +233,13 @@ async def send(
 
     async def produce() -> None:
         submit = scheduler.submit
-        for msg in prepared.messages(problem, shard=shard):
-            await submit(msg)
+        messages = prepared.messages(problem, shard=shard)
+        if isinstance(messages, AsyncIterable):
+            async for msg in messages:
+                await submit(msg)
+        else:
+            for msg in messages:
+                await submit(msg)
         await scheduler.close()
 
     try:
@@ -237,4 +260,4 @@ async def send(
     return summary
 
 
-__all__ = ["send"]
+__all__ = ["Source", "scheduler_for", "send"]

@@ -1,0 +1,638 @@
+"""The Engine: transactional sends and batch jobs through one set of sessions.
+
+One long-lived :class:`~mailsflux.delivery.scheduler.Scheduler` carries every
+``send()``; its results are routed to per-message futures by Message-ID.
+Batch jobs (``submit()``) run the same path the CLI's ``send`` runs
+(:func:`mailsflux.jobs.run.send`). Every message, one-off or batch, is
+composed by a :class:`~mailsflux.jobs.composer.Composer`: rendered, tracked,
+assembled and DKIM-signed the same way, after the suppression check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import socket
+import sys
+from collections import OrderedDict
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Hashable
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, cast
+
+import msgspec
+
+from mailsflux.compose import Attachment as MimeAttachment
+from mailsflux.compose import parse_address, split_mailbox
+from mailsflux.delivery.mx import MXResolver
+from mailsflux.delivery.probe import probe
+from mailsflux.delivery.relay import Relay
+from mailsflux.delivery.scheduler import Scheduler
+from mailsflux.dkim import Signer
+from mailsflux.dkim.keys import ascii_domain
+from mailsflux.engine.config import Config, DKIMKey, Tracking
+from mailsflux.engine.message import Attachment, Batch, Message, Row
+from mailsflux.errors import ConfigError, DKIMError, HeaderError, MailsfluxError
+from mailsflux.jobs.composer import Composer, Sources, content_type
+from mailsflux.jobs.jobfile import Job, JobSpec, MessageSpec, RecipientsSpec
+from mailsflux.jobs.prepared import Prepared, make_signer, tracking_config
+from mailsflux.jobs.progress import Progress
+from mailsflux.jobs.rows import ProblemSink
+from mailsflux.jobs.run import Source, scheduler_for, send
+from mailsflux.jobs.suppression import Suppression, read_list
+from mailsflux.tracking.events import EventStore
+from mailsflux.tracking.tracker import Tracker
+from mailsflux.types import DeliveryResult, JobSummary, Problem, Recipient, RenderedMessage
+
+#: The row key the recipient's display name travels under: no template
+#: variable can be called this, so it never clashes with the caller's data.
+_NAME = "\x00to-name"
+#: With ``template=False`` the content is passed as data to these templates.
+_PLAIN = {"subject": "{{_mf_subject}}", "html": "{{{_mf_html}}}", "text": "{{{_mf_text}}}"}
+_COMPOSERS = 256  # distinct templates kept compiled
+
+ResultCallback = Callable[[DeliveryResult], object]
+
+
+class JobHandle:
+    """A batch job running in an :class:`Engine`.
+
+    ``counts`` is the live tally; ``async for result in handle`` yields each
+    result as it is final (from the start of the job, until it ends);
+    ``await handle.wait()`` returns the summary; ``await handle.cancel()``
+    stops the job (sessions dropped, nothing more sent) and returns the
+    partial summary.
+    """
+
+    def __init__(self, name: str, stop: asyncio.Event | None, keep_results: bool) -> None:
+        self.counts = JobSummary(job=name)
+        #: Skipped rows and warnings (with ``on_problem`` unset).
+        self.problems: list[Problem] = []
+        self._stop = stop or asyncio.Event()
+        self._keep = keep_results
+        self._results: asyncio.Queue[DeliveryResult | None] = asyncio.Queue()
+        self._task: asyncio.Task[JobSummary] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.counts.job
+
+    @property
+    def done(self) -> bool:
+        return self._task is not None and self._task.done()
+
+    def _result(self, r: DeliveryResult) -> None:
+        if self._keep:
+            self._results.put_nowait(r)
+
+    def _start(self, task: asyncio.Task[JobSummary]) -> None:
+        self._task = task
+        task.add_done_callback(lambda _: self._results.put_nowait(None))
+
+    async def __aiter__(self) -> AsyncIterator[DeliveryResult]:
+        while (r := await self._results.get()) is not None:
+            yield r
+        self._results.put_nowait(None)  # a second iteration ends too
+
+    async def wait(self) -> JobSummary:
+        assert self._task is not None
+        return await asyncio.shield(self._task)
+
+    async def cancel(self) -> JobSummary:
+        """Stop the job; returns once nothing of it runs any more."""
+        self._stop.set()
+        return await self.wait()
+
+
+class _BatchSource:
+    """A :class:`Batch` as the jobs stage's message source."""
+
+    def __init__(self, engine: Engine, batch: Batch, job: Job, composer: Composer) -> None:
+        self.engine = engine
+        self.batch = batch
+        self.job = job
+        self.composer = composer
+        self.where = f"batch {job.name}"
+        self.suppressed = engine._suppressed
+
+    def suppress_bounce(self, r: DeliveryResult) -> None:
+        self.engine._suppress_bounce(r, self.job.name)
+
+    async def messages(
+        self, on_problem: ProblemSink, *, shard: tuple[int, int] = (0, 1)
+    ) -> AsyncIterator[RenderedMessage]:
+        rows = self.batch.recipients
+        base = self.batch.template.data
+        index, count = shard
+        n = 0
+
+        def take(row: Row) -> RenderedMessage | None:
+            nonlocal n
+            n += 1
+            if count > 1 and n % count != index:
+                return None
+            return self._one(row, n, base, on_problem)
+
+        if isinstance(rows, AsyncIterable):
+            async for row in rows:
+                if (msg := take(row)) is not None:
+                    yield msg
+        else:
+            for row in rows:
+                if (msg := take(row)) is not None:
+                    yield msg
+                if n % 64 == 0:
+                    await asyncio.sleep(0)  # a long plain iterable must not starve the loop
+
+    def _one(
+        self, row: Row, n: int, base: dict[str, Any], on_problem: ProblemSink
+    ) -> RenderedMessage | None:
+        where = f"{self.where}: row {n}"
+        try:
+            r = _recipient(row, n, base, self.batch.template)
+        except MailsfluxError as exc:
+            on_problem(Problem(where, f"{exc.message}; row skipped"))
+            return None
+        if self.suppressed is not None and r.email in self.suppressed:
+            on_problem(Problem(where, f"{r.email}: suppressed; row skipped", "warning"))
+            return None
+        try:
+            return self.composer.compose(r)
+        except MailsfluxError as exc:
+            what = f"{exc.field}: {exc.message}" if exc.field else exc.message
+            on_problem(Problem(where, f"{r.email}: {what}; row skipped"))
+            return None
+
+
+def _recipient(row: Row, n: int, base: dict[str, Any], template: Message) -> Recipient:
+    if isinstance(row, Recipient):
+        name, email, data = "", row.email, dict(row.vars)
+    elif isinstance(row, str):
+        (name, email), data = split_mailbox(row), {}
+    else:
+        data = dict(row)
+        email = str(data.get("email", ""))
+        name = str(data.get("name", ""))
+        if not email:
+            raise ConfigError("no 'email' in the row", field="email")
+    email = str(parse_address(email))
+    merged = {**base, **data} if base else data
+    if not template.template:
+        merged.update(_plain(template))
+    merged[_NAME] = name
+    return Recipient(email=email, vars=merged, row=n)
+
+
+def _plain(m: Message) -> dict[str, Any]:
+    return {"_mf_subject": m.subject, "_mf_html": m.html, "_mf_text": m.text}
+
+
+def _template_key(m: Message) -> Hashable:
+    """What makes two messages share a compiled Composer (not their recipient or data)."""
+    bodies: tuple[object, ...] = (
+        (m.subject, m.html, m.text) if m.template else (m.html is None, m.text is None)
+    )
+    return (
+        m.sender,
+        m.template,
+        bodies,
+        m.reply_to,
+        tuple(m.headers.items()),
+        tuple(m.attachments),
+        tuple(m.inline_images.items()),
+        m.list_unsubscribe,
+        m.missing_variables,
+    )
+
+
+class Engine:
+    """Send messages and run batch jobs from code: ``async with Engine(config) as e``.
+
+    ``config`` is a :class:`~mailsflux.Config`, a TOML file's path, or None
+    (then the keyword arguments say everything). ``relay``, ``dkim``,
+    ``tracking`` and ``throttle`` override the config's. ``on_result`` is
+    called with every final result of every send and job; an exception it
+    raises is reported once on stderr and changes no outcome. An engine may
+    be entered again after it was left; it must be entered to send.
+    """
+
+    def __init__(
+        self,
+        config: Config | str | Path | None = None,
+        *,
+        relay: str | None = None,
+        dkim: DKIMKey | list[DKIMKey] | None = None,
+        tracking: Tracking | None = None,
+        throttle: str | None = None,
+        on_result: ResultCallback | None = None,
+        resolver: MXResolver | None = None,
+    ) -> None:
+        if config is None:
+            config = Config()
+        elif not isinstance(config, Config):
+            config = Config.load(config)
+        else:
+            config = msgspec.structs.replace(config)
+        delivery = msgspec.structs.replace(config.delivery)
+        if relay is not None:
+            delivery.relay = relay
+        if throttle is not None:
+            delivery.throttle = throttle
+        config.delivery = delivery
+        if dkim is not None:
+            config.dkim = [dkim] if isinstance(dkim, DKIMKey) else list(dkim)
+        if tracking is not None:
+            config.tracking = tracking
+        self.config = config
+        self.on_result = on_result
+        self.resolver = resolver
+        #: Results ``on_result`` raised on.
+        self.callback_failures = 0
+        self._entered = False
+        self._base = self._job(
+            MessageSpec(sender="", subject=""), config.dkim[0] if config.dkim else None
+        )
+        self._scheduler: Scheduler | None = None
+        self._starting: asyncio.Future[Scheduler] | None = None
+        self._store: EventStore | None = None
+        self._tracker: Tracker | None = None
+        self._suppressed: Suppression | None = None
+        self._signers: dict[int, Signer] = {}
+        self._composers: OrderedDict[Hashable, Composer] = OrderedDict()
+        self._pending: dict[str, tuple[asyncio.Future[DeliveryResult], Message]] = {}
+        self._listeners: set[asyncio.Queue[DeliveryResult | None]] = set()
+        self._jobs: set[JobHandle] = set()
+        self._callbacks: set[asyncio.Future[Any]] = set()  # coroutine callbacks running
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def __aenter__(self) -> Engine:
+        if self._entered:
+            raise ConfigError("this Engine is already entered")
+        tracking = tracking_config(self._base)
+        view = None
+        if tracking is not None:
+            self._tracker = tracking.tracker()
+            self._store = tracking.open_store()
+            view = self._store.suppressed_view()
+        listed = self.config.suppression
+        try:
+            if listed is not None or view is not None:
+                self._suppressed = Suppression(
+                    read_list(self._base.resolve(listed)) if listed is not None else None, view
+                )
+        except BaseException:
+            if self._store is not None:  # no store is left open by a failed start
+                self._store.close()
+            self._store = self._tracker = None
+            raise
+        self._entered = True
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Wait for every send and job in flight (a failure leaving cancels jobs)."""
+        try:
+            for handle in list(self._jobs):
+                if exc is not None:
+                    handle._stop.set()
+                await asyncio.gather(handle.wait(), return_exceptions=True)
+            if self._starting is not None and not self._starting.done():
+                self._starting.cancel()
+            self._starting = None
+            scheduler, self._scheduler = self._scheduler, None
+            if scheduler is not None:
+                try:
+                    if exc is None:
+                        await scheduler.close()
+                    else:
+                        await scheduler.abort()
+                finally:
+                    await scheduler.throttles.close()
+            while self._callbacks:  # leaving waits for the last results' callbacks
+                await asyncio.gather(*self._callbacks, return_exceptions=True)
+        finally:
+            for q in self._listeners:
+                q.put_nowait(None)
+            for fut, _ in self._pending.values():
+                fut.cancel()
+            self._pending.clear()
+            if self._store is not None:
+                self._store.close()
+            self._store = self._tracker = self._suppressed = None
+            self._composers.clear()
+            self._entered = False
+
+    # -- sending ---------------------------------------------------------------
+
+    async def send(self, message: Message) -> DeliveryResult:
+        """Send one message; returns its final result (delivered, bounced,
+        deferred, failed or suppressed) with the SMTP code and reply.
+
+        A message that cannot be built (a bad address, a missing variable,
+        a header with CR or LF) raises the error; nothing is sent.
+        """
+        self._check_entered()
+        name, address = split_mailbox(message.to)
+        email = str(parse_address(address))
+        if self._suppressed is not None and email in self._suppressed:
+            result = DeliveryResult(
+                recipient=email,
+                message_id="",
+                status="suppressed",
+                reply="suppressed: unsubscribed, bounced or listed; not sent",
+                attempts=0,
+                tags=message.tags,
+                metadata=message.metadata,
+            )
+            self._emit(result)
+            return result
+        composer = self._composer(message)
+        data = {**message.data, **_plain(message)} if not message.template else dict(message.data)
+        data[_NAME] = name
+        rendered = composer.compose(Recipient(email=email, vars=data))
+        scheduler = await self._transactional()
+        fut: asyncio.Future[DeliveryResult] = asyncio.get_running_loop().create_future()
+        self._pending[rendered.message_id] = (fut, message)
+        try:
+            await scheduler.submit(rendered)
+        except BaseException:
+            self._pending.pop(rendered.message_id, None)
+            raise
+        return await fut
+
+    async def submit(
+        self,
+        job: str | Path | Batch | Prepared,
+        *,
+        relay: Relay | str | None = None,
+        on_problem: ProblemSink | None = None,
+        progress: Progress | None = None,
+        events: IO[bytes] | None = None,
+        shard: tuple[int, int] = (0, 1),
+        stop: asyncio.Event | None = None,
+        keep_results: bool = True,
+    ) -> JobHandle:
+        """Start a batch job: a job file (its own settings), or a :class:`Batch`
+        (this engine's settings). Returns at once with the job's handle.
+
+        ``relay`` overrides the job's; ``stop`` set ends the job like
+        ``cancel()``; ``keep_results=False`` keeps no results for
+        ``async for`` (a big job nobody iterates).
+        """
+        self._check_entered()
+        owned = None
+        source: Source
+        if isinstance(job, Batch):
+            spec = self._message_spec(job.template)
+            dkim = self._dkim_for(job.template.sender)
+            j = self._job(spec, self.config.dkim[dkim], name=job.name or self.config.name)
+            source = _BatchSource(self, job, j, self._make_composer(job.template, j, dkim))
+        elif isinstance(job, Prepared):
+            source = job
+        else:
+            source = owned = await asyncio.to_thread(Prepared.load, job)
+        handle = JobHandle(source.job.name, stop, keep_results)
+        problems = on_problem or handle.problems.append
+        relay_ = Relay.parse(relay) if isinstance(relay, str) else relay
+
+        def on_result(r: DeliveryResult) -> None:
+            if isinstance(job, Batch) and (job.template.tags or job.template.metadata):
+                r = msgspec.structs.replace(
+                    r, tags=job.template.tags, metadata=job.template.metadata
+                )
+            handle._result(r)
+            self._emit(r)
+
+        async def run() -> JobSummary:
+            try:
+                return await send(
+                    source,
+                    relay_,
+                    on_problem=problems,
+                    on_result=on_result,
+                    progress=progress,
+                    events=events,
+                    resolver=self.resolver,
+                    shard=shard,
+                    stop=handle._stop,
+                    summary=handle.counts,
+                )
+            finally:
+                self._jobs.discard(handle)
+                if owned is not None:
+                    owned.close()
+
+        self._jobs.add(handle)
+        handle._start(asyncio.ensure_future(run()))
+        return handle
+
+    async def results(self) -> AsyncIterator[DeliveryResult]:
+        """Every final result of every send and job, from when iteration
+        starts until the engine is left."""
+        q: asyncio.Queue[DeliveryResult | None] = asyncio.Queue()
+        self._listeners.add(q)
+        try:
+            while (r := await q.get()) is not None:
+                yield r
+        finally:
+            self._listeners.discard(q)
+
+    # -- internals -------------------------------------------------------------
+
+    def _check_entered(self) -> None:
+        if not self._entered:
+            raise ConfigError("use the Engine as `async with Engine(...) as engine:` first")
+
+    def _job(self, spec: MessageSpec, dkim: DKIMKey | None, name: str = "") -> Job:
+        """A job spec for the stages that take one: this config's delivery,
+        tracking and the message's own headers. A message's errors name
+        ``<message>`` (it has no file); its relative paths are the config's."""
+        job = Job(
+            JobSpec(
+                name=name or self.config.name,
+                message=spec,
+                recipients=RecipientsSpec(file="", name_column=_NAME),
+                dkim=dkim or DKIMKey(domain="invalid", selector="none", key=""),
+                delivery=self.config.delivery,
+                tracking=self.config.tracking,
+            ),
+            Path("<message>") if spec.sender else self.config.path,
+        )
+        job.base = self.config.base_dir
+        return job
+
+    async def _transactional(self) -> Scheduler:
+        """The sends' scheduler, started by the first send (concurrent first
+        sends share one start; a failed start is tried again by the next)."""
+        if self._scheduler is not None:
+            return self._scheduler
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start())
+        starting = self._starting
+        try:
+            return await asyncio.shield(starting)
+        finally:
+            if starting.done() and (starting.cancelled() or starting.exception() is not None):
+                self._starting = None
+
+    async def _start(self) -> Scheduler:
+        """Like a job, check the relay once first: one that cannot be reached
+        (refused, silent, TLS or credentials failing) is a wrong setting, which
+        the first send raises instead of every message deferring after retries."""
+        job = self._base
+        d = job.spec.delivery
+        ehlo = d.ehlo_name or socket.getfqdn() or "localhost"
+        relay, tls_context = job.relay(), job.tls_context()
+        if relay is not None:
+            note = await probe(relay, d.timeout, local_hostname=ehlo, tls_context=tls_context)
+            if note is not None:
+                print(f"mailsflux: {note}", file=sys.stderr)
+        scheduler = scheduler_for(
+            job,
+            relay,
+            self._delivered,
+            resolver=self.resolver,
+            ehlo_name=ehlo,
+            tls_context=tls_context,
+        )
+        scheduler.suppressed = self._suppressed
+        self._scheduler = scheduler
+        return scheduler
+
+    def _delivered(self, r: DeliveryResult) -> None:
+        """The transactional scheduler's callback: it must never raise into it."""
+        pending = self._pending.pop(r.message_id, None)
+        if pending is not None:
+            fut, message = pending
+            if message.tags or message.metadata:
+                r = msgspec.structs.replace(r, tags=message.tags, metadata=message.metadata)
+            if not fut.done():
+                fut.set_result(r)
+        try:
+            self._suppress_bounce(r, self.config.name)
+        except Exception as exc:  # a failing store must not fail delivery
+            print(f"mailsflux: cannot record a bounce: {exc}", file=sys.stderr)
+        self._emit(r)
+
+    def _emit(self, r: DeliveryResult) -> None:
+        for q in self._listeners:
+            q.put_nowait(r)
+        if self.on_result is None:
+            return
+        try:
+            out = self.on_result(r)
+            if inspect.isawaitable(out):
+                task = asyncio.ensure_future(out)
+                self._callbacks.add(task)
+                task.add_done_callback(self._callback_done)
+        except Exception as exc:
+            self._callback_failed(exc)
+
+    def _callback_done(self, task: asyncio.Future[Any]) -> None:
+        self._callbacks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._callback_failed(cast(Exception, task.exception()))
+
+    def _callback_failed(self, exc: BaseException) -> None:
+        self.callback_failures += 1
+        if self.callback_failures == 1:
+            print(
+                f"mailsflux: the result callback failed ({type(exc).__name__}: {exc});"
+                " outcomes stand, and are not repeated",
+                file=sys.stderr,
+            )
+
+    def _suppress_bounce(self, r: DeliveryResult, job: str) -> None:
+        from mailsflux.delivery.bounce import classify_result
+
+        if self._store is not None and r.status == "bounced" and classify_result(r).suppress:
+            self._store.suppress(r.recipient, reason="bounce", job=job, message_id=r.message_id)
+            if self._suppressed is not None:
+                self._suppressed.add(r.recipient)
+
+    def _dkim_for(self, sender: str) -> int:
+        """The index of the key for ``sender``'s domain (or a parent), else 0."""
+        keys = self.config.dkim
+        if not keys:
+            raise ConfigError("no DKIM key: every message is signed; set Config.dkim", field="dkim")
+        try:
+            domain = ascii_domain(split_mailbox(sender)[1].rpartition("@")[2], "from")
+        except (HeaderError, DKIMError, ValueError):
+            return 0
+        for i, k in enumerate(keys):
+            try:
+                d = ascii_domain(k.domain, "domain")
+            except DKIMError:
+                continue
+            if domain == d or domain.endswith("." + d):
+                return i
+        return 0
+
+    def _signer(self, index: int, job: Job) -> Signer:
+        signer = self._signers.get(index)
+        if signer is None:
+            signer = self._signers[index] = make_signer(job)
+        return signer
+
+    def _message_spec(self, m: Message) -> MessageSpec:
+        return MessageSpec(
+            sender=m.sender,
+            subject=m.subject if m.template else _PLAIN["subject"],
+            reply_to=m.reply_to,
+            headers=m.headers,
+            missing_variables=m.missing_variables,
+            list_unsubscribe=m.list_unsubscribe,
+        )
+
+    def _composer(self, m: Message) -> Composer:
+        key = _template_key(m)
+        composer = self._composers.get(key)
+        if composer is not None:
+            self._composers.move_to_end(key)
+            return composer
+        index = self._dkim_for(m.sender)
+        job = self._job(self._message_spec(m), self.config.dkim[index])
+        composer = self._composers[key] = self._make_composer(m, job, index)
+        if len(self._composers) > _COMPOSERS:
+            self._composers.popitem(last=False)
+        return composer
+
+    def _make_composer(self, m: Message, job: Job, dkim: int) -> Composer:
+        if m.html is None and m.text is None:
+            raise ConfigError("message needs html, text or both", field="message")
+        html, text = (
+            (m.html, m.text)
+            if m.template
+            else (
+                _PLAIN["html"] if m.html is not None else None,
+                _PLAIN["text"] if m.text is not None else None,
+            )
+        )
+        sources = Sources(
+            html=html,
+            text=text,
+            attachments=[self._attachment(a, job) for a in m.attachments],
+            inline=[self._attachment(a, job, cid) for cid, a in m.inline_images.items()],
+        )
+        return Composer(job, self._signer(dkim, job), tracker=self._tracker, sources=sources)
+
+    def _attachment(self, a: Attachment, job: Job, cid: str | None = None) -> MimeAttachment:
+        data = a.content
+        if not isinstance(data, bytes):
+            path = job.resolve(str(data))
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                why = "not found" if isinstance(exc, FileNotFoundError) else exc.strerror
+                raise ConfigError(f"attachment {str(path)!r}: {why}", field="attachments") from None
+        name = a.name
+        ctype = a.content_type or content_type(Path(name or "file.bin"))
+        return MimeAttachment(data, name, ctype, cid=cid)
+
+
+__all__ = ["Engine", "JobHandle", "ResultCallback"]
