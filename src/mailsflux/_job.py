@@ -144,6 +144,29 @@ class JobSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tracking: TrackingSpec | None = None
 
 
+def mask_url(url: str) -> str:
+    """``url`` as it may be shown: anything that could be a password is ``***``.
+
+    Not what urlsplit finds, which misses a password in a URL missing its
+    "//", or holding a "/" or "@": from the first ":" of the user part to the
+    last "@"; with no "@", whatever follows the host's ":" that is not a port
+    (``smtp://user:pass`` with the host forgotten).
+    """
+    sep = url.find("://")
+    start = sep + 3 if sep >= 0 else 0
+    at = url.rfind("@")
+    if at >= 0:
+        colon = url.find(":", 0 if at < start else start, at)
+        return url if colon < 0 else f"{url[:colon]}:***{url[at:]}"
+    end = url.find("/", start)
+    end = len(url) if end < 0 else end
+    host_end = url.find("]", start, end) + 1 if url.startswith("[", start) else start
+    colon = url.find(":", max(host_end, start), end)
+    if colon >= 0 and not url[colon + 1 : end].isdigit():
+        return f"{url[:colon]}:***{url[end:]}"
+    return url
+
+
 class Relay(msgspec.Struct, frozen=True):
     """Where to hand mail over: parsed from ``smtp://`` / ``smtps://`` URLs.
 
@@ -181,10 +204,15 @@ class Relay(msgspec.Struct, frozen=True):
 
     @classmethod
     def parse(cls, url: str) -> Relay:
-        """Raise :class:`ConfigError` (a ValueError) for a URL that is not a relay."""
-        u = urlsplit(url)
-        # Errors quote the URL without its password.
-        shown = url.replace(f":{u.password}@", ":***@") if u.password else url
+        """Raise :class:`ConfigError` (a ValueError) for a URL that is not a relay.
+
+        The error quotes the URL masked by :func:`mask_url`, never its password.
+        """
+        shown = mask_url(url)
+        try:
+            u = urlsplit(url)
+        except ValueError as exc:  # "Invalid IPv6 URL": an unclosed [
+            raise ConfigError(f"relay {shown!r}: {exc}") from None
         modes: dict[str, tuple[Literal["starttls", "none", "implicit"], int]] = {
             "smtp": ("starttls", 25),
             "smtp+plain": ("none", 25),
