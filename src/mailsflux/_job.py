@@ -6,6 +6,7 @@ and, where the fault is in the file, its line.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import ssl
 import tomllib
@@ -144,6 +145,17 @@ class JobSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tracking: TrackingSpec | None = None
 
 
+def is_loopback(host: str) -> bool:
+    """``localhost`` (RFC 6761 6.3), ``*.localhost`` or a loopback address."""
+    name = host.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def mask_url(url: str) -> str:
     """``url`` as it may be shown: anything that could be a password is ``***``.
 
@@ -201,6 +213,17 @@ class Relay(msgspec.Struct, frozen=True):
         if self.tls == "starttls":
             return "required" if self.username is not None else "opportunistic"
         return self.tls
+
+    @property
+    def cleartext_warning(self) -> str | None:
+        """Why this relay is unsafe, or None: ``smtp+plain://`` with credentials
+        to a host that is not loopback sends AUTH in clear text over a network."""
+        if self.tls != "none" or self.password is None or is_loopback(self.host):
+            return None
+        return (
+            f"relay smtp+plain://{self.username}:***@{self.host}:{self.port} sends the password"
+            " in clear text to a host that is not loopback: use smtp:// (STARTTLS) or smtps://"
+        )
 
     @classmethod
     def parse(cls, url: str) -> Relay:

@@ -336,6 +336,8 @@ async def send(
                 "warning",
             )
         )
+    if shard[0] == 0 and relay is not None and (unsafe := relay.cleartext_warning):
+        on_problem(Problem(str(prepared.job.path), unsafe, "warning"))
     tls_context = prepared.job.tls_context()
     if check_relay and relay is not None:
         note = await probe(relay, spec.timeout, local_hostname=ehlo, tls_context=tls_context)
@@ -428,7 +430,9 @@ def validate(path: str | Path) -> list[Problem]:
         problems.append(Problem(exc.location() or str(job.path), exc.message))
 
     try:
-        job.relay()
+        relay = job.relay()
+        if relay is not None and (unsafe := relay.cleartext_warning):
+            problems.append(Problem(str(job.path), unsafe, "warning"))
     except MailsfluxError as exc:
         add(exc)
     d = job.spec.dkim
