@@ -39,6 +39,7 @@ class ScriptedSMTP:
         idle_close: float | None = None,
         greeting: str = "220 scripted ESMTP",
         auth: bool = False,
+        smtputf8: bool = False,
     ) -> None:
         self.pipelining = pipelining
         self.script = script
@@ -70,6 +71,8 @@ class ScriptedSMTP:
         # Offer AUTH PLAIN LOGIN in plain text and accept any login (a server
         # that a man in the middle stripped of STARTTLS looks like this).
         self.auth = auth
+        # Offer SMTPUTF8 (RFC 6531): UTF-8 envelope addresses.
+        self.smtputf8 = smtputf8
         self.lines: list[str] = []
         self.bodies: list[bytes] = []
         self.sessions = 0
@@ -140,6 +143,8 @@ class ScriptedSMTP:
                         ext.append("250-STARTTLS")
                     if self.auth:
                         ext.append("250-AUTH PLAIN LOGIN")
+                    if self.smtputf8:
+                        ext.append("250-SMTPUTF8")
                     writer.write(("\r\n".join([*ext, "250 8BITMIME"]) + "\r\n").encode())
                     continue
                 reply = self.script(cmd, conn) if self.script else None

@@ -543,7 +543,8 @@ cdef Address _parse_address(str text):
         raise AddressError(f"address {addr!r} has no local part (nothing before the @)")
     local = addr[:at]
     # Dot-atom (RFC 5322 3.4.1) over atext plus non-ASCII (RFC 6532 3.2);
-    # surrogates, C1 controls and the Unicode line separators are refused.
+    # surrogates, C1 controls, the Unicode line separators and the
+    # noncharacters U+FFFE/U+FFFF are refused (as mailsflux._smtp does).
     for ch in local:
         if ch == u".":
             if dot:
@@ -559,7 +560,8 @@ cdef Address _parse_address(str text):
         else:
             ascii = False
             size += 2 if ch < 0x800 else (3 if ch < 0x10000 else 4)
-            if ch < 0xA0 or 0xD800 <= ch <= 0xDFFF or ch == 0x2028 or ch == 0x2029:
+            if (ch < 0xA0 or 0xD800 <= ch <= 0xDFFF or ch == 0x2028 or ch == 0x2029
+                    or ch == 0xFFFE or ch == 0xFFFF):
                 ok = False
     if dot:
         ok = False
