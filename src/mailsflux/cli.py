@@ -460,7 +460,8 @@ def cmd_sign(args: argparse.Namespace) -> int:
     msg = sys.stdin.buffer.read()
     # An mbox "From " separator is no header field: a receiving MTA takes it
     # for the end of the header, so a signature over it would never verify.
-    mbox = msg.startswith(b"From ")
+    # "From : Alice <a@x>" (WSP before the colon, RFC 5322 4.5.1) is a field.
+    mbox = msg.startswith(b"From ") and not _FIELD_START.match(msg)
     if mbox:
         msg = msg.partition(b"\n")[2]
     if not _FIELD_START.match(msg):
