@@ -71,6 +71,8 @@ install_package() {
   fi
   echo "installing mailsflux${extras:+[$extras]} into $VENV (builds the compiled modules) ..." >&2
   rm -f "$stamp"
+  # setuptools reuses ./build and would ship modules that no longer exist.
+  rm -rf build
   "$VENV/bin/python" -m pip install -q ".${extras:+[$extras]}"
   echo "$want" >"$stamp"
 }

@@ -41,6 +41,7 @@ class ScriptedSMTP:
         greeting: str = "220 scripted ESMTP",
         auth: bool = False,
         idle_reply: str = "421 4.4.2 scripted Error: timeout exceeded",
+        smtputf8: bool = False,
     ) -> None:
         self.pipelining = pipelining
         self.script = script
@@ -75,6 +76,8 @@ class ScriptedSMTP:
         # Offer AUTH PLAIN LOGIN in plain text and accept any login (a server
         # that a man in the middle stripped of STARTTLS looks like this).
         self.auth = auth
+        # Offer SMTPUTF8 (RFC 6531): UTF-8 envelope addresses.
+        self.smtputf8 = smtputf8
         self.lines: list[str] = []
         self.bodies: list[bytes] = []
         self.sessions = 0
@@ -145,6 +148,8 @@ class ScriptedSMTP:
                         ext.append("250-STARTTLS")
                     if self.auth:
                         ext.append("250-AUTH PLAIN LOGIN")
+                    if self.smtputf8:
+                        ext.append("250-SMTPUTF8")
                     writer.write(("\r\n".join([*ext, "250 8BITMIME"]) + "\r\n").encode())
                     continue
                 reply = self.script(cmd, conn) if self.script else None

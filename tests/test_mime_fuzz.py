@@ -10,6 +10,7 @@ import email
 import email.policy
 from typing import Any
 
+import idna
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -126,6 +127,46 @@ def test_address_functions(text: Any, room: Any) -> None:
     words = call(m.encoded_words, text, room)
     if words:
         assert all(len(w) <= 75 for w in words)
+
+
+# Domain labels mixing ASCII, Latin, Greek, joiners, dots of other scripts,
+# bidi and unassigned code points: what IDNA 2008 decides about.
+_label_chars = st.one_of(
+    st.sampled_from(list("abz09-ßςΣüΟ")),
+    st.sampled_from(list("_.\u200c\u200d\u3002\uff0e\u0661\u05d0\u0308\ufffe\ud800")),
+    st.characters(codec=None, exclude_categories=()),
+)
+_labels = st.one_of(
+    st.text(st.sampled_from(list("abz09-ßςΣüΟ")), min_size=1, max_size=8),
+    st.text(_label_chars, max_size=12),
+)
+domains = st.lists(_labels, min_size=1, max_size=4).map(".".join)
+
+
+@pytest.mark.timeout(300)
+@FUZZ
+@given(domains)
+def test_idna_domains(domain: str) -> None:
+    """Only AddressError, never an idna or Unicode error; what is accepted is
+    the IDNA 2008 / UTS 46 non-transitional A-label form, the same for the
+    address and the bare domain."""
+    try:
+        a = m.parse_address("u@" + domain)
+    except MailsfluxError:
+        a = None
+    try:
+        d = m.idna_domain(domain)
+    except MailsfluxError:
+        assert a is None
+        return
+    assert a is not None and a.domain == d
+    assert d.isascii() and d == d.lower()
+    if not domain.isascii():
+        try:
+            ref = idna.encode(domain.strip().rstrip("."), uts46=True, transitional=False)
+        except idna.IDNAError:
+            return  # an ASCII label idna checks more strictly (a bad xn--)
+        assert d == ref.decode()
 
 
 @pytest.mark.timeout(300)

@@ -84,6 +84,20 @@ def test_a_certificate_from_the_configured_ca_is_trusted(tmp_path: Path) -> None
     assert_no_secret(r.stdout, r.stderr)
 
 
+def test_tls_ca_adds_to_the_system_store(tmp_path: Path) -> None:
+    """A private CA is trusted beside the system's CAs, never instead of them
+    (like Postfix's smtp_tls_CAfile): mail to public relays still verifies."""
+    system = ssl.create_default_context().cert_store_stats()["x509_ca"]
+    if not system:
+        pytest.skip("this machine's system trust store is empty")
+    server_context(tmp_path, ["127.0.0.1"], ca_file=tmp_path / "ca.pem")
+    job = load_job(relay_job(tmp_path, 1, extra=f'tls_ca = "{tmp_path / "ca.pem"}"\n'))
+    ctx = job.tls_context()
+    assert ctx is not None
+    assert ctx.cert_store_stats()["x509_ca"] == system + 1
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+
+
 def test_a_missing_ca_file_is_a_job_error_naming_the_field(tmp_path: Path) -> None:
     job = relay_job(tmp_path, 1, extra='tls_ca = "nowhere/ca.pem"\n')
     r = run_cli("send", str(job), "-q")

@@ -18,7 +18,7 @@ import msgspec
 from mailsflux import __version__
 from mailsflux.delivery.relay import Relay
 from mailsflux.dkim.keyfiles import txt_path_for
-from mailsflux.errors import DKIMError, MailsfluxError
+from mailsflux.errors import ConfigError, DKIMError, MailsfluxError
 from mailsflux.jobs.jobfile import DeliverySpec, check_ehlo_name
 from mailsflux.jobs.progress import Progress
 from mailsflux.types import JobSummary, Problem
@@ -157,10 +157,28 @@ def _relay_url(text: str) -> str:
     return text
 
 
+#: A relay URL read from the environment, not argv: `ps` shows every process's
+#: argv to every user, while /proc/PID/environ is its owner's alone. Worker
+#: processes get the relay this way too.
+RELAY_ENV = "MAILSFLUX_RELAY"
+
+
+def _env_relay() -> str | None:
+    url = os.environ.get(RELAY_ENV) or None
+    if url is not None:
+        try:
+            Relay.parse(url)
+        except ValueError as exc:
+            raise ConfigError(f"{RELAY_ENV}: {exc}") from None
+    return url
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     from mailsflux.delivery.sink import LocalSink
     from mailsflux.engine import Engine
 
+    if args.relay is None:
+        args.relay = _env_relay()
     stop = _Stop()
     prepared = _prepare(args.job)
     d = prepared.job.spec.delivery
@@ -255,15 +273,16 @@ def _send_parallel(
         # go to the shared stderr in the format asked of the parent.
         cmd = [sys.executable, "-m", "mailsflux", "send", args.job, "-q"]
         cmd += ["--shard", f"{i}/{workers}"] + (["--json"] if args.json else [])
+        env = {k: v for k, v in os.environ.items() if k != RELAY_ENV}
         if relay:
-            cmd += ["--relay", relay]
+            env[RELAY_ENV] = relay  # never in argv, where `ps` shows its password
         if args.connections:
             cmd += ["--connections", str(args.connections)]
         if args.ehlo_name:
             cmd += ["--ehlo-name", args.ehlo_name]
         if args.events:
             cmd += ["--events", args.events]
-        proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE)
+        proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, env=env)
         stop.forward.append(proc)
         stop.pass_on(proc)  # a stop that came while it started
         out, _ = await proc.communicate()
@@ -457,7 +476,8 @@ def cmd_sign(args: argparse.Namespace) -> int:
     msg = sys.stdin.buffer.read()
     # An mbox "From " separator is no header field: a receiving MTA takes it
     # for the end of the header, so a signature over it would never verify.
-    mbox = msg.startswith(b"From ")
+    # "From : Alice <a@x>" (WSP before the colon, RFC 5322 4.5.1) is a field.
+    mbox = msg.startswith(b"From ") and not _FIELD_START.match(msg)
     if mbox:
         msg = msg.partition(b"\n")[2]
     if not _FIELD_START.match(msg):
@@ -518,7 +538,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--relay",
         type=_relay_url,
         metavar="URL",
-        help="override the job's relay: smtp://, smtp+plain:// or smtps://[user:pass@]host[:port]",
+        help="override the job's relay: smtp://, smtp+plain:// or smtps://[user:pass@]host[:port]"
+        f" (visible in ps: put a password in the {RELAY_ENV} environment variable instead)",
     )
     p.add_argument(
         "--connections", type=int, default=0, metavar="N", help="override delivery.connections"

@@ -44,6 +44,8 @@ from mailsflux._buffer cimport buf_write as _put
 import re
 from urllib.parse import quote as _url_quote
 
+from mailsflux._idna import to_ascii as _to_ascii
+
 from mailsflux.errors import (
     AddressError,
     ConfigError,
@@ -457,8 +459,9 @@ cdef class Address:
         return hash(self._text)
 
 
-# IDNA encoding (nameprep, punycode) is pure Python and costs some 25 us a
-# domain, while a list holds few distinct domains: remember the last ones.
+# IDNA 2008 encoding (UTS 46 mapping, punycode; mailsflux._idna) is pure
+# Python and costs tens of us a domain, while a list holds few distinct
+# domains: remember the last ones. ASCII domains never get here.
 cdef dict _IDNA_CACHE = {}
 cdef Py_ssize_t IDNA_CACHE_SIZE = 4096
 
@@ -468,9 +471,9 @@ cdef str _idna_encode(str d, str domain):
     if hit is not None:
         return <str>hit
     try:
-        out = d.encode("idna").decode("ascii")
-    except UnicodeError as exc:
-        raise AddressError(f"domain {domain!r} cannot be IDNA-encoded: {exc}") from None
+        out = _to_ascii(d).rstrip(".")
+    except ValueError as exc:  # idna.IDNAError: a UnicodeError
+        raise AddressError(f"domain {domain!r} is not a valid IDNA 2008 domain: {exc}") from None
     if len(_IDNA_CACHE) >= IDNA_CACHE_SIZE:
         _IDNA_CACHE.clear()
     _IDNA_CACHE[d] = out
@@ -479,13 +482,17 @@ cdef str _idna_encode(str d, str domain):
 
 cdef str _idna_domain(str domain):
     """``domain`` lower-cased, in IDNA (xn--) form; AddressError naming the fault."""
-    cdef str d = domain.strip().rstrip(".").lower()
+    cdef str d = domain.strip().rstrip(".")
     cdef Py_ssize_t n, i, labels = 1, size = 0
     cdef Py_UCS4 ch, prev = u"."
     cdef bint ok = True
     if not d:
         raise AddressError("empty domain")
-    if not d.isascii():
+    if d.isascii():
+        d = d.lower()
+    else:
+        # Not lower() first: UTS 46 maps case itself, and str.lower() would
+        # turn a final capital sigma into a final small one (another domain).
         d = _idna_encode(d, domain)
     n = len(d)
     # Fast check of every label against _LABEL_RE; the slow path below only
@@ -536,7 +543,8 @@ cdef Address _parse_address(str text):
         raise AddressError(f"address {addr!r} has no local part (nothing before the @)")
     local = addr[:at]
     # Dot-atom (RFC 5322 3.4.1) over atext plus non-ASCII (RFC 6532 3.2);
-    # surrogates, C1 controls and the Unicode line separators are refused.
+    # surrogates, C1 controls, the Unicode line separators and the
+    # noncharacters U+FFFE/U+FFFF are refused (as mailsflux.delivery.smtp does).
     for ch in local:
         if ch == u".":
             if dot:
@@ -552,7 +560,8 @@ cdef Address _parse_address(str text):
         else:
             ascii = False
             size += 2 if ch < 0x800 else (3 if ch < 0x10000 else 4)
-            if ch < 0xA0 or 0xD800 <= ch <= 0xDFFF or ch == 0x2028 or ch == 0x2029:
+            if (ch < 0xA0 or 0xD800 <= ch <= 0xDFFF or ch == 0x2028 or ch == 0x2029
+                    or ch == 0xFFFE or ch == 0xFFFF):
                 ok = False
     if dot:
         ok = False

@@ -2,8 +2,9 @@
 
 Parsing is compiled (:func:`mailsflux.compose.parse_address`). An address is
 accepted when its local part is a dot-atom (RFC 5322 3.4.1; UTF-8 allowed per
-RFC 6532, except surrogates, C1 controls and U+2028/U+2029) of at most 64
-octets, and its domain a host name whose labels IDNA can encode. Quoted local
+RFC 6532, except surrogates, C1 controls, U+2028/U+2029 and U+FFFE/U+FFFF) of at most 64
+octets, and its domain a host name whose labels IDNA 2008 can encode
+(UTS 46 non-transitional, :mod:`mailsflux._idna`). Quoted local
 parts are refused on purpose: receivers mishandle them and no list sender
 needs them. ``Address.smtputf8`` is true only for a non-ASCII local part.
 

@@ -2,12 +2,47 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 import msgspec
 
 from mailsflux.errors import ConfigError
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` (RFC 6761 6.3), ``*.localhost`` or a loopback address."""
+    name = host.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def mask_url(url: str) -> str:
+    """``url`` as it may be shown: anything that could be a password is ``***``.
+
+    Not what urlsplit finds, which misses a password in a URL missing its
+    "//", or holding a "/" or "@": from the first ":" of the user part to the
+    last "@"; with no "@", whatever follows the host's ":" that is not a port
+    (``smtp://user:pass`` with the host forgotten).
+    """
+    sep = url.find("://")
+    start = sep + 3 if sep >= 0 else 0
+    at = url.rfind("@")
+    if at >= 0:
+        colon = url.find(":", 0 if at < start else start, at)
+        return url if colon < 0 else f"{url[:colon]}:***{url[at:]}"
+    end = url.find("/", start)
+    end = len(url) if end < 0 else end
+    host_end = url.find("]", start, end) + 1 if url.startswith("[", start) else start
+    colon = url.find(":", max(host_end, start), end)
+    if colon >= 0 and not url[colon + 1 : end].isdigit():
+        return f"{url[:colon]}:***{url[end:]}"
+    return url
 
 
 class Relay(msgspec.Struct, frozen=True):
@@ -45,12 +80,28 @@ class Relay(msgspec.Struct, frozen=True):
             return "required" if self.username is not None else "opportunistic"
         return self.tls
 
+    @property
+    def cleartext_warning(self) -> str | None:
+        """Why this relay is unsafe, or None: ``smtp+plain://`` with credentials
+        to a host that is not loopback sends AUTH in clear text over a network."""
+        if self.tls != "none" or self.password is None or is_loopback(self.host):
+            return None
+        return (
+            f"relay smtp+plain://{self.username}:***@{self.host}:{self.port} sends the password"
+            " in clear text to a host that is not loopback: use smtp:// (STARTTLS) or smtps://"
+        )
+
     @classmethod
     def parse(cls, url: str) -> Relay:
-        """Raise :class:`ConfigError` (a ValueError) for a URL that is not a relay."""
-        u = urlsplit(url)
-        # Errors quote the URL without its password.
-        shown = url.replace(f":{u.password}@", ":***@") if u.password else url
+        """Raise :class:`ConfigError` (a ValueError) for a URL that is not a relay.
+
+        The error quotes the URL masked by :func:`mask_url`, never its password.
+        """
+        shown = mask_url(url)
+        try:
+            u = urlsplit(url)
+        except ValueError as exc:  # "Invalid IPv6 URL": an unclosed [
+            raise ConfigError(f"relay {shown!r}: {exc}") from None
         modes: dict[str, tuple[Literal["starttls", "none", "implicit"], int]] = {
             "smtp": ("starttls", 25),
             "smtp+plain": ("none", 25),

@@ -223,7 +223,9 @@ _LINE_ENDS = re.compile(rb"\r\n|\r|\n")
 # part, "@", a domain or an address literal. Quoted local parts are refused,
 # as the recipient reader refuses them. Nothing here can hold CR, LF, NUL,
 # space, "<" or ">", so an address can never end the path or add a command.
-_U = "\u00a0-\ud7ff\ue000-\U0010ffff"  # non-ASCII but for C1 controls and surrogates
+# Non-ASCII but for C1 controls, U+2028/U+2029 (line ends to some readers),
+# surrogates and the noncharacters U+FFFE/U+FFFF: what the composer refuses.
+_U = "\u00a0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff"
 _ATOM = f"[A-Za-z0-9!#$%&'*+\\-/=?^_`{{|}}~{_U}]+"
 _LABEL = f"[A-Za-z0-9{_U}](?:[A-Za-z0-9\\-{_U}]*[A-Za-z0-9{_U}])?"
 _ADDRESS = re.compile(
@@ -405,6 +407,14 @@ class SMTPSession:
                 # an enhanced status code.
                 f"invalid envelope address for recipient {m.rcpt_to!r}"
                 f" (sender {m.mail_from!r}); nothing sent",
+            )
+        if not m.smtputf8 and not (m.rcpt_to.isascii() and m.mail_from.isascii()):
+            # Without SMTPUTF8 on MAIL a server may not take UTF-8 (RFC 6531 3.4).
+            return Outcome(
+                "bounced",
+                None,
+                f"non-ASCII envelope address for recipient {m.rcpt_to!r} (sender"
+                f" {m.mail_from!r}) in a message not marked SMTPUTF8; nothing sent",
             )
         if m.smtputf8 and not self.smtputf8:
             return Outcome("bounced", None, "server does not offer SMTPUTF8 (RFC 6531)", "local")

@@ -16,6 +16,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from mailsflux._idna import to_ascii
 from mailsflux.errors import DKIMError, DKIMKeyError
 
 PrivateKey: TypeAlias = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
@@ -48,18 +49,20 @@ def check_algorithm(algorithm: str) -> str:
 def ascii_domain(domain: str, what: str) -> str:
     """``domain`` (or a selector) as the ASCII the DNS and ``d=`` need.
 
-    A U-label becomes its IDNA A-label: d= and s= are A-labels (RFC 6376
+    A U-label becomes its IDNA 2008 A-label (UTS 46 non-transitional, as
+    :mod:`mailsflux._idna` says why): d= and s= are A-labels (RFC 6376
     section 3.5, RFC 8616 section 4), and so are the names the key's TXT
     record is published under.  DKIMError naming ``what`` otherwise.
     """
-    try:
-        domain.encode("ascii")
+    if domain.isascii():
         out = domain
-    except UnicodeEncodeError:
+    else:
         try:
-            out = domain.encode("idna").decode("ascii")
-        except UnicodeError:
-            raise DKIMError(f"{what} {domain!r} is not a valid domain", field=what) from None
+            out = to_ascii(domain)
+        except ValueError as exc:  # idna.IDNAError
+            raise DKIMError(
+                f"{what} {domain!r} is not a valid IDNA 2008 domain: {exc}", field=what
+            ) from None
     if not out or len(out) > 253 or not _DOMAIN_RE.fullmatch(out):
         raise DKIMError(f"{what} {domain!r} is not a valid domain name", field=what)
     return out

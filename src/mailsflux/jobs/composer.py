@@ -46,6 +46,12 @@ from mailsflux.types import Recipient, RenderedMessage
 
 #: A merge value that needs no percent-encoding inside a URI.
 _URI_PLAIN = re.compile(r"[A-Za-z0-9._~@\-]*")
+#: Random bytes before the row number in a Message-ID (20 hex digits).
+_ID_BYTES = 10
+
+
+def _message_id(token: str, row: int, domain: str) -> str:
+    return f"{token}.{row}@{domain}"
 
 
 def read_template_file(path: Path, what: str) -> str:
@@ -235,6 +241,17 @@ class Composer:
                 self._unsub_static = self.list_unsubscribe.render({})
         self._date_at = -1
         self._date = ""
+        # `check` proves a tracked List-Unsubscribe once per (recipient, Message-ID)
+        # length: the token's length, all that can make it fail, depends on them only.
+        self._unsub_checked: dict[tuple[int, int], MailsfluxError | None] = {}
+        self._unsub_checker = MessageBuilder(sender="check@check.example")
+        if tracker is not None and self.tracking is not None:
+            mailto = self.tracking.unsubscribe_mailto
+            try:
+                tracker.list_unsubscribe(tracker.base_url + "/u/check", mailto=mailto)
+            except HeaderError as exc:  # or every row of `send` would be skipped for it
+                exc.message = f"field tracking.unsubscribe_mailto: {exc.message}"
+                raise job_error(exc, "tracking", "unsubscribe_mailto") from None
 
     def _body(
         self,
@@ -374,6 +391,38 @@ class Composer:
         quoted = {k: _uri_value(data[k]) for k in self._unsub_names if k in data}
         return tpl.render(quoted, row=row, recipient=rcpt)
 
+    def _tracked_unsubscribe(self, msgid: str, rcpt: str) -> tuple[str, str]:
+        """The one-click URL and the List-Unsubscribe value, with one token."""
+        tr, tracking = self.tracker, self.tracking
+        assert tr is not None and tracking is not None
+        try:
+            url = tr.unsubscribe_url(msgid, rcpt, self.job.name)
+        except ValueError as exc:  # the token's payload is bounded (job name, address)
+            raise HeaderError(f"List-Unsubscribe: {exc}", field="List-Unsubscribe") from None
+        (_, value), _ = tr.list_unsubscribe(url, mailto=tracking.unsubscribe_mailto)
+        return url, value
+
+    def _check_tracked_unsubscribe(self, msgid: str, rcpt: str) -> None:
+        key = (len(rcpt.encode("utf-8", "surrogatepass")), len(msgid))
+        if key not in self._unsub_checked:
+            err: MailsfluxError | None = None
+            try:
+                _, value = self._tracked_unsubscribe(msgid, rcpt)
+                self._unsub_checker.build(
+                    to="check@check.example",
+                    subject="",
+                    date="Thu, 01 Jan 2026 00:00:00 +0000",
+                    message_id=msgid,
+                    text=b"",
+                    list_unsubscribe=value,
+                )
+            except MailsfluxError as exc:
+                err = exc
+            self._unsub_checked[key] = err
+        err = self._unsub_checked[key]
+        if err is not None:
+            raise type(err)(err.message, field=err.field)
+
     def check(self, r: Recipient) -> None:
         """What :meth:`compose` would refuse for this row, found without
         building the message: render every template and check every header,
@@ -382,10 +431,14 @@ class Composer:
         data: dict[str, Any] = r.vars
         row, rcpt = r.row, r.email
         unsubscribe: str | None = None
+        # The real length: a long signing domain can make it too long.
+        msgid = _message_id("0" * (2 * _ID_BYTES), row, self.id_domain)
         if self.tracker is not None:
             # Any URL will do: only its presence matters to the templates.
             data = {**data, "unsubscribe_url": self.tracker.base_url + "/u/check"}
         try:
+            if self.tracker is not None:
+                self._check_tracked_unsubscribe(msgid, rcpt)
             subject = self.subject.render(data, row=row, recipient=rcpt)
             sender = (
                 None if self._static_sender else self.sender.render(data, row=row, recipient=rcpt)
@@ -401,7 +454,7 @@ class Composer:
                 to_name=data.get(self.name_column, ""),
                 subject=subject,
                 date="Thu, 01 Jan 2026 00:00:00 +0000",  # any valid date: not checked per row
-                message_id=f"check.{row}@{self.id_domain}",
+                message_id=msgid,
                 text=b"",
                 sender=sender,
                 list_unsubscribe=unsubscribe,
@@ -419,17 +472,16 @@ class Composer:
         """
         data: dict[str, Any] = r.vars
         row, rcpt = r.row, r.email
-        token = os.urandom(10).hex()
-        msgid = f"{token}.{row}@{self.id_domain}"
+        token = os.urandom(_ID_BYTES).hex()
+        msgid = _message_id(token, row, self.id_domain)
         unsubscribe: str | None = None
         tr, tracking = self.tracker, self.tracking
-        if tr is not None and tracking is not None:
-            # The visible unsubscribe link and List-Unsubscribe carry the same
-            # one-click token; templates use it as {{unsubscribe_url}}.
-            url = tr.unsubscribe_url(msgid, rcpt, self.job.name)
-            (_, unsubscribe), _ = tr.list_unsubscribe(url, mailto=tracking.unsubscribe_mailto)
-            data = {**data, "unsubscribe_url": url}
         try:
+            if tr is not None and tracking is not None:
+                # The visible unsubscribe link and List-Unsubscribe carry the same
+                # one-click token; templates use it as {{unsubscribe_url}}.
+                url, unsubscribe = self._tracked_unsubscribe(msgid, rcpt)
+                data = {**data, "unsubscribe_url": url}
             subject = self.subject.render(data, row=row, recipient=rcpt)
             sender = (
                 None if self._static_sender else self.sender.render(data, row=row, recipient=rcpt)

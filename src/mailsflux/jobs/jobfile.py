@@ -183,8 +183,12 @@ class Job:
         ca = self.spec.delivery.tls_ca
         if ca is None:
             return None
+        # create_default_context(cafile=...) would trust that file alone: the
+        # system's store is loaded first and the private CA added to it.
+        ctx = ssl.create_default_context()
         try:
-            return ssl.create_default_context(cafile=str(self.resolve(ca)))
+            ctx.load_verify_locations(cafile=str(self.resolve(ca)))
+            return ctx
         except (OSError, ssl.SSLError) as exc:
             raise JobFileError(
                 f"field delivery.tls_ca: cannot load CA certificates from"

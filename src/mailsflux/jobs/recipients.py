@@ -1,8 +1,9 @@
 """Streaming reader of recipient files (CSV with an ``email`` column).
 
 Rows are read one at a time, so a file of millions of rows costs the memory
-of one row plus the addresses already seen, kept in a :class:`SeenSet` (8 to
-16 bytes an address; the addresses themselves go to an unlinked temp file). A bad row becomes a
+of one row plus the addresses already seen, kept in a :class:`SeenSet` (11.4
+to 22.9 bytes an address plus a 1 MB buffer; the addresses themselves go,
+encrypted, to an unlinked temp file in TMPDIR). A bad row becomes a
 :class:`Problem` naming file and line; it never stops the reader.
 """
 

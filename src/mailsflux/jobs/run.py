@@ -213,6 +213,8 @@ async def send(
                 "warning",
             )
         )
+    if shard[0] == 0 and relay is not None and (unsafe := relay.cleartext_warning):
+        on_problem(Problem(str(prepared.job.path), unsafe, "warning"))
     tls_context = prepared.job.tls_context()
     if check_relay and relay is not None:
         note = await probe(relay, spec.timeout, local_hostname=ehlo, tls_context=tls_context)

@@ -29,7 +29,9 @@ def validate(path: str | Path) -> list[Problem]:
         problems.append(Problem(exc.location() or str(job.path), exc.message))
 
     try:
-        job.relay()
+        relay = job.relay()
+        if relay is not None and (unsafe := relay.cleartext_warning):
+            problems.append(Problem(str(job.path), unsafe, "warning"))
     except MailsfluxError as exc:
         add(exc)
     d = job.spec.dkim
