@@ -248,7 +248,18 @@ class Scheduler:
             await self._room.wait()
         self._open += 1
         self._idle.clear()
-        await self._enqueue(_Item(msg, self.clock()))
+        item = _Item(msg, self.clock())
+        try:
+            await self._enqueue(item)
+        except BaseException:
+            # Cancelled (or failed) during the route lookup: the item is in no
+            # queue and has no result, so it must not be counted as open, or
+            # close() would wait for it forever.
+            if not item.done:
+                self._open -= 1
+                if self._open == 0:
+                    self._idle.set()
+            raise
 
     async def close(self) -> None:
         """Wait until every submitted message has its final result.
