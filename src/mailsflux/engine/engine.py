@@ -32,7 +32,13 @@ from mailsflux.dkim import Signer
 from mailsflux.dkim.keys import ascii_domain
 from mailsflux.engine.config import Config, DKIMKey, Tracking
 from mailsflux.engine.message import Attachment, Batch, Message, Row
-from mailsflux.errors import ConfigError, DKIMError, HeaderError, MailsfluxError
+from mailsflux.errors import (
+    ConfigError,
+    DKIMError,
+    HeaderError,
+    MailsfluxError,
+    SchedulerClosedError,
+)
 from mailsflux.jobs.composer import Composer, Sources, content_type
 from mailsflux.jobs.jobfile import Job, JobSpec, MessageSpec, RecipientsSpec
 from mailsflux.jobs.prepared import Prepared, make_signer, tracking_config
@@ -249,6 +255,8 @@ class Engine:
         #: Results ``on_result`` raised on.
         self.callback_failures = 0
         self._entered = False
+        # Set while leaving: a send then must not start a scheduler nobody closes.
+        self._closing = False
         self._base = self._job(
             MessageSpec(sender="", subject=""), config.dkim[0] if config.dkim else None
         )
@@ -295,7 +303,13 @@ class Engine:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """Wait for every send and job in flight (a failure leaving cancels jobs)."""
+        """Wait for every send and job in flight (a failure leaving cancels jobs).
+
+        Sends and submits made while leaving raise SchedulerClosedError. A
+        leave that is itself cancelled (a shutdown timeout) stops the
+        sending at once; sends still waiting then raise SchedulerClosedError.
+        """
+        self._closing = True
         try:
             for handle in list(self._jobs):
                 if exc is not None:
@@ -306,26 +320,35 @@ class Engine:
             self._starting = None
             scheduler, self._scheduler = self._scheduler, None
             if scheduler is not None:
+                closed = False
                 try:
                     if exc is None:
                         await scheduler.close()
-                    else:
-                        await scheduler.abort()
+                        closed = True
                 finally:
-                    await scheduler.throttles.close()
+                    try:
+                        if not closed:  # an error exit, or the wait for close() cancelled
+                            await scheduler.abort()
+                    finally:
+                        await scheduler.throttles.close()
             while self._callbacks:  # leaving waits for the last results' callbacks
                 await asyncio.gather(*self._callbacks, return_exceptions=True)
         finally:
             for q in self._listeners:
                 q.put_nowait(None)
+            for handle in self._jobs:  # left before they ended (the leave was cancelled)
+                handle._stop.set()
             for fut, _ in self._pending.values():
-                fut.cancel()
+                if not fut.done():
+                    fut.set_exception(
+                        SchedulerClosedError("the Engine was left before this message's result")
+                    )
             self._pending.clear()
             if self._store is not None:
                 self._store.close()
             self._store = self._tracker = self._suppressed = None
             self._composers.clear()
-            self._entered = False
+            self._entered = self._closing = False
 
     # -- sending ---------------------------------------------------------------
 
@@ -356,6 +379,7 @@ class Engine:
         data[_NAME] = name
         rendered = composer.compose(Recipient(email=email, vars=data))
         scheduler = await self._transactional()
+        self._check_entered()  # the engine may have begun closing meanwhile
         fut: asyncio.Future[DeliveryResult] = asyncio.get_running_loop().create_future()
         self._pending[rendered.message_id] = (fut, message)
         try:
@@ -445,6 +469,8 @@ class Engine:
     # -- internals -------------------------------------------------------------
 
     def _check_entered(self) -> None:
+        if self._closing:
+            raise SchedulerClosedError("the Engine is closing: it takes no more messages or jobs")
         if not self._entered:
             raise ConfigError("use the Engine as `async with Engine(...) as engine:` first")
 
@@ -476,6 +502,11 @@ class Engine:
         starting = self._starting
         try:
             return await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            # The start was cancelled by leaving, not this send's caller.
+            if starting.cancelled() and self._closing:
+                self._check_entered()
+            raise
         finally:
             if starting.done() and (starting.cancelled() or starting.exception() is not None):
                 self._starting = None
