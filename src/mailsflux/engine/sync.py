@@ -46,6 +46,8 @@ class SyncEngine:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> SyncEngine:
+        if self._loop is not None:  # checked before a second loop and thread exist
+            raise ConfigError("this SyncEngine is already entered")
         loop = self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=loop.run_forever, name="mailsflux", daemon=True)
         self._thread.start()
