@@ -54,7 +54,12 @@ from mailsflux.types import DeliveryResult, JobSummary, Problem, Recipient, Rend
 #: variable can be called this, so it never clashes with the caller's data.
 _NAME = "\x00to-name"
 #: With ``template=False`` the content is passed as data to these templates.
-_PLAIN = {"subject": "{{_mf_subject}}", "html": "{{{_mf_html}}}", "text": "{{{_mf_text}}}"}
+_PLAIN = {
+    "subject": "{{_mf_subject}}",
+    "html": "{{{_mf_html}}}",
+    "text": "{{{_mf_text}}}",
+    "sender": "{{{_mf_sender}}}",
+}
 _COMPOSERS = 256  # distinct templates kept compiled
 
 ResultCallback = Callable[[DeliveryResult], object]
@@ -190,7 +195,12 @@ def _recipient(row: Row, n: int, base: dict[str, Any], template: Message) -> Rec
 
 
 def _plain(m: Message) -> dict[str, Any]:
-    return {"_mf_subject": m.subject, "_mf_html": m.html, "_mf_text": m.text}
+    return {
+        "_mf_subject": m.subject,
+        "_mf_html": m.html,
+        "_mf_text": m.text,
+        "_mf_sender": m.sender,
+    }
 
 
 def _template_key(m: Message) -> Hashable:
@@ -612,7 +622,8 @@ class Engine:
 
     def _message_spec(self, m: Message) -> MessageSpec:
         return MessageSpec(
-            sender=m.sender,
+            # A sender without braces stays static (checked once, not per message).
+            sender=m.sender if m.template or "{{" not in m.sender else _PLAIN["sender"],
             subject=m.subject if m.template else _PLAIN["subject"],
             reply_to=m.reply_to,
             headers=m.headers,
