@@ -6,9 +6,10 @@ import asyncio
 import csv
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mailsflux.delivery.mx import MXResolver
+from mailsflux.delivery.relay import Relay
 from mailsflux.delivery.scheduler import Scheduler
 from mailsflux.jobs import Prepared, send
 from mailsflux.types import DeliveryResult, JobSummary, Problem, RenderedMessage
@@ -109,6 +110,50 @@ def send_job(job: Path) -> tuple[JobSummary, list[Problem]]:
     finally:
         prepared.close()
     return summary, problems
+
+
+#: A [tracking] table: its event store keeps the suppression list.
+TRACKING = """
+[tracking]
+config = "tracking.toml"
+generate = true
+base_url = "https://t.sender.example"
+"""
+
+
+class TrackedSend(NamedTuple):
+    summary: JobSummary
+    results: list[DeliveryResult]
+    #: The given addresses the tracking store, and the job's in-memory view
+    #: of it, suppress once the send is over.
+    in_store: list[str]
+    in_view: list[str]
+
+
+def send_tracked(
+    job: Path, port: int, addresses: Sequence[str], **options: Any
+) -> TrackedSend:
+    """Add :data:`TRACKING` to ``job``, send it through 127.0.0.1:``port`` in
+    this process (``options`` go to ``send``), and say who is suppressed now."""
+    job.write_text(job.read_text() + TRACKING)
+    results: list[DeliveryResult] = []
+    prepared = Prepared.load(job)
+    try:
+        summary = asyncio.run(
+            send(
+                prepared,
+                Relay("127.0.0.1", port, "none"),
+                on_problem=lambda p: None,
+                on_result=results.append,
+                **options,
+            )
+        )
+        assert prepared.store is not None and prepared.suppressed is not None
+        in_store = [a for a in addresses if prepared.store.is_suppressed(a)]
+        in_view = [a for a in addresses if a in prepared.suppressed]
+    finally:
+        prepared.close()
+    return TrackedSend(summary, results, in_store, in_view)
 
 
 def schedule(port: int, msgs: Sequence[RenderedMessage], **options: Any) -> list[DeliveryResult]:

@@ -7,24 +7,13 @@ caller's callback, so its failure skipped the callback for every result
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 
 import pytest
 
-from mailsflux.delivery.relay import Relay
-from mailsflux.jobs import Prepared, send
-from mailsflux.types import DeliveryResult
-from tests._jobs import make_job, people
+from tests._jobs import make_job, people, send_tracked
 from tests._scripted_smtp import Conn, ScriptedSMTP
-
-TRACKING = """
-[tracking]
-config = "tracking.toml"
-generate = true
-base_url = "https://t.sender.example"
-"""
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
@@ -39,24 +28,9 @@ def test_a_failing_events_file_skips_no_other_record(tmp_path: Path) -> None:
         return None
 
     job = make_job(tmp_path, rows, connections=1)
-    job.write_text(job.read_text() + TRACKING)
-    results: list[DeliveryResult] = []
     with ScriptedSMTP(script=script) as server, open("/dev/full", "ab", buffering=0) as full:
-        prepared = Prepared.load(job)
-        try:
-            summary = asyncio.run(
-                send(
-                    prepared,
-                    Relay("127.0.0.1", server.port, "none"),
-                    on_problem=lambda p: None,
-                    on_result=results.append,
-                    events=full,
-                )
-            )
-            assert prepared.store is not None
-            assert prepared.store.is_suppressed(gone)
-        finally:
-            prepared.close()
+        summary, results, in_store, _ = send_tracked(job, server.port, [gone], events=full)
+    assert in_store == [gone]
     assert len(server.bodies) == n - 1
     assert sorted(r.recipient for r in results) == sorted(r[0] for r in rows)
     assert (summary.sent, summary.failed, summary.record_failures) == (n - 1, 1, n)

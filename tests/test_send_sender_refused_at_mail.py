@@ -8,23 +8,12 @@ bad-mailbox texts and put every recipient on the suppression list for good.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
-from mailsflux.delivery.relay import Relay
-from mailsflux.jobs import Prepared, send
-from mailsflux.types import DeliveryResult
-from tests._jobs import make_job, people
+from tests._jobs import make_job, people, send_tracked
 from tests._scripted_smtp import Conn, ScriptedSMTP
-
-TRACKING = """
-[tracking]
-config = "tracking.toml"
-generate = true
-base_url = "https://t.sender.example"
-"""
 
 
 @pytest.mark.parametrize(
@@ -53,25 +42,8 @@ def test_a_refused_mail_from_suppresses_nobody(tmp_path: Path, refusal: str) -> 
         return None
 
     job = make_job(tmp_path, rows, connections=1)
-    job.write_text(job.read_text() + TRACKING)
-    results: list[DeliveryResult] = []
     with ScriptedSMTP(script=script) as server:
-        prepared = Prepared.load(job)
-        try:
-            asyncio.run(
-                send(
-                    prepared,
-                    Relay("127.0.0.1", server.port, "none"),
-                    on_problem=lambda p: None,
-                    on_result=results.append,
-                )
-            )
-            assert prepared.store is not None
-            suppressed = [r[0] for r in rows if prepared.store.is_suppressed(r[0])]
-            assert prepared.suppressed is not None
-            in_view = [r[0] for r in rows if r[0] in prepared.suppressed]
-        finally:
-            prepared.close()
+        _, results, suppressed, in_view = send_tracked(job, server.port, [r[0] for r in rows])
     assert suppressed == [] and in_view == []
     assert len(results) == n
     assert {(r.status, r.category) for r in results} == {("failed", "sender_config")}

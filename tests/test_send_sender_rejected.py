@@ -7,24 +7,14 @@ recipient went on the suppression list for good.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
-from mailsflux.delivery.relay import Relay
 from mailsflux.delivery.scheduler import STOP_AFTER
-from mailsflux.jobs import Prepared, send
-from mailsflux.types import DeliveryResult
-from tests._jobs import make_job, people
+from tests._jobs import make_job, people, send_tracked
 from tests._scripted_smtp import Conn, ScriptedSMTP
 
-TRACKING = """
-[tracking]
-config = "tracking.toml"
-generate = true
-base_url = "https://t.sender.example"
-"""
 REFUSAL = "553 5.1.8 <news@sender.example>: Sender address rejected: Domain not found"
 
 
@@ -38,23 +28,8 @@ def test_sender_refusal_stops_the_site_and_suppresses_nobody(
     n = 20
     rows = people(n)
     job = make_job(tmp_path, rows, connections=1)
-    job.write_text(job.read_text() + TRACKING)
-    results: list[DeliveryResult] = []
     with ScriptedSMTP(script=refuse_sender) as server:
-        prepared = Prepared.load(job)
-        try:
-            summary = asyncio.run(
-                send(
-                    prepared,
-                    Relay("127.0.0.1", server.port, "none"),
-                    on_problem=lambda p: None,
-                    on_result=results.append,
-                )
-            )
-            assert prepared.store is not None
-            suppressed = [r[0] for r in rows if prepared.store.is_suppressed(r[0])]
-        finally:
-            prepared.close()
+        summary, results, suppressed, _ = send_tracked(job, server.port, [r[0] for r in rows])
     assert suppressed == []
     assert (summary.sent, summary.failed) == (0, n)
     assert sorted(r.recipient for r in results) == sorted(r[0] for r in rows)
