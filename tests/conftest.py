@@ -78,3 +78,14 @@ def welcome_job(tmp_path: Path) -> Path:
     )
     shutil.copytree(EXAMPLE, dest, ignore=ignore)
     return dest / "job.toml"
+
+
+@pytest.fixture(autouse=True)
+def private_spool(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Each test's jobs keep their spool in a folder of its own (subprocesses
+    inherit the variable), never in the user's ~/.local/state."""
+    where = tmp_path_factory.mktemp("spool")
+    monkeypatch.setenv("MAILSFLUX_SPOOL", str(where))
+    return where

@@ -29,5 +29,5 @@ def test_total_counts_rows_not_line_ends(tmp_path: Path) -> None:
     assert totals == {30}, proc.stderr
     assert "sent      28" in proc.stdout and "skipped   2" in proc.stdout
 
-    proc = run_cli("send", str(job), "--local-sink", "--json")
+    proc = run_cli("send", str(job), "--local-sink", "--json", "--restart")
     assert json.loads(proc.stdout.splitlines()[-1])["total"] == 30

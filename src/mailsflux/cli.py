@@ -20,11 +20,13 @@ from mailsflux.delivery.relay import Relay
 from mailsflux.dkim.keyfiles import txt_path_for
 from mailsflux.errors import ConfigError, DKIMError, MailsfluxError
 from mailsflux.jobs.jobfile import DeliverySpec, check_ehlo_name
+from mailsflux.jobs.journal import count_bits
 from mailsflux.jobs.progress import Progress
 from mailsflux.types import JobSummary, Problem
 
 if TYPE_CHECKING:
     from mailsflux.jobs import Prepared
+    from mailsflux.jobs.journal import Journal
 
 T = TypeVar("T")
 
@@ -54,6 +56,8 @@ class _Stop:
 
     def __init__(self) -> None:
         self.event = asyncio.Event()
+        #: A second signal: stop at once, without waiting for batches in flight.
+        self.hard = asyncio.Event()
         self.signum = 0
         self.forward: list[asyncio.subprocess.Process] = []
         # Until the event loop runs (loading the job, starting workers) a signal
@@ -80,6 +84,8 @@ class _Stop:
             signal.signal(sig, self._noted)
 
     def _hit(self, sig: int) -> None:
+        if self.event.is_set():
+            self.hard.set()
         self.signum = self.signum or sig
         self.event.set()
         for proc in self.forward:
@@ -98,6 +104,10 @@ class _Stop:
 
 def _print_summary(s: JobSummary, sink: dict[str, Any] | None, rows: int) -> None:
     out = sys.stdout
+    if s.resumed:
+        print(
+            f"\nresumed: {s.resumed} rows settled by an earlier run were not sent again", file=out
+        )
     if s.interrupted:
         print(f'\njob "{s.job}" interrupted after {s.elapsed:.2f} s; counts so far:', file=out)
     else:
@@ -109,9 +119,12 @@ def _print_summary(s: JobSummary, sink: dict[str, Any] | None, rows: int) -> Non
         f"  skipped   {s.skipped}" + (" (bad rows, reported above)" if s.skipped else ""), file=out
     )
     if s.interrupted:
-        # A batch in flight when the stop came is dropped unreported: those
-        # rows count here, though the server may have taken some of them.
-        print(f"  not done  {max(rows - s.total, 0)} (not sent yet, or in flight)", file=out)
+        # With the spool, batches in flight were finished and recorded (up to
+        # stop_grace): the rest were never tried, and a resumed run sends them.
+        print(
+            f"  not done  {max(rows - s.total, 0)} (not tried yet: run the job again to resume it)",
+            file=out,
+        )
     print(f"  rate      {s.rate:.1f} msg/s", file=out)
     if s.per_domain:
         print("  per domain (sent):", file=out)
@@ -191,15 +204,23 @@ def cmd_send(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         workers = cap
+    journal = _journal(args, prepared)
     if workers > 1 and args.shard is None:
         rows = prepared.count_rows()
         prepared.close()
-        return _send_parallel(args, workers, stop, prepared.job.name, rows)
+        code = _send_parallel(args, workers, stop, prepared.job.name, rows)
+        if journal is not None:
+            _end_journal(args, journal, bool(stop.signum))
+        return code
     relay = Relay.parse(args.relay) if args.relay else prepared.job.relay()
     if args.connections:
         d.connections = args.connections
     d.ehlo_name = args.ehlo_name or d.ehlo_name
     rows = prepared.count_rows()
+    if journal is not None and args.shard is None:
+        journal.spool.set_total(journal.id, rows)
+    if prepared.settled is not None:
+        rows = max(rows - count_bits(prepared.settled), 0)
     events = _open_events(args.events) if args.events else None
     progress = None if args.quiet or args.json else Progress(rows)
     shard = args.shard or (0, 1)
@@ -215,9 +236,13 @@ def cmd_send(args: argparse.Namespace) -> int:
                 events=events,
                 shard=shard,
                 stop=stop.event,
+                hard_stop=stop.hard,
                 keep_results=False,
+                journal=journal,
             )
-            return await handle.wait()
+            s = await handle.wait()
+            s.resumed = count_bits(prepared.settled) if prepared.settled is not None else 0
+            return s
 
     async def go() -> tuple[JobSummary, dict[str, Any] | None]:
         stop.install()
@@ -236,7 +261,54 @@ def cmd_send(args: argparse.Namespace) -> int:
         prepared.close()
         if events is not None:
             events.close()
-    return _report(args, summary, tally, stop, rows)
+    code = _report(args, summary, tally, stop, rows)
+    if journal is not None:
+        if args.shard is None:
+            _end_journal(args, journal, summary.interrupted)
+        journal.spool.close()
+    return code
+
+
+def _journal(args: argparse.Namespace, prepared: Prepared) -> Journal | None:
+    """The job's spool journal (resuming an interrupted run), or None with --no-spool."""
+    from mailsflux.jobs.journal import open_spool, start
+
+    job = prepared.job
+    if args.no_spool or not job.spec.spool.enabled:
+        return None
+    spool = open_spool(job)
+    # Worker processes resume what their parent began (or restarted).
+    journal = start(job, spool, restart=args.restart and args.shard is None)
+    prepared.settled = journal.settled()
+    done = count_bits(prepared.settled)
+    if done and args.shard is None and not args.json:
+        how = "finished" if journal.info.state == "finished" else "was interrupted"
+        print(
+            f'mailsflux: job "{job.name}" {how} before: {done} rows already settled'
+            " (sent, bounced, failed, or deferred into the spool) are not sent again;"
+            " --restart sends the whole job again",
+            file=sys.stderr,
+        )
+    return journal
+
+
+def _end_journal(args: argparse.Namespace, journal: Journal, interrupted: bool) -> None:
+    import time
+
+    spool = journal.spool
+    spool.end_job(journal.id, "interrupted" if interrupted else "finished")
+    counts = spool.counts(journal.id)
+    waiting = counts.get("deferred", 0) + counts.get("pending", 0)
+    nxt = spool.next_due(journal.id)
+    if waiting and nxt is not None and not args.json:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(nxt))
+        mins = max(nxt - time.time(), 0) / 60
+        print(
+            f"  {waiting} deferred in the spool ({spool.directory}); next attempt {when}"
+            f" (in {mins:.0f} min): `mailsflux queue run` tries every due message once,"
+            " `mailsflux serve` keeps trying until they are delivered or expire",
+            file=sys.stdout,
+        )
 
 
 def _open_events(path: str) -> IO[bytes]:
@@ -322,6 +394,7 @@ def _send_parallel(
         summary.skipped += doc["skipped"]
         summary.interrupted |= doc.get("interrupted", False)
         summary.record_failures += doc.get("record_failures", 0)
+        summary.resumed += doc.get("resumed", 0)
         summary.record_error = summary.record_error or doc.get("record_error", "")
         for dom, n in doc["per_domain"].items():
             per_domain[dom] = per_domain.get(dom, 0) + n
@@ -361,7 +434,12 @@ def _report(
             file=sys.stderr,
         )
         return 1
-    if summary.total and not summary.sent and getattr(args, "shard", None) is None:
+    if (
+        summary.total
+        and not summary.sent
+        and getattr(args, "shard", None) is None
+        and not (summary.resumed and summary.total == summary.skipped)
+    ):
         # Rows were read and none went out: that is a failed job, whatever the cause.
         print(
             f"mailsflux: error: nothing sent: {summary.total} rows read, {summary.skipped}"
@@ -568,6 +646,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="summary as JSON on stdout; problems as JSON lines on stderr",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="forget what an earlier run of this job settled and send every row again",
+    )
+    p.add_argument(
+        "--no-spool",
+        action="store_true",
+        help="keep no spool: no resume, deferred messages are reported and dropped",
+    )
     p.set_defaults(func=cmd_send)
 
     p = sub.add_parser("render", help="write finished messages as .eml files without sending")
@@ -613,6 +701,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the open/click/unsubscribe tracking server (see track-server --help)",
         add_help=False,
     )
+
+    from mailsflux.cli_queue import add_parsers as add_queue_parsers
+
+    add_queue_parsers(sub, _relay_url)
 
     p = sub.add_parser("sink", help="run a local SMTP sink that accepts and counts mail")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")

@@ -175,6 +175,13 @@ class TemporaryRoutingError(RoutingError, TemporaryDeliveryError):
     permanent = False
 
 
+class SpoolError(MailsfluxError, OSError):
+    """The spool cannot be opened, read or written (a full disk, a bad key file,
+    a job whose recipient file changed since it was interrupted)."""
+
+    permanent = False
+
+
 __all__ = [
     "AddressError",
     "ConfigError",
@@ -192,6 +199,7 @@ __all__ = [
     "RecipientError",
     "RoutingError",
     "SchedulerClosedError",
+    "SpoolError",
     "TemplateError",
     "TemplateSyntaxError",
     "TemporaryDeliveryError",

@@ -114,6 +114,8 @@ class JobSummary(msgspec.Struct):
     record_failures: int = 0
     #: The first such failure, e.g. "events file: OSError: [Errno 28] ...".
     record_error: str = ""
+    #: Rows an earlier, interrupted run of the job settled (not sent again).
+    resumed: int = 0
 
     @property
     def rate(self) -> float:

@@ -218,7 +218,7 @@ class Scheduler:
         self._room = asyncio.Event()
         self._room.set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._timers: set[asyncio.TimerHandle] = set()
+        self._timers: dict[asyncio.TimerHandle, _Item] = {}
         self._closing = False
         self._closed = False
         self._close_done = False
@@ -229,6 +229,19 @@ class Scheduler:
         self._backend_wait = 0.0
         #: Addresses not to mail; checked again before every retry.
         self.suppressed: Container[str] | None = None
+        #: Where a message goes when this run gives up on it for now (a
+        #: spool): called with the message and the wall time of its first
+        #: attempt just before its "deferred" result. With it, a message
+        #: waiting for an in-run retry beyond ``max_waiting`` is given up at
+        #: once instead of held; without it, waiting messages count toward
+        #: ``max_queued`` (back-pressure on submit).
+        self.park: Callable[[RenderedMessage, float], None] | None = None
+        self.max_waiting = max_queued * 4
+        #: Called after each batch's outcomes are handled, before the session
+        #: sends anything more (a spool commits the batch's results there).
+        self.after_batch: Callable[[], None] | None = None
+        self._waiting = 0  # waiting in memory for an in-run retry
+        self._draining = False
 
     # -- public ---------------------------------------------------------------
 
@@ -242,7 +255,7 @@ class Scheduler:
                 raise SchedulerClosedError(
                     f"submit() after {how}: the scheduler takes no more mail"
                 )
-            if self._queued < self.max_queued:
+            if self._queued + (0 if self.park else self._waiting) < self.max_queued:
                 break
             self._room.clear()
             await self._room.wait()
@@ -287,12 +300,39 @@ class Scheduler:
         self._room.set()  # a submit() waiting for room raises instead of hanging
         for handle in self._timers:
             handle.cancel()
+        self._timers.clear()
         for site in self._sites.values():
             site.wake.set()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def drain(self, grace: float, hard: asyncio.Event | None = None) -> None:
+        """Stop gently: take no more batches, let those in flight finish (up
+        to ``grace`` seconds, or until ``hard`` is set), hand messages
+        waiting for a retry to :attr:`park` as deferred, then :meth:`abort`.
+        Messages still queued get no result: their rows were never tried."""
+        self._closed = self._draining = True
+        self._room.set()
+        waiting = list(self._timers.items())
+        self._timers.clear()
+        for handle, item in waiting:
+            handle.cancel()
+            self._waiting -= 1
+            if self.park is not None:
+                self._final(item, "deferred", None, "the job stopped before its next attempt")
+        for site in self._sites.values():
+            site.wake.set()
+        tasks = list(self._tasks)
+        if tasks:
+            waits: set[asyncio.Future[object]] = {asyncio.ensure_future(asyncio.wait(tasks))}
+            if hard is not None:
+                waits.add(asyncio.ensure_future(hard.wait()))
+            _, rest = await asyncio.wait(waits, timeout=grace, return_when="FIRST_COMPLETED")
+            for f in rest:
+                f.cancel()
+        await self.abort()
 
     @property
     def sites(self) -> dict[str, int]:
@@ -343,9 +383,12 @@ class Scheduler:
         for item in batch:
             item.done = False
         self._queued -= len(batch)
-        if self._queued < self.max_queued:
-            self._room.set()
+        self._make_room()
         return batch
+
+    def _make_room(self) -> None:
+        if self._queued + (0 if self.park else self._waiting) < self.max_queued:
+            self._room.set()
 
     # -- outcomes -------------------------------------------------------------
 
@@ -371,6 +414,11 @@ class Scheduler:
             category=str(c.category),
         )
         item.done = True
+        if status == "deferred" and self.park is not None:
+            try:
+                self.park(item.msg, time.time() - (self.clock() - item.first))
+            except Exception:
+                self.callback_failures += 1
         try:
             self.on_result(result)
         except Exception as exc:
@@ -392,7 +440,11 @@ class Scheduler:
     def _defer(self, item: _Item, code: int | None, text: str) -> None:
         item.done = True
         item.attempts = max(item.attempts, 1)
-        if item.attempts >= self.retry.attempts:
+        if (
+            item.attempts >= self.retry.attempts
+            or self._draining
+            or (self.park is not None and self._waiting >= self.max_waiting)
+        ):
             self._final(item, "deferred", code, text)
             return
         delay = self.retry.delay(item.attempts)
@@ -403,6 +455,8 @@ class Scheduler:
         loop = asyncio.get_running_loop()
 
         async def requeue() -> None:
+            self._waiting -= 1
+            self._make_room()
             try:
                 if self.suppressed is not None and item.msg.rcpt_to in self.suppressed:
                     self._final(item, "skipped", None, "suppressed while waiting for a retry")
@@ -412,13 +466,14 @@ class Scheduler:
                 self._final(item, "failed", None, f"internal error: {type(exc).__name__}: {exc}")
 
         def again() -> None:
-            self._timers.discard(handle)
+            self._timers.pop(handle, None)
             task = asyncio.ensure_future(requeue())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
         handle = loop.call_later(delay, again)
-        self._timers.add(handle)
+        self._timers[handle] = item
+        self._waiting += 1
 
     def _outcome(self, site: _Site, item: _Item, o: Outcome) -> None:
         item.attempts += 1
@@ -570,6 +625,8 @@ class Scheduler:
 
     async def _wait_for_work(self, site: _Site) -> bool:
         """Wait until the site's queue holds something; False: the worker should end."""
+        if self._draining:
+            return False
         while not site.queue:
             if self._closing or site.stopped is not None:
                 return False
@@ -645,6 +702,8 @@ class Scheduler:
                     # The grant stands; only the slot (and session) is renewed.
                     if not await hold_lease():
                         continue
+                    if self._draining:
+                        break
                 except ThrottleBackendError as exc:
                     await self._backend_failed(site, exc)
                     continue
@@ -657,7 +716,10 @@ class Scheduler:
                     await self._parting(site, farewell)
                 pending = self._take(site, n)
                 if pending:
-                    session = await self._send_batch(site, session, pending)
+                    try:
+                        session = await self._send_batch(site, session, pending)
+                    finally:
+                        self._settled()
                     pending = []
         except asyncio.CancelledError:
             raise
@@ -729,6 +791,15 @@ class Scheduler:
             # never attempted; they go back to the front of the queue.
             self._requeue_front(site, batch[len(outcomes) :])
         return session
+
+    def _settled(self) -> None:
+        """A batch's outcomes are all handled: let the spool commit them
+        before this session sends anything more."""
+        if self.after_batch is not None:
+            try:
+                self.after_batch()
+            except Exception:
+                self.callback_failures += 1
 
     async def _parting(self, site: _Site, reply: Reply | None) -> None:
         """The server's last word as it closed a session (a 421): the shaper

@@ -41,6 +41,7 @@ from mailsflux.errors import (
 )
 from mailsflux.jobs.composer import Composer, Sources, content_type
 from mailsflux.jobs.jobfile import Job, JobSpec, MessageSpec, RecipientsSpec
+from mailsflux.jobs.journal import Journal
 from mailsflux.jobs.prepared import Prepared, make_signer, tracking_config
 from mailsflux.jobs.progress import Progress
 from mailsflux.jobs.rows import ProblemSink
@@ -410,13 +411,17 @@ class Engine:
         shard: tuple[int, int] = (0, 1),
         stop: asyncio.Event | None = None,
         keep_results: bool = True,
+        journal: Journal | None = None,
+        hard_stop: asyncio.Event | None = None,
+        attempts: int | None = None,
     ) -> JobHandle:
         """Start a batch job: a job file (its own settings), or a :class:`Batch`
         (this engine's settings). Returns at once with the job's handle.
 
         ``relay`` overrides the job's; ``stop`` set ends the job like
         ``cancel()``; ``keep_results=False`` keeps no results for
-        ``async for`` (a big job nobody iterates).
+        ``async for`` (a big job nobody iterates). With a ``journal`` the
+        job's results go to the spool (:func:`mailsflux.jobs.run.send`).
         """
         self._check_entered()
         owned = None
@@ -454,7 +459,10 @@ class Engine:
                     resolver=self.resolver,
                     shard=shard,
                     stop=handle._stop,
+                    hard_stop=hard_stop,
                     summary=handle.counts,
+                    journal=journal,
+                    attempts=attempts,
                 )
             finally:
                 self._jobs.discard(handle)

@@ -75,6 +75,10 @@ class DomainSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     connections: int | None = None
     messages_per_connection: int | None = None
     tls: Literal["opportunistic", "required", "none"] | None = None
+    #: The spool's retry schedule for this domain (see [delivery]).
+    queue_initial: float | None = None
+    queue_max: float | None = None
+    max_age: float | None = None
 
 
 class DeliverySpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -101,12 +105,22 @@ class DeliverySpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: How long to wait for the reply to the end of a message (RFC 5321
     #: 4.5.3.2.6: 10 minutes; servers may scan the message first).
     data_timeout: float = 600.0
-    #: Attempts per message within the job (4xx, dropped connections); after
-    #: the last a message is reported deferred, after max_age it bounces.
+    #: Quick attempts per message within the run (4xx, dropped connections),
+    #: ``retry_initial`` apart and doubling up to ``retry_max``; after the last
+    #: a message is deferred into the spool.
     attempts: int = 3
     retry_initial: float = 5.0
     retry_max: float = 300.0
-    max_age: float = 900.0
+    #: The spool's schedule (Postfix's minimal/maximal_backoff_time): the
+    #: wait after a message is deferred into the spool, doubling up to
+    #: ``queue_max``, until ``max_age`` from its first attempt (Postfix's
+    #: maximal_queue_lifetime, 5 days), when it bounces as expired.
+    queue_initial: float = 300.0
+    queue_max: float = 4000.0
+    max_age: float = 5 * 86_400.0
+    #: Seconds a stopped job (SIGINT, SIGTERM) gives its batches in flight to
+    #: finish before it drops them; a second signal stops at once.
+    stop_grace: float = 5.0
     #: "local" (in-process throttles) or a redis:// URL shared by every
     #: process and host sending together.
     throttle: str = "local"
@@ -134,6 +148,19 @@ class TrackingSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     unsubscribe_mailto: str | None = None
 
 
+class SpoolSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Where the job's states and deferred messages are kept (``[spool]``)."""
+
+    #: Off: no resume, and deferred messages are reported and dropped.
+    enabled: bool = True
+    #: Default: $MAILSFLUX_SPOOL, else $XDG_STATE_HOME/mailsflux/spool.
+    dir: str | None = None
+    #: The AES-256 key file (0600); default: ``keys`` in the spool directory.
+    key_file: str | None = None
+    #: fsync every commit (survives power loss, not only a crash; slower).
+    fsync: bool = False
+
+
 class JobSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: str = ""
     message: MessageSpec
@@ -142,6 +169,7 @@ class JobSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     delivery: DeliverySpec = msgspec.field(default_factory=DeliverySpec)
     #: Open and click tracking, one-click unsubscribe and suppression.
     tracking: TrackingSpec | None = None
+    spool: SpoolSpec = msgspec.field(default_factory=SpoolSpec)
 
 
 class Job:

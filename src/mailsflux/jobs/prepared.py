@@ -51,22 +51,16 @@ def tracking_config(job: Job) -> TrackingConfig | None:
     return load_config(path)
 
 
-class Prepared:
-    """A job with its templates compiled, key loaded and recipients opened.
-
-    With ``[tracking]`` it also holds the event store, whose suppression list
-    is checked for every recipient before anything is rendered for them.
-    """
+class JobSuppression:
+    """Who a job must not mail: its suppression list file and, with
+    ``[tracking]``, the event store's list (unsubscribes, hard bounces)."""
 
     def __init__(self, job: Job) -> None:
         self.job = job
-        self.signer = make_signer(job)
         self.tracking = tracking_config(job)
         self.store: EventStore | None = None
-        tracker = None
         view: SuppressionView | None = None
         if self.tracking is not None:
-            tracker = self.tracking.tracker()
             self.store = self.tracking.open_store()
             view = self.store.suppressed_view()
         listed = job.spec.recipients.suppression
@@ -75,16 +69,6 @@ class Prepared:
             self.suppressed = Suppression(
                 read_list(job.resolve(listed)) if listed is not None else None, view
             )
-        self.composer = Composer(job, self.signer, tracker=tracker)
-        self.recipients = RecipientFile(
-            job.recipients_path, email_column=job.spec.recipients.email_column
-        )
-        # Before any row is read: a strict template variable that is no
-        # column would skip every row, so the job cannot run at all.
-        for cp in self.composer.missing_columns(self.recipients.columns):
-            if cp.strict:
-                self.close()
-                raise TemplateError(f"{cp.where}: {cp.message(self.recipients.path)}")
 
     def close(self) -> None:
         if self.store is not None:
@@ -110,6 +94,42 @@ class Prepared:
                 if self.suppressed is not None:
                     self.suppressed.add(r.recipient)
 
+
+class Prepared:
+    """A job with its templates compiled, key loaded and recipients opened.
+
+    With ``[tracking]`` it also holds the event store, whose suppression list
+    is checked for every recipient before anything is rendered for them.
+    """
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.signer = make_signer(job)
+        self.lists = JobSuppression(job)
+        self.tracking = self.lists.tracking
+        self.store = self.lists.store
+        self.suppressed = self.lists.suppressed
+        tracker = self.tracking.tracker() if self.tracking is not None else None
+        self.composer = Composer(job, self.signer, tracker=tracker)
+        #: Rows an interrupted run already settled (a bitmap): not sent again.
+        self.settled: bytearray | None = None
+        self.recipients = RecipientFile(
+            job.recipients_path, email_column=job.spec.recipients.email_column
+        )
+        # Before any row is read: a strict template variable that is no
+        # column would skip every row, so the job cannot run at all.
+        for cp in self.composer.missing_columns(self.recipients.columns):
+            if cp.strict:
+                self.close()
+                raise TemplateError(f"{cp.where}: {cp.message(self.recipients.path)}")
+
+    def close(self) -> None:
+        self.lists.close()
+        self.store = None
+
+    def suppress_bounce(self, r: DeliveryResult) -> None:
+        self.lists.suppress_bounce(r)
+
     @property
     def where(self) -> str:
         """Where row problems are reported (the recipient file)."""
@@ -122,7 +142,9 @@ class Prepared:
     def messages(
         self, on_problem: ProblemSink, *, shard: tuple[int, int] = (0, 1)
     ) -> Iterator[RenderedMessage]:
-        return compose_all(self.composer, self.recipients, on_problem, self.suppressed, shard)
+        return compose_all(
+            self.composer, self.recipients, on_problem, self.suppressed, shard, self.settled
+        )
 
     def count_rows(self) -> int:
         """Data rows in the recipient file (for the progress bar)."""

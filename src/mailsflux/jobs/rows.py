@@ -32,12 +32,19 @@ def _rows(
     on_problem: ProblemSink,
     suppressed: Container[str] | None,
     shard: tuple[int, int],
+    settled: bytearray | None = None,
 ) -> Iterator[Recipient]:
-    """Each good, unsuppressed row of this shard; every other row is reported."""
+    """Each good, unsuppressed row of this shard; every other row is reported.
+    Rows set in the ``settled`` bitmap (a resumed job's) are passed over."""
     index, count = shard
+    top = len(settled) << 3 if settled else 0
     for item in rf:
         if count > 1 and _row_of(item) % count != index:
             continue
+        if top and isinstance(item, Recipient):
+            n = item.row
+            if n < top and settled[n >> 3] & (1 << (n & 7)):  # type: ignore[index]
+                continue
         if isinstance(item, Problem):
             on_problem(item)
             continue
@@ -57,6 +64,7 @@ def compose_all(
     on_problem: ProblemSink,
     suppressed: Container[str] | None = None,
     shard: tuple[int, int] = (0, 1),
+    settled: bytearray | None = None,
 ) -> Iterator[RenderedMessage]:
     """Yield each good row's message; report and skip each bad or suppressed row.
 
@@ -64,7 +72,7 @@ def compose_all(
     taken, so n worker processes share a file without overlap and each bad
     row is reported once. (The reader drops duplicate addresses per worker.)
     """
-    for item in _rows(rf, on_problem, suppressed, shard):
+    for item in _rows(rf, on_problem, suppressed, shard, settled):
         try:
             yield composer.compose(item)
         except MailsfluxError as exc:

@@ -16,14 +16,18 @@ from collections import Counter
 from collections.abc import AsyncIterable, Callable, Container, Iterable
 from typing import IO, Protocol
 
+import msgspec
+
 from mailsflux.delivery.mx import MXResolver, parse_host_port
 from mailsflux.delivery.probe import probe
 from mailsflux.delivery.relay import Relay
 from mailsflux.delivery.scheduler import RetryPolicy, Scheduler, SiteLimits
 from mailsflux.delivery.smtp import TLSMode
 from mailsflux.delivery.throttle import LocalThrottles, Throttles
+from mailsflux.errors import SpoolError
 from mailsflux.jobs.eventlog import EventLog
 from mailsflux.jobs.jobfile import Job, is_fqdn
+from mailsflux.jobs.journal import Journal
 from mailsflux.jobs.problems import CappedProblems
 from mailsflux.jobs.progress import Progress
 from mailsflux.jobs.rows import ProblemSink
@@ -142,12 +146,21 @@ async def send(
     throttles: Throttles | None = None,
     shard: tuple[int, int] = (0, 1),
     stop: asyncio.Event | None = None,
+    hard_stop: asyncio.Event | None = None,
     summary: JobSummary | None = None,
+    journal: Journal | None = None,
+    attempts: int | None = None,
 ) -> JobSummary:
     """Send every good row of the job; return the tally.
 
     Setting ``stop`` ends the job within moments: open sessions are dropped
     and the tally so far comes back with ``interrupted`` set.
+
+    With a ``journal`` every result is recorded in the spool (once per
+    batch), deferred messages are parked there, and a stop lets the batches
+    in flight finish (up to ``[delivery] stop_grace`` seconds, or until
+    ``hard_stop``).
+    ``attempts`` overrides the job's in-run attempts (a queue run: one).
 
     ``relay`` overrides the job's relay; with neither, mail goes to MX hosts
     (``resolver`` lets tests use their own DNS server). ``shard=(i, n)``
@@ -180,6 +193,9 @@ async def send(
         return True
 
     def result(r: DeliveryResult) -> None:
+        if journal is not None:
+            # First: the spool decides whether a deferral has expired.
+            r = journal.settle(r)
         # Counted first: a failing log, store or callback must not lose the tally.
         summary.total += 1
         if r.status == "delivered":
@@ -231,6 +247,14 @@ async def send(
         tls_context=tls_context,
     )
     scheduler.suppressed = prepared.suppressed
+    if attempts is not None:
+        scheduler.retry = msgspec.structs.replace(scheduler.retry, attempts=attempts)
+    halt = stop
+    if journal is not None:
+        scheduler.park = journal.park
+        scheduler.after_batch = journal.flush
+        halt = asyncio.Event()
+        watch = asyncio.ensure_future(_either(halt, stop, journal.broken))
     start = time.perf_counter()
 
     async def produce() -> None:
@@ -245,21 +269,44 @@ async def send(
         await scheduler.close()
 
     try:
-        if not await run_until(produce(), stop):
+        if not await run_until(produce(), halt):
             summary.interrupted = True
-            await scheduler.abort()
+            if journal is not None:
+                await scheduler.drain(spec.stop_grace, hard_stop)
+            else:
+                await scheduler.abort()
     except BaseException:
         await scheduler.abort()  # no session or task outlives a failed job
         raise
     finally:
+        if journal is not None:
+            watch.cancel()
+            journal.flush()
         await scheduler.throttles.close()
         report.finish()
+    if journal is not None and journal.error is not None:
+        raise SpoolError(
+            f"the spool could not be written ({journal.error}); the job stopped after"
+            f" {summary.total} results. What was sent and not recorded is sent again when"
+            " the job resumes (`mailsflux send` the same job once the spool has room)"
+        )
     summary.record_failures += scheduler.callback_failures
     summary.elapsed = time.perf_counter() - start
     summary.per_domain = dict(per_domain.most_common())
     if progress is not None:
         progress.finish(complete=not summary.interrupted)
     return summary
+
+
+async def _either(out: asyncio.Event, *events: asyncio.Event | None) -> None:
+    """Set ``out`` once any of ``events`` is set."""
+    waits = [asyncio.ensure_future(e.wait()) for e in events if e is not None]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        out.set()
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 __all__ = ["Source", "scheduler_for", "send"]

@@ -1,0 +1,193 @@
+"""A job's results written to the spool as they come: what makes it resumable.
+
+Every result becomes the recipient's state in the spool, committed once per
+SMTP batch (the scheduler calls :meth:`Journal.flush` after each batch, and
+before that connection sends anything more), so after a crash at most the
+messages in open SMTP transactions, and the results of batches being
+settled at that instant, have no state: a resumed job sends those again
+(the in-flight bound: ``connections`` x 32 messages per process). A
+deferred message is parked in the spool with its signed bytes and its next
+attempt on the job's :class:`~mailsflux.spool.RetrySchedule`, and leaves
+memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from pathlib import Path
+
+from mailsflux.jobs.jobfile import Job
+from mailsflux.spool import JobInfo, Record, RetrySchedule, SQLiteSpool, default_spool_dir
+from mailsflux.types import DeliveryResult, RenderedMessage
+
+#: Results kept in memory before a commit even if no batch ended.
+_GROUP = 512
+
+
+def job_id(job: Job) -> str:
+    """A job's identity: where its file is (the same file resumes the same job)."""
+    where = str(job.path.resolve()) if job.path.name else job.name
+    return "job-" + hashlib.sha256(where.encode()).hexdigest()[:16]
+
+
+def fingerprint(path: Path) -> str:
+    """What the recipient file holds: SHA-256 of its bytes."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def schedule_for(job: Job, domain: str = "") -> RetrySchedule:
+    """The job's retry schedule, with the domain's overrides."""
+    d = job.spec.delivery
+    o = d.domains.get(domain) if domain else None
+    return RetrySchedule(
+        initial=(o.queue_initial if o and o.queue_initial is not None else d.queue_initial),
+        max_delay=(o.queue_max if o and o.queue_max is not None else d.queue_max),
+        max_age=(o.max_age if o and o.max_age is not None else d.max_age),
+    )
+
+
+class Journal:
+    """The bridge from a running job's results to its spool records."""
+
+    def __init__(self, spool: SQLiteSpool, info: JobInfo, job: Job) -> None:
+        self.spool = spool
+        self.info = info
+        self.job = job
+        self._buffer: list[Record] = []
+        self._parked: dict[int, tuple[RenderedMessage, float]] = {}
+        #: Records of messages read back from the spool (queue runs): their
+        #: earlier attempts count, and their first attempt is the first ever.
+        self.prior: dict[int, Record] = {}
+        self._schedules: dict[str, RetrySchedule] = {}
+        self._flush_soon = False
+        #: The first error writing the spool (a full disk): the job stops on it.
+        self.error: Exception | None = None
+        #: Set when writing failed; the job runner stops the job.
+        self.broken = asyncio.Event()
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    def settled(self) -> bytearray:
+        return self.spool.settled_rows(self.info.id)
+
+    def _schedule(self, domain: str) -> RetrySchedule:
+        s = self._schedules.get(domain)
+        if s is None:
+            s = self._schedules[domain] = schedule_for(self.job, domain)
+        return s
+
+    def park(self, msg: RenderedMessage, first_wall: float) -> None:
+        """The scheduler gave up on ``msg`` for this run: keep its bytes for the
+        result that follows (the scheduler calls this just before it)."""
+        self._parked[msg.row] = (msg, first_wall)
+
+    def settle(self, r: DeliveryResult) -> DeliveryResult:
+        """Record ``r``; returns the result as final (a deferral past the
+        schedule's ``max_age`` has become a bounce: expired)."""
+        now = time.time()
+        prior = self.prior.pop(r.row, None)
+        parked = self._parked.pop(r.row, None)
+        attempts = r.attempts + (prior.attempts if prior is not None else 0)
+        first = prior.first_at if prior is not None else (parked[1] if parked else now)
+        rec = Record(
+            row=r.row,
+            state="suppressed" if r.category == "suppressed" else r.status,
+            recipient=r.recipient,
+            message_id=r.message_id,
+            domain=r.domain,
+            attempts=attempts,
+            first_at=first,
+            code=r.code,
+            enhanced_status=r.enhanced_status,
+            reply=r.reply,
+            category=r.category,
+            updated=now,
+        )
+        if r.status == "deferred":
+            nxt = self._schedule(r.domain).next_attempt(attempts, first, now)
+            msg = parked[0] if parked else None
+            if nxt is None or msg is None:
+                days = (now - first) / 86_400
+                why = "no copy of it was kept" if msg is None else f"after {days:.1f} days"
+                r = DeliveryResult(
+                    recipient=r.recipient,
+                    message_id=r.message_id,
+                    status="bounced",
+                    code=r.code,
+                    enhanced_status=r.enhanced_status or "4.4.7",
+                    reply=f"expired ({attempts} attempts, {why}): {r.reply}"[:500],
+                    attempts=attempts,
+                    row=r.row,
+                    category="expired",
+                    tags=r.tags,
+                    metadata=r.metadata,
+                )
+                rec.state, rec.reply, rec.category = "bounced", r.reply, "expired"
+            else:
+                rec.next_at, rec.message = nxt, msg
+        self._buffer.append(rec)
+        if len(self._buffer) >= _GROUP:
+            self.flush()
+        elif not self._flush_soon:
+            # Results that come from no batch (a lookup failure, a timer)
+            # are committed by the end of this turn of the loop.
+            self._flush_soon = True
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:
+                self.flush()
+        return r
+
+    def flush(self) -> None:
+        """Commit what is buffered (one transaction)."""
+        self._flush_soon = False
+        if not self._buffer:
+            return
+        batch, self._buffer = self._buffer, []
+        if self.error is not None:
+            return  # the job is stopping; these rows stay unsettled and are resent
+        try:
+            self.spool.store(self.info.id, batch)
+        except Exception as exc:
+            # Not raised into the scheduler (a worker would take it for its
+            # own fault): the job stops, and rows without a state are sent
+            # again when it resumes. Nothing is recorded that did not happen.
+            self.error = exc
+            self.broken.set()
+
+    def next_due(self) -> float | None:
+        return self.spool.next_due(self.info.id)
+
+
+def open_spool(job: Job) -> SQLiteSpool:
+    """The job's spool: ``[spool] dir`` (relative to the job file), else the default."""
+    s = job.spec.spool
+    where = job.resolve(s.dir) if s.dir else default_spool_dir()
+    key_file = job.resolve(s.key_file) if s.key_file else None
+    return SQLiteSpool(where, key_file=key_file, durable=s.fsync)
+
+
+def start(job: Job, spool: SQLiteSpool, *, restart: bool = False) -> Journal:
+    """Begin (or resume) ``job`` in ``spool``: its journal, resumable rows known."""
+    info = JobInfo(
+        id=job_id(job),
+        name=job.name,
+        source=str(job.path.resolve()),
+        fingerprint=fingerprint(job.recipients_path),
+    )
+    return Journal(spool, spool.begin_job(info, restart=restart), job)
+
+
+def count_bits(bits: bytearray) -> int:
+    return int.from_bytes(bits, "little").bit_count()
+
+
+__all__ = ["Journal", "count_bits", "fingerprint", "job_id", "open_spool", "schedule_for", "start"]

@@ -1,0 +1,154 @@
+"""The spool's keys: AES-256-GCM, kept in a file only its owner can read.
+
+The file holds one key a line, ``KID:KEY`` (eight hex digits, then 32
+bytes in URL-safe base64), newest first. New records are sealed with the
+first; any key still listed opens the records sealed with it, so a key is
+rotated by adding a new one on top (:meth:`SpoolKeys.rotate`) and dropped
+once no record needs it (``mailsflux queue rekey`` rewrites them all under
+the newest key).
+
+A sealed record is ``0x01 || kid (4 bytes) || nonce (12) || ciphertext ||
+tag (16)``. The caller's context (job and row) is the associated data, so
+a record moved to another row does not open there.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import stat
+from pathlib import Path
+from typing import Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from mailsflux.errors import SpoolError
+
+_VERSION: Final = 1
+_KID_LEN: Final = 4
+_NONCE_LEN: Final = 12
+
+
+class SpoolKeys:
+    """The key ring: seal with the newest key, open with whichever sealed it."""
+
+    def __init__(self, keys: list[tuple[bytes, bytes]], path: Path | None = None) -> None:
+        if not keys:
+            raise SpoolError("the spool key file holds no key", file=str(path) if path else None)
+        self.path = path
+        self._keys = keys
+        self._current_id, key = keys[0]
+        self._current = AESGCM(key)
+        self._by_id = {kid: AESGCM(k) for kid, k in keys}
+
+    @classmethod
+    def generate(cls) -> SpoolKeys:
+        """A ring of one fresh key, held only in memory (tests, throwaway spools)."""
+        return cls([(secrets.token_bytes(_KID_LEN), AESGCM.generate_key(bit_length=256))])
+
+    @classmethod
+    def load(cls, path: Path, *, create: bool = True) -> SpoolKeys:
+        """The ring in ``path``; a new file with one fresh key when it is missing."""
+        if create and not path.exists():
+            kid, key = secrets.token_bytes(_KID_LEN), AESGCM.generate_key(bit_length=256)
+            _write_new(path, [(kid, key)])
+        try:
+            st = path.stat()
+            text = path.read_text("ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpoolError(f"cannot read the spool key file: {exc}", file=str(path)) from None
+        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise SpoolError(
+                f"the spool key file is readable by others (mode {stat.S_IMODE(st.st_mode):o});"
+                " it must be 0600: chmod 600 it",
+                file=str(path),
+            )
+        keys: list[tuple[bytes, bytes]] = []
+        for n, line in enumerate(text.splitlines(), 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            kid_hex, sep, b64 = line.partition(":")
+            try:
+                kid = bytes.fromhex(kid_hex)
+                key = base64.urlsafe_b64decode(b64)
+            except ValueError:
+                kid, key = b"", b""
+            if not sep or len(kid) != _KID_LEN or len(key) != 32:
+                raise SpoolError(
+                    "not a spool key: expected KID:KEY (8 hex digits, 32 bytes in base64)",
+                    file=str(path),
+                    line=n,
+                )
+            keys.append((kid, key))
+        return cls(keys, path)
+
+    def rotate(self) -> str:
+        """Put a new key first in the file (and in this ring); returns its id."""
+        if self.path is None:
+            raise SpoolError("an in-memory key ring has no file to rotate")
+        kid, key = secrets.token_bytes(_KID_LEN), AESGCM.generate_key(bit_length=256)
+        keys = [(kid, key), *self._keys]
+        tmp = self.path.with_name(f".{self.path.name}.rotate")
+        tmp.unlink(missing_ok=True)
+        _write_new(tmp, keys)
+        os.replace(tmp, self.path)
+        self.__init__(keys, self.path)  # type: ignore[misc]
+        return kid.hex()
+
+    @property
+    def current_id(self) -> str:
+        return self._current_id.hex()
+
+    def seal(self, plain: bytes, context: bytes) -> bytes:
+        nonce = secrets.token_bytes(_NONCE_LEN)
+        head = bytes([_VERSION]) + self._current_id + nonce
+        return head + self._current.encrypt(nonce, plain, context)
+
+    def key_id(self, sealed: bytes) -> str:
+        return sealed[1 : 1 + _KID_LEN].hex()
+
+    def open(self, sealed: bytes, context: bytes) -> bytes:
+        if len(sealed) < 1 + _KID_LEN + _NONCE_LEN + 16 or sealed[0] != _VERSION:
+            raise SpoolError("a spool record is damaged (too short or of an unknown version)")
+        kid = sealed[1 : 1 + _KID_LEN]
+        aead = self._by_id.get(kid)
+        if aead is None:
+            raise SpoolError(
+                f"a spool record was sealed with key {kid.hex()}, which the key file no longer"
+                " holds",
+                file=str(self.path) if self.path else None,
+            )
+        nonce = sealed[1 + _KID_LEN : 1 + _KID_LEN + _NONCE_LEN]
+        try:
+            return aead.decrypt(nonce, sealed[1 + _KID_LEN + _NONCE_LEN :], context)
+        except InvalidTag:
+            raise SpoolError(
+                "a spool record does not authenticate (altered, or moved to another row)"
+            ) from None
+
+
+def _write_new(path: Path, keys: list[tuple[bytes, bytes]]) -> None:
+    """Create ``path`` 0600 from the start, whole or not at all: written under a
+    private name, then linked into place (which fails if another process got
+    there first: theirs is the key)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    body = "".join(f"{kid.hex()}:{base64.urlsafe_b64encode(key).decode()}\n" for kid, key in keys)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("# Mailsflux spool keys, newest first. Losing this file loses the spool.\n")
+            f.write(body)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+    except OSError as exc:
+        raise SpoolError(f"cannot create the spool key file: {exc}", file=str(path)) from None
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,407 @@
+"""The embedded spool: one SQLite database in a directory, in WAL mode.
+
+Why SQLite: it needs no server, a transaction is atomic whatever kills the
+process, and several processes (``--workers``, ``queue run`` beside a
+``send``) may write the same file. WAL with ``synchronous=NORMAL``: a
+commit is a write() to the log, not an fsync, so it survives the process
+being killed (SIGKILL, OOM) but the last commits may be lost if the machine
+loses power; ``durable=True`` (``[spool] fsync = true``) fsyncs every commit
+for that. Results are committed in groups (one transaction per SMTP batch
+of up to 32 messages), so the cost per message stays small.
+
+Nothing in the file names a person or holds a message in plain text:
+addresses, replies (which often quote the address) and message bytes are
+sealed with AES-256-GCM (:mod:`mailsflux.spool.keys`); a row number, a
+state, counts, times and the recipient's domain are not.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final, cast
+
+import msgspec
+
+from mailsflux.errors import SpoolError
+from mailsflux.spool.keys import SpoolKeys
+from mailsflux.spool.store import FINAL, JobInfo, Record, Spooled
+from mailsflux.types import RenderedMessage
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, info BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS rcpt (
+    job TEXT NOT NULL, row INTEGER NOT NULL, state TEXT NOT NULL, domain TEXT NOT NULL,
+    attempts INTEGER NOT NULL, first_at REAL NOT NULL, next_at REAL NOT NULL,
+    code INTEGER, category TEXT NOT NULL, updated REAL NOT NULL, meta BLOB NOT NULL,
+    PRIMARY KEY (job, row)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS rcpt_due ON rcpt (next_at) WHERE state IN ('deferred', 'pending');
+CREATE TABLE IF NOT EXISTS body (
+    job TEXT NOT NULL, row INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (job, row)
+) WITHOUT ROWID;
+"""
+
+#: A message taken from the spool to be tried is not due again for this long
+#: (another ``queue run`` leaves it alone); a crash makes it due after that.
+CLAIM: Final = 900.0
+
+_meta_enc = msgspec.msgpack.Encoder()
+_meta_dec = msgspec.msgpack.Decoder(tuple[str, str, str, str | None])
+_msg_dec = msgspec.msgpack.Decoder(RenderedMessage)
+_info_dec = msgspec.json.Decoder(JobInfo)
+_info_enc = msgspec.json.encode
+
+
+def _ctx(job: str, row: int, part: bytes) -> bytes:
+    return f"{job}\x00{row}\x00".encode() + part
+
+
+class SQLiteSpool:
+    """The spool in ``directory`` (created 0700): ``spool.db`` and its key file."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        keys: SpoolKeys | None = None,
+        key_file: str | Path | None = None,
+        durable: bool = False,
+    ) -> None:
+        self.directory = Path(directory)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            db = self.directory / "spool.db"
+            if not db.exists():
+                # Created 0600 before SQLite opens it (its -wal and -shm files
+                # take the database's mode).
+                os.close(os.open(db, os.O_WRONLY | os.O_CREAT, 0o600))
+        except OSError as exc:
+            raise SpoolError(f"cannot create the spool: {exc}", file=str(directory)) from None
+        self.keys = keys or SpoolKeys.load(Path(key_file or self.directory / "keys"))
+        try:
+            self._db = sqlite3.connect(db, timeout=60.0, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise SpoolError(f"cannot open the spool database: {exc}", file=str(db)) from None
+        self.path = db
+
+    # -- plumbing -------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; a full disk or other failure says so and rolls back."""
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                try:
+                    db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            raise SpoolError(f"spool write failed: {exc}", file=str(self.path)) from None
+
+    def _q(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise SpoolError(f"spool read failed: {exc}", file=str(self.path)) from None
+
+    def _seal_meta(self, job: str, r: Record) -> bytes:
+        plain = _meta_enc.encode((r.recipient, r.message_id, r.reply, r.enhanced_status))
+        return self.keys.seal(plain, _ctx(job, r.row, b"meta"))
+
+    def _record(self, job: str, row: tuple[Any, ...]) -> Record:
+        n, state, domain, attempts, first_at, next_at, code, category, updated, meta = row[:10]
+        rcpt, mid, reply, enhanced = _meta_dec.decode(self.keys.open(meta, _ctx(job, n, b"meta")))
+        return Record(
+            row=n,
+            state=state,
+            recipient=rcpt,
+            message_id=mid,
+            domain=domain,
+            attempts=attempts,
+            first_at=first_at,
+            next_at=next_at,
+            code=code,
+            enhanced_status=enhanced,
+            reply=reply,
+            category=category,
+            updated=updated,
+        )
+
+    # -- jobs -----------------------------------------------------------------
+
+    def begin_job(self, info: JobInfo, *, restart: bool = False) -> JobInfo:
+        now = time.time()
+        with self._tx() as db:
+            if restart:
+                self._forget(db, info.id)
+            got = db.execute("SELECT info FROM jobs WHERE id = ?", (info.id,)).fetchone()
+            if got is not None:
+                old = _info_dec.decode(got[0])
+                if old.fingerprint != info.fingerprint:
+                    raise SpoolError(
+                        f"job {old.name!r} was interrupted and its recipients have changed since"
+                        f" ({old.source}): resuming would mix two lists. Restore the file, or"
+                        " start the job over with --restart"
+                    )
+                info = old
+            else:
+                info.created = now
+            (settled,) = db.execute(
+                "SELECT count(*) FROM rcpt WHERE job = ? AND state != 'pending'", (info.id,)
+            ).fetchone()
+            info.state, info.run_started, info.run_base, info.updated = "running", now, settled, now
+            info.pid = os.getpid()
+            db.execute(
+                "INSERT OR REPLACE INTO jobs VALUES (?, ?)", (info.id, msgspec.json.encode(info))
+            )
+        return info
+
+    def set_total(self, job: str, total: int) -> None:
+        with self._tx() as db:
+            got = db.execute("SELECT info FROM jobs WHERE id = ?", (job,)).fetchone()
+            if got is not None:
+                info = _info_dec.decode(got[0])
+                info.total = total
+                db.execute(
+                    "UPDATE jobs SET info = ? WHERE id = ?", (msgspec.json.encode(info), job)
+                )
+
+    def end_job(self, job: str, state: str) -> None:
+        with self._tx() as db:
+            got = db.execute("SELECT info FROM jobs WHERE id = ?", (job,)).fetchone()
+            if got is not None:
+                info = _info_dec.decode(got[0])
+                info.state, info.updated, info.pid = state, time.time(), 0
+                db.execute(
+                    "UPDATE jobs SET info = ? WHERE id = ?", (msgspec.json.encode(info), job)
+                )
+
+    def _forget(self, db: sqlite3.Connection, job: str) -> None:
+        db.execute("DELETE FROM jobs WHERE id = ?", (job,))
+        db.execute("DELETE FROM rcpt WHERE job = ?", (job,))
+        db.execute("DELETE FROM body WHERE job = ?", (job,))
+
+    def forget(self, job: str) -> None:
+        with self._tx() as db:
+            self._forget(db, job)
+
+    def job(self, job: str) -> JobInfo | None:
+        got = self._q("SELECT info FROM jobs WHERE id = ?", (job,))
+        return _info_dec.decode(got[0][0]) if got else None
+
+    def jobs(self) -> list[JobInfo]:
+        infos = [_info_dec.decode(b) for (b,) in self._q("SELECT info FROM jobs")]
+        return sorted(infos, key=lambda i: i.created)
+
+    def settled_rows(self, job: str) -> bytearray:
+        rows = [
+            r
+            for (r,) in self._q("SELECT row FROM rcpt WHERE job = ? AND state != 'pending'", (job,))
+        ]
+        bits = bytearray((max(rows, default=0) >> 3) + 1)
+        for r in rows:
+            bits[r >> 3] |= 1 << (r & 7)
+        return bits
+
+    # -- records --------------------------------------------------------------
+
+    def store(self, job: str, records: Sequence[Record]) -> None:
+        if not records:
+            return
+        now = time.time()
+        rows = []
+        bodies = []
+        released = []
+        seal = self.keys.seal
+        for r in records:
+            rows.append(
+                (
+                    job,
+                    r.row,
+                    r.state,
+                    r.domain,
+                    r.attempts,
+                    r.first_at,
+                    r.next_at,
+                    r.code,
+                    r.category,
+                    r.updated or now,
+                    self._seal_meta(job, r),
+                )
+            )
+            if r.message is not None:
+                plain = msgspec.msgpack.encode(r.message)
+                bodies.append((job, r.row, seal(plain, _ctx(job, r.row, b"body"))))
+            elif r.state in FINAL:
+                released.append((job, r.row))
+        with self._tx() as db:
+            db.executemany("INSERT OR REPLACE INTO rcpt VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+            if bodies:
+                db.executemany("INSERT OR REPLACE INTO body VALUES (?,?,?)", bodies)
+            if released:
+                db.executemany("DELETE FROM body WHERE job = ? AND row = ?", released)
+
+    def due(self, now: float, *, job: str | None = None, limit: int = 1000) -> list[Spooled]:
+        sql = (
+            "SELECT r.row, r.state, r.domain, r.attempts, r.first_at, r.next_at, r.code,"
+            " r.category, r.updated, r.meta, b.data, r.job FROM rcpt r JOIN body b"
+            " ON b.job = r.job AND b.row = r.row"
+            " WHERE r.state IN ('deferred', 'pending') AND r.next_at <= ?"
+        )
+        args: list[Any] = [now]
+        if job is not None:
+            sql += " AND r.job = ?"
+            args.append(job)
+        sql += " ORDER BY r.next_at LIMIT ?"
+        args.append(limit)
+        out: list[Spooled] = []
+        with self._tx() as db:
+            got = db.execute(sql, args).fetchall()
+            # Claimed: not due again (for another runner) until CLAIM has passed.
+            db.executemany(
+                "UPDATE rcpt SET next_at = ? WHERE job = ? AND row = ?",
+                [(now + CLAIM, g[11], g[0]) for g in got],
+            )
+        for g in got:
+            j = g[11]
+            rec = self._record(j, g)
+            msg = _msg_dec.decode(self.keys.open(g[10], _ctx(j, g[0], b"body")))
+            out.append(Spooled(job=j, record=rec, message=msg))
+        return out
+
+    def load(self, job: str, row: int) -> Record | None:
+        got = self._q(
+            "SELECT row, state, domain, attempts, first_at, next_at, code, category, updated,"
+            " meta FROM rcpt WHERE job = ? AND row = ?",
+            (job, row),
+        )
+        return self._record(job, got[0]) if got else None
+
+    def message(self, job: str, row: int) -> RenderedMessage | None:
+        got = self._q("SELECT data FROM body WHERE job = ? AND row = ?", (job, row))
+        if not got:
+            return None
+        return _msg_dec.decode(self.keys.open(got[0][0], _ctx(job, row, b"body")))
+
+    def records(
+        self, job: str, *, states: Iterable[str] | None = None, limit: int = 100
+    ) -> list[Record]:
+        sql = (
+            "SELECT row, state, domain, attempts, first_at, next_at, code, category, updated,"
+            " meta FROM rcpt WHERE job = ?"
+        )
+        args: list[Any] = [job]
+        wanted = list(states or ())
+        if wanted:
+            sql += f" AND state IN ({','.join('?' * len(wanted))})"
+            args += wanted
+        sql += " ORDER BY row LIMIT ?"
+        args.append(limit)
+        return [self._record(job, g) for g in self._q(sql, args)]
+
+    def counts(self, job: str) -> dict[str, int]:
+        got = self._q("SELECT state, count(*) FROM rcpt WHERE job = ? GROUP BY state", (job,))
+        return {s: n for s, n in got}
+
+    def per_domain(self, job: str) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        got = self._q(
+            "SELECT domain, state, count(*) FROM rcpt WHERE job = ? GROUP BY domain, state", (job,)
+        )
+        for domain, state, n in got:
+            out.setdefault(domain, {})[state] = n
+        return out
+
+    def next_due(self, job: str | None = None) -> float | None:
+        sql = "SELECT min(next_at) FROM rcpt WHERE state IN ('deferred', 'pending')"
+        got = self._q(sql + (" AND job = ?" if job else ""), (job,) if job else ())
+        return cast(float | None, got[0][0]) if got else None
+
+    def make_due(self, *, job: str | None = None, rows: Iterable[int] | None = None) -> int:
+        sql = "UPDATE rcpt SET next_at = 0 WHERE state = 'deferred'"
+        with self._tx() as db:
+            if rows is not None:
+                assert job is not None
+                args = [(job, r) for r in rows]
+                before = db.total_changes
+                db.executemany(sql + " AND job = ? AND row = ?", args)
+                return db.total_changes - before
+            cur = db.execute(sql + (" AND job = ?" if job else ""), (job,) if job else ())
+            return cur.rowcount
+
+    def drop(self, *, job: str, rows: Iterable[int] | None = None) -> int:
+        """Give up on deferred or pending messages: failed, their bytes deleted."""
+        sql = (
+            "UPDATE rcpt SET state = 'failed', category = 'dropped', next_at = 0, updated = ?"
+            " WHERE job = ? AND state IN ('deferred', 'pending')"
+        )
+        now = time.time()
+        with self._tx() as db:
+            if rows is None:
+                dropped = db.execute(sql, (now, job)).rowcount
+                db.execute("DELETE FROM body WHERE job = ?", (job,))
+            else:
+                wanted = [(job, r) for r in rows]
+                before = db.total_changes
+                db.executemany(sql + " AND row = ?", [(now, j, r) for j, r in wanted])
+                dropped = db.total_changes - before
+                db.executemany(
+                    "DELETE FROM body WHERE job = ? AND row = ? AND NOT EXISTS (SELECT 1 FROM"
+                    " rcpt WHERE rcpt.job = body.job AND rcpt.row = body.row AND state IN"
+                    " ('deferred', 'pending'))",
+                    wanted,
+                )
+            return dropped
+
+    def reseal(self) -> int:
+        """Seal every record again under the newest key (after a rotation)."""
+        n = 0
+        current = self.keys.current_id
+        with self._tx() as db:
+            metas = db.execute("SELECT job, row, meta FROM rcpt").fetchall()
+            for job, row, meta in metas:
+                if self.keys.key_id(meta) != current:
+                    ctx = _ctx(job, row, b"meta")
+                    fresh = self.keys.seal(self.keys.open(meta, ctx), ctx)
+                    db.execute(
+                        "UPDATE rcpt SET meta = ? WHERE job = ? AND row = ?", (fresh, job, row)
+                    )
+                    n += 1
+            bodies = db.execute("SELECT job, row, data FROM body").fetchall()
+            for job, row, data in bodies:
+                if self.keys.key_id(data) != current:
+                    ctx = _ctx(job, row, b"body")
+                    fresh = self.keys.seal(self.keys.open(data, ctx), ctx)
+                    db.execute(
+                        "UPDATE body SET data = ? WHERE job = ? AND row = ?", (fresh, job, row)
+                    )
+                    n += 1
+        return n
+
+    def close(self) -> None:
+        try:
+            self._db.close()
+        except sqlite3.Error:
+            pass
+
+    def __enter__(self) -> SQLiteSpool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

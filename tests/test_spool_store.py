@@ -1,0 +1,166 @@
+"""The embedded spool on its own: states, sealed records, claims, keys."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from mailsflux.errors import SpoolError
+from mailsflux.spool import CLAIM, JobInfo, Record, SpoolKeys, SQLiteSpool
+from mailsflux.types import RenderedMessage
+
+
+def _msg(row: int) -> RenderedMessage:
+    return RenderedMessage(
+        mail_from="news@sender.example",
+        rcpt_to=f"secret.person{row}@example.org",
+        data=b"Subject: hi\r\n\r\nconfidential body text %d\r\n" % row,
+        message_id=f"<m{row}@sender.example>",
+        row=row,
+    )
+
+
+def _job(spool: SQLiteSpool, fp: str = "sha256:aa") -> JobInfo:
+    return spool.begin_job(JobInfo(id="job-1", name="news", source="/x/job.toml", fingerprint=fp))
+
+
+def test_states_round_trip_and_due_messages_are_claimed(tmp_path: Path) -> None:
+    spool = SQLiteSpool(tmp_path / "s")
+    _job(spool)
+    now = time.time()
+    spool.store(
+        "job-1",
+        [
+            Record(row=2, state="delivered", recipient="a@example.org", domain="example.org"),
+            Record(
+                row=3,
+                state="deferred",
+                recipient="secret.person3@example.org",
+                domain="example.org",
+                attempts=2,
+                first_at=now - 60,
+                next_at=now - 1,
+                code=451,
+                reply="451 4.7.1 <secret.person3@example.org> greylisted",
+                message=_msg(3),
+            ),
+            Record(row=4, state="deferred", next_at=now + 3600, message=_msg(4)),
+        ],
+    )
+    assert spool.counts("job-1") == {"delivered": 1, "deferred": 2}
+    assert spool.settled_rows("job-1")[0] == 0b11100
+    rec = spool.load("job-1", 3)
+    assert rec is not None and rec.reply.endswith("greylisted") and rec.attempts == 2
+    due = spool.due(now, job="job-1")
+    assert [d.record.row for d in due] == [3]
+    assert due[0].message == _msg(3)
+    # Claimed: another runner does not get it until CLAIM has passed.
+    assert spool.due(now) == []
+    assert [d.record.row for d in spool.due(now + CLAIM + 1)] == [3]
+    assert [d.record.row for d in spool.due(now + 3601)] == [3, 4]  # 3: its claim ran out
+    # Settled: its bytes leave the spool.
+    spool.store("job-1", [Record(row=3, state="delivered", domain="example.org")])
+    assert spool.message("job-1", 3) is None and spool.message("job-1", 4) is not None
+    assert spool.make_due(job="job-1") == 1
+    assert spool.drop(job="job-1") == 1
+    assert spool.counts("job-1") == {"delivered": 2, "failed": 1}
+    assert spool.message("job-1", 4) is None
+
+
+def test_a_changed_recipient_file_is_not_mixed_into_a_resumed_job(tmp_path: Path) -> None:
+    spool = SQLiteSpool(tmp_path / "s")
+    _job(spool)
+    with pytest.raises(SpoolError, match="recipients have changed.*--restart"):
+        _job(spool, fp="sha256:bb")
+    spool.store("job-1", [Record(row=1, state="delivered")])
+    info = spool.begin_job(
+        JobInfo(id="job-1", name="news", source="/x", fingerprint="sha256:bb"), restart=True
+    )
+    assert info.fingerprint == "sha256:bb" and spool.counts("job-1") == {}
+
+
+def test_nothing_in_the_spool_directory_is_readable_plain_text(tmp_path: Path) -> None:
+    spool = SQLiteSpool(tmp_path / "s")
+    _job(spool)
+    spool.store(
+        "job-1",
+        [
+            Record(
+                row=n,
+                state="deferred",
+                recipient=f"secret.person{n}@example.org",
+                reply=f"450 <secret.person{n}@example.org> try later",
+                message=_msg(n),
+            )
+            for n in range(1, 50)
+        ],
+    )
+    spool.close()
+    blob = b"".join(p.read_bytes() for p in (tmp_path / "s").iterdir() if p.name != "keys")
+    assert b"secret.person" not in blob and b"confidential" not in blob
+    assert b"news@sender.example" not in blob
+    for p in (tmp_path / "s").iterdir():
+        assert p.stat().st_mode & 0o077 == 0, p
+    assert (tmp_path / "s").stat().st_mode & 0o077 == 0
+
+
+def test_an_altered_or_moved_record_does_not_open(tmp_path: Path) -> None:
+    spool = SQLiteSpool(tmp_path / "s")
+    _job(spool)
+    spool.store("job-1", [Record(row=1, state="deferred", message=_msg(1))])
+    spool.store("job-1", [Record(row=2, state="deferred", message=_msg(2))])
+    db = sqlite3.connect(tmp_path / "s" / "spool.db")
+    one = db.execute("SELECT data FROM body WHERE row = 1").fetchone()[0]
+    db.execute("UPDATE body SET data = ? WHERE row = 2", (one,))
+    db.commit()
+    with pytest.raises(SpoolError, match="does not authenticate"):
+        spool.message("job-1", 2)
+    flipped = bytes([*one[:-1], one[-1] ^ 1])
+    db.execute("UPDATE body SET data = ? WHERE row = 1", (flipped,))
+    db.commit()
+    with pytest.raises(SpoolError, match="does not authenticate"):
+        spool.message("job-1", 1)
+
+
+def test_keys_rotate_and_old_records_still_open(tmp_path: Path) -> None:
+    spool = SQLiteSpool(tmp_path / "s")
+    _job(spool)
+    spool.store("job-1", [Record(row=1, state="deferred", message=_msg(1))])
+    old = spool.keys.current_id
+    new = spool.keys.rotate()
+    assert new != old
+    spool.store("job-1", [Record(row=2, state="deferred", message=_msg(2))])
+    reopened = SQLiteSpool(tmp_path / "s")
+    assert reopened.keys.current_id == new
+    assert reopened.message("job-1", 1) == _msg(1)
+    assert reopened.reseal() == 2  # row 1's meta and body were under the old key
+    only_new = (tmp_path / "s" / "keys").read_text().splitlines()
+    (tmp_path / "s" / "keys").write_text("\n".join(line for line in only_new if old not in line))
+    assert SQLiteSpool(tmp_path / "s").message("job-1", 1) == _msg(1)
+
+
+def test_a_key_file_others_can_read_is_refused(tmp_path: Path) -> None:
+    SQLiteSpool(tmp_path / "s").close()
+    key = tmp_path / "s" / "keys"
+    assert key.stat().st_mode & 0o777 == 0o600
+    os.chmod(key, 0o644)
+    with pytest.raises(SpoolError, match="readable by others.*0600"):
+        SQLiteSpool(tmp_path / "s")
+    os.chmod(key, 0o600)
+    key.write_text("nonsense\n")
+    with pytest.raises(SpoolError, match="not a spool key") as info:
+        SQLiteSpool(tmp_path / "s")
+    assert info.value.line == 1
+
+
+def test_a_record_sealed_with_a_key_no_longer_held_says_so(tmp_path: Path) -> None:
+    spool = SQLiteSpool(tmp_path / "s", keys=SpoolKeys.generate())
+    _job(spool)
+    spool.store("job-1", [Record(row=1, state="deferred", message=_msg(1))])
+    other = SQLiteSpool(tmp_path / "s", keys=SpoolKeys.generate())
+    with pytest.raises(SpoolError, match="no longer holds"):
+        other.message("job-1", 1)
