@@ -4,4 +4,6 @@
 source "$(dirname "$0")/_env.sh"
 ensure_venv
 install_package ""
-exec "$VENV/bin/mailsflux" send examples/welcome/job.toml --local-sink "$@"
+# --restart: each demo run sends the whole example again (without it, a second
+# run resumes the first and finds every row settled).
+exec "$VENV/bin/mailsflux" send examples/welcome/job.toml --local-sink --restart "$@"

@@ -74,7 +74,7 @@ def test_states_round_trip_and_due_messages_are_claimed(tmp_path: Path) -> None:
 def test_a_changed_recipient_file_is_not_mixed_into_a_resumed_job(tmp_path: Path) -> None:
     spool = SQLiteSpool(tmp_path / "s")
     _job(spool)
-    with pytest.raises(SpoolError, match="recipients have changed.*--restart"):
+    with pytest.raises(SpoolError, match=r"recipients have changed.*--restart"):
         _job(spool, fp="sha256:bb")
     spool.store("job-1", [Record(row=1, state="delivered")])
     info = spool.begin_job(
@@ -148,7 +148,7 @@ def test_a_key_file_others_can_read_is_refused(tmp_path: Path) -> None:
     key = tmp_path / "s" / "keys"
     assert key.stat().st_mode & 0o777 == 0o600
     os.chmod(key, 0o644)
-    with pytest.raises(SpoolError, match="readable by others.*0600"):
+    with pytest.raises(SpoolError, match=r"readable by others.*0600"):
         SQLiteSpool(tmp_path / "s")
     os.chmod(key, 0o600)
     key.write_text("nonsense\n")
