@@ -103,11 +103,13 @@ def run_mailsflux(job_path: Path, port: int) -> tuple[int, float, float]:
     return summary.sent, summary.elapsed, _cpu(resource.RUSAGE_SELF) - cpu
 
 
-def run_workers(job_path: Path, port: int, workers: int) -> tuple[int, float, float]:
+def run_workers(job_path: Path, port: int, workers: int, *extra: str) -> tuple[int, float, float]:
     """The CLI with ``workers`` processes (each its own uvloop), timed from
-    outside: (sent, wall s incl. process start, CPU s of all its processes)."""
-    cmd = [sys.executable, "-m", "mailsflux", "send", str(job_path), "--json", "-q"]
-    cmd += ["--workers", str(workers), "--relay", f"smtp+plain://127.0.0.1:{port}"]
+    outside: (sent, wall s incl. process start, CPU s of all its processes).
+    Each run sends the whole job (``--restart``: an earlier run's spool
+    records do not make it resume)."""
+    cmd = [sys.executable, "-m", "mailsflux", "send", str(job_path), "--json", "-q", "--restart"]
+    cmd += ["--workers", str(workers), "--relay", f"smtp+plain://127.0.0.1:{port}", *extra]
     cpu = _cpu(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)

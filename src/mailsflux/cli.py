@@ -354,6 +354,8 @@ def _send_parallel(
             cmd += ["--ehlo-name", args.ehlo_name]
         if args.events:
             cmd += ["--events", args.events]
+        if args.no_spool:
+            cmd += ["--no-spool"]
         proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, env=env)
         stop.forward.append(proc)
         stop.pass_on(proc)  # a stop that came while it started

@@ -12,7 +12,7 @@ from pathlib import Path
 import msgspec
 
 from mailsflux.errors import ConfigError
-from mailsflux.jobs.jobfile import DeliverySpec, DKIMSpec, DomainSpec, TrackingSpec
+from mailsflux.jobs.jobfile import DeliverySpec, DKIMSpec, DomainSpec, SpoolSpec, TrackingSpec
 
 #: ``[delivery]``: relay or MX routing, connections, rates, TLS, retries.
 Delivery = DeliverySpec
@@ -39,6 +39,10 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tracking: TrackingSpec | None = None
     #: A file of addresses never to mail, on top of the tracking store's list.
     suppression: str | None = None
+    #: ``[spool]``: each message handed to :meth:`Engine.send` is stored
+    #: (encrypted) before it is sent; deferred ones wait there and are
+    #: retried while the engine runs, or by ``mailsflux queue run``.
+    spool: SpoolSpec = msgspec.field(default_factory=SpoolSpec)
     base: str = ""
     #: The TOML file this came from (set by :meth:`load`), for error messages.
     source: str = ""

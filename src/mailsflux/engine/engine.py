@@ -11,9 +11,11 @@ assembled and DKIM-signed the same way, after the suppression check.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import socket
 import sys
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Hashable
 from pathlib import Path
@@ -41,12 +43,13 @@ from mailsflux.errors import (
 )
 from mailsflux.jobs.composer import Composer, Sources, content_type
 from mailsflux.jobs.jobfile import Job, JobSpec, MessageSpec, RecipientsSpec
-from mailsflux.jobs.journal import Journal
+from mailsflux.jobs.journal import Journal, open_spool
 from mailsflux.jobs.prepared import Prepared, make_signer, tracking_config
 from mailsflux.jobs.progress import Progress
 from mailsflux.jobs.rows import ProblemSink
 from mailsflux.jobs.run import Source, scheduler_for, send
 from mailsflux.jobs.suppression import Suppression, read_list
+from mailsflux.spool import JobInfo, default_spool_dir
 from mailsflux.tracking.events import EventStore
 from mailsflux.tracking.tracker import Tracker
 from mailsflux.types import DeliveryResult, JobSummary, Problem, Recipient, RenderedMessage
@@ -282,6 +285,9 @@ class Engine:
         self._listeners: set[asyncio.Queue[DeliveryResult | None]] = set()
         self._jobs: set[JobHandle] = set()
         self._callbacks: set[asyncio.Future[Any]] = set()  # coroutine callbacks running
+        #: The sends' spool journal (opened by the first send) and its retry loop.
+        self._journal: Journal | None = None
+        self._retrying: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -306,7 +312,25 @@ class Engine:
             self._store = self._tracker = None
             raise
         self._entered = True
+        if self._spool_waiting():
+            # Messages an earlier engine left (deferred, or held when it
+            # crashed) are sent again without waiting for a first send().
+            self._starting = asyncio.ensure_future(self._start())
         return self
+
+    def _spool_waiting(self) -> bool:
+        """Whether this engine's spool holds messages of its to try again."""
+        s = self._base.spec.spool
+        if not s.enabled:
+            return False
+        where = self._base.resolve(s.dir) if s.dir else default_spool_dir()
+        if not (where / "spool.db").exists():
+            return False
+        spool = open_spool(self._base)
+        try:
+            return spool.next_due(_engine_info(self.config).id) is not None
+        finally:
+            spool.close()
 
     async def __aexit__(
         self,
@@ -329,6 +353,11 @@ class Engine:
             if self._starting is not None and not self._starting.done():
                 self._starting.cancel()
             self._starting = None
+            if self._retrying is not None:
+                # No await here: a leave cancelled at this point must still
+                # reach the scheduler's abort below.
+                self._retrying.cancel()
+                self._retrying = None
             scheduler, self._scheduler = self._scheduler, None
             if scheduler is not None:
                 closed = False
@@ -355,6 +384,11 @@ class Engine:
                         SchedulerClosedError("the Engine was left before this message's result")
                     )
             self._pending.clear()
+            if self._journal is not None:
+                journal, self._journal = self._journal, None
+                journal.flush()
+                journal.spool.end_job(journal.id, "finished")
+                journal.spool.close()
             if self._store is not None:
                 self._store.close()
             self._store = self._tracker = self._suppressed = None
@@ -391,6 +425,9 @@ class Engine:
         rendered = composer.compose(Recipient(email=email, vars=data))
         scheduler = await self._transactional()
         self._check_entered()  # the engine may have begun closing meanwhile
+        if self._journal is not None:
+            # Stored whole before it is handed on: a crash loses nothing.
+            rendered = self._journal.hold(rendered)
         fut: asyncio.Future[DeliveryResult] = asyncio.get_running_loop().create_future()
         self._pending[rendered.message_id] = (fut, message)
         try:
@@ -504,6 +541,7 @@ class Engine:
                 dkim=dkim or DKIMKey(domain="invalid", selector="none", key=""),
                 delivery=self.config.delivery,
                 tracking=self.config.tracking,
+                spool=self.config.spool,
             ),
             Path("<message>") if spec.sender else self.config.path,
         )
@@ -550,11 +588,35 @@ class Engine:
             tls_context=tls_context,
         )
         scheduler.suppressed = self._suppressed
+        if job.spec.spool.enabled:
+            journal = self._journal = _engine_journal(job, self.config)
+            scheduler.park = journal.park
+            scheduler.after_batch = journal.flush
+            self._retrying = asyncio.ensure_future(self._retry_due(journal, scheduler))
         self._scheduler = scheduler
         return scheduler
 
+    async def _retry_due(self, journal: Journal, scheduler: Scheduler) -> None:
+        """While the engine runs, deferred messages (and any a crashed run left
+        pending) are handed to the scheduler again as they come due, and the
+        claim on what this engine holds is renewed so no other takes it."""
+        spool = journal.spool
+        tick = max(min(spool.claim / 3, 30.0), 0.05)
+        while True:
+            journal.renew()
+            now = time.time()
+            nxt = spool.next_due(journal.id)
+            if nxt is None or nxt > now:
+                await asyncio.sleep(min(max((nxt or now + tick) - now, 0.05), tick))
+                continue
+            for item in spool.due(now, job=journal.id, limit=500):
+                if item.record.row not in journal.held:
+                    await scheduler.submit(journal.take(item))
+
     def _delivered(self, r: DeliveryResult) -> None:
         """The transactional scheduler's callback: it must never raise into it."""
+        if self._journal is not None:
+            r = self._journal.settle(r)
         pending = self._pending.pop(r.message_id, None)
         if pending is not None:
             fut, message = pending
@@ -686,3 +748,25 @@ class Engine:
 
 
 __all__ = ["Engine", "JobHandle", "ResultCallback"]
+
+
+def _engine_info(config: Config) -> JobInfo:
+    """An engine's one-off sends are one spool job per engine name and config."""
+    where = f"{config.name}\x00{config.source or config.base_dir}"
+    return JobInfo(
+        id="engine-" + hashlib.sha256(where.encode()).hexdigest()[:16],
+        name=config.name,
+        source=f"engine:{config.source or config.base_dir}",
+        fingerprint="engine",
+    )
+
+
+def _engine_journal(job: Job, config: Config) -> Journal:
+    """The spool journal of an engine's one-off sends, rows numbered across restarts."""
+    info = _engine_info(config)
+    spool = open_spool(job)
+    try:
+        return Journal(spool, spool.begin_job(info), job)
+    except BaseException:
+        spool.close()
+        raise

@@ -159,6 +159,9 @@ class SpoolSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     key_file: str | None = None
     #: fsync every commit (survives power loss, not only a crash; slower).
     fsync: bool = False
+    #: Seconds a message taken from the spool to be tried is left alone by
+    #: other runners; after a crash it is tried again once this has passed.
+    claim: float = 900.0
 
 
 class JobSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -19,7 +19,14 @@ import time
 from pathlib import Path
 
 from mailsflux.jobs.jobfile import Job
-from mailsflux.spool import JobInfo, Record, RetrySchedule, SQLiteSpool, default_spool_dir
+from mailsflux.spool import (
+    JobInfo,
+    Record,
+    RetrySchedule,
+    Spooled,
+    SQLiteSpool,
+    default_spool_dir,
+)
 from mailsflux.types import DeliveryResult, RenderedMessage
 
 #: Results kept in memory before a commit even if no batch ended.
@@ -64,6 +71,9 @@ class Journal:
         #: Records of messages read back from the spool (queue runs): their
         #: earlier attempts count, and their first attempt is the first ever.
         self.prior: dict[int, Record] = {}
+        #: Rows this process holds to try (stored, or taken from the spool),
+        #: until their result: their claim is renewed while they wait.
+        self.held: set[int] = set()
         self._schedules: dict[str, RetrySchedule] = {}
         self._flush_soon = False
         #: The first error writing the spool (a full disk): the job stops on it.
@@ -74,6 +84,39 @@ class Journal:
     @property
     def id(self) -> str:
         return self.info.id
+
+    def hold(self, msg: RenderedMessage) -> RenderedMessage:
+        """Store ``msg`` whole, under a new row, before it is handed to the
+        scheduler (one commit): a crash from here on loses nothing, it is
+        tried again once its claim has run out. Returns it with its row.
+        Raises SpoolError when it cannot be stored."""
+        now = time.time()
+        rec = Record(
+            row=0,
+            state="pending",
+            recipient=msg.rcpt_to,
+            message_id=msg.message_id,
+            domain=msg.domain,
+            first_at=now,
+            next_at=now + self.spool.claim,
+            message=msg,
+        )
+        self.spool.append(self.info.id, rec)
+        assert rec.message is not None
+        self.held.add(rec.row)
+        return rec.message
+
+    def take(self, item: Spooled) -> RenderedMessage:
+        """A message read back from the spool to be tried by this process."""
+        self.prior[item.record.row] = item.record
+        self.held.add(item.record.row)
+        return item.message
+
+    def renew(self) -> None:
+        """Keep every message this process holds claimed (a long queue, a slow
+        receiver): another runner must not take them while they wait here."""
+        if self.held:
+            self.spool.extend_claim(self.info.id, self.held, time.time() + self.spool.claim)
 
     def settled(self) -> bytearray:
         return self.spool.settled_rows(self.info.id)
@@ -93,6 +136,7 @@ class Journal:
         """Record ``r``; returns the result as final (a deferral past the
         schedule's ``max_age`` has become a bounce: expired)."""
         now = time.time()
+        self.held.discard(r.row)
         prior = self.prior.pop(r.row, None)
         parked = self._parked.pop(r.row, None)
         attempts = r.attempts + (prior.attempts if prior is not None else 0)
@@ -172,7 +216,7 @@ def open_spool(job: Job) -> SQLiteSpool:
     s = job.spec.spool
     where = job.resolve(s.dir) if s.dir else default_spool_dir()
     key_file = job.resolve(s.key_file) if s.key_file else None
-    return SQLiteSpool(where, key_file=key_file, durable=s.fsync)
+    return SQLiteSpool(where, key_file=key_file, durable=s.fsync, claim=s.claim)
 
 
 def start(job: Job, spool: SQLiteSpool, *, restart: bool = False) -> Journal:

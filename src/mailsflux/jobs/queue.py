@@ -55,8 +55,7 @@ class _QueueSource:
         suppressed = self.lists.suppressed
         while chunk := spool.due(self.now, job=jid, limit=CHUNK):
             for item in chunk:
-                self.journal.prior[item.record.row] = item.record
-                msg = item.message
+                msg = self.journal.take(item)
                 if suppressed is not None and msg.rcpt_to in suppressed:
                     self.journal.settle(
                         DeliveryResult(
@@ -95,6 +94,9 @@ async def run_queue(
             continue
         if stop is not None and stop.is_set():
             break
+        if info.source.startswith("engine:"):
+            # An Engine's one-off sends: that engine retries them while it runs.
+            continue
         try:
             j = load_job(info.source)
         except MailsfluxError as exc:

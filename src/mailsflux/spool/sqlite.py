@@ -71,8 +71,10 @@ class SQLiteSpool:
         keys: SpoolKeys | None = None,
         key_file: str | Path | None = None,
         durable: bool = False,
+        claim: float = CLAIM,
     ) -> None:
         self.directory = Path(directory)
+        self.claim = claim
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             db = self.directory / "spool.db"
@@ -225,6 +227,12 @@ class SQLiteSpool:
         if not records:
             return
         now = time.time()
+        with self._tx() as db:
+            self._write(db, job, records, now)
+
+    def _write(
+        self, db: sqlite3.Connection, job: str, records: Sequence[Record], now: float
+    ) -> None:
         rows = []
         bodies = []
         released = []
@@ -250,12 +258,23 @@ class SQLiteSpool:
                 bodies.append((job, r.row, seal(plain, _ctx(job, r.row, b"body"))))
             elif r.state in FINAL:
                 released.append((job, r.row))
+        db.executemany("INSERT OR REPLACE INTO rcpt VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+        if bodies:
+            db.executemany("INSERT OR REPLACE INTO body VALUES (?,?,?)", bodies)
+        if released:
+            db.executemany("DELETE FROM body WHERE job = ? AND row = ?", released)
+
+    def append(self, job: str, record: Record) -> int:
+        """Store a new record under the job's next row number (taken inside
+        the write transaction, so processes sharing the spool never collide);
+        returns that row."""
         with self._tx() as db:
-            db.executemany("INSERT OR REPLACE INTO rcpt VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
-            if bodies:
-                db.executemany("INSERT OR REPLACE INTO body VALUES (?,?,?)", bodies)
-            if released:
-                db.executemany("DELETE FROM body WHERE job = ? AND row = ?", released)
+            (top,) = db.execute("SELECT max(row) FROM rcpt WHERE job = ?", (job,)).fetchone()
+            record.row = (top or 0) + 1
+            if record.message is not None:
+                record.message = msgspec.structs.replace(record.message, row=record.row)
+            self._write(db, job, [record], time.time())
+        return record.row
 
     def due(self, now: float, *, job: str | None = None, limit: int = 1000) -> list[Spooled]:
         sql = (
@@ -276,7 +295,7 @@ class SQLiteSpool:
             # Claimed: not due again (for another runner) until CLAIM has passed.
             db.executemany(
                 "UPDATE rcpt SET next_at = ? WHERE job = ? AND row = ?",
-                [(now + CLAIM, g[11], g[0]) for g in got],
+                [(now + self.claim, g[11], g[0]) for g in got],
             )
         for g in got:
             j = g[11]
@@ -284,6 +303,15 @@ class SQLiteSpool:
             msg = _msg_dec.decode(self.keys.open(g[10], _ctx(j, g[0], b"body")))
             out.append(Spooled(job=j, record=rec, message=msg))
         return out
+
+    def extend_claim(self, job: str, rows: Iterable[int], until: float) -> None:
+        """Keep messages this process is still trying claimed until ``until``."""
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE rcpt SET next_at = ? WHERE job = ? AND row = ? AND state = 'pending'"
+                " AND next_at < ?",
+                [(until, job, r, until) for r in rows],
+            )
 
     def load(self, job: str, row: int) -> Record | None:
         got = self._q(
