@@ -30,7 +30,7 @@ def test_status_reads_a_running_job_and_then_its_outcome(tmp_path: Path) -> None
                     seen = doc
                     break
             time.sleep(0.1)
-        out, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
     assert seen is not None, "status never saw the job running"
     assert seen["rows"] == ROWS and 0 < seen["counts"]["delivered"] < ROWS
