@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install Mailsflux with its test tools into .venv, the OS packages the tests
-# use (Redis, Postfix's smtp-sink, opendkim-tools), then lint, type-check and test.
+# use (Redis, Postfix's smtp-sink, opendkim-tools, Chromium for the page tests),
+# then lint, type-check and test.
 source "$(dirname "$0")/_env.sh"
 ensure_venv
 
@@ -8,6 +9,9 @@ need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ -x /usr/sbin/smtp-sink ] || command -v smtp-sink >/dev/null 2>&1 || need+=(postfix)
 command -v opendkim-testmsg >/dev/null 2>&1 || need+=(opendkim-tools)
+# The recipient pages are checked in a real headless browser (tests/_browser.py).
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 ||
+  [ -n "${MAILSFLUX_TEST_CHROMIUM:-}" ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [[ " ${need[*]} " == *" postfix "* ]] && command -v debconf-set-selections >/dev/null 2>&1; then
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
