@@ -90,13 +90,15 @@ class Browser:
         if os.geteuid() == 0:
             args.insert(0, "--no-sandbox")  # Chromium refuses to run its sandbox as root
         script = f'exec "$0" "$@" 3<&{to_r} 4>&{from_w} {to_r}<&- {from_w}>&-'
+        log = open(profile / "chromium.log", "wb")  # the child writes it; closed here below
         self.proc = subprocess.Popen(
             ["/bin/bash", "-c", script, exe, *args],
             pass_fds=(to_r, from_w),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            stderr=open(profile / "chromium.log", "wb"),  # noqa: SIM115
+            stderr=log,
         )
+        log.close()
         os.close(to_r)
         os.close(from_w)
         self._w = to_w
@@ -293,9 +295,7 @@ class Browser:
         x, y = box
         self._drain()
         for kind in ("mousePressed", "mouseReleased"):
-            self.call(
-                "Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1
-            )
+            self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
         if navigates:
             self.wait_load()
 
@@ -377,7 +377,9 @@ def low_contrast(browser: Browser) -> list[str]:
         ratio = contrast_rgb(item["fg"], item["bg"])
         large = item["size"] >= 24 or (item["size"] >= 18.66 and item["weight"] >= 700)
         if ratio < (3.0 if large else 4.5):
-            bad.append(f"{item['tag']} {item['text']!r}: {ratio:.2f}:1 ({item['fg']} on {item['bg']})")
+            bad.append(
+                f"{item['tag']} {item['text']!r}: {ratio:.2f}:1 ({item['fg']} on {item['bg']})"
+            )
     return bad
 
 

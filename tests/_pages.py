@@ -62,7 +62,9 @@ class Site:
 
 
 @contextlib.contextmanager
-def site(tmp_path: Path, sender: SenderSpec = SENDER, *, base: Path | None = None) -> Iterator[Site]:
+def site(
+    tmp_path: Path, sender: SenderSpec = SENDER, *, base: Path | None = None
+) -> Iterator[Site]:
     clock = Clock()
     sent = clock.now - 3600  # an hour before: nothing is flagged "fast"
     tracker = Tracker("https://t.northwind.example", KEYS, "k1", clock=lambda: sent)
