@@ -24,7 +24,7 @@ privacy_url = "https://northwind.example/privacy"
 templates = "pages"                  # replacement templates and strings
 language = "en"                      # when Accept-Language names none we have
 undo_hours = 48                      # a person may take back an unsubscribe
-link_days = 0                        # unsubscribe/preference links expire (0: never)
+link_days = 0                        # preference links expire (0: never; /u/ never does)
 
 [lists.welcome]                      # a job name as recipients see it
 name = "Welcome series"

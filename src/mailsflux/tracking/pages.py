@@ -72,7 +72,8 @@ class SenderSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     language: str = "en"
     #: How long after unsubscribing a person may undo it from the link.
     undo_hours: float = 48.0
-    #: Links older than this get the "expired" page (0: never expire).
+    #: Preference links older than this get the "expired" page (0: never).
+    #: Unsubscribe links never expire: an opt-out must always work.
     link_days: float = 0.0
 
 

@@ -404,9 +404,6 @@ class TrackingApp:
         if p is None:
             await self._error(scope, send, 404)
             return
-        if self._expired(p.sent_at):
-            await self._error(scope, send, 410)
-            return
         loc = self._locale(scope)
         notice = ""
         if method == "POST":
