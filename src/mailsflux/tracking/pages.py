@@ -210,36 +210,43 @@ class Pages:
             try:
                 parse_colour(value)
             except ValueError as exc:
-                raise ConfigError(str(exc), file=file, field=f"sender.{field}") from None
+                raise ConfigError(
+                    f"sender.{field}: {exc}", file=file, field=f"sender.{field}"
+                ) from None
         # Refused at load, so no tenant setting can make the pages unreadable.
         if contrast(s.color, CARD) < AA:
             raise ConfigError(
-                f"{s.color} on white is {contrast(s.color, CARD):.2f}:1; links and buttons"
-                f" need at least {AA}:1 (WCAG AA): choose a darker colour",
+                f"sender.color: {s.color} on white is {contrast(s.color, CARD):.2f}:1;"
+                f" links and buttons need at least {AA}:1 (WCAG AA): choose a darker colour",
                 file=file,
                 field="sender.color",
             )
         if contrast(MUTED, s.background) < AA:
             raise ConfigError(
-                f"the page text on {s.background} is {contrast(MUTED, s.background):.2f}:1;"
-                f" it needs at least {AA}:1 (WCAG AA): choose a lighter background",
+                f"sender.background: the page text on {s.background} is"
+                f" {contrast(MUTED, s.background):.2f}:1; it needs at least {AA}:1 (WCAG AA):"
+                " choose a lighter background",
                 file=file,
                 field="sender.background",
             )
         if s.logo_url and not re.fullmatch(r"https://[^\s\"'<>;,]+", s.logo_url):
             raise ConfigError(
-                "logo_url must be an https:// URL without spaces, quotes, ; or ,",
+                "sender.logo_url: must be an https:// URL without spaces, quotes, ; or ,",
                 file=file,
                 field="sender.logo_url",
             )
         if s.undo_hours < 0 or s.link_days < 0:
-            raise ConfigError("must not be negative", file=file, field="sender.undo_hours")
+            raise ConfigError(
+                "sender.undo_hours, sender.link_days: must not be negative",
+                file=file,
+                field="sender.undo_hours",
+            )
         custom: Path | None = None
         if s.templates:
             custom = (base or Path.cwd()) / s.templates
             if not custom.is_dir():
                 raise ConfigError(
-                    f"templates directory {str(custom)!r} not found",
+                    f"sender.templates: directory {str(custom)!r} not found",
                     file=file,
                     field="sender.templates",
                 )
@@ -267,7 +274,8 @@ class Pages:
         self.locales = {lang: Locale(lang, doc) for lang, doc in strings.items()}
         if s.language not in self.locales:
             raise ConfigError(
-                f"language {s.language!r} has no strings (have: {', '.join(sorted(self.locales))})",
+                f"sender.language: {s.language!r} has no strings"
+                f" (have: {', '.join(sorted(self.locales))})",
                 file=file,
                 field="sender.language",
             )
