@@ -201,6 +201,36 @@ class SuppressionView:
         self._hashes.add(self._store._pii.lookup(address))
 
 
+class ObjectionView:
+    """Who objected to tracking, in memory: a click or an open costs one HMAC
+    and a set lookup, not a query.  Re-read every ``refresh`` seconds (other
+    servers on the same store); this server's own changes count at once."""
+
+    def __init__(
+        self, store: EventStore, refresh: float = 2.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._store = store
+        self._refresh = refresh
+        self._clock = clock
+        self._hashes: set[bytes] = set()
+        self._at = -math.inf
+
+    def __contains__(self, address: object) -> bool:
+        if not isinstance(address, str):
+            return False
+        if self._clock() - self._at >= self._refresh:
+            self._hashes = self._store._objection_hashes()
+            self._at = self._clock()
+        return self._store._pii.lookup(address) in self._hashes
+
+    def set(self, address: str, objects: bool) -> None:
+        h = self._store._pii.lookup(address)
+        if objects:
+            self._hashes.add(h)
+        else:
+            self._hashes.discard(h)
+
+
 class EventStore:
     """Events and suppressions in one SQLite file; see the module docstring.
 
@@ -531,6 +561,15 @@ class EventStore:
                 cur = self._conn.execute("DELETE FROM tracking_objection WHERE addr_h = ?", (h,))
             return cur.rowcount > 0
 
+    def objection_view(self, refresh: float = 2.0) -> ObjectionView:
+        """The objections to tracking in memory, for the server's every open and click."""
+        return ObjectionView(self, refresh)
+
+    def _objection_hashes(self) -> set[bytes]:
+        with self._lock:
+            rows = self._conn.execute("SELECT addr_h FROM tracking_objection").fetchall()
+        return {bytes(r[0]) for r in rows}
+
     def objects_to_tracking(self, address: str) -> bool:
         """Has this person objected to tracking? Then their opens and clicks go unrecorded."""
         h = self._pii.lookup(address)
@@ -638,6 +677,7 @@ class EventStore:
 __all__ = [
     "EventStore",
     "ListSuppressed",
+    "ObjectionView",
     "PurgeResult",
     "Retention",
     "Suppressed",

@@ -171,6 +171,7 @@ class TrackingApp:
         self.purge_every = purge_every
         self.clock = clock
         self.pages = pages if pages is not None else Pages()
+        self._objections = store.objection_view()
         # Every answer carries these, whatever its status: a 400 or a 404
         # page is framed, cached and leaks a Referer as easily as any other.
         self._security = [(b"content-security-policy", self.pages.csp()), *_COMMON]
@@ -244,7 +245,7 @@ class TrackingApp:
 
     def _track(self, scope: Scope, kind: TrackKind, p: TokenPayload, url: str | None) -> None:
         """Record an open or click, unless this person objected to tracking."""
-        if self.store.objects_to_tracking(p.recipient):
+        if p.recipient in self._objections:
             return
         self.store.record(
             self._event(
@@ -592,6 +593,7 @@ class TrackingApp:
             event("resubscribe", pp.job)
         objects = fields.get("no_tracking") == ["1"]
         if st.set_tracking_objection(addr, objects):
+            self._objections.set(addr, objects)
             event("objection" if objects else "objection-withdrawn", pp.job)
 
     def _preferences_page(self, pp: PreferencesPayload, loc: Locale, notice: str) -> bytes:
