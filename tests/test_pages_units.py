@@ -47,17 +47,17 @@ def test_contrast_matches_wcag_examples() -> None:
 
 
 def test_sender_settings_are_checked() -> None:
-    with pytest.raises(ConfigError, match=r"sender.color: .* 4.5:1"):
+    with pytest.raises(ConfigError, match=r"sender\.color: .* 4\.5:1"):
         Pages(SenderSpec(color="#999999"))
-    with pytest.raises(ConfigError, match="sender.background"):
+    with pytest.raises(ConfigError, match=r"sender\.background"):
         Pages(SenderSpec(background="#333333"))
-    with pytest.raises(ConfigError, match="sender.color: 'red' is not"):
+    with pytest.raises(ConfigError, match=r"sender\.color: 'red' is not"):
         Pages(SenderSpec(color="red"))
-    with pytest.raises(ConfigError, match="sender.logo_url"):
+    with pytest.raises(ConfigError, match=r"sender\.logo_url"):
         Pages(SenderSpec(logo_url="http://x.example/logo.png"))
-    with pytest.raises(ConfigError, match="sender.logo_url"):
+    with pytest.raises(ConfigError, match=r"sender\.logo_url"):
         Pages(SenderSpec(logo_url="https://x.example/a.png; script-src *"))
-    with pytest.raises(ConfigError, match="sender.language"):
+    with pytest.raises(ConfigError, match=r"sender\.language"):
         Pages(SenderSpec(language="xx"))
     assert (
         b"img-src https://x.example/l.png;"
