@@ -147,6 +147,16 @@ def write_new_config(path: str | os.PathLike[str], base_url: str) -> None:
         f'store_secret = "{key()}"\n'
         "window = 10\nevents_days = 365\npersonal_days = 90\nstore_ip = false\n\n"
         f'[keys]\nk1 = "{key()}"\n'
+        "\n# What the recipient pages (unsubscribe, preferences) show; all optional.\n"
+        "# [sender]\n"
+        '# name = "Your Company"\n'
+        '# contact = "support@example.com"\n'
+        '# logo_url = "https://example.com/logo.png"\n'
+        '# color = "#1a56db"\n'
+        '# templates = "pages"\n'
+        "#\n"
+        "# [lists.JOB_NAME]\n"
+        '# name = "Newsletter"\n'
     )
     fd = os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
