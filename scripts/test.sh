@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install Mailsflux with its test tools into .venv, the OS packages the tests
-# use (Redis, Postfix's smtp-sink, opendkim-tools), then lint, type-check and test.
+# use (Redis, Postfix's smtp-sink, opendkim-tools, Chromium for the page tests),
+# then lint, type-check and test.
 source "$(dirname "$0")/_env.sh"
 ensure_venv
 
@@ -14,6 +15,14 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
   echo "installing OS packages: ${need[*]}" >&2
   apt_install "${need[@]}" || echo "mailsflux: tests that need ${need[*]} will be skipped" >&2
+fi
+
+# The recipient pages are checked in a real headless browser (tests/_browser.py).
+# Installed on its own: a platform without Debian's chromium must not lose Redis.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 &&
+   [ -z "${MAILSFLUX_TEST_CHROMIUM:-}" ]; then
+  echo "installing OS packages: chromium" >&2
+  apt_install chromium || echo "mailsflux: the page tests need chromium; they will be skipped" >&2
 fi
 
 install_package test

@@ -244,6 +244,8 @@ class Composer:
         # `check` proves a tracked List-Unsubscribe once per (recipient, Message-ID)
         # length: the token's length, all that can make it fail, depends on them only.
         self._unsub_checked: dict[tuple[int, int], MailsfluxError | None] = {}
+        # A sealed token per message costs an AES-GCM seal: made only when used.
+        self._wants_preferences = "preferences_url" in self.variables
         self._unsub_checker = MessageBuilder(sender="check@check.example")
         if tracker is not None and self.tracking is not None:
             mailto = self.tracking.unsubscribe_mailto
@@ -337,7 +339,9 @@ class Composer:
     @property
     def provided(self) -> frozenset[str]:
         """Variables Mailsflux supplies itself (not recipient columns)."""
-        return frozenset({"unsubscribe_url"}) if self.tracker is not None else frozenset()
+        if self.tracker is None:
+            return frozenset()
+        return frozenset({"unsubscribe_url", "preferences_url"})
 
     @property
     def variables(self) -> frozenset[str]:
@@ -435,7 +439,12 @@ class Composer:
         msgid = _message_id("0" * (2 * _ID_BYTES), row, self.id_domain)
         if self.tracker is not None:
             # Any URL will do: only its presence matters to the templates.
-            data = {**data, "unsubscribe_url": self.tracker.base_url + "/u/check"}
+            base = self.tracker.base_url
+            data = {
+                **data,
+                "unsubscribe_url": base + "/u/check",
+                "preferences_url": base + "/p/check",
+            }
         try:
             if self.tracker is not None:
                 self._check_tracked_unsubscribe(msgid, rcpt)
@@ -482,6 +491,8 @@ class Composer:
                 # one-click token; templates use it as {{unsubscribe_url}}.
                 url, unsubscribe = self._tracked_unsubscribe(msgid, rcpt)
                 data = {**data, "unsubscribe_url": url}
+                if self._wants_preferences:
+                    data["preferences_url"] = tr.preferences_url(rcpt, self.job.name)
             subject = self.subject.render(data, row=row, recipient=rcpt)
             sender = (
                 None if self._static_sender else self.sender.render(data, row=row, recipient=rcpt)

@@ -62,7 +62,8 @@ class JobSuppression:
         view: SuppressionView | None = None
         if self.tracking is not None:
             self.store = self.tracking.open_store()
-            view = self.store.suppressed_view()
+            # Opt-outs of this list (the job's name) count as well as global ones.
+            view = self.store.suppressed_view(list_name=job.name)
         listed = job.spec.recipients.suppression
         self.suppressed: Suppression | None = None
         if view is not None or listed is not None:

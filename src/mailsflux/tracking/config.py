@@ -13,6 +13,22 @@ store_ip = false                     # keep client IPs (encrypted)
 [keys]                               # base64url, >= 16 bytes (32 recommended)
 k1 = "..."                           # old keys keep verifying links already sent
 k2 = "..."
+
+[sender]                             # what the recipient pages show (all optional)
+name = "Northwind Cloud"
+logo_url = "https://northwind.example/logo.png"
+color = "#1a56db"                    # links and buttons: >= 4.5:1 on white
+background = "#f4f5f7"
+contact = "support@northwind.example"
+privacy_url = "https://northwind.example/privacy"
+templates = "pages"                  # replacement templates and strings
+language = "en"                      # when Accept-Language names none we have
+undo_hours = 48                      # a person may take back an unsubscribe
+link_days = 0                        # preference links expire (0: never; /u/ never does)
+
+[lists.welcome]                      # a job name as recipients see it
+name = "Welcome series"
+description = "Tips for your first weeks"
 ```
 
 The file holds secrets: :func:`write_new_config` creates it with mode 0600.
@@ -31,6 +47,7 @@ import msgspec
 
 from mailsflux.errors import ConfigError
 from mailsflux.tracking.events import EventStore, Retention
+from mailsflux.tracking.pages import ListInfo, Pages, SenderSpec
 from mailsflux.tracking.server import TrackingApp
 from mailsflux.tracking.tokens import TokenVerifier
 from mailsflux.tracking.tracker import Tracker
@@ -46,6 +63,8 @@ class _Spec(msgspec.Struct, forbid_unknown_fields=True):
     events_days: float = 365.0
     personal_days: float = 90.0
     store_ip: bool = False
+    sender: SenderSpec = msgspec.field(default_factory=SenderSpec)
+    lists: dict[str, ListInfo] = msgspec.field(default_factory=dict)
 
 
 def _b64(value: str, field: str, file: str) -> bytes:
@@ -69,6 +88,7 @@ class TrackingConfig:
         self.window = spec.window
         self.retention = Retention(events_days=spec.events_days, personal_days=spec.personal_days)
         self.store_ip = spec.store_ip
+        self.pages = Pages(spec.sender, spec.lists, base=path.parent, file=f)
         try:
             self.tracker()  # validate keys and base URL now
         except ConfigError as exc:
@@ -89,7 +109,11 @@ class TrackingConfig:
 
     def app(self) -> TrackingApp:
         return TrackingApp(
-            self.verifier(), self.open_store(), window=self.window, store_ip=self.store_ip
+            self.verifier(),
+            self.open_store(),
+            window=self.window,
+            store_ip=self.store_ip,
+            pages=self.pages,
         )
 
 
@@ -123,6 +147,16 @@ def write_new_config(path: str | os.PathLike[str], base_url: str) -> None:
         f'store_secret = "{key()}"\n'
         "window = 10\nevents_days = 365\npersonal_days = 90\nstore_ip = false\n\n"
         f'[keys]\nk1 = "{key()}"\n'
+        "\n# What the recipient pages (unsubscribe, preferences) show; all optional.\n"
+        "# [sender]\n"
+        '# name = "Your Company"\n'
+        '# contact = "support@example.com"\n'
+        '# logo_url = "https://example.com/logo.png"\n'
+        '# color = "#1a56db"\n'
+        '# templates = "pages"\n'
+        "#\n"
+        "# [lists.JOB_NAME]\n"
+        '# name = "Newsletter"\n'
     )
     fd = os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:

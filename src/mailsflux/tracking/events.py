@@ -39,7 +39,18 @@ from mailsflux.tracking.pii import PersonalData
 
 log = logging.getLogger("mailsflux.tracking")
 
-TrackKind = Literal["open", "click", "unsubscribe"]
+#: ``unsubscribe``/``resubscribe``: everything this sender sends; ``-list``:
+#: one list (the event's job); ``objection``: to open and click tracking.
+TrackKind = Literal[
+    "open",
+    "click",
+    "unsubscribe",
+    "unsubscribe-list",
+    "resubscribe",
+    "resubscribe-list",
+    "objection",
+    "objection-withdrawn",
+]
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL);
@@ -67,6 +78,18 @@ CREATE TABLE IF NOT EXISTS suppression (
     reason TEXT NOT NULL,
     job TEXT NOT NULL,
     message_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS list_suppression (
+    addr_h BLOB NOT NULL,
+    list TEXT NOT NULL,
+    at REAL NOT NULL,
+    reason TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    PRIMARY KEY (addr_h, list)
+);
+CREATE TABLE IF NOT EXISTS tracking_objection (
+    addr_h BLOB PRIMARY KEY,
+    at REAL NOT NULL
 );
 """
 
@@ -103,6 +126,15 @@ class Suppressed(msgspec.Struct, frozen=True):
     address: str | None
 
 
+class ListSuppressed(msgspec.Struct, frozen=True):
+    """One address's opt-out of one list (a job name): other lists still reach it."""
+
+    list: str
+    at: float
+    reason: str
+    message_id: str
+
+
 class Retention(msgspec.Struct, frozen=True):
     events_days: float = 365.0
     personal_days: float = 90.0
@@ -131,19 +163,30 @@ class SuppressionView:
     """
 
     def __init__(
-        self, store: EventStore, refresh: float = 5.0, clock: Callable[[], float] = time.monotonic
+        self,
+        store: EventStore,
+        refresh: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        list_name: str | None = None,
     ) -> None:
         self._store = store
         self._refresh = refresh
         self._clock = clock
+        self._list = list_name
         self._hashes: set[bytes] = set()
         self._rowid = 0
+        self._list_rowid = 0
         self._at = -math.inf
 
     def _update(self) -> None:
         for rowid, h in self._store._suppressed_after(self._rowid):
             self._hashes.add(h)
             self._rowid = rowid
+        if self._list is not None:
+            for rowid, h in self._store._list_suppressed_after(self._list, self._list_rowid):
+                self._hashes.add(h)
+                self._list_rowid = rowid
         self._at = self._clock()
 
     def __contains__(self, address: object) -> bool:
@@ -156,6 +199,36 @@ class SuppressionView:
     def add(self, address: str) -> None:
         """Count ``address`` as suppressed at once (the store has it too)."""
         self._hashes.add(self._store._pii.lookup(address))
+
+
+class ObjectionView:
+    """Who objected to tracking, in memory: a click or an open costs one HMAC
+    and a set lookup, not a query.  Re-read every ``refresh`` seconds (other
+    servers on the same store); this server's own changes count at once."""
+
+    def __init__(
+        self, store: EventStore, refresh: float = 2.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._store = store
+        self._refresh = refresh
+        self._clock = clock
+        self._hashes: set[bytes] = set()
+        self._at = -math.inf
+
+    def __contains__(self, address: object) -> bool:
+        if not isinstance(address, str):
+            return False
+        if self._clock() - self._at >= self._refresh:
+            self._hashes = self._store._objection_hashes()
+            self._at = self._clock()
+        return self._store._pii.lookup(address) in self._hashes
+
+    def set(self, address: str, objects: bool) -> None:
+        h = self._store._pii.lookup(address)
+        if objects:
+            self._hashes.add(h)
+        else:
+            self._hashes.discard(h)
 
 
 class EventStore:
@@ -395,9 +468,116 @@ class EventStore:
             row = self._conn.execute("SELECT 1 FROM suppression WHERE addr_h = ?", (h,)).fetchone()
         return row is not None
 
-    def suppressed_view(self, refresh: float = 5.0) -> SuppressionView:
-        """The suppression list in memory, for checking every row of a job fast."""
-        return SuppressionView(self, refresh)
+    def suppressed_view(
+        self, refresh: float = 5.0, *, list_name: str | None = None
+    ) -> SuppressionView:
+        """The suppression list in memory, for checking every row of a job fast.
+
+        With ``list_name`` (the job's name) the opt-outs of that list count too.
+        """
+        return SuppressionView(self, refresh, list_name=list_name)
+
+    def _list_suppressed_after(self, list_name: str, rowid: int) -> list[tuple[int, bytes]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT rowid, addr_h FROM list_suppression WHERE list = ? AND rowid > ?"
+                " ORDER BY rowid",
+                (list_name, rowid),
+            ).fetchall()
+        return [(int(r[0]), bytes(r[1])) for r in rows]
+
+    # -- list scope and the objection to tracking ----------------------------
+
+    def suppress_list(
+        self,
+        address: str,
+        list_name: str,
+        *,
+        reason: str = "unsubscribe",
+        message_id: str = "",
+        at: float | None = None,
+    ) -> bool:
+        """Stop one list (a job name) for an address; ``False`` if already so."""
+        when = time.time() if at is None else at
+        with self._lock:
+            cur = self._conn.execute(
+                "INSERT OR IGNORE INTO list_suppression (addr_h, list, at, reason, message_id)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (self._pii.lookup(address), list_name, when, reason, message_id),
+            )
+            return cur.rowcount == 1
+
+    def unsuppress_list(self, address: str, list_name: str) -> bool:
+        with self._lock:
+            cur = self._conn.execute(
+                "DELETE FROM list_suppression WHERE addr_h = ? AND list = ?",
+                (self._pii.lookup(address), list_name),
+            )
+            return cur.rowcount > 0
+
+    def list_suppressions(self, address: str) -> dict[str, ListSuppressed]:
+        """The lists an address opted out of, by list name."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT list, at, reason, message_id FROM list_suppression WHERE addr_h = ?",
+                (self._pii.lookup(address),),
+            ).fetchall()
+        return {
+            r[0]: ListSuppressed(list=r[0], at=r[1], reason=r[2], message_id=r[3]) for r in rows
+        }
+
+    def is_suppressed_for(self, address: str, list_name: str) -> bool:
+        """True when mail of ``list_name`` must not go to ``address`` (either scope)."""
+        h = self._pii.lookup(address)
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT 1 FROM suppression WHERE addr_h = ? UNION ALL"
+                " SELECT 1 FROM list_suppression WHERE addr_h = ? AND list = ?",
+                (h, h, list_name),
+            ).fetchone()
+        return row is not None
+
+    def lists_seen(self, address: str) -> list[str]:
+        """The lists (job names) this address's events and opt-outs name."""
+        h = self._pii.lookup(address)
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT DISTINCT job FROM events WHERE rcpt_h = ? AND job != '' UNION"
+                " SELECT list FROM list_suppression WHERE addr_h = ?",
+                (h, h),
+            ).fetchall()
+        return sorted(str(r[0]) for r in rows)
+
+    def set_tracking_objection(self, address: str, objects: bool, at: float | None = None) -> bool:
+        """Record (or withdraw) an objection to open and click tracking; ``True`` if changed."""
+        h = self._pii.lookup(address)
+        with self._lock:
+            if objects:
+                cur = self._conn.execute(
+                    "INSERT OR IGNORE INTO tracking_objection (addr_h, at) VALUES (?, ?)",
+                    (h, time.time() if at is None else at),
+                )
+            else:
+                cur = self._conn.execute("DELETE FROM tracking_objection WHERE addr_h = ?", (h,))
+            return cur.rowcount > 0
+
+    def objection_view(self, refresh: float = 2.0) -> ObjectionView:
+        """The objections to tracking in memory, for the server's every open and click."""
+        return ObjectionView(self, refresh)
+
+    def _objection_hashes(self) -> set[bytes]:
+        with self._lock:
+            rows = self._conn.execute("SELECT addr_h FROM tracking_objection").fetchall()
+        return {bytes(r[0]) for r in rows}
+
+    def objects_to_tracking(self, address: str) -> bool:
+        """Has this person objected to tracking? Then their opens and clicks go unrecorded."""
+        h = self._pii.lookup(address)
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT 1 FROM tracking_objection WHERE addr_h = ?", (h,)
+            ).fetchone()
+        return row is not None
 
     def _suppressed_after(self, rowid: int) -> list[tuple[int, bytes]]:
         with self._lock:
@@ -439,6 +619,10 @@ class EventStore:
             "exported_at": time.time(),
             "events": msgspec.to_builtins(self.events(recipient=address)),
             "suppression": msgspec.to_builtins(self.suppression(address)),
+            "list_suppressions": msgspec.to_builtins(
+                sorted(self.list_suppressions(address).values(), key=lambda x: x.list)
+            ),
+            "tracking_objection": self.objects_to_tracking(address),
         }
 
     def export_json(self, address: str) -> bytes:
@@ -460,6 +644,7 @@ class EventStore:
                     self._conn.execute("UPDATE suppression SET addr = NULL WHERE addr_h = ?", (h,))
                 else:
                     self._conn.execute("DELETE FROM suppression WHERE addr_h = ?", (h,))
+                    self._conn.execute("DELETE FROM list_suppression WHERE addr_h = ?", (h,))
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -489,4 +674,13 @@ class EventStore:
         return PurgeResult(deleted=int(deleted), scrubbed=int(scrubbed))
 
 
-__all__ = ["EventStore", "PurgeResult", "Retention", "Suppressed", "TrackEvent", "TrackKind"]
+__all__ = [
+    "EventStore",
+    "ListSuppressed",
+    "ObjectionView",
+    "PurgeResult",
+    "Retention",
+    "Suppressed",
+    "TrackEvent",
+    "TrackKind",
+]

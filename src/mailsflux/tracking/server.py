@@ -5,12 +5,24 @@ Routes (relative to where it is mounted):
 - ``GET|HEAD /o/{token}``: the 1x1 GIF; records an open.
 - ``GET|HEAD /c/{token}``: ``302`` to the URL signed into the token; records
   a click.  Only a genuine click token redirects, so there is no open
-  redirect: anything else is ``404``.
-- ``GET|HEAD /u/{token}``: a confirmation page whose button POSTs; nothing
-  changes on GET (link scanners follow links).
+  redirect: anything else is ``404``.  Opens and clicks of a person who
+  objected to tracking (on the preference page) are not recorded.
+- ``GET|HEAD /u/{token}``: the unsubscribe page: who sends, which list, the
+  masked address, and the current state; nothing changes on GET (link
+  scanners follow links).
 - ``POST /u/{token}`` with ``List-Unsubscribe=One-Click`` (form-urlencoded
   or multipart, RFC 8058): suppresses the address at once (committed before
-  the answer) and records an unsubscribe.
+  the answer) and records an unsubscribe; with ``scope=list`` only the
+  token's list (its job) is stopped.  ``action=undo`` with ``scope=list|all``
+  takes a person's own opt-out back within ``undo_hours``.
+- ``GET|HEAD|POST /p/{token}``: the preference page (sealed token): the
+  lists this person gets from the sender, "stop everything", and the
+  objection to tracking.
+
+Every answer, errors included, carries the same security headers (CSP,
+frame denial, no-store, no-referrer, nosniff); every error is an HTML page
+(with a charset) saying what to do next.  Pages come from
+:mod:`mailsflux.tracking.pages`, in the reader's language.
 
 Machine requests are recorded with ``machine=True`` and a reason
 (:mod:`mailsflux.tracking.machines`).  Events go to an
@@ -32,9 +44,10 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
-from mailsflux.tracking.events import EventStore, TrackEvent
+from mailsflux.tracking.events import EventStore, TrackEvent, TrackKind
 from mailsflux.tracking.machines import classify
-from mailsflux.tracking.tokens import TokenVerifier
+from mailsflux.tracking.pages import Locale, Pages, mask_address
+from mailsflux.tracking.tokens import PreferencesPayload, TokenPayload, TokenVerifier
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -51,52 +64,18 @@ _COMMON: Final = [
     (b"cache-control", b"no-store, private"),
     (b"referrer-policy", b"no-referrer"),
     (b"x-content-type-options", b"nosniff"),
-]
-_PIXEL_HEADERS: Final = [
-    (b"content-type", b"image/gif"),
-    (b"content-length", str(len(GIF)).encode()),
-    *_COMMON,
-]
-_NOT_FOUND: Final = b"not found\n"
-_NOT_FOUND_HEADERS: Final = [
-    (b"content-type", b"text/plain; charset=utf-8"),
-    (b"content-length", str(len(_NOT_FOUND)).encode()),
-    *_COMMON,
-]
-_PAGE_HEADERS: Final = [
-    (b"content-type", b"text/html; charset=utf-8"),
-    (
-        b"content-security-policy",
-        b"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
-    ),
     (b"x-frame-options", b"DENY"),
-    *_COMMON,
 ]
-_PAGE: Final = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
-<title>{title}</title>
-<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:32em;margin:4em auto;padding:0 1em}}
-button{{font:inherit;padding:.5em 1.5em;cursor:pointer}}</style></head>
-<body><h1>{title}</h1>{body}</body></html>
-"""
-_CONFIRM: Final = _PAGE.format(
-    title="Unsubscribe",
-    body=(
-        "<p>Stop receiving these emails?</p>"
-        '<form method="post" action="">'
-        '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
-        '<button type="submit">Unsubscribe</button></form>'
-    ),
-).encode("utf-8")
-_DONE: Final = _PAGE.format(
-    title="Unsubscribed",
-    body="<p>You are unsubscribed and will not receive these emails any more.</p>",
-).encode("utf-8")
+_HTML: Final = (b"content-type", b"text/html; charset=utf-8")
 _MULTIPART_ONE_CLICK: Final = re.compile(
     rb'name="?List-Unsubscribe"?\s*\r?\n(?:[^\r\n]+\r?\n)*\r?\nOne-Click\r?\n'
 )
+_HOUR: Final = 3600.0
+_DAY: Final = 86400.0
+
+
+class _TooLarge(Exception):
+    pass
 
 
 #: What RFC 3986 (section 2) does not allow in a URI: characters that are
@@ -129,6 +108,24 @@ def is_one_click(body: bytes, content_type: bytes) -> bool:
     return ("List-Unsubscribe", "One-Click") in pairs
 
 
+def form_fields(body: bytes, content_type: bytes) -> dict[str, list[str]]:
+    """A urlencoded form's fields (each name to all its values); ``{}`` if unreadable.
+
+    Multipart bodies come only from mail programs' one-click POSTs
+    (RFC 8058), so only that field is read from them.
+    """
+    if content_type.lower().startswith(b"multipart/form-data"):
+        return {"List-Unsubscribe": ["One-Click"]} if is_one_click(body, content_type) else {}
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    out: dict[str, list[str]] = {}
+    for k, v in pairs:
+        out.setdefault(k, []).append(v)
+    return out
+
+
 async def _respond(
     send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
 ) -> None:
@@ -136,15 +133,24 @@ async def _respond(
     await send({"type": "http.response.body", "body": body})
 
 
+def _header(scope: Scope, name: bytes) -> str:
+    for k, v in scope["headers"]:
+        if k == name:
+            return str(v.decode("latin-1"))
+    return ""
+
+
 class TrackingApp:
-    """ASGI app answering opens, clicks and unsubscribes (see the module docstring).
+    """ASGI app answering opens, clicks, unsubscribes and preference pages
+    (see the module docstring).
 
     ``window``: events this many seconds after the send time are flagged
     as machine (``"fast"``).  ``store_ip``: keep the client address
-    (encrypted) with each event.  With ``lifespan`` handling (``uvicorn``
-    does it) the store's writer starts and stops with the server and
-    retention runs every ``purge_every`` seconds; mounted without it, the
-    writer starts on the first event.
+    (encrypted) with each event.  ``pages``: the sender's settings and the
+    page templates (defaults: the shipped templates, no sender name).  With
+    ``lifespan`` handling (``uvicorn`` does it) the store's writer starts and
+    stops with the server and retention runs every ``purge_every`` seconds;
+    mounted without it, the writer starts on the first event.
     """
 
     def __init__(
@@ -156,6 +162,7 @@ class TrackingApp:
         store_ip: bool = False,
         purge_every: float | None = 6 * 3600.0,
         clock: Callable[[], float] = time.time,
+        pages: Pages | None = None,
     ) -> None:
         self.verifier = verifier
         self.store = store
@@ -163,6 +170,11 @@ class TrackingApp:
         self.store_ip = store_ip
         self.purge_every = purge_every
         self.clock = clock
+        self.pages = pages if pages is not None else Pages()
+        self._objections = store.objection_view()
+        # Every answer carries these, whatever its status: a 400 or a 404
+        # page is framed, cached and leaks a Referer as easily as any other.
+        self._security = [(b"content-security-policy", self.pages.csp()), *_COMMON]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -201,23 +213,29 @@ class TrackingApp:
                 log.exception("retention purge failed")
             await asyncio.sleep(every)
 
-    def _event(self, scope: Scope, kind: str, p: Any, url: str | None) -> TrackEvent:
-        ua = ""
-        for k, v in scope["headers"]:
-            if k == b"user-agent":
-                ua = v.decode("latin-1")
-                break
+    def _event(
+        self,
+        scope: Scope,
+        kind: TrackKind,
+        *,
+        message_id: str,
+        recipient: str,
+        job: str,
+        sent_at: float,
+        url: str | None = None,
+    ) -> TrackEvent:
+        ua = _header(scope, b"user-agent")
         now = self.clock()
-        reason = classify(scope["method"], ua, p.sent_at, now, self.window)
+        reason = classify(scope["method"], ua, sent_at, now, self.window)
         ip = None
         if self.store_ip and scope.get("client"):
             ip = scope["client"][0]
         return TrackEvent(
-            kind=kind,  # type: ignore[arg-type]
+            kind=kind,
             at=now,
-            message_id=p.message_id,
-            recipient=p.recipient,
-            job=p.job,
+            message_id=message_id,
+            recipient=recipient,
+            job=job,
             url=url,
             user_agent=ua or None,
             ip=ip,
@@ -225,114 +243,389 @@ class TrackingApp:
             reason=reason,
         )
 
+    def _track(self, scope: Scope, kind: TrackKind, p: TokenPayload, url: str | None) -> None:
+        """Record an open or click, unless this person objected to tracking."""
+        if p.recipient in self._objections:
+            return
+        self.store.record(
+            self._event(
+                scope,
+                kind,
+                message_id=p.message_id,
+                recipient=p.recipient,
+                job=p.job,
+                sent_at=p.sent_at,
+                url=url,
+            )
+        )
+
+    # -- answers -------------------------------------------------------------
+
+    def _locale(self, scope: Scope) -> Locale:
+        return self.pages.locale(_header(scope, b"accept-language"))
+
+    async def _html(
+        self,
+        send: Send,
+        status: int,
+        loc: Locale,
+        body: bytes,
+        head: bool,
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        headers = [
+            _HTML,
+            (b"content-length", str(len(body)).encode()),
+            (b"content-language", loc.lang.encode("ascii")),
+            (b"vary", b"Accept-Language"),
+            *(extra or []),
+            *self._security,
+        ]
+        await _respond(send, status, headers, b"" if head else body)
+
+    async def _error(
+        self, scope: Scope, send: Send, status: int, allow: bytes | None = None
+    ) -> None:
+        """A page saying what went wrong and what to do next, in the reader's language."""
+        loc = self._locale(scope)
+        t = self.pages.texts(loc, {})
+        title, message = {
+            400: ("error_form_title", "error_form"),
+            405: ("error_method_title", "error_method"),
+            410: ("error_expired_title", "error_expired"),
+            413: ("error_form_title", "error_form"),
+        }.get(status, ("error_title", "error_bad"))
+        if status in (400, 405, 413):
+            steps = [t["step_reload"]]
+        else:
+            steps = [t["step_latest"], t["step_client"]]
+            if status == 404:
+                steps.insert(1, t["step_copy"])
+        if self.pages.sender.contact:
+            steps.append(t["step_contact"])
+        body = self.pages.render(
+            "error", loc, t, title=t[title], heading=t[title], message=t[message], steps=steps
+        )
+        extra = [(b"allow", allow)] if allow is not None else None
+        await self._html(send, status, loc, body, scope["method"] == "HEAD", extra)
+
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         root: str = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :]
         if len(path) < 4 or path[0] != "/" or path[2] != "/":
-            await _respond(send, 404, _NOT_FOUND_HEADERS, _NOT_FOUND)
+            await self._error(scope, send, 404)
             return
         route, token, method = path[1], path[3:], scope["method"]
         head = method == "HEAD"
         if route == "c":
             if method != "GET" and not head:
-                await self._not_allowed(send, b"GET, HEAD")
+                await self._error(scope, send, 405, b"GET, HEAD")
                 return
             p = self.verifier.decode(token, "click")
             # Only http(s) links are ever tracked; a genuine token for any other
             # scheme (a leaked key, a bug) must still never become a redirect.
             if p is None or not p.url[:8].lower().startswith(("http://", "https://")):
-                await _respond(send, 404, _NOT_FOUND_HEADERS, _NOT_FOUND)
+                await self._error(scope, send, 404)
                 return
-            self.store.record(self._event(scope, "click", p, p.url))
+            self._track(scope, "click", p, p.url)
             await _respond(
                 send,
                 302,
-                [(b"location", location(p.url)), (b"content-length", b"0"), *_COMMON],
+                [(b"location", location(p.url)), (b"content-length", b"0"), *self._security],
                 b"",
             )
         elif route == "o":
             if method != "GET" and not head:
-                await self._not_allowed(send, b"GET, HEAD")
+                await self._error(scope, send, 405, b"GET, HEAD")
                 return
             p = self.verifier.decode(token, "open")
             if p is None:
-                await _respond(send, 404, _NOT_FOUND_HEADERS, _NOT_FOUND)
+                await self._error(scope, send, 404)
                 return
-            self.store.record(self._event(scope, "open", p, None))
-            await _respond(send, 200, _PIXEL_HEADERS, b"" if head else GIF)
+            self._track(scope, "open", p, None)
+            headers = [
+                (b"content-type", b"image/gif"),
+                (b"content-length", str(len(GIF)).encode()),
+                *self._security,
+            ]
+            await _respond(send, 200, headers, b"" if head else GIF)
         elif route == "u":
             await self._unsubscribe(scope, receive, send, token, method)
+        elif route == "p":
+            await self._preferences(scope, receive, send, token, method)
         else:
-            await _respond(send, 404, _NOT_FOUND_HEADERS, _NOT_FOUND)
+            await self._error(scope, send, 404)
 
-    async def _not_allowed(self, send: Send, allow: bytes) -> None:
-        body = b"method not allowed\n"
-        await _respond(
-            send,
-            405,
-            [
-                (b"allow", allow),
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-                *_COMMON,
-            ],
-            body,
-        )
+    async def _body(self, receive: Receive) -> bytes | None:
+        """The request body; ``None`` if the client went away; raises :class:`_TooLarge`."""
+        body = bytearray()
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return None
+            body += msg.get("body", b"")
+            if len(body) > MAX_BODY:
+                raise _TooLarge
+            if not msg.get("more_body", False):
+                return bytes(body)
+
+    async def _form(
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> dict[str, list[str]] | None:
+        """The POSTed form, or ``None`` once an answer (413) was sent or the client left."""
+        try:
+            body = await self._body(receive)
+        except _TooLarge:
+            await self._error(scope, send, 413)
+            return None
+        if body is None:
+            return None
+        return form_fields(body, _header(scope, b"content-type").encode("latin-1"))
+
+    def _expired(self, made_at: float) -> bool:
+        days = self.pages.sender.link_days
+        return bool(days) and self.clock() - made_at > days * _DAY
+
+    def _undoable(self, reason: str, at: float) -> bool:
+        """May a person take back this opt-out from a link? Only their own, and only for a while."""
+        hours = self.pages.sender.undo_hours
+        return reason == "unsubscribe" and self.clock() - at <= hours * _HOUR
+
+    # -- unsubscribe ---------------------------------------------------------
 
     async def _unsubscribe(
         self, scope: Scope, receive: Receive, send: Send, token: str, method: str
     ) -> None:
         if method not in ("GET", "HEAD", "POST"):
-            await self._not_allowed(send, b"GET, HEAD, POST")
+            await self._error(scope, send, 405, b"GET, HEAD, POST")
             return
         p = self.verifier.decode(token, "unsubscribe")
         if p is None:
-            await _respond(send, 404, _NOT_FOUND_HEADERS, _NOT_FOUND)
+            await self._error(scope, send, 404)
             return
-        if method != "POST":
-            headers = [(b"content-length", str(len(_CONFIRM)).encode()), *_PAGE_HEADERS]
-            await _respond(send, 200, headers, b"" if method == "HEAD" else _CONFIRM)
-            return
-        body = bytearray()
-        while True:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
+        loc = self._locale(scope)
+        notice = ""
+        if method == "POST":
+            fields = await self._form(scope, receive, send)
+            if fields is None:
                 return
-            body += msg.get("body", b"")
-            if len(body) > MAX_BODY:
-                text = b"request body too large\n"
-                await _respond(
-                    send,
-                    413,
-                    [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(text))],
-                    text,
+            done = await asyncio.to_thread(self._unsubscribe_post, scope, p, fields)
+            if done is None:
+                await self._error(scope, send, 400)
+                return
+            notice = done
+        body = await asyncio.to_thread(self._unsubscribe_page, p, loc, notice)
+        await self._html(send, 200, loc, body, method == "HEAD")
+
+    def _unsubscribe_post(
+        self, scope: Scope, p: TokenPayload, fields: dict[str, list[str]]
+    ) -> str | None:
+        """Apply a POST to ``/u/``; the notice to show, or ``None`` for a bad form.
+
+        ``List-Unsubscribe=One-Click`` without a scope is a mail program's
+        one-click request (RFC 8058): it stops everything, as it always has,
+        erring on the side of sending nothing.
+        """
+        st = self.store
+        scope_ = (fields.get("scope") or ["all"])[-1]
+
+        def event(kind: TrackKind) -> None:
+            st.record(
+                self._event(
+                    scope,
+                    kind,
+                    message_id=p.message_id,
+                    recipient=p.recipient,
+                    job=p.job,
+                    sent_at=p.sent_at,
                 )
-                return
-            if not msg.get("more_body", False):
-                break
-        ctype = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
-        if not is_one_click(bytes(body), ctype):
-            data = b"expected the form field List-Unsubscribe=One-Click\n"
-            await _respond(
-                send,
-                400,
-                [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(data))],
-                data,
             )
+
+        if fields.get("action") == ["undo"]:
+            if scope_ == "list" and p.job:
+                off = st.list_suppressions(p.recipient).get(p.job)
+                if off is not None and self._undoable(off.reason, off.at):
+                    st.unsuppress_list(p.recipient, p.job)
+                    event("resubscribe-list")
+                    return "undone_list"
+            elif scope_ == "all":
+                g = st.suppression(p.recipient)
+                if g is not None and self._undoable(g.reason, g.at):
+                    st.unsuppress(p.recipient)
+                    event("resubscribe")
+                    return "undone_all"
+            return ""  # nothing (left) to undo: the page shows the state as it is
+        if fields.get("List-Unsubscribe") != ["One-Click"]:
+            return None
+        if scope_ == "list" and p.job:
+            st.suppress_list(p.recipient, p.job, message_id=p.message_id)
+            event("unsubscribe-list")
+            return "done_list"
+        st.suppress(p.recipient, reason="unsubscribe", job=p.job, message_id=p.message_id)
+        event("unsubscribe")
+        return "done_all"
+
+    def _state(
+        self, address: str, list_id: str, loc: Locale
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """This address's opt-outs as template data, and the values for the strings."""
+        st = self.store
+        g = st.suppression(address)
+        off = st.list_suppressions(address)
+        undo = self.pages.sender.undo_hours * _HOUR
+        values = {
+            "address": mask_address(address),
+            "list": self.pages.list_name(list_id),
+        }
+        data: dict[str, Any] = {"off": off, "all_off": False, "list_off": False}
+        if g is not None:
+            values["since_all"] = loc.date(g.at)
+            values["until_all"] = loc.date(g.at + undo)
+            data["all_off"] = {
+                "by_person": g.reason == "unsubscribe",
+                "can_undo": self._undoable(g.reason, g.at),
+            }
+        lo = off.get(list_id) if list_id else None
+        if lo is not None:
+            values["since_list"] = loc.date(lo.at)
+            values["until_list"] = loc.date(lo.at + undo)
+            data["list_off"] = {"can_undo": self._undoable(lo.reason, lo.at)}
+        return data, values
+
+    def _unsubscribe_page(self, p: TokenPayload, loc: Locale, notice: str) -> bytes:
+        data, values = self._state(p.recipient, p.job, loc)
+        t = self.pages.texts(loc, values)
+        if data["all_off"]:
+            data["list_off"] = False  # everything is off: the list's own state says nothing
+            heading = t["state_title"]
+        elif data["list_off"]:
+            heading = t["state_title"]
+        else:
+            heading = t["resubscribed_title"] if notice.startswith("undone") else t["unsub_title"]
+        prefs = self.verifier.preferences_token(p.key_id, p.recipient, p.job, int(self.clock()))
+        return self.pages.render(
+            "unsubscribe",
+            loc,
+            t,
+            title=heading,
+            heading=heading,
+            notice=t.get(notice, ""),
+            ask=not data["all_off"] and not data["list_off"],
+            has_list=bool(p.job),
+            all_off=data["all_off"],
+            list_off=data["list_off"],
+            preferences_url=f"../p/{prefs}",
+        )
+
+    # -- preferences -----------------------------------------------------------
+
+    async def _preferences(
+        self, scope: Scope, receive: Receive, send: Send, token: str, method: str
+    ) -> None:
+        if method not in ("GET", "HEAD", "POST"):
+            await self._error(scope, send, 405, b"GET, HEAD, POST")
             return
-        await asyncio.to_thread(
-            self.store.suppress,
-            p.recipient,
-            reason="unsubscribe",
-            job=p.job,
-            message_id=p.message_id,
-        )
-        self.store.record(self._event(scope, "unsubscribe", p, None))
-        await _respond(
-            send, 200, [(b"content-length", str(len(_DONE)).encode()), *_PAGE_HEADERS], _DONE
+        pp = self.verifier.decode_preferences(token)
+        if pp is None:
+            await self._error(scope, send, 404)
+            return
+        if self._expired(pp.issued_at):
+            await self._error(scope, send, 410)
+            return
+        loc = self._locale(scope)
+        notice = ""
+        if method == "POST":
+            fields = await self._form(scope, receive, send)
+            if fields is None:
+                return
+            if fields.get("form") != ["preferences"]:
+                await self._error(scope, send, 400)
+                return
+            await asyncio.to_thread(self._preferences_post, scope, pp, fields)
+            notice = "saved"
+        body = await asyncio.to_thread(self._preferences_page, pp, loc, notice)
+        await self._html(send, 200, loc, body, method == "HEAD")
+
+    def _list_ids(self, pp: PreferencesPayload) -> list[str]:
+        """The lists shown: the sender's declared lists, then any other this
+        person's events or opt-outs name, and the one the link came from."""
+        ids = list(self.pages.lists)
+        for j in [pp.job, *self.store.lists_seen(pp.recipient)]:
+            if j and j not in ids:
+                ids.append(j)
+        return ids
+
+    def _preferences_post(
+        self, scope: Scope, pp: PreferencesPayload, fields: dict[str, list[str]]
+    ) -> None:
+        st, addr = self.store, pp.recipient
+
+        def event(kind: TrackKind, job: str) -> None:
+            st.record(
+                self._event(
+                    scope, kind, message_id="", recipient=addr, job=job, sent_at=pp.issued_at
+                )
+            )
+
+        known = self._list_ids(pp)
+        off = st.list_suppressions(addr)
+        wanted = set(fields.get("list", []))
+        for lid in dict.fromkeys(fields.get("shown", [])):
+            if lid not in known:
+                continue
+            o = off.get(lid)
+            if lid in wanted and o is not None:
+                if self._undoable(o.reason, o.at):
+                    st.unsuppress_list(addr, lid)
+                    event("resubscribe-list", lid)
+            elif lid not in wanted and o is None:
+                st.suppress_list(addr, lid)
+                event("unsubscribe-list", lid)
+        g = st.suppression(addr)
+        stop = fields.get("stop_all") == ["1"]
+        if stop and g is None:
+            st.suppress(addr, reason="unsubscribe", job=pp.job)
+            event("unsubscribe", pp.job)
+        elif not stop and g is not None and self._undoable(g.reason, g.at):
+            st.unsuppress(addr)
+            event("resubscribe", pp.job)
+        objects = fields.get("no_tracking") == ["1"]
+        if st.set_tracking_objection(addr, objects):
+            self._objections.set(addr, objects)
+            event("objection" if objects else "objection-withdrawn", pp.job)
+
+    def _preferences_page(self, pp: PreferencesPayload, loc: Locale, notice: str) -> bytes:
+        data, values = self._state(pp.recipient, pp.job, loc)
+        t = self.pages.texts(loc, values)
+        off = data["off"]
+        lists = []
+        for n, lid in enumerate(self._list_ids(pp), 1):
+            info = self.pages.lists.get(lid)
+            o = off.get(lid)
+            lists.append(
+                {
+                    "n": n,
+                    "id": lid,
+                    "name": self.pages.list_name(lid),
+                    "description": info.description if info is not None else "",
+                    "checked": o is None,
+                    "locked": o is not None and not self._undoable(o.reason, o.at),
+                }
+            )
+        all_off = data["all_off"]
+        return self.pages.render(
+            "preferences",
+            loc,
+            t,
+            title=t["prefs_title"],
+            notice=t.get(notice, ""),
+            lists=lists,
+            all_off=all_off,
+            all_locked=bool(all_off) and not all_off["can_undo"],
+            no_tracking=self.store.objects_to_tracking(pp.recipient),
         )
 
 
-__all__ = ["GIF", "TrackingApp", "is_one_click", "location"]
+__all__ = ["GIF", "TrackingApp", "form_fields", "is_one_click", "location"]

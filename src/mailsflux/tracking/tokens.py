@@ -8,6 +8,13 @@ truncated to 16 bytes (128 bits).  Tokens are made by the compiled
 :mod:`mailsflux.tracking._rewrite`; they are verified here with the standard library,
 independently of that code.
 
+Preference-page tokens (:meth:`TokenVerifier.preferences_token`) are
+sealed rather than only signed, because their page lists everything one
+person receives: ``{key_id}.{base64url(nonce || AES-256-GCM(payload))}``
+with the msgpack payload ``[recipient, job, issued_at]`` and a key derived
+from the tracking key (HKDF-SHA256), so the address is not readable in the
+link.
+
 Anything that is not exactly a token made with a known key decodes to
 ``None``: an unknown key id (a retired or foreign key), bad base64 (also a
 non-canonical spelling of the same bytes), a truncated or altered body, a
@@ -19,11 +26,16 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import os
 import re
 from collections.abc import Mapping
 from typing import Final, Literal
 
 import msgspec
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from mailsflux.errors import ConfigError
 
@@ -42,6 +54,25 @@ _BODY = re.compile(r"[A-Za-z0-9_-]+")
 
 _Wire = tuple[str, str, str, int, int, str]
 _DECODER: Final = msgspec.msgpack.Decoder(_Wire)
+_PrefWire = tuple[str, str, int]
+_PREF_DECODER: Final = msgspec.msgpack.Decoder(_PrefWire)
+_PREF_LABEL: Final = b"mailsflux preferences token v1"
+
+
+class PreferencesPayload(msgspec.Struct, frozen=True, gc=False):
+    """What a preference-page token says: whose page, from which list's mail."""
+
+    recipient: str
+    job: str
+    #: When the link was made (Unix seconds).
+    issued_at: int
+    key_id: str
+
+
+def _pref_aead(key: bytes) -> AESGCM:
+    return AESGCM(
+        HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_PREF_LABEL).derive(key)
+    )
 
 
 class TokenPayload(msgspec.Struct, frozen=True, gc=False):
@@ -101,10 +132,41 @@ def b64_decode_strict(body: str) -> bytes | None:
 class TokenVerifier:
     """Checks tokens against a key ring (old keys stay here after rotation)."""
 
-    __slots__ = ("_keys",)
+    __slots__ = ("_aead", "_keys")
 
     def __init__(self, keys: Mapping[str, bytes]) -> None:
         self._keys = check_keys(keys)
+        self._aead = {kid: _pref_aead(k) for kid, k in self._keys.items()}
+
+    def preferences_token(self, key_id: str, recipient: str, job: str, issued_at: int) -> str:
+        """A sealed token for ``/p/``: the preference page of ``recipient``."""
+        aead = self._aead[key_id]
+        nonce = os.urandom(12)
+        payload = msgspec.msgpack.encode((recipient, job, int(issued_at)))
+        sealed = aead.encrypt(nonce, payload, key_id.encode("ascii") + b".p")
+        body = base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode("ascii")
+        token = f"{key_id}.{body}"
+        if len(token) > MAX_TOKEN:
+            raise ValueError("preferences token too long (address or job name)")
+        return token
+
+    def decode_preferences(self, token: str) -> PreferencesPayload | None:
+        """The payload of a genuine preference-page token, else ``None``."""
+        if len(token) > MAX_TOKEN:
+            return None
+        kid, dot, body = token.partition(".")
+        aead = self._aead.get(kid)
+        if aead is None or not dot:
+            return None
+        raw = b64_decode_strict(body)
+        if raw is None or len(raw) <= 12 + TAG_SIZE:
+            return None
+        try:
+            payload = aead.decrypt(raw[:12], raw[12:], kid.encode("ascii") + b".p")
+            recipient, job, issued = _PREF_DECODER.decode(payload)
+        except (InvalidTag, msgspec.DecodeError):
+            return None
+        return PreferencesPayload(recipient=recipient, job=job, issued_at=issued, key_id=kid)
 
     @property
     def key_ids(self) -> frozenset[str]:
@@ -149,6 +211,7 @@ __all__ = [
     "KINDS",
     "MIN_KEY_SIZE",
     "TAG_SIZE",
+    "PreferencesPayload",
     "TokenKind",
     "TokenPayload",
     "TokenVerifier",

@@ -183,6 +183,13 @@ class Tracker:
         tok = self.token("unsubscribe", message_id=message_id, recipient=recipient, job=job)
         return f"{self.base_url}/u/{tok}"
 
+    def preferences_url(self, recipient: str, job: str = "") -> str:
+        """The recipient's preference page (``{{preferences_url}}`` in templates):
+        the lists they get from this sender, and their objection to tracking.
+        The token is sealed, so the address cannot be read from the link."""
+        tok = self._verifier.preferences_token(self.key_id, recipient, job, int(self.clock()))
+        return f"{self.base_url}/p/{tok}"
+
     def unsubscribe_headers(
         self, message_id: str, recipient: str, job: str = "", *, mailto: str | None = None
     ) -> list[tuple[str, str]]:
