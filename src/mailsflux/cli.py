@@ -208,7 +208,10 @@ def cmd_send(args: argparse.Namespace) -> int:
     if workers > 1 and args.shard is None:
         rows = prepared.count_rows()
         prepared.close()
-        code = _send_parallel(args, workers, stop, prepared.job.name, rows)
+        if journal is not None:
+            journal.spool.set_total(journal.id, rows)
+        resumed = count_bits(prepared.settled) if prepared.settled is not None else 0
+        code = _send_parallel(args, workers, stop, prepared.job.name, rows - resumed, resumed)
         if journal is not None:
             _end_journal(args, journal, bool(stop.signum))
         return code
@@ -333,7 +336,12 @@ def _local_worker_cap(d: DeliverySpec) -> int:
 
 
 def _send_parallel(
-    args: argparse.Namespace, workers: int, stop: _Stop, prepared_name: str, rows: int
+    args: argparse.Namespace,
+    workers: int,
+    stop: _Stop,
+    prepared_name: str,
+    rows: int,
+    resumed: int = 0,
 ) -> int:
     """Run the job in ``workers`` processes, each taking every N-th row."""
     import time
@@ -386,7 +394,8 @@ def _send_parallel(
 
     start = time.perf_counter()
     docs, tally = _run(go())
-    summary = JobSummary(job=prepared_name, elapsed=time.perf_counter() - start)
+    # Each worker saw the whole job's settled rows: the parent counts them once.
+    summary = JobSummary(job=prepared_name, elapsed=time.perf_counter() - start, resumed=resumed)
     per_domain: dict[str, int] = {}
     for doc in docs:
         summary.total += doc["total"]
@@ -396,7 +405,6 @@ def _send_parallel(
         summary.skipped += doc["skipped"]
         summary.interrupted |= doc.get("interrupted", False)
         summary.record_failures += doc.get("record_failures", 0)
-        summary.resumed += doc.get("resumed", 0)
         summary.record_error = summary.record_error or doc.get("record_error", "")
         for dom, n in doc["per_domain"].items():
             per_domain[dom] = per_domain.get(dom, 0) + n
