@@ -66,6 +66,10 @@ def test_states_round_trip_and_due_messages_are_claimed(tmp_path: Path) -> None:
     spool.store("job-1", [Record(row=3, state="delivered", domain="example.org")])
     assert spool.message("job-1", 3) is None and spool.message("job-1", 4) is not None
     assert spool.make_due(job="job-1") == 1
+    assert spool.due(now + 3601) == []  # due now, but still claimed by its runner
+    assert spool.drop(job="job-1") == 0  # being tried: left to finish
+    # Its runner settles it (deferred again: the claim goes), then it can be dropped.
+    spool.store("job-1", [Record(row=4, state="deferred", next_at=now + 60, message=_msg(4))])
     assert spool.drop(job="job-1") == 1
     assert spool.counts("job-1") == {"delivered": 2, "failed": 1}
     assert spool.message("job-1", 4) is None

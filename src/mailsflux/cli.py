@@ -281,7 +281,13 @@ def _journal(args: argparse.Namespace, prepared: Prepared) -> Journal | None:
         return None
     spool = open_spool(job)
     # Worker processes resume what their parent began (or restarted).
-    journal = start(job, spool, restart=args.restart and args.shard is None)
+    try:
+        journal = start(
+            job, spool, restart=args.restart and args.shard is None, joining=args.shard is not None
+        )
+    except BaseException:
+        spool.close()
+        raise
     prepared.settled = journal.settled()
     done = count_bits(prepared.settled)
     if done and args.shard is None and not args.json:

@@ -217,6 +217,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     on_problem=_print_problem,
                     on_job=_print_pass,
                     stop=stop.event,
+                    hard_stop=stop.hard,
                     idle=args.interval,
                 )
             finally:

@@ -745,7 +745,7 @@ class Scheduler:
                 await session.quit()
             if keeper is not None:
                 await keeper.stop()
-            if site.queue and not self._closing:
+            if site.queue and not self._closing and not self._draining:
                 self._spawn(site)
 
     async def _send_batch(

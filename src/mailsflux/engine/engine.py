@@ -11,6 +11,7 @@ assembled and DKIM-signed the same way, after the suppression check.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import inspect
 import socket
@@ -425,15 +426,20 @@ class Engine:
         rendered = composer.compose(Recipient(email=email, vars=data))
         scheduler = await self._transactional()
         self._check_entered()  # the engine may have begun closing meanwhile
-        if self._journal is not None:
+        journal = self._journal
+        if journal is not None:
             # Stored whole before it is handed on: a crash loses nothing.
-            rendered = self._journal.hold(rendered)
+            rendered = journal.hold(rendered)
         fut: asyncio.Future[DeliveryResult] = asyncio.get_running_loop().create_future()
         self._pending[rendered.message_id] = (fut, message)
         try:
             await scheduler.submit(rendered)
-        except BaseException:
+        except BaseException as exc:
             self._pending.pop(rendered.message_id, None)
+            if journal is not None:
+                # The caller hears it failed: it must not go out later too.
+                with contextlib.suppress(Exception):
+                    journal.release(rendered, f"not sent: {type(exc).__name__}")
             raise
         return await fut
 
@@ -602,16 +608,45 @@ class Engine:
         claim on what this engine holds is renewed so no other takes it."""
         spool = journal.spool
         tick = max(min(spool.claim / 3, 30.0), 0.05)
+        failing = False
         while True:
-            journal.renew()
-            now = time.time()
-            nxt = spool.next_due(journal.id)
-            if nxt is None or nxt > now:
-                await asyncio.sleep(min(max((nxt or now + tick) - now, 0.05), tick))
+            try:
+                await self._retry_pass(journal, scheduler, tick)
+                failing = False
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a locked or full spool: try again later
+                if not failing:
+                    print(f"mailsflux: retrying from the spool failed: {exc}", file=sys.stderr)
+                failing = True
+                await asyncio.sleep(tick)
+
+    async def _retry_pass(self, journal: Journal, scheduler: Scheduler, tick: float) -> None:
+        spool = journal.spool
+        journal.renew()
+        now = time.time()
+        nxt = spool.next_due(journal.id)
+        if nxt is None or nxt > now:
+            await asyncio.sleep(min(max((nxt or now + tick) - now, 0.05), tick))
+            return
+        for item in spool.due(now, job=journal.id, limit=500):
+            if item.record.row in journal.held:
                 continue
-            for item in spool.due(now, job=journal.id, limit=500):
-                if item.record.row not in journal.held:
-                    await scheduler.submit(journal.take(item))
+            msg = journal.take(item)
+            if self._suppressed is not None and msg.rcpt_to in self._suppressed:
+                journal.settle(
+                    DeliveryResult(
+                        recipient=msg.rcpt_to,
+                        message_id=msg.message_id,
+                        status="skipped",
+                        reply="suppressed while waiting in the spool",
+                        attempts=0,
+                        row=msg.row,
+                        category="suppressed",
+                    )
+                )
+                continue
+            await scheduler.submit(msg)
 
     def _delivered(self, r: DeliveryResult) -> None:
         """The transactional scheduler's callback: it must never raise into it."""
@@ -766,7 +801,9 @@ def _engine_journal(job: Job, config: Config) -> Journal:
     info = _engine_info(config)
     spool = open_spool(job)
     try:
-        return Journal(spool, spool.begin_job(info), job)
+        # Joining: engines of one config share its spool job (claims keep
+        # them apart), so a live one does not lock out the next.
+        return Journal(spool, spool.begin_job(info, joining=True), job)
     except BaseException:
         spool.close()
         raise

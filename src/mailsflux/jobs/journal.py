@@ -14,10 +14,12 @@ memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from pathlib import Path
 
+from mailsflux.errors import SpoolError
 from mailsflux.jobs.jobfile import Job
 from mailsflux.spool import (
     JobInfo,
@@ -90,6 +92,10 @@ class Journal:
         scheduler (one commit): a crash from here on loses nothing, it is
         tried again once its claim has run out. Returns it with its row.
         Raises SpoolError when it cannot be stored."""
+        if self.error is not None:
+            self.flush()  # the spool may have room again
+            if self.error is not None:
+                raise SpoolError(f"the spool cannot be written: {self.error}")
         now = time.time()
         rec = Record(
             row=0,
@@ -98,7 +104,7 @@ class Journal:
             message_id=msg.message_id,
             domain=msg.domain,
             first_at=now,
-            next_at=now + self.spool.claim,
+            next_at=now,
             message=msg,
         )
         self.spool.append(self.info.id, rec)
@@ -117,6 +123,28 @@ class Journal:
         receiver): another runner must not take them while they wait here."""
         if self.held:
             self.spool.extend_claim(self.info.id, self.held, time.time() + self.spool.claim)
+
+    def release(self, msg: RenderedMessage, why: str) -> None:
+        """A held message that will not be tried after all (its sender was
+        told it failed): recorded failed, its bytes deleted."""
+        self.held.discard(msg.row)
+        self.spool.store(
+            self.info.id,
+            [
+                Record(
+                    row=msg.row, state="failed", domain=msg.domain, reply=why, category="not-sent"
+                )
+            ],
+        )
+
+    async def keep_claims(self) -> None:
+        """Renew the claims on what this process holds, a third of a claim apart."""
+        tick = max(self.spool.claim / 3, 0.05)
+        while True:
+            await asyncio.sleep(tick)
+            # A locked or full spool: the next tick tries again.
+            with contextlib.suppress(Exception):
+                self.renew()
 
     def settled(self) -> bytearray:
         return self.spool.settled_rows(self.info.id)
@@ -195,17 +223,22 @@ class Journal:
         self._flush_soon = False
         if not self._buffer:
             return
-        batch, self._buffer = self._buffer, []
-        if self.error is not None:
-            return  # the job is stopping; these rows stay unsettled and are resent
+        batch = self._buffer
         try:
             self.spool.store(self.info.id, batch)
         except Exception as exc:
             # Not raised into the scheduler (a worker would take it for its
-            # own fault): the job stops, and rows without a state are sent
-            # again when it resumes. Nothing is recorded that did not happen.
+            # own fault). The results stay buffered and are written by the
+            # next flush that succeeds (writing them twice is harmless); a
+            # job stops on it, an engine refuses new messages until then.
+            # Nothing is recorded that did not happen.
             self.error = exc
             self.broken.set()
+            return
+        self._buffer = []
+        if self.error is not None:
+            self.error = None
+            self.broken = asyncio.Event()
 
     def next_due(self) -> float | None:
         return self.spool.next_due(self.info.id)
@@ -219,15 +252,16 @@ def open_spool(job: Job) -> SQLiteSpool:
     return SQLiteSpool(where, key_file=key_file, durable=s.fsync, claim=s.claim)
 
 
-def start(job: Job, spool: SQLiteSpool, *, restart: bool = False) -> Journal:
-    """Begin (or resume) ``job`` in ``spool``: its journal, resumable rows known."""
+def start(job: Job, spool: SQLiteSpool, *, restart: bool = False, joining: bool = False) -> Journal:
+    """Begin (or resume) ``job`` in ``spool``: its journal, resumable rows known.
+    ``joining``: a worker process of a run its parent began."""
     info = JobInfo(
         id=job_id(job),
         name=job.name,
         source=str(job.path.resolve()),
         fingerprint=fingerprint(job.recipients_path),
     )
-    return Journal(spool, spool.begin_job(info, restart=restart), job)
+    return Journal(spool, spool.begin_job(info, restart=restart, joining=joining), job)
 
 
 def count_bits(bits: bytearray) -> int:

@@ -81,6 +81,7 @@ async def run_queue(
     on_problem: ProblemSink,
     on_job: Callable[[JobInfo, JobSummary], None] | None = None,
     stop: asyncio.Event | None = None,
+    hard_stop: asyncio.Event | None = None,
     now: float | None = None,
 ) -> list[tuple[JobInfo, JobSummary]]:
     """Try every due message once; return each job's tally for this pass."""
@@ -109,7 +110,11 @@ async def run_queue(
                 )
             )
             continue
-        lists = JobSuppression(j)
+        try:
+            lists = JobSuppression(j)
+        except MailsfluxError as exc:
+            on_problem(Problem(info.source, f"job {info.name!r}: {exc}; its messages wait"))
+            continue
         journal = Journal(spool, info, j)
         try:
             summary = await send(
@@ -119,10 +124,16 @@ async def run_queue(
                 check_relay=False,
                 resolver=resolver,
                 stop=stop,
+                hard_stop=hard_stop,
                 journal=journal,
                 attempts=1,
                 summary=JobSummary(job=info.name),
             )
+        except MailsfluxError as exc:
+            # One job's trouble (a record that does not open, a relay that
+            # fails) is said, and the other jobs still run.
+            on_problem(Problem(info.source, f"job {info.name!r}: {exc}"))
+            continue
         finally:
             lists.close()
         done.append((info, summary))
@@ -138,12 +149,20 @@ async def serve_queue(
     on_problem: ProblemSink,
     on_job: Callable[[JobInfo, JobSummary], None] | None = None,
     stop: asyncio.Event,
+    hard_stop: asyncio.Event | None = None,
     idle: float = 60.0,
 ) -> None:
     """Pass after pass until ``stop``: sleep until the next message is due
     (at most ``idle`` seconds, so messages deferred by others are seen)."""
     while not stop.is_set():
-        await run_queue(spool, relay=relay, on_problem=on_problem, on_job=on_job, stop=stop)
+        await run_queue(
+            spool,
+            relay=relay,
+            on_problem=on_problem,
+            on_job=on_job,
+            stop=stop,
+            hard_stop=hard_stop,
+        )
         nxt = spool.next_due()
         wait = idle if nxt is None else min(max(nxt - time.time(), 0.05), idle)
         try:

@@ -255,6 +255,7 @@ async def send(
         scheduler.after_batch = journal.flush
         halt = asyncio.Event()
         watch = asyncio.ensure_future(_either(halt, stop, journal.broken))
+        claims = asyncio.ensure_future(journal.keep_claims())
     start = time.perf_counter()
 
     async def produce() -> None:
@@ -281,12 +282,14 @@ async def send(
     finally:
         if journal is not None:
             watch.cancel()
+            claims.cancel()
+            failure = journal.error
             journal.flush()
         await scheduler.throttles.close()
         report.finish()
-    if journal is not None and journal.error is not None:
+    if journal is not None and failure is not None:
         raise SpoolError(
-            f"the spool could not be written ({journal.error}); the job stopped after"
+            f"the spool could not be written ({failure}); the job stopped after"
             f" {summary.total} results. What was sent and not recorded is sent again when"
             " the job resumes (`mailsflux send` the same job once the spool has room)"
         )

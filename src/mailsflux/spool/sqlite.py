@@ -38,16 +38,20 @@ CREATE TABLE IF NOT EXISTS rcpt (
     job TEXT NOT NULL, row INTEGER NOT NULL, state TEXT NOT NULL, domain TEXT NOT NULL,
     attempts INTEGER NOT NULL, first_at REAL NOT NULL, next_at REAL NOT NULL,
     code INTEGER, category TEXT NOT NULL, updated REAL NOT NULL, meta BLOB NOT NULL,
+    claimed REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (job, row)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS rcpt_due ON rcpt (next_at) WHERE state IN ('deferred', 'pending');
+CREATE INDEX IF NOT EXISTS rcpt_job_due ON rcpt (job, next_at)
+    WHERE state IN ('deferred', 'pending');
 CREATE TABLE IF NOT EXISTS body (
     job TEXT NOT NULL, row INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (job, row)
 ) WITHOUT ROWID;
 """
 
-#: A message taken from the spool to be tried is not due again for this long
-#: (another ``queue run`` leaves it alone); a crash makes it due after that.
+#: A message taken from the spool to be tried is claimed for this long
+#: (``claimed``, beside its own ``next_at``): other runners leave it alone,
+#: its holder renews the claim, and a crash makes it due once it runs out.
 CLAIM: Final = 900.0
 
 _meta_enc = msgspec.msgpack.Encoder()
@@ -55,6 +59,19 @@ _meta_dec = msgspec.msgpack.Decoder(tuple[str, str, str, str | None])
 _msg_dec = msgspec.msgpack.Decoder(RenderedMessage)
 _info_dec = msgspec.json.Decoder(JobInfo)
 _info_enc = msgspec.json.encode
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` lives on this host (and is not this one)."""
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _ctx(job: str, row: int, part: bytes) -> bytes:
@@ -78,13 +95,17 @@ class SQLiteSpool:
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             db = self.directory / "spool.db"
-            if not db.exists():
+            fresh = not db.exists()
+            if fresh:
                 # Created 0600 before SQLite opens it (its -wal and -shm files
                 # take the database's mode).
                 os.close(os.open(db, os.O_WRONLY | os.O_CREAT, 0o600))
         except OSError as exc:
             raise SpoolError(f"cannot create the spool: {exc}", file=str(directory)) from None
-        self.keys = keys or SpoolKeys.load(Path(key_file or self.directory / "keys"))
+        # A key is made only with a new spool: an existing one whose key file
+        # is missing (a secret mount not there, a wrong --key-file) must not
+        # get a new key its records do not open with.
+        self.keys = keys or SpoolKeys.load(Path(key_file or self.directory / "keys"), create=fresh)
         try:
             self._db = sqlite3.connect(db, timeout=60.0, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -147,12 +168,30 @@ class SQLiteSpool:
 
     # -- jobs -----------------------------------------------------------------
 
-    def begin_job(self, info: JobInfo, *, restart: bool = False) -> JobInfo:
+    def begin_job(self, info: JobInfo, *, restart: bool = False, joining: bool = False) -> JobInfo:
+        """``joining``: a worker process of the run that began the job."""
         now = time.time()
         with self._tx() as db:
-            if restart:
-                self._forget(db, info.id)
             got = db.execute("SELECT info FROM jobs WHERE id = ?", (info.id,)).fetchone()
+            old = _info_dec.decode(got[0]) if got is not None else None
+            if old is not None and not joining and old.state == "running" and _alive(old.pid):
+                raise SpoolError(
+                    f"job {old.name!r} is running now (process {old.pid}); wait for it,"
+                    " or stop it first: two runs would send the rows neither has recorded"
+                )
+            if restart and old is not None:
+                (waiting,) = db.execute(
+                    "SELECT count(*) FROM rcpt WHERE job = ? AND state IN ('deferred', 'pending')",
+                    (info.id,),
+                ).fetchone()
+                if waiting:
+                    raise SpoolError(
+                        f"job {old.name!r} still has {waiting} deferred messages in the spool:"
+                        " --restart would forget them. Let them finish (`mailsflux queue run`),"
+                        f" or give them up first (`mailsflux queue drop {info.id}`)"
+                    )
+                self._forget(db, info.id)
+                got = None
             if got is not None:
                 old = _info_dec.decode(got[0])
                 if old.fingerprint != info.fingerprint:
@@ -167,8 +206,10 @@ class SQLiteSpool:
             (settled,) = db.execute(
                 "SELECT count(*) FROM rcpt WHERE job = ? AND state != 'pending'", (info.id,)
             ).fetchone()
-            info.state, info.run_started, info.run_base, info.updated = "running", now, settled, now
-            info.pid = os.getpid()
+            if not joining:
+                info.state, info.run_started, info.run_base = "running", now, settled
+                info.pid = os.getpid()
+            info.updated = now
             db.execute(
                 "INSERT OR REPLACE INTO jobs VALUES (?, ?)", (info.id, msgspec.json.encode(info))
             )
@@ -231,7 +272,12 @@ class SQLiteSpool:
             self._write(db, job, records, now)
 
     def _write(
-        self, db: sqlite3.Connection, job: str, records: Sequence[Record], now: float
+        self,
+        db: sqlite3.Connection,
+        job: str,
+        records: Sequence[Record],
+        now: float,
+        claimed: float = 0.0,
     ) -> None:
         rows = []
         bodies = []
@@ -251,6 +297,7 @@ class SQLiteSpool:
                     r.category,
                     r.updated or now,
                     self._seal_meta(job, r),
+                    claimed,
                 )
             )
             if r.message is not None:
@@ -258,7 +305,7 @@ class SQLiteSpool:
                 bodies.append((job, r.row, seal(plain, _ctx(job, r.row, b"body"))))
             elif r.state in FINAL:
                 released.append((job, r.row))
-        db.executemany("INSERT OR REPLACE INTO rcpt VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+        db.executemany("INSERT OR REPLACE INTO rcpt VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
         if bodies:
             db.executemany("INSERT OR REPLACE INTO body VALUES (?,?,?)", bodies)
         if released:
@@ -273,7 +320,8 @@ class SQLiteSpool:
             record.row = (top or 0) + 1
             if record.message is not None:
                 record.message = msgspec.structs.replace(record.message, row=record.row)
-            self._write(db, job, [record], time.time())
+            now = time.time()
+            self._write(db, job, [record], now, claimed=now + self.claim)
         return record.row
 
     def due(self, now: float, *, job: str | None = None, limit: int = 1000) -> list[Spooled]:
@@ -281,9 +329,9 @@ class SQLiteSpool:
             "SELECT r.row, r.state, r.domain, r.attempts, r.first_at, r.next_at, r.code,"
             " r.category, r.updated, r.meta, b.data, r.job FROM rcpt r JOIN body b"
             " ON b.job = r.job AND b.row = r.row"
-            " WHERE r.state IN ('deferred', 'pending') AND r.next_at <= ?"
+            " WHERE r.state IN ('deferred', 'pending') AND r.next_at <= ? AND r.claimed <= ?"
         )
-        args: list[Any] = [now]
+        args: list[Any] = [now, now]
         if job is not None:
             sql += " AND r.job = ?"
             args.append(job)
@@ -294,7 +342,7 @@ class SQLiteSpool:
             got = db.execute(sql, args).fetchall()
             # Claimed: not due again (for another runner) until CLAIM has passed.
             db.executemany(
-                "UPDATE rcpt SET next_at = ? WHERE job = ? AND row = ?",
+                "UPDATE rcpt SET claimed = ? WHERE job = ? AND row = ?",
                 [(now + self.claim, g[11], g[0]) for g in got],
             )
         for g in got:
@@ -308,8 +356,8 @@ class SQLiteSpool:
         """Keep messages this process is still trying claimed until ``until``."""
         with self._tx() as db:
             db.executemany(
-                "UPDATE rcpt SET next_at = ? WHERE job = ? AND row = ? AND state = 'pending'"
-                " AND next_at < ?",
+                "UPDATE rcpt SET claimed = ? WHERE job = ? AND row = ?"
+                " AND state IN ('pending', 'deferred') AND claimed < ?",
                 [(until, job, r, until) for r in rows],
             )
 
@@ -357,7 +405,7 @@ class SQLiteSpool:
         return out
 
     def next_due(self, job: str | None = None) -> float | None:
-        sql = "SELECT min(next_at) FROM rcpt WHERE state IN ('deferred', 'pending')"
+        sql = "SELECT min(max(next_at, claimed)) FROM rcpt WHERE state IN ('deferred', 'pending')"
         got = self._q(sql + (" AND job = ?" if job else ""), (job,) if job else ())
         return cast(float | None, got[0][0]) if got else None
 
@@ -377,17 +425,22 @@ class SQLiteSpool:
         """Give up on deferred or pending messages: failed, their bytes deleted."""
         sql = (
             "UPDATE rcpt SET state = 'failed', category = 'dropped', next_at = 0, updated = ?"
-            " WHERE job = ? AND state IN ('deferred', 'pending')"
+            " WHERE job = ? AND state IN ('deferred', 'pending') AND claimed <= ?"
         )
         now = time.time()
         with self._tx() as db:
             if rows is None:
-                dropped = db.execute(sql, (now, job)).rowcount
-                db.execute("DELETE FROM body WHERE job = ?", (job,))
+                dropped = db.execute(sql, (now, job, now)).rowcount
+                db.execute(
+                    "DELETE FROM body WHERE job = ? AND NOT EXISTS (SELECT 1 FROM rcpt WHERE"
+                    " rcpt.job = body.job AND rcpt.row = body.row AND state IN"
+                    " ('deferred', 'pending'))",
+                    (job,),
+                )
             else:
                 wanted = [(job, r) for r in rows]
                 before = db.total_changes
-                db.executemany(sql + " AND row = ?", [(now, j, r) for j, r in wanted])
+                db.executemany(sql + " AND row = ?", [(now, j, now, r) for j, r in wanted])
                 dropped = db.total_changes - before
                 db.executemany(
                     "DELETE FROM body WHERE job = ? AND row = ? AND NOT EXISTS (SELECT 1 FROM"
