@@ -12,15 +12,16 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "mailsflux"
-STAGES = ("compose", "dkim", "tracking", "delivery", "jobs", "engine")
+STAGES = ("compose", "dkim", "tracking", "delivery", "feedback", "jobs", "engine")
 #: Which stages each stage may import (besides mailsflux.errors and .types).
 ALLOWED = {
     "compose": set(),
     "dkim": set(),
     "delivery": set(),
     "tracking": {"compose"},
-    "jobs": {"compose", "dkim", "tracking", "delivery"},
-    "engine": {"compose", "dkim", "tracking", "delivery", "jobs"},
+    "feedback": {"compose", "dkim", "tracking", "delivery"},
+    "jobs": {"compose", "dkim", "tracking", "delivery", "feedback"},
+    "engine": {"compose", "dkim", "tracking", "delivery", "feedback", "jobs"},
 }
 
 

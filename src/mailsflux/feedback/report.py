@@ -1,0 +1,695 @@
+"""What comes back: bounces (DSNs and the servers' own texts), complaints, auto-replies.
+
+:func:`parse_report` takes the bytes of one received message and says what
+it is (:class:`Report`): a ``bounce``, a ``complaint``, an ``auto-reply`` or
+``not-a-report``, with one :class:`Outcome` per recipient it names.  It never
+raises: whatever cannot be understood is ``not-a-report`` (or a bounce
+without recipients), which the ingest path keeps in quarantine.
+
+How it decides, in order:
+
+1. A ``message/feedback-report`` part (RFC 5965 ARF): a complaint.  The
+   recipient is ``Original-Rcpt-To`` (or ``Removal-Recipient``), else the
+   ``To`` of the attached original message.
+2. A ``message/delivery-status`` part (RFC 3464): a bounce, one outcome per
+   per-recipient block (``Final-Recipient``, ``Action``, ``Status``,
+   ``Diagnostic-Code``).
+3. A message that looks like a bounce (from MAILER-DAEMON or postmaster, an
+   ``X-Failed-Recipients`` header, a bounce subject) whose text is one of
+   the servers' own formats (qmail, Exim, Sendmail, Postfix without DSN,
+   legacy Exchange, Yahoo): each address in the text with the paragraph that
+   follows it as the diagnostic.
+4. RFC 3834 and its folklore (``Auto-Submitted`` other than ``no``,
+   ``X-Autoreply``, ``X-Autorespond``, ``Precedence: auto_reply``, an
+   out-of-office subject): an auto-reply, never a bounce.
+
+Each diagnostic goes through the delivery stage's reply classifier
+(:func:`mailsflux.delivery.classify`), so a ``550 5.1.1`` means the same
+whether it came back during the SMTP conversation or a day later in a DSN;
+``reason`` is its category (``bad_mailbox``, ``mailbox_full``,
+``policy``, ...), or ``expired`` when the message timed out in a queue.
+``hard`` is the classifier's ``suppress`` (a permanent bad mailbox or
+domain): the address should not be mailed again.  Complaints are hard too.
+"""
+
+from __future__ import annotations
+
+import re
+from email import policy
+from email.message import Message
+from email.parser import BytesParser
+from typing import Final, Literal
+
+import msgspec
+
+from mailsflux.delivery import Category, Classification, Rule
+from mailsflux.delivery import Classifier as _ReplyClassifier
+
+ReportKind = Literal["bounce", "complaint", "auto-reply", "not-a-report"]
+
+#: Bytes of a report looked at; the rest (a huge returned attachment) is cut.
+MAX_REPORT: Final = 4 * 1024 * 1024
+#: MIME parts looked at, a bound on work for pathological nesting.
+MAX_PARTS: Final = 200
+#: Recipients taken from one report.
+MAX_RECIPIENTS: Final = 1000
+_MAX_TEXT: Final = 64 * 1024
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    """What a report says about one recipient."""
+
+    recipient: str
+    #: Enhanced status (RFC 3463), e.g. ``"5.1.1"``; ``None`` when unknown.
+    status: str | None
+    #: The SMTP reply code when the report gives one.
+    code: int | None
+    reason: str
+    #: Suppress the address: a permanent bad mailbox or domain, or a complaint.
+    hard: bool
+    #: The DSN action (``failed``, ``delayed``, ``delivered``...) or ``""``.
+    action: str = ""
+    diagnostic: str = ""
+
+
+class Report(msgspec.Struct, frozen=True):
+    kind: ReportKind
+    recipients: list[Outcome]
+    #: Addresses the report was sent to or names as the original return path
+    #: (envelope, ``To``, ``Delivered-To``, the original's ``Return-Path``):
+    #: where a VERP token is looked for.
+    return_paths: list[str] = []
+    #: ARF ``Feedback-Type`` (``abuse``, ``fraud``...), or ``""``.
+    feedback_type: str = ""
+    #: Why a report is ``not-a-report`` or has no recipients, for the quarantine.
+    note: str = ""
+
+    def to_json_doc(self, file: str) -> dict[str, object]:
+        return {
+            "file": file,
+            "kind": self.kind,
+            "recipients": [
+                {
+                    "recipient": o.recipient,
+                    "status": o.status,
+                    "code": o.code,
+                    "reason": o.reason,
+                    "hard": o.hard,
+                }
+                for o in self.recipients
+            ],
+        }
+
+
+# Phrases of bounce texts the reply table does not know; tried before it.
+_EXTRA_RULES: Final = (
+    Rule(
+        "yahoo-no-account",
+        Category.BAD_MAILBOX,
+        text=r"doesn't have an? [\w.-]+ account|this user doesn't have",
+        example=(554, "554 delivery error: dd This user doesn't have a yahoo.com account"),
+        source="Yahoo bounce text",
+    ),
+    Rule(
+        "qmail-no-mailbox",
+        Category.BAD_MAILBOX,
+        text=r"no mailbox here by that name|recipient address rejected: user unknown",
+        example=(550, "Sorry, no mailbox here by that name. (#5.1.1)"),
+        source="qmail-local",
+    ),
+    Rule(
+        "over-quota",
+        Category.MAILBOX_FULL,
+        code=r"5\d\d|4\d\d",
+        text=r"over ?quota|quota exceeded|mailbox (?:is )?full|insufficient (?:disk )?space|"
+        r"exceeded (?:the|their|its) storage",
+        example=(552, "552 5.2.2 user is over quota"),
+        source="qmail, Exim, Exchange, Gmail",
+    ),
+    Rule(
+        "domain-not-found",
+        Category.BAD_DOMAIN,
+        code=r"5\d\d",
+        text=r"host or domain name not found|domain (?:name )?not found|no mx (?:record|host)|"
+        r"unrouteable (?:mail )?domain|all relevant mx records point to non-existent hosts",
+        example=(550, "Host or domain name not found. Name service error for name=x.invalid"),
+        source="Postfix, Exim",
+    ),
+)
+_CLASSIFIER: Final = _ReplyClassifier(extra=_EXTRA_RULES)
+
+_REASON = {
+    Category.DELIVERED: "delivered",
+    Category.OTHER_PERMANENT: "other",
+    Category.OTHER_TEMPORARY: "other",
+}
+
+_ADDR = re.compile(
+    r"(?<![\w.+=-])([A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})(?![\w-])"
+)
+_CODE = re.compile(r"(?<![\d.#\w])([245]\d\d)(?=[ \-:]|$)(?!\.\d)", re.M)
+_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)")
+_EXPIRED = re.compile(
+    r"\b(?:expired|retry time(?:out)? (?:not reached|exceeded)|too long in (?:the )?queue|"
+    r"could not be delivered for \d+|has not been delivered for|delivery time expired|"
+    r"timed? ?out .{0,40}giving up|message expired)\b",
+    re.I,
+)
+_PERMANENT_WORDS = re.compile(
+    r"permanent(?:ly)? (?:error|fail)|could not be delivered|couldn't be delivered|"
+    r"wasn't delivered|was not delivered|undeliverable|delivery (?:has )?failed|"
+    r"failed permanently|giving up|delivery failure|fatal error|cannot be reached|"
+    r"unable to deliver|does not exist|doesn't exist|returned to sender",
+    re.I,
+)
+_TEMPORARY_WORDS = re.compile(
+    r"delayed|will (?:continue|keep) (?:to )?(?:try|retry)|still (?:being )?retr|"
+    r"temporar(?:y|ily)|not yet been delivered|deferred|will retry",
+    re.I,
+)
+_BOUNCE_FROM = re.compile(
+    r"mailer-daemon|postmaster|mail delivery (?:sub)?system|mail ?delivery|"
+    r"^(?:mail|smtp|mta|mailer|bounce|bounces|nobody|noreply|no-reply)@",
+    re.I,
+)
+_BOUNCE_SUBJECT = re.compile(
+    r"undeliver|undelivered mail|delivery status notification|mail delivery (?:failed|failure)|"
+    r"returned mail|failure notice|delivery failure|delivery has failed|"
+    r"message not delivered|could not send message|non[- ]?remis|unzustellbar|"
+    r"warning: message .* delayed|delayed mail|delivery delayed|mail system error",
+    re.I,
+)
+_DELAY_SUBJECT = re.compile(
+    r"\bdelayed\b|warning: could not send|delivery delayed|still being retried", re.I
+)
+_AUTO_SUBJECT = re.compile(
+    r"^\s*(?:auto(?:matic)?[ -]?(?:reply|response|antwort)|auto:|autoreply|"
+    r"out of (?:the )?office|abwesenheit|r[ée]ponse automatique|absence|vacation|"
+    r"respuesta autom[áa]tica|risposta automatica|on leave)",
+    re.I,
+)
+# Where a bounce text stops and the copy of the original message starts.
+_ORIGINAL_STARTS = re.compile(
+    r"^[ \t-]*(?:-{2,}|_{3,}).{0,10}(?:original message|this is a copy of the message|"
+    r"below this line is a copy|original message follows|returned message|"
+    r"message headers follow|undelivered message|headers of the (?:original|returned))|"
+    r"^[ \t]*-+ ?(?:original message|forwarded message)|"
+    r"^\s*--- Below this line is a copy of the message\.|"
+    r"^Original message headers:|^------ This is a copy of the message|"
+    r"^\s*-{5,} Original message -{5,}",
+    re.I | re.M,
+)
+_TAG = re.compile(r"<[^>]{0,2000}>")
+_ENTITY = {"&lt;": "<", "&gt;": ">", "&amp;": "&", "&nbsp;": " ", "&quot;": '"', "&#39;": "'"}
+_ENTITY_RE = re.compile("|".join(map(re.escape, _ENTITY)))
+
+# Who the text names but never as a failed recipient.
+_NOT_RECIPIENT = re.compile(
+    r"^(?:mailer-daemon|postmaster|abuse|root|noreply|no-reply|double-bounce)@", re.I
+)
+
+_PARSER: Final = BytesParser(policy=policy.default)
+
+
+def _text(value: object) -> str:
+    try:
+        return " ".join(str(value).split()) if value is not None else ""
+    except Exception:
+        return ""
+
+
+def _header(msg: Message, name: str) -> str:
+    try:
+        return _text(msg.get(name))
+    except Exception:
+        return ""
+
+
+def _headers(msg: Message, name: str) -> list[str]:
+    try:
+        return [_text(v) for v in (msg.get_all(name) or [])]
+    except Exception:
+        return []
+
+
+def _bare(value: str) -> str:
+    """``rfc822; <a@b>`` or ``"X" <a@b>`` -> ``a@b`` (``""`` if no address)."""
+    if ";" in value:
+        kind, _, rest = value.partition(";")
+        if "@" not in kind:
+            value = rest
+    m = _ADDR.search(value)
+    return m.group(1) if m else ""
+
+
+def _parts(msg: Message) -> list[Message]:
+    out: list[Message] = []
+    try:
+        for i, part in enumerate(msg.walk()):
+            if i >= MAX_PARTS:
+                break
+            out.append(part)
+    except Exception:
+        pass
+    return out
+
+
+def _payload_text(part: Message) -> str:
+    try:
+        raw = part.get_payload(decode=True)
+    except Exception:
+        raw = None
+    if isinstance(raw, bytes):
+        charset = "utf-8"
+        try:
+            charset = part.get_content_charset() or "utf-8"
+        except Exception:
+            pass
+        try:
+            text = raw[:_MAX_TEXT].decode(charset, "replace")
+        except (LookupError, ValueError):
+            text = raw[:_MAX_TEXT].decode("utf-8", "replace")
+    else:
+        payload = part.get_payload()
+        text = payload[:_MAX_TEXT] if isinstance(payload, str) else ""
+    if part.get_content_type() == "text/html":
+        text = _ENTITY_RE.sub(lambda m: _ENTITY[m.group(0)], _TAG.sub(" ", text))
+    return text
+
+
+def _ctype(part: Message) -> str:
+    try:
+        return part.get_content_type()
+    except Exception:
+        return "application/octet-stream"
+
+
+def _human_text(msg: Message) -> str:
+    """The report's own words: its text parts, not the attached original."""
+    plain: list[str] = []
+    html: list[str] = []
+    stack: list[tuple[Message, int]] = [(msg, 0)]
+    seen = 0
+    while stack and seen < MAX_PARTS:
+        part, depth = stack.pop()
+        seen += 1
+        ctype = _ctype(part)
+        if part.is_multipart():
+            try:
+                children = part.get_payload()
+            except Exception:
+                children = []
+            if isinstance(children, list) and depth < 20:
+                stack.extend((c, depth + 1) for c in reversed(children) if isinstance(c, Message))
+            continue
+        if ctype == "text/plain":
+            plain.append(_payload_text(part))
+        elif ctype == "text/html":
+            html.append(_payload_text(part))
+    return "\n".join(plain or html)
+
+
+def _original(msg: Message) -> Message | None:
+    """The returned original (its headers at least), if the report carries it."""
+    for part in _parts(msg)[1:]:
+        ctype = _ctype(part)
+        if ctype in ("message/rfc822", "message/global"):
+            try:
+                inner = part.get_payload()
+            except Exception:
+                return None
+            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+                return inner[0]
+        elif ctype in ("text/rfc822-headers", "message/rfc822-headers", "text/rfc822-header"):
+            try:
+                return _PARSER.parsebytes(_payload_text(part).encode("utf-8", "replace"), True)
+            except Exception:
+                return None
+    return None
+
+
+def _status_of(value: str) -> str | None:
+    m = _STATUS.search(value)
+    return f"{m.group(1)}.{m.group(2)}.{m.group(3)}" if m else None
+
+
+def _code_of(text: str) -> int | None:
+    m = _CODE.search(text)
+    return int(m.group(1)) if m else None
+
+
+def _outcome(
+    recipient: str,
+    *,
+    action: str,
+    status: str | None,
+    code: int | None,
+    diagnostic: str,
+    context: str = "",
+) -> Outcome:
+    """One recipient's result from what the report says about it."""
+    action = action.lower()
+    if action in ("delivered", "relayed", "expanded"):
+        return Outcome(recipient, status or "2.0.0", code, "delivered", False, action, diagnostic)
+    words = f"{diagnostic}\n{context}" if context else diagnostic
+    given = code
+    if code is None and status is None:
+        # A text without any code: its words tell permanent from temporary.
+        if action == "delayed" or (
+            _TEMPORARY_WORDS.search(words) and not _PERMANENT_WORDS.search(words)
+        ):
+            code = 450
+        else:
+            code = 550
+    elif code is None and status is not None:
+        code = 550 if status[0] == "5" else 450 if status[0] == "4" else None
+    elif code is not None and status is not None and status[0] != str(code)[0]:
+        # RFC 3464: the Status field is the verdict; a quoted reply may be stale.
+        code_for_class = 550 if status[0] == "5" else 450
+        c = _CLASSIFIER.classify(code_for_class, words[:4000], status)
+        return _finish(recipient, action, status, given, diagnostic, c, words)
+    if action == "delayed" and code is not None and code >= 500:
+        code = 450  # a delay is never final, whatever the quoted reply said
+    c = _CLASSIFIER.classify(code, words[:4000], status)
+    return _finish(recipient, action, status, given, diagnostic, c, words)
+
+
+def _finish(
+    recipient: str,
+    action: str,
+    status: str | None,
+    code: int | None,
+    diagnostic: str,
+    c: Classification,
+    words: str,
+) -> Outcome:
+    status = status or c.enhanced_status
+    if status is None and c.code is not None:
+        status = f"{c.code // 100}.0.0"
+    # A failure with a temporary status gave up after retrying: the queue expired.
+    expired = (
+        (status is not None and status[2:] == "4.7")
+        or (action == "failed" and status is not None and status[0] == "4")
+        or bool(_EXPIRED.search(words[:4000]))
+    )
+    if expired and not c.suppress:
+        return Outcome(recipient, status, code, "expired", False, action, diagnostic)
+    reason = _REASON.get(c.category, c.category.value)
+    return Outcome(recipient, status, code, reason, c.suppress, action, diagnostic[:1000])
+
+
+def _fields(part: Message) -> list[dict[str, str]]:
+    """The field blocks of a message/delivery-status or feedback-report part."""
+    blocks: list[dict[str, str]] = []
+    try:
+        payload = part.get_payload()
+    except Exception:
+        return blocks
+    if isinstance(payload, list):
+        for block in payload[:MAX_RECIPIENTS]:
+            if isinstance(block, Message):
+                fields: dict[str, str] = {}
+                try:
+                    items = block.items()
+                except Exception:
+                    items = []
+                for k, v in items:
+                    fields.setdefault(str(k).lower(), _text(v))
+                if fields:
+                    blocks.append(fields)
+        return blocks
+    text = _payload_text(part) if not isinstance(payload, str) else payload[:_MAX_TEXT]
+    for chunk in re.split(r"\r?\n\s*\r?\n", text)[:MAX_RECIPIENTS]:
+        fields = {}
+        name = ""
+        for line in chunk.splitlines():
+            if line[:1] in (" ", "\t") and name:
+                fields[name] += " " + line.strip()
+                continue
+            k, colon, v = line.partition(":")
+            if colon and k.strip() and " " not in k.strip():
+                name = k.strip().lower()
+                fields.setdefault(name, v.strip())
+        if fields:
+            blocks.append(fields)
+    return blocks
+
+
+def _all_fields(part: Message) -> dict[str, list[str]]:
+    """A feedback report's fields; a field may repeat (Original-Rcpt-To)."""
+    out: dict[str, list[str]] = {}
+    try:
+        payload = part.get_payload()
+    except Exception:
+        return out
+    if isinstance(payload, list):
+        for block in payload:
+            if isinstance(block, Message):
+                try:
+                    for k, v in block.items():
+                        out.setdefault(str(k).lower(), []).append(_text(v))
+                except Exception:
+                    continue
+        return out
+    text = payload if isinstance(payload, str) else _payload_text(part)
+    for line in text[:_MAX_TEXT].splitlines():
+        k, colon, v = line.partition(":")
+        if colon and k.strip() and " " not in k.strip():
+            out.setdefault(k.strip().lower(), []).append(v.strip())
+    return out
+
+
+def _paragraph_for(text: str, address: str) -> str:
+    """The lines about ``address`` in a human-readable text, for a diagnostic."""
+    i = text.lower().find(address.lower())
+    if i < 0:
+        return ""
+    start = text.rfind("\n", 0, i) + 1
+    end = text.find("\n\n", i)
+    if end < 0:
+        end = len(text)
+    para = text[start : min(end, start + 2000)]
+    if _CODE.search(para[len(address) :]) or _STATUS.search(para):
+        return para.strip()
+    # The address stands alone on its line (qmail, Exim, Sendmail): the
+    # diagnostic is the next paragraph when this one says nothing.
+    nxt = text.find("\n\n", end + 2) if end < len(text) else -1
+    more = text[end : nxt if nxt > 0 else min(len(text), end + 2000)]
+    if not _ADDR.search(more):
+        para = para + "\n" + more
+    return para.strip()
+
+
+def _dsn(msg: Message, part: Message, human: str) -> list[Outcome]:
+    out: list[Outcome] = []
+    blocks = _fields(part)
+    for fields in blocks[1:] if len(blocks) > 1 else blocks:
+        recipient = _bare(fields.get("final-recipient", "")) or _bare(
+            fields.get("original-recipient", "")
+        )
+        if not recipient:
+            continue
+        action = fields.get("action", "failed").strip().lower() or "failed"
+        status = _status_of(fields.get("status", ""))
+        diag = fields.get("diagnostic-code", "")
+        dtype, semi, dtext = diag.partition(";")
+        if semi and " " not in dtype.strip():
+            diag = dtext.strip()
+            code = _code_of(diag[:12]) if dtype.strip().lower() == "smtp" else None
+        else:
+            code = _code_of(diag[:12])
+        context = "" if diag else _paragraph_for(human, recipient)
+        out.append(
+            _outcome(
+                recipient,
+                action=action,
+                status=status,
+                code=code,
+                diagnostic=diag or context,
+                context=context,
+            )
+        )
+        if len(out) >= MAX_RECIPIENTS:
+            break
+    return out
+
+
+def _arf(msg: Message, part: Message) -> tuple[list[Outcome], str]:
+    fields = _all_fields(part)
+    ftype = (fields.get("feedback-type") or [""])[0].strip().lower()
+    addrs: list[str] = []
+    for name in ("original-rcpt-to", "removal-recipient"):
+        for value in fields.get(name, []):
+            a = _bare(value)
+            if a and a.lower() not in (x.lower() for x in addrs):
+                addrs.append(a)
+    if not addrs:
+        original = _original(msg)
+        if original is not None:
+            for name in ("to", "x-hmxmroriginalrecipient", "x-original-to"):
+                a = _bare(_header(original, name))
+                if a:
+                    addrs.append(a)
+                    break
+    reason = "complaint" if ftype in ("", "abuse", "fraud", "virus", "other") else ftype
+    return [Outcome(a, None, None, reason, True, "", ftype) for a in addrs], ftype
+
+
+def _looks_like_bounce(msg: Message) -> bool:
+    sender = _header(msg, "from")
+    return bool(
+        _BOUNCE_FROM.search(_bare(sender) or sender)
+        or _BOUNCE_SUBJECT.search(_header(msg, "subject"))
+        or _header(msg, "x-failed-recipients")
+    )
+
+
+def _auto_reply(msg: Message) -> bool:
+    auto = _header(msg, "auto-submitted").lower()
+    if auto and not auto.startswith("no"):
+        return True
+    if _header(msg, "x-autoreply") or _header(msg, "x-autorespond"):
+        return True
+    if _header(msg, "x-autogenerated").lower() == "reply":
+        return True
+    precedence = _header(msg, "precedence").lower()
+    if precedence == "auto_reply":
+        return True
+    return bool(_AUTO_SUBJECT.search(_header(msg, "subject")))
+
+
+def _from_text(msg: Message, human: str) -> list[Outcome]:
+    """Recipients and diagnostics of a bounce in one of the servers' own texts."""
+    cut = _ORIGINAL_STARTS.search(human)
+    text = human[: cut.start()] if cut else human
+    text = text.replace("\r\n", "\n")
+    own = {_bare(_header(msg, h)).lower() for h in ("from", "to", "reply-to", "sender")}
+    candidates: list[str] = []
+    for value in _headers(msg, "x-failed-recipients"):
+        for a in value.split(","):
+            bare = _bare(a)
+            if bare:
+                candidates.append(bare)
+    for m in _ADDR.finditer(text):
+        candidates.append(m.group(1))
+    # A warning (Exim's "message delayed", Sendmail's "Warning: could not send")
+    # is a delay for every address it names.
+    delayed = bool(_DELAY_SUBJECT.search(_header(msg, "subject"))) or bool(
+        _TEMPORARY_WORDS.search(text) and not _PERMANENT_WORDS.search(text)
+    )
+    out: list[Outcome] = []
+    seen: set[str] = set()
+    for a in candidates:
+        key = a.lower().strip(".")
+        if key in seen or key in own or _NOT_RECIPIENT.match(key):
+            continue
+        seen.add(key)
+        para = _paragraph_for(text, a)
+        status = _status_of(para)
+        code = _reply_code(para, a)
+        out.append(
+            _outcome(
+                a.strip("."),
+                action="delayed" if delayed else "failed",
+                status=status,
+                code=code,
+                diagnostic=para,
+                context="" if (status or code) else text[:4000],
+            )
+        )
+        if len(out) >= MAX_RECIPIENTS:
+            break
+    return out
+
+
+_REPLY_AT = re.compile(
+    r"(?:^|said:|reply:|<<<|smtp;|\(reason:|remote host said:|error:|\n)\s*([245]\d\d)(?=[ \-:])",
+    re.I,
+)
+
+
+def _reply_code(para: str, address: str) -> int | None:
+    m = _REPLY_AT.search(para.replace(address, " "))
+    return int(m.group(1)) if m else None
+
+
+def _return_paths(msg: Message, envelope: list[str]) -> list[str]:
+    found = [a for a in envelope if a]
+    for name in ("to", "delivered-to", "x-original-to", "envelope-to", "x-envelope-to"):
+        for value in _headers(msg, name):
+            a = _bare(value)
+            if a:
+                found.append(a)
+    original = _original(msg)
+    if original is not None:
+        for name in ("return-path", "x-return-path", "errors-to"):
+            a = _bare(_header(original, name))
+            if a:
+                found.append(a)
+    dedup: list[str] = []
+    for a in found:
+        if a.lower() not in (x.lower() for x in dedup):
+            dedup.append(a)
+    return dedup
+
+
+def parse_report(data: bytes, *, envelope_to: list[str] | None = None) -> Report:
+    """What one received message is, and what it says per recipient. Never raises.
+
+    ``envelope_to`` are the RCPT TO addresses it arrived for (the listener
+    knows them): the VERP token is looked for there first.
+    """
+    try:
+        return _parse(bytes(data[:MAX_REPORT]), list(envelope_to or ()))
+    except Exception as exc:  # the contract: any input gives an answer
+        return Report("not-a-report", [], note=f"unreadable: {type(exc).__name__}")
+
+
+def _parse(data: bytes, envelope: list[str]) -> Report:
+    msg = _PARSER.parsebytes(data)
+    if not msg.keys() and not msg.get_payload():
+        return Report("not-a-report", [], note="no headers")
+    parts = _parts(msg)
+    feedback = next((p for p in parts if _ctype(p) == "message/feedback-report"), None)
+    if feedback is not None:
+        outcomes, ftype = _arf(msg, feedback)
+        return Report(
+            "complaint",
+            outcomes,
+            _return_paths(msg, envelope),
+            feedback_type=ftype,
+            note="" if outcomes else "complaint without a recipient",
+        )
+    status = next(
+        (p for p in parts if _ctype(p) in ("message/delivery-status", "message/global-delivery-status")),
+        None,
+    )
+    human = _human_text(msg)
+    if status is not None:
+        outcomes = _dsn(msg, status, human)
+        if not outcomes:
+            outcomes = _from_text(msg, human)
+        return Report(
+            "bounce",
+            outcomes,
+            _return_paths(msg, envelope),
+            note="" if outcomes else "delivery status without a recipient",
+        )
+    if _looks_like_bounce(msg):
+        outcomes = _from_text(msg, human)
+        if outcomes or not _auto_reply(msg) or _header(msg, "x-failed-recipients"):
+            return Report(
+                "bounce",
+                outcomes,
+                _return_paths(msg, envelope),
+                note="" if outcomes else "bounce text without a recipient",
+            )
+    if _auto_reply(msg):
+        who = _bare(_header(msg, "from"))
+        outcomes = [Outcome(who, None, None, "auto_reply", False)] if who else []
+        return Report("auto-reply", outcomes, _return_paths(msg, envelope))
+    return Report("not-a-report", [], _return_paths(msg, envelope), note="not a report")
+
+
+__all__ = ["MAX_REPORT", "Outcome", "Report", "ReportKind", "parse_report"]
