@@ -16,7 +16,7 @@ SMTP for the bounce domain; ``mailsflux bounces parse|ingest|listen`` are the
 commands (:mod:`mailsflux.feedback.cli`).
 """
 
-from mailsflux.feedback.ingest import FeedbackError, IngestStats, Ingestor, read_sources
+from mailsflux.feedback.ingest import FeedbackError, Ingestor, IngestStats, read_sources
 from mailsflux.feedback.listen import BounceListener
 from mailsflux.feedback.report import Outcome, Report, ReportKind, parse_report
 from mailsflux.feedback.verp import Verp, VerpPayload

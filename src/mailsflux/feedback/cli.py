@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from mailsflux.errors import MailsfluxError
-from mailsflux.feedback.ingest import FeedbackError, IngestStats, Ingestor, read_sources
+from mailsflux.feedback.ingest import FeedbackError, Ingestor, IngestStats, read_sources
 from mailsflux.feedback.listen import BounceListener
 from mailsflux.feedback.report import parse_report
 from mailsflux.feedback.verp import Verp

@@ -82,7 +82,7 @@ class Ingestor:
         try:
             self.quarantine.mkdir(parents=True, exist_ok=True)
             if events is not None:
-                self._events = open(events, "ab")  # noqa: SIM115 - closed in close()
+                self._events = open(events, "ab")
             if suppression_list is not None:
                 path = Path(suppression_list)
                 if path.exists():
@@ -90,7 +90,7 @@ class Ingestor:
                         entry = line.split("#", 1)[0].strip()
                         if entry:
                             self._listed.add(normalize_address(entry))
-                self._list = open(path, "a", encoding="utf-8")  # noqa: SIM115
+                self._list = open(path, "a", encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             self.close()
             raise FeedbackError(f"cannot open feedback output: {exc}") from None
@@ -216,7 +216,7 @@ def _looks_like_mbox(path: Path) -> bool:
 def read_sources(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[str, bytes]]:
     """``(name, bytes)`` of every message in files, maildirs and mboxes.
 
-    Every path is checked before the first message is read, so a typo
+    Every path is checked now, before the first message is read, so a typo
     fails before anything is recorded.
     """
     checked: list[tuple[str, Path]] = []
@@ -234,24 +234,29 @@ def read_sources(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[str,
         except OSError as exc:
             raise FeedbackError(f"cannot read: {exc.strerror or exc}", file=str(path)) from None
         checked.append((kind, path))
+    return _read(checked)
+
+
+def _read(checked: list[tuple[str, Path]]) -> Iterator[tuple[str, bytes]]:
     for kind, path in checked:
-        if kind == "file":
-            try:
+        try:
+            if kind == "file":
                 yield str(path), path.read_bytes()
-            except OSError as exc:
-                raise FeedbackError(f"cannot read: {exc.strerror or exc}", file=str(path)) from None
-        elif kind == "maildir":
-            for sub in ("new", "cur"):
-                for entry in sorted((path / sub).iterdir()):
-                    if entry.is_file() and not entry.name.startswith("."):
-                        yield str(entry), entry.read_bytes()
-        else:
-            box = mailbox.mbox(path, create=False)
-            try:
-                for i, key in enumerate(box.iterkeys()):
-                    yield f"{path}#{i + 1}", box.get_bytes(key)
-            finally:
-                box.close()
+            elif kind == "maildir":
+                for sub in ("new", "cur"):
+                    for entry in sorted((path / sub).iterdir()):
+                        if entry.is_file() and not entry.name.startswith("."):
+                            yield str(entry), entry.read_bytes()
+            else:
+                box = mailbox.mbox(path, create=False)
+                try:
+                    for i, key in enumerate(box.iterkeys()):
+                        yield f"{path}#{i + 1}", box.get_bytes(key)
+                finally:
+                    box.close()
+        except OSError as exc:
+            where = exc.filename or path
+            raise FeedbackError(f"cannot read: {exc.strerror or exc}", file=str(where)) from None
 
 
 __all__ = ["FeedbackError", "IngestStats", "Ingestor", "read_sources"]

@@ -34,6 +34,7 @@ domain): the address should not be mailed again.  Complaints are hard too.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from email import policy
 from email.message import Message
@@ -136,7 +137,21 @@ _EXTRA_RULES: Final = (
         source="Postfix, Exim",
     ),
 )
-_CLASSIFIER: Final = _ReplyClassifier(extra=_EXTRA_RULES)
+_CLASSIFIER: Final = _ReplyClassifier(
+    extra=(
+        *_EXTRA_RULES,
+        # A DSN for a host that never answered: no reply code, only the
+        # reporting MTA's words (the reply table leaves that to no-code cases).
+        Rule(
+            "no-connection",
+            Category.CONNECTION,
+            text=r"connection (?:timed out|refused|reset)|network is unreachable|no route to host",
+            unless_enhanced=r"[45]\.[1-37]\.\d{1,3}",
+            example=(None, "connect to mx.example.org[198.51.100.44]:25: Connection timed out"),
+            source="Postfix X-Postfix diagnostics",
+        ),
+    )
+)
 
 _REASON = {
     Category.DELIVERED: "delivered",
@@ -245,13 +260,11 @@ def _bare(value: str) -> str:
 
 def _parts(msg: Message) -> list[Message]:
     out: list[Message] = []
-    try:
+    with contextlib.suppress(Exception):  # a broken part ends the walk, not the parse
         for i, part in enumerate(msg.walk()):
             if i >= MAX_PARTS:
                 break
             out.append(part)
-    except Exception:
-        pass
     return out
 
 
@@ -262,10 +275,8 @@ def _payload_text(part: Message) -> str:
         raw = None
     if isinstance(raw, bytes):
         charset = "utf-8"
-        try:
+        with contextlib.suppress(Exception):
             charset = part.get_content_charset() or "utf-8"
-        except Exception:
-            pass
         try:
             text = raw[:_MAX_TEXT].decode(charset, "replace")
         except (LookupError, ValueError):
@@ -446,11 +457,9 @@ def _all_fields(part: Message) -> dict[str, list[str]]:
     if isinstance(payload, list):
         for block in payload:
             if isinstance(block, Message):
-                try:
+                with contextlib.suppress(Exception):
                     for k, v in block.items():
                         out.setdefault(str(k).lower(), []).append(_text(v))
-                except Exception:
-                    continue
         return out
     text = payload if isinstance(payload, str) else _payload_text(part)
     for line in text[:_MAX_TEXT].splitlines():
@@ -662,7 +671,11 @@ def _parse(data: bytes, envelope: list[str]) -> Report:
             note="" if outcomes else "complaint without a recipient",
         )
     status = next(
-        (p for p in parts if _ctype(p) in ("message/delivery-status", "message/global-delivery-status")),
+        (
+            p
+            for p in parts
+            if _ctype(p) in ("message/delivery-status", "message/global-delivery-status")
+        ),
         None,
     )
     human = _human_text(msg)

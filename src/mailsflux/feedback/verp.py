@@ -104,8 +104,10 @@ class Verp:
         ring = check_keys(keys, current_key_id)
         domain = domain.strip().rstrip(".").lower()
         if not domain or "@" in domain or any(c.isspace() for c in domain):
-            raise ConfigError(f"bounce domain {domain!r} is not a domain name", field="bounce_domain")
-        if not prefix or any(c in prefix for c in "+@ \t\r\n\"<>"):
+            raise ConfigError(
+                f"bounce domain {domain!r} is not a domain name", field="bounce_domain"
+            )
+        if not prefix or any(c in prefix for c in '+@ \t\r\n"<>'):
             raise ConfigError(f"VERP prefix {prefix!r} is not a plain local part", field="prefix")
         self.domain = domain
         self.prefix = prefix.lower()
