@@ -21,8 +21,9 @@ def test_listener_accepts_only_its_addresses_and_ingests(tmp_path: Path) -> None
         (DIR / "postfix-user-unknown.eml")
         .read_bytes()
         .replace(b"alice@example.com", b"zed.forwarded@example.com")
+        .replace(b"\n", b"\r\n")  # smtplib sends bytes as they are
     )
-    arf = (DIR / "arf-abuse.eml").read_bytes()
+    arf = (DIR / "arf-abuse.eml").read_bytes().replace(b"\n", b"\r\n")
     store = EventStore(tmp_path / "t.sqlite", b"s" * 32)
     ingestor = Ingestor(
         quarantine=tmp_path / "q", events=tmp_path / "ev.jsonl", store=store, verp=verp
