@@ -83,3 +83,22 @@ def test_odd_inputs_are_not_reports_or_empty_bounces(data: bytes) -> None:
     report = parse_report(data)
     assert report.kind in ("not-a-report", "bounce")
     assert report.recipients == []
+
+
+def test_a_notification_from_noreply_is_not_a_bounce() -> None:
+    report = parse_report(
+        b"From: noreply@shop.example\nTo: bounces@bounce.sender.example\n"
+        b"Subject: Your order\n\nThe user alice@example.com does not exist. 550 5.1.1\n"
+    )
+    assert (report.kind, report.recipients) == ("not-a-report", [])
+
+
+def test_wording_alone_never_suppresses() -> None:
+    # A mailer daemon's notice with no reply code and no status anywhere.
+    report = parse_report(
+        b"From: MAILER-DAEMON@mx.example.net\nTo: bounces@bounce.sender.example\n"
+        b"Subject: failure notice\n\n<kim@example.net>:\nThe user does not exist here.\n"
+    )
+    assert report.kind == "bounce"
+    (o,) = report.recipients
+    assert (o.recipient, o.code, o.hard) == ("kim@example.net", None, False)

@@ -207,11 +207,9 @@ _TEMPORARY_WORDS = re.compile(
     r"temporar(?:y|ily)|not yet been delivered|deferred|will retry",
     re.I,
 )
-_BOUNCE_FROM = re.compile(
-    r"mailer-daemon|postmaster|mail delivery (?:sub)?system|mail ?delivery|"
-    r"^(?:mail|smtp|mta|mailer|bounce|bounces|nobody|noreply|no-reply)@",
-    re.I,
-)
+# Who sends bounces. Not "noreply@" and the like: a notification from one
+# must never be read as a bounce that suppresses the addresses it mentions.
+_BOUNCE_FROM = re.compile(r"mailer-daemon|postmaster|mail delivery (?:sub)?system", re.I)
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered mail|delivery status notification|mail delivery (?:failed|failure)|"
     r"returned mail|failure notice|delivery failure|delivery has failed|"
@@ -463,7 +461,10 @@ def _finish(
     if expired and not c.suppress:
         return Outcome(recipient, status, code, "expired", False, action, diagnostic)
     reason = _REASON.get(c.category, c.category.value)
-    return Outcome(recipient, status, code, reason, c.suppress, action, diagnostic[:1000])
+    # Suppress only on evidence: a reply code or a status from the report,
+    # not on the wording of a notice alone (c.code is ours when it had none).
+    hard = c.suppress and (code is not None or c.enhanced_status is not None)
+    return Outcome(recipient, status, code, reason, hard, action, diagnostic[:1000])
 
 
 def _fields(part: Message) -> list[dict[str, str]]:
@@ -601,12 +602,13 @@ def _arf(msg: Message, part: Message, original: Message | None) -> tuple[list[Ou
 
 
 def _looks_like_bounce(msg: Message) -> bool:
+    """From a mailer daemon, or naming failed recipients, or a bounce subject
+    on a message with the null return path that bounces travel with."""
     sender = _header(msg, "from")
-    return bool(
-        _BOUNCE_FROM.search(_bare(sender) or sender)
-        or _BOUNCE_SUBJECT.search(_header(msg, "subject"))
-        or _header(msg, "x-failed-recipients")
-    )
+    if _BOUNCE_FROM.search(sender) or _header(msg, "x-failed-recipients"):
+        return True
+    null_sender = _header(msg, "return-path").strip() in ("<>", "")
+    return null_sender and bool(_BOUNCE_SUBJECT.search(_header(msg, "subject")))
 
 
 def _auto_reply(msg: Message) -> bool:
