@@ -50,6 +50,7 @@ def test_ingest_maildir_mbox_and_files(tmp_path: Path) -> None:
     assert sorted(p.read_bytes() for p in qdir.iterdir()) == sorted(
         [garbage.read_bytes(), (DIR / "not-a-report.eml").read_bytes()]
     )
+    assert events.stat().st_mode & 0o777 == 0o600  # it names recipients
     docs = [json.loads(line) for line in events.read_text().splitlines()]
     by_rcpt = {d["recipient"]: d for d in docs}
     # The forwarder named another address; the token names the one we mailed.

@@ -80,9 +80,11 @@ class Ingestor:
         self._list: IO[str] | None = None
         self._listed: set[str] = set()
         try:
-            self.quarantine.mkdir(parents=True, exist_ok=True)
+            # Reports and events name people: owner-only, like send --events.
+            self.quarantine.mkdir(mode=0o700, parents=True, exist_ok=True)
             if events is not None:
-                self._events = open(events, "ab")
+                fd = os.open(events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                self._events = os.fdopen(fd, "ab")
             if suppression_list is not None:
                 path = Path(suppression_list)
                 if path.exists():
