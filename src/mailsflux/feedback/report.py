@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable
 from email import policy
 from email.header import decode_header, make_header
 from email.message import Message
@@ -261,9 +262,22 @@ def _text(value: object) -> str:
         return ""
 
 
+def _hmap(msg: Message) -> dict[str, list[object]]:
+    """The message's headers by lower-case name, built once: ``Message.get``
+    scans every header on every call, and a parse asks for a dozen names."""
+    cached: dict[str, list[object]] | None = getattr(msg, "_mailsflux_headers", None)
+    if cached is None:
+        cached = {}
+        for k, v in msg.items():
+            cached.setdefault(str(k).lower(), []).append(v)
+        setattr(msg, "_mailsflux_headers", cached)  # noqa: B010 - Message has no slot for it
+    return cached
+
+
 def _header(msg: Message, name: str) -> str:
     try:
-        value = _text(msg.get(name))
+        values = _hmap(msg).get(name)
+        value = _text(values[0]) if values else ""
         if "=?" in value:
             value = _text(make_header(decode_header(value)))
         return value
@@ -273,7 +287,7 @@ def _header(msg: Message, name: str) -> str:
 
 def _headers(msg: Message, name: str) -> list[str]:
     try:
-        return [_text(v) for v in (msg.get_all(name) or [])]
+        return [_text(v) for v in _hmap(msg).get(name, [])]
     except Exception:
         return []
 
@@ -547,7 +561,7 @@ def _paragraph_for(text: str, address: str) -> str:
     return para.strip()
 
 
-def _dsn(msg: Message, part: Message, human: str) -> list[Outcome]:
+def _dsn(msg: Message, part: Message, human: Callable[[], str]) -> list[Outcome]:
     out: list[Outcome] = []
     blocks = _fields(part)
     for fields in blocks[1:] if len(blocks) > 1 else blocks:
@@ -565,7 +579,7 @@ def _dsn(msg: Message, part: Message, human: str) -> list[Outcome]:
             code = _code_of(diag[:12]) if dtype.strip().lower() == "smtp" else None
         else:
             code = _code_of(diag[:12])
-        context = "" if diag else _paragraph_for(human, recipient)
+        context = "" if diag else _paragraph_for(human(), recipient)
         out.append(
             _outcome(
                 recipient,
@@ -752,11 +766,17 @@ def _parse(data: bytes, envelope: list[str]) -> Report:
         (p for p, t in parts if t in ("message/delivery-status", "message/global-delivery-status")),
         None,
     )
-    human = _human_text(msg)
+    text: list[str] = []
+
+    def human() -> str:  # only read when the fields do not say it all
+        if not text:
+            text.append(_human_text(msg))
+        return text[0]
+
     if status is not None:
         outcomes = _dsn(msg, status, human)
         if not outcomes:
-            outcomes = _from_text(msg, human)
+            outcomes = _from_text(msg, human())
         return Report(
             "bounce",
             outcomes,
@@ -764,7 +784,7 @@ def _parse(data: bytes, envelope: list[str]) -> Report:
             note="" if outcomes else "delivery status without a recipient",
         )
     if _looks_like_bounce(msg):
-        outcomes = _from_text(msg, human)
+        outcomes = _from_text(msg, human())
         if outcomes or not _auto_reply(msg) or _header(msg, "x-failed-recipients"):
             return Report(
                 "bounce",
