@@ -12,7 +12,16 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "mailsflux"
-STAGES = ("compose", "dkim", "tracking", "delivery", "spool", "jobs", "engine")
+STAGES = (
+    "compose",
+    "dkim",
+    "tracking",
+    "delivery",
+    "spool",
+    "feedback",
+    "jobs",
+    "engine",
+)
 #: Which stages each stage may import (besides mailsflux.errors and .types).
 ALLOWED = {
     "compose": set(),
@@ -20,8 +29,9 @@ ALLOWED = {
     "delivery": set(),
     "tracking": {"compose"},
     "spool": set(),
-    "jobs": {"compose", "dkim", "tracking", "delivery", "spool"},
-    "engine": {"compose", "dkim", "tracking", "delivery", "spool", "jobs"},
+    "feedback": {"compose", "dkim", "tracking", "delivery"},
+    "jobs": {"compose", "dkim", "tracking", "delivery", "spool", "feedback"},
+    "engine": {"compose", "dkim", "tracking", "delivery", "spool", "feedback", "jobs"},
 }
 
 

@@ -1,0 +1,36 @@
+"""The feedback loop: bounces, complaints and auto-replies that come back later.
+
+::
+
+    from mailsflux.feedback import Verp, parse_report
+
+    verp = Verp(tracking_keys, "k1", "bounce.example.com")
+    return_path = verp.make(message_id, recipient, job="welcome", tenant="acme")
+    ...
+    report = parse_report(raw_bytes)          # kind, and per recipient: status, reason, hard
+    verp.open(report.return_paths[0])         # -> message id, recipient, job, tenant
+
+:class:`Ingestor` records reports as events and suppression entries (and
+quarantines what it cannot parse); :class:`BounceListener` receives them over
+SMTP for the bounce domain; ``mailsflux bounces parse|ingest|listen`` are the
+commands (:mod:`mailsflux.feedback.cli`).
+"""
+
+from mailsflux.feedback.ingest import FeedbackError, Ingestor, IngestStats, read_sources
+from mailsflux.feedback.listen import BounceListener
+from mailsflux.feedback.report import Outcome, Report, ReportKind, parse_report
+from mailsflux.feedback.verp import Verp, VerpPayload
+
+__all__ = [
+    "BounceListener",
+    "FeedbackError",
+    "IngestStats",
+    "Ingestor",
+    "Outcome",
+    "Report",
+    "ReportKind",
+    "Verp",
+    "VerpPayload",
+    "parse_report",
+    "read_sources",
+]
