@@ -109,6 +109,11 @@ def test_bad_paths_are_one_line(tmp_path: Path) -> None:
         r.stderr.strip() == f"mailsflux: error: {tmp_path}: not a maildir (no cur/, new/ and tmp/)"
     )
     assert not (tmp_path / "q").exists()  # nothing started
-    r = run_cli("bounces", "ingest", str(DIR / "exim-failed.eml"), "--bounce-domain", DOMAIN)
+    events = tmp_path / "events.jsonl"
+    r = run_cli(
+        "bounces", "ingest", str(DIR / "exim-failed.eml"), "--bounce-domain", DOMAIN,
+        "--events", str(events),
+    )  # fmt: skip
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     assert "needs --tracking" in r.stderr and "Traceback" not in r.stderr
+    assert not events.exists()  # nothing started
