@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 from mailsflux import __version__
+from mailsflux.benchmark.command import add_parser as add_bench_parser
 from mailsflux.delivery.relay import Relay
 from mailsflux.dkim.keyfiles import txt_path_for
 from mailsflux.errors import ConfigError, DKIMError, MailsfluxError
@@ -619,6 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=2525, help="port to listen on (2525; 0 = any free)")
     p.add_argument("--save", metavar="DIR", help="keep each received message in DIR")
     p.set_defaults(func=cmd_sink)
+    add_bench_parser(sub)
     return ap
 
 
