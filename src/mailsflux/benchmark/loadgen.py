@@ -81,12 +81,15 @@ class _Protocol(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.replies: list[tuple[int, int, str]] = []
+        self.replies: list[tuple[int, int, bytes]] = []
         self._buf = b""
-        self._lines: list[str] = []
+        self._lines: list[bytes] = []
         self._want = 0
         self._waiter: asyncio.Future[None] | None = None
         self.lost: Exception | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
+        self._timeout = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses.
@@ -103,11 +106,12 @@ class _Protocol(asyncio.Protocol):
                 self._fail(BenchError(f"malformed reply line {line[:80]!r}"))
                 return
             if line[3:4] == b"-":
-                self._lines.append(line[4:].rstrip(b"\r").decode("utf-8", "replace"))
+                self._lines.append(line[4:].rstrip(b"\r"))
                 continue
-            text = line[4:].rstrip(b"\r").decode("utf-8", "replace")
+            # Text stays bytes: only EHLO and refusals are ever read.
+            text = line[4:]
             if self._lines:
-                text = "\n".join([*self._lines, text])
+                text = b"\n".join([*self._lines, text.rstrip(b"\r")])
                 self._lines.clear()
             replies.append((int(line[:3]), now, text))
         w = self._waiter
@@ -130,7 +134,7 @@ class _Protocol(asyncio.Protocol):
         self._fail(BenchError("connection closed by the server"))
         return False
 
-    async def read(self, n: int, timeout: float) -> list[tuple[int, int, str]]:
+    async def read(self, n: int, timeout: float) -> list[tuple[int, int, bytes]]:
         """The next ``n`` replies."""
         if len(self.replies) < n:
             if self.lost is not None:
@@ -138,14 +142,37 @@ class _Protocol(asyncio.Protocol):
             loop = asyncio.get_running_loop()
             self._want = n
             self._waiter = loop.create_future()
+            # One timer per connection, re-armed only when it fires: a
+            # wait_for per read would cost more than the read itself.
+            self._deadline = time.monotonic() + timeout
+            self._timeout = timeout
+            if self._timer is None:
+                self._timer = loop.call_later(timeout, self._watchdog)
             try:
-                await asyncio.wait_for(self._waiter, timeout)
-            except TimeoutError:
-                raise BenchError(f"no reply within {timeout:g} s") from None
+                await self._waiter
             finally:
                 self._waiter = None
-        got, self.replies = self.replies[:n], self.replies[n:]
+        got = self.replies[:n]
+        del self.replies[:n]
         return got
+
+    def _watchdog(self) -> None:
+        self._timer = None
+        w = self._waiter
+        if w is None or w.done() or self.lost is not None:
+            return
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            self._fail(BenchError(f"no reply within {self._timeout:g} s"))
+        else:
+            self._timer = asyncio.get_running_loop().call_later(left, self._watchdog)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.transport is not None:
+            self.transport.close()
 
 
 @dataclass
@@ -198,6 +225,10 @@ def _prepare(messages: list[Prerendered]) -> list[tuple[bytes, bytes]]:
     return out
 
 
+def _text(raw: bytes) -> str:
+    return raw.rstrip(b"\r").decode("utf-8", "replace")
+
+
 async def _sleep_until(ns: int) -> None:
     # Never early: the schedule is a promise (asyncio may wake a little before).
     while (left := ns - time.perf_counter_ns()) > 0:
@@ -217,7 +248,7 @@ async def _connection(run: _Run) -> None:
         samples["connect"].append(greet[1] - t0)
         run.code("connect", greet[0])
         if greet[0] != 220:
-            raise BenchError(f"greeting: {greet[0]} {greet[2]}")
+            raise BenchError(f"greeting: {greet[0]} {_text(greet[2])}")
         ehlo = f"EHLO {s.ehlo_name}\r\n".encode()
 
         async def hello() -> str:
@@ -227,8 +258,8 @@ async def _connection(run: _Run) -> None:
             samples["ehlo"].append(r[1] - t)
             run.code("ehlo", r[0])
             if r[0] != 250:
-                raise BenchError(f"EHLO: {r[0]} {r[2]}")
-            return r[2].upper()
+                raise BenchError(f"EHLO: {r[0]} {_text(r[2])}")
+            return _text(r[2]).upper()
 
         ext = await hello()
         if s.tls:
@@ -239,7 +270,7 @@ async def _connection(run: _Run) -> None:
             (r,) = await proto.read(1, s.timeout)
             run.code("starttls", r[0])
             if r[0] != 220:
-                raise BenchError(f"STARTTLS: {r[0]} {r[2]}")
+                raise BenchError(f"STARTTLS: {r[0]} {_text(r[2])}")
             # A benchmark target is often a test box with a self-signed
             # certificate: encrypt, but do not verify.
             ctx = ssl.create_default_context()
@@ -265,10 +296,10 @@ async def _connection(run: _Run) -> None:
         except BenchError:
             pass
     finally:
-        transport.close()
+        proto.close()
 
 
-def _finish(run: _Run, i_due: int, eod: tuple[int, int, str]) -> None:
+def _finish(run: _Run, i_due: int, eod: tuple[int, int, bytes]) -> None:
     run.code("eod", eod[0])
     run.samples["message"].append(eod[1] - i_due)
     run.last_ns = eod[1]
@@ -281,19 +312,19 @@ def _finish(run: _Run, i_due: int, eod: tuple[int, int, str]) -> None:
 async def _pipelined(run: _Run, proto: _Protocol, transport: asyncio.Transport) -> None:
     s, pool, samples = run.settings, run.pool, run.samples
     mail_s, rcpt_s, data_s, eod_s = (samples[p] for p in ("mail", "rcpt", "data", "eod"))
-    n_pool = len(pool)
-    rset = False
+    n_pool, timeout, now = len(pool), s.timeout, time.perf_counter_ns
     claimed = run.claim(False)
     if claimed is None:
         return
     i, due = claimed
     await _sleep_until(due)
-    run.send_lag.append(time.perf_counter_ns() - due)
-    sent_env = time.perf_counter_ns()
+    sent_env = now()
+    run.send_lag.append(sent_env - due)
     transport.write(pool[i % n_pool][0])
+    got = await proto.read(3, timeout)
     while True:
-        got = await proto.read(4 if rset else 3, s.timeout)
-        if rset:
+        # got: the current message's MAIL, RCPT and DATA replies (after RSET's).
+        if len(got) == 4:
             run.code("rset", got[0][0])
             got = got[1:]
         mail, rcpt, data = got
@@ -304,46 +335,48 @@ async def _pipelined(run: _Run, proto: _Protocol, transport: asyncio.Transport) 
         run.code("rcpt", rcpt[0])
         run.code("data", data[0])
         nxt = run.claim(True)
-        rset = data[0] != 354
-        payload = pool[i % n_pool][1]
-        if rset:
-            # Refused before the data: the message failed at MAIL, RCPT or
-            # DATA, and RSET clears the half-open transaction.
+        if data[0] != 354:
+            # Refused before the data (at MAIL, RCPT or DATA): RSET clears
+            # the half-open transaction before the next message.
             run.failed += 1
-            run.samples["message"].append(data[1] - due)
+            samples["message"].append(data[1] - due)
             run.last_ns = data[1]
-            if nxt is None:
-                nxt = run.claim(False)
-                if nxt is None:
-                    return
+            if nxt is None and (nxt := run.claim(False)) is None:
+                return
             i, due = nxt
             await _sleep_until(due)
-            run.send_lag.append(time.perf_counter_ns() - due)
-            sent_env = time.perf_counter_ns()
-            transport.writelines((b"RSET\r\n", pool[i % n_pool][0]))
+            sent_env = now()
+            run.send_lag.append(sent_env - due)
+            transport.write(b"RSET\r\n" + pool[i % n_pool][0])
+            got = await proto.read(4, timeout)
             continue
-        t = time.perf_counter_ns()
+        payload = pool[i % n_pool][1]
+        t = now()
         if nxt is not None:
-            transport.writelines((payload, pool[nxt[0] % n_pool][0]))
+            # The next envelope rides along with this message's data.
+            # One buffer, one syscall (writelines may make two).
+            transport.write(payload + pool[nxt[0] % n_pool][0])
             run.send_lag.append(t - nxt[1])
-            (eod,) = await proto.read(1, s.timeout)
+            got = await proto.read(4, timeout)
+            eod = got[0]
             eod_s.append(eod[1] - t)
             _finish(run, due, eod)
             i, due = nxt
             sent_env = t
+            got = got[1:]
             continue
         transport.write(payload)
-        (eod,) = await proto.read(1, s.timeout)
+        (eod,) = await proto.read(1, timeout)
         eod_s.append(eod[1] - t)
         _finish(run, due, eod)
-        nxt = run.claim(False)
-        if nxt is None:
+        if (nxt := run.claim(False)) is None:
             return
         i, due = nxt
         await _sleep_until(due)
-        run.send_lag.append(time.perf_counter_ns() - due)
-        sent_env = time.perf_counter_ns()
+        sent_env = now()
+        run.send_lag.append(sent_env - due)
         transport.write(pool[i % n_pool][0])
+        got = await proto.read(3, timeout)
 
 
 async def _lockstep(run: _Run, proto: _Protocol, transport: asyncio.Transport) -> None:
@@ -359,7 +392,7 @@ async def _lockstep(run: _Run, proto: _Protocol, transport: asyncio.Transport) -
             transport.write(b"RSET\r\n")
             (r,) = await proto.read(1, s.timeout)
             run.code("rset", r[0])
-        refused: tuple[int, int, str] | None = None
+        refused: tuple[int, int, bytes] | None = None
         for phase, line in zip(("mail", "rcpt", "data"), envelope.split(b"\r\n"), strict=False):
             t = time.perf_counter_ns()
             transport.write(line + b"\r\n")
@@ -400,10 +433,10 @@ async def _drive(run: _Run, progress: Callable[[int], None] | None) -> None:
         ticker.cancel()
     for r in results:
         if isinstance(r, BaseException):
-            if isinstance(r, OSError | TimeoutError):
-                run.errors[
-                    f"connect: {r.strerror if isinstance(r, OSError) and r.strerror else type(r).__name__}"
-                ] += 1
+            if isinstance(r, OSError) and r.strerror:
+                run.errors[f"connect: {r.strerror}"] += 1
+            elif isinstance(r, OSError | TimeoutError):
+                run.errors[f"connect: {type(r).__name__}"] += 1
             else:
                 run.errors[str(r)] += 1
 

@@ -33,7 +33,7 @@ https://northwind.example/billing?plan={{plan}}
 Getting started: https://northwind.example/docs/start
 Your dashboard:  https://app.northwind.example/
 {{filler}}
--- 
+--
 Northwind Cloud, 1 Harbour Street, Portsmouth
 """
 HTML = """<!doctype html>
