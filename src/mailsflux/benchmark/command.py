@@ -30,9 +30,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         q.add_argument("--html", type=Path, metavar="FILE", help="an HTML page with the charts")
 
     q = bench.add_parser("smtp", help="load-test any SMTP server with signed, personalised mail")
-    q.add_argument("--target", required=True, metavar="smtp://HOST:PORT")
-    q.add_argument("--messages", type=int, default=10_000, metavar="N")
-    q.add_argument("--connections", type=int, default=8, metavar="C")
+    q.add_argument(
+        "--target",
+        required=True,
+        metavar="smtp://HOST:PORT",
+        help="the server (port 25 if left out)",
+    )
+    q.add_argument("--messages", type=int, default=10_000, metavar="N", help="how many (10,000)")
+    q.add_argument("--connections", type=int, default=8, metavar="C", help="connections (8)")
     q.add_argument(
         "--rate",
         type=float,
@@ -74,9 +79,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     q.set_defaults(func=cmd_pipeline)
 
     q = bench.add_parser("compare", help="two saved results side by side, with ratios")
-    q.add_argument("a", type=Path, metavar="A.json")
-    q.add_argument("b", type=Path, metavar="B.json")
+    q.add_argument("a", type=Path, metavar="A.json", help="the baseline result")
+    q.add_argument("b", type=Path, metavar="B.json", help="the result to compare (ratios are B/A)")
     q.set_defaults(func=cmd_compare)
+
+
+def _check_charts(args: argparse.Namespace) -> None:
+    """Fail before a long run, not after it, when charts cannot be drawn."""
+    if getattr(args, "plot", None) is not None or getattr(args, "html", None) is not None:
+        from mailsflux.benchmark.plot import pyplot
+
+        pyplot()
 
 
 def _finish(result: dict[str, Any], args: argparse.Namespace, text: str) -> int:
@@ -92,7 +105,7 @@ def _finish(result: dict[str, Any], args: argparse.Namespace, text: str) -> int:
         if args.plot is not None:
             png(result, args.plot)
         if args.html is not None:
-            html_page(result, args.html)
+            html_page(result, args.html, text)
     return 0
 
 
@@ -129,6 +142,7 @@ def smtp_text(result: dict[str, Any]) -> str:
 
 
 def cmd_smtp(args: argparse.Namespace) -> int:
+    _check_charts(args)
     from mailsflux.benchmark.loadgen import Settings, parse_target, run_smtp
 
     host, port = parse_target(args.target)
@@ -179,6 +193,7 @@ def e2e_text(result: dict[str, Any]) -> str:
 
 
 def cmd_e2e(args: argparse.Namespace) -> int:
+    _check_charts(args)
     from mailsflux.benchmark.e2e import run_e2e
 
     progress = Progress(args.messages, "e2e")
@@ -197,6 +212,7 @@ def cmd_e2e(args: argparse.Namespace) -> int:
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
+    _check_charts(args)
     from mailsflux.benchmark.pipeline import pipeline_text, run_pipeline
 
     progress = Progress(1, "pipeline")

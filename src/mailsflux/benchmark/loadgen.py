@@ -279,7 +279,7 @@ async def _connection(run: _Run) -> None:
             new = await loop.start_tls(transport, proto, ctx, server_hostname=s.host)
             if new is None:
                 raise BenchError("STARTTLS: the TLS handshake failed")
-            transport = new  # type: ignore[assignment]
+            transport = new
             proto.transport = transport
             samples["starttls"].append(time.perf_counter_ns() - t)
             ext = await hello()

@@ -83,7 +83,7 @@ def dkim_sign(
         from cryptography.hazmat.primitives import serialization
 
         k = serialization.load_pem_private_key(key_pem, None)
-        seed = k.private_bytes(  # type: ignore[union-attr]
+        seed = k.private_bytes(
             serialization.Encoding.Raw,
             serialization.PrivateFormat.Raw,
             serialization.NoEncryption(),

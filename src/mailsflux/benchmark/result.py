@@ -95,8 +95,8 @@ def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
 
 
 def _num(x: float) -> str:
-    if x == 0:
-        return "0"
+    if x.is_integer():
+        return f"{int(x):,}"
     if abs(x) >= 1000:
         return f"{x:,.0f}"
     if abs(x) >= 10:
