@@ -309,18 +309,23 @@ def _finish(run: _Run, i_due: int, eod: tuple[int, int, bytes]) -> None:
         run.failed += 1
 
 
+async def _send_envelope(run: _Run, transport: asyncio.Transport, due: int, envelope: bytes) -> int:
+    """Write ``envelope`` once it is due; returns when it went out (ns)."""
+    await _sleep_until(due)
+    t = time.perf_counter_ns()
+    run.send_lag.append(t - due)
+    transport.write(envelope)
+    return t
+
+
 async def _pipelined(run: _Run, proto: _Protocol, transport: asyncio.Transport) -> None:
     s, pool, samples = run.settings, run.pool, run.samples
     mail_s, rcpt_s, data_s, eod_s = (samples[p] for p in ("mail", "rcpt", "data", "eod"))
     n_pool, timeout, now = len(pool), s.timeout, time.perf_counter_ns
-    claimed = run.claim(False)
-    if claimed is None:
+    if (claimed := run.claim(False)) is None:
         return
     i, due = claimed
-    await _sleep_until(due)
-    sent_env = now()
-    run.send_lag.append(sent_env - due)
-    transport.write(pool[i % n_pool][0])
+    sent_env = await _send_envelope(run, transport, due, pool[i % n_pool][0])
     got = await proto.read(3, timeout)
     while True:
         # got: the current message's MAIL, RCPT and DATA replies (after RSET's).
@@ -344,23 +349,19 @@ async def _pipelined(run: _Run, proto: _Protocol, transport: asyncio.Transport) 
             if nxt is None and (nxt := run.claim(False)) is None:
                 return
             i, due = nxt
-            await _sleep_until(due)
-            sent_env = now()
-            run.send_lag.append(sent_env - due)
-            transport.write(b"RSET\r\n" + pool[i % n_pool][0])
+            sent_env = await _send_envelope(run, transport, due, b"RSET\r\n" + pool[i % n_pool][0])
             got = await proto.read(4, timeout)
             continue
         payload = pool[i % n_pool][1]
         t = now()
         if nxt is not None:
-            # The next envelope rides along with this message's data.
-            # One buffer, one syscall (writelines may make two).
+            # The next envelope rides along with this message's data, in one
+            # buffer: one syscall (writelines may make two).
             transport.write(payload + pool[nxt[0] % n_pool][0])
             run.send_lag.append(t - nxt[1])
             got = await proto.read(4, timeout)
-            eod = got[0]
-            eod_s.append(eod[1] - t)
-            _finish(run, due, eod)
+            eod_s.append(got[0][1] - t)
+            _finish(run, due, got[0])
             i, due = nxt
             sent_env = t
             got = got[1:]
@@ -372,10 +373,7 @@ async def _pipelined(run: _Run, proto: _Protocol, transport: asyncio.Transport) 
         if (nxt := run.claim(False)) is None:
             return
         i, due = nxt
-        await _sleep_until(due)
-        sent_env = now()
-        run.send_lag.append(sent_env - due)
-        transport.write(pool[i % n_pool][0])
+        sent_env = await _send_envelope(run, transport, due, pool[i % n_pool][0])
         got = await proto.read(3, timeout)
 
 
