@@ -17,6 +17,8 @@ from mailsflux.benchmark.result import (
     table,
 )
 
+ALGORITHMS = ("rsa-sha256", "ed25519-sha256")
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("bench", help="benchmark harness: SMTP load, whole jobs, per-stage costs")
@@ -54,16 +56,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="use PIPELINING when the server offers it",
     )
     q.add_argument("--tls", action="store_true", help="STARTTLS (the certificate is not verified)")
-    q.add_argument("--algorithm", choices=("rsa-sha256", "ed25519-sha256"), default="rsa-sha256")
+    q.add_argument(
+        "--algorithm",
+        choices=ALGORITHMS,
+        default="rsa-sha256",
+        help="DKIM algorithm of the throwaway signing key (rsa-sha256)",
+    )
     q.add_argument("--timeout", type=float, default=30.0, metavar="S", help="reply timeout")
     outputs(q)
     q.set_defaults(func=cmd_smtp)
 
     q = bench.add_parser("e2e", help="a whole job through `mailsflux send` (all cores) into a sink")
-    q.add_argument("--messages", type=int, default=20_000, metavar="N")
-    q.add_argument("--algorithm", choices=("rsa-sha256", "ed25519-sha256"), default="rsa-sha256")
+    q.add_argument("--messages", type=int, default=20_000, metavar="N", help="rows (20,000)")
+    q.add_argument(
+        "--algorithm",
+        choices=ALGORITHMS,
+        default="rsa-sha256",
+        help="DKIM algorithm of the job (rsa-sha256)",
+    )
     q.add_argument("--workers", type=int, default=0, metavar="N", help="0: one per core")
-    q.add_argument("--connections", type=int, default=8, metavar="C")
+    q.add_argument("--connections", type=int, default=8, metavar="C", help="connections (8)")
     q.add_argument(
         "--sink",
         choices=("auto", "smtp-sink", "builtin"),

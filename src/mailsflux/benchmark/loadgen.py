@@ -230,9 +230,11 @@ def _text(raw: bytes) -> str:
 
 
 async def _sleep_until(ns: int) -> None:
-    # Never early: the schedule is a promise (asyncio may wake a little before).
+    # Never early: the schedule is a promise. uvloop's timers count whole
+    # milliseconds, and a shorter sleep would spin, so round up: a message
+    # may go out up to a millisecond late, and its latency counts that.
     while (left := ns - time.perf_counter_ns()) > 0:
-        await asyncio.sleep(left / 1e9)
+        await asyncio.sleep(-(-left // 1_000_000) / 1000)
 
 
 async def _connection(run: _Run) -> None:
