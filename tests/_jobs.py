@@ -130,9 +130,7 @@ class TrackedSend(NamedTuple):
     in_view: list[str]
 
 
-def send_tracked(
-    job: Path, port: int, addresses: Sequence[str], **options: Any
-) -> TrackedSend:
+def send_tracked(job: Path, port: int, addresses: Sequence[str], **options: Any) -> TrackedSend:
     """Add :data:`TRACKING` to ``job``, send it through 127.0.0.1:``port`` in
     this process (``options`` go to ``send``), and say who is suppressed now."""
     job.write_text(job.read_text() + TRACKING)

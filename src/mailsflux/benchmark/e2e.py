@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mailsflux.benchmark.floor import floor
+from mailsflux.benchmark.floors import floor
 from mailsflux.benchmark.result import BenchError, new_result
 from mailsflux.benchmark.sample import signed_messages, write_job
 from mailsflux.benchmark.sinks import sink

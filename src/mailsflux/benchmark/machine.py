@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import platform
-import ssl
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 
 def package_version(pkg: str) -> str:
+    # Imported here: this module is loaded for every `mailsflux` command.
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version(pkg)
     except PackageNotFoundError:
@@ -59,6 +60,8 @@ def machine() -> dict[str, Any]:
 
 
 def versions() -> dict[str, Any]:
+    import ssl
+
     return {
         "python": platform.python_version(),
         "mailsflux": package_version("mailsflux"),

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import mailsflux.benchmark.plain as plain
-from mailsflux.benchmark.floor import floor
+from mailsflux.benchmark.floors import floor
 from mailsflux.benchmark.loadgen import Settings, run_smtp
 from mailsflux.benchmark.result import BenchError, new_result, table
 from mailsflux.benchmark.sample import (

@@ -117,5 +117,4 @@ def _listening_line(sockets: Sequence[Any]) -> str:
     return f"mailsflux track-server: listening on http://{shown}:{port}"
 
 
-
 __all__ = ["build_parser", "main"]
