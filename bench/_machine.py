@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import platform
 import time
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 
+from mailsflux.benchmark.machine import describe
 
-def _v(pkg: str) -> str:
-    try:
-        return version(pkg)
-    except PackageNotFoundError:
-        return "-"
-
-
-def describe() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; "
-        f"Python {platform.python_version()}, mailsflux {_v('mailsflux')}, Cython {_v('cython')}, "
-        f"cryptography {_v('cryptography')}, dkimpy {_v('dkimpy')}, aiosmtplib {_v('aiosmtplib')}"
-    )
+__all__ = ["best_of", "describe"]
 
 
 def best_of(fn: Callable[[], object], n: int, *, rounds: int = 5, warmup: int = 1) -> float:

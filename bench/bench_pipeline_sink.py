@@ -28,61 +28,31 @@ import asyncio
 import json
 import os
 import resource
-import shutil
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
-
-import aiosmtplib
-import dkim
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _example import make_job
 from _machine import describe
+from mailsflux.benchmark import floor, plain
+from mailsflux.benchmark import smtp_sink as _smtp_sink
+from mailsflux.benchmark import smtp_sink_path as smtp_sink_path
 from mailsflux.delivery.relay import Relay
 from mailsflux.jobs import Prepared, send
 
 CONNECTIONS = 8
 
 
-def smtp_sink_path() -> str | None:
-    return shutil.which("smtp-sink") or (
-        "/usr/sbin/smtp-sink" if Path("/usr/sbin/smtp-sink").exists() else None
-    )
-
-
 @contextmanager
 def smtp_sink() -> Iterator[int]:
-    exe = smtp_sink_path()
-    if exe is None:
-        raise FileNotFoundError("smtp-sink not found (install Debian's postfix)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    # -u nobody: smtp-sink refuses to keep root privileges.
-    proc = subprocess.Popen(
-        [exe, "-u", "nobody", f"127.0.0.1:{port}", "256"], stdout=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with _smtp_sink() as server:
+        yield server.port
 
 
 def _cpu(who: int) -> float:
@@ -118,96 +88,31 @@ def run_workers(job_path: Path, port: int, workers: int, *extra: str) -> tuple[i
     return int(doc["sent"]), elapsed, _cpu(resource.RUSAGE_CHILDREN) - cpu
 
 
-def floor(key_pem: bytes) -> dict[str, float]:
-    """CPU seconds of one bare signature over a SHA-256 digest-sized input."""
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519, padding
-
-    rsa_key = serialization.load_pem_private_key(key_pem, None)
-    ed_key = ed25519.Ed25519PrivateKey.generate()
-    data = os.urandom(32)
-
-    def per_call(fn: Any, n: int) -> float:
-        fn()
-        cpu = _cpu(resource.RUSAGE_SELF)
-        for _ in range(n):
-            fn()
-        return (_cpu(resource.RUSAGE_SELF) - cpu) / n
-
-    return {
-        "rsa": per_call(lambda: rsa_key.sign(data, padding.PKCS1v15(), hashes.SHA256()), 400),
-        "ed25519": per_call(lambda: ed_key.sign(data), 4000),
-    }
-
-
 def run_plain(job_path: Path, port: int, rows: int) -> tuple[int, float, float]:
     """The plain-Python pipeline, in this process: (sent, wall s, CPU s)."""
-    import html as htmlmod
-    import re
-
     prepared = Prepared.load(job_path)
     job = prepared.job
     key = job.key_path.read_bytes()
     html_src = job.html_path.read_text()  # type: ignore[union-attr]
     text_src = job.text_path.read_text()  # type: ignore[union-attr]
-    tag = re.compile(r"\{\{\s*([\w.]+)\s*\}\}")
-    section = re.compile(r"\{\{([#^])(\w+)\}\}(.*?)\{\{/\2\}\}", re.S)
-
-    def subst(src: str, data: dict[str, str], escape: bool) -> str:
-        src = section.sub(
-            lambda m: m.group(3) if bool(data.get(m.group(2))) != (m.group(1) == "^") else "", src
-        )
-        return tag.sub(
-            lambda m: (
-                htmlmod.escape(data.get(m.group(1), "")) if escape else data.get(m.group(1), "")
-            ),
-            src,
-        )
-
     recipients = [r for r in prepared.recipients if not hasattr(r, "where")][:rows]
 
-    def build(r: Any) -> bytes:
-        msg = EmailMessage()
-        msg["From"] = job.spec.message.sender
-        msg["To"] = f"{r.vars['name']} <{r.email}>"
-        msg["Subject"] = subst(job.spec.message.subject, r.vars, False)
-        msg["Date"] = formatdate()
-        msg["Message-ID"] = make_msgid(domain="northwind.example")
-        msg.set_content(subst(text_src, r.vars, False))
-        msg.add_alternative(subst(html_src, r.vars, True), subtype="html")
-        raw = msg.as_bytes()
-        return (
-            dkim.sign(
-                raw,
-                b"mf2026",
-                b"northwind.example",
-                key,
-                canonicalize=(b"relaxed", b"relaxed"),
-                include_headers=[b"from", b"to", b"subject", b"date", b"message-id"],
-            )
-            + raw
+    def build(r: Any) -> tuple[str, str, bytes]:
+        raw = plain.mime(
+            sender=job.spec.message.sender,
+            to=f"{r.vars['name']} <{r.email}>",
+            subject=plain.subst(job.spec.message.subject, r.vars, False),
+            text=plain.subst(text_src, r.vars, False),
+            html=plain.subst(html_src, r.vars, True),
+            domain="northwind.example",
         )
+        signed = plain.dkim_sign(raw, key_pem=key, selector="mf2026", domain="northwind.example")
+        return "hello@northwind.example", r.email, signed
 
     async def go() -> int:
-        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=CONNECTIONS * 16)
-        sent = 0
-
-        async def worker() -> None:
-            nonlocal sent
-            async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False) as client:
-                while (item := await queue.get()) is not None:
-                    await client.sendmail("hello@northwind.example", [item[0]], item[1])
-                    sent += 1
-
-        tasks = [asyncio.ensure_future(worker()) for _ in range(CONNECTIONS)]
-        for r in recipients:
-            if any(t.done() for t in tasks):
-                break  # a worker failed: stop feeding, let gather raise its error
-            await queue.put((r.email, build(r)))
-        for _ in tasks:
-            await queue.put(None)
-        await asyncio.gather(*tasks)
-        return sent
+        return await plain.aiosmtplib_send(
+            "127.0.0.1", port, (build(r) for r in recipients), CONNECTIONS
+        )
 
     cpu = _cpu(resource.RUSAGE_SELF)
     start = time.perf_counter()
@@ -230,8 +135,9 @@ def measure(rows: int, plain_rows: int) -> dict[str, float]:
             ("plain", run_plain(job, port, plain_rows)),
         ):
             r[f"{name}_msgs"], r[f"{name}_rate"], r[f"{name}_cpu"] = sent, sent / wall, cpu / sent
-    f = floor(Prepared.load(job).job.key_path.read_bytes())
-    r["floor_rsa"], r["floor_ed25519"] = f["rsa"], f["ed25519"]
+    # A bare sign of a message of the example's size (hashing it included).
+    f = floor(b"x" * 7000)
+    r["floor_rsa"], r["floor_ed25519"] = f["rsa2048_sign"] / 1e6, f["ed25519_sign"] / 1e6
     return r
 
 

@@ -12,22 +12,18 @@ or as a script for a quick table: ``.venv/bin/python bench/bench_render_sign.py`
 
 from __future__ import annotations
 
-import re
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
-
-import dkim
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _machine import describe
+from mailsflux.benchmark import plain
 from mailsflux.jobs import Prepared
 from mailsflux.jobs.jobfile import load_job
 from mailsflux.types import Recipient
@@ -60,41 +56,17 @@ def setup() -> tuple[Callable[[], bytes], Callable[[], bytes]]:
     html_src = job.html_path.read_text()  # type: ignore[union-attr]
     text_src = job.text_path.read_text()  # type: ignore[union-attr]
     subject_src = job.spec.message.subject
-    tag = re.compile(r"\{\{\s*([#^/]?)\s*([\w.]+)\s*\}\}")
-
-    def subst(src: str, data: dict[str, Any], escape: bool) -> str:
-        import html as h
-
-        # Sections as plain truthiness blocks, variables substituted.
-        def section(m: re.Match[str]) -> str:
-            inv, name, body = m.group(1), m.group(2), m.group(3)
-            return body if bool(data.get(name)) != (inv == "^") else ""
-
-        src = re.sub(r"\{\{([#^])(\w+)\}\}(.*?)\{\{/\2\}\}", section, src, flags=re.S)
-        return tag.sub(
-            lambda m: h.escape(data.get(m.group(2), "")) if escape else data.get(m.group(2), ""),
-            src,
-        )
 
     def plain_one() -> bytes:
-        msg = EmailMessage()
-        msg["From"] = job.spec.message.sender
-        msg["To"] = f"{VARS['name']} <{VARS['email']}>"
-        msg["Subject"] = subst(subject_src, VARS, False)
-        msg["Date"] = formatdate()
-        msg["Message-ID"] = make_msgid(domain="northwind.example")
-        msg.set_content(subst(text_src, VARS, False))
-        msg.add_alternative(subst(html_src, VARS, True), subtype="html")
-        raw = msg.as_bytes()
-        sig = dkim.sign(
-            raw,
-            b"mf2026",
-            b"northwind.example",
-            key_pem,
-            canonicalize=(b"relaxed", b"relaxed"),
-            include_headers=[b"from", b"to", b"subject", b"date", b"message-id"],
+        raw = plain.mime(
+            sender=job.spec.message.sender,
+            to=f"{VARS['name']} <{VARS['email']}>",
+            subject=plain.subst(subject_src, VARS, False),
+            text=plain.subst(text_src, VARS, False),
+            html=plain.subst(html_src, VARS, True),
+            domain="northwind.example",
         )
-        return sig + raw
+        return plain.dkim_sign(raw, key_pem=key_pem, selector="mf2026", domain="northwind.example")
 
     return mailsflux_one, plain_one
 

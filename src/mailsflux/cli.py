@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 from mailsflux import __version__
+from mailsflux.benchmark.command import add_parser as add_bench_parser
 from mailsflux.delivery.relay import Relay
 from mailsflux.dkim.keyfiles import txt_path_for
 from mailsflux.errors import ConfigError, DKIMError, MailsfluxError
@@ -730,6 +731,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mailsflux.feedback.cli import add_parser as add_bounces
 
     add_bounces(sub)
+    add_bench_parser(sub)
     return ap
 
 

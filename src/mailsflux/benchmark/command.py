@@ -1,0 +1,252 @@
+"""``mailsflux bench``: the command line of the benchmark harness."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from mailsflux.benchmark.result import (
+    BenchError,
+    Progress,
+    compare_table,
+    header_line,
+    load,
+    save,
+    table,
+)
+
+ALGORITHMS = ("rsa-sha256", "ed25519-sha256")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("bench", help="benchmark harness: SMTP load, whole jobs, per-stage costs")
+    bench = p.add_subparsers(dest="bench_command", required=True, metavar="KIND")
+
+    def outputs(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--json", type=Path, metavar="FILE", help="save the result as JSON")
+        q.add_argument(
+            "--plot", type=Path, metavar="FILE.png", help="draw charts (needs matplotlib)"
+        )
+        q.add_argument("--html", type=Path, metavar="FILE", help="an HTML page with the charts")
+
+    q = bench.add_parser("smtp", help="load-test any SMTP server with signed, personalised mail")
+    q.add_argument(
+        "--target",
+        required=True,
+        metavar="smtp://HOST:PORT",
+        help="the server (port 25 if left out)",
+    )
+    q.add_argument("--messages", type=int, default=10_000, metavar="N", help="how many (10,000)")
+    q.add_argument("--connections", type=int, default=8, metavar="C", help="connections (8)")
+    q.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        metavar="R",
+        help="messages per second, open loop (latency counts from each message's due time);"
+        " 0: as fast as the server answers",
+    )
+    q.add_argument("--size", type=int, default=0, metavar="BYTES", help="about this big (0: ~3 kB)")
+    q.add_argument(
+        "--pipelining",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="use PIPELINING when the server offers it",
+    )
+    q.add_argument("--tls", action="store_true", help="STARTTLS (the certificate is not verified)")
+    q.add_argument(
+        "--algorithm",
+        choices=ALGORITHMS,
+        default="rsa-sha256",
+        help="DKIM algorithm of the throwaway signing key (rsa-sha256)",
+    )
+    q.add_argument("--timeout", type=float, default=30.0, metavar="S", help="reply timeout")
+    outputs(q)
+    q.set_defaults(func=cmd_smtp)
+
+    q = bench.add_parser("e2e", help="a whole job through `mailsflux send` (all cores) into a sink")
+    q.add_argument("--messages", type=int, default=20_000, metavar="N", help="rows (20,000)")
+    q.add_argument(
+        "--algorithm",
+        choices=ALGORITHMS,
+        default="rsa-sha256",
+        help="DKIM algorithm of the job (rsa-sha256)",
+    )
+    q.add_argument("--workers", type=int, default=0, metavar="N", help="0: one per core")
+    q.add_argument("--connections", type=int, default=8, metavar="C", help="connections (8)")
+    q.add_argument(
+        "--sink",
+        choices=("auto", "smtp-sink", "builtin"),
+        default="auto",
+        help="auto: Postfix's smtp-sink when installed, else the built-in sink",
+    )
+    outputs(q)
+    q.set_defaults(func=cmd_e2e)
+
+    q = bench.add_parser("pipeline", help="per-message cost of each stage, against plain Python")
+    q.add_argument("--rows", type=int, default=1000, metavar="N", help="messages per stage")
+    outputs(q)
+    q.set_defaults(func=cmd_pipeline)
+
+    q = bench.add_parser("compare", help="two saved results side by side, with ratios")
+    q.add_argument("a", type=Path, metavar="A.json", help="the baseline result")
+    q.add_argument("b", type=Path, metavar="B.json", help="the result to compare (ratios are B/A)")
+    q.set_defaults(func=cmd_compare)
+
+
+def _check_charts(args: argparse.Namespace) -> None:
+    """Fail before a long run, not after it, when charts cannot be drawn."""
+    if getattr(args, "plot", None) is not None or getattr(args, "html", None) is not None:
+        from mailsflux.benchmark.plot import pyplot
+
+        pyplot()
+
+
+def _finish(result: dict[str, Any], args: argparse.Namespace, text: str) -> int:
+    print(header_line(result))
+    print(text)
+    for note in result.get("notes", []):
+        print(f"note: {note}")
+    if args.json is not None:
+        save(result, args.json)
+    if args.plot is not None or args.html is not None:
+        from mailsflux.benchmark.plot import html_page, png
+
+        if args.plot is not None:
+            png(result, args.plot)
+        if args.html is not None:
+            html_page(result, args.html, text)
+    return 0
+
+
+def smtp_text(result: dict[str, Any]) -> str:
+    m = result["metrics"]
+    lines = [
+        f"{m['delivered']} delivered, {m['failed']} failed, {m['not_sent']} not completed"
+        f" in {m['elapsed_s']:.3f} s: {m['throughput_msg_s']:,.0f} messages/s"
+        f" ({m['mean_message_bytes']:,.0f} bytes each;"
+        f" client CPU {m['client_cpu_us_per_msg']:.1f} us/message)",
+    ]
+    if "intended_rate_msg_s" in m:
+        lag = m["send_lag_ms"]
+        lines.append(
+            f"open loop at {m['intended_rate_msg_s']:g}/s: sent behind schedule by"
+            f" p50 {lag.get('p50', 0):.3f} ms, p99 {lag.get('p99', 0):.3f} ms,"
+            f" max {lag.get('max', 0):.3f} ms"
+        )
+    rows = []
+    for phase, s in m["latency_ms"].items():
+        rows.append(
+            [phase, int(s["count"])]
+            + [s.get(k, 0.0) for k in ("p50", "p90", "p99", "p99.9", "max")]
+        )
+    lines.append(table(["latency (ms)", "count", "p50", "p90", "p99", "p99.9", "max"], rows))
+    codes = ", ".join(
+        f"{phase} " + " ".join(f"{code}x{n}" for code, n in c.items())
+        for phase, c in result["codes"].items()
+    )
+    lines.append(f"reply codes: {codes}")
+    for err, n in result.get("errors", {}).items():
+        lines.append(f"connection errors: {n}x {err}")
+    return "\n".join(lines)
+
+
+def cmd_smtp(args: argparse.Namespace) -> int:
+    _check_charts(args)
+    from mailsflux.benchmark.loadgen import Settings, parse_target, run_smtp
+
+    host, port = parse_target(args.target)
+    settings = Settings(
+        host=host,
+        port=port,
+        messages=args.messages,
+        connections=args.connections,
+        rate=args.rate,
+        size=args.size,
+        pipelining=args.pipelining,
+        tls=args.tls,
+        algorithm=args.algorithm,
+        timeout=args.timeout,
+    )
+    progress = Progress(args.messages, "smtp")
+    try:
+        result = run_smtp(settings, progress=progress.update)
+    finally:
+        progress.close()
+    if result["metrics"]["delivered"] + result["metrics"]["failed"] == 0 and result["errors"]:
+        raise BenchError(f"{args.target}: {next(iter(result['errors']))}")
+    return _finish(result, args, smtp_text(result))
+
+
+def e2e_text(result: dict[str, Any]) -> str:
+    m, s = result["metrics"], result["settings"]
+    f = m["floor_us"]
+    own = "rsa2048_sign" if s["algorithm"] == "rsa-sha256" else "ed25519_sign"
+    rows = [
+        [
+            f"mailsflux send ({s['algorithm']}, {s['workers']})",
+            m["cpu_us_per_msg"],
+            m["throughput_msg_s"],
+            "",
+        ],
+        ["floor: bare RSA-2048 sign", f["rsa2048_sign"], "", ""],
+        ["floor: bare Ed25519 sign", f["ed25519_sign"], "", ""],
+        ["floor: SHA-256 of the message", f["sha256"], "", ""],
+    ]
+    rows[0][3] = f"{m['over_floor_x']:.2f}x the {own.replace('_', ' ')}"
+    out = table(["", "CPU us/message", "messages/s", "vs floor"], rows)
+    return (
+        f"{m['sent']} messages ({m['message_bytes']} bytes) into {s['sink']} in"
+        f" {m['elapsed_s']:.2f} s; CPU of every process of the send\n{out}\n"
+        f"beyond the floor: {m['beyond_floor_us_per_msg']:.1f} us CPU per message"
+    )
+
+
+def cmd_e2e(args: argparse.Namespace) -> int:
+    _check_charts(args)
+    from mailsflux.benchmark.e2e import run_e2e
+
+    progress = Progress(args.messages, "e2e")
+    progress.update(0, force=True)
+    try:
+        result = run_e2e(
+            args.messages,
+            algorithm=args.algorithm,
+            workers=args.workers,
+            connections=args.connections,
+            sink_kind=args.sink,
+        )
+    finally:
+        progress.close()
+    return _finish(result, args, e2e_text(result))
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    _check_charts(args)
+    from mailsflux.benchmark.pipeline import pipeline_text, run_pipeline
+
+    progress = Progress(1, "pipeline")
+    try:
+        result = run_pipeline(args.rows, progress=progress.update)
+    finally:
+        progress.close()
+    return _finish(result, args, pipeline_text(result))
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    a, b = load(args.a), load(args.b)
+    print(compare_table(a, b, (args.a.name, args.b.name)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="mailsflux")
+    add_parser(ap.add_subparsers(dest="command", required=True))
+    args = ap.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except BenchError as exc:
+        print(f"mailsflux: error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,25 @@
+"""`bench e2e` runs a whole job through `mailsflux send` into the built-in
+sink, which counts every message, and reports CPU next to the floor."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests._cli import run_cli
+
+
+def test_bench_e2e_into_the_builtin_sink(tmp_path: Path) -> None:
+    out = tmp_path / "e2e.json"
+    proc = run_cli(
+        "bench", "e2e", "--messages", "15", "--sink", "builtin", "--workers", "1",
+        "--algorithm", "ed25519-sha256", "--json", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    m = doc["metrics"]
+    assert m["sent"] == 15
+    assert m["sink_messages"] == 15
+    assert doc["settings"]["sink"] == "mailsflux sink"
+    assert m["cpu_us_per_msg"] > 0 and m["floor_us"]["ed25519_sign"] > 0
+    assert "floor: bare Ed25519 sign" in proc.stdout

@@ -1,0 +1,26 @@
+"""`bench pipeline` costs every stage for Mailsflux and the plain-Python way
+(dkimpy is a test extra, so its columns are there), next to the floor."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mailsflux.benchmark.pipeline import STAGES
+from tests._cli import run_cli
+
+
+def test_bench_pipeline_reports_every_stage(tmp_path: Path) -> None:
+    out = tmp_path / "p.json"
+    proc = run_cli("bench", "pipeline", "--rows", "10", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    m = doc["metrics"]
+    assert set(m["mailsflux_us"]) == set(STAGES)
+    assert set(m["plain_us"]) == set(STAGES)
+    assert all(v > 0 for v in m["mailsflux_us"].values())
+    assert set(m["floor_us"]) == {"rsa2048_sign", "ed25519_sign", "sha256"}
+    assert doc["settings"]["rows"] == 10
+    for stage in STAGES:
+        assert any(line.startswith(stage) for line in proc.stdout.splitlines()), stage
+    assert "plain/mailsflux" in proc.stdout
