@@ -61,18 +61,6 @@ def _find(spool: SQLiteSpool, name: str) -> JobInfo:
     return found[0]
 
 
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _record_doc(r: Record) -> dict[str, Any]:
     doc: dict[str, Any] = msgspec.to_builtins(r)
     doc.pop("message", None)
@@ -243,9 +231,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _status_doc(spool: SQLiteSpool, info: JobInfo) -> dict[str, Any]:
+    from mailsflux.spool import pid_alive
+
     counts = spool.counts(info.id)
     settled = sum(n for s, n in counts.items() if s != "pending")
-    running = info.state == "running" and _alive(info.pid)
+    running = info.state == "running" and (info.pid == os.getpid() or pid_alive(info.pid))
     state = info.state if info.state != "running" or running else "interrupted"
     end = time.time() if running else info.updated
     elapsed = max(end - info.run_started, 1e-9)

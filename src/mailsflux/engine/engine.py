@@ -632,21 +632,9 @@ class Engine:
         for item in spool.due(now, job=journal.id, limit=500):
             if item.record.row in journal.held:
                 continue
-            msg = journal.take(item)
-            if self._suppressed is not None and msg.rcpt_to in self._suppressed:
-                journal.settle(
-                    DeliveryResult(
-                        recipient=msg.rcpt_to,
-                        message_id=msg.message_id,
-                        status="skipped",
-                        reply="suppressed while waiting in the spool",
-                        attempts=0,
-                        row=msg.row,
-                        category="suppressed",
-                    )
-                )
-                continue
-            await scheduler.submit(msg)
+            msg = journal.take_unless(item, self._suppressed)
+            if msg is not None:
+                await scheduler.submit(msg)
 
     def _delivered(self, r: DeliveryResult) -> None:
         """The transactional scheduler's callback: it must never raise into it."""

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
+from collections.abc import Container
 from pathlib import Path
 
 from mailsflux.errors import SpoolError
@@ -123,6 +124,27 @@ class Journal:
         receiver): another runner must not take them while they wait here."""
         if self.held:
             self.spool.extend_claim(self.info.id, self.held, time.time() + self.spool.claim)
+
+    def take_unless(
+        self, item: Spooled, suppressed: Container[str] | None
+    ) -> RenderedMessage | None:
+        """:meth:`take`, unless its recipient was suppressed while it waited
+        (then recorded so, and None)."""
+        msg = self.take(item)
+        if suppressed is None or msg.rcpt_to not in suppressed:
+            return msg
+        self.settle(
+            DeliveryResult(
+                recipient=msg.rcpt_to,
+                message_id=msg.message_id,
+                status="skipped",
+                reply="suppressed while waiting in the spool",
+                attempts=0,
+                row=msg.row,
+                category="suppressed",
+            )
+        )
+        return None
 
     def release(self, msg: RenderedMessage, why: str) -> None:
         """A held message that will not be tried after all (its sender was

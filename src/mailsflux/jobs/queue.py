@@ -55,21 +55,9 @@ class _QueueSource:
         suppressed = self.lists.suppressed
         while chunk := spool.due(self.now, job=jid, limit=CHUNK):
             for item in chunk:
-                msg = self.journal.take(item)
-                if suppressed is not None and msg.rcpt_to in suppressed:
-                    self.journal.settle(
-                        DeliveryResult(
-                            recipient=msg.rcpt_to,
-                            message_id=msg.message_id,
-                            status="skipped",
-                            reply="suppressed while waiting in the spool",
-                            attempts=0,
-                            row=msg.row,
-                            category="suppressed",
-                        )
-                    )
-                    continue
-                yield msg
+                msg = self.journal.take_unless(item, suppressed)
+                if msg is not None:
+                    yield msg
 
 
 async def run_queue(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mailsflux.spool.keys import SpoolKeys
 from mailsflux.spool.schedule import RetrySchedule
-from mailsflux.spool.sqlite import CLAIM, SQLiteSpool
+from mailsflux.spool.sqlite import CLAIM, SQLiteSpool, pid_alive
 from mailsflux.spool.store import FINAL, STATES, JobInfo, Record, Spool, Spooled, State
 
 #: Overrides where the spool lives (``[spool] dir`` in a job file wins).
@@ -44,4 +44,5 @@ __all__ = [
     "Spooled",
     "State",
     "default_spool_dir",
+    "pid_alive",
 ]

@@ -61,7 +61,7 @@ _info_dec = msgspec.json.Decoder(JobInfo)
 _info_enc = msgspec.json.encode
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """Whether process ``pid`` lives on this host (and is not this one)."""
     if pid <= 0 or pid == os.getpid():
         return False
@@ -174,7 +174,7 @@ class SQLiteSpool:
         with self._tx() as db:
             got = db.execute("SELECT info FROM jobs WHERE id = ?", (info.id,)).fetchone()
             old = _info_dec.decode(got[0]) if got is not None else None
-            if old is not None and not joining and old.state == "running" and _alive(old.pid):
+            if old is not None and not joining and old.state == "running" and pid_alive(old.pid):
                 raise SpoolError(
                     f"job {old.name!r} is running now (process {old.pid}); wait for it,"
                     " or stop it first: two runs would send the rows neither has recorded"
