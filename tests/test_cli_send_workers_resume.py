@@ -20,9 +20,7 @@ ROWS = 160
 def test_workers_resume_a_killed_job(tmp_path: Path) -> None:
     rows = people(ROWS)
     with ScriptedSMTP(end_of_data_delay=0.02) as srv:
-        job = make_job(
-            tmp_path, rows, relay=f"smtp+plain://127.0.0.1:{srv.port}", connections=2
-        )
+        job = make_job(tmp_path, rows, relay=f"smtp+plain://127.0.0.1:{srv.port}", connections=2)
         cmd = [sys.executable, "-m", "mailsflux", "send", str(job), "-q", "--workers", "2"]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 120

@@ -31,6 +31,12 @@ def test_greylisted_mail_waits_in_the_spool_and_queue_run_delivers_it_once(
         assert "deferred  40" in sent.stdout
         assert "40 deferred in the spool" in sent.stdout and "queue run" in sent.stdout
         assert handler.received == []
+        # 40 messages wait in the spool, bytes and all: none of it readable.
+        stored = b"".join(f.read_bytes() for f in private_spool.rglob("*") if f.is_file())
+        assert len(stored) > 40 * 1000
+        for email, *_ in rows:
+            assert email.encode() not in stored and email.split("@")[0].encode() not in stored
+        assert b"Your plan" not in stored and b"Hello Name" not in stored
 
         listed = run_cli("queue", "list", "--json")
         assert listed.returncode == 0, listed.stderr

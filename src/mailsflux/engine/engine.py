@@ -300,7 +300,9 @@ class Engine:
         if tracking is not None:
             self._tracker = tracking.tracker()
             self._store = tracking.open_store()
-            view = self._store.suppressed_view()
+            # The engine's own sends are one list, named by its config (as
+            # its tracking links say), so a list opt-out is honoured too.
+            view = self._store.suppressed_view(list_name=self.config.name)
         listed = self.config.suppression
         try:
             if listed is not None or view is not None:

@@ -28,6 +28,7 @@ from mailsflux.spool import (
     RetrySchedule,
     Spooled,
     SQLiteSpool,
+    State,
     default_spool_dir,
 )
 from mailsflux.types import DeliveryResult, RenderedMessage
@@ -145,6 +146,13 @@ class Journal:
             )
         )
         return None
+
+    def skip(self, row: int, *, suppressed: bool = False) -> None:
+        """A row not sent at all (reported as a problem when it was read)."""
+        state: State = "suppressed" if suppressed else "skipped"
+        self._buffer.append(Record(row=row, state=state, updated=time.time()))
+        if len(self._buffer) >= _GROUP:
+            self.flush()
 
     def release(self, msg: RenderedMessage, why: str) -> None:
         """A held message that will not be tried after all (its sender was

@@ -176,10 +176,18 @@ async def send(
         relay = prepared.job.relay()
     report = CappedProblems(on_problem, where=prepared.where)
 
+    rows_at = prepared.where + ":"
+
     def problem(p: Problem) -> None:
         summary.total += 1
         summary.skipped += 1
         report(p)
+        if journal is not None and p.where.startswith(rows_at):
+            # A row skipped as it was read (bad, duplicate, suppressed) is
+            # settled too: status counts it, and a resume passes it over.
+            row = p.where[len(rows_at) :]
+            if row.isdigit():
+                journal.skip(int(row), suppressed="suppressed;" in p.message)
         if progress is not None:
             progress.advance()
 
