@@ -27,7 +27,9 @@ def _children(pid: int) -> dict[int, bytes]:
         try:
             stat = Path(f"/proc/{entry}/stat").read_text()
             if int(stat.rpartition(")")[2].split()[1]) == pid:
-                found[int(entry)] = Path(f"/proc/{entry}/cmdline").read_bytes()
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+                if cmd:  # empty once it has exited (a zombie): keep what was seen
+                    found[int(entry)] = cmd
         except (OSError, ValueError, IndexError):
             continue  # gone meanwhile
     return found
