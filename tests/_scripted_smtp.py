@@ -172,6 +172,8 @@ class ScriptedSMTP:
                         held.clear()
                         writer.write(f"{reply}\r\n".encode())
                         body = await self._read_body(reader)
+                        if body is None:
+                            return  # cut off before the final dot: no message
                         conn.messages += 1
                         self.bodies.append(body)
                         if self.hang_first and self.sessions == 1:
@@ -233,8 +235,11 @@ class ScriptedSMTP:
             return b""
 
     @staticmethod
-    async def _read_body(reader: asyncio.StreamReader) -> bytes:
+    async def _read_body(reader: asyncio.StreamReader) -> bytes | None:
+        """The message up to the final dot; None if the client went away first."""
         chunks: list[bytes] = []
-        while (line := await reader.readline()) not in (b".\r\n", b""):
+        while (line := await reader.readline()) != b".\r\n":
+            if not line:
+                return None
             chunks.append(line[1:] if line.startswith(b"..") else line)
         return b"".join(chunks)
