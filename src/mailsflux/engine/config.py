@@ -41,7 +41,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     suppression: str | None = None
     #: ``[spool]``: each message handed to :meth:`Engine.send` is stored
     #: (encrypted) before it is sent; deferred ones wait there and are
-    #: retried while the engine runs, or by ``mailsflux queue run``.
+    #: retried while an engine with this config runs (``mailsflux queue run``
+    #: leaves them to it: it has no job file to send them with).
     spool: SpoolSpec = msgspec.field(default_factory=SpoolSpec)
     base: str = ""
     #: The TOML file this came from (set by :meth:`load`), for error messages.
