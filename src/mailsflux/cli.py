@@ -189,7 +189,8 @@ def _env_relay() -> str | None:
 
 def cmd_send(args: argparse.Namespace) -> int:
     from mailsflux.delivery.sink import LocalSink
-    from mailsflux.engine import Engine
+    from mailsflux.engine import Config, Engine
+    from mailsflux.jobs.jobfile import SpoolSpec
 
     if args.relay is None:
         args.relay = _env_relay()
@@ -206,32 +207,32 @@ def cmd_send(args: argparse.Namespace) -> int:
         )
         workers = cap
     journal = _journal(args, prepared)
+    total = prepared.count_rows()
+    if journal is not None and args.shard is None:
+        journal.spool.set_total(journal.id, total)
+    resumed = count_bits(prepared.settled) if prepared.settled is not None else 0
+    rows = max(total - resumed, 0)  # what this run has left to do
     if workers > 1 and args.shard is None:
-        rows = prepared.count_rows()
         prepared.close()
-        if journal is not None:
-            journal.spool.set_total(journal.id, rows)
-        resumed = count_bits(prepared.settled) if prepared.settled is not None else 0
-        code = _send_parallel(args, workers, stop, prepared.job.name, rows - resumed, resumed)
+        code = _send_parallel(args, workers, stop, prepared.job.name, rows, resumed)
         if journal is not None:
             _end_journal(args, journal, bool(stop.signum))
+            journal.spool.close()
         return code
     relay = Relay.parse(args.relay) if args.relay else prepared.job.relay()
     if args.connections:
         d.connections = args.connections
     d.ehlo_name = args.ehlo_name or d.ehlo_name
-    rows = prepared.count_rows()
-    if journal is not None and args.shard is None:
-        journal.spool.set_total(journal.id, rows)
-    if prepared.settled is not None:
-        rows = max(rows - count_bits(prepared.settled), 0)
     events = _open_events(args.events) if args.events else None
     progress = None if args.quiet or args.json else Progress(rows)
     shard = args.shard or (0, 1)
 
     async def deliver(r: Relay | None) -> JobSummary:
-        # The same Engine an embedder uses: one code path for batch jobs.
-        async with Engine() as engine:
+        # The same Engine an embedder uses: one code path for batch jobs. The
+        # job's own spool is the journal; the engine's spool (for one-off
+        # sends) stays closed, so this run never opens it at start-up nor
+        # takes up an embedding app's deferred messages.
+        async with Engine(Config(spool=SpoolSpec(enabled=False))) as engine:
             handle = await engine.submit(
                 prepared,
                 relay=r,
@@ -245,7 +246,7 @@ def cmd_send(args: argparse.Namespace) -> int:
                 journal=journal,
             )
             s = await handle.wait()
-            s.resumed = count_bits(prepared.settled) if prepared.settled is not None else 0
+            s.resumed = resumed
             return s
 
     async def go() -> tuple[JobSummary, dict[str, Any] | None]:
@@ -290,8 +291,8 @@ def _journal(args: argparse.Namespace, prepared: Prepared) -> Journal | None:
         spool.close()
         raise
     prepared.settled = journal.settled()
-    done = count_bits(prepared.settled)
-    if done and args.shard is None and not args.json:
+    if args.shard is None and not args.json and any(prepared.settled):
+        done = count_bits(prepared.settled)
         how = "finished" if journal.info.state == "finished" else "was interrupted"
         print(
             f'mailsflux: job "{job.name}" {how} before: {done} rows already settled'

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
+from mailsflux._files import create_whole
 from mailsflux.dkim.keygen import dns_txt_record, generate_private_key, zone_file_line
 
 
@@ -22,21 +21,9 @@ def ensure_key(
         return False
     key_path.parent.mkdir(parents=True, exist_ok=True)
     pem = generate_private_key(algorithm, bits)
-    # Written whole under a temporary name, then linked into place: a crash
-    # never leaves an empty key, and of two jobs starting at once one wins
-    # and the other uses its key.
-    fd, tmp = tempfile.mkstemp(dir=key_path.parent, prefix=f".{key_path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, key_path)
-        except FileExistsError:
-            return False
-    finally:
-        os.unlink(tmp)
+    # Of two jobs starting at once one wins and the other uses its key.
+    if not create_whole(key_path, pem):
+        return False
     line = zone_file_line(
         dns_txt_record(pem, algorithm=algorithm), domain=domain, selector=selector
     )

@@ -44,13 +44,13 @@ from mailsflux.errors import (
 )
 from mailsflux.jobs.composer import Composer, Sources, content_type
 from mailsflux.jobs.jobfile import Job, JobSpec, MessageSpec, RecipientsSpec
-from mailsflux.jobs.journal import Journal, open_spool
+from mailsflux.jobs.journal import Journal, open_spool, spool_dir
 from mailsflux.jobs.prepared import Prepared, make_signer, tracking_config
 from mailsflux.jobs.progress import Progress
 from mailsflux.jobs.rows import ProblemSink
 from mailsflux.jobs.run import Source, scheduler_for, send
 from mailsflux.jobs.suppression import Suppression, read_list
-from mailsflux.spool import JobInfo, default_spool_dir
+from mailsflux.spool import JobInfo
 from mailsflux.tracking.events import EventStore
 from mailsflux.tracking.tracker import Tracker
 from mailsflux.types import DeliveryResult, JobSummary, Problem, Recipient, RenderedMessage
@@ -323,11 +323,9 @@ class Engine:
 
     def _spool_waiting(self) -> bool:
         """Whether this engine's spool holds messages of its to try again."""
-        s = self._base.spec.spool
-        if not s.enabled:
+        if not self._base.spec.spool.enabled:
             return False
-        where = self._base.resolve(s.dir) if s.dir else default_spool_dir()
-        if not (where / "spool.db").exists():
+        if not (spool_dir(self._base) / "spool.db").exists():
             return False
         spool = open_spool(self._base)
         try:

@@ -274,12 +274,17 @@ class Journal:
         return self.spool.next_due(self.info.id)
 
 
-def open_spool(job: Job) -> SQLiteSpool:
-    """The job's spool: ``[spool] dir`` (relative to the job file), else the default."""
+def spool_dir(job: Job) -> Path:
+    """Where the job's spool is: ``[spool] dir`` (relative to the job file), else the default."""
     s = job.spec.spool
-    where = job.resolve(s.dir) if s.dir else default_spool_dir()
+    return job.resolve(s.dir) if s.dir else default_spool_dir()
+
+
+def open_spool(job: Job) -> SQLiteSpool:
+    """The job's spool (see :func:`spool_dir`)."""
+    s = job.spec.spool
     key_file = job.resolve(s.key_file) if s.key_file else None
-    return SQLiteSpool(where, key_file=key_file, durable=s.fsync, claim=s.claim)
+    return SQLiteSpool(spool_dir(job), key_file=key_file, durable=s.fsync, claim=s.claim)
 
 
 def start(job: Job, spool: SQLiteSpool, *, restart: bool = False, joining: bool = False) -> Journal:
@@ -298,4 +303,13 @@ def count_bits(bits: bytearray) -> int:
     return int.from_bytes(bits, "little").bit_count()
 
 
-__all__ = ["Journal", "count_bits", "fingerprint", "job_id", "open_spool", "schedule_for", "start"]
+__all__ = [
+    "Journal",
+    "count_bits",
+    "fingerprint",
+    "job_id",
+    "open_spool",
+    "schedule_for",
+    "spool_dir",
+    "start",
+]

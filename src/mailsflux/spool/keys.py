@@ -24,6 +24,7 @@ from typing import Final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from mailsflux._files import create_whole
 from mailsflux.errors import SpoolError
 
 _VERSION: Final = 1
@@ -131,24 +132,12 @@ class SpoolKeys:
 
 
 def _write_new(path: Path, keys: list[tuple[bytes, bytes]]) -> None:
-    """Create ``path`` 0600 from the start, whole or not at all: written under a
-    private name, then linked into place (which fails if another process got
-    there first: theirs is the key)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Create ``path`` 0600, whole or not at all; if another process got there
+    first, theirs is the key."""
     body = "".join(f"{kid.hex()}:{base64.urlsafe_b64encode(key).decode()}\n" for kid, key in keys)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    head = "# Mailsflux spool keys, newest first. Losing this file loses the spool.\n"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write("# Mailsflux spool keys, newest first. Losing this file loses the spool.\n")
-            f.write(body)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        create_whole(path, (head + body).encode("ascii"))
     except OSError as exc:
         raise SpoolError(f"cannot create the spool key file: {exc}", file=str(path)) from None
-    finally:
-        tmp.unlink(missing_ok=True)
