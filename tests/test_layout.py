@@ -21,6 +21,8 @@ STAGES = (
     "feedback",
     "jobs",
     "engine",
+    "tenants",
+    "gateway",
     "benchmark",
 )
 #: Which stages each stage may import (besides mailsflux.errors and .types).
@@ -33,6 +35,22 @@ ALLOWED = {
     "feedback": {"compose", "dkim", "tracking", "delivery"},
     "jobs": {"compose", "dkim", "tracking", "delivery", "spool", "feedback"},
     "engine": {"compose", "dkim", "tracking", "delivery", "spool", "feedback", "jobs"},
+    "tenants": {"dkim", "jobs"},
+    "gateway": {"engine", "jobs", "spool", "tenants"},
+    "api": {"engine", "gateway", "tenants"},
+    "submission": {"gateway", "tenants"},
+    "server": {
+        "delivery",
+        "engine",
+        "jobs",
+        "spool",
+        "feedback",
+        "tracking",
+        "tenants",
+        "gateway",
+        "api",
+        "submission",
+    },
     # The harness measures every stage; nothing depends on it.
     "benchmark": {
         "compose",
@@ -43,6 +61,11 @@ ALLOWED = {
         "feedback",
         "jobs",
         "engine",
+        "tenants",
+        "gateway",
+        "api",
+        "submission",
+        "server",
     },
 }
 
