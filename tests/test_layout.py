@@ -23,6 +23,8 @@ STAGES = (
     "engine",
     "tenants",
     "gateway",
+    "api",
+    "server",
     "benchmark",
 )
 #: Which stages each stage may import (besides mailsflux.errors and .types).

@@ -27,6 +27,7 @@ import msgspec
 from mailsflux.engine import Config, Engine, Message
 from mailsflux.errors import AccessError, ConfigError, MailsfluxError, NotFoundError
 from mailsflux.gateway.log import FINAL, Event, TenantLog
+from mailsflux.gateway.metrics import Metrics
 from mailsflux.jobs.jobfile import DeliverySpec, SpoolSpec
 from mailsflux.spool import SQLiteSpool
 from mailsflux.tenants import Principal, Tenant, Tenants
@@ -77,6 +78,7 @@ class Gateway:
         regions: Mapping[str, str] | None = None,
         fsync: bool = False,
         engine_options: Mapping[str, Any] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.tenants = tenants
         self.data_dir = Path(data_dir)
@@ -85,12 +87,23 @@ class Gateway:
         self.fsync = fsync
         self.engine_options = dict(engine_options or {})
         self._open: dict[str, _Tenant] = {}
+        self.metrics = metrics or Metrics()
+        self.metrics.watch_spools(self._spools)
         for t in tenants:
             if t.region != "default" and t.region not in self.regions:
                 raise ConfigError(
                     f"tenant {t.name!r}: region {t.region!r} is not in [regions]",
                     field="tenants.region",
                 )
+
+    def _spools(self) -> Iterator[tuple[str, Path, int]]:
+        for name, state in list(self._open.items()):
+            yield name, state.directory / "spool", len(state.engine._pending)
+
+    @property
+    def ready(self) -> bool:
+        """Every tenant's engine is open (``/readyz``)."""
+        return len(self._open) == len(self.tenants)
 
     def tenant_dir(self, tenant: Tenant) -> Path:
         """Where a tenant's data lives: its region's root (else the data dir)."""
@@ -271,6 +284,7 @@ class Gateway:
         if r.status in FINAL or r.status == "skipped":
             state.jobs_of.pop(r.message_id, None)
         state.log.result(r, job)
+        self.metrics.results.labels(r.status).inc()
         if state.flushing is None:
             loop = asyncio.get_running_loop()
             state.flushing = loop.call_later(_FLUSH_AFTER, self._flush, state)
