@@ -160,7 +160,12 @@ class Gateway:
                     await task
         for name, state in list(self._open.items()):
             try:
-                await state.engine.__aexit__(None, None, None)
+                # What is not sent within the grace stays in the spool, and
+                # the next start sends it: a stop need not wait for a slow site.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        state.engine.__aexit__(None, None, None), self.delivery.stop_grace
+                    )
             finally:
                 if state.flushing is not None:
                     state.flushing.cancel()
@@ -227,6 +232,8 @@ class Gateway:
         written to disk as they come) as a job; returns its id once stored."""
         state = self._state(principal, "send")
         self._check_sender(state, _address(template.sender))
+        if template.attachments or template.inline_images:
+            raise ConfigError("a job's template cannot have attachments", field="template")
         job_id = "job_" + secrets.token_hex(8)
         where = state.directory / "jobs" / job_id
         where.mkdir(parents=True, mode=0o700)
@@ -238,7 +245,7 @@ class Gateway:
             f.flush()
             if self.fsync:
                 os.fsync(f.fileno())
-        state.log.add_job(job_id, name or job_id, total, msgspec.json.encode(template))
+        state.log.add_job(job_id, name or job_id, total, _encode_template(template))
         self._start_feeder(state, job_id)
         return job_id
 
@@ -252,26 +259,34 @@ class Gateway:
         stopped server handed on."""
         job = state.log.job(job_id)
         assert job is not None
-        template = msgspec.json.decode(job.template, type=Message)
+        try:
+            await self._feed_rows(state, job_id, job.next_row, _decode_template(job.template))
+        except Exception as exc:  # a job that cannot go on is marked so, not lost silently
+            print(f"mailsflux: job {job_id} stopped: {exc}", file=sys.stderr)
+            state.log.set_job_state(job_id, "failed")
+
+    async def _feed_rows(self, state: _Tenant, job_id: str, done: int, template: Message) -> None:
         state.log.set_job_state(job_id, "running")
         path = state.directory / "jobs" / job_id / "rows.jsonl"
         n = 0
         with path.open("rb") as f:
             for line in f:
                 n += 1
-                if n <= job.next_row:
+                if n <= done:
                     continue
                 if job_id in state.cancelled:
                     break
+                mid, rcpt, problem = "", "", ""
                 try:
                     message = _row_message(template, msgspec.json.decode(line))
-                    mid: str | None = await state.engine.enqueue(message)
                     rcpt = _address(message.to)
+                    mid = await state.engine.enqueue(message)
                 except MailsfluxError as exc:
-                    mid, rcpt = None, ""
-                    print(f"mailsflux: {job_id} row {n}: {exc}", file=sys.stderr)
-                state.log.job_row_done(job_id, n, mid, rcpt)
-                if mid is not None:
+                    # A rejected event, not a log line: logs hold no addresses.
+                    problem = f"row {n}: {exc.message}"
+                    mid = f"{job_id}.{n}"
+                state.log.job_row_done(job_id, n, mid, rcpt, problem)
+                if not problem:
                     state.jobs_of[mid] = job_id
         state.log.set_job_state(job_id, "cancelled" if job_id in state.cancelled else "finished")
 
@@ -302,7 +317,7 @@ class Gateway:
         state = self._state(principal, "read")
         row = state.log.job(job_id)
         if row is None:
-            raise NotFoundError(f"no job {job_id!r}", code=404)
+            raise NotFoundError("no job with this id", code=404)
         counts = state.log.job_counts(job_id)
         done = sum(counts.get(k, 0) for k in FINAL)
         elapsed = max(row.updated - row.created, 1e-9)
@@ -323,7 +338,7 @@ class Gateway:
         """Stop handing on the job's rows; what was handed on is still sent."""
         state = self._state(principal, "send")
         if state.log.job(job_id) is None:
-            raise NotFoundError(f"no job {job_id!r}", code=404)
+            raise NotFoundError("no job with this id", code=404)
         state.cancelled.add(job_id)
         task = state.feeders.get(job_id)
         if task is not None:
@@ -340,7 +355,7 @@ class Gateway:
         state.log.flush()
         found = state.log.events(message_id=message_id, limit=1000)
         if not found:
-            raise NotFoundError(f"no message {message_id!r}", code=404)
+            raise NotFoundError("no message with this id", code=404)
         return found
 
     def events(self, principal: Principal, after: int, limit: int) -> list[Event]:
@@ -351,6 +366,22 @@ class Gateway:
     def log(self, principal: Principal) -> TenantLog:
         """The caller's tenant log (idempotency answers)."""
         return self._state(principal, "send").log
+
+
+_STORED = ("attachments", "inline_images")
+
+
+def _encode_template(template: Message) -> bytes:
+    """A job's template as stored (attachments are refused before)."""
+    return msgspec.json.encode(
+        {f: getattr(template, f) for f in template.__struct_fields__ if f not in _STORED}
+    )
+
+
+def _decode_template(blob: bytes) -> Message:
+    fields = msgspec.json.decode(blob)
+    fields["tags"] = tuple(fields["tags"])
+    return Message(**fields)
 
 
 def _address(mailbox: str) -> str:

@@ -249,17 +249,22 @@ class TenantLog:
                 "UPDATE jobs SET state = ?, updated = ? WHERE id = ?", (state, time.time(), job_id)
             )
 
-    def job_row_done(self, job_id: str, row: int, message_id: str | None, recipient: str) -> None:
-        """Row ``row`` of a job handed on (queued as ``message_id``, or refused):
-        one commit, so a restart goes on after it."""
+    def job_row_done(
+        self, job_id: str, row: int, message_id: str, recipient: str, problem: str = ""
+    ) -> None:
+        """Row ``row`` of a job handed on (queued as ``message_id``), or
+        refused (``problem``: a ``rejected`` event): one commit, so a restart
+        goes on after it."""
+        kind = "rejected" if problem else "queued"
+        details = _enc.encode(_Details(reply=problem, category="invalid")) if problem else None
         with self._lock:
             self._db.execute("BEGIN")
-            if message_id is not None:
-                self._db.execute(
-                    "INSERT INTO events (time, type, message_id, job, recipient, details)"
-                    " VALUES (?, 'queued', ?, ?, ?, NULL)",
-                    (time.time(), message_id, job_id, self._seal(recipient, message_id)),
-                )
+            self._db.execute(
+                "INSERT INTO events (time, type, message_id, job, recipient, details)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (time.time(), kind, message_id, job_id, self._seal(recipient, message_id),
+                 details),
+            )  # fmt: skip
             self._db.execute(
                 "UPDATE jobs SET next_row = ?, updated = ? WHERE id = ?",
                 (row, time.time(), job_id),
