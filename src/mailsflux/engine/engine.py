@@ -326,6 +326,21 @@ class Engine:
             self._starting = asyncio.ensure_future(self._start())
         return self
 
+    def reclaim(self) -> int:
+        """Before entering: messages of this config's sends that a crashed
+        engine held are due at once, not when its claim runs out. Call it
+        only when no other engine with this config is running (``mailsflux
+        serve`` locks its data directory); returns how many."""
+        if self._entered or not self._base.spec.spool.enabled:
+            return 0
+        if not (spool_dir(self._base) / "spool.db").exists():
+            return 0
+        spool = open_spool(self._base)
+        try:
+            return spool.release_claims(_engine_info(self.config).id)
+        finally:
+            spool.close()
+
     def _spool_waiting(self) -> bool:
         """Whether this engine's spool holds messages of its to try again."""
         if not self._base.spec.spool.enabled:

@@ -79,6 +79,7 @@ class Gateway:
         fsync: bool = False,
         engine_options: Mapping[str, Any] | None = None,
         metrics: Metrics | None = None,
+        sole: bool = False,
     ) -> None:
         self.tenants = tenants
         self.data_dir = Path(data_dir)
@@ -86,6 +87,9 @@ class Gateway:
         self.regions = dict(regions or {})
         self.fsync = fsync
         self.engine_options = dict(engine_options or {})
+        #: No other gateway runs on this data (the server holds its lock):
+        #: what a crashed one held is sent at once, not after the claim.
+        self.sole = sole
         self._open: dict[str, _Tenant] = {}
         self.metrics = metrics or Metrics()
         self.metrics.watch_spools(self._spools)
@@ -144,6 +148,8 @@ class Gateway:
 
         engine = Engine(config, on_result=on_result, **self.engine_options)
         state = _Tenant(t, directory, engine, log)
+        if self.sole:
+            engine.reclaim()
         await engine.__aenter__()
         self._open[t.name] = state
         log.release_unanswered()

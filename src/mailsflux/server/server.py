@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import secrets
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from mailsflux._files import create_whole
 from mailsflux.api import ApiApp
+from mailsflux.errors import ConfigError
 from mailsflux.gateway import Gateway
 from mailsflux.server.config import ServerConfig, parse_listen
 from mailsflux.tenants import KeyStore
@@ -31,6 +33,17 @@ def cursor_key(data_dir: Path) -> bytes:
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     create_whole(path, secrets.token_bytes(32))
     return path.read_bytes()
+
+
+def _lock(data: Path) -> IO[bytes]:
+    """One server per data directory: it may then take over what a crashed one held."""
+    f = (data / "server.lock").open("ab")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise ConfigError(f"another mailsflux serve is using {data}", field="data_dir") from None
+    return f
 
 
 def key_store(config: ServerConfig) -> KeyStore:
@@ -53,6 +66,7 @@ class Server:
         config = self.config
         data = config.data_path
         data.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock = _lock(data)
         keys = key_store(config)
         try:
             gateway = Gateway(
@@ -62,6 +76,7 @@ class Server:
                 regions={k: str(config.resolve(v)) for k, v in config.regions.items()},
                 fsync=config.fsync,
                 engine_options=self.engine_options,
+                sole=True,
             )
             async with gateway:
                 self.gateway = gateway
@@ -74,6 +89,7 @@ class Server:
         finally:
             self.gateway = None
             keys.close()
+            lock.close()
 
     @contextlib.asynccontextmanager
     async def _http(self, gateway: Gateway, keys: KeyStore, data: Path) -> AsyncIterator[None]:

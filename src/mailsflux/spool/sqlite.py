@@ -361,6 +361,16 @@ class SQLiteSpool:
                 [(until, job, r, until) for r in rows],
             )
 
+    def release_claims(self, job: str) -> int:
+        """Messages of ``job`` claimed by a runner that is gone are free at once
+        (for a runner that knows it is the only one: claims otherwise run out)."""
+        with self._tx() as db:
+            return db.execute(
+                "UPDATE rcpt SET claimed = 0 WHERE job = ? AND claimed > 0"
+                " AND state IN ('pending', 'deferred')",
+                (job,),
+            ).rowcount
+
     def load(self, job: str, row: int) -> Record | None:
         got = self._q(
             "SELECT row, state, domain, attempts, first_at, next_at, code, category, updated,"
