@@ -86,7 +86,9 @@ class Gateway:
         self.delivery = delivery or DeliverySpec()
         self.regions = dict(regions or {})
         self.fsync = fsync
-        self.engine_options = dict(engine_options or {})
+        # Accepting must not depend on the relay: what it cannot take now
+        # waits in the spool (the server checks the relay once at start).
+        self.engine_options = {"check_relay": False, **(engine_options or {})}
         #: No other gateway runs on this data (the server holds its lock):
         #: what a crashed one held is sent at once, not after the claim.
         self.sole = sole
@@ -212,6 +214,7 @@ class Gateway:
         self._check_sender(state, _address(message.sender))
         mid = await state.engine.enqueue(message)
         state.log.queued(mid, _address(message.to))
+        self._flush_soon(state)
         return mid
 
     async def accept_raw(
@@ -224,6 +227,7 @@ class Gateway:
         mid = await state.engine.enqueue_raw(mail_from, rcpt_to, data)
         for rcpt in rcpt_to:
             state.log.queued(mid, rcpt)
+        self._flush_soon(state)
         return [mid]
 
     async def submit_job(
@@ -306,6 +310,9 @@ class Gateway:
             state.jobs_of.pop(r.message_id, None)
         state.log.result(r, job)
         self.metrics.results.labels(r.status).inc()
+        self._flush_soon(state)
+
+    def _flush_soon(self, state: _Tenant) -> None:
         if state.flushing is None:
             loop = asyncio.get_running_loop()
             state.flushing = loop.call_later(_FLUSH_AFTER, self._flush, state)

@@ -130,14 +130,11 @@ class TenantLog:
     # -- events ------------------------------------------------------------------
 
     def queued(self, message_id: str, recipient: str, job: str | None = None) -> None:
-        """A message accepted (committed now: the API answers with its id)."""
-        row = (time.time(), "queued", message_id, job, self._seal(recipient, message_id), None)
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO events (time, type, message_id, job, recipient, details)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                row,
-            )
+        """A message accepted, buffered until :meth:`flush` like results (the
+        message itself is already in the spool; reads flush first)."""
+        self._pending.append(
+            (time.time(), "queued", message_id, job, self._seal(recipient, message_id), None)
+        )
 
     def result(self, r: DeliveryResult, job: str | None) -> None:
         """A delivery result, buffered until :meth:`flush`."""

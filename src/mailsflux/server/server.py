@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from mailsflux._files import create_whole
 from mailsflux.api import ApiApp
-from mailsflux.errors import ConfigError
+from mailsflux.errors import ConfigError, MailsfluxError
 from mailsflux.gateway import Gateway
 from mailsflux.server.config import ServerConfig, parse_listen
 from mailsflux.tenants import KeyStore
@@ -83,6 +83,7 @@ class Server:
                 async with contextlib.AsyncExitStack() as stack:
                     if config.http is not None:
                         await stack.enter_async_context(self._http(gateway, keys, data))
+                    await self._check_relay()
                     if ready is not None:
                         ready(self)
                     await stop.wait()
@@ -90,6 +91,20 @@ class Server:
             self.gateway = None
             keys.close()
             lock.close()
+
+    async def _check_relay(self) -> None:
+        """Say once at start when the relay cannot be reached; accept anyway."""
+        from mailsflux.delivery.probe import probe
+        from mailsflux.delivery.relay import Relay
+
+        d = self.config.delivery
+        if not d.relay:
+            return
+        try:
+            await probe(Relay.parse(d.relay), d.timeout, local_hostname=d.ehlo_name or "localhost")
+        except MailsfluxError as exc:
+            print(f"mailsflux serve: {exc}; accepting anyway, messages wait in the spool",
+                  file=sys.stderr, flush=True)  # fmt: skip
 
     @contextlib.asynccontextmanager
     async def _http(self, gateway: Gateway, keys: KeyStore, data: Path) -> AsyncIterator[None]:

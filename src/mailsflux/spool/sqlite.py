@@ -315,14 +315,21 @@ class SQLiteSpool:
         """Store a new record under the job's next row number (taken inside
         the write transaction, so processes sharing the spool never collide);
         returns that row."""
+        return self.append_many(job, [record])[0]
+
+    def append_many(self, job: str, records: Sequence[Record]) -> list[int]:
+        """:meth:`append` for several records, in one transaction."""
         with self._tx() as db:
             (top,) = db.execute("SELECT max(row) FROM rcpt WHERE job = ?", (job,)).fetchone()
-            record.row = (top or 0) + 1
-            if record.message is not None:
-                record.message = msgspec.structs.replace(record.message, row=record.row)
+            top = top or 0
+            for record in records:
+                top += 1
+                record.row = top
+                if record.message is not None:
+                    record.message = msgspec.structs.replace(record.message, row=record.row)
             now = time.time()
-            self._write(db, job, [record], now, claimed=now + self.claim)
-        return record.row
+            self._write(db, job, records, now, claimed=now + self.claim)
+        return [r.row for r in records]
 
     def due(self, now: float, *, job: str | None = None, limit: int = 1000) -> list[Spooled]:
         sql = (
