@@ -33,6 +33,7 @@ from typing import IO, Any
 from urllib.parse import parse_qs
 
 import msgspec
+from python_multipart.exceptions import MultipartParseError
 
 from mailsflux.api.openapi import openapi_document
 from mailsflux.api.types import (
@@ -45,7 +46,9 @@ from mailsflux.api.types import (
     JobOut,
     MessageIn,
     MessageOut,
+    TemplateIn,
 )
+from mailsflux.api.upload import FILE_FIELD, TooLarge, boundary_of, csv_rows, read_form
 from mailsflux.engine import Attachment, Message
 from mailsflux.errors import (
     AccessError,
@@ -66,6 +69,7 @@ _AT = re.compile(r" - at `([^`]*)`$")
 _JSON = [(b"content-type", b"application/json")]
 _MESSAGE = msgspec.json.Decoder(MessageIn)
 _JOB = msgspec.json.Decoder(JobIn)
+_TEMPLATE = msgspec.json.Decoder(TemplateIn)
 _enc = msgspec.json.Encoder()
 
 
@@ -88,6 +92,7 @@ class ApiApp:
         cursor_key: bytes | None = None,
         max_body: int = 10 << 20,
         max_job_body: int = 64 << 20,
+        max_upload: int = 1 << 30,
         log: IO[str] | None = sys.stderr,
         version: str = "",
     ) -> None:
@@ -96,6 +101,7 @@ class ApiApp:
         self.cursor_key = cursor_key or secrets.token_bytes(32)
         self.max_body = max_body
         self.max_job_body = max_job_body
+        self.max_upload = max_upload
         self.log = log
         self._openapi = json.dumps(openapi_document(version or _version())).encode()
 
@@ -204,6 +210,9 @@ class ApiApp:
             if method == "POST" and path == "/v1/messages":
                 return await self._idempotent(scope, receive, headers, who, self._post_message)
             if method == "POST" and path == "/v1/jobs":
+                boundary = boundary_of(headers.get(b"content-type", b""))
+                if boundary is not None:
+                    return await self._post_job_form(receive, headers, who, boundary)
                 return await self._idempotent(scope, receive, headers, who, self._post_job)
             if method == "GET" and len(parts) == 3 and parts[1] == "jobs":
                 job = self.gateway.job(who, parts[2])
@@ -243,16 +252,28 @@ class ApiApp:
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
         limit = self.max_job_body if scope["path"] == "/v1/jobs" else self.max_body
         body = await self._body(receive, headers, limit)
+        digest = request_digest(body, scope["method"], scope["path"])
+        return await self._once(headers, who, digest, lambda: self._do(handler, who, body))
+
+    async def _once(
+        self,
+        headers: dict[bytes, bytes],
+        who: Principal,
+        digest: str,
+        action: Callable[[], Awaitable[str]],
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
+        """Run ``action`` (which stores something and returns its id) once per
+        ``Idempotency-Key``: a retry gets the first answer."""
         key = headers.get(b"idempotency-key", b"").decode("latin-1").strip()
         if not key:
-            return 202, _enc.encode(Accepted(id=await self._do(handler, who, body))), [], _JSON
+            return 202, _enc.encode(Accepted(id=await action())), [], _JSON
         if len(key) > 200:
             raise _Answer(400, "bad_request", "Idempotency-Key is over 200 characters")
         try:
             log = self.gateway.log(who)
         except MailsfluxError as exc:
             raise _answer(exc) from None
-        seen = log.answer(key, request_digest(body, scope["method"], scope["path"]))
+        seen = log.answer(key, digest)
         if seen is True:
             raise _Answer(422, "idempotency_key_reused",
                           "this Idempotency-Key was used for a different request")  # fmt: skip
@@ -261,12 +282,59 @@ class ApiApp:
         if seen is not None:
             return seen[0], seen[1], [(b"idempotent-replayed", b"true")], _JSON
         try:
-            out = _enc.encode(Accepted(id=await self._do(handler, who, body)))
+            out = _enc.encode(Accepted(id=await action()))
         except BaseException:
             log.forget_answer(key)  # nothing was stored: a retry may go ahead
             raise
         log.remember(key, 202, out)
         return 202, out, [], _JSON
+
+    async def _post_job_form(
+        self, receive: Receive, headers: dict[bytes, bytes], who: Principal, boundary: bytes
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
+        """``POST /v1/jobs`` as a form: ``template`` (JSON), ``name``, and the
+        ``recipients`` CSV, which goes to disk as it arrives."""
+        try:
+            path = self.gateway.upload_path(who)
+        except MailsfluxError as exc:
+            raise _answer(exc) from None
+        try:
+            try:
+                up = await read_form(
+                    receive, boundary, path, max_field=1 << 20, max_file=self.max_upload
+                )
+            except TooLarge as exc:
+                raise _Answer(413, "too_large", str(exc)) from None
+            except (ValueError, MultipartParseError) as exc:
+                raise _Answer(400, "bad_form", f"the form cannot be read: {exc}") from None
+            if up.file is None:
+                raise _Answer(422, "invalid", "the form has no recipients file", FILE_FIELD)
+            h = hashlib.sha256()
+            for k in sorted(up.fields):
+                h.update(k.encode() + b"\x00" + up.fields[k] + b"\x00")
+            with path.open("rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+            raw_template = up.fields.get("template", b"")
+            name = up.fields.get("name", b"").decode("utf-8", "replace")
+
+            async def action() -> str:
+                async def handler(who: Principal, body: bytes) -> str:
+                    try:
+                        template = _TEMPLATE.decode(body)
+                    except msgspec.ValidationError as exc:
+                        raise msgspec.ValidationError(
+                            str(exc).replace("`$", "`template.$")
+                        ) from None
+                    return await self.gateway.submit_job(
+                        who, _template(template), csv_rows(path), name=name
+                    )
+
+                return await self._do(handler, who, raw_template)
+
+            return await self._once(headers, who, "form:" + h.hexdigest(), action)
+        finally:
+            path.unlink(missing_ok=True)
 
     async def _do(
         self, handler: Callable[[Principal, bytes], Awaitable[str]], who: Principal, body: bytes
@@ -290,18 +358,12 @@ class ApiApp:
 
     async def _post_job(self, who: Principal, body: bytes) -> str:
         j = _JOB.decode(body)
-        t = j.template
-        template = Message(
-            sender=t.sender, to="", subject=t.subject, html=t.html, text=t.text, data=t.data,
-            reply_to=t.reply_to, headers=t.headers, list_unsubscribe=t.list_unsubscribe,
-            missing_variables=t.missing_variables, tags=tuple(t.tags), metadata=t.metadata,
-        )  # fmt: skip
 
         def rows() -> Iterator[bytes]:
             for r in j.recipients:
                 yield _enc.encode(r)
 
-        return await self.gateway.submit_job(who, template, rows(), name=j.name)
+        return await self.gateway.submit_job(who, _template(j.template), rows(), name=j.name)
 
     def _events(self, scope: Scope, who: Principal) -> bytes:
         q = parse_qs(scope.get("query_string", b"").decode("latin-1"))
@@ -339,6 +401,14 @@ def _message(m: MessageIn) -> Message:
         ],
         list_unsubscribe=m.list_unsubscribe, missing_variables=m.missing_variables,
         tags=tuple(m.tags), metadata=m.metadata,
+    )  # fmt: skip
+
+
+def _template(t: TemplateIn) -> Message:
+    return Message(
+        sender=t.sender, to="", subject=t.subject, html=t.html, text=t.text, data=t.data,
+        reply_to=t.reply_to, headers=t.headers, list_unsubscribe=t.list_unsubscribe,
+        missing_variables=t.missing_variables, tags=tuple(t.tags), metadata=t.metadata,
     )  # fmt: skip
 
 

@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import os
 import secrets
+import shutil
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -246,18 +247,34 @@ class Gateway:
             raise ConfigError("a job's template cannot have attachments", field="template")
         job_id = "job_" + secrets.token_hex(8)
         where = state.directory / "jobs" / job_id
-        where.mkdir(parents=True, mode=0o700)
-        total = 0
-        with (where / "rows.jsonl").open("wb") as f:
-            for line in rows:
-                f.write(line.rstrip(b"\n") + b"\n")
-                total += 1
-            f.flush()
-            if self.fsync:
+
+        def write() -> int:
+            """Rows to disk (in a thread: a big upload must not stall the loop)."""
+            where.mkdir(parents=True, mode=0o700)
+            total = 0
+            with (where / "rows.jsonl").open("wb") as f:
+                for line in rows:
+                    f.write(line.rstrip(b"\n") + b"\n")
+                    total += 1
+                f.flush()
                 os.fsync(f.fileno())
+            return total
+
+        try:
+            total = await asyncio.to_thread(write)
+        except BaseException:
+            shutil.rmtree(where, ignore_errors=True)
+            raise
         state.log.add_job(job_id, name or job_id, total, _encode_template(template))
         self._start_feeder(state, job_id)
         return job_id
+
+    def upload_path(self, principal: Principal) -> Path:
+        """Where an upload of ``principal``'s tenant goes while it arrives."""
+        state = self._state(principal, "send")
+        where = state.directory / "uploads"
+        where.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return where / secrets.token_hex(8)
 
     def _start_feeder(self, state: _Tenant, job_id: str) -> None:
         task = asyncio.ensure_future(self._feed(state, job_id))

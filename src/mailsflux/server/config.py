@@ -20,8 +20,10 @@ class HTTPSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     listen: str = "127.0.0.1:8025"
     #: Largest request body of POST /v1/messages (bytes).
     max_body: int = 10 << 20
-    #: Largest request body of POST /v1/jobs (bytes).
+    #: Largest request body of POST /v1/jobs with JSON rows (bytes).
     max_job_body: int = 64 << 20
+    #: Largest recipients CSV uploaded to POST /v1/jobs (bytes; to disk as it comes).
+    max_upload: int = 1 << 30
     #: One JSON line per request on stderr.
     access_log: bool = True
 

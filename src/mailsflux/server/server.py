@@ -123,6 +123,7 @@ class Server:
             cursor_key=cursor_key(data),
             max_body=spec.max_body,
             max_job_body=spec.max_job_body,
+            max_upload=spec.max_upload,
             log=sys.stderr if spec.access_log else None,
         )
         cfg = uvicorn.Config(
