@@ -7,6 +7,7 @@ but the OpenAPI document):
 - ``POST /v1/jobs``: a template and recipients -> 202 ``{"id"}`` once stored.
 - ``GET /v1/jobs/{id}``, ``POST /v1/jobs/{id}/cancel``.
 - ``GET /v1/messages/{id}``: state and events.
+- ``PUT|GET /v1/templates/{id}``: a stored template, for ``template_id``.
 - ``GET /v1/events?cursor=C&limit=N``: events after a cursor, oldest first.
 - ``GET /v1/openapi.json``, ``/healthz``, ``/readyz``, ``/metrics``.
 
@@ -47,6 +48,7 @@ from mailsflux.api.types import (
     MessageIn,
     MessageOut,
     TemplateIn,
+    TemplateOut,
 )
 from mailsflux.api.upload import FILE_FIELD, TooLarge, boundary_of, csv_rows, read_form
 from mailsflux.engine import Attachment, Message
@@ -70,6 +72,11 @@ _JSON = [(b"content-type", b"application/json")]
 _MESSAGE = msgspec.json.Decoder(MessageIn)
 _JOB = msgspec.json.Decoder(JobIn)
 _TEMPLATE = msgspec.json.Decoder(TemplateIn)
+#: What a message may take from a stored template (and give itself instead).
+_OVERRIDABLE = (
+    "sender", "subject", "html", "text", "reply_to", "headers", "list_unsubscribe",
+    "missing_variables", "tags", "metadata",
+)  # fmt: skip
 _enc = msgspec.json.Encoder()
 
 
@@ -230,6 +237,16 @@ class ApiApp:
                     [],
                     _JSON,
                 )
+            if len(parts) == 3 and parts[1] == "templates":
+                if method == "PUT":
+                    body = await self._body(receive, headers, self.max_body)
+                    return 200, await self._put_template(who, parts[2], body), [], _JSON
+                if method == "GET":
+                    raw, updated = self.gateway.template(who, parts[2])
+                    stored = TemplateOut(
+                        id=parts[2], template=_TEMPLATE.decode(raw), updated=updated
+                    )
+                    return 200, _enc.encode(stored), [], _JSON
             if method == "GET" and len(parts) == 3 and parts[1] == "messages":
                 events = self.gateway.message(who, parts[2])
                 out = MessageOut(
@@ -354,16 +371,50 @@ class ApiApp:
 
     async def _post_message(self, who: Principal, body: bytes) -> str:
         m = _MESSAGE.decode(body)
+        if m.template_id is not None:
+            stored = _TEMPLATE.decode(self.gateway.template(who, m.template_id)[0])
+            given = {f: getattr(m, f) for f in m.__struct_fields__ if f in _OVERRIDABLE}
+            fields = {k: v for k, v in given.items() if v not in (None, [], {})}
+            fields["data"] = {**stored.data, **m.data}
+            m = msgspec.structs.replace(
+                m, **{k: getattr(stored, k) for k in _OVERRIDABLE if k not in fields}, **fields
+            )
+        for name in ("sender", "subject"):
+            if getattr(m, name) is None:
+                raise msgspec.ValidationError(
+                    f"Object missing required field `{name}` (or give template_id) - at `$`"
+                )
         return await self.gateway.accept(who, _message(m))
+
+    async def _put_template(self, who: Principal, template_id: str, body: bytes) -> bytes:
+        try:
+            t = _TEMPLATE.decode(body)
+        except msgspec.ValidationError as exc:
+            text = str(exc)
+            m = _AT.search(text)
+            raise _Answer(422, "invalid", _AT.sub("", text), m.group(1) if m else None) from None
+        except msgspec.DecodeError as exc:
+            raise _Answer(400, "bad_json", f"the body is not JSON: {exc}") from None
+        try:
+            updated = self.gateway.put_template(who, template_id, _enc.encode(t))
+        except MailsfluxError as exc:
+            raise _answer(exc) from None
+        return _enc.encode(TemplateOut(id=template_id, template=t, updated=updated))
 
     async def _post_job(self, who: Principal, body: bytes) -> str:
         j = _JOB.decode(body)
+        if (j.template is None) == (j.template_id is None):
+            raise msgspec.ValidationError("give template or template_id, not both - at `$`")
+        t = j.template
+        if t is None:
+            assert j.template_id is not None
+            t = _TEMPLATE.decode(self.gateway.template(who, j.template_id)[0])
 
         def rows() -> Iterator[bytes]:
             for r in j.recipients:
                 yield _enc.encode(r)
 
-        return await self.gateway.submit_job(who, _template(j.template), rows(), name=j.name)
+        return await self.gateway.submit_job(who, _template(t), rows(), name=j.name)
 
     def _events(self, scope: Scope, who: Principal) -> bytes:
         q = parse_qs(scope.get("query_string", b"").decode("latin-1"))
@@ -392,6 +443,7 @@ class ApiApp:
 
 
 def _message(m: MessageIn) -> Message:
+    assert m.sender is not None and m.subject is not None
     return Message(
         sender=m.sender, to=m.to, subject=m.subject, html=m.html, text=m.text, data=m.data,
         template=m.template, reply_to=m.reply_to, headers=m.headers,
@@ -435,7 +487,7 @@ def _answer(exc: MailsfluxError) -> _Answer:
 def _route_name(path: str) -> str:
     """The route, without ids (logs and metrics hold no message ids)."""
     parts = path.strip("/").split("/")
-    if len(parts) >= 3 and parts[0] == "v1" and parts[1] in ("jobs", "messages"):
+    if len(parts) >= 3 and parts[0] == "v1" and parts[1] in ("jobs", "messages", "templates"):
         parts[2] = "{id}"
     return "/" + "/".join(parts)
 

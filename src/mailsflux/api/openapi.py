@@ -14,6 +14,8 @@ from mailsflux.api.types import (
     JobOut,
     MessageIn,
     MessageOut,
+    TemplateIn,
+    TemplateOut,
 )
 
 _REF = "#/components/schemas/{name}"
@@ -29,7 +31,17 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 def openapi_document(version: str) -> dict[str, Any]:
     (_, components) = msgspec.json.schema_components(
-        (MessageIn, JobIn, Accepted, JobOut, MessageOut, EventsOut, ErrorOut),
+        (
+            MessageIn,
+            JobIn,
+            TemplateIn,
+            TemplateOut,
+            Accepted,
+            JobOut,
+            MessageOut,
+            EventsOut,
+            ErrorOut,
+        ),
         ref_template=_REF,
     )
     idem = {
@@ -104,6 +116,25 @@ def openapi_document(version: str) -> dict[str, Any]:
                         **_errors(401, 403, 404),
                     },
                 }
+            },
+            "/v1/templates/{id}": {
+                "put": {
+                    "summary": "Store a template for template_id",
+                    "parameters": [path_id("1 to 64 of A-Z a-z 0-9 . _ -")],
+                    "requestBody": {"required": True, **_json("TemplateIn")},
+                    "responses": {
+                        "200": {"description": "stored", **_json("TemplateOut")},
+                        **_errors(400, 401, 403, 413, 422),
+                    },
+                },
+                "get": {
+                    "summary": "A stored template",
+                    "parameters": [path_id("the template id")],
+                    "responses": {
+                        "200": {"description": "found", **_json("TemplateOut")},
+                        **_errors(401, 403, 404),
+                    },
+                },
             },
             "/v1/events": {
                 "get": {

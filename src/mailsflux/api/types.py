@@ -16,11 +16,14 @@ class AttachmentIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class MessageIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """``POST /v1/messages``: the Engine's Message (Mustache templates with ``data``)."""
+    """``POST /v1/messages``: the Engine's Message (Mustache templates with
+    ``data``), or ``template_id`` (a stored template) plus ``to`` and ``data``:
+    then any other field given replaces the stored one."""
 
-    sender: str
     to: str
-    subject: str
+    template_id: str | None = None
+    sender: str | None = None
+    subject: str | None = None
     html: str | None = None
     text: str | None = None
     data: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -51,12 +54,22 @@ class TemplateIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class JobIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """``POST /v1/jobs``: a template and its recipients: addresses, or objects
-    with ``email`` (and ``name``) plus the template's variables."""
+    """``POST /v1/jobs``: a template (or ``template_id``, a stored one) and its
+    recipients: addresses, or objects with ``email`` (and ``name``) plus the
+    template's variables."""
 
-    template: TemplateIn
     recipients: list[str | dict[str, Any]]
+    template: TemplateIn | None = None
+    template_id: str | None = None
     name: str = ""
+
+
+class TemplateOut(msgspec.Struct, kw_only=True):
+    """``PUT``/``GET /v1/templates/{id}``: a stored template."""
+
+    id: str
+    template: TemplateIn
+    updated: float
 
 
 class Accepted(msgspec.Struct, kw_only=True):

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import re
 import secrets
 import shutil
 import sys
@@ -34,6 +35,7 @@ from mailsflux.spool import SQLiteSpool
 from mailsflux.tenants import Principal, Tenant, Tenants
 from mailsflux.types import DeliveryResult
 
+_TEMPLATE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 #: How long results wait in memory before their events are committed.
 _FLUSH_AFTER = 0.05
 
@@ -379,6 +381,20 @@ class Gateway:
             if row is not None and row.state in ("queued", "running"):
                 state.log.set_job_state(job_id, "cancelled")
         return self.job(principal, job_id)
+
+    def put_template(self, principal: Principal, template_id: str, body: bytes) -> float:
+        """Store a template (the API's JSON) under ``template_id`` for the tenant."""
+        if not _TEMPLATE_ID.fullmatch(template_id):
+            raise ConfigError(
+                "a template id is 1 to 64 of a-z, A-Z, 0-9, '.', '_' and '-'", field="id"
+            )
+        return self._state(principal, "send").log.put_template(template_id, body)
+
+    def template(self, principal: Principal, template_id: str) -> tuple[bytes, float]:
+        found = self._state(principal, "read").log.template(template_id)
+        if found is None:
+            raise NotFoundError("no template with this id", code=404, field="template_id")
+        return found
 
     def message(self, principal: Principal, message_id: str) -> list[Event]:
         state = self._state(principal, "read")

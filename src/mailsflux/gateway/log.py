@@ -41,6 +41,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     next_row INTEGER NOT NULL,
     template BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS templates (
+    id TEXT PRIMARY KEY,
+    body BLOB NOT NULL,
+    updated REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY,
     request TEXT NOT NULL,
@@ -267,6 +272,23 @@ class TenantLog:
                 (row, time.time(), job_id),
             )
             self._db.execute("COMMIT")
+
+    # -- templates ---------------------------------------------------------------
+
+    def put_template(self, template_id: str, body: bytes) -> float:
+        now = time.time()
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO templates VALUES (?, ?, ?)", (template_id, body, now)
+            )
+        return now
+
+    def template(self, template_id: str) -> tuple[bytes, float] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT body, updated FROM templates WHERE id = ?", (template_id,)
+            ).fetchone()
+        return (bytes(row[0]), row[1]) if row else None
 
     # -- idempotency -------------------------------------------------------------
 
