@@ -40,7 +40,7 @@ def server_config(args: argparse.Namespace) -> Any:
     if args.http:
         parse_listen(args.http, "--http")
         config.http = msgspec.structs.replace(config.http or HTTPSpec(), listen=args.http)
-    config.tenant_list()  # a bad tenant table fails here, before anything starts
+    config.check()  # a bad table fails here, before anything starts
     return config
 
 

@@ -73,6 +73,24 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
         return Path(state) / "mailsflux" / "server"
 
+    def check(self) -> None:
+        """Every setting that can be wrong, checked before anything starts;
+        errors name the config file."""
+        try:
+            tenants = self.tenant_list()
+            for t in tenants:
+                if t.region != "default" and t.region not in self.regions:
+                    raise ConfigError(
+                        f"tenant {t.name!r}: region {t.region!r} is not in [regions]",
+                        field="tenants.region",
+                    )
+            if self.http is not None:
+                parse_listen(self.http.listen, "http.listen")
+        except ConfigError as exc:
+            if exc.file is None and self.source:
+                exc.file = self.source
+            raise
+
     def tenant_list(self) -> Tenants:
         """The tenants, with key paths resolved against the config's folder."""
         if not self.tenants:
