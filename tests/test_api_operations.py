@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -31,6 +32,14 @@ def test_health_metrics_and_openapi(tmp_path: Path) -> None:
             assert samples[("mailsflux_accepted_messages", (("door", "http"),))] == 1.0
             assert ("mailsflux_spool_bytes", (("tenant", "acme"),)) in samples
             assert any(k[0] == "mailsflux_request_seconds" for k in samples)
+            # The message is delivered: a result, a delivery latency, a site seen.
+            for _ in range(100):
+                text = srv.call("GET", "/metrics")[2]
+                if 'mailsflux_delivery_results_total{outcome="delivered"} 1.0' in text:
+                    break
+                time.sleep(0.05)
+            assert "mailsflux_delivery_seconds_count 1.0" in text
+            assert 'mailsflux_site_queue_depth{site="' in text
 
             s, _, doc = srv.call("GET", "/v1/openapi.json")
             assert s == 200 and doc["openapi"].startswith("3.1")

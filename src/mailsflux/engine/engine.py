@@ -334,6 +334,14 @@ class Engine:
             self._starting = asyncio.ensure_future(self._start())
         return self
 
+    def site_stats(self) -> dict[str, tuple[int, int]]:
+        """Per site of the sends: messages queued, sessions open (empty before the first)."""
+        return self._scheduler.site_stats() if self._scheduler is not None else {}
+
+    def in_flight(self) -> int:
+        """Messages handed to the sender whose result has not come yet."""
+        return len(self._pending)
+
     def reclaim(self) -> int:
         """Before entering: messages of this config's sends that a crashed
         engine held are due at once, not when its claim runs out. Call it

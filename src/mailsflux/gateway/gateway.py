@@ -20,6 +20,7 @@ import re
 import secrets
 import shutil
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ import msgspec
 from mailsflux.engine import Config, Engine, Message
 from mailsflux.errors import AccessError, ConfigError, MailsfluxError, NotFoundError
 from mailsflux.gateway.log import FINAL, Event, TenantLog
-from mailsflux.gateway.metrics import Metrics
+from mailsflux.gateway.metrics import Metrics, TenantStats
 from mailsflux.jobs.jobfile import DeliverySpec, SpoolSpec
 from mailsflux.spool import SQLiteSpool
 from mailsflux.tenants import Principal, Tenant, Tenants
@@ -66,6 +67,8 @@ class _Tenant:
         self.feeders: dict[str, asyncio.Task[None]] = {}
         self.cancelled: set[str] = set()
         self.jobs_of: dict[str, str | None] = {}  # in-flight Message-ID -> job
+        #: In-flight Message-ID -> when it was accepted (the delivery histogram).
+        self.accepted_at: dict[str, float] = {}
         self.flushing: asyncio.TimerHandle | None = None
 
 
@@ -105,9 +108,10 @@ class Gateway:
                     field="tenants.region",
                 )
 
-    def _spools(self) -> Iterator[tuple[str, Path, int]]:
+    def _spools(self) -> Iterator[TenantStats]:
         for name, state in list(self._open.items()):
-            yield name, state.directory / "spool", len(state.engine._pending)
+            engine = state.engine
+            yield name, state.directory / "spool", engine.in_flight(), engine.site_stats()
 
     @property
     def ready(self) -> bool:
@@ -217,6 +221,7 @@ class Gateway:
         self._check_sender(state, _address(message.sender))
         mid = await state.engine.enqueue(message)
         state.log.queued(mid, _address(message.to))
+        state.accepted_at.setdefault(mid, time.monotonic())
         self._flush_soon(state)
         return mid
 
@@ -230,6 +235,7 @@ class Gateway:
         mid = await state.engine.enqueue_raw(mail_from, rcpt_to, data)
         for rcpt in rcpt_to:
             state.log.queued(mid, rcpt)
+        state.accepted_at.setdefault(mid, time.monotonic())
         self._flush_soon(state)
         return [mid]
 
@@ -327,6 +333,9 @@ class Gateway:
             job = state.log.job_of(r.message_id)
         if r.status in FINAL or r.status == "skipped":
             state.jobs_of.pop(r.message_id, None)
+        accepted = state.accepted_at.pop(r.message_id, None)
+        if accepted is not None:
+            self.metrics.delivery.observe(time.monotonic() - accepted)
         state.log.result(r, job)
         self.metrics.results.labels(r.status).inc()
         self._flush_soon(state)

@@ -16,10 +16,15 @@ from prometheus_client.registry import Collector
 _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
 
-class _Spools(Collector):
-    """Read at each scrape: spool sizes and messages in flight, per tenant."""
+#: Per tenant: its name, spool directory, messages in flight, and per site
+#: (messages queued, sessions open).
+TenantStats = tuple[str, Path, int, dict[str, tuple[int, int]]]
 
-    def __init__(self, source: Callable[[], Iterator[tuple[str, Path, int]]]) -> None:
+
+class _Spools(Collector):
+    """Read at each scrape: spool sizes, messages in flight, site queues, per tenant."""
+
+    def __init__(self, source: Callable[[], Iterator[TenantStats]]) -> None:
         self.source = source
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -31,12 +36,25 @@ class _Spools(Collector):
             "Messages handed to the sender and not yet settled",
             labels=["tenant"],
         )
-        for tenant, spool_dir, in_flight in self.source():
+        depth = GaugeMetricFamily(
+            "mailsflux_site_queue_depth",
+            "Messages waiting for a session to a site",
+            labels=["tenant", "site"],
+        )
+        sessions = GaugeMetricFamily(
+            "mailsflux_site_connections", "Open SMTP sessions to a site", labels=["tenant", "site"]
+        )
+        for tenant, spool_dir, in_flight, sites in self.source():
             total = sum(p.stat().st_size for p in spool_dir.glob("spool.db*") if p.is_file())
             size.add_metric([tenant], float(total))
             flight.add_metric([tenant], float(in_flight))
+            for site, (queued, open_) in sites.items():
+                depth.add_metric([tenant, site], float(queued))
+                sessions.add_metric([tenant, site], float(open_))
         yield size
         yield flight
+        yield depth
+        yield sessions
 
 
 class Metrics:
@@ -69,6 +87,12 @@ class Metrics:
             buckets=_LATENCY,
             registry=self.registry,
         )
+        self.delivery = Histogram(
+            "mailsflux_delivery_seconds",
+            "Time from acceptance to a message's first result (delivered, deferred, bounced...)",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+            registry=self.registry,
+        )
         self.connections = Counter(
             "mailsflux_connections",
             "Connections opened to the front doors",
@@ -76,7 +100,7 @@ class Metrics:
             registry=self.registry,
         )
 
-    def watch_spools(self, source: Callable[[], Iterator[tuple[str, Path, int]]]) -> None:
+    def watch_spools(self, source: Callable[[], Iterator[TenantStats]]) -> None:
         self.registry.register(_Spools(source))
 
     def text(self) -> bytes:
