@@ -326,12 +326,6 @@ class ApiApp:
                 raise _Answer(400, "bad_form", f"the form cannot be read: {exc}") from None
             if up.file is None:
                 raise _Answer(422, "invalid", "the form has no recipients file", FILE_FIELD)
-            h = hashlib.sha256()
-            for k in sorted(up.fields):
-                h.update(k.encode() + b"\x00" + up.fields[k] + b"\x00")
-            with path.open("rb") as f:
-                while chunk := f.read(1 << 20):
-                    h.update(chunk)
             raw_template = up.fields.get("template", b"")
             name = up.fields.get("name", b"").decode("utf-8", "replace")
 
@@ -343,13 +337,14 @@ class ApiApp:
                         raise msgspec.ValidationError(
                             str(exc).replace("`$", "`template.$")
                         ) from None
+                    assert up.file is not None
                     return await self.gateway.submit_job(
-                        who, _template(template), csv_rows(path), name=name
+                        who, _template(template), csv_rows(up.file), name=name
                     )
 
                 return await self._do(handler, who, raw_template)
 
-            return await self._once(headers, who, "form:" + h.hexdigest(), action)
+            return await self._once(headers, who, "form:" + up.digest.hexdigest(), action)
         finally:
             path.unlink(missing_ok=True)
 

@@ -4,7 +4,7 @@ recipients file straight to disk (never held whole), both with limits."""
 from __future__ import annotations
 
 import csv
-import os
+import hashlib
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ import msgspec
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from mailsflux.errors import ConfigError
+from mailsflux.gateway.sealed import Spill
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
@@ -25,12 +26,14 @@ class TooLarge(Exception):
 
 
 class Upload:
-    """What a form held: its small fields, and where the file went."""
+    """What a form held: its small fields, the file (spilled to disk
+    encrypted), and the SHA-256 of everything (idempotency)."""
 
     def __init__(self) -> None:
         self.fields: dict[str, bytes] = {}
-        self.file: Path | None = None
+        self.file: Spill | None = None
         self.file_size = 0
+        self.digest = hashlib.sha256()
 
 
 def boundary_of(content_type: bytes) -> bytes | None:
@@ -44,9 +47,10 @@ def boundary_of(content_type: bytes) -> bytes | None:
 async def read_form(
     receive: Receive, boundary: bytes, file_path: Path, *, max_field: int, max_file: int
 ) -> Upload:
-    """Read the request body as a form; the ``recipients`` part goes to ``file_path``."""
+    """Read the request body as a form; the ``recipients`` part goes to
+    ``file_path``, encrypted (:class:`~mailsflux.gateway.sealed.Spill`)."""
     up = Upload()
-    state: dict[str, Any] = {"name": "", "header": b"", "field": b"", "value": b"", "out": None}
+    state: dict[str, Any] = {"name": "", "field": b"", "value": b"", "out": None}
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
         state["field"] += data[start:end]
@@ -61,14 +65,15 @@ async def read_form(
         state["field"] = state["value"] = b""
 
     def on_headers_finished() -> None:
-        if state["name"] == FILE_FIELD:
-            state["out"] = file_path.open("wb")
-            up.file = file_path
+        up.digest.update(state["name"].encode() + b"\x00")
+        if state["name"] == FILE_FIELD and up.file is None:
+            up.file = state["out"] = Spill(file_path)
         else:
             up.fields.setdefault(state["name"], b"")
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         chunk = data[start:end]
+        up.digest.update(chunk)
         if state["out"] is not None:
             up.file_size += len(chunk)
             if up.file_size > max_file:
@@ -82,10 +87,9 @@ async def read_form(
 
     def on_part_end() -> None:
         if state["out"] is not None:
-            state["out"].flush()
-            os.fsync(state["out"].fileno())
             state["out"].close()
             state["out"] = None
+        up.digest.update(b"\x00")
         state["name"] = ""
 
     parser = MultipartParser(
@@ -112,10 +116,10 @@ async def read_form(
     return up
 
 
-def csv_rows(path: Path) -> Iterator[bytes]:
+def csv_rows(spill: Spill) -> Iterator[bytes]:
     """The CSV's rows as JSON objects (its header names the fields; ``email``
     is needed). Raises ConfigError naming the file's problem."""
-    with path.open("r", encoding="utf-8-sig", newline="") as f:
+    with spill.open_text() as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or "email" not in reader.fieldnames:
             raise ConfigError("the recipients CSV needs a header row with an email column",

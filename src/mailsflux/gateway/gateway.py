@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import os
 import re
 import secrets
 import shutil
@@ -31,11 +30,14 @@ from mailsflux.engine import Config, Engine, Message
 from mailsflux.errors import AccessError, ConfigError, MailsfluxError, NotFoundError
 from mailsflux.gateway.log import FINAL, Event, TenantLog
 from mailsflux.gateway.metrics import Metrics, TenantStats
+from mailsflux.gateway.sealed import read_rows, write_rows
 from mailsflux.jobs.jobfile import DeliverySpec, SpoolSpec
-from mailsflux.spool import SQLiteSpool
+from mailsflux.spool import SpoolKeys, SQLiteSpool
 from mailsflux.tenants import Principal, Tenant, Tenants
 from mailsflux.types import DeliveryResult
 
+#: A job's rows, sealed (mailsflux.gateway.sealed), in its folder.
+ROWS_FILE = "rows.sealed"
 _TEMPLATE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 #: How long results wait in memory before their events are committed.
 _FLUSH_AFTER = 0.05
@@ -59,8 +61,11 @@ class JobStatus(msgspec.Struct, kw_only=True):
 class _Tenant:
     """One tenant's engine, log and running API jobs."""
 
-    def __init__(self, tenant: Tenant, directory: Path, engine: Engine, log: TenantLog) -> None:
+    def __init__(
+        self, tenant: Tenant, directory: Path, engine: Engine, log: TenantLog, keys: SpoolKeys
+    ) -> None:
         self.tenant = tenant
+        self.keys = keys
         self.directory = directory
         self.engine = engine
         self.log = log
@@ -156,7 +161,7 @@ class Gateway:
             self._result(state, r)
 
         engine = Engine(config, on_result=on_result, **self.engine_options)
-        state = _Tenant(t, directory, engine, log)
+        state = _Tenant(t, directory, engine, log, keys)
         if self.sole:
             engine.reclaim()
         await engine.__aenter__()
@@ -257,16 +262,9 @@ class Gateway:
         where = state.directory / "jobs" / job_id
 
         def write() -> int:
-            """Rows to disk (in a thread: a big upload must not stall the loop)."""
+            """Rows to disk, sealed (in a thread: a big upload must not stall the loop)."""
             where.mkdir(parents=True, mode=0o700)
-            total = 0
-            with (where / "rows.jsonl").open("wb") as f:
-                for line in rows:
-                    f.write(line.rstrip(b"\n") + b"\n")
-                    total += 1
-                f.flush()
-                os.fsync(f.fileno())
-            return total
+            return write_rows(where / ROWS_FILE, job_id, rows, state.keys)
 
         try:
             total = await asyncio.to_thread(write)
@@ -302,28 +300,27 @@ class Gateway:
 
     async def _feed_rows(self, state: _Tenant, job_id: str, done: int, template: Message) -> None:
         state.log.set_job_state(job_id, "running")
-        path = state.directory / "jobs" / job_id / "rows.jsonl"
-        n = 0
-        with path.open("rb") as f:
-            for line in f:
-                n += 1
-                if n <= done:
-                    continue
-                if job_id in state.cancelled:
-                    break
-                mid, rcpt, problem = "", "", ""
-                try:
-                    message = _row_message(template, msgspec.json.decode(line))
-                    rcpt = _address(message.to)
-                    mid = await state.engine.enqueue(message)
-                except MailsfluxError as exc:
-                    # A rejected event, not a log line: logs hold no addresses.
-                    problem = f"row {n}: {exc.message}"
-                    mid = f"{job_id}.{n}"
-                state.log.job_row_done(job_id, n, mid, rcpt, problem)
-                if not problem:
-                    state.jobs_of[mid] = job_id
+        path = state.directory / "jobs" / job_id / ROWS_FILE
+        n = done
+        for line in read_rows(path, job_id, state.keys, after=done):
+            n += 1
+            if job_id in state.cancelled:
+                break
+            mid, rcpt, problem = "", "", ""
+            try:
+                message = _row_message(template, msgspec.json.decode(line))
+                rcpt = _address(message.to)
+                mid = await state.engine.enqueue(message)
+            except MailsfluxError as exc:
+                # A rejected event, not a log line: logs hold no addresses.
+                problem = f"row {n}: {exc.message}"
+                mid = f"{job_id}.{n}"
+            state.log.job_row_done(job_id, n, mid, rcpt, problem)
+            if not problem:
+                state.jobs_of[mid] = job_id
         state.log.set_job_state(job_id, "cancelled" if job_id in state.cancelled else "finished")
+        # Every row is in the spool now (or was refused): the rows are not kept.
+        path.unlink(missing_ok=True)
 
     # -- results -----------------------------------------------------------------
 
