@@ -30,6 +30,7 @@ from mailsflux.engine import Config, Engine, Message
 from mailsflux.errors import AccessError, ConfigError, MailsfluxError, NotFoundError
 from mailsflux.gateway.log import FINAL, Event, TenantLog
 from mailsflux.gateway.metrics import Metrics, TenantStats
+from mailsflux.gateway.retention import RetentionSpec, add_counts, sweep_tenant
 from mailsflux.gateway.sealed import read_rows, write_rows
 from mailsflux.jobs.jobfile import DeliverySpec, SpoolSpec
 from mailsflux.spool import SpoolKeys, SQLiteSpool
@@ -124,9 +125,7 @@ class Gateway:
         return len(self._open) == len(self.tenants)
 
     def tenant_dir(self, tenant: Tenant) -> Path:
-        """Where a tenant's data lives: its region's root (else the data dir)."""
-        root = Path(self.regions[tenant.region]) if tenant.region in self.regions else self.data_dir
-        return root / "tenants" / tenant.name
+        return tenant_dir(tenant, self.data_dir, self.regions)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -349,6 +348,17 @@ class Gateway:
         except Exception as exc:  # a full disk: the events stay buffered
             print(f"mailsflux: cannot write events: {exc}", file=sys.stderr)
 
+    # -- retention ---------------------------------------------------------------
+
+    async def sweep(self, spec: RetentionSpec, now: float | None = None) -> dict[str, int]:
+        """Every tenant's spool, log and job folders, by ``spec`` (in a thread)."""
+        when = time.time() if now is None else now
+        total: dict[str, int] = {}
+        for state in list(self._open.values()):
+            part = await asyncio.to_thread(sweep_tenant, state.directory, state.log, spec, when)
+            add_counts(total, part)
+        return total
+
     # -- reading -----------------------------------------------------------------
 
     def job(self, principal: Principal, job_id: str) -> JobStatus:
@@ -434,6 +444,12 @@ def _decode_template(blob: bytes) -> Message:
     fields = msgspec.json.decode(blob)
     fields["tags"] = tuple(fields["tags"])
     return Message(**fields)
+
+
+def tenant_dir(tenant: Tenant, data_dir: Path, regions: Mapping[str, str]) -> Path:
+    """Where a tenant's data lives: its region's root (else the data dir)."""
+    root = Path(regions[tenant.region]) if tenant.region in regions else data_dir
+    return root / "tenants" / tenant.name
 
 
 def _address(mailbox: str) -> str:

@@ -273,6 +273,49 @@ class TenantLog:
             )
             self._db.execute("COMMIT")
 
+    # -- retention ---------------------------------------------------------------
+
+    def sweep(
+        self, *, events_before: float, recipients_before: float, answers_before: float
+    ) -> dict[str, int]:
+        """Retention: events older than ``events_before`` go; older than
+        ``recipients_before`` they lose their address and reply; finished
+        jobs go with their events' addresses; idempotency answers older than
+        ``answers_before`` go. Returns counts by what was done."""
+        self.flush()
+        with self._lock:
+            out = {
+                "events_deleted": self._db.execute(
+                    "DELETE FROM events WHERE time < ?", (events_before,)
+                ).rowcount,
+                "events_anonymised": self._anonymise(recipients_before),
+                "jobs_deleted": self._db.execute(
+                    "DELETE FROM jobs WHERE updated < ?"
+                    " AND state IN ('finished', 'cancelled', 'failed')",
+                    (recipients_before,),
+                ).rowcount,
+                "answers_deleted": self._db.execute(
+                    "DELETE FROM idempotency WHERE created < ?", (answers_before,)
+                ).rowcount,
+            }
+        return out
+
+    def _anonymise(self, before: float) -> int:
+        """Events before ``before`` without their address or reply (a reply
+        often quotes the address); codes and categories stay."""
+        rows = self._db.execute(
+            "SELECT id, details FROM events WHERE time < ? AND recipient IS NOT NULL", (before,)
+        ).fetchall()
+        blank = []
+        for i, det in rows:
+            d = _dec.decode(det) if det else None
+            clean = _enc.encode(_Details(d.code, d.enhanced_status, "", d.category)) if d else None
+            blank.append((clean, i))
+        self._db.execute("BEGIN")
+        self._db.executemany("UPDATE events SET recipient = NULL, details = ? WHERE id = ?", blank)
+        self._db.execute("COMMIT")
+        return len(blank)
+
     # -- templates ---------------------------------------------------------------
 
     def put_template(self, template_id: str, body: bytes) -> float:

@@ -9,6 +9,7 @@ from pathlib import Path
 import msgspec
 
 from mailsflux.errors import ConfigError
+from mailsflux.gateway import RetentionSpec
 from mailsflux.jobs.jobfile import DeliverySpec, DKIMSpec
 from mailsflux.tenants import DEFAULT_TENANT, Tenant, Tenants
 
@@ -43,6 +44,8 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     regions: dict[str, str] = msgspec.field(default_factory=dict)
     #: fsync every spool commit (survives power loss, not only a crash).
     fsync: bool = False
+    #: How long personal data is kept (``mailsflux retention run``; serve sweeps too).
+    retention: RetentionSpec = msgspec.field(default_factory=RetentionSpec)
     base: str = ""
     source: str = ""
 

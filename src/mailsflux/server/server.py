@@ -15,6 +15,7 @@ import fcntl
 import secrets
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import IO, Any
@@ -22,7 +23,7 @@ from typing import IO, Any
 from mailsflux._files import create_whole
 from mailsflux.api import ApiApp
 from mailsflux.errors import ConfigError, MailsfluxError
-from mailsflux.gateway import Gateway
+from mailsflux.gateway import Gateway, add_counts, sweep_spool
 from mailsflux.server.config import ServerConfig, parse_listen
 from mailsflux.tenants import KeyStore
 
@@ -46,6 +47,10 @@ def _lock(data: Path) -> IO[bytes]:
     return f
 
 
+def _counts(done: dict[str, int]) -> str:
+    return ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(done.items()) if v)
+
+
 def key_store(config: ServerConfig) -> KeyStore:
     return KeyStore(config.data_path / "keys.db")
 
@@ -53,8 +58,12 @@ def key_store(config: ServerConfig) -> KeyStore:
 class Server:
     """The running server: its gateway, and where each listener listens."""
 
-    def __init__(self, config: ServerConfig, **engine_options: Any) -> None:
+    def __init__(
+        self, config: ServerConfig, *, job_spool: Path | None = None, **engine_options: Any
+    ) -> None:
         self.config = config
+        #: The job-file spool ``serve``'s queue runs: swept with the tenants'.
+        self.job_spool = job_spool
         self.engine_options = engine_options
         self.gateway: Gateway | None = None
         self.http_address: tuple[str, int] | None = None
@@ -83,6 +92,7 @@ class Server:
                 async with contextlib.AsyncExitStack() as stack:
                     if config.http is not None:
                         await stack.enter_async_context(self._http(gateway, keys, data))
+                    await stack.enter_async_context(self._sweeping(gateway))
                     await self._check_relay()
                     if ready is not None:
                         ready(self)
@@ -91,6 +101,34 @@ class Server:
             self.gateway = None
             keys.close()
             lock.close()
+
+    @contextlib.asynccontextmanager
+    async def _sweeping(self, gateway: Gateway) -> AsyncIterator[None]:
+        """Retention sweeps every ``interval_hours`` while serving."""
+        spec = self.config.retention
+
+        async def loop() -> None:
+            while True:
+                try:
+                    done = await gateway.sweep(spec)
+                    if self.job_spool is not None:
+                        now = time.time()
+                        add_counts(
+                            done, await asyncio.to_thread(sweep_spool, self.job_spool, spec, now)
+                        )
+                    if any(done.values()):
+                        print(f"mailsflux serve: retention: {_counts(done)}", file=sys.stderr)
+                except Exception as exc:  # a locked or full disk: next time
+                    print(f"mailsflux serve: retention sweep failed: {exc}", file=sys.stderr)
+                await asyncio.sleep(max(spec.interval_hours, 0.001) * 3600)
+
+        task = asyncio.ensure_future(loop())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _check_relay(self) -> None:
         """Say once at start when the relay cannot be reached; accept anyway."""

@@ -56,6 +56,14 @@ CLAIM: Final = 900.0
 
 _meta_enc = msgspec.msgpack.Encoder()
 _meta_dec = msgspec.msgpack.Decoder(tuple[str, str, str, str | None])
+#: Retention: settled records last changed before a time (states: spool.FINAL),
+#: a chunk at a time (a sweep must not hold the spool's write lock for long),
+#: after row ``row > ?`` (the rows already looked at).
+_SWEEP_SELECT = (
+    "SELECT row, meta FROM rcpt WHERE job = ? AND row > ? AND updated < ?"
+    " AND state IN ('bounced', 'delivered', 'failed', 'skipped', 'suppressed')"
+    " ORDER BY row LIMIT 1000"
+)
 _msg_dec = msgspec.msgpack.Decoder(RenderedMessage)
 _info_dec = msgspec.json.Decoder(JobInfo)
 _info_enc = msgspec.json.encode
@@ -367,6 +375,40 @@ class SQLiteSpool:
                 " AND state IN ('pending', 'deferred') AND claimed < ?",
                 [(until, job, r, until) for r in rows],
             )
+
+    def sweep(self, before: float) -> tuple[int, int]:
+        """Retention: settled records last changed before ``before`` lose
+        their personal data. A job file's rows keep their row and state (a
+        resumed job must still pass them over) but their address and reply
+        are blanked; an engine's one-off sends have nothing to resume and go.
+        Returns (anonymised, deleted)."""
+        anonymised = deleted = 0
+        for info in self.jobs():
+            engine = info.source.startswith("engine:")
+            last = 0
+            while True:
+                with self._tx() as db:
+                    got = db.execute(_SWEEP_SELECT, (info.id, last, before)).fetchall()
+                    if not got:
+                        break
+                    last = got[-1][0]
+                    if engine:
+                        db.executemany(
+                            "DELETE FROM rcpt WHERE job = ? AND row = ?",
+                            [(info.id, row) for row, _ in got],
+                        )
+                        deleted += len(got)
+                        continue
+                    blank = []
+                    for row, meta in got:
+                        ctx = _ctx(info.id, row, b"meta")
+                        rcpt, mid, reply, enhanced = _meta_dec.decode(self.keys.open(meta, ctx))
+                        if rcpt or reply:
+                            plain = _meta_enc.encode(("", mid, "", enhanced))
+                            blank.append((self.keys.seal(plain, ctx), info.id, row))
+                    db.executemany("UPDATE rcpt SET meta = ? WHERE job = ? AND row = ?", blank)
+                    anonymised += len(blank)
+        return anonymised, deleted
 
     def release_claims(self, job: str) -> int:
         """Messages of ``job`` claimed by a runner that is gone are free at once
