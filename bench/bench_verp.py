@@ -26,6 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from _example import EXAMPLE, VARS
 from _machine import describe
 from mailsflux.delivery.smtp import _ADDRESS
 from mailsflux.feedback import Verp
@@ -35,18 +36,7 @@ from mailsflux.jobs.composer import Composer
 from mailsflux.jobs.jobfile import load_job
 from mailsflux.types import Recipient
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "welcome"
 BOUNCE = "bounce.northwind.example"
-VARS = {
-    "email": "zoe.haddad@example.org",
-    "name": "Zoë Haddad",
-    "first_name": "Zoë",
-    "company": "Dunmore Freight",
-    "plan": "Enterprise",
-    "city": "Pune",
-    "trial": "yes",
-    "trial_end": "2026-12-15",
-}
 RCPT = Recipient(email=VARS["email"], vars=VARS, row=2)
 
 
