@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailsflux import Engine, Message, Tracking
 from mailsflux.feedback import Verp
@@ -145,3 +148,50 @@ def test_a_bad_bounce_domain_is_a_job_error(tmp_path: Path) -> None:
     assert (
         f"{job}:" in r.stderr and "bounce domain 'bounce example' is not a domain name" in r.stderr
     )
+
+
+class _SenderAtRcpt(RecordingHandler):
+    """Also notes the MAIL FROM of every attempt, refused ones too."""
+
+    def __init__(self) -> None:
+        self.refusing = True
+        super().__init__(lambda a, n: "450 4.7.1 greylisted" if self.refusing else None)
+        self.senders: list[str] = []
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        self.senders.append(envelope.mail_from or "")
+        return await super().handle_RCPT(server, session, envelope, address, options)
+
+
+def test_a_deferred_message_keeps_its_return_path_in_the_spool(
+    tmp_path: Path, private_spool: Path
+) -> None:
+    handler = _SenderAtRcpt()
+    with SMTPServer(handler) as server:
+        job = make_job(
+            tmp_path,
+            [["dave@example.com", "D", "Dave", "Pro"]],
+            relay=server.url,
+            algorithm="ed25519-sha256",
+            attempts=1,
+        )
+        cfg = write_tracking_config(job.parent / "tracking.toml")
+        job.write_text(
+            job.read_text().replace("[delivery]", "[delivery]\nqueue_initial = 0.3")
+            + f'\n[tracking]\nconfig = "tracking.toml"\nbounce_domain = "{BOUNCE}"\n'
+        )
+        sent = run_cli("send", str(job), "-q")
+        assert sent.returncode == 1 and "1 deferred in the spool" in sent.stdout, sent.stdout
+        handler.refusing = False
+        time.sleep(0.7)  # past the first retry (0.3 s +- 10 %)
+        ran = run_cli("queue", "run")
+        assert ran.returncode == 0 and "1 tried: 1 delivered" in ran.stdout, ran.stdout
+    first, retry = handler.senders
+    assert first == retry and first.startswith("bounces+")
+    (m,) = handler.received
+    tracking = load_config(cfg)
+    payload = Verp(tracking.keys, tracking.current_key, BOUNCE).open(m.mail_from)
+    assert payload is not None
+    assert payload.message_id == parse(m.data)["Message-ID"].strip("<>")
