@@ -48,7 +48,11 @@ _ALIASES: Final[dict[str, Reason]] = {
     "complained": "complaint",
 }
 #: Entries written per transaction by :meth:`SuppressionList.import_lines`.
-BATCH: Final = 1000
+#: The store's index is keyed by an HMAC, so inserts land on random pages and
+#: each commit writes every page it touched to the WAL: 10,000 a commit wrote
+#: a 1,000,000-line import in half the time of 1,000 (28 s against 56 s),
+#: while holding other writers (an unsubscribe) back only about 0.3 s.
+BATCH: Final = 10_000
 
 
 class SuppressionError(MailsfluxError):
