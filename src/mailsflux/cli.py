@@ -20,6 +20,7 @@ from mailsflux.benchmark.command import add_parser as add_bench_parser
 from mailsflux.delivery.relay import Relay
 from mailsflux.dkim.keyfiles import txt_path_for
 from mailsflux.errors import ConfigError, DKIMError, MailsfluxError
+from mailsflux.feedback.cli_suppression import add_parser as add_suppression_parser
 from mailsflux.jobs.jobfile import DeliverySpec, check_ehlo_name
 from mailsflux.jobs.journal import count_bits
 from mailsflux.jobs.progress import Progress
@@ -738,6 +739,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mailsflux.feedback.cli import add_parser as add_bounces
 
     add_bounces(sub)
+    add_suppression_parser(sub)
     add_bench_parser(sub)
     return ap
 

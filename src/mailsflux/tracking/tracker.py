@@ -78,6 +78,8 @@ class Tracker:
         ring = check_keys(keys, current_key_id)
         self.base_url = base
         self.key_id = current_key_id
+        #: The key ring, for what else the sender seals with it (VERP return paths).
+        self.keys: Mapping[str, bytes] = ring
         self.clock = clock
         self._rw = Rewriter(base, current_key_id, ring[current_key_id])
         self._verifier = TokenVerifier(ring)
