@@ -794,7 +794,9 @@ class Engine:
         from mailsflux.delivery.bounce import classify_result
 
         if self._store is not None and r.status == "bounced" and classify_result(r).suppress:
-            self._store.suppress(r.recipient, reason="bounce", job=job, message_id=r.message_id)
+            self._store.suppress(
+                r.recipient, reason="hard-bounce", job=job, message_id=r.message_id
+            )
             if self._suppressed is not None:
                 self._suppressed.add(r.recipient)
 
