@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -315,6 +316,37 @@ class TenantLog:
         self._db.executemany("UPDATE events SET recipient = NULL, details = ? WHERE id = ?", blank)
         self._db.execute("COMMIT")
         return len(blank)
+
+    def person(
+        self, match: Callable[[str], bool], *, erase: bool = False, correct: str | None = None
+    ) -> list[Event]:
+        """One person's events (export); with ``erase`` their address and
+        reply are removed; with ``correct`` the address is replaced."""
+        self.flush()
+        found: list[Event] = []
+        last = 0
+        while batch := self.events(after=last, limit=2000):
+            last = batch[-1].id
+            mine = [e for e in batch if e.recipient and match(e.recipient)]
+            found.extend(mine)
+            if not mine or not (erase or correct is not None):
+                continue
+            rows: list[tuple[bytes | None, bytes, int]] = []
+            for e in mine:
+                if erase:
+                    det = _enc.encode(_Details(e.code, e.enhanced_status, "", e.category))
+                    rows.append((None, det, e.id))
+                else:
+                    assert correct is not None
+                    det = _enc.encode(_Details(e.code, e.enhanced_status, e.reply, e.category))
+                    rows.append((self._seal(correct, e.message_id), det, e.id))
+            with self._lock:
+                self._db.execute("BEGIN")
+                self._db.executemany(
+                    "UPDATE events SET recipient = ?, details = ? WHERE id = ?", rows
+                )
+                self._db.execute("COMMIT")
+        return found
 
     # -- templates ---------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final, cast
@@ -409,6 +409,62 @@ class SQLiteSpool:
                     db.executemany("UPDATE rcpt SET meta = ? WHERE job = ? AND row = ?", blank)
                     anonymised += len(blank)
         return anonymised, deleted
+
+    def person(
+        self,
+        match: Callable[[str], bool],
+        *,
+        erase: bool = False,
+        correct: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """One person's records (``match`` says which recipients are theirs),
+        for an export; with ``erase`` their address and reply are blanked and
+        a message still waiting is not sent (recorded failed, its bytes
+        deleted); with ``correct`` the stored address becomes that one (a
+        waiting message keeps the bytes it was signed with)."""
+        found: list[dict[str, Any]] = []
+        for info in self.jobs():
+            last = 0
+            while True:
+                with self._tx() as db:
+                    got = db.execute(
+                        "SELECT row, state, updated, meta FROM rcpt WHERE job = ? AND row > ?"
+                        " ORDER BY row LIMIT 1000",
+                        (info.id, last),
+                    ).fetchall()
+                    if not got:
+                        break
+                    last = got[-1][0]
+                    changed = []
+                    for row, state, updated, meta in got:
+                        ctx = _ctx(info.id, row, b"meta")
+                        rcpt, mid, reply, enhanced = _meta_dec.decode(self.keys.open(meta, ctx))
+                        if not rcpt or not match(rcpt):
+                            continue
+                        found.append(
+                            {"job": info.name, "row": row, "state": state, "recipient": rcpt,
+                             "message_id": mid, "reply": reply, "updated": updated}
+                        )  # fmt: skip
+                        if erase:
+                            plain = _meta_enc.encode(("", mid, "", enhanced))
+                        elif correct is not None:
+                            plain = _meta_enc.encode((correct, mid, reply, enhanced))
+                        else:
+                            continue
+                        changed.append((self.keys.seal(plain, ctx), info.id, row, state))
+                    db.executemany(
+                        "UPDATE rcpt SET meta = ? WHERE job = ? AND row = ?",
+                        [c[:3] for c in changed],
+                    )
+                    if erase:
+                        waiting = [(c[1], c[2]) for c in changed if c[3] not in FINAL]
+                        db.executemany(
+                            "UPDATE rcpt SET state = 'failed', category = 'erased'"
+                            " WHERE job = ? AND row = ?",
+                            waiting,
+                        )
+                        db.executemany("DELETE FROM body WHERE job = ? AND row = ?", waiting)
+        return found
 
     def release_claims(self, job: str) -> int:
         """Messages of ``job`` claimed by a runner that is gone are free at once
