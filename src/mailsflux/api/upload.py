@@ -17,12 +17,17 @@ from mailsflux.gateway.sealed import Spill
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
-#: The form field that carries the file; every other field is small.
+#: The form field that carries the file; the only other fields a form may have.
 FILE_FIELD = "recipients"
+SMALL_FIELDS = ("template", "name")
 
 
 class TooLarge(Exception):
     """A field or the file is over its limit."""
+
+
+class BadForm(ValueError):
+    """A form this endpoint does not take (or one cut off)."""
 
 
 class Upload:
@@ -30,7 +35,7 @@ class Upload:
     encrypted), and the SHA-256 of everything (idempotency)."""
 
     def __init__(self) -> None:
-        self.fields: dict[str, bytes] = {}
+        self.fields: dict[str, bytearray] = {}
         self.file: Spill | None = None
         self.file_size = 0
         self.digest = hashlib.sha256()
@@ -65,11 +70,14 @@ async def read_form(
         state["field"] = state["value"] = b""
 
     def on_headers_finished() -> None:
-        up.digest.update(state["name"].encode() + b"\x00")
-        if state["name"] == FILE_FIELD and up.file is None:
+        name = state["name"]
+        up.digest.update(name.encode() + b"\x00")
+        if name == FILE_FIELD and up.file is None:
             up.file = state["out"] = Spill(file_path)
+        elif name in SMALL_FIELDS and name not in up.fields:
+            up.fields[name] = bytearray()
         else:
-            up.fields.setdefault(state["name"], b"")
+            raise BadForm(f"unexpected or repeated form field {name!r}")
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         chunk = data[start:end]
@@ -80,10 +88,10 @@ async def read_form(
                 raise TooLarge(f"the {FILE_FIELD} file is over {max_file} bytes")
             state["out"].write(chunk)
         else:
-            value = up.fields[state["name"]] + chunk
+            value = up.fields[state["name"]]
+            value += chunk
             if len(value) > max_field:
                 raise TooLarge(f"form field {state['name']!r} is over {max_field} bytes")
-            up.fields[state["name"]] = value
 
     def on_part_end() -> None:
         if state["out"] is not None:
@@ -106,6 +114,8 @@ async def read_form(
     try:
         while True:
             msg = await receive()
+            if msg["type"] == "http.disconnect":
+                raise BadForm("the client went away before the form ended")
             parser.write(msg.get("body", b""))
             if not msg.get("more_body", False):
                 break
@@ -121,12 +131,20 @@ def csv_rows(spill: Spill) -> Iterator[bytes]:
     is needed). Raises ConfigError naming the file's problem."""
     with spill.open_text() as f:
         reader = csv.DictReader(f)
-        if reader.fieldnames is None or "email" not in reader.fieldnames:
-            raise ConfigError("the recipients CSV needs a header row with an email column",
-                              field=FILE_FIELD)  # fmt: skip
-        for row in reader:
-            row.pop(None, None)
-            yield msgspec.json.encode(row)
+        try:
+            if reader.fieldnames is None or "email" not in reader.fieldnames:
+                raise ConfigError(
+                    "the recipients CSV needs a header row with an email column",
+                    field=FILE_FIELD,
+                )
+            for row in reader:
+                row.pop(None, None)
+                yield msgspec.json.encode(row)
+        except (csv.Error, UnicodeDecodeError) as exc:
+            why = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)
+            raise ConfigError(
+                f"the recipients CSV, line {reader.line_num}: {why}", field=FILE_FIELD
+            ) from None
 
 
-__all__ = ["FILE_FIELD", "TooLarge", "Upload", "boundary_of", "csv_rows", "read_form"]
+__all__ = ["FILE_FIELD", "BadForm", "TooLarge", "Upload", "boundary_of", "csv_rows", "read_form"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import re
 import secrets
@@ -22,7 +23,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import msgspec
 
@@ -72,10 +73,13 @@ class _Tenant:
         self.log = log
         self.feeders: dict[str, asyncio.Task[None]] = {}
         self.cancelled: set[str] = set()
+        #: Set when the gateway closes: feeders stop between rows, not inside one.
+        self.stopping = False
         self.jobs_of: dict[str, str | None] = {}  # in-flight Message-ID -> job
         #: In-flight Message-ID -> when it was accepted (the delivery histogram).
         self.accepted_at: dict[str, float] = {}
         self.flushing: asyncio.TimerHandle | None = None
+        self.lock: IO[bytes] | None = None
 
 
 class Gateway:
@@ -149,6 +153,7 @@ class Gateway:
             base=str(directory),
         )
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock = lock_dir(directory, f"tenant {t.name}") if self.sole else None
         # The spool's keys seal the log's recipients too: one key file per tenant.
         with SQLiteSpool(spool_dir, durable=self.fsync) as spool:
             keys = spool.keys
@@ -161,35 +166,48 @@ class Gateway:
 
         engine = Engine(config, on_result=on_result, **self.engine_options)
         state = _Tenant(t, directory, engine, log, keys)
+        state.lock = lock
         if self.sole:
             engine.reclaim()
         await engine.__aenter__()
         self._open[t.name] = state
         log.release_unanswered()
+        for job_id in log.abandoned_jobs():  # cut off while written: never answered
+            shutil.rmtree(directory / "jobs" / job_id, ignore_errors=True)
         for job_id in log.unfinished_jobs():  # a stopped server's jobs go on
             self._start_feeder(state, job_id)
 
     async def __aexit__(self, *exc: object) -> None:
-        """Stop feeding jobs, let the engines finish what they hold, close."""
-        for state in list(self._open.values()):
-            for task in state.feeders.values():
+        """Stop feeding jobs (between rows), let the engines finish what they
+        hold within ``stop_grace`` (all at once), close."""
+        grace = self.delivery.stop_grace
+        for state in self._open.values():
+            state.stopping = True
+        feeders = [t for state in self._open.values() for t in state.feeders.values()]
+        if feeders:
+            _, late = await asyncio.wait(feeders, timeout=grace)
+            for task in late:  # stuck on a full scheduler: the row is redone at start
                 task.cancel()
-            for task in list(state.feeders.values()):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        for name, state in list(self._open.items()):
-            try:
-                # What is not sent within the grace stays in the spool, and
-                # the next start sends it: a stop need not wait for a slow site.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        state.engine.__aexit__(None, None, None), self.delivery.stop_grace
-                    )
-            finally:
+            await asyncio.gather(*feeders, return_exceptions=True)
+
+        async def leave(state: _Tenant) -> None:
+            # What is not sent within the grace stays in the spool, and the
+            # next start sends it: a stop need not wait for a slow site.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(state.engine.__aexit__(None, None, None), grace)
+
+        states = list(self._open.values())
+        self._open.clear()
+        try:
+            await asyncio.gather(*(leave(s) for s in states), return_exceptions=True)
+        finally:
+            for state in states:
                 if state.flushing is not None:
                     state.flushing.cancel()
-                state.log.close()
-                del self._open[name]
+                with contextlib.suppress(Exception):
+                    state.log.close()
+                if state.lock is not None:
+                    state.lock.close()
 
     # -- access ------------------------------------------------------------------
 
@@ -222,8 +240,10 @@ class Gateway:
     async def accept(self, principal: Principal, message: Message) -> str:
         """Store one message for delivery; returns its id once it is durable."""
         state = self._state(principal, "send")
-        self._check_sender(state, _address(message.sender))
-        mid = await state.engine.enqueue(message)
+        self._check_sender(
+            state, _address(message.sender)
+        )  # fails fast; the rendered one is checked too
+        mid = await state.engine.enqueue(message, senders=state.tenant.owns)
         state.log.queued(mid, _address(message.to))
         state.accepted_at.setdefault(mid, time.monotonic())
         self._flush_soon(state)
@@ -236,7 +256,7 @@ class Gateway:
         recipient; returns its Message-ID once every copy is durable."""
         state = self._state(principal, "send")
         self._check_sender(state, mail_from)
-        mid = await state.engine.enqueue_raw(mail_from, rcpt_to, data)
+        mid = await state.engine.enqueue_raw(mail_from, rcpt_to, data, senders=state.tenant.owns)
         for rcpt in rcpt_to:
             state.log.queued(mid, rcpt)
         state.accepted_at.setdefault(mid, time.monotonic())
@@ -259,6 +279,9 @@ class Gateway:
             raise ConfigError("a job's template cannot have attachments", field="template")
         job_id = "job_" + secrets.token_hex(8)
         where = state.directory / "jobs" / job_id
+        # Recorded first ("writing"): a retention sweep leaves its folder
+        # alone, and a crash before the answer leaves a job marked failed.
+        state.log.add_job(job_id, name or job_id, 0, _encode_template(template), "writing")
 
         def write() -> int:
             """Rows to disk, sealed (in a thread: a big upload must not stall the loop)."""
@@ -269,8 +292,9 @@ class Gateway:
             total = await asyncio.to_thread(write)
         except BaseException:
             shutil.rmtree(where, ignore_errors=True)
+            state.log.drop_job(job_id)
             raise
-        state.log.add_job(job_id, name or job_id, total, _encode_template(template))
+        state.log.job_written(job_id, total)
         self._start_feeder(state, job_id)
         return job_id
 
@@ -302,21 +326,37 @@ class Gateway:
         path = state.directory / "jobs" / job_id / ROWS_FILE
         n = done
         for line in read_rows(path, job_id, state.keys, after=done):
-            n += 1
-            if job_id in state.cancelled:
+            if job_id in state.cancelled or state.stopping:
                 break
+            n += 1
             mid, rcpt, problem = "", "", ""
+            message = None
             try:
                 message = _row_message(template, msgspec.json.decode(line))
                 rcpt = _address(message.to)
-                mid = await state.engine.enqueue(message)
             except MailsfluxError as exc:
-                # A rejected event, not a log line: logs hold no addresses.
                 problem = f"row {n}: {exc.message}"
+            pause = 0.05
+            while message is not None:
+                try:
+                    mid = await state.engine.enqueue(message, senders=state.tenant.owns)
+                    break
+                except MailsfluxError as exc:
+                    if not exc.temporary:
+                        # A rejected event, not a log line: logs hold no addresses.
+                        problem = f"row {n}: {exc.message}"
+                        break
+                    if state.stopping:
+                        return  # this row was not handed on: the next start does it
+                    await asyncio.sleep(pause)  # a full disk, a locked spool: wait, then again
+                    pause = min(pause * 2, 5.0)
+            if problem:
                 mid = f"{job_id}.{n}"
             state.log.job_row_done(job_id, n, mid, rcpt, problem)
             if not problem:
                 state.jobs_of[mid] = job_id
+        if state.stopping:
+            return
         state.log.set_job_state(job_id, "cancelled" if job_id in state.cancelled else "finished")
         # Every row is in the spool now (or was refused): the rows are not kept.
         path.unlink(missing_ok=True)
@@ -444,6 +484,20 @@ def _decode_template(blob: bytes) -> Message:
     fields = msgspec.json.decode(blob)
     fields["tags"] = tuple(fields["tags"])
     return Message(**fields)
+
+
+def lock_dir(directory: Path, what: str) -> IO[bytes]:
+    """An exclusive lock on ``directory`` (held while the returned file is open):
+    one server at a time takes over what a crashed one held there."""
+    f = (directory / "lock").open("ab")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise ConfigError(
+            f"{what}: another mailsflux serve is using {directory}", field="data_dir"
+        ) from None
+    return f
 
 
 def tenant_dir(tenant: Tenant, data_dir: Path, regions: Mapping[str, str]) -> Path:

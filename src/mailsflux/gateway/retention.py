@@ -60,7 +60,9 @@ def sweep_tenant(
     jobs = directory / "jobs"
     if jobs.is_dir():
         for folder in jobs.iterdir():
-            if log.job(folder.name) is None:  # its record is gone: so is the folder
+            # Its record is gone (swept): so goes the folder. A job is recorded
+            # before its folder is made, so one being written is never taken.
+            if log.job(folder.name) is None:
                 shutil.rmtree(folder, ignore_errors=True)
     return out
 

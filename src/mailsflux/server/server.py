@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import secrets
 import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from mailsflux._files import create_whole
-from mailsflux.api import ApiApp
+from mailsflux.api import ApiApp, MetricsApp
 from mailsflux.errors import ConfigError, MailsfluxError
 from mailsflux.gateway import Gateway, add_counts, sweep_spool
+from mailsflux.gateway.gateway import lock_dir
 from mailsflux.server.config import ServerConfig, parse_listen
 from mailsflux.tenants import KeyStore
 
@@ -34,17 +34,6 @@ def cursor_key(data_dir: Path) -> bytes:
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     create_whole(path, secrets.token_bytes(32))
     return path.read_bytes()
-
-
-def _lock(data: Path) -> IO[bytes]:
-    """One server per data directory: it may then take over what a crashed one held."""
-    f = (data / "server.lock").open("ab")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.close()
-        raise ConfigError(f"another mailsflux serve is using {data}", field="data_dir") from None
-    return f
 
 
 def _counts(done: dict[str, int]) -> str:
@@ -67,6 +56,7 @@ class Server:
         self.engine_options = engine_options
         self.gateway: Gateway | None = None
         self.http_address: tuple[str, int] | None = None
+        self.metrics_address: tuple[str, int] | None = None
 
     async def run(
         self, stop: asyncio.Event, *, ready: Callable[[Server], None] | None = None
@@ -75,7 +65,7 @@ class Server:
         config = self.config
         data = config.data_path
         data.mkdir(parents=True, exist_ok=True, mode=0o700)
-        lock = _lock(data)
+        lock = lock_dir(data, "the data directory")
         keys = key_store(config)
         try:
             gateway = Gateway(
@@ -146,15 +136,8 @@ class Server:
 
     @contextlib.asynccontextmanager
     async def _http(self, gateway: Gateway, keys: KeyStore, data: Path) -> AsyncIterator[None]:
-        import uvicorn
-
         spec = self.config.http
         assert spec is not None
-        host, port = parse_listen(spec.listen, "http.listen")
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        self.http_address = sock.getsockname()[:2]
         app = ApiApp(
             gateway,
             keys,
@@ -164,21 +147,61 @@ class Server:
             max_upload=spec.max_upload,
             log=sys.stderr if spec.access_log else None,
         )
-        cfg = uvicorn.Config(
-            app, lifespan="off", log_level="warning", access_log=False, server_header=False
-        )
-        srv = uvicorn.Server(cfg)
-        # uvicorn's serve() would take over SIGINT/SIGTERM, which `serve`
-        # handles itself; these are the steps serve() takes, without that.
-        cfg.load()
-        srv.lifespan = cfg.lifespan_class(cfg)
-        await srv.startup(sockets=[sock])
-        loop_task = asyncio.ensure_future(srv.main_loop())
-        try:
-            yield
-        finally:
-            srv.should_exit = True
-            with contextlib.suppress(Exception):
-                await loop_task
-            await srv.shutdown(sockets=[sock])
-            sock.close()
+        async with _uvicorn(app, spec.listen, "http.listen", self._grace) as where:
+            self.http_address = where
+            if spec.metrics_listen:
+                metrics = MetricsApp(gateway)
+                async with _uvicorn(
+                    metrics, spec.metrics_listen, "http.metrics_listen", self._grace
+                ) as m:
+                    self.metrics_address = m
+                    yield
+            else:
+                yield
+
+    @property
+    def _grace(self) -> float:
+        return self.config.delivery.stop_grace
+
+
+@contextlib.asynccontextmanager
+async def _uvicorn(
+    app: Any, listen: str, what: str, grace: float
+) -> AsyncIterator[tuple[str, int]]:
+    """``app`` served by uvicorn on this loop at ``listen``; yields the address."""
+    import uvicorn
+
+    host, port = parse_listen(listen, what)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"{what}: cannot listen on {listen}: {exc.strerror}", field=what
+        ) from None
+    cfg = uvicorn.Config(
+        app,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        # A client that never finishes its body must not hold a stop forever.
+        timeout_graceful_shutdown=max(int(grace), 1),
+    )
+    srv = uvicorn.Server(cfg)
+    # uvicorn's serve() would take over SIGINT/SIGTERM, which `serve`
+    # handles itself; these are the steps serve() takes, without that.
+    cfg.load()
+    srv.lifespan = cfg.lifespan_class(cfg)
+    await srv.startup(sockets=[sock])
+    loop_task = asyncio.ensure_future(srv.main_loop())
+    try:
+        yield sock.getsockname()[:2]
+    finally:
+        srv.should_exit = True
+        with contextlib.suppress(Exception):
+            await loop_task
+        await srv.shutdown(sockets=[sock])
+        sock.close()
