@@ -11,27 +11,13 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mailsflux.tracking import Tracker
+from tests.test_track_text_trim import reference_trim
 
 BASE = "https://t.example.com"
 T = Tracker(BASE, {"k1": b"f" * 32}, "k1", clock=lambda: 1_760_000_000)
 MID, RCPT = "m.1@x.example", "r@y.example"
 
 _TEXT_URL = re.compile(r"\bhttps?://[^\s<>\"'`]+", re.I)
-_TRAILING = ".,;:!?"
-
-
-def reference_trim(url: str) -> str:
-    while url:
-        c = url[-1]
-        if c in _TRAILING:
-            url = url[:-1]
-        elif c == ")" and url.count("(") < url.count(")"):
-            url = url[:-1]
-        elif c == "]" and url.count("[") < url.count("]"):
-            url = url[:-1]
-        else:
-            break
-    return url
 
 
 def reference(

@@ -41,6 +41,7 @@ from mailsflux.benchmark.sinks import sink
 from mailsflux.compose import MessageBuilder, Template
 from mailsflux.dkim import Signer, generate_private_key
 from mailsflux.jobs import Prepared, RecipientFile
+from mailsflux.jobs.journal import pending_record
 from mailsflux.spool import Record, SpoolKeys, SQLiteSpool
 from mailsflux.tracking import Tracker
 from mailsflux.types import Recipient, RenderedMessage
@@ -274,17 +275,7 @@ def run_pipeline(
                     data=raws[i],
                     message_id=f"bench.{i}@{DOMAIN}",
                 )
-                rec = Record(
-                    row=0,
-                    state="pending",
-                    recipient=msg.rcpt_to,
-                    message_id=msg.message_id,
-                    domain=msg.domain,
-                    first_at=now,
-                    next_at=now,
-                    message=msg,
-                )
-                return spool.append("bench-held", rec)
+                return spool.append("bench-held", pending_record(msg, now))
 
             ours["spool hold"] = _cpu_per_item(hold, idx)
             theirs["spool hold"] = _cpu_per_item(lambda i: pspool.hold("bench-held", raws[i]), idx)
