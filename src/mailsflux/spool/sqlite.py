@@ -316,7 +316,9 @@ class SQLiteSpool:
         db.executemany("INSERT OR REPLACE INTO rcpt VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
         if bodies:
             db.executemany("INSERT OR REPLACE INTO body VALUES (?,?,?)", bodies)
-        if released:
+        # Most jobs park no body: one probe instead of a delete per result.
+        # Inside the write transaction, so no body can appear meanwhile.
+        if released and db.execute("SELECT 1 FROM body WHERE job = ? LIMIT 1", (job,)).fetchone():
             db.executemany("DELETE FROM body WHERE job = ? AND row = ?", released)
 
     def append(self, job: str, record: Record) -> int:

@@ -220,7 +220,8 @@ class SuppressionView:
             return False
         if self._clock() - self._at >= self._refresh:
             self._update()
-        return self._store._pii.lookup(address) in self._hashes
+        # Nothing suppressed (the usual case): no keyed hash of the address.
+        return bool(self._hashes) and self._store._pii.lookup(address) in self._hashes
 
     def add(self, address: str) -> None:
         """Count ``address`` as suppressed at once (the store has it too)."""
