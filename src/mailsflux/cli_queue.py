@@ -229,6 +229,9 @@ def _print_ready(server: Any) -> None:
     if server.http_address is not None:
         host, port = server.http_address
         print(f"mailsflux serve: HTTP API on http://{host}:{port}/v1", file=sys.stderr, flush=True)
+    if server.bounces_address is not None:
+        host, port = server.bounces_address
+        print(f"mailsflux serve: bounces on smtp://{host}:{port}", file=sys.stderr, flush=True)
     gw = server.gateway
     where = gw.data_dir if gw is not None else "?"
     print(f"mailsflux serve: data in {where}", file=sys.stderr, flush=True)

@@ -32,6 +32,23 @@ class HTTPSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     metrics_listen: str = ""
 
 
+class BouncesSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``[bounces]``: the SMTP listener for the bounce domain (as ``bounces listen``)."""
+
+    listen: str = "127.0.0.1:2525"
+    #: The tracking config: its store gets suppressions, its keys open VERP tokens.
+    tracking: str = ""
+    #: The VERP return-path domain (``bounces+TOKEN@domain``); needs ``tracking``.
+    bounce_domain: str = ""
+    #: Also accepted: ARF feedback-loop addresses.
+    feedback_addresses: list[str] = msgspec.field(default_factory=list)
+    #: JSON lines of bounce events; reports that cannot be parsed.
+    events: str = "bounce-events.jsonl"
+    quarantine: str = "quarantine"
+    #: Also append suppressed addresses to this list file.
+    suppression_list: str = ""
+
+
 class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """What ``mailsflux serve --config FILE`` runs."""
 
@@ -39,6 +56,7 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: $MAILSFLUX_HOME, else $XDG_STATE_HOME/mailsflux/server.
     data_dir: str = ""
     http: HTTPSpec | None = None
+    bounces: BouncesSpec | None = None
     delivery: DeliverySpec = msgspec.field(default_factory=DeliverySpec)
     #: The DKIM keys of the one tenant a setup without ``[[tenants]]`` has.
     dkim: list[DKIMSpec] = msgspec.field(default_factory=list)
@@ -90,6 +108,18 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 for name in ("max_body", "max_job_body", "max_upload"):
                     if getattr(self.http, name) <= 0:
                         raise ConfigError(f"http.{name} must be above 0", field=f"http.{name}")
+            if self.bounces is not None:
+                parse_listen(self.bounces.listen, "bounces.listen")
+                if not self.bounces.bounce_domain and not self.bounces.feedback_addresses:
+                    raise ConfigError(
+                        "[bounces] needs bounce_domain (with tracking) or feedback_addresses",
+                        field="bounces",
+                    )
+                if self.bounces.bounce_domain and not self.bounces.tracking:
+                    raise ConfigError(
+                        "bounces.bounce_domain needs bounces.tracking (its keys open VERP tokens)",
+                        field="bounces.tracking",
+                    )
             if self.delivery.stop_grace < 0:
                 raise ConfigError("delivery.stop_grace cannot be negative", field="stop_grace")
             tenants = self.tenant_list()

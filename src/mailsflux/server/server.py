@@ -57,6 +57,7 @@ class Server:
         self.gateway: Gateway | None = None
         self.http_address: tuple[str, int] | None = None
         self.metrics_address: tuple[str, int] | None = None
+        self.bounces_address: tuple[str, int] | None = None
 
     async def run(
         self, stop: asyncio.Event, *, ready: Callable[[Server], None] | None = None
@@ -83,6 +84,8 @@ class Server:
                     if config.http is not None:
                         await stack.enter_async_context(self._http(gateway, keys, data))
                     await stack.enter_async_context(self._sweeping(gateway))
+                    if config.bounces is not None:
+                        await stack.enter_async_context(self._bounces())
                     await self._check_relay()
                     if ready is not None:
                         ready(self)
@@ -158,6 +161,46 @@ class Server:
                     yield
             else:
                 yield
+
+    @contextlib.asynccontextmanager
+    async def _bounces(self) -> AsyncIterator[None]:
+        """The bounce domain's SMTP listener (``bounces listen``, inside serve)."""
+        from mailsflux.feedback import BounceListener, Ingestor, Verp
+        from mailsflux.tracking.config import load_config
+
+        spec = self.config.bounces
+        assert spec is not None
+        r = self.config.resolve
+        cfg = load_config(r(spec.tracking)) if spec.tracking else None
+        verp = None
+        if spec.bounce_domain and cfg is not None:
+            verp = Verp(cfg.keys, cfg.current_key, spec.bounce_domain)
+        store = cfg.open_store() if cfg is not None else None
+        try:
+            ingestor = Ingestor(
+                quarantine=r(spec.quarantine),
+                events=r(spec.events) if spec.events else None,
+                store=store,
+                suppression_list=r(spec.suppression_list) if spec.suppression_list else None,
+                verp=verp,
+            )
+            with ingestor:
+                listener = BounceListener(ingestor, verp, spec.feedback_addresses)
+                host, port = parse_listen(spec.listen, "bounces.listen")
+                try:
+                    self.bounces_address = await listener.start(host, port)
+                except OSError as exc:
+                    raise ConfigError(
+                        f"bounces.listen: cannot listen on {spec.listen}: {exc.strerror}",
+                        field="bounces.listen",
+                    ) from None
+                try:
+                    yield
+                finally:
+                    await listener.close()
+        finally:
+            if store is not None:
+                store.close()
 
     @property
     def _grace(self) -> float:
