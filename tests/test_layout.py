@@ -21,6 +21,7 @@ STAGES = (
     "feedback",
     "jobs",
     "engine",
+    "submission",
     "benchmark",
 )
 #: Which stages each stage may import (besides mailsflux.errors and .types).
@@ -33,6 +34,8 @@ ALLOWED = {
     "feedback": {"compose", "dkim", "tracking", "delivery"},
     "jobs": {"compose", "dkim", "tracking", "delivery", "spool", "feedback"},
     "engine": {"compose", "dkim", "tracking", "delivery", "spool", "feedback", "jobs"},
+    # SMTP submission: the listener; tenants and the gateway come in as interfaces.
+    "submission": {"delivery"},
     # The harness measures every stage; nothing depends on it.
     "benchmark": {
         "compose",
