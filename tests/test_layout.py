@@ -21,6 +21,8 @@ STAGES = (
     "feedback",
     "jobs",
     "engine",
+    "tenants",
+    "gateway",
     "submission",
     "benchmark",
 )
@@ -34,8 +36,23 @@ ALLOWED = {
     "feedback": {"compose", "dkim", "tracking", "delivery"},
     "jobs": {"compose", "dkim", "tracking", "delivery", "spool", "feedback"},
     "engine": {"compose", "dkim", "tracking", "delivery", "spool", "feedback", "jobs"},
-    # SMTP submission: the listener; tenants and the gateway come in as interfaces.
-    "submission": {"delivery"},
+    "tenants": {"dkim", "jobs"},
+    "gateway": {"engine", "jobs", "spool", "tenants"},
+    "api": {"engine", "gateway", "tenants"},
+    # The SMTP listener; delivery for its per-credential rate limit (LocalThrottles).
+    "submission": {"delivery", "gateway", "tenants"},
+    "server": {
+        "delivery",
+        "engine",
+        "jobs",
+        "spool",
+        "feedback",
+        "tracking",
+        "tenants",
+        "gateway",
+        "api",
+        "submission",
+    },
     # The harness measures every stage; nothing depends on it.
     "benchmark": {
         "compose",
@@ -46,6 +63,11 @@ ALLOWED = {
         "feedback",
         "jobs",
         "engine",
+        "tenants",
+        "gateway",
+        "api",
+        "submission",
+        "server",
     },
 }
 

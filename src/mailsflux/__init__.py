@@ -13,6 +13,7 @@ are here.
 from typing import TYPE_CHECKING, Any
 
 from mailsflux.errors import (
+    AccessError,
     AddressError,
     ConfigError,
     DeliveryError,
@@ -23,12 +24,14 @@ from mailsflux.errors import (
     JobFileError,
     MailsfluxError,
     MissingVariableError,
+    NotFoundError,
     OutputError,
     PermanentDeliveryError,
     PermanentRoutingError,
     RecipientError,
     RoutingError,
     SchedulerClosedError,
+    SpoolError,
     TemplateError,
     TemplateSyntaxError,
     TemporaryDeliveryError,
@@ -91,6 +94,7 @@ if not TYPE_CHECKING:  # type checkers see the imports above; a typo stays an er
 
 
 __all__ = [
+    "AccessError",
     "AddressError",
     "Attachment",
     "Batch",
@@ -114,6 +118,7 @@ __all__ = [
     "MailsfluxError",
     "Message",
     "MissingVariableError",
+    "NotFoundError",
     "OutputError",
     "PermanentDeliveryError",
     "PermanentRoutingError",
@@ -123,6 +128,7 @@ __all__ = [
     "RenderedMessage",
     "RoutingError",
     "SchedulerClosedError",
+    "SpoolError",
     "SyncEngine",
     "TemplateError",
     "TemplateSyntaxError",

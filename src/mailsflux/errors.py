@@ -182,7 +182,22 @@ class SpoolError(MailsfluxError, OSError):
     permanent = False
 
 
+class AccessError(MailsfluxError, PermissionError):
+    """A caller may not do this: an unknown or revoked key (``code`` 401), a
+    role or sending domain the key's tenant lacks (403)."""
+
+    permanent = True
+
+
+class NotFoundError(MailsfluxError, LookupError):
+    """No such job, message or key for this caller: another tenant's ids are
+    reported exactly like ids that do not exist."""
+
+    permanent = True
+
+
 __all__ = [
+    "AccessError",
     "AddressError",
     "ConfigError",
     "DKIMError",
@@ -193,6 +208,7 @@ __all__ = [
     "JobFileError",
     "MailsfluxError",
     "MissingVariableError",
+    "NotFoundError",
     "OutputError",
     "PermanentDeliveryError",
     "PermanentRoutingError",

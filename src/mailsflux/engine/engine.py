@@ -18,7 +18,7 @@ import socket
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Hashable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, cast
@@ -35,6 +35,7 @@ from mailsflux.dkim import Signer
 from mailsflux.dkim.keys import ascii_domain
 from mailsflux.engine.config import Config, DKIMKey, Tracking
 from mailsflux.engine.message import Attachment, Batch, Message, Row
+from mailsflux.engine.submitted import new_message_id, prepare_submitted
 from mailsflux.errors import (
     ConfigError,
     DKIMError,
@@ -282,7 +283,11 @@ class Engine:
         self._suppressed: Suppression | None = None
         self._signers: dict[int, Signer] = {}
         self._composers: OrderedDict[Hashable, Composer] = OrderedDict()
-        self._pending: dict[str, tuple[asyncio.Future[DeliveryResult], Message]] = {}
+        #: Messages given to the scheduler, by (Message-ID, spool row): a
+        #: send's future (None for enqueue) and its message's tags.
+        self._pending: dict[
+            tuple[str, int], tuple[asyncio.Future[DeliveryResult] | None, Message]
+        ] = {}
         self._listeners: set[asyncio.Queue[DeliveryResult | None]] = set()
         self._jobs: set[JobHandle] = set()
         self._callbacks: set[asyncio.Future[Any]] = set()  # coroutine callbacks running
@@ -380,7 +385,7 @@ class Engine:
             for handle in self._jobs:  # left before they ended (the leave was cancelled)
                 handle._stop.set()
             for fut, _ in self._pending.values():
-                if not fut.done():
+                if fut is not None and not fut.done():
                     fut.set_exception(
                         SchedulerClosedError("the Engine was left before this message's result")
                     )
@@ -405,43 +410,111 @@ class Engine:
         A message that cannot be built (a bad address, a missing variable,
         a header with CR or LF) raises the error; nothing is sent.
         """
+        rendered = self._render(message)
+        if isinstance(rendered, DeliveryResult):
+            return rendered
+        fut: asyncio.Future[DeliveryResult] = asyncio.get_running_loop().create_future()
+        await self._hand_on(rendered, message, fut)
+        return await fut
+
+    async def enqueue(self, message: Message) -> str:
+        """Accept one message and return its Message-ID (without brackets)
+        once it is stored in the spool; it is sent from there, and its final
+        result reaches ``on_result`` and :meth:`results` like a send's.
+
+        Durable on return when the config's spool is enabled (the default):
+        a crash after that loses nothing, the next engine with this config
+        sends it. Build errors raise as for :meth:`send`; a suppressed
+        recipient's result is emitted at once.
+        """
+        rendered = self._render(message)
+        if isinstance(rendered, DeliveryResult):
+            return rendered.message_id
+        await self._hand_on(rendered, message, None)
+        return rendered.message_id
+
+    async def enqueue_raw(
+        self,
+        mail_from: str,
+        rcpt_to: Sequence[str],
+        data: bytes,
+        *,
+        tags: tuple[str, ...] = (),
+        metadata: dict[str, str] | None = None,
+    ) -> str:
+        """Accept a finished RFC 5322 message (SMTP submission) for each of
+        ``rcpt_to``: Bcc removed, Message-ID and Date added when missing
+        (RFC 6409 section 8), DKIM-signed with the key of its From domain,
+        and stored in the spool as one copy per recipient before this
+        returns. Returns the Message-ID.
+        """
+        self._check_entered()
+        message = Message(
+            sender=mail_from, to="", subject="", tags=tags, metadata=dict(metadata or {})
+        )
+        index = self._dkim_for(mail_from)
+        prepared = prepare_submitted(data, self._id_domain(index))
+        if prepared.sender and prepared.sender != mail_from:
+            index = self._dkim_for(prepared.sender)  # signed for the From domain
+        key = self.config.dkim[index]
+        signed = self._signer(index, self._job(MessageSpec(sender="", subject=""), key)).sign(
+            prepared.data
+        )
+        for rcpt in rcpt_to:
+            email = str(parse_address(rcpt))
+            if self._suppressed is not None and email in self._suppressed:
+                self._emit(_suppressed(email, prepared.message_id, message))
+                continue
+            rendered = RenderedMessage(
+                mail_from=mail_from,
+                rcpt_to=email,
+                data=signed,
+                message_id=prepared.message_id,
+                smtputf8=not (email.isascii() and mail_from.isascii()),
+            )
+            await self._hand_on(rendered, message, None)
+        return prepared.message_id
+
+    def _render(self, message: Message) -> RenderedMessage | DeliveryResult:
+        """``message`` composed and signed, or its suppressed result (emitted)."""
         self._check_entered()
         name, address = split_mailbox(message.to)
         email = str(parse_address(address))
         if self._suppressed is not None and email in self._suppressed:
-            result = DeliveryResult(
-                recipient=email,
-                message_id="",
-                status="suppressed",
-                reply="suppressed: unsubscribed, bounced or listed; not sent",
-                attempts=0,
-                tags=message.tags,
-                metadata=message.metadata,
-            )
+            result = _suppressed(email, new_message_id(self._id_domain(0)), message)
             self._emit(result)
             return result
         composer = self._composer(message)
         data = {**message.data, **_plain(message)} if not message.template else dict(message.data)
         data[_NAME] = name
-        rendered = composer.compose(Recipient(email=email, vars=data))
+        return composer.compose(Recipient(email=email, vars=data))
+
+    async def _hand_on(
+        self,
+        rendered: RenderedMessage,
+        message: Message,
+        fut: asyncio.Future[DeliveryResult] | None,
+    ) -> None:
+        """Store ``rendered`` in the spool, then give it to the scheduler.
+        Without a future (enqueue) a message once stored stays stored
+        whatever happens next: it was acknowledged, the next engine sends it."""
         scheduler = await self._transactional()
         self._check_entered()  # the engine may have begun closing meanwhile
         journal = self._journal
         if journal is not None:
             # Stored whole before it is handed on: a crash loses nothing.
             rendered = journal.hold(rendered)
-        fut: asyncio.Future[DeliveryResult] = asyncio.get_running_loop().create_future()
-        self._pending[rendered.message_id] = (fut, message)
+        key = (rendered.message_id, rendered.row)
+        self._pending[key] = (fut, message)
         try:
             await scheduler.submit(rendered)
         except BaseException as exc:
-            self._pending.pop(rendered.message_id, None)
-            if journal is not None:
+            self._pending.pop(key, None)
+            if journal is not None and fut is not None:
                 # The caller hears it failed: it must not go out later too.
                 with contextlib.suppress(Exception):
                     journal.release(rendered, f"not sent: {type(exc).__name__}")
             raise
-        return await fut
 
     async def submit(
         self,
@@ -640,12 +713,12 @@ class Engine:
         """The transactional scheduler's callback: it must never raise into it."""
         if self._journal is not None:
             r = self._journal.settle(r)
-        pending = self._pending.pop(r.message_id, None)
+        pending = self._pending.pop((r.message_id, r.row), None)
         if pending is not None:
             fut, message = pending
             if message.tags or message.metadata:
                 r = msgspec.structs.replace(r, tags=message.tags, metadata=message.metadata)
-            if not fut.done():
+            if fut is not None and not fut.done():
                 fut.set_result(r)
         try:
             self._suppress_bounce(r, self.config.name)
@@ -706,6 +779,14 @@ class Engine:
             if domain == d or domain.endswith("." + d):
                 return i
         return 0
+
+    def _id_domain(self, index: int) -> str:
+        """The right side of Message-IDs this engine makes: its key's domain."""
+        keys = self.config.dkim
+        try:
+            return ascii_domain(keys[index].domain, "domain") if keys else "localhost"
+        except DKIMError:
+            return "localhost"
 
     def _signer(self, index: int, job: Job) -> Signer:
         signer = self._signers.get(index)
@@ -771,6 +852,18 @@ class Engine:
 
 
 __all__ = ["Engine", "JobHandle", "ResultCallback"]
+
+
+def _suppressed(email: str, message_id: str, message: Message) -> DeliveryResult:
+    return DeliveryResult(
+        recipient=email,
+        message_id=message_id,
+        status="suppressed",
+        reply="suppressed: unsubscribed, bounced or listed; not sent",
+        attempts=0,
+        tags=message.tags,
+        metadata=message.metadata,
+    )
 
 
 def _engine_info(config: Config) -> JobInfo:

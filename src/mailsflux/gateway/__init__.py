@@ -1,0 +1,11 @@
+"""The front doors' way in: tenants' messages and jobs accepted durably.
+
+:class:`Gateway` is what the HTTP API and SMTP submission call: it checks
+the caller's tenant and roles, stores each message in the tenant's spool
+before it answers, and keeps each tenant's events in its own log.
+"""
+
+from mailsflux.gateway.gateway import Gateway, JobStatus, request_digest
+from mailsflux.gateway.log import Event, TenantLog
+
+__all__ = ["Event", "Gateway", "JobStatus", "TenantLog", "request_digest"]

@@ -1,0 +1,367 @@
+"""The front doors' one way in: a message accepted is a message stored.
+
+Per tenant the gateway keeps an :class:`~mailsflux.Engine` (the tenant's
+DKIM keys, the server's delivery settings, a spool in the tenant's region)
+and a :class:`TenantLog`. A message is acknowledged (HTTP 202, SMTP 250)
+only when :meth:`Engine.enqueue` has stored it in the spool; from there the
+engine sends it, retries it when deferred, and after a crash the next
+gateway's engine picks it up. Every call takes the caller's
+:class:`~mailsflux.tenants.Principal`: a tenant sees and touches only its
+own messages, jobs and events, and another tenant's id is "not found".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import secrets
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from mailsflux.engine import Config, Engine, Message
+from mailsflux.errors import AccessError, ConfigError, MailsfluxError, NotFoundError
+from mailsflux.gateway.log import FINAL, Event, TenantLog
+from mailsflux.jobs.jobfile import DeliverySpec, SpoolSpec
+from mailsflux.spool import SQLiteSpool
+from mailsflux.tenants import Principal, Tenant, Tenants
+from mailsflux.types import DeliveryResult
+
+#: How long results wait in memory before their events are committed.
+_FLUSH_AFTER = 0.05
+
+
+class JobStatus(msgspec.Struct, kw_only=True):
+    """``GET /v1/jobs/{id}``."""
+
+    id: str
+    name: str
+    state: str
+    rows: int
+    handed_on: int
+    counts: dict[str, int]
+    pending: int
+    rate: float
+    created: float
+    updated: float
+
+
+class _Tenant:
+    """One tenant's engine, log and running API jobs."""
+
+    def __init__(self, tenant: Tenant, directory: Path, engine: Engine, log: TenantLog) -> None:
+        self.tenant = tenant
+        self.directory = directory
+        self.engine = engine
+        self.log = log
+        self.feeders: dict[str, asyncio.Task[None]] = {}
+        self.cancelled: set[str] = set()
+        self.jobs_of: dict[str, str | None] = {}  # in-flight Message-ID -> job
+        self.flushing: asyncio.TimerHandle | None = None
+
+
+class Gateway:
+    """Accept messages and jobs for tenants; answer what became of them."""
+
+    def __init__(
+        self,
+        tenants: Tenants,
+        *,
+        data_dir: Path | str,
+        delivery: DeliverySpec | None = None,
+        regions: Mapping[str, str] | None = None,
+        fsync: bool = False,
+        engine_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.tenants = tenants
+        self.data_dir = Path(data_dir)
+        self.delivery = delivery or DeliverySpec()
+        self.regions = dict(regions or {})
+        self.fsync = fsync
+        self.engine_options = dict(engine_options or {})
+        self._open: dict[str, _Tenant] = {}
+        for t in tenants:
+            if t.region != "default" and t.region not in self.regions:
+                raise ConfigError(
+                    f"tenant {t.name!r}: region {t.region!r} is not in [regions]",
+                    field="tenants.region",
+                )
+
+    def tenant_dir(self, tenant: Tenant) -> Path:
+        """Where a tenant's data lives: its region's root (else the data dir)."""
+        root = Path(self.regions[tenant.region]) if tenant.region in self.regions else self.data_dir
+        return root / "tenants" / tenant.name
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def __aenter__(self) -> Gateway:
+        try:
+            for t in self.tenants:
+                await self._open_tenant(t)
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def _open_tenant(self, t: Tenant) -> None:
+        directory = self.tenant_dir(t)
+        spool_dir = directory / "spool"
+        config = Config(
+            name=f"tenant-{t.name}",
+            dkim=list(t.dkim),
+            delivery=self.delivery,
+            spool=SpoolSpec(dir=str(spool_dir), fsync=self.fsync),
+            base=str(directory),
+        )
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # The spool's keys seal the log's recipients too: one key file per tenant.
+        with SQLiteSpool(spool_dir, durable=self.fsync) as spool:
+            keys = spool.keys
+        log = TenantLog(directory / "log.db", keys)
+        state: _Tenant | None = None
+
+        def on_result(r: DeliveryResult) -> None:
+            assert state is not None
+            self._result(state, r)
+
+        engine = Engine(config, on_result=on_result, **self.engine_options)
+        state = _Tenant(t, directory, engine, log)
+        await engine.__aenter__()
+        self._open[t.name] = state
+        log.release_unanswered()
+        for job_id in log.unfinished_jobs():  # a stopped server's jobs go on
+            self._start_feeder(state, job_id)
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Stop feeding jobs, let the engines finish what they hold, close."""
+        for state in list(self._open.values()):
+            for task in state.feeders.values():
+                task.cancel()
+            for task in list(state.feeders.values()):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        for name, state in list(self._open.items()):
+            try:
+                await state.engine.__aexit__(None, None, None)
+            finally:
+                if state.flushing is not None:
+                    state.flushing.cancel()
+                state.log.close()
+                del self._open[name]
+
+    # -- access ------------------------------------------------------------------
+
+    def _state(self, principal: Principal, role: str) -> _Tenant:
+        if not principal.may(role):
+            raise AccessError(
+                f"this key lacks the {role!r} role", code=403, enhanced_status="5.7.1"
+            )
+        state = self._open.get(principal.tenant)
+        if state is None:
+            raise AccessError("this key's tenant does not exist", code=403, enhanced_status="5.7.1")
+        return state
+
+    def sender_allowed(self, principal: Principal, address: str) -> bool:
+        """Whether ``principal``'s tenant may send as ``address``."""
+        state = self._open.get(principal.tenant)
+        return state is not None and state.tenant.owns(address)
+
+    def _check_sender(self, state: _Tenant, address: str) -> None:
+        if not state.tenant.owns(address):
+            raise AccessError(
+                f"sender {address!r} is not in this tenant's domains",
+                field="sender",
+                code=403,
+                enhanced_status="5.7.1",
+            )
+
+    # -- accepting ---------------------------------------------------------------
+
+    async def accept(self, principal: Principal, message: Message) -> str:
+        """Store one message for delivery; returns its id once it is durable."""
+        state = self._state(principal, "send")
+        self._check_sender(state, _address(message.sender))
+        mid = await state.engine.enqueue(message)
+        state.log.queued(mid, _address(message.to))
+        return mid
+
+    async def accept_raw(
+        self, principal: Principal, mail_from: str, rcpt_to: Sequence[str], data: bytes
+    ) -> list[str]:
+        """A finished message (SMTP submission): signed, stored once per
+        recipient; returns its Message-ID once every copy is durable."""
+        state = self._state(principal, "send")
+        self._check_sender(state, mail_from)
+        mid = await state.engine.enqueue_raw(mail_from, rcpt_to, data)
+        for rcpt in rcpt_to:
+            state.log.queued(mid, rcpt)
+        return [mid]
+
+    async def submit_job(
+        self,
+        principal: Principal,
+        template: Message,
+        rows: Iterator[bytes],
+        *,
+        name: str = "",
+    ) -> str:
+        """A template and its recipients (JSON rows, one per line of ``rows``,
+        written to disk as they come) as a job; returns its id once stored."""
+        state = self._state(principal, "send")
+        self._check_sender(state, _address(template.sender))
+        job_id = "job_" + secrets.token_hex(8)
+        where = state.directory / "jobs" / job_id
+        where.mkdir(parents=True, mode=0o700)
+        total = 0
+        with (where / "rows.jsonl").open("wb") as f:
+            for line in rows:
+                f.write(line.rstrip(b"\n") + b"\n")
+                total += 1
+            f.flush()
+            if self.fsync:
+                os.fsync(f.fileno())
+        state.log.add_job(job_id, name or job_id, total, msgspec.json.encode(template))
+        self._start_feeder(state, job_id)
+        return job_id
+
+    def _start_feeder(self, state: _Tenant, job_id: str) -> None:
+        task = asyncio.ensure_future(self._feed(state, job_id))
+        state.feeders[job_id] = task
+        task.add_done_callback(lambda _: state.feeders.pop(job_id, None))
+
+    async def _feed(self, state: _Tenant, job_id: str) -> None:
+        """Hand a job's rows to the engine one by one, after the last one a
+        stopped server handed on."""
+        job = state.log.job(job_id)
+        assert job is not None
+        template = msgspec.json.decode(job.template, type=Message)
+        state.log.set_job_state(job_id, "running")
+        path = state.directory / "jobs" / job_id / "rows.jsonl"
+        n = 0
+        with path.open("rb") as f:
+            for line in f:
+                n += 1
+                if n <= job.next_row:
+                    continue
+                if job_id in state.cancelled:
+                    break
+                try:
+                    message = _row_message(template, msgspec.json.decode(line))
+                    mid: str | None = await state.engine.enqueue(message)
+                    rcpt = _address(message.to)
+                except MailsfluxError as exc:
+                    mid, rcpt = None, ""
+                    print(f"mailsflux: {job_id} row {n}: {exc}", file=sys.stderr)
+                state.log.job_row_done(job_id, n, mid, rcpt)
+                if mid is not None:
+                    state.jobs_of[mid] = job_id
+        state.log.set_job_state(job_id, "cancelled" if job_id in state.cancelled else "finished")
+
+    # -- results -----------------------------------------------------------------
+
+    def _result(self, state: _Tenant, r: DeliveryResult) -> None:
+        job = state.jobs_of.get(r.message_id, "") if r.message_id else None
+        if job == "":
+            job = state.log.job_of(r.message_id)
+        if r.status in FINAL or r.status == "skipped":
+            state.jobs_of.pop(r.message_id, None)
+        state.log.result(r, job)
+        if state.flushing is None:
+            loop = asyncio.get_running_loop()
+            state.flushing = loop.call_later(_FLUSH_AFTER, self._flush, state)
+
+    def _flush(self, state: _Tenant) -> None:
+        state.flushing = None
+        try:
+            state.log.flush()
+        except Exception as exc:  # a full disk: the events stay buffered
+            print(f"mailsflux: cannot write events: {exc}", file=sys.stderr)
+
+    # -- reading -----------------------------------------------------------------
+
+    def job(self, principal: Principal, job_id: str) -> JobStatus:
+        state = self._state(principal, "read")
+        row = state.log.job(job_id)
+        if row is None:
+            raise NotFoundError(f"no job {job_id!r}", code=404)
+        counts = state.log.job_counts(job_id)
+        done = sum(counts.get(k, 0) for k in FINAL)
+        elapsed = max(row.updated - row.created, 1e-9)
+        return JobStatus(
+            id=row.id,
+            name=row.name,
+            state=row.state,
+            rows=row.total,
+            handed_on=row.next_row,
+            counts=counts,
+            pending=max(counts.get("queued", 0) - done, 0),
+            rate=done / elapsed,
+            created=row.created,
+            updated=row.updated,
+        )
+
+    async def cancel_job(self, principal: Principal, job_id: str) -> JobStatus:
+        """Stop handing on the job's rows; what was handed on is still sent."""
+        state = self._state(principal, "send")
+        if state.log.job(job_id) is None:
+            raise NotFoundError(f"no job {job_id!r}", code=404)
+        state.cancelled.add(job_id)
+        task = state.feeders.get(job_id)
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await task
+        else:
+            row = state.log.job(job_id)
+            if row is not None and row.state in ("queued", "running"):
+                state.log.set_job_state(job_id, "cancelled")
+        return self.job(principal, job_id)
+
+    def message(self, principal: Principal, message_id: str) -> list[Event]:
+        state = self._state(principal, "read")
+        state.log.flush()
+        found = state.log.events(message_id=message_id, limit=1000)
+        if not found:
+            raise NotFoundError(f"no message {message_id!r}", code=404)
+        return found
+
+    def events(self, principal: Principal, after: int, limit: int) -> list[Event]:
+        state = self._state(principal, "read")
+        state.log.flush()
+        return state.log.events(after=after, limit=limit)
+
+    def log(self, principal: Principal) -> TenantLog:
+        """The caller's tenant log (idempotency answers)."""
+        return self._state(principal, "send").log
+
+
+def _address(mailbox: str) -> str:
+    """``Name <a@b>`` -> ``a@b``."""
+    if "<" in mailbox:
+        return mailbox[mailbox.rfind("<") + 1 :].split(">", 1)[0].strip()
+    return mailbox.strip()
+
+
+def _row_message(template: Message, row: Any) -> Message:
+    """A job row (an address, or an object with ``email``, ``name`` and
+    variables) as the template's message to that recipient."""
+    if isinstance(row, str):
+        return msgspec.structs.replace(template, to=row)
+    if not isinstance(row, dict) or not isinstance(row.get("email"), str):
+        raise ConfigError("a row is an address or an object with an email", field="email")
+    name = row.get("name")
+    to = f"{name} <{row['email']}>" if isinstance(name, str) and name else row["email"]
+    return msgspec.structs.replace(template, to=to, data={**template.data, **row})
+
+
+def request_digest(body: bytes, *parts: str) -> str:
+    """What identifies a request for idempotency: its route and body."""
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode() + b"\x00")
+    h.update(body)
+    return h.hexdigest()

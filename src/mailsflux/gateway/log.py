@@ -1,0 +1,306 @@
+"""A tenant's log: its events, its API jobs and its idempotency answers.
+
+One SQLite file per tenant, in the tenant's region: nothing of one tenant
+sits in another's file, so no query can cross tenants. Recipients are
+sealed (AES-256-GCM, the tenant spool's keys) bound to their event's
+message. Events carry an increasing id: the cursor clients sync from.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from mailsflux.spool import SpoolKeys
+from mailsflux.types import DeliveryResult
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    type TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    job TEXT,
+    recipient BLOB,
+    details BLOB
+);
+CREATE INDEX IF NOT EXISTS events_message ON events(message_id);
+CREATE INDEX IF NOT EXISTS events_job ON events(job, type);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    total INTEGER NOT NULL,
+    next_row INTEGER NOT NULL,
+    template BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY,
+    request TEXT NOT NULL,
+    status INTEGER,
+    body BLOB,
+    created REAL NOT NULL
+);
+"""
+
+#: A result's status as an event type.
+EVENT_TYPES = {
+    "delivered": "delivered",
+    "deferred": "deferred",
+    "bounced": "bounced",
+    "failed": "failed",
+    "suppressed": "suppressed",
+    "skipped": "suppressed",
+}
+FINAL = ("delivered", "bounced", "failed", "suppressed")
+
+
+class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One thing that happened to one message, as the API shows it."""
+
+    id: int
+    type: str
+    time: float
+    message_id: str
+    recipient: str = ""
+    job: str | None = None
+    code: int | None = None
+    enhanced_status: str | None = None
+    reply: str = ""
+    category: str = ""
+
+
+class _Details(msgspec.Struct, array_like=True, omit_defaults=True):
+    code: int | None = None
+    enhanced_status: str | None = None
+    reply: str = ""
+    category: str = ""
+
+
+class JobRow(msgspec.Struct, kw_only=True):
+    id: str
+    name: str
+    state: str
+    created: float
+    updated: float
+    total: int
+    next_row: int
+    template: bytes
+
+
+_enc = msgspec.msgpack.Encoder()
+_dec = msgspec.msgpack.Decoder(_Details)
+
+
+class TenantLog:
+    """Events, API jobs and idempotency answers of one tenant."""
+
+    def __init__(self, path: Path, keys: SpoolKeys) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        new = not path.exists()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        if new:
+            path.chmod(0o600)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._keys = keys
+        self._lock = threading.Lock()
+        self._pending: list[tuple[Any, ...]] = []
+
+    def close(self) -> None:
+        self.flush()
+        self._db.close()
+
+    def _seal(self, recipient: str, message_id: str) -> bytes:
+        return self._keys.seal(recipient.encode(), b"event\x00" + message_id.encode())
+
+    def _open(self, sealed: bytes | None, message_id: str) -> str:
+        if not sealed:
+            return ""
+        return self._keys.open(sealed, b"event\x00" + message_id.encode()).decode()
+
+    # -- events ------------------------------------------------------------------
+
+    def queued(self, message_id: str, recipient: str, job: str | None = None) -> None:
+        """A message accepted (committed now: the API answers with its id)."""
+        row = (time.time(), "queued", message_id, job, self._seal(recipient, message_id), None)
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO events (time, type, message_id, job, recipient, details)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                row,
+            )
+
+    def result(self, r: DeliveryResult, job: str | None) -> None:
+        """A delivery result, buffered until :meth:`flush`."""
+        details = _Details(r.code, r.enhanced_status, r.reply, r.category)
+        self._pending.append(
+            (
+                time.time(),
+                EVENT_TYPES.get(r.status, r.status),
+                r.message_id,
+                job,
+                self._seal(r.recipient, r.message_id),
+                _enc.encode(details),
+            )
+        )
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        rows, self._pending = self._pending, []
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO events (time, type, message_id, job, recipient, details)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            self._db.execute("COMMIT")
+
+    def job_of(self, message_id: str) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT job FROM events WHERE message_id = ? AND type = 'queued' LIMIT 1",
+                (message_id,),
+            ).fetchone()
+        return row[0] if row else None
+
+    def events(
+        self, *, after: int = 0, message_id: str | None = None, limit: int = 500
+    ) -> list[Event]:
+        sql = "SELECT id, type, time, message_id, job, recipient, details FROM events WHERE id > ?"
+        args: list[Any] = [after]
+        if message_id is not None:
+            sql += " AND message_id = ?"
+            args.append(message_id)
+        sql += " ORDER BY id LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        out = []
+        for i, typ, t, mid, job, rcpt, det in rows:
+            d = _dec.decode(det) if det else _Details()
+            out.append(
+                Event(
+                    id=i,
+                    type=typ,
+                    time=t,
+                    message_id=mid,
+                    recipient=self._open(rcpt, mid),
+                    job=job,
+                    code=d.code,
+                    enhanced_status=d.enhanced_status,
+                    reply=d.reply,
+                    category=d.category,
+                )
+            )
+        return out
+
+    def job_counts(self, job: str) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT type, COUNT(*) FROM events WHERE job = ? GROUP BY type", (job,)
+            ).fetchall()
+        return dict(rows)
+
+    # -- jobs --------------------------------------------------------------------
+
+    def add_job(self, job_id: str, name: str, total: int, template: bytes) -> None:
+        now = time.time()
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO jobs VALUES (?, ?, 'queued', ?, ?, ?, 0, ?)",
+                (job_id, name, now, now, total, template),
+            )
+
+    def job(self, job_id: str) -> JobRow | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, name, state, created, updated, total, next_row, template"
+                " FROM jobs WHERE id = ?",
+                (job_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        return JobRow(
+            id=row[0], name=row[1], state=row[2], created=row[3], updated=row[4],
+            total=row[5], next_row=row[6], template=row[7],
+        )  # fmt: skip
+
+    def unfinished_jobs(self) -> list[str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id FROM jobs WHERE state IN ('queued', 'running') ORDER BY created"
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def set_job_state(self, job_id: str, state: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE jobs SET state = ?, updated = ? WHERE id = ?", (state, time.time(), job_id)
+            )
+
+    def job_row_done(self, job_id: str, row: int, message_id: str | None, recipient: str) -> None:
+        """Row ``row`` of a job handed on (queued as ``message_id``, or refused):
+        one commit, so a restart goes on after it."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            if message_id is not None:
+                self._db.execute(
+                    "INSERT INTO events (time, type, message_id, job, recipient, details)"
+                    " VALUES (?, 'queued', ?, ?, ?, NULL)",
+                    (time.time(), message_id, job_id, self._seal(recipient, message_id)),
+                )
+            self._db.execute(
+                "UPDATE jobs SET next_row = ?, updated = ? WHERE id = ?",
+                (row, time.time(), job_id),
+            )
+            self._db.execute("COMMIT")
+
+    # -- idempotency -------------------------------------------------------------
+
+    def answer(self, key: str, request: str) -> tuple[int, bytes] | bool | None:
+        """The stored answer for ``key`` (status, body); True when ``key`` was
+        used for another request; None when new (then it is reserved)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT request, status, body FROM idempotency WHERE key = ?", (key,)
+            ).fetchone()
+            if row is None:
+                self._db.execute(
+                    "INSERT INTO idempotency VALUES (?, ?, NULL, NULL, ?)",
+                    (key, request, time.time()),
+                )
+                return None
+        if row[0] != request:
+            return True
+        if row[1] is None:
+            return False  # the first request is still being answered
+        return int(row[1]), bytes(row[2])
+
+    def remember(self, key: str, status: int, body: bytes) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE idempotency SET status = ?, body = ? WHERE key = ?", (status, body, key)
+            )
+
+    def forget_answer(self, key: str) -> None:
+        """The request failed before anything was accepted: the key is free again."""
+        with self._lock:
+            self._db.execute("DELETE FROM idempotency WHERE key = ? AND status IS NULL", (key,))
+
+    def release_unanswered(self) -> int:
+        """At start: reservations a stopped server never answered are freed,
+        so a client's retry is served (it may send again what a crash cut
+        off between the spool's commit and this log's: one message per key)."""
+        with self._lock:
+            return self._db.execute("DELETE FROM idempotency WHERE status IS NULL").rowcount
