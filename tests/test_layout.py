@@ -39,8 +39,9 @@ ALLOWED = {
     "tenants": {"dkim", "jobs"},
     "gateway": {"engine", "jobs", "spool", "tenants"},
     "api": {"engine", "gateway", "tenants"},
-    # The SMTP listener; delivery for its per-credential rate limit (LocalThrottles).
-    "submission": {"delivery", "gateway", "tenants"},
+    # The SMTP listener: delivery for its per-credential rate limit
+    # (LocalThrottles), compose to check each RCPT address as it comes.
+    "submission": {"compose", "delivery", "gateway", "tenants"},
     "server": {
         "delivery",
         "engine",

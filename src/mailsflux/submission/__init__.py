@@ -26,14 +26,10 @@ from mailsflux.submission.listener import (
     error_reply,
     start_submission,
 )
-from mailsflux.submission.peers import Gateway, Keys, Principal
 from mailsflux.submission.settings import SubmissionSpec
 
 __all__ = [
     "SEND_ROLE",
-    "Gateway",
-    "Keys",
-    "Principal",
     "SubmissionServer",
     "SubmissionSpec",
     "error_reply",

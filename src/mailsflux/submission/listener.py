@@ -14,10 +14,12 @@ from typing import Any, AnyStr, cast
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from mailsflux.compose import parse_address
 from mailsflux.delivery import LocalThrottles, RateSpec
 from mailsflux.errors import ConfigError, MailsfluxError
-from mailsflux.submission.peers import Gateway, Keys, Principal
+from mailsflux.gateway import Gateway
 from mailsflux.submission.settings import SubmissionSpec
+from mailsflux.tenants import KeyStore, Principal
 
 log = logging.getLogger("mailsflux.submission")
 
@@ -51,23 +53,20 @@ def error_reply(exc: MailsfluxError) -> str:
     """The SMTP reply for an error the gateway raised: 5xx when retrying
     cannot help, else 4xx, with an enhanced status code of the same class.
 
-    A temporary error's text stays in the log (it may name files); a
-    permanent one is about the message, so the client is told what.
+    ``exc.code`` may be an HTTP status (the gateway serves both front
+    doors), so the reply code comes from the enhanced status. A temporary
+    error's text stays in the log (it may name files); a permanent one is
+    about the message, so the client is told what.
     """
     klass = 5 if exc.permanent else 4
-    code = (
-        exc.code
-        if exc.code is not None and exc.code // 100 == klass
-        else 554
-        if klass == 5
-        else 451
-    )
     status = exc.enhanced_status or ""
     if not _STATUS.fullmatch(status):
         status = "5.0.0" if klass == 5 else "4.3.0"
     status = f"{klass}{status[1:]}"
     if klass == 4:
+        code = 452 if status in ("4.3.1", "4.5.3") else 451
         return f"{code} {status} Cannot accept the message now, try again later"
+    code = {"5.3.4": 552, "5.5.4": 501}.get(status, 550 if status.startswith("5.7.") else 554)
     text = " ".join(exc.message.split())[:300] or "Message refused"
     return f"{code} {status} {text.encode('ascii', 'replace').decode('ascii')}"
 
@@ -148,7 +147,7 @@ class _Handler:
     """What every connection of one listener shares: the key store, the
     gateway, the rate limits, the counters."""
 
-    def __init__(self, gateway: Gateway, keys: Keys, spec: SubmissionSpec) -> None:
+    def __init__(self, gateway: Gateway, keys: KeyStore, spec: SubmissionSpec) -> None:
         self.gateway = gateway
         self.keys = keys
         self.spec = spec
@@ -184,7 +183,7 @@ class _Handler:
         if self.closing:
             return _SHUTTING_DOWN
         principal = cast(Principal, session.auth_data)
-        if SEND_ROLE not in principal.roles:
+        if not principal.may(SEND_ROLE):
             self.refused += 1
             return "550 5.7.1 This credential may not send mail (it lacks the send role)"
         if not self.gateway.sender_allowed(principal, address):
@@ -208,6 +207,12 @@ class _Handler:
     ) -> str:
         if len(envelope.rcpt_tos) >= self.spec.max_recipients:
             return f"452 4.5.3 Too many recipients (at most {self.spec.max_recipients})"
+        try:
+            # Refused here, one recipient at a time, rather than failing the
+            # whole message at DATA once some copies are already stored.
+            parse_address(address)
+        except MailsfluxError:
+            return "553 5.1.3 Recipient address is not valid"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         return "250 2.1.5 Recipient OK"
@@ -295,7 +300,7 @@ class SubmissionServer:
 
 
 async def start_submission(
-    gateway: Gateway, keys: Keys, settings: SubmissionSpec, *, base: str | Path = "."
+    gateway: Gateway, keys: KeyStore, settings: SubmissionSpec, *, base: str | Path = "."
 ) -> SubmissionServer:
     """Listen as ``settings`` says (relative certificate paths start at
     ``base``); raises :class:`ConfigError` for a bad certificate or a port
