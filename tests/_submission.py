@@ -71,6 +71,13 @@ class Running:
             **kw,
         )
 
+    async def connected(self, **kw: Any) -> aiosmtplib.SMTP:
+        """A client through STARTTLS, after its EHLO (no AUTH yet)."""
+        c = self.client(**kw)
+        await c.connect()
+        await c.ehlo()
+        return c
+
     def credential(self, tenant: str, roles: Iterable[str] = ("send",)) -> tuple[str, str]:
         info, secret = self.keys.create(tenant, roles, kind="smtp")
         return info.id, secret

@@ -16,7 +16,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from mailsflux.compose import parse_address
 from mailsflux.delivery import LocalThrottles, RateSpec
-from mailsflux.errors import ConfigError, MailsfluxError
+from mailsflux.errors import ConfigError, HeaderError, MailsfluxError
 from mailsflux.gateway import Gateway
 from mailsflux.submission.settings import SubmissionSpec
 from mailsflux.tenants import KeyStore, Principal
@@ -42,6 +42,8 @@ _ENHANCED = {
     "503 Error: need RCPT command": "503 5.5.1 Error: need RCPT command",
     "503 Error: nested MAIL command": "503 5.5.1 Error: nested MAIL command",
     "503 Already authenticated": "503 5.5.1 Already authenticated",
+    "503 Error: send HELO first": "503 5.5.1 Error: send HELO first",
+    "503 Error: send EHLO first": "503 5.5.1 Error: send EHLO first",
     "501 Too many values": "501 5.5.4 Too many values",
     "501 Not enough value": "501 5.5.4 Not enough values",
 }
@@ -61,7 +63,8 @@ def error_reply(exc: MailsfluxError) -> str:
     klass = 5 if exc.permanent else 4
     status = exc.enhanced_status or ""
     if not _STATUS.fullmatch(status):
-        status = "5.0.0" if klass == 5 else "4.3.0"
+        # 5.6.0: the message's own content is at fault (RFC 3463 "other media error")
+        status = "4.3.0" if klass == 4 else "5.6.0" if isinstance(exc, HeaderError) else "5.0.0"
     status = f"{klass}{status[1:]}"
     if klass == 4:
         code = 452 if status in ("4.3.1", "4.5.3") else 451
