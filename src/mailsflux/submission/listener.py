@@ -18,7 +18,7 @@ from mailsflux.compose import parse_address
 from mailsflux.delivery import LocalThrottles, RateSpec
 from mailsflux.errors import ConfigError, HeaderError, MailsfluxError
 from mailsflux.gateway import Gateway
-from mailsflux.submission.data import read_data, simple_path
+from mailsflux.submission.data import TOO_BIG, read_data, simple_path
 from mailsflux.submission.settings import SubmissionSpec
 from mailsflux.tenants import KeyStore, Principal
 
@@ -31,13 +31,7 @@ SEND_ROLE = "send"
 _ENHANCED = {
     "250 OK": "250 2.0.0 OK",
     "221 Bye": "221 2.0.0 Bye",
-    "552 Error: message size exceeds fixed maximum message size": (
-        "552 5.3.4 Message size exceeds the fixed maximum (see SIZE)"
-    ),
-    "552 Error: Too much mail data": "552 5.3.4 Message size exceeds the fixed maximum (see SIZE)",
-    "500 Line too long (see RFC5321 4.5.3.1.6)": (
-        "500 5.5.2 Line too long: at most 998 characters per line (RFC 5321 4.5.3.1.6)"
-    ),
+    "552 Error: message size exceeds fixed maximum message size": TOO_BIG,
     "500 Command line too long": "500 5.5.2 Command line too long",
     "503 Error: need MAIL command": "503 5.5.1 Error: need MAIL command",
     "503 Error: need RCPT command": "503 5.5.1 Error: need RCPT command",
@@ -148,7 +142,8 @@ class _SubmissionSMTP(SMTP):
             username, password = creds.login.decode("utf-8"), creds.password.decode("utf-8")
         except UnicodeDecodeError:
             return failed
-        principal = await asyncio.to_thread(self._listener.keys.login, username, password)
+        async with self._listener.hashing:
+            principal = await asyncio.to_thread(self._listener.keys.login, username, password)
         if principal is None:
             self._listener.failed_logins += 1
             log.info("submission: AUTH failed for %r from %s", username[:64], _peer(self.session))
@@ -184,6 +179,9 @@ class _Handler:
         self.keys = keys
         self.spec = spec
         self.throttles = LocalThrottles()
+        # An Argon2id check takes tens of ms and 64 MB: a flood of wrong
+        # passwords waits here instead of filling memory and the thread pool.
+        self.hashing = asyncio.Semaphore(2)
         self._rates: dict[str, RateSpec] = {}
         self.connections: set[_SubmissionSMTP] = set()
         self.inflight: set[asyncio.Task[list[str]]] = set()
