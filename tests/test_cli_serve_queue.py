@@ -4,6 +4,7 @@ is delivered by it once it comes due, exactly once; SIGTERM stops it."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -38,7 +39,11 @@ def test_serve_delivers_deferred_mail_when_it_comes_due(tmp_path: Path) -> None:
         serve.send_signal(signal.SIGTERM)
         out, err = serve.communicate(timeout=60)
     assert serve.returncode == 128 + signal.SIGTERM, err
-    assert "Traceback" not in err and "12 tried: 12 delivered" in out
+    assert "Traceback" not in err
+    # One pass or several, as the messages come due: 12 delivered in all, nothing else.
+    passes = re.findall(r"(\d+) tried: (\d+) delivered, 0 deferred, 0 failed", out)
+    assert passes and all(a == b for a, b in passes), out
+    assert sum(int(b) for _, b in passes) == 12, out
     got = sorted(r for m in handler.received for r in m.rcpt_tos)
     assert got == sorted(r[0] for r in rows)
     status = json.loads(run_cli("status", "job", "--json").stdout)

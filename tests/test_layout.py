@@ -23,7 +23,9 @@ STAGES = (
     "engine",
     "tenants",
     "gateway",
+    "api",
     "submission",
+    "server",
     "benchmark",
 )
 #: Which stages each stage may import (besides mailsflux.errors and .types).

@@ -698,7 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("keys", help="DKIM key management")
+    p = sub.add_parser("keys", help="DKIM keys; tenants' API keys and SMTP credentials")
     ksub = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     g = ksub.add_parser("generate", help="create a private key and the DNS TXT record to publish")
     _signing_options(g)
@@ -708,6 +708,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--force", action="store_true", help="replace existing key files")
     g.set_defaults(func=cmd_keys_generate)
+    from mailsflux.cli_server import add_key_parsers
+
+    add_key_parsers(ksub)
 
     p = sub.add_parser("sign", help="DKIM-sign a message from stdin to stdout")
     _signing_options(p)

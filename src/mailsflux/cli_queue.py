@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 import time
@@ -185,12 +186,15 @@ def cmd_queue_run(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from mailsflux.cli import _env_relay, _print_problem, _run, _Stop
+    from mailsflux.cli_server import server_config
     from mailsflux.delivery.relay import Relay
     from mailsflux.jobs.queue import serve_queue
+    from mailsflux.server import Server
     from mailsflux.spool import SQLiteSpool, default_spool_dir
 
     relay_url = args.relay or _env_relay()
     relay = Relay.parse(relay_url) if relay_url else None
+    config = server_config(args)
     stop = _Stop()
     where = Path(args.spool) if args.spool else default_spool_dir()
     with SQLiteSpool(where, key_file=args.key_file) as spool:
@@ -199,7 +203,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             stop.install()
             try:
                 print(f"mailsflux serve: running the queue in {where}", file=sys.stderr, flush=True)
-                await serve_queue(
+                queue = serve_queue(
                     spool,
                     relay=relay,
                     on_problem=_print_problem,
@@ -208,12 +212,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     hard_stop=stop.hard,
                     idle=args.interval,
                 )
+                if config is None:
+                    await queue
+                    return
+                await asyncio.gather(queue, Server(config).run(stop.event, ready=_print_ready))
             finally:
                 stop.uninstall()
 
         _run(go())
     print("mailsflux serve: stopped", file=sys.stderr)
     return stop.exit_code if stop.signum else 0
+
+
+def _print_ready(server: Any) -> None:
+    if server.http_address is not None:
+        host, port = server.http_address
+        print(f"mailsflux serve: HTTP API on http://{host}:{port}/v1", file=sys.stderr, flush=True)
+    gw = server.gateway
+    where = gw.data_dir if gw is not None else "?"
+    print(f"mailsflux serve: data in {where}", file=sys.stderr, flush=True)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -353,4 +370,7 @@ def add_parsers(sub: Any, relay_url: Any) -> None:
         metavar="S",
         help="longest sleep between passes (60)",
     )
+    from mailsflux.cli_server import add_serve_options
+
+    add_serve_options(p)
     p.set_defaults(func=cmd_serve)

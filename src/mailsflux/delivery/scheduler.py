@@ -347,6 +347,10 @@ class Scheduler:
                 return self.domain_limits[key.lower()]
         return self.default_limits
 
+    def site_stats(self) -> dict[str, tuple[int, int]]:
+        """Per site: messages waiting in its queue, and its open sessions (workers)."""
+        return {k: (len(site.queue), site.workers) for k, site in self._sites.items()}
+
     async def _enqueue(self, item: _Item) -> None:
         domain = item.msg.domain
         try:

@@ -25,6 +25,7 @@ from typing import IO, Any, cast
 
 import msgspec
 
+from mailsflux._group import GroupCommit
 from mailsflux.compose import Attachment as MimeAttachment
 from mailsflux.compose import parse_address, split_mailbox
 from mailsflux.delivery.mx import MXResolver
@@ -235,7 +236,9 @@ class Engine:
     ``tracking`` and ``throttle`` override the config's. ``on_result`` is
     called with every final result of every send and job; an exception it
     raises is reported once on stderr and changes no outcome. An engine may
-    be entered again after it was left; it must be entered to send.
+    be entered again after it was left; it must be entered to send. With
+    ``check_relay`` (the default) the first send fails when the relay cannot
+    be reached at all; without it, messages defer and wait in the spool.
     """
 
     def __init__(
@@ -248,6 +251,7 @@ class Engine:
         throttle: str | None = None,
         on_result: ResultCallback | None = None,
         resolver: MXResolver | None = None,
+        check_relay: bool = True,
     ) -> None:
         if config is None:
             config = Config()
@@ -268,6 +272,9 @@ class Engine:
         self.config = config
         self.on_result = on_result
         self.resolver = resolver
+        #: Off for a server that accepts into the spool whatever the relay's
+        #: state: a relay it cannot reach then defers messages, not refuses them.
+        self.check_relay = check_relay
         #: Results ``on_result`` raised on.
         self.callback_failures = 0
         self._entered = False
@@ -293,6 +300,7 @@ class Engine:
         self._callbacks: set[asyncio.Future[Any]] = set()  # coroutine callbacks running
         #: The sends' spool journal (opened by the first send) and its retry loop.
         self._journal: Journal | None = None
+        self._holding: GroupCommit[RenderedMessage, RenderedMessage] | None = None
         self._retrying: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------
@@ -325,6 +333,29 @@ class Engine:
             # crashed) are sent again without waiting for a first send().
             self._starting = asyncio.ensure_future(self._start())
         return self
+
+    def site_stats(self) -> dict[str, tuple[int, int]]:
+        """Per site of the sends: messages queued, sessions open (empty before the first)."""
+        return self._scheduler.site_stats() if self._scheduler is not None else {}
+
+    def in_flight(self) -> int:
+        """Messages handed to the sender whose result has not come yet."""
+        return len(self._pending)
+
+    def reclaim(self) -> int:
+        """Before entering: messages of this config's sends that a crashed
+        engine held are due at once, not when its claim runs out. Call it
+        only when no other engine with this config is running (``mailsflux
+        serve`` locks its data directory); returns how many."""
+        if self._entered or not self._base.spec.spool.enabled:
+            return 0
+        if not (spool_dir(self._base) / "spool.db").exists():
+            return 0
+        spool = open_spool(self._base)
+        try:
+            return spool.release_claims(_engine_info(self.config).id)
+        finally:
+            spool.close()
 
     def _spool_waiting(self) -> bool:
         """Whether this engine's spool holds messages of its to try again."""
@@ -390,6 +421,7 @@ class Engine:
                         SchedulerClosedError("the Engine was left before this message's result")
                     )
             self._pending.clear()
+            self._holding = None
             if self._journal is not None:
                 journal, self._journal = self._journal, None
                 journal.flush()
@@ -503,10 +535,14 @@ class Engine:
         journal = self._journal
         if journal is not None:
             # Stored whole before it is handed on: a crash loses nothing.
-            rendered = journal.hold(rendered)
+            # Sends arriving together share one commit.
+            if self._holding is None:
+                self._holding = GroupCommit(journal.hold_many)
+            rendered = await self._holding(rendered)
         key = (rendered.message_id, rendered.row)
         self._pending[key] = (fut, message)
         try:
+            self._check_entered()  # the engine may have begun closing during the commit
             await scheduler.submit(rendered)
         except BaseException as exc:
             self._pending.pop(key, None)
@@ -654,7 +690,7 @@ class Engine:
         d = job.spec.delivery
         ehlo = d.ehlo_name or socket.getfqdn() or "localhost"
         relay, tls_context = job.relay(), job.tls_context()
-        if relay is not None:
+        if relay is not None and self.check_relay:
             note = await probe(relay, d.timeout, local_hostname=ehlo, tls_context=tls_context)
             if note is not None:
                 print(f"mailsflux: {note}", file=sys.stderr)

@@ -7,5 +7,6 @@ before it answers, and keeps each tenant's events in its own log.
 
 from mailsflux.gateway.gateway import Gateway, JobStatus, request_digest
 from mailsflux.gateway.log import Event, TenantLog
+from mailsflux.gateway.metrics import Metrics
 
-__all__ = ["Event", "Gateway", "JobStatus", "TenantLog", "request_digest"]
+__all__ = ["Event", "Gateway", "JobStatus", "Metrics", "TenantLog", "request_digest"]

@@ -16,8 +16,11 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import re
 import secrets
+import shutil
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,11 +30,13 @@ import msgspec
 from mailsflux.engine import Config, Engine, Message
 from mailsflux.errors import AccessError, ConfigError, MailsfluxError, NotFoundError
 from mailsflux.gateway.log import FINAL, Event, TenantLog
+from mailsflux.gateway.metrics import Metrics, TenantStats
 from mailsflux.jobs.jobfile import DeliverySpec, SpoolSpec
 from mailsflux.spool import SQLiteSpool
 from mailsflux.tenants import Principal, Tenant, Tenants
 from mailsflux.types import DeliveryResult
 
+_TEMPLATE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 #: How long results wait in memory before their events are committed.
 _FLUSH_AFTER = 0.05
 
@@ -62,6 +67,8 @@ class _Tenant:
         self.feeders: dict[str, asyncio.Task[None]] = {}
         self.cancelled: set[str] = set()
         self.jobs_of: dict[str, str | None] = {}  # in-flight Message-ID -> job
+        #: In-flight Message-ID -> when it was accepted (the delivery histogram).
+        self.accepted_at: dict[str, float] = {}
         self.flushing: asyncio.TimerHandle | None = None
 
 
@@ -77,20 +84,39 @@ class Gateway:
         regions: Mapping[str, str] | None = None,
         fsync: bool = False,
         engine_options: Mapping[str, Any] | None = None,
+        metrics: Metrics | None = None,
+        sole: bool = False,
     ) -> None:
         self.tenants = tenants
         self.data_dir = Path(data_dir)
         self.delivery = delivery or DeliverySpec()
         self.regions = dict(regions or {})
         self.fsync = fsync
-        self.engine_options = dict(engine_options or {})
+        # Accepting must not depend on the relay: what it cannot take now
+        # waits in the spool (the server checks the relay once at start).
+        self.engine_options = {"check_relay": False, **(engine_options or {})}
+        #: No other gateway runs on this data (the server holds its lock):
+        #: what a crashed one held is sent at once, not after the claim.
+        self.sole = sole
         self._open: dict[str, _Tenant] = {}
+        self.metrics = metrics or Metrics()
+        self.metrics.watch_spools(self._spools)
         for t in tenants:
             if t.region != "default" and t.region not in self.regions:
                 raise ConfigError(
                     f"tenant {t.name!r}: region {t.region!r} is not in [regions]",
                     field="tenants.region",
                 )
+
+    def _spools(self) -> Iterator[TenantStats]:
+        for name, state in list(self._open.items()):
+            engine = state.engine
+            yield name, state.directory / "spool", engine.in_flight(), engine.site_stats()
+
+    @property
+    def ready(self) -> bool:
+        """Every tenant's engine is open (``/readyz``)."""
+        return len(self._open) == len(self.tenants)
 
     def tenant_dir(self, tenant: Tenant) -> Path:
         """Where a tenant's data lives: its region's root (else the data dir)."""
@@ -131,6 +157,8 @@ class Gateway:
 
         engine = Engine(config, on_result=on_result, **self.engine_options)
         state = _Tenant(t, directory, engine, log)
+        if self.sole:
+            engine.reclaim()
         await engine.__aenter__()
         self._open[t.name] = state
         log.release_unanswered()
@@ -147,7 +175,12 @@ class Gateway:
                     await task
         for name, state in list(self._open.items()):
             try:
-                await state.engine.__aexit__(None, None, None)
+                # What is not sent within the grace stays in the spool, and
+                # the next start sends it: a stop need not wait for a slow site.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        state.engine.__aexit__(None, None, None), self.delivery.stop_grace
+                    )
             finally:
                 if state.flushing is not None:
                     state.flushing.cancel()
@@ -188,6 +221,8 @@ class Gateway:
         self._check_sender(state, _address(message.sender))
         mid = await state.engine.enqueue(message)
         state.log.queued(mid, _address(message.to))
+        state.accepted_at.setdefault(mid, time.monotonic())
+        self._flush_soon(state)
         return mid
 
     async def accept_raw(
@@ -200,6 +235,8 @@ class Gateway:
         mid = await state.engine.enqueue_raw(mail_from, rcpt_to, data)
         for rcpt in rcpt_to:
             state.log.queued(mid, rcpt)
+        state.accepted_at.setdefault(mid, time.monotonic())
+        self._flush_soon(state)
         return [mid]
 
     async def submit_job(
@@ -214,20 +251,38 @@ class Gateway:
         written to disk as they come) as a job; returns its id once stored."""
         state = self._state(principal, "send")
         self._check_sender(state, _address(template.sender))
+        if template.attachments or template.inline_images:
+            raise ConfigError("a job's template cannot have attachments", field="template")
         job_id = "job_" + secrets.token_hex(8)
         where = state.directory / "jobs" / job_id
-        where.mkdir(parents=True, mode=0o700)
-        total = 0
-        with (where / "rows.jsonl").open("wb") as f:
-            for line in rows:
-                f.write(line.rstrip(b"\n") + b"\n")
-                total += 1
-            f.flush()
-            if self.fsync:
+
+        def write() -> int:
+            """Rows to disk (in a thread: a big upload must not stall the loop)."""
+            where.mkdir(parents=True, mode=0o700)
+            total = 0
+            with (where / "rows.jsonl").open("wb") as f:
+                for line in rows:
+                    f.write(line.rstrip(b"\n") + b"\n")
+                    total += 1
+                f.flush()
                 os.fsync(f.fileno())
-        state.log.add_job(job_id, name or job_id, total, msgspec.json.encode(template))
+            return total
+
+        try:
+            total = await asyncio.to_thread(write)
+        except BaseException:
+            shutil.rmtree(where, ignore_errors=True)
+            raise
+        state.log.add_job(job_id, name or job_id, total, _encode_template(template))
         self._start_feeder(state, job_id)
         return job_id
+
+    def upload_path(self, principal: Principal) -> Path:
+        """Where an upload of ``principal``'s tenant goes while it arrives."""
+        state = self._state(principal, "send")
+        where = state.directory / "uploads"
+        where.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return where / secrets.token_hex(8)
 
     def _start_feeder(self, state: _Tenant, job_id: str) -> None:
         task = asyncio.ensure_future(self._feed(state, job_id))
@@ -239,26 +294,34 @@ class Gateway:
         stopped server handed on."""
         job = state.log.job(job_id)
         assert job is not None
-        template = msgspec.json.decode(job.template, type=Message)
+        try:
+            await self._feed_rows(state, job_id, job.next_row, _decode_template(job.template))
+        except Exception as exc:  # a job that cannot go on is marked so, not lost silently
+            print(f"mailsflux: job {job_id} stopped: {exc}", file=sys.stderr)
+            state.log.set_job_state(job_id, "failed")
+
+    async def _feed_rows(self, state: _Tenant, job_id: str, done: int, template: Message) -> None:
         state.log.set_job_state(job_id, "running")
         path = state.directory / "jobs" / job_id / "rows.jsonl"
         n = 0
         with path.open("rb") as f:
             for line in f:
                 n += 1
-                if n <= job.next_row:
+                if n <= done:
                     continue
                 if job_id in state.cancelled:
                     break
+                mid, rcpt, problem = "", "", ""
                 try:
                     message = _row_message(template, msgspec.json.decode(line))
-                    mid: str | None = await state.engine.enqueue(message)
                     rcpt = _address(message.to)
+                    mid = await state.engine.enqueue(message)
                 except MailsfluxError as exc:
-                    mid, rcpt = None, ""
-                    print(f"mailsflux: {job_id} row {n}: {exc}", file=sys.stderr)
-                state.log.job_row_done(job_id, n, mid, rcpt)
-                if mid is not None:
+                    # A rejected event, not a log line: logs hold no addresses.
+                    problem = f"row {n}: {exc.message}"
+                    mid = f"{job_id}.{n}"
+                state.log.job_row_done(job_id, n, mid, rcpt, problem)
+                if not problem:
                     state.jobs_of[mid] = job_id
         state.log.set_job_state(job_id, "cancelled" if job_id in state.cancelled else "finished")
 
@@ -270,7 +333,14 @@ class Gateway:
             job = state.log.job_of(r.message_id)
         if r.status in FINAL or r.status == "skipped":
             state.jobs_of.pop(r.message_id, None)
+        accepted = state.accepted_at.pop(r.message_id, None)
+        if accepted is not None:
+            self.metrics.delivery.observe(time.monotonic() - accepted)
         state.log.result(r, job)
+        self.metrics.results.labels(r.status).inc()
+        self._flush_soon(state)
+
+    def _flush_soon(self, state: _Tenant) -> None:
         if state.flushing is None:
             loop = asyncio.get_running_loop()
             state.flushing = loop.call_later(_FLUSH_AFTER, self._flush, state)
@@ -288,7 +358,7 @@ class Gateway:
         state = self._state(principal, "read")
         row = state.log.job(job_id)
         if row is None:
-            raise NotFoundError(f"no job {job_id!r}", code=404)
+            raise NotFoundError("no job with this id", code=404)
         counts = state.log.job_counts(job_id)
         done = sum(counts.get(k, 0) for k in FINAL)
         elapsed = max(row.updated - row.created, 1e-9)
@@ -309,7 +379,7 @@ class Gateway:
         """Stop handing on the job's rows; what was handed on is still sent."""
         state = self._state(principal, "send")
         if state.log.job(job_id) is None:
-            raise NotFoundError(f"no job {job_id!r}", code=404)
+            raise NotFoundError("no job with this id", code=404)
         state.cancelled.add(job_id)
         task = state.feeders.get(job_id)
         if task is not None:
@@ -321,12 +391,26 @@ class Gateway:
                 state.log.set_job_state(job_id, "cancelled")
         return self.job(principal, job_id)
 
+    def put_template(self, principal: Principal, template_id: str, body: bytes) -> float:
+        """Store a template (the API's JSON) under ``template_id`` for the tenant."""
+        if not _TEMPLATE_ID.fullmatch(template_id):
+            raise ConfigError(
+                "a template id is 1 to 64 of a-z, A-Z, 0-9, '.', '_' and '-'", field="id"
+            )
+        return self._state(principal, "send").log.put_template(template_id, body)
+
+    def template(self, principal: Principal, template_id: str) -> tuple[bytes, float]:
+        found = self._state(principal, "read").log.template(template_id)
+        if found is None:
+            raise NotFoundError("no template with this id", code=404, field="template_id")
+        return found
+
     def message(self, principal: Principal, message_id: str) -> list[Event]:
         state = self._state(principal, "read")
         state.log.flush()
         found = state.log.events(message_id=message_id, limit=1000)
         if not found:
-            raise NotFoundError(f"no message {message_id!r}", code=404)
+            raise NotFoundError("no message with this id", code=404)
         return found
 
     def events(self, principal: Principal, after: int, limit: int) -> list[Event]:
@@ -337,6 +421,22 @@ class Gateway:
     def log(self, principal: Principal) -> TenantLog:
         """The caller's tenant log (idempotency answers)."""
         return self._state(principal, "send").log
+
+
+_STORED = ("attachments", "inline_images")
+
+
+def _encode_template(template: Message) -> bytes:
+    """A job's template as stored (attachments are refused before)."""
+    return msgspec.json.encode(
+        {f: getattr(template, f) for f in template.__struct_fields__ if f not in _STORED}
+    )
+
+
+def _decode_template(blob: bytes) -> Message:
+    fields = msgspec.json.decode(blob)
+    fields["tags"] = tuple(fields["tags"])
+    return Message(**fields)
 
 
 def _address(mailbox: str) -> str:

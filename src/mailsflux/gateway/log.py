@@ -41,6 +41,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     next_row INTEGER NOT NULL,
     template BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS templates (
+    id TEXT PRIMARY KEY,
+    body BLOB NOT NULL,
+    updated REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY,
     request TEXT NOT NULL,
@@ -130,14 +135,11 @@ class TenantLog:
     # -- events ------------------------------------------------------------------
 
     def queued(self, message_id: str, recipient: str, job: str | None = None) -> None:
-        """A message accepted (committed now: the API answers with its id)."""
-        row = (time.time(), "queued", message_id, job, self._seal(recipient, message_id), None)
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO events (time, type, message_id, job, recipient, details)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                row,
-            )
+        """A message accepted, buffered until :meth:`flush` like results (the
+        message itself is already in the spool; reads flush first)."""
+        self._pending.append(
+            (time.time(), "queued", message_id, job, self._seal(recipient, message_id), None)
+        )
 
     def result(self, r: DeliveryResult, job: str | None) -> None:
         """A delivery result, buffered until :meth:`flush`."""
@@ -249,22 +251,44 @@ class TenantLog:
                 "UPDATE jobs SET state = ?, updated = ? WHERE id = ?", (state, time.time(), job_id)
             )
 
-    def job_row_done(self, job_id: str, row: int, message_id: str | None, recipient: str) -> None:
-        """Row ``row`` of a job handed on (queued as ``message_id``, or refused):
-        one commit, so a restart goes on after it."""
+    def job_row_done(
+        self, job_id: str, row: int, message_id: str, recipient: str, problem: str = ""
+    ) -> None:
+        """Row ``row`` of a job handed on (queued as ``message_id``), or
+        refused (``problem``: a ``rejected`` event): one commit, so a restart
+        goes on after it."""
+        kind = "rejected" if problem else "queued"
+        details = _enc.encode(_Details(reply=problem, category="invalid")) if problem else None
         with self._lock:
             self._db.execute("BEGIN")
-            if message_id is not None:
-                self._db.execute(
-                    "INSERT INTO events (time, type, message_id, job, recipient, details)"
-                    " VALUES (?, 'queued', ?, ?, ?, NULL)",
-                    (time.time(), message_id, job_id, self._seal(recipient, message_id)),
-                )
+            self._db.execute(
+                "INSERT INTO events (time, type, message_id, job, recipient, details)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (time.time(), kind, message_id, job_id, self._seal(recipient, message_id),
+                 details),
+            )  # fmt: skip
             self._db.execute(
                 "UPDATE jobs SET next_row = ?, updated = ? WHERE id = ?",
                 (row, time.time(), job_id),
             )
             self._db.execute("COMMIT")
+
+    # -- templates ---------------------------------------------------------------
+
+    def put_template(self, template_id: str, body: bytes) -> float:
+        now = time.time()
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO templates VALUES (?, ?, ?)", (template_id, body, now)
+            )
+        return now
+
+    def template(self, template_id: str) -> tuple[bytes, float] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT body, updated FROM templates WHERE id = ?", (template_id,)
+            ).fetchone()
+        return (bytes(row[0]), row[1]) if row else None
 
     # -- idempotency -------------------------------------------------------------
 

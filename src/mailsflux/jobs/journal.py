@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import Container
+from collections.abc import Container, Sequence
 from pathlib import Path
 
 from mailsflux.errors import SpoolError
@@ -94,25 +94,35 @@ class Journal:
         scheduler (one commit): a crash from here on loses nothing, it is
         tried again once its claim has run out. Returns it with its row.
         Raises SpoolError when it cannot be stored."""
+        return self.hold_many([msg])[0]
+
+    def hold_many(self, msgs: Sequence[RenderedMessage]) -> list[RenderedMessage]:
+        """:meth:`hold` for several messages, in one commit."""
         if self.error is not None:
             self.flush()  # the spool may have room again
             if self.error is not None:
                 raise SpoolError(f"the spool cannot be written: {self.error}")
         now = time.time()
-        rec = Record(
-            row=0,
-            state="pending",
-            recipient=msg.rcpt_to,
-            message_id=msg.message_id,
-            domain=msg.domain,
-            first_at=now,
-            next_at=now,
-            message=msg,
-        )
-        self.spool.append(self.info.id, rec)
-        assert rec.message is not None
-        self.held.add(rec.row)
-        return rec.message
+        recs = [
+            Record(
+                row=0,
+                state="pending",
+                recipient=msg.rcpt_to,
+                message_id=msg.message_id,
+                domain=msg.domain,
+                first_at=now,
+                next_at=now,
+                message=msg,
+            )
+            for msg in msgs
+        ]
+        self.spool.append_many(self.info.id, recs)
+        out = []
+        for rec in recs:
+            assert rec.message is not None
+            self.held.add(rec.row)
+            out.append(rec.message)
+        return out
 
     def take(self, item: Spooled) -> RenderedMessage:
         """A message read back from the spool to be tried by this process."""

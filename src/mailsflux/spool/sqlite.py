@@ -315,14 +315,21 @@ class SQLiteSpool:
         """Store a new record under the job's next row number (taken inside
         the write transaction, so processes sharing the spool never collide);
         returns that row."""
+        return self.append_many(job, [record])[0]
+
+    def append_many(self, job: str, records: Sequence[Record]) -> list[int]:
+        """:meth:`append` for several records, in one transaction."""
         with self._tx() as db:
             (top,) = db.execute("SELECT max(row) FROM rcpt WHERE job = ?", (job,)).fetchone()
-            record.row = (top or 0) + 1
-            if record.message is not None:
-                record.message = msgspec.structs.replace(record.message, row=record.row)
+            top = top or 0
+            for record in records:
+                top += 1
+                record.row = top
+                if record.message is not None:
+                    record.message = msgspec.structs.replace(record.message, row=record.row)
             now = time.time()
-            self._write(db, job, [record], now, claimed=now + self.claim)
-        return record.row
+            self._write(db, job, records, now, claimed=now + self.claim)
+        return [r.row for r in records]
 
     def due(self, now: float, *, job: str | None = None, limit: int = 1000) -> list[Spooled]:
         sql = (
@@ -360,6 +367,16 @@ class SQLiteSpool:
                 " AND state IN ('pending', 'deferred') AND claimed < ?",
                 [(until, job, r, until) for r in rows],
             )
+
+    def release_claims(self, job: str) -> int:
+        """Messages of ``job`` claimed by a runner that is gone are free at once
+        (for a runner that knows it is the only one: claims otherwise run out)."""
+        with self._tx() as db:
+            return db.execute(
+                "UPDATE rcpt SET claimed = 0 WHERE job = ? AND claimed > 0"
+                " AND state IN ('pending', 'deferred')",
+                (job,),
+            ).rowcount
 
     def load(self, job: str, row: int) -> Record | None:
         got = self._q(

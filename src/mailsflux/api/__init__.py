@@ -1,0 +1,7 @@
+"""The HTTP API (ASGI, msgspec bodies, served by uvicorn in ``mailsflux serve``)."""
+
+from mailsflux.api.app import ApiApp
+from mailsflux.api.openapi import openapi_document
+from mailsflux.api.types import Accepted, JobIn, MessageIn, TemplateIn
+
+__all__ = ["Accepted", "ApiApp", "JobIn", "MessageIn", "TemplateIn", "openapi_document"]

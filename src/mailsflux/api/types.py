@@ -1,0 +1,133 @@
+"""The HTTP API's bodies: msgspec structs, the single source of the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+
+class AttachmentIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A file to attach, its bytes base64-encoded."""
+
+    filename: str
+    content: bytes
+    content_type: str | None = None
+
+
+class MessageIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``POST /v1/messages``: the Engine's Message (Mustache templates with
+    ``data``), or ``template_id`` (a stored template) plus ``to`` and ``data``:
+    then any other field given replaces the stored one."""
+
+    to: str
+    template_id: str | None = None
+    sender: str | None = None
+    subject: str | None = None
+    html: str | None = None
+    text: str | None = None
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+    template: bool = True
+    reply_to: str | None = None
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    attachments: list[AttachmentIn] = msgspec.field(default_factory=list)
+    list_unsubscribe: str | None = None
+    missing_variables: Literal["error", "empty"] = "error"
+    tags: list[str] = msgspec.field(default_factory=list)
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class TemplateIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A job's message: like :class:`MessageIn` without ``to``."""
+
+    sender: str
+    subject: str
+    html: str | None = None
+    text: str | None = None
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+    reply_to: str | None = None
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    list_unsubscribe: str | None = None
+    missing_variables: Literal["error", "empty"] = "error"
+    tags: list[str] = msgspec.field(default_factory=list)
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class JobIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``POST /v1/jobs``: a template (or ``template_id``, a stored one) and its
+    recipients: addresses, or objects with ``email`` (and ``name``) plus the
+    template's variables."""
+
+    recipients: list[str | dict[str, Any]]
+    template: TemplateIn | None = None
+    template_id: str | None = None
+    name: str = ""
+
+
+class TemplateOut(msgspec.Struct, kw_only=True):
+    """``PUT``/``GET /v1/templates/{id}``: a stored template."""
+
+    id: str
+    template: TemplateIn
+    updated: float
+
+
+class Accepted(msgspec.Struct, kw_only=True):
+    """202: stored durably, to be sent."""
+
+    id: str
+    status: Literal["queued"] = "queued"
+
+
+class EventOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    id: str
+    type: str
+    time: float
+    message_id: str
+    recipient: str = ""
+    job: str | None = None
+    code: int | None = None
+    enhanced_status: str | None = None
+    reply: str = ""
+    category: str = ""
+
+
+class MessageOut(msgspec.Struct, kw_only=True):
+    """``GET /v1/messages/{id}``: its latest state and every event."""
+
+    id: str
+    state: str
+    events: list[EventOut]
+
+
+class EventsOut(msgspec.Struct, kw_only=True):
+    """``GET /v1/events``: events after ``cursor``; pass ``next`` back to go on."""
+
+    events: list[EventOut]
+    next: str
+
+
+class JobOut(msgspec.Struct, kw_only=True):
+    """``GET /v1/jobs/{id}``: the job's state, counts by event type, and rate."""
+
+    id: str
+    name: str
+    state: str
+    rows: int
+    handed_on: int
+    counts: dict[str, int]
+    pending: int
+    rate: float
+    created: float
+    updated: float
+
+
+class ErrorDetail(msgspec.Struct, kw_only=True, omit_defaults=True):
+    code: str
+    message: str
+    field: str | None = None
+    request_id: str = ""
+
+
+class ErrorOut(msgspec.Struct, kw_only=True):
+    error: ErrorDetail

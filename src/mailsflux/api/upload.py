@@ -1,0 +1,128 @@
+"""``multipart/form-data`` read as it arrives: small fields in memory, the
+recipients file straight to disk (never held whole), both with limits."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from mailsflux.errors import ConfigError
+
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+
+#: The form field that carries the file; every other field is small.
+FILE_FIELD = "recipients"
+
+
+class TooLarge(Exception):
+    """A field or the file is over its limit."""
+
+
+class Upload:
+    """What a form held: its small fields, and where the file went."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, bytes] = {}
+        self.file: Path | None = None
+        self.file_size = 0
+
+
+def boundary_of(content_type: bytes) -> bytes | None:
+    kind, params = parse_options_header(content_type)
+    if kind != b"multipart/form-data":
+        return None
+    b = params.get(b"boundary")
+    return b if b else None
+
+
+async def read_form(
+    receive: Receive, boundary: bytes, file_path: Path, *, max_field: int, max_file: int
+) -> Upload:
+    """Read the request body as a form; the ``recipients`` part goes to ``file_path``."""
+    up = Upload()
+    state: dict[str, Any] = {"name": "", "header": b"", "field": b"", "value": b"", "out": None}
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        state["field"] += data[start:end]
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        state["value"] += data[start:end]
+
+    def on_header_end() -> None:
+        if state["field"].lower() == b"content-disposition":
+            _, params = parse_options_header(state["value"])
+            state["name"] = params.get(b"name", b"").decode("utf-8", "replace")
+        state["field"] = state["value"] = b""
+
+    def on_headers_finished() -> None:
+        if state["name"] == FILE_FIELD:
+            state["out"] = file_path.open("wb")
+            up.file = file_path
+        else:
+            up.fields.setdefault(state["name"], b"")
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        chunk = data[start:end]
+        if state["out"] is not None:
+            up.file_size += len(chunk)
+            if up.file_size > max_file:
+                raise TooLarge(f"the {FILE_FIELD} file is over {max_file} bytes")
+            state["out"].write(chunk)
+        else:
+            value = up.fields[state["name"]] + chunk
+            if len(value) > max_field:
+                raise TooLarge(f"form field {state['name']!r} is over {max_field} bytes")
+            up.fields[state["name"]] = value
+
+    def on_part_end() -> None:
+        if state["out"] is not None:
+            state["out"].flush()
+            os.fsync(state["out"].fileno())
+            state["out"].close()
+            state["out"] = None
+        state["name"] = ""
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+        },
+    )
+    try:
+        while True:
+            msg = await receive()
+            parser.write(msg.get("body", b""))
+            if not msg.get("more_body", False):
+                break
+        parser.finalize()
+    finally:
+        if state["out"] is not None:
+            state["out"].close()
+    return up
+
+
+def csv_rows(path: Path) -> Iterator[bytes]:
+    """The CSV's rows as JSON objects (its header names the fields; ``email``
+    is needed). Raises ConfigError naming the file's problem."""
+    with path.open("r", encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or "email" not in reader.fieldnames:
+            raise ConfigError("the recipients CSV needs a header row with an email column",
+                              field=FILE_FIELD)  # fmt: skip
+        for row in reader:
+            row.pop(None, None)
+            yield msgspec.json.encode(row)
+
+
+__all__ = ["FILE_FIELD", "TooLarge", "Upload", "boundary_of", "csv_rows", "read_form"]

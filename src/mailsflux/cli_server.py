@@ -1,0 +1,127 @@
+"""``serve``'s front-door options and ``keys api|smtp``: tenants' credentials."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+import msgspec
+
+from mailsflux.errors import ConfigError
+
+
+def add_serve_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="server TOML: [http], [delivery], [[dkim]], [[tenants]], [regions]",
+    )
+    p.add_argument(
+        "--http", metavar="HOST:PORT", help="serve the HTTP API here (overrides [http] listen)"
+    )
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="keys and tenants' data ($MAILSFLUX_HOME, else the state dir)",
+    )
+
+
+def server_config(args: argparse.Namespace) -> Any:
+    """The ServerConfig the options give, or None (the queue alone, as before)."""
+    from mailsflux.server import HTTPSpec, ServerConfig, parse_listen
+
+    if not (args.config or args.http or getattr(args, "data_dir", None)):
+        return None
+    config = ServerConfig.load(args.config) if args.config else ServerConfig()
+    if args.data_dir:
+        config.data_dir = str(args.data_dir)
+    if args.http:
+        parse_listen(args.http, "--http")
+        config.http = msgspec.structs.replace(config.http or HTTPSpec(), listen=args.http)
+    config.check()  # a bad table fails here, before anything starts
+    return config
+
+
+def _store(args: argparse.Namespace) -> tuple[Any, Any]:
+    from mailsflux.server import ServerConfig, key_store
+
+    config = ServerConfig.load(args.config) if args.config else ServerConfig()
+    if args.data_dir:
+        config.data_dir = str(args.data_dir)
+    return config, key_store(config)
+
+
+def cmd_key_create(args: argparse.Namespace) -> int:
+    config, keys = _store(args)
+    with keys:
+        if args.tenant not in config.tenant_list():
+            raise ConfigError(f"no tenant {args.tenant!r} in the server config", field="--tenant")
+        info, secret = keys.create(args.tenant, args.role, kind=args.kind, label=args.label)
+    print(
+        f"created {info.kind} key {info.id} for tenant {info.tenant}"
+        f" ({', '.join(info.roles)}); the secret is shown only now:",
+        file=sys.stderr,
+    )
+    if args.kind == "api":
+        print(secret)
+    else:
+        print(f"username: {info.id}\npassword: {secret}")
+    return 0
+
+
+def cmd_key_list(args: argparse.Namespace) -> int:
+    _, keys = _store(args)
+    with keys:
+        found = [k for k in keys.list(args.tenant) if k.kind == args.kind]
+    if args.json:
+        print(msgspec.json.encode(found).decode())
+        return 0
+    for k in found:
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(k.created))
+        state = "revoked" if k.revoked else "active"
+        print(f"{k.id}  {k.tenant}  {','.join(k.roles)}  {state}  {when}  {k.label}")
+    if not found:
+        print(f"no {args.kind} keys", file=sys.stderr)
+    return 0
+
+
+def cmd_key_revoke(args: argparse.Namespace) -> int:
+    _, keys = _store(args)
+    with keys:
+        if not keys.revoke(args.id):
+            print(f"mailsflux: no active key {args.id!r}", file=sys.stderr)
+            return 1
+    print(f"revoked {args.id}", file=sys.stderr)
+    return 0
+
+
+def add_key_parsers(ksub: Any) -> None:
+    """``keys api ...`` and ``keys smtp ...`` under ``keys``."""
+    for kind, what in (("api", "HTTP API keys"), ("smtp", "SMTP submission credentials")):
+        p = ksub.add_parser(kind, help=f"{what} of tenants: create, list, revoke")
+        act = p.add_subparsers(dest=f"{kind}_action", required=True, metavar="ACTION")
+        c = act.add_parser("create", help="create one; its secret is printed once")
+        c.add_argument("--tenant", default="default", help="the tenant it belongs to (default)")
+        c.add_argument(
+            "--role",
+            action="append",
+            choices=("send", "read", "admin"),
+            required=True,
+            help="what it may do: send, read, admin (repeat for several)",
+        )
+        c.add_argument("--label", default="", help="a note to tell keys apart")
+        c.set_defaults(func=cmd_key_create, kind=kind)
+        ls = act.add_parser("list", help="list them (never their secrets)")
+        ls.add_argument("--tenant", help="only this tenant's")
+        ls.add_argument("--json", action="store_true", help="as JSON")
+        ls.set_defaults(func=cmd_key_list, kind=kind)
+        r = act.add_parser("revoke", help="revoke one at once, in every running server")
+        r.add_argument("id", help="the key id (api_... or smtp_...)")
+        r.set_defaults(func=cmd_key_revoke, kind=kind)
+        for q in (c, ls, r):
+            q.add_argument(
+                "--config", metavar="FILE", help="the server TOML (its data_dir, tenants)"
+            )
+            q.add_argument("--data-dir", metavar="DIR", help="the server's data directory")

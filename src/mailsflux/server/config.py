@@ -1,0 +1,112 @@
+"""``mailsflux serve``'s settings: one TOML file, every table optional."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+import msgspec
+
+from mailsflux.errors import ConfigError
+from mailsflux.jobs.jobfile import DeliverySpec, DKIMSpec
+from mailsflux.tenants import DEFAULT_TENANT, Tenant, Tenants
+
+
+class HTTPSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``[http]``: the HTTP API."""
+
+    #: ``HOST:PORT`` (port 0: any free port, printed at start).
+    listen: str = "127.0.0.1:8025"
+    #: Largest request body of POST /v1/messages (bytes).
+    max_body: int = 10 << 20
+    #: Largest request body of POST /v1/jobs with JSON rows (bytes).
+    max_job_body: int = 64 << 20
+    #: Largest recipients CSV uploaded to POST /v1/jobs (bytes; to disk as it comes).
+    max_upload: int = 1 << 30
+    #: One JSON line per request on stderr.
+    access_log: bool = True
+
+
+class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """What ``mailsflux serve --config FILE`` runs."""
+
+    #: Keys, and tenants' data unless their region says otherwise. Default:
+    #: $MAILSFLUX_HOME, else $XDG_STATE_HOME/mailsflux/server.
+    data_dir: str = ""
+    http: HTTPSpec | None = None
+    delivery: DeliverySpec = msgspec.field(default_factory=DeliverySpec)
+    #: The DKIM keys of the one tenant a setup without ``[[tenants]]`` has.
+    dkim: list[DKIMSpec] = msgspec.field(default_factory=list)
+    tenants: list[Tenant] = msgspec.field(default_factory=list)
+    #: Region name -> the directory that region's tenants' data lives in.
+    regions: dict[str, str] = msgspec.field(default_factory=dict)
+    #: fsync every spool commit (survives power loss, not only a crash).
+    fsync: bool = False
+    base: str = ""
+    source: str = ""
+
+    @classmethod
+    def load(cls, path: str | Path) -> ServerConfig:
+        p = Path(path)
+        try:
+            config = msgspec.convert(tomllib.loads(p.read_text("utf-8")), cls)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config: {exc.strerror}", file=str(p)) from None
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError, msgspec.ValidationError) as exc:
+            raise ConfigError(f"invalid config: {exc}", file=str(p)) from None
+        config.base = str(p.parent.absolute())
+        config.source = str(p)
+        return config
+
+    def resolve(self, rel: str) -> Path:
+        p = Path(rel).expanduser()
+        return p if p.is_absolute() else Path(self.base or ".").absolute() / p
+
+    @property
+    def data_path(self) -> Path:
+        if self.data_dir:
+            return self.resolve(self.data_dir)
+        home = os.environ.get("MAILSFLUX_HOME")
+        if home:
+            return Path(home)
+        state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        return Path(state) / "mailsflux" / "server"
+
+    def check(self) -> None:
+        """Every setting that can be wrong, checked before anything starts;
+        errors name the config file."""
+        try:
+            tenants = self.tenant_list()
+            for t in tenants:
+                if t.region != "default" and t.region not in self.regions:
+                    raise ConfigError(
+                        f"tenant {t.name!r}: region {t.region!r} is not in [regions]",
+                        field="tenants.region",
+                    )
+            if self.http is not None:
+                parse_listen(self.http.listen, "http.listen")
+        except ConfigError as exc:
+            if exc.file is None and self.source:
+                exc.file = self.source
+            raise
+
+    def tenant_list(self) -> Tenants:
+        """The tenants, with key paths resolved against the config's folder."""
+        if not self.tenants:
+            items = [Tenant(name=DEFAULT_TENANT, dkim=list(self.dkim))]
+        else:
+            items = list(self.tenants)
+        out = []
+        for t in items:
+            keys = [msgspec.structs.replace(k, key=str(self.resolve(k.key))) for k in t.dkim]
+            out.append(msgspec.structs.replace(t, dkim=keys))
+        return Tenants(out)
+
+
+def parse_listen(text: str, what: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"{what}: expected HOST:PORT, got {text!r}", field=what)
+    return host.strip("[]") or "127.0.0.1", int(port)
