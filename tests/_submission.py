@@ -94,8 +94,8 @@ async def submission(
     server_context(tmp, ["localhost", "127.0.0.1"], ca_file=tmp / "ca.pem")
     spec = SubmissionSpec(
         **{
-            "port": 0,
-            "implicit_tls_port": 0,
+            "listen": "127.0.0.1:0",
+            "implicit_tls_listen": "127.0.0.1:0",
             "cert_file": "server-cert.pem",
             "key_file": "server-key.pem",
             "hostname": "localhost",

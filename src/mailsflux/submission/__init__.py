@@ -10,7 +10,7 @@ client gets its 250 only after that returned. Replies carry enhanced status
 codes; a throttled credential gets ``451 4.7.1``, an oversized message
 ``552 5.3.4``, a foreign sender ``553 5.7.1``.
 
-    spec = SubmissionSpec(port=587, implicit_tls_port=465,
+    spec = SubmissionSpec(listen="0.0.0.0:587", implicit_tls_listen="0.0.0.0:465",
                           cert_file="tls/cert.pem", key_file="tls/key.pem")
     server = await start_submission(gateway, keys, spec, base=config_dir)
     server.ports                                    # {"starttls": 587, "implicit_tls": 465}

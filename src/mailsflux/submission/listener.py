@@ -401,22 +401,20 @@ async def start_submission(
         )
 
     servers: dict[str, asyncio.Server] = {}
-    listen = (
-        ("starttls", settings.port, None, "port"),
-        ("implicit_tls", settings.implicit_tls_port, ctx, "implicit_tls_port"),
-    )
     try:
-        for name, port, transport_tls, field in listen:
-            if port is None:
-                continue
-            starttls = None if transport_tls is not None else ctx
+        for name, (host, port) in settings.addresses().items():
+            implicit = name == "implicit_tls"
+            field = "implicit_tls_listen" if implicit else "listen"
             try:
                 servers[name] = await loop.create_server(
-                    lambda t=starttls: protocol(t), settings.host, port, ssl=transport_tls
+                    lambda starttls=None if implicit else ctx: protocol(starttls),
+                    host,
+                    port,
+                    ssl=ctx if implicit else None,
                 )
             except OSError as exc:
                 raise ConfigError(
-                    f"submission: cannot listen on {settings.host}:{port}: {exc.strerror or exc}",
+                    f"submission: cannot listen on {host}:{port}: {exc.strerror or exc}",
                     field=f"submission.{field}",
                 ) from None
     except BaseException:

@@ -10,8 +10,6 @@ import msgspec
 
 from mailsflux.errors import ConfigError
 
-Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
-
 #: TLS 1.2 suites: forward secrecy and AEAD only (TLS 1.3 has its own list,
 #: all of which qualify).
 _TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
@@ -20,16 +18,16 @@ _TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 class SubmissionSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     """The SMTP submission listener's settings (the server TOML's ``[submission]``).
 
-    ``port`` offers STARTTLS (587 in production); ``implicit_tls_port`` is
-    TLS from the first byte (465). Either may be ``None`` (off), not both;
-    0 picks a free port (tests). AUTH is refused until the connection is
-    encrypted, so a certificate is required. ``rate`` is messages per second
-    per credential after a ``burst``; ``None`` turns the limit off.
+    ``listen`` (``HOST:PORT``, as ``[http] listen``) offers STARTTLS (port
+    587 in production); ``implicit_tls_listen`` is TLS from the first byte
+    (465). Either may be ``""`` (off), not both; port 0 picks a free port.
+    AUTH is refused until the connection is encrypted, so a certificate is
+    required. ``rate`` is messages per second per credential after a
+    ``burst``; ``None`` turns the limit off.
     """
 
-    host: str = "127.0.0.1"
-    port: Port | None = 587
-    implicit_tls_port: Port | None = None
+    listen: str = "127.0.0.1:587"
+    implicit_tls_listen: str = ""
     #: PEM certificate chain and private key; relative paths start at the config's folder.
     cert_file: str = ""
     key_file: str = ""
@@ -46,17 +44,29 @@ class SubmissionSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, f
     timeout: Annotated[float, msgspec.Meta(gt=0)] = 300.0
 
     def __post_init__(self) -> None:
-        if self.port is None and self.implicit_tls_port is None:
+        if not self.listen and not self.implicit_tls_listen:
             raise ConfigError(
-                "submission: port and implicit_tls_port are both off; set at least one",
-                field="submission.port",
+                "submission: listen and implicit_tls_listen are both off; set at least one",
+                field="submission.listen",
             )
+        for name in ("listen", "implicit_tls_listen"):
+            if getattr(self, name):
+                _address(getattr(self, name), name)
         for name in ("cert_file", "key_file"):
             if not getattr(self, name):
                 raise ConfigError(
                     f"submission: {name} is required (AUTH is offered only over TLS)",
                     field=f"submission.{name}",
                 )
+
+    def addresses(self) -> dict[str, tuple[str, int]]:
+        """``{"starttls": (host, port), "implicit_tls": (host, port)}``, the ones on."""
+        out = {}
+        if self.listen:
+            out["starttls"] = _address(self.listen, "listen")
+        if self.implicit_tls_listen:
+            out["implicit_tls"] = _address(self.implicit_tls_listen, "implicit_tls_listen")
+        return out
 
     def tls_context(self, base: str | Path = ".") -> ssl.SSLContext:
         """A server context: TLS 1.2 or newer (1.3 when the client has it),
@@ -82,6 +92,16 @@ class SubmissionSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, f
                 field="submission.cert_file",
             ) from None
         return ctx
+
+
+def _address(text: str, name: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(
+            f"submission: {name} must be HOST:PORT, got {text!r}", field=f"submission.{name}"
+        )
+    return host.strip("[]"), int(port)
 
 
 __all__ = ["SubmissionSpec"]
