@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import aiosmtplib
+import msgspec
 
 from mailsflux.gateway import Gateway
+from mailsflux.jobs.jobfile import DeliverySpec
 from mailsflux.submission import SubmissionServer, SubmissionSpec, start_submission
 from mailsflux.tenants import KeyStore, Tenants
 from tests._gateway import delivery, two_tenants
@@ -85,14 +87,20 @@ class Running:
 
 @asynccontextmanager
 async def submission(
-    tmp: Path, relay: str, *, tenants: Tenants | None = None, **settings: Any
+    tmp: Path,
+    relay: str,
+    *,
+    tenants: Tenants | None = None,
+    retry: DeliverySpec | None = None,
+    **settings: Any,
 ) -> AsyncIterator[Running]:
     """The listener on port 0 (STARTTLS and implicit TLS) for ``tenants``
-    (default: acme and globex), relaying to ``relay``; one SMTP credential of
-    the first tenant with the send role."""
+    (default: acme and globex), relaying to ``relay`` (with ``retry``'s
+    delivery settings when given); one SMTP credential of the first tenant
+    with the send role."""
     tenants = tenants or two_tenants(tmp)
     server_context(tmp, ["localhost", "127.0.0.1"], ca_file=tmp / "ca.pem")
-    spec = SubmissionSpec(
+    listener = SubmissionSpec(
         **{
             "listen": "127.0.0.1:0",
             "implicit_tls_listen": "127.0.0.1:0",
@@ -106,8 +114,9 @@ async def submission(
     first = next(iter(tenants)).name
     info, secret = keys.create(first, ("send",), kind="smtp")
     try:
-        async with Gateway(tenants, data_dir=tmp / "data", delivery=delivery(relay)) as gw:
-            server = await start_submission(gw, keys, spec, base=tmp)
+        spec = delivery(relay) if retry is None else msgspec.structs.replace(retry, relay=relay)
+        async with Gateway(tenants, data_dir=tmp / "data", delivery=spec) as gw:
+            server = await start_submission(gw, keys, listener, base=tmp)
             try:
                 yield Running(server, gw, keys, tmp, info.id, secret)
             finally:
