@@ -8,12 +8,15 @@ parser on every MAIL and RCPT). Same results, same limits, same replies.
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import re
 
 #: A DATA line ends with CRLF; one of more than 1000 octets before it is
 #: refused (RFC 5321 4.5.3.1.6: 998, plus a stuffed dot, plus slack; as aiosmtpd).
 _LONG_LINE = re.compile(rb"[^\n]{1002}")
 _END = b".\r\n"
+#: Where the header block ends (bare LF line ends too: the gateway takes them).
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
 #: The common path forms only; anything else goes to aiosmtpd's full parser.
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -21,6 +24,33 @@ _SIMPLE_PATH = re.compile(rf"\s*<({_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*)
 
 TOO_BIG = "552 5.3.4 Message size exceeds the fixed maximum (see SIZE)"
 TOO_LONG = "500 5.5.2 Line too long: at most 998 characters per line (RFC 5321 4.5.3.1.6)"
+
+
+def authors(data: bytes) -> list[str] | None:
+    """The addresses of the message's From header (RFC 5322 parsing: a
+    quoted display name is no address), or None unless there is exactly
+    one From header naming at least one address."""
+    m = _HEAD_END.search(data)
+    head = data[: m.start()] if m else data
+    values: list[str] = []
+    current_is_from = False
+    for line in head.split(b"\n"):
+        line = line.rstrip(b"\r")
+        if line[:1] in (b" ", b"\t"):
+            if values and current_is_from:
+                values[-1] += line.decode("utf-8", "replace")
+            continue
+        current_is_from = line[:5].lower() == b"from:"
+        if current_is_from:
+            values.append(line[5:].decode("utf-8", "replace"))
+    if len(values) != 1:
+        return None
+    try:
+        header = email.policy.default.header_factory("From", values[0].strip())
+        found = [a.addr_spec for a in header.addresses]
+    except (ValueError, IndexError, TypeError):
+        return None
+    return [a for a in found if "@" in a] or None
 
 
 def simple_path(arg: str) -> tuple[str, str] | None:

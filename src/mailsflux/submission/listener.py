@@ -26,7 +26,7 @@ from mailsflux.compose import parse_address
 from mailsflux.delivery import LocalThrottles, RateSpec
 from mailsflux.errors import ConfigError, HeaderError, MailsfluxError
 from mailsflux.gateway import Gateway
-from mailsflux.submission.data import TOO_BIG, read_data, simple_path
+from mailsflux.submission.data import TOO_BIG, authors, read_data, simple_path
 from mailsflux.submission.settings import SubmissionSpec
 from mailsflux.tenants import KeyStore, Principal
 
@@ -292,12 +292,19 @@ class _Handler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         principal = cast(Principal, session.auth_data)
+        data = envelope.original_content or b""
+        # The From header is the tenant's too: another tenant's address there
+        # would go out under this tenant's DKIM signature.
+        found = authors(data)
+        if found is None:
+            self.refused += 1
+            return "554 5.6.0 The message needs one From header with an address"
+        if not all(self.gateway.sender_allowed(principal, a) for a in found):
+            self.refused += 1
+            return "550 5.7.1 From header address not allowed for this credential"
         task = asyncio.ensure_future(
             self.gateway.accept_raw(
-                principal,
-                envelope.mail_from or "",
-                list(envelope.rcpt_tos),
-                envelope.original_content or b"",
+                principal, envelope.mail_from or "", list(envelope.rcpt_tos), data
             )
         )
         # A client that hangs up mid-write must not cut the spool write short:
