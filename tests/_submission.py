@@ -80,6 +80,12 @@ class Running:
         await c.ehlo()
         return c
 
+    async def logged_in(self, username: str = "", password: str = "") -> aiosmtplib.SMTP:
+        """A client through STARTTLS and AUTH (this listener's credential by default)."""
+        c = await self.connected()
+        await c.login(username or self.username, password or self.password)
+        return c
+
     def credential(self, tenant: str, roles: Iterable[str] = ("send",)) -> tuple[str, str]:
         info, secret = self.keys.create(tenant, roles, kind="smtp")
         return info.id, secret

@@ -18,8 +18,7 @@ def test_message_without_from_is_refused(tmp_path: Path) -> None:
 
     async def go() -> None:
         async with submission(tmp_path, mx.url) as s:
-            c = await s.connected()
-            await c.login(s.username, s.password)
+            c = await s.logged_in()
             headless = b"Subject: no sender\r\nTo: ann@x.test\r\n\r\nbody\r\n"
             with pytest.raises(aiosmtplib.SMTPDataError) as exc:
                 await c.sendmail(SENDER, ["ann@x.test"], headless)

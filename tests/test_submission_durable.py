@@ -25,8 +25,7 @@ def test_acknowledged_messages_survive_the_gateway(tmp_path: Path) -> None:
 
     async def accept_while_relay_is_down() -> list[str]:
         async with submission(tmp_path, nowhere, retry=quick) as s:
-            c = await s.connected()
-            await c.login(s.username, s.password)
+            c = await s.logged_in()
             ids = []
             for i in range(3):
                 _, reply = await c.sendmail(SENDER, [f"r{i}@x.test"], message(f"m{i}"))

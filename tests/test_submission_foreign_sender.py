@@ -18,8 +18,7 @@ def test_other_tenants_domain_and_missing_role_are_refused(tmp_path: Path) -> No
 
     async def go() -> None:
         async with submission(tmp_path, mx.url) as s:
-            c = await s.connected()
-            await c.login(s.username, s.password)
+            c = await s.logged_in()
             for sender in (
                 FOREIGN_SENDER,
                 "news@acme.example.globex.example",
@@ -35,8 +34,7 @@ def test_other_tenants_domain_and_missing_role_are_refused(tmp_path: Path) -> No
             # globex's credential cannot send as acme; a read-only acme key cannot send at all.
             for tenant, roles, code in (("globex", ["send"], 553), ("acme", ["read"], 550)):
                 user, password = s.credential(tenant, roles)
-                c = await s.connected()
-                await c.login(user, password)
+                c = await s.logged_in(user, password)
                 with pytest.raises(aiosmtplib.SMTPSenderRefused) as exc:
                     await c.sendmail(SENDER, ["ann@x.test"], message())
                 assert (exc.value.code, exc.value.message[:6]) == (code, "5.7.1 ")

@@ -19,8 +19,7 @@ def test_from_header_of_another_tenant_is_refused(tmp_path: Path) -> None:
 
     async def go() -> None:
         async with submission(tmp_path, mx.url) as s:
-            c = await s.connected()
-            await c.login(s.username, s.password)
+            c = await s.logged_in()
             spoof = message("spoof", sender=FOREIGN_SENDER)
             spoof = spoof.replace(b"From: Acme <", b'From: "CEO <ceo@acme.example>" <')
             # A display name that looks like an address is none; every author counts.

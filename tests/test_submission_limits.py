@@ -18,8 +18,7 @@ def test_recipient_and_line_limits(tmp_path: Path) -> None:
 
     async def go() -> None:
         async with submission(tmp_path, mx.url, max_recipients=3) as s:
-            c = await s.connected()
-            await c.login(s.username, s.password)
+            c = await s.logged_in()
             await c.mail(SENDER)
             r = await c.execute_command(b"RCPT", b"TO:<not-an-address>")
             assert (r.code, r.message[:6]) == (553, "5.1.3 ")

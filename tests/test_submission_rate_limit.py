@@ -19,8 +19,7 @@ def test_rate_limit_per_credential(tmp_path: Path) -> None:
     async def go() -> None:
         # One message per 100 s after a burst of 3: the fourth cannot fit in this test.
         async with submission(tmp_path, mx.url, rate=0.01, burst=3) as s:
-            c = await s.connected()
-            await c.login(s.username, s.password)
+            c = await s.logged_in()
             for i in range(3):
                 await c.sendmail(SENDER, ["ann@x.test"], message(f"m{i}"))
             with pytest.raises(aiosmtplib.SMTPSenderRefused) as exc:
@@ -28,15 +27,13 @@ def test_rate_limit_per_credential(tmp_path: Path) -> None:
             assert (exc.value.code, exc.value.message[:6]) == (451, "4.7.1 ")
             await c.quit()
             # A new connection with the same credential is still throttled.
-            c = await s.connected()
-            await c.login(s.username, s.password)
+            c = await s.logged_in()
             with pytest.raises(aiosmtplib.SMTPSenderRefused):
                 await c.sendmail(SENDER, ["ann@x.test"], message("m4"))
             await c.quit()
             # Another credential of the same tenant has its own budget.
             user, password = s.credential("acme")
-            c = await s.connected()
-            await c.login(user, password)
+            c = await s.logged_in(user, password)
             await c.sendmail(SENDER, ["ann@x.test"], message("other"))
             await c.quit()
             assert s.server.stats["throttled"] == 2

@@ -47,8 +47,7 @@ def test_plaintext_after_starttls_is_dropped(tmp_path: Path) -> None:
             gone = await asyncio.wait_for(reader.read(), 10)
             writer.close()
             # ...and the listener still serves.
-            c = await s.connected()
-            await c.login(s.username, s.password)
+            c = await s.logged_in()
             await c.sendmail(SENDER, ["ann@x.test"], message())
             await c.quit()
             return first, gone

@@ -26,8 +26,7 @@ def test_ten_thousand_submissions_delivered_exactly_once(tmp_path: Path) -> None
         async with submission(tmp_path, mx.url, rate=None) as s:
 
             async def client() -> None:
-                c = await s.connected()
-                await c.login(s.username, s.password)
+                c = await s.logged_in()
                 for i in todo:
                     rcpt = f"user{i}@x.test"
                     _, reply = await c.sendmail(SENDER, [rcpt], message(f"n{i}", to=rcpt))
