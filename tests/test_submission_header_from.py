@@ -24,7 +24,11 @@ def test_from_header_of_another_tenant_is_refused(tmp_path: Path) -> None:
             spoof = spoof.replace(b"From: Acme <", b'From: "CEO <ceo@acme.example>" <')
             # A display name that looks like an address is none; every author counts.
             both = message("both").replace(b"From: Acme <", b"From: B <b@globex.example>, A <")
-            for data in (message("spoof", sender=FOREIGN_SENDER), spoof, both):
+            # Nor may a comment or a bare display name smuggle one in.
+            comment = message("c").replace(
+                b"From: Acme <news@acme.example>", b"From: news@acme.example (ceo@globex.example)"
+            )
+            for data in (message("spoof", sender=FOREIGN_SENDER), spoof, both, comment):
                 with pytest.raises(aiosmtplib.SMTPDataError) as exc:
                     await c.sendmail(SENDER, ["ann@x.test"], data)
                 assert (exc.value.code, exc.value.message[:6]) == (550, "5.7.1 ")

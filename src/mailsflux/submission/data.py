@@ -20,6 +20,11 @@ _HEAD_END = re.compile(rb"\r?\n\r?\n")
 #: The common path forms only; anything else goes to aiosmtpd's full parser.
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_ADDR = rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*"
+#: ``Name <a@b>`` or ``a@b`` with no quotes, comments, groups or lists: one
+#: address, read without the header parser (about 60 us a message).
+_SIMPLE_FROM = re.compile(rf"\s*(?:[^\"<>,;:()\\@\[\]]*<({_ADDR})>|({_ADDR}))\s*")
+_AT_TOKEN = re.compile(r"[^\s<>(),;:\"\[\]]+@[^\s<>(),;:\"\[\]]+")
 _SIMPLE_PATH = re.compile(rf"\s*<({_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*)>\s*(.*)", re.S)
 
 TOO_BIG = "552 5.3.4 Message size exceeds the fixed maximum (see SIZE)"
@@ -27,9 +32,13 @@ TOO_LONG = "500 5.5.2 Line too long: at most 998 characters per line (RFC 5321 4
 
 
 def authors(data: bytes) -> list[str] | None:
-    """The addresses of the message's From header (RFC 5322 parsing: a
-    quoted display name is no address), or None unless there is exactly
-    one From header naming at least one address."""
+    """The addresses of the message's From header, or None unless there is
+    exactly one From header naming at least one address.
+
+    Beyond ``Name <a@b>`` and ``a@b``, every address the RFC 5322 parser
+    finds and every ``x@y`` anywhere in the value (a display name, a
+    comment) counts: readers and DMARC checks disagree on odd From fields,
+    so each reading must be the tenant's."""
     m = _HEAD_END.search(data)
     head = data[: m.start()] if m else data
     values: list[str] = []
@@ -45,12 +54,17 @@ def authors(data: bytes) -> list[str] | None:
             values.append(line[5:].decode("utf-8", "replace"))
     if len(values) != 1:
         return None
+    simple = _SIMPLE_FROM.fullmatch(values[0])
+    if simple:
+        return [simple.group(1) or simple.group(2)]
     try:
         header = email.policy.default.header_factory("From", values[0].strip())
-        found = [a.addr_spec for a in header.addresses]
+        found = [a.addr_spec for a in header.addresses if "@" in a.addr_spec]
     except (ValueError, IndexError, TypeError):
         return None
-    return [a for a in found if "@" in a] or None
+    if not found:
+        return None
+    return found + _AT_TOKEN.findall(values[0])
 
 
 def simple_path(arg: str) -> tuple[str, str] | None:
