@@ -8,6 +8,17 @@ import tempfile
 from pathlib import Path
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "welcome"
+#: One row of the example job, for benchmarks composing a single message.
+VARS = {
+    "email": "zoe.haddad@example.org",
+    "name": "Zoë Haddad",
+    "first_name": "Zoë",
+    "company": "Dunmore Freight",
+    "plan": "Enterprise",
+    "city": "Pune",
+    "trial": "yes",
+    "trial_end": "2026-12-15",
+}
 
 
 def make_job(rows: int, *, connections: int | None = None, algorithm: str | None = None) -> Path:

@@ -22,6 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from _example import VARS
 from _machine import describe
 from mailsflux.benchmark import plain
 from mailsflux.jobs import Prepared
@@ -29,16 +30,6 @@ from mailsflux.jobs.jobfile import load_job
 from mailsflux.types import Recipient
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "welcome"
-VARS = {
-    "email": "zoe.haddad@example.org",
-    "name": "Zoë Haddad",
-    "first_name": "Zoë",
-    "company": "Dunmore Freight",
-    "plan": "Enterprise",
-    "city": "Pune",
-    "trial": "yes",
-    "trial_end": "2026-12-15",
-}
 
 
 def setup() -> tuple[Callable[[], bytes], Callable[[], bytes]]:

@@ -19,7 +19,7 @@ def server_config(
 ) -> ServerConfig:
     return ServerConfig(
         data_dir=str(data_dir),
-        http=HTTPSpec(listen="127.0.0.1:0", access_log=False, **http),
+        http=HTTPSpec(listen="127.0.0.1:0", metrics_listen="127.0.0.1:0", access_log=False, **http),
         delivery=delivery,
         tenants=tenants,
     )
@@ -74,6 +74,11 @@ class Running:
     def port(self) -> int:
         assert self.server.http_address is not None
         return self.server.http_address[1]
+
+    @property
+    def metrics_port(self) -> int:
+        assert self.server.metrics_address is not None
+        return self.server.metrics_address[1]
 
     def call(
         self,

@@ -71,8 +71,11 @@ def test_an_uploaded_csv_becomes_a_job(tmp_path: Path) -> None:
             s, _, b = srv.call("POST", "/v1/jobs", raw=form({"template": wrong}, csv_bytes),
                                key=key, headers=headers)  # fmt: skip
             assert s == 422 and b["error"]["field"] == "template.$.subject"
-            # Uploads leave nothing behind.
-            uploads = tmp_path / "data" / "tenants" / "acme" / "uploads"
-            assert list(uploads.iterdir()) == []
+            # Uploads leave nothing behind, and no address was on disk in the clear.
+            tenant = tmp_path / "data" / "tenants" / "acme"
+            assert list((tenant / "uploads").iterdir()) == []
+            for f in tenant.rglob("*"):
+                if f.is_file():
+                    assert b"p1234@example.net" not in f.read_bytes(), f
     got = {r for m in handler.received for r in m.rcpt_tos}
     assert len(got) == n

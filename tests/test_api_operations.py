@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests._gateway import delivery, two_tenants
 from tests._mail import RecordingHandler, SMTPServer
-from tests._serve import Running, new_key, server_config
+from tests._serve import Running, call, new_key, server_config
 
 
 def test_health_metrics_and_openapi(tmp_path: Path) -> None:
@@ -21,7 +21,9 @@ def test_health_metrics_and_openapi(tmp_path: Path) -> None:
             assert srv.call("GET", "/readyz")[2] == {"ready": True}
             msg = {"sender": "a@acme.example", "to": "x@example.net", "subject": "s", "text": "t"}
             assert srv.call("POST", "/v1/messages", msg, key=key)[0] == 202
-            s, h, text = srv.call("GET", "/metrics")
+            # /metrics is on the operator's listener only, not the tenants' port.
+            assert srv.call("GET", "/metrics", key=key)[0] == 404
+            s, h, text = call(srv.metrics_port, "GET", "/metrics")
             assert s == 200 and h["content-type"].startswith("text/plain")
             samples = {
                 (m.name, tuple(sorted(x.labels.items()))): x.value
@@ -34,7 +36,7 @@ def test_health_metrics_and_openapi(tmp_path: Path) -> None:
             assert any(k[0] == "mailsflux_request_seconds" for k in samples)
             # The message is delivered: a result, a delivery latency, a site seen.
             for _ in range(100):
-                text = srv.call("GET", "/metrics")[2]
+                text = call(srv.metrics_port, "GET", "/metrics")[2]
                 if 'mailsflux_delivery_results_total{outcome="delivered"} 1.0' in text:
                     break
                 time.sleep(0.05)

@@ -59,6 +59,10 @@ def test_no_tenant_reads_or_sends_as_another(tmp_path: Path) -> None:
             assert s == 403
             s, _, b = srv.call("POST", "/v1/messages", MESSAGE, key=reader)
             assert s == 403
+            # A sender that only renders to another tenant's domain is caught after rendering.
+            sneaky = {**MESSAGE, "sender": "ceo@globex.example{{!<a@acme.example>}}"}
+            s, _, b = srv.call("POST", "/v1/messages", sneaky, key=acme)
+            assert s == 403 and b["error"]["field"] == "sender", b
             s, _, b = srv.call("GET", f"/v1/messages/{mid}", key=reader)
             assert s == 200
 

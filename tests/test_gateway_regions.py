@@ -39,6 +39,8 @@ def test_each_tenants_data_stays_in_its_region(tmp_path: Path) -> None:
     assert "tenants/globex/spool/spool.db" in sg and "tenants/globex/log.db" in sg
     assert not any("globex" in p for p in eu) and not any("acme" in p for p in sg)
     assert any(p.startswith("tenants/acme/jobs/job_") for p in eu)
+    # A finished job's rows are not kept (they are in the spool, sealed).
+    assert not any(p.endswith("rows.sealed") for p in eu | sg)
     # Nothing of either tenant in the default data directory.
     assert not (tmp_path / "data" / "tenants").exists()
     # Addresses are sealed at rest in the log, not written in the clear.

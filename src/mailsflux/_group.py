@@ -36,8 +36,14 @@ class GroupCommit(Generic[T, R]):
         return await fut
 
     def _commit(self) -> None:
-        items, waiting = self._items, self._waiting
+        # A waiter cancelled before the write was told nothing: its item is
+        # not written (stored but unanswered, a retry would send it twice).
+        kept = [(i, f) for i, f in zip(self._items, self._waiting, strict=True) if not f.done()]
         self._items, self._waiting = [], []
+        if not kept:
+            return
+        items = [i for i, _ in kept]
+        waiting = [f for _, f in kept]
         try:
             results = self._write(items)
         except Exception as exc:

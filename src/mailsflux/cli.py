@@ -20,6 +20,7 @@ from mailsflux.benchmark.command import add_parser as add_bench_parser
 from mailsflux.delivery.relay import Relay
 from mailsflux.dkim.keyfiles import txt_path_for
 from mailsflux.errors import ConfigError, DKIMError, MailsfluxError
+from mailsflux.feedback.cli_suppression import add_parser as add_suppression_parser
 from mailsflux.jobs.jobfile import DeliverySpec, check_ehlo_name
 from mailsflux.jobs.journal import count_bits
 from mailsflux.jobs.progress import Progress
@@ -732,9 +733,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=2525, help="port to listen on (2525; 0 = any free)")
     p.add_argument("--save", metavar="DIR", help="keep each received message in DIR")
     p.set_defaults(func=cmd_sink)
+    from mailsflux.cli_server import add_retention_parser
+
+    add_retention_parser(sub)
+    from mailsflux.cli_privacy import add_privacy_parser
+
+    add_privacy_parser(sub)
     from mailsflux.feedback.cli import add_parser as add_bounces
 
     add_bounces(sub)
+    add_suppression_parser(sub)
     add_bench_parser(sub)
     return ap
 

@@ -215,7 +215,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 if config is None:
                     await queue
                     return
-                await asyncio.gather(queue, Server(config).run(stop.event, ready=_print_ready))
+                server = Server(config, job_spool=where)
+                await asyncio.gather(queue, server.run(stop.event, ready=_print_ready))
             finally:
                 stop.uninstall()
 

@@ -933,6 +933,9 @@ _URI_RE = re.compile(r"<([^<>]*)>")
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:\S")
 # Kept as they are in a URI: unreserved, reserved and "%" (escapes already made).
 _URI_SAFE = "!#$%&'()*+,/:;=?@[]~"
+#: What quote(u, safe=_URI_SAFE) returns unchanged: its always-safe ASCII
+#: letters, digits and "_.-~", and _URI_SAFE.
+_URI_UNCHANGED = re.compile(r"[A-Za-z0-9_.\-~!#$%&'()*+,/:;=?@\[\]]*").fullmatch
 
 
 cdef int _check_token(str value, str field, Py_ssize_t lo, Py_ssize_t hi, str extra) except -1:
@@ -1029,7 +1032,10 @@ cdef class MessageBuilder:
                     field="List-Unsubscribe",
                 )
             try:
-                u = _url_quote(u, safe=_URI_SAFE)
+                # quote() leaves a URI of safe characters only as it is (the
+                # usual one): it is not called for it.
+                if _URI_UNCHANGED(u) is None:
+                    u = _url_quote(u, safe=_URI_SAFE)
             except UnicodeError:
                 raise HeaderError(
                     "header List-Unsubscribe holds a character that cannot be encoded",

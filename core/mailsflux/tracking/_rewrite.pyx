@@ -1002,6 +1002,153 @@ cdef class Rewriter:
             PyMem_Free(tmp.data)
             PyMem_Free(url.data)
 
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def rewrite_text(self, bytes text not None, str message_id not None,
+                     str recipient not None, str job not None, long long sent_at,
+                     str skip_prefix=None):
+        """Track the http(s) URLs of a text part (UTF-8 bytes, undecodable
+        bytes kept as they are): each becomes ``{base}/c/{token}``.
+
+        A URL is what ``\\bhttps?://[^\\s<>"'`]+`` (``re.I``) matches in the
+        text decoded with surrogateescape, less the trailing punctuation and
+        unbalanced closing brackets :func:`_trim_url` drops.  Left alone: our
+        own URLs, URLs starting with ``skip_prefix``, and URLs that cannot be
+        in a token (undecodable bytes, too long).
+        """
+        cdef str src = text.decode("utf-8", "surrogateescape")
+        cdef Py_ssize_t n = len(src), i = 0, j, last = 0
+        cdef Py_UCS4 c
+        cdef str whole, url, own = self._own.decode("ascii"), base = self.base.decode("ascii")
+        cdef bytes u, prefix = None
+        cdef bint no_prefix = False
+        cdef list pieces = None
+        cdef _Out out, tmp
+        cdef mf_sha ctx
+        if skip_prefix is not None and not skip_prefix:
+            skip_prefix = None
+        out.data = tmp.data = NULL
+        out.len = out.cap = tmp.len = tmp.cap = 0
+        try:
+            # Invariant for the unchecked reads: every index read is < n (each
+            # read below is guarded by a comparison with n first).
+            while i < n:
+                c = src[i]
+                if (c == u"h" or c == u"H") and (i == 0 or not _word(src[i - 1])):
+                    j = _url_end(src, i, n)
+                    if j > 0:
+                        whole = src[i:j]
+                        i = j
+                        url = _trim_url(whole)
+                        if url.startswith(own) or (
+                            skip_prefix is not None and url.startswith(skip_prefix)
+                        ):
+                            continue
+                        try:
+                            u = url.encode("utf-8")
+                        except UnicodeEncodeError:  # undecodable bytes in it
+                            continue
+                        if prefix is None and not no_prefix:
+                            try:
+                                prefix = _payload_prefix(message_id, recipient, job, sent_at)
+                            except ValueError:  # no token fits: every URL stays
+                                no_prefix = True
+                            else:
+                                _prefix_state(self, prefix, &ctx)
+                        if no_prefix or _token_len(
+                            self, PyBytes_GET_SIZE(prefix), PyBytes_GET_SIZE(u)
+                        ) > _MAX_TOKEN:
+                            continue
+                        out.len = 0
+                        _write_token(self, &out, &ctx, prefix, KIND_CLICK,
+                                     <const unsigned char*>PyBytes_AS_STRING(u),
+                                     PyBytes_GET_SIZE(u), &tmp)
+                        if pieces is None:
+                            pieces = []
+                        pieces.append(src[last:j - len(whole)])
+                        pieces.append(base)
+                        pieces.append(u"/c/")
+                        pieces.append(PyBytes_FromStringAndSize(out.data, out.len).decode("ascii"))
+                        pieces.append(whole[len(url):])
+                        last = j
+                        continue
+                i += 1
+        finally:
+            PyMem_Free(out.data)
+            PyMem_Free(tmp.data)
+        if pieces is None:
+            return text
+        pieces.append(src[last:])
+        return u"".join(pieces).encode("utf-8", "surrogateescape")
+
+
+cdef inline bint _word(Py_UCS4 c) noexcept:
+    # What re's \b takes for a word character in a str pattern.
+    return c == u"_" or c.isalnum()
+
+
+cdef inline bint _url_char(Py_UCS4 c) noexcept:
+    # [^\s<>"'`] of a str pattern: \s is Unicode whitespace there.
+    return not (c.isspace() or c == u"<" or c == u">" or c == u'"' or c == u"'" or c == u"`")
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef Py_ssize_t _url_end(str s, Py_ssize_t i, Py_ssize_t n) noexcept:
+    """Where the URL starting at ``s[i]`` ends, or -1: ``https?://`` (any case;
+    re.I also takes U+017F LONG S for "s") and at least one URL character.
+    Invariant: ``i < n == len(s)``; every index is checked against ``n``."""
+    cdef Py_UCS4 c
+    if i + 4 > n:
+        return -1
+    c = s[i + 1]
+    if c != u"t" and c != u"T":
+        return -1
+    c = s[i + 2]
+    if c != u"t" and c != u"T":
+        return -1
+    c = s[i + 3]
+    if c != u"p" and c != u"P":
+        return -1
+    i += 4
+    if i < n:
+        c = s[i]
+        if c == u"s" or c == u"S" or c == 0x017F:
+            i += 1
+    if i + 3 >= n or s[i] != u":" or s[i + 1] != u"/" or s[i + 2] != u"/":
+        return -1
+    i += 3
+    if not _url_char(s[i]):
+        return -1
+    i += 1
+    while i < n and _url_char(s[i]):
+        i += 1
+    return i
+
+
+def _trim_url(str url):
+    """Drop sentence punctuation and unbalanced closing brackets from a URL's end.
+
+    Linear: the bracket counts are taken once and updated as characters are
+    dropped (recounting per character was quadratic in the trailing run)."""
+    cdef Py_ssize_t end = len(url)
+    cdef Py_ssize_t open_paren = url.count(u"("), open_square = url.count(u"[")
+    cdef Py_ssize_t close_paren = url.count(u")"), close_square = url.count(u"]")
+    cdef Py_UCS4 c
+    while end:
+        c = url[end - 1]
+        if c == u"." or c == u"," or c == u";" or c == u":" or c == u"!" or c == u"?":
+            end -= 1
+        elif c == u")" and open_paren < close_paren:
+            close_paren -= 1
+            end -= 1
+        elif c == u"]" and open_square < close_square:
+            close_square -= 1
+            end -= 1
+        else:
+            break
+    return url[:end]
+
 
 def sha256(bytes data not None):
     """SHA-256 with this module's C code (for tests against hashlib)."""

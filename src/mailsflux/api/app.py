@@ -9,7 +9,8 @@ but the OpenAPI document):
 - ``GET /v1/messages/{id}``: state and events.
 - ``PUT|GET /v1/templates/{id}``: a stored template, for ``template_id``.
 - ``GET /v1/events?cursor=C&limit=N``: events after a cursor, oldest first.
-- ``GET /v1/openapi.json``, ``/healthz``, ``/readyz``, ``/metrics``.
+- ``GET /v1/openapi.json``, ``/healthz``, ``/readyz``. ``/metrics`` is on its
+  own listener (:class:`MetricsApp`): it shows every tenant's numbers.
 
 Bodies are decoded by msgspec into the structs of :mod:`mailsflux.api.types`
 (unknown fields refused; an error names the field's path). A POST with an
@@ -111,6 +112,7 @@ class ApiApp:
         self.max_upload = max_upload
         self.log = log
         self._openapi = json.dumps(openapi_document(version or _version())).encode()
+        self._hashing = asyncio.Semaphore(2)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -133,11 +135,18 @@ class ApiApp:
             principal = await self._principal(scope["path"], headers)
             status, body, extra, ctype = await self._route(scope, receive, headers, principal)
         except _Answer as a:
-            status, ctype = a.status, _JSON
-            body = _enc.encode(
-                ErrorOut(error=ErrorDetail(code=a.code, message=a.message, field=a.field,
-                                           request_id=rid))
-            )  # fmt: skip
+            status, ctype, body = a.status, _JSON, _error_body(a, rid)
+        except asyncio.CancelledError:
+            # A stop that could not wait for this request (a client too slow
+            # to send its body): nothing was stored for it; end quietly.
+            return
+        except Exception as exc:  # a bug: the client gets a request id, the log the type
+            print(f"mailsflux: request {rid} failed: {type(exc).__name__}", file=sys.stderr)
+            bug = _Answer(500, "internal", "the server failed on this request; it is logged")
+            status, ctype, body = 500, _JSON, _error_body(bug, rid)
+        if status >= 400:
+            code = json.loads(body)["error"]["code"] if ctype is _JSON else "other"
+            self.gateway.metrics.refused.labels("http", code).inc()
         out = [*ctype, (b"x-request-id", rid.encode()), *extra]
         out.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": out})
@@ -169,8 +178,11 @@ class ApiApp:
         token = token.strip()
         if self.keys.warm(token):
             principal = self.keys.authenticate(token)
-        else:  # a first use hashes (tens of ms): not on the event loop
-            principal = await asyncio.to_thread(self.keys.authenticate, token)
+        else:
+            # A first use (or a wrong secret) hashes: tens of ms and 64 MB, so
+            # not on the event loop, and two at a time at most.
+            async with self._hashing:
+                principal = await asyncio.to_thread(self.keys.authenticate, token)
         if principal is None:
             raise _Answer(401, "unauthenticated", "unknown or revoked API key")
         return principal
@@ -183,6 +195,8 @@ class ApiApp:
         size = 0
         while True:
             msg = await receive()
+            if msg["type"] == "http.disconnect":
+                raise _Answer(400, "disconnected", "the client went away before the body ended")
             chunk = msg.get("body", b"")
             size += len(chunk)
             if size > limit:
@@ -205,9 +219,6 @@ class ApiApp:
                 [],
                 _JSON,
             )
-        if path == "/metrics":
-            text = self.gateway.metrics.text()
-            return 200, text, [], [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")]
         if path == "/v1/openapi.json":
             return 200, self._openapi, [], _JSON
         if who is None:
@@ -322,17 +333,11 @@ class ApiApp:
                 )
             except TooLarge as exc:
                 raise _Answer(413, "too_large", str(exc)) from None
-            except (ValueError, MultipartParseError) as exc:
+            except (ValueError, MultipartParseError) as exc:  # BadForm too
                 raise _Answer(400, "bad_form", f"the form cannot be read: {exc}") from None
             if up.file is None:
                 raise _Answer(422, "invalid", "the form has no recipients file", FILE_FIELD)
-            h = hashlib.sha256()
-            for k in sorted(up.fields):
-                h.update(k.encode() + b"\x00" + up.fields[k] + b"\x00")
-            with path.open("rb") as f:
-                while chunk := f.read(1 << 20):
-                    h.update(chunk)
-            raw_template = up.fields.get("template", b"")
+            raw_template = bytes(up.fields.get("template", b""))
             name = up.fields.get("name", b"").decode("utf-8", "replace")
 
             async def action() -> str:
@@ -343,13 +348,14 @@ class ApiApp:
                         raise msgspec.ValidationError(
                             str(exc).replace("`$", "`template.$")
                         ) from None
+                    assert up.file is not None
                     return await self.gateway.submit_job(
-                        who, _template(template), csv_rows(path), name=name
+                        who, _template(template), csv_rows(up.file), name=name
                     )
 
                 return await self._do(handler, who, raw_template)
 
-            return await self._once(headers, who, "form:" + h.hexdigest(), action)
+            return await self._once(headers, who, "form:" + up.digest.hexdigest(), action)
         finally:
             path.unlink(missing_ok=True)
 
@@ -442,6 +448,11 @@ class ApiApp:
         return int(pos)
 
 
+def _error_body(a: _Answer, rid: str) -> bytes:
+    detail = ErrorDetail(code=a.code, message=a.message, field=a.field, request_id=rid)
+    return _enc.encode(ErrorOut(error=detail))
+
+
 def _message(m: MessageIn) -> Message:
     assert m.sender is not None and m.subject is not None
     return Message(
@@ -482,6 +493,28 @@ def _answer(exc: MailsfluxError) -> _Answer:
         return _Answer(503, "unavailable", exc.message, exc.field)
     field = exc.field or (exc.location() or None)
     return _Answer(422, "invalid", exc.message, field)
+
+
+class MetricsApp:
+    """``GET /metrics`` (Prometheus text) and ``/healthz``: for the operator's
+    listener only (``[http] metrics_listen``), never the tenants' port."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/metrics":
+            status, body = 200, self.gateway.metrics.text()
+            ctype = b"text/plain; version=0.0.4; charset=utf-8"
+        elif scope["path"] == "/healthz":
+            status, body, ctype = 200, b'{"status":"ok"}', b"application/json"
+        else:
+            status, body, ctype = 404, b'{"error":{"code":"not_found"}}', b"application/json"
+        headers = [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 def _route_name(path: str) -> str:

@@ -4,7 +4,7 @@ recipients file straight to disk (never held whole), both with limits."""
 from __future__ import annotations
 
 import csv
-import os
+import hashlib
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -13,24 +13,32 @@ import msgspec
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from mailsflux.errors import ConfigError
+from mailsflux.gateway.sealed import Spill
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
-#: The form field that carries the file; every other field is small.
+#: The form field that carries the file; the only other fields a form may have.
 FILE_FIELD = "recipients"
+SMALL_FIELDS = ("template", "name")
 
 
 class TooLarge(Exception):
     """A field or the file is over its limit."""
 
 
+class BadForm(ValueError):
+    """A form this endpoint does not take (or one cut off)."""
+
+
 class Upload:
-    """What a form held: its small fields, and where the file went."""
+    """What a form held: its small fields, the file (spilled to disk
+    encrypted), and the SHA-256 of everything (idempotency)."""
 
     def __init__(self) -> None:
-        self.fields: dict[str, bytes] = {}
-        self.file: Path | None = None
+        self.fields: dict[str, bytearray] = {}
+        self.file: Spill | None = None
         self.file_size = 0
+        self.digest = hashlib.sha256()
 
 
 def boundary_of(content_type: bytes) -> bytes | None:
@@ -44,9 +52,10 @@ def boundary_of(content_type: bytes) -> bytes | None:
 async def read_form(
     receive: Receive, boundary: bytes, file_path: Path, *, max_field: int, max_file: int
 ) -> Upload:
-    """Read the request body as a form; the ``recipients`` part goes to ``file_path``."""
+    """Read the request body as a form; the ``recipients`` part goes to
+    ``file_path``, encrypted (:class:`~mailsflux.gateway.sealed.Spill`)."""
     up = Upload()
-    state: dict[str, Any] = {"name": "", "header": b"", "field": b"", "value": b"", "out": None}
+    state: dict[str, Any] = {"name": "", "field": b"", "value": b"", "out": None}
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
         state["field"] += data[start:end]
@@ -61,31 +70,34 @@ async def read_form(
         state["field"] = state["value"] = b""
 
     def on_headers_finished() -> None:
-        if state["name"] == FILE_FIELD:
-            state["out"] = file_path.open("wb")
-            up.file = file_path
+        name = state["name"]
+        up.digest.update(name.encode() + b"\x00")
+        if name == FILE_FIELD and up.file is None:
+            up.file = state["out"] = Spill(file_path)
+        elif name in SMALL_FIELDS and name not in up.fields:
+            up.fields[name] = bytearray()
         else:
-            up.fields.setdefault(state["name"], b"")
+            raise BadForm(f"unexpected or repeated form field {name!r}")
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         chunk = data[start:end]
+        up.digest.update(chunk)
         if state["out"] is not None:
             up.file_size += len(chunk)
             if up.file_size > max_file:
                 raise TooLarge(f"the {FILE_FIELD} file is over {max_file} bytes")
             state["out"].write(chunk)
         else:
-            value = up.fields[state["name"]] + chunk
+            value = up.fields[state["name"]]
+            value += chunk
             if len(value) > max_field:
                 raise TooLarge(f"form field {state['name']!r} is over {max_field} bytes")
-            up.fields[state["name"]] = value
 
     def on_part_end() -> None:
         if state["out"] is not None:
-            state["out"].flush()
-            os.fsync(state["out"].fileno())
             state["out"].close()
             state["out"] = None
+        up.digest.update(b"\x00")
         state["name"] = ""
 
     parser = MultipartParser(
@@ -102,6 +114,8 @@ async def read_form(
     try:
         while True:
             msg = await receive()
+            if msg["type"] == "http.disconnect":
+                raise BadForm("the client went away before the form ended")
             parser.write(msg.get("body", b""))
             if not msg.get("more_body", False):
                 break
@@ -112,17 +126,25 @@ async def read_form(
     return up
 
 
-def csv_rows(path: Path) -> Iterator[bytes]:
+def csv_rows(spill: Spill) -> Iterator[bytes]:
     """The CSV's rows as JSON objects (its header names the fields; ``email``
     is needed). Raises ConfigError naming the file's problem."""
-    with path.open("r", encoding="utf-8-sig", newline="") as f:
+    with spill.open_text() as f:
         reader = csv.DictReader(f)
-        if reader.fieldnames is None or "email" not in reader.fieldnames:
-            raise ConfigError("the recipients CSV needs a header row with an email column",
-                              field=FILE_FIELD)  # fmt: skip
-        for row in reader:
-            row.pop(None, None)
-            yield msgspec.json.encode(row)
+        try:
+            if reader.fieldnames is None or "email" not in reader.fieldnames:
+                raise ConfigError(
+                    "the recipients CSV needs a header row with an email column",
+                    field=FILE_FIELD,
+                )
+            for row in reader:
+                row.pop(None, None)
+                yield msgspec.json.encode(row)
+        except (csv.Error, UnicodeDecodeError) as exc:
+            why = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)
+            raise ConfigError(
+                f"the recipients CSV, line {reader.line_num}: {why}", field=FILE_FIELD
+            ) from None
 
 
-__all__ = ["FILE_FIELD", "TooLarge", "Upload", "boundary_of", "csv_rows", "read_form"]
+__all__ = ["FILE_FIELD", "BadForm", "TooLarge", "Upload", "boundary_of", "csv_rows", "read_form"]

@@ -127,3 +127,42 @@ async def aiosmtplib_send(
         await queue.put(None)
     await asyncio.gather(*tasks)
     return sent
+
+
+class PlainSpool:
+    """Results and held messages in SQLite with the stdlib: a table each, a
+    JSON row per result, WAL (what a careful developer would write; no
+    encryption, no claims)."""
+
+    def __init__(self, path: str) -> None:
+        import sqlite3
+
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS result (job TEXT, row INTEGER, state TEXT, meta TEXT,"
+            " PRIMARY KEY (job, row))"
+        )
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS held (job TEXT, row INTEGER PRIMARY KEY, data BLOB)"
+        )
+
+    def store(self, job: str, results: Iterable[tuple[int, str, dict[str, Any]]]) -> None:
+        """One transaction for a batch of (row, state, details) results."""
+        import json
+
+        rows = [(job, row, state, json.dumps(meta)) for row, state, meta in results]
+        self.db.execute("BEGIN IMMEDIATE")
+        self.db.executemany("INSERT OR REPLACE INTO result VALUES (?,?,?,?)", rows)
+        self.db.execute("COMMIT")
+
+    def hold(self, job: str, data: bytes) -> int:
+        """Store one message, committed, under a new row; returns the row."""
+        self.db.execute("BEGIN IMMEDIATE")
+        cur = self.db.execute("INSERT INTO held (job, data) VALUES (?, ?)", (job, data))
+        self.db.execute("COMMIT")
+        return cur.lastrowid or 0
+
+    def close(self) -> None:
+        self.db.close()

@@ -492,7 +492,12 @@ class Classifier:
 
     def __init__(self, rules: Sequence[Rule] | None = None, *, extra: Iterable[Rule] = ()) -> None:
         self.rules: tuple[Rule, ...] = (*extra, *(RULES if rules is None else rules))
-        self._compiled = tuple(
+        self._table: tuple[_Compiled, ...] | None = None
+        if rules is not None or extra:
+            self._table = self._compile_table()  # a caller's bad pattern fails here
+
+    def _compile_table(self) -> tuple[_Compiled, ...]:
+        return tuple(
             _Compiled(
                 rule,
                 _compile(rule.code),
@@ -502,6 +507,14 @@ class Classifier:
             )
             for rule in self.rules
         )
+
+    @property
+    def _compiled(self) -> tuple[_Compiled, ...]:
+        # The built-in table (60 patterns, ~5 ms in every process that imports
+        # this module) is compiled when the first reply that is not 2xx comes.
+        if self._table is None:
+            self._table = self._compile_table()
+        return self._table
 
     def classify(
         self, code: int | None, text: str = "", enhanced_status: str | None = None

@@ -48,16 +48,11 @@ import socket
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Generic, Literal, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Generic, Literal, NamedTuple, TypeVar
 
-import dns.asyncresolver
 import dns.exception
-import dns.message
 import dns.name
-import dns.nameserver
 import dns.rdatatype
-import dns.resolver
-import dns.rrset
 import msgspec
 
 from mailsflux.errors import (
@@ -66,6 +61,16 @@ from mailsflux.errors import (
     RoutingError,
     TemporaryRoutingError,
 )
+
+# The resolver half of dnspython (~15 ms to import in every process) is
+# imported where MX and address lookups need it: a job through a smarthost
+# never makes one.
+if TYPE_CHECKING:
+    import dns.asyncresolver
+    import dns.message
+    import dns.nameserver
+    import dns.resolver
+    import dns.rrset
 
 __all__ = [
     "WELL_KNOWN_SITES",
@@ -446,6 +451,8 @@ class MXResolver:
             return exc
 
     async def _mx_route(self, domain: str) -> Route:
+        import dns.resolver
+
         name = dns.name.from_text(domain, origin=dns.name.root)
         try:
             rrset, ttl = await self._query(name, dns.rdatatype.MX)
@@ -568,6 +575,8 @@ class MXResolver:
 
     async def _addresses(self, host: str, name: dns.name.Name | None = None) -> _HostAnswer:
         """A and AAAA of ``host``: (addresses, ttl, status, why), cached."""
+        import dns.resolver
+
         now = self.clock()
         cached = self._hosts.get(host, now)
         if cached is not None:
@@ -623,6 +632,9 @@ class MXResolver:
         return answer.rrset, float(answer.chaining_result.minimum_ttl)
 
     def _dns(self) -> dns.asyncresolver.Resolver:
+        import dns.asyncresolver
+        import dns.nameserver
+
         if self._resolver is None:
             if self._nameservers is None:
                 resolver = dns.asyncresolver.Resolver(configure=True)
@@ -703,6 +715,8 @@ def _temporary(message: str, domain: str, ttl: float) -> TemporaryRoutingError:
 
 
 def _negative_ttl(exc: dns.resolver.NXDOMAIN) -> float:
+    import dns.message
+
     try:
         responses: dict[dns.name.Name, dns.message.Message] = exc.responses()  # type: ignore[no-untyped-call]
         for response in responses.values():
@@ -714,6 +728,8 @@ def _negative_ttl(exc: dns.resolver.NXDOMAIN) -> float:
 
 
 def _describe(exc: BaseException) -> str:
+    import dns.resolver
+
     if isinstance(exc, dns.resolver.LifetimeTimeout | dns.exception.Timeout):
         return "timed out"
     if isinstance(exc, dns.resolver.NoNameservers):

@@ -36,8 +36,9 @@ from mailsflux.dkim import Signer
 from mailsflux.dkim.keys import ascii_domain
 from mailsflux.engine.config import Config, DKIMKey, Tracking
 from mailsflux.engine.message import Attachment, Batch, Message, Row
-from mailsflux.engine.submitted import new_message_id, prepare_submitted
+from mailsflux.engine.submitted import header_address, new_message_id, prepare_submitted
 from mailsflux.errors import (
+    AccessError,
     ConfigError,
     DKIMError,
     HeaderError,
@@ -449,19 +450,26 @@ class Engine:
         await self._hand_on(rendered, message, fut)
         return await fut
 
-    async def enqueue(self, message: Message) -> str:
+    async def enqueue(
+        self, message: Message, *, senders: Callable[[str], bool] | None = None
+    ) -> str:
         """Accept one message and return its Message-ID (without brackets)
         once it is stored in the spool; it is sent from there, and its final
         result reaches ``on_result`` and :meth:`results` like a send's.
 
         Durable on return when the config's spool is enabled (the default):
         a crash after that loses nothing, the next engine with this config
-        sends it. Build errors raise as for :meth:`send`; a suppressed
-        recipient's result is emitted at once.
+        sends it (also when this engine begins closing after the commit).
+        Build errors raise as for :meth:`send`; a suppressed recipient's
+        result is emitted at once. ``senders`` (a front door's tenant check)
+        is asked about the rendered From address and envelope sender: a
+        template cannot get past it by rendering to another domain.
         """
         rendered = self._render(message)
         if isinstance(rendered, DeliveryResult):
             return rendered.message_id
+        if senders is not None:
+            _check_senders(senders, header_address(rendered.data, b"from"), rendered.mail_from)
         await self._hand_on(rendered, message, None)
         return rendered.message_id
 
@@ -473,38 +481,46 @@ class Engine:
         *,
         tags: tuple[str, ...] = (),
         metadata: dict[str, str] | None = None,
+        senders: Callable[[str], bool] | None = None,
     ) -> str:
         """Accept a finished RFC 5322 message (SMTP submission) for each of
         ``rcpt_to``: Bcc removed, Message-ID and Date added when missing
         (RFC 6409 section 8), DKIM-signed with the key of its From domain,
-        and stored in the spool as one copy per recipient before this
-        returns. Returns the Message-ID.
+        and stored in the spool as one copy per recipient, all in one
+        commit, before this returns (a bad recipient stores none). Returns
+        the Message-ID. ``senders`` as for :meth:`enqueue`.
         """
         self._check_entered()
         message = Message(
             sender=mail_from, to="", subject="", tags=tags, metadata=dict(metadata or {})
         )
+        emails = [str(parse_address(rcpt)) for rcpt in rcpt_to]
         index = self._dkim_for(mail_from)
         prepared = prepare_submitted(data, self._id_domain(index))
+        if senders is not None:
+            _check_senders(senders, prepared.sender, mail_from)
         if prepared.sender and prepared.sender != mail_from:
             index = self._dkim_for(prepared.sender)  # signed for the From domain
         key = self.config.dkim[index]
         signed = self._signer(index, self._job(MessageSpec(sender="", subject=""), key)).sign(
             prepared.data
         )
-        for rcpt in rcpt_to:
-            email = str(parse_address(rcpt))
+        copies = []
+        for email in emails:
             if self._suppressed is not None and email in self._suppressed:
                 self._emit(_suppressed(email, prepared.message_id, message))
                 continue
-            rendered = RenderedMessage(
-                mail_from=mail_from,
-                rcpt_to=email,
-                data=signed,
-                message_id=prepared.message_id,
-                smtputf8=not (email.isascii() and mail_from.isascii()),
+            copies.append(
+                RenderedMessage(
+                    mail_from=mail_from,
+                    rcpt_to=email,
+                    data=signed,
+                    message_id=prepared.message_id,
+                    smtputf8=not (email.isascii() and mail_from.isascii()),
+                )
             )
-            await self._hand_on(rendered, message, None)
+        # Handed on together: one group commit holds every copy, or none.
+        await asyncio.gather(*(self._hand_on(c, message, None) for c in copies))
         return prepared.message_id
 
     def _render(self, message: Message) -> RenderedMessage | DeliveryResult:
@@ -546,6 +562,8 @@ class Engine:
             await scheduler.submit(rendered)
         except BaseException as exc:
             self._pending.pop(key, None)
+            if journal is not None and fut is None and isinstance(exc, SchedulerClosedError):
+                return  # stored: acknowledged, and the next engine sends it
             if journal is not None and fut is not None:
                 # The caller hears it failed: it must not go out later too.
                 with contextlib.suppress(Exception):
@@ -794,7 +812,9 @@ class Engine:
         from mailsflux.delivery.bounce import classify_result
 
         if self._store is not None and r.status == "bounced" and classify_result(r).suppress:
-            self._store.suppress(r.recipient, reason="bounce", job=job, message_id=r.message_id)
+            self._store.suppress(
+                r.recipient, reason="hard-bounce", job=job, message_id=r.message_id
+            )
             if self._suppressed is not None:
                 self._suppressed.add(r.recipient)
 
@@ -888,6 +908,17 @@ class Engine:
 
 
 __all__ = ["Engine", "JobHandle", "ResultCallback"]
+
+
+def _check_senders(allowed: Callable[[str], bool], *addresses: str) -> None:
+    for a in addresses:
+        if a and not allowed(a):
+            raise AccessError(
+                f"sender {a!r} is not in this tenant's domains",
+                field="sender",
+                code=403,
+                enhanced_status="5.7.1",
+            )
 
 
 def _suppressed(email: str, message_id: str, message: Message) -> DeliveryResult:

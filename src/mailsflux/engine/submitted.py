@@ -81,6 +81,14 @@ def prepare_submitted(data: bytes, id_domain: str) -> Submitted:
     return Submitted(data=out, message_id=message_id, sender=sender)
 
 
+def header_address(data: bytes, name: bytes) -> str:
+    """The address in header ``name`` (lower case, e.g. ``b"from"``) of a
+    finished message: its first ``<addr>``, else the bare value."""
+    end = data.find(b"\r\n\r\n")
+    head = data[: end if end >= 0 else len(data)]
+    return _address(head.split(b"\r\n"), name)
+
+
 def _address(lines: list[bytes], name: bytes) -> str:
     """The first ``<addr>`` (else the bare value) of header ``name``, unfolded."""
     value: list[bytes] = []

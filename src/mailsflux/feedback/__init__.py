@@ -13,15 +13,19 @@
 :class:`Ingestor` records reports as events and suppression entries (and
 quarantines what it cannot parse); :class:`BounceListener` receives them over
 SMTP for the bounce domain; ``mailsflux bounces parse|ingest|listen`` are the
-commands (:mod:`mailsflux.feedback.cli`).
+commands (:mod:`mailsflux.feedback.cli`). :class:`SuppressionList` adds,
+removes, checks, lists, imports and exports the suppression list of one event
+store (``mailsflux suppression ...``, :mod:`mailsflux.feedback.cli_suppression`).
 """
 
 from mailsflux.feedback.ingest import FeedbackError, Ingestor, IngestStats, read_sources
 from mailsflux.feedback.listen import BounceListener
 from mailsflux.feedback.report import Outcome, Report, ReportKind, parse_report
+from mailsflux.feedback.suppression import REASONS, SuppressionError, SuppressionList
 from mailsflux.feedback.verp import Verp, VerpPayload
 
 __all__ = [
+    "REASONS",
     "BounceListener",
     "FeedbackError",
     "IngestStats",
@@ -29,6 +33,8 @@ __all__ = [
     "Outcome",
     "Report",
     "ReportKind",
+    "SuppressionError",
+    "SuppressionList",
     "Verp",
     "VerpPayload",
     "parse_report",

@@ -172,7 +172,7 @@ class Ingestor:
             if o.hard:
                 self._suppress(
                     address,
-                    reason="complaint" if report.kind == "complaint" else "hard bounce",
+                    reason="complaint" if report.kind == "complaint" else "hard-bounce",
                     job=token.job if token else "",
                     message_id=token.message_id if token else "",
                 )

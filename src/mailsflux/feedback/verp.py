@@ -37,7 +37,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from mailsflux.errors import ConfigError
+from mailsflux.compose import idna_domain
+from mailsflux.errors import AddressError, ConfigError
 from mailsflux.tracking.tokens import check_keys
 
 #: Longest local part opened (characters): a bound on work per RCPT.
@@ -102,11 +103,14 @@ class Verp:
         prefix: str = "bounces",
     ) -> None:
         ring = check_keys(keys, current_key_id)
-        domain = domain.strip().rstrip(".").lower()
-        if not domain or "@" in domain or any(c.isspace() for c in domain):
+        try:
+            # The one domain form (A-label, lower case, no root dot): a Unicode
+            # bounce domain would make MAIL FROM need SMTPUTF8.
+            domain = idna_domain(domain.strip())
+        except AddressError:
             raise ConfigError(
                 f"bounce domain {domain!r} is not a domain name", field="bounce_domain"
-            )
+            ) from None
         if not prefix or any(c in prefix for c in '+@ \t\r\n"<>'):
             raise ConfigError(f"VERP prefix {prefix!r} is not a plain local part", field="prefix")
         self.domain = domain
@@ -133,7 +137,12 @@ class Verp:
         if not isinstance(address, str) or len(address) > MAX_LOCAL + 256:
             return None
         local, at, domain = address.strip().strip("<>").rpartition("@")
-        if not at or domain.rstrip(".").lower() != self.domain:
+        if not at:
+            return None
+        try:
+            if idna_domain(domain) != self.domain:
+                return None
+        except AddressError:
             return None
         return self.open_local(local)
 

@@ -8,5 +8,17 @@ before it answers, and keeps each tenant's events in its own log.
 from mailsflux.gateway.gateway import Gateway, JobStatus, request_digest
 from mailsflux.gateway.log import Event, TenantLog
 from mailsflux.gateway.metrics import Metrics
+from mailsflux.gateway.retention import RetentionSpec, add_counts, sweep_spool, sweep_tenant
 
-__all__ = ["Event", "Gateway", "JobStatus", "Metrics", "TenantLog", "request_digest"]
+__all__ = [
+    "Event",
+    "Gateway",
+    "JobStatus",
+    "Metrics",
+    "RetentionSpec",
+    "TenantLog",
+    "add_counts",
+    "request_digest",
+    "sweep_spool",
+    "sweep_tenant",
+]

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
-import os
 import re
 import secrets
 import shutil
@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import msgspec
 
@@ -31,11 +31,15 @@ from mailsflux.engine import Config, Engine, Message
 from mailsflux.errors import AccessError, ConfigError, MailsfluxError, NotFoundError
 from mailsflux.gateway.log import FINAL, Event, TenantLog
 from mailsflux.gateway.metrics import Metrics, TenantStats
+from mailsflux.gateway.retention import RetentionSpec, add_counts, sweep_tenant
+from mailsflux.gateway.sealed import read_rows, write_rows
 from mailsflux.jobs.jobfile import DeliverySpec, SpoolSpec
-from mailsflux.spool import SQLiteSpool
+from mailsflux.spool import SpoolKeys, SQLiteSpool
 from mailsflux.tenants import Principal, Tenant, Tenants
 from mailsflux.types import DeliveryResult
 
+#: A job's rows, sealed (mailsflux.gateway.sealed), in its folder.
+ROWS_FILE = "rows.sealed"
 _TEMPLATE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 #: How long results wait in memory before their events are committed.
 _FLUSH_AFTER = 0.05
@@ -59,17 +63,23 @@ class JobStatus(msgspec.Struct, kw_only=True):
 class _Tenant:
     """One tenant's engine, log and running API jobs."""
 
-    def __init__(self, tenant: Tenant, directory: Path, engine: Engine, log: TenantLog) -> None:
+    def __init__(
+        self, tenant: Tenant, directory: Path, engine: Engine, log: TenantLog, keys: SpoolKeys
+    ) -> None:
         self.tenant = tenant
+        self.keys = keys
         self.directory = directory
         self.engine = engine
         self.log = log
         self.feeders: dict[str, asyncio.Task[None]] = {}
         self.cancelled: set[str] = set()
+        #: Set when the gateway closes: feeders stop between rows, not inside one.
+        self.stopping = False
         self.jobs_of: dict[str, str | None] = {}  # in-flight Message-ID -> job
         #: In-flight Message-ID -> when it was accepted (the delivery histogram).
         self.accepted_at: dict[str, float] = {}
         self.flushing: asyncio.TimerHandle | None = None
+        self.lock: IO[bytes] | None = None
 
 
 class Gateway:
@@ -119,9 +129,7 @@ class Gateway:
         return len(self._open) == len(self.tenants)
 
     def tenant_dir(self, tenant: Tenant) -> Path:
-        """Where a tenant's data lives: its region's root (else the data dir)."""
-        root = Path(self.regions[tenant.region]) if tenant.region in self.regions else self.data_dir
-        return root / "tenants" / tenant.name
+        return tenant_dir(tenant, self.data_dir, self.regions)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -145,6 +153,7 @@ class Gateway:
             base=str(directory),
         )
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock = lock_dir(directory, f"tenant {t.name}") if self.sole else None
         # The spool's keys seal the log's recipients too: one key file per tenant.
         with SQLiteSpool(spool_dir, durable=self.fsync) as spool:
             keys = spool.keys
@@ -156,36 +165,49 @@ class Gateway:
             self._result(state, r)
 
         engine = Engine(config, on_result=on_result, **self.engine_options)
-        state = _Tenant(t, directory, engine, log)
+        state = _Tenant(t, directory, engine, log, keys)
+        state.lock = lock
         if self.sole:
             engine.reclaim()
         await engine.__aenter__()
         self._open[t.name] = state
         log.release_unanswered()
+        for job_id in log.abandoned_jobs():  # cut off while written: never answered
+            shutil.rmtree(directory / "jobs" / job_id, ignore_errors=True)
         for job_id in log.unfinished_jobs():  # a stopped server's jobs go on
             self._start_feeder(state, job_id)
 
     async def __aexit__(self, *exc: object) -> None:
-        """Stop feeding jobs, let the engines finish what they hold, close."""
-        for state in list(self._open.values()):
-            for task in state.feeders.values():
+        """Stop feeding jobs (between rows), let the engines finish what they
+        hold within ``stop_grace`` (all at once), close."""
+        grace = self.delivery.stop_grace
+        for state in self._open.values():
+            state.stopping = True
+        feeders = [t for state in self._open.values() for t in state.feeders.values()]
+        if feeders:
+            _, late = await asyncio.wait(feeders, timeout=grace)
+            for task in late:  # stuck on a full scheduler: the row is redone at start
                 task.cancel()
-            for task in list(state.feeders.values()):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        for name, state in list(self._open.items()):
-            try:
-                # What is not sent within the grace stays in the spool, and
-                # the next start sends it: a stop need not wait for a slow site.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        state.engine.__aexit__(None, None, None), self.delivery.stop_grace
-                    )
-            finally:
+            await asyncio.gather(*feeders, return_exceptions=True)
+
+        async def leave(state: _Tenant) -> None:
+            # What is not sent within the grace stays in the spool, and the
+            # next start sends it: a stop need not wait for a slow site.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(state.engine.__aexit__(None, None, None), grace)
+
+        states = list(self._open.values())
+        self._open.clear()
+        try:
+            await asyncio.gather(*(leave(s) for s in states), return_exceptions=True)
+        finally:
+            for state in states:
                 if state.flushing is not None:
                     state.flushing.cancel()
-                state.log.close()
-                del self._open[name]
+                with contextlib.suppress(Exception):
+                    state.log.close()
+                if state.lock is not None:
+                    state.lock.close()
 
     # -- access ------------------------------------------------------------------
 
@@ -218,8 +240,10 @@ class Gateway:
     async def accept(self, principal: Principal, message: Message) -> str:
         """Store one message for delivery; returns its id once it is durable."""
         state = self._state(principal, "send")
-        self._check_sender(state, _address(message.sender))
-        mid = await state.engine.enqueue(message)
+        self._check_sender(
+            state, _address(message.sender)
+        )  # fails fast; the rendered one is checked too
+        mid = await state.engine.enqueue(message, senders=state.tenant.owns)
         state.log.queued(mid, _address(message.to))
         state.accepted_at.setdefault(mid, time.monotonic())
         self._flush_soon(state)
@@ -232,7 +256,7 @@ class Gateway:
         recipient; returns its Message-ID once every copy is durable."""
         state = self._state(principal, "send")
         self._check_sender(state, mail_from)
-        mid = await state.engine.enqueue_raw(mail_from, rcpt_to, data)
+        mid = await state.engine.enqueue_raw(mail_from, rcpt_to, data, senders=state.tenant.owns)
         for rcpt in rcpt_to:
             state.log.queued(mid, rcpt)
         state.accepted_at.setdefault(mid, time.monotonic())
@@ -255,25 +279,22 @@ class Gateway:
             raise ConfigError("a job's template cannot have attachments", field="template")
         job_id = "job_" + secrets.token_hex(8)
         where = state.directory / "jobs" / job_id
+        # Recorded first ("writing"): a retention sweep leaves its folder
+        # alone, and a crash before the answer leaves a job marked failed.
+        state.log.add_job(job_id, name or job_id, 0, _encode_template(template), "writing")
 
         def write() -> int:
-            """Rows to disk (in a thread: a big upload must not stall the loop)."""
+            """Rows to disk, sealed (in a thread: a big upload must not stall the loop)."""
             where.mkdir(parents=True, mode=0o700)
-            total = 0
-            with (where / "rows.jsonl").open("wb") as f:
-                for line in rows:
-                    f.write(line.rstrip(b"\n") + b"\n")
-                    total += 1
-                f.flush()
-                os.fsync(f.fileno())
-            return total
+            return write_rows(where / ROWS_FILE, job_id, rows, state.keys)
 
         try:
             total = await asyncio.to_thread(write)
         except BaseException:
             shutil.rmtree(where, ignore_errors=True)
+            state.log.drop_job(job_id)
             raise
-        state.log.add_job(job_id, name or job_id, total, _encode_template(template))
+        state.log.job_written(job_id, total)
         self._start_feeder(state, job_id)
         return job_id
 
@@ -302,28 +323,43 @@ class Gateway:
 
     async def _feed_rows(self, state: _Tenant, job_id: str, done: int, template: Message) -> None:
         state.log.set_job_state(job_id, "running")
-        path = state.directory / "jobs" / job_id / "rows.jsonl"
-        n = 0
-        with path.open("rb") as f:
-            for line in f:
-                n += 1
-                if n <= done:
-                    continue
-                if job_id in state.cancelled:
-                    break
-                mid, rcpt, problem = "", "", ""
+        path = state.directory / "jobs" / job_id / ROWS_FILE
+        n = done
+        for line in read_rows(path, job_id, state.keys, after=done):
+            if job_id in state.cancelled or state.stopping:
+                break
+            n += 1
+            mid, rcpt, problem = "", "", ""
+            message = None
+            try:
+                message = _row_message(template, msgspec.json.decode(line))
+                rcpt = _address(message.to)
+            except MailsfluxError as exc:
+                problem = f"row {n}: {exc.message}"
+            pause = 0.05
+            while message is not None:
                 try:
-                    message = _row_message(template, msgspec.json.decode(line))
-                    rcpt = _address(message.to)
-                    mid = await state.engine.enqueue(message)
+                    mid = await state.engine.enqueue(message, senders=state.tenant.owns)
+                    break
                 except MailsfluxError as exc:
-                    # A rejected event, not a log line: logs hold no addresses.
-                    problem = f"row {n}: {exc.message}"
-                    mid = f"{job_id}.{n}"
-                state.log.job_row_done(job_id, n, mid, rcpt, problem)
-                if not problem:
-                    state.jobs_of[mid] = job_id
+                    if not exc.temporary:
+                        # A rejected event, not a log line: logs hold no addresses.
+                        problem = f"row {n}: {exc.message}"
+                        break
+                    if state.stopping:
+                        return  # this row was not handed on: the next start does it
+                    await asyncio.sleep(pause)  # a full disk, a locked spool: wait, then again
+                    pause = min(pause * 2, 5.0)
+            if problem:
+                mid = f"{job_id}.{n}"
+            state.log.job_row_done(job_id, n, mid, rcpt, problem)
+            if not problem:
+                state.jobs_of[mid] = job_id
+        if state.stopping:
+            return
         state.log.set_job_state(job_id, "cancelled" if job_id in state.cancelled else "finished")
+        # Every row is in the spool now (or was refused): the rows are not kept.
+        path.unlink(missing_ok=True)
 
     # -- results -----------------------------------------------------------------
 
@@ -351,6 +387,17 @@ class Gateway:
             state.log.flush()
         except Exception as exc:  # a full disk: the events stay buffered
             print(f"mailsflux: cannot write events: {exc}", file=sys.stderr)
+
+    # -- retention ---------------------------------------------------------------
+
+    async def sweep(self, spec: RetentionSpec, now: float | None = None) -> dict[str, int]:
+        """Every tenant's spool, log and job folders, by ``spec`` (in a thread)."""
+        when = time.time() if now is None else now
+        total: dict[str, int] = {}
+        for state in list(self._open.values()):
+            part = await asyncio.to_thread(sweep_tenant, state.directory, state.log, spec, when)
+            add_counts(total, part)
+        return total
 
     # -- reading -----------------------------------------------------------------
 
@@ -437,6 +484,26 @@ def _decode_template(blob: bytes) -> Message:
     fields = msgspec.json.decode(blob)
     fields["tags"] = tuple(fields["tags"])
     return Message(**fields)
+
+
+def lock_dir(directory: Path, what: str) -> IO[bytes]:
+    """An exclusive lock on ``directory`` (held while the returned file is open):
+    one server at a time takes over what a crashed one held there."""
+    f = (directory / "lock").open("ab")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise ConfigError(
+            f"{what}: another mailsflux serve is using {directory}", field="data_dir"
+        ) from None
+    return f
+
+
+def tenant_dir(tenant: Tenant, data_dir: Path, regions: Mapping[str, str]) -> Path:
+    """Where a tenant's data lives: its region's root (else the data dir)."""
+    root = Path(regions[tenant.region]) if tenant.region in regions else data_dir
+    return root / "tenants" / tenant.name
 
 
 def _address(mailbox: str) -> str:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +112,9 @@ class TenantLog:
     def __init__(self, path: Path, keys: SpoolKeys) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         new = not path.exists()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(
+            path, timeout=30.0, check_same_thread=False, isolation_level=None
+        )
         if new:
             path.chmod(0o600)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -121,8 +125,34 @@ class TenantLog:
         self._pending: list[tuple[Any, ...]] = []
 
     def close(self) -> None:
-        self.flush()
-        self._db.close()
+        try:
+            self.flush()
+        finally:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; on any failure rolled back, so the next works."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+    def _seal_details(self, d: _Details, message_id: str) -> bytes:
+        # Replies often quote the address: sealed like the recipient.
+        return self._keys.seal(_enc.encode(d), b"event-details\x00" + message_id.encode())
+
+    def _open_details(self, sealed: bytes | None, message_id: str) -> _Details:
+        if not sealed:
+            return _Details()
+        plain = self._keys.open(sealed, b"event-details\x00" + message_id.encode())
+        return _dec.decode(plain)
 
     def _seal(self, recipient: str, message_id: str) -> bytes:
         return self._keys.seal(recipient.encode(), b"event\x00" + message_id.encode())
@@ -151,22 +181,26 @@ class TenantLog:
                 r.message_id,
                 job,
                 self._seal(r.recipient, r.message_id),
-                _enc.encode(details),
+                self._seal_details(details, r.message_id),
             )
         )
 
     def flush(self) -> None:
+        """Commit what is buffered; if it cannot be written now it stays
+        buffered (in order) for the next flush."""
         if not self._pending:
             return
         rows, self._pending = self._pending, []
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT INTO events (time, type, message_id, job, recipient, details)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            self._db.execute("COMMIT")
+        try:
+            with self._tx() as db:
+                db.executemany(
+                    "INSERT INTO events (time, type, message_id, job, recipient, details)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+        except BaseException:
+            self._pending[:0] = rows
+            raise
 
     def job_of(self, message_id: str) -> str | None:
         with self._lock:
@@ -190,7 +224,7 @@ class TenantLog:
             rows = self._db.execute(sql, args).fetchall()
         out = []
         for i, typ, t, mid, job, rcpt, det in rows:
-            d = _dec.decode(det) if det else _Details()
+            d = self._open_details(det, mid)
             out.append(
                 Event(
                     id=i,
@@ -216,13 +250,38 @@ class TenantLog:
 
     # -- jobs --------------------------------------------------------------------
 
-    def add_job(self, job_id: str, name: str, total: int, template: bytes) -> None:
+    def add_job(
+        self, job_id: str, name: str, total: int, template: bytes, state: str = "queued"
+    ) -> None:
         now = time.time()
         with self._lock:
             self._db.execute(
-                "INSERT INTO jobs VALUES (?, ?, 'queued', ?, ?, ?, 0, ?)",
-                (job_id, name, now, now, total, template),
+                "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
+                (job_id, name, state, now, now, total, template),
             )
+
+    def job_written(self, job_id: str, total: int) -> None:
+        """Its rows are on disk: it may be fed."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE jobs SET state = 'queued', total = ?, updated = ? WHERE id = ?",
+                (total, time.time(), job_id),
+            )
+
+    def drop_job(self, job_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    def abandoned_jobs(self) -> list[str]:
+        """Jobs a stopped server was still writing (their request got no answer):
+        marked failed."""
+        with self._lock:
+            rows = self._db.execute("SELECT id FROM jobs WHERE state = 'writing'").fetchall()
+            self._db.execute(
+                "UPDATE jobs SET state = 'failed', updated = ? WHERE state = 'writing'",
+                (time.time(),),
+            )
+        return [r[0] for r in rows]
 
     def job(self, job_id: str) -> JobRow | None:
         with self._lock:
@@ -258,20 +317,100 @@ class TenantLog:
         refused (``problem``: a ``rejected`` event): one commit, so a restart
         goes on after it."""
         kind = "rejected" if problem else "queued"
-        details = _enc.encode(_Details(reply=problem, category="invalid")) if problem else None
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.execute(
+        details = (
+            self._seal_details(_Details(reply=problem, category="invalid"), message_id)
+            if problem
+            else None
+        )
+        with self._tx() as db:
+            db.execute(
                 "INSERT INTO events (time, type, message_id, job, recipient, details)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (time.time(), kind, message_id, job_id, self._seal(recipient, message_id),
                  details),
             )  # fmt: skip
-            self._db.execute(
+            db.execute(
                 "UPDATE jobs SET next_row = ?, updated = ? WHERE id = ?",
                 (row, time.time(), job_id),
             )
-            self._db.execute("COMMIT")
+
+    # -- retention ---------------------------------------------------------------
+
+    def sweep(
+        self, *, events_before: float, recipients_before: float, answers_before: float
+    ) -> dict[str, int]:
+        """Retention: events older than ``events_before`` go; older than
+        ``recipients_before`` they lose their address and reply; finished
+        jobs go with their events' addresses; idempotency answers older than
+        ``answers_before`` go. Returns counts by what was done."""
+        self.flush()
+        anonymised = self._anonymise(recipients_before)
+        with self._tx() as db:
+            out = {
+                "events_deleted": db.execute(
+                    "DELETE FROM events WHERE time < ?", (events_before,)
+                ).rowcount,
+                "events_anonymised": anonymised,
+                "jobs_deleted": db.execute(
+                    "DELETE FROM jobs WHERE updated < ?"
+                    " AND state IN ('finished', 'cancelled', 'failed')",
+                    (recipients_before,),
+                ).rowcount,
+                "answers_deleted": db.execute(
+                    "DELETE FROM idempotency WHERE created < ?", (answers_before,)
+                ).rowcount,
+            }
+        return out
+
+    def _anonymise(self, before: float) -> int:
+        """Events before ``before`` without their address or reply (a reply
+        often quotes the address); codes and categories stay."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, message_id, details FROM events"
+                " WHERE time < ? AND recipient IS NOT NULL",
+                (before,),
+            ).fetchall()
+        blank = []
+        for i, mid, det in rows:
+            d = self._open_details(det, mid) if det else None
+            clean = (
+                self._seal_details(_Details(d.code, d.enhanced_status, "", d.category), mid)
+                if d
+                else None
+            )
+            blank.append((clean, i))
+        with self._tx() as db:
+            db.executemany("UPDATE events SET recipient = NULL, details = ? WHERE id = ?", blank)
+        return len(blank)
+
+    def person(
+        self, match: Callable[[str], bool], *, erase: bool = False, correct: str | None = None
+    ) -> list[Event]:
+        """One person's events (export); with ``erase`` their address and
+        reply are removed; with ``correct`` the address is replaced."""
+        self.flush()
+        found: list[Event] = []
+        last = 0
+        while batch := self.events(after=last, limit=2000):
+            last = batch[-1].id
+            mine = [e for e in batch if e.recipient and match(e.recipient)]
+            found.extend(mine)
+            if not mine or not (erase or correct is not None):
+                continue
+            rows: list[tuple[bytes | None, bytes, int]] = []
+            for e in mine:
+                if erase:
+                    d = _Details(e.code, e.enhanced_status, "", e.category)
+                    rows.append((None, self._seal_details(d, e.message_id), e.id))
+                else:
+                    assert correct is not None
+                    d = _Details(e.code, e.enhanced_status, e.reply, e.category)
+                    sealed = self._seal(correct, e.message_id)
+                    rows.append((sealed, self._seal_details(d, e.message_id), e.id))
+            with self._tx() as db:
+                db.executemany("UPDATE events SET recipient = ?, details = ? WHERE id = ?", rows)
+        return found
 
     # -- templates ---------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
 from mailsflux.compose import (
@@ -43,6 +43,9 @@ from mailsflux.errors import (
 from mailsflux.jobs.jobfile import Job, _locate
 from mailsflux.tracking.tracker import Tracker
 from mailsflux.types import Recipient, RenderedMessage
+
+if TYPE_CHECKING:
+    from mailsflux.feedback.verp import Verp
 
 #: A merge value that needs no percent-encoding inside a URI.
 _URI_PLAIN = re.compile(r"[A-Za-z0-9._~@\-]*")
@@ -247,6 +250,15 @@ class Composer:
         # A sealed token per message costs an AES-GCM seal: made only when used.
         self._wants_preferences = "preferences_url" in self.variables
         self._unsub_checker = MessageBuilder(sender="check@check.example")
+        self.verp: Verp | None = None
+        if tracker is not None and self.tracking is not None and self.tracking.bounce_domain:
+            # Here, not at import: the feedback package brings the SMTP listener.
+            from mailsflux.feedback.verp import Verp
+
+            try:
+                self.verp = Verp(tracker.keys, tracker.key_id, self.tracking.bounce_domain)
+            except ConfigError as exc:
+                raise job_error(exc, "tracking", "bounce_domain") from None
         if tracker is not None and self.tracking is not None:
             mailto = self.tracking.unsubscribe_mailto
             try:
@@ -543,6 +555,8 @@ class Composer:
             raise
         if self.signer is not None:
             raw = self.signer.sign(raw, timestamp=self._date_at)
+        if self.verp is not None:
+            mail_from = self.verp.make(msgid, rcpt_to, self.job.name)
         return RenderedMessage(
             mail_from=mail_from,
             rcpt_to=rcpt_to,

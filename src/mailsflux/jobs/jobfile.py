@@ -146,6 +146,11 @@ class TrackingSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     text_links: bool = False
     #: Adds a ``mailto:`` alternative to List-Unsubscribe.
     unsubscribe_mailto: str | None = None
+    #: VERP: each message's envelope sender (MAIL FROM, the Return-Path the
+    #: receiver adds) becomes ``bounces+TOKEN@bounce_domain``, the token
+    #: sealing message id, recipient and job with the tracking keys, so a
+    #: bounce names its message; the From header stays the sender.
+    bounce_domain: str | None = None
 
 
 class SpoolSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -63,6 +63,20 @@ def schedule_for(job: Job, domain: str = "") -> RetrySchedule:
     )
 
 
+def pending_record(msg: RenderedMessage, now: float) -> Record:
+    """``msg`` stored whole to be tried from ``now``; its row is given when appended."""
+    return Record(
+        row=0,
+        state="pending",
+        recipient=msg.rcpt_to,
+        message_id=msg.message_id,
+        domain=msg.domain,
+        first_at=now,
+        next_at=now,
+        message=msg,
+    )
+
+
 class Journal:
     """The bridge from a running job's results to its spool records."""
 
@@ -103,19 +117,7 @@ class Journal:
             if self.error is not None:
                 raise SpoolError(f"the spool cannot be written: {self.error}")
         now = time.time()
-        recs = [
-            Record(
-                row=0,
-                state="pending",
-                recipient=msg.rcpt_to,
-                message_id=msg.message_id,
-                domain=msg.domain,
-                first_at=now,
-                next_at=now,
-                message=msg,
-            )
-            for msg in msgs
-        ]
+        recs = [pending_record(msg, now) for msg in msgs]
         self.spool.append_many(self.info.id, recs)
         out = []
         for rec in recs:
@@ -319,6 +321,7 @@ __all__ = [
     "fingerprint",
     "job_id",
     "open_spool",
+    "pending_record",
     "schedule_for",
     "spool_dir",
     "start",

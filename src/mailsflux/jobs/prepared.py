@@ -90,7 +90,7 @@ class JobSuppression:
             # our sender's); when it disagrees with the text, it wins.
             if c.suppress and r.category in ("", c.category):
                 self.store.suppress(
-                    r.recipient, reason="bounce", job=self.job.name, message_id=r.message_id
+                    r.recipient, reason="hard-bounce", job=self.job.name, message_id=r.message_id
                 )
                 if self.suppressed is not None:
                     self.suppressed.add(r.recipient)

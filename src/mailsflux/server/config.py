@@ -9,6 +9,7 @@ from pathlib import Path
 import msgspec
 
 from mailsflux.errors import ConfigError
+from mailsflux.gateway import RetentionSpec
 from mailsflux.jobs.jobfile import DeliverySpec, DKIMSpec
 from mailsflux.tenants import DEFAULT_TENANT, Tenant, Tenants
 
@@ -26,6 +27,9 @@ class HTTPSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_upload: int = 1 << 30
     #: One JSON line per request on stderr.
     access_log: bool = True
+    #: ``HOST:PORT`` for ``/metrics`` (every tenant's numbers: keep it private);
+    #: empty: no metrics endpoint.
+    metrics_listen: str = ""
 
 
 class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -43,6 +47,8 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     regions: dict[str, str] = msgspec.field(default_factory=dict)
     #: fsync every spool commit (survives power loss, not only a crash).
     fsync: bool = False
+    #: How long personal data is kept (``mailsflux retention run``; serve sweeps too).
+    retention: RetentionSpec = msgspec.field(default_factory=RetentionSpec)
     base: str = ""
     source: str = ""
 
@@ -77,15 +83,48 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         """Every setting that can be wrong, checked before anything starts;
         errors name the config file."""
         try:
+            if self.http is not None:
+                parse_listen(self.http.listen, "http.listen")
+                if self.http.metrics_listen:
+                    parse_listen(self.http.metrics_listen, "http.metrics_listen")
+                for name in ("max_body", "max_job_body", "max_upload"):
+                    if getattr(self.http, name) <= 0:
+                        raise ConfigError(f"http.{name} must be above 0", field=f"http.{name}")
+            if self.delivery.stop_grace < 0:
+                raise ConfigError("delivery.stop_grace cannot be negative", field="stop_grace")
             tenants = self.tenant_list()
+            owners: dict[str, str] = {}
             for t in tenants:
                 if t.region != "default" and t.region not in self.regions:
                     raise ConfigError(
                         f"tenant {t.name!r}: region {t.region!r} is not in [regions]",
                         field="tenants.region",
                     )
-            if self.http is not None:
-                parse_listen(self.http.listen, "http.listen")
+                if not t.dkim:
+                    raise ConfigError(
+                        f"tenant {t.name!r} has no DKIM key: every message is signed"
+                        + (" (give [[dkim]])" if len(tenants) == 1 and not self.tenants else ""),
+                        field="tenants.dkim",
+                    )
+                for k in t.dkim:
+                    if not k.generate and not Path(k.key).exists():
+                        raise ConfigError(
+                            f"tenant {t.name!r}: DKIM key file {k.key} does not exist"
+                            " (generate = true creates it)",
+                            field="tenants.dkim.key",
+                        )
+                for d in t.domains:
+                    d = d.lower().rstrip(".")
+                    for other, owner in owners.items():
+                        if owner != t.name and (
+                            d == other or d.endswith("." + other) or other.endswith("." + d)
+                        ):
+                            raise ConfigError(
+                                f"tenants {owner!r} and {t.name!r} both claim {d} (or a"
+                                f" parent of it, {other}): each domain has one tenant",
+                                field="tenants.domains",
+                            )
+                    owners[d] = t.name
         except ConfigError as exc:
             if exc.file is None and self.source:
                 exc.file = self.source

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import secrets
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from mailsflux._files import create_whole
-from mailsflux.api import ApiApp
+from mailsflux.api import ApiApp, MetricsApp
 from mailsflux.errors import ConfigError, MailsfluxError
-from mailsflux.gateway import Gateway
+from mailsflux.gateway import Gateway, add_counts, sweep_spool
+from mailsflux.gateway.gateway import lock_dir
 from mailsflux.server.config import ServerConfig, parse_listen
 from mailsflux.tenants import KeyStore
 
@@ -35,15 +36,8 @@ def cursor_key(data_dir: Path) -> bytes:
     return path.read_bytes()
 
 
-def _lock(data: Path) -> IO[bytes]:
-    """One server per data directory: it may then take over what a crashed one held."""
-    f = (data / "server.lock").open("ab")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.close()
-        raise ConfigError(f"another mailsflux serve is using {data}", field="data_dir") from None
-    return f
+def _counts(done: dict[str, int]) -> str:
+    return ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(done.items()) if v)
 
 
 def key_store(config: ServerConfig) -> KeyStore:
@@ -53,11 +47,16 @@ def key_store(config: ServerConfig) -> KeyStore:
 class Server:
     """The running server: its gateway, and where each listener listens."""
 
-    def __init__(self, config: ServerConfig, **engine_options: Any) -> None:
+    def __init__(
+        self, config: ServerConfig, *, job_spool: Path | None = None, **engine_options: Any
+    ) -> None:
         self.config = config
+        #: The job-file spool ``serve``'s queue runs: swept with the tenants'.
+        self.job_spool = job_spool
         self.engine_options = engine_options
         self.gateway: Gateway | None = None
         self.http_address: tuple[str, int] | None = None
+        self.metrics_address: tuple[str, int] | None = None
 
     async def run(
         self, stop: asyncio.Event, *, ready: Callable[[Server], None] | None = None
@@ -66,7 +65,7 @@ class Server:
         config = self.config
         data = config.data_path
         data.mkdir(parents=True, exist_ok=True, mode=0o700)
-        lock = _lock(data)
+        lock = lock_dir(data, "the data directory")
         keys = key_store(config)
         try:
             gateway = Gateway(
@@ -83,6 +82,7 @@ class Server:
                 async with contextlib.AsyncExitStack() as stack:
                     if config.http is not None:
                         await stack.enter_async_context(self._http(gateway, keys, data))
+                    await stack.enter_async_context(self._sweeping(gateway))
                     await self._check_relay()
                     if ready is not None:
                         ready(self)
@@ -91,6 +91,34 @@ class Server:
             self.gateway = None
             keys.close()
             lock.close()
+
+    @contextlib.asynccontextmanager
+    async def _sweeping(self, gateway: Gateway) -> AsyncIterator[None]:
+        """Retention sweeps every ``interval_hours`` while serving."""
+        spec = self.config.retention
+
+        async def loop() -> None:
+            while True:
+                try:
+                    done = await gateway.sweep(spec)
+                    if self.job_spool is not None:
+                        now = time.time()
+                        add_counts(
+                            done, await asyncio.to_thread(sweep_spool, self.job_spool, spec, now)
+                        )
+                    if any(done.values()):
+                        print(f"mailsflux serve: retention: {_counts(done)}", file=sys.stderr)
+                except Exception as exc:  # a locked or full disk: next time
+                    print(f"mailsflux serve: retention sweep failed: {exc}", file=sys.stderr)
+                await asyncio.sleep(max(spec.interval_hours, 0.001) * 3600)
+
+        task = asyncio.ensure_future(loop())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _check_relay(self) -> None:
         """Say once at start when the relay cannot be reached; accept anyway."""
@@ -108,15 +136,8 @@ class Server:
 
     @contextlib.asynccontextmanager
     async def _http(self, gateway: Gateway, keys: KeyStore, data: Path) -> AsyncIterator[None]:
-        import uvicorn
-
         spec = self.config.http
         assert spec is not None
-        host, port = parse_listen(spec.listen, "http.listen")
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        self.http_address = sock.getsockname()[:2]
         app = ApiApp(
             gateway,
             keys,
@@ -126,21 +147,61 @@ class Server:
             max_upload=spec.max_upload,
             log=sys.stderr if spec.access_log else None,
         )
-        cfg = uvicorn.Config(
-            app, lifespan="off", log_level="warning", access_log=False, server_header=False
-        )
-        srv = uvicorn.Server(cfg)
-        # uvicorn's serve() would take over SIGINT/SIGTERM, which `serve`
-        # handles itself; these are the steps serve() takes, without that.
-        cfg.load()
-        srv.lifespan = cfg.lifespan_class(cfg)
-        await srv.startup(sockets=[sock])
-        loop_task = asyncio.ensure_future(srv.main_loop())
-        try:
-            yield
-        finally:
-            srv.should_exit = True
-            with contextlib.suppress(Exception):
-                await loop_task
-            await srv.shutdown(sockets=[sock])
-            sock.close()
+        async with _uvicorn(app, spec.listen, "http.listen", self._grace) as where:
+            self.http_address = where
+            if spec.metrics_listen:
+                metrics = MetricsApp(gateway)
+                async with _uvicorn(
+                    metrics, spec.metrics_listen, "http.metrics_listen", self._grace
+                ) as m:
+                    self.metrics_address = m
+                    yield
+            else:
+                yield
+
+    @property
+    def _grace(self) -> float:
+        return self.config.delivery.stop_grace
+
+
+@contextlib.asynccontextmanager
+async def _uvicorn(
+    app: Any, listen: str, what: str, grace: float
+) -> AsyncIterator[tuple[str, int]]:
+    """``app`` served by uvicorn on this loop at ``listen``; yields the address."""
+    import uvicorn
+
+    host, port = parse_listen(listen, what)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"{what}: cannot listen on {listen}: {exc.strerror}", field=what
+        ) from None
+    cfg = uvicorn.Config(
+        app,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        # A client that never finishes its body must not hold a stop forever.
+        timeout_graceful_shutdown=max(int(grace), 1),
+    )
+    srv = uvicorn.Server(cfg)
+    # uvicorn's serve() would take over SIGINT/SIGTERM, which `serve`
+    # handles itself; these are the steps serve() takes, without that.
+    cfg.load()
+    srv.lifespan = cfg.lifespan_class(cfg)
+    await srv.startup(sockets=[sock])
+    loop_task = asyncio.ensure_future(srv.main_loop())
+    try:
+        yield sock.getsockname()[:2]
+    finally:
+        srv.should_exit = True
+        with contextlib.suppress(Exception):
+            await loop_task
+        await srv.shutdown(sockets=[sock])
+        sock.close()

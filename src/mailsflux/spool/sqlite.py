@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final, cast
@@ -56,6 +56,14 @@ CLAIM: Final = 900.0
 
 _meta_enc = msgspec.msgpack.Encoder()
 _meta_dec = msgspec.msgpack.Decoder(tuple[str, str, str, str | None])
+#: Retention: settled records last changed before a time (states: spool.FINAL),
+#: a chunk at a time (a sweep must not hold the spool's write lock for long),
+#: after row ``row > ?`` (the rows already looked at).
+_SWEEP_SELECT = (
+    "SELECT row, meta FROM rcpt WHERE job = ? AND row > ? AND updated < ?"
+    " AND state IN ('bounced', 'delivered', 'failed', 'skipped', 'suppressed')"
+    " ORDER BY row LIMIT 1000"
+)
 _msg_dec = msgspec.msgpack.Decoder(RenderedMessage)
 _info_dec = msgspec.json.Decoder(JobInfo)
 _info_enc = msgspec.json.encode
@@ -308,7 +316,9 @@ class SQLiteSpool:
         db.executemany("INSERT OR REPLACE INTO rcpt VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
         if bodies:
             db.executemany("INSERT OR REPLACE INTO body VALUES (?,?,?)", bodies)
-        if released:
+        # Most jobs park no body: one probe instead of a delete per result.
+        # Inside the write transaction, so no body can appear meanwhile.
+        if released and db.execute("SELECT 1 FROM body WHERE job = ? LIMIT 1", (job,)).fetchone():
             db.executemany("DELETE FROM body WHERE job = ? AND row = ?", released)
 
     def append(self, job: str, record: Record) -> int:
@@ -367,6 +377,96 @@ class SQLiteSpool:
                 " AND state IN ('pending', 'deferred') AND claimed < ?",
                 [(until, job, r, until) for r in rows],
             )
+
+    def sweep(self, before: float) -> tuple[int, int]:
+        """Retention: settled records last changed before ``before`` lose
+        their personal data. A job file's rows keep their row and state (a
+        resumed job must still pass them over) but their address and reply
+        are blanked; an engine's one-off sends have nothing to resume and go.
+        Returns (anonymised, deleted)."""
+        anonymised = deleted = 0
+        for info in self.jobs():
+            engine = info.source.startswith("engine:")
+            last = 0
+            while True:
+                with self._tx() as db:
+                    got = db.execute(_SWEEP_SELECT, (info.id, last, before)).fetchall()
+                    if not got:
+                        break
+                    last = got[-1][0]
+                    if engine:
+                        db.executemany(
+                            "DELETE FROM rcpt WHERE job = ? AND row = ?",
+                            [(info.id, row) for row, _ in got],
+                        )
+                        deleted += len(got)
+                        continue
+                    blank = []
+                    for row, meta in got:
+                        ctx = _ctx(info.id, row, b"meta")
+                        rcpt, mid, reply, enhanced = _meta_dec.decode(self.keys.open(meta, ctx))
+                        if rcpt or reply:
+                            plain = _meta_enc.encode(("", mid, "", enhanced))
+                            blank.append((self.keys.seal(plain, ctx), info.id, row))
+                    db.executemany("UPDATE rcpt SET meta = ? WHERE job = ? AND row = ?", blank)
+                    anonymised += len(blank)
+        return anonymised, deleted
+
+    def person(
+        self,
+        match: Callable[[str], bool],
+        *,
+        erase: bool = False,
+        correct: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """One person's records (``match`` says which recipients are theirs),
+        for an export; with ``erase`` their address and reply are blanked and
+        a message still waiting is not sent (recorded failed, its bytes
+        deleted); with ``correct`` the stored address becomes that one (a
+        waiting message keeps the bytes it was signed with)."""
+        found: list[dict[str, Any]] = []
+        for info in self.jobs():
+            last = 0
+            while True:
+                with self._tx() as db:
+                    got = db.execute(
+                        "SELECT row, state, updated, meta FROM rcpt WHERE job = ? AND row > ?"
+                        " ORDER BY row LIMIT 1000",
+                        (info.id, last),
+                    ).fetchall()
+                    if not got:
+                        break
+                    last = got[-1][0]
+                    changed = []
+                    for row, state, updated, meta in got:
+                        ctx = _ctx(info.id, row, b"meta")
+                        rcpt, mid, reply, enhanced = _meta_dec.decode(self.keys.open(meta, ctx))
+                        if not rcpt or not match(rcpt):
+                            continue
+                        found.append(
+                            {"job": info.name, "row": row, "state": state, "recipient": rcpt,
+                             "message_id": mid, "reply": reply, "updated": updated}
+                        )  # fmt: skip
+                        if erase:
+                            plain = _meta_enc.encode(("", mid, "", enhanced))
+                        elif correct is not None:
+                            plain = _meta_enc.encode((correct, mid, reply, enhanced))
+                        else:
+                            continue
+                        changed.append((self.keys.seal(plain, ctx), info.id, row, state))
+                    db.executemany(
+                        "UPDATE rcpt SET meta = ? WHERE job = ? AND row = ?",
+                        [c[:3] for c in changed],
+                    )
+                    if erase:
+                        waiting = [(c[1], c[2]) for c in changed if c[3] not in FINAL]
+                        db.executemany(
+                            "UPDATE rcpt SET state = 'failed', category = 'erased'"
+                            " WHERE job = ? AND row = ?",
+                            waiting,
+                        )
+                        db.executemany("DELETE FROM body WHERE job = ? AND row = ?", waiting)
+        return found
 
     def release_claims(self, job: str) -> int:
         """Messages of ``job`` claimed by a runner that is gone are free at once

@@ -138,10 +138,18 @@ class KeyStore:
         return self._check(username, password, "smtp")
 
     def warm(self, token: str) -> bool:
-        """Whether :meth:`authenticate` will answer without hashing (call it
-        in a thread otherwise: a hash takes tens of milliseconds)."""
+        """Whether :meth:`authenticate` will answer without hashing: the token
+        is malformed, or it is the very secret verified before (call it in a
+        thread otherwise: a hash takes tens of milliseconds; a wrong secret
+        for a known id is not warm, so it cannot stall the caller's loop)."""
         parts = token.split(".")
-        return len(parts) != 3 or parts[1] in self._verified
+        if len(parts) != 3 or parts[0] != "mfx":
+            return True
+        known = self._verified.get(parts[1])
+        return known is not None and hmac.compare_digest(known, self._mac(parts[1], parts[2]))
+
+    def _mac(self, key_id: str, secret: str) -> bytes:
+        return hmac.new(self._pepper, f"{key_id}\x00{secret}".encode(), hashlib.sha256).digest()
 
     def _check(self, key_id: str, secret: str, kind: str) -> Principal | None:
         with self._lock:
@@ -151,7 +159,7 @@ class KeyStore:
         if row is None or row[1] != kind or row[4] is not None:
             return None
         tenant, _, roles, hashed, _ = row
-        mac = hmac.new(self._pepper, f"{key_id}\x00{secret}".encode(), hashlib.sha256).digest()
+        mac = self._mac(key_id, secret)
         known = self._verified.get(key_id)
         if known is None or not hmac.compare_digest(known, mac):
             try:

@@ -28,7 +28,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -85,6 +85,7 @@ CREATE TABLE IF NOT EXISTS list_suppression (
     at REAL NOT NULL,
     reason TEXT NOT NULL,
     message_id TEXT NOT NULL,
+    addr BLOB,
     PRIMARY KEY (addr_h, list)
 );
 CREATE TABLE IF NOT EXISTS tracking_objection (
@@ -135,6 +136,20 @@ class ListSuppressed(msgspec.Struct, frozen=True):
     message_id: str
 
 
+class SuppressionRecord(msgspec.Struct, frozen=True):
+    """One entry of either scope, as :meth:`EventStore.suppression_records` lists them."""
+
+    #: ``None`` once erased, or for a list opt-out recorded before list
+    #: entries kept their address: only the keyed hash is left.
+    address: str | None
+    #: The list (a job name) for a one-list opt-out; ``""`` for every list.
+    list: str
+    at: float
+    reason: str
+    job: str
+    message_id: str
+
+
 class Retention(msgspec.Struct, frozen=True):
     events_days: float = 365.0
     personal_days: float = 90.0
@@ -151,6 +166,17 @@ def _connect(path: str) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=30000")
     return conn
+
+
+def _add_list_address(conn: sqlite3.Connection) -> None:
+    """Stores made before list opt-outs kept their (sealed) address get the column."""
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(list_suppression)")}
+    if "addr" not in columns:
+        try:
+            conn.execute("ALTER TABLE list_suppression ADD COLUMN addr BLOB")
+        except sqlite3.OperationalError as exc:  # another process added it meanwhile
+            if "duplicate column" not in str(exc):
+                raise
 
 
 class SuppressionView:
@@ -194,7 +220,8 @@ class SuppressionView:
             return False
         if self._clock() - self._at >= self._refresh:
             self._update()
-        return self._store._pii.lookup(address) in self._hashes
+        # Nothing suppressed (the usual case): no keyed hash of the address.
+        return bool(self._hashes) and self._store._pii.lookup(address) in self._hashes
 
     def add(self, address: str) -> None:
         """Count ``address`` as suppressed at once (the store has it too)."""
@@ -270,6 +297,7 @@ class EventStore:
             elif row[0] != check:
                 self._conn.close()
                 raise ValueError(f"{self.path}: the store was created with another secret")
+            _add_list_address(self._conn)
         self._queue: collections.deque[TrackEvent | threading.Event] = collections.deque()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -501,9 +529,16 @@ class EventStore:
         when = time.time() if at is None else at
         with self._lock:
             cur = self._conn.execute(
-                "INSERT OR IGNORE INTO list_suppression (addr_h, list, at, reason, message_id)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (self._pii.lookup(address), list_name, when, reason, message_id),
+                "INSERT OR IGNORE INTO list_suppression"
+                " (addr_h, list, at, reason, message_id, addr) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    self._pii.lookup(address),
+                    list_name,
+                    when,
+                    reason,
+                    message_id,
+                    self._pii.seal(normalize_address(address), b"addr"),
+                ),
             )
             return cur.rowcount == 1
 
@@ -609,6 +644,86 @@ class EventStore:
             address=self._pii.open(r[4], b"addr"),
         )
 
+    def suppress_many(self, entries: Iterable[tuple[str, str, float, str]]) -> int:
+        """Add ``(address, reason, at, list)`` entries in one transaction
+        (``list`` ``""``: every list); returns how many were new.
+
+        An import's batch: one commit instead of one per address.
+        """
+        p = self._pii
+        added = 0
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for address, reason, at, list_name in entries:
+                    h = p.lookup(address)
+                    sealed = p.seal(normalize_address(address), b"addr")
+                    if list_name:
+                        cur = self._conn.execute(
+                            "INSERT OR IGNORE INTO list_suppression"
+                            " (addr_h, list, at, reason, message_id, addr)"
+                            " VALUES (?, ?, ?, ?, '', ?)",
+                            (h, list_name, at, reason, sealed),
+                        )
+                    else:
+                        cur = self._conn.execute(
+                            "INSERT OR IGNORE INTO suppression"
+                            " (addr_h, addr, at, reason, job, message_id)"
+                            " VALUES (?, ?, ?, ?, '', '')",
+                            (h, sealed, at, reason),
+                        )
+                    added += cur.rowcount
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return added
+
+    def suppression_records(
+        self, *, list_name: str | None = None, batch: int = 1000
+    ) -> Iterator[SuppressionRecord]:
+        """Every entry, oldest first: the every-list ones, then the one-list ones.
+
+        ``list_name`` ``""`` keeps only every-list entries, a name only that
+        list's.  Read ``batch`` rows at a time, so a long list never sits in
+        memory whole and the store stays usable between batches.
+        """
+        queries: list[tuple[str, tuple[Any, ...]]] = []
+        if not list_name:
+            queries.append(
+                (
+                    "SELECT rowid, addr, '', at, reason, job, message_id FROM suppression"
+                    " WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                    (),
+                )
+            )
+        if list_name is None or list_name:
+            # ``? IS NULL``: one constant query for every list or one.
+            queries.append(
+                (
+                    "SELECT rowid, addr, list, at, reason, '', message_id FROM list_suppression"
+                    " WHERE rowid > ? AND (? IS NULL OR list = ?) ORDER BY rowid LIMIT ?",
+                    (list_name or None, list_name or None),
+                )
+            )
+        for sql, extra in queries:
+            after = 0
+            while True:
+                with self._lock:
+                    rows = self._conn.execute(sql, (after, *extra, batch)).fetchall()
+                for r in rows:
+                    yield SuppressionRecord(
+                        address=self._pii.open(r[1], b"addr"),
+                        list=r[2],
+                        at=r[3],
+                        reason=r[4],
+                        job=r[5],
+                        message_id=r[6],
+                    )
+                if len(rows) < batch:
+                    break
+                after = int(rows[-1][0])
+
     # -- data subject rights and retention ---------------------------------
 
     def export(self, address: str) -> dict[str, Any]:
@@ -642,6 +757,9 @@ class EventStore:
                 n = self._conn.execute("DELETE FROM events WHERE rcpt_h = ?", (h,)).rowcount
                 if keep_suppression:
                     self._conn.execute("UPDATE suppression SET addr = NULL WHERE addr_h = ?", (h,))
+                    self._conn.execute(
+                        "UPDATE list_suppression SET addr = NULL WHERE addr_h = ?", (h,)
+                    )
                 else:
                     self._conn.execute("DELETE FROM suppression WHERE addr_h = ?", (h,))
                     self._conn.execute("DELETE FROM list_suppression WHERE addr_h = ?", (h,))
@@ -681,6 +799,7 @@ __all__ = [
     "PurgeResult",
     "Retention",
     "Suppressed",
+    "SuppressionRecord",
     "TrackEvent",
     "TrackKind",
 ]

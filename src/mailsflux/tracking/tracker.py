@@ -2,8 +2,8 @@
 and make the unsubscribe URL and headers.
 
 One :class:`Tracker` per job (it holds the key ring); per recipient call
-:meth:`Tracker.rewrite_html` (compiled), :meth:`Tracker.rewrite_text` and
-:meth:`Tracker.unsubscribe_headers`.  The tracking server verifies with the
+:meth:`Tracker.rewrite_html` and :meth:`Tracker.rewrite_text` (both compiled)
+and :meth:`Tracker.unsubscribe_headers`.  The tracking server verifies with the
 same key ring (:class:`mailsflux.tracking.tokens.TokenVerifier`).
 """
 
@@ -15,40 +15,20 @@ from collections.abc import Callable, Mapping
 from typing import Final
 
 from mailsflux.errors import ConfigError, HeaderError
-from mailsflux.tracking._rewrite import Rewriter
+from mailsflux.tracking._rewrite import Rewriter, _trim_url
 from mailsflux.tracking.tokens import TokenKind, TokenPayload, TokenVerifier, check_keys
 
 _KIND_CODE: Final[dict[TokenKind, int]] = {"open": 0, "click": 1, "unsubscribe": 2}
 
 #: A base URL: http(s), host[:port], optional path; nothing to escape in HTML.
 _BASE = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~\-/%]*)?", re.I)
-#: A URL in plain text; trailing punctuation is trimmed afterwards.
-_TEXT_URL = re.compile(r"\bhttps?://[^\s<>\"'`]+", re.I)
-_TRAILING = ".,;:!?"
 _MAILTO = re.compile(r"[^\s<>,\"\\\x00-\x1f\x7f]+@[^\s<>,\"\\\x00-\x1f\x7f?]+")
 
 LIST_UNSUBSCRIBE_POST: Final = "List-Unsubscribe=One-Click"
 
 
-def _trim(url: str) -> str:
-    """Drop sentence punctuation and unbalanced closing brackets from a URL's end.
-
-    Linear: the bracket counts are taken once and updated as characters are
-    dropped (recounting per character was quadratic in the trailing run).
-    """
-    end = len(url)
-    opened = {")": url.count("("), "]": url.count("[")}
-    closed = {")": url.count(")"), "]": url.count("]")}
-    while end:
-        c = url[end - 1]
-        if c in _TRAILING:
-            end -= 1
-        elif c in closed and opened[c] < closed[c]:
-            closed[c] -= 1
-            end -= 1
-        else:
-            break
-    return url[:end]
+#: Trims a text-part URL's end (sentence punctuation, unbalanced closing brackets).
+_trim = _trim_url
 
 
 class Tracker:
@@ -78,6 +58,8 @@ class Tracker:
         ring = check_keys(keys, current_key_id)
         self.base_url = base
         self.key_id = current_key_id
+        #: The key ring, for what else the sender seals with it (VERP return paths).
+        self.keys: Mapping[str, bytes] = ring
         self.clock = clock
         self._rw = Rewriter(base, current_key_id, ring[current_key_id])
         self._verifier = TokenVerifier(ring)
@@ -141,24 +123,14 @@ class Tracker:
         unsubscribe_prefix: str | None = None,
         sent_at: float | None = None,
     ) -> bytes:
-        """Track the http(s) URLs of a text part (UTF-8 bytes)."""
-        src = text.decode("utf-8", "surrogateescape")
-        sent = self._sent(sent_at)
-        own = self.base_url + "/"
-        click = _KIND_CODE["click"]
-
-        def sub(m: re.Match[str]) -> str:
-            whole = m.group(0)
-            url = _trim(whole)
-            if url.startswith(own) or (unsubscribe_prefix and url.startswith(unsubscribe_prefix)):
-                return whole
-            try:
-                tok = self._rw.token(click, message_id, recipient, job, sent, url)
-            except (UnicodeEncodeError, ValueError):  # undecodable bytes or too long
-                return whole
-            return f"{self.base_url}/c/{tok}{whole[len(url) :]}"
-
-        return _TEXT_URL.sub(sub, src).encode("utf-8", "surrogateescape")
+        """Track the http(s) URLs of a text part (UTF-8 bytes): each URL that
+        ``\\bhttps?://[^\\s<>"'`]+`` (any case) finds, less trailing
+        punctuation and unbalanced closing brackets, goes through
+        ``{base}/c/{token}``. Left alone: our own URLs, those starting with
+        ``unsubscribe_prefix``, and those no token can hold."""
+        return self._rw.rewrite_text(
+            text, message_id, recipient, job, self._sent(sent_at), unsubscribe_prefix or None
+        )
 
     def click_url(
         self,

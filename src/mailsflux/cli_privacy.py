@@ -1,0 +1,166 @@
+"""``mailsflux privacy export|erase|correct|object ADDRESS``: a person's rights.
+
+Every store that can hold an address is searched: the tracking store
+(``--tracking``), the job-file spool (``--spool``), and each tenant's spool
+and log of a server (``--config``). Each request is written to an audit log
+(``privacy-audit.jsonl`` in the server's data directory) with who, when and
+what, naming the address only by a keyed hash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from mailsflux.errors import ConfigError, MailsfluxError
+
+
+def _key(address: str) -> str:
+    from mailsflux.compose import normalize_address, parse_address
+
+    try:
+        return normalize_address(str(parse_address(address)))
+    except (MailsfluxError, ValueError) as exc:  # one line, not a traceback
+        raise ConfigError(f"{address!r} is not an address: {exc}", field="ADDRESS") from None
+
+
+def _stores(args: argparse.Namespace) -> tuple[Any, list[tuple[str, Path]], Path]:
+    """The server config, each tenant's data folder, and the audit log's folder."""
+    from mailsflux.gateway.gateway import tenant_dir
+    from mailsflux.server import ServerConfig
+
+    config = ServerConfig.load(args.config) if args.config else ServerConfig()
+    if args.data_dir:
+        config.data_dir = str(args.data_dir)
+    config.tenant_list()  # a bad tenant table: one line, before anything is read
+    regions = {k: str(config.resolve(v)) for k, v in config.regions.items()}
+    tenants = [
+        (t.name, tenant_dir(t, config.data_path, regions))
+        for t in config.tenant_list()
+        if args.tenant in (None, t.name)
+    ]
+    return config, tenants, config.data_path
+
+
+def _audit(folder: Path, action: str, key: str, counts: dict[str, int]) -> None:
+    """One line per request; the address as HMAC-SHA256 under a key kept beside it."""
+    from mailsflux._files import create_whole
+
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key_file = folder / "audit.key"
+    create_whole(key_file, secrets.token_bytes(32))
+    mac = hmac.new(key_file.read_bytes(), key.encode(), hashlib.sha256).hexdigest()
+    line = {"time": round(time.time(), 3), "action": action, "by": getpass.getuser(),
+            "address_hmac": mac, "counts": counts}  # fmt: skip
+    fd = os.open(folder / "privacy-audit.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+def cmd_privacy(args: argparse.Namespace) -> int:
+    from mailsflux.compose import normalize_address
+    from mailsflux.gateway import TenantLog
+    from mailsflux.spool import SQLiteSpool, default_spool_dir
+
+    key = _key(args.address)
+    action = args.privacy_action
+    new = _key(args.to) if action == "correct" else None
+    erase = action == "erase"
+
+    def match(rcpt: str) -> bool:
+        try:
+            return normalize_address(rcpt) == key
+        except ValueError:
+            return False
+
+    _, tenants, audit_dir = _stores(args)
+    doc: dict[str, Any] = {"address": key, "exported_at": time.time()}
+    counts: dict[str, int] = {}
+    if action != "object":
+        spool_dir = Path(args.spool) if args.spool else default_spool_dir()
+        if (spool_dir / "spool.db").exists():
+            with SQLiteSpool(spool_dir) as spool:
+                doc["spool"] = spool.person(match, erase=erase, correct=new)
+            counts["spool"] = len(doc["spool"])
+        doc["tenants"] = {}
+        for name, where in tenants:
+            if not (where / "log.db").exists():
+                continue
+            with SQLiteSpool(where / "spool") as spool:
+                records = spool.person(match, erase=erase, correct=new)
+                keys = spool.keys
+            log = TenantLog(where / "log.db", keys)
+            try:
+                events = log.person(match, erase=erase, correct=new)
+            finally:
+                log.close()
+            doc["tenants"][name] = {"spool": records, "events": msgspec.to_builtins(events)}
+            counts[f"{name}.spool"] = len(records)
+            counts[f"{name}.events"] = len(events)
+    if args.tracking:
+        from mailsflux.tracking.config import load_config
+
+        with load_config(args.tracking).open_store() as store:
+            if action == "export":
+                doc["tracking"] = store.export(key)
+            elif action == "erase":
+                counts["tracking.events"] = store.erase(key)
+            elif action == "correct":
+                assert new is not None
+                moved = store.suppression(key)
+                if moved is not None:  # the opt-out follows the person
+                    store.suppress(new, reason=moved.reason)
+                counts["tracking.suppression"] = int(moved is not None)
+            elif action == "object":
+                store.set_tracking_objection(key, not args.withdraw)
+                counts["tracking.objection"] = int(not args.withdraw)
+    _audit(audit_dir, action, key, counts)
+    if action == "export":
+        data = msgspec.json.encode(doc)
+        if args.out:
+            fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data + b"\n")
+        else:
+            sys.stdout.write(data.decode() + "\n")
+    else:
+        done = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "nothing held"
+        print(f"{action}: {done}")
+    return 0
+
+
+def add_privacy_parser(sub: Any) -> None:
+    p = sub.add_parser("privacy", help="a person's data: export, erase, correct, object")
+    act = p.add_subparsers(dest="privacy_action", required=True, metavar="ACTION")
+    helps = {
+        "export": "everything held about ADDRESS, as one JSON document",
+        "erase": "remove ADDRESS everywhere (a suppression keeps only a keyed hash)",
+        "correct": "replace ADDRESS with --to NEW where it is stored",
+        "object": "stop tracking opens and clicks for ADDRESS",
+    }
+    for name, text in helps.items():
+        q = act.add_parser(name, help=text)
+        q.add_argument("address", metavar="ADDRESS", help="the person's email address")
+        q.add_argument("--tracking", metavar="FILE", help="the tracking config whose store to use")
+        q.add_argument("--config", metavar="FILE", help="the server TOML (its tenants' data)")
+        q.add_argument("--data-dir", metavar="DIR", help="the server's data directory")
+        q.add_argument("--tenant", metavar="T", help="only this tenant's data")
+        q.add_argument("--spool", metavar="DIR", help="the job-file spool (default as for status)")
+        if name == "export":
+            q.add_argument("--out", metavar="FILE", help="write the JSON here (0600), not stdout")
+        if name == "correct":
+            q.add_argument("--to", required=True, metavar="NEW", help="the corrected address")
+        if name == "object":
+            q.add_argument("--withdraw", action="store_true", help="take the objection back")
+        q.set_defaults(func=cmd_privacy)

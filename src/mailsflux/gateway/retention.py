@@ -1,0 +1,76 @@
+"""Retention: personal data is kept only as long as the platform promises.
+
+- A settled spool record's address and reply: ``recipient_days`` (90) after
+  its last change, then blanked. A job file's row keeps its number and state
+  (a resumed job must still pass it over); an engine's one-off records have
+  nothing to resume and are deleted.
+- An event: ``event_days`` (365), then deleted; its address and reply go
+  after ``recipient_days``.
+- An API job's record: ``recipient_days`` after it ended (its rows went when
+  it ended).
+- An idempotency answer: ``idempotency_hours`` (24).
+
+The sweeps take the clock as an argument (``now``), so tests move time
+instead of waiting. ``mailsflux retention run`` sweeps once; ``serve``
+sweeps every ``interval_hours``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import msgspec
+
+from mailsflux.gateway.log import TenantLog
+from mailsflux.spool import SQLiteSpool
+
+DAY = 86400.0
+
+
+class RetentionSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``[retention]``: how long personal data is kept (the defaults are the promises)."""
+
+    recipient_days: float = 90.0
+    event_days: float = 365.0
+    idempotency_hours: float = 24.0
+    #: How often ``serve`` sweeps.
+    interval_hours: float = 1.0
+
+
+def sweep_spool(directory: Path, spec: RetentionSpec, now: float) -> dict[str, int]:
+    """One spool (a job-file spool, or a tenant's)."""
+    if not (directory / "spool.db").exists():
+        return {}
+    with SQLiteSpool(directory) as spool:
+        anonymised, deleted = spool.sweep(now - spec.recipient_days * DAY)
+    return {"spool_anonymised": anonymised, "spool_deleted": deleted}
+
+
+def sweep_tenant(
+    directory: Path, log: TenantLog, spec: RetentionSpec, now: float
+) -> dict[str, int]:
+    """A tenant's spool, log and API job folders."""
+    out = sweep_spool(directory / "spool", spec, now)
+    out |= log.sweep(
+        events_before=now - spec.event_days * DAY,
+        recipients_before=now - spec.recipient_days * DAY,
+        answers_before=now - spec.idempotency_hours * 3600,
+    )
+    jobs = directory / "jobs"
+    if jobs.is_dir():
+        for folder in jobs.iterdir():
+            # Its record is gone (swept): so goes the folder. A job is recorded
+            # before its folder is made, so one being written is never taken.
+            if log.job(folder.name) is None:
+                shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+def add_counts(total: dict[str, int], part: dict[str, int]) -> dict[str, int]:
+    for k, v in part.items():
+        total[k] = total.get(k, 0) + v
+    return total
+
+
+__all__ = ["DAY", "RetentionSpec", "add_counts", "sweep_spool", "sweep_tenant"]
