@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install Mailsflux with its test tools into .venv, the OS packages the tests
-# use (Redis, Postfix's smtp-sink, opendkim-tools, Chromium for the page tests),
+# use (Redis, Postfix's smtp-sink, opendkim-tools, swaks for the SMTP submission
+# test, Chromium for the page tests),
 # then lint, type-check and test.
 source "$(dirname "$0")/_env.sh"
 ensure_venv
@@ -9,6 +10,9 @@ need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ -x /usr/sbin/smtp-sink ] || command -v smtp-sink >/dev/null 2>&1 || need+=(postfix)
 command -v opendkim-testmsg >/dev/null 2>&1 || need+=(opendkim-tools)
+# swaks speaks TLS only with Net::SSLeay (a Recommends, which apt_install leaves out).
+{ command -v swaks >/dev/null 2>&1 && perl -MNet::SSLeay -e1 2>/dev/null; } ||
+  need+=(swaks libnet-ssleay-perl)
 if [ ${#need[@]} -gt 0 ]; then
   if [[ " ${need[*]} " == *" postfix "* ]] && command -v debconf-set-selections >/dev/null 2>&1; then
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections

@@ -24,6 +24,7 @@ STAGES = (
     "tenants",
     "gateway",
     "api",
+    "submission",
     "server",
     "benchmark",
 )
@@ -40,7 +41,9 @@ ALLOWED = {
     "tenants": {"dkim", "jobs"},
     "gateway": {"engine", "jobs", "spool", "tenants"},
     "api": {"engine", "gateway", "tenants"},
-    "submission": {"gateway", "tenants"},
+    # The SMTP listener: delivery for its per-credential rate limit
+    # (LocalThrottles), compose to check each RCPT address as it comes.
+    "submission": {"compose", "delivery", "gateway", "tenants"},
     "server": {
         "delivery",
         "engine",
