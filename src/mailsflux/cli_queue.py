@@ -229,6 +229,9 @@ def _print_ready(server: Any) -> None:
     if server.http_address is not None:
         host, port = server.http_address
         print(f"mailsflux serve: HTTP API on http://{host}:{port}/v1", file=sys.stderr, flush=True)
+    for kind, port in server.submission_ports.items():
+        print(f"mailsflux serve: SMTP submission ({kind}) on port {port}", file=sys.stderr,
+              flush=True)  # fmt: skip
     if server.bounces_address is not None:
         host, port = server.bounces_address
         print(f"mailsflux serve: bounces on smtp://{host}:{port}", file=sys.stderr, flush=True)

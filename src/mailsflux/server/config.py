@@ -11,6 +11,7 @@ import msgspec
 from mailsflux.errors import ConfigError
 from mailsflux.gateway import RetentionSpec
 from mailsflux.jobs.jobfile import DeliverySpec, DKIMSpec
+from mailsflux.submission import SubmissionSpec
 from mailsflux.tenants import DEFAULT_TENANT, Tenant, Tenants
 
 
@@ -57,6 +58,8 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     data_dir: str = ""
     http: HTTPSpec | None = None
     bounces: BouncesSpec | None = None
+    #: ``[submission]``: SMTP submission (STARTTLS on 587, implicit TLS on 465).
+    submission: SubmissionSpec | None = None
     delivery: DeliverySpec = msgspec.field(default_factory=DeliverySpec)
     #: The DKIM keys of the one tenant a setup without ``[[tenants]]`` has.
     dkim: list[DKIMSpec] = msgspec.field(default_factory=list)

@@ -58,6 +58,7 @@ class Server:
         self.http_address: tuple[str, int] | None = None
         self.metrics_address: tuple[str, int] | None = None
         self.bounces_address: tuple[str, int] | None = None
+        self.submission_ports: dict[str, int] = {}
 
     async def run(
         self, stop: asyncio.Event, *, ready: Callable[[Server], None] | None = None
@@ -86,6 +87,8 @@ class Server:
                     await stack.enter_async_context(self._sweeping(gateway))
                     if config.bounces is not None:
                         await stack.enter_async_context(self._bounces())
+                    if config.submission is not None:
+                        await stack.enter_async_context(self._submission(gateway, keys))
                     await self._check_relay()
                     if ready is not None:
                         ready(self)
@@ -161,6 +164,21 @@ class Server:
                     yield
             else:
                 yield
+
+    @contextlib.asynccontextmanager
+    async def _submission(self, gateway: Gateway, keys: KeyStore) -> AsyncIterator[None]:
+        """SMTP submission: closed first on stop, its spool writes finish."""
+        from mailsflux.submission import start_submission
+
+        spec = self.config.submission
+        assert spec is not None
+        server = await start_submission(gateway, keys, spec, base=self.config.base or ".")
+        self.submission_ports = dict(server.ports)
+        try:
+            yield
+        finally:
+            server.close()
+            await server.wait_closed()
 
     @contextlib.asynccontextmanager
     async def _bounces(self) -> AsyncIterator[None]:
