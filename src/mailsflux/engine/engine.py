@@ -36,7 +36,7 @@ from mailsflux.dkim import Signer
 from mailsflux.dkim.keys import ascii_domain
 from mailsflux.engine.config import Config, DKIMKey, Tracking
 from mailsflux.engine.message import Attachment, Batch, Message, Row
-from mailsflux.engine.submitted import header_address, new_message_id, prepare_submitted
+from mailsflux.engine.submitted import header_addresses, new_message_id, prepare_submitted
 from mailsflux.errors import (
     AccessError,
     ConfigError,
@@ -469,7 +469,7 @@ class Engine:
         if isinstance(rendered, DeliveryResult):
             return rendered.message_id
         if senders is not None:
-            _check_senders(senders, header_address(rendered.data, b"from"), rendered.mail_from)
+            _check_senders(senders, *header_addresses(rendered.data, b"from"), rendered.mail_from)
         await self._hand_on(rendered, message, None)
         return rendered.message_id
 
@@ -498,7 +498,7 @@ class Engine:
         index = self._dkim_for(mail_from)
         prepared = prepare_submitted(data, self._id_domain(index))
         if senders is not None:
-            _check_senders(senders, prepared.sender, mail_from)
+            _check_senders(senders, *prepared.senders, mail_from)
         if prepared.sender and prepared.sender != mail_from:
             index = self._dkim_for(prepared.sender)  # signed for the From domain
         key = self.config.dkim[index]

@@ -19,15 +19,16 @@ from mailsflux.errors import HeaderError
 
 #: A header field's first line: its name, and the line ending.
 _FIELD = re.compile(rb"([!-9;-~]+)[ \t]*:")
-_ANGLE = re.compile(rb"<([^<>\s]+@[^<>\s]+)>")
 
 
 class Submitted(msgspec.Struct, frozen=True):
-    """The message to sign, its Message-ID (no brackets), its From address."""
+    """The message to sign, its Message-ID (no brackets), its From address
+    (the first) and every address its From names."""
 
     data: bytes
     message_id: str
     sender: str
+    senders: tuple[str, ...] = ()
 
 
 def new_message_id(domain: str) -> str:
@@ -69,7 +70,8 @@ def prepare_submitted(data: bytes, id_domain: str) -> Submitted:
             kept.append(line)
     if b"from" not in names:
         raise HeaderError("the message has no From header", field="From")
-    sender = _address(kept, b"from")
+    senders = _addresses(kept, b"from")
+    sender = senders[0] if senders else ""
     message_id = _address(kept, b"message-id")
     added: list[bytes] = []
     if not message_id:
@@ -78,19 +80,25 @@ def prepare_submitted(data: bytes, id_domain: str) -> Submitted:
     if b"date" not in names:
         added.append(b"Date: " + email.utils.formatdate(localtime=False).encode())
     out = b"\r\n".join(kept + added) + b"\r\n" + body
-    return Submitted(data=out, message_id=message_id, sender=sender)
+    return Submitted(data=out, message_id=message_id, sender=sender, senders=tuple(senders))
 
 
 def header_address(data: bytes, name: bytes) -> str:
-    """The address in header ``name`` (lower case, e.g. ``b"from"``) of a
-    finished message: its first ``<addr>``, else the bare value."""
+    """The first address in header ``name`` (lower case, e.g. ``b"from"``) of a
+    finished message."""
+    found = header_addresses(data, name)
+    return found[0] if found else ""
+
+
+def header_addresses(data: bytes, name: bytes) -> list[str]:
+    """Every address in header ``name`` of a finished message, parsed as RFC
+    5322 says (a ``<...>`` inside a quoted display name is not an address)."""
     end = data.find(b"\r\n\r\n")
     head = data[: end if end >= 0 else len(data)]
-    return _address(head.split(b"\r\n"), name)
+    return _addresses(head.split(b"\r\n"), name)
 
 
-def _address(lines: list[bytes], name: bytes) -> str:
-    """The first ``<addr>`` (else the bare value) of header ``name``, unfolded."""
+def _addresses(lines: list[bytes], name: bytes) -> list[str]:
     value: list[bytes] = []
     for line in lines:
         if value and line[:1] in (b" ", b"\t"):
@@ -101,7 +109,10 @@ def _address(lines: list[bytes], name: bytes) -> str:
         m = _FIELD.match(line)
         if m is not None and m.group(1).lower() == name:
             value.append(line[m.end() :])
-    raw = b" ".join(v.strip() for v in value)
-    m2 = _ANGLE.search(raw)
-    text = (m2.group(1) if m2 else raw.strip()).decode("utf-8", "replace")
-    return text
+    raw = b" ".join(v.strip() for v in value).decode("utf-8", "replace")
+    return [addr for _, addr in email.utils.getaddresses([raw]) if addr]
+
+
+def _address(lines: list[bytes], name: bytes) -> str:
+    found = _addresses(lines, name)
+    return found[0] if found else ""
