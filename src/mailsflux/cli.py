@@ -736,6 +736,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mailsflux.cli_server import add_retention_parser
 
     add_retention_parser(sub)
+    from mailsflux.cli_report import add_report_parser
+
+    add_report_parser(sub)
     from mailsflux.cli_privacy import add_privacy_parser
 
     add_privacy_parser(sub)

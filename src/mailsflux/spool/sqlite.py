@@ -521,6 +521,29 @@ class SQLiteSpool:
             out.setdefault(domain, {})[state] = n
         return out
 
+    def reasons(self, job: str) -> dict[str, dict[str, int]]:
+        """Per state (bounced, failed, deferred), how many of each category."""
+        out: dict[str, dict[str, int]] = {}
+        got = self._q(
+            "SELECT state, category, count(*) FROM rcpt WHERE job = ?"
+            " AND state IN ('bounced', 'failed', 'deferred') GROUP BY state, category",
+            (job,),
+        )
+        for state, category, n in got:
+            out.setdefault(state, {})[category or "unknown"] = n
+        return out
+
+    def settled_times(self, job: str) -> list[tuple[float, str]]:
+        """(when, state) of every settled record, oldest first (outcomes over time)."""
+        return [
+            (t, st)
+            for t, st in self._q(
+                "SELECT updated, state FROM rcpt WHERE job = ? AND state != 'pending'"
+                " ORDER BY updated",
+                (job,),
+            )
+        ]
+
     def next_due(self, job: str | None = None) -> float | None:
         sql = "SELECT min(max(next_at, claimed)) FROM rcpt WHERE state IN ('deferred', 'pending')"
         got = self._q(sql + (" AND job = ?" if job else ""), (job,) if job else ())
