@@ -52,7 +52,8 @@ def test_a_message_is_accepted_then_delivered_and_its_events_are_read(tmp_path: 
 
             msg = wait_for(delivered)
             assert [e["type"] for e in msg["events"]] == ["queued", "delivered"]
-            assert msg["events"][1]["code"] == 250
+            assert msg["events"][1]["details"]["code"] == 250
+            assert msg["events"][0]["tenant"] == "acme"
             assert msg["events"][0]["recipient"] == "ann@example.net"
 
             status, _, page = srv.call("GET", "/v1/events", key=key)

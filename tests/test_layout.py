@@ -24,6 +24,7 @@ STAGES = (
     "tenants",
     "gateway",
     "api",
+    "webhooks",
     "server",
     "benchmark",
 )
@@ -41,6 +42,7 @@ ALLOWED = {
     "gateway": {"engine", "jobs", "spool", "tenants"},
     "api": {"engine", "gateway", "tenants"},
     "submission": {"gateway", "tenants"},
+    "webhooks": {"gateway", "tenants"},
     "server": {
         "delivery",
         "engine",
@@ -52,6 +54,7 @@ ALLOWED = {
         "gateway",
         "api",
         "submission",
+        "webhooks",
     },
     # The harness measures every stage; nothing depends on it.
     "benchmark": {
@@ -67,6 +70,7 @@ ALLOWED = {
         "gateway",
         "api",
         "submission",
+        "webhooks",
         "server",
     },
 }

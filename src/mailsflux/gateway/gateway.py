@@ -29,7 +29,8 @@ import msgspec
 
 from mailsflux.engine import Config, Engine, Message
 from mailsflux.errors import AccessError, ConfigError, MailsfluxError, NotFoundError
-from mailsflux.gateway.log import FINAL, Event, TenantLog
+from mailsflux.events import Event
+from mailsflux.gateway.log import FINAL, TenantLog
 from mailsflux.gateway.metrics import Metrics, TenantStats
 from mailsflux.jobs.jobfile import DeliverySpec, SpoolSpec
 from mailsflux.spool import SQLiteSpool
@@ -148,7 +149,7 @@ class Gateway:
         # The spool's keys seal the log's recipients too: one key file per tenant.
         with SQLiteSpool(spool_dir, durable=self.fsync) as spool:
             keys = spool.keys
-        log = TenantLog(directory / "log.db", keys)
+        log = TenantLog(directory / "log.db", keys, t.name)
         state: _Tenant | None = None
 
         def on_result(r: DeliveryResult) -> None:
@@ -417,6 +418,10 @@ class Gateway:
         state = self._state(principal, "read")
         state.log.flush()
         return state.log.events(after=after, limit=limit)
+
+    def tenant_log(self, tenant: str) -> TenantLog:
+        """A tenant's log, for the server's own readers (webhooks), not for callers."""
+        return self._open[tenant].log
 
     def log(self, principal: Principal) -> TenantLog:
         """The caller's tenant log (idempotency answers)."""

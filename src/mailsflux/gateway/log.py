@@ -11,11 +11,13 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from mailsflux.events import Event, EventDetails, EventType, event_id
 from mailsflux.spool import SpoolKeys
 from mailsflux.types import DeliveryResult
 
@@ -46,6 +48,11 @@ CREATE TABLE IF NOT EXISTS templates (
     body BLOB NOT NULL,
     updated REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS webhook_cursors (
+    endpoint TEXT PRIMARY KEY,
+    after INTEGER NOT NULL,
+    updated REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY,
     request TEXT NOT NULL,
@@ -67,26 +74,23 @@ EVENT_TYPES = {
 FINAL = ("delivered", "bounced", "failed", "suppressed")
 
 
-class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One thing that happened to one message, as the API shows it."""
-
-    id: int
-    type: str
-    time: float
-    message_id: str
-    recipient: str = ""
-    job: str | None = None
-    code: int | None = None
-    enhanced_status: str | None = None
-    reply: str = ""
-    category: str = ""
-
-
 class _Details(msgspec.Struct, array_like=True, omit_defaults=True):
+    """:class:`EventDetails` as stored: positional, so rows written before a
+    field was added still read (new fields go at the end)."""
+
     code: int | None = None
     enhanced_status: str | None = None
     reply: str = ""
     category: str = ""
+    hard: bool | None = None
+    url: str = ""
+    user_agent: str = ""
+    feedback_type: str = ""
+    scope: str = ""
+
+
+def _stored(d: EventDetails) -> bytes:
+    return _enc.encode(_Details(**msgspec.structs.asdict(d)))
 
 
 class JobRow(msgspec.Struct, kw_only=True):
@@ -107,7 +111,7 @@ _dec = msgspec.msgpack.Decoder(_Details)
 class TenantLog:
     """Events, API jobs and idempotency answers of one tenant."""
 
-    def __init__(self, path: Path, keys: SpoolKeys) -> None:
+    def __init__(self, path: Path, keys: SpoolKeys, tenant: str = "") -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         new = not path.exists()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -119,6 +123,8 @@ class TenantLog:
         self._keys = keys
         self._lock = threading.Lock()
         self._pending: list[tuple[Any, ...]] = []
+        self.tenant = tenant
+        self._watchers: list[Callable[[], None]] = []
 
     def close(self) -> None:
         self.flush()
@@ -155,6 +161,27 @@ class TenantLog:
             )
         )
 
+    def add(
+        self,
+        type: EventType,
+        message_id: str,
+        recipient: str,
+        job: str | None = None,
+        details: EventDetails | None = None,
+    ) -> None:
+        """Any other event (opened, clicked, complained, ...), buffered until
+        :meth:`flush`."""
+        self._pending.append(
+            (
+                time.time(),
+                type,
+                message_id,
+                job,
+                self._seal(recipient, message_id),
+                _stored(details) if details is not None else None,
+            )
+        )
+
     def flush(self) -> None:
         if not self._pending:
             return
@@ -167,6 +194,7 @@ class TenantLog:
                 rows,
             )
             self._db.execute("COMMIT")
+        self._committed()
 
     def job_of(self, message_id: str) -> str | None:
         with self._lock:
@@ -188,24 +216,23 @@ class TenantLog:
         args.append(limit)
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
-        out = []
-        for i, typ, t, mid, job, rcpt, det in rows:
-            d = _dec.decode(det) if det else _Details()
-            out.append(
-                Event(
-                    id=i,
-                    type=typ,
-                    time=t,
-                    message_id=mid,
-                    recipient=self._open(rcpt, mid),
-                    job=job,
-                    code=d.code,
-                    enhanced_status=d.enhanced_status,
-                    reply=d.reply,
-                    category=d.category,
-                )
+        return [
+            Event(
+                id=event_id(i),
+                type=typ,
+                time=t,
+                tenant=self.tenant,
+                message_id=mid,
+                job=job,
+                recipient=self._open(rcpt, mid),
+                details=(
+                    EventDetails(**msgspec.structs.asdict(_dec.decode(det)))
+                    if det
+                    else EventDetails()
+                ),
             )
-        return out
+            for i, typ, t, mid, job, rcpt, det in rows
+        ]
 
     def job_counts(self, job: str) -> dict[str, int]:
         with self._lock:
@@ -272,6 +299,42 @@ class TenantLog:
                 (row, time.time(), job_id),
             )
             self._db.execute("COMMIT")
+        self._committed()
+
+    # -- webhooks: the events table is their outbox, each endpoint's cursor is here --
+
+    def watch(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` after each commit of new events (in the
+        committing thread); returns what stops it."""
+        self._watchers.append(callback)
+        return lambda: self._watchers.remove(callback)
+
+    def _committed(self) -> None:
+        for callback in list(self._watchers):
+            callback()
+
+    def webhook_cursor(self, endpoint: str) -> int:
+        """The last event ``endpoint`` acknowledged. A new endpoint starts
+        after the newest event: it gets what happens from now on."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO webhook_cursors"
+                " SELECT ?, COALESCE(MAX(id), 0), ? FROM events",
+                (endpoint, time.time()),
+            )
+            row = self._db.execute(
+                "SELECT after FROM webhook_cursors WHERE endpoint = ?", (endpoint,)
+            ).fetchone()
+        return int(row[0])
+
+    def set_webhook_cursor(self, endpoint: str, after: int) -> None:
+        """``endpoint`` acknowledged every event up to ``after`` (committed
+        before the next batch is read: a restart resends at most one batch)."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE webhook_cursors SET after = ?, updated = ? WHERE endpoint = ?",
+                (after, time.time(), endpoint),
+            )
 
     # -- templates ---------------------------------------------------------------
 

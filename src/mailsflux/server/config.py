@@ -100,7 +100,13 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         out = []
         for t in items:
             keys = [msgspec.structs.replace(k, key=str(self.resolve(k.key))) for k in t.dkim]
-            out.append(msgspec.structs.replace(t, dkim=keys))
+            hooks = [
+                msgspec.structs.replace(
+                    w, ca_file=str(self.resolve(w.ca_file)) if w.ca_file else ""
+                )
+                for w in t.webhooks
+            ]
+            out.append(msgspec.structs.replace(t, dkim=keys, webhooks=hooks))
         return Tenants(out)
 
 

@@ -25,6 +25,7 @@ from mailsflux.errors import ConfigError, MailsfluxError
 from mailsflux.gateway import Gateway
 from mailsflux.server.config import ServerConfig, parse_listen
 from mailsflux.tenants import KeyStore
+from mailsflux.webhooks import webhooks
 
 
 def cursor_key(data_dir: Path) -> bytes:
@@ -83,6 +84,7 @@ class Server:
                 async with contextlib.AsyncExitStack() as stack:
                     if config.http is not None:
                         await stack.enter_async_context(self._http(gateway, keys, data))
+                    await stack.enter_async_context(webhooks(gateway))
                     await self._check_relay()
                     if ready is not None:
                         ready(self)
