@@ -19,6 +19,21 @@ CASES = {
         "region 'mars' is not in [regions]",
     ),
     "not toml": ("[http\n", "invalid config"),
+    "webhook in clear text": (
+        "[[tenants]]\nname = 'a'\n[[tenants.webhooks]]\nurl = 'http://hooks.example/x'\n"
+        "secret = '0123456789abcdef'\n",
+        "would send recipients' addresses unencrypted",
+    ),
+    "webhook event type": (
+        "[[tenants]]\nname = 'a'\n[[tenants.webhooks]]\nurl = 'https://hooks.example/x'\n"
+        "secret = '0123456789abcdef'\nevents = ['delivred']\n",
+        "unknown type 'delivred'",
+    ),
+    "webhook secret": (
+        "[[tenants]]\nname = 'a'\n[[tenants.webhooks]]\nurl = 'https://hooks.example/x'\n"
+        "secret = 'short'\n",
+        "webhook secret: at least 16 characters",
+    ),
 }
 
 
