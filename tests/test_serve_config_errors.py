@@ -29,6 +29,11 @@ CASES = {
         "secret = '0123456789abcdef'\nevents = ['delivred']\n",
         "unknown type 'delivred'",
     ),
+    "webhooks beside tenants": (
+        "[[webhooks]]\nurl = 'https://hooks.example/x'\nsecret = '0123456789abcdef'\n"
+        "[[tenants]]\nname = 'a'\n",
+        "[[webhooks]] is for a setup without [[tenants]]",
+    ),
     "webhook secret": (
         "[[tenants]]\nname = 'a'\n[[tenants.webhooks]]\nurl = 'https://hooks.example/x'\n"
         "secret = 'short'\n",

@@ -10,7 +10,7 @@ import msgspec
 
 from mailsflux.errors import ConfigError
 from mailsflux.jobs.jobfile import DeliverySpec, DKIMSpec
-from mailsflux.tenants import DEFAULT_TENANT, Tenant, Tenants
+from mailsflux.tenants import DEFAULT_TENANT, Tenant, Tenants, WebhookSpec
 
 
 class HTTPSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -39,6 +39,8 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: The DKIM keys of the one tenant a setup without ``[[tenants]]`` has.
     dkim: list[DKIMSpec] = msgspec.field(default_factory=list)
     tenants: list[Tenant] = msgspec.field(default_factory=list)
+    #: The webhooks of the one tenant a setup without ``[[tenants]]`` has.
+    webhooks: list[WebhookSpec] = msgspec.field(default_factory=list)
     #: Region name -> the directory that region's tenants' data lives in.
     regions: dict[str, str] = msgspec.field(default_factory=dict)
     #: fsync every spool commit (survives power loss, not only a crash).
@@ -77,6 +79,12 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         """Every setting that can be wrong, checked before anything starts;
         errors name the config file."""
         try:
+            if self.tenants and self.webhooks:
+                raise ConfigError(
+                    "[[webhooks]] is for a setup without [[tenants]]:"
+                    " give each tenant its own [[tenants.webhooks]]",
+                    field="webhooks",
+                )
             tenants = self.tenant_list()
             for t in tenants:
                 if t.region != "default" and t.region not in self.regions:
@@ -94,7 +102,9 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     def tenant_list(self) -> Tenants:
         """The tenants, with key paths resolved against the config's folder."""
         if not self.tenants:
-            items = [Tenant(name=DEFAULT_TENANT, dkim=list(self.dkim))]
+            items = [
+                Tenant(name=DEFAULT_TENANT, dkim=list(self.dkim), webhooks=list(self.webhooks))
+            ]
         else:
             items = list(self.tenants)
         out = []

@@ -9,9 +9,10 @@ between batches.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import ssl
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import h11
 
@@ -32,6 +33,11 @@ class Client:
         self.port = u.port or (443 if self.https else 80)
         self.target = (u.path or "/") + (f"?{u.query}" if u.query else "")
         self.authority = u.netloc.rpartition("@")[2]
+        #: Credentials in the url (``https://user:pass@host/``) go as Basic auth.
+        self.auth: list[tuple[str, str]] = []
+        if u.username is not None:
+            pair = f"{unquote(u.username)}:{unquote(u.password or '')}".encode()
+            self.auth = [("Authorization", "Basic " + base64.b64encode(pair).decode())]
         self.timeout = timeout
         self._tls: ssl.SSLContext | None = None
         if self.https:
@@ -68,7 +74,12 @@ class Client:
         request = h11.Request(
             method="POST",
             target=self.target,
-            headers=[("Host", self.authority), ("Content-Length", str(len(body))), *headers],
+            headers=[
+                ("Host", self.authority),
+                ("Content-Length", str(len(body))),
+                *self.auth,
+                *headers,
+            ],
         )
         writer.write(conn.send(request) + conn.send(h11.Data(data=body)))
         writer.write(conn.send(h11.EndOfMessage()))

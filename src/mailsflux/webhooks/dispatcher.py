@@ -16,6 +16,7 @@ import random
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -138,8 +139,9 @@ async def _keep_running(d: Dispatcher) -> None:
 
 
 def _mask(url: str) -> str:
-    """A url as logs show it: no query (tokens live there)."""
-    return url.partition("?")[0]
+    """A url as logs show it: no credentials, no query (tokens live there)."""
+    u = urlsplit(url)
+    return f"{u.scheme}://{u.netloc.rpartition('@')[2]}{u.path}"
 
 
 def _stderr(line: str) -> None:
