@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
 from mailsflux.tenants import WebhookSpec
+from tests._http import Server
+from tests._serve import wait_for
 
 SECRET = "whsec-0123456789abcdef"
 
@@ -50,7 +50,7 @@ class Post:
         return [int(e["id"].removeprefix("evt_")) for e in self.events]
 
 
-class Receiver:
+class Receiver(Server):
     """Records POSTs; ``answer(n, post)`` gives the status of the n-th (from 0)."""
 
     def __init__(
@@ -65,20 +65,10 @@ class Receiver:
         self.lock = threading.Lock()
         self.answer = answer or (lambda n, p: 200)
         self.hold = hold or (lambda n, p: None)
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
-        self.port = int(self.sock.getsockname()[1])
         kw: dict[str, Any] = {}
         if tls is not None:
             kw = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])}
-        cfg = uvicorn.Config(
-            self.app, interface="asgi3", lifespan="off", log_level="warning", access_log=False, **kw
-        )
-        self.server = uvicorn.Server(cfg)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
+        super().__init__(self.app, port, interface="asgi3", lifespan="off", **kw)
 
     async def app(self, scope: Any, receive: Any, send: Any) -> None:
         assert scope["type"] == "http"
@@ -114,28 +104,27 @@ class Receiver:
             assert time.monotonic() < deadline, f"missing {sorted(ids - set(self.acked_ids()))}"
             time.sleep(0.05)
 
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
+def post_messages(srv: Any, key: str, sender: str, n: int, tag: str = "r") -> list[str]:
+    """``n`` messages from ``sender`` to ``<tag><i>@example.net``; their ids."""
+    ids = []
+    for i in range(n):
+        message = {"sender": sender, "to": f"{tag}{i}@example.net", "subject": "s", "text": "t"}
+        status, _, body = srv.call("POST", "/v1/messages", message, key=key)
+        assert status == 202, body
+        ids.append(body["id"])
+    return ids
 
 
-def wait_for(check: Callable[[], Any], seconds: float = 60.0) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        got = check()
-        if got:
-            return got
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+def delivered(srv: Any, key: str, n: int) -> list[dict[str, Any]]:
+    """The tenant's events, once ``n`` of them are ``delivered``."""
+
+    def check() -> list[dict[str, Any]] | None:
+        events = all_events(srv, key)
+        return events if sum(e["type"] == "delivered" for e in events) == n else None
+
+    found: list[dict[str, Any]] = wait_for(check)
+    return found
 
 
 def all_events(srv: Any, key: str) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from mailsflux.server import HTTPSpec, ServerConfig
 from tests._gateway import delivery
 from tests._mail import RecordingHandler, SMTPServer
 from tests._serve import Running, new_key
-from tests._webhooks import Post, Receiver, all_events, hook, wait_for
+from tests._webhooks import Post, Receiver, delivered, hook, post_messages
 
 PASSWORD = "p@ss word"
 AUTH = "Basic " + base64.b64encode(f"hooks:{PASSWORD}".encode()).decode()
@@ -44,16 +44,8 @@ def test_basic_auth_from_the_url(tmp_path: Path, capsys: pytest.CaptureFixture[s
         )
         key = new_key(config, "default")
         with Running(config) as srv:
-            s, _, b = srv.call(
-                "POST",
-                "/v1/messages",
-                {"sender": "a@any.example", "to": "r@example.net", "subject": "s", "text": "t"},
-                key=key,
-            )
-            assert s == 202, b
-            events = wait_for(
-                lambda: (e := all_events(srv, key)) and e[-1]["type"] == "delivered" and e
-            )
+            post_messages(srv, key, "a@any.example", 1)
+            events = delivered(srv, key, 1)
             rx.wait_for_ids({int(e["id"][4:]) for e in events})
     err = capsys.readouterr().err
     assert "HTTP 503" in err

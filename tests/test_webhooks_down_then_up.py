@@ -16,10 +16,11 @@ from tests._webhooks import (
     SECRET,
     Receiver,
     all_events,
+    delivered,
     free_port,
     hook,
+    post_messages,
     readme_verify,
-    wait_for,
 )
 
 MESSAGES = 40
@@ -36,17 +37,7 @@ def test_events_wait_for_the_endpoint_and_all_arrive_signed(tmp_path: Path) -> N
         config = server_config(tmp_path / "data", [acme, globex], delivery(smtp.url))
         key = new_key(config, "acme")
         with Running(config) as srv:
-            mids = set()
-            for i in range(MESSAGES):
-                s, _, b = srv.call(
-                    "POST",
-                    "/v1/messages",
-                    {"sender": "a@acme.example", "to": f"r{i}@example.net",
-                     "subject": "s", "text": "t"},
-                    key=key,
-                )  # fmt: skip
-                assert s == 202, b
-                mids.add(b["id"])
+            mids = set(post_messages(srv, key, "a@acme.example", MESSAGES))
             # A job with a bad row: a rejected event goes out too.
             s, _, b = srv.call(
                 "POST",
@@ -57,13 +48,7 @@ def test_events_wait_for_the_endpoint_and_all_arrive_signed(tmp_path: Path) -> N
             )  # fmt: skip
             assert s == 202, b
             # Everything is delivered while the endpoint is down (nothing listens).
-            events = wait_for(
-                lambda: (
-                    (e := all_events(srv, key))
-                    and sum(x["type"] == "delivered" for x in e) == MESSAGES + 1
-                    and e
-                )
-            )
+            delivered(srv, key, MESSAGES + 1)
             time.sleep(0.3)  # a few refused connections and retries meanwhile
             events = all_events(srv, key)
             ids = {int(e["id"].removeprefix("evt_")) for e in events}

@@ -10,9 +10,9 @@ import pytest
 
 from tests._gateway import delivery, two_tenants
 from tests._mail import RecordingHandler, SMTPServer
-from tests._serve import Running, new_key, server_config
+from tests._serve import Running, new_key, server_config, wait_for
 from tests._tls import server_context
-from tests._webhooks import Receiver, all_events, hook, wait_for
+from tests._webhooks import Receiver, delivered, hook, post_messages
 
 
 def test_https_with_a_private_ca(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -31,22 +31,8 @@ def test_https_with_a_private_ca(tmp_path: Path, capsys: pytest.CaptureFixture[s
         config = server_config(tmp_path / "data", [acme, globex], delivery(smtp.url))
         key = new_key(config, "acme")
         with Running(config) as srv:
-            for i in range(3):
-                s, _, b = srv.call(
-                    "POST",
-                    "/v1/messages",
-                    {"sender": "a@acme.example", "to": f"r{i}@example.net",
-                     "subject": "s", "text": "t"},
-                    key=key,
-                )  # fmt: skip
-                assert s == 202, b
-            events = wait_for(
-                lambda: (
-                    (e := all_events(srv, key))
-                    and sum(x["type"] == "delivered" for x in e) == 3
-                    and e
-                )
-            )
+            post_messages(srv, key, "a@acme.example", 3)
+            events = delivered(srv, key, 3)
             rx.wait_for_ids({int(e["id"][4:]) for e in events}, "/trusted")
             wait_for(lambda: "certificate" in capsys.readouterr().err.lower())
     assert rx.acked("/trusted")

@@ -10,22 +10,10 @@ import msgspec
 
 from tests._gateway import delivery, two_tenants
 from tests._mail import RecordingHandler, SMTPServer
-from tests._serve import Running, new_key, server_config
-from tests._webhooks import Post, Receiver, all_events, hook, wait_for
+from tests._serve import Running, new_key, server_config, wait_for
+from tests._webhooks import Post, Receiver, delivered, hook, post_messages
 
 HELD = 2  # the third POST gets no answer until the server has stopped
-
-
-def send(srv: Running, key: str, n: int, tag: str) -> None:
-    for i in range(n):
-        s, _, b = srv.call(
-            "POST",
-            "/v1/messages",
-            {"sender": "a@acme.example", "to": f"{tag}{i}@example.net",
-             "subject": "s", "text": "t"},
-            key=key,
-        )  # fmt: skip
-        assert s == 202, b
 
 
 def test_a_restart_resends_only_the_batch_in_flight(tmp_path: Path) -> None:
@@ -42,7 +30,7 @@ def test_a_restart_resends_only_the_batch_in_flight(tmp_path: Path) -> None:
         config = server_config(tmp_path / "data", [acme, globex], delivery(smtp.url))
         key = new_key(config, "acme")
         with Running(config) as srv:
-            send(srv, key, 10, "first")
+            post_messages(srv, key, "a@acme.example", 10, "first")
             wait_for(lambda: len(rx.posts) > HELD)
         # Stopped with POST #2 unanswered; whatever it answers now is too late.
         release.set()
@@ -52,9 +40,8 @@ def test_a_restart_resends_only_the_batch_in_flight(tmp_path: Path) -> None:
         assert all(p.status == 200 for p in before)
 
         with Running(config) as srv:
-            send(srv, key, 3, "second")
-            wait_for(lambda: sum(e["type"] == "delivered" for e in all_events(srv, key)) == 13)
-            ids = {int(e["id"].removeprefix("evt_")) for e in all_events(srv, key)}
+            post_messages(srv, key, "a@acme.example", 3, "second")
+            ids = {int(e["id"].removeprefix("evt_")) for e in delivered(srv, key, 13)}
             rx.wait_for_ids(ids - {i for p in before for i in p.ids})
         after = rx.posts[HELD + 1 :]
 

@@ -11,7 +11,7 @@ from mailsflux.webhooks import verify
 from tests._gateway import delivery, two_tenants
 from tests._mail import RecordingHandler, SMTPServer
 from tests._serve import Running, new_key, server_config
-from tests._webhooks import Receiver, all_events, hook, wait_for
+from tests._webhooks import Receiver, delivered, hook, post_messages
 
 ACME_SECRET = "acme-secret-0123456789"
 GLOBEX_SECRET = "globex-secret-0123456789"
@@ -29,28 +29,12 @@ def test_no_endpoint_sees_another_tenants_events(tmp_path: Path) -> None:
         config = server_config(tmp_path / "data", [acme, globex], delivery(smtp.url))
         keys = {"acme": new_key(config, "acme"), "globex": new_key(config, "globex")}
         with Running(config) as srv:
-            for i in range(6):
-                for tenant, key in keys.items():
-                    s, _, b = srv.call(
-                        "POST",
-                        "/v1/messages",
-                        {"sender": f"news@{tenant}.example", "to": f"{tenant}-{i}@example.net",
-                         "subject": "s", "text": "t"},
-                        key=key,
-                    )  # fmt: skip
-                    assert s == 202, b
-            logs = {}
             for tenant, key in keys.items():
-                logs[tenant] = wait_for(
-                    lambda key=key: (
-                        (e := all_events(srv, key))
-                        and sum(x["type"] == "delivered" for x in e) == 6
-                        and e
-                    )
-                )
+                post_messages(srv, key, f"news@{tenant}.example", 6, f"{tenant}-")
+            logs = {tenant: delivered(srv, key, 6) for tenant, key in keys.items()}
             rx.wait_for_ids({int(e["id"][4:]) for e in logs["acme"]}, "/acme")
-            delivered = {int(e["id"][4:]) for e in logs["globex"] if e["type"] == "delivered"}
-            rx.wait_for_ids(delivered, "/globex")
+            sent = {int(e["id"][4:]) for e in logs["globex"] if e["type"] == "delivered"}
+            rx.wait_for_ids(sent, "/globex")
 
     for tenant, secret, other in (
         ("acme", ACME_SECRET, GLOBEX_SECRET),

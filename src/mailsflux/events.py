@@ -32,7 +32,9 @@ _PREFIX = "evt_"
 
 
 class EventDetails(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """What an event's type has to say; fields that do not apply are left out."""
+    """What an event's type has to say; fields that do not apply are left out.
+
+    Logs store these by position: a new field goes at the end."""
 
     #: delivered, deferred, bounced, failed: the SMTP reply code.
     code: int | None = None

@@ -74,23 +74,24 @@ EVENT_TYPES = {
 FINAL = ("delivered", "bounced", "failed", "suppressed")
 
 
-class _Details(msgspec.Struct, array_like=True, omit_defaults=True):
-    """:class:`EventDetails` as stored: positional, so rows written before a
-    field was added still read (new fields go at the end)."""
-
-    code: int | None = None
-    enhanced_status: str | None = None
-    reply: str = ""
-    category: str = ""
-    hard: bool | None = None
-    url: str = ""
-    user_agent: str = ""
-    feedback_type: str = ""
-    scope: str = ""
+#: :class:`EventDetails` is stored as a list of its fields' values in
+#: order, the trailing defaults left out: rows written before a field was
+#: added (at the end) still read, and a delivery result stores four values.
+_FIELDS = EventDetails.__struct_fields__
+_EMPTY = msgspec.structs.astuple(EventDetails())
 
 
 def _stored(d: EventDetails) -> bytes:
-    return _enc.encode(_Details(**msgspec.structs.asdict(d)))
+    values = list(msgspec.structs.astuple(d))
+    while values and values[-1] == _EMPTY[len(values) - 1]:
+        values.pop()
+    return _enc.encode(values)
+
+
+def _details(blob: bytes | None) -> EventDetails:
+    if not blob:
+        return EventDetails()
+    return EventDetails(**dict(zip(_FIELDS, _dec.decode(blob), strict=False)))
 
 
 class JobRow(msgspec.Struct, kw_only=True):
@@ -105,7 +106,7 @@ class JobRow(msgspec.Struct, kw_only=True):
 
 
 _enc = msgspec.msgpack.Encoder()
-_dec = msgspec.msgpack.Decoder(_Details)
+_dec = msgspec.msgpack.Decoder(list[Any])
 
 
 class TenantLog:
@@ -149,7 +150,7 @@ class TenantLog:
 
     def result(self, r: DeliveryResult, job: str | None) -> None:
         """A delivery result, buffered until :meth:`flush`."""
-        details = _Details(r.code, r.enhanced_status, r.reply, r.category)
+        details = [r.code, r.enhanced_status, r.reply, r.category]
         self._pending.append(
             (
                 time.time(),
@@ -225,11 +226,7 @@ class TenantLog:
                 message_id=mid,
                 job=job,
                 recipient=self._open(rcpt, mid),
-                details=(
-                    EventDetails(**msgspec.structs.asdict(_dec.decode(det)))
-                    if det
-                    else EventDetails()
-                ),
+                details=_details(det),
             )
             for i, typ, t, mid, job, rcpt, det in rows
         ]
@@ -285,7 +282,7 @@ class TenantLog:
         refused (``problem``: a ``rejected`` event): one commit, so a restart
         goes on after it."""
         kind = "rejected" if problem else "queued"
-        details = _enc.encode(_Details(reply=problem, category="invalid")) if problem else None
+        details = _stored(EventDetails(reply=problem, category="invalid")) if problem else None
         with self._lock:
             self._db.execute("BEGIN")
             self._db.execute(
