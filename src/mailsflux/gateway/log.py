@@ -74,24 +74,30 @@ EVENT_TYPES = {
 FINAL = ("delivered", "bounced", "failed", "suppressed")
 
 
-#: :class:`EventDetails` is stored as a list of its fields' values in
-#: order, the trailing defaults left out: rows written before a field was
-#: added (at the end) still read, and a delivery result stores four values.
-_FIELDS = EventDetails.__struct_fields__
-_EMPTY = msgspec.structs.astuple(EventDetails())
+class _Details(msgspec.Struct, array_like=True, omit_defaults=True):
+    """:class:`EventDetails` as stored: by position, so the stored form stays
+    put whatever order the schema shows; new fields go at the end (rows
+    written before still read)."""
+
+    code: int | None = None
+    enhanced_status: str | None = None
+    reply: str = ""
+    category: str = ""
+    hard: bool | None = None
+    url: str = ""
+    user_agent: str = ""
+    feedback_type: str = ""
+    scope: str = ""
 
 
 def _stored(d: EventDetails) -> bytes:
-    values = list(msgspec.structs.astuple(d))
-    while values and values[-1] == _EMPTY[len(values) - 1]:
-        values.pop()
-    return _enc.encode(values)
+    return _enc.encode(_Details(**msgspec.structs.asdict(d)))
 
 
 def _details(blob: bytes | None) -> EventDetails:
     if not blob:
         return EventDetails()
-    return EventDetails(**dict(zip(_FIELDS, _dec.decode(blob), strict=False)))
+    return EventDetails(**msgspec.structs.asdict(_dec.decode(blob)))
 
 
 class JobRow(msgspec.Struct, kw_only=True):
@@ -106,7 +112,7 @@ class JobRow(msgspec.Struct, kw_only=True):
 
 
 _enc = msgspec.msgpack.Encoder()
-_dec = msgspec.msgpack.Decoder(list[Any])
+_dec = msgspec.msgpack.Decoder(_Details)
 
 
 class TenantLog:
@@ -150,7 +156,7 @@ class TenantLog:
 
     def result(self, r: DeliveryResult, job: str | None) -> None:
         """A delivery result, buffered until :meth:`flush`."""
-        details = [r.code, r.enhanced_status, r.reply, r.category]
+        details = _Details(r.code, r.enhanced_status, r.reply, r.category)
         self._pending.append(
             (
                 time.time(),
@@ -282,7 +288,7 @@ class TenantLog:
         refused (``problem``: a ``rejected`` event): one commit, so a restart
         goes on after it."""
         kind = "rejected" if problem else "queued"
-        details = _stored(EventDetails(reply=problem, category="invalid")) if problem else None
+        details = _enc.encode(_Details(reply=problem, category="invalid")) if problem else None
         with self._lock:
             self._db.execute("BEGIN")
             self._db.execute(

@@ -117,7 +117,7 @@ class Dispatcher:
                 self.delivered += len(events)
                 return
             failures += 1
-            delay = min(self.spec.retry_max, self.spec.retry_initial * 2 ** (failures - 1))
+            delay = min(self.spec.retry_max, self.spec.retry_initial * 2 ** min(failures - 1, 40))
             if failures == 1 or delay >= self.spec.retry_max:
                 # Once when it starts failing, then at most once per retry_max.
                 self.say(f"webhook {self.where()}: {problem}; retrying, events wait in the log")
