@@ -16,11 +16,13 @@ HUMAN = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 class Server:
     """uvicorn serving ``app`` on a free loopback port, in a thread."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, port: int = 0, **config: Any) -> None:
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
         self.port = self.sock.getsockname()[1]
-        cfg = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False)
+        config = {"lifespan": "on", "log_level": "warning", "access_log": False, **config}
+        cfg = uvicorn.Config(app, **config)
         self.server = uvicorn.Server(cfg)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True

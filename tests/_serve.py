@@ -6,6 +6,8 @@ import asyncio
 import http.client
 import json
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +123,14 @@ def call(
     if hdrs.get("content-type", "").startswith("application/json"):
         return r.status, hdrs, json.loads(payload)
     return r.status, hdrs, payload.decode()
+
+
+def wait_for(check: Callable[[], Any], seconds: float = 60.0) -> Any:
+    """What ``check`` returns once it is true (checked every 50 ms)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        got = check()
+        if got:
+            return got
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

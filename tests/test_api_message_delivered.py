@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from urllib.parse import quote
 
 from tests._gateway import delivery, two_tenants
 from tests._mail import RecordingHandler, SMTPServer, dkim_verify, txt_record
-from tests._serve import Running, new_key, server_config
-
-
-def wait_for(check, seconds: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while True:
-        got = check()
-        if got:
-            return got
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+from tests._serve import Running, new_key, server_config, wait_for
 
 
 def test_a_message_is_accepted_then_delivered_and_its_events_are_read(tmp_path: Path) -> None:
@@ -52,7 +41,8 @@ def test_a_message_is_accepted_then_delivered_and_its_events_are_read(tmp_path: 
 
             msg = wait_for(delivered)
             assert [e["type"] for e in msg["events"]] == ["queued", "delivered"]
-            assert msg["events"][1]["code"] == 250
+            assert msg["events"][1]["details"]["code"] == 250
+            assert msg["events"][0]["tenant"] == "acme"
             assert msg["events"][0]["recipient"] == "ann@example.net"
 
             status, _, page = srv.call("GET", "/v1/events", key=key)

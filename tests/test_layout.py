@@ -25,6 +25,7 @@ STAGES = (
     "gateway",
     "api",
     "submission",
+    "webhooks",
     "server",
     "benchmark",
 )
@@ -44,6 +45,7 @@ ALLOWED = {
     # The SMTP listener: delivery for its per-credential rate limit
     # (LocalThrottles), compose to check each RCPT address as it comes.
     "submission": {"compose", "delivery", "gateway", "tenants"},
+    "webhooks": {"gateway", "tenants"},
     "server": {
         "delivery",
         "engine",
@@ -55,6 +57,7 @@ ALLOWED = {
         "gateway",
         "api",
         "submission",
+        "webhooks",
     },
     # The harness measures every stage; nothing depends on it.
     "benchmark": {
@@ -70,6 +73,7 @@ ALLOWED = {
         "gateway",
         "api",
         "submission",
+        "webhooks",
         "server",
     },
 }

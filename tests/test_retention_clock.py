@@ -54,8 +54,10 @@ def test_each_retention_rule_at_its_boundary(tmp_path: Path) -> None:
             later = await gw.sweep(spec, now=t0 + 91 * DAY)
             assert later["spool_deleted"] == 3 and later["events_anonymised"] == 6
             events = gw.events(ACME, 0, 100)
-            assert len(events) == 6 and all(e.recipient == "" and e.reply == "" for e in events)
-            assert {e.code for e in events if e.type == "delivered"} == {250}
+            assert len(events) == 6 and all(
+                e.recipient == "" and e.details.reply == "" for e in events
+            )
+            assert {e.details.code for e in events if e.type == "delivered"} == {250}
             assert spool_rows() == 0
             again = await gw.sweep(spec, now=t0 + 92 * DAY)
             assert not any(again.values())

@@ -19,6 +19,26 @@ CASES = {
         "region 'mars' is not in [regions]",
     ),
     "not toml": ("[http\n", "invalid config"),
+    "webhook in clear text": (
+        "[[tenants]]\nname = 'a'\n[[tenants.webhooks]]\nurl = 'http://hooks.example/x'\n"
+        "secret = '0123456789abcdef'\n",
+        "would send recipients' addresses unencrypted",
+    ),
+    "webhook event type": (
+        "[[tenants]]\nname = 'a'\n[[tenants.webhooks]]\nurl = 'https://hooks.example/x'\n"
+        "secret = '0123456789abcdef'\nevents = ['delivred']\n",
+        "unknown type 'delivred'",
+    ),
+    "webhooks beside tenants": (
+        "[[webhooks]]\nurl = 'https://hooks.example/x'\nsecret = '0123456789abcdef'\n"
+        "[[tenants]]\nname = 'a'\n",
+        "[[webhooks]] is for a setup without [[tenants]]",
+    ),
+    "webhook secret": (
+        "[[tenants]]\nname = 'a'\n[[tenants.webhooks]]\nurl = 'https://hooks.example/x'\n"
+        "secret = 'short'\n",
+        "webhook secret: at least 16 characters",
+    ),
 }
 
 

@@ -42,7 +42,6 @@ from mailsflux.api.types import (
     Accepted,
     ErrorDetail,
     ErrorOut,
-    EventOut,
     EventsOut,
     JobIn,
     JobOut,
@@ -60,7 +59,7 @@ from mailsflux.errors import (
     SchedulerClosedError,
     SpoolError,
 )
-from mailsflux.gateway import Event, Gateway, request_digest
+from mailsflux.gateway import Gateway, request_digest
 from mailsflux.tenants import KeyStore, Principal
 
 Scope = MutableMapping[str, Any]
@@ -260,9 +259,7 @@ class ApiApp:
                     return 200, _enc.encode(stored), [], _JSON
             if method == "GET" and len(parts) == 3 and parts[1] == "messages":
                 events = self.gateway.message(who, parts[2])
-                out = MessageOut(
-                    id=parts[2], state=events[-1].type, events=[_event(e) for e in events]
-                )
+                out = MessageOut(id=parts[2], state=events[-1].type, events=events)
                 return 200, _enc.encode(out), [], _JSON
             if method == "GET" and path == "/v1/events":
                 return 200, self._events(scope, who), [], _JSON
@@ -429,10 +426,8 @@ class ApiApp:
         if not raw.isdigit() or not 1 <= int(raw) <= 1000:
             raise _Answer(400, "bad_request", "limit is a number from 1 to 1000", "limit")
         events = self.gateway.events(who, after, int(raw))
-        last = events[-1].id if events else after
-        return _enc.encode(
-            EventsOut(events=[_event(e) for e in events], next=self._make_cursor(who, last))
-        )
+        last = events[-1].position if events else after
+        return _enc.encode(EventsOut(events=events, next=self._make_cursor(who, last)))
 
     def _make_cursor(self, who: Principal, position: int) -> str:
         mac = hmac.new(self.cursor_key, f"{who.tenant}\x00{position}".encode(), hashlib.sha256)
@@ -472,14 +467,6 @@ def _template(t: TemplateIn) -> Message:
         sender=t.sender, to="", subject=t.subject, html=t.html, text=t.text, data=t.data,
         reply_to=t.reply_to, headers=t.headers, list_unsubscribe=t.list_unsubscribe,
         missing_variables=t.missing_variables, tags=tuple(t.tags), metadata=t.metadata,
-    )  # fmt: skip
-
-
-def _event(e: Event) -> EventOut:
-    return EventOut(
-        id=f"evt_{e.id}", type=e.type, time=e.time, message_id=e.message_id,
-        recipient=e.recipient, job=e.job, code=e.code, enhanced_status=e.enhanced_status,
-        reply=e.reply, category=e.category,
     )  # fmt: skip
 
 

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from mailsflux.events import Event
+
 
 class AttachmentIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A file to attach, its bytes base64-encoded."""
@@ -79,31 +81,18 @@ class Accepted(msgspec.Struct, kw_only=True):
     status: Literal["queued"] = "queued"
 
 
-class EventOut(msgspec.Struct, kw_only=True, omit_defaults=True):
-    id: str
-    type: str
-    time: float
-    message_id: str
-    recipient: str = ""
-    job: str | None = None
-    code: int | None = None
-    enhanced_status: str | None = None
-    reply: str = ""
-    category: str = ""
-
-
 class MessageOut(msgspec.Struct, kw_only=True):
     """``GET /v1/messages/{id}``: its latest state and every event."""
 
     id: str
     state: str
-    events: list[EventOut]
+    events: list[Event]
 
 
 class EventsOut(msgspec.Struct, kw_only=True):
     """``GET /v1/events``: events after ``cursor``; pass ``next`` back to go on."""
 
-    events: list[EventOut]
+    events: list[Event]
     next: str
 
 

@@ -5,8 +5,9 @@ the caller's tenant and roles, stores each message in the tenant's spool
 before it answers, and keeps each tenant's events in its own log.
 """
 
+from mailsflux.events import Event
 from mailsflux.gateway.gateway import Gateway, JobStatus, request_digest
-from mailsflux.gateway.log import Event, TenantLog
+from mailsflux.gateway.log import TenantLog
 from mailsflux.gateway.metrics import Metrics
 from mailsflux.gateway.retention import RetentionSpec, add_counts, sweep_spool, sweep_tenant
 

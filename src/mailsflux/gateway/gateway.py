@@ -29,7 +29,8 @@ import msgspec
 
 from mailsflux.engine import Config, Engine, Message
 from mailsflux.errors import AccessError, ConfigError, MailsfluxError, NotFoundError
-from mailsflux.gateway.log import FINAL, Event, TenantLog
+from mailsflux.events import Event
+from mailsflux.gateway.log import FINAL, TenantLog
 from mailsflux.gateway.metrics import Metrics, TenantStats
 from mailsflux.gateway.retention import RetentionSpec, add_counts, sweep_tenant
 from mailsflux.gateway.sealed import read_rows, write_rows
@@ -157,7 +158,7 @@ class Gateway:
         # The spool's keys seal the log's recipients too: one key file per tenant.
         with SQLiteSpool(spool_dir, durable=self.fsync) as spool:
             keys = spool.keys
-        log = TenantLog(directory / "log.db", keys)
+        log = TenantLog(directory / "log.db", keys, t.name)
         state: _Tenant | None = None
 
         def on_result(r: DeliveryResult) -> None:
@@ -464,6 +465,10 @@ class Gateway:
         state = self._state(principal, "read")
         state.log.flush()
         return state.log.events(after=after, limit=limit)
+
+    def tenant_log(self, tenant: str) -> TenantLog:
+        """A tenant's log, for the server's own readers (webhooks), not for callers."""
+        return self._open[tenant].log
 
     def log(self, principal: Principal) -> TenantLog:
         """The caller's tenant log (idempotency answers)."""

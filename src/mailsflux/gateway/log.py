@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from mailsflux.events import Event, EventDetails, EventType, event_id
 from mailsflux.spool import SpoolKeys
 from mailsflux.types import DeliveryResult
 
@@ -42,6 +43,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     total INTEGER NOT NULL,
     next_row INTEGER NOT NULL,
     template BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS webhook_cursors (
+    endpoint TEXT PRIMARY KEY,
+    after INTEGER NOT NULL,
+    updated REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS templates (
     id TEXT PRIMARY KEY,
@@ -69,26 +75,34 @@ EVENT_TYPES = {
 FINAL = ("delivered", "bounced", "failed", "suppressed")
 
 
-class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One thing that happened to one message, as the API shows it."""
-
-    id: int
-    type: str
-    time: float
-    message_id: str
-    recipient: str = ""
-    job: str | None = None
-    code: int | None = None
-    enhanced_status: str | None = None
-    reply: str = ""
-    category: str = ""
-
-
 class _Details(msgspec.Struct, array_like=True, omit_defaults=True):
+    """:class:`EventDetails` as stored: by position, so the stored form stays
+    put whatever order the schema shows; new fields go at the end (rows
+    written before still read)."""
+
     code: int | None = None
     enhanced_status: str | None = None
     reply: str = ""
     category: str = ""
+    hard: bool | None = None
+    url: str = ""
+    user_agent: str = ""
+    feedback_type: str = ""
+    scope: str = ""
+
+
+def _stored(d: EventDetails) -> _Details:
+    return _Details(**msgspec.structs.asdict(d))
+
+
+def _shown(d: _Details) -> EventDetails:
+    return EventDetails(**msgspec.structs.asdict(d))
+
+
+def _without_personal(d: EventDetails) -> EventDetails:
+    """Details with what can name or track a person removed (a reply often
+    quotes the address; a URL or user agent can identify)."""
+    return msgspec.structs.replace(d, reply="", url="", user_agent="")
 
 
 class JobRow(msgspec.Struct, kw_only=True):
@@ -109,7 +123,7 @@ _dec = msgspec.msgpack.Decoder(_Details)
 class TenantLog:
     """Events, API jobs and idempotency answers of one tenant."""
 
-    def __init__(self, path: Path, keys: SpoolKeys) -> None:
+    def __init__(self, path: Path, keys: SpoolKeys, tenant: str = "") -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         new = not path.exists()
         self._db = sqlite3.connect(
@@ -121,6 +135,8 @@ class TenantLog:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._keys = keys
+        self.tenant = tenant
+        self._watchers: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._pending: list[tuple[Any, ...]] = []
 
@@ -185,6 +201,27 @@ class TenantLog:
             )
         )
 
+    def add(
+        self,
+        type: EventType,
+        message_id: str,
+        recipient: str,
+        job: str | None = None,
+        details: EventDetails | None = None,
+    ) -> None:
+        """Any other event (opened, clicked, complained, ...), buffered until
+        :meth:`flush`."""
+        self._pending.append(
+            (
+                time.time(),
+                type,
+                message_id,
+                job,
+                self._seal(recipient, message_id),
+                self._seal_details(_stored(details), message_id) if details is not None else None,
+            )
+        )
+
     def flush(self) -> None:
         """Commit what is buffered; if it cannot be written now it stays
         buffered (in order) for the next flush."""
@@ -201,6 +238,7 @@ class TenantLog:
         except BaseException:
             self._pending[:0] = rows
             raise
+        self._committed()
 
     def job_of(self, message_id: str) -> str | None:
         with self._lock:
@@ -222,24 +260,19 @@ class TenantLog:
         args.append(limit)
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
-        out = []
-        for i, typ, t, mid, job, rcpt, det in rows:
-            d = self._open_details(det, mid)
-            out.append(
-                Event(
-                    id=i,
-                    type=typ,
-                    time=t,
-                    message_id=mid,
-                    recipient=self._open(rcpt, mid),
-                    job=job,
-                    code=d.code,
-                    enhanced_status=d.enhanced_status,
-                    reply=d.reply,
-                    category=d.category,
-                )
+        return [
+            Event(
+                id=event_id(i),
+                type=typ,
+                time=t,
+                tenant=self.tenant,
+                message_id=mid,
+                job=job,
+                recipient=self._open(rcpt, mid),
+                details=_shown(self._open_details(det, mid)),
             )
-        return out
+            for i, typ, t, mid, job, rcpt, det in rows
+        ]
 
     def job_counts(self, job: str) -> dict[str, int]:
         with self._lock:
@@ -333,6 +366,42 @@ class TenantLog:
                 "UPDATE jobs SET next_row = ?, updated = ? WHERE id = ?",
                 (row, time.time(), job_id),
             )
+        self._committed()
+
+    # -- webhooks: the events table is their outbox, each endpoint's cursor is here --
+
+    def watch(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` after each commit of new events (in the
+        committing thread); returns what stops it."""
+        self._watchers.append(callback)
+        return lambda: self._watchers.remove(callback)
+
+    def _committed(self) -> None:
+        for callback in list(self._watchers):
+            callback()
+
+    def webhook_cursor(self, endpoint: str) -> int:
+        """The last event ``endpoint`` acknowledged. A new endpoint starts
+        after the newest event: it gets what happens from now on."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO webhook_cursors"
+                " SELECT ?, COALESCE(MAX(id), 0), ? FROM events",
+                (endpoint, time.time()),
+            )
+            row = self._db.execute(
+                "SELECT after FROM webhook_cursors WHERE endpoint = ?", (endpoint,)
+            ).fetchone()
+        return int(row[0])
+
+    def set_webhook_cursor(self, endpoint: str, after: int) -> None:
+        """``endpoint`` acknowledged every event up to ``after`` (committed
+        before the next batch is read: a restart resends at most one batch)."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE webhook_cursors SET after = ?, updated = ? WHERE endpoint = ?",
+                (after, time.time(), endpoint),
+            )
 
     # -- retention ---------------------------------------------------------------
 
@@ -374,11 +443,7 @@ class TenantLog:
         blank = []
         for i, mid, det in rows:
             d = self._open_details(det, mid) if det else None
-            clean = (
-                self._seal_details(_Details(d.code, d.enhanced_status, "", d.category), mid)
-                if d
-                else None
-            )
+            clean = self._seal_details(_stored(_without_personal(_shown(d))), mid) if d else None
             blank.append((clean, i))
         with self._tx() as db:
             db.executemany("UPDATE events SET recipient = NULL, details = ? WHERE id = ?", blank)
@@ -393,7 +458,7 @@ class TenantLog:
         found: list[Event] = []
         last = 0
         while batch := self.events(after=last, limit=2000):
-            last = batch[-1].id
+            last = batch[-1].position
             mine = [e for e in batch if e.recipient and match(e.recipient)]
             found.extend(mine)
             if not mine or not (erase or correct is not None):
@@ -401,13 +466,13 @@ class TenantLog:
             rows: list[tuple[bytes | None, bytes, int]] = []
             for e in mine:
                 if erase:
-                    d = _Details(e.code, e.enhanced_status, "", e.category)
-                    rows.append((None, self._seal_details(d, e.message_id), e.id))
+                    d = _stored(_without_personal(e.details))
+                    rows.append((None, self._seal_details(d, e.message_id), e.position))
                 else:
                     assert correct is not None
-                    d = _Details(e.code, e.enhanced_status, e.reply, e.category)
                     sealed = self._seal(correct, e.message_id)
-                    rows.append((sealed, self._seal_details(d, e.message_id), e.id))
+                    d = _stored(e.details)
+                    rows.append((sealed, self._seal_details(d, e.message_id), e.position))
             with self._tx() as db:
                 db.executemany("UPDATE events SET recipient = ?, details = ? WHERE id = ?", rows)
         return found

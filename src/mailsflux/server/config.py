@@ -12,7 +12,7 @@ from mailsflux.errors import ConfigError
 from mailsflux.gateway import RetentionSpec
 from mailsflux.jobs.jobfile import DeliverySpec, DKIMSpec
 from mailsflux.submission import SubmissionSpec
-from mailsflux.tenants import DEFAULT_TENANT, Tenant, Tenants
+from mailsflux.tenants import DEFAULT_TENANT, Tenant, Tenants, WebhookSpec
 
 
 class HTTPSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -64,6 +64,8 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: The DKIM keys of the one tenant a setup without ``[[tenants]]`` has.
     dkim: list[DKIMSpec] = msgspec.field(default_factory=list)
     tenants: list[Tenant] = msgspec.field(default_factory=list)
+    #: The webhooks of the one tenant a setup without ``[[tenants]]`` has.
+    webhooks: list[WebhookSpec] = msgspec.field(default_factory=list)
     #: Region name -> the directory that region's tenants' data lives in.
     regions: dict[str, str] = msgspec.field(default_factory=dict)
     #: fsync every spool commit (survives power loss, not only a crash).
@@ -125,6 +127,12 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                     )
             if self.delivery.stop_grace < 0:
                 raise ConfigError("delivery.stop_grace cannot be negative", field="stop_grace")
+            if self.tenants and self.webhooks:
+                raise ConfigError(
+                    "[[webhooks]] is for a setup without [[tenants]]:"
+                    " give each tenant its own [[tenants.webhooks]]",
+                    field="webhooks",
+                )
             tenants = self.tenant_list()
             owners: dict[str, str] = {}
             for t in tenants:
@@ -166,13 +174,21 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     def tenant_list(self) -> Tenants:
         """The tenants, with key paths resolved against the config's folder."""
         if not self.tenants:
-            items = [Tenant(name=DEFAULT_TENANT, dkim=list(self.dkim))]
+            items = [
+                Tenant(name=DEFAULT_TENANT, dkim=list(self.dkim), webhooks=list(self.webhooks))
+            ]
         else:
             items = list(self.tenants)
         out = []
         for t in items:
             keys = [msgspec.structs.replace(k, key=str(self.resolve(k.key))) for k in t.dkim]
-            out.append(msgspec.structs.replace(t, dkim=keys))
+            hooks = [
+                msgspec.structs.replace(
+                    w, ca_file=str(self.resolve(w.ca_file)) if w.ca_file else ""
+                )
+                for w in t.webhooks
+            ]
+            out.append(msgspec.structs.replace(t, dkim=keys, webhooks=hooks))
         return Tenants(out)
 
 

@@ -26,6 +26,7 @@ from mailsflux.gateway import Gateway, add_counts, sweep_spool
 from mailsflux.gateway.gateway import lock_dir
 from mailsflux.server.config import ServerConfig, parse_listen
 from mailsflux.tenants import KeyStore
+from mailsflux.webhooks import webhooks
 
 
 def cursor_key(data_dir: Path) -> bytes:
@@ -89,6 +90,7 @@ class Server:
                         await stack.enter_async_context(self._bounces())
                     if config.submission is not None:
                         await stack.enter_async_context(self._submission(gateway, keys))
+                    await stack.enter_async_context(webhooks(gateway))
                     await self._check_relay()
                     if ready is not None:
                         ready(self)

@@ -8,7 +8,7 @@ setup has one tenant, ``default``, that may send from any domain.
 """
 
 from mailsflux.tenants.keys import ROLES, KeyInfo, KeyKind, KeyStore, Principal
-from mailsflux.tenants.tenant import DEFAULT_TENANT, Tenant, Tenants
+from mailsflux.tenants.tenant import DEFAULT_TENANT, Tenant, Tenants, WebhookSpec
 
 __all__ = [
     "DEFAULT_TENANT",
@@ -19,4 +19,5 @@ __all__ = [
     "Principal",
     "Tenant",
     "Tenants",
+    "WebhookSpec",
 ]
