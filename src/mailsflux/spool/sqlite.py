@@ -103,7 +103,10 @@ class SQLiteSpool:
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             db = self.directory / "spool.db"
-            fresh = not db.exists()
+            # An empty database file is a spool a crash cut off between
+            # creating it and writing its key: it holds nothing a new key
+            # could fail to open, so it is made afresh.
+            fresh = not db.exists() or db.stat().st_size == 0
             if fresh:
                 # Created 0600 before SQLite opens it (its -wal and -shm files
                 # take the database's mode).
