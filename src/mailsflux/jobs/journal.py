@@ -19,6 +19,7 @@ import hashlib
 import time
 from collections.abc import Container, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailsflux.errors import SpoolError
 from mailsflux.jobs.jobfile import Job
@@ -32,6 +33,9 @@ from mailsflux.spool import (
     default_spool_dir,
 )
 from mailsflux.types import DeliveryResult, RenderedMessage
+
+if TYPE_CHECKING:
+    from mailsflux.spool.redis_spool import RedisSpool
 
 #: Results kept in memory before a commit even if no batch ended.
 _GROUP = 512
@@ -66,7 +70,7 @@ def schedule_for(job: Job, domain: str = "") -> RetrySchedule:
 class Journal:
     """The bridge from a running job's results to its spool records."""
 
-    def __init__(self, spool: SQLiteSpool, info: JobInfo, job: Job) -> None:
+    def __init__(self, spool: SQLiteSpool | RedisSpool, info: JobInfo, job: Job) -> None:
         self.spool = spool
         self.info = info
         self.job = job

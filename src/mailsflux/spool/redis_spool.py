@@ -13,7 +13,7 @@ one slot. Per job:
 ``due``    sorted set row -> next attempt; ``claim``: row -> claimed until
 ``seq``    row numbers for messages appended one at a time
 ``q``      the stream of recipient batches (consumer group ``w``), and
-``enq``    the last row put into it (:mod:`mailsflux.jobs.worker`)
+``enq``    the last row put into it, ``end`` once all are (:mod:`mailsflux.jobs.worker`)
 
 and ``PREFIX:jobs``, the set of job ids, outside any job's slot.
 
@@ -164,7 +164,7 @@ _meta_enc = msgspec.msgpack.Encoder()
 _meta_dec = msgspec.msgpack.Decoder(tuple[str, str, str, str | None])
 _msg_dec = msgspec.msgpack.Decoder(RenderedMessage)
 _info_dec = msgspec.json.Decoder(JobInfo)
-_PARTS: Final = ("info", "st", "rec", "n", "dom", "body", "due", "claim", "seq", "q", "enq")
+_PARTS: Final = ("info", "st", "rec", "n", "dom", "body", "due", "claim", "seq", "q", "enq", "end")
 
 
 def connect(url: str, *, timeout: float = 5.0) -> redis.Redis:
@@ -220,7 +220,7 @@ class RedisSpool:
         self._extend = c.register_script(EXTEND_LUA)
         self._next = c.register_script(NEXT_LUA)
         self._drop = c.register_script(DROP_LUA)
-        self._checked_kid = False
+        self._keys_checked = False
 
     # -- plumbing -------------------------------------------------------------
 
@@ -234,9 +234,9 @@ class RedisSpool:
         except (redis.RedisError, OSError) as exc:
             raise SpoolError(f"spool {what} failed (Redis): {exc}") from None
 
-    def _check_kid(self) -> None:
+    def check_keys(self) -> None:
         """Records of one spool open on every host: the hosts share one key file."""
-        if self._checked_kid:
+        if self._keys_checked:
             return
         kid_key = f"{self.prefix}:kid"
         self._do("write", self.client.set, kid_key, self.keys.current_id, nx=True)
@@ -247,7 +247,7 @@ class RedisSpool:
                 " file does not hold: copy the key file from the host that first wrote it",
                 file=str(self.keys.path) if self.keys.path else None,
             )
-        self._checked_kid = True
+        self._keys_checked = True
 
     def _seal_rec(self, job: str, r: Record) -> bytes:
         meta = _meta_enc.encode((r.recipient, r.message_id, r.reply, r.enhanced_status))
@@ -289,7 +289,7 @@ class RedisSpool:
     def begin_job(self, info: JobInfo, *, restart: bool = False, joining: bool = False) -> JobInfo:
         """Start or resume a job. A job already running in Redis is joined
         (many processes share it), never refused."""
-        self._check_kid()
+        self.check_keys()
         now = time.time()
         old = self.job(info.id)
         if restart and old is not None:
