@@ -61,6 +61,9 @@ GROUP: Final = "w"
 LEASE: Final = 30.0
 #: Deferred messages read from the spool at once.
 CHUNK: Final = 500
+#: Stream entries a worker holds unsettled before it takes another: the rest
+#: stay for the other workers (and a dead worker strands no more than this).
+AHEAD: Final = 4
 
 _rows_enc = msgspec.msgpack.Encoder()
 _rows_dec = msgspec.msgpack.Decoder(list[tuple[int, str, dict[str, str]]])
@@ -310,6 +313,8 @@ class _StreamSource:
         self.jid = journal.id
         self.queue = spool.key(self.jid, "q")
         self._down = False
+        #: Since when Redis has answered without a break (monotonic).
+        self._up_since: float | None = time.monotonic()
 
     @property
     def where(self) -> str:
@@ -329,8 +334,10 @@ class _StreamSource:
         except (redis.RedisError, OSError, SpoolError) as exc:
             if not self._down:
                 self.note(f"Redis unreachable, sending paused: {exc}")
-            self._down = True
+            self._down, self._up_since = True, None
             return None
+        if self._up_since is None:
+            self._up_since = time.monotonic()
         if self._down:
             self.note("Redis is back: sending resumed")
             self._down = False
@@ -339,9 +346,14 @@ class _StreamSource:
     def _take(self) -> tuple[str, list[tuple[int, str, dict[str, str]]]] | None:
         c = self.spool.client
         ms = int(self.lease * 1000)
-        got = self._redis(lambda: c.xautoclaim(self.queue, GROUP, self.consumer, ms, "0-0", 1))
+        got: Any = None
+        up = self._up_since
+        # After an outage every worker's entries look idle, the living ones'
+        # too: none is taken over until their holders have had a lease to renew.
+        if up is not None and time.monotonic() - up >= self.lease:
+            got = self._redis(lambda: c.xautoclaim(self.queue, GROUP, self.consumer, ms, "0-0", 1))
         entries = got[1] if got else []
-        if not entries and got is not None:
+        if not entries and self._up_since is not None:
             read = self._redis(
                 lambda: c.xreadgroup(GROUP, self.consumer, {self.queue: ">"}, count=1)
             )
@@ -390,6 +402,9 @@ class _StreamSource:
         loop = asyncio.get_running_loop()
         try:
             while True:
+                if len(self.journal.open) >= AHEAD:
+                    await asyncio.sleep(0.01)
+                    continue
                 taken = self._take()
                 if taken is not None:
                     for msg in self._compose(*taken, on_problem):
