@@ -159,6 +159,17 @@ def redis_options(p: argparse.ArgumentParser, *, required: bool = False) -> None
         )
 
 
+def _relay_url(text: str) -> str:
+    """Checked here so a bad URL is a usage error naming --relay, not a traceback."""
+    from mailsflux.delivery.relay import Relay
+
+    try:
+        Relay.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "worker", help="take batches of jobs from Redis and send them (run one per host or core)"
@@ -171,7 +182,12 @@ def add_parser(sub: Any) -> None:
         metavar="S",
         help="seconds after which a silent worker's batches are taken over (30)",
     )
-    p.add_argument("--relay", metavar="URL", help="override the jobs' relay (or MAILSFLUX_RELAY)")
+    p.add_argument(
+        "--relay",
+        type=_relay_url,
+        metavar="URL",
+        help="override the jobs' relay (or MAILSFLUX_RELAY)",
+    )
     p.add_argument(
         "--until-idle",
         action="store_true",

@@ -266,6 +266,7 @@ class Journal:
         """Commit what is buffered (one transaction)."""
         self._flush_soon = False
         if not self._buffer:
+            self.written([])
             return
         batch = self._buffer
         try:
@@ -273,14 +274,21 @@ class Journal:
         except Exception as exc:
             # Not raised into the scheduler (a worker would take it for its
             # own fault). The results stay buffered and are written by the
-            # next flush that succeeds (writing them twice is harmless); a
-            # job stops on it, an engine refuses new messages until then.
+            # next flush that succeeds (writing them twice is harmless).
             # Nothing is recorded that did not happen.
-            self.error = exc
-            self.broken.set()
+            self.write_failed(exc)
             return
         self._buffer = []
-        if self.error is not None:
+        self.written(batch)
+
+    def write_failed(self, exc: Exception) -> None:
+        """A commit failed: a job stops on it, an engine refuses new messages until then."""
+        self.error = exc
+        self.broken.set()
+
+    def written(self, batch: Sequence[Record]) -> None:
+        """``batch`` is committed (empty: there was nothing to commit)."""
+        if batch and self.error is not None:
             self.error = None
             self.broken = asyncio.Event()
 

@@ -34,7 +34,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Container, Iterable
+from collections.abc import AsyncIterator, Callable, Container, Iterable, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -231,19 +231,12 @@ class StreamJournal(Journal):
         for r in left:
             self.entry_of[r] = entry
 
-    def flush(self) -> None:
-        self._flush_soon = False
-        if not self._buffer:
-            self._ack()
-            return
-        batch = self._buffer
-        try:
-            self.spool.store(self.info.id, batch)
-        except Exception as exc:
-            self.error = exc
-            self._again()
-            return
-        self._buffer = []
+    def write_failed(self, exc: Exception) -> None:
+        # Not broken: sending pauses by itself while Redis is away, and this retries.
+        self.error = exc
+        self._again()
+
+    def written(self, batch: Sequence[Record]) -> None:
         self.error = None
         for rec in batch:
             entry = self.entry_of.pop(rec.row, None)
