@@ -173,3 +173,20 @@ def test_redis_unreachable_is_a_spool_error(tmp_path: Path) -> None:
     with pytest.raises(SpoolError, match=r"spool .* failed \(Redis\)"):
         s.counts("job-1")
     s.close()
+
+
+def test_next_due_counts_claims(spool: RedisSpool) -> None:
+    _job(spool)
+    now = time.time()
+    spool.store(
+        "job-1",
+        [
+            Record(row=1, state="deferred", next_at=now - 10, message=_msg(1)),
+            Record(row=2, state="deferred", next_at=now + 50, message=_msg(2)),
+        ],
+    )
+    assert spool.next_due("job-1") == pytest.approx(now - 10)
+    assert [d.record.row for d in spool.due(now)] == [1]  # claimed for CLAIM seconds
+    assert spool.next_due("job-1") == pytest.approx(now + 50)
+    spool.extend_claim("job-1", [2], now + 2 * CLAIM)
+    assert spool.next_due("job-1") == pytest.approx(now + CLAIM, abs=5)

@@ -89,3 +89,22 @@ def test_deferred_messages_are_retried_by_a_worker_when_due(
     assert status["counts"] == {"delivered": 40}
     got = Counter(r for m in handler.received for r in m.rcpt_tos)
     assert got == Counter({r[0]: 1 for r in rows})
+
+
+def test_stopped_workers_leave_the_consumer_group(redis_url: str, prefix: str) -> None:
+    from mailsflux.jobs.worker import GROUP, forget_gone_consumers
+    from mailsflux.spool import SpoolKeys
+    from mailsflux.spool.redis_spool import RedisSpool
+
+    with RedisSpool(redis_url, prefix=prefix, keys=SpoolKeys.generate()) as spool:
+        q = spool.key("job-1", "q")
+        spool.client.xgroup_create(q, GROUP, id="0", mkstream=True)
+        spool.client.xadd(q, {"first": 1})
+        spool.client.xadd(q, {"first": 2})
+        done = spool.client.xreadgroup(GROUP, "gone", {q: ">"}, count=1)[0][1][0][0]
+        spool.client.xack(q, GROUP, done)
+        spool.client.xreadgroup(GROUP, "holding", {q: ">"}, count=1)
+        time.sleep(0.05)
+        assert forget_gone_consumers(spool, "job-1", idle=0.01) == 1
+        names = [c["name"] for c in spool.client.xinfo_consumers(q, GROUP)]
+    assert names in (["holding"], [b"holding"])

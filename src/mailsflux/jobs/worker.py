@@ -493,6 +493,23 @@ async def work_job(
         lists.close()
 
 
+def forget_gone_consumers(spool: RedisSpool, job: str, idle: float) -> int:
+    """Drop consumers of the job's group that hold nothing and have been silent
+    for ``idle`` seconds (workers that stopped): the group does not grow forever."""
+    key = spool.key(job, "q")
+    try:
+        gone = [
+            c["name"]
+            for c in spool.client.xinfo_consumers(key, GROUP)
+            if not c["pending"] and c["idle"] > idle * 1000
+        ]
+        for name in gone:
+            spool.client.xgroup_delconsumer(key, GROUP, name)
+    except (redis.RedisError, OSError):
+        return 0  # no group yet, or Redis away: next time
+    return len(gone)
+
+
 def has_work(spool: RedisSpool, info: JobInfo, now: float) -> bool:
     """Batches to take, or deferred messages due."""
     if info.state == "running" and not progress_of(spool, info.id)[1]:
@@ -521,6 +538,7 @@ async def run_worker(
     infos: dict[str, JobInfo] = {}
     failed: dict[str, float] = {}
     down = False
+    tidied = time.monotonic()
     note(f"worker {consumer} ready")
     while not stop.is_set():
         now = time.time()
@@ -572,6 +590,10 @@ async def run_worker(
                         spool.end_job(jid, "finished")
                 if on_done is not None:
                     on_done(infos[jid], s)
+        if not down and time.monotonic() - tidied > 60:
+            tidied = time.monotonic()
+            for jid in list(infos):
+                forget_gone_consumers(spool, jid, idle=max(10 * lease, 600))
         if once and not tasks and not ready and not down:
             return
         with contextlib.suppress(TimeoutError):

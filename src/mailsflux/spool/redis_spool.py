@@ -110,15 +110,22 @@ end
 return 1
 """
 
-#: KEYS: due claim. ARGV: now. The earliest moment a waiting row can be taken.
+#: KEYS: due claim. The earliest moment a waiting row can be taken: rows in
+#: order of next attempt, until no later one can come sooner (its claim aside).
 NEXT_LUA: Final = """
 local best = false
-local got = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-for i = 1, #got, 2 do
-  local t = tonumber(got[i + 1])
-  local c = redis.call('ZSCORE', KEYS[2], got[i])
-  if c and tonumber(c) > t then t = tonumber(c) end
-  if not best or t < best then best = t end
+local i = 0
+while true do
+  local got = redis.call('ZRANGE', KEYS[1], i, i + 99, 'WITHSCORES')
+  if #got == 0 then break end
+  for j = 1, #got, 2 do
+    local t = tonumber(got[j + 1])
+    if best and t >= best then return tostring(best) end
+    local c = redis.call('ZSCORE', KEYS[2], got[j])
+    if c and tonumber(c) > t then t = tonumber(c) end
+    if not best or t < best then best = t end
+  end
+  i = i + 100
 end
 if best then return tostring(best) end
 return false
@@ -505,7 +512,6 @@ class RedisSpool:
                 "read",
                 self._next,
                 keys=[self.key(j, "due"), self.key(j, "claim")],
-                args=[repr(time.time())],
             )
             if got is not None:
                 t = float(got)
