@@ -35,7 +35,8 @@ def test_two_workers_send_a_job_once_and_status_reads_it_from_redis(
     rows = people(ROWS)
     with SMTPServer(handler) as server:
         job = make_job(tmp_path, rows, relay=server.url, algorithm="ed25519-sha256")
-        with Workers(2, redis_url, prefix, tmp_path) as workers:
+        events = tmp_path / "events.jsonl"
+        with Workers(2, redis_url, prefix, tmp_path, "--events", str(events)) as workers:
             sent = run_cli("send", str(job), "--redis", redis_url, "--prefix", prefix, "--json")
             status = _status(redis_url, prefix)
         logs = workers.log(0) + workers.log(1)
@@ -46,6 +47,9 @@ def test_two_workers_send_a_job_once_and_status_reads_it_from_redis(
     assert got == Counter({r[0]: 1 for r in rows})
     assert status["counts"] == {"delivered": ROWS}
     assert status["state"] == "finished" and status["rows"] == ROWS
+    # Both workers wrote their events into one file, a whole line each.
+    kinds = Counter(json.loads(line)["kind"] for line in events.read_text().splitlines())
+    assert kinds == {"delivered": ROWS}
 
 
 def test_a_bad_row_is_recorded_skipped_by_the_sender(

@@ -38,13 +38,14 @@ def _done(info: JobInfo, s: JobSummary) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from mailsflux.cli import _env_relay, _print_problem, _run, _Stop
+    from mailsflux.cli import _env_relay, _open_events, _print_problem, _run, _Stop
     from mailsflux.delivery.relay import Relay
     from mailsflux.jobs.worker import run_worker
 
     relay_url = args.relay or _env_relay()
     relay = Relay.parse(relay_url) if relay_url else None
     stop = _Stop()
+    events = _open_events(args.events) if args.events else None
     with open_redis_spool(args) as spool:
         # A host whose key file is not the others' says so now, not per batch.
         spool.check_keys()
@@ -62,11 +63,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
                     note=_note,
                     on_done=_done,
                     once=args.until_idle,
+                    events=events,
                 )
             finally:
                 stop.uninstall()
 
-        _run(go())
+        try:
+            _run(go())
+        finally:
+            if events is not None:
+                events.close()
     _note("stopped")
     return stop.exit_code if stop.signum else 0
 
@@ -187,6 +193,9 @@ def add_parser(sub: Any) -> None:
         type=_relay_url,
         metavar="URL",
         help="override the jobs' relay (or MAILSFLUX_RELAY)",
+    )
+    p.add_argument(
+        "--events", metavar="FILE", help="append this worker's delivery events to FILE (JSON lines)"
     )
     p.add_argument(
         "--until-idle",

@@ -35,7 +35,7 @@ import secrets
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Container, Iterable, Sequence
-from typing import Any, Final
+from typing import IO, Any, Final
 
 import msgspec
 import redis
@@ -460,8 +460,10 @@ async def work_job(
     hard_stop: asyncio.Event | None = None,
     on_problem: ProblemSink,
     note: Callable[[str], None],
+    events: IO[bytes] | None = None,
 ) -> JobSummary:
-    """Take the job's batches and due messages until none are left."""
+    """Take the job's batches and due messages until none are left
+    (``events``: one JSON line per delivery event appended there)."""
     job = load_job(info.source)
     signer = make_signer(job)
     lists = JobSuppression(job)
@@ -488,6 +490,7 @@ async def work_job(
             stop=stop,
             hard_stop=hard_stop,
             journal=journal,
+            events=events,
         )
     finally:
         lists.close()
@@ -530,6 +533,7 @@ async def run_worker(
     note: Callable[[str], None],
     on_done: Callable[[JobInfo, JobSummary], None] | None = None,
     once: bool = False,
+    events: IO[bytes] | None = None,
 ) -> None:
     """Work on every job in the spool that has work, until ``stop``
     (``once``: until there is no work left)."""
@@ -568,6 +572,7 @@ async def run_worker(
                     hard_stop=hard_stop,
                     on_problem=on_problem,
                     note=note,
+                    events=events,
                 )
             )
         for jid, task in list(tasks.items()):
