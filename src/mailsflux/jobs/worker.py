@@ -69,6 +69,10 @@ _rows_enc = msgspec.msgpack.Encoder()
 _rows_dec = msgspec.msgpack.Decoder(list[tuple[int, str, dict[str, str]]])
 
 
+def _text(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
 def _batch_ctx(job: str, first: int) -> bytes:
     return f"{job}\x00batch\x00{first}".encode()
 
@@ -353,8 +357,8 @@ class _StreamSource:
             entries = read[0][1] if read else []
         if not entries:
             return None
-        eid, fields = entries[0]
-        eid = eid.decode() if isinstance(eid, bytes) else str(eid)
+        raw, fields = entries[0]
+        eid = _text(raw)
         if not fields:  # deleted meanwhile (acknowledged by its first holder)
             self._redis(lambda: c.xack(self.queue, GROUP, eid))
             return None
@@ -376,13 +380,16 @@ class _StreamSource:
                     GROUP,
                     min="-",
                     max="+",
-                    count=len(mine) + 64,  # noqa: B023 - called at once
+                    count=len(mine) + 1000,  # noqa: B023 - called at once
                     consumername=self.consumer,
                 )
             )
             if held is None:
                 continue
-            ids = [h["message_id"] for h in held]
+            # Only entries still being worked on: one taken while Redis failed
+            # (never started) must run out and be taken over, not kept alive.
+            working = set(self.journal.open)
+            ids = [h["message_id"] for h in held if _text(h["message_id"]) in working]
             if ids:
                 self._redis(
                     lambda: c.xclaim(self.queue, GROUP, self.consumer, 0, ids, justid=True)  # noqa: B023
