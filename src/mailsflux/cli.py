@@ -741,7 +741,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bounces(sub)
     add_bench_parser(sub)
-    add_worker_parser(sub)
+    add_worker_parser(sub, _relay_url)
     return ap
 
 

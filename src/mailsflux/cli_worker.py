@@ -165,18 +165,8 @@ def redis_options(p: argparse.ArgumentParser, *, required: bool = False) -> None
         )
 
 
-def _relay_url(text: str) -> str:
-    """Checked here so a bad URL is a usage error naming --relay, not a traceback."""
-    from mailsflux.delivery.relay import Relay
-
-    try:
-        Relay.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Any, relay_url: Any) -> None:
+    """``worker`` on the main parser's subcommands (``relay_url`` checks --relay)."""
     p = sub.add_parser(
         "worker", help="take batches of jobs from Redis and send them (run one per host or core)"
     )
@@ -190,7 +180,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--relay",
-        type=_relay_url,
+        type=relay_url,
         metavar="URL",
         help="override the jobs' relay (or MAILSFLUX_RELAY)",
     )
