@@ -112,3 +112,16 @@ def test_stopped_workers_leave_the_consumer_group(redis_url: str, prefix: str) -
         assert forget_gone_consumers(spool, "job-1", idle=0.01) == 1
         names = [c["name"] for c in spool.client.xinfo_consumers(q, GROUP)]
     assert names in (["holding"], [b"holding"])
+
+
+def test_send_redis_bad_input_is_one_line(tmp_path: Path, redis_url: str, prefix: str) -> None:
+    job = make_job(tmp_path, people(3), algorithm="ed25519-sha256")
+    for extra in (["--workers", "2"], ["--local-sink"]):
+        got = run_cli("send", str(job), "--redis", redis_url, "--prefix", prefix, *extra)
+        assert got.returncode == 2 and "Traceback" not in got.stderr
+        assert got.stderr.count("\n") == 1 and "with --redis the workers send" in got.stderr
+    got = run_cli("send", str(job), "--redis", "redis://127.0.0.1:1/0")
+    assert got.returncode == 2 and "Traceback" not in got.stderr
+    assert "(Redis)" in got.stderr.splitlines()[-1]
+    got = run_cli("worker", "--redis", "http://nowhere")
+    assert got.returncode == 2 and "not a Redis URL" in got.stderr and "Traceback" not in got.stderr
