@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
 
 from mailsflux.errors import SpoolError
-from mailsflux.spool import CLAIM, JobInfo, Record, SpoolKeys, SQLiteSpool
-from mailsflux.types import RenderedMessage
-
-
-def _msg(row: int) -> RenderedMessage:
-    return RenderedMessage(
-        mail_from="news@sender.example",
-        rcpt_to=f"secret.person{row}@example.org",
-        data=b"Subject: hi\r\n\r\nconfidential body text %d\r\n" % row,
-        message_id=f"<m{row}@sender.example>",
-        row=row,
-    )
+from mailsflux.spool import JobInfo, Record, SpoolKeys, SQLiteSpool
+from tests._spool_contract import changed_recipients_refused, states_and_claims
+from tests._spool_contract import msg as _msg
 
 
 def _job(spool: SQLiteSpool, fp: str = "sha256:aa") -> JobInfo:
@@ -31,60 +21,12 @@ def _job(spool: SQLiteSpool, fp: str = "sha256:aa") -> JobInfo:
 def test_states_round_trip_and_due_messages_are_claimed(tmp_path: Path) -> None:
     spool = SQLiteSpool(tmp_path / "s")
     _job(spool)
-    now = time.time()
-    spool.store(
-        "job-1",
-        [
-            Record(row=2, state="delivered", recipient="a@example.org", domain="example.org"),
-            Record(
-                row=3,
-                state="deferred",
-                recipient="secret.person3@example.org",
-                domain="example.org",
-                attempts=2,
-                first_at=now - 60,
-                next_at=now - 1,
-                code=451,
-                reply="451 4.7.1 <secret.person3@example.org> greylisted",
-                message=_msg(3),
-            ),
-            Record(row=4, state="deferred", next_at=now + 3600, message=_msg(4)),
-        ],
-    )
-    assert spool.counts("job-1") == {"delivered": 1, "deferred": 2}
-    assert spool.settled_rows("job-1")[0] == 0b11100
-    rec = spool.load("job-1", 3)
-    assert rec is not None and rec.reply.endswith("greylisted") and rec.attempts == 2
-    due = spool.due(now, job="job-1")
-    assert [d.record.row for d in due] == [3]
-    assert due[0].message == _msg(3)
-    # Claimed: another runner does not get it until CLAIM has passed.
-    assert spool.due(now) == []
-    assert [d.record.row for d in spool.due(now + CLAIM + 1)] == [3]
-    assert [d.record.row for d in spool.due(now + 3601)] == [3, 4]  # 3: its claim ran out
-    # Settled: its bytes leave the spool.
-    spool.store("job-1", [Record(row=3, state="delivered", domain="example.org")])
-    assert spool.message("job-1", 3) is None and spool.message("job-1", 4) is not None
-    assert spool.make_due(job="job-1") == 1
-    assert spool.due(now + 3601) == []  # due now, but still claimed by its runner
-    assert spool.drop(job="job-1") == 0  # being tried: left to finish
-    # Its runner settles it (deferred again: the claim goes), then it can be dropped.
-    spool.store("job-1", [Record(row=4, state="deferred", next_at=now + 60, message=_msg(4))])
-    assert spool.drop(job="job-1") == 1
-    assert spool.counts("job-1") == {"delivered": 2, "failed": 1}
-    assert spool.message("job-1", 4) is None
+    states_and_claims(spool)  # the same checks as the Redis spool's
 
 
 def test_a_changed_recipient_file_is_not_mixed_into_a_resumed_job(tmp_path: Path) -> None:
     spool = SQLiteSpool(tmp_path / "s")
-    _job(spool)
-    with pytest.raises(SpoolError, match=r"recipients have changed.*--restart"):
-        _job(spool, fp="sha256:bb")
-    spool.store("job-1", [Record(row=1, state="delivered")])
-    info = spool.begin_job(
-        JobInfo(id="job-1", name="news", source="/x", fingerprint="sha256:bb"), restart=True
-    )
-    assert info.fingerprint == "sha256:bb" and spool.counts("job-1") == {}
+    changed_recipients_refused(spool)
 
 
 def test_nothing_in_the_spool_directory_is_readable_plain_text(tmp_path: Path) -> None:

@@ -17,6 +17,8 @@ import msgspec
 
 from mailsflux import __version__
 from mailsflux.benchmark.command import add_parser as add_bench_parser
+from mailsflux.cli_worker import add_parser as add_worker_parser
+from mailsflux.cli_worker import cmd_send_redis, redis_options
 from mailsflux.delivery.relay import Relay
 from mailsflux.dkim.keyfiles import txt_path_for
 from mailsflux.errors import ConfigError, DKIMError, MailsfluxError
@@ -193,6 +195,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     from mailsflux.engine import Config, Engine
     from mailsflux.jobs.jobfile import SpoolSpec
 
+    if args.redis:
+        return cmd_send_redis(args)
     if args.relay is None:
         args.relay = _env_relay()
     stop = _Stop()
@@ -675,6 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep no spool: no resume, deferred messages are reported and dropped",
     )
+    redis_options(p)
     p.set_defaults(func=cmd_send)
 
     p = sub.add_parser("render", help="write finished messages as .eml files without sending")
@@ -747,6 +752,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bounces(sub)
     add_suppression_parser(sub)
     add_bench_parser(sub)
+    add_worker_parser(sub, _relay_url)
     return ap
 
 

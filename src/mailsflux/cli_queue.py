@@ -21,6 +21,11 @@ def _open(args: argparse.Namespace) -> SQLiteSpool:
     from mailsflux.errors import SpoolError
     from mailsflux.spool import SQLiteSpool, default_spool_dir
 
+    if getattr(args, "redis", None):
+        from mailsflux.cli_worker import open_redis_spool
+
+        return open_redis_spool(args)  # type: ignore[return-value]
+
     where = Path(args.spool) if args.spool else default_spool_dir()
     if not (where / "spool.db").exists():
         raise SpoolError(
@@ -259,7 +264,10 @@ def _status_doc(spool: SQLiteSpool, info: JobInfo) -> dict[str, Any]:
 
     counts = spool.counts(info.id)
     settled = sum(n for s, n in counts.items() if s != "pending")
-    running = info.state == "running" and (info.pid == os.getpid() or pid_alive(info.pid))
+    # A job in Redis names no process: its workers may be on any host.
+    running = info.state == "running" and (
+        not info.pid or info.pid == os.getpid() or pid_alive(info.pid)
+    )
     state = info.state if info.state != "running" or running else "interrupted"
     end = time.time() if running else info.updated
     elapsed = max(end - info.run_started, 1e-9)
@@ -361,6 +369,9 @@ def add_parsers(sub: Any, relay_url: Any) -> None:
 
     p = sub.add_parser("status", help="jobs in the spool: counts per state, rate, ETA, domains")
     _spool_options(p)
+    from mailsflux.cli_worker import redis_options
+
+    redis_options(p)
     p.add_argument("job", nargs="?", help="one job (id or name), with per-domain counts")
     p.add_argument("--json", action="store_true", help="as JSON")
     p.set_defaults(func=cmd_status)

@@ -124,6 +124,9 @@ class DeliverySpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: "local" (in-process throttles) or a redis:// URL shared by every
     #: process and host sending together.
     throttle: str = "local"
+    #: Seconds a shared connection lease lives unless renewed (a third of it
+    #: apart): what a dead worker's connections stay taken for.
+    lease_ttl: float = 120.0
     #: DNS servers for MX lookups ("ip" or "ip:port"); default: the system's.
     nameservers: list[str] = msgspec.field(default_factory=list)
     mx_port: int = 25

@@ -19,6 +19,7 @@ import hashlib
 import time
 from collections.abc import Container, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailsflux.errors import SpoolError
 from mailsflux.jobs.jobfile import Job
@@ -32,6 +33,9 @@ from mailsflux.spool import (
     default_spool_dir,
 )
 from mailsflux.types import DeliveryResult, RenderedMessage
+
+if TYPE_CHECKING:
+    from mailsflux.spool.redis_spool import RedisSpool
 
 #: Results kept in memory before a commit even if no batch ended.
 _GROUP = 512
@@ -80,7 +84,7 @@ def pending_record(msg: RenderedMessage, now: float) -> Record:
 class Journal:
     """The bridge from a running job's results to its spool records."""
 
-    def __init__(self, spool: SQLiteSpool, info: JobInfo, job: Job) -> None:
+    def __init__(self, spool: SQLiteSpool | RedisSpool, info: JobInfo, job: Job) -> None:
         self.spool = spool
         self.info = info
         self.job = job
@@ -264,6 +268,7 @@ class Journal:
         """Commit what is buffered (one transaction)."""
         self._flush_soon = False
         if not self._buffer:
+            self.written([])
             return
         batch = self._buffer
         try:
@@ -271,14 +276,21 @@ class Journal:
         except Exception as exc:
             # Not raised into the scheduler (a worker would take it for its
             # own fault). The results stay buffered and are written by the
-            # next flush that succeeds (writing them twice is harmless); a
-            # job stops on it, an engine refuses new messages until then.
+            # next flush that succeeds (writing them twice is harmless).
             # Nothing is recorded that did not happen.
-            self.error = exc
-            self.broken.set()
+            self.write_failed(exc)
             return
         self._buffer = []
-        if self.error is not None:
+        self.written(batch)
+
+    def write_failed(self, exc: Exception) -> None:
+        """A commit failed: a job stops on it, an engine refuses new messages until then."""
+        self.error = exc
+        self.broken.set()
+
+    def written(self, batch: Sequence[Record]) -> None:
+        """``batch`` is committed (empty: there was nothing to commit)."""
+        if batch and self.error is not None:
             self.error = None
             self.broken = asyncio.Event()
 

@@ -127,6 +127,7 @@ def scheduler_for(
         ),
         timeout=d.timeout,
         data_timeout=d.data_timeout,
+        lease_ttl=d.lease_ttl,
         credentials=credentials,
         local_hostname=ehlo_name,
         tls_context=tls_context,

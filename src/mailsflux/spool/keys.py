@@ -103,6 +103,11 @@ class SpoolKeys:
     def current_id(self) -> str:
         return self._current_id.hex()
 
+    @property
+    def ids(self) -> list[str]:
+        """Every key id the ring holds (hex), newest first."""
+        return [kid.hex() for kid, _ in self._keys]
+
     def seal(self, plain: bytes, context: bytes) -> bytes:
         nonce = secrets.token_bytes(_NONCE_LEN)
         head = bytes([_VERSION]) + self._current_id + nonce
