@@ -225,44 +225,54 @@ cdef extern from * nogil:
 
     /* CTR from Q = V with bits 63 and 31 cleared; a token is far below 2^32
        blocks, so the low 32-bit word counts (RFC 5297 sections 2.5 and 5). */
-    MF_TGT static void mf_siv_ctr(const __m128i *k, unsigned char *v, size_t len) {
-        unsigned char *m = v + 16, cb[4][16], ks[64];
-        __m128i c[4];
-        size_t i, nb = (len + 15) / 16, off, r, b;
-        uint32_t n;
-        int j, rd;
-        for (j = 0; j < 4; j++) {
-            memcpy(cb[j], v, 12);
-            cb[j][8] &= 0x7f;
-        }
-        n = (uint32_t)(v[12] & 0x7f) << 24 | (uint32_t)v[13] << 16 | (uint32_t)v[14] << 8 | v[15];
-        for (i = 0; i < nb; i += 4) {
-            for (j = 0; j < 4; j++) {
-                uint32_t ctr = n + (uint32_t)(i + j);
-                cb[j][12] = (unsigned char)(ctr >> 24); cb[j][13] = (unsigned char)(ctr >> 16);
-                cb[j][14] = (unsigned char)(ctr >> 8); cb[j][15] = (unsigned char)ctr;
-                c[j] = _mm_xor_si128(MF_LD(cb[j]), k[0]);
+    MF_TGT static void mf_siv_ctr(const __m128i *k, mf_siv_job *jobs, size_t count) {
+        unsigned char cb[8][16], ks[8][16], *dst[8];
+        __m128i c[8];
+        size_t t = 0, i = 0, dn[8], b;
+        uint32_t ctr;
+        int lanes, j, rd;
+        /* Eight blocks at a time, taken across the tokens in turn, so that
+           independent AES calls overlap in the pipeline. */
+        for (;;) {
+            lanes = 0;
+            while (lanes < 8 && t < count) {
+                if (16 * i >= jobs[t].len) { t++; i = 0; continue; }
+                memcpy(cb[lanes], jobs[t].v, 16);
+                cb[lanes][8] &= 0x7f;
+                cb[lanes][12] &= 0x7f;
+                ctr = ((uint32_t)cb[lanes][12] << 24 | (uint32_t)cb[lanes][13] << 16
+                       | (uint32_t)cb[lanes][14] << 8 | cb[lanes][15]) + (uint32_t)i;
+                cb[lanes][12] = (unsigned char)(ctr >> 24); cb[lanes][13] = (unsigned char)(ctr >> 16);
+                cb[lanes][14] = (unsigned char)(ctr >> 8); cb[lanes][15] = (unsigned char)ctr;
+                dst[lanes] = jobs[t].v + 16 + 16 * i;
+                dn[lanes] = jobs[t].len - 16 * i < 16 ? jobs[t].len - 16 * i : 16;
+                lanes++;
+                i++;
             }
+            if (!lanes) break;
+            for (j = 0; j < 8; j++) c[j] = _mm_xor_si128(MF_LD(cb[j]), k[0]);
             for (rd = 1; rd < 14; rd++)
-                for (j = 0; j < 4; j++) c[j] = _mm_aesenc_si128(c[j], k[rd]);
-            for (j = 0; j < 4; j++) MF_ST(ks + 16 * j, _mm_aesenclast_si128(c[j], k[14]));
-            off = 16 * i;
-            r = len - off < 64 ? len - off : 64;
-            for (b = 0; b + 16 <= r; b += 16)
-                MF_ST(m + off + b, _mm_xor_si128(MF_LD(m + off + b), MF_LD(ks + b)));
-            for (; b < r; b++) m[off + b] ^= ks[b];
+                for (j = 0; j < 8; j++) c[j] = _mm_aesenc_si128(c[j], k[rd]);
+            for (j = 0; j < 8; j++) MF_ST(ks[j], _mm_aesenclast_si128(c[j], k[14]));
+            for (j = 0; j < lanes; j++) {
+                if (dn[j] == 16) {
+                    MF_ST(dst[j], _mm_xor_si128(MF_LD(dst[j]), MF_LD(ks[j])));
+                } else {
+                    for (b = 0; b < dn[j]; b++) dst[j][b] ^= ks[j][b];
+                }
+            }
         }
     }
 
-    /* SIV-ENCRYPT (RFC 5297 section 2.6) of up to four tokens of one message
-       at once: CMAC is a chain of dependent AES calls, so four chains side by
+    /* S2V (RFC 5297 section 2.4) of up to eight tokens of one message at
+       once: CMAC is a chain of dependent AES calls, so eight chains side by
        side keep the AES unit busy where one would wait on each result. */
-    MF_TGT static void mf_siv_seal4(const mf_siv *s, const mf_siv_pre *pre,
+    MF_TGT static void mf_siv_v8(const mf_siv *s, const mf_siv_pre *pre,
                                     mf_siv_job *jobs, int lanes) {
-        __m128i k[15], x[4];
-        unsigned char t[4][32];
+        __m128i k[15], x[8];
+        unsigned char t[8][32];
         const unsigned char *zero = (const unsigned char *)s->sub1;  /* any 16 bytes */
-        size_t start[4], q[4], steps[4], most = 0, r, i, tl, len;
+        size_t start[8], q[8], steps[8], most = 0, r, i, tl, len;
         unsigned char *m;
         int j, rd;
         mf_keys(s->mac, k);
@@ -300,9 +310,9 @@ cdef extern from * nogil:
             }
             if (steps[j] > most) most = steps[j];
         }
-        for (; j < 4; j++) { steps[j] = 0; x[j] = _mm_setzero_si128(); }
+        for (; j < 8; j++) { steps[j] = 0; x[j] = _mm_setzero_si128(); }
         for (r = 0; r < most; r++) {
-            for (j = 0; j < 4; j++) {
+            for (j = 0; j < 8; j++) {
                 const unsigned char *blk = zero;
                 if (r < steps[j]) {
                     i = start[j] + r;
@@ -311,22 +321,23 @@ cdef extern from * nogil:
                 x[j] = _mm_xor_si128(_mm_xor_si128(x[j], MF_LD(blk)), k[0]);
             }
             for (rd = 1; rd < 14; rd++)
-                for (j = 0; j < 4; j++) x[j] = _mm_aesenc_si128(x[j], k[rd]);
-            for (j = 0; j < 4; j++) {
+                for (j = 0; j < 8; j++) x[j] = _mm_aesenc_si128(x[j], k[rd]);
+            for (j = 0; j < 8; j++) {
                 x[j] = _mm_aesenclast_si128(x[j], k[14]);
                 if (r + 1 == steps[j]) MF_ST(jobs[j].v, x[j]);
             }
         }
         memset(t, 0, sizeof t);
-        mf_keys(s->enc, k);
-        for (j = 0; j < lanes; j++) mf_siv_ctr(k, jobs[j].v, jobs[j].len);
     }
 
     MF_TGT static void mf_siv_seal_many(const mf_siv *s, const mf_siv_pre *pre,
                                         mf_siv_job *jobs, size_t count) {
+        __m128i k[15];
         size_t i;
-        for (i = 0; i < count; i += 4)
-            mf_siv_seal4(s, pre, jobs + i, count - i < 4 ? (int)(count - i) : 4);
+        for (i = 0; i < count; i += 8)      /* every V first: CTR changes P */
+            mf_siv_v8(s, pre, jobs + i, count - i < 8 ? (int)(count - i) : 8);
+        mf_keys(s->enc, k);
+        mf_siv_ctr(k, jobs, count);
     }
 
     /* One token: V goes to v, the len bytes of P at m (== v + 16) are sealed. */
@@ -336,7 +347,7 @@ cdef extern from * nogil:
         (void)m;
         job.v = v;
         job.len = len;
-        mf_siv_seal4(s, pre, &job, 1);
+        mf_siv_seal_many(s, pre, &job, 1);
     }
     #else
     static void mf_siv_init(mf_siv *s, const unsigned char *key,
@@ -942,13 +953,13 @@ cdef Py_ssize_t _put_plain(_Out* tmp, bytes prefix, int kind, const unsigned cha
 cdef int _seal(Rewriter rw, const mf_siv_pre* pre, _Out* tmp, const Py_ssize_t* offs,
                Py_ssize_t count) except -1:
     """Seal the ``count`` tokens laid out back to back in ``tmp`` (each ``V ||
-    payload`` from ``offs[i]`` to the next one), four at a time."""
-    cdef mf_siv_job jobs[4]
+    payload`` from ``offs[i]`` to the next one), eight at a time."""
+    cdef mf_siv_job jobs[8]
     cdef Py_ssize_t i, j, end, lanes
     cdef bytes sealed
     i = 0
     while i < count:
-        lanes = count - i if count - i < 4 else 4
+        lanes = count - i if count - i < 8 else 8
         for j in range(lanes):
             end = offs[i + j + 1] if i + j + 1 < count else tmp.len
             jobs[j].v = <unsigned char*>tmp.data + offs[i + j]
@@ -1123,7 +1134,7 @@ cdef class Rewriter:
                 ed.len = 0
             prefix = _payload_prefix(message_id, recipient, job, sent_at)
             # First every token's payload, then all of them sealed together
-            # (four CMAC chains at a time), then the output.
+            # (eight CMAC chains at a time), then the output.
             slot = <Py_ssize_t*>PyMem_Malloc(<size_t>(ed.len + 1) * sizeof(Py_ssize_t))
             offs = <Py_ssize_t*>PyMem_Malloc(<size_t>(ed.len + 1) * sizeof(Py_ssize_t))
             if slot is NULL or offs is NULL:
