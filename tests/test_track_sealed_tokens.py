@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hmac
 import re
+import time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import msgspec
+
 from mailsflux.delivery.relay import Relay
 from mailsflux.jobs import Prepared, send
-from mailsflux.tracking import load_config
+from mailsflux.tracking import load_config, write_new_config
 from mailsflux.types import Problem
 from tests._http import Server
 from tests._jobs import make_job
@@ -102,3 +106,24 @@ def test_urls_of_a_sent_message_do_not_reveal_the_address(tmp_path: Path) -> Non
     finally:
         store.close()
     assert kinds == ["click", "open"]
+
+
+def _signed_click(key: bytes, sent_at: int) -> str:
+    """A click token as made before tokens were sealed: payload || HMAC tag."""
+    payload = msgspec.msgpack.encode(("m@x", RCPT, "j", sent_at, 1, TARGET))
+    tag = hmac.digest(key, b"k1." + payload, "sha256")[:16]
+    return "k1." + base64.urlsafe_b64encode(payload + tag).decode().rstrip("=")
+
+
+def test_signed_tokens_days_comes_from_the_tracking_config(tmp_path: Path) -> None:
+    path = tmp_path / "tracking.toml"
+    write_new_config(path, "https://t.sender.example")
+    cfg = load_config(path)
+    old = _signed_click(cfg.keys["k1"], int(time.time()) - 86400)
+    assert cfg.verifier().decode(old) is None  # a new config never sent signed tokens
+    text = path.read_text().replace("signed_tokens_days = 0", "signed_tokens_days = 2")
+    path.write_text(text)
+    p = load_config(path).verifier().decode(old, "click")
+    assert p is not None and (p.recipient, p.url) == (RCPT, TARGET)
+    path.write_text(text.replace("signed_tokens_days = 2", "signed_tokens_days = 0.5"))
+    assert load_config(path).verifier().decode(old) is None
