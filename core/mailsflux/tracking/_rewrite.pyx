@@ -62,7 +62,7 @@ cdef extern from * nogil:
     """
     #include <stdint.h>
     #include <string.h>
-    #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+    #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(MF_NO_X86)
     #include <cpuid.h>
     #include <immintrin.h>
     #define MF_X86 1
@@ -89,6 +89,12 @@ cdef extern from * nogil:
         unsigned char prev[16];      /* after kp - 1 blocks (zero when kp == 0) */
         unsigned char last[16];      /* after kp blocks */
     } mf_siv_pre;
+
+    /* One token to seal: V || P at v, len bytes of P; sealed in place. */
+    typedef struct {
+        unsigned char *v;
+        size_t len;
+    } mf_siv_job;
 
     static int mf_aes_ni = 0;
 
@@ -217,12 +223,6 @@ cdef extern from * nogil:
         MF_ST(pre->last, x);
     }
 
-    /* One token to seal: V || P at v, len bytes of P; sealed in place. */
-    typedef struct {
-        unsigned char *v;
-        size_t len;
-    } mf_siv_job;
-
     /* CTR from Q = V with bits 63 and 31 cleared; a token is far below 2^32
        blocks, so the low 32-bit word counts (RFC 5297 sections 2.5 and 5). */
     MF_TGT static void mf_siv_ctr(const __m128i *k, mf_siv_job *jobs, size_t count) {
@@ -340,33 +340,17 @@ cdef extern from * nogil:
         mf_siv_ctr(k, jobs, count);
     }
 
-    /* One token: V goes to v, the len bytes of P at m (== v + 16) are sealed. */
-    MF_TGT static void mf_siv_seal(const mf_siv *s, const mf_siv_pre *pre,
-                                   unsigned char *m, size_t len, unsigned char *v) {
-        mf_siv_job job;
-        (void)m;
-        job.v = v;
-        job.len = len;
-        mf_siv_seal_many(s, pre, &job, 1);
-    }
     #else
     static void mf_siv_init(mf_siv *s, const unsigned char *key,
                             const unsigned char *ad, size_t adlen) { (void)s; (void)key; (void)ad; (void)adlen; }
     static void mf_siv_prefix(const mf_siv *s, const unsigned char *p, size_t plen,
                               mf_siv_pre *pre) { (void)s; (void)p; (void)plen; pre->kp = 0; }
-    typedef struct {
-        unsigned char *v;
-        size_t len;
-    } mf_siv_job;
     static void mf_siv_seal_many(const mf_siv *s, const mf_siv_pre *pre,
                                  mf_siv_job *jobs, size_t count) {
         (void)s; (void)pre; (void)jobs; (void)count;
     }
-    static void mf_siv_seal(const mf_siv *s, const mf_siv_pre *pre,
-                            unsigned char *m, size_t len, unsigned char *v) {
-        (void)s; (void)pre; (void)m; (void)len; (void)v;
-    }
     #endif
+
     static const char mf_B64[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -415,8 +399,6 @@ cdef extern from * nogil:
     int mf_aes_use_ni(int on)
     void mf_siv_init(mf_siv* s, const unsigned char* key, const unsigned char* ad, size_t adlen)
     void mf_siv_prefix(const mf_siv* s, const unsigned char* p, size_t plen, mf_siv_pre* pre)
-    void mf_siv_seal(const mf_siv* s, const mf_siv_pre* pre, unsigned char* m, size_t len,
-                     unsigned char* v)
     ctypedef struct mf_siv_job:
         unsigned char* v
         size_t len
@@ -1360,6 +1342,7 @@ def siv_encrypt(bytes key not None, bytes ad not None, bytes data not None):
     """AES-256-SIV of ``data`` with one associated-data string, by this module's
     AES-NI code (for tests against the cryptography package)."""
     cdef mf_siv_pre pre
+    cdef mf_siv_job one
     cdef bytes out = PyBytes_FromStringAndSize(NULL, 16 + PyBytes_GET_SIZE(data))
     cdef unsigned char* o = <unsigned char*>PyBytes_AS_STRING(out)
     cdef void* siv
@@ -1375,7 +1358,9 @@ def siv_encrypt(bytes key not None, bytes ad not None, bytes data not None):
                     <const unsigned char*>PyBytes_AS_STRING(ad), <size_t>PyBytes_GET_SIZE(ad))
         mf_siv_prefix(<const mf_siv*>siv, NULL, 0, &pre)
         memcpy(o + 16, PyBytes_AS_STRING(data), <size_t>PyBytes_GET_SIZE(data))
-        mf_siv_seal(<const mf_siv*>siv, &pre, o + 16, <size_t>PyBytes_GET_SIZE(data), o)
+        one.v = o
+        one.len = <size_t>PyBytes_GET_SIZE(data)
+        mf_siv_seal_many(<const mf_siv*>siv, &pre, &one, 1)
     finally:
         PyMem_Free(siv)
     return out
