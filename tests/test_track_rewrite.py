@@ -96,12 +96,12 @@ def test_tokens_are_aes_siv_of_the_payload(ni: bool) -> None:
 
 @pytest.mark.parametrize("ni", [False, True])
 def test_every_link_of_a_part_is_sealed_whatever_the_count(ni: bool) -> None:
-    """Links are sealed four at a time: every count and length mix opens."""
+    """Links are sealed eight at a time: every count and length mix opens."""
     if ni and not _track.aes_ni_available():
         pytest.skip("no AES-NI on this CPU")
     try:
         _track.use_aes_ni(ni)
-        for count in range(0, 11):
+        for count in range(0, 20):
             urls = [f"https://e.example/{'x' * (i * 7 % 40)}?n={i}" for i in range(count)]
             html = "".join(f'<a href="{u}">{i}</a>' for i, u in enumerate(urls)).encode()
             for opens in (False, True):
@@ -112,6 +112,9 @@ def test_every_link_of_a_part_is_sealed_whatever_the_count(ni: bool) -> None:
                 for tok in pixels:
                     p = tracker().decode(tok.decode(), "open")
                     assert p is not None and (p.recipient, p.url) == (RCPT, "")
+            text = " ".join(urls).encode()
+            out = tracker().rewrite_text(text, message_id=MID, recipient=RCPT, job="j")
+            assert clicks(out) == urls
     finally:
         _track.use_aes_ni(True)
 

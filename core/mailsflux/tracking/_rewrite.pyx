@@ -1213,6 +1213,9 @@ cdef class Rewriter:
         cdef list pieces = None
         cdef _Out out, tmp
         cdef mf_siv_pre ctx
+        cdef Py_ssize_t* offs = NULL
+        cdef Py_ssize_t* grown
+        cdef Py_ssize_t count = 0, cap = 0, k, end
         if skip_prefix is not None and not skip_prefix:
             skip_prefix = None
         out.data = tmp.data = NULL
@@ -1247,25 +1250,42 @@ cdef class Rewriter:
                             self, PyBytes_GET_SIZE(prefix), PyBytes_GET_SIZE(u)
                         ) > _MAX_TOKEN:
                             continue
-                        out.len = 0
-                        _write_token(self, &out, &ctx, prefix, KIND_CLICK,
-                                     <const unsigned char*>PyBytes_AS_STRING(u),
-                                     PyBytes_GET_SIZE(u), &tmp)
+                        # the payload now; all tokens are sealed together below
+                        if count == cap:
+                            cap = cap * 2 if cap else 16
+                            grown = <Py_ssize_t*>PyMem_Realloc(
+                                offs, <size_t>cap * sizeof(Py_ssize_t))
+                            if grown is NULL:
+                                raise MemoryError()
+                            offs = grown
+                        offs[count] = _put_plain(&tmp, prefix, KIND_CLICK,
+                                                 <const unsigned char*>PyBytes_AS_STRING(u),
+                                                 PyBytes_GET_SIZE(u))
                         if pieces is None:
                             pieces = []
                         pieces.append(src[last:j - len(whole)])
                         pieces.append(base)
                         pieces.append(u"/c/")
-                        pieces.append(PyBytes_FromStringAndSize(out.data, out.len).decode("ascii"))
+                        pieces.append(count)                    # the token's place
                         pieces.append(whole[len(url):])
+                        count += 1
                         last = j
                         continue
                 i += 1
+            if pieces is None:
+                return text
+            _seal(self, &ctx, &tmp, offs, count)
+            for i in range(len(pieces)):
+                if type(pieces[i]) is int:
+                    k = pieces[i]
+                    end = offs[k + 1] if k + 1 < count else tmp.len
+                    out.len = 0
+                    _put_token(self, &out, tmp.data + offs[k], end - offs[k])
+                    pieces[i] = PyBytes_FromStringAndSize(out.data, out.len).decode("ascii")
         finally:
+            PyMem_Free(offs)
             PyMem_Free(out.data)
             PyMem_Free(tmp.data)
-        if pieces is None:
-            return text
         pieces.append(src[last:])
         return u"".join(pieces).encode("utf-8", "surrogateescape")
 

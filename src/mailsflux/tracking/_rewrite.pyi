@@ -17,7 +17,8 @@ class Rewriter:
     def base(self) -> bytes: ...
     @property
     def key_id(self) -> bytes: ...
-    def __init__(self, base: str, key_id: str, key: bytes) -> None: ...
+    def __init__(self, base: str, key_id: str, key: bytes) -> None:
+        """``key``: the 64-byte AES-256-SIV key (``tokens.token_key`` of a tracking key)."""
     def token(
         self,
         kind: int,
