@@ -1,14 +1,20 @@
 """Question: what does tracking one HTML part cost?
 
-Mailsflux (compiled scanner, SHA-256/HMAC in C over a per-message midstate)
-against plain Python doing the same job: ``re.sub`` over the part with a
+Mailsflux (compiled scanner, tokens sealed with AES-256-SIV on AES-NI in C,
+CMAC over a per-message prefix state) against plain Python doing the job the
+way tokens were made before they were sealed: ``re.sub`` over the part with a
 callback that decodes the href, builds the msgpack payload, signs it with
 ``hmac`` (HMAC-SHA256) and base64-encodes the token, then inserts the pixel.
-The part is ~4 KB of realistic email HTML with 10 links. Run:
+A second plain way seals with ``cryptography``'s AESSIV instead, as the
+compiled code does.  The part is ~4 KB of realistic email HTML with 10 links.
+Run:
 
     .venv/bin/python -m pytest bench/bench_track.py --benchmark-enable
 
-or as a script for a quick table: ``.venv/bin/python bench/bench_track.py``.
+or as a script for a table of CPU time per part: ``.venv/bin/python
+bench/bench_track.py [N] [--before DIR]``, where ``DIR`` holds another build
+of ``_rewrite`` (say ``pip install --target DIR`` of an older commit) to
+time in the same run, interleaved.
 """
 
 from __future__ import annotations
@@ -17,8 +23,12 @@ import base64
 import hashlib
 import hmac
 import html as htmllib
+import importlib.machinery
+import importlib.util
 import re
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +36,10 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _machine import best_of, describe
+from _machine import describe
 from mailsflux.tracking import Tracker
-from mailsflux.tracking._rewrite import SHA_NI
+from mailsflux.tracking._rewrite import AES_NI
+from mailsflux.tracking.tokens import token_key
 
 BASE = "https://t.example.com"
 KEY = b"K" * 32
@@ -86,6 +97,10 @@ def plain_rewrite(html: bytes) -> bytes:
         tag = hmac.new(KEY, kid + b"." + payload, hashlib.sha256).digest()[:16]
         return kid + b"." + base64.urlsafe_b64encode(payload + tag).rstrip(b"=")
 
+    return _plain_html(html, token)
+
+
+def _plain_html(html: bytes, token: Callable[[int, str], bytes]) -> bytes:
     def sub(m: re.Match[bytes]) -> bytes:
         tag = m.group(0)
         url = htmllib.unescape(m.group(3).decode()).strip()
@@ -105,6 +120,18 @@ def plain_rewrite(html: bytes) -> bytes:
     ends = [m.start() for m in _BODY_END.finditer(out)]
     at = ends[-1] if ends else len(out)
     return out[:at] + pixel + out[at:]
+
+
+def _sealed_plain() -> Callable[[bytes], bytes]:
+    from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+
+    siv, kid = AESSIV(token_key(KEY)), b"k1"
+
+    def token(kind: int, url: str) -> bytes:
+        payload = msgspec.msgpack.encode((MID, RCPT, JOB, SENT, kind, url))
+        return kid + b"." + base64.urlsafe_b64encode(siv.encrypt(payload, [kid])).rstrip(b"=")
+
+    return lambda html: _plain_html(html, token)
 
 
 TRACKER = Tracker(BASE, {"k1": KEY}, "k1", clock=lambda: SENT)
@@ -152,17 +179,65 @@ except ImportError:  # run as a plain script without pytest
     pass
 
 
+def _load_before(where: str) -> Any:
+    """The ``_rewrite`` module of another build, loaded beside this one."""
+    (path,) = Path(where).rglob("_rewrite.*.so")
+    loader = importlib.machinery.ExtensionFileLoader("before._rewrite", str(path))
+    spec = importlib.util.spec_from_file_location("before._rewrite", path, loader=loader)
+    assert spec is not None
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+def _cpu(fn: Callable[[], object], n: int, rounds: int = 5) -> float:
+    """CPU seconds per call: the best of ``rounds`` runs of ``n`` calls."""
+    for _ in range(max(1, n // 20)):
+        fn()
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.process_time()
+        for _ in range(n):
+            fn()
+        best = min(best, (time.process_time() - start) / n)
+    return best
+
+
 if __name__ == "__main__":
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
+    args = sys.argv[1:]
+    before_dir = None
+    if "--before" in args:
+        i = args.index("--before")
+        before_dir = args[i + 1]
+        del args[i : i + 2]
+    n = int(args[0]) if args else 5000
     ours, plain = mailsflux_rewrite(), plain_one()
     assert _links(ours) == _links(plain) == 10, (_links(ours), _links(plain))
-    t_ours, t_plain = (
-        best_of(mailsflux_rewrite, n, warmup=100),
-        best_of(plain_one, n // 10, warmup=100),
-    )
+    sealed_plain = _sealed_plain()
+    runs: dict[str, tuple[Callable[[], object], int]] = {
+        "mailsflux rewrite_html (sealed)": (mailsflux_rewrite, n),
+        "re.sub + hmac per link (Python)": (plain_one, n // 10),
+        "re.sub + AESSIV per link (Python)": (lambda: sealed_plain(HTML), n // 10),
+    }
+    if before_dir is not None:
+        old = _load_before(before_dir).Rewriter(BASE, "k1", KEY)
+        before = old.rewrite_html(HTML, MID, RCPT, JOB, SENT, None, True, True)
+        assert _links(before) == 10
+        runs["before: rewrite_html (signed)"] = (
+            lambda: old.rewrite_html(HTML, MID, RCPT, JOB, SENT, None, True, True),
+            n,
+        )
+        print(f"URL length before: {len(before) - len(HTML)} bytes added to the part")
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(3):  # interleaved, so a change in load hits every line alike
+        for name, (fn, count) in runs.items():
+            best[name] = min(best[name], _cpu(fn, count))
     print(describe())
-    print(f"SHA-256 path: {'x86 SHA extensions' if SHA_NI else 'portable C'}")
+    print(f"AES path: {'AES-NI' if AES_NI else 'cryptography (no AES-NI)'}")
     print(f"HTML part: {len(HTML)} bytes, 10 tracked links + pixel -> {len(ours)} bytes")
-    print(f"mailsflux rewrite_html:           {t_ours * 1e6:9.2f} us/part")
-    print(f"re.sub + hmac per link (Python):  {t_plain * 1e6:9.2f} us/part")
-    print(f"ratio (plain / mailsflux):        {t_plain / t_ours:9.1f}x")
+    for name, t in best.items():
+        print(f"{name + ':':40s} {t * 1e6:9.2f} us CPU/part")
+    ref = best["mailsflux rewrite_html (sealed)"]
+    for name, t in best.items():
+        if not name.startswith("mailsflux"):
+            print(f"ratio ({name} / mailsflux): {t / ref:6.1f}x")

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import os
 import re
 
 import msgspec
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
 from mailsflux.errors import ConfigError, HeaderError
 from mailsflux.tracking import LIST_UNSUBSCRIBE_POST, TokenVerifier, Tracker
 from mailsflux.tracking import _rewrite as _track
+from mailsflux.tracking.tokens import token_key
 
 BASE = "https://t.example.com"
 KEY = b"k" * 32
@@ -47,37 +48,113 @@ def no_pixel(html: bytes) -> bytes:
     return rewrite(html, opens=False)
 
 
-# -- SHA-256 and HMAC in C ----------------------------------------------------
+# -- AES-256-SIV in C -----------------------------------------------------------
+
+
+needs_ni = pytest.mark.skipif(not _track.aes_ni_available(), reason="no AES-NI on this CPU")
+
+
+@needs_ni
+def test_c_aes_siv_matches_cryptography() -> None:
+    for n in [*range(0, 100), 127, 128, 129, 255, 1000, 8200]:
+        for ad in (b"k1", b"", b"x" * 16, b"y" * 33):
+            key, data = os.urandom(64), os.urandom(n)
+            assert _track.siv_encrypt(key, ad, data) == AESSIV(key).encrypt(data, [ad]), (n, ad)
 
 
 @pytest.mark.parametrize("ni", [False, True])
-def test_c_sha256_matches_hashlib(ni: bool) -> None:
-    if ni and not _track.sha_ni_available():
-        pytest.skip("no SHA extensions on this CPU")
+def test_tokens_are_aes_siv_of_the_payload(ni: bool) -> None:
+    if ni and not _track.aes_ni_available():
+        pytest.skip("no AES-NI on this CPU")
     try:
-        _track.use_sha_ni(ni)
-        for n in [*range(0, 200), 511, 512, 4095, 65537]:
-            data = os.urandom(n)
-            assert _track.sha256(data) == hashlib.sha256(data).digest(), n
-    finally:
-        _track.use_sha_ni(True)
-
-
-@pytest.mark.parametrize("ni", [False, True])
-def test_token_tag_is_hmac_sha256(ni: bool) -> None:
-    try:
-        _track.use_sha_ni(ni)
-        for key in (b"s" * 16, os.urandom(64), os.urandom(100)):  # short, block, hashed
+        _track.use_aes_ni(ni)
+        for raw_key in (b"s" * 16, os.urandom(32), os.urandom(100)):
+            key = token_key(raw_key)
             rw = _track.Rewriter(BASE, "kid", key)
-            for url in ("", "https://x.example/", "https://x.example/" + "p" * 300):
-                tok = rw.token(1, MID, RCPT, "job", SENT, url)
-                _, body = tok.split(".")
-                raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-                payload, tag = raw[:-16], raw[-16:]
-                assert tag == hmac.digest(key, b"kid." + payload, "sha256")[:16]
-                assert msgspec.msgpack.decode(payload) == [MID, RCPT, "job", SENT, 1, url]
+            # message ids of every length around the 16-byte blocks the
+            # per-message CMAC state covers, and URLs on both sides of 16 bytes
+            for mid in ("", *("m" * i for i in range(1, 40)), "m" * 300):
+                for url in ("", "h", "https://x.example/", "https://x.example/" + "p" * 300):
+                    tok = rw.token(1, mid, RCPT, "job", SENT, url)
+                    body = tok.partition(".")[2]
+                    raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+                    payload = AESSIV(key).decrypt(raw, [b"kid"])
+                    assert msgspec.msgpack.decode(payload) == [mid, RCPT, "job", SENT, 1, url]
+            tiny = rw.token(0, "", "", "", 0, "")  # a payload shorter than one block
+            raw = base64.urlsafe_b64decode(tiny[4:] + "=" * (-len(tiny[4:]) % 4))
+            assert msgspec.msgpack.decode(AESSIV(key).decrypt(raw, [b"kid"])) == [
+                "",
+                "",
+                "",
+                0,
+                0,
+                "",
+            ]
     finally:
-        _track.use_sha_ni(True)
+        _track.use_aes_ni(True)
+
+
+@pytest.mark.parametrize("ni", [False, True])
+def test_every_link_of_a_part_is_sealed_whatever_the_count(ni: bool) -> None:
+    """Links are sealed eight at a time: every count and length mix opens."""
+    if ni and not _track.aes_ni_available():
+        pytest.skip("no AES-NI on this CPU")
+    try:
+        _track.use_aes_ni(ni)
+        for count in range(0, 20):
+            urls = [f"https://e.example/{'x' * (i * 7 % 40)}?n={i}" for i in range(count)]
+            html = "".join(f'<a href="{u}">{i}</a>' for i, u in enumerate(urls)).encode()
+            for opens in (False, True):
+                out = rewrite(html, opens=opens)
+                assert clicks(out) == urls
+                pixels = re.findall(rb'src="https://t\.example\.com/o/([^"]+)"', out)
+                assert len(pixels) == opens
+                for tok in pixels:
+                    p = tracker().decode(tok.decode(), "open")
+                    assert p is not None and (p.recipient, p.url) == (RCPT, "")
+            text = " ".join(urls).encode()
+            out = tracker().rewrite_text(text, message_id=MID, recipient=RCPT, job="j")
+            assert clicks(out) == urls
+    finally:
+        _track.use_aes_ni(True)
+
+
+def test_a_token_reveals_neither_address_nor_target() -> None:
+    t = tracker()
+    for kind in ("open", "click", "unsubscribe"):
+        tok = t.token(kind, message_id=MID, recipient=RCPT, job="j", url="https://a.example/x")  # type: ignore[arg-type]
+        body = tok.partition(".")[2]
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        for secret in (RCPT, "ada", "example.org", "a.example", MID):
+            assert secret.encode() not in raw
+
+
+def _signed(key: bytes, kind: int, sent_at: int, url: str = "") -> str:
+    """A token as made before tokens were sealed: payload || HMAC-SHA256 tag."""
+    payload = msgspec.msgpack.encode((MID, RCPT, "j", sent_at, kind, url))
+    tag = hmac.digest(key, b"k1." + payload, "sha256")[:16]
+    return "k1." + base64.urlsafe_b64encode(payload + tag).decode().rstrip("=")
+
+
+def test_signed_tokens_of_mail_already_sent_are_accepted_for_a_while() -> None:
+    now = SENT + 10 * 86400
+    v = TokenVerifier({"k1": KEY}, signed_days=90, clock=lambda: now)
+    click = _signed(KEY, 1, SENT, "https://a.example/")
+    p = v.decode(click, "click")
+    assert p is not None and (p.recipient, p.url) == (RCPT, "https://a.example/")
+    assert v.decode(_signed(KEY, 0, SENT), "open") is not None
+    assert v.decode(_signed(b"o" * 32, 1, SENT, "https://a.example/")) is None  # wrong key
+    assert v.decode(click[:-2] + ("A" if click[-2] != "A" else "B") + click[-1]) is None
+    # after the transition period, opens and clicks are refused; unsubscribes never are
+    late = TokenVerifier({"k1": KEY}, signed_days=90, clock=lambda: SENT + 91 * 86400)
+    assert late.decode(click) is None and late.decode(_signed(KEY, 0, SENT)) is None
+    assert late.decode(_signed(KEY, 2, SENT), "unsubscribe") is not None
+    off = TokenVerifier({"k1": KEY}, signed_days=0, clock=lambda: now)
+    assert off.decode(click) is None
+    assert off.decode(_signed(KEY, 2, SENT), "unsubscribe") is not None
+    # sealed tokens do not expire
+    sealed = tracker().token("click", message_id=MID, recipient=RCPT, url="h")
+    assert late.decode(sealed) is not None
 
 
 # -- tokens -------------------------------------------------------------------
@@ -140,11 +217,15 @@ def test_forged_truncated_rekeyed_and_garbled_tokens_are_rejected() -> None:
         t.decode(other.token("click", message_id=MID, recipient=RCPT, url="https://evil.example/"))
         is None
     )
-    # forging: re-sign our payload with a guessed key fails; edit the payload, keep the tag
+    # forging: CTR lets one who knows the payload flip its bytes ("good" to
+    # "evil" in the URL), but the synthetic IV no longer matches
     raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-    payload, tag = raw[:-16], raw[-16:]
-    evil = payload.replace(b"good", b"evil")
-    forged = kid + "." + base64.urlsafe_b64encode(evil + tag).decode().rstrip("=")
+    plain = msgspec.msgpack.encode((MID, RCPT, "", SENT, 1, "https://good.example/"))
+    at = 16 + plain.index(b"good")
+    flip = bytes(a ^ b for a, b in zip(b"good", b"evil", strict=True))
+    evil = raw[:at] + bytes(a ^ b for a, b in zip(raw[at : at + 4], flip, strict=True))
+    evil += raw[at + 4 :]
+    forged = kid + "." + base64.urlsafe_b64encode(evil).decode().rstrip("=")
     assert t.decode(forged) is None
 
 

@@ -1,11 +1,9 @@
-# Declarations for mailsflux.tracking._rewrite (compiled link rewriting and token signing).
+# Declarations for mailsflux.tracking._rewrite (compiled link rewriting and sealed tokens).
 #
 # The HTML scanner records what to change as a list of _Edit spans over the
 # input (href values to replace, data-mf-notrack attributes to drop, the
 # pixel's insertion point); the rewriter then copies the input through,
 # replacing only those spans.
-
-from libc.stdint cimport uint32_t
 
 
 cdef struct _Edit:
@@ -27,5 +25,8 @@ cdef class Rewriter:
     cdef readonly bytes base        # b"https://t.example.com" (no trailing slash)
     cdef readonly bytes key_id      # ASCII key id, written in clear before the "."
     cdef bytes _own                 # base + b"/": our own URLs are never wrapped
-    cdef uint32_t _ist[8]           # HMAC inner midstate: SHA-256 after key ^ ipad
-    cdef uint32_t _ost[8]           # HMAC outer midstate: SHA-256 after key ^ opad
+    cdef void* _siv                 # mf_siv: AES-256-SIV key schedules, CMAC subkeys, S2V's D
+    cdef bytes _key                 # the 64-byte AES-SIV key, for the fallback without AES-NI
+    cdef object _aessiv             # cryptography's AESSIV, made when first needed
+
+    cdef object _fallback(self)

@@ -1,18 +1,27 @@
-"""Compiled open and click tracking: HTML link rewriting and signed tokens.
+"""Compiled open and click tracking: HTML link rewriting and sealed tokens.
 
-A token is ``{key_id}.{base64url(payload || tag)}``: ``payload`` is the
-msgpack array ``[message_id, recipient, job, sent_at, kind, url]`` and
-``tag`` the first 16 bytes (128 bits) of HMAC-SHA256(key, ``key_id + "." +
-payload``).  Everything a click needs travels in the token, so the tracking
-server verifies it and redirects without a database lookup.
+A token is ``{key_id}.{base64url(V || C)}``: AES-256-SIV (RFC 5297) of the
+msgpack array ``[message_id, recipient, job, sent_at, kind, url]`` with the
+key id as associated data, under a key derived from the tracking key
+(:func:`mailsflux.tracking.tokens.token_key`).  Everything a click needs
+travels in the token, so the tracking server opens it and redirects without a
+database lookup, and nobody without the key can read the address, the job
+or the target from a link.
 
-Per message, the fields shared by every token of that message (key id,
-message id, recipient, job, send time) are absorbed into one SHA-256 state
-once; each link then costs a copy of that state, the URL's bytes, and the
-outer HMAC block.  SHA-256 is implemented here in C (with the x86 SHA
-extensions when the CPU has them, chosen at import) so no call leaves C per
-link.  ``mailsflux.tracking.tokens`` verifies tokens with the standard library's
-``hmac``, which keeps this implementation honest.
+Why SIV: it is deterministic authenticated encryption (RFC 5297 section 4),
+so no nonce travels in the token: a token is as long as the payload plus the
+16-byte synthetic IV, the length the HMAC-signed tokens had.  Being
+deterministic, it shows only that two tokens are equal, that is the same
+link in the same message to the same person, which the message shows anyway.
+
+Per message, the payload's first fields (message id, recipient, job, send
+time) are the same for every token, so CMAC's chaining value over their
+complete blocks is computed once (as RFC 5297 section 5 suggests for
+invariant input); each link then costs CMAC over its URL, the final S2V
+block, and CTR over the payload.  AES runs on AES-NI in C, chosen at import,
+so no call leaves C per link; without AES-NI the cryptography package seals
+each token.  ``mailsflux.tracking.tokens`` opens tokens with the cryptography
+package, which keeps this implementation honest.
 
 The HTML scanner follows the HTML tokenizer where it matters for links:
 comments (``<!-- -->``, ``<!-->``, ``--!>``), bogus comments (``<!...>``,
@@ -31,9 +40,9 @@ individually.
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.mem cimport PyMem_Free, PyMem_Realloc
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from libc.stdint cimport uint32_t, uint64_t
-from libc.string cimport memchr, memcmp, memcpy
+from libc.string cimport memchr, memcmp, memcpy, memset
 
 from mailsflux._buffer cimport buf_byte as _out_byte
 from mailsflux._buffer cimport buf_reserve as _out_reserve
@@ -53,201 +62,294 @@ cdef extern from * nogil:
     """
     #include <stdint.h>
     #include <string.h>
-    #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+    #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(MF_NO_X86)
     #include <cpuid.h>
     #include <immintrin.h>
-    #define MF_SHA_X86 1
+    #define MF_X86 1
     #endif
 
+    /* AES-256-SIV (RFC 5297) for tracking tokens: K1 keys S2V (AES-CMAC),
+       K2 keys CTR.  D is S2V's running value after the associated data (the
+       key id), the same for every token of one key, so it is made once. */
     typedef struct {
-        uint32_t h[8];
-        uint64_t n;
-        unsigned char buf[64];
-        size_t blen;
-    } mf_sha;
+        unsigned char mac[15][16];   /* K1 round keys */
+        unsigned char enc[15][16];   /* K2 round keys */
+        unsigned char sub1[16];      /* CMAC subkeys (RFC 4493 K1, K2) */
+        unsigned char sub2[16];
+        unsigned char d[16];
+    } mf_siv;
 
-    static const uint32_t mf_H0[8] = {
-        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-        0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    /* CMAC's chaining value over the complete blocks of a message's prefix
+       (the token fields shared by every link): RFC 5297 section 5 caches
+       invariant input the same way.  A token needs the value after kp or
+       kp - 1 blocks, depending on where its last 16 bytes (which S2V's
+       xorend changes) begin. */
+    typedef struct {
+        size_t kp;
+        unsigned char prev[16];      /* after kp - 1 blocks (zero when kp == 0) */
+        unsigned char last[16];      /* after kp blocks */
+    } mf_siv_pre;
 
-    static const uint32_t mf_K[64] = {
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+    /* One token to seal: V || P at v, len bytes of P; sealed in place. */
+    typedef struct {
+        unsigned char *v;
+        size_t len;
+    } mf_siv_job;
 
-    #define MF_ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+    static int mf_aes_ni = 0;
 
-    static void mf_compress_c(uint32_t *s, const unsigned char *p, size_t nb) {
-        uint32_t w[64];
-        while (nb--) {
-            int i;
-            uint32_t a, b, c, d, e, f, g, h;
-            for (i = 0; i < 16; i++)
-                w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16
-                     | (uint32_t)p[4 * i + 2] << 8 | (uint32_t)p[4 * i + 3];
-            for (i = 16; i < 64; i++) {
-                uint32_t s0 = MF_ROR(w[i - 15], 7) ^ MF_ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
-                uint32_t s1 = MF_ROR(w[i - 2], 17) ^ MF_ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
-                w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-            }
-            a = s[0]; b = s[1]; c = s[2]; d = s[3]; e = s[4]; f = s[5]; g = s[6]; h = s[7];
-            for (i = 0; i < 64; i++) {
-                uint32_t t1 = h + (MF_ROR(e, 6) ^ MF_ROR(e, 11) ^ MF_ROR(e, 25))
-                            + ((e & f) ^ (~e & g)) + mf_K[i] + w[i];
-                uint32_t t2 = (MF_ROR(a, 2) ^ MF_ROR(a, 13) ^ MF_ROR(a, 22))
-                            + ((a & b) ^ (a & c) ^ (b & c));
-                h = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
-            }
-            s[0] += a; s[1] += b; s[2] += c; s[3] += d;
-            s[4] += e; s[5] += f; s[6] += g; s[7] += h;
-            p += 64;
-        }
-    }
-
-    #ifdef MF_SHA_X86
-    /* SHA-256 with the x86 SHA extensions (SHA-NI): four rounds per pair of
-       sha256rnds2, the message schedule with sha256msg1/msg2. */
-    __attribute__((target("sha,sse4.1,ssse3")))
-    static void mf_compress_ni(uint32_t *state, const unsigned char *data, size_t nb) {
-        __m128i st0, st1, msg, tmp, abef, cdgh, m[4];
-        const __m128i mask = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    /* Doubling in GF(2^128) (RFC 5297 section 2.3), constant time. */
+    static void mf_dbl(const unsigned char *in, unsigned char *out) {
+        unsigned char carry = (unsigned char)(0u - (in[0] >> 7)) & 0x87;
         int i;
-        tmp = _mm_loadu_si128((const __m128i *)&state[0]);
-        st1 = _mm_loadu_si128((const __m128i *)&state[4]);
-        tmp = _mm_shuffle_epi32(tmp, 0xB1);          /* CDAB */
-        st1 = _mm_shuffle_epi32(st1, 0x1B);          /* EFGH */
-        st0 = _mm_alignr_epi8(tmp, st1, 8);          /* ABEF */
-        st1 = _mm_blend_epi16(st1, tmp, 0xF0);       /* CDGH */
-        while (nb--) {
-            abef = st0;
-            cdgh = st1;
-            for (i = 0; i < 4; i++)
-                m[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(data + 16 * i)), mask);
-            for (i = 0; i < 16; i++) {
-                msg = _mm_add_epi32(m[i & 3], _mm_loadu_si128((const __m128i *)&mf_K[4 * i]));
-                st1 = _mm_sha256rnds2_epu32(st1, st0, msg);
-                msg = _mm_shuffle_epi32(msg, 0x0E);
-                st0 = _mm_sha256rnds2_epu32(st0, st1, msg);
-                if (i < 12) {
-                    /* W[t..t+3] from W[t-16..t-1], t = 4 * (i + 4) */
-                    tmp = _mm_sha256msg1_epu32(m[i & 3], m[(i + 1) & 3]);
-                    tmp = _mm_add_epi32(tmp, _mm_alignr_epi8(m[(i + 3) & 3], m[(i + 2) & 3], 4));
-                    m[i & 3] = _mm_sha256msg2_epu32(tmp, m[(i + 3) & 3]);
-                }
-            }
-            st0 = _mm_add_epi32(st0, abef);
-            st1 = _mm_add_epi32(st1, cdgh);
-            data += 64;
-        }
-        tmp = _mm_shuffle_epi32(st0, 0x1B);          /* FEBA */
-        st1 = _mm_shuffle_epi32(st1, 0xB1);          /* DCHG */
-        st0 = _mm_blend_epi16(tmp, st1, 0xF0);       /* DCBA */
-        st1 = _mm_alignr_epi8(st1, tmp, 8);          /* ABEF */
-        _mm_storeu_si128((__m128i *)&state[0], st0);
-        _mm_storeu_si128((__m128i *)&state[4], st1);
+        for (i = 0; i < 15; i++) out[i] = (unsigned char)(in[i] << 1 | in[i + 1] >> 7);
+        out[15] = (unsigned char)(in[15] << 1) ^ carry;
     }
-    #endif
 
-    static void (*mf_compress)(uint32_t *, const unsigned char *, size_t) = mf_compress_c;
-
-    static int mf_sha_ni_available(void) {
-    #ifdef MF_SHA_X86
+    static int mf_aes_ni_available(void) {
+    #ifdef MF_X86
         unsigned int a, b, c, d;
         if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
-        if (!(c & (1u << 19)) || !(c & (1u << 9))) return 0;   /* SSE4.1, SSSE3 */
-        if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-        return (b & (1u << 29)) != 0;                          /* SHA */
+        return (c & (1u << 25)) != 0 && (d & (1u << 26)) != 0;   /* AES, SSE2 */
     #else
         return 0;
     #endif
     }
 
-    /* Use the SHA extensions when asked and available; returns what is used. */
-    static int mf_sha_use_ni(int on) {
-    #ifdef MF_SHA_X86
-        if (on && mf_sha_ni_available()) { mf_compress = mf_compress_ni; return 1; }
+    /* Use AES-NI when asked and available; returns whether it is used.  Without
+       it, tokens are sealed by the cryptography package (see _write_token). */
+    static int mf_aes_use_ni(int on) {
+        mf_aes_ni = on && mf_aes_ni_available();
+        return mf_aes_ni;
+    }
+
+    #ifdef MF_X86
+    #define MF_TGT __attribute__((target("aes,sse2")))
+    #define MF_LD(p) _mm_loadu_si128((const __m128i *)(p))
+    #define MF_ST(p, x) _mm_storeu_si128((__m128i *)(p), (x))
+
+    #define MF_EXP_A(rc, i)                                                   \\
+        t = _mm_shuffle_epi32(_mm_aeskeygenassist_si128(k1, rc), 0xff);       \\
+        k0 = _mm_xor_si128(k0, _mm_slli_si128(k0, 4));                        \\
+        k0 = _mm_xor_si128(k0, _mm_slli_si128(k0, 4));                        \\
+        k0 = _mm_xor_si128(k0, _mm_slli_si128(k0, 4));                        \\
+        k0 = _mm_xor_si128(k0, t);                                            \\
+        MF_ST(rk[i], k0);
+    #define MF_EXP_B(i)                                                       \\
+        t = _mm_shuffle_epi32(_mm_aeskeygenassist_si128(k0, 0), 0xaa);        \\
+        k1 = _mm_xor_si128(k1, _mm_slli_si128(k1, 4));                        \\
+        k1 = _mm_xor_si128(k1, _mm_slli_si128(k1, 4));                        \\
+        k1 = _mm_xor_si128(k1, _mm_slli_si128(k1, 4));                        \\
+        k1 = _mm_xor_si128(k1, t);                                            \\
+        MF_ST(rk[i], k1);
+
+    /* The AES-256 key schedule (FIPS 197 section 5.2) with AESKEYGENASSIST. */
+    MF_TGT static void mf_aes256_expand(const unsigned char *key, unsigned char rk[15][16]) {
+        __m128i k0 = MF_LD(key), k1 = MF_LD(key + 16), t;
+        MF_ST(rk[0], k0);
+        MF_ST(rk[1], k1);
+        MF_EXP_A(0x01, 2) MF_EXP_B(3)
+        MF_EXP_A(0x02, 4) MF_EXP_B(5)
+        MF_EXP_A(0x04, 6) MF_EXP_B(7)
+        MF_EXP_A(0x08, 8) MF_EXP_B(9)
+        MF_EXP_A(0x10, 10) MF_EXP_B(11)
+        MF_EXP_A(0x20, 12) MF_EXP_B(13)
+        MF_EXP_A(0x40, 14)
+    }
+
+    MF_TGT static inline __m128i mf_aes(const __m128i *k, __m128i b) {
+        int i;
+        b = _mm_xor_si128(b, k[0]);
+        for (i = 1; i < 14; i++) b = _mm_aesenc_si128(b, k[i]);
+        return _mm_aesenclast_si128(b, k[14]);
+    }
+
+    MF_TGT static void mf_keys(const unsigned char rk[15][16], __m128i *k) {
+        int i;
+        for (i = 0; i < 15; i++) k[i] = MF_LD(rk[i]);
+    }
+
+    /* AES-CMAC (RFC 4493) of m[:n] under K1. */
+    MF_TGT static void mf_cmac(const mf_siv *s, const unsigned char *m, size_t n, unsigned char *out) {
+        __m128i k[15], x = _mm_setzero_si128();
+        unsigned char last[16];
+        size_t nb = n ? (n + 15) / 16 : 1, i, r;
+        mf_keys(s->mac, k);
+        for (i = 0; i + 1 < nb; i++) x = mf_aes(k, _mm_xor_si128(x, MF_LD(m + 16 * i)));
+        r = n - 16 * (nb - 1);
+        memset(last, 0, 16);
+        memcpy(last, m + 16 * (nb - 1), r);
+        if (r == 16) {
+            x = _mm_xor_si128(x, MF_LD(s->sub1));
+        } else {
+            last[r] = 0x80;
+            x = _mm_xor_si128(x, MF_LD(s->sub2));
+        }
+        MF_ST(out, mf_aes(k, _mm_xor_si128(x, MF_LD(last))));
+    }
+
+    /* Key schedule, CMAC subkeys and S2V's D after the associated data ad. */
+    MF_TGT static void mf_siv_init(mf_siv *s, const unsigned char *key,
+                                   const unsigned char *ad, size_t adlen) {
+        __m128i k[15];
+        unsigned char l[16], d[16];
+        int i;
+        mf_aes256_expand(key, s->mac);
+        mf_aes256_expand(key + 32, s->enc);
+        mf_keys(s->mac, k);
+        MF_ST(l, mf_aes(k, _mm_setzero_si128()));
+        mf_dbl(l, s->sub1);
+        mf_dbl(s->sub1, s->sub2);
+        memset(l, 0, 16);
+        mf_cmac(s, l, 16, d);                     /* D = AES-CMAC(K, <zero>) */
+        mf_dbl(d, s->d);
+        mf_cmac(s, ad, adlen, d);                 /* D = dbl(D) xor AES-CMAC(K, AD) */
+        for (i = 0; i < 16; i++) s->d[i] ^= d[i];
+        memset(l, 0, 16);
+        memset(d, 0, 16);
+    }
+
+    MF_TGT static void mf_siv_prefix(const mf_siv *s, const unsigned char *p, size_t plen,
+                                     mf_siv_pre *pre) {
+        __m128i k[15], x = _mm_setzero_si128(), prev = x;
+        size_t i;
+        mf_keys(s->mac, k);
+        pre->kp = plen / 16;
+        for (i = 0; i < pre->kp; i++) {
+            prev = x;
+            x = mf_aes(k, _mm_xor_si128(x, MF_LD(p + 16 * i)));
+        }
+        MF_ST(pre->prev, prev);
+        MF_ST(pre->last, x);
+    }
+
+    /* CTR from Q = V with bits 63 and 31 cleared; a token is far below 2^32
+       blocks, so the low 32-bit word counts (RFC 5297 sections 2.5 and 5). */
+    MF_TGT static void mf_siv_ctr(const __m128i *k, mf_siv_job *jobs, size_t count) {
+        unsigned char cb[8][16], ks[8][16], *dst[8];
+        __m128i c[8];
+        size_t t = 0, i = 0, dn[8], b;
+        uint32_t ctr;
+        int lanes, j, rd;
+        /* Eight blocks at a time, taken across the tokens in turn, so that
+           independent AES calls overlap in the pipeline. */
+        for (;;) {
+            lanes = 0;
+            while (lanes < 8 && t < count) {
+                if (16 * i >= jobs[t].len) { t++; i = 0; continue; }
+                memcpy(cb[lanes], jobs[t].v, 16);
+                cb[lanes][8] &= 0x7f;
+                cb[lanes][12] &= 0x7f;
+                ctr = ((uint32_t)cb[lanes][12] << 24 | (uint32_t)cb[lanes][13] << 16
+                       | (uint32_t)cb[lanes][14] << 8 | cb[lanes][15]) + (uint32_t)i;
+                cb[lanes][12] = (unsigned char)(ctr >> 24); cb[lanes][13] = (unsigned char)(ctr >> 16);
+                cb[lanes][14] = (unsigned char)(ctr >> 8); cb[lanes][15] = (unsigned char)ctr;
+                dst[lanes] = jobs[t].v + 16 + 16 * i;
+                dn[lanes] = jobs[t].len - 16 * i < 16 ? jobs[t].len - 16 * i : 16;
+                lanes++;
+                i++;
+            }
+            if (!lanes) break;
+            for (j = 0; j < 8; j++) c[j] = _mm_xor_si128(MF_LD(cb[j]), k[0]);
+            for (rd = 1; rd < 14; rd++)
+                for (j = 0; j < 8; j++) c[j] = _mm_aesenc_si128(c[j], k[rd]);
+            for (j = 0; j < 8; j++) MF_ST(ks[j], _mm_aesenclast_si128(c[j], k[14]));
+            for (j = 0; j < lanes; j++) {
+                if (dn[j] == 16) {
+                    MF_ST(dst[j], _mm_xor_si128(MF_LD(dst[j]), MF_LD(ks[j])));
+                } else {
+                    for (b = 0; b < dn[j]; b++) dst[j][b] ^= ks[j][b];
+                }
+            }
+        }
+    }
+
+    /* S2V (RFC 5297 section 2.4) of up to eight tokens of one message at
+       once: CMAC is a chain of dependent AES calls, so eight chains side by
+       side keep the AES unit busy where one would wait on each result. */
+    MF_TGT static void mf_siv_v8(const mf_siv *s, const mf_siv_pre *pre,
+                                    mf_siv_job *jobs, int lanes) {
+        __m128i k[15], x[8];
+        unsigned char t[8][32];
+        const unsigned char *zero = (const unsigned char *)s->sub1;  /* any 16 bytes */
+        size_t start[8], q[8], steps[8], most = 0, r, i, tl, len;
+        unsigned char *m;
+        int j, rd;
+        mf_keys(s->mac, k);
+        for (j = 0; j < lanes; j++) {
+            m = jobs[j].v + 16;
+            len = jobs[j].len;
+            memset(t[j], 0, 32);
+            if (len >= 16) {
+                /* T = P xorend D: only the last 16 bytes change, so the blocks
+                   wholly before them come from P (and the prefix state). */
+                q[j] = (len - 16) / 16;
+                if (q[j] >= pre->kp) { start[j] = pre->kp; x[j] = MF_LD(pre->last); }
+                else if (q[j] + 1 == pre->kp) { start[j] = q[j]; x[j] = MF_LD(pre->prev); }
+                else { start[j] = 0; x[j] = _mm_setzero_si128(); }
+                tl = len - 16 * q[j];             /* 16 to 31 bytes */
+                memcpy(t[j], m + 16 * q[j], tl);
+                for (i = 0; i < 16; i++) t[j][tl - 16 + i] ^= s->d[i];
+                if (tl == 16) {
+                    for (i = 0; i < 16; i++) t[j][i] ^= s->sub1[i];
+                    steps[j] = q[j] - start[j] + 1;
+                } else {
+                    t[j][tl] = 0x80;              /* pad the last block */
+                    for (i = 0; i < 16; i++) t[j][16 + i] ^= s->sub2[i];
+                    steps[j] = q[j] - start[j] + 2;
+                }
+            } else {
+                /* T = dbl(D) xor pad(P): one complete block */
+                mf_dbl(s->d, t[j]);
+                for (i = 0; i < len; i++) t[j][i] ^= m[i];
+                t[j][len] ^= 0x80;
+                for (i = 0; i < 16; i++) t[j][i] ^= s->sub1[i];
+                q[j] = start[j] = 0;
+                x[j] = _mm_setzero_si128();
+                steps[j] = 1;
+            }
+            if (steps[j] > most) most = steps[j];
+        }
+        for (; j < 8; j++) { steps[j] = 0; x[j] = _mm_setzero_si128(); }
+        for (r = 0; r < most; r++) {
+            for (j = 0; j < 8; j++) {
+                const unsigned char *blk = zero;
+                if (r < steps[j]) {
+                    i = start[j] + r;
+                    blk = i < q[j] ? jobs[j].v + 16 + 16 * i : t[j] + 16 * (i - q[j]);
+                }
+                x[j] = _mm_xor_si128(_mm_xor_si128(x[j], MF_LD(blk)), k[0]);
+            }
+            for (rd = 1; rd < 14; rd++)
+                for (j = 0; j < 8; j++) x[j] = _mm_aesenc_si128(x[j], k[rd]);
+            for (j = 0; j < 8; j++) {
+                x[j] = _mm_aesenclast_si128(x[j], k[14]);
+                if (r + 1 == steps[j]) MF_ST(jobs[j].v, x[j]);
+            }
+        }
+        memset(t, 0, sizeof t);
+    }
+
+    MF_TGT static void mf_siv_seal_many(const mf_siv *s, const mf_siv_pre *pre,
+                                        mf_siv_job *jobs, size_t count) {
+        __m128i k[15];
+        size_t i;
+        for (i = 0; i < count; i += 8)      /* every V first: CTR changes P */
+            mf_siv_v8(s, pre, jobs + i, count - i < 8 ? (int)(count - i) : 8);
+        mf_keys(s->enc, k);
+        mf_siv_ctr(k, jobs, count);
+    }
+
+    #else
+    static void mf_siv_init(mf_siv *s, const unsigned char *key,
+                            const unsigned char *ad, size_t adlen) { (void)s; (void)key; (void)ad; (void)adlen; }
+    static void mf_siv_prefix(const mf_siv *s, const unsigned char *p, size_t plen,
+                              mf_siv_pre *pre) { (void)s; (void)p; (void)plen; pre->kp = 0; }
+    static void mf_siv_seal_many(const mf_siv *s, const mf_siv_pre *pre,
+                                 mf_siv_job *jobs, size_t count) {
+        (void)s; (void)pre; (void)jobs; (void)count;
+    }
     #endif
-        mf_compress = mf_compress_c;
-        return 0;
-    }
-
-    static void mf_sha_init(mf_sha *c) { memcpy(c->h, mf_H0, 32); c->n = 0; c->blen = 0; }
-
-    /* Resume from a midstate taken after exactly one 64-byte block. */
-    static void mf_sha_start(mf_sha *c, const uint32_t *mid) {
-        memcpy(c->h, mid, 32); c->n = 64; c->blen = 0;
-    }
-
-    static void mf_sha_update(mf_sha *c, const unsigned char *p, size_t n) {
-        c->n += n;
-        if (c->blen) {
-            size_t k = 64 - c->blen;
-            if (k > n) k = n;
-            memcpy(c->buf + c->blen, p, k);
-            c->blen += k; p += k; n -= k;
-            if (c->blen < 64) return;
-            mf_compress(c->h, c->buf, 1);
-            c->blen = 0;
-        }
-        if (n >= 64) {
-            size_t nb = n / 64;
-            mf_compress(c->h, p, nb);
-            p += nb * 64; n -= nb * 64;
-        }
-        if (n) { memcpy(c->buf, p, n); c->blen = n; }
-    }
-
-    static void mf_sha_final(mf_sha *c, unsigned char *out) {
-        uint64_t bits = c->n * 8;
-        int i;
-        c->buf[c->blen++] = 0x80;
-        if (c->blen > 56) {
-            memset(c->buf + c->blen, 0, 64 - c->blen);
-            mf_compress(c->h, c->buf, 1);
-            c->blen = 0;
-        }
-        memset(c->buf + c->blen, 0, 56 - c->blen);
-        for (i = 0; i < 8; i++) c->buf[56 + i] = (unsigned char)(bits >> (56 - 8 * i));
-        mf_compress(c->h, c->buf, 1);
-        for (i = 0; i < 8; i++) {
-            out[4 * i] = (unsigned char)(c->h[i] >> 24);
-            out[4 * i + 1] = (unsigned char)(c->h[i] >> 16);
-            out[4 * i + 2] = (unsigned char)(c->h[i] >> 8);
-            out[4 * i + 3] = (unsigned char)c->h[i];
-        }
-    }
-
-    static void mf_sha256(const unsigned char *p, size_t n, unsigned char *out) {
-        mf_sha c;
-        mf_sha_init(&c); mf_sha_update(&c, p, n); mf_sha_final(&c, out);
-    }
-
-    /* HMAC-SHA256 midstates: SHA-256 after (key ^ ipad) and after (key ^ opad). */
-    static void mf_hmac_prepare(const unsigned char *key, size_t klen, uint32_t *ist, uint32_t *ost) {
-        unsigned char k[64], blk[64];
-        int i;
-        memset(k, 0, 64);
-        if (klen > 64) mf_sha256(key, klen, k); else memcpy(k, key, klen);
-        for (i = 0; i < 64; i++) blk[i] = k[i] ^ 0x36;
-        memcpy(ist, mf_H0, 32); mf_compress(ist, blk, 1);
-        for (i = 0; i < 64; i++) blk[i] = k[i] ^ 0x5c;
-        memcpy(ost, mf_H0, 32); mf_compress(ost, blk, 1);
-        memset(k, 0, 64); memset(blk, 0, 64);
-    }
-
-    static void mf_hmac_finish(mf_sha *inner, const uint32_t *ost, unsigned char *out) {
-        unsigned char d[32];
-        mf_sha o;
-        mf_sha_final(inner, d);
-        mf_sha_start(&o, ost);
-        mf_sha_update(&o, d, 32);
-        mf_sha_final(&o, out);
-    }
 
     static const char mf_B64[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -286,26 +388,27 @@ cdef extern from * nogil:
         return (size_t)(p - d);
     }
     """
-    ctypedef struct mf_sha:
-        uint32_t h[8]
-        uint64_t n
-        unsigned char buf[64]
-        size_t blen
-    int mf_sha_ni_available()
-    int mf_sha_use_ni(int on)
-    void mf_sha_init(mf_sha* c)
-    void mf_sha_start(mf_sha* c, const uint32_t* mid)
-    void mf_sha_update(mf_sha* c, const unsigned char* p, size_t n)
-    void mf_sha_final(mf_sha* c, unsigned char* out)
-    void mf_sha256(const unsigned char* p, size_t n, unsigned char* out)
-    void mf_hmac_prepare(const unsigned char* key, size_t klen, uint32_t* ist, uint32_t* ost)
-    void mf_hmac_finish(mf_sha* inner, const uint32_t* ost, unsigned char* out)
+    ctypedef struct mf_siv:
+        pass
+    ctypedef struct mf_siv_pre:
+        size_t kp
+        unsigned char prev[16]
+        unsigned char last[16]
+    int mf_aes_ni
+    int mf_aes_ni_available()
+    int mf_aes_use_ni(int on)
+    void mf_siv_init(mf_siv* s, const unsigned char* key, const unsigned char* ad, size_t adlen)
+    void mf_siv_prefix(const mf_siv* s, const unsigned char* p, size_t plen, mf_siv_pre* pre)
+    ctypedef struct mf_siv_job:
+        unsigned char* v
+        size_t len
+    void mf_siv_seal_many(const mf_siv* s, const mf_siv_pre* pre, mf_siv_job* jobs, size_t count)
     size_t mf_b64url(const unsigned char* s, size_t n, char* d)
     void mf_b64_init()
 
 
-#: Whether this CPU runs SHA-256 with the x86 SHA extensions.
-SHA_NI = bool(mf_sha_use_ni(1))
+#: Whether tokens are sealed with AES-NI here (else by the cryptography package).
+AES_NI = bool(mf_aes_use_ni(1))
 mf_b64_init()
 
 cdef enum:
@@ -325,7 +428,7 @@ cdef Py_ssize_t _MAX_TOKEN = 8192
 # Longest per-message part of a payload (message id, recipient, job).
 cdef Py_ssize_t _MAX_PREFIX = 2048
 
-#: Bytes of HMAC-SHA256 kept in a token (128 bits).
+#: Bytes of the synthetic IV (the SIV tag) in a token (128 bits).
 TAG_SIZE = 16
 cdef Py_ssize_t _TAG = 16
 
@@ -793,16 +896,12 @@ cdef inline Py_ssize_t _token_len(Rewriter rw, Py_ssize_t plen, Py_ssize_t n) no
     return PyBytes_GET_SIZE(rw.key_id) + 1 + ((plen + 6 + n + _TAG) * 4 + 2) // 3
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
-cdef int _write_token(Rewriter rw, _Out* out, const mf_sha* pre, bytes prefix, int kind,
-                      const unsigned char* url, Py_ssize_t n, _Out* tmp) except -1:
-    """Append ``key_id.base64url(payload || tag)`` to ``out``."""
-    cdef mf_sha ctx = pre[0]
+cdef Py_ssize_t _put_plain(_Out* tmp, bytes prefix, int kind, const unsigned char* url,
+                           Py_ssize_t n) except -1:
+    """Append room for V and the payload (prefix, kind, URL) to ``tmp``; return
+    where V goes."""
     cdef unsigned char head[6]
-    cdef Py_ssize_t h = 1, plen = PyBytes_GET_SIZE(prefix)
-    cdef unsigned char mac[32]
-    cdef size_t w
+    cdef Py_ssize_t h = 1, plen = PyBytes_GET_SIZE(prefix), off = tmp.len
     if n > 0xFFFFFFFF:
         raise ValueError("URL too long for a token")
     head[0] = <unsigned char>kind
@@ -825,57 +924,117 @@ cdef int _write_token(Rewriter rw, _Out* out, const mf_sha* pre, bytes prefix, i
         head[4] = <unsigned char>(n >> 8)
         head[5] = <unsigned char>n
         h = 6
-    mf_sha_update(&ctx, head, <size_t>h)
-    if n > 0:
-        mf_sha_update(&ctx, url, <size_t>n)
-    mf_hmac_finish(&ctx, rw._ost, mac)
-    tmp.len = 0
+    _out_reserve(tmp, _TAG + plen + h + n)
+    tmp.len += _TAG
     _out_write(tmp, PyBytes_AS_STRING(prefix), plen)
     _out_write(tmp, head, h)
     _out_write(tmp, url, n)
-    _out_write(tmp, mac, _TAG)
+    return off
+
+
+cdef int _seal(Rewriter rw, const mf_siv_pre* pre, _Out* tmp, const Py_ssize_t* offs,
+               Py_ssize_t count) except -1:
+    """Seal the ``count`` tokens laid out back to back in ``tmp`` (each ``V ||
+    payload`` from ``offs[i]`` to the next one), eight at a time."""
+    cdef mf_siv_job jobs[8]
+    cdef Py_ssize_t i, j, end, lanes
+    cdef bytes sealed
+    i = 0
+    while i < count:
+        lanes = count - i if count - i < 8 else 8
+        for j in range(lanes):
+            end = offs[i + j + 1] if i + j + 1 < count else tmp.len
+            jobs[j].v = <unsigned char*>tmp.data + offs[i + j]
+            jobs[j].len = <size_t>(end - offs[i + j] - _TAG)
+            if not mf_aes_ni:
+                sealed = rw._fallback().encrypt(
+                    PyBytes_FromStringAndSize(<char*>jobs[j].v + _TAG, <Py_ssize_t>jobs[j].len),
+                    [rw.key_id],
+                )
+                memcpy(jobs[j].v, PyBytes_AS_STRING(sealed), jobs[j].len + _TAG)
+        if mf_aes_ni:
+            mf_siv_seal_many(<const mf_siv*>rw._siv, pre, jobs, <size_t>lanes)
+        i += lanes
+    return 0
+
+
+cdef int _put_token(Rewriter rw, _Out* out, const char* sealed, Py_ssize_t n) except -1:
+    """Append ``key_id.base64url(sealed[:n])`` to ``out``."""
+    cdef size_t w
     _out_write(out, PyBytes_AS_STRING(rw.key_id), PyBytes_GET_SIZE(rw.key_id))
     _out_byte(out, 46)                                          # "."
-    _out_reserve(out, (tmp.len * 4 + 2) // 3)
-    w = mf_b64url(<const unsigned char*>tmp.data, <size_t>tmp.len, out.data + out.len)
+    _out_reserve(out, (n * 4 + 2) // 3)
+    w = mf_b64url(<const unsigned char*>sealed, <size_t>n, out.data + out.len)
     out.len += <Py_ssize_t>w
     return 0
 
 
-cdef int _prefix_state(Rewriter rw, bytes prefix, mf_sha* ctx) except -1:
-    mf_sha_start(ctx, rw._ist)
-    mf_sha_update(ctx, <const unsigned char*>PyBytes_AS_STRING(rw.key_id),
-                  <size_t>PyBytes_GET_SIZE(rw.key_id))
-    mf_sha_update(ctx, <const unsigned char*>b".", 1)
-    mf_sha_update(ctx, <const unsigned char*>PyBytes_AS_STRING(prefix),
-                  <size_t>PyBytes_GET_SIZE(prefix))
+cdef int _write_token(Rewriter rw, _Out* out, const mf_siv_pre* pre, bytes prefix, int kind,
+                      const unsigned char* url, Py_ssize_t n, _Out* tmp) except -1:
+    """Append one token, ``key_id.base64url(V || C)``, to ``out``."""
+    cdef Py_ssize_t off
+    tmp.len = 0
+    off = _put_plain(tmp, prefix, kind, url, n)
+    _seal(rw, pre, tmp, &off, 1)
+    return _put_token(rw, out, tmp.data, tmp.len)
+
+
+cdef int _prefix_state(Rewriter rw, bytes prefix, mf_siv_pre* pre) except -1:
+    if mf_aes_ni:
+        mf_siv_prefix(<const mf_siv*>rw._siv, <const unsigned char*>PyBytes_AS_STRING(prefix),
+                      <size_t>PyBytes_GET_SIZE(prefix), pre)
+    else:
+        pre.kp = 0
     return 0
 
 
 cdef class Rewriter:
-    """Signs tokens with one key and rewrites HTML parts to carry them.
+    """Seals tokens with one key and rewrites HTML parts to carry them.
 
     ``base`` is the tracking server's URL (``https://t.example.com``, no
-    trailing slash); ``key_id`` (ASCII, no ``.``) names ``key`` so that keys
-    can rotate.  Input validation lives in :class:`mailsflux.tracking.Tracker`.
+    trailing slash); ``key_id`` (ASCII, no ``.``) names the key so that keys
+    can rotate; ``key`` is the 64-byte AES-256-SIV key derived from that
+    tracking key (:func:`mailsflux.tracking.tokens.token_key`).  Input
+    validation lives in :class:`mailsflux.tracking.Tracker`.
     """
+
+    def __cinit__(self):
+        self._siv = PyMem_Malloc(sizeof(mf_siv))
+        if self._siv is NULL:
+            raise MemoryError()
+        memset(self._siv, 0, sizeof(mf_siv))
+
+    def __dealloc__(self):
+        if self._siv is not NULL:
+            memset(self._siv, 0, sizeof(mf_siv))
+            PyMem_Free(self._siv)
 
     def __init__(self, str base, str key_id, bytes key not None):
         if "." in key_id or not key_id or not key_id.isascii():
             raise ValueError("key id must be non-empty ASCII without '.'")
-        if not key:
-            raise ValueError("empty key")
+        if len(key) != 64:
+            raise ValueError("the AES-256-SIV key must be 64 bytes")
         self.base = base.rstrip("/").encode("ascii")
         self.key_id = key_id.encode("ascii")
         self._own = self.base + b"/"
-        mf_hmac_prepare(<const unsigned char*>PyBytes_AS_STRING(key), <size_t>len(key),
-                        self._ist, self._ost)
+        self._key = key
+        self._aessiv = None
+        if mf_aes_ni_available():
+            mf_siv_init(<mf_siv*>self._siv, <const unsigned char*>PyBytes_AS_STRING(key),
+                        <const unsigned char*>PyBytes_AS_STRING(self.key_id),
+                        <size_t>PyBytes_GET_SIZE(self.key_id))
+
+    cdef object _fallback(self):
+        if self._aessiv is None:
+            from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+            self._aessiv = AESSIV(self._key)
+        return self._aessiv
 
     def token(self, int kind, str message_id not None, str recipient not None, str job not None,
               long long sent_at, str url not None = ""):
         """One token (``kind``: 0 open, 1 click, 2 unsubscribe) as ``str``."""
         cdef _Out out, tmp
-        cdef mf_sha ctx
+        cdef mf_siv_pre ctx
         cdef bytes u = url.encode("utf-8")
         cdef bytes prefix = _payload_prefix(message_id, recipient, job, sent_at)
         if kind < 0 or kind > 2:
@@ -933,12 +1092,15 @@ cdef class Rewriter:
         cdef _Edits ed
         cdef _Out out, tmp, url
         cdef _Edit e
-        cdef mf_sha ctx
+        cdef mf_siv_pre ctx
         cdef bytes prefix
         cdef const unsigned char* own = <const unsigned char*>PyBytes_AS_STRING(self._own)
         cdef Py_ssize_t nown = PyBytes_GET_SIZE(self._own), nskip = 0
         cdef const unsigned char* skip = NULL
         cdef bint pixel_done = False
+        cdef Py_ssize_t* slot = NULL
+        cdef Py_ssize_t* offs = NULL
+        cdef Py_ssize_t count = 0, k, end
         if not clicks and not opens:
             return html
         if skip_prefix is not None and PyBytes_GET_SIZE(skip_prefix) > 0:
@@ -953,8 +1115,39 @@ cdef class Rewriter:
             if not clicks:
                 ed.len = 0
             prefix = _payload_prefix(message_id, recipient, job, sent_at)
+            # First every token's payload, then all of them sealed together
+            # (eight CMAC chains at a time), then the output.
+            slot = <Py_ssize_t*>PyMem_Malloc(<size_t>(ed.len + 1) * sizeof(Py_ssize_t))
+            offs = <Py_ssize_t*>PyMem_Malloc(<size_t>(ed.len + 1) * sizeof(Py_ssize_t))
+            if slot is NULL or offs is NULL:
+                raise MemoryError()
+            if opens:
+                offs[0] = _put_plain(&tmp, prefix, KIND_OPEN, NULL, 0)
+                count = 1
+            for i in range(ed.len):
+                slot[i] = -1
+                e = ed.items[i]
+                if e.kind != EDIT_HREF:
+                    continue
+                _clean_url(s + e.start, e.end - e.start, &url)
+                if (
+                    not _is_http(<const unsigned char*>url.data, url.len)
+                    or (url.len >= nown and memcmp(url.data, own, <size_t>nown) == 0)
+                    or (skip is not NULL and url.len >= nskip
+                        and memcmp(url.data, skip, <size_t>nskip) == 0)
+                    or _token_len(self, PyBytes_GET_SIZE(prefix), url.len) > _MAX_TOKEN
+                    or not _utf8_ok(<const unsigned char*>url.data, url.len)
+                ):
+                    continue
+                slot[i] = count
+                offs[count] = _put_plain(&tmp, prefix, KIND_CLICK,
+                                         <const unsigned char*>url.data, url.len)
+                count += 1
             _prefix_state(self, prefix, &ctx)
-            _out_reserve(&out, n + (ed.len + 1) * (200 + PyBytes_GET_SIZE(prefix)))
+            _seal(self, &ctx, &tmp, offs, count)
+            _out_reserve(&out, n + (tmp.len * 4 + 2) // 3 + count * (
+                PyBytes_GET_SIZE(self.base) + PyBytes_GET_SIZE(self.key_id) + 8
+            ) + PyBytes_GET_SIZE(_PIX_HEAD) + PyBytes_GET_SIZE(_PIX_TAIL))
             at = body if body >= 0 else n
             for i in range(ed.len + 1):
                 if i < ed.len:
@@ -969,7 +1162,8 @@ cdef class Rewriter:
                     _out_write(&out, PyBytes_AS_STRING(_PIX_HEAD), PyBytes_GET_SIZE(_PIX_HEAD))
                     _out_write(&out, PyBytes_AS_STRING(self.base), PyBytes_GET_SIZE(self.base))
                     _out_write(&out, b"/o/", 3)
-                    _write_token(self, &out, &ctx, prefix, KIND_OPEN, NULL, 0, &tmp)
+                    end = offs[1] if count > 1 else tmp.len
+                    _put_token(self, &out, tmp.data + offs[0], end - offs[0])
                     _out_write(&out, PyBytes_AS_STRING(_PIX_TAIL), PyBytes_GET_SIZE(_PIX_TAIL))
                     pixel_done = True
                 if e.kind < 0:
@@ -978,25 +1172,19 @@ cdef class Rewriter:
                 last = e.end
                 if e.kind == EDIT_DROP:
                     continue
-                # EDIT_HREF
-                _clean_url(s + e.start, e.end - e.start, &url)
-                if (
-                    not _is_http(<const unsigned char*>url.data, url.len)
-                    or (url.len >= nown and memcmp(url.data, own, <size_t>nown) == 0)
-                    or (skip is not NULL and url.len >= nskip
-                        and memcmp(url.data, skip, <size_t>nskip) == 0)
-                    or _token_len(self, PyBytes_GET_SIZE(prefix), url.len) > _MAX_TOKEN
-                    or not _utf8_ok(<const unsigned char*>url.data, url.len)
-                ):
+                k = slot[i]
+                if k < 0:                                       # an href left as it is
                     _out_write(&out, s + e.start, e.end - e.start)
                     continue
                 _out_write(&out, PyBytes_AS_STRING(self.base), PyBytes_GET_SIZE(self.base))
                 _out_write(&out, b"/c/", 3)
-                _write_token(self, &out, &ctx, prefix, KIND_CLICK,
-                             <const unsigned char*>url.data, url.len, &tmp)
+                end = offs[k + 1] if k + 1 < count else tmp.len
+                _put_token(self, &out, tmp.data + offs[k], end - offs[k])
             _out_write(&out, s + last, n - last)
             return PyBytes_FromStringAndSize(out.data, out.len)
         finally:
+            PyMem_Free(slot)
+            PyMem_Free(offs)
             PyMem_Free(ed.items)
             PyMem_Free(out.data)
             PyMem_Free(tmp.data)
@@ -1024,7 +1212,10 @@ cdef class Rewriter:
         cdef bint no_prefix = False
         cdef list pieces = None
         cdef _Out out, tmp
-        cdef mf_sha ctx
+        cdef mf_siv_pre ctx
+        cdef Py_ssize_t* offs = NULL
+        cdef Py_ssize_t* grown
+        cdef Py_ssize_t count = 0, cap = 0, k, end
         if skip_prefix is not None and not skip_prefix:
             skip_prefix = None
         out.data = tmp.data = NULL
@@ -1059,25 +1250,42 @@ cdef class Rewriter:
                             self, PyBytes_GET_SIZE(prefix), PyBytes_GET_SIZE(u)
                         ) > _MAX_TOKEN:
                             continue
-                        out.len = 0
-                        _write_token(self, &out, &ctx, prefix, KIND_CLICK,
-                                     <const unsigned char*>PyBytes_AS_STRING(u),
-                                     PyBytes_GET_SIZE(u), &tmp)
+                        # the payload now; all tokens are sealed together below
+                        if count == cap:
+                            cap = cap * 2 if cap else 16
+                            grown = <Py_ssize_t*>PyMem_Realloc(
+                                offs, <size_t>cap * sizeof(Py_ssize_t))
+                            if grown is NULL:
+                                raise MemoryError()
+                            offs = grown
+                        offs[count] = _put_plain(&tmp, prefix, KIND_CLICK,
+                                                 <const unsigned char*>PyBytes_AS_STRING(u),
+                                                 PyBytes_GET_SIZE(u))
                         if pieces is None:
                             pieces = []
                         pieces.append(src[last:j - len(whole)])
                         pieces.append(base)
                         pieces.append(u"/c/")
-                        pieces.append(PyBytes_FromStringAndSize(out.data, out.len).decode("ascii"))
+                        pieces.append(count)                    # the token's place
                         pieces.append(whole[len(url):])
+                        count += 1
                         last = j
                         continue
                 i += 1
+            if pieces is None:
+                return text
+            _seal(self, &ctx, &tmp, offs, count)
+            for i in range(len(pieces)):
+                if type(pieces[i]) is int:
+                    k = pieces[i]
+                    end = offs[k + 1] if k + 1 < count else tmp.len
+                    out.len = 0
+                    _put_token(self, &out, tmp.data + offs[k], end - offs[k])
+                    pieces[i] = PyBytes_FromStringAndSize(out.data, out.len).decode("ascii")
         finally:
+            PyMem_Free(offs)
             PyMem_Free(out.data)
             PyMem_Free(tmp.data)
-        if pieces is None:
-            return text
         pieces.append(src[last:])
         return u"".join(pieces).encode("utf-8", "surrogateescape")
 
@@ -1150,17 +1358,38 @@ def _trim_url(str url):
     return url[:end]
 
 
-def sha256(bytes data not None):
-    """SHA-256 with this module's C code (for tests against hashlib)."""
-    cdef unsigned char out[32]
-    mf_sha256(<const unsigned char*>PyBytes_AS_STRING(data), <size_t>PyBytes_GET_SIZE(data), out)
-    return PyBytes_FromStringAndSize(<const char*>out, 32)
+def siv_encrypt(bytes key not None, bytes ad not None, bytes data not None):
+    """AES-256-SIV of ``data`` with one associated-data string, by this module's
+    AES-NI code (for tests against the cryptography package)."""
+    cdef mf_siv_pre pre
+    cdef mf_siv_job one
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, 16 + PyBytes_GET_SIZE(data))
+    cdef unsigned char* o = <unsigned char*>PyBytes_AS_STRING(out)
+    cdef void* siv
+    if not mf_aes_ni:
+        raise RuntimeError("AES-NI is off")
+    if len(key) != 64:
+        raise ValueError("key must be 64 bytes")
+    siv = PyMem_Malloc(sizeof(mf_siv))
+    if siv is NULL:
+        raise MemoryError()
+    try:
+        mf_siv_init(<mf_siv*>siv, <const unsigned char*>PyBytes_AS_STRING(key),
+                    <const unsigned char*>PyBytes_AS_STRING(ad), <size_t>PyBytes_GET_SIZE(ad))
+        mf_siv_prefix(<const mf_siv*>siv, NULL, 0, &pre)
+        memcpy(o + 16, PyBytes_AS_STRING(data), <size_t>PyBytes_GET_SIZE(data))
+        one.v = o
+        one.len = <size_t>PyBytes_GET_SIZE(data)
+        mf_siv_seal_many(<const mf_siv*>siv, &pre, &one, 1)
+    finally:
+        PyMem_Free(siv)
+    return out
 
 
-def use_sha_ni(bint on):
-    """Switch the SHA-256 code path (tests cover both); returns whether SHA-NI is on."""
-    return bool(mf_sha_use_ni(1 if on else 0))
+def use_aes_ni(bint on):
+    """Switch the sealing code path (tests cover both); returns whether AES-NI is on."""
+    return bool(mf_aes_use_ni(1 if on else 0))
 
 
-def sha_ni_available():
-    return bool(mf_sha_ni_available())
+def aes_ni_available():
+    return bool(mf_aes_ni_available())

@@ -2,22 +2,23 @@
 
 from typing import Final, final
 
-#: Whether this CPU runs SHA-256 with the x86 SHA extensions.
-SHA_NI: Final[bool]
+#: Whether tokens are sealed with AES-NI here (else by the cryptography package).
+AES_NI: Final[bool]
 #: Longest token made (characters).
 MAX_TOKEN: Final[int]
-#: Bytes of HMAC-SHA256 kept in a token.
+#: Bytes of the synthetic IV (the AES-SIV tag) in a token.
 TAG_SIZE: Final[int]
 
 @final
 class Rewriter:
-    """Signs tokens with one key and rewrites HTML parts to carry them."""
+    """Seals tokens with one key and rewrites HTML parts to carry them."""
 
     @property
     def base(self) -> bytes: ...
     @property
     def key_id(self) -> bytes: ...
-    def __init__(self, base: str, key_id: str, key: bytes) -> None: ...
+    def __init__(self, base: str, key_id: str, key: bytes) -> None:
+        """``key``: the 64-byte AES-256-SIV key (``tokens.token_key`` of a tracking key)."""
     def token(
         self,
         kind: int,
@@ -53,6 +54,6 @@ class Rewriter:
 
 def _trim_url(url: str) -> str: ...
 def attr_unescape(value: str) -> str: ...
-def sha256(data: bytes) -> bytes: ...
-def use_sha_ni(on: bool) -> bool: ...
-def sha_ni_available() -> bool: ...
+def siv_encrypt(key: bytes, ad: bytes, data: bytes) -> bytes: ...
+def use_aes_ni(on: bool) -> bool: ...
+def aes_ni_available() -> bool: ...

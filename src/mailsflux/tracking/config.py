@@ -9,6 +9,7 @@ window = 10                          # seconds after sending: events flagged as 
 events_days = 365                    # retention of events
 personal_days = 90                   # retention of personal data in events
 store_ip = false                     # keep client IPs (encrypted)
+signed_tokens_days = 90              # old signed-only open/click links accepted this long
 
 [keys]                               # base64url, >= 16 bytes (32 recommended)
 k1 = "..."                           # old keys keep verifying links already sent
@@ -63,6 +64,8 @@ class _Spec(msgspec.Struct, forbid_unknown_fields=True):
     events_days: float = 365.0
     personal_days: float = 90.0
     store_ip: bool = False
+    # Tokens of mail sent before they were sealed: see TokenVerifier.
+    signed_tokens_days: float = 90.0
     sender: SenderSpec = msgspec.field(default_factory=SenderSpec)
     lists: dict[str, ListInfo] = msgspec.field(default_factory=dict)
 
@@ -88,6 +91,7 @@ class TrackingConfig:
         self.window = spec.window
         self.retention = Retention(events_days=spec.events_days, personal_days=spec.personal_days)
         self.store_ip = spec.store_ip
+        self.signed_tokens_days = spec.signed_tokens_days
         self.pages = Pages(spec.sender, spec.lists, base=path.parent, file=f)
         try:
             self.tracker()  # validate keys and base URL now
@@ -99,7 +103,7 @@ class TrackingConfig:
         return Tracker(self.base_url, self.keys, self.current_key)
 
     def verifier(self) -> TokenVerifier:
-        return TokenVerifier(self.keys)
+        return TokenVerifier(self.keys, signed_days=self.signed_tokens_days)
 
     def open_store(self) -> EventStore:
         try:
@@ -145,7 +149,8 @@ def write_new_config(path: str | os.PathLike[str], base_url: str) -> None:
         'current_key = "k1"\n'
         'store = "tracking.sqlite"\n'
         f'store_secret = "{key()}"\n'
-        "window = 10\nevents_days = 365\npersonal_days = 90\nstore_ip = false\n\n"
+        "window = 10\nevents_days = 365\npersonal_days = 90\nstore_ip = false\n"
+        "signed_tokens_days = 0  # no mail with signed-only tokens was sent with these keys\n\n"
         f'[keys]\nk1 = "{key()}"\n'
         "\n# What the recipient pages (unsubscribe, preferences) show; all optional.\n"
         "# [sender]\n"

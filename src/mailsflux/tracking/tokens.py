@@ -1,19 +1,35 @@
-"""Signed tracking tokens: what they carry, and their verification.
+"""Sealed tracking tokens: what they carry, and how they are opened.
 
-A token is ``{key_id}.{base64url(payload || tag)}`` (no padding), where
-``payload`` is the msgpack array ``[message_id, recipient, job, sent_at,
+A token is ``{key_id}.{base64url(V || C)}`` (no padding): AES-256-SIV
+(RFC 5297) of the msgpack array ``[message_id, recipient, job, sent_at,
 kind, url]`` (kind 0 open, 1 click, 2 unsubscribe; ``sent_at`` in Unix
-seconds) and ``tag`` is HMAC-SHA256(key, ``key_id + "." + payload``)
-truncated to 16 bytes (128 bits).  Tokens are made by the compiled
-:mod:`mailsflux.tracking._rewrite`; they are verified here with the standard library,
-independently of that code.
+seconds), with the key id as associated data and the 64-byte key
+:func:`token_key` derives from the tracking key.  The key id stays in clear
+so that keys rotate: old keys stay in the ring and keep opening tokens of
+mail already sent.  Tokens are made by the compiled
+:mod:`mailsflux.tracking._rewrite`; they are opened here with the
+cryptography package, independently of that code.
+
+Why AES-SIV rather than AES-GCM: a link token must be short and is made
+per link on the hot path.  SIV is deterministic authenticated encryption
+(RFC 5297 section 4): it needs no nonce in the token (AES-GCM would add 12
+bytes, 16 characters, per link, and a nonce derived from the payload would be
+a construction of our own), its 16-byte synthetic IV is also the tag, so a
+sealed token is exactly as long as the signed one was, and a repeated
+payload shows only that two links are the same link of the same message.
+
+Before tokens were sealed they were only signed: ``{key_id}.{base64url(payload
+|| tag)}`` with ``tag`` HMAC-SHA256(key, ``key_id + "." + payload``)
+truncated to 16 bytes.  Those are in mail already sent, so :class:`TokenVerifier`
+still accepts them for a transition period (``signed_days``; an unsubscribe
+always), but nothing makes them any more.
 
 Preference-page tokens (:meth:`TokenVerifier.preferences_token`) are
-sealed rather than only signed, because their page lists everything one
-person receives: ``{key_id}.{base64url(nonce || AES-256-GCM(payload))}``
-with the msgpack payload ``[recipient, job, issued_at]`` and a key derived
-from the tracking key (HKDF-SHA256), so the address is not readable in the
-link.
+sealed with AES-256-GCM and a random nonce (they are made once per page
+view, not per link): ``{key_id}.{base64url(nonce || AES-256-GCM(payload))}``
+with the msgpack payload ``[recipient, job, issued_at]``.  Both keys come
+from the tracking key by HKDF-SHA256 (:func:`derive_key`), each under its own
+label.
 
 Anything that is not exactly a token made with a known key decodes to
 ``None``: an unknown key id (a retired or foreign key), bad base64 (also a
@@ -28,13 +44,14 @@ import binascii
 import hmac
 import os
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Final, Literal
 
 import msgspec
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from mailsflux.errors import ConfigError
@@ -42,8 +59,11 @@ from mailsflux.errors import ConfigError
 TokenKind = Literal["open", "click", "unsubscribe"]
 KINDS: Final[tuple[TokenKind, ...]] = ("open", "click", "unsubscribe")
 
-#: Bytes of the HMAC-SHA256 tag kept in a token (128 bits).
+#: Bytes of the synthetic IV of a sealed token, and of the HMAC tag of an old
+#: signed one (128 bits).
 TAG_SIZE: Final = 16
+#: Days after sending that an old signed-only open or click token is accepted.
+SIGNED_DAYS: Final = 90.0
 #: Shortest key accepted (bytes); 32 random bytes are recommended.
 MIN_KEY_SIZE: Final = 16
 #: Longest token accepted (characters): a bound on work per request.
@@ -57,6 +77,7 @@ _DECODER: Final = msgspec.msgpack.Decoder(_Wire)
 _PrefWire = tuple[str, str, int]
 _PREF_DECODER: Final = msgspec.msgpack.Decoder(_PrefWire)
 _PREF_LABEL: Final = b"mailsflux preferences token v1"
+_TOKEN_LABEL: Final = b"mailsflux tracking token v2"
 
 
 class PreferencesPayload(msgspec.Struct, frozen=True, gc=False):
@@ -69,10 +90,18 @@ class PreferencesPayload(msgspec.Struct, frozen=True, gc=False):
     key_id: str
 
 
+def derive_key(key: bytes, label: bytes, length: int = 32) -> bytes:
+    """A key for one use of a tracking key: HKDF-SHA256 (RFC 5869) under ``label``."""
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=label).derive(key)
+
+
+def token_key(key: bytes) -> bytes:
+    """The AES-256-SIV key (64 bytes) that seals open, click and unsubscribe tokens."""
+    return derive_key(key, _TOKEN_LABEL, 64)
+
+
 def _pref_aead(key: bytes) -> AESGCM:
-    return AESGCM(
-        HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_PREF_LABEL).derive(key)
-    )
+    return AESGCM(derive_key(key, _PREF_LABEL))
 
 
 class TokenPayload(msgspec.Struct, frozen=True, gc=False):
@@ -86,7 +115,7 @@ class TokenPayload(msgspec.Struct, frozen=True, gc=False):
     job: str
     #: When the message was composed (Unix seconds), to spot link scanners.
     sent_at: int
-    #: The key that signed it.
+    #: The key that sealed (or, before tokens were sealed, signed) it.
     key_id: str
 
 
@@ -130,13 +159,28 @@ def b64_decode_strict(body: str) -> bytes | None:
 
 
 class TokenVerifier:
-    """Checks tokens against a key ring (old keys stay here after rotation)."""
+    """Opens tokens with a key ring (old keys stay here after rotation).
 
-    __slots__ = ("_aead", "_keys")
+    ``signed_days``: how long after sending an old signed-only open or click
+    token (mail sent before tokens were sealed) is still accepted; ``0``
+    refuses them.  A signed unsubscribe token is always accepted, as an
+    unsubscribe link never expires.  ``clock`` gives the time for that.
+    """
 
-    def __init__(self, keys: Mapping[str, bytes]) -> None:
+    __slots__ = ("_aead", "_clock", "_keys", "_signed_secs", "_siv")
+
+    def __init__(
+        self,
+        keys: Mapping[str, bytes],
+        *,
+        signed_days: float = SIGNED_DAYS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._keys = check_keys(keys)
         self._aead = {kid: _pref_aead(k) for kid, k in self._keys.items()}
+        self._siv = {kid: AESSIV(token_key(k)) for kid, k in self._keys.items()}
+        self._signed_secs = max(0.0, signed_days) * 86400.0
+        self._clock = clock
 
     def preferences_token(self, key_id: str, recipient: str, job: str, issued_at: int) -> str:
         """A sealed token for ``/p/``: the preference page of ``recipient``."""
@@ -177,19 +221,35 @@ class TokenVerifier:
         if len(token) > MAX_TOKEN:
             return None
         kid, dot, body = token.partition(".")
-        key = self._keys.get(kid)
-        if key is None or not dot:
+        siv = self._siv.get(kid)
+        if siv is None or not dot:
             return None
         raw = b64_decode_strict(body)
         if raw is None or len(raw) <= TAG_SIZE:
             return None
+        try:
+            payload = siv.decrypt(raw, [kid.encode("ascii")])
+        except InvalidTag:
+            return self._decode_signed(kid, raw, kind)
+        return self._payload(kid, payload, kind)
+
+    def _decode_signed(self, kid: str, raw: bytes, kind: TokenKind | None) -> TokenPayload | None:
+        """An old signed-only token (payload || HMAC tag), within its transition period."""
         payload, tag = raw[:-TAG_SIZE], raw[-TAG_SIZE:]
-        expect = hmac.digest(key, kid.encode("ascii") + b"." + payload, "sha256")[:TAG_SIZE]
+        msg = kid.encode("ascii") + b"." + payload
+        expect = hmac.digest(self._keys[kid], msg, "sha256")[:TAG_SIZE]
         if not hmac.compare_digest(expect, tag):
             return None
+        p = self._payload(kid, payload, kind)
+        if p is None or p.kind == "unsubscribe":
+            return p
+        return p if self._clock() - p.sent_at <= self._signed_secs else None
+
+    @staticmethod
+    def _payload(kid: str, payload: bytes, kind: TokenKind | None) -> TokenPayload | None:
         try:
             message_id, recipient, job, sent_at, k, url = _DECODER.decode(payload)
-        except msgspec.DecodeError:  # pragma: no cover - only a key holder can sign
+        except msgspec.DecodeError:  # pragma: no cover - only a key holder can seal
             return None
         if not 0 <= k < len(KINDS):
             return None
@@ -210,10 +270,13 @@ class TokenVerifier:
 __all__ = [
     "KINDS",
     "MIN_KEY_SIZE",
+    "SIGNED_DAYS",
     "TAG_SIZE",
     "PreferencesPayload",
     "TokenKind",
     "TokenPayload",
     "TokenVerifier",
     "check_keys",
+    "derive_key",
+    "token_key",
 ]

@@ -16,7 +16,13 @@ from typing import Final
 
 from mailsflux.errors import ConfigError, HeaderError
 from mailsflux.tracking._rewrite import Rewriter, _trim_url
-from mailsflux.tracking.tokens import TokenKind, TokenPayload, TokenVerifier, check_keys
+from mailsflux.tracking.tokens import (
+    TokenKind,
+    TokenPayload,
+    TokenVerifier,
+    check_keys,
+    token_key,
+)
 
 _KIND_CODE: Final[dict[TokenKind, int]] = {"open": 0, "click": 1, "unsubscribe": 2}
 
@@ -35,7 +41,7 @@ class Tracker:
     """Makes tracked messages: ``base_url`` is where the tracking server answers.
 
     ``keys`` maps key ids to secret keys (bytes, 32 random bytes each is
-    right); ``current_key_id`` signs new tokens, the others still verify, so a
+    right); ``current_key_id`` seals new tokens, the others still open, so a
     key can be rotated without breaking links already sent.  ``clock`` gives
     the send time stamped into tokens.
     """
@@ -61,8 +67,8 @@ class Tracker:
         #: The key ring, for what else the sender seals with it (VERP return paths).
         self.keys: Mapping[str, bytes] = ring
         self.clock = clock
-        self._rw = Rewriter(base, current_key_id, ring[current_key_id])
-        self._verifier = TokenVerifier(ring)
+        self._rw = Rewriter(base, current_key_id, token_key(ring[current_key_id]))
+        self._verifier = TokenVerifier(ring, clock=clock)
 
     @property
     def verifier(self) -> TokenVerifier:
@@ -81,7 +87,7 @@ class Tracker:
         url: str = "",
         sent_at: float | None = None,
     ) -> str:
-        """One signed token."""
+        """One sealed token."""
         return self._rw.token(
             _KIND_CODE[kind], message_id, recipient, job, self._sent(sent_at), url
         )
@@ -196,7 +202,7 @@ class Tracker:
         ]
 
     def decode(self, token: str, kind: TokenKind | None = None) -> TokenPayload | None:
-        """Verify a token (any key of the ring); ``None`` unless genuine."""
+        """Open a token (any key of the ring); ``None`` unless genuine."""
         return self._verifier.decode(token, kind)
 
 
