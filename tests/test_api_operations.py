@@ -46,7 +46,7 @@ def test_health_metrics_and_openapi(tmp_path: Path) -> None:
             s, _, doc = srv.call("GET", "/v1/openapi.json")
             assert s == 200 and doc["openapi"].startswith("3.1")
             schemas = doc["components"]["schemas"]
-            assert {"MessageIn", "JobIn", "Accepted", "JobOut", "EventsOut"} <= set(schemas)
+            assert {"MessageIn", "JobIn", "Accepted", "JobStatus", "EventsOut"} <= set(schemas)
             assert "to" in schemas["MessageIn"]["required"]
             assert schemas["MessageIn"]["additionalProperties"] is False
             post = doc["paths"]["/v1/messages"]["post"]

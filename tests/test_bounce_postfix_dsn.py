@@ -135,7 +135,7 @@ def test_postfix_dsn_becomes_a_bounce_and_a_suppression(tmp_path: Path) -> None:
         "maillog"], out["maillog"]  # fmt: skip
     assert out["serve_rc"] == 143, out["serve_err"]
     (event,) = [json.loads(line) for line in events.read_text().splitlines()]
-    assert event["event"] == "bounced" and event["recipient"] == "nosuchuser@example.com"
-    assert event["status"] == "5.1.1" and event["job"] == "job"
+    assert event["type"] == "bounced" and event["recipient"] == "nosuchuser@example.com"
+    assert event["details"]["enhanced_status"] == "5.1.1" and event["job"] == "job"
     check = run_cli("suppression", "check", "nosuchuser@example.com", "--tracking", str(cfg))
     assert check.returncode == 1 and "hard-bounce" in check.stdout, check.stdout

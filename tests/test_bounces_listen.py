@@ -78,8 +78,9 @@ def test_listener_accepts_only_its_addresses_and_ingests(tmp_path: Path) -> None
     finally:
         store.close()
     events = [json.loads(x) for x in (tmp_path / "ev.jsonl").read_text().splitlines()]
-    assert [(e["event"], e["recipient"], e["job"], e["tenant"]) for e in events] == [
+    assert [(e["type"], e["recipient"], e["job"], e["tenant"]) for e in events] == [
         ("bounced", "zed@example.com", "spring", "acme"),
-        ("complained", "trent@mailbox.example", "", ""),
+        ("complained", "trent@mailbox.example", None, ""),
     ]
-    assert events[0]["source"] == "smtp:127.0.0.1"
+    assert events[0]["details"]["source"] == "smtp:127.0.0.1"
+    assert all(e["id"].startswith("evt_") for e in events)

@@ -55,7 +55,8 @@ def test_ingest_maildir_mbox_and_files(tmp_path: Path) -> None:
     by_rcpt = {d["recipient"]: d for d in docs}
     # The forwarder named another address; the token names the one we mailed.
     quinn = by_rcpt["quinn@example.com"]
-    assert (quinn["event"], quinn["reported_recipient"], quinn["hard"]) == (
+    d = quinn["details"]
+    assert (quinn["type"], d["reported_recipient"], d["hard"]) == (
         "bounced",
         "quinn.old@example.org",
         True,
@@ -65,10 +66,10 @@ def test_ingest_maildir_mbox_and_files(tmp_path: Path) -> None:
         "welcome",
         "acme",
     )
-    assert by_rcpt["uma@mailbox.example"]["event"] == "complained"
-    assert by_rcpt["carol@example.org"]["event"] in ("deferred", "bounced")
-    assert by_rcpt["walter@example.com"]["event"] == "auto_replied"
-    assert by_rcpt["judy@example.org"]["event"] == "deferred"
+    assert by_rcpt["uma@mailbox.example"]["type"] == "complained"
+    assert by_rcpt["carol@example.org"]["type"] in ("deferred", "bounced")
+    assert by_rcpt["walter@example.com"]["type"] == "auto_replied"
+    assert by_rcpt["judy@example.org"]["type"] == "deferred"
 
     store = load_config(cfg).open_store()
     try:

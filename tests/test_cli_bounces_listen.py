@@ -44,7 +44,7 @@ def test_listen_receives_refuses_and_stops(tmp_path: Path) -> None:
             proc.kill()
     assert proc.returncode == 0, err
     assert "1 reports: 0 bounces, 1 complaints" in out
-    assert '"event":"complained"' in events.read_text()
+    assert '"type":"complained"' in events.read_text()
 
 
 def test_listen_without_addresses_is_a_usage_error(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ def test_event_log_is_private_and_complete(tmp_path: Path) -> None:
     assert events.stat().st_mode & 0o777 == 0o600  # it names recipients
     lines = [json.loads(x) for x in events.read_text().splitlines()]
     assert sorted(e["recipient"] for e in lines) == sorted(r[0] for r in people(6))
-    assert {e["kind"] for e in lines} == {"delivered"}
+    assert {e["type"] for e in lines} == {"delivered"}
     assert all("Subject" not in json.dumps(e) for e in lines)  # no message content
 
 

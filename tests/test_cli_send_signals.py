@@ -26,7 +26,7 @@ ROWS = 200
 def _delivered(events: Path) -> int:
     if not events.exists():
         return 0
-    return sum(json.loads(x)["kind"] == "delivered" for x in events.read_text().splitlines())
+    return sum(json.loads(x)["type"] == "delivered" for x in events.read_text().splitlines())
 
 
 def _send_then_signal(

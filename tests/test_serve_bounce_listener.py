@@ -71,4 +71,4 @@ def test_a_dsn_to_serves_listener_suppresses(tmp_path: Path) -> None:
     assert re.search(r"bounces on smtp://127\.0\.0\.1:\d+", err), err
     r = run_cli("suppression", "check", "alice@example.com", "--tracking", str(cfg))
     assert r.returncode == 1 and "hard-bounce" in r.stdout
-    assert '"event":"bounced"' in (tmp_path / "ev.jsonl").read_text()
+    assert '"type":"bounced"' in (tmp_path / "ev.jsonl").read_text()

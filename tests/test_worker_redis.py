@@ -48,7 +48,7 @@ def test_two_workers_send_a_job_once_and_status_reads_it_from_redis(
     assert status["counts"] == {"delivered": ROWS}
     assert status["state"] == "finished" and status["rows"] == ROWS
     # Both workers wrote their events into one file, a whole line each.
-    kinds = Counter(json.loads(line)["kind"] for line in events.read_text().splitlines())
+    kinds = Counter(json.loads(line)["type"] for line in events.read_text().splitlines())
     assert kinds == {"delivered": ROWS}
 
 

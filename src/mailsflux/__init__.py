@@ -38,10 +38,10 @@ from mailsflux.errors import (
     TemporaryRoutingError,
     ThrottleBackendError,
 )
+from mailsflux.events import Event, EventDetails, EventType
 from mailsflux.types import (
     DeliveryResult,
     DeliveryStatus,
-    Event,
     JobSummary,
     Problem,
     Recipient,
@@ -110,6 +110,8 @@ __all__ = [
     "DomainLimits",
     "Engine",
     "Event",
+    "EventDetails",
+    "EventType",
     "HeaderError",
     "HeaderInjectionError",
     "JobFileError",

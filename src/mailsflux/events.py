@@ -10,9 +10,13 @@ the second by ``(tenant, id)``.
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Literal, get_args
 
 import msgspec
+
+from mailsflux.types import DeliveryResult
 
 EventType = Literal[
     "queued",
@@ -26,6 +30,7 @@ EventType = Literal[
     "complained",
     "suppressed",
     "rejected",
+    "auto_replied",
 ]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 _PREFIX = "evt_"
@@ -55,6 +60,10 @@ class EventDetails(msgspec.Struct, kw_only=True, omit_defaults=True):
     feedback_type: str = ""
     #: unsubscribed: ``all`` mail of the sender, or the ``list`` (the job).
     scope: str = ""
+    #: bounced, complained (from a report): the address the report named,
+    #: when it differs from the one the VERP token names; where it came from.
+    reported_recipient: str = ""
+    source: str = ""
 
 
 class Event(msgspec.Struct, kw_only=True):
@@ -85,3 +94,36 @@ def event_id(position: int) -> str:
 def position(event_id: str) -> int:
     """``evt_17`` -> 17."""
     return int(event_id.removeprefix(_PREFIX))
+
+
+_last_stream_id = 0
+
+
+def stream_id() -> str:
+    """An id for an event written to a file rather than a log (``send
+    --events``, ``bounces ingest --events``): no position to take, so the
+    time in nanoseconds, three digits of the process id, and never the same
+    twice in a process; it grows with time like a log's."""
+    global _last_stream_id
+    n = time.time_ns() * 1000 + os.getpid() % 1000
+    _last_stream_id = n = max(n, _last_stream_id + 1000)
+    return event_id(n)
+
+
+def result_event(
+    r: DeliveryResult, *, job: str | None, tenant: str = "", id: str = "", at: float = 0.0
+) -> Event:
+    """A delivery result as an event (a skipped row is ``suppressed``: it was
+    not sent because it was suppressed or settled before)."""
+    return Event(
+        id=id or stream_id(),
+        type="suppressed" if r.status == "skipped" else r.status,
+        time=at or time.time(),
+        tenant=tenant,
+        message_id=r.message_id,
+        job=job,
+        recipient=r.recipient,
+        details=EventDetails(
+            code=r.code, enhanced_status=r.enhanced_status, reply=r.reply, category=r.category
+        ),
+    )

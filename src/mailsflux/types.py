@@ -11,18 +11,6 @@ from typing import Literal
 import msgspec
 
 DeliveryStatus = Literal["delivered", "deferred", "bounced", "failed", "skipped", "suppressed"]
-EventKind = Literal[
-    "queued",
-    "suppressed",
-    "delivered",
-    "deferred",
-    "bounced",
-    "failed",
-    "skipped",
-    "open",
-    "click",
-    "unsubscribe",
-]
 
 
 class Recipient(msgspec.Struct, frozen=True, gc=False):
@@ -70,19 +58,6 @@ class DeliveryResult(msgspec.Struct, frozen=True, gc=False):
     @property
     def domain(self) -> str:
         return self.recipient.rpartition("@")[2].lower()
-
-
-class Event(msgspec.Struct, frozen=True, gc=False):
-    """An event for the event log (never holds message content)."""
-
-    kind: EventKind
-    at: float
-    message_id: str
-    recipient: str
-    job: str = ""
-    code: int | None = None
-    enhanced_status: str | None = None
-    detail: str = ""
 
 
 class Problem(msgspec.Struct, frozen=True):

@@ -44,7 +44,6 @@ from mailsflux.api.types import (
     ErrorOut,
     EventsOut,
     JobIn,
-    JobOut,
     MessageIn,
     MessageOut,
     TemplateIn,
@@ -235,7 +234,7 @@ class ApiApp:
                 job = self.gateway.job(who, parts[2])
                 return (
                     200,
-                    _enc.encode(msgspec.convert(job, JobOut, from_attributes=True)),
+                    _enc.encode(job),
                     [],
                     _JSON,
                 )
@@ -243,7 +242,7 @@ class ApiApp:
                 job = await self.gateway.cancel_job(who, parts[2])
                 return (
                     200,
-                    _enc.encode(msgspec.convert(job, JobOut, from_attributes=True)),
+                    _enc.encode(job),
                     [],
                     _JSON,
                 )
@@ -361,12 +360,8 @@ class ApiApp:
     ) -> str:
         try:
             mid = await handler(who, body)
-        except msgspec.ValidationError as exc:
-            text = str(exc)
-            m = _AT.search(text)
-            raise _Answer(422, "invalid", _AT.sub("", text), m.group(1) if m else None) from None
-        except msgspec.DecodeError as exc:
-            raise _Answer(400, "bad_json", f"the body is not JSON: {exc}") from None
+        except msgspec.MsgspecError as exc:
+            raise _decode_answer(exc) from None
         except MailsfluxError as exc:
             raise _answer(exc) from None
         self.gateway.metrics.accepted.labels("http").inc()
@@ -392,12 +387,8 @@ class ApiApp:
     async def _put_template(self, who: Principal, template_id: str, body: bytes) -> bytes:
         try:
             t = _TEMPLATE.decode(body)
-        except msgspec.ValidationError as exc:
-            text = str(exc)
-            m = _AT.search(text)
-            raise _Answer(422, "invalid", _AT.sub("", text), m.group(1) if m else None) from None
-        except msgspec.DecodeError as exc:
-            raise _Answer(400, "bad_json", f"the body is not JSON: {exc}") from None
+        except msgspec.MsgspecError as exc:
+            raise _decode_answer(exc) from None
         try:
             updated = self.gateway.put_template(who, template_id, _enc.encode(t))
         except MailsfluxError as exc:
@@ -468,6 +459,15 @@ def _template(t: TemplateIn) -> Message:
         reply_to=t.reply_to, headers=t.headers, list_unsubscribe=t.list_unsubscribe,
         missing_variables=t.missing_variables, tags=tuple(t.tags), metadata=t.metadata,
     )  # fmt: skip
+
+
+def _decode_answer(exc: msgspec.MsgspecError) -> _Answer:
+    """A body msgspec refused: 422 naming the field's path, or 400 when it is not JSON."""
+    if isinstance(exc, msgspec.ValidationError):
+        text = str(exc)
+        m = _AT.search(text)
+        return _Answer(422, "invalid", _AT.sub("", text), m.group(1) if m else None)
+    return _Answer(400, "bad_json", f"the body is not JSON: {exc}")
 
 
 def _answer(exc: MailsfluxError) -> _Answer:

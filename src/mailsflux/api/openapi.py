@@ -11,12 +11,12 @@ from mailsflux.api.types import (
     ErrorOut,
     EventsOut,
     JobIn,
-    JobOut,
     MessageIn,
     MessageOut,
     TemplateIn,
     TemplateOut,
 )
+from mailsflux.gateway import JobStatus
 
 _REF = "#/components/schemas/{name}"
 
@@ -37,7 +37,7 @@ def openapi_document(version: str) -> dict[str, Any]:
             TemplateIn,
             TemplateOut,
             Accepted,
-            JobOut,
+            JobStatus,
             MessageOut,
             EventsOut,
             ErrorOut,
@@ -102,7 +102,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "summary": "A job's state, counts and rate",
                     "parameters": [path_id("the job id")],
                     "responses": {
-                        "200": {"description": "found", **_json("JobOut")},
+                        "200": {"description": "found", **_json("JobStatus")},
                         **_errors(401, 403, 404),
                     },
                 }
@@ -112,7 +112,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "summary": "Stop a job (what was handed on is still sent)",
                     "parameters": [path_id("the job id")],
                     "responses": {
-                        "200": {"description": "cancelled", **_json("JobOut")},
+                        "200": {"description": "cancelled", **_json("JobStatus")},
                         **_errors(401, 403, 404),
                     },
                 }

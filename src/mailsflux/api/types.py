@@ -96,21 +96,6 @@ class EventsOut(msgspec.Struct, kw_only=True):
     next: str
 
 
-class JobOut(msgspec.Struct, kw_only=True):
-    """``GET /v1/jobs/{id}``: the job's state, counts by event type, and rate."""
-
-    id: str
-    name: str
-    state: str
-    rows: int
-    handed_on: int
-    counts: dict[str, int]
-    pending: int
-    rate: float
-    created: float
-    updated: float
-
-
 class ErrorDetail(msgspec.Struct, kw_only=True, omit_defaults=True):
     code: str
     message: str

@@ -45,6 +45,7 @@ from mailsflux.errors import (
     MailsfluxError,
     SchedulerClosedError,
 )
+from mailsflux.events import Event, result_event
 from mailsflux.jobs.composer import Composer, Sources, content_type
 from mailsflux.jobs.jobfile import Job, JobSpec, MessageSpec, RecipientsSpec
 from mailsflux.jobs.journal import Journal, open_spool, spool_dir
@@ -642,6 +643,13 @@ class Engine:
         self._jobs.add(handle)
         handle._start(asyncio.ensure_future(run()))
         return handle
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Every final result as an event of the one schema
+        (:class:`mailsflux.Event`, as the HTTP API, webhooks and ``send
+        --events`` carry it), from when iteration starts until the engine is left."""
+        async for r in self.results():
+            yield result_event(r, job=self.config.name)
 
     async def results(self) -> AsyncIterator[DeliveryResult]:
         """Every final result of every send and job, from when iteration

@@ -32,6 +32,7 @@ import msgspec
 
 from mailsflux.compose import normalize_address
 from mailsflux.errors import MailsfluxError
+from mailsflux.events import Event, EventDetails, EventType, stream_id
 from mailsflux.feedback.report import Outcome, Report, parse_report
 from mailsflux.feedback.verp import Verp, VerpPayload
 from mailsflux.tracking.events import EventStore
@@ -51,7 +52,7 @@ class IngestStats(msgspec.Struct):
     quarantined: int = 0
 
 
-_EVENT = {
+_EVENT: dict[str, EventType] = {
     "failed": "bounced",
     "delayed": "deferred",
     "delivered": "delivered",
@@ -146,26 +147,31 @@ class Ingestor:
                 len(outcomes) == 1 or o.recipient.lower() == token.recipient.lower()
             )
             address = token.recipient if ours and token is not None else o.recipient
+            event: EventType
             if report.kind == "complaint":
                 event = "complained"
             elif report.kind == "auto-reply":
                 event = "auto_replied"
             else:
                 event = _EVENT.get(o.action, "bounced")
-            doc = {
-                "at": now,
-                "event": event,
-                "recipient": address,
-                "reported_recipient": o.recipient,
-                "status": o.status,
-                "code": o.code,
-                "reason": o.reason,
-                "hard": o.hard,
-                "message_id": token.message_id if token else "",
-                "job": token.job if token else "",
-                "tenant": token.tenant if token else "",
-                "source": source,
-            }
+            doc = Event(
+                id=stream_id(),
+                type=event,
+                time=now,
+                tenant=token.tenant if token else "",
+                message_id=token.message_id if token else "",
+                job=(token.job or None) if token else None,
+                recipient=address,
+                details=EventDetails(
+                    code=o.code,
+                    enhanced_status=o.status,
+                    category=o.reason,
+                    hard=o.hard,
+                    feedback_type=report.feedback_type if report.kind == "complaint" else "",
+                    reported_recipient=o.recipient if o.recipient != address else "",
+                    source=source,
+                ),
+            )
             if self._events is not None:
                 self._events.write(msgspec.json.encode(doc) + b"\n")
                 self.stats.events += 1

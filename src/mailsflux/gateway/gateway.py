@@ -47,7 +47,9 @@ _FLUSH_AFTER = 0.05
 
 
 class JobStatus(msgspec.Struct, kw_only=True):
-    """``GET /v1/jobs/{id}``."""
+    """``GET /v1/jobs/{id}``: the job's state (queued, running, finished,
+    cancelled, failed), rows handed on, counts by event type, messages still
+    pending, and the rate results came at."""
 
     id: str
     name: str

@@ -89,6 +89,8 @@ class _Details(msgspec.Struct, array_like=True, omit_defaults=True):
     user_agent: str = ""
     feedback_type: str = ""
     scope: str = ""
+    reported_recipient: str = ""
+    source: str = ""
 
 
 def _stored(d: EventDetails) -> _Details:

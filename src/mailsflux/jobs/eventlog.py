@@ -1,13 +1,14 @@
-"""The events file: one JSON line per final result, never any message content."""
+"""The events file: one JSON line per final result (the one event schema,
+:class:`mailsflux.events.Event`), never any message content."""
 
 from __future__ import annotations
 
-import time
 from typing import IO
 
 import msgspec
 
-from mailsflux.types import DeliveryResult, Event
+from mailsflux.events import result_event
+from mailsflux.types import DeliveryResult
 
 
 class EventLog:
@@ -21,14 +22,4 @@ class EventLog:
     def result(self, r: DeliveryResult) -> None:
         if self.fh is None:
             return
-        ev = Event(
-            kind=r.status,
-            at=time.time(),
-            message_id=r.message_id,
-            recipient=r.recipient,
-            job=self.job,
-            code=r.code,
-            enhanced_status=r.enhanced_status,
-            detail=r.reply,
-        )
-        self.fh.write(self.enc.encode(ev) + b"\n")
+        self.fh.write(self.enc.encode(result_event(r, job=self.job)) + b"\n")
