@@ -153,6 +153,7 @@ class Gateway:
             dkim=list(t.dkim),
             delivery=self.delivery,
             spool=SpoolSpec(dir=str(spool_dir), fsync=self.fsync),
+            tracking=t.tracking,
             base=str(directory),
         )
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -367,6 +368,14 @@ class Gateway:
     # -- results -----------------------------------------------------------------
 
     def _result(self, state: _Tenant, r: DeliveryResult) -> None:
+        if r.status in ("suppressed", "skipped") and r.attempts == 0:
+            # Suppressed before it was stored: the engine says so while the
+            # caller is still being accepted; recorded after its "queued".
+            asyncio.get_running_loop().call_soon(self._record, state, r)
+            return
+        self._record(state, r)
+
+    def _record(self, state: _Tenant, r: DeliveryResult) -> None:
         job = state.jobs_of.get(r.message_id, "") if r.message_id else None
         if job == "":
             job = state.log.job_of(r.message_id)

@@ -188,7 +188,12 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 )
                 for w in t.webhooks
             ]
-            out.append(msgspec.structs.replace(t, dkim=keys, webhooks=hooks))
+            tracking = t.tracking
+            if tracking is not None:
+                tracking = msgspec.structs.replace(
+                    tracking, config=str(self.resolve(tracking.config))
+                )
+            out.append(msgspec.structs.replace(t, dkim=keys, webhooks=hooks, tracking=tracking))
         return Tenants(out)
 
 

@@ -12,7 +12,7 @@ import msgspec
 from mailsflux.dkim.keys import ascii_domain
 from mailsflux.errors import ConfigError, DKIMError
 from mailsflux.events import EVENT_TYPES
-from mailsflux.jobs.jobfile import DKIMSpec
+from mailsflux.jobs.jobfile import DKIMSpec, TrackingSpec
 
 #: The tenant a setup without ``[[tenants]]`` has: it may send from any domain.
 DEFAULT_TENANT = "default"
@@ -94,6 +94,10 @@ class Tenant(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     region: str = "default"
     #: Endpoints its events are POSTed to.
     webhooks: list[WebhookSpec] = msgspec.field(default_factory=list)
+    #: ``[tenants.tracking]``: the job file's tracking table for this tenant's
+    #: mail: its store is the tenant's suppression list (checked before every
+    #: send, hard bounces added), plus opens, clicks, unsubscribe links, VERP.
+    tracking: TrackingSpec | None = None
 
     def owns(self, address: str) -> bool:
         """Whether the tenant may send as ``address`` (its domain or a subdomain)."""
