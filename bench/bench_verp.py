@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _example import EXAMPLE, VARS
 from _machine import describe
-from mailsflux.delivery.smtp import _ADDRESS
+from mailsflux.delivery.smtp import _address
 from mailsflux.feedback import Verp
 from mailsflux.feedback.verp import _b32, _unb32
 from mailsflux.jobs import Prepared
@@ -81,7 +81,7 @@ def token_parts(n: int) -> tuple[float, float, float, str]:
     mid = "5f1c2a9e0b7d4c3a2b1f.1234@northwind.example"
     address = v.make(mid, VARS["email"], "welcome")
     make = min(cpu_per_call(lambda: v.make(mid, VARS["email"], "welcome"), n) for _ in range(5))
-    check = min(cpu_per_call(lambda: _ADDRESS(address), n) for _ in range(5))
+    check = min(cpu_per_call(lambda: _address(address), n) for _ in range(5))
     raw = _unb32(address[len("bounces+") : address.index("@")])
     assert raw is not None
     spell = min(cpu_per_call(lambda: _b32(raw), n) for _ in range(5))
