@@ -40,7 +40,7 @@ ALLOWED = {
     "jobs": {"compose", "dkim", "tracking", "delivery", "spool", "feedback"},
     "engine": {"compose", "dkim", "tracking", "delivery", "spool", "feedback", "jobs"},
     "tenants": {"dkim", "jobs"},
-    "gateway": {"engine", "jobs", "spool", "tenants"},
+    "gateway": {"compose", "engine", "jobs", "spool", "tenants"},
     "api": {"engine", "gateway", "tenants"},
     # The SMTP listener: delivery for its per-credential rate limit
     # (LocalThrottles), compose to check each RCPT address as it comes.

@@ -10,12 +10,7 @@ what, naming the address only by a keyed hash.
 from __future__ import annotations
 
 import argparse
-import getpass
-import hashlib
-import hmac
-import json
 import os
-import secrets
 import sys
 import time
 from pathlib import Path
@@ -23,16 +18,11 @@ from typing import Any
 
 import msgspec
 
-from mailsflux.errors import ConfigError, MailsfluxError
-
 
 def _key(address: str) -> str:
-    from mailsflux.compose import normalize_address, parse_address
+    from mailsflux.gateway.privacy import address_key
 
-    try:
-        return normalize_address(str(parse_address(address)))
-    except (MailsfluxError, ValueError) as exc:  # one line, not a traceback
-        raise ConfigError(f"{address!r} is not an address: {exc}", field="ADDRESS") from None
+    return address_key(address, "ADDRESS")
 
 
 def _stores(args: argparse.Namespace) -> tuple[Any, list[tuple[str, Path]], Path]:
@@ -53,23 +43,7 @@ def _stores(args: argparse.Namespace) -> tuple[Any, list[tuple[str, Path]], Path
     return config, tenants, config.data_path
 
 
-def _audit(folder: Path, action: str, key: str, counts: dict[str, int]) -> None:
-    """One line per request; the address as HMAC-SHA256 under a key kept beside it."""
-    from mailsflux._files import create_whole
-
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key_file = folder / "audit.key"
-    create_whole(key_file, secrets.token_bytes(32))
-    mac = hmac.new(key_file.read_bytes(), key.encode(), hashlib.sha256).hexdigest()
-    line = {"time": round(time.time(), 3), "action": action, "by": getpass.getuser(),
-            "address_hmac": mac, "counts": counts}  # fmt: skip
-    fd = os.open(folder / "privacy-audit.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    with os.fdopen(fd, "a") as f:
-        f.write(json.dumps(line) + "\n")
-
-
 def cmd_privacy(args: argparse.Namespace) -> int:
-    from mailsflux.compose import normalize_address
     from mailsflux.gateway import TenantLog
     from mailsflux.spool import SQLiteSpool, default_spool_dir
 
@@ -78,11 +52,9 @@ def cmd_privacy(args: argparse.Namespace) -> int:
     new = _key(args.to) if action == "correct" else None
     erase = action == "erase"
 
-    def match(rcpt: str) -> bool:
-        try:
-            return normalize_address(rcpt) == key
-        except ValueError:
-            return False
+    from mailsflux.gateway.privacy import matcher
+
+    match = matcher(key)
 
     _, tenants, audit_dir = _stores(args)
     doc: dict[str, Any] = {"address": key, "exported_at": time.time()}
@@ -125,7 +97,9 @@ def cmd_privacy(args: argparse.Namespace) -> int:
             elif action == "object":
                 store.set_tracking_objection(key, not args.withdraw)
                 counts["tracking.objection"] = int(not args.withdraw)
-    _audit(audit_dir, action, key, counts)
+    from mailsflux.gateway.privacy import audit
+
+    audit(audit_dir, action, key, counts)
     if action == "export":
         data = msgspec.json.encode(doc)
         if args.out:

@@ -9,6 +9,8 @@ but the OpenAPI document):
 - ``GET /v1/messages/{id}``: state and events.
 - ``PUT|GET /v1/templates/{id}``: a stored template, for ``template_id``.
 - ``GET /v1/events?cursor=C&limit=N``: events after a cursor, oldest first.
+- ``POST /v1/privacy/{export|erase|correct|object}`` (admin role): a
+  person's rights in the caller's tenant.
 - ``GET /v1/openapi.json``, ``/healthz``, ``/readyz``. ``/metrics`` is on its
   own listener (:class:`MetricsApp`): it shows every tenant's numbers.
 
@@ -46,6 +48,7 @@ from mailsflux.api.types import (
     JobIn,
     MessageIn,
     MessageOut,
+    PrivacyIn,
     TemplateIn,
     TemplateOut,
 )
@@ -71,6 +74,7 @@ _JSON = [(b"content-type", b"application/json")]
 _MESSAGE = msgspec.json.Decoder(MessageIn)
 _JOB = msgspec.json.Decoder(JobIn)
 _TEMPLATE = msgspec.json.Decoder(TemplateIn)
+_PRIVACY = msgspec.json.Decoder(PrivacyIn)
 #: What a message may take from a stored template (and give itself instead).
 _OVERRIDABLE = (
     "sender", "subject", "html", "text", "reply_to", "headers", "list_unsubscribe",
@@ -260,6 +264,22 @@ class ApiApp:
                 events = self.gateway.message(who, parts[2])
                 out = MessageOut(id=parts[2], state=events[-1].type, events=events)
                 return 200, _enc.encode(out), [], _JSON
+            if method == "POST" and len(parts) == 3 and parts[1] == "privacy":
+                if parts[2] not in ("export", "erase", "correct", "object"):
+                    raise _Answer(404, "not_found", "no such route")
+                body = await self._body(receive, headers, self.max_body)
+                try:
+                    req = _PRIVACY.decode(body)
+                except msgspec.MsgspecError as exc:
+                    raise _decode_answer(exc) from None
+                doc = await self.gateway.privacy(
+                    who,
+                    parts[2],
+                    req.address,
+                    to=req.to,
+                    withdraw=req.withdraw,
+                )
+                return 200, _enc.encode(doc), [], _JSON
             if method == "GET" and path == "/v1/events":
                 return 200, self._events(scope, who), [], _JSON
         except MailsfluxError as exc:

@@ -13,6 +13,7 @@ from mailsflux.api.types import (
     JobIn,
     MessageIn,
     MessageOut,
+    PrivacyIn,
     TemplateIn,
     TemplateOut,
 )
@@ -34,6 +35,7 @@ def openapi_document(version: str) -> dict[str, Any]:
         (
             MessageIn,
             JobIn,
+            PrivacyIn,
             TemplateIn,
             TemplateOut,
             Accepted,
@@ -135,6 +137,24 @@ def openapi_document(version: str) -> dict[str, Any]:
                         **_errors(401, 403, 404),
                     },
                 },
+            },
+            "/v1/privacy/{action}": {
+                "post": {
+                    "summary": "A person's rights in this tenant (admin role), audited",
+                    "parameters": [
+                        {
+                            "name": "action",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"enum": ["export", "erase", "correct", "object"]},
+                        },
+                    ],
+                    "requestBody": {"required": True, **_json("PrivacyIn")},
+                    "responses": {
+                        "200": {"description": "done: counts, and for export the data"},
+                        **_errors(400, 401, 403, 404, 422),
+                    },
+                }
             },
             "/v1/events": {
                 "get": {

@@ -74,6 +74,15 @@ class TemplateOut(msgspec.Struct, kw_only=True):
     updated: float
 
 
+class PrivacyIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``POST /v1/privacy/{export|erase|correct|object}`` (admin role): one
+    person, by address; ``to`` for correct, ``withdraw`` for object."""
+
+    address: str
+    to: str | None = None
+    withdraw: bool = False
+
+
 class Accepted(msgspec.Struct, kw_only=True):
     """202: stored durably, to be sent."""
 

@@ -336,6 +336,12 @@ class Engine:
             self._starting = asyncio.ensure_future(self._start())
         return self
 
+    @property
+    def tracking_store(self) -> EventStore | None:
+        """The tracking store this engine checks and records in (while entered):
+        its suppression list, opens and clicks, objections."""
+        return self._store
+
     def site_stats(self) -> dict[str, tuple[int, int]]:
         """Per site of the sends: messages queued, sessions open (empty before the first)."""
         return self._scheduler.site_stats() if self._scheduler is not None else {}

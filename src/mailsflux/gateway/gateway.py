@@ -32,6 +32,7 @@ from mailsflux.errors import AccessError, ConfigError, MailsfluxError, NotFoundE
 from mailsflux.events import Event
 from mailsflux.gateway.log import FINAL, TenantLog
 from mailsflux.gateway.metrics import Metrics, TenantStats
+from mailsflux.gateway.privacy import Action, address_key, audit, matcher
 from mailsflux.gateway.retention import RetentionSpec, add_counts, sweep_tenant
 from mailsflux.gateway.sealed import read_rows, write_rows
 from mailsflux.jobs.jobfile import DeliverySpec, SpoolSpec
@@ -399,6 +400,62 @@ class Gateway:
             state.log.flush()
         except Exception as exc:  # a full disk: the events stay buffered
             print(f"mailsflux: cannot write events: {exc}", file=sys.stderr)
+
+    # -- a person's rights --------------------------------------------------------
+
+    async def privacy(
+        self,
+        principal: Principal,
+        action: Action,
+        address: str,
+        *,
+        to: str | None = None,
+        withdraw: bool = False,
+    ) -> dict[str, Any]:
+        """Export, erase, correct or object, in this tenant's stores only (the
+        admin role); audited in the tenant's folder without the address."""
+        state = self._state(principal, "admin")
+        key = address_key(address)
+        new = address_key(to, "to") if action == "correct" and to is not None else None
+        if action == "correct" and new is None:
+            raise ConfigError("correct needs the new address", field="to")
+        store = state.engine.tracking_store
+        if action == "object" and store is None:
+            raise ConfigError(
+                "this tenant has no tracking store ([tenants.tracking]): nothing tracks it",
+                field="address",
+            )
+        match = matcher(key)
+        erase = action == "erase"
+
+        def work() -> dict[str, Any]:
+            doc: dict[str, Any] = {"address": key, "tenant": state.tenant.name}
+            counts: dict[str, int] = {}
+            if action != "object":
+                with SQLiteSpool(state.directory / "spool") as spool:
+                    records = spool.person(match, erase=erase, correct=new)
+                events = state.log.person(match, erase=erase, correct=new)
+                counts |= {"spool": len(records), "events": len(events)}
+                if action == "export":
+                    doc |= {"spool": records, "events": msgspec.to_builtins(events)}
+            if store is not None:
+                if action == "export":
+                    doc["tracking"] = store.export(key)
+                elif action == "erase":
+                    counts["tracking"] = store.erase(key)
+                elif action == "correct" and new is not None:
+                    moved = store.suppression(key)
+                    if moved is not None:  # the opt-out follows the person
+                        store.suppress(new, reason=moved.reason)
+                    counts["suppression"] = int(moved is not None)
+                elif action == "object":
+                    store.set_tracking_objection(key, not withdraw)
+                    counts["objection"] = int(not withdraw)
+            audit(state.directory, action, key, counts, by=principal.key_id)
+            doc["counts"] = counts
+            return doc
+
+        return await asyncio.to_thread(work)
 
     # -- retention ---------------------------------------------------------------
 

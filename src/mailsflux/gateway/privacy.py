@@ -1,0 +1,63 @@
+"""A person's rights, per tenant: export, erase, correct, object.
+
+The same work ``mailsflux privacy`` does for an installation, scoped to one
+tenant's stores (its spool, its log, its tracking store), for the HTTP API's
+admin role. Every request leaves an audit line (who, when, what, how many)
+naming the address only by a keyed hash.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from mailsflux._files import create_whole
+from mailsflux.compose import normalize_address, parse_address
+from mailsflux.errors import ConfigError, MailsfluxError
+
+Action = Literal["export", "erase", "correct", "object"]
+
+
+def address_key(address: str, field: str = "address") -> str:
+    """The one comparison form of ``address``; ConfigError (one line) if it is none."""
+    try:
+        return normalize_address(str(parse_address(address)))
+    except (MailsfluxError, ValueError) as exc:
+        raise ConfigError(f"{address!r} is not an address: {exc}", field=field) from None
+
+
+def matcher(key: str) -> Callable[[str], bool]:
+    """Whether a stored recipient is the person ``key`` names."""
+
+    def match(rcpt: str) -> bool:
+        try:
+            return normalize_address(rcpt) == key
+        except ValueError:
+            return False
+
+    return match
+
+
+def audit(folder: Path, action: str, key: str, counts: dict[str, int], by: str = "") -> None:
+    """One line per request in ``folder/privacy-audit.jsonl`` (0600): the
+    address as HMAC-SHA256 under a key kept beside it, never in clear."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key_file = folder / "audit.key"
+    create_whole(key_file, secrets.token_bytes(32))
+    mac = hmac.new(key_file.read_bytes(), key.encode(), hashlib.sha256).hexdigest()
+    line = {"time": round(time.time(), 3), "action": action, "by": by or getpass.getuser(),
+            "address_hmac": mac, "counts": counts}  # fmt: skip
+    fd = os.open(folder / "privacy-audit.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+__all__ = ["Action", "address_key", "audit", "matcher"]
