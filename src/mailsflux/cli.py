@@ -738,9 +738,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=2525, help="port to listen on (2525; 0 = any free)")
     p.add_argument("--save", metavar="DIR", help="keep each received message in DIR")
     p.set_defaults(func=cmd_sink)
-    from mailsflux.cli_server import add_retention_parser
+    from mailsflux.cli_server import add_retention_parser, add_tenant_parser
 
     add_retention_parser(sub)
+    add_tenant_parser(sub)
     from mailsflux.cli_report import add_report_parser
 
     add_report_parser(sub)

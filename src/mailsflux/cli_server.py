@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -143,6 +144,22 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
     now = time.time() + args.days_ahead * 86400
     done = sweep_spool(Path(args.spool) if args.spool else default_spool_dir(), spec, now)
     regions = {k: str(config.resolve(v)) for k, v in config.regions.items()}
+    from mailsflux.gateway import tenant_due
+    from mailsflux.gateway.gateway import lock_dir
+    from mailsflux.server import key_store
+
+    with key_store(config) as store:
+        cancelled = store.cancelled_tenants()
+        for name in [n for n in cancelled if tenant_due(cancelled, n, spec, now)]:
+            t = next((t for t in config.tenant_list() if t.name == name), None)
+            if t is not None:
+                where = tenant_dir(t, config.data_path, regions)
+                if where.exists():
+                    lock = lock_dir(where, f"tenant {name}")  # not while a server holds it
+                    lock.close()
+                    shutil.rmtree(where)
+            store.forget_tenant(name)
+            done["tenants_deleted"] = done.get("tenants_deleted", 0) + 1
     for tenant in config.tenant_list():
         where = tenant_dir(tenant, config.data_path, regions)
         if not (where / "log.db").exists():
@@ -180,3 +197,46 @@ def add_retention_parser(sub: Any) -> None:
     )
     r.add_argument("--json", action="store_true", help="the counts as JSON")
     r.set_defaults(func=cmd_retention_run)
+
+
+def cmd_tenant(args: argparse.Namespace) -> int:
+    """``tenants cancel|restore|list``: a cancelled tenant's keys stop at once and
+    its data is deleted ``[retention] account_days`` later."""
+    config, keys = _store(args)
+    with keys:
+        if args.tenants_action == "list":
+            cancelled = keys.cancelled_tenants()
+            for t in config.tenant_list():
+                at = cancelled.get(t.name)
+                when = time.strftime("%Y-%m-%d", time.gmtime(at)) if at else ""
+                print(f"{t.name}  {'cancelled ' + when if at else 'active'}  {t.region}")
+            return 0
+        if args.tenant not in config.tenant_list():
+            raise ConfigError(f"no tenant {args.tenant!r} in the server config", field="TENANT")
+        if args.tenants_action == "cancel":
+            n = keys.cancel_tenant(args.tenant)
+            days = config.retention.account_days
+            print(f"cancelled {args.tenant}: {n} keys revoked; its data is deleted {days:g} days"
+                  " from now (`tenants restore` takes it back until then)")  # fmt: skip
+            return 0
+        if not keys.restore_tenant(args.tenant):
+            print(f"mailsflux: {args.tenant} is not cancelled", file=sys.stderr)
+            return 1
+        print(f"restored {args.tenant}: its data stays; make new keys (the old ones stay revoked)")
+        return 0
+
+
+def add_tenant_parser(sub: Any) -> None:
+    p = sub.add_parser("tenants", help="cancel or restore a tenant; list them")
+    act = p.add_subparsers(dest="tenants_action", required=True, metavar="ACTION")
+    for name, text in (
+        ("cancel", "revoke its keys now; delete its data after [retention] account_days"),
+        ("restore", "take a cancellation back (before its data is deleted)"),
+        ("list", "each tenant, active or cancelled (and when)"),
+    ):
+        q = act.add_parser(name, help=text)
+        if name != "list":
+            q.add_argument("tenant", metavar="TENANT", help="the tenant's name")
+        q.add_argument("--config", metavar="FILE", help="the server TOML (its data_dir, tenants)")
+        q.add_argument("--data-dir", metavar="DIR", help="the server's data directory")
+        q.set_defaults(func=cmd_tenant)

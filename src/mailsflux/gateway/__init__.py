@@ -9,7 +9,13 @@ from mailsflux.events import Event
 from mailsflux.gateway.gateway import Gateway, JobStatus, request_digest
 from mailsflux.gateway.log import TenantLog
 from mailsflux.gateway.metrics import Metrics
-from mailsflux.gateway.retention import RetentionSpec, add_counts, sweep_spool, sweep_tenant
+from mailsflux.gateway.retention import (
+    RetentionSpec,
+    add_counts,
+    sweep_spool,
+    sweep_tenant,
+    tenant_due,
+)
 
 __all__ = [
     "Event",
@@ -22,4 +28,5 @@ __all__ = [
     "request_digest",
     "sweep_spool",
     "sweep_tenant",
+    "tenant_due",
 ]

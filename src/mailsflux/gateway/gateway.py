@@ -33,7 +33,7 @@ from mailsflux.events import Event
 from mailsflux.gateway.log import FINAL, TenantLog
 from mailsflux.gateway.metrics import Metrics, TenantStats
 from mailsflux.gateway.privacy import Action, address_key, audit, matcher
-from mailsflux.gateway.retention import RetentionSpec, add_counts, sweep_tenant
+from mailsflux.gateway.retention import RetentionSpec, add_counts, sweep_tenant, tenant_due
 from mailsflux.gateway.sealed import read_rows, write_rows
 from mailsflux.jobs.jobfile import DeliverySpec, SpoolSpec
 from mailsflux.spool import SpoolKeys, SQLiteSpool
@@ -127,10 +127,14 @@ class Gateway:
             engine = state.engine
             yield name, state.directory / "spool", engine.in_flight(), engine.site_stats()
 
+    def tenants_open(self) -> list[str]:
+        """The tenants this gateway serves now."""
+        return list(self._open)
+
     @property
     def ready(self) -> bool:
         """Every tenant's engine is open (``/readyz``)."""
-        return len(self._open) == len(self.tenants)
+        return bool(self._open)
 
     def tenant_dir(self, tenant: Tenant) -> Path:
         return tenant_dir(tenant, self.data_dir, self.regions)
@@ -459,14 +463,43 @@ class Gateway:
 
     # -- retention ---------------------------------------------------------------
 
-    async def sweep(self, spec: RetentionSpec, now: float | None = None) -> dict[str, int]:
-        """Every tenant's spool, log and job folders, by ``spec`` (in a thread)."""
+    async def sweep(
+        self,
+        spec: RetentionSpec,
+        now: float | None = None,
+        cancelled: dict[str, float] | None = None,
+    ) -> dict[str, int]:
+        """Every tenant's spool, log and job folders, by ``spec`` (in a
+        thread); a tenant ``cancelled`` ``account_days`` ago is closed and its
+        folder deleted (``tenants_deleted`` names how many)."""
         when = time.time() if now is None else now
         total: dict[str, int] = {}
+        for name in [n for n in self._open if tenant_due(cancelled or {}, n, spec, when)]:
+            await self._delete_tenant(name)
+            total["tenants_deleted"] = total.get("tenants_deleted", 0) + 1
         for state in list(self._open.values()):
             part = await asyncio.to_thread(sweep_tenant, state.directory, state.log, spec, when)
             add_counts(total, part)
         return total
+
+    async def _delete_tenant(self, name: str) -> None:
+        """Close a tenant and delete everything of it under its folder."""
+        state = self._open.pop(name)
+        state.stopping = True
+        for task in state.feeders.values():
+            task.cancel()
+        await asyncio.gather(*state.feeders.values(), return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                state.engine.__aexit__(None, None, None), self.delivery.stop_grace
+            )
+        if state.flushing is not None:
+            state.flushing.cancel()
+        with contextlib.suppress(Exception):
+            state.log.close()
+        if state.lock is not None:
+            state.lock.close()
+        await asyncio.to_thread(shutil.rmtree, state.directory, True)
 
     # -- reading -----------------------------------------------------------------
 

@@ -32,6 +32,9 @@ class RetentionSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """``[retention]``: how long personal data is kept (the defaults are the promises)."""
 
     recipient_days: float = 90.0
+    #: A cancelled tenant's data (spool, log, jobs, keys) is deleted this
+    #: long after the cancellation (``mailsflux tenants cancel``).
+    account_days: float = 90.0
     event_days: float = 365.0
     idempotency_hours: float = 24.0
     #: How often ``serve`` sweeps.
@@ -67,10 +70,16 @@ def sweep_tenant(
     return out
 
 
+def tenant_due(cancelled: dict[str, float], name: str, spec: RetentionSpec, now: float) -> bool:
+    """Whether ``name`` was cancelled ``account_days`` or more before ``now``."""
+    at = cancelled.get(name)
+    return at is not None and at <= now - spec.account_days * DAY
+
+
 def add_counts(total: dict[str, int], part: dict[str, int]) -> dict[str, int]:
     for k, v in part.items():
         total[k] = total.get(k, 0) + v
     return total
 
 
-__all__ = ["DAY", "RetentionSpec", "add_counts", "sweep_spool", "sweep_tenant"]
+__all__ = ["DAY", "RetentionSpec", "add_counts", "sweep_spool", "sweep_tenant", "tenant_due"]

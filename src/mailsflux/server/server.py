@@ -22,7 +22,7 @@ from typing import Any
 from mailsflux._files import create_whole
 from mailsflux.api import ApiApp, MetricsApp
 from mailsflux.errors import ConfigError, MailsfluxError
-from mailsflux.gateway import Gateway, add_counts, sweep_spool
+from mailsflux.gateway import Gateway, add_counts, sweep_spool, tenant_due
 from mailsflux.gateway.gateway import lock_dir
 from mailsflux.server.config import ServerConfig, parse_listen
 from mailsflux.tenants import KeyStore
@@ -85,7 +85,7 @@ class Server:
                 async with contextlib.AsyncExitStack() as stack:
                     if config.http is not None:
                         await stack.enter_async_context(self._http(gateway, keys, data))
-                    await stack.enter_async_context(self._sweeping(gateway))
+                    await stack.enter_async_context(self._sweeping(gateway, keys))
                     if config.bounces is not None:
                         await stack.enter_async_context(self._bounces())
                     if config.submission is not None:
@@ -101,14 +101,19 @@ class Server:
             lock.close()
 
     @contextlib.asynccontextmanager
-    async def _sweeping(self, gateway: Gateway) -> AsyncIterator[None]:
+    async def _sweeping(self, gateway: Gateway, keys: KeyStore) -> AsyncIterator[None]:
         """Retention sweeps every ``interval_hours`` while serving."""
         spec = self.config.retention
 
         async def loop() -> None:
             while True:
                 try:
-                    done = await gateway.sweep(spec)
+                    cancelled = keys.cancelled_tenants()
+                    done = await gateway.sweep(spec, cancelled=cancelled)
+                    for name in [
+                        n for n in cancelled if tenant_due(cancelled, n, spec, time.time())
+                    ]:
+                        keys.forget_tenant(name)  # its data went with its folder
                     if self.job_spool is not None:
                         now = time.time()
                         add_counts(

@@ -41,6 +41,10 @@ CREATE TABLE IF NOT EXISTS keys (
     created REAL NOT NULL,
     revoked REAL
 );
+CREATE TABLE IF NOT EXISTS cancelled (
+    tenant TEXT PRIMARY KEY,
+    at REAL NOT NULL
+);
 """
 
 
@@ -179,6 +183,38 @@ class KeyStore:
             )
         self._verified.pop(key_id, None)
         return cur.rowcount > 0
+
+    # -- cancelled tenants (their data is deleted after [retention] account_days) --
+
+    def cancel_tenant(self, tenant: str, at: float | None = None) -> int:
+        """Cancel ``tenant``: every key of its is revoked now, and the date
+        is kept for the sweep that deletes its data later. Returns the keys revoked."""
+        when = time.time() if at is None else at
+        with self._lock:
+            n = self._db.execute(
+                "UPDATE keys SET revoked = ? WHERE tenant = ? AND revoked IS NULL", (when, tenant)
+            ).rowcount
+            self._db.execute("INSERT OR IGNORE INTO cancelled VALUES (?, ?)", (tenant, when))
+        self._verified.clear()
+        return int(n)
+
+    def restore_tenant(self, tenant: str) -> bool:
+        """Take a cancellation back (its keys stay revoked: make new ones)."""
+        with self._lock:
+            return (
+                self._db.execute("DELETE FROM cancelled WHERE tenant = ?", (tenant,)).rowcount > 0
+            )
+
+    def cancelled_tenants(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._db.execute("SELECT tenant, at FROM cancelled").fetchall())
+
+    def forget_tenant(self, tenant: str) -> int:
+        """A cancelled tenant's data is gone: its keys (account data) go too."""
+        with self._lock:
+            n = self._db.execute("DELETE FROM keys WHERE tenant = ?", (tenant,)).rowcount
+            self._db.execute("DELETE FROM cancelled WHERE tenant = ?", (tenant,))
+        return int(n)
 
     def list(self, tenant: str | None = None) -> list[KeyInfo]:
         sql = "SELECT id, tenant, kind, roles, label, created, revoked FROM keys"
