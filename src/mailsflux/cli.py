@@ -714,9 +714,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--force", action="store_true", help="replace existing key files")
     g.set_defaults(func=cmd_keys_generate)
+    from mailsflux.cli_rotate import add_rotate_parser
     from mailsflux.cli_server import add_key_parsers
 
     add_key_parsers(ksub)
+    add_rotate_parser(ksub)
 
     p = sub.add_parser("sign", help="DKIM-sign a message from stdin to stdout")
     _signing_options(p)

@@ -479,6 +479,39 @@ class TenantLog:
                 db.executemany("UPDATE events SET recipient = ?, details = ? WHERE id = ?", rows)
         return found
 
+    # -- key rotation ------------------------------------------------------------
+
+    def reseal(self, chunk: int = 1000) -> int:
+        """Seal every recipient and details value again under the newest key
+        (after a rotation); returns how many events changed. A transaction a
+        chunk, so a running server's writes wait for one chunk at most;
+        events it writes meanwhile under an older key still open with it."""
+        self.flush()
+        current = self._keys.current_id
+        last, n = 0, 0
+        while True:
+            with self._tx() as db:
+                rows = db.execute(
+                    "SELECT id, message_id, recipient, details FROM events WHERE id > ?"
+                    " ORDER BY id LIMIT ?",
+                    (last, chunk),
+                ).fetchall()
+                changed = []
+                for i, mid, rcpt, det in rows:
+                    if any(v and self._keys.key_id(v) != current for v in (rcpt, det)):
+                        changed.append(
+                            (
+                                rcpt and self._seal(self._open(rcpt, mid), mid),
+                                det and self._seal_details(self._open_details(det, mid), mid),
+                                i,
+                            )
+                        )
+                db.executemany("UPDATE events SET recipient = ?, details = ? WHERE id = ?", changed)
+            n += len(changed)
+            if len(rows) < chunk:
+                return n
+            last = rows[-1][0]
+
     # -- templates ---------------------------------------------------------------
 
     def put_template(self, template_id: str, body: bytes) -> float:

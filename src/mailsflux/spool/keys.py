@@ -7,6 +7,11 @@ rotated by adding a new one on top (:meth:`SpoolKeys.rotate`) and dropped
 once no record needs it (``mailsflux queue rekey`` rewrites them all under
 the newest key).
 
+A ring read from a file reads it again when it meets a key id it does not
+hold: a running server learns a key ``mailsflux keys rotate-store`` added
+the first time it opens a value sealed with it (or at its next start).
+Until then it seals with the key it had, which the file still holds.
+
 A sealed record is ``0x01 || kid (4 bytes) || nonce (12) || ciphertext ||
 tag (16)``. The caller's context (job and row) is the associated data, so
 a record moved to another row does not open there.
@@ -39,10 +44,14 @@ class SpoolKeys:
         if not keys:
             raise SpoolError("the spool key file holds no key", file=str(path) if path else None)
         self.path = path
-        self._keys = keys
-        self._current_id, key = keys[0]
-        self._current = AESGCM(key)
+        self._set(keys)
+
+    def _set(self, keys: list[tuple[bytes, bytes]]) -> None:
+        # One assignment each: a thread sealing meanwhile pairs a key id
+        # with that id's key, never with another's.
         self._by_id = {kid: AESGCM(k) for kid, k in keys}
+        self._current = (keys[0][0], self._by_id[keys[0][0]])
+        self._keys = keys
 
     @classmethod
     def generate(cls) -> SpoolKeys:
@@ -96,12 +105,21 @@ class SpoolKeys:
         tmp.unlink(missing_ok=True)
         _write_new(tmp, keys)
         os.replace(tmp, self.path)
-        self.__init__(keys, self.path)  # type: ignore[misc]
+        self._set(keys)
         return kid.hex()
+
+    def _reload(self, kid: bytes) -> AESGCM | None:
+        """Key ``kid`` after reading the file again (another process rotated)."""
+        if self.path is None:
+            return None
+        fresh = SpoolKeys.load(self.path, create=False)
+        if kid in fresh._by_id:
+            self._set(fresh._keys)
+        return self._by_id.get(kid)
 
     @property
     def current_id(self) -> str:
-        return self._current_id.hex()
+        return self._current[0].hex()
 
     @property
     def ids(self) -> list[str]:
@@ -110,8 +128,8 @@ class SpoolKeys:
 
     def seal(self, plain: bytes, context: bytes) -> bytes:
         nonce = secrets.token_bytes(_NONCE_LEN)
-        head = bytes([_VERSION]) + self._current_id + nonce
-        return head + self._current.encrypt(nonce, plain, context)
+        kid, aead = self._current
+        return bytes([_VERSION]) + kid + nonce + aead.encrypt(nonce, plain, context)
 
     def key_id(self, sealed: bytes) -> str:
         return sealed[1 : 1 + _KID_LEN].hex()
@@ -120,7 +138,7 @@ class SpoolKeys:
         if len(sealed) < 1 + _KID_LEN + _NONCE_LEN + 16 or sealed[0] != _VERSION:
             raise SpoolError("a spool record is damaged (too short or of an unknown version)")
         kid = sealed[1 : 1 + _KID_LEN]
-        aead = self._by_id.get(kid)
+        aead = self._by_id.get(kid) or self._reload(kid)
         if aead is None:
             raise SpoolError(
                 f"a spool record was sealed with key {kid.hex()}, which the key file no longer"

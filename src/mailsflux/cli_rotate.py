@@ -1,0 +1,75 @@
+"""``mailsflux keys rotate-store``: a new key for every store, values sealed again.
+
+Each tenant's key file gets a new key first (the old ones stay, so values
+not yet sealed again still open); its spool records and its log's
+recipients and details are then sealed under it. A running server goes on
+sending: it seals with the key it had until it meets the new key's id,
+then reads the key file again (or at its next start).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from mailsflux.errors import ConfigError
+
+
+def _rotate_tenant(name: str, directory: Path) -> str:
+    from mailsflux.gateway.log import TenantLog
+    from mailsflux.spool import SQLiteSpool
+
+    if not (directory / "spool" / "spool.db").exists():
+        return f"tenant {name}: nothing stored yet ({directory}), no key to rotate"
+    with SQLiteSpool(directory / "spool") as spool:
+        kid = spool.keys.rotate()
+        records = spool.reseal()
+        events = 0
+        if (directory / "log.db").exists():
+            log = TenantLog(directory / "log.db", spool.keys, name)
+            try:
+                events = log.reseal()
+            finally:
+                log.close()
+    return f"tenant {name}: new key {kid}; {records} spool records and {events} events sealed again"
+
+
+def cmd_rotate_store(args: argparse.Namespace) -> int:
+    from mailsflux.cli_queue import cmd_queue_rekey
+    from mailsflux.gateway.gateway import tenant_dir
+    from mailsflux.server import ServerConfig
+
+    server = bool(args.config or args.data_dir or args.tenant)
+    if args.spool or not server:
+        cmd_queue_rekey(argparse.Namespace(spool=args.spool, key_file=None, redis=None))
+    if not server:
+        return 0
+    config = ServerConfig.load(args.config) if args.config else ServerConfig()
+    if args.data_dir:
+        config.data_dir = str(args.data_dir)
+    tenants = list(config.tenant_list())
+    if args.tenant:
+        tenants = [t for t in tenants if t.name == args.tenant]
+        if not tenants:
+            raise ConfigError(f"no tenant {args.tenant!r} in the server config", field="--tenant")
+    for t in tenants:
+        print(_rotate_tenant(t.name, tenant_dir(t, config.data_path, config.regions)))
+    print("a running server learns the new keys when it first meets one, or at its next start")
+    return 0
+
+
+def add_rotate_parser(ksub: Any) -> None:
+    p = ksub.add_parser(
+        "rotate-store",
+        help="a new key for the job spool and each tenant's spool and log; everything resealed",
+    )
+    p.add_argument("--config", metavar="FILE", help="the server TOML (its data_dir, tenants)")
+    p.add_argument("--data-dir", metavar="DIR", help="the server's data directory")
+    p.add_argument("--tenant", help="only this tenant (default: every tenant of the server)")
+    p.add_argument(
+        "--spool",
+        metavar="DIR",
+        help="the job-file spool too (alone, without server options: the default one)",
+    )
+    p.set_defaults(func=cmd_rotate_store)
