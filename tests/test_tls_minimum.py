@@ -11,7 +11,11 @@ refusal below is the project's context refusing, not a peer that cannot talk.
 from __future__ import annotations
 
 import asyncio
+import http.client
+import re
 import ssl
+import subprocess
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +25,7 @@ import pytest
 from mailsflux._tls import client_context
 from mailsflux.delivery.smtp import SMTPSession
 from mailsflux.errors import TemporaryDeliveryError
+from mailsflux.tracking import write_new_config
 from mailsflux.types import RenderedMessage
 from mailsflux.webhooks.client import Client, PostError
 from tests._mail import RecordingHandler, SMTPServer
@@ -166,3 +171,47 @@ def test_submission_listener_refuses_a_tls_1_1_client(tmp_path: Path) -> None:
 
     with SMTPServer(RecordingHandler()) as mx:
         asyncio.run(go())
+
+
+def test_track_server_serves_https_with_tls_1_3_and_refuses_tls_1_1(tmp_path: Path) -> None:
+    server_context(tmp_path, ["localhost"], ca_file=tmp_path / "ca.pem")
+    cfg = tmp_path / "tracking.toml"
+    write_new_config(cfg, "https://localhost")
+    argv = [sys.executable, "-m", "mailsflux", "track-server", "--config", str(cfg)]
+    argv += ["--port", "0", "--tls-cert", str(tmp_path / "server-cert.pem")]
+    argv += ["--tls-key", str(tmp_path / "server-key.pem")]
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        m = re.fullmatch(r"mailsflux track-server: listening on https://127\.0\.0\.1:(\d+)\n", line)
+        assert m, (line, proc.poll())
+        port = int(m.group(1))
+        trust = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+        conn = http.client.HTTPSConnection("localhost", port, timeout=10, context=trust)
+        conn.request("GET", "/o/forged.gif")
+        assert conn.getresponse().status == 404  # answered, over a verified certificate
+        assert conn.sock is not None and conn.sock.version() == "TLSv1.3"  # type: ignore[attr-defined]
+        conn.close()
+        old = http.client.HTTPSConnection("localhost", port, timeout=10, context=legacy_client())
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            old.request("GET", "/o/forged.gif")
+        old.close()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)
+
+
+def test_track_server_names_a_bad_certificate_in_one_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "tracking.toml"
+    write_new_config(cfg, "https://localhost")
+    (tmp_path / "cert.pem").write_text("not a certificate\n")
+    argv = [sys.executable, "-m", "mailsflux", "track-server", "--config", str(cfg)]
+    argv += ["--tls-cert", str(tmp_path / "cert.pem"), "--tls-key", str(tmp_path / "cert.pem")]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr and len(out.stderr.splitlines()) == 1
+    assert "cannot load the certificate and key" in out.stderr
+    only_cert = argv[:-2]
+    out = subprocess.run(only_cert, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "go together" in out.stderr
