@@ -22,7 +22,6 @@ message's data: that is what a pipelining client sees.
 from __future__ import annotations
 
 import asyncio
-import ssl
 import time
 from array import array
 from collections import Counter
@@ -31,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+from mailsflux._tls import client_context
 from mailsflux.benchmark.result import BenchError, latency_summary, new_result
 from mailsflux.benchmark.sample import SENDER_ADDRESS, Prerendered, signed_messages
 
@@ -280,9 +280,7 @@ async def _connection(run: _Run) -> None:
                 raise BenchError(f"STARTTLS: {r[0]} {_text(r[2])}")
             # A benchmark target is often a test box with a self-signed
             # certificate: encrypt, but do not verify.
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
+            ctx = client_context(verify=False)
             new = await loop.start_tls(transport, proto, ctx, server_hostname=s.host)
             if new is None:
                 raise BenchError("STARTTLS: the TLS handshake failed")

@@ -22,6 +22,7 @@ from typing import Literal, NamedTuple
 
 import aiosmtplib
 
+from mailsflux._tls import client_context
 from mailsflux.delivery._smtpfast import parse as _parse
 from mailsflux.delivery._smtpfast import payload as _payload
 from mailsflux.errors import DeliveryError, PermanentDeliveryError, TemporaryDeliveryError
@@ -289,6 +290,9 @@ class SMTPSession:
         self.smtputf8 = client.supports_extension("smtputf8")
         self.size_limit = _size(client)
         self.tls = transport.get_extra_info("sslcontext") is not None
+        ssl_object = transport.get_extra_info("ssl_object")
+        #: The negotiated protocol ("TLSv1.3"), None in plain text.
+        self.tls_version: str | None = ssl_object.version() if ssl_object is not None else None
         self.sent = 0
         self._sender: str | None = None  # the last envelope sender found valid
 
@@ -346,9 +350,12 @@ class SMTPSession:
                 use_tls=tls == "implicit",
                 start_tls=start_tls,
                 validate_certs=validate,
-                # Only a checking context may replace aiosmtplib's own:
-                # opportunistic TLS accepts any certificate (RFC 7435).
-                tls_context=tls_context if validate else None,
+                # Only a checking context may replace the default checking one:
+                # opportunistic TLS accepts any certificate (RFC 7435). Both
+                # defaults are ours, not aiosmtplib's, for the TLS 1.2 floor.
+                tls_context=(tls_context or _default_context(True))
+                if validate
+                else _default_context(False),
                 timeout=timeout,
                 local_hostname=local_hostname,
             )
@@ -568,6 +575,13 @@ def _size(client: aiosmtplib.SMTP) -> int | None:
     return int(m.group(1)) if m else 0
 
 
+@functools.cache
+def _default_context(verify: bool) -> ssl.SSLContext:
+    # Built once: loading the system trust store per connection costs
+    # milliseconds, and a context is safe to share between connections.
+    return client_context(verify=verify)
+
+
 def _unsafe_for_credentials(client: aiosmtplib.SMTP) -> str | None:
     """Why this connection must not carry a password, or None when it may.
 
@@ -586,4 +600,8 @@ def _tls_failure(exc: BaseException) -> bool:
     if isinstance(exc, ssl.SSLError):
         return True
     text = str(exc).lower()
+    if "reset while upgrading transport" in text:
+        # aiosmtplib's word for a peer that ended the STARTTLS handshake, as
+        # one offering only TLS 1.0/1.1 does when refused: a handshake failure.
+        return True
     return "tls" in text or "ssl" in text or "handshake" in text or "certificate" in text

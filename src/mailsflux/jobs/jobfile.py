@@ -14,6 +14,7 @@ from typing import Literal
 
 import msgspec
 
+from mailsflux._tls import client_context
 from mailsflux.delivery.relay import Relay
 from mailsflux.errors import JobFileError
 
@@ -224,7 +225,7 @@ class Job:
             return None
         # create_default_context(cafile=...) would trust that file alone: the
         # system's store is loaded first and the private CA added to it.
-        ctx = ssl.create_default_context()
+        ctx = client_context()
         try:
             ctx.load_verify_locations(cafile=str(self.resolve(ca)))
             return ctx

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import msgspec
 
+from mailsflux._tls import server_context
 from mailsflux.errors import ConfigError
 
 #: TLS 1.2 suites: forward secrecy and AEAD only (TLS 1.3 has its own list,
@@ -72,8 +73,7 @@ class SubmissionSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, f
         """A server context: TLS 1.2 or newer (1.3 when the client has it),
         forward-secret AEAD suites, no compression or renegotiation."""
         cert, key = (Path(base) / self.cert_file), (Path(base) / self.key_file)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx = server_context()
         ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
         ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
         ctx.set_ciphers(_TLS12_CIPHERS)

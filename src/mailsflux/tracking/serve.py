@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import signal
+import ssl
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from mailsflux.errors import MailsfluxError
+from mailsflux._tls import server_context
+from mailsflux.errors import ConfigError, MailsfluxError
 from mailsflux.tracking.config import load_config, write_new_config
 
 
@@ -36,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="IPS",
         help="comma-separated proxy addresses whose X-Forwarded-* headers count (127.0.0.1)",
     )
+    ap.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="serve HTTPS with this certificate chain (PEM; needs --tls-key); TLS 1.2 or newer",
+    )
+    ap.add_argument("--tls-key", metavar="FILE", help="the private key (PEM) for --tls-cert")
     ap.add_argument(
         "--log-level", default="warning", help="uvicorn log level (warning); paths are never logged"
     )
@@ -61,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.config:
             print("track-server: --config FILE is required", file=sys.stderr)
             return 2
+        if bool(args.tls_cert) != bool(args.tls_key):
+            print("track-server: --tls-cert and --tls-key go together", file=sys.stderr)
+            return 2
+        tls = _tls_context(args.tls_cert, args.tls_key) if args.tls_cert else None
         cfg = load_config(args.config)
         app = cfg.app()
     except MailsfluxError as exc:
@@ -78,8 +90,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         forwarded_allow_ips=args.forwarded_allow_ips,
         server_header=False,
         lifespan="on",
+        ssl_certfile=args.tls_cert,
+        ssl_keyfile=args.tls_key,
     )
+    if tls is not None:
+        # uvicorn's own context sets no protocol floor: ours replaces it once
+        # the config is loaded (the ssl_* arguments above still make the
+        # scheme the app sees "https").
+        config.load()
+        config.ssl = tls
     return _serve(config)
+
+
+def _tls_context(cert: str, key: str) -> ssl.SSLContext:
+    ctx = server_context()
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(
+            f"track-server: cannot load the certificate and key ({key}): {reason}", file=cert
+        ) from None
+    return ctx
 
 
 def _serve(config: Any) -> int:
@@ -95,7 +127,8 @@ def _serve(config: Any) -> int:
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets=sockets)
             if self.started and self.servers:
-                print(_listening_line(self.servers[0].sockets), file=sys.stderr, flush=True)
+                line = _listening_line(self.servers[0].sockets, self.config.ssl is not None)
+                print(line, file=sys.stderr, flush=True)
 
     server = Server(config)
 
@@ -111,10 +144,11 @@ def _serve(config: Any) -> int:
     return 0 if server.started else 1
 
 
-def _listening_line(sockets: Sequence[Any]) -> str:
+def _listening_line(sockets: Sequence[Any], https: bool) -> str:
     host, port = sockets[0].getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    return f"mailsflux track-server: listening on http://{shown}:{port}"
+    scheme = "https" if https else "http"
+    return f"mailsflux track-server: listening on {scheme}://{shown}:{port}"
 
 
 __all__ = ["build_parser", "main"]

@@ -16,6 +16,8 @@ from urllib.parse import unquote, urlsplit
 
 import h11
 
+from mailsflux._tls import client_context
+
 #: Bytes of an answer's body read before the connection is dropped instead.
 _MAX_ANSWER = 64 << 10
 
@@ -41,7 +43,7 @@ class Client:
         self.timeout = timeout
         self._tls: ssl.SSLContext | None = None
         if self.https:
-            self._tls = ssl.create_default_context(cafile=ca_file or None)
+            self._tls = client_context(cafile=ca_file or None)
         self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter, h11.Connection] | None
         self._conn = None
 
