@@ -85,6 +85,15 @@ class _Tenant:
         self.flushing: asyncio.TimerHandle | None = None
         self.lock: IO[bytes] | None = None
 
+    def close(self) -> None:
+        """After its engine was left: the log written and closed, the lock let go."""
+        if self.flushing is not None:
+            self.flushing.cancel()
+        with contextlib.suppress(Exception):
+            self.log.close()
+        if self.lock is not None:
+            self.lock.close()
+
 
 class Gateway:
     """Accept messages and jobs for tenants; answer what became of them."""
@@ -211,12 +220,7 @@ class Gateway:
             await asyncio.gather(*(leave(s) for s in states), return_exceptions=True)
         finally:
             for state in states:
-                if state.flushing is not None:
-                    state.flushing.cancel()
-                with contextlib.suppress(Exception):
-                    state.log.close()
-                if state.lock is not None:
-                    state.lock.close()
+                state.close()
 
     # -- access ------------------------------------------------------------------
 
@@ -493,12 +497,7 @@ class Gateway:
             await asyncio.wait_for(
                 state.engine.__aexit__(None, None, None), self.delivery.stop_grace
             )
-        if state.flushing is not None:
-            state.flushing.cancel()
-        with contextlib.suppress(Exception):
-            state.log.close()
-        if state.lock is not None:
-            state.lock.close()
+        state.close()
         await asyncio.to_thread(shutil.rmtree, state.directory, True)
 
     # -- reading -----------------------------------------------------------------
