@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import ssl
 import tomllib
 from pathlib import Path
 
 import msgspec
 
+from mailsflux._tls import server_context
 from mailsflux.errors import ConfigError
 from mailsflux.gateway import RetentionSpec
 from mailsflux.jobs.jobfile import DeliverySpec, DKIMSpec
@@ -28,6 +30,11 @@ class HTTPSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_upload: int = 1 << 30
     #: One JSON line per request on stderr.
     access_log: bool = True
+    #: Serve HTTPS (TLS 1.2 minimum, 1.3 preferred) with this certificate
+    #: chain and key (PEM; relative to the config's folder); empty: plain HTTP
+    #: (behind a TLS proxy).
+    tls_cert: str = ""
+    tls_key: str = ""
     #: ``HOST:PORT`` for ``/metrics`` (every tenant's numbers: keep it private);
     #: empty: no metrics endpoint.
     metrics_listen: str = ""
@@ -110,6 +117,12 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 parse_listen(self.http.listen, "http.listen")
                 if self.http.metrics_listen:
                     parse_listen(self.http.metrics_listen, "http.metrics_listen")
+                if bool(self.http.tls_cert) != bool(self.http.tls_key):
+                    raise ConfigError(
+                        "http.tls_cert and http.tls_key go together", field="http.tls_cert"
+                    )
+                if self.http.tls_cert:
+                    self.http_tls()  # a bad certificate or key: one line, at start
                 for name in ("max_body", "max_job_body", "max_upload"):
                     if getattr(self.http, name) <= 0:
                         raise ConfigError(f"http.{name} must be above 0", field=f"http.{name}")
@@ -170,6 +183,22 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             if exc.file is None and self.source:
                 exc.file = self.source
             raise
+
+    def http_tls(self) -> ssl.SSLContext | None:
+        """The HTTP API's TLS context (our floor: TLS 1.2), or None for plain HTTP."""
+        if self.http is None or not self.http.tls_cert:
+            return None
+        ctx = server_context()
+        cert, key = self.resolve(self.http.tls_cert), self.resolve(self.http.tls_key)
+        try:
+            ctx.load_cert_chain(cert, key)
+        except (ssl.SSLError, OSError) as exc:
+            reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
+            raise ConfigError(
+                f"http: cannot load the certificate and key ({key}): {reason}",
+                field="http.tls_cert",
+            ) from None
+        return ctx
 
     def tenant_list(self) -> Tenants:
         """The tenants, with key paths resolved against the config's folder."""

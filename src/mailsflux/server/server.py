@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import secrets
 import socket
+import ssl
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -160,7 +161,8 @@ class Server:
             max_upload=spec.max_upload,
             log=sys.stderr if spec.access_log else None,
         )
-        async with _uvicorn(app, spec.listen, "http.listen", self._grace) as where:
+        tls = self.config.http_tls()
+        async with _uvicorn(app, spec.listen, "http.listen", self._grace, tls) as where:
             self.http_address = where
             if spec.metrics_listen:
                 metrics = MetricsApp(gateway)
@@ -234,7 +236,7 @@ class Server:
 
 @contextlib.asynccontextmanager
 async def _uvicorn(
-    app: Any, listen: str, what: str, grace: float
+    app: Any, listen: str, what: str, grace: float, tls: ssl.SSLContext | None = None
 ) -> AsyncIterator[tuple[str, int]]:
     """``app`` served by uvicorn on this loop at ``listen``; yields the address."""
     import uvicorn
@@ -262,6 +264,8 @@ async def _uvicorn(
     # uvicorn's serve() would take over SIGINT/SIGTERM, which `serve`
     # handles itself; these are the steps serve() takes, without that.
     cfg.load()
+    if tls is not None:
+        cfg.ssl = tls  # ours: uvicorn's own context sets no protocol floor
     srv.lifespan = cfg.lifespan_class(cfg)
     await srv.startup(sockets=[sock])
     loop_task = asyncio.ensure_future(srv.main_loop())
