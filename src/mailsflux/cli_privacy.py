@@ -30,9 +30,7 @@ def _stores(args: argparse.Namespace) -> tuple[Any, list[tuple[str, Path]], Path
     from mailsflux.gateway.gateway import tenant_dir
     from mailsflux.server import ServerConfig
 
-    config = ServerConfig.load(args.config) if args.config else ServerConfig()
-    if args.data_dir:
-        config.data_dir = str(args.data_dir)
+    config = ServerConfig.from_options(args.config, args.data_dir)
     config.tenant_list()  # a bad tenant table: one line, before anything is read
     regions = {k: str(config.resolve(v)) for k, v in config.regions.items()}
     tenants = [

@@ -45,9 +45,7 @@ def cmd_rotate_store(args: argparse.Namespace) -> int:
         cmd_queue_rekey(argparse.Namespace(spool=args.spool, key_file=None, redis=None))
     if not server:
         return 0
-    config = ServerConfig.load(args.config) if args.config else ServerConfig()
-    if args.data_dir:
-        config.data_dir = str(args.data_dir)
+    config = ServerConfig.from_options(args.config, args.data_dir)
     tenants = list(config.tenant_list())
     if args.tenant:
         tenants = [t for t in tenants if t.name == args.tenant]

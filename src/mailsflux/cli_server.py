@@ -36,9 +36,7 @@ def server_config(args: argparse.Namespace) -> Any:
 
     if not (args.config or args.http or getattr(args, "data_dir", None)):
         return None
-    config = ServerConfig.load(args.config) if args.config else ServerConfig()
-    if args.data_dir:
-        config.data_dir = str(args.data_dir)
+    config = ServerConfig.from_options(args.config, args.data_dir)
     if args.http:
         parse_listen(args.http, "--http")
         config.http = msgspec.structs.replace(config.http or HTTPSpec(), listen=args.http)
@@ -49,9 +47,7 @@ def server_config(args: argparse.Namespace) -> Any:
 def _store(args: argparse.Namespace) -> tuple[Any, Any]:
     from mailsflux.server import ServerConfig, key_store
 
-    config = ServerConfig.load(args.config) if args.config else ServerConfig()
-    if args.data_dir:
-        config.data_dir = str(args.data_dir)
+    config = ServerConfig.from_options(args.config, args.data_dir)
     return config, key_store(config)
 
 
@@ -134,11 +130,9 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
     from mailsflux.gateway import TenantLog, add_counts, sweep_spool, sweep_tenant
     from mailsflux.gateway.gateway import tenant_dir
     from mailsflux.server import ServerConfig
-    from mailsflux.spool import SQLiteSpool, default_spool_dir
+    from mailsflux.spool import default_spool_dir
 
-    config = ServerConfig.load(args.config) if args.config else ServerConfig()
-    if args.data_dir:
-        config.data_dir = str(args.data_dir)
+    config = ServerConfig.from_options(args.config, args.data_dir)
     config.tenant_list()  # a bad tenant table: one line, before anything is read
     spec = config.retention
     now = time.time() + args.days_ahead * 86400
@@ -164,9 +158,7 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
         where = tenant_dir(tenant, config.data_path, regions)
         if not (where / "log.db").exists():
             continue
-        with SQLiteSpool(where / "spool") as spool:
-            keys = spool.keys
-        log = TenantLog(where / "log.db", keys)
+        log = TenantLog.of(where)
         try:
             add_counts(done, sweep_tenant(where, log, spec, now))
         finally:

@@ -36,7 +36,7 @@ from mailsflux.gateway.privacy import Action, address_key, audit, matcher
 from mailsflux.gateway.retention import RetentionSpec, add_counts, sweep_tenant, tenant_due
 from mailsflux.gateway.sealed import read_rows, write_rows
 from mailsflux.jobs.jobfile import DeliverySpec, SpoolSpec
-from mailsflux.spool import SpoolKeys, SQLiteSpool
+from mailsflux.spool import SQLiteSpool
 from mailsflux.tenants import Principal, Tenant, Tenants
 from mailsflux.types import DeliveryResult
 
@@ -67,11 +67,8 @@ class JobStatus(msgspec.Struct, kw_only=True):
 class _Tenant:
     """One tenant's engine, log and running API jobs."""
 
-    def __init__(
-        self, tenant: Tenant, directory: Path, engine: Engine, log: TenantLog, keys: SpoolKeys
-    ) -> None:
+    def __init__(self, tenant: Tenant, directory: Path, engine: Engine, log: TenantLog) -> None:
         self.tenant = tenant
-        self.keys = keys
         self.directory = directory
         self.engine = engine
         self.log = log
@@ -172,10 +169,7 @@ class Gateway:
         )
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         lock = lock_dir(directory, f"tenant {t.name}") if self.sole else None
-        # The spool's keys seal the log's recipients too: one key file per tenant.
-        with SQLiteSpool(spool_dir, durable=self.fsync) as spool:
-            keys = spool.keys
-        log = TenantLog(directory / "log.db", keys, t.name)
+        log = TenantLog.of(directory, t.name, durable=self.fsync)
         state: _Tenant | None = None
 
         def on_result(r: DeliveryResult) -> None:
@@ -183,7 +177,7 @@ class Gateway:
             self._result(state, r)
 
         engine = Engine(config, on_result=on_result, **self.engine_options)
-        state = _Tenant(t, directory, engine, log, keys)
+        state = _Tenant(t, directory, engine, log)
         state.lock = lock
         if self.sole:
             engine.reclaim()
@@ -299,7 +293,7 @@ class Gateway:
         def write() -> int:
             """Rows to disk, sealed (in a thread: a big upload must not stall the loop)."""
             where.mkdir(parents=True, mode=0o700)
-            return write_rows(where / ROWS_FILE, job_id, rows, state.keys)
+            return write_rows(where / ROWS_FILE, job_id, rows, state.log.keys)
 
         try:
             total = await asyncio.to_thread(write)
@@ -338,7 +332,7 @@ class Gateway:
         state.log.set_job_state(job_id, "running")
         path = state.directory / "jobs" / job_id / ROWS_FILE
         n = done
-        for line in read_rows(path, job_id, state.keys, after=done):
+        for line in read_rows(path, job_id, state.log.keys, after=done):
             if job_id in state.cancelled or state.stopping:
                 break
             n += 1

@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
 from mailsflux.events import Event, EventDetails, EventType, event_id
-from mailsflux.spool import SpoolKeys
+from mailsflux.spool import SpoolKeys, SQLiteSpool
 from mailsflux.types import DeliveryResult
 
 _SCHEMA = """
@@ -125,6 +125,14 @@ _dec = msgspec.msgpack.Decoder(_Details)
 class TenantLog:
     """Events, API jobs and idempotency answers of one tenant."""
 
+    @classmethod
+    def of(cls, directory: Path, tenant: str = "", *, durable: bool = False) -> TenantLog:
+        """The log of the tenant whose folder is ``directory``: sealed with its
+        spool's keys (one key file per tenant)."""
+        with SQLiteSpool(directory / "spool", durable=durable) as spool:
+            keys = spool.keys
+        return cls(directory / "log.db", keys, tenant)
+
     def __init__(self, path: Path, keys: SpoolKeys, tenant: str = "") -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         new = not path.exists()
@@ -141,6 +149,11 @@ class TenantLog:
         self._watchers: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._pending: list[tuple[Any, ...]] = []
+
+    @property
+    def keys(self) -> SpoolKeys:
+        """The keys its values are sealed with (the tenant spool's)."""
+        return self._keys
 
     def close(self) -> None:
         try:
@@ -185,23 +198,15 @@ class TenantLog:
     def queued(self, message_id: str, recipient: str, job: str | None = None) -> None:
         """A message accepted, buffered until :meth:`flush` like results (the
         message itself is already in the spool; reads flush first)."""
-        self._pending.append(
-            (time.time(), "queued", message_id, job, self._seal(recipient, message_id), None)
-        )
+        self.add("queued", message_id, recipient, job)
 
     def result(self, r: DeliveryResult, job: str | None) -> None:
         """A delivery result, buffered until :meth:`flush`."""
-        details = _Details(r.code, r.enhanced_status, r.reply, r.category)
-        self._pending.append(
-            (
-                time.time(),
-                EVENT_TYPES.get(r.status, r.status),
-                r.message_id,
-                job,
-                self._seal(r.recipient, r.message_id),
-                self._seal_details(details, r.message_id),
-            )
+        details = EventDetails(
+            code=r.code, enhanced_status=r.enhanced_status, reply=r.reply, category=r.category
         )
+        kind = cast(EventType, EVENT_TYPES.get(r.status, r.status))
+        self.add(kind, r.message_id, r.recipient, job, details)
 
     def add(
         self,

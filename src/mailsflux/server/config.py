@@ -95,6 +95,14 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         config.source = str(p)
         return config
 
+    @classmethod
+    def from_options(cls, config: str | None, data_dir: str | None) -> ServerConfig:
+        """What a command's ``--config FILE`` and ``--data-dir DIR`` give (defaults without)."""
+        out = cls.load(config) if config else cls()
+        if data_dir:
+            out.data_dir = str(data_dir)
+        return out
+
     def resolve(self, rel: str) -> Path:
         p = Path(rel).expanduser()
         return p if p.is_absolute() else Path(self.base or ".").absolute() / p
