@@ -750,6 +750,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mailsflux.cli_privacy import add_privacy_parser
 
     add_privacy_parser(sub)
+    from mailsflux.cli_letters import add_letters_parser
+
+    add_letters_parser(sub)
     from mailsflux.feedback.cli import add_parser as add_bounces
 
     add_bounces(sub)

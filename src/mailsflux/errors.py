@@ -196,9 +196,22 @@ class NotFoundError(MailsfluxError, LookupError):
     permanent = True
 
 
+class CarrierError(MailsfluxError, ConnectionError):
+    """A letter carrier refused, failed or could not be reached; ``code`` is
+    its HTTP status where there was one. 429 and 5xx are temporary."""
+
+    permanent = False
+
+
+class MissingExtraError(ConfigError):
+    """An optional part of Mailsflux is used without its extra installed
+    (``pip install 'mailsflux[letters]'``)."""
+
+
 __all__ = [
     "AccessError",
     "AddressError",
+    "CarrierError",
     "ConfigError",
     "DKIMError",
     "DKIMKeyError",
@@ -207,6 +220,7 @@ __all__ = [
     "HeaderInjectionError",
     "JobFileError",
     "MailsfluxError",
+    "MissingExtraError",
     "MissingVariableError",
     "NotFoundError",
     "OutputError",

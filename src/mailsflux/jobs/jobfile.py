@@ -270,7 +270,6 @@ def is_fqdn(name: str) -> bool:
     """Would a receiver that wants a fully qualified EHLO name accept ``name``?"""
     return name.startswith("[") or ("." in name and name.lower() != "localhost")
 
-
 _PATH_RE = re.compile(r"at `\$((?:\.[A-Za-z0-9_\-]+|\[\d+\])*)`")
 
 
@@ -295,6 +294,10 @@ def _locate(text: str, path: list[str]) -> int | None:
         if current == want and re.match(rf'"?{re.escape(key)}"?\s*=', line):
             return n
     return table_line
+
+
+#: Other job files (letters) name their faulty lines the same way.
+locate = _locate
 
 
 def load_job(path: str | Path) -> Job:
