@@ -126,7 +126,8 @@ class FileDrop:
 
 
 def _status(s: str) -> Status:
-    return msgspec.convert(s, Status)  # checked against ORDER by the caller
+    status: Status = msgspec.convert(s, Status)  # checked against ORDER by the caller
+    return status
 
 
 def _append(path: Path, header: tuple[str, ...], row: tuple[str, ...]) -> None:
