@@ -270,6 +270,7 @@ def is_fqdn(name: str) -> bool:
     """Would a receiver that wants a fully qualified EHLO name accept ``name``?"""
     return name.startswith("[") or ("." in name and name.lower() != "localhost")
 
+
 _PATH_RE = re.compile(r"at `\$((?:\.[A-Za-z0-9_\-]+|\[\d+\])*)`")
 
 
