@@ -23,25 +23,12 @@ from pathlib import Path
 import msgspec
 
 from mailsflux.errors import CarrierError
+from mailsflux.letters.address import FIELDS
 from mailsflux.letters.carrier import ORDER, Status, Submission, Update
 
 MANIFEST = "manifest.csv"
-MANIFEST_COLUMNS = (
-    "letter_id",
-    "file",
-    "paper",
-    "mail_class",
-    "color",
-    "name",
-    "company_name",
-    "street_address",
-    "city",
-    "city_area",
-    "country_area",
-    "postal_code",
-    "sorting_code",
-    "country_code",
-)
+#: The letter, then the address in the library's fields (what sorting needs).
+MANIFEST_COLUMNS = ("letter_id", "file", "paper", "mail_class", "color", *FIELDS)
 
 
 class FileDrop:
@@ -59,23 +46,8 @@ class FileDrop:
     def submit(self, s: Submission) -> str:
         pdf = self.folder / f"{s.letter_id}.pdf"
         tmp = pdf.with_suffix(".pdf.part")
-        a = s.address
-        row = (
-            s.letter_id,
-            pdf.name,
-            s.paper,
-            s.mail_class,
-            "yes" if s.color else "no",
-            a.name,
-            a.company_name,
-            a.street_address,
-            a.city,
-            a.city_area,
-            a.country_area,
-            a.postal_code,
-            a.sorting_code,
-            a.country_code,
-        )
+        head = (s.letter_id, pdf.name, s.paper, s.mail_class, "yes" if s.color else "no")
+        row = (*head, *(getattr(s.address, f) for f in FIELDS))
         try:
             with tmp.open("wb") as f:
                 f.write(s.pdf)

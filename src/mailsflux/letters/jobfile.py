@@ -8,8 +8,6 @@ is in the file, its line (the email job file's :func:`locate`).
 from __future__ import annotations
 
 import os
-import re
-import tomllib
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +15,7 @@ import msgspec
 
 from mailsflux.errors import JobFileError
 from mailsflux.jobs.jobfile import locate as _locate
+from mailsflux.jobs.jobfile import read_spec
 
 
 class LetterSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -115,44 +114,10 @@ class LetterJob:
         return os.environ.get(env, "") if env else ""
 
 
-_PATH_RE = re.compile(r"at `\$((?:\.[A-Za-z0-9_\-]+|\[\d+\])*)`")
-
-
 def load_letter_job(path: str | Path) -> LetterJob:
     """Read and check a letter job file; :class:`JobFileError` names file and line."""
     p = Path(path)
-    try:
-        text = p.read_text("utf-8")
-    except FileNotFoundError:
-        raise JobFileError("job file not found", file=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise JobFileError(f"cannot read job file: {exc}", file=str(p)) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
-        what = re.sub(r"\s*[(]at line .*", "", str(exc))
-        raise JobFileError(
-            f"invalid TOML: {what}",
-            file=str(p),
-            line=int(m.group(1)) if m else None,
-        ) from None
-    try:
-        spec = msgspec.convert(data, LetterJobSpec)
-    except msgspec.ValidationError as exc:
-        err = str(exc)
-        m = _PATH_RE.search(err)
-        keys = [k for k in (m.group(1).split(".") if m else []) if k and not k.startswith("[")]
-        unknown = re.search(r"unknown field `([^`]+)`", err)
-        if unknown:
-            keys.append(unknown.group(1))
-        field = ".".join(keys)
-        raise JobFileError(
-            (f"field {field}: " if field else "") + _PATH_RE.sub("", err).rstrip(" -"),
-            file=str(p),
-            line=_locate(text, keys),
-            field=field or None,
-        ) from None
+    spec, text = read_spec(p, LetterJobSpec)
     c = spec.carrier
     need = {"file": ("dir", c.dir), "http": ("url", c.url)}[c.kind]
     if not need[1]:
