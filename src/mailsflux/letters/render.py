@@ -119,6 +119,7 @@ class LetterRenderer:
         self,
         template: Path,
         *,
+        source: str | None = None,
         paper: str = "A4",
         sender: str = "",
         origin_country: str = "",
@@ -133,7 +134,9 @@ class LetterRenderer:
         self.origin_country = origin_country
         self.base = template.parent.resolve()
         try:
-            source = template.read_text("utf-8")
+            # ``source`` given (an API request's template): ``template`` only
+            # names it and its folder, the only one it may load files from.
+            source = template.read_text("utf-8") if source is None else source
         except OSError as exc:
             raise TemplateError(
                 f"cannot read template: {exc.strerror}", file=str(template)

@@ -11,13 +11,14 @@ the addresses of letters delivered long enough ago.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import msgspec
 
 from mailsflux.errors import CarrierError
 from mailsflux.events import Event, EventDetails, EventType, stream_id
+from mailsflux.letters._extra import require
 from mailsflux.letters.carrier import Carrier, Submission
 from mailsflux.letters.filedrop import FileDrop
 from mailsflux.letters.jobfile import LetterJob
@@ -89,6 +90,17 @@ def letter_event(
     )
 
 
+class Run(msgspec.Struct, frozen=True, kw_only=True):
+    """What one batch of letters is: its name, where its problems point, the
+    service asked for, the carrier and the store."""
+
+    name: str
+    where: str
+    paper: str
+    mail_class: str = "standard"
+    color: bool = False
+
+
 def send_letters(
     job: LetterJob,
     *,
@@ -98,45 +110,69 @@ def send_letters(
     store: LetterStore | None = None,
     workers: int = 0,
 ) -> LetterSummary:
-    started = time.perf_counter()
-    summary = LetterSummary(job=job.name)
+    require()
     carrier = carrier or open_carrier(job)
     own_store = store is None
     store = store or open_store(job)
     spec = job.spec
+    path = job.resolve(spec.recipients.file)
+    run = Run(
+        name=job.name,
+        where=str(path),
+        paper=spec.letter.paper,
+        mail_class=spec.carrier.mail_class,
+        color=spec.carrier.color,
+    )
+    rows = read_recipients(path, spec.recipients.columns, id_column=spec.recipients.id_column)
     try:
-
-        def fresh() -> Any:
-            path = job.resolve(spec.recipients.file)
-            for item in read_recipients(
-                path, spec.recipients.columns, id_column=spec.recipients.id_column
-            ):
-                if isinstance(item, Problem):
-                    summary.total += 1
-                    summary.skipped += 1
-                    on_problem(item)
-                    continue
-                summary.total += 1
-                if store.find(job.name, item.ref) is not None:
-                    summary.resumed += 1
-                    continue
-                yield item
-
-        for r, pdf in render_all(fresh(), renderer_args(job), workers=workers):
-            if isinstance(pdf, str):
-                summary.skipped += 1
-                on_problem(Problem(f"{job.resolve(spec.recipients.file)}:{r.row}", pdf))
-                continue
-            _submit(job, r, pdf, carrier, store, summary, on_problem, on_event)
+        return deliver_letters(
+            run, rows, renderer_args(job), carrier, store,
+            on_problem=on_problem, on_event=on_event, workers=workers,
+        )
     finally:
         if own_store:
             store.close()
+
+
+def deliver_letters(
+    run: Run,
+    rows: Iterable[LetterRecipient | Problem],
+    renderer: dict[str, Any],
+    carrier: Carrier,
+    store: LetterStore,
+    *,
+    on_problem: Callable[[Problem], None],
+    on_event: Callable[[Event], None],
+    workers: int = 0,
+) -> LetterSummary:
+    """Render and hand over each good row not handed over before (a job file's
+    or an API request's); bad rows go to ``on_problem``."""
+    started = time.perf_counter()
+    summary = LetterSummary(job=run.name)
+
+    def fresh() -> Iterator[LetterRecipient]:
+        for item in rows:
+            summary.total += 1
+            if isinstance(item, Problem):
+                summary.skipped += 1
+                on_problem(item)
+            elif store.find(run.name, item.ref) is not None:
+                summary.resumed += 1
+            else:
+                yield item
+
+    for r, pdf in render_all(fresh(), renderer, workers=workers):
+        if isinstance(pdf, str):
+            summary.skipped += 1
+            on_problem(Problem(f"{run.where}:{r.row}", pdf))
+            continue
+        _submit(run, r, pdf, carrier, store, summary, on_problem, on_event)
     summary.elapsed = time.perf_counter() - started
     return summary
 
 
 def _submit(
-    job: LetterJob,
+    run: Run,
     r: LetterRecipient,
     pdf: bytes,
     carrier: Carrier,
@@ -145,30 +181,29 @@ def _submit(
     on_problem: Callable[[Problem], None],
     on_event: Callable[[Event], None],
 ) -> None:
-    c = job.spec.carrier
     letter_id = store.new_id()
     # Recorded before the hand-over: a crash between the two leaves a
     # "pending" letter the carrier may hold (its id is the idempotency key).
-    store.add(letter_id, job.name, r.ref, r.address, carrier.name)
+    store.add(letter_id, run.name, r.ref, r.address, carrier.name)
     sub = Submission(
         letter_id=letter_id,
         address=r.address,
         pdf=pdf,
-        paper=job.spec.letter.paper,
-        mail_class=c.mail_class,
-        color=c.color,
+        paper=run.paper,
+        mail_class=run.mail_class,
+        color=run.color,
     )
     try:
         carrier_id = carrier.submit(sub)
     except CarrierError as exc:
         store.failed(letter_id)
         summary.failed += 1
-        on_problem(Problem(f"{job.path}: letter {r.ref}", f"carrier: {exc.message}"))
+        on_problem(Problem(f"{run.where}:{r.row}: letter {r.ref}", f"carrier: {exc.message}"))
         on_event(
             letter_event(
                 "failed",
                 letter_id,
-                job.name,
+                run.name,
                 r.ref,
                 time.time(),
                 reply=exc.message,
@@ -181,7 +216,7 @@ def _submit(
     summary.submitted += 1
     on_event(
         letter_event(
-            "letter_submitted", letter_id, job.name, r.ref, time.time(), carrier=carrier.name
+            "letter_submitted", letter_id, run.name, r.ref, time.time(), carrier=carrier.name
         )
     )
 
@@ -195,6 +230,7 @@ def poll_letters(
     store: LetterStore | None = None,
 ) -> dict[str, int]:
     """Ask the carrier about open letters; the count of the job's letters per status."""
+    require()
     carrier = carrier or open_carrier(job)
     own_store = store is None
     store = store or open_store(job)
