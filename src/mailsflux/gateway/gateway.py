@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import fcntl
 import hashlib
+import os
 import re
 import secrets
 import shutil
@@ -30,15 +31,18 @@ import msgspec
 from mailsflux.engine import Config, Engine, Message
 from mailsflux.errors import AccessError, ConfigError, MailsfluxError, NotFoundError
 from mailsflux.events import Event
+from mailsflux.gateway.letters import send_tenant_letters, tenant_carrier
 from mailsflux.gateway.log import FINAL, TenantLog
 from mailsflux.gateway.metrics import Metrics, TenantStats
 from mailsflux.gateway.privacy import Action, address_key, audit, matcher
 from mailsflux.gateway.retention import RetentionSpec, add_counts, sweep_tenant, tenant_due
 from mailsflux.gateway.sealed import read_rows, write_rows
 from mailsflux.jobs.jobfile import DeliverySpec, SpoolSpec
+from mailsflux.letters import LetterRecipient, LetterSummary
+from mailsflux.letters.jobfile import CarrierSpec
 from mailsflux.spool import SQLiteSpool
 from mailsflux.tenants import Principal, Tenant, Tenants
-from mailsflux.types import DeliveryResult
+from mailsflux.types import DeliveryResult, Problem
 
 #: A job's rows, sealed (mailsflux.gateway.sealed), in its folder.
 ROWS_FILE = "rows.sealed"
@@ -106,8 +110,11 @@ class Gateway:
         engine_options: Mapping[str, Any] | None = None,
         metrics: Metrics | None = None,
         sole: bool = False,
+        letters: CarrierSpec | None = None,
     ) -> None:
         self.tenants = tenants
+        #: The carrier letters go to (``[letters]``); None: no letters here.
+        self.letters = letters
         self.data_dir = Path(data_dir)
         self.delivery = delivery or DeliverySpec()
         self.regions = dict(regions or {})
@@ -402,6 +409,50 @@ class Gateway:
             state.log.flush()
         except Exception as exc:  # a full disk: the events stay buffered
             print(f"mailsflux: cannot write events: {exc}", file=sys.stderr)
+
+    # -- letters -----------------------------------------------------------------
+
+    async def submit_letters(
+        self,
+        principal: Principal,
+        *,
+        name: str,
+        template: str,
+        rows: list[LetterRecipient | Problem],
+        paper: str = "A4",
+        sender: str = "",
+        origin_country: str = "",
+    ) -> tuple[LetterSummary, list[Problem]]:
+        """Render and hand over a request's letters; a ``name`` given again
+        hands over only the references it has not seen (a retried request)."""
+        state = self._state(principal, "send")
+        if self.letters is None:
+            raise ConfigError("letters are not set up here ([letters] in the server config)")
+        spec = self.letters
+        loop = asyncio.get_running_loop()
+
+        def logged(e: Event) -> None:
+            state.log.add(e.type, e.message_id, e.recipient, e.job, e.details)
+            self._flush_soon(state)
+
+        def on_event(e: Event) -> None:
+            loop.call_soon_threadsafe(logged, e)
+
+        carrier = tenant_carrier(spec, state.tenant.name, os.environ.get(spec.api_key_env, ""))
+        return await asyncio.to_thread(
+            send_tenant_letters,
+            state.directory / "letters",
+            state.log.keys,
+            carrier,
+            spec,
+            name=name,
+            template=template,
+            rows=rows,
+            paper=paper,
+            sender=sender,
+            origin_country=origin_country,
+            on_event=on_event,
+        )
 
     # -- a person's rights --------------------------------------------------------
 

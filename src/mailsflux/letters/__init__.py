@@ -23,10 +23,12 @@ from mailsflux.letters.carrier import FINAL, Carrier, Submission, Update
 from mailsflux.letters.filedrop import FileDrop
 from mailsflux.letters.http_carrier import HTTPCarrier, request_body
 from mailsflux.letters.jobfile import LetterJob, LetterJobSpec, load_letter_job
-from mailsflux.letters.recipients import LetterRecipient, read_recipients
+from mailsflux.letters.recipients import LetterRecipient, read_recipients, recipient_of
 from mailsflux.letters.render import PAPERS, LetterRenderer, Paper
 from mailsflux.letters.run import (
     LetterSummary,
+    Run,
+    deliver_letters,
     open_carrier,
     open_store,
     poll_letters,
@@ -48,14 +50,17 @@ __all__ = [
     "LetterSummary",
     "Paper",
     "PostalAddress",
+    "Run",
     "Submission",
     "Update",
     "check_address",
+    "deliver_letters",
     "load_letter_job",
     "open_carrier",
     "open_store",
     "poll_letters",
     "read_recipients",
+    "recipient_of",
     "request_body",
     "require",
     "send_letters",

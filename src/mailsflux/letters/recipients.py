@@ -77,3 +77,28 @@ def read_recipients(
                 continue
             seen.add(ref)
             yield LetterRecipient(ref=ref, row=row, address=address, vars=values)
+
+
+#: An address given field by field (the HTTP API): the library's own names.
+FIELD_NAMES = AddressColumns(
+    name="name",
+    company_name="company_name",
+    street_address="street_address",
+    city="city",
+    city_area="city_area",
+    country_area="country_area",
+    postal_code="postal_code",
+    sorting_code="sorting_code",
+    country_code="country_code",
+)
+
+
+def recipient_of(
+    where: str, row: int, ref: str, address: dict[str, str], data: dict[str, str]
+) -> LetterRecipient | Problem:
+    """One recipient given as fields (``where`` names it in a problem)."""
+    try:
+        checked = check_address(address, FIELD_NAMES)
+    except AddressProblem as exc:
+        return Problem(where, f"field address.{exc.field}: {exc.message}; skipped")
+    return LetterRecipient(ref=ref, row=row, address=checked, vars=data)

@@ -126,8 +126,14 @@ def send_letters(
     rows = read_recipients(path, spec.recipients.columns, id_column=spec.recipients.id_column)
     try:
         return deliver_letters(
-            run, rows, renderer_args(job), carrier, store,
-            on_problem=on_problem, on_event=on_event, workers=workers,
+            run,
+            rows,
+            renderer_args(job),
+            carrier,
+            store,
+            on_problem=on_problem,
+            on_event=on_event,
+            workers=workers,
         )
     finally:
         if own_store:

@@ -20,11 +20,14 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from mailsflux._files import create_whole
 from mailsflux.api import ApiApp, MetricsApp
 from mailsflux.errors import ConfigError, MailsfluxError
 from mailsflux.gateway import Gateway, add_counts, sweep_spool, tenant_due
 from mailsflux.gateway.gateway import lock_dir
+from mailsflux.letters.jobfile import CarrierSpec
 from mailsflux.server.config import ServerConfig, parse_listen
 from mailsflux.tenants import KeyStore
 from mailsflux.webhooks import webhooks
@@ -80,6 +83,7 @@ class Server:
                 fsync=config.fsync,
                 engine_options=self.engine_options,
                 sole=True,
+                letters=_letters(config),
             )
             async with gateway:
                 self.gateway = gateway
@@ -277,3 +281,11 @@ async def _uvicorn(
             await loop_task
         await srv.shutdown(sockets=[sock])
         sock.close()
+
+
+def _letters(config: ServerConfig) -> CarrierSpec | None:
+    """``[letters]`` with its drop folder relative to the config file."""
+    spec = config.letters
+    if spec is None or spec.kind != "file":
+        return spec
+    return msgspec.structs.replace(spec, dir=str(config.resolve(spec.dir)))

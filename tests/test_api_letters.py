@@ -1,0 +1,69 @@
+"""POST /v1/letters on a real server: PDFs into the tenant's drop folder,
+letter_submitted events in GET /v1/events, a bad address one problem, the
+same name again hands nothing over twice, no address in the clear under
+the data directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from mailsflux.letters.jobfile import CarrierSpec
+from tests._gateway import delivery, two_tenants
+from tests._mail import RecordingHandler, SMTPServer
+from tests._serve import Running, new_key, server_config, wait_for
+
+LETTERS = {
+    "name": "renewals-2026-12",
+    "template": "<html><body><p>Dear {{first}}, your plan renews.</p></body></html>",
+    "sender": "Acme GmbH, Hauptstr. 1, 10115 Berlin",
+    "origin_country": "DE",
+    "recipients": [
+        {"ref": "C-1", "data": {"first": "Erika"}, "address": {"name": "Erika Mustermann",
+         "street_address": "Hauptstraße 5", "city": "Berlin", "postal_code": "10115",
+         "country_code": "DE"}},
+        {"ref": "C-2", "data": {"first": "Max"}, "address": {"name": "Max Muster",
+         "street_address": "Hauptstraße 6", "city": "Berlin", "postal_code": "1011",
+         "country_code": "DE"}},
+    ],
+}  # fmt: skip
+
+
+def test_post_letters(tmp_path: Path) -> None:
+    drop = tmp_path / "drop"
+    with SMTPServer(RecordingHandler()) as smtp:
+        config = server_config(tmp_path / "data", list(two_tenants(tmp_path)), delivery(smtp.url))
+        config = msgspec.structs.replace(config, letters=CarrierSpec(kind="file", dir=str(drop)))
+        acme = new_key(config, "acme")
+        with Running(config) as srv:
+            s, _, b = srv.call("POST", "/v1/letters", LETTERS, key=acme)
+            assert s == 200, b
+            assert (b["submitted"], b["skipped"], b["failed"]) == (1, 1, 0)
+            assert b["problems"] == [
+                {"where": "recipients[1]", "what": "field address.postal_code: invalid for DE;"
+                 " skipped"}
+            ]  # fmt: skip
+            pdfs = list((drop / "acme").glob("*.pdf"))
+            assert len(pdfs) == 1 and pdfs[0].read_bytes().startswith(b"%PDF-")
+
+            def submitted() -> list[dict[str, object]]:
+                events = srv.call("GET", "/v1/events", key=acme)[2]["events"]
+                return [e for e in events if e["type"] == "letter_submitted"]
+
+            (event,) = wait_for(submitted)
+            assert event["recipient"] == "C-1" and event["job"] == "renewals-2026-12"
+            assert event["message_id"] == pdfs[0].stem
+            assert event["details"] == {"carrier": "file"}
+
+            # The same request again (a retry): nothing handed over twice.
+            s, _, b = srv.call("POST", "/v1/letters", LETTERS, key=acme)
+            assert s == 200 and (b["submitted"], b["resumed"]) == (0, 1)
+            assert len(list((drop / "acme").glob("*.pdf"))) == 1
+
+            s, _, b = srv.call("POST", "/v1/letters", {**LETTERS, "paper": "A5"}, key=acme)
+            assert s == 422 and b["error"]["field"] == "$.paper"
+    for f in (tmp_path / "data").rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            assert b"Mustermann" not in data and b"Hauptstra" not in data, f
