@@ -1,19 +1,24 @@
 """POST /v1/letters on a real server: PDFs into the tenant's drop folder,
 letter_submitted events in GET /v1/events, a bad address one problem, the
-same name again hands nothing over twice, no address in the clear under
-the data directory."""
+same name again hands nothing over twice; the print house's reports become
+events; the address is deleted 30 days after delivery; no address in the
+clear under the data directory."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import msgspec
 
+from mailsflux.gateway import RetentionSpec
 from mailsflux.letters.jobfile import CarrierSpec
 from tests._gateway import delivery, two_tenants
 from tests._mail import RecordingHandler, SMTPServer
 from tests._serve import Running, new_key, server_config, wait_for
 
+DAY = 86_400.0
 LETTERS = {
     "name": "renewals-2026-12",
     "template": "<html><body><p>Dear {{first}}, your plan renews.</p></body></html>",
@@ -63,6 +68,32 @@ def test_post_letters(tmp_path: Path) -> None:
 
             s, _, b = srv.call("POST", "/v1/letters", {**LETTERS, "paper": "A5"}, key=acme)
             assert s == 422 and b["error"]["field"] == "$.paper"
+
+            # The print house reports; the server's sweep (and its tracking
+            # loop) turns that into events; 30 days after delivery the
+            # address goes (the clock moved to 29 and 31 days).
+            lid, delivered = pdfs[0].stem, time.time()
+            (drop / "acme" / "status.csv").write_text(
+                f"letter_id,status,time\n{lid},printed,{delivered - 50}\n"
+                f"{lid},delivered,{delivered}\n"
+            )
+            gateway = srv.server.gateway
+            assert gateway is not None
+
+            def sweep(days: float) -> dict[str, int]:
+                work = gateway.sweep(RetentionSpec(), now=delivered + days * DAY)
+                return asyncio.run_coroutine_threadsafe(work, srv.loop).result(60)
+
+            first = sweep(29)
+            assert (first["letter_events"], first["letter_addresses_deleted"]) == (2, 0)
+            assert sweep(31)["letter_addresses_deleted"] == 1
+
+            def tracked() -> list[str]:
+                events = srv.call("GET", "/v1/events", key=acme)[2]["events"]
+                got = [e["type"] for e in events if e["message_id"] == lid]
+                return got if len(got) == 3 else []
+
+            assert wait_for(tracked) == ["letter_submitted", "printed", "delivered"]
     for f in (tmp_path / "data").rglob("*"):
         if f.is_file():
             data = f.read_bytes()

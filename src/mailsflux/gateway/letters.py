@@ -10,6 +10,7 @@ them.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from mailsflux.letters import (
     require,
 )
 from mailsflux.letters.jobfile import CarrierSpec
+from mailsflux.letters.run import track
 from mailsflux.spool import SpoolKeys
 from mailsflux.types import Problem
 
@@ -76,3 +78,29 @@ def send_tenant_letters(
     finally:
         store.close()
     return summary, problems
+
+
+def track_tenant_letters(
+    folder: Path,
+    keys: SpoolKeys,
+    carrier: Carrier,
+    on_event: Callable[[Event], None],
+    *,
+    letter_days: float,
+    now: float | None = None,
+) -> dict[str, int]:
+    """A tenant's open letters asked about (new events to ``on_event``), and
+    the addresses of letters delivered ``letter_days`` ago deleted."""
+    if not (folder / "letters.sqlite").exists():
+        return {}
+    store = LetterStore(folder, keys)
+    try:
+        events = track(store, carrier, on_event, _report, where=str(folder))
+        deleted = store.sweep(letter_days, now)
+    finally:
+        store.close()
+    return {"letter_events": events, "letter_addresses_deleted": deleted}
+
+
+def _report(p: Problem) -> None:
+    print(f"mailsflux: letters: {p}", file=sys.stderr)

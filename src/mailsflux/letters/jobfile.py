@@ -69,6 +69,8 @@ class CarrierSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: http: seconds for one request; attempts on a 429 or 5xx.
     timeout: float = 30.0
     attempts: int = 5
+    #: serve (``[letters]``): seconds between asking the carrier about open letters.
+    poll_seconds: float = 300.0
 
 
 class StoreSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

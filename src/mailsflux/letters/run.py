@@ -241,29 +241,7 @@ def poll_letters(
     own_store = store is None
     store = store or open_store(job)
     try:
-        for row in store.open_letters(job.name):
-            try:
-                updates = carrier.status(row.carrier_id)
-            except CarrierError as exc:
-                on_problem(Problem(f"{job.path}: letter {row.ref}", f"carrier: {exc.message}"))
-                continue
-            new = updates[row.events :]
-            for u in new:
-                etype = EVENT_OF.get(u.status)
-                if etype is not None:
-                    on_event(
-                        letter_event(
-                            etype,
-                            row.letter_id,
-                            job.name,
-                            row.ref,
-                            u.time,
-                            carrier=row.carrier,
-                            tracking_number=u.tracking_number,
-                        )
-                    )
-            if new:
-                store.advance(row.letter_id, new[-1].status, len(updates), new[-1].time)
+        track(store, carrier, on_event, on_problem, job=job.name, where=str(job.path))
         store.sweep(job.spec.store.retention_days)
         counts: dict[str, int] = {}
         for row in store.rows(job.name):
@@ -272,3 +250,42 @@ def poll_letters(
     finally:
         if own_store:
             store.close()
+
+
+def track(
+    store: LetterStore,
+    carrier: Carrier,
+    on_event: Callable[[Event], None],
+    on_problem: Callable[[Problem], None],
+    *,
+    job: str | None = None,
+    where: str = "letters",
+) -> int:
+    """Each open letter's new tracking events (of ``job``, else every job),
+    once each; how many there were."""
+    n = 0
+    for row in store.open_letters(job):
+        try:
+            updates = carrier.status(row.carrier_id)
+        except CarrierError as exc:
+            on_problem(Problem(f"{where}: letter {row.ref}", f"carrier: {exc.message}"))
+            continue
+        new = updates[row.events :]
+        for u in new:
+            etype = EVENT_OF.get(u.status)
+            if etype is not None:
+                n += 1
+                on_event(
+                    letter_event(
+                        etype,
+                        row.letter_id,
+                        row.job,
+                        row.ref,
+                        u.time,
+                        carrier=row.carrier,
+                        tracking_number=u.tracking_number,
+                    )
+                )
+        if new:
+            store.advance(row.letter_id, new[-1].status, len(updates), new[-1].time)
+    return n

@@ -146,12 +146,14 @@ class LetterStore:
             (status, events, self.clock(), status, at, letter_id),
         )
 
-    def open_letters(self, job: str) -> list[LetterRow]:
-        return [r for r in self.rows(job) if r.status not in FINAL and r.carrier_id]
+    def open_letters(self, job: str | None = None) -> list[LetterRow]:
+        """Letters handed over and not settled (of ``job``, else of every job)."""
+        rows = self.rows(job) if job is not None else list(self._select("ORDER BY rowid", ()))
+        return [r for r in rows if r.status not in FINAL and r.carrier_id]
 
-    def sweep(self, retention_days: float = 30.0) -> int:
+    def sweep(self, retention_days: float = 30.0, now: float | None = None) -> int:
         """Delete the addresses of letters delivered ``retention_days`` ago or more."""
-        cutoff = self.clock() - retention_days * DAY
+        cutoff = (self.clock() if now is None else now) - retention_days * DAY
         cur = self.db.execute(
             "UPDATE letters SET address = NULL"
             " WHERE address IS NOT NULL AND delivered_at IS NOT NULL AND delivered_at <= ?",

@@ -91,6 +91,8 @@ class Server:
                     if config.http is not None:
                         await stack.enter_async_context(self._http(gateway, keys, data))
                     await stack.enter_async_context(self._sweeping(gateway, keys))
+                    if config.letters is not None:
+                        await stack.enter_async_context(self._tracking(gateway, config.letters))
                     if config.bounces is not None:
                         await stack.enter_async_context(self._bounces())
                     if config.submission is not None:
@@ -104,6 +106,27 @@ class Server:
             self.gateway = None
             keys.close()
             lock.close()
+
+    @contextlib.asynccontextmanager
+    async def _tracking(self, gateway: Gateway, spec: CarrierSpec) -> AsyncIterator[None]:
+        """Letters' tracking asked for every ``poll_seconds`` (events into
+        the tenants' logs, so webhooks carry them)."""
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(max(spec.poll_seconds, 1.0))
+                try:
+                    await gateway.track_letters(self.config.retention)
+                except Exception as exc:  # a carrier down: next time
+                    print(f"mailsflux serve: letter tracking failed: {exc}", file=sys.stderr)
+
+        task = asyncio.ensure_future(loop())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     @contextlib.asynccontextmanager
     async def _sweeping(self, gateway: Gateway, keys: KeyStore) -> AsyncIterator[None]:
