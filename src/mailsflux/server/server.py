@@ -16,7 +16,7 @@ import socket
 import ssl
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -120,13 +120,8 @@ class Server:
                 except Exception as exc:  # a carrier down: next time
                     print(f"mailsflux serve: letter tracking failed: {exc}", file=sys.stderr)
 
-        task = asyncio.ensure_future(loop())
-        try:
+        async with _in_background(loop()):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     @contextlib.asynccontextmanager
     async def _sweeping(self, gateway: Gateway, keys: KeyStore) -> AsyncIterator[None]:
@@ -153,13 +148,8 @@ class Server:
                     print(f"mailsflux serve: retention sweep failed: {exc}", file=sys.stderr)
                 await asyncio.sleep(max(spec.interval_hours, 0.001) * 3600)
 
-        task = asyncio.ensure_future(loop())
-        try:
+        async with _in_background(loop()):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def _check_relay(self) -> None:
         """Say once at start when the relay cannot be reached; accept anyway."""
@@ -312,3 +302,15 @@ def _letters(config: ServerConfig) -> CarrierSpec | None:
     if spec is None or spec.kind != "file":
         return spec
     return msgspec.structs.replace(spec, dir=str(config.resolve(spec.dir)))
+
+
+@contextlib.asynccontextmanager
+async def _in_background(work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """``work`` runs while the block does, and is cancelled when it ends."""
+    task = asyncio.ensure_future(work)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
