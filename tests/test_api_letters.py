@@ -1,8 +1,8 @@
 """POST /v1/letters on a real server: PDFs into the tenant's drop folder,
 letter_submitted events in GET /v1/events, a bad address one problem, the
 same name again hands nothing over twice; the print house's reports become
-events; the address is deleted 30 days after delivery; no address in the
-clear under the data directory."""
+events, in the log and through the tenant's webhook; the address is deleted
+30 days after delivery; no address in the clear under the data directory."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from mailsflux.letters.jobfile import CarrierSpec
 from tests._gateway import delivery, two_tenants
 from tests._mail import RecordingHandler, SMTPServer
 from tests._serve import Running, new_key, server_config, wait_for
+from tests._webhooks import Receiver, all_events, free_port, hook
 
 DAY = 86_400.0
 LETTERS = {
@@ -37,8 +38,11 @@ LETTERS = {
 
 def test_post_letters(tmp_path: Path) -> None:
     drop = tmp_path / "drop"
-    with SMTPServer(RecordingHandler()) as smtp:
-        config = server_config(tmp_path / "data", list(two_tenants(tmp_path)), delivery(smtp.url))
+    port = free_port()
+    tenant, globex = two_tenants(tmp_path)
+    tenant = msgspec.structs.replace(tenant, webhooks=[hook(f"http://127.0.0.1:{port}/hooks")])
+    with SMTPServer(RecordingHandler()) as smtp, Receiver(port) as rx:
+        config = server_config(tmp_path / "data", [tenant, globex], delivery(smtp.url))
         config = msgspec.structs.replace(config, letters=CarrierSpec(kind="file", dir=str(drop)))
         acme = new_key(config, "acme")
         with Running(config) as srv:
@@ -94,6 +98,12 @@ def test_post_letters(tmp_path: Path) -> None:
                 return got if len(got) == 3 else []
 
             assert wait_for(tracked) == ["letter_submitted", "printed", "delivered"]
+            # The same events through the tenant's webhook, as email's go.
+            ids = {int(e["id"].removeprefix("evt_")) for e in all_events(srv, acme)}
+            rx.wait_for_ids(ids)
+            hooked = [e for p in rx.acked() for e in p.events if e["message_id"] == lid]
+            assert [e["type"] for e in hooked] == ["letter_submitted", "printed", "delivered"]
+            assert hooked[2]["recipient"] == "C-1"
     for f in (tmp_path / "data").rglob("*"):
         if f.is_file():
             data = f.read_bytes()
