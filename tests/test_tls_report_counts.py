@@ -1,0 +1,48 @@
+"""The TLS-RPT-style counts reach the operator: `mailsflux send` to a domain
+whose MTA-STS policy (enforce) its MX host cannot meet (no STARTTLS) defers
+the message, prints the domain's policy line in the summary, and
+`mailsflux report` shows the same counts, kept beside the job's spool."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests._cli import run_cli
+from tests._dns import DNSServer
+from tests._mail import SMTPServer
+from tests._policy import CA, MailRecorder, PolicyServer, mx_job, policy
+
+
+def test_summary_and_report_show_tls_counts(tmp_path: Path) -> None:
+    ca = CA(tmp_path)
+    handler = MailRecorder()
+    body = policy("enforce", "mx.example.com")
+    with (
+        SMTPServer(handler) as smtp,
+        PolicyServer(ca.server_context(["mta-sts.example.com"]), body) as web,
+    ):
+        zone = {
+            "example.com": {"MX": ["10 mx.example.com."]},
+            "mx.example.com": {"A": ["127.0.0.1"]},
+            "_mta-sts.example.com": {"TXT": ['"v=STSv1; id=1"']},
+            "mta-sts.example.com": {"A": [web.address]},
+        }
+        with DNSServer(zone) as dns:
+            rows = [["a@example.com", "A", "A", "Team"], ["b@example.com", "B", "B", "Pro"]]
+            job = mx_job(tmp_path, rows, smtp_port=smtp.port, dns_port=dns.port, ca=ca)
+            sent = run_cli("send", str(job))
+    assert handler.mail_from == []
+    line = next(x for x in sent.stdout.splitlines() if x.strip().startswith("example.com  sts"))
+    assert "starttls-not-supported" in line, sent.stdout
+
+    out = run_cli("report", "job", "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["totals"]["deferred"] == 2
+    tls = doc["tls"]["example.com"]
+    assert tls["policy"] == "sts"
+    assert tls["success"] == 0
+    assert tls["failures"]["starttls-not-supported"] == tls["failure"] >= 1
+    text = run_cli("report", "job")
+    assert "TLS policy (sessions ok / failed):" in text.stdout
