@@ -170,6 +170,10 @@ class PolicyCache:
         return p if p is not None and p.expires() > now else None
 
     def put(self, domain: str, policy: Policy) -> None:
+        # Expired policies leave as a new one comes: the file stays the size
+        # of the domains still covered.
+        now = policy.fetched
+        self.policies = {d: p for d, p in self.policies.items() if p.expires() > now}
         self.policies[domain] = policy
         if self.path is None:
             return

@@ -40,7 +40,7 @@ import dns.rdatatype
 from mailsflux._tls import client_context
 from mailsflux.delivery.dane import TLSA, dane_check, usable
 from mailsflux.delivery.mtasts import Policy, PolicyCache, fetch_policy, parse_policy, parse_txt
-from mailsflux.delivery.mx import MXResolver, Route, Target
+from mailsflux.delivery.mx import _LRU, MXResolver, Route, Target
 from mailsflux.errors import PermanentDeliveryError, PolicyError, TemporaryDeliveryError
 from mailsflux.types import TLSCounts
 
@@ -119,6 +119,7 @@ class TLSPolicies:
         cache: Path | None = None,
         timeout: float = 10.0,
         https_port: int = 443,
+        cache_size: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -132,7 +133,8 @@ class TLSPolicies:
         self.clock = clock
         self.wall = wall
         self.counts: dict[str, TLSCounts] = {}
-        self._known: dict[str, DomainTLS] = {}
+        # Bounded like the MX cache: a long-running server meets many domains.
+        self._known: _LRU[DomainTLS] = _LRU(cache_size)
         self._inflight: dict[str, asyncio.Future[DomainTLS]] = {}
         # DANE checks the peer itself (3.1.1: no CA, and for DANE-EE no
         # name), so OpenSSL is told to accept whatever chain comes.
@@ -142,8 +144,7 @@ class TLSPolicies:
 
     def cached(self, domain: str) -> DomainTLS | None:
         """The domain's policy if looked up and still fresh: the per-message path."""
-        known = self._known.get(domain)
-        return known if known is not None and known.expires > self.clock() else None
+        return self._known.get(domain, self.clock())
 
     async def lookup(self, route: Route) -> DomainTLS:
         """The domain's policy, looked up once however many messages wait for it."""
@@ -186,7 +187,7 @@ class TLSPolicies:
             found_tls = DomainTLS(domain, "sts", policy, {}, expires)
         else:
             found_tls = DomainTLS(domain, "none", None, {}, expires)
-        self._known[domain] = found_tls
+        self._known.put(domain, found_tls, expires)
         return found_tls
 
     async def _tlsa(self, host: str, port: int) -> tuple[tuple[TLSA, ...] | None, float]:

@@ -142,7 +142,8 @@ def scheduler_for(
             dane=d.dane,
             verify=tls_context,
             cache=spool_dir(job) / "mta-sts.json" if job.spec.spool.enabled else None,
-            timeout=min(d.timeout, 30.0),
+            # A policy fetch holds up the domain's first message: kept short.
+            timeout=min(d.timeout, 10.0),
         )
     return scheduler
 
