@@ -74,6 +74,13 @@ def _matches(der: bytes, r: TLSA) -> bool:
 
 def dane_check(ssl_object: ssl.SSLObject, records: tuple[TLSA, ...], host: str) -> str | None:
     """None when the peer matches ``records``; else why not (the session must not go on)."""
+    try:
+        return _check(ssl_object, records, host)
+    except ValueError:  # a certificate cryptography cannot read matches nothing
+        return f"{host}: unreadable server certificate (DANE)"
+
+
+def _check(ssl_object: ssl.SSLObject, records: tuple[TLSA, ...], host: str) -> str | None:
     leaf = ssl_object.getpeercert(binary_form=True)
     if not leaf:
         return f"{host}: no certificate presented (DANE)"

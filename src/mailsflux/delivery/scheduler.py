@@ -369,7 +369,13 @@ class Scheduler:
         key = route.site_key
         tls: DomainTLS | None = None
         if self.tls_policy is not None and route.kind in ("mx", "implicit"):
-            tls = self.tls_policy.cached(route.domain) or await self.tls_policy.lookup(route)
+            tls = self.tls_policy.cached(route.domain)
+            if tls is None:
+                try:
+                    tls = await self.tls_policy.lookup(route)
+                except Exception as exc:  # a fault of ours: defer, never send unchecked
+                    self._defer(item, None, f"TLS policy lookup failed: {type(exc).__name__}")
+                    return
             if tls.kind == "none":
                 tls = None
             else:

@@ -144,7 +144,10 @@ class TLSPolicies:
 
     def cached(self, domain: str) -> DomainTLS | None:
         """The domain's policy if looked up and still fresh: the per-message path."""
-        return self._known.get(domain, self.clock())
+        # The LRU's dict read directly: no reordering per message (an entry is
+        # refreshed, and moved, when it is looked up again).
+        entry = self._known.data.get(domain)
+        return entry[1] if entry is not None and entry[0] > self.clock() else None
 
     async def lookup(self, route: Route) -> DomainTLS:
         """The domain's policy, looked up once however many messages wait for it."""
