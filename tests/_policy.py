@@ -20,9 +20,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests._jobs import make_job
+from mailsflux.types import JobSummary
+from tests._dns import AD, DNSServer
+from tests._jobs import make_job, send_job
 from tests._mail import RecordingHandler
 from tests._tls import _cert, _pem_key
+
+#: One recipient at the domain every policy test mails, example.com.
+ONE = [["a@example.com", "A", "A", "Team"]]
 
 
 class CA:
@@ -37,6 +42,10 @@ class CA:
                 serialization.Encoding.PEM
             )
         )
+
+    def policy_server(self, body: str) -> PolicyServer:
+        """A policy server for example.com with a certificate from this CA."""
+        return PolicyServer(self.server_context(["mta-sts.example.com"]), body)
 
     def server_context(self, names: list[str], *, self_signed: bool = False) -> ssl.SSLContext:
         """A server context whose certificate names ``names``, issued by this CA
@@ -64,6 +73,36 @@ def spki_sha256(cert_file: Path) -> str:
 def policy(mode: str, *mx: str, max_age: int = 86400) -> str:
     lines = ["version: STSv1", f"mode: {mode}", *(f"mx: {m}" for m in mx), f"max_age: {max_age}"]
     return "\r\n".join(lines) + "\r\n"
+
+
+def sts_zone(web: PolicyServer, mx: str = "mx.example.com", txt_id: str = "1") -> dict[str, Any]:
+    """example.com with one MX host (``mx``, on 127.0.0.1) and an MTA-STS
+    record pointing at ``web``."""
+    return {
+        "example.com": {"MX": [f"10 {mx}."]},
+        mx: {"A": ["127.0.0.1"]},
+        "_mta-sts.example.com": {"TXT": [f'"v=STSv1; id={txt_id}"']},
+        "mta-sts.example.com": {"A": [web.address]},
+    }
+
+
+def dane_zone(port: int, tlsa: str, *, tlsa_ad: bool = True) -> dict[str, Any]:
+    """example.com, DNSSEC-validated (AD), whose MX host mx.example.com has the
+    TLSA record ``tlsa`` (validated unless ``tlsa_ad`` is False) for ``port``."""
+    return {
+        "example.com": {AD: True, "MX": ["10 mx.example.com."]},
+        "mx.example.com": {AD: True, "A": ["127.0.0.1"]},
+        f"_{port}._tcp.mx.example.com": {AD: tlsa_ad, "TLSA": [tlsa]},
+    }
+
+
+def send_mx(
+    tmp: Path, zone: dict[str, Any], smtp_port: int, ca: CA | None, rows: list[list[str]] = ONE
+) -> JobSummary:
+    """Send a job of ``rows`` to MX hosts, with ``zone`` served by the test DNS server."""
+    with DNSServer(zone) as dns:
+        job = mx_job(tmp, rows, smtp_port=smtp_port, dns_port=dns.port, ca=ca)
+        return send_job(job)[0]
 
 
 class PolicyServer:

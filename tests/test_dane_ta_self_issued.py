@@ -11,36 +11,16 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from tests._dns import AD, DNSServer
-from tests._jobs import send_job
-from tests._policy import CA, MailRecorder, mx_job
+from tests._policy import CA, MailRecorder, dane_zone, send_mx
 from tests._tls import TLSServer
 
 
 def run(tmp: Path, name: str) -> tuple[int, int, MailRecorder]:
-    ca = CA(tmp)
     handler = MailRecorder()
-    with TLSServer(handler, ca.server_context([name], self_signed=True)) as smtp:
-        der = x509.load_pem_x509_certificate((tmp / f"{name}.crt").read_bytes()).public_bytes(
-            serialization.Encoding.DER
-        )
-        zone = {
-            "example.com": {AD: True, "MX": ["10 mx.example.com."]},
-            "mx.example.com": {AD: True, "A": ["127.0.0.1"]},
-            f"_{smtp.port}._tcp.mx.example.com": {
-                AD: True,
-                "TLSA": [f"2 0 1 {hashlib.sha256(der).hexdigest()}"],
-            },
-        }
-        with DNSServer(zone) as dns:
-            job = mx_job(
-                tmp,
-                [["a@example.com", "A", "A", "Team"]],
-                smtp_port=smtp.port,
-                dns_port=dns.port,
-                ca=None,
-            )
-            summary, _ = send_job(job)
+    with TLSServer(handler, CA(tmp).server_context([name], self_signed=True)) as smtp:
+        cert = x509.load_pem_x509_certificate((tmp / f"{name}.crt").read_bytes())
+        digest = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+        summary = send_mx(tmp, dane_zone(smtp.port, f"2 0 1 {digest}"), smtp.port, None)
     return summary.sent, summary.deferred, handler
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from tests._dns import DNSServer
 from tests._jobs import send_job
 from tests._mail import SMTPServer
-from tests._policy import CA, MailRecorder, PolicyServer, mx_job, policy
+from tests._policy import CA, MailRecorder, mx_job, policy, sts_zone
 from tests._tls import TLSServer
 
 
@@ -20,15 +20,8 @@ def test_cached_policy_used_when_fetch_fails(tmp_path: Path) -> None:
     ca = CA(tmp_path)
     rows = [["a@example.com", "A", "A", "Team"]]
     good = MailRecorder()
-    body = policy("enforce", "mx.example.com")
-    web = PolicyServer(ca.server_context(["mta-sts.example.com"]), body)
-    zone = {
-        "example.com": {"MX": ["10 mx.example.com."]},
-        "mx.example.com": {"A": ["127.0.0.1"]},
-        "_mta-sts.example.com": {"TXT": ['"v=STSv1; id=1"']},
-        "mta-sts.example.com": {"A": [web.address]},
-    }
-    with DNSServer(zone) as dns:
+    web = ca.policy_server(policy("enforce", "mx.example.com"))
+    with DNSServer(sts_zone(web)) as dns:
         with web, TLSServer(good, ca.server_context(["mx.example.com"])) as smtp:
             job = mx_job(tmp_path, rows, smtp_port=smtp.port, dns_port=dns.port, ca=ca)
             first, _ = send_job(job)

@@ -9,35 +9,18 @@ import json
 import os
 from pathlib import Path
 
-from tests._dns import DNSServer
-from tests._jobs import send_job
-from tests._policy import CA, MailRecorder, PolicyServer, mx_job, policy
+from tests._policy import CA, MailRecorder, policy, send_mx, sts_zone
 from tests._tls import TLSServer
 
 
 def test_enforce_with_good_tls_delivers(tmp_path: Path) -> None:
     ca = CA(tmp_path)
     handler = MailRecorder()
-    body = policy("enforce", "mx.example.com")
     with (
         TLSServer(handler, ca.server_context(["mx.example.com"])) as smtp,
-        PolicyServer(ca.server_context(["mta-sts.example.com"]), body) as web,
+        ca.policy_server(policy("enforce", "mx.example.com")) as web,
     ):
-        zone = {
-            "example.com": {"MX": ["10 mx.example.com."]},
-            "mx.example.com": {"A": ["127.0.0.1"]},
-            "_mta-sts.example.com": {"TXT": ['"v=STSv1; id=20261129"']},
-            "mta-sts.example.com": {"A": [web.address]},
-        }
-        with DNSServer(zone) as dns:
-            job = mx_job(
-                tmp_path,
-                [["a@example.com", "A", "A", "Team"]],
-                smtp_port=smtp.port,
-                dns_port=dns.port,
-                ca=ca,
-            )
-            summary, _ = send_job(job)
+        summary = send_mx(tmp_path, sts_zone(web, txt_id="20261129"), smtp.port, ca)
     assert (summary.sent, summary.deferred) == (1, 0)
     assert [r.rcpt_tos for r in handler.received] == [["a@example.com"]]
     counts = summary.tls["example.com"]

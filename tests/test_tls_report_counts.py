@@ -11,24 +11,17 @@ from pathlib import Path
 from tests._cli import run_cli
 from tests._dns import DNSServer
 from tests._mail import SMTPServer
-from tests._policy import CA, MailRecorder, PolicyServer, mx_job, policy
+from tests._policy import CA, MailRecorder, mx_job, policy, sts_zone
 
 
 def test_summary_and_report_show_tls_counts(tmp_path: Path) -> None:
     ca = CA(tmp_path)
     handler = MailRecorder()
-    body = policy("enforce", "mx.example.com")
     with (
         SMTPServer(handler) as smtp,
-        PolicyServer(ca.server_context(["mta-sts.example.com"]), body) as web,
+        ca.policy_server(policy("enforce", "mx.example.com")) as web,
     ):
-        zone = {
-            "example.com": {"MX": ["10 mx.example.com."]},
-            "mx.example.com": {"A": ["127.0.0.1"]},
-            "_mta-sts.example.com": {"TXT": ['"v=STSv1; id=1"']},
-            "mta-sts.example.com": {"A": [web.address]},
-        }
-        with DNSServer(zone) as dns:
+        with DNSServer(sts_zone(web)) as dns:
             rows = [["a@example.com", "A", "A", "Team"], ["b@example.com", "B", "B", "Pro"]]
             job = mx_job(tmp_path, rows, smtp_port=smtp.port, dns_port=dns.port, ca=ca)
             sent = run_cli("send", str(job))
