@@ -21,6 +21,9 @@ IPv6 addresses, ready to connect to. Rules it follows:
   literal domain (``user@[192.0.2.1]``) goes straight to that address.
 - Unicode domains are IDNA-encoded; everything is keyed by the ASCII
   (``xn--``) form, lower case, without the trailing dot.
+- Queries ask for the AD bit; ``Route.secure`` says whether the resolver set
+  it on the MX answer (DANE needs a validated MX, RFC 7672 2.2.1), and
+  :meth:`MXResolver.query` serves the TXT and TLSA lookups of the TLS policy.
 
 Sites: domains whose MX host sets are equal share one queue, so gmail.com and
 googlemail.com are one site. The key is derived from the sorted host set
