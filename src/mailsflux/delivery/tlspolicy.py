@@ -60,8 +60,6 @@ class DomainTLS(NamedTuple):
     policy: Policy | None
     #: DANE: usable TLSA records by MX host; ``()`` when the lookup failed.
     tlsa: dict[str, tuple[TLSA, ...]]
-    #: Monotonic time this answer is looked up again.
-    expires: float
 
     @property
     def label(self) -> str:
@@ -176,20 +174,17 @@ class TLSPolicies:
             policy, error, rttl = await self._sts(domain)
             ttl = min(ttl, rttl)
             if error is not None:
-                counts = self._counts(domain, policy)
-                counts.failures["sts-policy-fetch-error"] = (
-                    counts.failures.get("sts-policy-fetch-error", 0) + 1
-                )
-                counts.failure += 1
-            if policy is not None:
-                ttl = min(ttl, max(policy.expires() - self.wall(), 0.0))
-        expires = self.clock() + max(MIN_REFRESH, min(ttl, MAX_REFRESH))
+                _failed(self._counts(domain, policy), "sts-policy-fetch-error")
+        refresh = max(MIN_REFRESH, min(ttl, MAX_REFRESH))
+        if policy is not None:  # never used past its max_age
+            refresh = min(refresh, max(policy.expires() - self.wall(), 1.0))
+        expires = self.clock() + refresh
         if tlsa:
-            found_tls = DomainTLS(domain, "dane", None, tlsa, expires)
+            found_tls = DomainTLS(domain, "dane", None, tlsa)
         elif policy is not None and policy.mode != "none":
-            found_tls = DomainTLS(domain, "sts", policy, {}, expires)
+            found_tls = DomainTLS(domain, "sts", policy, {})
         else:
-            found_tls = DomainTLS(domain, "none", None, {}, expires)
+            found_tls = DomainTLS(domain, "none", None, {})
         self._known.put(domain, found_tls, expires)
         return found_tls
 
@@ -312,9 +307,7 @@ class TLSPolicies:
         return session
 
     def _failed(self, tls: DomainTLS, kind: str) -> None:
-        counts = self._counts(tls.domain, tls.policy, tls.label)
-        counts.failure += 1
-        counts.failures[kind] = counts.failures.get(kind, 0) + 1
+        _failed(self._counts(tls.domain, tls.policy, tls.label), kind)
 
     def _counts(self, domain: str, policy: Policy | None, label: str | None = None) -> TLSCounts:
         counts = self.counts.get(domain)
@@ -325,3 +318,8 @@ class TLSPolicies:
         elif policy is not None and policy.mode != "none":
             counts.policy = "sts-testing" if policy.mode == "testing" else "sts"
         return counts
+
+
+def _failed(counts: TLSCounts, kind: str) -> None:
+    counts.failure += 1
+    counts.failures[kind] = counts.failures.get(kind, 0) + 1
