@@ -26,7 +26,8 @@ from mailsflux.feedback.cli_suppression import add_parser as add_suppression_par
 from mailsflux.jobs.jobfile import DeliverySpec, check_ehlo_name
 from mailsflux.jobs.journal import count_bits
 from mailsflux.jobs.progress import Progress
-from mailsflux.types import JobSummary, Problem
+from mailsflux.jobs.tlsreport import count_lines, merge_counts
+from mailsflux.types import JobSummary, Problem, TLSCounts
 
 if TYPE_CHECKING:
     from mailsflux.jobs import Prepared
@@ -137,6 +138,8 @@ def _print_summary(s: JobSummary, sink: dict[str, Any] | None, rows: int) -> Non
             print(f"    {d:<{width}}  {n}", file=out)
         if len(s.per_domain) > 20:
             print(f"    ... and {len(s.per_domain) - 20} more domains", file=out)
+    for line in count_lines(s.tls):
+        print(f"  {line}", file=out)
     if sink is not None:
         print(
             f"local sink received {sink.get('messages', 0)} messages, "
@@ -421,6 +424,7 @@ def _send_parallel(
         summary.record_error = summary.record_error or doc.get("record_error", "")
         for dom, n in doc["per_domain"].items():
             per_domain[dom] = per_domain.get(dom, 0) + n
+        merge_counts(summary.tls, msgspec.convert(doc.get("tls", {}), dict[str, TLSCounts]))
     summary.per_domain = dict(sorted(per_domain.items(), key=lambda kv: -kv[1]))
     if not args.json:
         print(f"{workers} worker processes", file=sys.stderr)
