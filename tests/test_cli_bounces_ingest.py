@@ -4,7 +4,6 @@ is kept in quarantine and counted."""
 
 from __future__ import annotations
 
-import json
 import mailbox
 import shutil
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 from mailsflux.tracking.config import load_config
 from tests._bounces import DIR, DOMAIN, samples, write_tracking_config
 from tests._cli import run_cli
+from tests._events import read_events
 
 
 def test_ingest_maildir_mbox_and_files(tmp_path: Path) -> None:
@@ -51,7 +51,8 @@ def test_ingest_maildir_mbox_and_files(tmp_path: Path) -> None:
         [garbage.read_bytes(), (DIR / "not-a-report.eml").read_bytes()]
     )
     assert events.stat().st_mode & 0o777 == 0o600  # it names recipients
-    docs = [json.loads(line) for line in events.read_text().splitlines()]
+    assert "quinn@example.com" not in events.read_text()  # sealed
+    docs = read_events(events)
     by_rcpt = {d["recipient"]: d for d in docs}
     # The forwarder named another address; the token names the one we mailed.
     quinn = by_rcpt["quinn@example.com"]

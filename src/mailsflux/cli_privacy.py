@@ -131,6 +131,7 @@ def add_privacy_parser(sub: Any) -> None:
         q.add_argument("--spool", metavar="DIR", help="the job-file spool (default as for status)")
         if name == "export":
             q.add_argument("--out", metavar="FILE", help="write the JSON here (0600), not stdout")
+            q.set_defaults(raw_stdout=True)  # the document is the person's data, whole
         if name == "correct":
             q.add_argument("--to", required=True, metavar="NEW", help="the corrected address")
         if name == "object":

@@ -17,6 +17,7 @@ from mailsflux.feedback.ingest import FeedbackError, Ingestor, IngestStats, read
 from mailsflux.feedback.listen import BounceListener
 from mailsflux.feedback.report import parse_report
 from mailsflux.feedback.verp import Verp
+from mailsflux.sealedlines import load_keys
 from mailsflux.tracking.config import TrackingConfig, load_config
 from mailsflux.tracking.events import EventStore
 
@@ -75,6 +76,7 @@ def _ingestor(args: argparse.Namespace) -> tuple[Ingestor, EventStore | None]:
             store=store,
             suppression_list=args.suppression_list,
             verp=verp,
+            keys=None if args.events_plain else load_keys(args.key_file),
         )
     except MailsfluxError:
         if store is not None:
@@ -149,7 +151,19 @@ def _outputs(p: argparse.ArgumentParser) -> None:
         type=Path,
         default=Path("bounce-events.jsonl"),
         metavar="FILE",
-        help="append one JSON event per recipient here (default: ./bounce-events.jsonl)",
+        help="append one JSON event per recipient here (default: ./bounce-events.jsonl);"
+        " addresses sealed with the spool key file's keys",
+    )
+    p.add_argument(
+        "--key-file",
+        type=Path,
+        metavar="FILE",
+        help="the spool key file sealing --events (default: the default spool's keys)",
+    )
+    p.add_argument(
+        "--events-plain",
+        action="store_true",
+        help="write --events FILE in the clear: only when you need a plain export",
     )
     p.add_argument(
         "--tracking",

@@ -35,6 +35,7 @@ from mailsflux.errors import MailsfluxError
 from mailsflux.events import Event, EventDetails, EventType, stream_id
 from mailsflux.feedback.report import Outcome, Report, parse_report
 from mailsflux.feedback.verp import Verp, VerpPayload
+from mailsflux.sealedlines import Sealer, open_append
 from mailsflux.tracking.events import EventStore
 
 
@@ -72,6 +73,7 @@ class Ingestor:
         store: EventStore | None = None,
         suppression_list: str | os.PathLike[str] | None = None,
         verp: Verp | None = None,
+        keys: Sealer | None = None,
     ) -> None:
         self.quarantine = Path(quarantine)
         self.store = store
@@ -84,8 +86,9 @@ class Ingestor:
             # Reports and events name people: owner-only, like send --events.
             self.quarantine.mkdir(mode=0o700, parents=True, exist_ok=True)
             if events is not None:
-                fd = os.open(events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                self._events = os.fdopen(fd, "ab")
+                # Sealed (recipient, reported address, source) unless the
+                # caller asked for a plain file (keys None).
+                self._events = open_append(events, keys)
             if suppression_list is not None:
                 path = Path(suppression_list)
                 if path.exists():
@@ -182,8 +185,6 @@ class Ingestor:
                     job=token.job if token else "",
                     message_id=token.message_id if token else "",
                 )
-        if self._events is not None:
-            self._events.flush()
         return report
 
     def _suppress(self, address: str, *, reason: str, job: str, message_id: str) -> None:

@@ -12,6 +12,7 @@ from mailsflux.gateway.metrics import Metrics
 from mailsflux.gateway.retention import (
     RetentionSpec,
     add_counts,
+    sweep_events_files,
     sweep_spool,
     sweep_tenant,
     tenant_due,
@@ -26,6 +27,7 @@ __all__ = [
     "TenantLog",
     "add_counts",
     "request_digest",
+    "sweep_events_files",
     "sweep_spool",
     "sweep_tenant",
     "tenant_due",
