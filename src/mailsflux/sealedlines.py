@@ -25,7 +25,7 @@ import contextlib
 import fcntl
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
 
@@ -219,6 +219,41 @@ def _sweep(path: Path, events_before: float, recipients_before: float) -> dict[s
     if deleted or scrubbed:
         rewrite(path, kept)
     return {"events_file_deleted": deleted, "events_file_anonymised": scrubbed}
+
+
+def person(
+    path: Path,
+    keys: Sealer | None,
+    match: Callable[[str], bool],
+    *,
+    erase: bool = False,
+    correct: str | None = None,
+) -> list[dict[str, Any]]:
+    """The events of ``path`` naming a person (``match`` on the recipient or
+    the reported address), opened; with ``erase`` their personal fields
+    are dropped, with ``correct`` the address is replaced (sealed again)."""
+    found: list[dict[str, Any]] = []
+    with _holding(path):
+        docs = list(read(path, keys))
+        for doc in docs:
+            named = [(h, k) for h, k, _ in _fields(doc) if k in ("recipient", "reported_recipient")]
+            if any(match(str(h[k])) for h, k in named):
+                found.append(json_copy(doc))
+                if erase:
+                    scrub_doc(doc)
+                elif correct is not None:
+                    for h, k in named:
+                        if match(str(h[k])):
+                            h[k] = correct
+        if found and (erase or correct is not None):
+            # Written back sealed (a plain line too: it was rewritten anyway).
+            rewrite(path, [seal_doc(d, keys) if keys is not None else d for d in docs])
+    return found
+
+
+def json_copy(doc: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = _dec.decode(_enc.encode(doc))
+    return out
 
 
 def open_append(path: str | os.PathLike[str], keys: Sealer | None) -> IO[bytes]:
