@@ -1,7 +1,8 @@
 """Retention sweeps the events files (JSON lines) by the events' rules, with the
 clock moved (``retention run --days-ahead``): at 89 days nothing goes; at 91
 the personal fields go, sealed or plain, and the counts stay; at 366 the lines
-go. The server's own files (its privacy audit) are swept without being named."""
+go. The server's own files (its privacy audit, its bounce quarantine) are swept
+without being named."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from tests._mail import RecordingHandler, SMTPServer
 
 def _sweep(data: Path, days: float, *files: Path) -> dict[str, int]:
     args = [a for f in files for a in ("--events", str(f))]
-    r = run_cli("retention", "run", "--data-dir", str(data), "--days-ahead", str(days),
+    config = data.parent / "server.toml"
+    r = run_cli("retention", "run", "--config", str(config), "--days-ahead", str(days),
                 "--json", *args)  # fmt: skip
     assert r.returncode == 0, r.stderr
     doc: dict[str, int] = json.loads(r.stdout)
@@ -26,6 +28,13 @@ def _sweep(data: Path, days: float, *files: Path) -> dict[str, int]:
 
 def test_events_files_swept_at_each_boundary(tmp_path: Path) -> None:
     data = tmp_path / "data"
+    (tmp_path / "server.toml").write_text(
+        'data_dir = "data"\n[bounces]\nfeedback_addresses = ["fbl@sender.example"]\n'
+        'quarantine = "q"\n'
+    )
+    (tmp_path / "q").mkdir()
+    kept = tmp_path / "q" / "20261129T000000-0123456789abcdef.eml.sealed"
+    kept.write_bytes(b"a report that could not be parsed")
     rows = people(3)
     with SMTPServer(RecordingHandler()) as server:
         job = make_job(tmp_path, rows, relay=server.url)
@@ -43,9 +52,11 @@ def test_events_files_swept_at_each_boundary(tmp_path: Path) -> None:
     got = _sweep(data, 89, sealed, plain)
     assert got.get("events_file_anonymised", 0) == 0 and got.get("events_file_deleted", 0) == 0
     assert sorted(e["recipient"] for e in read_events(sealed)) == sorted(p[0] for p in rows)
+    assert kept.exists()
 
     got = _sweep(data, 91, sealed, plain)
     assert got["events_file_anonymised"] == 6 and got.get("events_file_deleted", 0) == 0, got
+    assert got["quarantine_deleted"] == 1 and not kept.exists()  # a report names people
     for f in (sealed, plain):
         lines = read_events(f)
         assert [e["type"] for e in lines] == ["delivered"] * 3  # still counted

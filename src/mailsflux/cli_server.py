@@ -131,6 +131,7 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
         TenantLog,
         add_counts,
         sweep_events_files,
+        sweep_quarantine,
         sweep_spool,
         sweep_tenant,
     )
@@ -145,6 +146,8 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
     done = sweep_spool(Path(args.spool) if args.spool else default_spool_dir(), spec, now)
     files = config.events_files() + [Path(f) for f in args.events]
     add_counts(done, sweep_events_files(files, spec, now))
+    if (quarantine := config.quarantine_dir()) is not None:
+        add_counts(done, sweep_quarantine(quarantine, spec, now))
     regions = {k: str(config.resolve(v)) for k, v in config.regions.items()}
     from mailsflux.gateway import tenant_due
     from mailsflux.gateway.gateway import lock_dir

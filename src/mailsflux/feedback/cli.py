@@ -25,7 +25,7 @@ from mailsflux.tracking.events import EventStore
 def _parse(args: argparse.Namespace) -> int:
     out = sys.stdout
     rows: list[tuple[str, str, str, str, str, str, str]] = []
-    for name, data in read_sources(args.files):
+    for name, data in read_sources(args.files, load_keys(args.key_file)):
         report = parse_report(data)
         if args.json:
             out.write(msgspec.json.encode(report.to_json_doc(name)).decode() + "\n")
@@ -76,7 +76,8 @@ def _ingestor(args: argparse.Namespace) -> tuple[Ingestor, EventStore | None]:
             store=store,
             suppression_list=args.suppression_list,
             verp=verp,
-            keys=None if args.events_plain else load_keys(args.key_file),
+            keys=load_keys(args.key_file),
+            plain_events=args.events_plain,
         )
     except MailsfluxError:
         if store is not None:
@@ -95,7 +96,7 @@ def _print_stats(s: IngestStats) -> None:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    sources = read_sources(args.paths)
+    sources = read_sources(args.paths, load_keys(args.key_file))
     ingestor, store = _ingestor(args)
     try:
         with ingestor:
@@ -158,7 +159,8 @@ def _outputs(p: argparse.ArgumentParser) -> None:
         "--key-file",
         type=Path,
         metavar="FILE",
-        help="the spool key file sealing --events (default: the default spool's keys)",
+        help="the spool key file sealing --events and the quarantine, opening quarantined"
+        " reports given back (default: the default spool's keys)",
     )
     p.add_argument(
         "--events-plain",
@@ -190,6 +192,12 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     q = bsub.add_parser("parse", help="say what each report is, per recipient")
     q.add_argument("files", nargs="+", metavar="FILE", help="message files, maildirs or mboxes")
     q.add_argument("--json", action="store_true", help="one JSON object per message")
+    q.add_argument(
+        "--key-file",
+        type=Path,
+        metavar="FILE",
+        help="opens quarantined reports (NAME.eml.sealed); default: the default spool's keys",
+    )
     q.set_defaults(func=_parse)
 
     q = bsub.add_parser("ingest", help="record reports as events and suppression entries")

@@ -12,6 +12,7 @@
 - An events file the project writes (JSON lines: the bounce listener's,
   a ``send --events`` file given to ``retention run --events``, the
   privacy audit): like an event, line by line, sealed or not.
+- A report in the bounce listener's quarantine: ``recipient_days``.
 
 The sweeps take the clock as an argument (``now``), so tests move time
 instead of waiting. ``mailsflux retention run`` sweeps once; ``serve``
@@ -71,6 +72,18 @@ def sweep_events_files(paths: list[Path], spec: RetentionSpec, now: float) -> di
     return out
 
 
+def sweep_quarantine(directory: Path, spec: RetentionSpec, now: float) -> dict[str, int]:
+    """Reports kept because they could not be parsed name people: deleted
+    ``recipient_days`` after they came (their file's time)."""
+    n = 0
+    if directory.is_dir():
+        for f in directory.iterdir():
+            if f.is_file() and f.stat().st_mtime < now - spec.recipient_days * DAY:
+                f.unlink(missing_ok=True)
+                n += 1
+    return {"quarantine_deleted": n} if n else {}
+
+
 def sweep_tenant(
     directory: Path, log: TenantLog, spec: RetentionSpec, now: float
 ) -> dict[str, int]:
@@ -109,6 +122,7 @@ __all__ = [
     "RetentionSpec",
     "add_counts",
     "sweep_events_files",
+    "sweep_quarantine",
     "sweep_spool",
     "sweep_tenant",
     "tenant_due",

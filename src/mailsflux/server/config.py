@@ -125,6 +125,11 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             out.append(self.resolve(self.bounces.events))
         return out
 
+    def quarantine_dir(self) -> Path | None:
+        """The bounce listener's quarantine (swept like addresses)."""
+        b = self.bounces
+        return self.resolve(b.quarantine) if b is not None and b.quarantine else None
+
     def check(self) -> None:
         """Every setting that can be wrong, checked before anything starts;
         errors name the config file."""

@@ -23,7 +23,14 @@ from typing import Any
 from mailsflux._files import create_whole
 from mailsflux.api import ApiApp, MetricsApp
 from mailsflux.errors import ConfigError, MailsfluxError
-from mailsflux.gateway import Gateway, add_counts, sweep_events_files, sweep_spool, tenant_due
+from mailsflux.gateway import (
+    Gateway,
+    add_counts,
+    sweep_events_files,
+    sweep_quarantine,
+    sweep_spool,
+    tenant_due,
+)
 from mailsflux.gateway.gateway import lock_dir
 from mailsflux.server.config import ServerConfig, parse_listen
 from mailsflux.tenants import KeyStore
@@ -118,6 +125,10 @@ class Server:
                     now = time.time()
                     files = self.config.events_files()
                     add_counts(done, await asyncio.to_thread(sweep_events_files, files, spec, now))
+                    if (quarantine := self.config.quarantine_dir()) is not None:
+                        add_counts(
+                            done, await asyncio.to_thread(sweep_quarantine, quarantine, spec, now)
+                        )
                     if self.job_spool is not None:
                         add_counts(
                             done, await asyncio.to_thread(sweep_spool, self.job_spool, spec, now)
