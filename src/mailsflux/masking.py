@@ -11,6 +11,7 @@ for (``privacy export``, ``suppression export``) write their stdout as is.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -36,9 +37,38 @@ def mask_text(text: str) -> str:
     return ADDRESS.sub(lambda m: mask_address(m.group()), text) if "@" in text else text
 
 
+def log_text(text: str) -> str:
+    """A log line as it may be printed: masked unless whole addresses were
+    asked for (for an embedding application's stderr, which :func:`install`
+    does not wrap)."""
+    return text if showing() else mask_text(text)
+
+
 def showing() -> bool:
     """Whether addresses are shown whole (asked for explicitly)."""
     return os.environ.get(SHOW_ENV) == "1"
+
+
+class _MaskRecords(logging.Filter):
+    """A log record's text with its addresses masked (an exception's too)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not showing():
+            record.msg = mask_text(record.getMessage())
+            record.args = None
+            if record.exc_info and record.exc_info[1] is not None:
+                record.exc_text = mask_text(logging.Formatter().formatException(record.exc_info))
+                record.exc_info = None
+        return True
+
+
+def logger(name: str) -> logging.Logger:
+    """The logger ``name``, its records masked wherever they are handled
+    (the CLI's stderr or an embedding application's handlers)."""
+    out = logging.getLogger(name)
+    if not any(isinstance(f, _MaskRecords) for f in out.filters):
+        out.addFilter(_MaskRecords())
+    return out
 
 
 class _Masking:
