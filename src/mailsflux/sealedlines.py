@@ -218,7 +218,8 @@ def _sweep(path: Path, events_before: float, recipients_before: float) -> dict[s
         kept.append(doc)
     if deleted or scrubbed:
         rewrite(path, kept)
-    return {"events_file_deleted": deleted, "events_file_anonymised": scrubbed}
+    counts = {"events_file_deleted": deleted, "events_file_anonymised": scrubbed}
+    return {k: v for k, v in counts.items() if v}
 
 
 def person(
