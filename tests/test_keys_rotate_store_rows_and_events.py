@@ -11,11 +11,15 @@ import os
 from pathlib import Path
 
 from mailsflux import Message
+from mailsflux.feedback import Ingestor
+from mailsflux.feedback.ingest import read_sources
 from mailsflux.gateway import Gateway, TenantLog
 from mailsflux.gateway.gateway import ROWS_FILE
 from mailsflux.gateway.sealed import read_rows, write_rows
+from mailsflux.sealedlines import EVENTS_KEY_FILE
 from mailsflux.spool import SpoolKeys
 from mailsflux.tenants import Principal
+from tests._bounces import DIR
 from tests._cli import run_cli
 from tests._events import read_events
 from tests._gateway import delivery, server_toml, two_tenants
@@ -78,12 +82,29 @@ def test_rotate_store_reseals_api_job_rows_and_events_files(tmp_path: Path) -> N
         sent = run_cli("send", str(job), "-q", "--events", str(events))
         assert sent.returncode == 0, sent.stderr
 
+    # The server's bounce listener's events and quarantine, under DATA_DIR/events.keys.
+    config = server_toml(tmp_path, data)
+    config.write_text(
+        config.read_text().replace(
+            "[[tenants]]",
+            '[bounces]\nfeedback_addresses = ["fbl@acme.example"]\nevents = "bounces.jsonl"\n'
+            'quarantine = "q"\n[[tenants]]',
+            1,
+        )
+    )
+    server_keys = SpoolKeys.load(data / EVENTS_KEY_FILE)
+    bounces = tmp_path / "bounces.jsonl"
+    with Ingestor(quarantine=tmp_path / "q", events=bounces, keys=server_keys) as ingest:
+        ingest.ingest(b"Subject: hi\n\nnot a report from ann@x.test\n")
+        ingest.ingest((DIR / "exim-failed.eml").read_bytes())
+    old_server = server_keys.ids
+
     spool = Path(os.environ["MAILSFLUX_SPOOL"])
     old_tenant = SpoolKeys.load(acme / "spool" / "keys", create=False).ids
     old_spool = SpoolKeys.load(spool / "keys", create=False).ids
     assert _row_key_ids(rows) == {old_tenant[0]} and _line_key_ids(events) == {old_spool[0]}
 
-    got = run_cli("keys", "rotate-store", "--config", str(server_toml(tmp_path, data)),
+    got = run_cli("keys", "rotate-store", "--config", str(config),
                   "--spool", str(spool), "--events", str(events))  # fmt: skip
     assert got.returncode == 0, got.stderr
     assert "4 API job rows sealed again" in got.stdout and "3 events lines" in got.stdout
@@ -96,3 +117,13 @@ def test_rotate_store_reseals_api_job_rows_and_events_files(tmp_path: Path) -> N
     assert _line_key_ids(events) == {spool_ring.current_id}
     assert sorted(e["recipient"] for e in read_events(events)) == sorted(p[0] for p in people(3))
     assert events.stat().st_mode & 0o777 == 0o600
+
+    assert "1 quarantined reports sealed again" in got.stdout, got.stdout
+    server_ring = SpoolKeys.load(data / EVENTS_KEY_FILE, create=False)
+    assert server_ring.ids[1:] == old_server
+    assert _line_key_ids(bounces) == {server_ring.current_id}
+    assert read_events(bounces, data / EVENTS_KEY_FILE)[0]["type"] == "bounced"
+    (report,) = (tmp_path / "q").iterdir()
+    assert report.read_bytes()[1:5].hex() == server_ring.current_id
+    ((_, again),) = read_sources([report], server_ring)
+    assert b"not a report from ann@x.test" in again

@@ -48,15 +48,21 @@ def _rotate_tenant(name: str, directory: Path) -> str:
     )
 
 
-def _rotate_events(key_file: Path, files: list[Path]) -> str:
-    """A new key in ``key_file``, and the events files sealed with it sealed again."""
+def _rotate_events(key_file: Path, files: list[Path], quarantine: Path | None) -> str:
+    """A new key in ``key_file``; the events files and quarantined reports
+    sealed with it sealed again."""
+    from mailsflux.feedback.ingest import reseal_quarantine
     from mailsflux.sealedlines import reseal
     from mailsflux.spool import SpoolKeys
 
     keys = SpoolKeys.load(key_file)
     kid = keys.rotate()
     lines = sum(reseal(f, keys) for f in files if f.exists())
-    return f"events key {kid} ({key_file}); {lines} events lines sealed again"
+    reports = reseal_quarantine(quarantine, keys) if quarantine and quarantine.is_dir() else 0
+    return (
+        f"events key {kid} ({key_file}); {lines} events lines and {reports} quarantined"
+        " reports sealed again"
+    )
 
 
 def cmd_rotate_store(args: argparse.Namespace) -> int:
@@ -91,7 +97,7 @@ def cmd_rotate_store(args: argparse.Namespace) -> int:
     if events_keys.exists():
         b = config.bounces
         files = [config.resolve(b.events)] if b is not None and b.events else []
-        print(_rotate_events(events_keys, files))
+        print(_rotate_events(events_keys, files, config.quarantine_dir()))
     print("a running server learns the new keys when it first meets one, or at its next start")
     return 0
 

@@ -241,6 +241,21 @@ def _quarantine_ctx(name: str) -> bytes:
     return f"bounce-quarantine\x00{name}".encode()
 
 
+def reseal_quarantine(directory: Path, keys: Sealer) -> int:
+    """Seal every quarantined report again under the newest key (after a
+    rotation); returns how many."""
+    n = 0
+    for path in sorted(directory.glob(f"*{SEALED_SUFFIX}")):
+        ctx = _quarantine_ctx(path.name.removesuffix(SEALED_SUFFIX))
+        tmp = path.with_name(f".{path.name}.reseal")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(keys.seal(keys.open(path.read_bytes(), ctx), ctx))
+        os.replace(tmp, path)
+        n += 1
+    return n
+
+
 def read_sources(
     paths: Iterable[str | os.PathLike[str]], keys: Sealer | None = None
 ) -> Iterator[tuple[str, bytes]]:
