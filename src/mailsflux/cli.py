@@ -31,7 +31,9 @@ from mailsflux.types import JobSummary, Problem, TLSCounts
 
 if TYPE_CHECKING:
     from mailsflux.jobs import Prepared
+    from mailsflux.jobs.jobfile import Job
     from mailsflux.jobs.journal import Journal
+    from mailsflux.spool import SpoolKeys
 
 T = TypeVar("T")
 
@@ -231,7 +233,10 @@ def cmd_send(args: argparse.Namespace) -> int:
     if args.connections:
         d.connections = args.connections
     d.ehlo_name = args.ehlo_name or d.ehlo_name
-    events = _open_events(args.events) if args.events else None
+    events = None
+    if args.events:
+        keys = None if args.events_plain else _job_keys(prepared.job)
+        events = _open_events(args.events, keys)
     progress = None if args.quiet or args.json else Progress(rows)
     shard = args.shard or (0, 1)
 
@@ -330,14 +335,24 @@ def _end_journal(args: argparse.Namespace, journal: Journal, interrupted: bool) 
         )
 
 
-def _open_events(path: str) -> IO[bytes]:
-    """The event log: it names recipients, so only its owner may read it (0600).
+def _open_events(path: str, keys: SpoolKeys | None) -> IO[bytes]:
+    """The event log: owner-only (0600), its personal fields sealed with
+    ``keys`` (None: plain, only with ``--events-plain``). Unbuffered: each
+    event is one write() to an O_APPEND file, so the lines of several
+    worker processes never interleave."""
+    from mailsflux.sealedlines import open_append
 
-    Unbuffered: each event is one write() to an O_APPEND file, so the lines
-    of several worker processes never interleave.
-    """
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    return os.fdopen(fd, "ab", buffering=0)
+    return open_append(path, keys)
+
+
+def _job_keys(job: Job) -> SpoolKeys:
+    """The job spool's key ring (its file made when missing): events files are
+    sealed with it even when the job keeps no spool."""
+    from mailsflux.jobs.journal import spool_dir
+    from mailsflux.spool import SpoolKeys
+
+    s = job.spec.spool
+    return SpoolKeys.load(job.resolve(s.key_file) if s.key_file else spool_dir(job) / "keys")
 
 
 def _local_worker_cap(d: DeliverySpec) -> int:
@@ -377,7 +392,7 @@ def _send_parallel(
         if args.ehlo_name:
             cmd += ["--ehlo-name", args.ehlo_name]
         if args.events:
-            cmd += ["--events", args.events]
+            cmd += ["--events", args.events] + (["--events-plain"] if args.events_plain else [])
         if args.no_spool:
             cmd += ["--no-spool"]
         proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, env=env)
@@ -625,6 +640,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Personalised, DKIM-signed mail delivered over SMTP.",
     )
     ap.add_argument("--version", action="version", version=f"mailsflux {__version__}")
+    ap.add_argument(
+        "--show-addresses",
+        action="store_true",
+        help="print addresses whole in problem lines, logs and listings (default: masked,"
+        " j***@example.com); also MAILSFLUX_SHOW_ADDRESSES=1",
+    )
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("send", help="run a batch job: render, sign and deliver every row")
@@ -666,7 +687,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="I/N",
         help="internal, set for worker processes: send only rows I modulo N, report as JSON",
     )
-    p.add_argument("--events", metavar="FILE", help="append delivery events to FILE (JSON lines)")
+    p.add_argument(
+        "--events",
+        metavar="FILE",
+        help="append delivery events to FILE (JSON lines; recipients and replies sealed with"
+        " the job spool's keys)",
+    )
+    p.add_argument(
+        "--events-plain",
+        action="store_true",
+        help="write --events FILE in the clear (recipients and replies readable by anyone who"
+        " can read the file): only when you need a plain export",
+    )
     p.add_argument(
         "--json",
         action="store_true",
@@ -771,6 +803,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return track_main(argv[1:])
     args = build_parser().parse_args(argv)
+    from mailsflux.masking import install
+
+    # Every line printed from here on has its addresses masked, unless asked;
+    # a command whose stdout is the data asked for (an export) keeps it whole.
+    install(show=args.show_addresses, stdout=not getattr(args, "raw_stdout", False))
     try:
         return int(args.func(args))
     except MailsfluxError as exc:

@@ -54,6 +54,7 @@ from mailsflux.jobs.progress import Progress
 from mailsflux.jobs.rows import ProblemSink
 from mailsflux.jobs.run import Source, scheduler_for, send
 from mailsflux.jobs.suppression import Suppression, read_list
+from mailsflux.masking import log_text
 from mailsflux.spool import JobInfo
 from mailsflux.tracking.events import EventStore
 from mailsflux.tracking.tracker import Tracker
@@ -725,7 +726,7 @@ class Engine:
         if relay is not None and self.check_relay:
             note = await probe(relay, d.timeout, local_hostname=ehlo, tls_context=tls_context)
             if note is not None:
-                print(f"mailsflux: {note}", file=sys.stderr)
+                print(log_text(f"mailsflux: {note}"), file=sys.stderr)
         scheduler = scheduler_for(
             job,
             relay,
@@ -791,7 +792,7 @@ class Engine:
         try:
             self._suppress_bounce(r, self.config.name)
         except Exception as exc:  # a failing store must not fail delivery
-            print(f"mailsflux: cannot record a bounce: {exc}", file=sys.stderr)
+            print(log_text(f"mailsflux: cannot record a bounce: {exc}"), file=sys.stderr)
         self._emit(r)
 
     def _emit(self, r: DeliveryResult) -> None:
@@ -817,8 +818,10 @@ class Engine:
         self.callback_failures += 1
         if self.callback_failures == 1:
             print(
-                f"mailsflux: the result callback failed ({type(exc).__name__}: {exc});"
-                " outcomes stand, and are not repeated",
+                log_text(
+                    f"mailsflux: the result callback failed ({type(exc).__name__}: {exc});"
+                    " outcomes stand, and are not repeated"
+                ),
                 file=sys.stderr,
             )
 
