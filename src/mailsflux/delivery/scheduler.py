@@ -46,6 +46,7 @@ from typing import Literal
 
 import msgspec
 
+from mailsflux._aio import wait_event
 from mailsflux.delivery.bounce import Category, Classification, classify
 from mailsflux.delivery.leases import LeaseKeeper
 from mailsflux.delivery.mx import MXResolver, Route, RoutingError, Target
@@ -610,9 +611,7 @@ class Scheduler:
             if left <= 0:
                 return
             site.wake.clear()
-            try:
-                await asyncio.wait_for(site.wake.wait(), left)
-            except TimeoutError:
+            if not await wait_event(site.wake, left):
                 return
 
     async def _lease(self, site: _Site) -> Lease | None:
@@ -680,9 +679,7 @@ class Scheduler:
             if self._closing or site.stopped is not None:
                 return False
             site.wake.clear()
-            try:
-                await asyncio.wait_for(site.wake.wait(), self.idle_timeout)
-            except TimeoutError:
+            if not await wait_event(site.wake, self.idle_timeout):
                 return False
         return site.stopped is None
 
