@@ -356,7 +356,8 @@ class RedisSpool:
 
     def forget(self, job: str) -> None:
         pipe = self.client.pipeline(transaction=False)
-        pipe.delete(*(self.key(job, p) for p in _PARTS))
+        for p in _PARTS:  # one by one: a Cluster pipeline deletes one key a command
+            pipe.delete(self.key(job, p))
         pipe.srem(f"{self.prefix}:jobs", job)
         self._do("write", pipe.execute)
 
