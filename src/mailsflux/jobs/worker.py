@@ -252,6 +252,9 @@ class StreamJournal(Journal):
         self.entry_of: dict[int, str] = {}
         self._unacked: list[str] = []
         self._retry: asyncio.TimerHandle | None = None
+        #: Set whenever results are written: a source waiting for its batches
+        #: to settle looks again at once instead of at its next poll.
+        self.progressed = asyncio.Event()
 
     def expect(self, entry: str, rows: Iterable[int]) -> None:
         left = set(rows)
@@ -270,6 +273,7 @@ class StreamJournal(Journal):
 
     def written(self, batch: Sequence[Record]) -> None:
         self.error = None
+        self.progressed.set()
         for rec in batch:
             entry = self.entry_of.pop(rec.row, None)
             if entry is not None:
@@ -476,7 +480,11 @@ class _StreamSource:
                     got = self._redis(lambda: progress_of(self.spool, self.jid))
                     if got is not None and got[1]:
                         return  # every batch settled; deferred ones come back when due
-                await asyncio.sleep(self.poll)
+                # Woken early when this worker's own results are written: its
+                # last batch settling is the usual reason there is news.
+                self.journal.progressed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.journal.progressed.wait(), self.poll)
         finally:
             renew.cancel()
 
@@ -662,8 +670,15 @@ async def run_worker(
                 forget_gone_consumers(spool, jid, idle=max(10 * lease, 600))
         if once and not tasks and not ready and not down:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), max(poll, 0.05) * 5)
+        # The next look: after a while, at a stop, or as soon as a job's task
+        # ends (an --until-idle worker then exits without waiting a tick).
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait(
+            [stopping, *tasks.values()],
+            timeout=max(poll, 0.05) * 5,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        stopping.cancel()
     if tasks:
         await asyncio.gather(*tasks.values(), return_exceptions=True)
 
