@@ -62,20 +62,24 @@ def _sentinel_parts(url: str) -> tuple[list[tuple[str, int]], str, int, dict[str
     return hosts, path[0], db, kw
 
 
+def _client(url: str, single: Any, cluster: Any, sentinel: Any, options: dict[str, Any]) -> Any:
+    how = kind(url)
+    if how == "cluster":
+        return cluster.from_url(_plain(url), **options)
+    if how == "sentinel":
+        hosts, master, db, kw = _sentinel_parts(url)
+        watcher = sentinel(hosts, sentinel_kwargs=dict(options), **options, **kw)
+        return watcher.master_for(master, db=db)
+    return single.from_url(url, **options)
+
+
 def sync_client(url: str, **options: Any) -> Any:
     """A blocking client for ``url`` (``options``: timeouts, retry)."""
     import redis
     from redis.cluster import RedisCluster
     from redis.sentinel import Sentinel
 
-    how = kind(url)
-    if how == "cluster":
-        return RedisCluster.from_url(_plain(url), **options)
-    if how == "sentinel":
-        hosts, master, db, kw = _sentinel_parts(url)
-        sentinel = Sentinel(hosts, sentinel_kwargs=dict(options), **options, **kw)  # type: ignore[no-untyped-call]
-        return sentinel.master_for(master, db=db)  # type: ignore[no-untyped-call]
-    return redis.Redis.from_url(url, **options)
+    return _client(url, redis.Redis, RedisCluster, Sentinel, options)
 
 
 def async_client(url: str, **options: Any) -> Any:
@@ -84,11 +88,4 @@ def async_client(url: str, **options: Any) -> Any:
     from redis.asyncio.cluster import RedisCluster
     from redis.asyncio.sentinel import Sentinel
 
-    how = kind(url)
-    if how == "cluster":
-        return RedisCluster.from_url(_plain(url), **options)
-    if how == "sentinel":
-        hosts, master, db, kw = _sentinel_parts(url)
-        sentinel = Sentinel(hosts, sentinel_kwargs=dict(options), **options, **kw)  # type: ignore[no-untyped-call]
-        return sentinel.master_for(master, db=db)
-    return aioredis.Redis.from_url(url, **options)
+    return _client(url, aioredis.Redis, RedisCluster, Sentinel, options)
