@@ -40,6 +40,7 @@ from typing import Any, Final
 import msgspec
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from mailsflux._redis import sync_client
@@ -195,8 +196,11 @@ def connect(url: str, *, timeout: float = 5.0) -> redis.Redis:
             retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 3),
         )
         return client
-    except (ValueError, redis.RedisError) as exc:
+    except ValueError as exc:
         raise SpoolError(f"not a Redis URL: {exc}", field="--redis") from None
+    except (redis.RedisError, RedisClusterException, OSError) as exc:
+        # A Cluster client asks a node for the slots at once; the others connect later.
+        raise SpoolError(f"cannot reach Redis: {exc}", field="--redis") from None
 
 
 class RedisSpool:
