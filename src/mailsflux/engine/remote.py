@@ -63,8 +63,15 @@ async def submit_to_redis(
 
     async def run() -> JobSummary:
         try:
+            # Per-row results cost a read of the job's state hash each poll:
+            # skipped when nobody takes them (keep_results=False, no listener).
+            wanted = handle._keep or engine.on_result is not None or bool(engine._listeners)
             s = await follow(
-                spool, info, stop=handle._stop, on_records=on_records, on_counts=on_counts
+                spool,
+                info,
+                stop=handle._stop,
+                on_records=on_records if wanted else None,
+                on_counts=on_counts,
             )
             if not s.interrupted:
                 spool.end_job(jid, "finished")
