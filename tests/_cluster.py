@@ -11,6 +11,8 @@ from types import TracebackType
 
 import redis
 
+from tests._redis import spawn_server
+
 
 def _free_pair() -> int:
     """A free port whose cluster bus port (+10000) is free too."""
@@ -57,26 +59,14 @@ class PrivateCluster:
         try:
             for port in self.ports:
                 self.procs.append(
-                    subprocess.Popen(
-                        [
-                            self.exe,
-                            "--port",
-                            str(port),
-                            "--bind",
-                            "127.0.0.1",
-                            "--cluster-enabled",
-                            "yes",
-                            "--cluster-config-file",
-                            f"nodes-{port}.conf",
-                            "--save",
-                            "",
-                            "--appendonly",
-                            "no",
-                            "--dir",
-                            self.dir,
-                        ],
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
+                    spawn_server(
+                        self.exe,
+                        port,
+                        self.dir,
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        f"nodes-{port}.conf",
                     )
                 )
             for port in self.ports:
