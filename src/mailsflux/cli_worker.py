@@ -154,7 +154,11 @@ def redis_options(p: argparse.ArgumentParser, *, required: bool = False) -> None
         "--redis",
         required=required,
         metavar="URL",
-        help="the spool in Redis: redis://[:password@]host:port/db (rediss:// for TLS)",
+        help=(
+            "the spool in Redis: redis://[:password@]host:port/db (rediss:// for TLS);"
+            " redis+cluster://host:port for a Cluster,"
+            " redis+sentinel://host:port[,host:port]/MASTER[/db] through Sentinel"
+        ),
     )
     p.add_argument(
         "--prefix", default=PREFIX, metavar="P", help=f"with --redis: key prefix ({PREFIX})"

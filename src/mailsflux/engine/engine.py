@@ -242,6 +242,10 @@ class Engine:
     be entered again after it was left; it must be entered to send. With
     ``check_relay`` (the default) the first send fails when the relay cannot
     be reached at all; without it, messages defer and wait in the spool.
+    With ``redis`` (a URL: one server, ``redis+cluster://`` or
+    ``redis+sentinel://``), ``submit()`` of a job file enqueues it for
+    ``mailsflux worker`` processes under ``redis_prefix`` (sealed with the
+    spool key file ``key_file``, the workers' one) and its handle follows it.
     """
 
     def __init__(
@@ -255,6 +259,9 @@ class Engine:
         on_result: ResultCallback | None = None,
         resolver: MXResolver | None = None,
         check_relay: bool = True,
+        redis: str | None = None,
+        redis_prefix: str = "mf",
+        key_file: str | Path | None = None,
     ) -> None:
         if config is None:
             config = Config()
@@ -278,6 +285,11 @@ class Engine:
         #: Off for a server that accepts into the spool whatever the relay's
         #: state: a relay it cannot reach then defers messages, not refuses them.
         self.check_relay = check_relay
+        #: With a Redis URL, ``submit()`` puts a job file's rows into the spool
+        #: in Redis for ``mailsflux worker`` processes and follows it (:mod:`.remote`).
+        self.redis = redis
+        self.redis_prefix = redis_prefix
+        self.key_file = key_file
         #: Results ``on_result`` raised on.
         self.callback_failures = 0
         self._entered = False
@@ -602,6 +614,22 @@ class Engine:
         job's results go to the spool (:func:`mailsflux.jobs.run.send`).
         """
         self._check_entered()
+        if self.redis is not None:
+            from mailsflux.engine.remote import submit_to_redis
+
+            if not isinstance(job, (str, Path)):
+                raise ConfigError(
+                    "with redis=URL, submit() takes a job file: the workers on other hosts"
+                    " read its templates and key (a Batch is sent by this process only)"
+                )
+            handle = JobHandle(Path(job).stem, stop, keep_results)
+            self._jobs.add(handle)
+            try:
+                await submit_to_redis(self, handle, job, on_problem=on_problem)
+            except BaseException:
+                self._jobs.discard(handle)
+                raise
+            return handle
         owned = None
         source: Source
         if isinstance(job, Batch):
