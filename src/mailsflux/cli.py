@@ -16,13 +16,9 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 from mailsflux import __version__
-from mailsflux.benchmark.command import add_parser as add_bench_parser
-from mailsflux.cli_worker import add_parser as add_worker_parser
-from mailsflux.cli_worker import cmd_send_redis, redis_options
 from mailsflux.delivery.relay import Relay
 from mailsflux.dkim.keyfiles import txt_path_for
 from mailsflux.errors import ConfigError, DKIMError, MailsfluxError
-from mailsflux.feedback.cli_suppression import add_parser as add_suppression_parser
 from mailsflux.jobs.jobfile import DeliverySpec, check_ehlo_name
 from mailsflux.jobs.journal import count_bits
 from mailsflux.jobs.progress import Progress
@@ -196,11 +192,9 @@ def _env_relay() -> str | None:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from mailsflux.delivery.sink import LocalSink
-    from mailsflux.engine import Config, Engine
-    from mailsflux.jobs.jobfile import SpoolSpec
-
     if args.redis:
+        from mailsflux.cli_worker import cmd_send_redis
+
         return cmd_send_redis(args)
     if args.relay is None:
         args.relay = _env_relay()
@@ -217,7 +211,10 @@ def cmd_send(args: argparse.Namespace) -> int:
         )
         workers = cap
     journal = _journal(args, prepared)
-    total = prepared.count_rows()
+    # A worker process (--shard, started quiet) shows no progress and reports
+    # JSON, so it needs no total: its parent counted the rows once. Counting
+    # is a whole pass over the file, a microsecond a row in every process.
+    total = prepared.count_rows() if args.shard is None or not args.quiet else 0
     if journal is not None and args.shard is None:
         journal.spool.set_total(journal.id, total)
     resumed = count_bits(prepared.settled) if prepared.settled is not None else 0
@@ -229,6 +226,11 @@ def cmd_send(args: argparse.Namespace) -> int:
             _end_journal(args, journal, bool(stop.signum))
             journal.spool.close()
         return code
+    # Imported only where the engine runs (one process, or a worker): the
+    # parent of worker processes never needs it.
+    from mailsflux.engine import Config, Engine
+    from mailsflux.jobs.jobfile import SpoolSpec
+
     relay = Relay.parse(args.relay) if args.relay else prepared.job.relay()
     if args.connections:
         d.connections = args.connections
@@ -266,6 +268,10 @@ def cmd_send(args: argparse.Namespace) -> int:
         stop.install()
         try:
             if args.local_sink:
+                # Imported here: the sink is aiosmtpd (tens of ms), and every
+                # worker process of a job runs this function.
+                from mailsflux.delivery.sink import LocalSink
+
                 async with LocalSink(save=args.sink_save) as sink:
                     s = await deliver(Relay(host=sink.host, port=sink.port, tls="none"))
                 return s, sink.tally
@@ -377,8 +383,6 @@ def _send_parallel(
     """Run the job in ``workers`` processes, each taking every N-th row."""
     import time
 
-    from mailsflux.delivery.sink import LocalSink
-
     async def child(i: int, relay: str | None) -> dict[str, Any]:
         # A worker reports its summary as JSON on stdout (--shard); its problems
         # go to the shared stderr in the format asked of the parent.
@@ -414,6 +418,8 @@ def _send_parallel(
         stop.install()
         try:
             if args.local_sink:
+                from mailsflux.delivery.sink import LocalSink
+
                 async with LocalSink(save=args.sink_save) as sink:
                     url = f"smtp+plain://{sink.host}:{sink.port}"
                     docs = await asyncio.gather(*(child(i, url) for i in range(workers)))
@@ -634,7 +640,13 @@ def _signing_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; ``only="send"``: the same with the ``send`` command
+    alone, for ``mailsflux send ...`` (every worker process of a job runs one):
+    building every command's options, and importing their modules, costs
+    tens of milliseconds a process."""
+    from mailsflux.cli_worker import redis_options
+
     ap = argparse.ArgumentParser(
         prog="mailsflux",
         description="Personalised, DKIM-signed mail delivered over SMTP.",
@@ -717,6 +729,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     redis_options(p)
     p.set_defaults(func=cmd_send)
+    if only == "send":
+        return ap
 
     p = sub.add_parser("render", help="write finished messages as .eml files without sending")
     p.add_argument("job", help="job file (TOML)")
@@ -786,7 +800,10 @@ def build_parser() -> argparse.ArgumentParser:
     from mailsflux.cli_privacy import add_privacy_parser
 
     add_privacy_parser(sub)
+    from mailsflux.benchmark.command import add_parser as add_bench_parser
+    from mailsflux.cli_worker import add_parser as add_worker_parser
     from mailsflux.feedback.cli import add_parser as add_bounces
+    from mailsflux.feedback.cli_suppression import add_parser as add_suppression_parser
 
     add_bounces(sub)
     add_suppression_parser(sub)
@@ -802,7 +819,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mailsflux.tracking import main as track_main
 
         return track_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    # The send command alone when it is the one asked for (its --help, its
+    # errors and its options are the same as in the whole parser).
+    args = build_parser("send" if argv[:1] == ["send"] else None).parse_args(argv)
     from mailsflux.masking import install
 
     # Every line printed from here on has its addresses masked, unless asked;
