@@ -196,6 +196,11 @@ class NotFoundError(MailsfluxError, LookupError):
     permanent = True
 
 
+class PolicyError(MailsfluxError):
+    """An MTA-STS policy that could not be fetched or parsed (RFC 8461): the
+    cached one, if any, stays in force."""
+
+
 class CarrierError(MailsfluxError, ConnectionError):
     """A letter carrier refused, failed or could not be reached; ``code`` is
     its HTTP status where there was one. 429 and 5xx are temporary."""
@@ -226,6 +231,7 @@ __all__ = [
     "OutputError",
     "PermanentDeliveryError",
     "PermanentRoutingError",
+    "PolicyError",
     "RecipientError",
     "RoutingError",
     "SchedulerClosedError",

@@ -40,6 +40,7 @@ from mailsflux.gateway.sealed import read_rows, write_rows
 from mailsflux.jobs.jobfile import DeliverySpec, SpoolSpec
 from mailsflux.letters import Carrier, LetterRecipient, LetterSummary
 from mailsflux.letters.jobfile import CarrierSpec
+from mailsflux.masking import log_text
 from mailsflux.spool import SQLiteSpool
 from mailsflux.tenants import Principal, Tenant, Tenants
 from mailsflux.types import DeliveryResult, Problem
@@ -332,7 +333,7 @@ class Gateway:
         try:
             await self._feed_rows(state, job_id, job.next_row, _decode_template(job.template))
         except Exception as exc:  # a job that cannot go on is marked so, not lost silently
-            print(f"mailsflux: job {job_id} stopped: {exc}", file=sys.stderr)
+            print(log_text(f"mailsflux: job {job_id} stopped: {exc}"), file=sys.stderr)
             state.log.set_job_state(job_id, "failed")
 
     async def _feed_rows(self, state: _Tenant, job_id: str, done: int, template: Message) -> None:
@@ -408,7 +409,7 @@ class Gateway:
         try:
             state.log.flush()
         except Exception as exc:  # a full disk: the events stay buffered
-            print(f"mailsflux: cannot write events: {exc}", file=sys.stderr)
+            print(log_text(f"mailsflux: cannot write events: {exc}"), file=sys.stderr)
 
     # -- letters -----------------------------------------------------------------
 

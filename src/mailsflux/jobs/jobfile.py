@@ -129,7 +129,14 @@ class DeliverySpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: apart): what a dead worker's connections stay taken for.
     lease_ttl: float = 120.0
     #: DNS servers for MX lookups ("ip" or "ip:port"); default: the system's.
+    #: DANE trusts what they say is DNSSEC-validated (the AD bit): name a
+    #: validating resolver on a path you trust (e.g. unbound on localhost).
     nameservers: list[str] = msgspec.field(default_factory=list)
+    #: Direct MX delivery only (a relay has its own TLS settings): honour
+    #: MTA-STS policies (RFC 8461; cached in the spool directory's
+    #: mta-sts.json) and DANE TLSA records (RFC 7672).
+    mta_sts: bool = True
+    dane: bool = True
     mx_port: int = 25
     #: Worker processes, each with its own uvloop (0 = one per core). With
     #: "local" throttles each holds its share of every limit.
