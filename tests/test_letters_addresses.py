@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mailsflux.letters import LetterRecipient, read_recipients
 from mailsflux.letters.jobfile import AddressColumns
+from tests._cli import run_cli
 
 
 def test_each_bad_address_is_one_problem(tmp_path: Path) -> None:
@@ -36,6 +37,28 @@ def test_each_bad_address_is_one_problem(tmp_path: Path) -> None:
         f"{f}:7: error: field country: invalid for XX; row skipped",
         f"{f}:8: error: field state: invalid for US; row skipped",
     ]
+
+
+def test_a_repeated_fault_is_its_first_lines_and_a_count(tmp_path: Path) -> None:
+    (tmp_path / "t.html").write_text("<p>{{name}}</p>", "utf-8")
+    rows = "".join(f"P{i},Hauptstr. {i},Berlin,1011,DE\n" for i in range(25))
+    (tmp_path / "r.csv").write_text("name,street,city,postal_code,country\n" + rows, "utf-8")
+    job = tmp_path / "job.toml"
+    job.write_text(
+        '[letter]\nhtml = "t.html"\n[recipients]\nfile = "r.csv"\n'
+        f'[carrier]\nkind = "file"\ndir = "{tmp_path / "drop"}"\n',
+        "utf-8",
+    )
+    r = run_cli("letters", "send", str(job))
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 21, r.stderr
+    assert (
+        lines[0] == f"{tmp_path / 'r.csv'}:2: error: field postal_code: invalid for DE; row skipped"
+    )
+    assert lines[-1] == (
+        f"{job}: error: ... and 5 more rows with the same problem as {tmp_path / 'r.csv'}:2"
+    )
+    assert "0 letters submitted, 25 skipped" in r.stdout
 
 
 def test_without_the_extra_one_line_and_exit_2(tmp_path: Path) -> None:

@@ -40,11 +40,17 @@ def cmd_send(args: argparse.Namespace) -> int:
     from mailsflux.letters import load_letter_job, require, send_letters
 
     require()
+    from mailsflux.jobs.problems import CappedProblems
+
     job = load_letter_job(args.job)
     fh, on_event = _events(args.events)
+    # A line each while a problem is rare; a file of one repeated fault is
+    # its first lines and a count (the email jobs' rule).
+    capped = CappedProblems(_problem, where=str(job.path))
     try:
-        s = send_letters(job, on_problem=_problem, on_event=on_event, workers=args.workers)
+        s = send_letters(job, on_problem=capped, on_event=on_event, workers=args.workers)
     finally:
+        capped.finish()
         if fh is not None:
             fh.close()
     rate = s.submitted / s.elapsed if s.elapsed > 0 else 0.0
