@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install Mailsflux with its test tools into .venv, the OS packages the tests
 # use (Redis, Postfix's smtp-sink, opendkim-tools, swaks for the SMTP submission
-# test, Chromium for the page tests),
+# test, Chromium for the page tests, Pango and the DejaVu fonts for letters),
 # then lint, type-check and test.
 source "$(dirname "$0")/_env.sh"
 ensure_venv
@@ -13,6 +13,11 @@ command -v opendkim-testmsg >/dev/null 2>&1 || need+=(opendkim-tools)
 # swaks speaks TLS only with Net::SSLeay (a Recommends, which apt_install leaves out).
 { command -v swaks >/dev/null 2>&1 && perl -MNet::SSLeay -e1 2>/dev/null; } ||
   need+=(swaks libnet-ssleay-perl)
+# WeasyPrint (the letters extra) lays text out with Pango and subsets fonts
+# with HarfBuzz; the letter tests render DejaVu.
+ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0.so.0' || need+=(libpango-1.0-0 libpangoft2-1.0-0)
+ldconfig -p 2>/dev/null | grep -q 'libharfbuzz-subset.so.0' || need+=(libharfbuzz-subset0)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then
   if [[ " ${need[*]} " == *" postfix "* ]] && command -v debconf-set-selections >/dev/null 2>&1; then
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections

@@ -20,6 +20,7 @@ STAGES = (
     "spool",
     "feedback",
     "jobs",
+    "letters",
     "engine",
     "tenants",
     "gateway",
@@ -38,10 +39,13 @@ ALLOWED = {
     "spool": set(),
     "feedback": {"compose", "dkim", "tracking", "delivery"},
     "jobs": {"compose", "dkim", "tracking", "delivery", "spool", "feedback"},
-    "engine": {"compose", "dkim", "tracking", "delivery", "spool", "feedback", "jobs"},
+    # Physical mail: templates (compose), sealed addresses (spool), the job
+    # file's line finder (jobs).
+    "letters": {"compose", "spool", "jobs"},
+    "engine": {"compose", "dkim", "tracking", "delivery", "spool", "feedback", "jobs", "letters"},
     "tenants": {"dkim", "jobs"},
-    "gateway": {"compose", "engine", "jobs", "spool", "tenants"},
-    "api": {"engine", "gateway", "tenants"},
+    "gateway": {"compose", "engine", "jobs", "letters", "spool", "tenants"},
+    "api": {"engine", "gateway", "letters", "tenants"},
     # The SMTP listener: delivery for its per-credential rate limit
     # (LocalThrottles), compose to check each RCPT address as it comes.
     "submission": {"compose", "delivery", "gateway", "tenants"},
@@ -50,6 +54,7 @@ ALLOWED = {
         "delivery",
         "engine",
         "jobs",
+        "letters",
         "spool",
         "feedback",
         "tracking",
@@ -68,6 +73,7 @@ ALLOWED = {
         "spool",
         "feedback",
         "jobs",
+        "letters",
         "engine",
         "tenants",
         "gateway",

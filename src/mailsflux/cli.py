@@ -800,6 +800,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     from mailsflux.cli_privacy import add_privacy_parser
 
     add_privacy_parser(sub)
+    from mailsflux.cli_letters import add_letters_parser
+
+    add_letters_parser(sub)
     from mailsflux.benchmark.command import add_parser as add_bench_parser
     from mailsflux.cli_worker import add_parser as add_worker_parser
     from mailsflux.feedback.cli import add_parser as add_bounces

@@ -200,12 +200,23 @@ class PolicyError(MailsfluxError):
     """An MTA-STS policy that could not be fetched or parsed (RFC 8461): the
     cached one, if any, stays in force."""
 
+
+class CarrierError(MailsfluxError, ConnectionError):
+    """A letter carrier refused, failed or could not be reached; ``code`` is
+    its HTTP status where there was one. 429 and 5xx are temporary."""
+
     permanent = False
+
+
+class MissingExtraError(ConfigError):
+    """An optional part of Mailsflux is used without its extra installed
+    (``pip install 'mailsflux[letters]'``)."""
 
 
 __all__ = [
     "AccessError",
     "AddressError",
+    "CarrierError",
     "ConfigError",
     "DKIMError",
     "DKIMKeyError",
@@ -214,6 +225,7 @@ __all__ = [
     "HeaderInjectionError",
     "JobFileError",
     "MailsfluxError",
+    "MissingExtraError",
     "MissingVariableError",
     "NotFoundError",
     "OutputError",

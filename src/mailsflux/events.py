@@ -31,6 +31,12 @@ EventType = Literal[
     "suppressed",
     "rejected",
     "auto_replied",
+    # Letters (mailsflux.letters): what the carrier reports; "delivered" is
+    # shared with email, the rest are a letter's own.
+    "letter_submitted",
+    "printed",
+    "in_transit",
+    "returned",
 ]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 _PREFIX = "evt_"
@@ -64,6 +70,9 @@ class EventDetails(msgspec.Struct, kw_only=True, omit_defaults=True):
     #: when it differs from the one the VERP token names; where it came from.
     reported_recipient: str = ""
     source: str = ""
+    #: Letters: the carrier adapter (``file``, ``http``) and its tracking number.
+    carrier: str = ""
+    tracking_number: str = ""
 
 
 class Event(msgspec.Struct, kw_only=True):
@@ -78,6 +87,8 @@ class Event(msgspec.Struct, kw_only=True):
     message_id: str
     #: The job the message belongs to (None: a single message).
     job: str | None = None
+    #: The email address; for a letter, the recipient's reference in its job
+    #: (the id column), never the postal address.
     recipient: str = ""
     details: EventDetails = msgspec.field(default_factory=EventDetails)
 

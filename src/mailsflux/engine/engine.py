@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Hashable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import msgspec
 
@@ -59,6 +59,10 @@ from mailsflux.spool import JobInfo
 from mailsflux.tracking.events import EventStore
 from mailsflux.tracking.tracker import Tracker
 from mailsflux.types import DeliveryResult, JobSummary, Problem, Recipient, RenderedMessage
+
+if TYPE_CHECKING:
+    # The letters stage needs the `letters` extra: imported when a letter job runs.
+    from mailsflux.letters import Carrier, LetterJob, LetterSummary
 
 #: The row key the recipient's display name travels under: no template
 #: variable can be called this, so it never clashes with the caller's data.
@@ -678,6 +682,45 @@ class Engine:
         self._jobs.add(handle)
         handle._start(asyncio.ensure_future(run()))
         return handle
+
+    async def submit_letters(
+        self,
+        job: str | Path | LetterJob,
+        *,
+        on_event: Callable[[Event], None] | None = None,
+        on_problem: ProblemSink | None = None,
+        carrier: Carrier | None = None,
+        workers: int = 0,
+    ) -> LetterSummary:
+        """Run a letter job (:mod:`mailsflux.letters`): each row's PDF rendered
+        and handed to the job's carrier (or ``carrier``), on ``workers``
+        processes (0: one per core). ``on_event`` gets each letter's
+        ``letter_submitted`` or ``failed`` event, in this loop; ``on_problem``
+        each skipped row (default: kept nowhere, counted in the summary).
+
+        Needs the ``letters`` extra (:class:`~mailsflux.errors.MissingExtraError`
+        without it). Rendering is CPU work: it runs off the event loop.
+        """
+        from mailsflux.letters import load_letter_job, send_letters
+
+        loop = asyncio.get_running_loop()
+        letters = (
+            await asyncio.to_thread(load_letter_job, job) if isinstance(job, str | Path) else job
+        )
+
+        def event(e: Event) -> None:
+            # Back in the loop: callers' callbacks never run on a worker thread.
+            if on_event is not None:
+                loop.call_soon_threadsafe(on_event, e)
+
+        return await asyncio.to_thread(
+            send_letters,
+            letters,
+            on_problem=on_problem or (lambda p: None),
+            on_event=event,
+            carrier=carrier,
+            workers=workers,
+        )
 
     async def events(self) -> AsyncIterator[Event]:
         """Every final result as an event of the one schema

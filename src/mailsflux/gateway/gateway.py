@@ -16,12 +16,13 @@ import asyncio
 import contextlib
 import fcntl
 import hashlib
+import os
 import re
 import secrets
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,16 +31,19 @@ import msgspec
 from mailsflux.engine import Config, Engine, Message
 from mailsflux.errors import AccessError, ConfigError, MailsfluxError, NotFoundError
 from mailsflux.events import Event
+from mailsflux.gateway.letters import send_tenant_letters, tenant_carrier, track_tenant_letters
 from mailsflux.gateway.log import FINAL, TenantLog
 from mailsflux.gateway.metrics import Metrics, TenantStats
 from mailsflux.gateway.privacy import Action, address_key, audit, matcher
 from mailsflux.gateway.retention import RetentionSpec, add_counts, sweep_tenant, tenant_due
 from mailsflux.gateway.sealed import read_rows, write_rows
 from mailsflux.jobs.jobfile import DeliverySpec, SpoolSpec
+from mailsflux.letters import Carrier, LetterRecipient, LetterSummary
+from mailsflux.letters.jobfile import CarrierSpec
 from mailsflux.masking import log_text
 from mailsflux.spool import SQLiteSpool
 from mailsflux.tenants import Principal, Tenant, Tenants
-from mailsflux.types import DeliveryResult
+from mailsflux.types import DeliveryResult, Problem
 
 #: A job's rows, sealed (mailsflux.gateway.sealed), in its folder.
 ROWS_FILE = "rows.sealed"
@@ -107,8 +111,11 @@ class Gateway:
         engine_options: Mapping[str, Any] | None = None,
         metrics: Metrics | None = None,
         sole: bool = False,
+        letters: CarrierSpec | None = None,
     ) -> None:
         self.tenants = tenants
+        #: The carrier letters go to (``[letters]``); None: no letters here.
+        self.letters = letters
         self.data_dir = Path(data_dir)
         self.delivery = delivery or DeliverySpec()
         self.regions = dict(regions or {})
@@ -404,6 +411,81 @@ class Gateway:
         except Exception as exc:  # a full disk: the events stay buffered
             print(log_text(f"mailsflux: cannot write events: {exc}"), file=sys.stderr)
 
+    # -- letters -----------------------------------------------------------------
+
+    async def submit_letters(
+        self,
+        principal: Principal,
+        *,
+        name: str,
+        template: str,
+        rows: list[LetterRecipient | Problem],
+        paper: str = "A4",
+        sender: str = "",
+        origin_country: str = "",
+    ) -> tuple[LetterSummary, list[Problem]]:
+        """Render and hand over a request's letters; a ``name`` given again
+        hands over only the references it has not seen (a retried request)."""
+        state = self._state(principal, "send")
+        if self.letters is None:
+            raise ConfigError("letters are not set up here ([letters] in the server config)")
+        spec = self.letters
+        loop = asyncio.get_running_loop()
+
+        return await asyncio.to_thread(
+            send_tenant_letters,
+            state.directory / "letters",
+            state.log.keys,
+            self._carrier(state),
+            spec,
+            name=name,
+            template=template,
+            rows=rows,
+            paper=paper,
+            sender=sender,
+            origin_country=origin_country,
+            on_event=self._letter_events(state, loop),
+        )
+
+    def _carrier(self, state: _Tenant) -> Carrier:
+        assert self.letters is not None
+        key = os.environ.get(self.letters.api_key_env, "") if self.letters.api_key_env else ""
+        return tenant_carrier(self.letters, state.tenant.name, key)
+
+    def _letter_events(
+        self, state: _Tenant, loop: asyncio.AbstractEventLoop
+    ) -> Callable[[Event], None]:
+        """Events from a worker thread into the tenant's log, in the loop."""
+
+        def logged(e: Event) -> None:
+            state.log.add(e.type, e.message_id, e.recipient, e.job, e.details)
+            self._flush_soon(state)
+
+        def from_thread(e: Event) -> None:
+            loop.call_soon_threadsafe(logged, e)
+
+        return from_thread
+
+    async def track_letters(self, spec: RetentionSpec, now: float | None = None) -> dict[str, int]:
+        """Every tenant's open letters asked about at the carrier (events into
+        its log), and addresses past ``letter_days`` after delivery deleted."""
+        total: dict[str, int] = {}
+        if self.letters is None:
+            return total
+        loop = asyncio.get_running_loop()
+        for state in list(self._open.values()):
+            part = await asyncio.to_thread(
+                track_tenant_letters,
+                state.directory / "letters",
+                state.log.keys,
+                self._carrier(state),
+                self._letter_events(state, loop),
+                letter_days=spec.letter_days,
+                now=now,
+            )
+            add_counts(total, part)
+        return total
+
     # -- a person's rights --------------------------------------------------------
 
     async def privacy(
@@ -479,6 +561,7 @@ class Gateway:
         for state in list(self._open.values()):
             part = await asyncio.to_thread(sweep_tenant, state.directory, state.log, spec, when)
             add_counts(total, part)
+        add_counts(total, await self.track_letters(spec, when))
         return total
 
     async def _delete_tenant(self, name: str) -> None:

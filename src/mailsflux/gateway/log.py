@@ -91,6 +91,8 @@ class _Details(msgspec.Struct, array_like=True, omit_defaults=True):
     scope: str = ""
     reported_recipient: str = ""
     source: str = ""
+    carrier: str = ""
+    tracking_number: str = ""
 
 
 def _stored(d: EventDetails) -> _Details:

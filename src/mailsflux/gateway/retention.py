@@ -43,6 +43,8 @@ class RetentionSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     account_days: float = 90.0
     event_days: float = 365.0
     idempotency_hours: float = 24.0
+    #: A letter's postal address is deleted this long after its confirmed delivery.
+    letter_days: float = 30.0
     #: How often ``serve`` sweeps.
     interval_hours: float = 1.0
 

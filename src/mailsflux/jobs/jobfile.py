@@ -10,7 +10,7 @@ import re
 import ssl
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import msgspec
 
@@ -304,9 +304,16 @@ def _locate(text: str, path: list[str]) -> int | None:
     return table_line
 
 
-def load_job(path: str | Path) -> Job:
-    """Read and check a job file; raise :class:`JobFileError` naming file and line."""
-    p = Path(path)
+#: Other job files (letters) name their faulty lines the same way.
+locate = _locate
+
+_Spec = TypeVar("_Spec")
+
+
+def read_spec(p: Path, spec_type: type[_Spec]) -> tuple[_Spec, str]:
+    """A TOML job file as ``spec_type``, and its text (to locate later
+    faults); :class:`JobFileError` names the file, the line and the field.
+    Shared by every kind of job file (email, letters)."""
     try:
         raw = p.read_bytes()
     except FileNotFoundError:
@@ -331,7 +338,7 @@ def load_job(path: str | Path) -> Job:
             column=int(m.group(2)) if m else None,
         ) from None
     try:
-        spec = msgspec.convert(data, JobSpec)
+        return msgspec.convert(data, spec_type), text
     except msgspec.ValidationError as exc:
         text_err = str(exc)
         m = _PATH_RE.search(text_err)
@@ -350,6 +357,12 @@ def load_job(path: str | Path) -> Job:
         msg = _PATH_RE.sub("", text_err).rstrip(" -")
         where = f"field {field}: " if field else ""
         raise JobFileError(where + msg, file=str(p), line=line, field=field or None) from None
+
+
+def load_job(path: str | Path) -> Job:
+    """Read and check a job file; raise :class:`JobFileError` naming file and line."""
+    p = Path(path)
+    spec, text = read_spec(p, JobSpec)
     if spec.message.html is None and spec.message.text is None:
         raise JobFileError(
             "field message: needs html, text or both",

@@ -13,6 +13,7 @@ from mailsflux._tls import server_context
 from mailsflux.errors import ConfigError
 from mailsflux.gateway import RetentionSpec
 from mailsflux.jobs.jobfile import DeliverySpec, DKIMSpec
+from mailsflux.letters.jobfile import CarrierSpec
 from mailsflux.submission import SubmissionSpec
 from mailsflux.tenants import DEFAULT_TENANT, Tenant, Tenants, WebhookSpec
 
@@ -79,6 +80,9 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     fsync: bool = False
     #: How long personal data is kept (``mailsflux retention run``; serve sweeps too).
     retention: RetentionSpec = msgspec.field(default_factory=RetentionSpec)
+    #: ``[letters]``: the carrier ``POST /v1/letters`` hands letters to
+    #: (kind, dir or url and api_key_env, mail_class, color); none: no letters.
+    letters: CarrierSpec | None = None
     base: str = ""
     source: str = ""
 

@@ -16,9 +16,11 @@ import socket
 import ssl
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from mailsflux._files import create_whole
 from mailsflux.api import ApiApp, MetricsApp
@@ -32,6 +34,7 @@ from mailsflux.gateway import (
     tenant_due,
 )
 from mailsflux.gateway.gateway import lock_dir
+from mailsflux.letters.jobfile import CarrierSpec
 from mailsflux.server.config import ServerConfig, parse_listen
 from mailsflux.tenants import KeyStore
 from mailsflux.webhooks import webhooks
@@ -87,6 +90,7 @@ class Server:
                 fsync=config.fsync,
                 engine_options=self.engine_options,
                 sole=True,
+                letters=_letters(config),
             )
             async with gateway:
                 self.gateway = gateway
@@ -94,6 +98,8 @@ class Server:
                     if config.http is not None:
                         await stack.enter_async_context(self._http(gateway, keys, data))
                     await stack.enter_async_context(self._sweeping(gateway, keys))
+                    if config.letters is not None:
+                        await stack.enter_async_context(self._tracking(gateway, config.letters))
                     if config.bounces is not None:
                         await stack.enter_async_context(self._bounces())
                     if config.submission is not None:
@@ -107,6 +113,22 @@ class Server:
             self.gateway = None
             keys.close()
             lock.close()
+
+    @contextlib.asynccontextmanager
+    async def _tracking(self, gateway: Gateway, spec: CarrierSpec) -> AsyncIterator[None]:
+        """Letters' tracking asked for every ``poll_seconds`` (events into
+        the tenants' logs, so webhooks carry them)."""
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(max(spec.poll_seconds, 1.0))
+                try:
+                    await gateway.track_letters(self.config.retention)
+                except Exception as exc:  # a carrier down: next time
+                    print(f"mailsflux serve: letter tracking failed: {exc}", file=sys.stderr)
+
+        async with _in_background(loop()):
+            yield
 
     @contextlib.asynccontextmanager
     async def _sweeping(self, gateway: Gateway, keys: KeyStore) -> AsyncIterator[None]:
@@ -139,13 +161,8 @@ class Server:
                     print(f"mailsflux serve: retention sweep failed: {exc}", file=sys.stderr)
                 await asyncio.sleep(max(spec.interval_hours, 0.001) * 3600)
 
-        task = asyncio.ensure_future(loop())
-        try:
+        async with _in_background(loop()):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def _check_relay(self) -> None:
         """Say once at start when the relay cannot be reached; accept anyway."""
@@ -292,3 +309,23 @@ async def _uvicorn(
             await loop_task
         await srv.shutdown(sockets=[sock])
         sock.close()
+
+
+def _letters(config: ServerConfig) -> CarrierSpec | None:
+    """``[letters]`` with its drop folder relative to the config file."""
+    spec = config.letters
+    if spec is None or spec.kind != "file":
+        return spec
+    return msgspec.structs.replace(spec, dir=str(config.resolve(spec.dir)))
+
+
+@contextlib.asynccontextmanager
+async def _in_background(work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """``work`` runs while the block does, and is cancelled when it ends."""
+    task = asyncio.ensure_future(work)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
