@@ -20,6 +20,7 @@ STAGES = (
     "spool",
     "feedback",
     "jobs",
+    "authcheck",
     "engine",
     "tenants",
     "gateway",
@@ -38,7 +39,18 @@ ALLOWED = {
     "spool": set(),
     "feedback": {"compose", "dkim", "tracking", "delivery"},
     "jobs": {"compose", "dkim", "tracking", "delivery", "spool", "feedback"},
-    "engine": {"compose", "dkim", "tracking", "delivery", "spool", "feedback", "jobs"},
+    # SPF/DKIM/DMARC in DNS for a job: its key (dkim), relay and nameservers.
+    "authcheck": {"dkim", "delivery", "jobs"},
+    "engine": {
+        "compose",
+        "dkim",
+        "tracking",
+        "delivery",
+        "spool",
+        "feedback",
+        "jobs",
+        "authcheck",
+    },
     "tenants": {"dkim", "jobs"},
     "gateway": {"compose", "engine", "jobs", "spool", "tenants"},
     "api": {"engine", "gateway", "tenants"},
@@ -47,6 +59,7 @@ ALLOWED = {
     "submission": {"compose", "delivery", "gateway", "tenants"},
     "webhooks": {"gateway", "tenants"},
     "server": {
+        "authcheck",
         "delivery",
         "engine",
         "jobs",
@@ -61,6 +74,7 @@ ALLOWED = {
     },
     # The harness measures every stage; nothing depends on it.
     "benchmark": {
+        "authcheck",
         "compose",
         "dkim",
         "tracking",

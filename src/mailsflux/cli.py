@@ -211,6 +211,7 @@ def cmd_send(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         workers = cap
+    checked = _authenticate(args, prepared)
     journal = _journal(args, prepared)
     total = prepared.count_rows()
     if journal is not None and args.shard is None:
@@ -249,6 +250,7 @@ def cmd_send(args: argparse.Namespace) -> int:
                 hard_stop=stop.hard,
                 keep_results=False,
                 journal=journal,
+                check_authentication=not checked,
             )
             s = await handle.wait()
             s.resumed = resumed
@@ -277,6 +279,40 @@ def cmd_send(args: argparse.Namespace) -> int:
             _end_journal(args, journal, summary.interrupted)
         journal.spool.close()
     return code
+
+
+#: Set by a `send --workers N` parent for its workers: it checked the job's
+#: SPF/DKIM/DMARC once, so N processes do not ask DNS N times.
+AUTH_CHECKED_ENV = "MAILSFLUX_AUTH_CHECKED"
+
+
+def _authenticate(args: argparse.Namespace, prepared: Prepared) -> bool:
+    """Check the job's SPF/DKIM/DMARC before its journal is opened (a refused
+    job leaves no trace in the spool), once for all worker processes; say
+    once when its domain is exempt. True when the check is done."""
+    from mailsflux.authcheck import Checker, exemption
+
+    if args.shard is not None:
+        return os.environ.get(AUTH_CHECKED_ENV) == "1"
+    note = exemption(prepared.job)
+    if note is not None:
+        if not args.json:
+            print(f"mailsflux: {note}", file=sys.stderr)
+        return True
+    # The local sink listens on loopback: SPF then falls to [delivery] source_ip.
+    relay = Relay(host="127.0.0.1", port=25) if args.local_sink else None
+    relay = Relay.parse(args.relay) if args.relay else relay
+    problem = _print_problem_json if args.json else _print_problem
+
+    def warn(message: str) -> None:
+        problem(Problem(prepared.job.name, message, "warning"))
+
+    try:
+        _run(Checker().job(prepared.job, relay, warn))
+    except BaseException:
+        prepared.close()
+        raise
+    return True
 
 
 def _journal(args: argparse.Namespace, prepared: Prepared) -> Journal | None:
@@ -367,6 +403,7 @@ def _send_parallel(
         cmd = [sys.executable, "-m", "mailsflux", "send", args.job, "-q"]
         cmd += ["--shard", f"{i}/{workers}"] + (["--json"] if args.json else [])
         env = {k: v for k, v in os.environ.items() if k != RELAY_ENV}
+        env[AUTH_CHECKED_ENV] = "1"  # checked once, by this process
         if relay:
             env[RELAY_ENV] = relay  # never in argv, where `ps` shows its password
         if args.connections:
@@ -756,6 +793,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_suppression_parser(sub)
     add_bench_parser(sub)
     add_worker_parser(sub, _relay_url)
+    from mailsflux.cli_domains import add_domains_parser
+
+    add_domains_parser(sub)
     return ap
 
 

@@ -26,6 +26,7 @@ from typing import IO, Any, cast
 import msgspec
 
 from mailsflux._group import GroupCommit
+from mailsflux.authcheck import Checker
 from mailsflux.compose import Attachment as MimeAttachment
 from mailsflux.compose import parse_address, split_mailbox
 from mailsflux.delivery.mx import MXResolver
@@ -304,6 +305,8 @@ class Engine:
         self._journal: Journal | None = None
         self._holding: GroupCommit[RenderedMessage, RenderedMessage] | None = None
         self._retrying: asyncio.Task[None] | None = None
+        #: SPF/DKIM/DMARC results of this engine's jobs, one lookup per identity.
+        self._auth = Checker()
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -591,6 +594,7 @@ class Engine:
         journal: Journal | None = None,
         hard_stop: asyncio.Event | None = None,
         attempts: int | None = None,
+        check_authentication: bool = True,
     ) -> JobHandle:
         """Start a batch job: a job file (its own settings), or a :class:`Batch`
         (this engine's settings). Returns at once with the job's handle.
@@ -599,6 +603,12 @@ class Engine:
         ``cancel()``; ``keep_results=False`` keeps no results for
         ``async for`` (a big job nobody iterates). With a ``journal`` the
         job's results go to the spool (:func:`mailsflux.jobs.run.send`).
+
+        Before it starts, the job's SPF, DKIM and DMARC records are checked
+        per ``[delivery] authentication`` (:mod:`mailsflux.authcheck`): under
+        "enforce" a failure raises :class:`~mailsflux.errors.AuthenticationError`
+        naming the records to publish. ``check_authentication=False`` skips
+        it (a worker process whose parent checked the job).
         """
         self._check_entered()
         owned = None
@@ -612,9 +622,18 @@ class Engine:
             source = job
         else:
             source = owned = await asyncio.to_thread(Prepared.load, job)
+        relay_ = Relay.parse(relay) if isinstance(relay, str) else relay
         handle = JobHandle(source.job.name, stop, keep_results)
         problems = on_problem or handle.problems.append
-        relay_ = Relay.parse(relay) if isinstance(relay, str) else relay
+        if check_authentication:
+            try:
+                await self._auth.job(
+                    source.job, relay_, lambda m: problems(Problem(source.job.name, m, "warning"))
+                )
+            except BaseException:
+                if owned is not None:
+                    owned.close()
+                raise
 
         def on_result(r: DeliveryResult) -> None:
             if isinstance(job, Batch) and (job.template.tags or job.template.metadata):
