@@ -26,7 +26,14 @@ from __future__ import annotations
 
 from mailsflux.authcheck.check import Finding, Identity, Report, check, identity
 from mailsflux.authcheck.lookup import DNSUnavailable
-from mailsflux.authcheck.policy import Checker, exemption, from_domain, job_identity, refusal
+from mailsflux.authcheck.policy import (
+    Checker,
+    exemption,
+    from_domain,
+    job_identity,
+    key_identity,
+    refusal,
+)
 from mailsflux.authcheck.records import Record, organizational_domain, reserved
 
 __all__ = [
@@ -41,6 +48,7 @@ __all__ = [
     "from_domain",
     "identity",
     "job_identity",
+    "key_identity",
     "organizational_domain",
     "refusal",
     "reserved",

@@ -18,6 +18,7 @@ import asyncio
 import ipaddress
 from collections.abc import Callable
 from email.utils import parseaddr
+from pathlib import Path
 
 from mailsflux.authcheck.check import Identity, Report, check, identity
 from mailsflux.authcheck.lookup import DNSUnavailable
@@ -25,7 +26,7 @@ from mailsflux.authcheck.records import reserved
 from mailsflux.delivery.mx import parse_host_port
 from mailsflux.delivery.relay import Relay
 from mailsflux.errors import AuthenticationError, ConfigError
-from mailsflux.jobs.jobfile import Job
+from mailsflux.jobs.jobfile import DeliverySpec, DKIMSpec, Job
 
 #: What the failing checks' warnings go to under "warn".
 Warn = Callable[[str], None]
@@ -55,44 +56,69 @@ def exemption(job: Job) -> str | None:
 
 def job_identity(job: Job, relay: Relay | None) -> Identity:
     """The job's sending identity: From, DKIM key, envelope domain, relay, DNS servers."""
-    d = job.spec.delivery
     tracking = job.spec.tracking
+    if relay is None:
+        relay = job.relay()
+    return _identity(
+        job.spec.delivery,
+        job.spec.dkim,
+        job.key_path,
+        relay,
+        from_domain=from_domain(job),
+        spf_domain=tracking.bounce_domain if tracking is not None else None,
+        where=str(job.path),
+    )
+
+
+def key_identity(delivery: DeliverySpec, dkim: DKIMSpec, relay: Relay | None) -> Identity:
+    """A server's sending identity for one DKIM key: mail From its domain."""
+    return _identity(delivery, dkim, Path(dkim.key), relay, from_domain=dkim.domain.lower())
+
+
+def _identity(
+    d: DeliverySpec,
+    dkim: DKIMSpec,
+    key_path: Path,
+    relay: Relay | None,
+    *,
+    from_domain: str,
+    spf_domain: str | None = None,
+    where: str | None = None,
+) -> Identity:
     servers = tuple(
         parse_host_port(n, 53, what="delivery.nameservers", bare_ipv6=True) for n in d.nameservers
     )
-    if relay is None:
-        relay = job.relay()
     if d.source_ip is not None:
         try:
             ipaddress.ip_address(d.source_ip)
         except ValueError:
             raise ConfigError(
                 f"delivery.source_ip {d.source_ip!r} is not an IP address",
-                file=str(job.path),
+                file=where,
                 field="delivery.source_ip",
             ) from None
     try:
-        pem = job.key_path.read_bytes()
+        pem = key_path.read_bytes()
     except OSError as exc:
         raise AuthenticationError(
-            f"cannot read the DKIM key {job.key_path}: {exc.strerror}", field="dkim.key"
+            f"cannot read the DKIM key {key_path}: {exc.strerror}", field="dkim.key"
         ) from None
     return identity(
-        from_domain=from_domain(job),
-        dkim_domain=job.spec.dkim.domain,
-        selector=job.spec.dkim.selector,
+        from_domain=from_domain,
+        dkim_domain=dkim.domain,
+        selector=dkim.selector,
         key_pem=pem,
-        algorithm=job.spec.dkim.algorithm,
-        spf_domain=tracking.bounce_domain if tracking is not None else None,
+        algorithm=dkim.algorithm,
+        spf_domain=spf_domain,
         relay_host=relay.host if relay is not None else None,
         source_ip=d.source_ip,
         nameservers=servers,
     )
 
 
-def refusal(job_name: str, report: Report) -> AuthenticationError:
+def refusal(what: str, report: Report) -> AuthenticationError:
     lines = [
-        f"job {job_name!r} not started: {report.domain} fails outbound authentication"
+        f"{what} not started: {report.domain} fails outbound authentication"
         f" (publish the records below, or set {_SETTING}):"
     ]
     lines += [f"  {f.line()}" for f in report.failures()]
@@ -120,7 +146,13 @@ class Checker:
         mode = job.spec.delivery.authentication
         if mode == "off" or exemption(job) is not None:
             return
-        ident = job_identity(job, relay)
+        await self.enforce(job_identity(job, relay), mode, f"job {job.name!r}", warn)
+
+    async def enforce(self, ident: Identity, mode: str, what: str, warn: Warn) -> None:
+        """``mode`` for ``ident``: "enforce" raises AuthenticationError naming
+        the records, "warn" calls ``warn`` per failure, "off" does nothing."""
+        if mode == "off" or reserved(ident.from_domain):
+            return
         try:
             report = await self.report(ident)
         except DNSUnavailable as exc:
@@ -135,9 +167,9 @@ class Checker:
         if report.ok:
             return
         if mode == "enforce":
-            raise refusal(job.name, report)
+            raise refusal(what, report)
         for finding in report.failures():
             warn(f"outbound authentication: {finding.line()}")
 
 
-__all__ = ["Checker", "exemption", "from_domain", "job_identity", "refusal"]
+__all__ = ["Checker", "exemption", "from_domain", "job_identity", "key_identity", "refusal"]

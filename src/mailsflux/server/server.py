@@ -26,7 +26,7 @@ from mailsflux.errors import ConfigError, MailsfluxError
 from mailsflux.gateway import Gateway, add_counts, sweep_spool, tenant_due
 from mailsflux.gateway.gateway import lock_dir
 from mailsflux.server.config import ServerConfig, parse_listen
-from mailsflux.tenants import KeyStore
+from mailsflux.tenants import KeyStore, Tenants
 from mailsflux.webhooks import webhooks
 
 
@@ -83,6 +83,8 @@ class Server:
             )
             async with gateway:
                 self.gateway = gateway
+                # After the gateway opened: keys with generate = true exist now.
+                await self._check_authentication(config.tenant_list())
                 async with contextlib.AsyncExitStack() as stack:
                     if config.http is not None:
                         await stack.enter_async_context(self._http(gateway, keys, data))
@@ -133,6 +135,27 @@ class Server:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    async def _check_authentication(self, tenants: Tenants) -> None:
+        """Every tenant's DKIM keys against DNS, once at start, by
+        ``[delivery] authentication``: under "enforce" serve does not start."""
+        from mailsflux.authcheck import Checker, key_identity
+        from mailsflux.delivery.relay import Relay
+
+        d = self.config.delivery
+        relay = Relay.parse(d.relay) if d.relay else None
+        checker = Checker()
+
+        def warn(message: str) -> None:
+            print(f"mailsflux serve: {message}", file=sys.stderr, flush=True)
+
+        for t in tenants:
+            for k in t.dkim:
+                if Path(k.key).exists():
+                    ident = key_identity(d, k, relay)
+                    await checker.enforce(
+                        ident, d.authentication, f"serve (tenant {t.name!r})", warn
+                    )
 
     async def _check_relay(self) -> None:
         """Say once at start when the relay cannot be reached; accept anyway."""
