@@ -30,6 +30,6 @@ def test_reserved_from_domain_is_not_checked(tmp_path: Path) -> None:
     assert len(handler.received) == 3
     notes = [ln for ln in proc.stderr.splitlines() if "reserved domain" in ln]
     assert notes == [
-        "mailsflux: sender.example is a reserved domain (RFC 2606/6761) that cannot publish"
-        " SPF, DKIM or DMARC records: outbound authentication not checked"
+        f"{job}: notice: sender.example is a reserved domain (RFC 2606/6761) that cannot"
+        " publish SPF, DKIM or DMARC records: outbound authentication not checked"
     ]

@@ -297,7 +297,7 @@ def _authenticate(args: argparse.Namespace, prepared: Prepared) -> bool:
     note = exemption(prepared.job)
     if note is not None:
         if not args.json:
-            print(f"mailsflux: {note}", file=sys.stderr)
+            print(f"{prepared.job.path}: notice: {note}", file=sys.stderr)
         return True
     # The local sink listens on loopback: SPF then falls to [delivery] source_ip.
     relay = Relay(host="127.0.0.1", port=25) if args.local_sink else None
