@@ -90,14 +90,11 @@ def _identity(args: argparse.Namespace) -> Any:
 
 
 def cmd_domains_check(args: argparse.Namespace) -> int:
-    from mailsflux.authcheck import DNSUnavailable, check, reserved
+    from mailsflux.authcheck import DNSUnavailable, check, reserved_notice
 
     ident = _identity(args)
-    if reserved(ident.from_domain):
-        note = (
-            f"{ident.from_domain} is a reserved domain (RFC 2606/6761): it cannot publish"
-            " SPF, DKIM or DMARC records, and jobs from it are not checked"
-        )
+    note = reserved_notice(ident.from_domain)
+    if note is not None:
         if args.json:
             print(msgspec.json.encode({"domain": ident.from_domain, "exempt": note}).decode())
         else:

@@ -33,6 +33,7 @@ from mailsflux.authcheck.policy import (
     job_identity,
     key_identity,
     refusal,
+    reserved_notice,
 )
 from mailsflux.authcheck.records import Record, organizational_domain, reserved
 
@@ -52,4 +53,5 @@ __all__ = [
     "organizational_domain",
     "refusal",
     "reserved",
+    "reserved_notice",
 ]

@@ -45,7 +45,11 @@ def from_domain(job: Job) -> str:
 
 def exemption(job: Job) -> str | None:
     """A one-line notice when the job's From domain is reserved, else None."""
-    domain = from_domain(job)
+    return reserved_notice(from_domain(job))
+
+
+def reserved_notice(domain: str) -> str | None:
+    """The one line said for a reserved ``domain``; None for any other."""
     if not reserved(domain):
         return None
     return (
@@ -172,4 +176,12 @@ class Checker:
             warn(f"outbound authentication: {finding.line()}")
 
 
-__all__ = ["Checker", "exemption", "from_domain", "job_identity", "key_identity", "refusal"]
+__all__ = [
+    "Checker",
+    "exemption",
+    "from_domain",
+    "job_identity",
+    "key_identity",
+    "refusal",
+    "reserved_notice",
+]
