@@ -30,6 +30,7 @@ from mailsflux.types import JobSummary, Problem
 
 if TYPE_CHECKING:
     from mailsflux.jobs import Prepared
+    from mailsflux.jobs.jobfile import Job
     from mailsflux.jobs.journal import Journal
 
 T = TypeVar("T")
@@ -288,31 +289,37 @@ AUTH_CHECKED_ENV = "MAILSFLUX_AUTH_CHECKED"
 
 def _authenticate(args: argparse.Namespace, prepared: Prepared) -> bool:
     """Check the job's SPF/DKIM/DMARC before its journal is opened (a refused
-    job leaves no trace in the spool), once for all worker processes; say
-    once when its domain is exempt. True when the check is done."""
-    from mailsflux.authcheck import Checker, exemption
-
+    job leaves no trace in the spool), once for all worker processes. True
+    when the check is done (the Engine then leaves it)."""
     if args.shard is not None:
         return os.environ.get(AUTH_CHECKED_ENV) == "1"
-    note = exemption(prepared.job)
-    if note is not None:
-        if not args.json:
-            print(f"{prepared.job.path}: notice: {note}", file=sys.stderr)
-        return True
     # The local sink listens on loopback: SPF then falls to [delivery] source_ip.
     relay = Relay(host="127.0.0.1", port=25) if args.local_sink else None
     relay = Relay.parse(args.relay) if args.relay else relay
-    problem = _print_problem_json if args.json else _print_problem
-
-    def warn(message: str) -> None:
-        problem(Problem(prepared.job.name, message, "warning"))
-
     try:
-        _run(Checker().job(prepared.job, relay, warn))
+        check_job(prepared.job, relay, json=args.json)
     except BaseException:
         prepared.close()
         raise
     return True
+
+
+def check_job(job: Job, relay: Relay | None, *, json: bool) -> None:
+    """The job's outbound authentication by its setting; a reserved From
+    domain gets its one notice line instead."""
+    from mailsflux.authcheck import Checker, exemption
+
+    note = exemption(job)
+    if note is not None:
+        if not json:
+            print(f"{job.path}: notice: {note}", file=sys.stderr)
+        return
+    problem = _print_problem_json if json else _print_problem
+
+    def warn(message: str) -> None:
+        problem(Problem(job.name, message, "warning"))
+
+    _run(Checker().job(job, relay, warn))
 
 
 def _journal(args: argparse.Namespace, prepared: Prepared) -> Journal | None:
