@@ -568,6 +568,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from mailsflux.jobs import validate
 
     problems = validate(args.job)
+    if not any(p.severity == "error" for p in problems):
+        problems += _validate_authentication(args.job)
     errors = sum(p.severity == "error" for p in problems)
     if args.json:
         doc = {
@@ -586,6 +588,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 1
     print(f"job is valid ({len(problems)} warning(s))")
     return 0
+
+
+def _validate_authentication(path: str) -> list[Problem]:
+    """What `send` would say of the job's SPF/DKIM/DMARC: an error each under
+    "enforce", a warning each under "warn"; nothing for a reserved domain
+    or a key not generated yet."""
+    from mailsflux.authcheck import Checker, exemption
+    from mailsflux.jobs.jobfile import load_job
+
+    job = load_job(path)
+    mode = job.spec.delivery.authentication
+    if mode == "off" or exemption(job) is not None or not job.key_path.exists():
+        return []
+    found: list[Problem] = []
+    try:
+        _run(Checker().job(job, None, lambda m: found.append(Problem(path, m, "warning"))))
+    except MailsfluxError as exc:
+        found += [Problem(path, line.strip(), "error") for line in exc.message.splitlines()[1:]]
+        found = found or [Problem(path, exc.message, "error")]
+    return found
 
 
 def cmd_keys_generate(args: argparse.Namespace) -> int:
