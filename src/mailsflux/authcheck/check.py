@@ -17,9 +17,9 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+from typing import TYPE_CHECKING
 
 import msgspec
-from dns.resolver import Resolver
 
 import mailsflux.authcheck.lookup as lookup
 from mailsflux.authcheck.records import (
@@ -32,6 +32,9 @@ from mailsflux.authcheck.records import (
     tags,
 )
 from mailsflux.dkim.keygen import dns_txt_record
+
+if TYPE_CHECKING:
+    from dns.resolver import Resolver
 
 
 class Identity(msgspec.Struct, frozen=True, kw_only=True):

@@ -15,14 +15,14 @@ import contextvars
 import functools
 import threading
 from collections.abc import Sequence
-from typing import Any
-
-import dns.exception
-import dns.nameserver
-import dns.rdatatype
-import dns.resolver
+from typing import TYPE_CHECKING, Any
 
 from mailsflux.errors import MailsfluxError
+
+# dnspython's resolver and pyspf are imported when a check runs: a job from
+# a reserved domain, or with the check off, never loads them.
+if TYPE_CHECKING:
+    import dns.resolver
 
 
 class DNSUnavailable(MailsfluxError):
@@ -34,6 +34,9 @@ class DNSUnavailable(MailsfluxError):
 def make_resolver(
     nameservers: Sequence[tuple[str, int]] | None, timeout: float = 3.0, lifetime: float = 8.0
 ) -> dns.resolver.Resolver:
+    import dns.nameserver
+    import dns.resolver
+
     if not nameservers:
         try:
             resolver = dns.resolver.Resolver(configure=True)
@@ -49,6 +52,9 @@ def make_resolver(
 
 def txt(resolver: dns.resolver.Resolver, name: str) -> list[str] | None:
     """The TXT strings of ``name``, each record's strings joined; None for NXDOMAIN."""
+    import dns.exception
+    import dns.resolver
+
     try:
         answer = resolver.resolve(name, "TXT", raise_on_no_answer=False, search=False)
     except dns.resolver.NXDOMAIN:
@@ -62,6 +68,9 @@ def txt(resolver: dns.resolver.Resolver, name: str) -> list[str] | None:
 
 def addresses(resolver: dns.resolver.Resolver, host: str) -> list[str]:
     """A and AAAA of ``host`` (empty when it has none)."""
+    import dns.exception
+    import dns.resolver
+
     found: list[str] = []
     for kind in ("A", "AAAA"):
         try:
@@ -76,6 +85,9 @@ def addresses(resolver: dns.resolver.Resolver, host: str) -> list[str]:
 
 
 def describe(exc: BaseException) -> str:
+    import dns.exception
+    import dns.resolver
+
     if isinstance(exc, dns.resolver.LifetimeTimeout | dns.exception.Timeout):
         return "no answer (timed out)"
     if isinstance(exc, dns.resolver.NoNameservers):
@@ -91,6 +103,8 @@ _install_lock = threading.Lock()
 
 def _lookup(name: str, qtype: str, strict: object = True, timeout: float = 20) -> list[Any]:
     """pyspf's DNS driver contract: ``[((name, type), data), ...]``; TempError on failure."""
+    import dns.exception
+    import dns.resolver
     import spf
 
     resolver = _current.get()
