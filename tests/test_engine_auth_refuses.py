@@ -34,7 +34,8 @@ def test_engine_submit_refuses(tmp_path: Path) -> None:
         )
 
         async def go() -> None:
-            async with Engine(config) as engine:
+            # Not checked on entering: the batch is what submit() checks.
+            async with Engine(config, check_authentication=False) as engine:
                 await engine.submit(batch)
 
         with pytest.raises(AuthenticationError) as caught:

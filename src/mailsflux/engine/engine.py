@@ -255,6 +255,7 @@ class Engine:
         on_result: ResultCallback | None = None,
         resolver: MXResolver | None = None,
         check_relay: bool = True,
+        check_authentication: bool = True,
     ) -> None:
         if config is None:
             config = Config()
@@ -278,6 +279,10 @@ class Engine:
         #: Off for a server that accepts into the spool whatever the relay's
         #: state: a relay it cannot reach then defers messages, not refuses them.
         self.check_relay = check_relay
+        #: SPF/DKIM/DMARC of each configured key's domain checked on entering
+        #: (``[delivery] authentication``); off where the caller checked them
+        #: (``serve`` does, per tenant, before its engines start).
+        self.check_authentication = check_authentication
         #: Results ``on_result`` raised on.
         self.callback_failures = 0
         self._entered = False
@@ -313,6 +318,8 @@ class Engine:
     async def __aenter__(self) -> Engine:
         if self._entered:
             raise ConfigError("this Engine is already entered")
+        if self.check_authentication:
+            await self._check_keys()
         tracking = tracking_config(self._base)
         view = None
         if tracking is not None:
@@ -579,6 +586,29 @@ class Engine:
                 with contextlib.suppress(Exception):
                     journal.release(rendered, f"not sent: {type(exc).__name__}")
             raise
+
+    async def _check_keys(self) -> None:
+        """Each DKIM key's domain (as the From domain of what it signs) by
+        ``[delivery] authentication``: under "enforce" the engine does not
+        start; warnings go to stderr."""
+        from mailsflux.authcheck import key_identity
+
+        d = self.config.delivery
+        try:
+            relay = Relay.parse(d.relay) if d.relay else None
+        except ValueError as exc:
+            raise ConfigError(str(exc), field="delivery.relay") from None
+        for key in self.config.dkim:
+            path = self.config.base_dir / key.key
+            if not path.exists():  # generate = true: made on first use
+                continue
+            spec = msgspec.structs.replace(key, key=str(path))
+            await self._auth.enforce(
+                key_identity(d, spec, relay),
+                d.authentication,
+                f"engine {self.config.name!r}",
+                lambda m: print(f"mailsflux: warning: {m}", file=sys.stderr, flush=True),
+            )
 
     async def submit(
         self,

@@ -78,7 +78,8 @@ class Server:
                 delivery=config.delivery,
                 regions={k: str(config.resolve(v)) for k, v in config.regions.items()},
                 fsync=config.fsync,
-                engine_options=self.engine_options,
+                # Checked here per tenant (below), not again by each engine.
+                engine_options={"check_authentication": False, **self.engine_options},
                 sole=True,
             )
             async with gateway:
