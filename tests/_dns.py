@@ -12,6 +12,9 @@ test gives as a plain dict and counts every query it receives::
         "slow.example": {"MX": DROP},          # MX queries get no answer at all
         "big.example": {TRUNCATE: True, "MX": ["10 mx1.example.com."]},  # TCP only
         "short.example": {"TTL": 5, "A": ["192.0.2.1"]},
+        "signed.example": {AD: True, "MX": ["10 mx.signed.example."]},  # "validated"
+        "_25._tcp.mx.signed.example": {AD: True, "TLSA": ["3 1 1 ab12..."]},
+        "_mta-sts.example.com": {"TXT": ['"v=STSv1; id=1"']},
     }
     with DNSServer(zone) as dns:
         resolver = MXResolver(nameservers=[dns.address])
@@ -21,7 +24,9 @@ test gives as a plain dict and counts every query it receives::
 A name missing from the zone is NXDOMAIN; a name present without the asked
 type is NODATA (NOERROR, empty answer). Negative answers carry the zone's SOA,
 so resolvers can cache them. CNAMEs are chased inside the zone. The zone may
-be changed while the server runs (``server.zone[...] = ...``).
+be changed while the server runs (``server.zone[...] = ...``). A name marked
+``AD`` is answered with the AD bit, as a validating resolver says an answer
+is DNSSEC-secure (RFC 4035 3.2.3); nothing else ever carries it.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ DROP = "DROP"
 #: Per name, as a key set to True: UDP answers come with TC=1 and no
 #: records (the resolver retries over TCP), TCP answers are complete.
 TRUNCATE = "TRUNCATE"
+#: Per name, as a key set to True: answers carry the AD bit (DNSSEC-validated).
+AD = "AD"
 
 _SPECIAL = (SERVFAIL, REFUSED, DROP)
 _SOA = "ns.test. hostmaster.test. 1 3600 600 86400 {minimum}"
@@ -212,6 +219,9 @@ class DNSServer:
         elif behaviour == TRUNCATE:
             response.flags |= dns.flags.TC
             del response.answer[:]
+        entry = zone.get(qname)
+        if isinstance(entry, dict) and entry.get(AD) and behaviour is None:
+            response.flags |= dns.flags.AD
         return response.to_wire()
 
     def _fill(

@@ -37,6 +37,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def spawn_server(exe: str, port: int, where: str, *extra: str) -> subprocess.Popen[bytes]:
+    """A ``redis-server`` on loopback ``port``, no persistence, files in ``where``."""
+    args = ["--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    args += ["--appendonly", "no", "--dir", where, *extra]
+    return subprocess.Popen(
+        [exe, *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 class PrivateRedis:
     """A ``redis-server`` of our own on a free loopback port."""
 
@@ -56,23 +67,7 @@ class PrivateRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> PrivateRedis:
-        self.proc = subprocess.Popen(
-            [
-                self.exe,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self.dir,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.proc = spawn_server(self.exe, self.port, self.dir)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if answers(self.url):

@@ -25,6 +25,7 @@ import pytest
 
 from tests._bounces import write_tracking_config
 from tests._cli import run_cli
+from tests._events import read_events
 from tests._jobs import make_job
 
 DATA = Path(__file__).parent / "data" / "postfix"
@@ -134,7 +135,7 @@ def test_postfix_dsn_becomes_a_bounce_and_a_suppression(tmp_path: Path) -> None:
     assert "status=bounced" in out["maillog"] and "sender non-delivery notification" in out[
         "maillog"], out["maillog"]  # fmt: skip
     assert out["serve_rc"] == 143, out["serve_err"]
-    (event,) = [json.loads(line) for line in events.read_text().splitlines()]
+    (event,) = read_events(events, tmp_path / "data" / "events.keys")
     assert event["type"] == "bounced" and event["recipient"] == "nosuchuser@example.com"
     assert event["details"]["enhanced_status"] == "5.1.1" and event["job"] == "job"
     check = run_cli("suppression", "check", "nosuchuser@example.com", "--tracking", str(cfg))

@@ -6,12 +6,20 @@ from __future__ import annotations
 
 import json
 import mailbox
+import os
 import shutil
 from pathlib import Path
 
+from mailsflux.feedback.ingest import read_sources
+from mailsflux.spool import SpoolKeys
 from mailsflux.tracking.config import load_config
 from tests._bounces import DIR, DOMAIN, samples, write_tracking_config
 from tests._cli import run_cli
+from tests._events import read_events
+
+
+def _keys() -> SpoolKeys:
+    return SpoolKeys.load(Path(os.environ["MAILSFLUX_SPOOL"]) / "keys", create=False)
 
 
 def test_ingest_maildir_mbox_and_files(tmp_path: Path) -> None:
@@ -47,11 +55,18 @@ def test_ingest_maildir_mbox_and_files(tmp_path: Path) -> None:
         f"{n} reports: 19 bounces, 3 complaints, 2 auto-replies; "
         "25 events, 16 suppressed, 2 quarantined"
     )
-    assert sorted(p.read_bytes() for p in qdir.iterdir()) == sorted(
+    # Sealed (a report quotes people's mail); `bounces ingest` opens them again.
+    assert all(p.name.endswith(".eml.sealed") for p in qdir.iterdir())
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in qdir.iterdir())
+    assert sorted(data for _, data in read_sources(qdir.iterdir(), _keys())) == sorted(
         [garbage.read_bytes(), (DIR / "not-a-report.eml").read_bytes()]
     )
+    again = run_cli("bounces", "parse", "--json", *map(str, sorted(qdir.iterdir())))
+    assert again.returncode == 0, again.stderr
+    assert {json.loads(x)["kind"] for x in again.stdout.splitlines()} == {"not-a-report"}
     assert events.stat().st_mode & 0o777 == 0o600  # it names recipients
-    docs = [json.loads(line) for line in events.read_text().splitlines()]
+    assert "quinn@example.com" not in events.read_text()  # sealed
+    docs = read_events(events)
     by_rcpt = {d["recipient"]: d for d in docs}
     # The forwarder named another address; the token names the one we mailed.
     quinn = by_rcpt["quinn@example.com"]

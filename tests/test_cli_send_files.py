@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mailsflux.dkim.keyfiles import ensure_key
 from tests._cli import run_cli
+from tests._events import read_events
 from tests._jobs import make_job, people
 
 
@@ -16,7 +17,9 @@ def test_event_log_is_private_and_complete(tmp_path: Path) -> None:
     proc = run_cli("send", str(job), "--local-sink", "-q", "--events", str(events))
     assert proc.returncode == 0, proc.stderr
     assert events.stat().st_mode & 0o777 == 0o600  # it names recipients
-    lines = [json.loads(x) for x in events.read_text().splitlines()]
+    raw = events.read_text()
+    assert not any(r[0] in raw for r in people(6))  # sealed: no address in clear
+    lines = read_events(events)
     assert sorted(e["recipient"] for e in lines) == sorted(r[0] for r in people(6))
     assert {e["type"] for e in lines} == {"delivered"}
     assert all("Subject" not in json.dumps(e) for e in lines)  # no message content

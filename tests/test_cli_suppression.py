@@ -35,26 +35,26 @@ def test_remove_makes_the_next_send_mail_it_again(tmp_path: Path) -> None:
         # Another spelling than the row's: one form everywhere.
         r = run_cli("suppression", "add", "gone@EXAMPLE.com.", "--reason", "complaint",
                     "--tracking", cfg)  # fmt: skip
-        assert (r.returncode, r.stdout) == (0, "gone@example.com: suppressed (complaint)\n")
+        assert (r.returncode, r.stdout) == (0, "g***@example.com: suppressed (complaint)\n")
 
         r = run_cli("suppression", "check", "GONE@example.com", "keep@example.com",
                     "--tracking", cfg)  # fmt: skip
         assert r.returncode == 1, r.stderr
         gone, keep = r.stdout.splitlines()
-        assert gone.startswith("gone@example.com: suppressed (complaint, 20")
-        assert keep == "keep@example.com: not suppressed"
+        assert gone.startswith("g***@example.com: suppressed (complaint, 20")
+        assert keep == "k***@example.com: not suppressed"  # masked by default
         assert (
             run_cli("suppression", "check", "keep@example.com", "--tracking", cfg).returncode == 0
         )
 
         r = run_cli("send", str(job), "-q")
         assert r.returncode == 0, r.stderr
-        assert "recipients.csv:3: warning: Gone@example.com: suppressed; row skipped" in r.stderr
+        assert "recipients.csv:3: warning: G***@example.com: suppressed; row skipped" in r.stderr
         assert _received(handler) == ["keep@example.com"]
 
         r = run_cli("suppression", "remove", "Gone@example.com", "--tracking", cfg)
         assert r.returncode == 0, r.stderr
-        assert r.stdout == "gone@example.com: removed; it will be mailed again\n"
+        assert r.stdout == "g***@example.com: removed; it will be mailed again\n"
         assert (
             run_cli("suppression", "check", "gone@example.com", "--tracking", cfg).returncode == 0
         )
@@ -80,10 +80,10 @@ def test_list_import_export(tmp_path: Path) -> None:
     )
     r = run_cli("suppression", "import", str(src), "--reason", "unsubscribe", "--tracking", cfg)
     assert r.returncode == 1  # a bad line, reported, the rest imported
-    assert r.stderr.splitlines() == [f"{src}:4: address 'three@@example.com': invalid local part"]
+    assert r.stderr.splitlines() == [f"{src}:4: address 't***@example.com': invalid local part"]
     assert r.stdout == "4 entries: 3 added, 0 already suppressed, 1 bad lines (reported above)\n"
 
-    r = run_cli("suppression", "list", "--json", "--tracking", cfg)
+    r = run_cli("--show-addresses", "suppression", "list", "--json", "--tracking", cfg)
     docs = [json.loads(line) for line in r.stdout.splitlines()]
     assert [(d["address"], d["reason"], d["list"]) for d in docs] == [
         ("one@example.com", "hard-bounce", ""),
@@ -91,14 +91,16 @@ def test_list_import_export(tmp_path: Path) -> None:
         ("four@example.com", "complaint", "welcome"),
     ]
     assert docs[2]["date"] == "2024-05-06T00:00:00Z"
-    r = run_cli("suppression", "list", "--reason", "hard-bounce", "--tracking", cfg)
+    r = run_cli(
+        "--show-addresses", "suppression", "list", "--reason", "hard-bounce", "--tracking", cfg
+    )
     assert r.returncode == 0 and r.stdout.split() == [
         docs[0]["date"],
         "hard-bounce",
         "one@example.com",
     ]
-    r = run_cli("suppression", "list", "--list", "welcome", "--tracking", cfg)
-    assert r.stdout.split()[1:] == ["complaint", "four@example.com", "list=welcome"]
+    r = run_cli("suppression", "list", "--list", "welcome", "--tracking", cfg)  # masked
+    assert r.stdout.split()[1:] == ["complaint", "f***@example.com", "list=welcome"]
 
     out = tmp_path / "out.csv"
     r = run_cli("suppression", "export", "--out", str(out), "--tracking", cfg)

@@ -16,22 +16,20 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 from mailsflux import __version__
-from mailsflux.benchmark.command import add_parser as add_bench_parser
-from mailsflux.cli_worker import add_parser as add_worker_parser
-from mailsflux.cli_worker import cmd_send_redis, redis_options
 from mailsflux.delivery.relay import Relay
 from mailsflux.dkim.keyfiles import txt_path_for
 from mailsflux.errors import ConfigError, DKIMError, MailsfluxError
-from mailsflux.feedback.cli_suppression import add_parser as add_suppression_parser
 from mailsflux.jobs.jobfile import DeliverySpec, check_ehlo_name
 from mailsflux.jobs.journal import count_bits
 from mailsflux.jobs.progress import Progress
-from mailsflux.types import JobSummary, Problem
+from mailsflux.jobs.tlsreport import count_lines, merge_counts
+from mailsflux.types import JobSummary, Problem, TLSCounts
 
 if TYPE_CHECKING:
     from mailsflux.jobs import Prepared
     from mailsflux.jobs.jobfile import Job
     from mailsflux.jobs.journal import Journal
+    from mailsflux.spool import SpoolKeys
 
 T = TypeVar("T")
 
@@ -138,6 +136,8 @@ def _print_summary(s: JobSummary, sink: dict[str, Any] | None, rows: int) -> Non
             print(f"    {d:<{width}}  {n}", file=out)
         if len(s.per_domain) > 20:
             print(f"    ... and {len(s.per_domain) - 20} more domains", file=out)
+    for line in count_lines(s.tls):
+        print(f"  {line}", file=out)
     if sink is not None:
         print(
             f"local sink received {sink.get('messages', 0)} messages, "
@@ -192,11 +192,9 @@ def _env_relay() -> str | None:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from mailsflux.delivery.sink import LocalSink
-    from mailsflux.engine import Config, Engine
-    from mailsflux.jobs.jobfile import SpoolSpec
-
     if args.redis:
+        from mailsflux.cli_worker import cmd_send_redis
+
         return cmd_send_redis(args)
     if args.relay is None:
         args.relay = _env_relay()
@@ -214,7 +212,10 @@ def cmd_send(args: argparse.Namespace) -> int:
         workers = cap
     checked = _authenticate(args, prepared)
     journal = _journal(args, prepared)
-    total = prepared.count_rows()
+    # A worker process (--shard, started quiet) shows no progress and reports
+    # JSON, so it needs no total: its parent counted the rows once. Counting
+    # is a whole pass over the file, a microsecond a row in every process.
+    total = prepared.count_rows() if args.shard is None or not args.quiet else 0
     if journal is not None and args.shard is None:
         journal.spool.set_total(journal.id, total)
     resumed = count_bits(prepared.settled) if prepared.settled is not None else 0
@@ -226,11 +227,19 @@ def cmd_send(args: argparse.Namespace) -> int:
             _end_journal(args, journal, bool(stop.signum))
             journal.spool.close()
         return code
+    # Imported only where the engine runs (one process, or a worker): the
+    # parent of worker processes never needs it.
+    from mailsflux.engine import Config, Engine
+    from mailsflux.jobs.jobfile import SpoolSpec
+
     relay = Relay.parse(args.relay) if args.relay else prepared.job.relay()
     if args.connections:
         d.connections = args.connections
     d.ehlo_name = args.ehlo_name or d.ehlo_name
-    events = _open_events(args.events) if args.events else None
+    events = None
+    if args.events:
+        keys = None if args.events_plain else _job_keys(prepared.job)
+        events = _open_events(args.events, keys)
     progress = None if args.quiet or args.json else Progress(rows)
     shard = args.shard or (0, 1)
 
@@ -261,6 +270,10 @@ def cmd_send(args: argparse.Namespace) -> int:
         stop.install()
         try:
             if args.local_sink:
+                # Imported here: the sink is aiosmtpd (tens of ms), and every
+                # worker process of a job runs this function.
+                from mailsflux.delivery.sink import LocalSink
+
                 async with LocalSink(save=args.sink_save) as sink:
                     s = await deliver(Relay(host=sink.host, port=sink.port, tls="none"))
                 return s, sink.tally
@@ -370,14 +383,24 @@ def _end_journal(args: argparse.Namespace, journal: Journal, interrupted: bool) 
         )
 
 
-def _open_events(path: str) -> IO[bytes]:
-    """The event log: it names recipients, so only its owner may read it (0600).
+def _open_events(path: str, keys: SpoolKeys | None) -> IO[bytes]:
+    """The event log: owner-only (0600), its personal fields sealed with
+    ``keys`` (None: plain, only with ``--events-plain``). Unbuffered: each
+    event is one write() to an O_APPEND file, so the lines of several
+    worker processes never interleave."""
+    from mailsflux.sealedlines import open_append
 
-    Unbuffered: each event is one write() to an O_APPEND file, so the lines
-    of several worker processes never interleave.
-    """
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    return os.fdopen(fd, "ab", buffering=0)
+    return open_append(path, keys)
+
+
+def _job_keys(job: Job) -> SpoolKeys:
+    """The job spool's key ring (its file made when missing): events files are
+    sealed with it even when the job keeps no spool."""
+    from mailsflux.jobs.journal import spool_dir
+    from mailsflux.spool import SpoolKeys
+
+    s = job.spec.spool
+    return SpoolKeys.load(job.resolve(s.key_file) if s.key_file else spool_dir(job) / "keys")
 
 
 def _local_worker_cap(d: DeliverySpec) -> int:
@@ -402,8 +425,6 @@ def _send_parallel(
     """Run the job in ``workers`` processes, each taking every N-th row."""
     import time
 
-    from mailsflux.delivery.sink import LocalSink
-
     async def child(i: int, relay: str | None) -> dict[str, Any]:
         # A worker reports its summary as JSON on stdout (--shard); its problems
         # go to the shared stderr in the format asked of the parent.
@@ -418,7 +439,7 @@ def _send_parallel(
         if args.ehlo_name:
             cmd += ["--ehlo-name", args.ehlo_name]
         if args.events:
-            cmd += ["--events", args.events]
+            cmd += ["--events", args.events] + (["--events-plain"] if args.events_plain else [])
         if args.no_spool:
             cmd += ["--no-spool"]
         proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, env=env)
@@ -440,6 +461,8 @@ def _send_parallel(
         stop.install()
         try:
             if args.local_sink:
+                from mailsflux.delivery.sink import LocalSink
+
                 async with LocalSink(save=args.sink_save) as sink:
                     url = f"smtp+plain://{sink.host}:{sink.port}"
                     docs = await asyncio.gather(*(child(i, url) for i in range(workers)))
@@ -465,6 +488,7 @@ def _send_parallel(
         summary.record_error = summary.record_error or doc.get("record_error", "")
         for dom, n in doc["per_domain"].items():
             per_domain[dom] = per_domain.get(dom, 0) + n
+        merge_counts(summary.tls, msgspec.convert(doc.get("tls", {}), dict[str, TLSCounts]))
     summary.per_domain = dict(sorted(per_domain.items(), key=lambda kv: -kv[1]))
     if not args.json:
         print(f"{workers} worker processes", file=sys.stderr)
@@ -681,12 +705,24 @@ def _signing_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; ``only="send"``: the same with the ``send`` command
+    alone, for ``mailsflux send ...`` (every worker process of a job runs one):
+    building every command's options, and importing their modules, costs
+    tens of milliseconds a process."""
+    from mailsflux.cli_worker import redis_options
+
     ap = argparse.ArgumentParser(
         prog="mailsflux",
         description="Personalised, DKIM-signed mail delivered over SMTP.",
     )
     ap.add_argument("--version", action="version", version=f"mailsflux {__version__}")
+    ap.add_argument(
+        "--show-addresses",
+        action="store_true",
+        help="print addresses whole in problem lines, logs and listings (default: masked,"
+        " j***@example.com); also MAILSFLUX_SHOW_ADDRESSES=1",
+    )
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("send", help="run a batch job: render, sign and deliver every row")
@@ -728,7 +764,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="I/N",
         help="internal, set for worker processes: send only rows I modulo N, report as JSON",
     )
-    p.add_argument("--events", metavar="FILE", help="append delivery events to FILE (JSON lines)")
+    p.add_argument(
+        "--events",
+        metavar="FILE",
+        help="append delivery events to FILE (JSON lines; recipients and replies sealed with"
+        " the job spool's keys)",
+    )
+    p.add_argument(
+        "--events-plain",
+        action="store_true",
+        help="write --events FILE in the clear (recipients and replies readable by anyone who"
+        " can read the file): only when you need a plain export",
+    )
     p.add_argument(
         "--json",
         action="store_true",
@@ -747,6 +794,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     redis_options(p)
     p.set_defaults(func=cmd_send)
+    if only == "send":
+        return ap
 
     p = sub.add_parser("render", help="write finished messages as .eml files without sending")
     p.add_argument("job", help="job file (TOML)")
@@ -816,7 +865,10 @@ def build_parser() -> argparse.ArgumentParser:
     from mailsflux.cli_privacy import add_privacy_parser
 
     add_privacy_parser(sub)
+    from mailsflux.benchmark.command import add_parser as add_bench_parser
+    from mailsflux.cli_worker import add_parser as add_worker_parser
     from mailsflux.feedback.cli import add_parser as add_bounces
+    from mailsflux.feedback.cli_suppression import add_parser as add_suppression_parser
 
     add_bounces(sub)
     add_suppression_parser(sub)
@@ -835,7 +887,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mailsflux.tracking import main as track_main
 
         return track_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    # The send command alone when it is the one asked for (its --help, its
+    # errors and its options are the same as in the whole parser).
+    args = build_parser("send" if argv[:1] == ["send"] else None).parse_args(argv)
+    from mailsflux.masking import install
+
+    # Every line printed from here on has its addresses masked, unless asked;
+    # a command whose stdout is the data asked for (an export) keeps it whole.
+    install(show=args.show_addresses, stdout=not getattr(args, "raw_stdout", False))
     try:
         return int(args.func(args))
     except MailsfluxError as exc:

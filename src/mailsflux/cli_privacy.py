@@ -41,6 +41,27 @@ def _stores(args: argparse.Namespace) -> tuple[Any, list[tuple[str, Path]], Path
     return config, tenants, config.data_path
 
 
+def _events_files(args: argparse.Namespace) -> list[tuple[Path, Any]]:
+    """The events files to search, each with the keys that sealed it: the
+    server's own (the bounce listener's, under its data directory's events
+    key) and each ``--events FILE`` (``send --events``: the job-file spool's)."""
+    from mailsflux.sealedlines import EVENTS_KEY_FILE
+    from mailsflux.spool import SpoolKeys, default_spool_dir
+
+    config, _, _ = _stores(args)
+    out: list[tuple[Path, Any]] = []
+    b = config.bounces
+    server_keys = config.data_path / EVENTS_KEY_FILE
+    if b is not None and b.events and config.resolve(b.events).exists():
+        keys = SpoolKeys.load(server_keys, create=False) if server_keys.exists() else None
+        out.append((config.resolve(b.events), keys))
+    if args.events:
+        spool_keys = Path(args.spool or default_spool_dir()) / "keys"
+        keys = SpoolKeys.load(spool_keys, create=False) if spool_keys.exists() else None
+        out += [(Path(f), keys) for f in args.events if Path(f).exists()]
+    return out
+
+
 def cmd_privacy(args: argparse.Namespace) -> int:
     from mailsflux.gateway import TenantLog
     from mailsflux.spool import SQLiteSpool, default_spool_dir
@@ -51,6 +72,7 @@ def cmd_privacy(args: argparse.Namespace) -> int:
     erase = action == "erase"
 
     from mailsflux.gateway.privacy import matcher
+    from mailsflux.sealedlines import person
 
     match = matcher(key)
 
@@ -78,6 +100,11 @@ def cmd_privacy(args: argparse.Namespace) -> int:
             doc["tenants"][name] = {"spool": records, "events": msgspec.to_builtins(events)}
             counts[f"{name}.spool"] = len(records)
             counts[f"{name}.events"] = len(events)
+    if action != "object":
+        for path, keys in _events_files(args):
+            found = person(path, keys, match, erase=erase, correct=new)
+            doc.setdefault("events_files", {})[str(path)] = found
+            counts[f"events_file.{path.name}"] = len(found)
     if args.tracking:
         from mailsflux.tracking.config import load_config
 
@@ -129,8 +156,17 @@ def add_privacy_parser(sub: Any) -> None:
         q.add_argument("--data-dir", metavar="DIR", help="the server's data directory")
         q.add_argument("--tenant", metavar="T", help="only this tenant's data")
         q.add_argument("--spool", metavar="DIR", help="the job-file spool (default as for status)")
+        q.add_argument(
+            "--events",
+            action="append",
+            default=[],
+            metavar="FILE",
+            help="an events file (send --events: sealed with the --spool's keys) to search;"
+            " repeatable",
+        )
         if name == "export":
             q.add_argument("--out", metavar="FILE", help="write the JSON here (0600), not stdout")
+            q.set_defaults(raw_stdout=True)  # the document is the person's data, whole
         if name == "correct":
             q.add_argument("--to", required=True, metavar="NEW", help="the corrected address")
         if name == "object":

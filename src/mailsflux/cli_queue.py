@@ -274,7 +274,7 @@ def _status_doc(spool: SQLiteSpool, info: JobInfo) -> dict[str, Any]:
     rate = (settled - info.run_base) / elapsed if info.run_started else 0.0
     left = max(info.total - settled, 0) if info.total else None
     eta = left / rate if running and left is not None and rate > 0 else None
-    return {
+    doc: dict[str, Any] = {
         "id": info.id,
         "name": info.name,
         "source": info.source,
@@ -286,6 +286,13 @@ def _status_doc(spool: SQLiteSpool, info: JobInfo) -> dict[str, Any]:
         "next_attempt": spool.next_due(info.id),
         "per_domain": spool.per_domain(info.id),
     }
+    quarantined = getattr(spool, "quarantined", None)  # the spool in Redis keeps one
+    if quarantined is not None:
+        doc["quarantine"] = [
+            {"what": what, "since": when, "why": why, "first_row": first}
+            for what, (when, why, first) in sorted(quarantined(info.id).items())
+        ]
+    return doc
 
 
 def _print_status(d: dict[str, Any], *, detail: bool) -> None:
@@ -300,6 +307,8 @@ def _print_status(d: dict[str, Any], *, detail: bool) -> None:
     if d["next_attempt"]:
         line += f"; next retry {_when(d['next_attempt'])}"
     print(line)
+    for q in d.get("quarantine", ()):
+        print(f"  set aside: {q['what']} (from row {q['first_row']}): {q['why']}")
     if detail:
         doms = sorted(d["per_domain"].items(), key=lambda kv: -sum(kv[1].values()))
         width = max((len(k) for k, _ in doms), default=6)

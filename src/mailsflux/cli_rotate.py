@@ -1,8 +1,10 @@
 """``mailsflux keys rotate-store``: a new key for every store, values sealed again.
 
 Each tenant's key file gets a new key first (the old ones stay, so values
-not yet sealed again still open); its spool records and its log's
-recipients and details are then sealed under it. A running server goes on
+not yet sealed again still open); its spool records, its log's recipients
+and details, and its API jobs' waiting rows are then sealed under it. The
+server's events key (the bounce listener's events file) and, with
+``--events``, a ``send --events`` file go the same way. A running server goes on
 sending: it seals with the key it had until it meets the new key's id,
 then reads the key file again (or at its next start).
 """
@@ -17,7 +19,9 @@ from mailsflux.errors import ConfigError
 
 
 def _rotate_tenant(name: str, directory: Path) -> str:
+    from mailsflux.gateway.gateway import ROWS_FILE
     from mailsflux.gateway.log import TenantLog
+    from mailsflux.gateway.sealed import reseal_rows
     from mailsflux.spool import SQLiteSpool
 
     if not (directory / "spool" / "spool.db").exists():
@@ -25,14 +29,40 @@ def _rotate_tenant(name: str, directory: Path) -> str:
     with SQLiteSpool(directory / "spool") as spool:
         kid = spool.keys.rotate()
         records = spool.reseal()
-        events = 0
+        events = rows = 0
         if (directory / "log.db").exists():
             log = TenantLog(directory / "log.db", spool.keys, name)
             try:
                 events = log.reseal()
+                # API jobs' rows waiting to be handed on; one still being
+                # written is left (its writer appends to the file it opened).
+                for path in sorted(directory.glob(f"jobs/*/{ROWS_FILE}")):
+                    job = log.job(path.parent.name)
+                    if job is not None and job.state != "writing":
+                        rows += reseal_rows(path, path.parent.name, spool.keys)
             finally:
                 log.close()
-    return f"tenant {name}: new key {kid}; {records} spool records and {events} events sealed again"
+    return (
+        f"tenant {name}: new key {kid}; {records} spool records, {events} events and"
+        f" {rows} API job rows sealed again"
+    )
+
+
+def _rotate_events(key_file: Path, files: list[Path], quarantine: Path | None) -> str:
+    """A new key in ``key_file``; the events files and quarantined reports
+    sealed with it sealed again."""
+    from mailsflux.feedback.ingest import reseal_quarantine
+    from mailsflux.sealedlines import reseal
+    from mailsflux.spool import SpoolKeys
+
+    keys = SpoolKeys.load(key_file)
+    kid = keys.rotate()
+    lines = sum(reseal(f, keys) for f in files if f.exists())
+    reports = reseal_quarantine(quarantine, keys) if quarantine and quarantine.is_dir() else 0
+    return (
+        f"events key {kid} ({key_file}); {lines} events lines and {reports} quarantined"
+        " reports sealed again"
+    )
 
 
 def cmd_rotate_store(args: argparse.Namespace) -> int:
@@ -43,6 +73,14 @@ def cmd_rotate_store(args: argparse.Namespace) -> int:
     server = bool(args.config or args.data_dir or args.tenant)
     if args.spool or not server:
         cmd_queue_rekey(argparse.Namespace(spool=args.spool, key_file=None, redis=None))
+        if args.events:
+            # Sealed with the job spool's keys (send --events): now under its new key.
+            from mailsflux.sealedlines import reseal
+            from mailsflux.spool import SpoolKeys, default_spool_dir
+
+            keys = SpoolKeys.load(Path(args.spool or default_spool_dir()) / "keys", create=False)
+            lines = sum(reseal(Path(f), keys) for f in args.events)
+            print(f"{lines} events lines sealed again")
     if not server:
         return 0
     config = ServerConfig.from_options(args.config, args.data_dir)
@@ -53,6 +91,13 @@ def cmd_rotate_store(args: argparse.Namespace) -> int:
             raise ConfigError(f"no tenant {args.tenant!r} in the server config", field="--tenant")
     for t in tenants:
         print(_rotate_tenant(t.name, tenant_dir(t, config.data_path, config.regions)))
+    from mailsflux.sealedlines import EVENTS_KEY_FILE
+
+    events_keys = config.data_path / EVENTS_KEY_FILE
+    if events_keys.exists():
+        b = config.bounces
+        files = [config.resolve(b.events)] if b is not None and b.events else []
+        print(_rotate_events(events_keys, files, config.quarantine_dir()))
     print("a running server learns the new keys when it first meets one, or at its next start")
     return 0
 
@@ -69,5 +114,13 @@ def add_rotate_parser(ksub: Any) -> None:
         "--spool",
         metavar="DIR",
         help="the job-file spool too (alone, without server options: the default one)",
+    )
+    p.add_argument(
+        "--events",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="an events file of send --events (sealed with the job-file spool's keys) to seal"
+        " again; repeatable",
     )
     p.set_defaults(func=cmd_rotate_store)

@@ -127,7 +127,14 @@ def add_key_parsers(ksub: Any) -> None:
 
 def cmd_retention_run(args: argparse.Namespace) -> int:
     """Sweep once: the job-file spool and every tenant's data."""
-    from mailsflux.gateway import TenantLog, add_counts, sweep_spool, sweep_tenant
+    from mailsflux.gateway import (
+        TenantLog,
+        add_counts,
+        sweep_events_files,
+        sweep_quarantine,
+        sweep_spool,
+        sweep_tenant,
+    )
     from mailsflux.gateway.gateway import tenant_dir
     from mailsflux.server import ServerConfig
     from mailsflux.spool import default_spool_dir
@@ -137,6 +144,10 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
     spec = config.retention
     now = time.time() + args.days_ahead * 86400
     done = sweep_spool(Path(args.spool) if args.spool else default_spool_dir(), spec, now)
+    files = config.events_files() + [Path(f) for f in args.events]
+    add_counts(done, sweep_events_files(files, spec, now))
+    if (quarantine := config.quarantine_dir()) is not None:
+        add_counts(done, sweep_quarantine(quarantine, spec, now))
     regions = {k: str(config.resolve(v)) for k, v in config.regions.items()}
     from mailsflux.gateway import tenant_due
     from mailsflux.gateway.gateway import lock_dir
@@ -186,6 +197,13 @@ def add_retention_parser(sub: Any) -> None:
         default=0.0,
         metavar="N",
         help="sweep as if N days had passed (to see what a later sweep removes)",
+    )
+    r.add_argument(
+        "--events",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="also sweep this events file (send --events, bounces ingest --events); repeatable",
     )
     r.add_argument("--json", action="store_true", help="the counts as JSON")
     r.set_defaults(func=cmd_retention_run)

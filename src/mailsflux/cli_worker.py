@@ -45,10 +45,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     relay_url = args.relay or _env_relay()
     relay = Relay.parse(relay_url) if relay_url else None
     stop = _Stop()
-    events = _open_events(args.events) if args.events else None
     with open_redis_spool(args) as spool:
         # A host whose key file is not the others' says so now, not per batch.
         spool.check_keys()
+        events = None
+        if args.events:
+            events = _open_events(args.events, None if args.events_plain else spool.keys)
 
         async def go() -> None:
             stop.install()
@@ -161,7 +163,11 @@ def redis_options(p: argparse.ArgumentParser, *, required: bool = False) -> None
         "--redis",
         required=required,
         metavar="URL",
-        help="the spool in Redis: redis://[:password@]host:port/db (rediss:// for TLS)",
+        help=(
+            "the spool in Redis: redis://[:password@]host:port/db (rediss:// for TLS);"
+            " redis+cluster://host:port for a Cluster,"
+            " redis+sentinel://host:port[,host:port]/MASTER[/db] through Sentinel"
+        ),
     )
     p.add_argument(
         "--prefix", default=PREFIX, metavar="P", help=f"with --redis: key prefix ({PREFIX})"
@@ -194,7 +200,15 @@ def add_parser(sub: Any, relay_url: Any) -> None:
         help="override the jobs' relay (or MAILSFLUX_RELAY)",
     )
     p.add_argument(
-        "--events", metavar="FILE", help="append this worker's delivery events to FILE (JSON lines)"
+        "--events",
+        metavar="FILE",
+        help="append this worker's delivery events to FILE (JSON lines; recipients and replies"
+        " sealed with the spool's keys)",
+    )
+    p.add_argument(
+        "--events-plain",
+        action="store_true",
+        help="write --events FILE in the clear: only when you need a plain export",
     )
     p.add_argument(
         "--until-idle",

@@ -201,6 +201,13 @@ class NotFoundError(MailsfluxError, LookupError):
     permanent = True
 
 
+class PolicyError(MailsfluxError):
+    """An MTA-STS policy that could not be fetched or parsed (RFC 8461): the
+    cached one, if any, stays in force."""
+
+    permanent = False
+
+
 __all__ = [
     "AccessError",
     "AddressError",
@@ -217,6 +224,7 @@ __all__ = [
     "OutputError",
     "PermanentDeliveryError",
     "PermanentRoutingError",
+    "PolicyError",
     "RecipientError",
     "RoutingError",
     "SchedulerClosedError",

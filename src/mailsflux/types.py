@@ -71,6 +71,22 @@ class Problem(msgspec.Struct, frozen=True):
         return f"{self.where}: {self.severity}: {self.message}"
 
 
+class TLSCounts(msgspec.Struct):
+    """TLS-RPT-style counts (RFC 8460 4.4) of one destination domain's sessions.
+
+    ``policy`` is ``dane``, ``sts`` (MTA-STS enforce), ``sts-testing`` or
+    ``no-policy-found``; ``failures`` counts by RFC 8460 result type
+    (``starttls-not-supported``, ``certificate-host-mismatch``,
+    ``certificate-not-trusted``, ``certificate-expired``, ``tlsa-invalid``,
+    ``validation-failure``, ``sts-policy-fetch-error``, ...).
+    """
+
+    policy: str = "no-policy-found"
+    success: int = 0
+    failure: int = 0
+    failures: dict[str, int] = msgspec.field(default_factory=dict)
+
+
 class JobSummary(msgspec.Struct):
     """The final tally of a job."""
 
@@ -91,6 +107,9 @@ class JobSummary(msgspec.Struct):
     record_error: str = ""
     #: Rows an earlier, interrupted run of the job settled (not sent again).
     resumed: int = 0
+    #: Per destination domain with an MTA-STS or DANE policy: TLS sessions
+    #: that met it and failures by kind (direct MX delivery only).
+    tls: dict[str, TLSCounts] = msgspec.field(default_factory=dict)
 
     @property
     def rate(self) -> float:

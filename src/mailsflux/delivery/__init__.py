@@ -27,6 +27,13 @@ Slowing a site down when the receiver asks for it::
     shaper.effective_rate(site, base_rate, now)      # halved for 15 minutes
     shaper.suspended_until(site, now)
 
+Outbound TLS policy per destination domain (direct MX delivery): DANE
+TLSA records the resolver validated (AD bit), else MTA-STS, decide which MX
+hosts a domain's sessions may use and with what TLS::
+
+    scheduler.tls_policy = TLSPolicies(resolver, cache=spool_dir / "mta-sts.json")
+    scheduler.tls_policy.counts["example.com"]   # TLSCounts: sessions ok / failed by kind
+
 Failures to route raise :class:`PermanentRoutingError` (NXDOMAIN, null MX,
 no address) or :class:`TemporaryRoutingError` (SERVFAIL, timeout), both
 :class:`mailsflux.errors.DeliveryError` with ``domain`` and
@@ -79,6 +86,7 @@ from mailsflux.delivery.throttle import (
     ThrottleBackendError,
     Throttles,
 )
+from mailsflux.delivery.tlspolicy import DomainTLS, TLSPolicies
 
 if TYPE_CHECKING:
     from mailsflux.delivery.throttle_redis import RedisThrottles
@@ -92,6 +100,7 @@ __all__ = [
     "Classification",
     "Classifier",
     "ConcurrencySpec",
+    "DomainTLS",
     "Grant",
     "Lease",
     "Limit",
@@ -117,6 +126,7 @@ __all__ = [
     "Site",
     "SiteLimits",
     "TLSMode",
+    "TLSPolicies",
     "Target",
     "TemporaryRoutingError",
     "ThrottleBackendError",

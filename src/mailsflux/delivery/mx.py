@@ -21,6 +21,9 @@ IPv6 addresses, ready to connect to. Rules it follows:
   literal domain (``user@[192.0.2.1]``) goes straight to that address.
 - Unicode domains are IDNA-encoded; everything is keyed by the ASCII
   (``xn--``) form, lower case, without the trailing dot.
+- Queries ask for the AD bit; ``Route.secure`` says whether the resolver set
+  it on the MX answer (DANE needs a validated MX, RFC 7672 2.2.1), and
+  :meth:`MXResolver.query` serves the TXT and TLSA lookups of the TLS policy.
 
 Sites: domains whose MX host sets are equal share one queue, so gmail.com and
 googlemail.com are one site. The key is derived from the sorted host set
@@ -139,6 +142,9 @@ class Route(msgspec.Struct, frozen=True):
     ttl: float
     #: The configured site name (``site_names``) when one matched, else None.
     site_name: str | None = None
+    #: The resolver set the AD bit on the MX answer (DNSSEC validated): the
+    #: condition for DANE (RFC 7672 2.2.1).
+    secure: bool = False
 
     def targets(self, rng: random.Random | None = None) -> list[Target]:
         """Every (host, address) to try, in order: by preference, equal
@@ -455,7 +461,7 @@ class MXResolver:
 
         name = dns.name.from_text(domain, origin=dns.name.root)
         try:
-            rrset, ttl = await self._query(name, dns.rdatatype.MX)
+            rrset, ttl, secure = await self.query(name, dns.rdatatype.MX)
         except dns.resolver.NXDOMAIN as exc:
             raise _permanent(
                 f"domain {domain} does not exist (NXDOMAIN)", domain, "5.1.2", _negative_ttl(exc)
@@ -465,7 +471,8 @@ class MXResolver:
                 f"MX lookup for {domain} failed: {_describe(exc)}", domain, self.temporary_ttl
             ) from None
         if rrset is None or len(rrset) == 0:
-            return await self._implicit_route(domain, name, ttl)
+            route = await self._implicit_route(domain, name, ttl)
+            return msgspec.structs.replace(route, secure=secure)
         records = sorted(
             {(int(r.preference), r.exchange) for r in rrset},
             key=lambda pe: (pe[0], pe[1].to_text()),
@@ -509,7 +516,7 @@ class MXResolver:
                 _clamp(ttl, self.min_ttl, self.max_ttl),
             )
         hosts.sort(key=lambda mx: (mx.preference, mx.host))
-        return self._route(domain, "mx", tuple(hosts), ttl)
+        return msgspec.structs.replace(self._route(domain, "mx", tuple(hosts), ttl), secure=secure)
 
     async def _implicit_route(self, domain: str, name: dns.name.Name, mx_ttl: float) -> Route:
         addresses, ttl, status, why = await self._addresses(domain, name)
@@ -626,13 +633,26 @@ class MXResolver:
     async def _query(
         self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType
     ) -> tuple[dns.rrset.RRset | None, float]:
+        rrset, ttl, _ = await self.query(name, rdtype)
+        return rrset, ttl
+
+    async def query(
+        self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType
+    ) -> tuple[dns.rrset.RRset | None, float, bool]:
+        """One lookup through this resolver's servers: (records or None on
+        NODATA, TTL, whether the resolver set the AD bit). Raises dnspython's
+        errors (NXDOMAIN, timeouts); TXT and TLSA lookups of the TLS policy use it."""
+        import dns.flags
+
         answer = await self._dns().resolve(
             name, rdtype, raise_on_no_answer=False, search=False, lifetime=self.lifetime
         )
-        return answer.rrset, float(answer.chaining_result.minimum_ttl)
+        secure = bool(answer.response.flags & dns.flags.AD)
+        return answer.rrset, float(answer.chaining_result.minimum_ttl), secure
 
     def _dns(self) -> dns.asyncresolver.Resolver:
         import dns.asyncresolver
+        import dns.flags
         import dns.nameserver
 
         if self._resolver is None:
@@ -649,6 +669,9 @@ class MXResolver:
             resolver.lifetime = self.lifetime
             resolver.cache = None
             resolver.use_edns(0, 0, 1232)
+            # AD in the query asks a validating resolver to say whether the
+            # answer is DNSSEC-secure (RFC 6840 5.7): DANE needs to know.
+            resolver.flags = dns.flags.RD | dns.flags.AD
             self._resolver = resolver
         return self._resolver
 

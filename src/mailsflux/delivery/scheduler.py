@@ -46,9 +46,10 @@ from typing import Literal
 
 import msgspec
 
+from mailsflux._aio import wait_event
 from mailsflux.delivery.bounce import Category, Classification, classify
 from mailsflux.delivery.leases import LeaseKeeper
-from mailsflux.delivery.mx import MXResolver, Route, RoutingError
+from mailsflux.delivery.mx import MXResolver, Route, RoutingError, Target
 from mailsflux.delivery.shaping import Shaper
 from mailsflux.delivery.smtp import Outcome, Reply, SessionError, SMTPSession, TLSMode
 from mailsflux.delivery.throttle import (
@@ -59,6 +60,7 @@ from mailsflux.delivery.throttle import (
     RateSpec,
     Throttles,
 )
+from mailsflux.delivery.tlspolicy import DomainTLS, TLSPolicies
 from mailsflux.errors import (
     PermanentDeliveryError,
     SchedulerClosedError,
@@ -154,6 +156,8 @@ class _Site:
         #: Refusals of our own setup since the last delivery.
         self.own_faults = 0
         self.stopped: _Stopped | None = None
+        #: The domain's DANE or MTA-STS policy (a policy site holds one domain).
+        self.tls: DomainTLS | None = None
 
 
 class Scheduler:
@@ -199,6 +203,8 @@ class Scheduler:
         self.local_hostname = local_hostname or socket.getfqdn() or "localhost"
         #: Checks certificates where they are checked (a private CA: tls_ca).
         self.tls_context = tls_context
+        #: DANE and MTA-STS per destination domain (direct MX delivery).
+        self.tls_policy: TLSPolicies | None = None
         self.max_queued = max_queued
         self.idle_timeout = idle_timeout
         # How long a worker waits for a short queue to fill to a whole batch
@@ -361,11 +367,28 @@ class Scheduler:
             else:
                 self._defer(item, exc.code, exc.message)
             return
-        site = self._sites.get(route.site_key)
+        key = route.site_key
+        tls: DomainTLS | None = None
+        if self.tls_policy is not None and route.kind in ("mx", "implicit"):
+            tls = self.tls_policy.cached(route.domain)
+            if tls is None:
+                try:
+                    tls = await self.tls_policy.lookup(route)
+                except Exception as exc:  # a fault of ours: defer, never send unchecked
+                    self._defer(item, None, f"TLS policy lookup failed: {type(exc).__name__}")
+                    return
+            if tls.kind == "none":
+                tls = None
+            else:
+                # Its own queue: its sessions meet its policy, and are counted as its.
+                key = f"{route.site_key}|tls:{route.domain}"
+        site = self._sites.get(key)
         if site is None:
-            site = self._sites[route.site_key] = _Site(
-                route.site_key, route, self._limits_for(domain, route), self.lease_ttl
+            site = self._sites[key] = _Site(
+                key, route, self._limits_for(domain, route), self.lease_ttl
             )
+        if tls is not None:
+            site.tls = tls
         if site.stopped is not None:
             self._final_stopped(site, item)
             return
@@ -588,9 +611,7 @@ class Scheduler:
             if left <= 0:
                 return
             site.wake.clear()
-            try:
-                await asyncio.wait_for(site.wake.wait(), left)
-            except TimeoutError:
+            if not await wait_event(site.wake, left):
                 return
 
     async def _lease(self, site: _Site) -> Lease | None:
@@ -607,6 +628,29 @@ class Scheduler:
         last: TemporaryDeliveryError | None = None
         user, password = self.credentials or (None, None)
         tls: TLSMode = site.limits.tls
+        if site.tls is not None and self.tls_policy is not None:
+
+            async def open_(
+                target: Target,
+                mode: TLSMode,
+                ctx: ssl.SSLContext | None,
+                check: Callable[[ssl.SSLObject], str | None] | None,
+            ) -> SMTPSession:
+                return await SMTPSession.open(
+                    target.host,
+                    target.port,
+                    address=target.address,
+                    tls=mode,
+                    timeout=self.timeout,
+                    data_timeout=self.data_timeout,
+                    local_hostname=self.local_hostname,
+                    tls_context=ctx or self.tls_context,
+                    tls_check=check,
+                )
+
+            session = await self.tls_policy.connect(site.tls, site.route, open_, tls)
+            assert isinstance(session, SMTPSession)
+            return session
         for target in site.route.targets():
             try:
                 return await SMTPSession.open(
@@ -635,9 +679,7 @@ class Scheduler:
             if self._closing or site.stopped is not None:
                 return False
             site.wake.clear()
-            try:
-                await asyncio.wait_for(site.wake.wait(), self.idle_timeout)
-            except TimeoutError:
+            if not await wait_event(site.wake, self.idle_timeout):
                 return False
         return site.stopped is None
 

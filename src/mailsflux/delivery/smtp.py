@@ -310,6 +310,7 @@ class SMTPSession:
         local_hostname: str | None = None,
         tls_context: ssl.SSLContext | None = None,
         address: str | None = None,
+        tls_check: Callable[[ssl.SSLObject], str | None] | None = None,
     ) -> SMTPSession:
         """Connect, EHLO, STARTTLS as ``tls`` says, AUTH when given credentials.
 
@@ -325,6 +326,9 @@ class SMTPSession:
 
         ``address`` connects to that IP address while ``host`` stays the name
         the certificate must match (an MX host looked up by the scheduler).
+
+        ``tls_check`` judges the TLS peer once the handshake is done (DANE);
+        a reason it returns ends the session before any command is sent.
         """
 
         async def connected_socket() -> socket.socket:
@@ -372,6 +376,12 @@ class SMTPSession:
                     raise TemporaryDeliveryError(
                         f"{host}:{port} does not offer STARTTLS, and TLS is required"
                     )
+            if tls_check is not None:
+                obj = client.transport.get_extra_info("ssl_object") if client.transport else None
+                why = "no TLS session" if obj is None else tls_check(obj)
+                if why is not None:
+                    client.close()
+                    raise TemporaryDeliveryError(why)
             if username is not None and tls != "none":
                 refusal = _unsafe_for_credentials(client)
                 if refusal is not None:

@@ -38,6 +38,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import NoScriptError, RedisError
 
+from mailsflux._redis import async_client
 from mailsflux.delivery.throttle import (
     ConcurrencySpec,
     Grant,
@@ -199,7 +200,8 @@ class RedisThrottles:
         split: bool | None = None,
     ) -> None:
         if isinstance(url_or_client, str):
-            self.client: aioredis.Redis | RedisCluster = aioredis.Redis.from_url(
+            # One server, a Cluster or Sentinel's master, as the URL says.
+            self.client: aioredis.Redis | RedisCluster = async_client(
                 url_or_client,
                 socket_timeout=timeout,
                 socket_connect_timeout=timeout,

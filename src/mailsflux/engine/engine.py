@@ -55,6 +55,7 @@ from mailsflux.jobs.progress import Progress
 from mailsflux.jobs.rows import ProblemSink
 from mailsflux.jobs.run import Source, scheduler_for, send
 from mailsflux.jobs.suppression import Suppression, read_list
+from mailsflux.masking import log_text
 from mailsflux.spool import JobInfo
 from mailsflux.tracking.events import EventStore
 from mailsflux.tracking.tracker import Tracker
@@ -242,6 +243,10 @@ class Engine:
     be entered again after it was left; it must be entered to send. With
     ``check_relay`` (the default) the first send fails when the relay cannot
     be reached at all; without it, messages defer and wait in the spool.
+    With ``redis`` (a URL: one server, ``redis+cluster://`` or
+    ``redis+sentinel://``), ``submit()`` of a job file enqueues it for
+    ``mailsflux worker`` processes under ``redis_prefix`` (sealed with the
+    spool key file ``key_file``, the workers' one) and its handle follows it.
     """
 
     def __init__(
@@ -256,6 +261,9 @@ class Engine:
         resolver: MXResolver | None = None,
         check_relay: bool = True,
         check_authentication: bool = True,
+        redis: str | None = None,
+        redis_prefix: str = "mf",
+        key_file: str | Path | None = None,
     ) -> None:
         if config is None:
             config = Config()
@@ -283,6 +291,11 @@ class Engine:
         #: (``[delivery] authentication``); off where the caller checked them
         #: (``serve`` does, per tenant, before its engines start).
         self.check_authentication = check_authentication
+        #: With a Redis URL, ``submit()`` puts a job file's rows into the spool
+        #: in Redis for ``mailsflux worker`` processes and follows it (:mod:`.remote`).
+        self.redis = redis
+        self.redis_prefix = redis_prefix
+        self.key_file = key_file
         #: Results ``on_result`` raised on.
         self.callback_failures = 0
         self._entered = False
@@ -641,6 +654,29 @@ class Engine:
         it (a worker process whose parent checked the job).
         """
         self._check_entered()
+        if self.redis is not None:
+            from mailsflux.engine.remote import submit_to_redis
+
+            if not isinstance(job, (str, Path)):
+                raise ConfigError(
+                    "with redis=URL, submit() takes a job file: the workers on other hosts"
+                    " read its templates and key (a Batch is sent by this process only)"
+                )
+            handle = JobHandle(Path(job).stem, stop, keep_results)
+            if check_authentication:
+                # Before any row is in Redis: the workers take the job as it is.
+                loaded = await asyncio.to_thread(_load_signable, job)
+                warn_to = on_problem or handle.problems.append
+                await self._auth.job(
+                    loaded, None, lambda m: warn_to(Problem(loaded.name, m, "warning"))
+                )
+            self._jobs.add(handle)
+            try:
+                await submit_to_redis(self, handle, job, on_problem=on_problem)
+            except BaseException:
+                self._jobs.discard(handle)
+                raise
+            return handle
         owned = None
         source: Source
         if isinstance(job, Batch):
@@ -774,7 +810,7 @@ class Engine:
         if relay is not None and self.check_relay:
             note = await probe(relay, d.timeout, local_hostname=ehlo, tls_context=tls_context)
             if note is not None:
-                print(f"mailsflux: {note}", file=sys.stderr)
+                print(log_text(f"mailsflux: {note}"), file=sys.stderr)
         scheduler = scheduler_for(
             job,
             relay,
@@ -840,7 +876,7 @@ class Engine:
         try:
             self._suppress_bounce(r, self.config.name)
         except Exception as exc:  # a failing store must not fail delivery
-            print(f"mailsflux: cannot record a bounce: {exc}", file=sys.stderr)
+            print(log_text(f"mailsflux: cannot record a bounce: {exc}"), file=sys.stderr)
         self._emit(r)
 
     def _emit(self, r: DeliveryResult) -> None:
@@ -866,8 +902,10 @@ class Engine:
         self.callback_failures += 1
         if self.callback_failures == 1:
             print(
-                f"mailsflux: the result callback failed ({type(exc).__name__}: {exc});"
-                " outcomes stand, and are not repeated",
+                log_text(
+                    f"mailsflux: the result callback failed ({type(exc).__name__}: {exc});"
+                    " outcomes stand, and are not repeated"
+                ),
                 file=sys.stderr,
             )
 
@@ -971,6 +1009,15 @@ class Engine:
 
 
 __all__ = ["Engine", "JobHandle", "ResultCallback"]
+
+
+def _load_signable(path: str | Path) -> Job:
+    """The job file, its DKIM key generated if it asks for that (the check reads it)."""
+    from mailsflux.jobs.jobfile import load_job
+
+    job = load_job(path)
+    make_signer(job)
+    return job
 
 
 def _check_senders(allowed: Callable[[str], bool], *addresses: str) -> None:

@@ -17,6 +17,7 @@ from mailsflux.feedback.ingest import FeedbackError, Ingestor, IngestStats, read
 from mailsflux.feedback.listen import BounceListener
 from mailsflux.feedback.report import parse_report
 from mailsflux.feedback.verp import Verp
+from mailsflux.sealedlines import load_keys
 from mailsflux.tracking.config import TrackingConfig, load_config
 from mailsflux.tracking.events import EventStore
 
@@ -24,7 +25,7 @@ from mailsflux.tracking.events import EventStore
 def _parse(args: argparse.Namespace) -> int:
     out = sys.stdout
     rows: list[tuple[str, str, str, str, str, str, str]] = []
-    for name, data in read_sources(args.files):
+    for name, data in read_sources(args.files, load_keys(args.key_file)):
         report = parse_report(data)
         if args.json:
             out.write(msgspec.json.encode(report.to_json_doc(name)).decode() + "\n")
@@ -75,6 +76,8 @@ def _ingestor(args: argparse.Namespace) -> tuple[Ingestor, EventStore | None]:
             store=store,
             suppression_list=args.suppression_list,
             verp=verp,
+            keys=load_keys(args.key_file),
+            plain_events=args.events_plain,
         )
     except MailsfluxError:
         if store is not None:
@@ -93,7 +96,7 @@ def _print_stats(s: IngestStats) -> None:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    sources = read_sources(args.paths)
+    sources = read_sources(args.paths, load_keys(args.key_file))
     ingestor, store = _ingestor(args)
     try:
         with ingestor:
@@ -149,7 +152,20 @@ def _outputs(p: argparse.ArgumentParser) -> None:
         type=Path,
         default=Path("bounce-events.jsonl"),
         metavar="FILE",
-        help="append one JSON event per recipient here (default: ./bounce-events.jsonl)",
+        help="append one JSON event per recipient here (default: ./bounce-events.jsonl);"
+        " addresses sealed with the spool key file's keys",
+    )
+    p.add_argument(
+        "--key-file",
+        type=Path,
+        metavar="FILE",
+        help="the spool key file sealing --events and the quarantine, opening quarantined"
+        " reports given back (default: the default spool's keys)",
+    )
+    p.add_argument(
+        "--events-plain",
+        action="store_true",
+        help="write --events FILE in the clear: only when you need a plain export",
     )
     p.add_argument(
         "--tracking",
@@ -176,6 +192,12 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     q = bsub.add_parser("parse", help="say what each report is, per recipient")
     q.add_argument("files", nargs="+", metavar="FILE", help="message files, maildirs or mboxes")
     q.add_argument("--json", action="store_true", help="one JSON object per message")
+    q.add_argument(
+        "--key-file",
+        type=Path,
+        metavar="FILE",
+        help="opens quarantined reports (NAME.eml.sealed); default: the default spool's keys",
+    )
     q.set_defaults(func=_parse)
 
     q = bsub.add_parser("ingest", help="record reports as events and suppression entries")

@@ -251,7 +251,7 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     )
     _reason_option(q, "only entries with this reason", None)
     _list_option(q, "only entries of", None)
-    q.set_defaults(func=_export)
+    q.set_defaults(func=_export, raw_stdout=True)  # the export is the list, whole
 
 
 __all__ = ["add_parser"]

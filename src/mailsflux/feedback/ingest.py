@@ -5,13 +5,16 @@ maildir, an mbox, or the listener) and
 
 * appends one event per recipient to a JSONL file (``bounced``,
   ``deferred``, ``delivered``, ``complained``, ``auto_replied``), carrying
-  the message id, job and tenant when a VERP token names them;
+  the message id, job and tenant when a VERP token names them, its
+  personal fields sealed with ``keys`` (:mod:`mailsflux.sealedlines`);
 * suppresses hard bounces and complaints: in the tracking event store's
   suppression list (what :class:`mailsflux.jobs.Suppression` checks before
   every render and retry) and/or a plain list file (one address a line, the
   format ``[recipients] suppression_list`` reads);
 * copies every report it cannot use (``not-a-report``, or a bounce without a
-  recipient) into the quarantine folder, and counts it: nothing is dropped.
+  recipient) into the quarantine folder (sealed whole with ``keys``,
+  ``NAME.eml.sealed``: it quotes people's mail), and counts it: nothing is
+  dropped.
 
 When a report's return path is a genuine VERP address, the recipient we
 mailed is the token's, whatever the report calls it (a forwarder's final
@@ -35,6 +38,7 @@ from mailsflux.errors import MailsfluxError
 from mailsflux.events import Event, EventDetails, EventType, stream_id
 from mailsflux.feedback.report import Outcome, Report, parse_report
 from mailsflux.feedback.verp import Verp, VerpPayload
+from mailsflux.sealedlines import Sealer, open_append
 from mailsflux.tracking.events import EventStore
 
 
@@ -72,8 +76,11 @@ class Ingestor:
         store: EventStore | None = None,
         suppression_list: str | os.PathLike[str] | None = None,
         verp: Verp | None = None,
+        keys: Sealer | None = None,
+        plain_events: bool = False,
     ) -> None:
         self.quarantine = Path(quarantine)
+        self.keys = keys
         self.store = store
         self.verp = verp
         self.stats = IngestStats()
@@ -84,8 +91,9 @@ class Ingestor:
             # Reports and events name people: owner-only, like send --events.
             self.quarantine.mkdir(mode=0o700, parents=True, exist_ok=True)
             if events is not None:
-                fd = os.open(events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                self._events = os.fdopen(fd, "ab")
+                # Sealed (recipient, reported address, source) unless the
+                # user asked for a plain file.
+                self._events = open_append(events, None if plain_events else keys)
             if suppression_list is not None:
                 path = Path(suppression_list)
                 if path.exists():
@@ -182,8 +190,6 @@ class Ingestor:
                     job=token.job if token else "",
                     message_id=token.message_id if token else "",
                 )
-        if self._events is not None:
-            self._events.flush()
         return report
 
     def _suppress(self, address: str, *, reason: str, job: str, message_id: str) -> None:
@@ -203,8 +209,15 @@ class Ingestor:
     def _quarantine(self, data: bytes, source: str, note: str) -> None:
         digest = hashlib.sha256(data).hexdigest()[:16]
         name = f"{time.strftime('%Y%m%dT%H%M%S')}-{digest}.eml"
+        if self.keys is not None:
+            # A report names people and quotes their mail: sealed like the
+            # events (``bounces ingest`` opens it again with the same keys).
+            data = self.keys.seal(data, _quarantine_ctx(name))
+            name += SEALED_SUFFIX
         try:
-            (self.quarantine / name).write_bytes(data)
+            fd = os.open(self.quarantine / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
         except OSError as exc:
             raise FeedbackError(
                 f"cannot keep an unparsed report in quarantine: {exc}", file=source or None
@@ -221,8 +234,33 @@ def _looks_like_mbox(path: Path) -> bool:
         return fh.read(5) == b"From "
 
 
-def read_sources(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[str, bytes]]:
-    """``(name, bytes)`` of every message in files, maildirs and mboxes.
+SEALED_SUFFIX = ".sealed"
+
+
+def _quarantine_ctx(name: str) -> bytes:
+    return f"bounce-quarantine\x00{name}".encode()
+
+
+def reseal_quarantine(directory: Path, keys: Sealer) -> int:
+    """Seal every quarantined report again under the newest key (after a
+    rotation); returns how many."""
+    n = 0
+    for path in sorted(directory.glob(f"*{SEALED_SUFFIX}")):
+        ctx = _quarantine_ctx(path.name.removesuffix(SEALED_SUFFIX))
+        tmp = path.with_name(f".{path.name}.reseal")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(keys.seal(keys.open(path.read_bytes(), ctx), ctx))
+        os.replace(tmp, path)
+        n += 1
+    return n
+
+
+def read_sources(
+    paths: Iterable[str | os.PathLike[str]], keys: Sealer | None = None
+) -> Iterator[tuple[str, bytes]]:
+    """``(name, bytes)`` of every message in files, maildirs and mboxes (a
+    quarantined report, ``NAME.eml.sealed``, opened with ``keys``).
 
     Every path is checked now, before the first message is read, so a typo
     fails before anything is recorded.
@@ -241,14 +279,25 @@ def read_sources(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[str,
             raise FeedbackError("no such file", file=str(path)) from None
         except OSError as exc:
             raise FeedbackError(f"cannot read: {exc.strerror or exc}", file=str(path)) from None
+        if path.name.endswith(SEALED_SUFFIX):
+            if keys is None:
+                raise FeedbackError("a sealed report: give the key file", file=str(path))
+            kind = "sealed"
         checked.append((kind, path))
-    return _read(checked)
+    return _read(checked, keys)
 
 
-def _read(checked: list[tuple[str, Path]]) -> Iterator[tuple[str, bytes]]:
+def _read(checked: list[tuple[str, Path]], keys: Sealer | None) -> Iterator[tuple[str, bytes]]:
     for kind, path in checked:
         try:
-            if kind == "file":
+            if kind == "sealed":
+                assert keys is not None
+                name = path.name.removesuffix(SEALED_SUFFIX)
+                try:
+                    yield str(path), keys.open(path.read_bytes(), _quarantine_ctx(name))
+                except MailsfluxError as exc:
+                    raise FeedbackError(exc.message, file=str(path)) from None
+            elif kind == "file":
                 yield str(path), path.read_bytes()
             elif kind == "maildir":
                 for sub in ("new", "cur"):

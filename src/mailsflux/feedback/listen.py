@@ -10,17 +10,17 @@ ingest path (:class:`Ingestor`).
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Iterable
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from mailsflux import masking
 from mailsflux.compose import normalize_address
 from mailsflux.feedback.ingest import Ingestor
 from mailsflux.feedback.verp import Verp
 
-log = logging.getLogger("mailsflux.feedback")
+log = masking.logger("mailsflux.feedback")  # addresses masked in every record
 
 #: Largest report accepted (bytes): a DSN with the original attached.
 DATA_SIZE_LIMIT = 10 * 1024 * 1024

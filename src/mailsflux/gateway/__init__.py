@@ -12,6 +12,8 @@ from mailsflux.gateway.metrics import Metrics
 from mailsflux.gateway.retention import (
     RetentionSpec,
     add_counts,
+    sweep_events_files,
+    sweep_quarantine,
     sweep_spool,
     sweep_tenant,
     tenant_due,
@@ -26,6 +28,8 @@ __all__ = [
     "TenantLog",
     "add_counts",
     "request_digest",
+    "sweep_events_files",
+    "sweep_quarantine",
     "sweep_spool",
     "sweep_tenant",
     "tenant_due",

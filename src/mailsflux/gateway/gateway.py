@@ -36,6 +36,7 @@ from mailsflux.gateway.privacy import Action, address_key, audit, matcher
 from mailsflux.gateway.retention import RetentionSpec, add_counts, sweep_tenant, tenant_due
 from mailsflux.gateway.sealed import read_rows, write_rows
 from mailsflux.jobs.jobfile import DeliverySpec, SpoolSpec
+from mailsflux.masking import log_text
 from mailsflux.spool import SQLiteSpool
 from mailsflux.tenants import Principal, Tenant, Tenants
 from mailsflux.types import DeliveryResult
@@ -325,7 +326,7 @@ class Gateway:
         try:
             await self._feed_rows(state, job_id, job.next_row, _decode_template(job.template))
         except Exception as exc:  # a job that cannot go on is marked so, not lost silently
-            print(f"mailsflux: job {job_id} stopped: {exc}", file=sys.stderr)
+            print(log_text(f"mailsflux: job {job_id} stopped: {exc}"), file=sys.stderr)
             state.log.set_job_state(job_id, "failed")
 
     async def _feed_rows(self, state: _Tenant, job_id: str, done: int, template: Message) -> None:
@@ -401,7 +402,7 @@ class Gateway:
         try:
             state.log.flush()
         except Exception as exc:  # a full disk: the events stay buffered
-            print(f"mailsflux: cannot write events: {exc}", file=sys.stderr)
+            print(log_text(f"mailsflux: cannot write events: {exc}"), file=sys.stderr)
 
     # -- a person's rights --------------------------------------------------------
 

@@ -12,7 +12,6 @@ import getpass
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from typing import Literal
 from mailsflux._files import create_whole
 from mailsflux.compose import normalize_address, parse_address
 from mailsflux.errors import ConfigError, MailsfluxError
+from mailsflux.sealedlines import open_append
 
 Action = Literal["export", "erase", "correct", "object"]
 
@@ -55,9 +55,9 @@ def audit(folder: Path, action: str, key: str, counts: dict[str, int], by: str =
     mac = hmac.new(key_file.read_bytes(), key.encode(), hashlib.sha256).hexdigest()
     line = {"time": round(time.time(), 3), "action": action, "by": by or getpass.getuser(),
             "address_hmac": mac, "counts": counts}  # fmt: skip
-    fd = os.open(folder / "privacy-audit.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    with os.fdopen(fd, "a") as f:
-        f.write(json.dumps(line) + "\n")
+    # Nothing personal to seal; appended under the file's lock (retention rewrites it).
+    with open_append(folder / "privacy-audit.jsonl", None) as f:
+        f.write(json.dumps(line).encode() + b"\n")
 
 
 __all__ = ["Action", "address_key", "audit", "matcher"]

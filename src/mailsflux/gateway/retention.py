@@ -9,6 +9,10 @@
 - An API job's record: ``recipient_days`` after it ended (its rows went when
   it ended).
 - An idempotency answer: ``idempotency_hours`` (24).
+- An events file the project writes (JSON lines: the bounce listener's,
+  a ``send --events`` file given to ``retention run --events``, the
+  privacy audit): like an event, line by line, sealed or not.
+- A report in the bounce listener's quarantine: ``recipient_days``.
 
 The sweeps take the clock as an argument (``now``), so tests move time
 instead of waiting. ``mailsflux retention run`` sweeps once; ``serve``
@@ -22,10 +26,12 @@ from pathlib import Path
 
 import msgspec
 
+from mailsflux import sealedlines
 from mailsflux.gateway.log import TenantLog
 from mailsflux.spool import SQLiteSpool
 
 DAY = 86400.0
+AUDIT_FILE = "privacy-audit.jsonl"
 
 
 class RetentionSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -50,11 +56,40 @@ def sweep_spool(directory: Path, spec: RetentionSpec, now: float) -> dict[str, i
     return {"spool_anonymised": anonymised, "spool_deleted": deleted}
 
 
+def sweep_events_files(paths: list[Path], spec: RetentionSpec, now: float) -> dict[str, int]:
+    """Events files (JSON lines): old lines deleted, older personal fields dropped."""
+    out: dict[str, int] = {}
+    for path in paths:
+        if path.exists():
+            add_counts(
+                out,
+                sealedlines.sweep(
+                    path,
+                    events_before=now - spec.event_days * DAY,
+                    recipients_before=now - spec.recipient_days * DAY,
+                ),
+            )
+    return out
+
+
+def sweep_quarantine(directory: Path, spec: RetentionSpec, now: float) -> dict[str, int]:
+    """Reports kept because they could not be parsed name people: deleted
+    ``recipient_days`` after they came (their file's time)."""
+    n = 0
+    if directory.is_dir():
+        for f in directory.iterdir():
+            if f.is_file() and f.stat().st_mtime < now - spec.recipient_days * DAY:
+                f.unlink(missing_ok=True)
+                n += 1
+    return {"quarantine_deleted": n} if n else {}
+
+
 def sweep_tenant(
     directory: Path, log: TenantLog, spec: RetentionSpec, now: float
 ) -> dict[str, int]:
-    """A tenant's spool, log and API job folders."""
+    """A tenant's spool, log, API job folders and privacy audit."""
     out = sweep_spool(directory / "spool", spec, now)
+    add_counts(out, sweep_events_files([directory / AUDIT_FILE], spec, now))
     out |= log.sweep(
         events_before=now - spec.event_days * DAY,
         recipients_before=now - spec.recipient_days * DAY,
@@ -82,4 +117,13 @@ def add_counts(total: dict[str, int], part: dict[str, int]) -> dict[str, int]:
     return total
 
 
-__all__ = ["DAY", "RetentionSpec", "add_counts", "sweep_spool", "sweep_tenant", "tenant_due"]
+__all__ = [
+    "DAY",
+    "RetentionSpec",
+    "add_counts",
+    "sweep_events_files",
+    "sweep_quarantine",
+    "sweep_spool",
+    "sweep_tenant",
+    "tenant_due",
+]

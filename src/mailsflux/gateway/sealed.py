@@ -63,6 +63,16 @@ def read_rows(path: Path, job: str, keys: SpoolKeys, *, after: int = 0) -> Itera
                 yield keys.open(sealed, _ctx(job, n))
 
 
+def reseal_rows(path: Path, job: str, keys: SpoolKeys) -> int:
+    """Seal every row of ``path`` again under the newest key (after a
+    rotation), row numbers kept; the file is replaced whole, so a feeder
+    reading the old one goes on reading it (its key is still in the ring)."""
+    tmp = path.with_name(f".{path.name}.reseal")
+    n = write_rows(tmp, job, read_rows(path, job, keys), keys)
+    os.replace(tmp, path)
+    return n
+
+
 class Spill:
     """A file written encrypted (AES-256-CTR, a key only this object holds)."""
 

@@ -130,7 +130,14 @@ class DeliverySpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     lease_ttl: float = 120.0
     #: DNS servers for MX lookups and the authentication check ("ip" or
     #: "ip:port"); default: the system's.
+    #: DANE trusts what they say is DNSSEC-validated (the AD bit): name a
+    #: validating resolver on a path you trust (e.g. unbound on localhost).
     nameservers: list[str] = msgspec.field(default_factory=list)
+    #: Direct MX delivery only (a relay has its own TLS settings): honour
+    #: MTA-STS policies (RFC 8461; cached in the spool directory's
+    #: mta-sts.json) and DANE TLSA records (RFC 7672).
+    mta_sts: bool = True
+    dane: bool = True
     mx_port: int = 25
     #: SPF, DKIM and DMARC checked in DNS before a job starts: "enforce"
     #: refuses a job whose records fail, "warn" reports and sends, "off"

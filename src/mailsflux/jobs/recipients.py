@@ -71,6 +71,20 @@ class RecipientFile:
         return cols
 
     def __iter__(self) -> Iterator[Recipient | Problem]:
+        return self.rows()
+
+    def rows(self, shard: tuple[int, int] = (0, 1)) -> Iterator[Recipient | Problem]:
+        """Every row, as iterating does; with ``shard=(i, n)`` only those whose
+        line number is i modulo n (good rows and problems alike).
+
+        The other rows are still read for the duplicate check, which spans
+        the whole file (a worker process of a job must drop an address that
+        another worker's row already took), but only as far as that check
+        needs: no problem text, no variables, no :class:`Recipient`. Each
+        worker reads every row, so this halves what two workers spend on
+        the rows that are not theirs.
+        """
+        index, count = shard
         cols = self.columns
         ncols = len(cols)
         email_at = cols.index(self.email_column)
@@ -88,31 +102,54 @@ class RecipientFile:
                 except StopIteration:
                     return
                 except csv.Error as exc:
-                    yield Problem(f"{where_prefix}{start}", f"malformed CSV: {exc}; row skipped")
+                    if count == 1 or start % count == index:
+                        yield Problem(
+                            f"{where_prefix}{start}", f"malformed CSV: {exc}; row skipped"
+                        )
                     start = reader.line_num + 1
                     continue
                 row = start
                 start = reader.line_num + 1
                 if not fields or (len(fields) == 1 and not fields[0].strip()):
                     continue  # blank line
-                where = f"{where_prefix}{row}"
+                if count > 1 and row % count != index:
+                    # Another worker's row: only what decides whether its
+                    # address enters the duplicate check, in the same order.
+                    if len(fields) > ncols or _bad_utf8("".join(fields)) or len(fields) <= email_at:
+                        continue
+                    try:
+                        addr = parse_address(fields[email_at])
+                    except AddressError:
+                        continue
+                    seen.add(normalize_address(str(addr)))
+                    continue
                 if len(fields) > ncols:
-                    yield Problem(where, f"{len(fields)} fields but {ncols} columns; row skipped")
+                    yield Problem(
+                        f"{where_prefix}{row}",
+                        f"{len(fields)} fields but {ncols} columns; row skipped",
+                    )
                     continue
                 if _bad_utf8("".join(fields)):
-                    yield Problem(where, "row is not valid UTF-8; row skipped")
+                    yield Problem(f"{where_prefix}{row}", "row is not valid UTF-8; row skipped")
                     continue
                 if len(fields) <= email_at:
-                    yield Problem(where, f"field {self.email_column}: missing; row skipped")
+                    yield Problem(
+                        f"{where_prefix}{row}", f"field {self.email_column}: missing; row skipped"
+                    )
                     continue
                 try:
                     addr = parse_address(fields[email_at])
                 except AddressError as exc:
-                    yield Problem(where, f"field {self.email_column}: {exc.message}; row skipped")
+                    yield Problem(
+                        f"{where_prefix}{row}",
+                        f"field {self.email_column}: {exc.message}; row skipped",
+                    )
                     continue
                 email = str(addr)
                 if not seen.add(normalize_address(email)):
-                    yield Problem(where, f"duplicate address {email}; row skipped", "warning")
+                    yield Problem(
+                        f"{where_prefix}{row}", f"duplicate address {email}; row skipped", "warning"
+                    )
                     continue
                 # A short row lacks its last columns: those variables are absent,
                 # which the templates report as missing (or render empty).

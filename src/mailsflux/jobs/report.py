@@ -17,9 +17,13 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from mailsflux.errors import ConfigError
+from mailsflux.jobs.tlsreport import count_lines, load_counts
 from mailsflux.spool import JobInfo, SQLiteSpool
 from mailsflux.tracking.events import EventStore
+from mailsflux.types import TLSCounts
 
 OUTCOMES = ("delivered", "deferred", "bounced", "failed", "suppressed", "skipped", "pending")
 ENGAGEMENT = ("complained", "opened", "clicked", "unsubscribed")
@@ -61,6 +65,10 @@ def build(spool: SQLiteSpool, info: JobInfo, store: EventStore | None = None) ->
         "deferral_reasons": sorted(reasons.get("deferred", {}).items(), key=lambda kv: -kv[1]),
         "timeline": _timeline(spool.settled_times(info.id)),
         "engagement": store is not None,
+        # DANE / MTA-STS sessions per domain, TLS-RPT style (direct MX delivery).
+        "tls": msgspec.to_builtins(
+            load_counts(spool.directory, info.id) if isinstance(spool.directory, Path) else {}
+        ),
     }
 
 
@@ -120,6 +128,9 @@ def text(doc: dict[str, Any]) -> str:
         if doc[key]:
             out += ["", f"top {title}:"]
             out += [f"  {n:>8}  {why}" for why, n in doc[key][:10]]
+    tls = msgspec.convert(doc.get("tls", {}), dict[str, TLSCounts])
+    if tls:
+        out += ["", *count_lines(tls)]
     return "\n".join(out)
 
 

@@ -13,13 +13,6 @@ from mailsflux.types import Problem, Recipient, RenderedMessage
 ProblemSink = Callable[[Problem], None]
 
 
-def _row_of(item: Recipient | Problem) -> int:
-    if isinstance(item, Recipient):
-        return item.row
-    tail = item.where.rpartition(":")[2]
-    return int(tail) if tail.isdigit() else 0
-
-
 def _row_problem(path: Path, r: Recipient, exc: MailsfluxError) -> Problem:
     what = exc.message
     if exc.field and exc.field not in what:
@@ -36,11 +29,8 @@ def _rows(
 ) -> Iterator[Recipient]:
     """Each good, unsuppressed row of this shard; every other row is reported.
     Rows set in the ``settled`` bitmap (a resumed job's) are passed over."""
-    index, count = shard
     top = len(settled) << 3 if settled else 0
-    for item in rf:
-        if count > 1 and _row_of(item) % count != index:
-            continue
+    for item in rf.rows(shard):  # this shard's rows and problems only
         if top and isinstance(item, Recipient):
             n = item.row
             if n < top and settled[n >> 3] & (1 << (n & 7)):  # type: ignore[index]

@@ -14,6 +14,7 @@ import ssl
 import time
 from collections import Counter
 from collections.abc import AsyncIterable, Callable, Container, Iterable
+from pathlib import Path
 from typing import IO, Protocol
 
 import msgspec
@@ -24,14 +25,16 @@ from mailsflux.delivery.relay import Relay
 from mailsflux.delivery.scheduler import RetryPolicy, Scheduler, SiteLimits
 from mailsflux.delivery.smtp import TLSMode
 from mailsflux.delivery.throttle import LocalThrottles, Throttles
+from mailsflux.delivery.tlspolicy import TLSPolicies
 from mailsflux.errors import SpoolError
 from mailsflux.jobs.eventlog import EventLog
 from mailsflux.jobs.jobfile import Job, is_fqdn
-from mailsflux.jobs.journal import Journal
+from mailsflux.jobs.journal import Journal, spool_dir
 from mailsflux.jobs.problems import CappedProblems
 from mailsflux.jobs.progress import Progress
 from mailsflux.jobs.rows import ProblemSink
 from mailsflux.jobs.stoppable import run_until
+from mailsflux.jobs.tlsreport import add_counts
 from mailsflux.types import DeliveryResult, JobSummary, Problem, RenderedMessage
 
 
@@ -110,7 +113,7 @@ def scheduler_for(
         )
         for name, o in d.domains.items()
     }
-    return Scheduler(
+    scheduler = Scheduler(
         resolver,
         on_result,
         throttles=throttles,
@@ -132,6 +135,17 @@ def scheduler_for(
         local_hostname=ehlo_name,
         tls_context=tls_context,
     )
+    if relay is None and resolver.smarthost is None and (d.mta_sts or d.dane):
+        scheduler.tls_policy = TLSPolicies(
+            resolver,
+            mta_sts=d.mta_sts,
+            dane=d.dane,
+            verify=tls_context,
+            cache=spool_dir(job) / "mta-sts.json" if job.spec.spool.enabled else None,
+            # A policy fetch holds up the domain's first message: kept short.
+            timeout=min(d.timeout, 10.0),
+        )
+    return scheduler
 
 
 async def send(
@@ -305,6 +319,11 @@ async def send(
     summary.record_failures += scheduler.callback_failures
     summary.elapsed = time.perf_counter() - start
     summary.per_domain = dict(per_domain.most_common())
+    if scheduler.tls_policy is not None:
+        summary.tls = dict(sorted(scheduler.tls_policy.counts.items()))
+        directory = getattr(journal.spool, "directory", None) if journal is not None else None
+        if journal is not None and isinstance(directory, Path):
+            add_counts(directory, journal.info.id, summary.tls)
     if progress is not None:
         progress.finish(complete=not summary.interrupted)
     return summary

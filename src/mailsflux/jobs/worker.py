@@ -50,7 +50,7 @@ from mailsflux.jobs.recipients import RecipientFile
 from mailsflux.jobs.rows import ProblemSink, _row_problem
 from mailsflux.jobs.run import send
 from mailsflux.spool import JobInfo, Record
-from mailsflux.spool.redis_spool import RedisSpool
+from mailsflux.spool.redis_spool import UNREADABLE, RedisSpool
 from mailsflux.types import DeliveryResult, JobSummary, Problem, Recipient, RenderedMessage
 
 #: Rows in one stream entry: what a worker takes at once.
@@ -172,6 +172,22 @@ def progress_of(spool: RedisSpool, job: str) -> tuple[dict[str, int], bool]:
     return spool.counts(job), bool(end) and not left
 
 
+def result_of(rec: Record) -> DeliveryResult:
+    """A row's final record as the result a local send would have given."""
+    status: Any = rec.state
+    return DeliveryResult(
+        recipient=rec.recipient,
+        message_id=rec.message_id,
+        status=status,
+        code=rec.code,
+        enhanced_status=rec.enhanced_status,
+        reply=rec.reply,
+        attempts=rec.attempts,
+        row=rec.row,
+        category=rec.category,
+    )
+
+
 def summary_of(name: str, counts: dict[str, int], elapsed: float) -> JobSummary:
     s = JobSummary(job=name, elapsed=elapsed)
     s.sent = counts.get("delivered", 0)
@@ -188,19 +204,31 @@ async def follow(
     *,
     stop: asyncio.Event,
     on_progress: Callable[[int], None] | None = None,
+    on_records: Callable[[list[Record]], None] | None = None,
+    on_counts: Callable[[JobSummary], None] | None = None,
     poll: float = 0.5,
 ) -> JobSummary:
-    """Wait until every row of the job has a state (or ``stop``); its tally."""
+    """Wait until every row of the job has a state (or ``stop``); its tally.
+    ``on_records`` gets each row's record once it is final, ``on_counts`` the
+    tally so far, both at every poll."""
     start = time.time()
     done = False
     counts: dict[str, int] = {}
+    seen: set[int] = set()
     while not stop.is_set():
         try:
             counts, done = progress_of(spool, info.id)
+            if on_records is not None:
+                # After the counts: a row counted now is reported now or next time.
+                fresh = await asyncio.to_thread(spool.finals, info.id, seen)
+                if fresh:
+                    on_records(fresh)
         except SpoolError:
             pass  # Redis restarting: the workers pause too; try again
         if on_progress is not None:
             on_progress(sum(n for s, n in counts.items() if s != "pending"))
+        if on_counts is not None:
+            on_counts(summary_of(info.name, counts, time.time() - start))
         if done:
             break
         with contextlib.suppress(TimeoutError):
@@ -224,6 +252,9 @@ class StreamJournal(Journal):
         self.entry_of: dict[int, str] = {}
         self._unacked: list[str] = []
         self._retry: asyncio.TimerHandle | None = None
+        #: Set whenever results are written: a source waiting for its batches
+        #: to settle looks again at once instead of at its next poll.
+        self.progressed = asyncio.Event()
 
     def expect(self, entry: str, rows: Iterable[int]) -> None:
         left = set(rows)
@@ -242,6 +273,7 @@ class StreamJournal(Journal):
 
     def written(self, batch: Sequence[Record]) -> None:
         self.error = None
+        self.progressed.set()
         for rec in batch:
             entry = self.entry_of.pop(rec.row, None)
             if entry is not None:
@@ -362,9 +394,35 @@ class _StreamSource:
         if not fields:  # deleted meanwhile (acknowledged by its first holder)
             self._redis(lambda: c.xack(self.queue, GROUP, eid))
             return None
-        first = int(fields[b"first"])
-        plain = self.spool.keys.open(fields[b"rows"], _batch_ctx(self.jid, first))
-        return eid, _rows_dec.decode(plain)
+        try:
+            first = int(fields[b"first"])
+            return eid, _rows_dec.decode(
+                self.spool.keys.open(fields[b"rows"], _batch_ctx(self.jid, first))
+            )
+        except UNREADABLE as exc:
+            self._set_aside(eid, fields, exc)
+            return None
+
+    def _set_aside(self, eid: str, fields: dict[bytes, bytes], exc: Exception) -> None:
+        """A batch no worker can open (a key this host lacks, altered bytes)
+        would stop each worker that takes it, or be taken over forever: it is
+        kept, still sealed, in the job's quarantine and leaves the stream."""
+        why = str(exc) or type(exc).__name__
+        first = fields.get(b"first", b"0")
+        row = int(first) if first.isdigit() else 0
+        sealed = fields.get(b"rows", b"")
+
+        def move() -> bool:
+            self.spool.quarantine(self.jid, f"batch:{eid}", why, row, sealed)
+            c = self.spool.client
+            pipe = c.pipeline(transaction=True)
+            pipe.xack(self.queue, GROUP, eid)
+            pipe.xdel(self.queue, eid)
+            pipe.execute()
+            return True
+
+        if self._redis(move):  # Redis away: the entry stays pending, set aside later
+            self.note(f"job {self.jid}: batch {eid} (from row {row}) set aside: {why}")
 
     async def _renew(self) -> None:
         """Keep this worker's entries from looking abandoned while it works."""
@@ -422,7 +480,11 @@ class _StreamSource:
                     got = self._redis(lambda: progress_of(self.spool, self.jid))
                     if got is not None and got[1]:
                         return  # every batch settled; deferred ones come back when due
-                await asyncio.sleep(self.poll)
+                # Woken early when this worker's own results are written: its
+                # last batch settling is the usual reason there is news.
+                self.journal.progressed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.journal.progressed.wait(), self.poll)
         finally:
             renew.cancel()
 
@@ -608,8 +670,15 @@ async def run_worker(
                 forget_gone_consumers(spool, jid, idle=max(10 * lease, 600))
         if once and not tasks and not ready and not down:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), max(poll, 0.05) * 5)
+        # The next look: after a while, at a stop, or as soon as a job's task
+        # ends (an --until-idle worker then exits without waiting a tick).
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait(
+            [stopping, *tasks.values()],
+            timeout=max(poll, 0.05) * 5,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        stopping.cancel()
     if tasks:
         await asyncio.gather(*tasks.values(), return_exceptions=True)
 
@@ -623,6 +692,7 @@ __all__ = [
     "enqueue",
     "follow",
     "progress_of",
+    "result_of",
     "run_worker",
     "summary_of",
     "work_job",

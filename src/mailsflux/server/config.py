@@ -117,6 +117,19 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
         return Path(state) / "mailsflux" / "server"
 
+    def events_files(self) -> list[Path]:
+        """The JSON-lines files ``serve`` writes itself (swept like events):
+        the bounce listener's events and the privacy audit."""
+        out = [self.data_path / "privacy-audit.jsonl"]
+        if self.bounces is not None and self.bounces.events:
+            out.append(self.resolve(self.bounces.events))
+        return out
+
+    def quarantine_dir(self) -> Path | None:
+        """The bounce listener's quarantine (swept like addresses)."""
+        b = self.bounces
+        return self.resolve(b.quarantine) if b is not None and b.quarantine else None
+
     def check(self) -> None:
         """Every setting that can be wrong, checked before anything starts;
         errors name the config file."""

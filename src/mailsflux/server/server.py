@@ -23,7 +23,14 @@ from typing import Any
 from mailsflux._files import create_whole
 from mailsflux.api import ApiApp, MetricsApp
 from mailsflux.errors import ConfigError, MailsfluxError
-from mailsflux.gateway import Gateway, add_counts, sweep_spool, tenant_due
+from mailsflux.gateway import (
+    Gateway,
+    add_counts,
+    sweep_events_files,
+    sweep_quarantine,
+    sweep_spool,
+    tenant_due,
+)
 from mailsflux.gateway.gateway import lock_dir
 from mailsflux.server.config import ServerConfig, parse_listen
 from mailsflux.tenants import KeyStore, Tenants
@@ -118,8 +125,14 @@ class Server:
                         n for n in cancelled if tenant_due(cancelled, n, spec, time.time())
                     ]:
                         keys.forget_tenant(name)  # its data went with its folder
+                    now = time.time()
+                    files = self.config.events_files()
+                    add_counts(done, await asyncio.to_thread(sweep_events_files, files, spec, now))
+                    if (quarantine := self.config.quarantine_dir()) is not None:
+                        add_counts(
+                            done, await asyncio.to_thread(sweep_quarantine, quarantine, spec, now)
+                        )
                     if self.job_spool is not None:
-                        now = time.time()
                         add_counts(
                             done, await asyncio.to_thread(sweep_spool, self.job_spool, spec, now)
                         )
@@ -217,6 +230,7 @@ class Server:
     async def _bounces(self) -> AsyncIterator[None]:
         """The bounce domain's SMTP listener (``bounces listen``, inside serve)."""
         from mailsflux.feedback import BounceListener, Ingestor, Verp
+        from mailsflux.sealedlines import EVENTS_KEY_FILE, load_keys
         from mailsflux.tracking.config import load_config
 
         spec = self.config.bounces
@@ -234,6 +248,7 @@ class Server:
                 store=store,
                 suppression_list=r(spec.suppression_list) if spec.suppression_list else None,
                 verp=verp,
+                keys=load_keys(self.config.data_path / EVENTS_KEY_FILE),
             )
             with ingestor:
                 listener = BounceListener(ingestor, verp, spec.feedback_addresses)

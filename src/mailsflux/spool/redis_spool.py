@@ -14,6 +14,9 @@ one slot. Per job:
 ``seq``    row numbers for messages appended one at a time
 ``q``      the stream of recipient batches (consumer group ``w``), and
 ``enq``    the last row put into it, ``end`` once all are (:mod:`mailsflux.jobs.worker`)
+``quar``   hash what -> (when, why, first row, the sealed bytes): batches and
+           deferred messages that could not be opened (a key this host lacks,
+           altered bytes), set aside instead of stopping a worker or being retried
 
 and ``PREFIX:jobs``, the set of job ids, outside any job's slot.
 
@@ -37,8 +40,10 @@ from typing import Any, Final
 import msgspec
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
+from mailsflux._redis import sync_client
 from mailsflux.errors import SpoolError
 from mailsflux.spool.keys import SpoolKeys
 from mailsflux.spool.sqlite import CLAIM, _ctx
@@ -171,20 +176,31 @@ _meta_enc = msgspec.msgpack.Encoder()
 _meta_dec = msgspec.msgpack.Decoder(tuple[str, str, str, str | None])
 _msg_dec = msgspec.msgpack.Decoder(RenderedMessage)
 _info_dec = msgspec.json.Decoder(JobInfo)
-_PARTS: Final = ("info", "st", "rec", "n", "dom", "body", "due", "claim", "seq", "q", "enq", "end")
+_PARTS: Final = (
+    "info", "st", "rec", "n", "dom", "body", "due", "claim", "seq", "q", "enq", "end", "quar"
+)  # fmt: skip
+_quar_enc = msgspec.msgpack.Encoder()
+_quar_dec = msgspec.msgpack.Decoder(tuple[float, str, int, bytes])
+#: What cannot be opened: a key the ring lacks, a damaged or altered record.
+UNREADABLE: Final = (SpoolError, msgspec.DecodeError, KeyError, ValueError)
 
 
 def connect(url: str, *, timeout: float = 5.0) -> redis.Redis:
-    """A client for ``url`` with short timeouts and a few quick retries."""
+    """A client for ``url`` with short timeouts and a few quick retries: one
+    server, a Cluster or Sentinel's master, as the URL says (:mod:`mailsflux._redis`)."""
     try:
-        return redis.Redis.from_url(
+        client: redis.Redis = sync_client(
             url,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 3),
         )
+        return client
     except ValueError as exc:
         raise SpoolError(f"not a Redis URL: {exc}", field="--redis") from None
+    except (redis.RedisError, RedisClusterException, OSError) as exc:
+        # A Cluster client asks a node for the slots at once; the others connect later.
+        raise SpoolError(f"cannot reach Redis: {exc}", field="--redis") from None
 
 
 class RedisSpool:
@@ -344,7 +360,8 @@ class RedisSpool:
 
     def forget(self, job: str) -> None:
         pipe = self.client.pipeline(transaction=False)
-        pipe.delete(*(self.key(job, p) for p in _PARTS))
+        for p in _PARTS:  # one by one: a Cluster pipeline deletes one key a command
+            pipe.delete(self.key(job, p))
         pipe.srem(f"{self.prefix}:jobs", job)
         self._do("write", pipe.execute)
 
@@ -440,10 +457,37 @@ class RedisSpool:
             for row, st, blob, nxt, body in zip(rows, sts, recs, nexts, bodies, strict=True):
                 if st is None or blob is None or body is None:
                     continue  # settled by another process between the two reads
-                rec = self._record(j, row, st, blob, nxt)
-                msg = _msg_dec.decode(self.keys.open(body, _ctx(j, row, b"body")))
+                try:
+                    rec = self._record(j, row, st, blob, nxt)
+                    msg = _msg_dec.decode(self.keys.open(body, _ctx(j, row, b"body")))
+                except UNREADABLE as exc:
+                    self._set_aside_row(j, row, body, exc)
+                    continue
                 out.append(Spooled(job=j, record=rec, message=msg))
         return out
+
+    # -- quarantine -----------------------------------------------------------
+
+    def quarantine(self, job: str, what: str, why: str, first: int, sealed: bytes) -> None:
+        """Set ``sealed`` aside under ``what`` (still sealed: nothing is opened to keep it)."""
+        entry = _quar_enc.encode((time.time(), why, first, sealed))
+        self._do("write", self.client.hset, self.key(job, "quar"), what, entry)
+
+    def quarantined(self, job: str) -> dict[str, tuple[float, str, int]]:
+        """What was set aside: ``what`` -> (when, why, first row)."""
+        got = self._do("read", self.client.hgetall, self.key(job, "quar"))
+        out = {}
+        for what, entry in got.items():
+            when, why, first, _ = _quar_dec.decode(entry)
+            out[what.decode()] = (when, why, first)
+        return out
+
+    def _set_aside_row(self, job: str, row: int, body: bytes, exc: Exception) -> None:
+        """A deferred message that cannot be opened would come due again and
+        again: it is set aside and its row recorded failed (``dropped``)."""
+        self.quarantine(job, f"row:{row}", str(exc) or type(exc).__name__, row, body)
+        self._do("write", self.client.zrem, self.key(job, "claim"), row)
+        self.drop(job=job, rows=[row])
 
     def extend_claim(self, job: str, rows: Iterable[int], until: float) -> None:
         args = [repr(until), *rows]
@@ -491,6 +535,29 @@ class RedisSpool:
             for row, st, blob, nxt in zip(rows, sts, recs, nexts, strict=True)
             if st is not None and blob is not None
         ]
+
+    def finals(self, job: str, seen: set[int]) -> list[Record]:
+        """Rows with a final state not in ``seen`` (added to it), their records
+        opened; a record that cannot be opened is left out (its row counted)."""
+        got = self._do("read", self.client.hgetall, self.key(job, "st"))
+        rows = sorted(
+            r
+            for r, st in ((int(r), s.decode().partition(_US)[0]) for r, s in got.items())
+            if st in FINAL and r not in seen
+        )
+        out: list[Record] = []
+        for i in range(0, len(rows), 1000):
+            part = rows[i : i + 1000]
+            sts, recs, nexts = self._read(job, part, False)
+            for row, st, blob, nxt in zip(part, sts, recs, nexts, strict=True):
+                seen.add(row)
+                if st is None or blob is None:
+                    continue
+                try:
+                    out.append(self._record(job, row, st, blob, nxt))
+                except UNREADABLE:
+                    continue
+        return out
 
     def counts(self, job: str) -> dict[str, int]:
         got = self._do("read", self.client.hgetall, self.key(job, "n"))

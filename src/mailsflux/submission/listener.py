@@ -22,6 +22,7 @@ from aiosmtpd.smtp import (
     syntax,
 )
 
+from mailsflux import masking
 from mailsflux.compose import parse_address
 from mailsflux.delivery import LocalThrottles, RateSpec
 from mailsflux.errors import ConfigError, HeaderError, MailsfluxError
@@ -30,7 +31,7 @@ from mailsflux.submission.data import TOO_BIG, authors, read_data, simple_path
 from mailsflux.submission.settings import SubmissionSpec
 from mailsflux.tenants import KeyStore, Principal
 
-log = logging.getLogger("mailsflux.submission")
+log = masking.logger("mailsflux.submission")  # addresses masked in every record
 
 SEND_ROLE = "send"
 

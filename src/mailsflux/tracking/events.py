@@ -22,7 +22,6 @@ person's opt-out still holds.
 from __future__ import annotations
 
 import collections
-import logging
 import math
 import os
 import sqlite3
@@ -34,10 +33,11 @@ from typing import Any, Final, Literal
 
 import msgspec
 
+from mailsflux import masking
 from mailsflux.compose import normalize_address
 from mailsflux.tracking.pii import PersonalData
 
-log = logging.getLogger("mailsflux.tracking")
+log = masking.logger("mailsflux.tracking")  # addresses masked in every record
 
 #: ``unsubscribe``/``resubscribe``: everything this sender sends; ``-list``:
 #: one list (the event's job); ``objection``: to open and click tracking.

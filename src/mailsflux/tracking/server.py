@@ -37,13 +37,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
+from mailsflux import masking
 from mailsflux.tracking.events import EventStore, TrackEvent, TrackKind
 from mailsflux.tracking.machines import classify
 from mailsflux.tracking.pages import Locale, Pages, mask_address
@@ -54,7 +54,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-log = logging.getLogger("mailsflux.tracking")
+log = masking.logger("mailsflux.tracking")  # addresses masked in every record
 
 GIF: Final = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 #: Largest POST body read for an unsubscribe.

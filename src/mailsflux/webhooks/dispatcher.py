@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from mailsflux._aio import wait_event
 from mailsflux.events import Event
 from mailsflux.gateway import Gateway, TenantLog
 from mailsflux.tenants import WebhookSpec
@@ -80,8 +81,7 @@ class Dispatcher:
                 self._wake.clear()
                 events = self.log.events(after=after, limit=self.spec.batch_size)
                 if not events:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), _IDLE)
+                    await wait_event(self._wake, _IDLE)
                     continue
                 wanted = [e for e in events if not self.types or e.type in self.types]
                 if wanted:

@@ -1,0 +1,27 @@
+"""Waiting on an :class:`asyncio.Event` with a timeout, without losing a cancel.
+
+On Python 3.11 ``asyncio.wait_for(event.wait(), t)`` returns normally when the
+event is set in the same loop step as the waiting task is cancelled: the
+cancellation is swallowed (CPython gh-86296, fixed in 3.12 by rebuilding
+``wait_for`` on ``asyncio.timeout``). A loop around such a wait then never
+sees its cancel, and whoever awaits the task hangs: a ``serve`` stop did, when
+a webhook's news arrived as its dispatcher was cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+async def wait_event(event: asyncio.Event, timeout: float) -> bool:
+    """True once ``event`` is set, False after ``timeout`` seconds.
+
+    ``asyncio.timeout`` keeps a cancel that races the wake-up: it only turns
+    its own deadline into ``TimeoutError``.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True

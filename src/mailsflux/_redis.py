@@ -1,0 +1,91 @@
+"""Which Redis client a URL asks for: one server, a Cluster, or Sentinel's master.
+
+Shared by the spool (sync client) and the throttles (asyncio client), which
+are stages that may not import each other.
+
+- ``redis://``, ``rediss://``, ``unix://``: one server (redis-py's own URL form).
+- ``redis+cluster://[:password@]host:port`` (``rediss+cluster://`` for TLS),
+  or any ``redis://`` URL with ``?cluster=1``: a Redis Cluster, found from
+  that one node (``redis.cluster.RedisCluster``).
+- ``redis+sentinel://[:password@]host:port[,host:port...]/MASTER[/DB]``
+  (``rediss+sentinel://``): the master Sentinel names ``MASTER``, found again
+  after a failover (``redis.sentinel.Sentinel``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
+
+_TRUE: Final = {"1", "yes", "true", "on"}
+
+
+def kind(url: str) -> str:
+    """``cluster``, ``sentinel`` or ``single``."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme.endswith("+cluster"):
+        return "cluster"
+    if scheme.endswith("+sentinel"):
+        return "sentinel"
+    if parse_qs(parts.query).get("cluster", [""])[0].lower() in _TRUE:
+        return "cluster"
+    return "single"
+
+
+def _plain(url: str) -> str:
+    """The URL redis-py parses: the ``+cluster`` suffix and ``cluster=`` gone."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower().partition("+")[0]
+    query = {k: v for k, v in parse_qs(parts.query).items() if k != "cluster"}
+    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query, doseq=True), ""))
+
+
+def _sentinel_parts(url: str) -> tuple[list[tuple[str, int]], str, int, dict[str, Any]]:
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    hosts = []
+    for hp in netloc.split(","):
+        host, _, port = hp.rpartition(":")
+        hosts.append((host or hp, int(port) if port and host else 26379))
+    path = [p for p in parts.path.split("/") if p]
+    if not path:
+        raise ValueError("a redis+sentinel:// URL names the master: .../MASTER[/DB]")
+    db = int(path[1]) if len(path) > 1 else 0
+    kw: dict[str, Any] = {}
+    if parts.password:
+        kw["password"] = unquote(parts.password)
+    if parts.username:
+        kw["username"] = unquote(parts.username)
+    if parts.scheme.lower().startswith("rediss"):
+        kw["ssl"] = True
+    return hosts, path[0], db, kw
+
+
+def _client(url: str, single: Any, cluster: Any, sentinel: Any, options: dict[str, Any]) -> Any:
+    how = kind(url)
+    if how == "cluster":
+        return cluster.from_url(_plain(url), **options)
+    if how == "sentinel":
+        hosts, master, db, kw = _sentinel_parts(url)
+        watcher = sentinel(hosts, sentinel_kwargs=dict(options), **options, **kw)
+        return watcher.master_for(master, db=db)
+    return single.from_url(url, **options)
+
+
+def sync_client(url: str, **options: Any) -> Any:
+    """A blocking client for ``url`` (``options``: timeouts, retry)."""
+    import redis
+    from redis.cluster import RedisCluster
+    from redis.sentinel import Sentinel
+
+    return _client(url, redis.Redis, RedisCluster, Sentinel, options)
+
+
+def async_client(url: str, **options: Any) -> Any:
+    """An asyncio client for ``url`` (``options``: timeouts, retry)."""
+    import redis.asyncio as aioredis
+    from redis.asyncio.cluster import RedisCluster
+    from redis.asyncio.sentinel import Sentinel
+
+    return _client(url, aioredis.Redis, RedisCluster, Sentinel, options)
