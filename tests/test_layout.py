@@ -21,6 +21,7 @@ STAGES = (
     "feedback",
     "jobs",
     "letters",
+    "authcheck",
     "engine",
     "tenants",
     "gateway",
@@ -42,7 +43,19 @@ ALLOWED = {
     # Physical mail: templates (compose), sealed addresses (spool), the job
     # file's line finder (jobs).
     "letters": {"compose", "spool", "jobs"},
-    "engine": {"compose", "dkim", "tracking", "delivery", "spool", "feedback", "jobs", "letters"},
+    # SPF/DKIM/DMARC in DNS for a job: its key (dkim), relay and nameservers.
+    "authcheck": {"dkim", "delivery", "jobs"},
+    "engine": {
+        "compose",
+        "dkim",
+        "tracking",
+        "delivery",
+        "spool",
+        "feedback",
+        "jobs",
+        "letters",
+        "authcheck",
+    },
     "tenants": {"dkim", "jobs"},
     "gateway": {"compose", "engine", "jobs", "letters", "spool", "tenants"},
     "api": {"engine", "gateway", "letters", "tenants"},
@@ -51,6 +64,7 @@ ALLOWED = {
     "submission": {"compose", "delivery", "gateway", "tenants"},
     "webhooks": {"gateway", "tenants"},
     "server": {
+        "authcheck",
         "delivery",
         "engine",
         "jobs",
@@ -66,6 +80,7 @@ ALLOWED = {
     },
     # The harness measures every stage; nothing depends on it.
     "benchmark": {
+        "authcheck",
         "compose",
         "dkim",
         "tracking",

@@ -210,6 +210,7 @@ def cmd_send(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         workers = cap
+    checked = _authenticate(args, prepared)
     journal = _journal(args, prepared)
     # A worker process (--shard, started quiet) shows no progress and reports
     # JSON, so it needs no total: its parent counted the rows once. Counting
@@ -259,6 +260,7 @@ def cmd_send(args: argparse.Namespace) -> int:
                 hard_stop=stop.hard,
                 keep_results=False,
                 journal=journal,
+                check_authentication=not checked,
             )
             s = await handle.wait()
             s.resumed = resumed
@@ -291,6 +293,46 @@ def cmd_send(args: argparse.Namespace) -> int:
             _end_journal(args, journal, summary.interrupted)
         journal.spool.close()
     return code
+
+
+#: Set by a `send --workers N` parent for its workers: it checked the job's
+#: SPF/DKIM/DMARC once, so N processes do not ask DNS N times.
+AUTH_CHECKED_ENV = "MAILSFLUX_AUTH_CHECKED"
+
+
+def _authenticate(args: argparse.Namespace, prepared: Prepared) -> bool:
+    """Check the job's SPF/DKIM/DMARC before its journal is opened (a refused
+    job leaves no trace in the spool), once for all worker processes. True
+    when the check is done (the Engine then leaves it)."""
+    if args.shard is not None:
+        return os.environ.get(AUTH_CHECKED_ENV) == "1"
+    # The local sink listens on loopback: SPF then falls to [delivery] source_ip.
+    relay = Relay(host="127.0.0.1", port=25) if args.local_sink else None
+    relay = Relay.parse(args.relay) if args.relay else relay
+    try:
+        check_job(prepared.job, relay, json=args.json)
+    except BaseException:
+        prepared.close()
+        raise
+    return True
+
+
+def check_job(job: Job, relay: Relay | None, *, json: bool) -> None:
+    """The job's outbound authentication by its setting; a reserved From
+    domain gets its one notice line instead."""
+    from mailsflux.authcheck import Checker, exemption
+
+    note = exemption(job)
+    if note is not None:
+        if not json:
+            print(f"{job.path}: notice: {note}", file=sys.stderr)
+        return
+    problem = _print_problem_json if json else _print_problem
+
+    def warn(message: str) -> None:
+        problem(Problem(job.name, message, "warning"))
+
+    _run(Checker().job(job, relay, warn))
 
 
 def _journal(args: argparse.Namespace, prepared: Prepared) -> Journal | None:
@@ -389,6 +431,7 @@ def _send_parallel(
         cmd = [sys.executable, "-m", "mailsflux", "send", args.job, "-q"]
         cmd += ["--shard", f"{i}/{workers}"] + (["--json"] if args.json else [])
         env = {k: v for k, v in os.environ.items() if k != RELAY_ENV}
+        env[AUTH_CHECKED_ENV] = "1"  # checked once, by this process
         if relay:
             env[RELAY_ENV] = relay  # never in argv, where `ps` shows its password
         if args.connections:
@@ -549,6 +592,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from mailsflux.jobs import validate
 
     problems = validate(args.job)
+    if not any(p.severity == "error" for p in problems):
+        problems += _validate_authentication(args.job)
     errors = sum(p.severity == "error" for p in problems)
     if args.json:
         doc = {
@@ -567,6 +612,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 1
     print(f"job is valid ({len(problems)} warning(s))")
     return 0
+
+
+def _validate_authentication(path: str) -> list[Problem]:
+    """What `send` would say of the job's SPF/DKIM/DMARC: an error each under
+    "enforce", a warning each under "warn"; nothing for a reserved domain
+    or a key not generated yet."""
+    from mailsflux.authcheck import Checker, exemption
+    from mailsflux.jobs.jobfile import load_job
+
+    job = load_job(path)
+    mode = job.spec.delivery.authentication
+    if mode == "off" or exemption(job) is not None or not job.key_path.exists():
+        return []
+    found: list[Problem] = []
+    try:
+        _run(Checker().job(job, None, lambda m: found.append(Problem(path, m, "warning"))))
+    except MailsfluxError as exc:
+        found += [Problem(path, line.strip(), "error") for line in exc.message.splitlines()[1:]]
+        found = found or [Problem(path, exc.message, "error")]
+    return found
 
 
 def cmd_keys_generate(args: argparse.Namespace) -> int:
@@ -812,6 +877,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     add_suppression_parser(sub)
     add_bench_parser(sub)
     add_worker_parser(sub, _relay_url)
+    from mailsflux.cli_domains import add_domains_parser
+
+    add_domains_parser(sub)
     return ap
 
 

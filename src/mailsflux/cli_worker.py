@@ -81,7 +81,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_send_redis(args: argparse.Namespace) -> int:
     """Enqueue the job's rows in Redis and follow it until every row has a state."""
-    from mailsflux.cli import _announce_key, _print_problem, _print_problem_json, _run, _Stop
+    from mailsflux.cli import (
+        _announce_key,
+        _print_problem,
+        _print_problem_json,
+        _run,
+        _Stop,
+        check_job,
+    )
     from mailsflux.errors import ConfigError
     from mailsflux.jobs.jobfile import load_job
     from mailsflux.jobs.prepared import make_signer
@@ -99,6 +106,8 @@ def cmd_send_redis(args: argparse.Namespace) -> int:
     make_signer(job)  # the key the workers sign with exists before they look for it
     if new_key:
         _announce_key(job.key_path, job.spec.dkim.domain)
+    # Checked here, before any row is in Redis: workers take the job as it is.
+    check_job(job, None, json=args.json)
     report = _print_problem_json if args.json else _print_problem
     with open_redis_spool(args) as spool:
         info, total = enqueue(spool, job, on_problem=report, restart=args.restart)

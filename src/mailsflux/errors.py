@@ -115,6 +115,11 @@ class DKIMKeyError(DKIMError, ValueError):
     """A DKIM private key is missing, malformed or of the wrong kind."""
 
 
+class AuthenticationError(MailsfluxError):
+    """A job's SPF, DKIM or DMARC records fail its ``[delivery] authentication``
+    check (or DNS could not be asked): the job does not start."""
+
+
 class OutputError(MailsfluxError):
     """An output file or folder cannot be written; ``file`` names it."""
 

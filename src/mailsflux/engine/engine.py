@@ -26,6 +26,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 import msgspec
 
 from mailsflux._group import GroupCommit
+from mailsflux.authcheck import Checker
 from mailsflux.compose import Attachment as MimeAttachment
 from mailsflux.compose import parse_address, split_mailbox
 from mailsflux.delivery.mx import MXResolver
@@ -263,6 +264,7 @@ class Engine:
         on_result: ResultCallback | None = None,
         resolver: MXResolver | None = None,
         check_relay: bool = True,
+        check_authentication: bool = True,
         redis: str | None = None,
         redis_prefix: str = "mf",
         key_file: str | Path | None = None,
@@ -289,6 +291,10 @@ class Engine:
         #: Off for a server that accepts into the spool whatever the relay's
         #: state: a relay it cannot reach then defers messages, not refuses them.
         self.check_relay = check_relay
+        #: SPF/DKIM/DMARC of each configured key's domain checked on entering
+        #: (``[delivery] authentication``); off where the caller checked them
+        #: (``serve`` does, per tenant, before its engines start).
+        self.check_authentication = check_authentication
         #: With a Redis URL, ``submit()`` puts a job file's rows into the spool
         #: in Redis for ``mailsflux worker`` processes and follows it (:mod:`.remote`).
         self.redis = redis
@@ -321,12 +327,16 @@ class Engine:
         self._journal: Journal | None = None
         self._holding: GroupCommit[RenderedMessage, RenderedMessage] | None = None
         self._retrying: asyncio.Task[None] | None = None
+        #: SPF/DKIM/DMARC results of this engine's jobs, one lookup per identity.
+        self._auth = Checker()
 
     # -- lifecycle -------------------------------------------------------------
 
     async def __aenter__(self) -> Engine:
         if self._entered:
             raise ConfigError("this Engine is already entered")
+        if self.check_authentication:
+            await self._check_keys()
         tracking = tracking_config(self._base)
         view = None
         if tracking is not None:
@@ -594,6 +604,29 @@ class Engine:
                     journal.release(rendered, f"not sent: {type(exc).__name__}")
             raise
 
+    async def _check_keys(self) -> None:
+        """Each DKIM key's domain (as the From domain of what it signs) by
+        ``[delivery] authentication``: under "enforce" the engine does not
+        start; warnings go to stderr."""
+        from mailsflux.authcheck import key_identity
+
+        d = self.config.delivery
+        try:
+            relay = Relay.parse(d.relay) if d.relay else None
+        except ValueError as exc:
+            raise ConfigError(str(exc), field="delivery.relay") from None
+        for key in self.config.dkim:
+            path = self.config.base_dir / key.key
+            if not path.exists():  # generate = true: made on first use
+                continue
+            spec = msgspec.structs.replace(key, key=str(path))
+            await self._auth.enforce(
+                key_identity(d, spec, relay),
+                d.authentication,
+                f"engine {self.config.name!r}",
+                lambda m: print(f"mailsflux: warning: {m}", file=sys.stderr, flush=True),
+            )
+
     async def submit(
         self,
         job: str | Path | Batch | Prepared,
@@ -608,6 +641,7 @@ class Engine:
         journal: Journal | None = None,
         hard_stop: asyncio.Event | None = None,
         attempts: int | None = None,
+        check_authentication: bool = True,
     ) -> JobHandle:
         """Start a batch job: a job file (its own settings), or a :class:`Batch`
         (this engine's settings). Returns at once with the job's handle.
@@ -616,6 +650,12 @@ class Engine:
         ``cancel()``; ``keep_results=False`` keeps no results for
         ``async for`` (a big job nobody iterates). With a ``journal`` the
         job's results go to the spool (:func:`mailsflux.jobs.run.send`).
+
+        Before it starts, the job's SPF, DKIM and DMARC records are checked
+        per ``[delivery] authentication`` (:mod:`mailsflux.authcheck`): under
+        "enforce" a failure raises :class:`~mailsflux.errors.AuthenticationError`
+        naming the records to publish. ``check_authentication=False`` skips
+        it (a worker process whose parent checked the job).
         """
         self._check_entered()
         if self.redis is not None:
@@ -627,6 +667,13 @@ class Engine:
                     " read its templates and key (a Batch is sent by this process only)"
                 )
             handle = JobHandle(Path(job).stem, stop, keep_results)
+            if check_authentication:
+                # Before any row is in Redis: the workers take the job as it is.
+                loaded = await asyncio.to_thread(_load_signable, job)
+                warn_to = on_problem or handle.problems.append
+                await self._auth.job(
+                    loaded, None, lambda m: warn_to(Problem(loaded.name, m, "warning"))
+                )
             self._jobs.add(handle)
             try:
                 await submit_to_redis(self, handle, job, on_problem=on_problem)
@@ -645,9 +692,18 @@ class Engine:
             source = job
         else:
             source = owned = await asyncio.to_thread(Prepared.load, job)
+        relay_ = Relay.parse(relay) if isinstance(relay, str) else relay
         handle = JobHandle(source.job.name, stop, keep_results)
         problems = on_problem or handle.problems.append
-        relay_ = Relay.parse(relay) if isinstance(relay, str) else relay
+        if check_authentication:
+            try:
+                await self._auth.job(
+                    source.job, relay_, lambda m: problems(Problem(source.job.name, m, "warning"))
+                )
+            except BaseException:
+                if owned is not None:
+                    owned.close()
+                raise
 
         def on_result(r: DeliveryResult) -> None:
             if isinstance(job, Batch) and (job.template.tags or job.template.metadata):
@@ -996,6 +1052,15 @@ class Engine:
 
 
 __all__ = ["Engine", "JobHandle", "ResultCallback"]
+
+
+def _load_signable(path: str | Path) -> Job:
+    """The job file, its DKIM key generated if it asks for that (the check reads it)."""
+    from mailsflux.jobs.jobfile import load_job
+
+    job = load_job(path)
+    make_signer(job)
+    return job
 
 
 def _check_senders(allowed: Callable[[str], bool], *addresses: str) -> None:

@@ -128,7 +128,8 @@ class DeliverySpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: Seconds a shared connection lease lives unless renewed (a third of it
     #: apart): what a dead worker's connections stay taken for.
     lease_ttl: float = 120.0
-    #: DNS servers for MX lookups ("ip" or "ip:port"); default: the system's.
+    #: DNS servers for MX lookups and the authentication check ("ip" or
+    #: "ip:port"); default: the system's.
     #: DANE trusts what they say is DNSSEC-validated (the AD bit): name a
     #: validating resolver on a path you trust (e.g. unbound on localhost).
     nameservers: list[str] = msgspec.field(default_factory=list)
@@ -138,6 +139,13 @@ class DeliverySpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     mta_sts: bool = True
     dane: bool = True
     mx_port: int = 25
+    #: SPF, DKIM and DMARC checked in DNS before a job starts: "enforce"
+    #: refuses a job whose records fail, "warn" reports and sends, "off"
+    #: skips the lookups. Reserved From domains (example.com, *.test) are exempt.
+    authentication: Literal["enforce", "warn", "off"] = "enforce"
+    #: This host's public address as receivers see it, for the SPF check when
+    #: no public relay is used (direct MX delivery, or a relay on this host).
+    source_ip: str | None = None
     #: Worker processes, each with its own uvloop (0 = one per core). With
     #: "local" throttles each holds its share of every limit.
     workers: int = 1

@@ -36,7 +36,7 @@ from mailsflux.gateway import (
 from mailsflux.gateway.gateway import lock_dir
 from mailsflux.letters.jobfile import CarrierSpec
 from mailsflux.server.config import ServerConfig, parse_listen
-from mailsflux.tenants import KeyStore
+from mailsflux.tenants import KeyStore, Tenants
 from mailsflux.webhooks import webhooks
 
 
@@ -88,12 +88,15 @@ class Server:
                 delivery=config.delivery,
                 regions={k: str(config.resolve(v)) for k, v in config.regions.items()},
                 fsync=config.fsync,
-                engine_options=self.engine_options,
+                # Checked here per tenant (below), not again by each engine.
+                engine_options={"check_authentication": False, **self.engine_options},
                 sole=True,
                 letters=_letters(config),
             )
             async with gateway:
                 self.gateway = gateway
+                # After the gateway opened: keys with generate = true exist now.
+                await self._check_authentication(config.tenant_list())
                 async with contextlib.AsyncExitStack() as stack:
                     if config.http is not None:
                         await stack.enter_async_context(self._http(gateway, keys, data))
@@ -163,6 +166,27 @@ class Server:
 
         async with _in_background(loop()):
             yield
+
+    async def _check_authentication(self, tenants: Tenants) -> None:
+        """Every tenant's DKIM keys against DNS, once at start, by
+        ``[delivery] authentication``: under "enforce" serve does not start."""
+        from mailsflux.authcheck import Checker, key_identity
+        from mailsflux.delivery.relay import Relay
+
+        d = self.config.delivery
+        relay = Relay.parse(d.relay) if d.relay else None
+        checker = Checker()
+
+        def warn(message: str) -> None:
+            print(f"mailsflux serve: {message}", file=sys.stderr, flush=True)
+
+        for t in tenants:
+            for k in t.dkim:
+                if Path(k.key).exists():
+                    ident = key_identity(d, k, relay)
+                    await checker.enforce(
+                        ident, d.authentication, f"serve (tenant {t.name!r})", warn
+                    )
 
     async def _check_relay(self) -> None:
         """Say once at start when the relay cannot be reached; accept anyway."""

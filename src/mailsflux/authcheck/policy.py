@@ -1,0 +1,187 @@
+"""What a job's check means: enforce, warn or off, reserved-domain exemption, a cache.
+
+``[delivery] authentication``:
+
+- ``"enforce"`` (default): a job whose records fail does not start; the
+  error names each record to publish. DNS that does not answer refuses too.
+- ``"warn"``: the failures are reported as warnings and the job runs.
+- ``"off"``: no lookups at all.
+
+From domains reserved by RFC 2606 / RFC 6761 (example.com, *.test, ...)
+cannot publish records: their jobs are exempt (:func:`exemption` says so in
+one line) whatever the setting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import Callable
+from email.utils import parseaddr
+from pathlib import Path
+
+from mailsflux.authcheck.check import Identity, Report, check, identity
+from mailsflux.authcheck.lookup import DNSUnavailable
+from mailsflux.authcheck.records import reserved
+from mailsflux.delivery.mx import parse_host_port
+from mailsflux.delivery.relay import Relay
+from mailsflux.errors import AuthenticationError, ConfigError
+from mailsflux.jobs.jobfile import DeliverySpec, DKIMSpec, Job
+
+#: What the failing checks' warnings go to under "warn".
+Warn = Callable[[str], None]
+
+_SETTING = '[delivery] authentication = "warn" (or "off")'
+
+
+def from_domain(job: Job) -> str:
+    """The From header's domain; the DKIM domain when From is a template."""
+    _, address = parseaddr(job.spec.message.sender)
+    domain = address.rpartition("@")[2].strip().lower()
+    if not domain or "{" in domain:
+        return job.spec.dkim.domain.lower()
+    return domain
+
+
+def exemption(job: Job) -> str | None:
+    """A one-line notice when the job's From domain is reserved, else None."""
+    return reserved_notice(from_domain(job))
+
+
+def reserved_notice(domain: str) -> str | None:
+    """The one line said for a reserved ``domain``; None for any other."""
+    if not reserved(domain):
+        return None
+    return (
+        f"{domain} is a reserved domain (RFC 2606/6761) that cannot publish SPF, DKIM or"
+        " DMARC records: outbound authentication not checked"
+    )
+
+
+def job_identity(job: Job, relay: Relay | None) -> Identity:
+    """The job's sending identity: From, DKIM key, envelope domain, relay, DNS servers."""
+    tracking = job.spec.tracking
+    if relay is None:
+        relay = job.relay()
+    return _identity(
+        job.spec.delivery,
+        job.spec.dkim,
+        job.key_path,
+        relay,
+        from_domain=from_domain(job),
+        spf_domain=tracking.bounce_domain if tracking is not None else None,
+        where=str(job.path),
+    )
+
+
+def key_identity(delivery: DeliverySpec, dkim: DKIMSpec, relay: Relay | None) -> Identity:
+    """A server's sending identity for one DKIM key: mail From its domain."""
+    return _identity(delivery, dkim, Path(dkim.key), relay, from_domain=dkim.domain.lower())
+
+
+def _identity(
+    d: DeliverySpec,
+    dkim: DKIMSpec,
+    key_path: Path,
+    relay: Relay | None,
+    *,
+    from_domain: str,
+    spf_domain: str | None = None,
+    where: str | None = None,
+) -> Identity:
+    servers = tuple(
+        parse_host_port(n, 53, what="delivery.nameservers", bare_ipv6=True) for n in d.nameservers
+    )
+    if d.source_ip is not None:
+        try:
+            ipaddress.ip_address(d.source_ip)
+        except ValueError:
+            raise ConfigError(
+                f"delivery.source_ip {d.source_ip!r} is not an IP address",
+                file=where,
+                field="delivery.source_ip",
+            ) from None
+    try:
+        pem = key_path.read_bytes()
+    except OSError as exc:
+        raise AuthenticationError(
+            f"cannot read the DKIM key {key_path}: {exc.strerror}", field="dkim.key"
+        ) from None
+    return identity(
+        from_domain=from_domain,
+        dkim_domain=dkim.domain,
+        selector=dkim.selector,
+        key_pem=pem,
+        algorithm=dkim.algorithm,
+        spf_domain=spf_domain,
+        relay_host=relay.host if relay is not None else None,
+        source_ip=d.source_ip,
+        nameservers=servers,
+    )
+
+
+def refusal(what: str, report: Report) -> AuthenticationError:
+    lines = [
+        f"{what} not started: {report.domain} fails outbound authentication"
+        f" (publish the records below, or set {_SETTING}):"
+    ]
+    lines += [f"  {f.line()}" for f in report.failures()]
+    return AuthenticationError("\n".join(lines), field="delivery.authentication")
+
+
+class Checker:
+    """Checks identities once per run: the result is kept for the process's
+    life (a long-running server checks a changed key or relay anew)."""
+
+    def __init__(self) -> None:
+        self._reports: dict[Identity, Report] = {}
+        self._lock = asyncio.Lock()
+
+    async def report(self, ident: Identity) -> Report:
+        async with self._lock:
+            cached = self._reports.get(ident)
+            if cached is None:
+                cached = await asyncio.to_thread(check, ident)
+                self._reports[ident] = cached
+            return cached
+
+    async def job(self, job: Job, relay: Relay | None, warn: Warn) -> None:
+        """Enforce the job's setting: raise AuthenticationError, warn, or pass."""
+        mode = job.spec.delivery.authentication
+        if mode == "off" or exemption(job) is not None:
+            return
+        await self.enforce(job_identity(job, relay), mode, f"job {job.name!r}", warn)
+
+    async def enforce(self, ident: Identity, mode: str, what: str, warn: Warn) -> None:
+        """``mode`` for ``ident``: "enforce" raises AuthenticationError naming
+        the records, "warn" calls ``warn`` per failure, "off" does nothing."""
+        if mode == "off" or reserved(ident.from_domain):
+            return
+        try:
+            report = await self.report(ident)
+        except DNSUnavailable as exc:
+            message = (
+                f"cannot check outbound authentication of {ident.from_domain}:"
+                f" DNS unavailable ({exc.message}); set {_SETTING} to send without it"
+            )
+            if mode == "enforce":
+                raise AuthenticationError(message, field="delivery.authentication") from None
+            warn(message)
+            return
+        if report.ok:
+            return
+        if mode == "enforce":
+            raise refusal(what, report)
+        for finding in report.failures():
+            warn(f"outbound authentication: {finding.line()}")
+
+
+__all__ = [
+    "Checker",
+    "exemption",
+    "from_domain",
+    "job_identity",
+    "key_identity",
+    "refusal",
+    "reserved_notice",
+]
