@@ -8,7 +8,9 @@ directory. Only domain names and numbers: nothing personal.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -49,14 +51,22 @@ def add_counts(directory: Path, job_id: str, counts: Mapping[str, TLSCounts]) ->
     """Add this run's counts to the job's file (best effort: only a report reads it)."""
     if not counts:
         return
-    total = load_counts(directory, job_id)
-    merge_counts(total, counts)
     path = _path(directory, job_id)
-    tmp = path.with_name(path.name + ".tmp")
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp.write_bytes(msgspec.json.encode(dict(sorted(total.items()))))
-        os.replace(tmp, path)
+        # Read, add and write under an exclusive lock: two processes adding
+        # to one job's counts would otherwise lose one's sessions.
+        lock = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            total = load_counts(directory, job_id)
+            merge_counts(total, counts)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
+            with os.fdopen(fd, "wb") as f:
+                f.write(msgspec.json.encode(dict(sorted(total.items()))))
+            os.replace(tmp, path)
+        finally:
+            os.close(lock)
 
 
 def count_lines(counts: Mapping[str, TLSCounts]) -> list[str]:
