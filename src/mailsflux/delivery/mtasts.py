@@ -18,6 +18,7 @@ import fcntl
 import os
 import ssl
 import tempfile
+import threading
 from pathlib import Path
 from typing import Literal
 
@@ -193,6 +194,9 @@ class PolicyCache:
     def __init__(self, path: Path | None = None, limit: int = 10_000) -> None:
         self.path = path
         self.limit = limit
+        self._lock = threading.Lock()
+        #: The file's identity after our last write (inode, size, mtime).
+        self._written: tuple[int, int, int] | None = None
         self.policies: dict[str, Policy] = self._read() if path is not None else {}
 
     def _read(self) -> dict[str, Policy]:
@@ -207,12 +211,26 @@ class PolicyCache:
         return p if p is not None and p.expires() > now else None
 
     def put(self, domain: str, policy: Policy) -> None:
-        self.policies[domain] = policy
-        if self.path is None:
-            self.policies = self._pruned(self.policies, policy.fetched)
-            return
-        with contextlib.suppress(OSError):
-            self._write(domain, policy)
+        """Keep ``policy``; may run in a worker thread (``asyncio.to_thread``)
+        while the loop reads with :meth:`get`: puts are serialised, and the
+        dict the loop reads is replaced whole, never changed in place."""
+        with self._lock:
+            policies = dict(self.policies)
+            policies[domain] = policy
+            if self.path is None:
+                self.policies = self._pruned(policies, policy.fetched)
+                return
+            self.policies = policies
+            with contextlib.suppress(OSError):
+                self._write(domain, policy)
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        assert self.path is not None
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_ino, st.st_size, st.st_mtime_ns
 
     def _pruned(self, policies: dict[str, Policy], now: float) -> dict[str, Policy]:
         # Expired policies leave as a new one comes: the file stays the size
@@ -229,7 +247,8 @@ class PolicyCache:
         lock = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            merged = self._read()
+            # Re-read only if another process wrote since our last write.
+            merged = self._read() if self._stamp() != self._written else {}
             for d, p in self.policies.items():
                 theirs = merged.get(d)
                 if theirs is None or theirs.fetched <= p.fetched:
@@ -242,6 +261,7 @@ class PolicyCache:
                 with os.fdopen(fd, "wb") as f:  # mkstemp's file is mode 0600
                     f.write(msgspec.json.encode(self.policies))
                 os.replace(tmp, self.path)
+                self._written = self._stamp()
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)

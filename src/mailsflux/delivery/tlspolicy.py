@@ -293,7 +293,8 @@ class TLSPolicies:
             policy = parse_policy(body, id_, now)
         except PolicyError as exc:
             return cached, exc.message, MIN_REFRESH
-        self.store.put(domain, policy)
+        # The whole file is rewritten: off the event loop, which keeps sending.
+        await asyncio.to_thread(self.store.put, domain, policy)
         return policy, None, ttl
 
     async def _address(self, host: str) -> str:
