@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import os
 import ssl
-import tempfile
 import threading
 from pathlib import Path
 from typing import Literal
@@ -25,6 +22,7 @@ from typing import Literal
 import h11
 import msgspec
 
+from mailsflux._files import locked, replace_whole
 from mailsflux.errors import PolicyError
 
 __all__ = [
@@ -244,9 +242,7 @@ class PolicyCache:
     def _write(self, domain: str, policy: Policy) -> None:
         assert self.path is not None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with locked(self.path):
             # Re-read only if another process wrote since our last write.
             merged = self._read() if self._stamp() != self._written else {}
             for d, p in self.policies.items():
@@ -255,16 +251,5 @@ class PolicyCache:
                     merged[d] = p
             merged[domain] = policy
             self.policies = self._pruned(merged, policy.fetched)
-            # Written whole and renamed into place: a crash leaves the old file.
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name + ".")
-            try:
-                with os.fdopen(fd, "wb") as f:  # mkstemp's file is mode 0600
-                    f.write(msgspec.json.encode(self.policies))
-                os.replace(tmp, self.path)
-                self._written = self._stamp()
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-        finally:
-            os.close(lock)
+            replace_whole(self.path, msgspec.json.encode(self.policies))
+            self._written = self._stamp()

@@ -8,14 +8,12 @@ directory. Only domain names and numbers: nothing personal.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
 
+from mailsflux._files import locked, replace_whole
 from mailsflux.types import TLSCounts
 
 __all__ = ["add_counts", "count_lines", "load_counts", "merge_counts"]
@@ -56,17 +54,10 @@ def add_counts(directory: Path, job_id: str, counts: Mapping[str, TLSCounts]) ->
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Read, add and write under an exclusive lock: two processes adding
         # to one job's counts would otherwise lose one's sessions.
-        lock = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with locked(path):
             total = load_counts(directory, job_id)
             merge_counts(total, counts)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
-            with os.fdopen(fd, "wb") as f:
-                f.write(msgspec.json.encode(dict(sorted(total.items()))))
-            os.replace(tmp, path)
-        finally:
-            os.close(lock)
+            replace_whole(path, msgspec.json.encode(dict(sorted(total.items()))))
 
 
 def count_lines(counts: Mapping[str, TLSCounts]) -> list[str]:
