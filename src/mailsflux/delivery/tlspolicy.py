@@ -187,13 +187,16 @@ class TLSPolicies:
         """The domain's policy, looked up once however many messages wait for it."""
         domain = route.domain
         pending = self._inflight.get(domain)
-        if pending is not None and pending.done():
-            pending = None
-        if pending is None:
+        if pending is None or pending.done():
             pending = asyncio.ensure_future(self._lookup(route))
             self._inflight[domain] = pending
-            pending.add_done_callback(lambda _: self._inflight.pop(domain, None))
-        return await asyncio.shield(pending)
+            pending.add_done_callback(
+                lambda f: self._inflight.pop(domain) if self._inflight.get(domain) is f else None
+            )
+        found = await asyncio.shield(pending)
+        # A lookup already under way for the domain's previous MX hosts does
+        # not answer for these.
+        return found if found.fits(route) else await self._lookup(route)
 
     async def _lookup(self, route: Route) -> DomainTLS:
         domain = route.domain
