@@ -106,11 +106,15 @@ def send_mx(
 
 
 class PolicyServer:
-    """HTTPS on ``address``:443 serving ``body`` at /.well-known/mta-sts.txt."""
+    """HTTPS on ``address``:443 serving ``body`` at /.well-known/mta-sts.txt
+    (``status`` and ``ctype`` may be changed to serve it wrongly; a 3xx
+    status sends a Location to the same body elsewhere)."""
 
     def __init__(self, ctx: ssl.SSLContext, body: str) -> None:
         self.body = body.encode()
         self.requests = 0
+        self.status = 200
+        self.ctype = "text/plain"
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -119,8 +123,10 @@ class PolicyServer:
                 if self.path != "/.well-known/mta-sts.txt":
                     self.send_error(404)
                     return
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
+                self.send_response(outer.status)
+                if 300 <= outer.status < 400:
+                    self.send_header("Location", "/policy.txt")
+                self.send_header("Content-Type", outer.ctype)
                 self.send_header("Content-Length", str(len(outer.body)))
                 self.end_headers()
                 self.wfile.write(outer.body)

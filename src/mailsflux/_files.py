@@ -1,9 +1,12 @@
-"""Secret files created whole or not at all (DKIM keys, spool keys)."""
+"""Private files created or replaced whole (DKIM keys, spool keys, caches)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -27,3 +30,31 @@ def create_whole(path: Path, data: bytes) -> bool:
     finally:
         os.unlink(tmp)
     return True
+
+
+def replace_whole(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` (mode 0600): written under a private
+    temporary name beside it and renamed into place, so a reader or a crash
+    sees the old file or the new one, never a part, and two writers never
+    share a temporary file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``PATH.lock`` (0600) for a read-modify-write
+    of ``path`` that other processes may be doing too."""
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -76,8 +76,11 @@ def dane_check(ssl_object: ssl.SSLObject, records: tuple[TLSA, ...], host: str) 
     """None when the peer matches ``records``; else why not (the session must not go on)."""
     try:
         return _check(ssl_object, records, host)
-    except ValueError:  # a certificate cryptography cannot read matches nothing
-        return f"{host}: unreadable server certificate (DANE)"
+    except Exception as exc:
+        # A certificate cryptography cannot read or use (ValueError,
+        # UnsupportedAlgorithm, ...) matches nothing: a failed check, which
+        # closes this session; the domain's other MX hosts are still tried.
+        return f"{host}: unusable server certificate ({type(exc).__name__}) (DANE)"
 
 
 def _check(ssl_object: ssl.SSLObject, records: tuple[TLSA, ...], host: str) -> str | None:
@@ -102,7 +105,10 @@ def _check(ssl_object: ssl.SSLObject, records: tuple[TLSA, ...], host: str) -> s
 
 def _chains_to(leaf: bytes, chain: list[bytes], anchor: bytes, host: str) -> bool:
     """The leaf names ``host`` and is issued, through the sent chain, by
-    ``anchor`` (the DANE-TA), every certificate on the way within its dates.
+    ``anchor`` (the DANE-TA), every certificate on the way within its dates,
+    and every issuer (the anchor too) a CA allowed to sign certificates at
+    that depth: without that, any end-entity certificate the anchor issued
+    (to anyone) could sign a certificate for any MX host.
 
     Checked here rather than with a WebPKI verifier: DANE-TA anchors a
     private CA (3.1.2), which need not follow the CA/Browser profile.
@@ -116,7 +122,12 @@ def _chains_to(leaf: bytes, chain: list[bytes], anchor: bytes, host: str) -> boo
     current = x509.load_der_x509_certificate(leaf)
     if not _names(current, host):
         return False
-    for _ in range(len(certs) + 1):
+    # CA certificates between ``current`` and the leaf, self-issued ones
+    # left out (RFC 5280 4.2.1.9: what pathLenConstraint limits).
+    intermediates = 0
+    for depth in range(len(certs) + 1):
+        if depth and not _may_issue(current, intermediates):
+            return False
         if not current.not_valid_before_utc <= now <= current.not_valid_after_utc:
             return False
         if current.public_bytes(_DER) == anchor:
@@ -128,8 +139,29 @@ def _chains_to(leaf: bytes, chain: list[bytes], anchor: bytes, host: str) -> boo
             current.verify_directly_issued_by(issuer)
         except (ValueError, TypeError, InvalidSignature):
             return False
+        if depth and current.subject != current.issuer:
+            intermediates += 1
         current = issuer
     return False
+
+
+def _may_issue(cert: x509.Certificate, below: int) -> bool:
+    """``cert`` is a CA (basicConstraints cA), may sign certificates
+    (keyUsage keyCertSign, when it has keyUsage: RFC 5280 4.2.1.3), and its
+    pathLenConstraint allows ``below`` CA certificates under it."""
+    from cryptography import x509
+
+    try:
+        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return False
+    if not bc.ca or (bc.path_length is not None and below > bc.path_length):
+        return False
+    try:
+        ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return True
+    return bool(ku.key_cert_sign)
 
 
 def _names(cert: x509.Certificate, host: str) -> bool:

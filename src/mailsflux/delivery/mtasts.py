@@ -14,17 +14,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import ssl
+import threading
 from pathlib import Path
 from typing import Literal
 
 import h11
 import msgspec
 
+from mailsflux._files import locked, replace_whole
 from mailsflux.errors import PolicyError
 
-__all__ = ["Policy", "PolicyCache", "PolicyError", "fetch_policy", "parse_policy", "parse_txt"]
+__all__ = [
+    "Policy",
+    "PolicyCache",
+    "PolicyError",
+    "fetch_policy",
+    "parse_policy",
+    "parse_txt",
+    "sts_id",
+]
 
 #: RFC 8461 3.3: senders may limit the policy body; 64 KiB is its example.
 MAX_POLICY = 64 << 10
@@ -58,24 +67,41 @@ class Policy(msgspec.Struct, frozen=True):
         return False
 
 
+def is_sts(strings: list[bytes]) -> bool:
+    """The TXT record is an MTA-STS one: it starts with ``v=STSv1`` (3.1;
+    the grammar allows no space around the ``=``)."""
+    text = b"".join(strings)
+    return text.startswith(b"v=STSv1") and text[7:8] in (b"", b";", b" ", b"\t")
+
+
 def parse_txt(strings: list[bytes]) -> str | None:
-    """The ``id`` of a ``v=STSv1`` record, None when it is not one (3.1)."""
-    text = b"".join(strings).decode("ascii", "replace")
-    fields = [f.strip() for f in text.split(";")]
-    if not fields or fields[0] != "v=STSv1":
+    """The ``id`` of a ``v=STSv1`` record, None when it is not one or has none (3.1)."""
+    if not is_sts(strings):
         return None
-    for f in fields[1:]:
-        key, _, value = f.partition("=")
-        if key.strip() == "id" and value.strip().isalnum() and len(value.strip()) <= 32:
-            return value.strip()
+    text = b"".join(strings).decode("ascii", "replace")
+    for f in text.split(";")[1:]:
+        key, _, value = f.strip().partition("=")
+        if key == "id" and value.isascii() and value.isalnum() and len(value) <= 32:
+            return value
     return None
+
+
+def sts_id(records: list[list[bytes]]) -> str | None:
+    """The policy id of a ``_mta-sts`` TXT RRset: records not starting with
+    ``v=STSv1`` are discarded, and unless exactly one remains (with a valid
+    id) there is no policy (3.1)."""
+    sts = [r for r in records if is_sts(r)]
+    return parse_txt(sts[0]) if len(sts) == 1 else None
 
 
 def parse_policy(body: str, id: str, fetched: float) -> Policy:
     """The policy file (3.2): ``key: value`` lines; ``mx`` repeats."""
     values: dict[str, str] = {}
     mx: list[str] = []
-    for line in body.splitlines():
+    # 3.2: lines end in LF or CRLF only (str.splitlines() would also split
+    # on U+0085 and others, letting a value smuggle in another key).
+    for line in body.split("\n"):
+        line = line.removesuffix("\r")
         key, sep, value = line.partition(":")
         if not sep:
             continue
@@ -93,7 +119,7 @@ def parse_policy(body: str, id: str, fetched: float) -> Policy:
         case other:
             raise PolicyError(f"policy mode {other!r} is not enforce, testing or none")
     age = values.get("max_age", "")
-    if not age.isdigit() or len(age) > 10:
+    if not (age.isascii() and age.isdigit()) or len(age) > 10:  # isdigit() alone takes '²'
         raise PolicyError(f"policy max_age {age!r} is not a number of seconds")
     if mode != "none" and not mx:
         raise PolicyError("policy lists no mx pattern")
@@ -154,32 +180,76 @@ async def _get(host: str, address: str, port: int, ctx: ssl.SSLContext) -> str:
 
 
 class PolicyCache:
-    """Policies by domain, in memory and (when given a path) in a JSON file."""
+    """Policies by domain, in memory and (when given a path) in a JSON file.
 
-    def __init__(self, path: Path | None = None) -> None:
+    Several processes (workers, jobs) may share the file: each write takes
+    an exclusive ``flock`` on ``PATH.lock``, merges in what the others wrote
+    since (the later fetch of a domain wins), and renames a private temp file
+    into place, mode 0600. At most ``limit`` policies are kept: the ones that
+    expire first leave.
+    """
+
+    def __init__(self, path: Path | None = None, limit: int = 10_000) -> None:
         self.path = path
-        self.policies: dict[str, Policy] = {}
-        if path is not None and path.exists():
-            try:
-                self.policies = msgspec.json.decode(path.read_bytes(), type=dict[str, Policy])
-            except (OSError, msgspec.DecodeError):
-                self.policies = {}  # a damaged cache is only a cache: fetch again
+        self.limit = limit
+        self._lock = threading.Lock()
+        #: The file's identity after our last write (inode, size, mtime).
+        self._written: tuple[int, int, int] | None = None
+        self.policies: dict[str, Policy] = self._read() if path is not None else {}
+
+    def _read(self) -> dict[str, Policy]:
+        assert self.path is not None
+        try:
+            return msgspec.json.decode(self.path.read_bytes(), type=dict[str, Policy])
+        except (OSError, msgspec.DecodeError, ValueError):
+            return {}  # missing or damaged: it is only a cache, fetch again
 
     def get(self, domain: str, now: float) -> Policy | None:
         p = self.policies.get(domain)
         return p if p is not None and p.expires() > now else None
 
     def put(self, domain: str, policy: Policy) -> None:
+        """Keep ``policy``; may run in a worker thread (``asyncio.to_thread``)
+        while the loop reads with :meth:`get`: puts are serialised, and the
+        dict the loop reads is replaced whole, never changed in place."""
+        with self._lock:
+            policies = dict(self.policies)
+            policies[domain] = policy
+            if self.path is None:
+                self.policies = self._pruned(policies, policy.fetched)
+                return
+            self.policies = policies
+            with contextlib.suppress(OSError):
+                self._write(domain, policy)
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        assert self.path is not None
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_ino, st.st_size, st.st_mtime_ns
+
+    def _pruned(self, policies: dict[str, Policy], now: float) -> dict[str, Policy]:
         # Expired policies leave as a new one comes: the file stays the size
-        # of the domains still covered.
-        now = policy.fetched
-        self.policies = {d: p for d, p in self.policies.items() if p.expires() > now}
-        self.policies[domain] = policy
-        if self.path is None:
-            return
-        # Written whole and renamed into place: a crash leaves the old file.
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with contextlib.suppress(OSError):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(msgspec.json.encode(self.policies))
-            os.replace(tmp, self.path)
+        # of the domains still covered, and never grows past the limit.
+        live = {d: p for d, p in policies.items() if p.expires() > now}
+        if len(live) > self.limit:
+            keep = sorted(live.items(), key=lambda kv: kv[1].expires())[-self.limit :]
+            live = dict(keep)
+        return live
+
+    def _write(self, domain: str, policy: Policy) -> None:
+        assert self.path is not None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with locked(self.path):
+            # Re-read only if another process wrote since our last write.
+            merged = self._read() if self._stamp() != self._written else {}
+            for d, p in self.policies.items():
+                theirs = merged.get(d)
+                if theirs is None or theirs.fetched <= p.fetched:
+                    merged[d] = p
+            merged[domain] = policy
+            self.policies = self._pruned(merged, policy.fetched)
+            replace_whole(self.path, msgspec.json.encode(self.policies))
+            self._written = self._stamp()

@@ -22,7 +22,9 @@ IPv6 addresses, ready to connect to. Rules it follows:
 - Unicode domains are IDNA-encoded; everything is keyed by the ASCII
   (``xn--``) form, lower case, without the trailing dot.
 - Queries ask for the AD bit; ``Route.secure`` says whether the resolver set
-  it on the MX answer (DANE needs a validated MX, RFC 7672 2.2.1), and
+  it on the MX answer (DANE needs a validated MX, RFC 7672 2.2.1), believed
+  only when every nameserver is a loopback address (or ``trust_remote_ad``
+  says the path to them is trusted: the bit is not protected on the wire), and
   :meth:`MXResolver.query` serves the TXT and TLSA lookups of the TLS policy.
 
 Sites: domains whose MX host sets are equal share one queue, so gmail.com and
@@ -325,7 +327,8 @@ class MXResolver:
 
     ``nameservers``: ``(ip, port)`` pairs or IPs (port 53); ``None`` uses the
     system configuration. ``smarthost``: ``"host[:port]"`` or ``(host, port)``
-    that every domain is routed to instead. ``port``: the SMTP port of MX
+    that every domain is routed to instead. ``trust_remote_ad``: believe the
+    AD bit of nameservers off this host too. ``port``: the SMTP port of MX
     hosts (25; tests point it at a local server). ``clock`` is the monotonic
     clock the cache uses, injectable for tests.
     """
@@ -345,9 +348,13 @@ class MXResolver:
         max_ttl: float = 86_400.0,
         temporary_ttl: float = 30.0,
         site_names: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        trust_remote_ad: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.port = port
+        self.trust_remote_ad = trust_remote_ad
+        #: Whether an answer's AD bit is believed (set with the resolver).
+        self._ad_trusted = False
         self.ipv6 = ipv6
         self.prefer_ipv6 = prefer_ipv6
         self.timeout = timeout
@@ -647,7 +654,7 @@ class MXResolver:
         answer = await self._dns().resolve(
             name, rdtype, raise_on_no_answer=False, search=False, lifetime=self.lifetime
         )
-        secure = bool(answer.response.flags & dns.flags.AD)
+        secure = self._ad_trusted and bool(answer.response.flags & dns.flags.AD)
         return answer.rrset, float(answer.chaining_result.minimum_ttl), secure
 
     def _dns(self) -> dns.asyncresolver.Resolver:
@@ -672,6 +679,12 @@ class MXResolver:
             # AD in the query asks a validating resolver to say whether the
             # answer is DNSSEC-secure (RFC 6840 5.7): DANE needs to know.
             resolver.flags = dns.flags.RD | dns.flags.AD
+            # The AD bit travels unprotected: believed only from resolvers on
+            # this host (the path cannot be tampered with) unless the
+            # operator says the path to a remote one is trusted.
+            self._ad_trusted = self.trust_remote_ad or all(
+                _loopback(getattr(ns, "address", ns)) for ns in resolver.nameservers
+            )
             self._resolver = resolver
         return self._resolver
 
@@ -769,3 +782,10 @@ def _ip_key(address: str) -> tuple[int, str]:
 
 def _clamp(value: float, low: float, high: float) -> float:
     return max(low, min(high, value))
+
+
+def _loopback(address: object) -> bool:
+    try:
+        return ipaddress.ip_address(str(address)).is_loopback
+    except ValueError:
+        return False

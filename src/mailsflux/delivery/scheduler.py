@@ -145,14 +145,22 @@ class _Stopped(msgspec.Struct, frozen=True):
 
 
 class _Site:
-    def __init__(self, key: str, route: Route, limits: SiteLimits, lease_ttl: float) -> None:
+    def __init__(
+        self, key: str, route: Route, limits: SiteLimits, lease_ttl: float, limit_key: str = ""
+    ) -> None:
         self.key = key
+        #: What throttle, concurrency and shaper count on: the route's site,
+        #: shared by the policy queues of every domain routed to it (a policy
+        #: queue must not multiply the site's limits).
+        self.limit_key = limit_key or key
         self.route = route
         self.limits = limits
         self.queue: deque[_Item] = deque()
         self.workers = 0
         self.wake = asyncio.Event()
-        self.conn_spec = ConcurrencySpec(f"site:{key}", limits.connections, ttl=lease_ttl)
+        self.conn_spec = ConcurrencySpec(
+            f"site:{self.limit_key}", limits.connections, ttl=lease_ttl
+        )
         #: Refusals of our own setup since the last delivery.
         self.own_faults = 0
         self.stopped: _Stopped | None = None
@@ -370,7 +378,7 @@ class Scheduler:
         key = route.site_key
         tls: DomainTLS | None = None
         if self.tls_policy is not None and route.kind in ("mx", "implicit"):
-            tls = self.tls_policy.cached(route.domain)
+            tls = self.tls_policy.cached(route)
             if tls is None:
                 try:
                     tls = await self.tls_policy.lookup(route)
@@ -385,10 +393,12 @@ class Scheduler:
         site = self._sites.get(key)
         if site is None:
             site = self._sites[key] = _Site(
-                key, route, self._limits_for(domain, route), self.lease_ttl
+                key, route, self._limits_for(domain, route), self.lease_ttl, route.site_key
             )
-        if tls is not None:
-            site.tls = tls
+        if tls is not None and site.tls is not tls:
+            # The policy and the route it was looked up for go together: a
+            # changed MX must not meet the old hosts' policy.
+            site.tls, site.route = tls, route
         if site.stopped is not None:
             self._final_stopped(site, item)
             return
@@ -510,7 +520,7 @@ class Scheduler:
             return
         c = classify_outcome(o)
         if o.code is not None:
-            self.shaper.observe(site.key, (o.code, o.text), self.clock())
+            self.shaper.observe(site.limit_key, (o.code, o.text), self.clock())
         self._failed(item, o.code, o.text, c, bounce=o.status == "bounced" or c.permanent)
         self._refused_ours(site, o.code, o.text, c)
 
@@ -577,17 +587,17 @@ class Scheduler:
     def _site_rate(self, site: _Site) -> RateSpec | None:
         base = site.limits.rate
         now = self.clock()
-        rate = self.shaper.effective_rate(site.key, base if base else math.inf, now)
+        rate = self.shaper.effective_rate(site.limit_key, base if base else math.inf, now)
         if math.isinf(rate):
             return None
-        return _rate_spec(f"site:{site.key}", rate, site.limits.burst)
+        return _rate_spec(f"site:{site.limit_key}", rate, site.limits.burst)
 
     async def _grant(self, site: _Site, n: int) -> int:
         """Wait for throttle grants (site, job) for up to ``n`` messages."""
         if n <= 0:
             return 0
         while True:
-            until = self.shaper.suspended_until(site.key, self.clock())
+            until = self.shaper.suspended_until(site.limit_key, self.clock())
             if until is not None:
                 await asyncio.sleep(max(until - self.clock(), 0.01))
                 continue
@@ -811,7 +821,7 @@ class Scheduler:
                 await self._parting(site, exc.reply)
                 return None
             if exc.reply is not None:
-                self.shaper.observe(site.key, (exc.reply.code, exc.reply.text), self.clock())
+                self.shaper.observe(site.limit_key, (exc.reply.code, exc.reply.text), self.clock())
             for item, outcome in zip(batch, exc.completed, strict=False):
                 self._outcome(site, item, outcome)
             for item in batch[len(exc.completed) :]:
@@ -821,7 +831,7 @@ class Scheduler:
         except (TemporaryDeliveryError, PermanentDeliveryError) as exc:
             c = classify(exc.code, exc.message, exc.enhanced_status)
             if exc.code is not None:
-                self.shaper.observe(site.key, (exc.code, exc.message), self.clock())
+                self.shaper.observe(site.limit_key, (exc.code, exc.message), self.clock())
             for item in batch:
                 item.attempts += 1
                 self._failed(item, exc.code, exc.message, c, bounce=exc.permanent)
@@ -852,7 +862,7 @@ class Scheduler:
         hears it, and the site gets a pause before the next connection."""
         if reply is None:
             return
-        self.shaper.observe(site.key, (reply.code, reply.text), self.clock())
+        self.shaper.observe(site.limit_key, (reply.code, reply.text), self.clock())
         await asyncio.sleep(min(self.retry.initial, 1.0))
 
     def _stopper(self, site: _Site) -> Callable[[Outcome], bool]:
@@ -866,7 +876,7 @@ class Scheduler:
                 return False
             if o.code is None:
                 return False
-            if self.shaper.matching(site.key, (o.code, o.text)):
+            if self.shaper.matching(site.limit_key, (o.code, o.text)):
                 return True
             if self.stop_after <= 0:
                 return False

@@ -133,6 +133,9 @@ class DeliverySpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: DANE trusts what they say is DNSSEC-validated (the AD bit): name a
     #: validating resolver on a path you trust (e.g. unbound on localhost).
     nameservers: list[str] = msgspec.field(default_factory=list)
+    #: Believe the AD bit of nameservers that are not on loopback (the bit
+    #: crosses the network unprotected): only over a path you trust.
+    trust_remote_ad: bool = False
     #: Direct MX delivery only (a relay has its own TLS settings): honour
     #: MTA-STS policies (RFC 8461; cached in the spool directory's
     #: mta-sts.json) and DANE TLSA records (RFC 7672).

@@ -79,7 +79,9 @@ def scheduler_for(
             parse_host_port(n, 53, what="delivery.nameservers", bare_ipv6=True)
             for n in d.nameservers
         ] or None
-        resolver = MXResolver(nameservers=servers, port=d.mx_port)
+        resolver = MXResolver(
+            nameservers=servers, port=d.mx_port, trust_remote_ad=d.trust_remote_ad
+        )
     if throttles is None:
         if d.throttle == "local":
             throttles = LocalThrottles()

@@ -8,12 +8,12 @@ directory. Only domain names and numbers: nothing personal.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
 
+from mailsflux._files import locked, replace_whole
 from mailsflux.types import TLSCounts
 
 __all__ = ["add_counts", "count_lines", "load_counts", "merge_counts"]
@@ -49,14 +49,15 @@ def add_counts(directory: Path, job_id: str, counts: Mapping[str, TLSCounts]) ->
     """Add this run's counts to the job's file (best effort: only a report reads it)."""
     if not counts:
         return
-    total = load_counts(directory, job_id)
-    merge_counts(total, counts)
     path = _path(directory, job_id)
-    tmp = path.with_name(path.name + ".tmp")
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp.write_bytes(msgspec.json.encode(dict(sorted(total.items()))))
-        os.replace(tmp, path)
+        # Read, add and write under an exclusive lock: two processes adding
+        # to one job's counts would otherwise lose one's sessions.
+        with locked(path):
+            total = load_counts(directory, job_id)
+            merge_counts(total, counts)
+            replace_whole(path, msgspec.json.encode(dict(sorted(total.items()))))
 
 
 def count_lines(counts: Mapping[str, TLSCounts]) -> list[str]:
