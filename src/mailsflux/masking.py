@@ -29,6 +29,8 @@ def mask_address(address: str) -> str:
     local, at, domain = address.rpartition("@")
     if not at:
         return address[:1] + "***"
+    if local.strip("*") == "":
+        return address  # already masked (a relay URL's ``user:***@host``)
     return f"{local[:1]}***@{domain}"
 
 
