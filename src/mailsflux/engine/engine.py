@@ -615,28 +615,11 @@ class Engine:
         """
         self._check_entered()
         if self.redis is not None:
-            from mailsflux.engine.remote import submit_to_redis
-
-            if not isinstance(job, (str, Path)):
-                raise ConfigError(
-                    "with redis=URL, submit() takes a job file: the workers on other hosts"
-                    " read its templates and key (a Batch is sent by this process only)"
-                )
-            handle = JobHandle(Path(job).stem, stop, keep_results)
-            self._jobs.add(handle)
-            try:
-                await submit_to_redis(self, handle, job, on_problem=on_problem)
-            except BaseException:
-                self._jobs.discard(handle)
-                raise
-            return handle
+            return await self._submit_to_redis(job, relay, stop, keep_results, on_problem)
         owned = None
         source: Source
         if isinstance(job, Batch):
-            spec = self._message_spec(job.template)
-            dkim = self._dkim_for(job.template.sender)
-            j = self._job(spec, self.config.dkim[dkim], name=job.name or self.config.name)
-            source = _BatchSource(self, job, j, self._make_composer(job.template, j, dkim))
+            source = self._batch_source(job)
         elif isinstance(job, Prepared):
             source = job
         else:
@@ -677,6 +660,54 @@ class Engine:
 
         self._jobs.add(handle)
         handle._start(asyncio.ensure_future(run()))
+        return handle
+
+    def _batch_source(self, batch: Batch) -> _BatchSource:
+        spec = self._message_spec(batch.template)
+        dkim = self._dkim_for(batch.template.sender)
+        j = self._job(spec, self.config.dkim[dkim], name=batch.name or self.config.name)
+        return _BatchSource(self, batch, j, self._make_composer(batch.template, j, dkim))
+
+    async def _submit_to_redis(
+        self,
+        job: str | Path | Batch | Prepared,
+        relay: Relay | str | None,
+        stop: asyncio.Event | None,
+        keep_results: bool,
+        on_problem: ProblemSink | None,
+    ) -> JobHandle:
+        """``submit()`` with ``redis``: a job file is enqueued as rows for the
+        workers to compose; a Batch is composed and signed here (:mod:`.remote`)."""
+        from mailsflux.engine.remote import submit_batch_to_redis, submit_to_redis
+
+        if isinstance(job, Prepared) or not isinstance(relay, (str, type(None))):
+            raise ConfigError(
+                "with redis=URL, submit() takes a job file or a Batch, and a relay as a URL"
+            )
+        if isinstance(job, Batch):
+            source: _BatchSource | None = self._batch_source(job)
+            name = job.name or self.config.name
+        else:
+            source, name = None, Path(job).stem
+        handle = JobHandle(name, stop, keep_results)
+        self._jobs.add(handle)
+        try:
+            if isinstance(job, Batch):
+                assert source is not None
+                await submit_batch_to_redis(
+                    self,
+                    handle,
+                    source,
+                    relay=relay,
+                    tags=job.template.tags,
+                    metadata=dict(job.template.metadata),
+                    on_problem=on_problem,
+                )
+            else:
+                await submit_to_redis(self, handle, job, on_problem=on_problem)
+        except BaseException:
+            self._jobs.discard(handle)
+            raise
         return handle
 
     async def events(self) -> AsyncIterator[Event]:

@@ -14,6 +14,7 @@ one slot. Per job:
 ``seq``    row numbers for messages appended one at a time
 ``q``      the stream of recipient batches (consumer group ``w``), and
 ``enq``    the last row put into it, ``end`` once all are (:mod:`mailsflux.jobs.worker`)
+``spec``   a prepared job's delivery settings, sealed (:mod:`mailsflux.jobs.redis_batches`)
 ``quar``   hash what -> (when, why, first row, the sealed bytes): batches and
            deferred messages that could not be opened (a key this host lacks,
            altered bytes), set aside instead of stopping a worker or being retried
@@ -177,7 +178,8 @@ _meta_dec = msgspec.msgpack.Decoder(tuple[str, str, str, str | None])
 _msg_dec = msgspec.msgpack.Decoder(RenderedMessage)
 _info_dec = msgspec.json.Decoder(JobInfo)
 _PARTS: Final = (
-    "info", "st", "rec", "n", "dom", "body", "due", "claim", "seq", "q", "enq", "end", "quar"
+    "info", "st", "rec", "n", "dom", "body", "due", "claim", "seq", "q", "enq", "end", "quar",
+    "spec",
 )  # fmt: skip
 _quar_enc = msgspec.msgpack.Encoder()
 _quar_dec = msgspec.msgpack.Decoder(tuple[float, str, int, bytes])
