@@ -15,7 +15,7 @@ import redis
 
 from mailsflux import Batch, Engine, Message
 from mailsflux.types import DeliveryResult
-from tests._engine import engine_config
+from tests._engine import engine_config, listening
 from tests._mail import RecordingHandler, SMTPServer
 from tests._workers import Workers
 
@@ -48,14 +48,7 @@ def test_engine_batch_is_sent_by_redis_workers(tmp_path: Path, redis_url: str, p
     async def go() -> tuple[list[DeliveryResult], list[DeliveryResult], object, list[object]]:
         engine = Engine(config, redis=redis_url, redis_prefix=prefix, on_result=called.append)
         async with engine:
-            seen: list[DeliveryResult] = []
-
-            async def listen() -> None:
-                async for r in engine.results():
-                    seen.append(r)
-
-            listener = asyncio.ensure_future(listen())
-            await asyncio.sleep(0)
+            seen, listener = await listening(engine)
             handle = await engine.submit(Batch(template=template, recipients=rows, name="launch"))
             got = [r async for r in handle]
             summary = await handle.wait()

@@ -13,6 +13,7 @@ import pytest
 
 from mailsflux import Engine
 from mailsflux.types import DeliveryResult
+from tests._engine import listening
 from tests._jobs import make_job, people
 from tests._mail import RecordingHandler, SMTPServer
 from tests._workers import Workers
@@ -38,14 +39,7 @@ def test_engine_enqueues_into_redis_and_follows_the_workers(
     async def go() -> tuple[list[DeliveryResult], list[DeliveryResult], object]:
         engine = Engine(redis=redis_url, redis_prefix=prefix, on_result=called.append)
         async with engine:
-            seen: list[DeliveryResult] = []
-
-            async def listen() -> None:
-                async for r in engine.results():
-                    seen.append(r)
-
-            listener = asyncio.ensure_future(listen())
-            await asyncio.sleep(0)
+            seen, listener = await listening(engine)
             handle = await engine.submit(job)
             got = [r async for r in handle]
             summary = await handle.wait()
