@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Hashable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import msgspec
 
@@ -59,6 +59,10 @@ from mailsflux.spool import JobInfo
 from mailsflux.tracking.events import EventStore
 from mailsflux.tracking.tracker import Tracker
 from mailsflux.types import DeliveryResult, JobSummary, Problem, Recipient, RenderedMessage
+
+if TYPE_CHECKING:
+    # Loaded only by an engine with ``redis`` (it brings the Redis client).
+    from mailsflux.engine.outbox import Outbox
 
 #: The row key the recipient's display name travels under: no template
 #: variable can be called this, so it never clashes with the caller's data.
@@ -317,6 +321,10 @@ class Engine:
         self._journal: Journal | None = None
         self._holding: GroupCommit[RenderedMessage, RenderedMessage] | None = None
         self._retrying: asyncio.Task[None] | None = None
+        #: With ``redis``: the outbox one-off messages go to, and its results' reader.
+        self._outbox: Outbox | None = None
+        self._outbox_opening: asyncio.Future[Outbox] | None = None
+        self._outbox_reader: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -408,6 +416,10 @@ class Engine:
                 if exc is not None:
                     handle._stop.set()
                 await asyncio.gather(handle.wait(), return_exceptions=True)
+            if self._outbox is not None and exc is None:
+                # Sends wait for their results; enqueued messages are in Redis already.
+                waiting = [f for f, _ in self._pending.values() if f is not None]
+                await asyncio.gather(*waiting, return_exceptions=True)
             if self._starting is not None and not self._starting.done():
                 self._starting.cancel()
             self._starting = None
@@ -443,6 +455,7 @@ class Engine:
                     )
             self._pending.clear()
             self._holding = None
+            await self._close_outbox()
             if self._journal is not None:
                 journal, self._journal = self._journal, None
                 journal.flush()
@@ -566,6 +579,9 @@ class Engine:
         """Store ``rendered`` in the spool, then give it to the scheduler.
         Without a future (enqueue) a message once stored stays stored
         whatever happens next: it was acknowledged, the next engine sends it."""
+        if self.redis is not None:
+            await self._to_outbox(rendered, message, fut)
+            return
         scheduler = await self._transactional()
         self._check_entered()  # the engine may have begun closing meanwhile
         journal = self._journal
@@ -589,6 +605,43 @@ class Engine:
                 with contextlib.suppress(Exception):
                     journal.release(rendered, f"not sent: {type(exc).__name__}")
             raise
+
+    async def _to_outbox(
+        self,
+        rendered: RenderedMessage,
+        message: Message,
+        fut: asyncio.Future[DeliveryResult] | None,
+    ) -> None:
+        """With ``redis``: ``rendered`` appended to this engine's outbox job for
+        the workers (:mod:`.outbox`); acknowledged once Redis has it."""
+        if self._outbox is None:
+            from mailsflux.engine.outbox import Outbox
+
+            if self._outbox_opening is None:
+                self._outbox_opening = asyncio.ensure_future(asyncio.to_thread(Outbox, self))
+            try:
+                outbox = await asyncio.shield(self._outbox_opening)
+            except BaseException:
+                self._outbox_opening = None
+                raise
+            if self._outbox is None:
+                self._outbox = outbox
+                self._outbox_reader = asyncio.ensure_future(outbox.follow())
+                self._holding = GroupCommit(outbox.hold_many)
+        self._check_entered()
+        assert self._holding is not None
+        rendered = await self._holding(rendered)
+        self._pending[(rendered.message_id, rendered.row)] = (fut, message)
+
+    async def _close_outbox(self) -> None:
+        reader, self._outbox_reader = self._outbox_reader, None
+        if reader is not None:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+        outbox, self._outbox = self._outbox, None
+        self._outbox_opening = None
+        if outbox is not None:
+            outbox.close()
 
     async def submit(
         self,

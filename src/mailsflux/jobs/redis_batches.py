@@ -34,6 +34,8 @@ from mailsflux.types import RenderedMessage
 
 #: ``JobInfo.source`` of a prepared job starts so (then the submitter's name).
 SOURCE: Final = "prepared:"
+#: The stream a prepared job's workers announce final rows on (``rows``: "3,4,9").
+RESULTS: Final = "res"
 #: Messages in one stream entry at most, and about how many bytes.
 COUNT: Final = 64
 SIZE: Final = 1 << 20
@@ -93,10 +95,18 @@ class BatchWriter:
     in a thread). Rows are numbered by the submitter and never reused; the
     workers' consumer group is the caller's to create (:func:`.worker.ensure_group`)."""
 
-    def __init__(self, spool: RedisSpool, name: str, origin: str, delivery: DeliverySpec) -> None:
+    def __init__(
+        self,
+        spool: RedisSpool,
+        name: str,
+        origin: str,
+        delivery: DeliverySpec,
+        *,
+        job_id: str | None = None,
+    ) -> None:
         self.spool = spool
         info = JobInfo(
-            id="batch-" + secrets.token_hex(8),
+            id=job_id or "batch-" + secrets.token_hex(8),
             name=name,
             source=SOURCE + origin,
             fingerprint="prepared",
@@ -128,6 +138,21 @@ class BatchWriter:
         pipe.set(spool.key(jid, "enq"), self.last)
         self._do(pipe.execute)
 
+    def add(self, msgs: Sequence[RenderedMessage]) -> list[RenderedMessage]:
+        """``msgs`` under new rows (from the job's ``seq``), in one stream entry;
+        returns them with their rows once Redis has them."""
+        if not msgs:
+            return []
+        spool = self.spool
+        top = int(self._do(lambda: spool.client.incrby(spool.key(self.id, "seq"), len(msgs))))
+        out = [msgspec.structs.replace(m, row=top - len(msgs) + 1 + i) for i, m in enumerate(msgs)]
+        self.put(out, [])
+        return out
+
+    def reopen(self) -> None:
+        """A long-lived job (an engine's one-off messages) takes more: not ended."""
+        self._do(lambda: self.spool.client.delete(self.spool.key(self.id, "end")))
+
     def waiting(self) -> int:
         """Entries in the stream not yet settled by the workers."""
         return int(self._do(lambda: self.spool.client.xlen(self.spool.key(self.id, "q"))))
@@ -145,6 +170,7 @@ def skipped(row: int, *, suppressed: bool) -> Record:
 
 __all__ = [
     "COUNT",
+    "RESULTS",
     "SIZE",
     "SOURCE",
     "WINDOW",

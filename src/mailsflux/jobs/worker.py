@@ -47,11 +47,18 @@ from mailsflux.jobs.jobfile import Job, load_job
 from mailsflux.jobs.journal import Journal, fingerprint, job_id
 from mailsflux.jobs.prepared import JobSuppression, make_signer
 from mailsflux.jobs.recipients import RecipientFile
-from mailsflux.jobs.redis_batches import batch_ctx, is_prepared, open_messages, prepared_job
+from mailsflux.jobs.redis_batches import (
+    RESULTS,
+    batch_ctx,
+    is_prepared,
+    open_messages,
+    prepared_job,
+)
 from mailsflux.jobs.rows import ProblemSink, _row_problem
 from mailsflux.jobs.run import send
 from mailsflux.spool import JobInfo, Record
 from mailsflux.spool.redis_spool import UNREADABLE, RedisSpool
+from mailsflux.spool.store import FINAL
 from mailsflux.types import DeliveryResult, JobSummary, Problem, Recipient, RenderedMessage
 
 #: Rows in one stream entry: what a worker takes at once.
@@ -248,6 +255,10 @@ class StreamJournal(Journal):
         self.open: dict[str, set[int]] = {}
         self.entry_of: dict[int, str] = {}
         self._unacked: list[str] = []
+        #: A prepared job's final rows not yet announced on its ``res`` stream,
+        #: which its submitter reads (:mod:`.redis_batches`).
+        self._unreported: list[int] = []
+        self.results = spool.key(info.id, RESULTS) if is_prepared(info) else None
         self._retry: asyncio.TimerHandle | None = None
         #: Set whenever results are written: a source waiting for its batches
         #: to settle looks again at once instead of at its next poll.
@@ -272,6 +283,8 @@ class StreamJournal(Journal):
         self.error = None
         self.progressed.set()
         for rec in batch:
+            if self.results is not None and rec.state in FINAL:
+                self._unreported.append(rec.row)
             entry = self.entry_of.pop(rec.row, None)
             if entry is not None:
                 left = self.open.get(entry)
@@ -283,18 +296,23 @@ class StreamJournal(Journal):
         self._ack()
 
     def _ack(self) -> None:
-        if not self._unacked:
+        if not self._unacked and not self._unreported:
             return
-        ids = self._unacked
+        ids, rows = self._unacked, self._unreported
         pipe = self.rspool.client.pipeline(transaction=True)
-        pipe.xack(self.queue, GROUP, *ids)
-        pipe.xdel(self.queue, *ids)
+        if rows and self.results is not None:
+            # Announced once written (a row told twice after a failed reply is
+            # harmless: the submitter settles a row once).
+            pipe.xadd(self.results, {"rows": ",".join(map(str, rows))})
+        if ids:
+            pipe.xack(self.queue, GROUP, *ids)
+            pipe.xdel(self.queue, *ids)
         try:
             pipe.execute()
         except (redis.RedisError, OSError):
             self._again()
             return
-        self._unacked = []
+        self._unacked, self._unreported = [], []
 
     def _again(self) -> None:
         """Try the write again in a moment (Redis restarting, a cut)."""
@@ -308,7 +326,7 @@ class StreamJournal(Journal):
 
     @property
     def idle(self) -> bool:
-        return not self.open and not self._buffer and not self._unacked
+        return not self.open and not self._buffer and not self._unacked and not self._unreported
 
 
 class _StreamSource:
