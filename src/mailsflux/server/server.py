@@ -85,7 +85,7 @@ class Server:
                 delivery=config.delivery,
                 regions={k: str(config.resolve(v)) for k, v in config.regions.items()},
                 fsync=config.fsync,
-                engine_options=self.engine_options,
+                engine_options={**config.redis_options, **self.engine_options},
                 sole=True,
             )
             async with gateway:
