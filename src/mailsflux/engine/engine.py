@@ -247,9 +247,11 @@ class Engine:
     ``check_relay`` (the default) the first send fails when the relay cannot
     be reached at all; without it, messages defer and wait in the spool.
     With ``redis`` (a URL: one server, ``redis+cluster://`` or
-    ``redis+sentinel://``), ``submit()`` of a job file enqueues it for
-    ``mailsflux worker`` processes under ``redis_prefix`` (sealed with the
-    spool key file ``key_file``, the workers' one) and its handle follows it.
+    ``redis+sentinel://``), ``mailsflux worker`` processes send instead of
+    this engine, under ``redis_prefix``, sealed with the spool key file
+    ``key_file`` (the workers' one): ``submit()`` of a job file enqueues its
+    rows, of a Batch its messages composed and signed here (:mod:`.remote`);
+    ``send()`` and ``enqueue()`` append to the engine's outbox (:mod:`.outbox`).
     """
 
     def __init__(
