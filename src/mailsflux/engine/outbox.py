@@ -5,7 +5,8 @@ the config, as the local spool's engine job is), its *outbox*: a message
 composed and signed by the engine is appended to its stream (rows from the
 job's ``seq``; messages asked for in one loop turn share one ``XADD``) and
 acknowledged once Redis has it. The job never ends while an engine uses
-it, so workers keep taking from it. Workers announce each row that became
+it (leaving marks it ended, the next engine opens it again), so workers
+keep taking from it. Workers announce each row that became
 final on the job's ``res`` stream; the engine reads it with its own
 consumer group and hands each result on as a local send's, so a result
 reaches the engine once, also across engine restarts (one that crashed
@@ -111,7 +112,13 @@ class Outbox:
                 await asyncio.sleep(0.5)
 
     def close(self) -> None:
-        self.spool.close()
+        """Leaving: the job is ended for now (``worker --until-idle`` may stop
+        once it is drained); the next engine of this config opens it again."""
+        try:
+            with contextlib.suppress(redis.RedisError, OSError):
+                self.spool.client.set(self.spool.key(self.id, "end"), 1)
+        finally:
+            self.spool.close()
 
 
 __all__ = ["Outbox"]
