@@ -10,11 +10,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import redis
 
 from mailsflux import DeliveryResult, Engine, Message
 from tests._engine import engine_config
 from tests._mail import RecordingHandler, SMTPServer
+from tests._redis import outbox_counts
 from tests._workers import Workers
 
 pytestmark = pytest.mark.redis
@@ -65,12 +65,4 @@ def test_engine_send_and_enqueue_go_through_redis_workers(
     assert arrived == Counter(expected)
     assert all(b"DKIM-Signature:" in m.data for m in handler.received)
     # The worker sent them: the outbox job's counts in Redis say so.
-    client = redis.Redis.from_url(redis_url)
-    try:
-        (counts,) = [client.hgetall(k) for k in client.scan_iter(f"{prefix}:{{outbox-*}}:n")]
-    finally:
-        client.close()
-    assert {k: int(v) for k, v in counts.items()} == {
-        b"delivered": SENT + QUEUED,
-        b"bounced": 1,
-    }
+    assert outbox_counts(redis_url, prefix) == {"delivered": SENT + QUEUED, "bounced": 1}

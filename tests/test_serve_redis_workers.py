@@ -5,18 +5,17 @@ events and the job's counts."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from pathlib import Path
 
 import msgspec
 import pytest
-import redis
 
 from mailsflux.server import RedisSpec
 from tests._gateway import delivery, two_tenants
 from tests._mail import RecordingHandler, SMTPServer
-from tests._serve import Running, new_key, server_config
+from tests._redis import outbox_counts
+from tests._serve import Running, job_finished, new_key, server_config
 from tests._workers import Workers
 
 pytestmark = pytest.mark.redis
@@ -43,15 +42,7 @@ def test_serve_hands_messages_and_jobs_to_redis_workers(
                 "POST", "/v1/jobs", {"template": TEMPLATE, "recipients": rows, "name": "w"}, key=key
             )
             assert s == 202, b
-            jid = b["id"]
-            deadline = time.monotonic() + 60
-            while True:
-                s, _, job = srv.call("GET", f"/v1/jobs/{jid}", key=key)
-                assert s == 200
-                if job["state"] == "finished" and job["pending"] == 0:
-                    break
-                assert time.monotonic() < deadline, (job, workers.log(0))
-                time.sleep(0.1)
+            job = job_finished(srv, b["id"], key)
         logs = workers.log(0)
     assert job["rows"] == ROWS and job["handed_on"] == ROWS, logs
     assert job["counts"] == {"queued": ROWS, "delivered": ROWS}, logs
@@ -59,9 +50,4 @@ def test_serve_hands_messages_and_jobs_to_redis_workers(
     assert arrived == Counter([f"r{i}@example.net" for i in range(ROWS)] + ["one@example.org"])
     assert all(b"DKIM-Signature:" in m.data for m in handler.received)
     # The worker sent them: the tenant's outbox job in Redis counts them.
-    client = redis.Redis.from_url(redis_url)
-    try:
-        (counts,) = [client.hgetall(k) for k in client.scan_iter(f"{prefix}:{{outbox-*}}:n")]
-    finally:
-        client.close()
-    assert {k: int(v) for k, v in counts.items()} == {b"delivered": ROWS + 1}
+    assert outbox_counts(redis_url, prefix) == {"delivered": ROWS + 1}
