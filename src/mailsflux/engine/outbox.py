@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import redis
 
+from mailsflux.errors import SpoolError
 from mailsflux.jobs.redis_batches import RESULTS, BatchWriter
 from mailsflux.jobs.worker import ensure_group, result_of
 from mailsflux.masking import log_text
@@ -56,8 +57,13 @@ class Outbox:
             self.writer.reopen()
             ensure_group(self.spool, job_id)
             self.results = self.spool.key(job_id, RESULTS)
-            with contextlib.suppress(redis.ResponseError):  # BUSYGROUP: made before
+            try:
                 self.spool.client.xgroup_create(self.results, READERS, id="0", mkstream=True)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):  # else made by an earlier engine
+                    raise SpoolError(f"cannot create the results' group: {exc}") from None
+            except (redis.RedisError, OSError) as exc:
+                raise SpoolError(f"spool write failed (Redis): {exc}") from None
         except BaseException:
             self.spool.close()
             raise
