@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-from mailsflux import Config, Delivery, DKIMKey
+from mailsflux import Config, Delivery, DeliveryResult, DKIMKey, Engine
 
 
 def engine_config(tmp_path: Path, relay: str, **delivery: object) -> Config:
@@ -28,3 +29,17 @@ def engine_config(tmp_path: Path, relay: str, **delivery: object) -> Config:
         delivery=Delivery(**settings),  # type: ignore[arg-type]
         base=str(tmp_path),
     )
+
+
+async def listening(engine: Engine) -> tuple[list[DeliveryResult], asyncio.Future[None]]:
+    """Start collecting ``engine.results()``: the list they go to, and the task
+    (it ends when the engine is left)."""
+    seen: list[DeliveryResult] = []
+
+    async def listen() -> None:
+        async for r in engine.results():
+            seen.append(r)
+
+    listener = asyncio.ensure_future(listen())
+    await asyncio.sleep(0)
+    return seen, listener

@@ -99,3 +99,13 @@ class CountingRedis(aioredis.Redis):
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         self.calls[str(args[0]).upper()] += 1
         return await super().execute_command(*args, **options)
+
+
+def outbox_counts(url: str, prefix: str) -> dict[str, int]:
+    """The counts per state of the one engine outbox job under ``prefix``."""
+    client = redis.Redis.from_url(url)
+    try:
+        (counts,) = [client.hgetall(k) for k in client.scan_iter(f"{prefix}:{{outbox-*}}:n")]
+    finally:
+        client.close()
+    return {k.decode(): int(v) for k, v in counts.items() if int(v)}

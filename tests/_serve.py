@@ -134,3 +134,15 @@ def wait_for(check: Callable[[], Any], seconds: float = 60.0) -> Any:
             return got
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def job_finished(srv: Running, job_id: str, key: str, seconds: float = 60.0) -> dict[str, Any]:
+    """``GET /v1/jobs/{id}`` until the job is finished with nothing pending; its last answer."""
+    deadline = time.monotonic() + seconds
+    while True:
+        s, _, job = srv.call("GET", f"/v1/jobs/{job_id}", key=key)
+        assert s == 200
+        if job["state"] == "finished" and job["pending"] == 0:
+            return dict(job)
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests._gateway import delivery, two_tenants
 from tests._mail import RecordingHandler, SMTPServer
-from tests._serve import Running, new_key, server_config
+from tests._serve import Running, job_finished, new_key, server_config
 
 TEMPLATE = {"sender": "News <news@acme.example>", "subject": "Hi {{first}}", "text": "{{first}}"}
 
@@ -26,14 +26,7 @@ def test_a_job_sends_every_row_and_reports_counts(tmp_path: Path) -> None:
             )
             assert s == 202, b
             jid = b["id"]
-            deadline = time.monotonic() + 60
-            while True:
-                s, _, job = srv.call("GET", f"/v1/jobs/{jid}", key=key)
-                assert s == 200
-                if job["state"] == "finished" and job["pending"] == 0:
-                    break
-                assert time.monotonic() < deadline, job
-                time.sleep(0.1)
+            job = job_finished(srv, jid, key)
             assert job["rows"] == 42 and job["handed_on"] == 42
             assert job["counts"] == {"queued": 40, "delivered": 40, "rejected": 2}
             s, _, b = srv.call("POST", f"/v1/jobs/{jid}/cancel", key=key)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from mailsflux import Engine
-from mailsflux.errors import ConfigError
 from mailsflux.types import DeliveryResult
+from tests._engine import listening
 from tests._jobs import make_job, people
 from tests._mail import RecordingHandler, SMTPServer
 from tests._workers import Workers
@@ -39,20 +39,8 @@ def test_engine_enqueues_into_redis_and_follows_the_workers(
     async def go() -> tuple[list[DeliveryResult], list[DeliveryResult], object]:
         engine = Engine(redis=redis_url, redis_prefix=prefix, on_result=called.append)
         async with engine:
-            seen: list[DeliveryResult] = []
-
-            async def listen() -> None:
-                async for r in engine.results():
-                    seen.append(r)
-
-            listener = asyncio.ensure_future(listen())
-            await asyncio.sleep(0)
+            seen, listener = await listening(engine)
             handle = await engine.submit(job)
-            with pytest.raises(ConfigError, match="job file"):
-                from mailsflux import Batch, Message
-
-                template = Message(to="", sender="a@b.example", subject="x")
-                await engine.submit(Batch(template=template, recipients=[]))
             got = [r async for r in handle]
             summary = await handle.wait()
         await listener

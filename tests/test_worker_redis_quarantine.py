@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from mailsflux.jobs.jobfile import load_job
-from mailsflux.jobs.worker import _batch_ctx, enqueue
+from mailsflux.jobs.redis_batches import batch_ctx
+from mailsflux.jobs.worker import enqueue
 from mailsflux.spool import Record, SpoolKeys
 from mailsflux.spool.redis_spool import RedisSpool
 from tests._cli import run_cli
@@ -36,13 +37,11 @@ def _tamper(redis_url: str, prefix: str, job_path: Path) -> str:
     with RedisSpool(redis_url, prefix=prefix) as spool:
         info, _ = enqueue(spool, load_job(job_path), on_problem=lambda p: None)
         q = spool.key(info.id, "q")
-        good = spool.keys.seal(b"\x90", _batch_ctx(info.id, 900))
+        good = spool.keys.seal(b"\x90", batch_ctx(info.id, 900))
         altered = good[:-1] + bytes([good[-1] ^ 1])
         spool.client.xadd(q, {"first": 900, "rows": altered})
         foreign = SpoolKeys.generate()
-        spool.client.xadd(
-            q, {"first": 950, "rows": foreign.seal(b"\x90", _batch_ctx(info.id, 950))}
-        )
+        spool.client.xadd(q, {"first": 950, "rows": foreign.seal(b"\x90", batch_ctx(info.id, 950))})
     with RedisSpool(redis_url, prefix=prefix, keys=foreign) as other:
         msg = messages(1)[0]
         other.store(

@@ -62,6 +62,9 @@ from mailsflux.tracking.tracker import Tracker
 from mailsflux.types import DeliveryResult, JobSummary, Problem, Recipient, RenderedMessage
 
 if TYPE_CHECKING:
+    # Loaded only by an engine with ``redis`` (it brings the Redis client).
+    from mailsflux.engine.outbox import Outbox
+
     # The letters stage needs the `letters` extra: imported when a letter job runs.
     from mailsflux.letters import Carrier, LetterJob, LetterSummary
 
@@ -248,9 +251,11 @@ class Engine:
     ``check_relay`` (the default) the first send fails when the relay cannot
     be reached at all; without it, messages defer and wait in the spool.
     With ``redis`` (a URL: one server, ``redis+cluster://`` or
-    ``redis+sentinel://``), ``submit()`` of a job file enqueues it for
-    ``mailsflux worker`` processes under ``redis_prefix`` (sealed with the
-    spool key file ``key_file``, the workers' one) and its handle follows it.
+    ``redis+sentinel://``), ``mailsflux worker`` processes send instead of
+    this engine, under ``redis_prefix``, sealed with the spool key file
+    ``key_file`` (the workers' one): ``submit()`` of a job file enqueues its
+    rows, of a Batch its messages composed and signed here (:mod:`.remote`);
+    ``send()`` and ``enqueue()`` append to the engine's outbox (:mod:`.outbox`).
     """
 
     def __init__(
@@ -329,6 +334,10 @@ class Engine:
         self._retrying: asyncio.Task[None] | None = None
         #: SPF/DKIM/DMARC results of this engine's jobs, one lookup per identity.
         self._auth = Checker()
+        #: With ``redis``: the outbox one-off messages go to, and its results' reader.
+        self._outbox: Outbox | None = None
+        self._outbox_opening: asyncio.Future[Outbox] | None = None
+        self._outbox_reader: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -422,6 +431,10 @@ class Engine:
                 if exc is not None:
                     handle._stop.set()
                 await asyncio.gather(handle.wait(), return_exceptions=True)
+            if self._outbox is not None and exc is None:
+                # Sends wait for their results; enqueued messages are in Redis already.
+                waiting = [f for f, _ in self._pending.values() if f is not None]
+                await asyncio.gather(*waiting, return_exceptions=True)
             if self._starting is not None and not self._starting.done():
                 self._starting.cancel()
             self._starting = None
@@ -457,6 +470,7 @@ class Engine:
                     )
             self._pending.clear()
             self._holding = None
+            await self._close_outbox()
             if self._journal is not None:
                 journal, self._journal = self._journal, None
                 journal.flush()
@@ -580,6 +594,9 @@ class Engine:
         """Store ``rendered`` in the spool, then give it to the scheduler.
         Without a future (enqueue) a message once stored stays stored
         whatever happens next: it was acknowledged, the next engine sends it."""
+        if self.redis is not None:
+            await self._to_outbox(rendered, message, fut)
+            return
         scheduler = await self._transactional()
         self._check_entered()  # the engine may have begun closing meanwhile
         journal = self._journal
@@ -627,6 +644,43 @@ class Engine:
                 lambda m: print(f"mailsflux: warning: {m}", file=sys.stderr, flush=True),
             )
 
+    async def _to_outbox(
+        self,
+        rendered: RenderedMessage,
+        message: Message,
+        fut: asyncio.Future[DeliveryResult] | None,
+    ) -> None:
+        """With ``redis``: ``rendered`` appended to this engine's outbox job for
+        the workers (:mod:`.outbox`); acknowledged once Redis has it."""
+        if self._outbox is None:
+            from mailsflux.engine.outbox import Outbox
+
+            if self._outbox_opening is None:
+                self._outbox_opening = asyncio.ensure_future(asyncio.to_thread(Outbox, self))
+            try:
+                outbox = await asyncio.shield(self._outbox_opening)
+            except BaseException:
+                self._outbox_opening = None
+                raise
+            if self._outbox is None:
+                self._outbox = outbox
+                self._outbox_reader = asyncio.ensure_future(outbox.follow())
+                self._holding = GroupCommit(outbox.hold_many)
+        self._check_entered()
+        assert self._holding is not None
+        rendered = await self._holding(rendered)
+        self._pending[(rendered.message_id, rendered.row)] = (fut, message)
+
+    async def _close_outbox(self) -> None:
+        reader, self._outbox_reader = self._outbox_reader, None
+        if reader is not None:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+        outbox, self._outbox = self._outbox, None
+        self._outbox_opening = None
+        if outbox is not None:
+            outbox.close()
+
     async def submit(
         self,
         job: str | Path | Batch | Prepared,
@@ -659,35 +713,13 @@ class Engine:
         """
         self._check_entered()
         if self.redis is not None:
-            from mailsflux.engine.remote import submit_to_redis
-
-            if not isinstance(job, (str, Path)):
-                raise ConfigError(
-                    "with redis=URL, submit() takes a job file: the workers on other hosts"
-                    " read its templates and key (a Batch is sent by this process only)"
-                )
-            handle = JobHandle(Path(job).stem, stop, keep_results)
-            if check_authentication:
-                # Before any row is in Redis: the workers take the job as it is.
-                loaded = await asyncio.to_thread(_load_signable, job)
-                warn_to = on_problem or handle.problems.append
-                await self._auth.job(
-                    loaded, None, lambda m: warn_to(Problem(loaded.name, m, "warning"))
-                )
-            self._jobs.add(handle)
-            try:
-                await submit_to_redis(self, handle, job, on_problem=on_problem)
-            except BaseException:
-                self._jobs.discard(handle)
-                raise
-            return handle
+            return await self._submit_to_redis(
+                job, relay, stop, keep_results, on_problem, check_authentication
+            )
         owned = None
         source: Source
         if isinstance(job, Batch):
-            spec = self._message_spec(job.template)
-            dkim = self._dkim_for(job.template.sender)
-            j = self._job(spec, self.config.dkim[dkim], name=job.name or self.config.name)
-            source = _BatchSource(self, job, j, self._make_composer(job.template, j, dkim))
+            source = self._batch_source(job)
         elif isinstance(job, Prepared):
             source = job
         else:
@@ -777,6 +809,67 @@ class Engine:
             carrier=carrier,
             workers=workers,
         )
+
+    def _batch_source(self, batch: Batch) -> _BatchSource:
+        spec = self._message_spec(batch.template)
+        dkim = self._dkim_for(batch.template.sender)
+        j = self._job(spec, self.config.dkim[dkim], name=batch.name or self.config.name)
+        return _BatchSource(self, batch, j, self._make_composer(batch.template, j, dkim))
+
+    async def _submit_to_redis(
+        self,
+        job: str | Path | Batch | Prepared,
+        relay: Relay | str | None,
+        stop: asyncio.Event | None,
+        keep_results: bool,
+        on_problem: ProblemSink | None,
+        check_authentication: bool,
+    ) -> JobHandle:
+        """``submit()`` with ``redis``: a job file is enqueued as rows for the
+        workers to compose; a Batch is composed and signed here (:mod:`.remote`)."""
+        from mailsflux.engine.remote import submit_batch_to_redis, submit_to_redis
+
+        if isinstance(job, Prepared) or not isinstance(relay, (str, type(None))):
+            raise ConfigError(
+                "with redis=URL, submit() takes a job file or a Batch, and a relay as a URL"
+            )
+        if isinstance(job, Batch):
+            source: _BatchSource | None = self._batch_source(job)
+            name = job.name or self.config.name
+        else:
+            source, name = None, Path(job).stem
+        handle = JobHandle(name, stop, keep_results)
+        if check_authentication:
+            # Before any row is in Redis: the workers take the job as it is.
+            warn_to = on_problem or handle.problems.append
+            if isinstance(job, Batch):
+                assert source is not None
+                checked = source.job
+                relay_ = Relay.parse(relay) if relay else None
+            else:
+                checked, relay_ = await asyncio.to_thread(_load_signable, job), None
+            await self._auth.job(
+                checked, relay_, lambda m: warn_to(Problem(checked.name, m, "warning"))
+            )
+        self._jobs.add(handle)
+        try:
+            if isinstance(job, Batch):
+                assert source is not None
+                await submit_batch_to_redis(
+                    self,
+                    handle,
+                    source,
+                    relay=relay,
+                    tags=job.template.tags,
+                    metadata=dict(job.template.metadata),
+                    on_problem=on_problem,
+                )
+            else:
+                await submit_to_redis(self, handle, job, on_problem=on_problem)
+        except BaseException:
+            self._jobs.discard(handle)
+            raise
+        return handle
 
     async def events(self) -> AsyncIterator[Event]:
         """Every final result as an event of the one schema

@@ -47,10 +47,18 @@ from mailsflux.jobs.jobfile import Job, load_job
 from mailsflux.jobs.journal import Journal, fingerprint, job_id
 from mailsflux.jobs.prepared import JobSuppression, make_signer
 from mailsflux.jobs.recipients import RecipientFile
+from mailsflux.jobs.redis_batches import (
+    RESULTS,
+    batch_ctx,
+    is_prepared,
+    open_messages,
+    prepared_job,
+)
 from mailsflux.jobs.rows import ProblemSink, _row_problem
 from mailsflux.jobs.run import send
 from mailsflux.spool import JobInfo, Record
 from mailsflux.spool.redis_spool import UNREADABLE, RedisSpool
+from mailsflux.spool.store import FINAL
 from mailsflux.types import DeliveryResult, JobSummary, Problem, Recipient, RenderedMessage
 
 #: Rows in one stream entry: what a worker takes at once.
@@ -73,11 +81,7 @@ def _text(v: bytes | str) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-def _batch_ctx(job: str, first: int) -> bytes:
-    return f"{job}\x00batch\x00{first}".encode()
-
-
-def _ensure_group(spool: RedisSpool, job: str) -> None:
+def ensure_group(spool: RedisSpool, job: str) -> None:
     try:
         spool.client.xgroup_create(spool.key(job, "q"), GROUP, id="0", mkstream=True)
     except redis.ResponseError as exc:
@@ -105,7 +109,7 @@ def enqueue(
     )
     info = spool.begin_job(info, restart=restart)
     jid = info.id
-    _ensure_group(spool, jid)
+    ensure_group(spool, jid)
     client = spool.client
     try:
         through = int(client.get(spool.key(jid, "enq")) or 0)
@@ -127,7 +131,7 @@ def enqueue(
         pipe = client.pipeline(transaction=True)
         if rows:
             first = rows[0][0]
-            sealed = spool.keys.seal(_rows_enc.encode(rows), _batch_ctx(jid, first))
+            sealed = spool.keys.seal(_rows_enc.encode(rows), batch_ctx(jid, first))
             pipe.xadd(spool.key(jid, "q"), {"first": first, "rows": sealed})
             rows.clear()
         pipe.set(spool.key(jid, "enq"), last)
@@ -251,6 +255,10 @@ class StreamJournal(Journal):
         self.open: dict[str, set[int]] = {}
         self.entry_of: dict[int, str] = {}
         self._unacked: list[str] = []
+        #: A prepared job's final rows not yet announced on its ``res`` stream,
+        #: which its submitter reads (:mod:`.redis_batches`).
+        self._unreported: list[int] = []
+        self.results = spool.key(info.id, RESULTS) if is_prepared(info) else None
         self._retry: asyncio.TimerHandle | None = None
         #: Set whenever results are written: a source waiting for its batches
         #: to settle looks again at once instead of at its next poll.
@@ -275,6 +283,8 @@ class StreamJournal(Journal):
         self.error = None
         self.progressed.set()
         for rec in batch:
+            if self.results is not None and rec.state in FINAL:
+                self._unreported.append(rec.row)
             entry = self.entry_of.pop(rec.row, None)
             if entry is not None:
                 left = self.open.get(entry)
@@ -286,18 +296,23 @@ class StreamJournal(Journal):
         self._ack()
 
     def _ack(self) -> None:
-        if not self._unacked:
+        if not self._unacked and not self._unreported:
             return
-        ids = self._unacked
+        ids, rows = self._unacked, self._unreported
         pipe = self.rspool.client.pipeline(transaction=True)
-        pipe.xack(self.queue, GROUP, *ids)
-        pipe.xdel(self.queue, *ids)
+        if rows and self.results is not None:
+            # Announced once written (a row told twice after a failed reply is
+            # harmless: the submitter settles a row once).
+            pipe.xadd(self.results, {"rows": ",".join(map(str, rows))})
+        if ids:
+            pipe.xack(self.queue, GROUP, *ids)
+            pipe.xdel(self.queue, *ids)
         try:
             pipe.execute()
         except (redis.RedisError, OSError):
             self._again()
             return
-        self._unacked = []
+        self._unacked, self._unreported = [], []
 
     def _again(self) -> None:
         """Try the write again in a moment (Redis restarting, a cut)."""
@@ -311,7 +326,7 @@ class StreamJournal(Journal):
 
     @property
     def idle(self) -> bool:
-        return not self.open and not self._buffer and not self._unacked
+        return not self.open and not self._buffer and not self._unacked and not self._unreported
 
 
 class _StreamSource:
@@ -323,7 +338,7 @@ class _StreamSource:
         spool: RedisSpool,
         journal: StreamJournal,
         lists: JobSuppression,
-        composer: Composer,
+        composer: Composer | None,
         *,
         consumer: str,
         lease: float,
@@ -372,7 +387,11 @@ class _StreamSource:
             self._down = False
         return got
 
-    def _take(self) -> tuple[str, list[tuple[int, str, dict[str, str]]]] | None:
+    def _open(self, first: int, sealed: bytes) -> list[Any]:
+        """A stream entry's rows."""
+        return _rows_dec.decode(self.spool.keys.open(sealed, batch_ctx(self.jid, first)))
+
+    def _take(self) -> tuple[str, list[Any]] | None:
         c = self.spool.client
         ms = int(self.lease * 1000)
         got: Any = None
@@ -395,10 +414,7 @@ class _StreamSource:
             self._redis(lambda: c.xack(self.queue, GROUP, eid))
             return None
         try:
-            first = int(fields[b"first"])
-            return eid, _rows_dec.decode(
-                self.spool.keys.open(fields[b"rows"], _batch_ctx(self.jid, first))
-            )
+            return eid, self._open(int(fields[b"first"]), fields[b"rows"])
         except UNREADABLE as exc:
             self._set_aside(eid, fields, exc)
             return None
@@ -505,11 +521,34 @@ class _StreamSource:
                 )
                 continue
             item = Recipient(email=email, vars=vars, row=row)
+            assert self.composer is not None
             try:
                 out.append(self.composer.compose(item))
             except MailsfluxError as exc:
                 on_problem(_row_problem(self.job.recipients_path, item, exc))
         return out
+
+
+class _PreparedSource(_StreamSource):
+    """A prepared job's stream (:mod:`.redis_batches`): its entries hold
+    messages the submitter composed and signed; they are sent as they are."""
+
+    @property
+    def where(self) -> str:
+        return str(self.job.path)
+
+    def _open(self, first: int, sealed: bytes) -> list[Any]:
+        return open_messages(self.spool, self.jid, first, sealed)
+
+    def _compose(  # type: ignore[override]
+        self, entry: str, msgs: list[RenderedMessage], on_problem: ProblemSink
+    ) -> list[RenderedMessage]:
+        states = self._redis(lambda: self.spool.states(self.jid, [m.row for m in msgs]))
+        if states is None:
+            return []  # not acknowledged: taken again after the lease
+        todo = [m for m, s in zip(msgs, states, strict=True) if s is None or s == "pending"]
+        self.journal.expect(entry, [m.row for m in todo])
+        return todo
 
 
 def consumer_name() -> str:
@@ -533,14 +572,19 @@ async def work_job(
 ) -> JobSummary:
     """Take the job's batches and due messages until none are left
     (``events``: one JSON line per delivery event appended there)."""
-    job = load_job(info.source)
-    signer = make_signer(job)
+    prepared = is_prepared(info)
+    job = prepared_job(spool, info) if prepared else load_job(info.source)
+    # A prepared job's messages were signed, and its suppression checked, by
+    # its submitter: the worker needs no key, and its lists are empty.
+    signer = None if prepared else make_signer(job)
     lists = JobSuppression(job)
     try:
-        tracker = lists.tracking.tracker() if lists.tracking is not None else None
-        composer = Composer(job, signer, tracker=tracker)
+        composer = None
+        if signer is not None:
+            tracker = lists.tracking.tracker() if lists.tracking is not None else None
+            composer = Composer(job, signer, tracker=tracker)
         journal = StreamJournal(spool, info, job)
-        source = _StreamSource(
+        source = (_PreparedSource if prepared else _StreamSource)(
             job,
             spool,
             journal,
@@ -690,6 +734,7 @@ __all__ = [
     "StreamJournal",
     "consumer_name",
     "enqueue",
+    "ensure_group",
     "follow",
     "progress_of",
     "result_of",

@@ -58,6 +58,18 @@ class BouncesSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     suppression_list: str = ""
 
 
+class RedisSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``[redis]``: accepted messages and API jobs go into Redis for
+    ``mailsflux worker`` processes (on any host) instead of being sent here."""
+
+    #: ``redis://``, ``rediss://``, ``redis+cluster://`` or ``redis+sentinel://``.
+    url: str
+    #: Key prefix, as ``worker --prefix``.
+    prefix: str = "mf"
+    #: The spool key file the workers hold too (default: the default spool's ``keys``).
+    key_file: str | None = None
+
+
 class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """What ``mailsflux serve --config FILE`` runs."""
 
@@ -83,6 +95,8 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: ``[letters]``: the carrier ``POST /v1/letters`` hands letters to
     #: (kind, dir or url and api_key_env, mail_class, color); none: no letters.
     letters: CarrierSpec | None = None
+    #: ``[redis]``: send through Redis workers (see "Scaling out on Redis").
+    redis: RedisSpec | None = None
     base: str = ""
     source: str = ""
 
@@ -110,6 +124,15 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     def resolve(self, rel: str) -> Path:
         p = Path(rel).expanduser()
         return p if p.is_absolute() else Path(self.base or ".").absolute() / p
+
+    @property
+    def redis_options(self) -> dict[str, object]:
+        """What each tenant's Engine gets for ``[redis]`` (nothing without it)."""
+        r = self.redis
+        if r is None:
+            return {}
+        key_file = str(self.resolve(r.key_file)) if r.key_file else None
+        return {"redis": r.url, "redis_prefix": r.prefix, "key_file": key_file}
 
     @property
     def data_path(self) -> Path:

@@ -89,7 +89,11 @@ class Server:
                 regions={k: str(config.resolve(v)) for k, v in config.regions.items()},
                 fsync=config.fsync,
                 # Checked here per tenant (below), not again by each engine.
-                engine_options={"check_authentication": False, **self.engine_options},
+                engine_options={
+                    "check_authentication": False,
+                    **config.redis_options,
+                    **self.engine_options,
+                },
                 sole=True,
                 letters=_letters(config),
             )

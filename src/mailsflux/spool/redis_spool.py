@@ -14,6 +14,8 @@ one slot. Per job:
 ``seq``    row numbers for messages appended one at a time
 ``q``      the stream of recipient batches (consumer group ``w``), and
 ``enq``    the last row put into it, ``end`` once all are (:mod:`mailsflux.jobs.worker`)
+``res``    a prepared job's stream of rows that became final, for its submitter
+``spec``   a prepared job's delivery settings, sealed (:mod:`mailsflux.jobs.redis_batches`)
 ``quar``   hash what -> (when, why, first row, the sealed bytes): batches and
            deferred messages that could not be opened (a key this host lacks,
            altered bytes), set aside instead of stopping a worker or being retried
@@ -177,7 +179,8 @@ _meta_dec = msgspec.msgpack.Decoder(tuple[str, str, str, str | None])
 _msg_dec = msgspec.msgpack.Decoder(RenderedMessage)
 _info_dec = msgspec.json.Decoder(JobInfo)
 _PARTS: Final = (
-    "info", "st", "rec", "n", "dom", "body", "due", "claim", "seq", "q", "enq", "end", "quar"
+    "info", "st", "rec", "n", "dom", "body", "due", "claim", "seq", "q", "enq", "end", "quar",
+    "spec", "res",
 )  # fmt: skip
 _quar_enc = msgspec.msgpack.Encoder()
 _quar_dec = msgspec.msgpack.Decoder(tuple[float, str, int, bytes])
@@ -545,12 +548,17 @@ class RedisSpool:
             for r, st in ((int(r), s.decode().partition(_US)[0]) for r, s in got.items())
             if st in FINAL and r not in seen
         )
+        out = self.opened(job, rows)
+        seen.update(rows)
+        return out
+
+    def opened(self, job: str, rows: Sequence[int]) -> list[Record]:
+        """The records of ``rows`` that exist and open, a thousand a round trip."""
         out: list[Record] = []
         for i in range(0, len(rows), 1000):
             part = rows[i : i + 1000]
             sts, recs, nexts = self._read(job, part, False)
             for row, st, blob, nxt in zip(part, sts, recs, nexts, strict=True):
-                seen.add(row)
                 if st is None or blob is None:
                     continue
                 try:

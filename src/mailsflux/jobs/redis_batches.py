@@ -1,0 +1,183 @@
+"""Prepared jobs in Redis: messages composed and signed by the submitter.
+
+A job file's rows go into Redis as data, and each worker composes and signs
+them with the job directory's templates and key (:mod:`.worker`). A batch
+built in code (``Engine(redis=URL).submit(Batch)``) has no job directory the
+workers could read, so the engine composes and DKIM-signs each message
+itself and puts the signed bytes into the job's stream instead, sealed with
+the spool key ring (AES-256-GCM, bound to the job and the entry's first row,
+as deferred bodies are). Workers deliver them as they are: they need no
+templates and no DKIM key, only the shared key file.
+
+The job's delivery settings (relay, rates, retry schedule, throttle; the
+relay URL may hold a password) are sealed under the job's ``spec`` key. The
+job is marked by its :attr:`JobInfo.source` starting with :data:`SOURCE`.
+Every key carries the job's hash tag, as for any job.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+import redis
+
+from mailsflux.errors import SpoolError
+from mailsflux.jobs.jobfile import DeliverySpec, DKIMSpec, Job, JobSpec, MessageSpec, RecipientsSpec
+from mailsflux.spool import JobInfo, Record
+from mailsflux.spool.redis_spool import UNREADABLE, RedisSpool
+from mailsflux.types import RenderedMessage
+
+#: ``JobInfo.source`` of a prepared job starts so (then the submitter's name).
+SOURCE: Final = "prepared:"
+#: The stream a prepared job's workers announce final rows on (``rows``: "3,4,9").
+RESULTS: Final = "res"
+#: Messages in one stream entry at most, and about how many bytes.
+COUNT: Final = 64
+SIZE: Final = 1 << 20
+#: Entries waiting in the stream before the submitter waits for the workers:
+#: Redis holds a window of the batch, not all of it.
+WINDOW: Final = 64
+
+_spec_enc = msgspec.msgpack.Encoder()
+_spec_dec = msgspec.msgpack.Decoder(DeliverySpec)
+_msgs_enc = msgspec.msgpack.Encoder()
+_msgs_dec = msgspec.msgpack.Decoder(list[RenderedMessage])
+
+
+def is_prepared(info: JobInfo) -> bool:
+    return info.source.startswith(SOURCE)
+
+
+def batch_ctx(job: str, first: int) -> bytes:
+    """What a stream entry's sealed bytes are bound to: the job and its first row."""
+    return f"{job}\x00batch\x00{first}".encode()
+
+
+def _spec_ctx(job: str) -> bytes:
+    return f"{job}\x00spec".encode()
+
+
+def open_messages(spool: RedisSpool, job: str, first: int, sealed: bytes) -> list[RenderedMessage]:
+    """A prepared entry's messages (raises one of ``UNREADABLE`` when it cannot be opened)."""
+    return _msgs_dec.decode(spool.keys.open(sealed, batch_ctx(job, first)))
+
+
+def prepared_job(spool: RedisSpool, info: JobInfo) -> Job:
+    """The job a worker sends a prepared job's messages under: its sealed
+    delivery settings; no message, recipients or key (the bytes are signed)."""
+    try:
+        sealed = spool.client.get(spool.key(info.id, "spec"))
+    except (redis.RedisError, OSError) as exc:
+        raise SpoolError(f"spool read failed (Redis): {exc}") from None
+    if not isinstance(sealed, bytes):
+        raise SpoolError(f"prepared job {info.id}: its settings are missing from Redis")
+    try:
+        delivery = _spec_dec.decode(spool.keys.open(sealed, _spec_ctx(info.id)))
+    except UNREADABLE as exc:
+        raise SpoolError(f"prepared job {info.id}: its settings do not open: {exc}") from None
+    spec = JobSpec(
+        name=info.name,
+        message=MessageSpec(sender="", subject=""),
+        recipients=RecipientsSpec(file=""),
+        dkim=DKIMSpec(domain="invalid", selector="none", key=""),
+        delivery=delivery,
+    )
+    return Job(spec, Path(f"<batch {info.name}>"))
+
+
+class BatchWriter:
+    """Puts one prepared job's messages into Redis (blocking calls: run them
+    in a thread). Rows are numbered by the submitter and never reused; the
+    workers' consumer group is the caller's to create (:func:`.worker.ensure_group`)."""
+
+    def __init__(
+        self,
+        spool: RedisSpool,
+        name: str,
+        origin: str,
+        delivery: DeliverySpec,
+        *,
+        job_id: str | None = None,
+    ) -> None:
+        self.spool = spool
+        info = JobInfo(
+            id=job_id or "batch-" + secrets.token_hex(8),
+            name=name,
+            source=SOURCE + origin,
+            fingerprint="prepared",
+        )
+        self.info = spool.begin_job(info)
+        jid = self.id = self.info.id
+        sealed = spool.keys.seal(_spec_enc.encode(delivery), _spec_ctx(jid))
+        self._do(lambda: spool.client.set(spool.key(jid, "spec"), sealed))
+        self.last = 0
+
+    @staticmethod
+    def _do(fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except (redis.RedisError, OSError) as exc:
+            raise SpoolError(f"spool write failed (Redis): {exc}") from None
+
+    def put(self, msgs: Sequence[RenderedMessage], skipped: Sequence[Record]) -> None:
+        """One stream entry of ``msgs`` (rows ascending), and rows skipped as they were built."""
+        spool, jid = self.spool, self.id
+        if skipped:
+            spool.store(jid, skipped)
+        pipe = spool.client.pipeline(transaction=True)
+        if msgs:
+            first = msgs[0].row
+            sealed = spool.keys.seal(_msgs_enc.encode(list(msgs)), batch_ctx(jid, first))
+            pipe.xadd(spool.key(jid, "q"), {"first": first, "rows": sealed})
+        self.last = max([self.last, *(m.row for m in msgs), *(r.row for r in skipped)])
+        pipe.set(spool.key(jid, "enq"), self.last)
+        self._do(pipe.execute)
+
+    def add(self, msgs: Sequence[RenderedMessage]) -> list[RenderedMessage]:
+        """``msgs`` under new rows (from the job's ``seq``), in one stream entry;
+        returns them with their rows once Redis has them."""
+        if not msgs:
+            return []
+        spool = self.spool
+        top = int(self._do(lambda: spool.client.incrby(spool.key(self.id, "seq"), len(msgs))))
+        out = [msgspec.structs.replace(m, row=top - len(msgs) + 1 + i) for i, m in enumerate(msgs)]
+        self.put(out, [])
+        return out
+
+    def reopen(self) -> None:
+        """A long-lived job (an engine's one-off messages) takes more: not ended."""
+        self._do(lambda: self.spool.client.delete(self.spool.key(self.id, "end")))
+
+    def waiting(self) -> int:
+        """Entries in the stream not yet settled by the workers."""
+        return int(self._do(lambda: self.spool.client.xlen(self.spool.key(self.id, "q"))))
+
+    def finish(self) -> None:
+        """Every message is in: followers may now see the job end."""
+        spool, jid = self.spool, self.id
+        spool.set_total(jid, self.last)
+        self._do(lambda: spool.client.set(spool.key(jid, "end"), 1))
+
+
+def skipped(row: int, *, suppressed: bool) -> Record:
+    return Record(row=row, state="suppressed" if suppressed else "skipped", updated=time.time())
+
+
+__all__ = [
+    "COUNT",
+    "RESULTS",
+    "SIZE",
+    "SOURCE",
+    "WINDOW",
+    "BatchWriter",
+    "batch_ctx",
+    "is_prepared",
+    "open_messages",
+    "prepared_job",
+    "skipped",
+]
