@@ -13,10 +13,38 @@ from mailsflux.errors import MailsfluxError
 line = _mimebuild.unsubscribe_line
 
 _PIECES = st.sampled_from(
-    ["<", ">", ", ", ",", " ", "\t", "https:", "http:", "mailto:", "u@e.com", "a", "Z9", ":",
-     "+.-", "/u/k1.AA-_~", "?subject=unsubscribe-k1", "%20", "é", "\r", "\x00", "[]", "!#$&'()*;=@"]
+    [
+        "<",
+        ">",
+        ", ",
+        ",",
+        " ",
+        "\t",
+        "https:",
+        "http:",
+        "mailto:",
+        "u@e.com",
+        "a",
+        "Z9",
+        ":",
+        "+.-",
+        "/u/k1.AA-_~",
+        "?subject=unsubscribe-k1",
+        "%20",
+        "é",
+        "\r",
+        "\x00",
+        "[]",
+        "!#$&'()*;=@",
+    ]
+)
+_URI = st.builds(
+    "{}:{}".format,
+    st.from_regex(r"[A-Za-z][A-Za-z0-9+.\-]{0,6}", fullmatch=True),
+    st.text(alphabet="abcXYZ09_.-~!#$%&'()*+,/:;=?@[] <>é", max_size=20),
 )
 _VALUES = st.one_of(
+    st.lists(_URI.map("<{}>".format), min_size=1, max_size=3).map(", ".join),
     st.lists(_PIECES, max_size=14).map("".join),
     st.text(alphabet=st.characters(max_codepoint=0x300), max_size=30),
 )

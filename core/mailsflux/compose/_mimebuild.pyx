@@ -35,7 +35,7 @@ their fifth character, so none is a prefix of another (RFC 2046 5.1.1).
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
-from libc.string cimport memcpy
+from libc.string cimport memchr, memcpy
 
 from mailsflux._buffer cimport buf_byte as _putc
 from mailsflux._buffer cimport buf_reserve as _reserve
@@ -938,14 +938,15 @@ _URI_SAFE = "!#$%&'()*+,/:;=?@[]~"
 _URI_UNCHANGED = re.compile(r"[A-Za-z0-9_.\-~!#$%&'()*+,/:;=?@\[\]]*").fullmatch
 
 
-cdef inline bint _uri_unchanged(Py_UCS4 ch):
+cdef inline bint _uri_unchanged(unsigned char ch):
     """A character _URI_UNCHANGED takes (what quote() leaves as it is)."""
-    return (u"a" <= ch <= u"z" or u"A" <= ch <= u"Z" or u"0" <= ch <= u"9"
-            or ch in u"_.-~!#$%&'()*+,/:;=?@[]")
+    return (b"a"[0] <= ch <= b"z"[0] or b"A"[0] <= ch <= b"Z"[0] or b"0"[0] <= ch <= b"9"[0]
+            or (ch != 0 and memchr(b"_.-~!#$%&'()*+,/:;=?@[]", ch, 23) != NULL))
 
 
-cdef inline bint _scheme_char(Py_UCS4 ch):
-    return u"a" <= ch <= u"z" or u"A" <= ch <= u"Z" or u"0" <= ch <= u"9" or ch in u"+.-"
+cdef inline bint _scheme_char(unsigned char ch):
+    return (b"a"[0] <= ch <= b"z"[0] or b"A"[0] <= ch <= b"Z"[0] or b"0"[0] <= ch <= b"9"[0]
+            or ch == b"+"[0] or ch == b"."[0] or ch == b"-"[0])
 
 
 cdef object _unsub_fast(str value):
@@ -955,33 +956,38 @@ cdef object _unsub_fast(str value):
     exactly as the regex path makes them, without its five regex passes.
     None for anything else, which the regex path then decides (and refuses).
     """
-    cdef Py_ssize_t n = len(value), i = 0, start, k
-    cdef Py_UCS4 ch
+    cdef Py_ssize_t n, i = 0, start, k
+    cdef const unsigned char* v
     cdef bint post = False
+    if not value.isascii():  # every URI character the shortcut takes is ASCII
+        return None
+    v = <const unsigned char*>PyUnicode_AsUTF8AndSize(value, &n)  # ASCII: no copy
     while True:
-        if i >= n or value[i] != u"<":
+        if i >= n or v[i] != b"<"[0]:
             return None
         i += 1
         start = i
-        while i < n and _uri_unchanged(value[i]):
+        while i < n and _uri_unchanged(v[i]):
             i += 1
-        if i >= n or value[i] != u">" or i - start > MAX_URI:
+        if i >= n or v[i] != b">"[0] or i - start > MAX_URI:
             return None
         # An absolute URI: a scheme (RFC 3986 3.1), ":" and one character more.
         # No URI character is white space, so _SCHEME_RE's \S is any of them.
-        if not (u"a" <= value[start] <= u"z" or u"A" <= value[start] <= u"Z"):
+        if not (b"a"[0] <= v[start] <= b"z"[0] or b"A"[0] <= v[start] <= b"Z"[0]):
             return None
         k = start + 1
-        while k < i and _scheme_char(value[k]):
+        while k < i and _scheme_char(v[k]):
             k += 1
-        if k + 1 >= i or value[k] != u":":
+        if k + 1 >= i or v[k] != b":"[0]:
             return None
-        if i - start >= 6 and value[start:start + 6].lower() == "https:":
+        if k - start == 5 and (v[start] | 0x20) == b"h"[0] and (v[start + 1] | 0x20) == b"t"[0] \
+                and (v[start + 2] | 0x20) == b"t"[0] and (v[start + 3] | 0x20) == b"p"[0] \
+                and (v[start + 4] | 0x20) == b"s"[0]:
             post = True
         i += 1
         if i == n:
             return value, post
-        if i + 2 >= n or value[i] != u"," or value[i + 1] != u" ":
+        if i + 2 >= n or v[i] != b","[0] or v[i + 1] != b" "[0]:
             return None
         i += 2
 

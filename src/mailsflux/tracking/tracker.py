@@ -37,6 +37,7 @@ def _plain_mailto(addr: str) -> bool:
     # A job has one unsubscribe mailbox: checked once, not on every message.
     return _MAILTO.fullmatch(addr) is not None
 
+
 LIST_UNSUBSCRIBE_POST: Final = "List-Unsubscribe=One-Click"
 
 
