@@ -47,7 +47,7 @@ from typing import Literal
 import msgspec
 
 from mailsflux._aio import wait_event
-from mailsflux.delivery.bounce import Category, Classification, classify
+from mailsflux.delivery.bounce import Category, Classification, classify, find_enhanced_status
 from mailsflux.delivery.leases import LeaseKeeper
 from mailsflux.delivery.mx import MXResolver, Route, RoutingError, Target
 from mailsflux.delivery.shaping import Shaper
@@ -438,17 +438,25 @@ class Scheduler:
         c: Classification | None = None,
         enhanced: str | None = None,
     ) -> None:
-        c = c or classify(code, text, enhanced)
+        if c is None and enhanced is None and code is not None and 200 <= code < 300:
+            # A 2xx is "delivered" whatever its text (the classifier's first
+            # rule); only its enhanced status is read: the rule table,
+            # Classification and its checks are not needed on every message.
+            category, enhanced = "delivered", find_enhanced_status(text)
+        else:
+            c = c or classify(code, text, enhanced)
+            category, enhanced = str(c.category), c.enhanced_status
+        msg = item.msg
         result = DeliveryResult(
-            recipient=item.msg.rcpt_to,
-            message_id=item.msg.message_id,
+            recipient=msg.rcpt_to,
+            message_id=msg.message_id,
             status=status,
             code=code,
-            enhanced_status=c.enhanced_status,
+            enhanced_status=enhanced,
             reply=text.strip()[:500],
             attempts=max(item.attempts, 1),
-            row=item.msg.row,
-            category=str(c.category),
+            row=msg.row,
+            category=category,
         )
         item.done = True
         if status == "deferred" and self.park is not None:

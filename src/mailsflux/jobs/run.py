@@ -236,7 +236,8 @@ async def send(
         # Each step on its own: the event log first (it is the record of
         # what was sent), and one failing step never skips the others.
         ok = record("events file", log.result, r)
-        ok &= record("suppression list", prepared.suppress_bounce, r)
+        if r.status == "bounced":  # only a bounce can suppress anyone
+            ok &= record("suppression list", prepared.suppress_bounce, r)
         if on_result is not None:
             ok &= record("result callback", on_result, r)
         if progress is not None:

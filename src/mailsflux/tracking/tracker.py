@@ -9,6 +9,7 @@ same key ring (:class:`mailsflux.tracking.tokens.TokenVerifier`).
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +30,13 @@ _KIND_CODE: Final[dict[TokenKind, int]] = {"open": 0, "click": 1, "unsubscribe":
 #: A base URL: http(s), host[:port], optional path; nothing to escape in HTML.
 _BASE = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~\-/%]*)?", re.I)
 _MAILTO = re.compile(r"[^\s<>,\"\\\x00-\x1f\x7f]+@[^\s<>,\"\\\x00-\x1f\x7f?]+")
+
+
+@functools.lru_cache(maxsize=64)
+def _plain_mailto(addr: str) -> bool:
+    # A job has one unsubscribe mailbox: checked once, not on every message.
+    return _MAILTO.fullmatch(addr) is not None
+
 
 LIST_UNSUBSCRIBE_POST: Final = "List-Unsubscribe=One-Click"
 
@@ -190,7 +198,7 @@ class Tracker:
         value = f"<{url}>"
         if mailto is not None:
             addr = mailto.removeprefix("mailto:")
-            if not _MAILTO.fullmatch(addr):
+            if not _plain_mailto(addr):
                 raise HeaderError(
                     f"unsubscribe mailto address {mailto!r} is not a plain address",
                     field="List-Unsubscribe",

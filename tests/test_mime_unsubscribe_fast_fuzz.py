@@ -1,0 +1,73 @@
+"""The List-Unsubscribe shortcut (the usual ``<URI>, <URI>`` value, scanned
+without regexes) writes byte for byte what the regex path writes, and
+refuses what it refuses."""
+
+from __future__ import annotations
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from mailsflux.compose import _mimebuild
+from mailsflux.errors import MailsfluxError
+
+line = _mimebuild.unsubscribe_line
+
+_PIECES = st.sampled_from(
+    [
+        "<",
+        ">",
+        ", ",
+        ",",
+        " ",
+        "\t",
+        "https:",
+        "http:",
+        "mailto:",
+        "u@e.com",
+        "a",
+        "Z9",
+        ":",
+        "+.-",
+        "/u/k1.AA-_~",
+        "?subject=unsubscribe-k1",
+        "%20",
+        "é",
+        "\r",
+        "\x00",
+        "[]",
+        "!#$&'()*;=@",
+    ]
+)
+_URI = st.builds(
+    "{}:{}".format,
+    st.from_regex(r"[A-Za-z][A-Za-z0-9+.\-]{0,6}", fullmatch=True),
+    st.text(alphabet="abcXYZ09_.-~!#$%&'()*+,/:;=?@[] <>é", max_size=20),
+)
+_VALUES = st.one_of(
+    st.lists(_URI.map("<{}>".format), min_size=1, max_size=3).map(", ".join),
+    st.lists(_PIECES, max_size=14).map("".join),
+    st.text(alphabet=st.characters(max_codepoint=0x300), max_size=30),
+)
+
+
+def _outcome(value: str, fast: bool) -> tuple[str, object]:
+    try:
+        return "ok", line(value, fast)
+    except MailsfluxError as exc:
+        return type(exc).__name__, str(exc)
+
+
+@settings(max_examples=4000, deadline=None)
+@given(_VALUES)
+@example("<https://t.example.com/u/k1.AAAA-_~>, <mailto:u@example.com?subject=unsubscribe-k1>")
+@example("<mailto:u@example.com>")
+@example("<https:x>")
+@example("<https:>")
+@example("<a:b>, ")
+@example("<a:b>,<c:d>")
+@example("<1a:b>")
+@example("<a" + "b" * 900 + ":c>")
+@example("<a" + "b" * 897 + ":c>")
+@example("<ab:c>, <HTTPS://E>")
+def test_shortcut_matches_regex_path(value: str) -> None:
+    assert _outcome(value, True) == _outcome(value, False)
