@@ -18,6 +18,11 @@ CASES = {
         "[[tenants]]\nname = 'a'\ndomains = ['a.example']\nregion = 'mars'\n",
         "region 'mars' is not in [regions]",
     ),
+    "redis beside regions": (
+        "[regions]\neu = 'eu'\n[redis]\nurl = 'redis://127.0.0.1:6379/0'\n"
+        "[[tenants]]\nname = 'a'\ndomains = ['a.example']\nregion = 'eu'\n",
+        "[redis] beside tenants in [regions]",
+    ),
     "not toml": ("[http\n", "invalid config"),
     "webhook in clear text": (
         "[[tenants]]\nname = 'a'\n[[tenants.webhooks]]\nurl = 'http://hooks.example/x'\n"

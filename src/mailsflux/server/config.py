@@ -195,6 +195,14 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                     field="webhooks",
                 )
             tenants = self.tenant_list()
+            if self.redis is not None and any(t.region != "default" for t in tenants):
+                # One Redis holds every tenant's waiting messages: a region's
+                # would leave the region's location (the residency promise).
+                raise ConfigError(
+                    "[redis] beside tenants in [regions] would keep a region's waiting"
+                    " messages outside it: run one serve, with its own Redis, per region",
+                    field="redis",
+                )
             owners: dict[str, str] = {}
             for t in tenants:
                 if t.region != "default" and t.region not in self.regions:
