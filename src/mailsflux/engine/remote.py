@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from mailsflux.jobs.jobfile import load_job
 from mailsflux.jobs.prepared import make_signer
 from mailsflux.jobs.rows import ProblemSink
-from mailsflux.jobs.worker import enqueue, follow, result_of
+from mailsflux.jobs.worker import end_state, enqueue, follow, result_of
 from mailsflux.spool import Record
 from mailsflux.spool.redis_spool import RedisSpool
 from mailsflux.types import JobSummary
@@ -59,6 +59,7 @@ async def submit_to_redis(
     def on_counts(s: JobSummary) -> None:
         c = handle.counts
         c.sent, c.failed, c.deferred, c.skipped = s.sent, s.failed, s.deferred, s.skipped
+        c.quarantined = s.quarantined
         c.total, c.elapsed = s.total, s.elapsed
 
     async def run() -> JobSummary:
@@ -74,7 +75,7 @@ async def submit_to_redis(
                 on_counts=on_counts,
             )
             if not s.interrupted:
-                spool.end_job(jid, "finished")
+                spool.end_job(jid, end_state({"quarantined": s.quarantined}))
             on_counts(s)
             handle.counts.interrupted = s.interrupted
             return handle.counts

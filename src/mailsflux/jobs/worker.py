@@ -50,7 +50,8 @@ from mailsflux.jobs.recipients import RecipientFile
 from mailsflux.jobs.rows import ProblemSink, _row_problem
 from mailsflux.jobs.run import send
 from mailsflux.spool import JobInfo, Record
-from mailsflux.spool.redis_spool import UNREADABLE, RedisSpool
+from mailsflux.spool.keys import UnknownKeyError
+from mailsflux.spool.redis_spool import UNREADABLE, FinalsCursor, RedisSpool
 from mailsflux.types import DeliveryResult, JobSummary, Problem, Recipient, RenderedMessage
 
 #: Rows in one stream entry: what a worker takes at once.
@@ -128,7 +129,8 @@ def enqueue(
         if rows:
             first = rows[0][0]
             sealed = spool.keys.seal(_rows_enc.encode(rows), _batch_ctx(jid, first))
-            pipe.xadd(spool.key(jid, "q"), {"first": first, "rows": sealed})
+            # ``n``: how many rows a batch that cannot be opened leaves unsent.
+            pipe.xadd(spool.key(jid, "q"), {"first": first, "n": len(rows), "rows": sealed})
             rows.clear()
         pipe.set(spool.key(jid, "enq"), last)
         if done:
@@ -194,8 +196,15 @@ def summary_of(name: str, counts: dict[str, int], elapsed: float) -> JobSummary:
     s.failed = counts.get("bounced", 0) + counts.get("failed", 0)
     s.deferred = counts.get("deferred", 0)
     s.skipped = counts.get("skipped", 0) + counts.get("suppressed", 0)
-    s.total = s.sent + s.failed + s.deferred + s.skipped
+    s.quarantined = counts.get("quarantined", 0)
+    s.total = s.sent + s.failed + s.deferred + s.skipped + s.quarantined
     return s
+
+
+def end_state(counts: dict[str, int]) -> str:
+    """What a job whose every batch is settled ended as: ``finished``, or
+    ``incomplete`` when batches were set aside unsent (quarantined)."""
+    return "incomplete" if counts.get("quarantined", 0) else "finished"
 
 
 async def follow(
@@ -214,13 +223,13 @@ async def follow(
     start = time.time()
     done = False
     counts: dict[str, int] = {}
-    seen: set[int] = set()
+    cursor = FinalsCursor()
     while not stop.is_set():
         try:
             counts, done = progress_of(spool, info.id)
             if on_records is not None:
                 # After the counts: a row counted now is reported now or next time.
-                fresh = await asyncio.to_thread(spool.finals, info.id, seen)
+                fresh = await asyncio.to_thread(spool.finals, info.id, cursor)
                 if fresh:
                     on_records(fresh)
         except SpoolError:
@@ -399,21 +408,30 @@ class _StreamSource:
             return eid, _rows_dec.decode(
                 self.spool.keys.open(fields[b"rows"], _batch_ctx(self.jid, first))
             )
+        except UnknownKeyError as exc:
+            # A key file lagging a rotation, not damage: the entry stays
+            # pending, taken over after the lease by a host that holds the
+            # key, or by this one once its file (read again each time) does.
+            self.spool.missing_key(exc)
+            return None
         except UNREADABLE as exc:
             self._set_aside(eid, fields, exc)
             return None
 
     def _set_aside(self, eid: str, fields: dict[bytes, bytes], exc: Exception) -> None:
-        """A batch no worker can open (a key this host lacks, altered bytes)
-        would stop each worker that takes it, or be taken over forever: it is
-        kept, still sealed, in the job's quarantine and leaves the stream."""
+        """A batch that does not authenticate (altered bytes) would stop each
+        worker that takes it, or be taken over forever: it is kept, still
+        sealed, in the job's quarantine, its rows counted ``quarantined``,
+        and leaves the stream."""
         why = str(exc) or type(exc).__name__
         first = fields.get(b"first", b"0")
         row = int(first) if first.isdigit() else 0
+        n = fields.get(b"n", b"")
+        count = int(n) if n.isdigit() else 1  # an entry from before ``n``: at least one
         sealed = fields.get(b"rows", b"")
 
         def move() -> bool:
-            self.spool.quarantine(self.jid, f"batch:{eid}", why, row, sealed)
+            self.spool.quarantine(self.jid, f"batch:{eid}", why, row, sealed, count)
             c = self.spool.client
             pipe = c.pipeline(transaction=True)
             pipe.xack(self.queue, GROUP, eid)
@@ -422,7 +440,7 @@ class _StreamSource:
             return True
 
         if self._redis(move):  # Redis away: the entry stays pending, set aside later
-            self.note(f"job {self.jid}: batch {eid} (from row {row}) set aside: {why}")
+            self.note(f"job {self.jid}: batch {eid} ({count} rows from row {row}) set aside: {why}")
 
     async def _renew(self) -> None:
         """Keep this worker's entries from looking abandoned while it works."""
@@ -607,6 +625,7 @@ async def run_worker(
     """Work on every job in the spool that has work, until ``stop``
     (``once``: until there is no work left)."""
     consumer = consumer_name()
+    spool.on_missing_key = note
     tasks: dict[str, asyncio.Task[JobSummary]] = {}
     infos: dict[str, JobInfo] = {}
     failed: dict[str, float] = {}
@@ -661,7 +680,7 @@ async def run_worker(
                         and now_info.state == "running"
                         and progress_of(spool, jid)[1]
                     ):
-                        spool.end_job(jid, "finished")
+                        spool.end_job(jid, end_state(spool.counts(jid)))
                 if on_done is not None:
                     on_done(infos[jid], s)
         if not down and time.monotonic() - tidied > 60:
@@ -689,6 +708,7 @@ __all__ = [
     "LEASE",
     "StreamJournal",
     "consumer_name",
+    "end_state",
     "enqueue",
     "follow",
     "progress_of",
