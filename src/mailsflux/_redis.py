@@ -112,10 +112,10 @@ def check_url(url: str) -> None:
     """ValueError (password masked) for a URL whose password holds an
     unencoded ``/``, ``#`` or ``?``: redis-py would read part of it as the
     host or path and quote it back, or connect somewhere else."""
-    rest = url.partition("://")[2]
     parts = urlsplit(url)
-    tail = rest[len(parts.netloc) :] if rest.startswith(parts.netloc) else rest
-    if "@" in tail or parts.fragment:
+    # What follows a '?' in a password reads as a query whose first name holds the '@'.
+    first_name = parts.query.partition("&")[0].partition("=")[0]
+    if "@" in parts.path or "@" in first_name or parts.fragment:
         raise ValueError(
             "a '/', '#' or '?' in the password must be percent-encoded (%2F, %23, %3F)"
         )
