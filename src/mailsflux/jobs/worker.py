@@ -353,6 +353,10 @@ class _StreamSource:
         self._down = False
         #: Since when Redis has answered without a break (monotonic).
         self._up_since: float | None = time.monotonic()
+        #: Until when this host takes no new batch (monotonic): it met one
+        #: sealed with a key its file lacks, and hosts that hold the key
+        #: should get the next ones rather than wait a lease for them.
+        self._lagging_until = 0.0
 
     @property
     def where(self) -> str:
@@ -391,7 +395,7 @@ class _StreamSource:
         if up is not None and time.monotonic() - up >= self.lease:
             got = self._redis(lambda: c.xautoclaim(self.queue, GROUP, self.consumer, ms, "0-0", 1))
         entries = got[1] if got else []
-        if not entries and self._up_since is not None:
+        if not entries and self._up_since is not None and time.monotonic() >= self._lagging_until:
             read = self._redis(
                 lambda: c.xreadgroup(GROUP, self.consumer, {self.queue: ">"}, count=1)
             )
@@ -405,7 +409,7 @@ class _StreamSource:
             return None
         try:
             first = int(fields[b"first"])
-            return eid, _rows_dec.decode(
+            rows = _rows_dec.decode(
                 self.spool.keys.open(fields[b"rows"], _batch_ctx(self.jid, first))
             )
         except UnknownKeyError as exc:
@@ -413,10 +417,13 @@ class _StreamSource:
             # pending, taken over after the lease by a host that holds the
             # key, or by this one once its file (read again each time) does.
             self.spool.missing_key(exc)
+            self._lagging_until = time.monotonic() + self.lease
             return None
         except UNREADABLE as exc:
             self._set_aside(eid, fields, exc)
             return None
+        self._lagging_until = 0.0
+        return eid, rows
 
     def _set_aside(self, eid: str, fields: dict[bytes, bytes], exc: Exception) -> None:
         """A batch that does not authenticate (altered bytes) would stop each
