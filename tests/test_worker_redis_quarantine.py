@@ -1,11 +1,13 @@
-"""Records no worker can open are set aside, not fatal and not retried forever.
+"""Records that do not authenticate are set aside, not fatal and not retried forever.
 
-A job is enqueued with the hosts' key file; then a batch with altered bytes,
-a batch sealed with a key no host holds, and a deferred message sealed with
-that foreign key join it. A real ``mailsflux worker --until-idle`` sends the
-good rows to a counting SMTP server and exits by itself; the three bad
-records are in the job's quarantine, listed by ``status --redis``, and the
-deferred one's row is recorded failed."""
+A job is enqueued with the hosts' key file; then two batches with altered
+bytes (three rows and seven) and an altered deferred message join it. A real
+``mailsflux worker --until-idle`` sends the good rows to a counting SMTP
+server and exits by itself; the three bad records are in the job's
+quarantine, listed by ``status --redis``, the batches' ten rows count
+``quarantined`` and the job is ``incomplete``, not finished; the deferred
+one's row is recorded failed. ``send --redis`` then exits 1 naming the
+batches. (A key a host lacks is not damage: test_worker_redis_key_lag.py.)"""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import pytest
 from mailsflux.jobs.jobfile import load_job
 from mailsflux.jobs.redis_batches import batch_ctx
 from mailsflux.jobs.worker import enqueue
-from mailsflux.spool import Record, SpoolKeys
+from mailsflux.spool import Record
 from mailsflux.spool.redis_spool import RedisSpool
 from tests._cli import run_cli
 from tests._jobs import make_job, messages, people
@@ -39,12 +41,12 @@ def _tamper(redis_url: str, prefix: str, job_path: Path) -> str:
         q = spool.key(info.id, "q")
         good = spool.keys.seal(b"\x90", batch_ctx(info.id, 900))
         altered = good[:-1] + bytes([good[-1] ^ 1])
-        spool.client.xadd(q, {"first": 900, "rows": altered})
-        foreign = SpoolKeys.generate()
-        spool.client.xadd(q, {"first": 950, "rows": foreign.seal(b"\x90", batch_ctx(info.id, 950))})
-    with RedisSpool(redis_url, prefix=prefix, keys=foreign) as other:
+        spool.client.xadd(q, {"first": 900, "n": 3, "rows": altered})
+        good = spool.keys.seal(b"\x90", batch_ctx(info.id, 950))
+        flipped = good[:20] + bytes([good[20] ^ 1]) + good[21:]
+        spool.client.xadd(q, {"first": 950, "n": 7, "rows": flipped})
         msg = messages(1)[0]
-        other.store(
+        spool.store(
             info.id,
             [
                 Record(
@@ -59,6 +61,9 @@ def _tamper(redis_url: str, prefix: str, job_path: Path) -> str:
                 )
             ],
         )
+        body = spool.key(info.id, "body")
+        sealed = spool.client.hget(body, STRAY)
+        spool.client.hset(body, STRAY, sealed[:-1] + bytes([sealed[-1] ^ 1]))
     return info.id
 
 
@@ -81,13 +86,21 @@ def test_unreadable_batches_and_deferred_messages_are_set_aside(
     got = run_cli("status", jid, "--json", "--redis", redis_url, "--prefix", prefix)
     assert got.returncode == 0, got.stderr
     doc = json.loads(got.stdout)
-    assert doc["counts"] == {"delivered": ROWS, "failed": 1}
+    assert doc["counts"] == {"delivered": ROWS, "failed": 1, "quarantined": 10}
+    assert doc["state"] == "incomplete"
     quarantine = {q["what"].partition(":")[0]: q for q in doc["quarantine"] if q["what"]}
     whats = sorted(q["what"] for q in doc["quarantine"])
     assert len(whats) == 3 and whats[-1] == f"row:{STRAY}", whats
-    assert {q["first_row"] for q in doc["quarantine"]} == {900, 950, STRAY}
-    assert "row" in quarantine and "no longer holds" in quarantine["row"]["why"]
+    assert {q["first_row"]: q["rows"] for q in doc["quarantine"]} == {900: 3, 950: 7, STRAY: 0}
+    assert "row" in quarantine and "does not authenticate" in quarantine["row"]["why"]
     text = run_cli("status", jid, "--redis", redis_url, "--prefix", prefix)
     assert text.stdout.count("set aside:") == 3, text.stdout
     # Nothing in the quarantine or the status is an address in the clear.
     assert "example.com" not in json.dumps(doc["quarantine"])
+
+    # Following the job again: never reported as a success, the batches named.
+    got = run_cli("send", str(job), "--json", "--redis", redis_url, "--prefix", prefix)
+    assert got.returncode == 1, got.stderr
+    summary = json.loads(got.stdout.strip().splitlines()[-1])
+    assert summary["quarantined"] == 10 and summary["total"] == ROWS + 1 + 10, summary
+    assert got.stderr.count("rows from row") == 2, got.stderr

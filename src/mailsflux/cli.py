@@ -121,6 +121,10 @@ def _print_summary(s: JobSummary, sink: dict[str, Any] | None, rows: int) -> Non
     print(
         f"  skipped   {s.skipped}" + (" (bad rows, reported above)" if s.skipped else ""), file=out
     )
+    if s.quarantined:
+        print(
+            f"  set aside {s.quarantined} (in batches that do not authenticate: not sent)", file=out
+        )
     if s.interrupted:
         # With the spool, batches in flight were finished and recorded (up to
         # stop_grace): the rest were never tried, and a resumed run sends them.

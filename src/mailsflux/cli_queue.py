@@ -289,8 +289,8 @@ def _status_doc(spool: SQLiteSpool, info: JobInfo) -> dict[str, Any]:
     quarantined = getattr(spool, "quarantined", None)  # the spool in Redis keeps one
     if quarantined is not None:
         doc["quarantine"] = [
-            {"what": what, "since": when, "why": why, "first_row": first}
-            for what, (when, why, first) in sorted(quarantined(info.id).items())
+            {"what": what, "since": when, "why": why, "first_row": first, "rows": n}
+            for what, (when, why, first, n) in sorted(quarantined(info.id).items())
         ]
     return doc
 
@@ -308,7 +308,8 @@ def _print_status(d: dict[str, Any], *, detail: bool) -> None:
         line += f"; next retry {_when(d['next_attempt'])}"
     print(line)
     for q in d.get("quarantine", ()):
-        print(f"  set aside: {q['what']} (from row {q['first_row']}): {q['why']}")
+        rows = f"{q['rows']} rows " if q.get("rows") else ""
+        print(f"  set aside: {q['what']} ({rows}from row {q['first_row']}): {q['why']}")
     if detail:
         doms = sorted(d["per_domain"].items(), key=lambda kv: -sum(kv[1].values()))
         width = max((len(k) for k, _ in doms), default=6)

@@ -93,7 +93,7 @@ def cmd_send_redis(args: argparse.Namespace) -> int:
     from mailsflux.jobs.jobfile import load_job
     from mailsflux.jobs.prepared import make_signer
     from mailsflux.jobs.progress import Progress
-    from mailsflux.jobs.worker import enqueue, follow
+    from mailsflux.jobs.worker import end_state, enqueue, follow
 
     if args.workers or args.shard or args.local_sink or args.no_spool or args.relay:
         raise ConfigError(
@@ -132,10 +132,20 @@ def cmd_send_redis(args: argparse.Namespace) -> int:
 
         summary = _run(go())
         if not summary.interrupted:
-            spool.end_job(info.id, "finished")
+            spool.end_job(info.id, end_state({"quarantined": summary.quarantined}))
         if progress is not None:
             progress.finish(complete=not summary.interrupted)
+        if summary.quarantined:
+            _name_quarantined(spool, info.id, summary.quarantined)
     return _report(args, summary, total)
+
+
+def _name_quarantined(spool: Any, jid: str, rows: int) -> None:
+    """The batches set aside unsent, one line each (no address: rows and why)."""
+    print(f"mailsflux: {rows} rows of job {jid} were set aside unsent:", file=sys.stderr)
+    for what, (_, why, first, n) in sorted(spool.quarantined(jid).items()):
+        if what.startswith("batch:"):
+            print(f"  {what}: {n} rows from row {first}: {why}", file=sys.stderr)
 
 
 def _report(args: argparse.Namespace, summary: JobSummary, total: int) -> int:
@@ -154,7 +164,7 @@ def _report(args: argparse.Namespace, summary: JobSummary, total: int) -> int:
             file=sys.stderr,
         )
         return 1
-    return 1 if summary.failed or summary.deferred else 0
+    return 1 if summary.failed or summary.deferred or summary.quarantined else 0
 
 
 def redis_options(p: argparse.ArgumentParser, *, required: bool = False) -> None:

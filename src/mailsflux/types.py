@@ -97,6 +97,9 @@ class JobSummary(msgspec.Struct):
     deferred: int = 0
     skipped: int = 0
     elapsed: float = 0.0
+    #: Rows set aside unsent in a batch no worker could open (``send --redis``:
+    #: its batches failed to authenticate); a job with any did not finish well.
+    quarantined: int = 0
     per_domain: dict[str, int] = msgspec.field(default_factory=dict)
     #: True when a stop (SIGINT, SIGTERM) ended the job early: the counts are partial.
     interrupted: bool = False

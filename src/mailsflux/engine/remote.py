@@ -30,7 +30,7 @@ from mailsflux.jobs.prepared import make_signer
 from mailsflux.jobs.redis_batches import COUNT, SIZE, WINDOW, BatchWriter, skipped
 from mailsflux.jobs.rows import ProblemSink
 from mailsflux.jobs.run import Source
-from mailsflux.jobs.worker import enqueue, ensure_group, follow, result_of
+from mailsflux.jobs.worker import end_state, enqueue, ensure_group, follow, result_of
 from mailsflux.masking import log_text
 from mailsflux.spool import JobInfo, Record
 from mailsflux.spool.redis_spool import RedisSpool
@@ -174,6 +174,7 @@ def _follow(
     def on_counts(s: JobSummary) -> None:
         c = handle.counts
         c.sent, c.failed, c.deferred, c.skipped = s.sent, s.failed, s.deferred, s.skipped
+        c.quarantined = s.quarantined
         c.total, c.elapsed = s.total, s.elapsed
 
     async def run() -> JobSummary:
@@ -195,7 +196,7 @@ def _follow(
             if feeding is not None:
                 await feeding
             if not s.interrupted:
-                spool.end_job(jid, "finished")
+                spool.end_job(jid, end_state({"quarantined": s.quarantined}))
             on_counts(s)
             handle.counts.interrupted = s.interrupted
             return handle.counts

@@ -57,7 +57,8 @@ from mailsflux.jobs.redis_batches import (
 from mailsflux.jobs.rows import ProblemSink, _row_problem
 from mailsflux.jobs.run import send
 from mailsflux.spool import JobInfo, Record
-from mailsflux.spool.redis_spool import UNREADABLE, RedisSpool
+from mailsflux.spool.keys import UnknownKeyError
+from mailsflux.spool.redis_spool import UNREADABLE, FinalsCursor, RedisSpool
 from mailsflux.spool.store import FINAL
 from mailsflux.types import DeliveryResult, JobSummary, Problem, Recipient, RenderedMessage
 
@@ -132,7 +133,8 @@ def enqueue(
         if rows:
             first = rows[0][0]
             sealed = spool.keys.seal(_rows_enc.encode(rows), batch_ctx(jid, first))
-            pipe.xadd(spool.key(jid, "q"), {"first": first, "rows": sealed})
+            # ``n``: how many rows a batch that cannot be opened leaves unsent.
+            pipe.xadd(spool.key(jid, "q"), {"first": first, "n": len(rows), "rows": sealed})
             rows.clear()
         pipe.set(spool.key(jid, "enq"), last)
         if done:
@@ -198,8 +200,15 @@ def summary_of(name: str, counts: dict[str, int], elapsed: float) -> JobSummary:
     s.failed = counts.get("bounced", 0) + counts.get("failed", 0)
     s.deferred = counts.get("deferred", 0)
     s.skipped = counts.get("skipped", 0) + counts.get("suppressed", 0)
-    s.total = s.sent + s.failed + s.deferred + s.skipped
+    s.quarantined = counts.get("quarantined", 0)
+    s.total = s.sent + s.failed + s.deferred + s.skipped + s.quarantined
     return s
+
+
+def end_state(counts: dict[str, int]) -> str:
+    """What a job whose every batch is settled ended as: ``finished``, or
+    ``incomplete`` when batches were set aside unsent (quarantined)."""
+    return "incomplete" if counts.get("quarantined", 0) else "finished"
 
 
 async def follow(
@@ -218,13 +227,13 @@ async def follow(
     start = time.time()
     done = False
     counts: dict[str, int] = {}
-    seen: set[int] = set()
+    cursor = FinalsCursor()
     while not stop.is_set():
         try:
             counts, done = progress_of(spool, info.id)
             if on_records is not None:
                 # After the counts: a row counted now is reported now or next time.
-                fresh = await asyncio.to_thread(spool.finals, info.id, seen)
+                fresh = await asyncio.to_thread(spool.finals, info.id, cursor)
                 if fresh:
                     on_records(fresh)
         except SpoolError:
@@ -359,6 +368,10 @@ class _StreamSource:
         self._down = False
         #: Since when Redis has answered without a break (monotonic).
         self._up_since: float | None = time.monotonic()
+        #: Until when this host takes no new batch (monotonic): it met one
+        #: sealed with a key its file lacks, and hosts that hold the key
+        #: should get the next ones rather than wait a lease for them.
+        self._lagging_until = 0.0
 
     @property
     def where(self) -> str:
@@ -401,7 +414,7 @@ class _StreamSource:
         if up is not None and time.monotonic() - up >= self.lease:
             got = self._redis(lambda: c.xautoclaim(self.queue, GROUP, self.consumer, ms, "0-0", 1))
         entries = got[1] if got else []
-        if not entries and self._up_since is not None:
+        if not entries and self._up_since is not None and time.monotonic() >= self._lagging_until:
             read = self._redis(
                 lambda: c.xreadgroup(GROUP, self.consumer, {self.queue: ">"}, count=1)
             )
@@ -414,22 +427,34 @@ class _StreamSource:
             self._redis(lambda: c.xack(self.queue, GROUP, eid))
             return None
         try:
-            return eid, self._open(int(fields[b"first"]), fields[b"rows"])
+            rows = self._open(int(fields[b"first"]), fields[b"rows"])
+        except UnknownKeyError as exc:
+            # A key file lagging a rotation, not damage: the entry stays
+            # pending, taken over after the lease by a host that holds the
+            # key, or by this one once its file (read again each time) does.
+            self.spool.missing_key(exc)
+            self._lagging_until = time.monotonic() + self.lease
+            return None
         except UNREADABLE as exc:
             self._set_aside(eid, fields, exc)
             return None
+        self._lagging_until = 0.0
+        return eid, rows
 
     def _set_aside(self, eid: str, fields: dict[bytes, bytes], exc: Exception) -> None:
-        """A batch no worker can open (a key this host lacks, altered bytes)
-        would stop each worker that takes it, or be taken over forever: it is
-        kept, still sealed, in the job's quarantine and leaves the stream."""
+        """A batch that does not authenticate (altered bytes) would stop each
+        worker that takes it, or be taken over forever: it is kept, still
+        sealed, in the job's quarantine, its rows counted ``quarantined``,
+        and leaves the stream."""
         why = str(exc) or type(exc).__name__
         first = fields.get(b"first", b"0")
         row = int(first) if first.isdigit() else 0
+        n = fields.get(b"n", b"")
+        count = int(n) if n.isdigit() else 1  # an entry from before ``n``: at least one
         sealed = fields.get(b"rows", b"")
 
         def move() -> bool:
-            self.spool.quarantine(self.jid, f"batch:{eid}", why, row, sealed)
+            self.spool.quarantine(self.jid, f"batch:{eid}", why, row, sealed, count)
             c = self.spool.client
             pipe = c.pipeline(transaction=True)
             pipe.xack(self.queue, GROUP, eid)
@@ -438,7 +463,7 @@ class _StreamSource:
             return True
 
         if self._redis(move):  # Redis away: the entry stays pending, set aside later
-            self.note(f"job {self.jid}: batch {eid} (from row {row}) set aside: {why}")
+            self.note(f"job {self.jid}: batch {eid} ({count} rows from row {row}) set aside: {why}")
 
     async def _renew(self) -> None:
         """Keep this worker's entries from looking abandoned while it works."""
@@ -651,6 +676,7 @@ async def run_worker(
     """Work on every job in the spool that has work, until ``stop``
     (``once``: until there is no work left)."""
     consumer = consumer_name()
+    spool.on_missing_key = note
     tasks: dict[str, asyncio.Task[JobSummary]] = {}
     infos: dict[str, JobInfo] = {}
     failed: dict[str, float] = {}
@@ -705,7 +731,7 @@ async def run_worker(
                         and now_info.state == "running"
                         and progress_of(spool, jid)[1]
                     ):
-                        spool.end_job(jid, "finished")
+                        spool.end_job(jid, end_state(spool.counts(jid)))
                 if on_done is not None:
                     on_done(infos[jid], s)
         if not down and time.monotonic() - tidied > 60:
@@ -733,6 +759,7 @@ __all__ = [
     "LEASE",
     "StreamJournal",
     "consumer_name",
+    "end_state",
     "enqueue",
     "ensure_group",
     "follow",

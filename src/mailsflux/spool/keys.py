@@ -37,6 +37,15 @@ _KID_LEN: Final = 4
 _NONCE_LEN: Final = 12
 
 
+class UnknownKeyError(SpoolError):
+    """A record sealed with a key this ring lacks even after reading its file
+    again: not damage, a key file that lags a rotation (``kid``: the key id)."""
+
+    def __init__(self, message: str, *, kid: str, file: str | None = None) -> None:
+        super().__init__(message, file=file)
+        self.kid = kid
+
+
 class SpoolKeys:
     """The key ring: seal with the newest key, open with whichever sealed it."""
 
@@ -140,9 +149,10 @@ class SpoolKeys:
         kid = sealed[1 : 1 + _KID_LEN]
         aead = self._by_id.get(kid) or self._reload(kid)
         if aead is None:
-            raise SpoolError(
+            raise UnknownKeyError(
                 f"a spool record was sealed with key {kid.hex()}, which the key file no longer"
                 " holds",
+                kid=kid.hex(),
                 file=str(self.path) if self.path else None,
             )
         nonce = sealed[1 + _KID_LEN : 1 + _KID_LEN + _NONCE_LEN]

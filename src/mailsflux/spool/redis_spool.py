@@ -16,9 +16,13 @@ one slot. Per job:
 ``enq``    the last row put into it, ``end`` once all are (:mod:`mailsflux.jobs.worker`)
 ``res``    a prepared job's stream of rows that became final, for its submitter
 ``spec``   a prepared job's delivery settings, sealed (:mod:`mailsflux.jobs.redis_batches`)
-``quar``   hash what -> (when, why, first row, the sealed bytes): batches and
-           deferred messages that could not be opened (a key this host lacks,
-           altered bytes), set aside instead of stopping a worker or being retried
+``quar``   hash what -> (when, why, first row, the sealed bytes, rows): batches
+           and deferred messages that do not authenticate (altered bytes), set
+           aside instead of stopping a worker or being retried; a batch's rows
+           count ``quarantined`` in ``n``. A key this host lacks is no damage:
+           such records wait (pending, due) for a host that holds it
+``fin``    list of the rows given a final state, in order: what a follower
+           reads on from where it stopped (a row may appear twice)
 
 and ``PREFIX:jobs``, the set of job ids, outside any job's slot.
 
@@ -35,7 +39,7 @@ pipelines. Any Redis failure raises :class:`~mailsflux.errors.SpoolError`.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -45,16 +49,16 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
-from mailsflux._redis import sync_client
+from mailsflux._redis import masked, scrubbed, sync_client, url_problem
 from mailsflux.errors import SpoolError
-from mailsflux.spool.keys import SpoolKeys
+from mailsflux.spool.keys import SpoolKeys, UnknownKeyError
 from mailsflux.spool.sqlite import CLAIM, _ctx
 from mailsflux.spool.store import FINAL, JobInfo, Record, Spooled, State
 from mailsflux.types import RenderedMessage
 
 _US: Final = "\x1f"
 
-#: KEYS: st rec n dom body due claim. ARGV[1]: claim until (0: none);
+#: KEYS: st rec n dom body due claim fin. ARGV[1]: claim until (0: none);
 #: then per record: row, state, domain, rec blob, body blob ("" none), next_at.
 STORE_LUA: Final = """
 local claim = tonumber(ARGV[1])
@@ -71,6 +75,7 @@ for i = 2, #ARGV, 6 do
   redis.call('HINCRBY', KEYS[4], domain .. '\\31' .. state, 1)
   redis.call('HSET', KEYS[2], row, ARGV[i + 3])
   local final = state ~= 'pending' and state ~= 'deferred'
+  if final then redis.call('RPUSH', KEYS[8], row) end
   if ARGV[i + 4] ~= '' then
     redis.call('HSET', KEYS[5], row, ARGV[i + 4])
     redis.call('ZADD', KEYS[6], ARGV[i + 5], row)
@@ -138,7 +143,7 @@ if best then return tostring(best) end
 return false
 """
 
-#: KEYS: st n dom body due claim. ARGV: now, rows... (none: all waiting).
+#: KEYS: st n dom body due claim fin. ARGV: now, rows... (none: all waiting).
 #: Gives up on waiting rows not claimed now: failed; returns them.
 DROP_LUA: Final = """
 local now = tonumber(ARGV[1])
@@ -163,6 +168,7 @@ for _, row in ipairs(rows) do
       redis.call('HDEL', KEYS[4], row)
       redis.call('ZREM', KEYS[5], row)
       redis.call('ZREM', KEYS[6], row)
+      redis.call('RPUSH', KEYS[7], row)
       out[#out + 1] = row
     end
   end
@@ -180,10 +186,18 @@ _msg_dec = msgspec.msgpack.Decoder(RenderedMessage)
 _info_dec = msgspec.json.Decoder(JobInfo)
 _PARTS: Final = (
     "info", "st", "rec", "n", "dom", "body", "due", "claim", "seq", "q", "enq", "end", "quar",
-    "spec", "res",
+    "spec", "res", "fin",
 )  # fmt: skip
 _quar_enc = msgspec.msgpack.Encoder()
-_quar_dec = msgspec.msgpack.Decoder(tuple[float, str, int, bytes])
+_quar_dec = msgspec.msgpack.Decoder(list[Any])  # (when, why, first, sealed[, rows])
+
+#: KEYS: quar n. ARGV: what, entry, rows. Counted once however often it is set aside.
+QUAR_LUA: Final = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 and tonumber(ARGV[3]) > 0 then
+  redis.call('HINCRBY', KEYS[2], 'quarantined', ARGV[3])
+end
+return 1
+"""
 #: What cannot be opened: a key the ring lacks, a damaged or altered record.
 UNREADABLE: Final = (SpoolError, msgspec.DecodeError, KeyError, ValueError)
 
@@ -200,10 +214,22 @@ def connect(url: str, *, timeout: float = 5.0) -> redis.Redis:
         )
         return client
     except ValueError as exc:
-        raise SpoolError(f"not a Redis URL: {exc}", field="--redis") from None
+        raise SpoolError(url_problem(url, exc), field="--redis") from None
     except (redis.RedisError, RedisClusterException, OSError) as exc:
         # A Cluster client asks a node for the slots at once; the others connect later.
-        raise SpoolError(f"cannot reach Redis: {exc}", field="--redis") from None
+        raise SpoolError(
+            f"cannot reach Redis at {masked(url)}: {scrubbed(url, exc)}", field="--redis"
+        ) from None
+
+
+class FinalsCursor:
+    """Where :meth:`RedisSpool.finals` goes on reading a job's settled rows."""
+
+    def __init__(self) -> None:
+        self.at = 0
+        self.seen: set[int] = set()
+        #: Rows whose record waits for a key this host lacks.
+        self.later: set[int] = set()
 
 
 class RedisSpool:
@@ -246,7 +272,11 @@ class RedisSpool:
         self._extend = c.register_script(EXTEND_LUA)
         self._next = c.register_script(NEXT_LUA)
         self._drop = c.register_script(DROP_LUA)
+        self._quar = c.register_script(QUAR_LUA)
         self._keys_checked = False
+        #: Told once per key id that records wait for a key this host lacks.
+        self.on_missing_key: Callable[[str], None] | None = None
+        self._missing: set[str] = set()
 
     # -- plumbing -------------------------------------------------------------
 
@@ -399,7 +429,7 @@ class RedisSpool:
     # -- records --------------------------------------------------------------
 
     def _keys7(self, job: str) -> list[str]:
-        return [self.key(job, p) for p in ("st", "rec", "n", "dom", "body", "due", "claim")]
+        return [self.key(job, p) for p in ("st", "rec", "n", "dom", "body", "due", "claim", "fin")]
 
     def store(self, job: str, records: Sequence[Record]) -> None:
         if records:
@@ -463,6 +493,12 @@ class RedisSpool:
                 try:
                     rec = self._record(j, row, st, blob, nxt)
                     msg = _msg_dec.decode(self.keys.open(body, _ctx(j, row, b"body")))
+                except UnknownKeyError as exc:
+                    # A key file lagging a rotation: due again in a minute,
+                    # here (the file read again) or on another host.
+                    self.missing_key(exc)
+                    self._do("write", self.client.zadd, self.key(j, "claim"), {row: now + 60})
+                    continue
                 except UNREADABLE as exc:
                     self._set_aside_row(j, row, body, exc)
                     continue
@@ -471,23 +507,43 @@ class RedisSpool:
 
     # -- quarantine -----------------------------------------------------------
 
-    def quarantine(self, job: str, what: str, why: str, first: int, sealed: bytes) -> None:
-        """Set ``sealed`` aside under ``what`` (still sealed: nothing is opened to keep it)."""
-        entry = _quar_enc.encode((time.time(), why, first, sealed))
-        self._do("write", self.client.hset, self.key(job, "quar"), what, entry)
+    def missing_key(self, exc: UnknownKeyError) -> None:
+        """Records wait for key ``exc.kid``: said once per key id."""
+        if exc.kid in self._missing:
+            return
+        self._missing.add(exc.kid)
+        if self.on_missing_key is not None:
+            where = f" ({self.keys.path})" if self.keys.path else ""
+            self.on_missing_key(
+                f"records sealed with key {exc.kid} wait: this host's key file{where} lacks it;"
+                " copy the key file from the host that rotated (it is read again on its own)"
+            )
 
-    def quarantined(self, job: str) -> dict[str, tuple[float, str, int]]:
-        """What was set aside: ``what`` -> (when, why, first row)."""
+    def quarantine(
+        self, job: str, what: str, why: str, first: int, sealed: bytes, rows: int = 0
+    ) -> None:
+        """Set ``sealed`` aside under ``what`` (still sealed: nothing is opened
+        to keep it); its ``rows`` count ``quarantined`` (once)."""
+        entry = _quar_enc.encode((time.time(), why, first, sealed, rows))
+        self._do(
+            "write",
+            self._quar,
+            keys=[self.key(job, "quar"), self.key(job, "n")],
+            args=[what, entry, rows],
+        )
+
+    def quarantined(self, job: str) -> dict[str, tuple[float, str, int, int]]:
+        """What was set aside: ``what`` -> (when, why, first row, rows)."""
         got = self._do("read", self.client.hgetall, self.key(job, "quar"))
         out = {}
         for what, entry in got.items():
-            when, why, first, _ = _quar_dec.decode(entry)
-            out[what.decode()] = (when, why, first)
+            when, why, first, _, *rest = _quar_dec.decode(entry)
+            out[what.decode()] = (float(when), str(why), int(first), int(rest[0]) if rest else 0)
         return out
 
     def _set_aside_row(self, job: str, row: int, body: bytes, exc: Exception) -> None:
-        """A deferred message that cannot be opened would come due again and
-        again: it is set aside and its row recorded failed (``dropped``)."""
+        """A deferred message that does not authenticate would come due again
+        and again: it is set aside and its row recorded failed (``dropped``)."""
         self.quarantine(job, f"row:{row}", str(exc) or type(exc).__name__, row, body)
         self._do("write", self.client.zrem, self.key(job, "claim"), row)
         self.drop(job=job, rows=[row])
@@ -539,32 +595,48 @@ class RedisSpool:
             if st is not None and blob is not None
         ]
 
-    def finals(self, job: str, seen: set[int]) -> list[Record]:
-        """Rows with a final state not in ``seen`` (added to it), their records
-        opened; a record that cannot be opened is left out (its row counted)."""
-        got = self._do("read", self.client.hgetall, self.key(job, "st"))
-        rows = sorted(
-            r
-            for r, st in ((int(r), s.decode().partition(_US)[0]) for r, s in got.items())
-            if st in FINAL and r not in seen
-        )
-        out = self.opened(job, rows)
-        seen.update(rows)
+    def finals(self, job: str, cursor: FinalsCursor) -> list[Record]:
+        """Rows given a final state since ``cursor`` (moved on), their records
+        opened; read from the job's ``fin`` list, not its whole state hash.
+        A record sealed with a key this host lacks is tried again next time;
+        one that is missing or does not open comes back as a ``failed`` record
+        (category ``unreadable``) so every counted row is reported."""
+        got = self._do("read", self.client.lrange, self.key(job, "fin"), cursor.at, -1)
+        cursor.at += len(got)
+        rows = sorted({int(r) for r in got} - cursor.seen | cursor.later)
+        cursor.later = set()
+        out = self.opened(job, rows, cursor.later)
+        cursor.seen.update(r.row for r in out)
         return out
 
-    def opened(self, job: str, rows: Sequence[int]) -> list[Record]:
-        """The records of ``rows`` that exist and open, a thousand a round trip."""
+    def opened(self, job: str, rows: Sequence[int], later: set[int] | None = None) -> list[Record]:
+        """The final records of ``rows``, a thousand a round trip. One sealed
+        with a key this host lacks is left out (its row added to ``later``);
+        one missing or not opening is a ``failed`` record (``unreadable``)."""
         out: list[Record] = []
         for i in range(0, len(rows), 1000):
             part = rows[i : i + 1000]
             sts, recs, nexts = self._read(job, part, False)
             for row, st, blob, nxt in zip(part, sts, recs, nexts, strict=True):
-                if st is None or blob is None:
-                    continue
                 try:
-                    out.append(self._record(job, row, st, blob, nxt))
-                except UNREADABLE:
+                    if st is None or blob is None:
+                        raise SpoolError("its record is missing")
+                    rec = self._record(job, row, st, blob, nxt)
+                except UnknownKeyError as exc:
+                    self.missing_key(exc)
+                    if later is not None:
+                        later.add(row)
                     continue
+                except UNREADABLE as exc:
+                    state = st.decode().partition(_US)[0] if st is not None else "unknown"
+                    rec = Record(
+                        row=row,
+                        state="failed",
+                        category="unreadable",
+                        reply=f"recorded {state}, but its record cannot be opened: {exc}",
+                    )
+                if rec.state in FINAL:
+                    out.append(rec)
         return out
 
     def counts(self, job: str) -> dict[str, int]:
@@ -612,7 +684,7 @@ class RedisSpool:
     def drop(self, *, job: str, rows: Iterable[int] | None = None) -> int:
         """Give up on deferred or pending messages: failed, their bytes deleted."""
         now = time.time()
-        keys = [self.key(job, p) for p in ("st", "n", "dom", "body", "due", "claim")]
+        keys = [self.key(job, p) for p in ("st", "n", "dom", "body", "due", "claim", "fin")]
         got = self._do("write", self._drop, keys=keys, args=[repr(now), *(rows or ())])
         dropped = [int(r) for r in got]
         if dropped:
@@ -640,4 +712,4 @@ class RedisSpool:
         self.close()
 
 
-__all__ = ["RedisSpool", "State", "connect"]
+__all__ = ["FinalsCursor", "RedisSpool", "State", "connect"]
