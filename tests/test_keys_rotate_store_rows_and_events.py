@@ -46,7 +46,7 @@ def _line_key_ids(path: Path) -> set[str]:
         doc = json.loads(line)
         for v in (doc["recipient"], doc["details"].get("reply", "")):
             if v:
-                assert v.startswith("mfs1:")
+                assert v.startswith("mfs2:")
                 kid, data = v.split(":")[1:]
                 sealed = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
                 assert sealed[1:5].hex() == kid  # the id shown is the one that sealed it

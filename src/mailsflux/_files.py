@@ -32,15 +32,23 @@ def create_whole(path: Path, data: bytes) -> bool:
     return True
 
 
-def replace_whole(path: Path, data: bytes) -> None:
+def replace_whole(path: Path, data: bytes, *, sync: bool = False, keep_times: bool = False) -> None:
     """Replace ``path`` with ``data`` (mode 0600): written under a private
     temporary name beside it and renamed into place, so a reader or a crash
     sees the old file or the new one, never a part, and two writers never
-    share a temporary file."""
+    share a temporary file. ``sync``: on the disk before it takes the old
+    file's place (a crash then leaves one or the other whole). ``keep_times``:
+    the new file keeps the old one's times (where its age is read from)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            if sync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        if keep_times:
+            old = path.stat()
+            os.utime(tmp, ns=(old.st_atime_ns, old.st_mtime_ns))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,44 +42,95 @@ def _stores(args: argparse.Namespace) -> tuple[Any, list[tuple[str, Path]], Path
     return config, tenants, config.data_path
 
 
-def _events_files(args: argparse.Namespace) -> list[tuple[Path, Any]]:
-    """The events files to search, each with the keys that sealed it: the
-    server's own (the bounce listener's, under its data directory's events
-    key) and each ``--events FILE`` (``send --events``: the job-file spool's)."""
+def _events_files(args: argparse.Namespace) -> list[tuple[Path, Any, Path]]:
+    """The events files to search, each with the keys that sealed it and
+    their key ring's file: the server's own (the bounce listener's, under its
+    data directory's events key) and each ``--events FILE`` (``send
+    --events``: the job-file spool's)."""
     from mailsflux.sealedlines import EVENTS_KEY_FILE
-    from mailsflux.spool import SpoolKeys, default_spool_dir
+    from mailsflux.spool import default_spool_dir
 
     config, _, _ = _stores(args)
-    out: list[tuple[Path, Any]] = []
+    out: list[tuple[Path, Any, Path]] = []
     b = config.bounces
     server_keys = config.data_path / EVENTS_KEY_FILE
     if b is not None and b.events and config.resolve(b.events).exists():
-        keys = SpoolKeys.load(server_keys, create=False) if server_keys.exists() else None
-        out.append((config.resolve(b.events), keys))
+        path = config.resolve(b.events)
+        out.append((path, _ring(path, server_keys), server_keys))
     if args.events:
         spool_keys = Path(args.spool or default_spool_dir()) / "keys"
-        keys = SpoolKeys.load(spool_keys, create=False) if spool_keys.exists() else None
-        out += [(Path(f), keys) for f in args.events if Path(f).exists()]
+        for f in [Path(f) for f in args.events if Path(f).exists()]:
+            out.append((f, _ring(f, spool_keys), spool_keys))
     return out
 
 
+def _ring(events: Path, ring: Path) -> Any:
+    """The key ring in ``ring`` for ``events`` (None when there is none)."""
+    from mailsflux.errors import MailsfluxError
+    from mailsflux.sealedlines import SealedLinesError
+    from mailsflux.spool import SpoolKeys
+
+    if not ring.exists():
+        return None
+    try:
+        return SpoolKeys.load(ring, create=False)
+    except MailsfluxError as exc:
+        raise SealedLinesError(f"events file {events}: key ring {ring}: {exc}") from None
+
+
 def cmd_privacy(args: argparse.Namespace) -> int:
-    from mailsflux.gateway import TenantLog
-    from mailsflux.spool import SQLiteSpool, default_spool_dir
+    """Erase and correct read every store first (as an export would, every
+    sealed value opened): one that cannot be read stops the request before
+    anything is changed. The audit line is written whatever happens, with
+    what was done and what failed."""
+    from mailsflux.gateway.privacy import audit, matcher
 
     key = _key(args.address)
     action = args.privacy_action
     new = _key(args.to) if action == "correct" else None
-    erase = action == "erase"
-
-    from mailsflux.gateway.privacy import matcher
-    from mailsflux.sealedlines import person
-
     match = matcher(key)
-
     _, tenants, audit_dir = _stores(args)
-    doc: dict[str, Any] = {"address": key, "exported_at": time.time()}
     counts: dict[str, int] = {}
+    failed: str | None = None
+    try:
+        if action in ("erase", "correct"):
+            _act(args, "export", match, None, tenants, {})  # the check: changes nothing
+        doc = _act(args, action, match, new, tenants, counts)
+    except BaseException as exc:
+        failed = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        audit(audit_dir, action, key, counts, failed=failed)
+    if action == "export":
+        data = msgspec.json.encode({"address": key} | doc)
+        if args.out:
+            fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data + b"\n")
+        else:
+            sys.stdout.write(data.decode() + "\n")
+    else:
+        done = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "nothing held"
+        print(f"{action}: {done}")
+    return 0
+
+
+def _act(
+    args: argparse.Namespace,
+    action: str,
+    match: Callable[[str], bool],
+    new: str | None,
+    tenants: list[tuple[str, Path]],
+    counts: dict[str, int],
+) -> dict[str, Any]:
+    """``action`` in every store; ``counts`` filled as each store is done."""
+    from mailsflux.errors import MailsfluxError
+    from mailsflux.gateway import TenantLog
+    from mailsflux.sealedlines import SealedLinesError, person
+    from mailsflux.spool import SQLiteSpool, default_spool_dir
+
+    erase = action == "erase"
+    doc: dict[str, Any] = {"exported_at": time.time()}
     if action != "object":
         spool_dir = Path(args.spool) if args.spool else default_spool_dir()
         if (spool_dir / "spool.db").exists():
@@ -92,23 +144,28 @@ def cmd_privacy(args: argparse.Namespace) -> int:
             with SQLiteSpool(where / "spool") as spool:
                 records = spool.person(match, erase=erase, correct=new)
                 keys = spool.keys
+            counts[f"{name}.spool"] = len(records)
             log = TenantLog(where / "log.db", keys)
             try:
                 events = log.person(match, erase=erase, correct=new)
             finally:
                 log.close()
             doc["tenants"][name] = {"spool": records, "events": msgspec.to_builtins(events)}
-            counts[f"{name}.spool"] = len(records)
             counts[f"{name}.events"] = len(events)
-    if action != "object":
-        for path, keys in _events_files(args):
-            found = person(path, keys, match, erase=erase, correct=new)
+        for path, keys, ring in _events_files(args):
+            try:
+                found = person(path, keys, match, erase=erase, correct=new)
+            except MailsfluxError as exc:
+                if keys is not None:
+                    raise  # names the file, its line and the key file
+                raise SealedLinesError(f"{exc} (no key file at {ring})") from None
             doc.setdefault("events_files", {})[str(path)] = found
             counts[f"events_file.{path.name}"] = len(found)
     if args.tracking:
         from mailsflux.tracking.config import load_config
 
         with load_config(args.tracking).open_store() as store:
+            key = _key(args.address)
             if action == "export":
                 doc["tracking"] = store.export(key)
             elif action == "erase":
@@ -122,21 +179,7 @@ def cmd_privacy(args: argparse.Namespace) -> int:
             elif action == "object":
                 store.set_tracking_objection(key, not args.withdraw)
                 counts["tracking.objection"] = int(not args.withdraw)
-    from mailsflux.gateway.privacy import audit
-
-    audit(audit_dir, action, key, counts)
-    if action == "export":
-        data = msgspec.json.encode(doc)
-        if args.out:
-            fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data + b"\n")
-        else:
-            sys.stdout.write(data.decode() + "\n")
-    else:
-        done = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "nothing held"
-        print(f"{action}: {done}")
-    return 0
+    return doc
 
 
 def add_privacy_parser(sub: Any) -> None:

@@ -6,6 +6,7 @@ import argparse
 import shutil
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -126,36 +127,39 @@ def add_key_parsers(ksub: Any) -> None:
 
 
 def cmd_retention_run(args: argparse.Namespace) -> int:
-    """Sweep once: the job-file spool and every tenant's data."""
+    """Sweep once: the job-file spool and every tenant's data. Each store is
+    swept on its own: one that fails is named on stderr (exit 1) and the
+    others are still swept."""
     from mailsflux.gateway import (
+        Sweeps,
         TenantLog,
-        add_counts,
         sweep_events_files,
         sweep_quarantine,
         sweep_spool,
         sweep_tenant,
+        tenant_due,
     )
-    from mailsflux.gateway.gateway import tenant_dir
-    from mailsflux.server import ServerConfig
+    from mailsflux.gateway.gateway import lock_dir, tenant_dir
+    from mailsflux.server import ServerConfig, key_store
     from mailsflux.spool import default_spool_dir
 
     config = ServerConfig.from_options(args.config, args.data_dir)
     config.tenant_list()  # a bad tenant table: one line, before anything is read
     spec = config.retention
     now = time.time() + args.days_ahead * 86400
-    done = sweep_spool(Path(args.spool) if args.spool else default_spool_dir(), spec, now)
-    files = config.events_files() + [Path(f) for f in args.events]
-    add_counts(done, sweep_events_files(files, spec, now))
+    sweeps = Sweeps()
+    spool = Path(args.spool) if args.spool else default_spool_dir()
+    sweeps.run(f"spool {spool}", lambda: sweep_spool(spool, spec, now))
+    for path in config.events_files() + [Path(f) for f in args.events]:
+        sweeps.run(f"events file {path}", partial(sweep_events_files, [path], spec, now))
     if (quarantine := config.quarantine_dir()) is not None:
-        add_counts(done, sweep_quarantine(quarantine, spec, now))
+        sweeps.run(f"quarantine {quarantine}", lambda: sweep_quarantine(quarantine, spec, now))
     regions = {k: str(config.resolve(v)) for k, v in config.regions.items()}
-    from mailsflux.gateway import tenant_due
-    from mailsflux.gateway.gateway import lock_dir
-    from mailsflux.server import key_store
 
     with key_store(config) as store:
         cancelled = store.cancelled_tenants()
-        for name in [n for n in cancelled if tenant_due(cancelled, n, spec, now)]:
+
+        def delete(name: str) -> dict[str, int]:
             t = next((t for t in config.tenant_list() if t.name == name), None)
             if t is not None:
                 where = tenant_dir(t, config.data_path, regions)
@@ -164,22 +168,31 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
                     lock.close()
                     shutil.rmtree(where)
             store.forget_tenant(name)
-            done["tenants_deleted"] = done.get("tenants_deleted", 0) + 1
+            return {"tenants_deleted": 1}
+
+        for name in [n for n in cancelled if tenant_due(cancelled, n, spec, now)]:
+            sweeps.run(f"tenant {name}", partial(delete, name))
     for tenant in config.tenant_list():
         where = tenant_dir(tenant, config.data_path, regions)
         if not (where / "log.db").exists():
             continue
-        log = TenantLog.of(where)
-        try:
-            add_counts(done, sweep_tenant(where, log, spec, now))
-        finally:
-            log.close()
+
+        def one(where: Path = where) -> dict[str, int]:
+            log = TenantLog.of(where)
+            try:
+                return sweep_tenant(where, log, spec, now)
+            finally:
+                log.close()
+
+        sweeps.run(f"tenant {tenant.name}", one)
     if args.json:
-        print(msgspec.json.encode(done).decode())
+        print(msgspec.json.encode(sweeps.done).decode())
     else:
-        for k, v in sorted(done.items()):
+        for k, v in sorted(sweeps.done.items()):
             print(f"{k.replace('_', ' ')}: {v}")
-    return 0
+    for failure in sweeps.failed:
+        print(f"mailsflux retention: not swept: {failure}", file=sys.stderr)
+    return 1 if sweeps.failed else 0
 
 
 def add_retention_parser(sub: Any) -> None:

@@ -21,6 +21,18 @@ SHOW_ENV = "MAILSFLUX_SHOW_ADDRESSES"
 
 # What an address looks like in running text (and in JSON: quotes end it).
 ADDRESS = re.compile(r"""[^\s:;()<>,'"\[\]{}=/\\]+@[^\s:;()<>,'"\[\]{}=/\\@]+""")
+# What is left as it is, though it looks like an address: a Message-ID after
+# its name (a header, a JSON field ``"message_id": "..."``, a ``queue show``
+# line ``message_id  ...``): it names a message, not a person, and a masked
+# one no longer finds the message in a mail log.
+_MESSAGE_ID = (
+    r"""\b(?i:message[-_ ]?id|in-reply-to|references)"""
+    r"""["']?[ \t]*[:=]?[ \t]*["']?<?[^\s<>"',]*>?"""
+)
+# A URL's user information (``smtp://user:secret@host``): all of it goes, a
+# password's first character too.
+_USERINFO = r"""(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#@'"<>]+@"""
+_TEXT = re.compile(f"(?P<keep>{_MESSAGE_ID})|{_USERINFO}|(?P<address>{ADDRESS.pattern})")
 
 
 def mask_address(address: str) -> str:
@@ -35,8 +47,17 @@ def mask_address(address: str) -> str:
 
 
 def mask_text(text: str) -> str:
-    """``text`` with every address in it masked."""
-    return ADDRESS.sub(lambda m: mask_address(m.group()), text) if "@" in text else text
+    """``text`` with every address in it masked (Message-IDs left whole, a
+    URL's user and password replaced by ``***``)."""
+    return _TEXT.sub(_mask_match, text) if "@" in text else text
+
+
+def _mask_match(m: re.Match[str]) -> str:
+    if m.group("keep") is not None:
+        return m.group()
+    if m.group("scheme") is not None:
+        return f"{m.group('scheme')}***@"
+    return mask_address(m.group())
 
 
 def log_text(text: str) -> str:
@@ -58,9 +79,14 @@ class _MaskRecords(logging.Filter):
         if not showing():
             record.msg = mask_text(record.getMessage())
             record.args = None
+            # The exception stays on the record (an embedding application's
+            # handlers may want its type or report it elsewhere); its text,
+            # which :class:`logging.Formatter` prints instead of formatting
+            # the exception again, is masked.
             if record.exc_info and record.exc_info[1] is not None:
                 record.exc_text = mask_text(logging.Formatter().formatException(record.exc_info))
-                record.exc_info = None
+            if record.stack_info:
+                record.stack_info = mask_text(record.stack_info)
         return True
 
 

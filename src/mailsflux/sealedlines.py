@@ -8,11 +8,14 @@ AES-256-GCM under the spool key file's keys; what is needed to count and
 follow a job (type, time, job, message id, status codes, category) stays
 readable, so ``jq`` still tallies a file without a key.
 
-A sealed value is the string ``mfs1:KID:DATA`` (the key id in hex, then the
-sealed bytes in URL-safe base64), bound to its field and its event's
-message id: moved to another line or field, it does not open. Lines
-written before sealing (plain values) read as they are, so readers take
-both. A plain file is written only when asked for (``--events-plain``).
+A sealed value is the string ``mfs2:KID:DATA`` (the key id in hex, then the
+sealed bytes in URL-safe base64), bound to its field and its event's id,
+type, time and message id: moved to another line or field (a bounce has no
+message id, so that alone would not tell two apart), it does not open.
+Values sealed before that (``mfs1:``, bound to the field and message id
+only) still open, and are sealed the new way by ``keys rotate-store``.
+Lines written before sealing (plain values) read as they are, so readers
+take all three. A plain file is written only when asked for (``--events-plain``).
 
 Not a stage: the key ring is passed in (anything with ``seal``, ``open``
 and ``key_id``; :class:`mailsflux.spool.SpoolKeys` is one).
@@ -25,15 +28,19 @@ import contextlib
 import fcntl
 import io
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
 
 import msgspec
 
+from mailsflux._files import replace_whole
 from mailsflux.errors import MailsfluxError
 
-PREFIX = "mfs1:"
+PREFIX = "mfs2:"
+#: Values sealed before the binding took in the event's id, type and time.
+OLD_PREFIX = "mfs1:"
 #: ``serve``'s key file for the events files it writes (the bounce
 #: listener's), in its data directory; ``keys rotate-store`` rotates it.
 EVENTS_KEY_FILE = "events.keys"
@@ -56,6 +63,13 @@ class SealedLinesError(MailsfluxError):
 
 
 def _ctx(field: str, doc: dict[str, Any]) -> bytes:
+    """What a value is bound to: its field and its line (id, type, time,
+    message id: the time as JSON writes it, which reads back the same)."""
+    line = _enc.encode([doc.get(k) for k in ("id", "type", "time", "message_id")])
+    return b"events-jsonl2\x00" + field.encode() + b"\x00" + line
+
+
+def _old_ctx(field: str, doc: dict[str, Any]) -> bytes:
     return f"events-jsonl\x00{field}\x00{doc.get('message_id') or ''}".encode()
 
 
@@ -67,8 +81,17 @@ def load_keys(path: Path | None) -> Sealer:
     return SpoolKeys.load(path or default_spool_dir() / "keys")
 
 
+def existing_keys(path: Path | None) -> Sealer | None:
+    """The key ring in ``path`` (default: the default spool's) if there is
+    one: for readers, which must not make a key file (None: there is none)."""
+    from mailsflux.spool import SpoolKeys, default_spool_dir
+
+    ring = path or default_spool_dir() / "keys"
+    return SpoolKeys.load(ring, create=False) if ring.exists() else None
+
+
 def is_sealed(value: object) -> bool:
-    return isinstance(value, str) and value.startswith(PREFIX)
+    return isinstance(value, str) and value.startswith((PREFIX, OLD_PREFIX))
 
 
 def _seal_value(keys: Sealer, value: str, field: str, doc: dict[str, Any]) -> str:
@@ -78,9 +101,15 @@ def _seal_value(keys: Sealer, value: str, field: str, doc: dict[str, Any]) -> st
 
 
 def _open_value(keys: Sealer, value: str, field: str, doc: dict[str, Any]) -> str:
-    data = value.split(":", 2)[2]
-    raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
-    return keys.open(raw, _ctx(field, doc)).decode()
+    _, kid, data = value.split(":", 2)
+    try:
+        raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+    except ValueError:
+        raise SealedLinesError(f"{field}: a damaged sealed value") from None
+    if keys.key_id(raw) != kid:  # the id shown is the one that sealed it, or it was edited
+        raise SealedLinesError(f"{field}: a sealed value names key {kid}, not its own")
+    ctx = _ctx if value.startswith(PREFIX) else _old_ctx
+    return keys.open(raw, ctx(field, doc)).decode()
 
 
 def _fields(doc: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str, str]]:
@@ -134,15 +163,26 @@ def encode(event: object, keys: Sealer | None) -> bytes:
 
 
 def read(path: Path, keys: Sealer | None) -> Iterator[dict[str, Any]]:
-    """Every event of ``path`` opened (old plain lines and sealed ones)."""
+    """Every event of ``path`` opened (old plain lines and sealed ones); a
+    line that is not an event (cut short by a crash) is skipped, with a warning."""
     for n, doc in _docs(path):
+        if isinstance(doc, bytes):
+            continue
         try:
             yield open_doc(doc, keys)
         except MailsfluxError as exc:
             raise SealedLinesError(f"{exc}", file=str(path), line=n) from None
 
 
-def _docs(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+#: (file, line) already warned about: serve sweeps hourly, and says it once.
+_warned: set[tuple[str, int]] = set()
+
+
+def _docs(path: Path) -> Iterator[tuple[int, dict[str, Any] | bytes]]:
+    """Each line's event, or its bytes when it is not one (a write cut short
+    by a crash or a full disk, a stray byte): such a line is kept as it is
+    by every rewrite, and named once on stderr, rather than stopping every
+    reader, the retention sweep or an erasure."""
     try:
         lines = path.read_bytes().splitlines()
     except OSError as exc:
@@ -155,34 +195,46 @@ def _docs(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         try:
             doc = _dec.decode(line)
         except msgspec.DecodeError:
-            raise SealedLinesError("not a JSON event", file=str(path), line=n) from None
+            doc = None
         if not isinstance(doc, dict):
-            raise SealedLinesError("not a JSON event", file=str(path), line=n)
+            if (str(path), n) not in _warned:
+                _warned.add((str(path), n))
+                print(
+                    f"mailsflux: warning: {path}:{n}: not a JSON event (kept as it is)",
+                    file=sys.stderr,
+                )
+            yield n, line
+            continue
         yield n, doc
 
 
 @contextlib.contextmanager
 def _holding(path: Path) -> Iterator[None]:
     """``path``'s lock, which writers take for each line: what is read under
-    it and then replaced misses no line appended meanwhile."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        with _locked(fd):
-            yield
-    finally:
-        os.close(fd)
+    it and then replaced misses no line appended meanwhile. The lock is the
+    file's: once it is held, the file must still be the one at ``path`` (a
+    rewriter that got the lock first may have replaced it, and a writer may
+    be appending to the new one under its lock): if not, take the new one's."""
+    while True:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if not _replaced(fd, path):
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                return
+        finally:
+            os.close(fd)
 
 
-def rewrite(path: Path, docs: list[dict[str, Any]]) -> None:
-    """Replace ``path`` whole (0600) with ``docs``, one a line (hold its lock)."""
-    tmp = path.with_name(f".{path.name}.rewrite")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        for doc in docs:
-            f.write(_enc.encode(doc) + b"\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def rewrite(path: Path, docs: list[dict[str, Any] | bytes]) -> None:
+    """Replace ``path`` whole (0600) with ``docs``, one a line, bytes as they
+    are (hold its lock). The new file is fsynced before it takes the old one's
+    place: a crash leaves one or the other."""
+    data = b"".join(d + b"\n" if isinstance(d, bytes) else _enc.encode(d) + b"\n" for d in docs)
+    replace_whole(path, data, sync=True)
 
 
 def reseal(path: Path, keys: Sealer) -> int:
@@ -190,9 +242,15 @@ def reseal(path: Path, keys: Sealer) -> int:
     returns how many lines. A running writer waits for the file's lock,
     then appends to the new file."""
     with _holding(path):
-        docs = [seal_doc(open_doc(d, keys), keys) for d in read(path, keys)]
-        rewrite(path, docs)
-    return len(docs)
+        lines = list(_docs(path))
+        for n, d in lines:
+            if not isinstance(d, bytes):
+                try:
+                    seal_doc(open_doc(d, keys), keys)
+                except MailsfluxError as exc:
+                    raise SealedLinesError(f"{exc}", file=str(path), line=n) from None
+        rewrite(path, [d for _, d in lines])
+    return len(lines)
 
 
 def sweep(path: Path, *, events_before: float, recipients_before: float) -> dict[str, int]:
@@ -204,9 +262,13 @@ def sweep(path: Path, *, events_before: float, recipients_before: float) -> dict
 
 
 def _sweep(path: Path, events_before: float, recipients_before: float) -> dict[str, int]:
-    kept: list[dict[str, Any]] = []
-    deleted = scrubbed = 0
+    kept: list[dict[str, Any] | bytes] = []
+    deleted = scrubbed = unreadable = 0
     for _, doc in _docs(path):
+        if isinstance(doc, bytes):
+            unreadable += 1
+            kept.append(doc)
+            continue
         at = doc.get("time")
         when = float(at) if isinstance(at, (int, float)) else None
         if when is not None and when < events_before:
@@ -218,7 +280,11 @@ def _sweep(path: Path, events_before: float, recipients_before: float) -> dict[s
         kept.append(doc)
     if deleted or scrubbed:
         rewrite(path, kept)
-    counts = {"events_file_deleted": deleted, "events_file_anonymised": scrubbed}
+    counts = {
+        "events_file_deleted": deleted,
+        "events_file_anonymised": scrubbed,
+        "events_file_unreadable_lines": unreadable,
+    }
     return {k: v for k, v in counts.items() if v}
 
 
@@ -235,8 +301,15 @@ def person(
     are dropped, with ``correct`` the address is replaced (sealed again)."""
     found: list[dict[str, Any]] = []
     with _holding(path):
-        docs = list(read(path, keys))
-        for doc in docs:
+        lines = list(_docs(path))
+        docs = [d for _, d in lines]
+        for n, doc in lines:
+            if isinstance(doc, bytes):
+                continue
+            try:
+                open_doc(doc, keys)
+            except MailsfluxError as exc:
+                raise SealedLinesError(f"{exc}", file=str(path), line=n) from None
             named = [(h, k) for h, k, _ in _fields(doc) if k in ("recipient", "reported_recipient")]
             if any(match(str(h[k])) for h, k in named):
                 found.append(json_copy(doc))
@@ -248,7 +321,9 @@ def person(
                             h[k] = correct
         if found and (erase or correct is not None):
             # Written back sealed (a plain line too: it was rewritten anyway).
-            rewrite(path, [seal_doc(d, keys) if keys is not None else d for d in docs])
+            if keys is not None:
+                docs = [seal_doc(d, keys) if isinstance(d, dict) else d for d in docs]
+            rewrite(path, docs)
     return found
 
 
@@ -276,9 +351,21 @@ class _Appender(io.RawIOBase):
         self._path = path
         self._keys = keys
         self._fd = self._open()
+        self._checked = False
 
     def _open(self) -> int:
-        return os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        return os.open(self._path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+
+    def _after_cut(self, out: bytes) -> bytes:
+        """``out`` on a line of its own: a file whose last line was cut short
+        (a crash mid-write) would otherwise swallow the next event into it."""
+        if self._checked:
+            return out
+        self._checked = True
+        size = os.fstat(self._fd).st_size
+        if size and os.pread(self._fd, 1, size - 1) != b"\n":
+            return b"\n" + out
+        return out
 
     def writable(self) -> bool:
         return True
@@ -289,14 +376,19 @@ class _Appender(io.RawIOBase):
         if self._keys is not None:
             lines = [encode(_dec.decode(x), self._keys) for x in data.splitlines() if x.strip()]
             out = b"".join(lines)
-        with _locked(self._fd):
-            if _replaced(self._fd, self._path):
-                os.close(self._fd)
-                self._fd = self._open()
-                with _locked(self._fd):
-                    os.write(self._fd, out)
-            else:
-                os.write(self._fd, out)
+        while True:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            if not _replaced(self._fd, self._path):
+                break
+            # Replaced (swept, resealed) while unlocked, perhaps more than
+            # once: closing drops the old file's lock; the new one's is taken.
+            os.close(self._fd)
+            self._fd = self._open()
+            self._checked = False
+        try:
+            os.write(self._fd, self._after_cut(out))
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
         return len(data)
 
     def close(self) -> None:
@@ -306,16 +398,9 @@ class _Appender(io.RawIOBase):
 
 
 def _replaced(fd: int, path: Path) -> bool:
+    """Whether ``fd`` is no longer the file at ``path`` (replaced or removed)."""
     try:
-        return os.fstat(fd).st_ino != path.stat().st_ino
+        held, now = os.fstat(fd), path.stat()
     except FileNotFoundError:
         return True
-
-
-@contextlib.contextmanager
-def _locked(fd: int) -> Iterator[None]:
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    try:
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
+    return (held.st_ino, held.st_dev) != (now.st_ino, now.st_dev)

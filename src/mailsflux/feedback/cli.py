@@ -17,7 +17,7 @@ from mailsflux.feedback.ingest import FeedbackError, Ingestor, IngestStats, read
 from mailsflux.feedback.listen import BounceListener
 from mailsflux.feedback.report import parse_report
 from mailsflux.feedback.verp import Verp
-from mailsflux.sealedlines import load_keys
+from mailsflux.sealedlines import existing_keys, load_keys
 from mailsflux.tracking.config import TrackingConfig, load_config
 from mailsflux.tracking.events import EventStore
 
@@ -25,7 +25,8 @@ from mailsflux.tracking.events import EventStore
 def _parse(args: argparse.Namespace) -> int:
     out = sys.stdout
     rows: list[tuple[str, str, str, str, str, str, str]] = []
-    for name, data in read_sources(args.files, load_keys(args.key_file)):
+    # Reading only: a key ring is used if there is one, never made.
+    for name, data in read_sources(args.files, existing_keys(args.key_file)):
         report = parse_report(data)
         if args.json:
             out.write(msgspec.json.encode(report.to_json_doc(name)).decode() + "\n")

@@ -33,6 +33,7 @@ from typing import IO
 
 import msgspec
 
+from mailsflux._files import replace_whole
 from mailsflux.compose import normalize_address
 from mailsflux.errors import MailsfluxError
 from mailsflux.events import Event, EventDetails, EventType, stream_id
@@ -243,15 +244,13 @@ def _quarantine_ctx(name: str) -> bytes:
 
 def reseal_quarantine(directory: Path, keys: Sealer) -> int:
     """Seal every quarantined report again under the newest key (after a
-    rotation); returns how many."""
+    rotation); returns how many. Each keeps its file's time: retention ages
+    a report by it, and a rotation must not restart the clock."""
     n = 0
     for path in sorted(directory.glob(f"*{SEALED_SUFFIX}")):
         ctx = _quarantine_ctx(path.name.removesuffix(SEALED_SUFFIX))
-        tmp = path.with_name(f".{path.name}.reseal")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(keys.seal(keys.open(path.read_bytes(), ctx), ctx))
-        os.replace(tmp, path)
+        data = keys.seal(keys.open(path.read_bytes(), ctx), ctx)
+        replace_whole(path, data, sync=True, keep_times=True)
         n += 1
     return n
 

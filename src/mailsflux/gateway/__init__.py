@@ -11,6 +11,7 @@ from mailsflux.gateway.log import TenantLog
 from mailsflux.gateway.metrics import Metrics
 from mailsflux.gateway.retention import (
     RetentionSpec,
+    Sweeps,
     add_counts,
     sweep_events_files,
     sweep_quarantine,
@@ -25,6 +26,7 @@ __all__ = [
     "JobStatus",
     "Metrics",
     "RetentionSpec",
+    "Sweeps",
     "TenantLog",
     "add_counts",
     "request_digest",

@@ -549,17 +549,25 @@ class Gateway:
         spec: RetentionSpec,
         now: float | None = None,
         cancelled: dict[str, float] | None = None,
+        failed: list[str] | None = None,
     ) -> dict[str, int]:
         """Every tenant's spool, log and job folders, by ``spec`` (in a
         thread); a tenant ``cancelled`` ``account_days`` ago is closed and its
-        folder deleted (``tenants_deleted`` names how many)."""
+        folder deleted (``tenants_deleted`` names how many). With ``failed``,
+        a tenant that cannot be swept is named there and the others still are."""
         when = time.time() if now is None else now
         total: dict[str, int] = {}
         for name in [n for n in self._open if tenant_due(cancelled or {}, n, spec, when)]:
             await self._delete_tenant(name)
             total["tenants_deleted"] = total.get("tenants_deleted", 0) + 1
-        for state in list(self._open.values()):
-            part = await asyncio.to_thread(sweep_tenant, state.directory, state.log, spec, when)
+        for name, state in list(self._open.items()):
+            try:
+                part = await asyncio.to_thread(sweep_tenant, state.directory, state.log, spec, when)
+            except Exception as exc:
+                if failed is None:
+                    raise
+                failed.append(f"tenant {name}: {exc}")
+                continue
             add_counts(total, part)
         add_counts(total, await self.track_letters(spec, when))
         return total

@@ -22,6 +22,7 @@ sweeps every ``interval_hours``.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -113,6 +114,23 @@ def tenant_due(cancelled: dict[str, float], name: str, spec: RetentionSpec, now:
     return at is not None and at <= now - spec.account_days * DAY
 
 
+class Sweeps:
+    """One retention run's counts, and the stores it could not sweep: each
+    store (a spool, an events file, the quarantine, a tenant) is swept on
+    its own, so one that fails (a locked database, a full disk) leaves the
+    others' personal data on time."""
+
+    def __init__(self) -> None:
+        self.done: dict[str, int] = {}
+        self.failed: list[str] = []
+
+    def run(self, what: str, sweep: Callable[[], dict[str, int]]) -> None:
+        try:
+            add_counts(self.done, sweep())
+        except Exception as exc:  # this store: the others still go
+            self.failed.append(f"{what}: {exc}")
+
+
 def add_counts(total: dict[str, int], part: dict[str, int]) -> dict[str, int]:
     for k, v in part.items():
         total[k] = total.get(k, 0) + v
@@ -122,6 +140,7 @@ def add_counts(total: dict[str, int], part: dict[str, int]) -> dict[str, int]:
 __all__ = [
     "DAY",
     "RetentionSpec",
+    "Sweeps",
     "add_counts",
     "sweep_events_files",
     "sweep_quarantine",

@@ -17,6 +17,7 @@ import ssl
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from mailsflux.api import ApiApp, MetricsApp
 from mailsflux.errors import ConfigError, MailsfluxError
 from mailsflux.gateway import (
     Gateway,
+    RetentionSpec,
+    Sweeps,
     add_counts,
     sweep_events_files,
     sweep_quarantine,
@@ -144,32 +147,37 @@ class Server:
 
         async def loop() -> None:
             while True:
+                # Each store on its own: one that fails (a locked or full
+                # disk, a damaged file) is named, and the others still go.
+                sweeps = Sweeps()
                 try:
                     cancelled = keys.cancelled_tenants()
-                    done = await gateway.sweep(spec, cancelled=cancelled)
+                    part = await gateway.sweep(spec, cancelled=cancelled, failed=sweeps.failed)
+                    add_counts(sweeps.done, part)
                     for name in [
                         n for n in cancelled if tenant_due(cancelled, n, spec, time.time())
                     ]:
                         keys.forget_tenant(name)  # its data went with its folder
-                    now = time.time()
-                    files = self.config.events_files()
-                    add_counts(done, await asyncio.to_thread(sweep_events_files, files, spec, now))
-                    if (quarantine := self.config.quarantine_dir()) is not None:
-                        add_counts(
-                            done, await asyncio.to_thread(sweep_quarantine, quarantine, spec, now)
-                        )
-                    if self.job_spool is not None:
-                        add_counts(
-                            done, await asyncio.to_thread(sweep_spool, self.job_spool, spec, now)
-                        )
-                    if any(done.values()):
-                        print(f"mailsflux serve: retention: {_counts(done)}", file=sys.stderr)
-                except Exception as exc:  # a locked or full disk: next time
-                    print(f"mailsflux serve: retention sweep failed: {exc}", file=sys.stderr)
+                except Exception as exc:
+                    sweeps.failed.append(f"tenants: {exc}")
+                await asyncio.to_thread(self._sweep_files, sweeps, spec, time.time())
+                if any(sweeps.done.values()):
+                    print(f"mailsflux serve: retention: {_counts(sweeps.done)}", file=sys.stderr)
+                for failure in sweeps.failed:  # next time again
+                    print(f"mailsflux serve: retention sweep failed: {failure}", file=sys.stderr)
                 await asyncio.sleep(max(spec.interval_hours, 0.001) * 3600)
 
         async with _in_background(loop()):
             yield
+
+    def _sweep_files(self, sweeps: Sweeps, spec: RetentionSpec, now: float) -> None:
+        """The events files, the quarantine and the job spool, each on its own."""
+        for path in self.config.events_files():
+            sweeps.run(f"events file {path}", partial(sweep_events_files, [path], spec, now))
+        if (quarantine := self.config.quarantine_dir()) is not None:
+            sweeps.run(f"quarantine {quarantine}", lambda: sweep_quarantine(quarantine, spec, now))
+        if (job_spool := self.job_spool) is not None:
+            sweeps.run(f"spool {job_spool}", lambda: sweep_spool(job_spool, spec, now))
 
     async def _check_authentication(self, tenants: Tenants) -> None:
         """Every tenant's DKIM keys against DNS, once at start, by
