@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import http.client
 import random
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -57,6 +58,29 @@ def request_body(s: Submission) -> dict[str, Any]:
         "mail_class": s.mail_class,
         "color": s.color,
     }
+
+
+class _ErrorCode(msgspec.Struct):
+    code: str = ""
+
+
+class _ErrorReply(msgspec.Struct):
+    code: str | int = ""
+    error: _ErrorCode | str | None = None
+
+
+_SAFE_CODE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+
+def error_code(data: bytes) -> str:
+    """The error code of a carrier's JSON error reply (``{"code": ...}`` or
+    ``{"error": {"code": ...}}``), if it looks like a code; else ""."""
+    try:
+        reply = msgspec.json.decode(data, type=_ErrorReply)
+    except msgspec.MsgspecError:
+        return ""
+    code = reply.error.code if isinstance(reply.error, _ErrorCode) else str(reply.code)
+    return code if _SAFE_CODE.fullmatch(code) else ""
 
 
 class HTTPCarrier:
@@ -135,9 +159,11 @@ class HTTPCarrier:
     def _ok(self, method: str, path: str, status: int, data: bytes) -> bytes:
         if 200 <= status < 300:
             return data
+        # The carrier's body is not quoted: it may echo the address back.
+        # Only its machine-readable error code goes into events and logs.
+        code = error_code(data)
         err = CarrierError(
-            f"{method} {path}: HTTP {status}: {data[:200].decode('utf-8', 'replace')}",
-            code=status,
+            f"{method} {path}: HTTP {status}" + (f" ({code})" if code else ""), code=status
         )
         err.permanent = True
         raise err

@@ -47,6 +47,9 @@ class LetterSummary(msgspec.Struct):
     #: Rows an earlier run handed over already.
     resumed: int = 0
     failed: int = 0
+    #: Letters the carrier could not take just now (5xx, 429, a timeout):
+    #: kept pending, the next run hands them over again under the same id.
+    pending: int = 0
     elapsed: float = 0.0
 
 
@@ -162,10 +165,14 @@ def deliver_letters(
             if isinstance(item, Problem):
                 summary.skipped += 1
                 on_problem(item)
-            elif store.find(run.name, item.ref) is not None:
-                summary.resumed += 1
             else:
-                yield item
+                known = store.find(run.name, item.ref)
+                if known is None or (known.status == "pending" and not known.carrier_id):
+                    # New, or pending: an earlier run failed transiently or
+                    # stopped between recording and handing over.
+                    yield item
+                else:
+                    summary.resumed += 1
 
     for r, pdf in render_all(fresh(), renderer, workers=workers):
         if isinstance(pdf, str):
@@ -187,10 +194,16 @@ def _submit(
     on_problem: Callable[[Problem], None],
     on_event: Callable[[Event], None],
 ) -> None:
-    letter_id = store.new_id()
-    # Recorded before the hand-over: a crash between the two leaves a
-    # "pending" letter the carrier may hold (its id is the idempotency key).
-    store.add(letter_id, run.name, r.ref, r.address, carrier.name)
+    known = store.find(run.name, r.ref)
+    if known is not None:
+        # Pending from an earlier run: the same id, so the carrier (whose
+        # idempotency key it is) drops it if the first hand-over reached it.
+        letter_id = known.letter_id
+    else:
+        letter_id = store.new_id()
+        # Recorded before the hand-over: a crash between the two leaves a
+        # "pending" letter the carrier may hold (its id is the idempotency key).
+        store.add(letter_id, run.name, r.ref, r.address, carrier.name)
     sub = Submission(
         letter_id=letter_id,
         address=r.address,
@@ -202,9 +215,16 @@ def _submit(
     try:
         carrier_id = carrier.submit(sub)
     except CarrierError as exc:
+        where = f"{run.where}:{r.row}: letter {r.ref}"
+        if not exc.permanent:
+            summary.pending += 1
+            on_problem(
+                Problem(where, f"carrier: {exc.message}; kept pending, the next run retries it")
+            )
+            return
         store.failed(letter_id)
         summary.failed += 1
-        on_problem(Problem(f"{run.where}:{r.row}: letter {r.ref}", f"carrier: {exc.message}"))
+        on_problem(Problem(where, f"carrier: {exc.message}"))
         on_event(
             letter_event(
                 "failed",
