@@ -17,18 +17,20 @@ import re
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import msgspec
 
 from mailsflux._tls import client_context
 from mailsflux.errors import CarrierError
-from mailsflux.letters.carrier import Status, Submission, Update
+from mailsflux.letters.carrier import ORDER, Status, Submission, Update, carrier_time
 
 
 class _Event(msgspec.Struct):
-    type: Status
-    time: float
+    # Not ``Status``: a status this adapter does not know is skipped and
+    # counted, not a reason to refuse the whole reply.
+    type: str
+    time: float | str
     tracking_number: str = ""
 
 
@@ -106,6 +108,7 @@ class HTTPCarrier:
         self.timeout = timeout
         self.attempts = max(1, attempts)
         self.sleep = sleep
+        self._problems: list[tuple[str, str]] = []
 
     def _conn(self) -> http.client.HTTPConnection:
         if self.scheme == "https":
@@ -174,16 +177,36 @@ class HTTPCarrier:
         return self._decode(self._ok("POST", "/v1/letters", status, data)).id
 
     def status(self, carrier_id: str) -> list[Update]:
-        path = f"/v1/letters/{carrier_id}"
+        path = f"/v1/letters/{quote(carrier_id, safe='')}"
         status, data = self._call("GET", path)
         letter = self._decode(self._ok("GET", path, status, data))
-        return [
-            Update(status=e.type, time=e.time, tracking_number=e.tracking_number)
-            for e in letter.tracking_events
-        ]
+        out: list[Update] = []
+        ignored = 0
+        for e in letter.tracking_events:
+            try:
+                at = carrier_time(e.time)
+            except ValueError:
+                ignored += 1
+                continue
+            if e.type not in ORDER:
+                ignored += 1
+                continue
+            st = msgspec.convert(e.type, Status)
+            out.append(Update(status=st, time=at, tracking_number=e.tracking_number))
+        if ignored:
+            self._problems.append(
+                (f"carrier letter {carrier_id[:80]!r}",
+                 f"{ignored} tracking events with an unknown status or time ignored")
+            )  # fmt: skip
+        return out
+
+    def take_problems(self) -> list[tuple[str, str]]:
+        """What the replies had that was skipped, since last asked."""
+        out, self._problems = self._problems, []
+        return out
 
     def cancel(self, carrier_id: str) -> bool:
-        path = f"/v1/letters/{carrier_id}"
+        path = f"/v1/letters/{quote(carrier_id, safe='')}"
         status, data = self._call("DELETE", path)
         if status == 409:
             return False

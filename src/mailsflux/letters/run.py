@@ -19,7 +19,7 @@ import msgspec
 from mailsflux.errors import CarrierError
 from mailsflux.events import Event, EventDetails, EventType, stream_id
 from mailsflux.letters._extra import require
-from mailsflux.letters.carrier import Carrier, Submission
+from mailsflux.letters.carrier import Carrier, Submission, Update
 from mailsflux.letters.filedrop import FileDrop
 from mailsflux.letters.jobfile import LetterJob
 from mailsflux.letters.pool import render_all
@@ -261,8 +261,11 @@ def poll_letters(
     own_store = store is None
     store = store or open_store(job)
     try:
-        track(store, carrier, on_event, on_problem, job=job.name, where=str(job.path))
-        store.sweep(job.spec.store.retention_days)
+        try:
+            track(store, carrier, on_event, on_problem, job=job.name, where=str(job.path))
+        finally:
+            # Tracking that fails must not keep addresses past their time.
+            store.sweep(job.spec.store.retention_days, max_age_days=job.spec.store.max_age_days)
         counts: dict[str, int] = {}
         for row in store.rows(job.name):
             counts[row.status] = counts.get(row.status, 0) + 1
@@ -287,13 +290,17 @@ def track(
     for row in store.open_letters(job):
         try:
             updates = carrier.status(row.carrier_id)
-        except CarrierError as exc:
-            on_problem(Problem(f"{where}: letter {row.ref}", f"carrier: {exc.message}"))
+        except (CarrierError, OSError, ValueError) as exc:
+            why = exc.message if isinstance(exc, CarrierError) else type(exc).__name__
+            on_problem(Problem(f"{where}: letter {row.ref}", f"carrier: {why}"))
             continue
+        # By index: the carrier's list only grows. Its first event need not
+        # be ``submitted``; a ``submitted`` one is not sent again (the
+        # hand-over already sent ``letter_submitted``).
         new = updates[row.events :]
         for u in new:
             etype = EVENT_OF.get(u.status)
-            if etype is not None:
+            if etype is not None and u.status != "submitted":
                 n += 1
                 on_event(
                     letter_event(
@@ -307,5 +314,20 @@ def track(
                     )
                 )
         if new:
-            store.advance(row.letter_id, new[-1].status, len(updates), new[-1].time)
+            store.advance(row.letter_id, _latest(row.status, new), len(updates), new[-1].time)
+    take = getattr(carrier, "take_problems", None)
+    if take is not None:
+        for at, why in take():
+            on_problem(Problem(at, why, "warning"))
     return n
+
+
+def _latest(current: str, new: list[Update]) -> str:
+    """The letter's status after ``new``: the last one, except that a letter
+    delivered stays delivered unless it comes back (``returned``)."""
+    status = current
+    for u in new:
+        if status == "delivered" and u.status != "returned":
+            continue
+        status = u.status
+    return status
