@@ -8,7 +8,6 @@ Error bodies of the carrier are not copied into problems or events."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +19,7 @@ from mailsflux.events import Event
 from mailsflux.letters import HTTPCarrier, load_letter_job, send_letters
 from mailsflux.letters.run import open_store
 from mailsflux.types import Problem
+from tests._loopback import http_letter_job, reply_json, serving
 
 KEY = "test-carrier-key"
 
@@ -39,12 +39,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def _reply(self, code: int, doc: Any) -> None:
-        body = json.dumps(doc).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        reply_json(self, code, doc)
 
     def do_POST(self) -> None:
         doc = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -65,24 +60,17 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def carrier() -> Iterator[Carrier]:
-    server = Carrier()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(Carrier()) as server:
+        yield server
 
 
 def _job(tmp_path: Path, url: str, rows: str) -> Path:
-    (tmp_path / "letter.html").write_text("<html><body><p>Dear {{name}}</p></body></html>")
-    (tmp_path / "r.csv").write_text("id,name,street,city,postal_code,country\n" + rows, "utf-8")
-    job = tmp_path / "job.toml"
-    job.write_text(
-        '[letter]\nhtml = "letter.html"\norigin_country = "DE"\n'
-        '[recipients]\nfile = "r.csv"\nid_column = "id"\n'
-        f'[carrier]\nkind = "http"\nurl = "{url}"\napi_key_env = "LETTERS_TEST_KEY"\n',
-        "utf-8",
+    return http_letter_job(
+        tmp_path,
+        url,
+        "<html><body><p>Dear {{name}}</p></body></html>",
+        "id,name,street,city,postal_code,country\n" + rows,
     )
-    return job
 
 
 def test_503_then_200_prints_one_letter(

@@ -5,8 +5,6 @@ milliseconds, and a carrier id with spaces or slashes is URL-quoted."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,6 +17,7 @@ from mailsflux.letters import HTTPCarrier, LetterStore, PostalAddress
 from mailsflux.letters.run import track
 from mailsflux.spool import SpoolKeys
 from mailsflux.types import Problem
+from tests._loopback import reply_json, serving
 
 CID = "car 1/ä?x"
 
@@ -38,21 +37,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.paths.append(self.path)
-        body = json.dumps({"id": CID, "tracking_events": self.server.events}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        reply_json(self, 200, {"id": CID, "tracking_events": self.server.events})
 
 
 @pytest.fixture
 def carrier() -> Iterator[Carrier]:
-    server = Carrier()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(Carrier()) as server:
+        yield server
 
 
 def test_tracking_replies_as_carriers_send_them(tmp_path: Path, carrier: Carrier) -> None:

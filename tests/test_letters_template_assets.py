@@ -8,7 +8,6 @@ zero requests), and neither a ``file://`` URL outside the folder nor a
 
 from __future__ import annotations
 
-import threading
 import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +22,7 @@ import pytest
 from mailsflux.letters import LetterRenderer
 from mailsflux.letters.pool import render_one
 from mailsflux.letters.recipients import recipient_of
+from tests._loopback import serving
 
 
 def _png(rgb: tuple[int, int, int]) -> bytes:
@@ -62,11 +62,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def web() -> Iterator[Counting]:
-    server = Counting(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(Counting(("127.0.0.1", 0), Handler)) as server:
+        yield server
 
 
 def _images(pdf: bytes) -> int:
