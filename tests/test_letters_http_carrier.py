@@ -22,6 +22,7 @@ import pytest
 from mailsflux.events import Event
 from mailsflux.letters import HTTPCarrier, load_letter_job, poll_letters, send_letters
 from mailsflux.types import Problem
+from tests._loopback import http_letter_job, reply_json
 
 KEY = "test-carrier-key"
 
@@ -42,14 +43,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def _reply(self, code: int, doc: Any = None, headers: dict[str, str] | None = None) -> None:
-        body = json.dumps(doc if doc is not None else {}).encode()
-        self.send_response(code)
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        reply_json(self, code, doc if doc is not None else {}, headers)
 
     def do_POST(self) -> None:
         doc = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -94,24 +88,15 @@ def carrier() -> Iterator[Carrier]:
 
 
 def _job(tmp_path: Path, url: str) -> Path:
-    (tmp_path / "letter.html").write_text(
-        "<html><body><p>Dear {{name}}, your {{plan}} plan renews.</p></body></html>", "utf-8"
-    )
-    (tmp_path / "r.csv").write_text(
+    return http_letter_job(
+        tmp_path,
+        url,
+        "<html><body><p>Dear {{name}}, your {{plan}} plan renews.</p></body></html>",
         "id,email,name,street,city,postal_code,country,plan,secret_note\n"
         "a1,erika@example.com,Erika Mustermann,Hauptstraße 5,Berlin,10115,DE,Platinum,XYZZY-1\n"
         "a2,max@example.com,Max Muster,Unter den Linden 1,Berlin,10117,DE,Gold,XYZZY-2\n",
-        "utf-8",
-    )
-    job = tmp_path / "job.toml"
-    job.write_text(
-        '[letter]\nhtml = "letter.html"\norigin_country = "DE"\n'
-        '[recipients]\nfile = "r.csv"\nid_column = "id"\n'
-        f'[carrier]\nkind = "http"\nurl = "{url}"\napi_key_env = "LETTERS_TEST_KEY"\n'
         "attempts = 3\n",
-        "utf-8",
     )
-    return job
 
 
 def test_http_carrier_submissions_tracking_and_fields(
@@ -131,8 +116,7 @@ def test_http_carrier_submissions_tracking_and_fields(
     # The 500 backed off, the 429 waited its Retry-After.
     assert len(sleeps) == 2 and sleeps[1] == 1.0
     assert [str(p) for p in problems] == [
-        f"{tmp_path / 'r.csv'}:3: letter a2: error: carrier: POST /v1/letters: HTTP 422:"
-        ' {"error": "undeliverable address"}'
+        f"{tmp_path / 'r.csv'}:3: letter a2: error: carrier: POST /v1/letters: HTTP 422"
     ]
     assert [(e.type, e.recipient) for e in events] == [("letter_submitted", "a1"), ("failed", "a2")]
     assert events[1].details.code == 422
@@ -149,7 +133,8 @@ def test_http_carrier_submissions_tracking_and_fields(
     assert base64.b64decode(doc["file"]).startswith(b"%PDF-")
     assert headers["Idempotency-Key"] == doc["reference"] == events[0].message_id
     without_pdf = json.dumps({**doc, "file": ""}) + json.dumps(headers)
-    for private in ("erika@example.com", "Platinum", "XYZZY", "plan", "email", "a1"):
+    # The ref quoted: a bare "a1" may occur in the letter id's hex digits.
+    for private in ("erika@example.com", "Platinum", "XYZZY", "plan", "email", '"a1"'):
         assert private not in without_pdf, private
 
     # Tracking: each new carrier event becomes one event, once.

@@ -56,9 +56,10 @@ def cmd_send(args: argparse.Namespace) -> int:
     rate = s.submitted / s.elapsed if s.elapsed > 0 else 0.0
     print(
         f"{s.job}: {s.submitted} letters submitted, {s.skipped} skipped, {s.failed} failed,"
-        f" {s.resumed} sent before, of {s.total} rows in {s.elapsed:.1f} s ({rate:.1f}/s)"
+        f" {s.pending} pending, {s.resumed} sent before, of {s.total} rows"
+        f" in {s.elapsed:.1f} s ({rate:.1f}/s)"
     )
-    return 1 if s.failed or s.skipped else 0
+    return 1 if s.failed or s.skipped or s.pending else 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:

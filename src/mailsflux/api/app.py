@@ -242,7 +242,12 @@ class ApiApp:
                 return await self._idempotent(scope, receive, headers, who, self._post_job)
             if method == "POST" and path == "/v1/letters":
                 body = await self._body(receive, headers, self.max_job_body)
-                return 200, await self._post_letters(who, body), [], _JSON
+                digest = request_digest(body, method, path)
+
+                async def letters(key: str) -> tuple[int, bytes]:
+                    return 200, await self._post_letters(who, body, key)
+
+                return await self._once_answer(headers, who, digest, letters)
             if method == "GET" and len(parts) == 3 and parts[1] == "jobs":
                 job = self.gateway.job(who, parts[2])
                 return (
@@ -317,9 +322,27 @@ class ApiApp:
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
         """Run ``action`` (which stores something and returns its id) once per
         ``Idempotency-Key``: a retry gets the first answer."""
+
+        async def accepted(_key: str) -> tuple[int, bytes]:
+            return 202, _enc.encode(Accepted(id=await action()))
+
+        return await self._once_answer(headers, who, digest, accepted)
+
+    async def _once_answer(
+        self,
+        headers: dict[bytes, bytes],
+        who: Principal,
+        digest: str,
+        action: Callable[[str], Awaitable[tuple[int, bytes]]],
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
+        """Run ``action(key)`` once per ``Idempotency-Key`` (``key`` is "" when
+        the request has none) and remember its answer: a retry with the same
+        key and request gets it again, marked replayed; the same key with
+        another request is 422, and while the first runs 409."""
         key = headers.get(b"idempotency-key", b"").decode("latin-1").strip()
         if not key:
-            return 202, _enc.encode(Accepted(id=await action())), [], _JSON
+            status, out = await action("")
+            return status, out, [], _JSON
         if len(key) > 200:
             raise _Answer(400, "bad_request", "Idempotency-Key is over 200 characters")
         try:
@@ -335,12 +358,12 @@ class ApiApp:
         if seen is not None:
             return seen[0], seen[1], [(b"idempotent-replayed", b"true")], _JSON
         try:
-            out = _enc.encode(Accepted(id=await action()))
+            status, out = await action(key)
         except BaseException:
             log.forget_answer(key)  # nothing was stored: a retry may go ahead
             raise
-        log.remember(key, 202, out)
-        return 202, out, [], _JSON
+        log.remember(key, status, out)
+        return status, out, [], _JSON
 
     async def _post_job_form(
         self, receive: Receive, headers: dict[bytes, bytes], who: Principal, boundary: bytes
@@ -439,7 +462,7 @@ class ApiApp:
 
         return await self.gateway.submit_job(who, _template(t), rows(), name=j.name)
 
-    async def _post_letters(self, who: Principal, body: bytes) -> bytes:
+    async def _post_letters(self, who: Principal, body: bytes, key: str = "") -> bytes:
         from mailsflux.letters import recipient_of
 
         try:
@@ -457,7 +480,7 @@ class ApiApp:
             raise _Answer(422, "invalid", "each recipient's ref must be unique", "recipients")
         summary, problems = await self.gateway.submit_letters(
             who,
-            name=req.name or f"letters_{secrets.token_hex(8)}",
+            name=req.name or _letters_name(key),
             template=req.template,
             rows=rows,
             paper=req.paper,
@@ -470,6 +493,7 @@ class ApiApp:
             skipped=summary.skipped,
             failed=summary.failed,
             resumed=summary.resumed,
+            pending=summary.pending,
             problems=[ProblemOut(where=p.where, what=p.message) for p in problems],
         )
         return _enc.encode(out)
@@ -496,6 +520,16 @@ class ApiApp:
         if not pos.isdigit() or not hmac.compare_digest(self._make_cursor(who, int(pos)), cursor):
             raise _Answer(404, "not_found", "no such cursor for this key's tenant", "cursor")
         return int(pos)
+
+
+def _letters_name(key: str) -> str:
+    """The job name of an unnamed letters request. With an Idempotency-Key
+    it follows from the key: a retry after a request that failed half way
+    (its answer forgotten) resumes the same job, whose letters already
+    handed over are not printed twice."""
+    if not key:
+        return f"letters_{secrets.token_hex(8)}"
+    return "letters_" + hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def _error_body(a: _Answer, rid: str) -> bytes:

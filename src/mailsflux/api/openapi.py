@@ -107,10 +107,11 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "post": {
                     "summary": "Letters: a template rendered to a PDF per postal address,"
                     " handed to the carrier",
+                    "parameters": [idem],
                     "requestBody": {"required": True, **_json("LettersIn")},
                     "responses": {
                         "200": {"description": "handed over (see problems)", **_json("LettersOut")},
-                        **_errors(400, 401, 403, 413, 422, 503),
+                        **_errors(400, 401, 403, 409, 413, 422, 503),
                     },
                 }
             },

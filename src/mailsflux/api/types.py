@@ -104,6 +104,9 @@ class LettersOut(msgspec.Struct, kw_only=True):
     failed: int
     resumed: int
     problems: list[ProblemOut]
+    #: Letters the carrier could not take just now; the same request again
+    #: (same ``name``) hands them over under the same letter ids.
+    pending: int = 0
 
 
 class TemplateOut(msgspec.Struct, kw_only=True):

@@ -474,15 +474,21 @@ class Gateway:
             return total
         loop = asyncio.get_running_loop()
         for state in list(self._open.values()):
-            part = await asyncio.to_thread(
-                track_tenant_letters,
-                state.directory / "letters",
-                state.log.keys,
-                self._carrier(state),
-                self._letter_events(state, loop),
-                letter_days=spec.letter_days,
-                now=now,
-            )
+            try:
+                part = await asyncio.to_thread(
+                    track_tenant_letters,
+                    state.directory / "letters",
+                    state.log.keys,
+                    self._carrier(state),
+                    self._letter_events(state, loop),
+                    letter_days=spec.letter_days,
+                    letter_max_days=spec.letter_max_days,
+                    now=now,
+                )
+            except Exception as exc:  # one tenant's failure does not stop the others'
+                why = exc.message if isinstance(exc, MailsfluxError) else type(exc).__name__
+                print(f"mailsflux: letters of {state.directory.name}: {why}", file=sys.stderr)
+                continue
             add_counts(total, part)
         return total
 

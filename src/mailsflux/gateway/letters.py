@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mailsflux.errors import MailsfluxError
 from mailsflux.events import Event
 from mailsflux.letters import (
     Carrier,
@@ -87,6 +88,7 @@ def track_tenant_letters(
     on_event: Callable[[Event], None],
     *,
     letter_days: float,
+    letter_max_days: float = 180.0,
     now: float | None = None,
 ) -> dict[str, int]:
     """A tenant's open letters asked about (new events to ``on_event``), and
@@ -94,9 +96,14 @@ def track_tenant_letters(
     if not (folder / "letters.sqlite").exists():
         return {}
     store = LetterStore(folder, keys)
+    events = 0
     try:
-        events = track(store, carrier, on_event, _report, where=str(folder))
-        deleted = store.sweep(letter_days, now)
+        try:
+            events = track(store, carrier, on_event, _report, where=str(folder))
+        except Exception as exc:  # tracking must not keep addresses past their time
+            why = exc.message if isinstance(exc, MailsfluxError) else type(exc).__name__
+            _report(Problem(str(folder), f"tracking failed: {why}"))
+        deleted = store.sweep(letter_days, now, max_age_days=letter_max_days)
     finally:
         store.close()
     return {"letter_events": events, "letter_addresses_deleted": deleted}

@@ -46,6 +46,9 @@ class RetentionSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     idempotency_hours: float = 24.0
     #: A letter's postal address is deleted this long after its confirmed delivery.
     letter_days: float = 30.0
+    #: A letter's postal address is deleted this long after it was recorded,
+    #: whatever its state (pending, stuck, never reported on).
+    letter_max_days: float = 180.0
     #: How often ``serve`` sweeps.
     interval_hours: float = 1.0
 

@@ -21,6 +21,13 @@ from mailsflux.jobs.seen import SeenSet
 from mailsflux.types import Problem, Recipient
 
 
+def open_csv(path: Path) -> TextIO:
+    """A CSV file for reading; surrogateescape keeps a byte that is not
+    UTF-8 in its row (:func:`bad_utf8` finds it), so the row is reported
+    and the reader goes on, instead of the decoder failing a whole block."""
+    return path.open("r", encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
 class RecipientFile:
     """A recipient CSV file; iterate it for :class:`Recipient` or :class:`Problem`."""
 
@@ -30,8 +37,7 @@ class RecipientFile:
         self.columns: list[str] = self._read_header()
 
     def _open(self) -> TextIO:
-        # surrogateescape: a row with invalid UTF-8 is reported, not fatal.
-        return self.path.open("r", encoding="utf-8-sig", errors="surrogateescape", newline="")
+        return open_csv(self.path)
 
     def _read_header(self) -> list[str]:
         try:
@@ -48,7 +54,7 @@ class RecipientFile:
                 "recipient file is empty: no header row", file=str(self.path), line=1
             )
         cols = [c.strip() for c in header]
-        if any(_bad_utf8(c) for c in cols):
+        if any(bad_utf8(c) for c in cols):
             raise RecipientError("header row is not valid UTF-8", file=str(self.path), line=1)
         if self.email_column not in cols:
             raise RecipientError(
@@ -115,7 +121,7 @@ class RecipientFile:
                 if count > 1 and row % count != index:
                     # Another worker's row: only what decides whether its
                     # address enters the duplicate check, in the same order.
-                    if len(fields) > ncols or _bad_utf8("".join(fields)) or len(fields) <= email_at:
+                    if len(fields) > ncols or bad_utf8("".join(fields)) or len(fields) <= email_at:
                         continue
                     try:
                         addr = parse_address(fields[email_at])
@@ -129,7 +135,7 @@ class RecipientFile:
                         f"{len(fields)} fields but {ncols} columns; row skipped",
                     )
                     continue
-                if _bad_utf8("".join(fields)):
+                if bad_utf8("".join(fields)):
                     yield Problem(f"{where_prefix}{row}", "row is not valid UTF-8; row skipped")
                     continue
                 if len(fields) <= email_at:
@@ -183,5 +189,5 @@ class RecipientFile:
 _UNDECODED = re.compile("[\udc80-\udcff]")
 
 
-def _bad_utf8(s: str) -> bool:
+def bad_utf8(s: str) -> bool:
     return not s.isascii() and _UNDECODED.search(s) is not None

@@ -9,6 +9,7 @@ recipient's email, the merge data or the template.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 import msgspec
@@ -58,3 +59,25 @@ class Carrier(Protocol):
     def cancel(self, carrier_id: str) -> bool:
         """Withdraw the letter; False when it is too late (printed)."""
         ...
+
+
+#: Past this a number is milliseconds, not seconds (1e11 s is the year 5138).
+_MS = 1e11
+
+
+def carrier_time(value: float | str) -> float:
+    """A carrier's timestamp as Unix seconds: a number of seconds or of
+    milliseconds, or an ISO 8601 string (a time without offset is UTC).
+    ValueError when it is none of these."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = float(text)
+        except ValueError:
+            at = datetime.fromisoformat(text)  # ValueError when not ISO 8601
+            if at.tzinfo is None:
+                at = at.replace(tzinfo=UTC)
+            return at.timestamp()
+    if value != value or value < 0:  # NaN or negative
+        raise ValueError(f"not a time: {value!r}")
+    return value / 1000 if value > _MS else float(value)

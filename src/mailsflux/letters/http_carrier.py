@@ -13,21 +13,24 @@ from __future__ import annotations
 import base64
 import http.client
 import random
+import re
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import msgspec
 
 from mailsflux._tls import client_context
 from mailsflux.errors import CarrierError
-from mailsflux.letters.carrier import Status, Submission, Update
+from mailsflux.letters.carrier import ORDER, Status, Submission, Update, carrier_time
 
 
 class _Event(msgspec.Struct):
-    type: Status
-    time: float
+    # Not ``Status``: a status this adapter does not know is skipped and
+    # counted, not a reason to refuse the whole reply.
+    type: str
+    time: float | str
     tracking_number: str = ""
 
 
@@ -59,6 +62,29 @@ def request_body(s: Submission) -> dict[str, Any]:
     }
 
 
+class _ErrorCode(msgspec.Struct):
+    code: str = ""
+
+
+class _ErrorReply(msgspec.Struct):
+    code: str | int = ""
+    error: _ErrorCode | str | None = None
+
+
+_SAFE_CODE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+
+def error_code(data: bytes) -> str:
+    """The error code of a carrier's JSON error reply (``{"code": ...}`` or
+    ``{"error": {"code": ...}}``), if it looks like a code; else ""."""
+    try:
+        reply = msgspec.json.decode(data, type=_ErrorReply)
+    except msgspec.MsgspecError:
+        return ""
+    code = reply.error.code if isinstance(reply.error, _ErrorCode) else str(reply.code)
+    return code if _SAFE_CODE.fullmatch(code) else ""
+
+
 class HTTPCarrier:
     name = "http"
 
@@ -82,6 +108,7 @@ class HTTPCarrier:
         self.timeout = timeout
         self.attempts = max(1, attempts)
         self.sleep = sleep
+        self._problems: list[tuple[str, str]] = []
 
     def _conn(self) -> http.client.HTTPConnection:
         if self.scheme == "https":
@@ -135,9 +162,11 @@ class HTTPCarrier:
     def _ok(self, method: str, path: str, status: int, data: bytes) -> bytes:
         if 200 <= status < 300:
             return data
+        # The carrier's body is not quoted: it may echo the address back.
+        # Only its machine-readable error code goes into events and logs.
+        code = error_code(data)
         err = CarrierError(
-            f"{method} {path}: HTTP {status}: {data[:200].decode('utf-8', 'replace')}",
-            code=status,
+            f"{method} {path}: HTTP {status}" + (f" ({code})" if code else ""), code=status
         )
         err.permanent = True
         raise err
@@ -148,16 +177,36 @@ class HTTPCarrier:
         return self._decode(self._ok("POST", "/v1/letters", status, data)).id
 
     def status(self, carrier_id: str) -> list[Update]:
-        path = f"/v1/letters/{carrier_id}"
+        path = f"/v1/letters/{quote(carrier_id, safe='')}"
         status, data = self._call("GET", path)
         letter = self._decode(self._ok("GET", path, status, data))
-        return [
-            Update(status=e.type, time=e.time, tracking_number=e.tracking_number)
-            for e in letter.tracking_events
-        ]
+        out: list[Update] = []
+        ignored = 0
+        for e in letter.tracking_events:
+            try:
+                at = carrier_time(e.time)
+            except ValueError:
+                ignored += 1
+                continue
+            if e.type not in ORDER:
+                ignored += 1
+                continue
+            st = msgspec.convert(e.type, Status)
+            out.append(Update(status=st, time=at, tracking_number=e.tracking_number))
+        if ignored:
+            self._problems.append(
+                (f"carrier letter {carrier_id[:80]!r}",
+                 f"{ignored} tracking events with an unknown status or time ignored")
+            )  # fmt: skip
+        return out
+
+    def take_problems(self) -> list[tuple[str, str]]:
+        """What the replies had that was skipped, since last asked."""
+        out, self._problems = self._problems, []
+        return out
 
     def cancel(self, carrier_id: str) -> bool:
-        path = f"/v1/letters/{carrier_id}"
+        path = f"/v1/letters/{quote(carrier_id, safe='')}"
         status, data = self._call("DELETE", path)
         if status == 409:
             return False

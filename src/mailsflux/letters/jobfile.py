@@ -80,6 +80,9 @@ class StoreSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     key_file: str = ""
     #: Days after confirmed delivery a letter's postal address is deleted.
     retention_days: float = 30.0
+    #: Days after a letter was recorded its address is deleted whatever its
+    #: state (pending, stuck in transit, never reported on).
+    max_age_days: float = 180.0
 
 
 class LetterJobSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -40,6 +40,10 @@ def render_one(renderer: LetterRenderer, r: LetterRecipient) -> bytes | str:
         return renderer.pdf(r)
     except MailsfluxError as exc:
         return exc.message
+    except Exception as exc:  # one letter's failure is one problem line, not the job's
+        # WeasyPrint (or a font, an image decoder) failed on this letter's
+        # content. Only the type is reported: the message may quote the text.
+        return f"the letter could not be laid out ({type(exc).__name__}); row skipped"
 
 
 def render_all(

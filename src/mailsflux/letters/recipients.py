@@ -14,6 +14,7 @@ from pathlib import Path
 import msgspec
 
 from mailsflux.errors import RecipientError
+from mailsflux.jobs.recipients import bad_utf8, open_csv
 from mailsflux.letters.address import AddressProblem, PostalAddress, check_address
 from mailsflux.letters.jobfile import AddressColumns
 from mailsflux.types import Problem
@@ -31,7 +32,7 @@ def read_recipients(
     path: Path, columns: AddressColumns, *, id_column: str = ""
 ) -> Iterator[LetterRecipient | Problem]:
     try:
-        fh = path.open("r", encoding="utf-8-sig", newline="")
+        fh = open_csv(path)
     except OSError as exc:
         raise RecipientError(
             f"cannot read recipient file: {exc.strerror}", file=str(path)
@@ -40,8 +41,10 @@ def read_recipients(
         reader = csv.reader(fh, strict=True)
         try:
             header = [c.strip() for c in next(reader)]
-        except (StopIteration, csv.Error, UnicodeDecodeError):
+        except (StopIteration, csv.Error):
             raise RecipientError("no header row", file=str(path), line=1) from None
+        if any(bad_utf8(c) for c in header):
+            raise RecipientError("header row is not valid UTF-8", file=str(path), line=1)
         for need in (columns.country_code, id_column):
             if need and need not in header:
                 raise RecipientError(
@@ -54,7 +57,7 @@ def read_recipients(
                 fields = next(reader)
             except StopIteration:
                 return
-            except (csv.Error, UnicodeDecodeError) as exc:
+            except csv.Error as exc:
                 yield Problem(f"{path}:{start}", f"malformed CSV: {exc}; row skipped")
                 start = reader.line_num + 1
                 continue
@@ -62,6 +65,9 @@ def read_recipients(
             if not any(f.strip() for f in fields):
                 continue
             where = f"{path}:{row}"
+            if bad_utf8("".join(fields)):
+                yield Problem(where, "row is not valid UTF-8; row skipped")
+                continue
             values = dict(zip(header, fields, strict=False))
             ref = values.get(id_column, "").strip() if id_column else f"row-{row}"
             if not ref:

@@ -112,6 +112,38 @@ def _weasyprint() -> Any:
     return weasyprint
 
 
+def local_fetcher(base: Path) -> Any:
+    """A WeasyPrint URL fetcher (the ``URLFetcher`` API of WeasyPrint 70)
+    that serves only files under ``base`` and ``data:`` URLs.
+
+    Everything else (http, https, ftp, a file:// outside the folder, a
+    symlink leading out of it) is refused before any byte is read or any
+    connection made: WeasyPrint then leaves the image or font out and
+    warns. The file is read here, not through urllib, so no handler of the
+    opener is ever reached for a refused URL.
+    """
+    import mimetypes
+    from urllib.parse import unquote, urlsplit
+
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+    class LocalFetcher(URLFetcher):  # type: ignore[misc]
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            scheme = url.split(":", 1)[0].lower()
+            if scheme == "data":
+                return super().fetch(url, headers)
+            if scheme == "file":
+                path = Path(unquote(urlsplit(url).path)).resolve()
+                if path.is_relative_to(base) and path.is_file():
+                    kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+                    return URLFetcherResponse(
+                        path.as_uri(), path.read_bytes(), {"Content-Type": kind}
+                    )
+            raise ValueError(f"letters load only files beside the template, not {url}")
+
+    return LocalFetcher(allowed_protocols=("file", "data"), allow_redirects=False)
+
+
 class LetterRenderer:
     """Compiles the template and the page rules once; renders PDFs."""
 
@@ -147,16 +179,7 @@ class LetterRenderer:
         self.sender = Template(sender, escape=False, strict=True, name="letter.sender")
         self.fonts = FontConfiguration()
         self.css = wp.CSS(string=page_css(self.paper), font_config=self.fonts)
-
-    def _fetch(self, url: str) -> dict[str, Any]:
-        # Only the template's own folder (images, fonts, stylesheets).
-        if url.startswith("file:"):
-            from urllib.parse import unquote, urlsplit
-
-            path = Path(unquote(urlsplit(url).path)).resolve()
-            if path.is_relative_to(self.base):
-                return dict(self._wp.default_url_fetcher(url))
-        raise ValueError(f"letters load only files beside the template, not {url}")
+        self.fetcher = local_fetcher(self.base)
 
     def html(self, r: LetterRecipient) -> str:
         lines = r.address.lines(origin_country=self.origin_country)
@@ -173,7 +196,7 @@ class LetterRenderer:
 
     def pdf(self, r: LetterRecipient) -> bytes:
         doc = self._wp.HTML(
-            string=self.html(r), base_url=str(self.base) + "/", url_fetcher=self._fetch
+            string=self.html(r), base_url=str(self.base) + "/", url_fetcher=self.fetcher
         )
         laid = doc.render(stylesheets=[self.css], font_config=self.fonts)
         self._check_fits(laid)

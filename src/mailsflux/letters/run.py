@@ -19,7 +19,7 @@ import msgspec
 from mailsflux.errors import CarrierError
 from mailsflux.events import Event, EventDetails, EventType, stream_id
 from mailsflux.letters._extra import require
-from mailsflux.letters.carrier import Carrier, Submission
+from mailsflux.letters.carrier import Carrier, Submission, Update
 from mailsflux.letters.filedrop import FileDrop
 from mailsflux.letters.jobfile import LetterJob
 from mailsflux.letters.pool import render_all
@@ -47,6 +47,9 @@ class LetterSummary(msgspec.Struct):
     #: Rows an earlier run handed over already.
     resumed: int = 0
     failed: int = 0
+    #: Letters the carrier could not take just now (5xx, 429, a timeout):
+    #: kept pending, the next run hands them over again under the same id.
+    pending: int = 0
     elapsed: float = 0.0
 
 
@@ -162,10 +165,14 @@ def deliver_letters(
             if isinstance(item, Problem):
                 summary.skipped += 1
                 on_problem(item)
-            elif store.find(run.name, item.ref) is not None:
-                summary.resumed += 1
             else:
-                yield item
+                known = store.find(run.name, item.ref)
+                if known is None or (known.status == "pending" and not known.carrier_id):
+                    # New, or pending: an earlier run failed transiently or
+                    # stopped between recording and handing over.
+                    yield item
+                else:
+                    summary.resumed += 1
 
     for r, pdf in render_all(fresh(), renderer, workers=workers):
         if isinstance(pdf, str):
@@ -187,10 +194,16 @@ def _submit(
     on_problem: Callable[[Problem], None],
     on_event: Callable[[Event], None],
 ) -> None:
-    letter_id = store.new_id()
-    # Recorded before the hand-over: a crash between the two leaves a
-    # "pending" letter the carrier may hold (its id is the idempotency key).
-    store.add(letter_id, run.name, r.ref, r.address, carrier.name)
+    known = store.find(run.name, r.ref)
+    if known is not None:
+        # Pending from an earlier run: the same id, so the carrier (whose
+        # idempotency key it is) drops it if the first hand-over reached it.
+        letter_id = known.letter_id
+    else:
+        letter_id = store.new_id()
+        # Recorded before the hand-over: a crash between the two leaves a
+        # "pending" letter the carrier may hold (its id is the idempotency key).
+        store.add(letter_id, run.name, r.ref, r.address, carrier.name)
     sub = Submission(
         letter_id=letter_id,
         address=r.address,
@@ -202,9 +215,16 @@ def _submit(
     try:
         carrier_id = carrier.submit(sub)
     except CarrierError as exc:
+        where = f"{run.where}:{r.row}: letter {r.ref}"
+        if not exc.permanent:
+            summary.pending += 1
+            on_problem(
+                Problem(where, f"carrier: {exc.message}; kept pending, the next run retries it")
+            )
+            return
         store.failed(letter_id)
         summary.failed += 1
-        on_problem(Problem(f"{run.where}:{r.row}: letter {r.ref}", f"carrier: {exc.message}"))
+        on_problem(Problem(where, f"carrier: {exc.message}"))
         on_event(
             letter_event(
                 "failed",
@@ -241,8 +261,11 @@ def poll_letters(
     own_store = store is None
     store = store or open_store(job)
     try:
-        track(store, carrier, on_event, on_problem, job=job.name, where=str(job.path))
-        store.sweep(job.spec.store.retention_days)
+        try:
+            track(store, carrier, on_event, on_problem, job=job.name, where=str(job.path))
+        finally:
+            # Tracking that fails must not keep addresses past their time.
+            store.sweep(job.spec.store.retention_days, max_age_days=job.spec.store.max_age_days)
         counts: dict[str, int] = {}
         for row in store.rows(job.name):
             counts[row.status] = counts.get(row.status, 0) + 1
@@ -267,13 +290,17 @@ def track(
     for row in store.open_letters(job):
         try:
             updates = carrier.status(row.carrier_id)
-        except CarrierError as exc:
-            on_problem(Problem(f"{where}: letter {row.ref}", f"carrier: {exc.message}"))
+        except (CarrierError, OSError, ValueError) as exc:
+            why = exc.message if isinstance(exc, CarrierError) else type(exc).__name__
+            on_problem(Problem(f"{where}: letter {row.ref}", f"carrier: {why}"))
             continue
+        # By index: the carrier's list only grows. Its first event need not
+        # be ``submitted``; a ``submitted`` one is not sent again (the
+        # hand-over already sent ``letter_submitted``).
         new = updates[row.events :]
         for u in new:
             etype = EVENT_OF.get(u.status)
-            if etype is not None:
+            if etype is not None and u.status != "submitted":
                 n += 1
                 on_event(
                     letter_event(
@@ -287,5 +314,20 @@ def track(
                     )
                 )
         if new:
-            store.advance(row.letter_id, new[-1].status, len(updates), new[-1].time)
+            store.advance(row.letter_id, _latest(row.status, new), len(updates), new[-1].time)
+    take = getattr(carrier, "take_problems", None)
+    if take is not None:
+        for at, why in take():
+            on_problem(Problem(at, why, "warning"))
     return n
+
+
+def _latest(current: str, new: list[Update]) -> str:
+    """The letter's status after ``new``: the last one, except that a letter
+    delivered stays delivered unless it comes back (``returned``)."""
+    status = current
+    for u in new:
+        if status == "delivered" and u.status != "returned":
+            continue
+        status = u.status
+    return status

@@ -4,8 +4,9 @@ The address is kept only to deliver (a carrier may ask for it again, a
 returned letter is matched to it) and is sealed with AES-256-GCM under the
 store's key ring (the spool's :class:`SpoolKeys`), bound to the letter's
 id. :meth:`LetterStore.sweep` deletes it ``retention_days`` after the
-carrier confirmed delivery; the row stays (id, reference, status) for the
-job's report.
+carrier confirmed delivery or after the letter ended otherwise, and
+``max_age_days`` after it was recorded in any case; the row stays (id,
+reference, status) for the job's report.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ CREATE TABLE IF NOT EXISTS letters (
     address BLOB,
     updated REAL NOT NULL,
     delivered_at REAL,
+    created REAL,
     UNIQUE (job, ref)
 )
 """
@@ -74,6 +76,9 @@ class LetterStore:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             self.db = sqlite3.connect(folder / "letters.sqlite", isolation_level=None)
             self.db.execute(_SCHEMA)
+            cols = {r[1] for r in self.db.execute("PRAGMA table_info(letters)")}
+            if "created" not in cols:  # a store made before the column
+                self.db.execute("ALTER TABLE letters ADD COLUMN created REAL")
         except (OSError, sqlite3.Error) as exc:
             raise SpoolError(f"cannot open the letter store: {exc}", file=str(folder)) from None
         self.keys = keys
@@ -111,9 +116,9 @@ class LetterStore:
         """A letter about to be handed over (status ``pending`` until it is)."""
         sealed = self.keys.seal(msgspec.json.encode(address), _ctx(letter_id))
         self.db.execute(
-            "INSERT INTO letters (letter_id, job, ref, carrier, status, address, updated)"
-            " VALUES (?, ?, ?, ?, 'pending', ?, ?)",
-            (letter_id, job, ref, carrier, sealed, self.clock()),
+            "INSERT INTO letters (letter_id, job, ref, carrier, status, address, updated, created)"
+            " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+            (letter_id, job, ref, carrier, sealed, self.clock(), self.clock()),
         )
 
     def address(self, letter_id: str) -> PostalAddress | None:
@@ -126,7 +131,7 @@ class LetterStore:
 
     def submitted(self, letter_id: str, carrier_id: str) -> None:
         self.db.execute(
-            "UPDATE letters SET carrier_id = ?, status = 'submitted', events = 1, updated = ?"
+            "UPDATE letters SET carrier_id = ?, status = 'submitted', events = 0, updated = ?"
             " WHERE letter_id = ?",
             (carrier_id, self.clock(), letter_id),
         )
@@ -138,25 +143,49 @@ class LetterStore:
         )
 
     def advance(self, letter_id: str, status: str, events: int, at: float) -> None:
-        """The carrier's latest status; ``delivered`` starts the retention clock."""
+        """The carrier's latest status; ``delivered`` starts the retention
+        clock (at the carrier's time of it, the first time only)."""
         self.db.execute(
             "UPDATE letters SET status = ?, events = ?, updated = ?,"
-            " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END"
+            " delivered_at = CASE WHEN ? = 'delivered' AND delivered_at IS NULL THEN ?"
+            " ELSE delivered_at END"
             " WHERE letter_id = ?",
             (status, events, self.clock(), status, at, letter_id),
         )
 
     def open_letters(self, job: str | None = None) -> list[LetterRow]:
-        """Letters handed over and not settled (of ``job``, else of every job)."""
-        rows = self.rows(job) if job is not None else list(self._select("ORDER BY rowid", ()))
-        return [r for r in rows if r.status not in FINAL and r.carrier_id]
+        """Letters handed over and not settled (of ``job``, else of every job).
 
-    def sweep(self, retention_days: float = 30.0, now: float | None = None) -> int:
-        """Delete the addresses of letters delivered ``retention_days`` ago or more."""
-        cutoff = (self.clock() if now is None else now) - retention_days * DAY
+        A delivered letter whose address is still kept is asked about too: it
+        may come back (``returned`` after ``delivered``)."""
+        rows = self.rows(job) if job is not None else list(self._select("ORDER BY rowid", ()))
+        return [
+            r
+            for r in rows
+            if r.carrier_id
+            and (r.status not in FINAL or (r.status == "delivered" and r.has_address))
+        ]
+
+    def sweep(
+        self,
+        retention_days: float = 30.0,
+        now: float | None = None,
+        *,
+        max_age_days: float = 180.0,
+    ) -> int:
+        """Delete the addresses that are kept no longer: ``retention_days``
+        after the carrier's delivery, ``retention_days`` after a letter ended
+        otherwise (returned, cancelled, failed: by our clock when we learnt
+        it), and ``max_age_days`` after a letter was recorded whatever its
+        state (pending, submitted, stuck in transit)."""
+        at = self.clock() if now is None else now
+        cutoff = at - retention_days * DAY
+        oldest = at - max_age_days * DAY
         cur = self.db.execute(
-            "UPDATE letters SET address = NULL"
-            " WHERE address IS NOT NULL AND delivered_at IS NOT NULL AND delivered_at <= ?",
-            (cutoff,),
+            "UPDATE letters SET address = NULL WHERE address IS NOT NULL AND ("
+            " (status = 'delivered' AND delivered_at IS NOT NULL AND delivered_at <= ?)"
+            " OR (status IN ('returned', 'cancelled', 'failed') AND updated <= ?)"
+            " OR COALESCE(created, updated) <= ?)",
+            (cutoff, cutoff, oldest),
         )
         return cur.rowcount
