@@ -17,12 +17,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from collections.abc import Callable
-from email.utils import parseaddr
 from pathlib import Path
 
 from mailsflux.authcheck.check import Identity, Report, check, identity
 from mailsflux.authcheck.lookup import DNSUnavailable
 from mailsflux.authcheck.records import reserved
+from mailsflux.compose import split_mailbox
 from mailsflux.delivery.mx import parse_host_port
 from mailsflux.delivery.relay import Relay
 from mailsflux.errors import AuthenticationError, ConfigError
@@ -34,18 +34,44 @@ Warn = Callable[[str], None]
 _SETTING = '[delivery] authentication = "warn" (or "off")'
 
 
-def from_domain(job: Job) -> str:
-    """The From header's domain; the DKIM domain when From is a template."""
-    _, address = parseaddr(job.spec.message.sender)
-    domain = address.rpartition("@")[2].strip().lower()
-    if not domain or "{" in domain:
-        return job.spec.dkim.domain.lower()
-    return domain
+def _templated(text: str) -> bool:
+    return "{{" in text or "{%" in text
+
+
+def from_domain(job: Job) -> str | None:
+    """The From header's domain, taken exactly as the composer takes it
+    (``split_mailbox``: the address after the last ``<``); None when a
+    merge tag is in the domain (each row then has its own).
+
+    A From that is not one mailbox (``A <a@x>, <b@y>``: the composer would
+    keep ``b@y`` with the rest as its display name) is refused: what the
+    check looks at must be what goes out."""
+    sender = job.spec.message.sender
+    name, address = split_mailbox(sender)
+    if any(c in name for c in "<>"):
+        raise ConfigError(
+            "message.from must be one mailbox (Name <address>): its display name holds"
+            " an address in angle brackets",
+            file=str(job.path),
+            field="message.from",
+        )
+    domain = address.rpartition("@")[2].strip()
+    if _templated(domain) or (not domain and _templated(address)):
+        return None
+    if not domain:
+        raise ConfigError("message.from has no domain", file=str(job.path), field="message.from")
+    return domain.lower()
+
+
+def _exempt_domain(job: Job) -> str | None:
+    domain = from_domain(job)
+    return domain if domain is not None and reserved(domain) else None
 
 
 def exemption(job: Job) -> str | None:
     """A one-line notice when the job's From domain is reserved, else None."""
-    return reserved_notice(from_domain(job))
+    domain = _exempt_domain(job)
+    return reserved_notice(domain) if domain is not None else None
 
 
 def reserved_notice(domain: str) -> str | None:
@@ -58,8 +84,22 @@ def reserved_notice(domain: str) -> str | None:
     )
 
 
-def job_identity(job: Job, relay: Relay | None) -> Identity:
-    """The job's sending identity: From, DKIM key, envelope domain, relay, DNS servers."""
+def templated_from(job: Job) -> str:
+    """The one line said of a From whose domain is a merge tag."""
+    return (
+        f"message.from {job.spec.message.sender!r} takes its domain from a merge tag, so"
+        " each row's From domain would go out unchecked: write the domain literally"
+        " (merge tags in the name and local part are fine)"
+    )
+
+
+def job_identity(job: Job, relay: Relay | None, domain: str | None = None) -> Identity:
+    """The job's sending identity: From, DKIM key, envelope domain, relay, DNS
+    servers. ``domain`` replaces a From domain that is a merge tag (refused
+    otherwise)."""
+    domain = domain or from_domain(job)
+    if domain is None:
+        raise AuthenticationError(templated_from(job), file=str(job.path), field="message.from")
     tracking = job.spec.tracking
     if relay is None:
         relay = job.relay()
@@ -68,7 +108,7 @@ def job_identity(job: Job, relay: Relay | None) -> Identity:
         job.spec.dkim,
         job.key_path,
         relay,
-        from_domain=from_domain(job),
+        from_domain=domain,
         spf_domain=tracking.bounce_domain if tracking is not None else None,
         where=str(job.path),
     )
@@ -150,7 +190,18 @@ class Checker:
         mode = job.spec.delivery.authentication
         if mode == "off" or exemption(job) is not None:
             return
-        await self.enforce(job_identity(job, relay), mode, f"job {job.name!r}", warn)
+        domain = from_domain(job)
+        if domain is None:
+            # Each row would have its own From domain, none of them checked.
+            if mode == "enforce":
+                raise AuthenticationError(
+                    templated_from(job) + f"; or set {_SETTING}",
+                    file=str(job.path),
+                    field="message.from",
+                )
+            warn(f"outbound authentication: {templated_from(job)}")
+            domain = job.spec.dkim.domain
+        await self.enforce(job_identity(job, relay, domain), mode, f"job {job.name!r}", warn)
 
     async def enforce(self, ident: Identity, mode: str, what: str, warn: Warn) -> None:
         """``mode`` for ``ident``: "enforce" raises AuthenticationError naming
@@ -184,4 +235,5 @@ __all__ = [
     "key_identity",
     "refusal",
     "reserved_notice",
+    "templated_from",
 ]
