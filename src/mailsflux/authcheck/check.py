@@ -93,18 +93,18 @@ def identity(
     nameservers: tuple[tuple[str, int], ...] = (),
 ) -> Identity:
     return Identity(
-        from_domain=_a_label(from_domain),
-        dkim_domain=_a_label(dkim_domain),
+        from_domain=a_label(from_domain),
+        dkim_domain=a_label(dkim_domain),
         selector=selector,
         dkim_record=dns_txt_record(key_pem, algorithm=algorithm),
-        spf_domain=_a_label(spf_domain or from_domain),
+        spf_domain=a_label(spf_domain or from_domain),
         relay_host=relay_host,
         source_ip=source_ip,
         nameservers=nameservers,
     )
 
 
-def _a_label(domain: str) -> str:
+def a_label(domain: str) -> str:
     """``domain`` as DNS and the signer see it (IDNA 2008 A-labels), so a
     Unicode From compares equal to its A-label DKIM domain; an invalid one
     is kept (its lookups then fail and say so)."""
@@ -309,4 +309,4 @@ def _alignment(ident: Identity, dmarc: dict[str, str] | None, where: str) -> Fin
     )
 
 
-__all__ = ["Finding", "Identity", "Report", "check", "identity"]
+__all__ = ["Finding", "Identity", "Report", "a_label", "check", "identity"]
