@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mailsflux.authcheck import check, identity
-from tests._auth import DKIM_NAME, DOMAIN, RELAY_IP, SELECTOR, _txt, write_key, zone
+from tests._auth import DKIM_NAME, _txt, check_at, write_key, zone
 from tests._dns import DNSServer
 
 
@@ -28,15 +27,7 @@ def test_key_record_flags(tmp_path: Path, change: tuple[str, str], ok: bool, why
     records = zone(dkim)
     records[DKIM_NAME] = {"TXT": [_txt(dkim.replace(*change))]}
     with DNSServer(records) as dns:
-        ident = identity(
-            from_domain=DOMAIN,
-            dkim_domain=DOMAIN,
-            selector=SELECTOR,
-            key_pem=key.read_bytes(),
-            source_ip=RELAY_IP,
-            nameservers=(("127.0.0.1", dns.port),),
-        )
-        finding = check(ident, timeout=1, lifetime=2).findings[0]
+        finding = check_at(dns.port, key).findings[0]
     assert finding.check == "dkim"
     assert finding.ok is ok, finding.line()
     assert why in finding.detail

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mailsflux.authcheck import check, identity
-from tests._auth import RELAY_IP, SELECTOR, _txt, write_key
+from tests._auth import RELAY_IP, SELECTOR, _txt, check_at, write_key
 from tests._dns import DNSServer
 
 IDN = "bücher-mail.co.uk"
@@ -21,14 +20,6 @@ def test_unicode_from_aligns_with_its_a_label(tmp_path: Path) -> None:
         f"_dmarc.{ALABEL}": {"TXT": ['"v=DMARC1; p=reject"']},
     }
     with DNSServer(records) as dns:
-        ident = identity(
-            from_domain=IDN,
-            dkim_domain=ALABEL,
-            selector=SELECTOR,
-            key_pem=key.read_bytes(),
-            source_ip=RELAY_IP,
-            nameservers=(("127.0.0.1", dns.port),),
-        )
-        report = check(ident, timeout=1, lifetime=2)
+        report = check_at(dns.port, key, IDN, ALABEL)
     assert report.ok, [f.line() for f in report.failures()]
     assert report.domain == ALABEL

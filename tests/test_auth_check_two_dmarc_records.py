@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mailsflux.authcheck import check, identity
-from tests._auth import DOMAIN, RELAY_IP, SELECTOR, _txt, write_key, zone
+from tests._auth import DOMAIN, RELAY_IP, SELECTOR, _txt, check_at, write_key, zone
 from tests._dns import DNSServer
 
 SUB = f"news.{DOMAIN}"
@@ -19,15 +18,7 @@ def test_two_records_at_the_from_domain_mean_no_policy(tmp_path: Path) -> None:
     records[SUB] = {"TXT": [f'"v=spf1 ip4:{RELAY_IP} -all"']}
     records[f"_dmarc.{SUB}"] = {"TXT": ['"v=DMARC1; p=none"', '"v=DMARC1; p=reject"']}
     with DNSServer(records) as dns:
-        ident = identity(
-            from_domain=SUB,
-            dkim_domain=SUB,
-            selector=SELECTOR,
-            key_pem=key.read_bytes(),
-            source_ip=RELAY_IP,
-            nameservers=(("127.0.0.1", dns.port),),
-        )
-        report = check(ident, timeout=1, lifetime=2)
+        report = check_at(dns.port, key, SUB)
     [failure] = report.failures()
     assert failure.check == "dmarc"
     assert f"_dmarc.{SUB} has 2 DMARC records" in failure.detail

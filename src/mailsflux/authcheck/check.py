@@ -238,51 +238,32 @@ def _spf(resolver: Resolver, ident: Identity) -> Finding:
 
 
 def _dmarc(resolver: Resolver, ident: Identity) -> tuple[dict[str, str] | None, str, Finding]:
-    """RFC 7489 6.6.3: the From domain's record, else its organizational domain's."""
+    """RFC 7489 6.6.3: the From domain's record, else (only when it has none)
+    its organizational domain's."""
     domain = ident.from_domain
     org = organizational_domain(domain)
     for where in dict.fromkeys((domain, org)):
         name = f"_dmarc.{where}"
         found = [r for r in lookup.txt(resolver, name) or [] if r.lower().startswith("v=dmarc1")]
+        problem = ""
         if len(found) > 1:
-            # RFC 7489 6.6.3: several records end discovery here (no
-            # fall-through to the organizational domain): no policy applies.
-            return (
-                None,
-                where,
-                Finding(
-                    check="dmarc",
-                    ok=False,
-                    detail=f"{name} has {len(found)} DMARC records, so receivers apply no"
-                    " policy: keep exactly one",
-                    publish=dmarc_record(where),
-                ),
-            )
-        if len(found) == 1:
+            # Several records end discovery here, with no fall-through to
+            # the organizational domain: no policy applies.
+            problem = f"{name} has {len(found)} DMARC records, so receivers apply no policy:"
+            problem += " keep exactly one"
+        elif len(found) == 1:
             t = tags(found[0])
-            if t.get("p") not in ("none", "quarantine", "reject"):
-                return (
-                    None,
-                    where,
-                    Finding(
-                        check="dmarc",
-                        ok=False,
-                        detail=f"{name} has no valid p= policy",
-                        publish=dmarc_record(where),
-                    ),
-                )
-            return t, where, Finding(check="dmarc", ok=True, detail=f"{name} p={t['p']}")
-    return (
-        None,
-        org,
-        Finding(
-            check="dmarc",
-            ok=False,
-            detail=f"no DMARC record at _dmarc.{domain}"
-            + (f" or _dmarc.{org}" if org != domain else ""),
-            publish=dmarc_record(org),
-        ),
-    )
+            if t.get("p") in ("none", "quarantine", "reject"):
+                return t, where, Finding(check="dmarc", ok=True, detail=f"{name} p={t['p']}")
+            problem = f"{name} has no valid p= policy"
+        if problem:
+            return None, where, _no_dmarc(problem, where)
+    missing = f"no DMARC record at _dmarc.{domain}" + (f" or _dmarc.{org}" if org != domain else "")
+    return None, org, _no_dmarc(missing, org)
+
+
+def _no_dmarc(detail: str, where: str) -> Finding:
+    return Finding(check="dmarc", ok=False, detail=detail, publish=dmarc_record(where))
 
 
 def _alignment(ident: Identity, dmarc: dict[str, str] | None, where: str) -> Finding:
