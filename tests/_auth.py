@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from mailsflux.authcheck import Report, check, identity
 from mailsflux.dkim import dns_txt_record, generate_private_key
 
 DOMAIN = "northwind-mail.co.uk"
@@ -36,6 +37,22 @@ def zone(dkim_value: str) -> dict[str, Any]:
         f"_dmarc.{DOMAIN}": {"TXT": ['"v=DMARC1; p=reject; adkim=r"']},
         RELAY_HOST: {"A": [RELAY_IP]},
     }
+
+
+def check_at(
+    dns_port: int, key: Path, from_domain: str = DOMAIN, dkim_domain: str | None = None
+) -> Report:
+    """The check of mail From ``from_domain`` signed with ``key`` (d= the From
+    domain unless given), SPF for RELAY_IP, asking the test DNS server."""
+    ident = identity(
+        from_domain=from_domain,
+        dkim_domain=dkim_domain or from_domain,
+        selector=SELECTOR,
+        key_pem=key.read_bytes(),
+        source_ip=RELAY_IP,
+        nameservers=(("127.0.0.1", dns_port),),
+    )
+    return check(ident, timeout=1, lifetime=2)
 
 
 def _txt(value: str) -> str:

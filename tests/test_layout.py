@@ -44,7 +44,8 @@ ALLOWED = {
     # file's line finder (jobs).
     "letters": {"compose", "spool", "jobs"},
     # SPF/DKIM/DMARC in DNS for a job: its key (dkim), relay and nameservers.
-    "authcheck": {"dkim", "delivery", "jobs"},
+    # compose: the From domain taken exactly as the composer takes it.
+    "authcheck": {"compose", "dkim", "delivery", "jobs"},
     "engine": {
         "compose",
         "dkim",

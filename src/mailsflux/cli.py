@@ -300,16 +300,42 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 #: Set by a `send --workers N` parent for its workers: it checked the job's
-#: SPF/DKIM/DMARC once, so N processes do not ask DNS N times.
+#: SPF/DKIM/DMARC once, so N processes do not ask DNS N times. The value is
+#: an HMAC of the job (path and content) under a secret made for the run and
+#: written to the worker's stdin: a hand-set value (or a job edited since) is
+#: not taken, and the worker checks the job itself.
 AUTH_CHECKED_ENV = "MAILSFLUX_AUTH_CHECKED"
+
+
+def _auth_token(secret: bytes, job: str) -> str:
+    import hashlib
+    import hmac
+
+    path = os.path.realpath(job)
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return hmac.new(secret, f"{path}\0{digest}".encode(), "sha256").hexdigest()
+
+
+def _parent_checked(job: str) -> bool:
+    """True when this worker's parent checked ``job`` (see AUTH_CHECKED_ENV)."""
+    import hmac
+
+    token = os.environ.get(AUTH_CHECKED_ENV)
+    if not token or sys.stdin is None or sys.stdin.isatty():
+        return False
+    try:
+        secret = bytes.fromhex(sys.stdin.read(64))
+        return len(secret) == 32 and hmac.compare_digest(token, _auth_token(secret, job))
+    except (ValueError, OSError):
+        return False
 
 
 def _authenticate(args: argparse.Namespace, prepared: Prepared) -> bool:
     """Check the job's SPF/DKIM/DMARC before its journal is opened (a refused
     job leaves no trace in the spool), once for all worker processes. True
     when the check is done (the Engine then leaves it)."""
-    if args.shard is not None:
-        return os.environ.get(AUTH_CHECKED_ENV) == "1"
+    if args.shard is not None and _parent_checked(args.job):
+        return True
     # The local sink listens on loopback: SPF then falls to [delivery] source_ip.
     relay = Relay(host="127.0.0.1", port=25) if args.local_sink else None
     relay = Relay.parse(args.relay) if args.relay else relay
@@ -427,7 +453,10 @@ def _send_parallel(
     resumed: int = 0,
 ) -> int:
     """Run the job in ``workers`` processes, each taking every N-th row."""
+    import secrets as _secrets
     import time
+
+    secret = _secrets.token_bytes(32)  # proves this run's check to its workers
 
     async def child(i: int, relay: str | None) -> dict[str, Any]:
         # A worker reports its summary as JSON on stdout (--shard); its problems
@@ -435,7 +464,7 @@ def _send_parallel(
         cmd = [sys.executable, "-m", "mailsflux", "send", args.job, "-q"]
         cmd += ["--shard", f"{i}/{workers}"] + (["--json"] if args.json else [])
         env = {k: v for k, v in os.environ.items() if k != RELAY_ENV}
-        env[AUTH_CHECKED_ENV] = "1"  # checked once, by this process
+        env[AUTH_CHECKED_ENV] = _auth_token(secret, args.job)  # checked once, by this process
         if relay:
             env[RELAY_ENV] = relay  # never in argv, where `ps` shows its password
         if args.connections:
@@ -446,10 +475,12 @@ def _send_parallel(
             cmd += ["--events", args.events] + (["--events-plain"] if args.events_plain else [])
         if args.no_spool:
             cmd += ["--no-spool"]
-        proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, env=env)
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env
+        )
         stop.forward.append(proc)
         stop.pass_on(proc)  # a stop that came while it started
-        out, _ = await proc.communicate()
+        out, _ = await proc.communicate(secret.hex().encode())
         lines = out.decode().strip().splitlines()
         if stop.signum and proc.returncode == -stop.signum:
             # Stopped while Python was still starting, before it could send anything.

@@ -61,7 +61,7 @@ def _identity(args: argparse.Namespace) -> Any:
     if args.job is not None:
         job = load_job(args.job)
         relay = Relay(host=args.relay, port=25) if args.relay else None
-        ident = job_identity(job, relay)
+        ident = job_identity(job, relay, domain)
         changes: dict[str, Any] = {"from_domain": domain}
         if args.nameserver:
             changes["nameservers"] = tuple(args.nameserver)

@@ -34,6 +34,7 @@ from mailsflux.authcheck.policy import (
     key_identity,
     refusal,
     reserved_notice,
+    signing_key,
 )
 from mailsflux.authcheck.records import Record, organizational_domain, reserved
 
@@ -54,4 +55,5 @@ __all__ = [
     "refusal",
     "reserved",
     "reserved_notice",
+    "signing_key",
 ]

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 import mailsflux.authcheck.lookup as lookup
+from mailsflux._idna import to_ascii
 from mailsflux.authcheck.records import (
     Record,
     aligned,
@@ -92,15 +93,26 @@ def identity(
     nameservers: tuple[tuple[str, int], ...] = (),
 ) -> Identity:
     return Identity(
-        from_domain=from_domain.lower().rstrip("."),
-        dkim_domain=dkim_domain.lower().rstrip("."),
+        from_domain=a_label(from_domain),
+        dkim_domain=a_label(dkim_domain),
         selector=selector,
         dkim_record=dns_txt_record(key_pem, algorithm=algorithm),
-        spf_domain=(spf_domain or from_domain).lower().rstrip("."),
+        spf_domain=a_label(spf_domain or from_domain),
         relay_host=relay_host,
         source_ip=source_ip,
         nameservers=nameservers,
     )
+
+
+def a_label(domain: str) -> str:
+    """``domain`` as DNS and the signer see it (IDNA 2008 A-labels), so a
+    Unicode From compares equal to its A-label DKIM domain; an invalid one
+    is kept (its lookups then fail and say so)."""
+    name = domain.lower().rstrip(".")
+    try:
+        return to_ascii(name)
+    except ValueError:
+        return name
 
 
 def check(ident: Identity, *, timeout: float = 3.0, lifetime: float = 8.0) -> Report:
@@ -128,14 +140,37 @@ def _dkim(resolver: Resolver, ident: Identity) -> Finding:
         got = tags(text)
         if got.get("v", "DKIM1") != "DKIM1":
             continue
-        if got.get("k", "rsa") == expected["k"] and _p(got) == _p(expected) and _p(got):
-            return Finding(check="dkim", ok=True, detail=f"{name} publishes this key")
+        if got.get("k", "rsa").lower() != expected["k"].lower() or not _p(got):
+            continue
+        if _p(got) != _p(expected):
+            continue
+        unusable = _unusable(got)
+        if unusable:
+            return Finding(
+                check="dkim",
+                ok=False,
+                detail=f"the key at {name} {unusable}: receivers will not verify with it",
+                publish=want,
+            )
+        return Finding(check="dkim", ok=True, detail=f"{name} publishes this key")
     return Finding(
         check="dkim",
         ok=False,
         detail=f"the key at {name} is not the public half of the signing key",
         publish=want,
     )
+
+
+def _unusable(t: dict[str, str]) -> str:
+    """Why RFC 6376 3.6.1 makes a key record useless for our signatures
+    (every algorithm we sign with hashes with sha256), else ''."""
+    hashes = {h.strip().lower() for h in t.get("h", "sha256").split(":")}
+    if "sha256" not in hashes:
+        return f"allows only h={t['h']} (signatures use sha256)"
+    services = {v.strip().lower() for v in t.get("s", "*").split(":")}
+    if not services & {"email", "*"}:
+        return f"is not for email (s={t['s']})"
+    return ""
 
 
 def _p(t: dict[str, str]) -> bytes:
@@ -203,37 +238,32 @@ def _spf(resolver: Resolver, ident: Identity) -> Finding:
 
 
 def _dmarc(resolver: Resolver, ident: Identity) -> tuple[dict[str, str] | None, str, Finding]:
-    """RFC 7489 6.6.3: the From domain's record, else its organizational domain's."""
+    """RFC 7489 6.6.3: the From domain's record, else (only when it has none)
+    its organizational domain's."""
     domain = ident.from_domain
     org = organizational_domain(domain)
     for where in dict.fromkeys((domain, org)):
         name = f"_dmarc.{where}"
         found = [r for r in lookup.txt(resolver, name) or [] if r.lower().startswith("v=dmarc1")]
-        if len(found) == 1:
+        problem = ""
+        if len(found) > 1:
+            # Several records end discovery here, with no fall-through to
+            # the organizational domain: no policy applies.
+            problem = f"{name} has {len(found)} DMARC records, so receivers apply no policy:"
+            problem += " keep exactly one"
+        elif len(found) == 1:
             t = tags(found[0])
-            if t.get("p") not in ("none", "quarantine", "reject"):
-                return (
-                    None,
-                    where,
-                    Finding(
-                        check="dmarc",
-                        ok=False,
-                        detail=f"{name} has no valid p= policy",
-                        publish=dmarc_record(where),
-                    ),
-                )
-            return t, where, Finding(check="dmarc", ok=True, detail=f"{name} p={t['p']}")
-    return (
-        None,
-        org,
-        Finding(
-            check="dmarc",
-            ok=False,
-            detail=f"no DMARC record at _dmarc.{domain}"
-            + (f" or _dmarc.{org}" if org != domain else ""),
-            publish=dmarc_record(org),
-        ),
-    )
+            if t.get("p") in ("none", "quarantine", "reject"):
+                return t, where, Finding(check="dmarc", ok=True, detail=f"{name} p={t['p']}")
+            problem = f"{name} has no valid p= policy"
+        if problem:
+            return None, where, _no_dmarc(problem, where)
+    missing = f"no DMARC record at _dmarc.{domain}" + (f" or _dmarc.{org}" if org != domain else "")
+    return None, org, _no_dmarc(missing, org)
+
+
+def _no_dmarc(detail: str, where: str) -> Finding:
+    return Finding(check="dmarc", ok=False, detail=detail, publish=dmarc_record(where))
 
 
 def _alignment(ident: Identity, dmarc: dict[str, str] | None, where: str) -> Finding:
@@ -260,4 +290,4 @@ def _alignment(ident: Identity, dmarc: dict[str, str] | None, where: str) -> Fin
     )
 
 
-__all__ = ["Finding", "Identity", "Report", "check", "identity"]
+__all__ = ["Finding", "Identity", "Report", "a_label", "check", "identity"]

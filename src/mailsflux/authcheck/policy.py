@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Callable
-from email.utils import parseaddr
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from mailsflux.authcheck.check import Identity, Report, check, identity
+from mailsflux.authcheck.check import Identity, Report, a_label, check, identity
 from mailsflux.authcheck.lookup import DNSUnavailable
 from mailsflux.authcheck.records import reserved
+from mailsflux.compose import split_mailbox
 from mailsflux.delivery.mx import parse_host_port
 from mailsflux.delivery.relay import Relay
+from mailsflux.dkim.keyfiles import ensure_key
 from mailsflux.errors import AuthenticationError, ConfigError
 from mailsflux.jobs.jobfile import DeliverySpec, DKIMSpec, Job
 
@@ -34,18 +35,45 @@ Warn = Callable[[str], None]
 _SETTING = '[delivery] authentication = "warn" (or "off")'
 
 
-def from_domain(job: Job) -> str:
-    """The From header's domain; the DKIM domain when From is a template."""
-    _, address = parseaddr(job.spec.message.sender)
-    domain = address.rpartition("@")[2].strip().lower()
-    if not domain or "{" in domain:
-        return job.spec.dkim.domain.lower()
-    return domain
+def _templated(text: str) -> bool:
+    return "{{" in text or "{%" in text
 
 
-def exemption(job: Job) -> str | None:
+def from_domain(job: Job, sender: str | None = None) -> str | None:
+    """The From header's domain, taken exactly as the composer takes it
+    (``split_mailbox``: the address after the last ``<``); None when a
+    merge tag is in the domain (each row then has its own).
+
+    A From that is not one mailbox (``A <a@x>, <b@y>``: the composer would
+    keep ``b@y`` with the rest as its display name) is refused: what the
+    check looks at must be what goes out. ``sender`` is the From as sent
+    when the job's is a stand-in (an engine's plain message)."""
+    sender = sender or job.spec.message.sender
+    name, address = split_mailbox(sender)
+    if any(c in name for c in "<>"):
+        raise ConfigError(
+            "message.from must be one mailbox (Name <address>): its display name holds"
+            " an address in angle brackets",
+            file=str(job.path),
+            field="message.from",
+        )
+    domain = address.rpartition("@")[2].strip()
+    if _templated(domain) or (not domain and _templated(address)):
+        return None
+    if not domain:
+        raise ConfigError("message.from has no domain", file=str(job.path), field="message.from")
+    return domain.lower()
+
+
+def _exempt_domain(job: Job, sender: str | None = None) -> str | None:
+    domain = from_domain(job, sender)
+    return domain if domain is not None and reserved(domain) else None
+
+
+def exemption(job: Job, sender: str | None = None) -> str | None:
     """A one-line notice when the job's From domain is reserved, else None."""
-    return reserved_notice(from_domain(job))
+    domain = _exempt_domain(job, sender)
+    return reserved_notice(domain) if domain is not None else None
 
 
 def reserved_notice(domain: str) -> str | None:
@@ -58,8 +86,22 @@ def reserved_notice(domain: str) -> str | None:
     )
 
 
-def job_identity(job: Job, relay: Relay | None) -> Identity:
-    """The job's sending identity: From, DKIM key, envelope domain, relay, DNS servers."""
+def templated_from(job: Job) -> str:
+    """The one line said of a From whose domain is a merge tag."""
+    return (
+        f"message.from {job.spec.message.sender!r} takes its domain from a merge tag, so"
+        " each row's From domain would go out unchecked: write the domain literally"
+        " (merge tags in the name and local part are fine)"
+    )
+
+
+def job_identity(job: Job, relay: Relay | None, domain: str | None = None) -> Identity:
+    """The job's sending identity: From, DKIM key, envelope domain, relay, DNS
+    servers. ``domain`` replaces a From domain that is a merge tag (refused
+    otherwise)."""
+    domain = domain or from_domain(job)
+    if domain is None:
+        raise AuthenticationError(templated_from(job), file=str(job.path), field="message.from")
     tracking = job.spec.tracking
     if relay is None:
         relay = job.relay()
@@ -68,15 +110,30 @@ def job_identity(job: Job, relay: Relay | None) -> Identity:
         job.spec.dkim,
         job.key_path,
         relay,
-        from_domain=from_domain(job),
+        from_domain=domain,
         spf_domain=tracking.bounce_domain if tracking is not None else None,
         where=str(job.path),
     )
 
 
-def key_identity(delivery: DeliverySpec, dkim: DKIMSpec, relay: Relay | None) -> Identity:
-    """A server's sending identity for one DKIM key: mail From its domain."""
-    return _identity(delivery, dkim, Path(dkim.key), relay, from_domain=dkim.domain.lower())
+def key_identity(
+    delivery: DeliverySpec, dkim: DKIMSpec, relay: Relay | None, from_domain: str | None = None
+) -> Identity:
+    """A server's sending identity for one DKIM key: mail From ``from_domain``
+    (the key's own domain by default) signed with it."""
+    domain = (from_domain or dkim.domain).lower()
+    return _identity(delivery, dkim, Path(dkim.key), relay, from_domain=domain)
+
+
+def signing_key(domain: str, keys: Sequence[DKIMSpec]) -> DKIMSpec | None:
+    """The key mail From ``domain`` is signed with, as the engine picks it:
+    the key of that domain or a parent, else the first."""
+    name = a_label(domain)
+    for k in keys:
+        d = a_label(k.domain)
+        if name == d or name.endswith("." + d):
+            return k
+    return keys[0] if keys else None
 
 
 def _identity(
@@ -120,9 +177,9 @@ def _identity(
     )
 
 
-def refusal(what: str, report: Report) -> AuthenticationError:
+def refusal(what: str, report: Report, outcome: str = "not started") -> AuthenticationError:
     lines = [
-        f"{what} not started: {report.domain} fails outbound authentication"
+        f"{what} {outcome}: {report.domain} fails outbound authentication"
         f" (publish the records below, or set {_SETTING}):"
     ]
     lines += [f"  {f.line()}" for f in report.failures()]
@@ -145,14 +202,62 @@ class Checker:
                 self._reports[ident] = cached
             return cached
 
-    async def job(self, job: Job, relay: Relay | None, warn: Warn) -> None:
-        """Enforce the job's setting: raise AuthenticationError, warn, or pass."""
+    async def job(
+        self, job: Job, relay: Relay | None, warn: Warn, sender: str | None = None
+    ) -> None:
+        """Enforce the job's setting: raise AuthenticationError, warn, or pass
+        (``sender`` as for :func:`from_domain`)."""
         mode = job.spec.delivery.authentication
-        if mode == "off" or exemption(job) is not None:
+        if mode == "off" or exemption(job, sender) is not None:
             return
-        await self.enforce(job_identity(job, relay), mode, f"job {job.name!r}", warn)
+        domain = from_domain(job, sender)
+        if domain is None:
+            # Each row would have its own From domain, none of them checked.
+            if mode == "enforce":
+                raise AuthenticationError(
+                    templated_from(job) + f"; or set {_SETTING}",
+                    file=str(job.path),
+                    field="message.from",
+                )
+            warn(f"outbound authentication: {templated_from(job)}")
+            domain = job.spec.dkim.domain
+        await self.enforce(job_identity(job, relay, domain), mode, f"job {job.name!r}", warn)
 
-    async def enforce(self, ident: Identity, mode: str, what: str, warn: Warn) -> None:
+    async def key(
+        self,
+        delivery: DeliverySpec,
+        key: DKIMSpec,
+        relay: Relay | None,
+        from_domain: str,
+        what: str,
+        warn: Warn,
+        outcome: str = "not started",
+    ) -> None:
+        """Mail From ``from_domain`` signed with ``key`` (its ``key`` path
+        resolved), by ``delivery.authentication``. A ``generate = true`` key
+        is made first, so a new key is refused with its TXT record to publish
+        instead of going out unchecked; a missing one is left to the signer."""
+        mode = delivery.authentication
+        if mode == "off" or reserved(from_domain):
+            return
+        path = Path(key.key)
+        if key.generate:
+            await asyncio.to_thread(
+                ensure_key,
+                path,
+                domain=key.domain,
+                selector=key.selector,
+                algorithm=key.algorithm,
+                bits=key.bits,
+            )
+        elif not path.exists():
+            return
+        ident = key_identity(delivery, key, relay, from_domain)
+        await self.enforce(ident, mode, what, warn, outcome)
+
+    async def enforce(
+        self, ident: Identity, mode: str, what: str, warn: Warn, outcome: str = "not started"
+    ) -> None:
         """``mode`` for ``ident``: "enforce" raises AuthenticationError naming
         the records, "warn" calls ``warn`` per failure, "off" does nothing."""
         if mode == "off" or reserved(ident.from_domain):
@@ -171,7 +276,7 @@ class Checker:
         if report.ok:
             return
         if mode == "enforce":
-            raise refusal(what, report)
+            raise refusal(what, report, outcome)
         for finding in report.failures():
             warn(f"outbound authentication: {finding.line()}")
 
@@ -184,4 +289,6 @@ __all__ = [
     "key_identity",
     "refusal",
     "reserved_notice",
+    "signing_key",
+    "templated_from",
 ]

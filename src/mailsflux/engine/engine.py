@@ -338,6 +338,8 @@ class Engine:
         self._outbox: Outbox | None = None
         self._outbox_opening: asyncio.Future[Outbox] | None = None
         self._outbox_reader: asyncio.Task[None] | None = None
+        #: From domains send()/enqueue() have checked (or found exempt).
+        self._from_checked: set[str] = set()
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -494,6 +496,7 @@ class Engine:
         rendered = self._render(message)
         if isinstance(rendered, DeliveryResult):
             return rendered
+        await self._check_from(rendered)
         fut: asyncio.Future[DeliveryResult] = asyncio.get_running_loop().create_future()
         await self._hand_on(rendered, message, fut)
         return await fut
@@ -518,6 +521,7 @@ class Engine:
             return rendered.message_id
         if senders is not None:
             _check_senders(senders, *header_addresses(rendered.data, b"from"), rendered.mail_from)
+        await self._check_from(rendered)
         await self._hand_on(rendered, message, None)
         return rendered.message_id
 
@@ -624,25 +628,44 @@ class Engine:
     async def _check_keys(self) -> None:
         """Each DKIM key's domain (as the From domain of what it signs) by
         ``[delivery] authentication``: under "enforce" the engine does not
-        start; warnings go to stderr."""
-        from mailsflux.authcheck import key_identity
+        start; warnings go to stderr. A key with ``generate = true`` is made
+        now, so it is checked (and refused with its TXT record to publish)
+        before anything is signed with it."""
+        for key in self.config.dkim:
+            await self._enforce_key(key, key.domain, f"engine {self.config.name!r}")
 
+    async def _enforce_key(
+        self, key: DKIMKey, from_domain: str, what: str, outcome: str = "not started"
+    ) -> None:
+        """Mail From ``from_domain`` signed with ``key``, by the setting."""
         d = self.config.delivery
         try:
             relay = Relay.parse(d.relay) if d.relay else None
         except ValueError as exc:
             raise ConfigError(str(exc), field="delivery.relay") from None
-        for key in self.config.dkim:
-            path = self.config.base_dir / key.key
-            if not path.exists():  # generate = true: made on first use
+        await self._auth.key(
+            d,
+            msgspec.structs.replace(key, key=str(self.config.base_dir / key.key)),
+            relay,
+            from_domain,
+            what,
+            lambda m: print(f"mailsflux: warning: {m}", file=sys.stderr, flush=True),
+            outcome,
+        )
+
+    async def _check_from(self, rendered: RenderedMessage) -> None:
+        """A From domain :meth:`send` or :meth:`enqueue` has not sent from yet
+        is checked once (then remembered: no DNS per message), with the key
+        that signs it; under "enforce" a failing one raises."""
+        if not self.check_authentication or not self.config.dkim:
+            return
+        for address in header_addresses(rendered.data, b"from"):
+            domain = address.rpartition("@")[2].lower()
+            if domain in self._from_checked:
                 continue
-            spec = msgspec.structs.replace(key, key=str(path))
-            await self._auth.enforce(
-                key_identity(d, spec, relay),
-                d.authentication,
-                f"engine {self.config.name!r}",
-                lambda m: print(f"mailsflux: warning: {m}", file=sys.stderr, flush=True),
-            )
+            key = self.config.dkim[self._dkim_for(address)]
+            await self._enforce_key(key, domain, f"mail From {domain}", "not sent")
+            self._from_checked.add(domain)
 
     async def _to_outbox(
         self,
@@ -728,9 +751,18 @@ class Engine:
         handle = JobHandle(source.job.name, stop, keep_results)
         problems = on_problem or handle.problems.append
         if check_authentication:
+            # A plain Batch's From is data to a stand-in template: check it as sent.
+            plain = (
+                job.template.sender
+                if isinstance(job, Batch) and not job.template.template
+                else None
+            )
             try:
                 await self._auth.job(
-                    source.job, relay_, lambda m: problems(Problem(source.job.name, m, "warning"))
+                    source.job,
+                    relay_,
+                    lambda m: problems(Problem(source.job.name, m, "warning")),
+                    plain,
                 )
             except BaseException:
                 if owned is not None:

@@ -180,9 +180,10 @@ class Server:
             sweeps.run(f"spool {job_spool}", lambda: sweep_spool(job_spool, spec, now))
 
     async def _check_authentication(self, tenants: Tenants) -> None:
-        """Every tenant's DKIM keys against DNS, once at start, by
+        """Every tenant's DKIM keys, and every domain it lists with the key
+        that signs it (alignment per domain), against DNS once at start, by
         ``[delivery] authentication``: under "enforce" serve does not start."""
-        from mailsflux.authcheck import Checker, key_identity
+        from mailsflux.authcheck import Checker, signing_key
         from mailsflux.delivery.relay import Relay
 
         d = self.config.delivery
@@ -193,12 +194,15 @@ class Server:
             print(f"mailsflux serve: {message}", file=sys.stderr, flush=True)
 
         for t in tenants:
-            for k in t.dkim:
-                if Path(k.key).exists():
-                    ident = key_identity(d, k, relay)
-                    await checker.enforce(
-                        ident, d.authentication, f"serve (tenant {t.name!r})", warn
-                    )
+            pairs = [(k.domain, k) for k in t.dkim]
+            pairs += [(n, k) for n in t.domains if (k := signing_key(n, t.dkim)) is not None]
+            seen: set[tuple[str, str]] = set()
+            for domain, k in pairs:
+                if (domain.lower(), k.key) in seen:
+                    continue
+                seen.add((domain.lower(), k.key))
+                what = f"serve (tenant {t.name!r})"
+                await checker.key(d, k, relay, domain, what, warn)
 
     async def _check_relay(self) -> None:
         """Say once at start when the relay cannot be reached; accept anyway."""
