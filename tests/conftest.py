@@ -85,7 +85,11 @@ def private_spool(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> Path:
     """Each test's jobs keep their spool in a folder of its own (subprocesses
-    inherit the variable), never in the user's ~/.local/state."""
+    inherit the variable), never in the user's ~/.local/state; the same for
+    the server's data directory."""
     where = tmp_path_factory.mktemp("spool")
     monkeypatch.setenv("MAILSFLUX_SPOOL", str(where))
+    # The server's default data directory too (privacy audit, API keys):
+    # one test's audit lines must not be another's retention work.
+    monkeypatch.setenv("MAILSFLUX_HOME", str(tmp_path_factory.mktemp("home")))
     return where
