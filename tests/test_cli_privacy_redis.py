@@ -1,0 +1,126 @@
+"""A person's rights reach the spool in Redis.
+
+``send --redis`` puts a job's rows into a private Redis with no worker
+running, so they wait in sealed batches. ``privacy export`` finds the
+person's two rows there (addresses are sealed: every batch is opened);
+``privacy erase`` records it failed (``erased``) and seals its batch
+again without it. A worker then sends everyone else, never the erased
+person; a row it deferred (its body waiting in Redis) is found by the next
+export, and erasing that person deletes the body and gives the row up. No
+address is left in Redis in clear, and the job's counts end with every row settled."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from mailsflux.spool.redis_spool import RedisSpool
+from tests._jobs import make_job, people
+from tests._mail import RecordingHandler, SMTPServer
+from tests._redis import PrivateRedis
+from tests._workers import Workers
+
+pytestmark = pytest.mark.redis
+
+PREFIX = "mfpriv"
+GONE = "erin.gone@Example.NET"
+LATER = "later.person@example.net"
+
+
+@pytest.fixture
+def private_redis() -> Iterator[str]:
+    try:
+        server = PrivateRedis().start()
+    except FileNotFoundError:
+        pytest.skip("redis-server is not installed")
+    yield server.url
+    server.stop()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    got = subprocess.run(
+        [sys.executable, "-m", "mailsflux", *args], capture_output=True, text=True, timeout=120
+    )
+    assert got.returncode == 0, got.stderr
+    return got
+
+
+def _wait_for(what: str, check: object, timeout: float = 90) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_export_and_erase_reach_rows_waiting_in_redis(tmp_path: Path, private_redis: str) -> None:
+    url = private_redis
+    keys = tmp_path / "keys"
+    opts = ("--redis", url, "--prefix", PREFIX, "--key-file", str(keys))
+    rows = people(150)
+    rows[140][0] = GONE  # asked for with the domain spelt otherwise
+    rows[70][0] = LATER
+    handler = RecordingHandler(lambda a, n: "451 4.7.1 later" if a == LATER else None)
+    client = redis.Redis.from_url(url)
+    with SMTPServer(handler) as server:
+        job = make_job(tmp_path, rows, relay=server.url, algorithm="ed25519-sha256")
+        send = subprocess.Popen(
+            [sys.executable, "-m", "mailsflux", "send", str(job), "--json", *opts],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            _wait_for("the rows in Redis", lambda: list(client.scan_iter(f"{PREFIX}:*:end")))
+            doc = json.loads(_cli("privacy", "export", "erin.gone@example.net", *opts).stdout)
+            found = doc["redis"][PREFIX]
+            assert [r["row"] for r in found] == [142], found  # the file's line
+            assert [r["state"] for r in found] == ["pending"]
+            assert [r["fields"]["first_name"] for r in found] == ["Name140"]
+
+            out = _cli("privacy", "erase", GONE, *opts).stdout
+            assert f"redis.{PREFIX}: 1" in out, out
+
+            with Workers(1, url, PREFIX, tmp_path, "--key-file", str(keys)):
+                with RedisSpool(url, prefix=PREFIX, key_file=keys) as spool:
+                    (info,) = spool.jobs()
+                    _wait_for("the deferred row", lambda: spool.counts(info.id).get("deferred"))
+                    _wait_for("everyone else", lambda: len(handler.received) >= 148)
+                    assert client.hlen(spool.key(info.id, "body")) == 1
+                    doc = json.loads(_cli("privacy", "export", LATER, *opts).stdout)
+                    assert [r["state"] for r in doc["redis"][PREFIX]] == ["deferred"]
+                    _cli("privacy", "erase", LATER, *opts)
+                    assert client.hlen(spool.key(info.id, "body")) == 0
+                    assert spool.counts(info.id) == {"delivered": 148, "failed": 2}
+                    out, _ = send.communicate(timeout=120)
+        finally:
+            if send.poll() is None:
+                send.kill()
+                send.wait()
+    summary = json.loads(out.strip().splitlines()[-1])
+    # send ends once every batch is settled (a deferred row comes back when due).
+    assert summary["sent"] == 148 and summary["failed"] + summary["deferred"] == 2, summary
+    arrived = Counter(r.lower() for m in handler.received for r in m.rcpt_tos)
+    assert arrived[GONE.lower()] == 0 and arrived[LATER] == 0
+    assert len(arrived) == 148 and set(arrived.values()) == {1}
+    with RedisSpool(url, prefix=PREFIX, key_file=keys) as spool:
+        records = spool.records(info.id, states=["failed"])
+    assert {r.row: (r.category, r.recipient) for r in records} == {
+        72: ("erased", ""),
+        142: ("erased", ""),
+    }
+    # Nothing of theirs in clear anywhere in Redis.
+    for key in client.scan_iter(f"{PREFIX}:*"):
+        kind = client.type(key)
+        dump = client.dump(key) or b""
+        assert b"gone" not in dump.lower() and b"later.person" not in dump, (key, kind)
+    client.close()
