@@ -227,7 +227,8 @@ def add_privacy_parser(sub: Any) -> None:
             help="an events file (send --events: sealed with the --spool's keys) to search;"
             " repeatable",
         )
-        redis_options(q)
+        if name != "object":  # the objection lives in the tracking store only
+            redis_options(q)
         if name == "export":
             q.add_argument("--out", metavar="FILE", help="write the JSON here (0600), not stdout")
             q.set_defaults(raw_stdout=True)  # the document is the person's data, whole
