@@ -12,20 +12,17 @@ address is left in Redis in clear, and the job's counts end with every row settl
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
 from mailsflux.spool.redis_spool import RedisSpool
+from tests._cli import run_ok
 from tests._jobs import make_job, people
 from tests._mail import RecordingHandler, SMTPServer
-from tests._redis import PrivateRedis
+from tests._redis import enqueued, private_server, wait_for
 from tests._workers import Workers
 
 pytestmark = pytest.mark.redis
@@ -35,35 +32,12 @@ GONE = "erin.gone@Example.NET"
 LATER = "later.person@example.net"
 
 
-@pytest.fixture
-def private_redis() -> Iterator[str]:
-    try:
-        server = PrivateRedis().start()
-    except FileNotFoundError:
-        pytest.skip("redis-server is not installed")
-    yield server.url
-    server.stop()
+def test_export_and_erase_reach_rows_waiting_in_redis(tmp_path: Path) -> None:
+    with private_server() as url:
+        _scenario(tmp_path, url)
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    got = subprocess.run(
-        [sys.executable, "-m", "mailsflux", *args], capture_output=True, text=True, timeout=120
-    )
-    assert got.returncode == 0, got.stderr
-    return got
-
-
-def _wait_for(what: str, check: object, timeout: float = 90) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def test_export_and_erase_reach_rows_waiting_in_redis(tmp_path: Path, private_redis: str) -> None:
-    url = private_redis
+def _scenario(tmp_path: Path, url: str) -> None:
     keys = tmp_path / "keys"
     opts = ("--redis", url, "--prefix", PREFIX, "--key-file", str(keys))
     rows = people(150)
@@ -73,39 +47,28 @@ def test_export_and_erase_reach_rows_waiting_in_redis(tmp_path: Path, private_re
     client = redis.Redis.from_url(url)
     with SMTPServer(handler) as server:
         job = make_job(tmp_path, rows, relay=server.url, algorithm="ed25519-sha256")
-        send = subprocess.Popen(
-            [sys.executable, "-m", "mailsflux", "send", str(job), "--json", *opts],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            _wait_for("the rows in Redis", lambda: list(client.scan_iter(f"{PREFIX}:*:end")))
-            doc = json.loads(_cli("privacy", "export", "erin.gone@example.net", *opts).stdout)
+        with enqueued(job, url, PREFIX, "--key-file", str(keys)) as send:
+            doc = json.loads(run_ok("privacy", "export", "erin.gone@example.net", *opts))
             found = doc["redis"][PREFIX]
             assert [r["row"] for r in found] == [142], found  # the file's line
             assert [r["state"] for r in found] == ["pending"]
             assert [r["fields"]["first_name"] for r in found] == ["Name140"]
 
-            out = _cli("privacy", "erase", GONE, *opts).stdout
+            out = run_ok("privacy", "erase", GONE, *opts)
             assert f"redis.{PREFIX}: 1" in out, out
 
             with Workers(1, url, PREFIX, tmp_path, "--key-file", str(keys)):
                 with RedisSpool(url, prefix=PREFIX, key_file=keys) as spool:
                     (info,) = spool.jobs()
-                    _wait_for("the deferred row", lambda: spool.counts(info.id).get("deferred"))
-                    _wait_for("everyone else", lambda: len(handler.received) >= 148)
+                    wait_for("the deferred row", lambda: spool.counts(info.id).get("deferred"))
+                    wait_for("everyone else", lambda: len(handler.received) >= 148)
                     assert client.hlen(spool.key(info.id, "body")) == 1
-                    doc = json.loads(_cli("privacy", "export", LATER, *opts).stdout)
+                    doc = json.loads(run_ok("privacy", "export", LATER, *opts))
                     assert [r["state"] for r in doc["redis"][PREFIX]] == ["deferred"]
-                    _cli("privacy", "erase", LATER, *opts)
+                    run_ok("privacy", "erase", LATER, *opts)
                     assert client.hlen(spool.key(info.id, "body")) == 0
                     assert spool.counts(info.id) == {"delivered": 148, "failed": 2}
                     out, _ = send.communicate(timeout=120)
-        finally:
-            if send.poll() is None:
-                send.kill()
-                send.wait()
     summary = json.loads(out.strip().splitlines()[-1])
     # send ends once every batch is settled (a deferred row comes back when due).
     assert summary["sent"] == 148 and summary["failed"] + summary["deferred"] == 2, summary

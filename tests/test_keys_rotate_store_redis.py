@@ -11,12 +11,8 @@ once and nothing is set aside."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
-import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -25,42 +21,16 @@ import redis
 
 from mailsflux.spool import SpoolKeys
 from mailsflux.spool.redis_spool import RedisSpool
+from tests._cli import run_ok
 from tests._jobs import make_job, people
 from tests._mail import RecordingHandler, SMTPServer
-from tests._redis import PrivateRedis
+from tests._redis import enqueued, private_server, wait_for
 from tests._workers import Workers
 
 pytestmark = pytest.mark.redis
 
 PREFIX = "mfrot"
 LATER = "later.person@example.net"
-
-
-@pytest.fixture
-def private_redis() -> Iterator[str]:
-    try:
-        server = PrivateRedis().start()
-    except FileNotFoundError:
-        pytest.skip("redis-server is not installed")
-    yield server.url
-    server.stop()
-
-
-def _cli(*args: str) -> str:
-    got = subprocess.run(
-        [sys.executable, "-m", "mailsflux", *args], capture_output=True, text=True, timeout=120
-    )
-    assert got.returncode == 0, got.stderr
-    return got.stdout
-
-
-def _wait_for(what: str, check: object, timeout: float = 90) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _kids(client: redis.Redis, spool: RedisSpool, job: str) -> Counter[str]:
@@ -76,10 +46,12 @@ def _kids(client: redis.Redis, spool: RedisSpool, job: str) -> Counter[str]:
     return got
 
 
-def test_rotate_store_reseals_redis_while_a_worker_sends(
-    tmp_path: Path, private_redis: str
-) -> None:
-    url = private_redis
+def test_rotate_store_reseals_redis_while_a_worker_sends(tmp_path: Path) -> None:
+    with private_server() as url:
+        _scenario(tmp_path, url)
+
+
+def _scenario(tmp_path: Path, url: str) -> None:
     keys = tmp_path / "keys"
     opts = ("--redis", url, "--prefix", PREFIX, "--key-file", str(keys))
     rows = people(150)
@@ -92,16 +64,9 @@ def test_rotate_store_reseals_redis_while_a_worker_sends(
     client = redis.Redis.from_url(url)
     with SMTPServer(handler) as server:
         job = make_job(tmp_path, rows, relay=server.url, algorithm="ed25519-sha256")
-        send = subprocess.Popen(
-            [sys.executable, "-m", "mailsflux", "send", str(job), "--json", *opts],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            _wait_for("the rows in Redis", lambda: list(client.scan_iter(f"{PREFIX}:*:end")))
+        with enqueued(job, url, PREFIX, "--key-file", str(keys)) as send:
             first = SpoolKeys.load(keys, create=False).current_id
-            out = _cli("keys", "rotate-store", *opts)
+            out = run_ok("keys", "rotate-store", *opts)
             assert "1 records" in out and "3 batches sealed again" in out, out
             new = SpoolKeys.load(keys, create=False).current_id
             assert new != first
@@ -109,24 +74,20 @@ def test_rotate_store_reseals_redis_while_a_worker_sends(
                 (info,) = spool.jobs()
                 assert _kids(client, spool, info.id) == Counter({new: 4})
                 with Workers(1, url, PREFIX, tmp_path, "--key-file", str(keys)) as w:
-                    _wait_for("the deferred row", lambda: spool.counts(info.id).get("deferred"))
-                    _wait_for("everyone else", lambda: len(handler.received) >= 148)
-                    out = _cli("keys", "rotate-store", *opts)
+                    wait_for("the deferred row", lambda: spool.counts(info.id).get("deferred"))
+                    wait_for("everyone else", lambda: len(handler.received) >= 148)
+                    out = run_ok("keys", "rotate-store", *opts)
                     assert "1 deferred bodies" in out, out
                     newer = SpoolKeys.load(keys, create=False).current_id
                     assert set(_kids(client, spool, info.id)) == {newer}
                     ready.set()
                     assert spool.make_due(job=info.id) == 1
-                    _wait_for(
+                    wait_for(
                         "the deferred row sent",
                         lambda: spool.counts(info.id) == {"delivered": 149, "skipped": 1},
                     )
                     out, err = send.communicate(timeout=120)
                     log = w.log(0)
-        finally:
-            if send.poll() is None:
-                send.kill()
-                send.wait()
     assert send.returncode in (0, 1), err  # 1: a row was bad, or one was still deferred
     summary = json.loads(out.strip().splitlines()[-1])
     # send ends once every batch is settled (a deferred row comes back when due).

@@ -24,13 +24,11 @@ from typing import Any, Final
 
 import msgspec
 
-from mailsflux.jobs.redis_batches import _spec_ctx, batch_ctx, is_prepared
+from mailsflux.jobs.redis_batches import _msgs_dec, _spec_ctx, batch_ctx, is_prepared
+from mailsflux.jobs.worker import _rows_dec, _rows_enc
 from mailsflux.spool.redis_spool import RedisSpool, _meta_dec, _meta_enc, _rec_dec
 from mailsflux.spool.sqlite import _ctx
 from mailsflux.spool.store import FINAL, Record
-from mailsflux.types import RenderedMessage
-
-GROUP: Final = "w"  # the workers' consumer group (jobs.worker.GROUP)
 
 #: KEYS: a hash. ARGV: field, old, new, ... Sets each field still holding ``old``.
 HCAS_LUA: Final = """
@@ -68,7 +66,7 @@ for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
     if g[j] == 'name' then name = g[j + 1] end
     if g[j] == 'last-delivered-id' then lid = g[j + 1] end
   end
-  if name == 'w' then last = lid end
+  if name == 'w' then last = lid end  -- the workers' group, jobs.worker.GROUP
 end
 local ams, aseq = num(ARGV[1])
 local bms, bseq = num(last)
@@ -84,10 +82,6 @@ if ARGV[4] ~= '' then
 end
 return 1
 """
-
-_rows_enc = msgspec.msgpack.Encoder()
-_rows_dec = msgspec.msgpack.Decoder(list[tuple[int, str, dict[str, str]]])
-_msgs_dec = msgspec.msgpack.Decoder(list[RenderedMessage])
 
 
 def _hscan(spool: RedisSpool, key: str) -> Iterator[tuple[bytes, bytes]]:
