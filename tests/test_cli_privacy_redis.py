@@ -2,12 +2,13 @@
 
 ``send --redis`` puts a job's rows into a private Redis with no worker
 running, so they wait in sealed batches. ``privacy export`` finds the
-person's two rows there (addresses are sealed: every batch is opened);
+person's row there (addresses are sealed: every batch is opened);
 ``privacy erase`` records it failed (``erased``) and seals its batch
 again without it. A worker then sends everyone else, never the erased
 person; a row it deferred (its body waiting in Redis) is found by the next
 export, and erasing that person deletes the body and gives the row up. No
-address is left in Redis in clear, and the job's counts end with every row settled."""
+address is left in Redis in clear, and the job's counts end with every row
+settled. With ``--config``, a server's ``[redis]`` is searched the same way."""
 
 from __future__ import annotations
 
@@ -87,3 +88,11 @@ def _scenario(tmp_path: Path, url: str) -> None:
         dump = client.dump(key) or b""
         assert b"gone" not in dump.lower() and b"later.person" not in dump, (key, kind)
     client.close()
+    # A server's [redis] is searched with --config, as serve uses it.
+    config = tmp_path / "server.toml"
+    config.write_text(
+        f'data_dir = "{tmp_path / "data"}"\n\n[redis]\n'
+        f'url = "{url}"\nprefix = "{PREFIX}"\nkey_file = "{keys}"\n'
+    )
+    doc = json.loads(run_ok("privacy", "export", "user0@example.com", "--config", str(config)))
+    assert [(r["row"], r["state"]) for r in doc["redis"][PREFIX]] == [(2, "delivered")]
