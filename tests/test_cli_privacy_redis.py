@@ -96,3 +96,9 @@ def _scenario(tmp_path: Path, url: str) -> None:
     )
     doc = json.loads(run_ok("privacy", "export", "user0@example.com", "--config", str(config)))
     assert [(r["row"], r["state"]) for r in doc["redis"][PREFIX]] == [(2, "delivered")]
+    # Correct: the record names the new address, the old one is found no more.
+    run_ok("privacy", "correct", "user1@example.org", "--to", "user1@new.example", *opts)
+    doc = json.loads(run_ok("privacy", "export", "user1@new.example", *opts))
+    assert [(r["row"], r["recipient"]) for r in doc["redis"][PREFIX]] == [(3, "user1@new.example")]
+    doc = json.loads(run_ok("privacy", "export", "user1@example.org", *opts))
+    assert doc["redis"][PREFIX] == []

@@ -24,6 +24,7 @@ from typing import Any, Final
 
 import msgspec
 
+from mailsflux.errors import SpoolError
 from mailsflux.jobs.redis_batches import _msgs_dec, _spec_ctx, batch_ctx, is_prepared
 from mailsflux.jobs.worker import _rows_dec, _rows_enc
 from mailsflux.spool.redis_spool import RedisSpool, _meta_dec, _meta_enc, _rec_dec
@@ -182,42 +183,65 @@ def person(
     it, its deferred body deleted, and a batch no worker holds yet is sealed
     again without the row; with ``correct`` the address becomes that one."""
     found: list[dict[str, Any]] = []
-    keys = spool.keys
-    hcas = spool.client.register_script(HCAS_LUA)
     for info in spool.jobs():
-        job = info.id
-        args: list[bytes] = []
-        waiting: list[int] = []
-        for field, blob in _hscan(spool, spool.key(job, "rec")):
-            row = int(field)
-            attempts, first_at, code, category, updated, sealed = _rec_dec.decode(blob)
-            ctx = _ctx(job, row, b"meta")
-            rcpt, mid, reply, enhanced = _meta_dec.decode(keys.open(sealed, ctx))
-            if not rcpt or not match(rcpt):
-                continue
-            (state,) = spool.states(job, [row])
-            found.append(
-                {"job": info.name, "row": row, "state": state, "recipient": rcpt,
-                 "message_id": mid, "reply": reply, "updated": updated}
-            )  # fmt: skip
-            if erase:
-                plain = _meta_enc.encode(("", mid, "", enhanced))
-                if state not in FINAL:
-                    waiting.append(row)
-                    category = "erased"
-            elif correct is not None:
-                plain = _meta_enc.encode((correct, mid, reply, enhanced))
-            else:
-                continue
-            fresh = (attempts, first_at, code, category, updated, keys.seal(plain, ctx))
-            args += (field, blob, msgspec.msgpack.encode(fresh))
-        if waiting:
-            # Failed, body deleted, before the record is blanked: never sent.
-            spool.drop(job=job, rows=waiting)
-            args = _rebased(spool, job, args)
-        spool._do("write", hcas, keys=[spool.key(job, "rec")], args=args)
+        # A worker that wrote one of the records meanwhile wins its swap; the
+        # record is read again (and, still theirs, changed) on the next pass.
+        for attempt in range(5):
+            got, settled = _records(spool, info, match, erase=erase, correct=correct)
+            if attempt == 0:
+                found += got
+            if settled:
+                break
+        else:
+            raise SpoolError(f"job {info.name}: its records kept changing; ask again")
         found += _batches(spool, info, match, erase=erase, correct=correct)
     return found
+
+
+def _records(
+    spool: RedisSpool,
+    info: Any,
+    match: Callable[[str], bool],
+    *,
+    erase: bool,
+    correct: str | None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """The person's records of one job, and whether every change held."""
+    keys = spool.keys
+    job = info.id
+    found: list[dict[str, Any]] = []
+    args: list[bytes] = []
+    waiting: list[int] = []
+    for field, blob in _hscan(spool, spool.key(job, "rec")):
+        row = int(field)
+        attempts, first_at, code, category, updated, sealed = _rec_dec.decode(blob)
+        ctx = _ctx(job, row, b"meta")
+        rcpt, mid, reply, enhanced = _meta_dec.decode(keys.open(sealed, ctx))
+        if not rcpt or not match(rcpt) or (correct is not None and rcpt == correct):
+            continue
+        (state,) = spool.states(job, [row])
+        found.append(
+            {"job": info.name, "row": row, "state": state, "recipient": rcpt,
+             "message_id": mid, "reply": reply, "updated": updated}
+        )  # fmt: skip
+        if erase:
+            plain = _meta_enc.encode(("", mid, "", enhanced))
+            if state not in FINAL:
+                waiting.append(row)
+                category = "erased"
+        elif correct is not None:
+            plain = _meta_enc.encode((correct, mid, reply, enhanced))
+        else:
+            continue
+        fresh = (attempts, first_at, code, category, updated, keys.seal(plain, ctx))
+        args += (field, blob, msgspec.msgpack.encode(fresh))
+    if waiting:
+        # Failed, body deleted, before the record is blanked: never sent.
+        spool.drop(job=job, rows=waiting)
+        args = _rebased(spool, job, args)
+    hcas = spool.client.register_script(HCAS_LUA)
+    done = spool._do("write", hcas, keys=[spool.key(job, "rec")], args=args) if args else 0
+    return found, done == len(args) // 3
 
 
 def _rebased(spool: RedisSpool, job: str, args: list[bytes]) -> list[bytes]:
