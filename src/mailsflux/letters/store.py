@@ -124,6 +124,16 @@ class LetterStore:
             return None
         return msgspec.json.decode(self.keys.open(row[0], _ctx(letter_id)), type=PostalAddress)
 
+    def erase(self, letter_id: str) -> bool:
+        """Delete the letter's postal address now (a person's erasure request,
+        or no more need for it); the row stays for the job's report. False
+        when none was held (deleted already)."""
+        cur = self.db.execute(
+            "UPDATE letters SET address = NULL WHERE letter_id = ? AND address IS NOT NULL",
+            (letter_id,),
+        )
+        return cur.rowcount == 1
+
     def submitted(self, letter_id: str, carrier_id: str) -> None:
         self.db.execute(
             "UPDATE letters SET carrier_id = ?, status = 'submitted', events = 1, updated = ?"
@@ -150,17 +160,6 @@ class LetterStore:
         """Letters handed over and not settled (of ``job``, else of every job)."""
         rows = self.rows(job) if job is not None else list(self._select("ORDER BY rowid", ()))
         return [r for r in rows if r.status not in FINAL and r.carrier_id]
-
-    def erase(self, letter_id: str) -> bool:
-        """Delete the letter's postal address now (a person's erasure request,
-        or no more need for it); the row stays for the job's report. False
-        when none was held (deleted already)."""
-        cur = self.db.execute(
-            "UPDATE letters SET address = NULL, updated = ?"
-            " WHERE letter_id = ? AND address IS NOT NULL",
-            (self.clock(), letter_id),
-        )
-        return cur.rowcount == 1
 
     def sweep(self, retention_days: float = 30.0, now: float | None = None) -> int:
         """Delete the addresses of letters delivered ``retention_days`` ago or more."""
