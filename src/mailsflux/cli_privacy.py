@@ -1,10 +1,12 @@
 """``mailsflux privacy export|erase|correct|object ADDRESS``: a person's rights.
 
 Every store that can hold an address is searched: the tracking store
-(``--tracking``), the job-file spool (``--spool``), and each tenant's spool
-and log of a server (``--config``). Each request is written to an audit log
-(``privacy-audit.jsonl`` in the server's data directory) with who, when and
-what, naming the address only by a keyed hash.
+(``--tracking``), the job-file spool (``--spool``), each tenant's spool
+and log of a server (``--config``), and the spool in Redis (``--redis``, or
+the server's ``[redis]``): every job's records and the rows its batches still
+hold, each opened, since addresses are sealed and not indexed. Each request
+is written to an audit log (``privacy-audit.jsonl`` in the server's data
+directory) with who, when and what, naming the address only by a keyed hash.
 """
 
 from __future__ import annotations
@@ -40,6 +42,13 @@ def _stores(args: argparse.Namespace) -> tuple[Any, list[tuple[str, Path]], Path
         if args.tenant in (None, t.name)
     ]
     return config, tenants, config.data_path
+
+
+def _redis_stores(args: argparse.Namespace, config: Any) -> list[tuple[str, str, str | None]]:
+    """``--redis`` and, with ``--config`` or ``--data-dir``, the server's ``[redis]``."""
+    from mailsflux.cli_worker import redis_stores
+
+    return redis_stores(args, config if (args.config or args.data_dir) else None)
 
 
 def _events_files(args: argparse.Namespace) -> list[tuple[Path, Any, Path]]:
@@ -89,7 +98,8 @@ def cmd_privacy(args: argparse.Namespace) -> int:
     action = args.privacy_action
     new = _key(args.to) if action == "correct" else None
     match = matcher(key)
-    _, tenants, audit_dir = _stores(args)
+    config, tenants, audit_dir = _stores(args)
+    args.redis_stores = _redis_stores(args, config)
     counts: dict[str, int] = {}
     failed: str | None = None
     try:
@@ -161,6 +171,14 @@ def _act(
                 raise SealedLinesError(f"{exc} (no key file at {ring})") from None
             doc.setdefault("events_files", {})[str(path)] = found
             counts[f"events_file.{path.name}"] = len(found)
+        for url, prefix, key_file in args.redis_stores:
+            from mailsflux.jobs.redis_privacy import person as redis_person
+            from mailsflux.spool.redis_spool import RedisSpool
+
+            with RedisSpool(url, prefix=prefix, key_file=key_file, create_key=False) as rs:
+                rows = redis_person(rs, match, erase=erase, correct=new)
+            doc.setdefault("redis", {})[prefix] = rows
+            counts[f"redis.{prefix}"] = len(rows)
     if args.tracking:
         from mailsflux.tracking.config import load_config
 
@@ -183,6 +201,8 @@ def _act(
 
 
 def add_privacy_parser(sub: Any) -> None:
+    from mailsflux.cli_worker import redis_options
+
     p = sub.add_parser("privacy", help="a person's data: export, erase, correct, object")
     act = p.add_subparsers(dest="privacy_action", required=True, metavar="ACTION")
     helps = {
@@ -207,6 +227,8 @@ def add_privacy_parser(sub: Any) -> None:
             help="an events file (send --events: sealed with the --spool's keys) to search;"
             " repeatable",
         )
+        if name != "object":  # the objection lives in the tracking store only
+            redis_options(q)
         if name == "export":
             q.add_argument("--out", metavar="FILE", help="write the JSON here (0600), not stdout")
             q.set_defaults(raw_stdout=True)  # the document is the person's data, whole

@@ -155,7 +155,13 @@ def cmd_queue_drop(args: argparse.Namespace) -> int:
 def cmd_queue_rekey(args: argparse.Namespace) -> int:
     with _open(args) as spool:
         kid = spool.keys.rotate()
-        n = spool.reseal()
+        if getattr(args, "redis", None):
+            from mailsflux.jobs.redis_privacy import reseal
+
+            done = reseal(spool)  # type: ignore[arg-type]  # _open gave a RedisSpool
+            n = sum(v for k, v in done.items() if k != "batches_held")
+        else:
+            n = spool.reseal()
     print(f"new spool key {kid}; {n} records sealed again under it (older keys may be removed)")
     return 0
 

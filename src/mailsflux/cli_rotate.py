@@ -4,7 +4,10 @@ Each tenant's key file gets a new key first (the old ones stay, so values
 not yet sealed again still open); its spool records, its log's recipients
 and details, and its API jobs' waiting rows are then sealed under it. The
 server's events key (the bounce listener's events file) and, with
-``--events``, a ``send --events`` file go the same way. A running server goes on
+``--events``, a ``send --events`` file go the same way, and so does the spool
+in Redis (``--redis``, or the server config's ``[redis]``): its records,
+deferred bodies, delivery settings and the batches no worker holds yet, while
+the workers run (:mod:`mailsflux.jobs.redis_privacy`). A running server goes on
 sending: it seals with the key it had until it meets the new key's id,
 then reads the key file again (or at its next start).
 """
@@ -65,25 +68,54 @@ def _rotate_events(key_file: Path, files: list[Path], quarantine: Path | None) -
     )
 
 
+def _rotate_redis(url: str, prefix: str, key_file: str | None, rotated: set[Path]) -> str:
+    """The spool in Redis at ``url`` sealed again under a new key in its key
+    file (one already given a new key by this command is not rotated twice)."""
+    from mailsflux.jobs.redis_privacy import reseal
+    from mailsflux.spool.redis_spool import RedisSpool
+
+    with RedisSpool(url, prefix=prefix, key_file=key_file, create_key=False) as spool:
+        spool.check_keys()
+        path = spool.keys.path.resolve() if spool.keys.path else None
+        if path is None or path not in rotated:
+            spool.keys.rotate()
+            if path is not None:
+                rotated.add(path)
+        kid = spool.keys.current_id
+        done = reseal(spool)
+    held = done["batches_held"]
+    return (
+        f"redis prefix {prefix}: key {kid}; {done['records']} records, {done['bodies']} deferred"
+        f" bodies, {done['specs']} job settings and {done['batches']} batches sealed again"
+        + (f"; {held} batches held by workers stay under the old key until sent" if held else "")
+    )
+
+
 def cmd_rotate_store(args: argparse.Namespace) -> int:
     from mailsflux.cli_queue import cmd_queue_rekey
+    from mailsflux.cli_worker import redis_stores
     from mailsflux.gateway.gateway import tenant_dir
     from mailsflux.server import ServerConfig
+    from mailsflux.spool import default_spool_dir
 
     server = bool(args.config or args.data_dir or args.tenant)
-    if args.spool or not server:
+    rotated: set[Path] = set()
+    if args.spool or not (server or args.redis):
         cmd_queue_rekey(argparse.Namespace(spool=args.spool, key_file=None, redis=None))
+        rotated.add((Path(args.spool or default_spool_dir()) / "keys").resolve())
         if args.events:
             # Sealed with the job spool's keys (send --events): now under its new key.
             from mailsflux.sealedlines import reseal
-            from mailsflux.spool import SpoolKeys, default_spool_dir
+            from mailsflux.spool import SpoolKeys
 
             keys = SpoolKeys.load(Path(args.spool or default_spool_dir()) / "keys", create=False)
             lines = sum(reseal(Path(f), keys) for f in args.events)
             print(f"{lines} events lines sealed again")
-    if not server:
+    config = ServerConfig.from_options(args.config, args.data_dir) if server else None
+    for url, prefix, key_file in redis_stores(args, config):
+        print(_rotate_redis(url, prefix, key_file, rotated))
+    if config is None:
         return 0
-    config = ServerConfig.from_options(args.config, args.data_dir)
     tenants = list(config.tenant_list())
     if args.tenant:
         tenants = [t for t in tenants if t.name == args.tenant]
@@ -123,4 +155,7 @@ def add_rotate_parser(ksub: Any) -> None:
         help="an events file of send --events (sealed with the job-file spool's keys) to seal"
         " again; repeatable",
     )
+    from mailsflux.cli_worker import redis_options
+
+    redis_options(p)  # the spool in Redis too (a server's [redis] is visited with --config)
     p.set_defaults(func=cmd_rotate_store)

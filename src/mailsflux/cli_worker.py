@@ -25,6 +25,21 @@ def open_redis_spool(args: argparse.Namespace) -> RedisSpool:
     return RedisSpool(args.redis, prefix=args.prefix or PREFIX, key_file=args.key_file)
 
 
+def redis_stores(args: argparse.Namespace, config: Any = None) -> list[tuple[str, str, str | None]]:
+    """The spools in Redis a store-wide command visits: ``--redis`` (with
+    ``--prefix``, ``--key-file``) and the server config's ``[redis]``, as
+    (url, prefix, key file)."""
+    out: list[tuple[str, str, str | None]] = []
+    if getattr(args, "redis", None):
+        out.append((args.redis, args.prefix or PREFIX, args.key_file))
+    r = getattr(config, "redis", None)
+    if r is not None:
+        key_file = str(config.resolve(r.key_file)) if r.key_file else None
+        if (r.url, r.prefix) not in [o[:2] for o in out]:
+            out.append((r.url, r.prefix, key_file))
+    return out
+
+
 def _note(text: str) -> None:
     stamp = time.strftime("%H:%M:%S")
     print(f"mailsflux worker {stamp}: {text}", file=sys.stderr, flush=True)

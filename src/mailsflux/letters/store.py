@@ -129,6 +129,16 @@ class LetterStore:
             return None
         return msgspec.json.decode(self.keys.open(row[0], _ctx(letter_id)), type=PostalAddress)
 
+    def erase(self, letter_id: str) -> bool:
+        """Delete the letter's postal address now (a person's erasure request,
+        or no more need for it); the row stays for the job's report. False
+        when none was held (deleted already)."""
+        cur = self.db.execute(
+            "UPDATE letters SET address = NULL WHERE letter_id = ? AND address IS NOT NULL",
+            (letter_id,),
+        )
+        return cur.rowcount == 1
+
     def submitted(self, letter_id: str, carrier_id: str) -> None:
         self.db.execute(
             "UPDATE letters SET carrier_id = ?, status = 'submitted', events = 0, updated = ?"
