@@ -874,14 +874,17 @@ class Engine:
         if check_authentication:
             # Before any row is in Redis: the workers take the job as it is.
             warn_to = on_problem or handle.problems.append
+            plain: str | None = None
             if isinstance(job, Batch):
                 assert source is not None
                 checked = source.job
                 relay_ = Relay.parse(relay) if relay else None
+                # A plain Batch's From is data to a stand-in template: check it as sent.
+                plain = job.template.sender if not job.template.template else None
             else:
                 checked, relay_ = await asyncio.to_thread(_load_signable, job), None
             await self._auth.job(
-                checked, relay_, lambda m: warn_to(Problem(checked.name, m, "warning"))
+                checked, relay_, lambda m: warn_to(Problem(checked.name, m, "warning")), plain
             )
         self._jobs.add(handle)
         try:
@@ -1029,6 +1032,17 @@ class Engine:
             msg = journal.take_unless(item, self._suppressed)
             if msg is not None:
                 await scheduler.submit(msg)
+
+    def _delivered_row(self, r: DeliveryResult) -> None:
+        """An outbox result (Redis): a record that could not be opened comes
+        back without its Message-ID, so its send is found by row (rows are
+        unique in the outbox job)."""
+        if not r.message_id:
+            for key in self._pending:
+                if key[1] == r.row:
+                    r = msgspec.structs.replace(r, message_id=key[0])
+                    break
+        self._delivered(r)
 
     def _delivered(self, r: DeliveryResult) -> None:
         """The transactional scheduler's callback: it must never raise into it."""

@@ -86,30 +86,45 @@ class Outbox:
 
     async def follow(self) -> None:
         """Hand on every result the workers announce, until cancelled: first
-        those an earlier engine read and did not acknowledge, then new ones."""
+        those an earlier engine read and did not acknowledge, then new ones.
+
+        An entry is acknowledged only once every row in it was handed on: a
+        row sealed with a key this host lacks (a key file lagging a rotation)
+        leaves its entry pending, read again (``since="0"``) after a pause,
+        and so does an entry read just before Redis failed. ``handed`` keeps
+        a re-read from handing a result on twice."""
         since = "0"
         failing = False
+        handed: set[int] = set()
         while True:
             try:
                 entries = await asyncio.to_thread(self._read, since)
                 if since == "0" and not entries:
                     since = ">"
                     continue
-                rows = sorted({r for _, rs in entries for r in rs})
-                recs = await asyncio.to_thread(self.spool.opened, self.id, rows)
+                rows = sorted({r for _, rs in entries for r in rs} - handed)
+                later: set[int] = set()
+                recs = await asyncio.to_thread(self.spool.opened, self.id, rows, later)
                 for rec in recs:
-                    if rec.state in FINAL:
-                        self.engine._delivered(result_of(rec))
-                if entries:
-                    ids = [e for e, _ in entries]
+                    if rec.state in FINAL and rec.row not in handed:
+                        handed.add(rec.row)
+                        self.engine._delivered_row(result_of(rec))
+                done = [e for e, rs in entries if not later.intersection(rs)]
+                if done:
                     pipe = self.spool.client.pipeline(transaction=True)
-                    pipe.xack(self.results, READERS, *ids)
-                    pipe.xdel(self.results, *ids)
+                    pipe.xack(self.results, READERS, *done)
+                    pipe.xdel(self.results, *done)
                     await asyncio.to_thread(pipe.execute)
+                    handed.difference_update(r for e, rs in entries if e in done for r in rs)
+                if later:
+                    # Waiting for a key: read the pending entries again later.
+                    since = "0"
+                    await asyncio.sleep(1.0)
                 failing = False
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis away: results wait there; try again
+                since = "0"  # what was read but not acknowledged is pending: read it again
                 if not failing:
                     print(
                         log_text(f"mailsflux: reading results from Redis: {exc}"), file=sys.stderr

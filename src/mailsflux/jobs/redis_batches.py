@@ -133,7 +133,12 @@ class BatchWriter:
         if msgs:
             first = msgs[0].row
             sealed = spool.keys.seal(_msgs_enc.encode(list(msgs)), batch_ctx(jid, first))
-            pipe.xadd(spool.key(jid, "q"), {"first": first, "rows": sealed})
+            # ``n`` and ``at`` (row numbers, not personal): what an entry that
+            # cannot be opened leaves unsent, each row then recorded and announced.
+            at = ",".join(str(m.row) for m in msgs)
+            pipe.xadd(
+                spool.key(jid, "q"), {"first": first, "n": len(msgs), "at": at, "rows": sealed}
+            )
         self.last = max([self.last, *(m.row for m in msgs), *(r.row for r in skipped)])
         pipe.set(spool.key(jid, "enq"), self.last)
         self._do(pipe.execute)

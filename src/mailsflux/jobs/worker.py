@@ -453,10 +453,23 @@ class _StreamSource:
         count = int(n) if n.isdigit() else 1  # an entry from before ``n``: at least one
         sealed = fields.get(b"rows", b"")
 
+        # A prepared entry (an engine's Batch or outbox) names its rows: each
+        # is recorded failed and announced, so its submitter's sends resolve.
+        at = fields.get(b"at", b"").decode()
+        rows = [int(r) for r in at.split(",") if r.isdigit()]
+        results = self.spool.key(self.jid, RESULTS) if rows else None
+
         def move() -> bool:
-            self.spool.quarantine(self.jid, f"batch:{eid}", why, row, sealed, count)
+            self.spool.quarantine(self.jid, f"batch:{eid}", why, row, sealed, 0 if rows else count)
+            if rows:
+                self.spool.store(
+                    self.jid,
+                    [Record(row=r, state="failed", category="unreadable", reply=why) for r in rows],
+                )
             c = self.spool.client
             pipe = c.pipeline(transaction=True)
+            if results is not None:
+                pipe.xadd(results, {"rows": at})
             pipe.xack(self.queue, GROUP, eid)
             pipe.xdel(self.queue, eid)
             pipe.execute()

@@ -602,10 +602,12 @@ class RedisSpool:
         one that is missing or does not open comes back as a ``failed`` record
         (category ``unreadable``) so every counted row is reported."""
         got = self._do("read", self.client.lrange, self.key(job, "fin"), cursor.at, -1)
-        cursor.at += len(got)
         rows = sorted({int(r) for r in got} - cursor.seen | cursor.later)
-        cursor.later = set()
-        out = self.opened(job, rows, cursor.later)
+        later: set[int] = set()
+        out = self.opened(job, rows, later)
+        # Moved on only once they are read: a Redis failure reads them again.
+        cursor.at += len(got)
+        cursor.later = later
         cursor.seen.update(r.row for r in out)
         return out
 
