@@ -44,3 +44,35 @@ def test_timeout_and_wake_up() -> None:
         return late, await wait_event(event, 5.0)
 
     assert asyncio.run(main()) == (False, True)
+
+
+def test_a_cancel_as_the_awaited_call_fails_ends_the_retry_loop() -> None:
+    """A webhook POST refused in the same step as serve's stop cancels its
+    dispatcher: with ``wait_for`` the refusal won and the retries went on."""
+    from mailsflux._aio import within
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        calls: list[asyncio.Future[None]] = []
+        tries = 0
+
+        async def retrying() -> None:
+            nonlocal tries
+            while True:
+                fut: asyncio.Future[None] = loop.create_future()
+                calls.append(fut)
+                try:
+                    await within(fut, 5.0)
+                except ConnectionRefusedError:
+                    tries += 1
+                    await asyncio.sleep(0)
+
+        task = asyncio.ensure_future(retrying())
+        await asyncio.sleep(0.05)
+        calls[-1].set_exception(ConnectionRefusedError())
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 3.0)
+        return tries
+
+    assert asyncio.run(main()) == 0

@@ -11,6 +11,10 @@ a webhook's news arrived as its dispatcher was cancelled.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 async def wait_event(event: asyncio.Event, timeout: float) -> bool:
@@ -25,3 +29,15 @@ async def wait_event(event: asyncio.Event, timeout: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+async def within(awaitable: Awaitable[T], timeout: float) -> T:
+    """``await awaitable``, or :class:`TimeoutError` after ``timeout`` seconds.
+
+    What ``asyncio.wait_for`` does, without its 3.11 flaw: a cancel arriving
+    as the awaited call finishes (a webhook POST refused just as ``serve``
+    stops) is kept, where ``wait_for`` returned the result or raised the
+    call's own error and the caller's retry loop went on for ever.
+    """
+    async with asyncio.timeout(timeout):
+        return await awaitable

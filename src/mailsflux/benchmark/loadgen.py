@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+from mailsflux._aio import within
 from mailsflux._tls import client_context
 from mailsflux.benchmark.result import BenchError, latency_summary, new_result
 from mailsflux.benchmark.sample import SENDER_ADDRESS, Prerendered, signed_messages
@@ -247,9 +248,7 @@ async def _connection(run: _Run) -> None:
     loop = asyncio.get_running_loop()
     samples = run.samples
     t0 = time.perf_counter_ns()
-    transport, proto = await asyncio.wait_for(
-        loop.create_connection(_Protocol, s.host, s.port), s.timeout
-    )
+    transport, proto = await within(loop.create_connection(_Protocol, s.host, s.port), s.timeout)
     try:
         (greet,) = await proto.read(1, s.timeout)
         samples["connect"].append(greet[1] - t0)

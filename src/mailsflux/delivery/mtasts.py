@@ -22,6 +22,7 @@ from typing import Literal
 import h11
 import msgspec
 
+from mailsflux._aio import within
 from mailsflux._files import locked, replace_whole
 from mailsflux.errors import PolicyError
 
@@ -132,7 +133,7 @@ async def fetch_policy(
     """The body of ``https://mta-sts.DOMAIN/.well-known/mta-sts.txt`` at ``address``."""
     host = f"mta-sts.{domain}"
     try:
-        return await asyncio.wait_for(_get(host, address, port, ctx), timeout)
+        return await within(_get(host, address, port, ctx), timeout)
     except TimeoutError:
         raise PolicyError(f"{host}: no answer within {timeout:g} s") from None
     except (OSError, ssl.SSLError, h11.ProtocolError, EOFError) as exc:

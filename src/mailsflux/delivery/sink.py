@@ -21,6 +21,8 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from mailsflux._aio import within
+
 
 class CountingHandler:
     def __init__(self, save: Path | None = None) -> None:
@@ -107,7 +109,7 @@ class LocalSink:
             *cmd, stdout=asyncio.subprocess.PIPE, env=env
         )
         assert self._proc.stdout is not None
-        line = await asyncio.wait_for(self._proc.stdout.readline(), 30)
+        line = await within(self._proc.stdout.readline(), 30)
         parts = line.decode().split()
         if len(parts) != 3 or parts[0] != "LISTENING":
             self._proc.kill()
@@ -123,7 +125,7 @@ class LocalSink:
             # A Ctrl-C reaches the sink too, and it may already have stopped.
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
-        out = await asyncio.wait_for(proc.stdout.read(), 30)
+        out = await within(proc.stdout.read(), 30)
         await proc.wait()
         for line in out.decode().splitlines():
             if line.startswith("{"):

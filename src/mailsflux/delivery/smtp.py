@@ -22,6 +22,7 @@ from typing import Literal, NamedTuple
 
 import aiosmtplib
 
+from mailsflux._aio import within
 from mailsflux._tls import client_context
 from mailsflux.delivery._smtpfast import parse as _parse
 from mailsflux.delivery._smtpfast import payload as _payload
@@ -337,7 +338,7 @@ class SMTPSession:
             sock = socket.socket(family, socket.SOCK_STREAM)
             sock.setblocking(False)
             try:
-                await asyncio.wait_for(
+                await within(
                     asyncio.get_running_loop().sock_connect(sock, (address, port)), timeout
                 )
             except BaseException:

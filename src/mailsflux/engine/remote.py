@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from mailsflux._aio import within
 from mailsflux.jobs.jobfile import load_job
 from mailsflux.jobs.prepared import make_signer
 from mailsflux.jobs.redis_batches import COUNT, SIZE, WINDOW, BatchWriter, skipped
@@ -121,7 +122,7 @@ async def submit_batch_to_redis(
             # The workers keep up, or this waits: Redis holds a window of the batch.
             while not stop.is_set() and await asyncio.to_thread(writer.waiting) > WINDOW:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 0.1)
+                    await within(stop.wait(), 0.1)
 
         try:
             async for msg in _aiter(source.messages(problem)):

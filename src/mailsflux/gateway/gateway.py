@@ -28,6 +28,7 @@ from typing import IO, Any
 
 import msgspec
 
+from mailsflux._aio import within
 from mailsflux.engine import Config, Engine, Message
 from mailsflux.errors import AccessError, ConfigError, MailsfluxError, NotFoundError
 from mailsflux.events import Event
@@ -214,7 +215,7 @@ class Gateway:
             # What is not sent within the grace stays in the spool, and the
             # next start sends it: a stop need not wait for a slow site.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(state.engine.__aexit__(None, None, None), grace)
+                await within(state.engine.__aexit__(None, None, None), grace)
 
         states = list(self._open.values())
         self._open.clear()
@@ -586,9 +587,7 @@ class Gateway:
             task.cancel()
         await asyncio.gather(*state.feeders.values(), return_exceptions=True)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                state.engine.__aexit__(None, None, None), self.delivery.stop_grace
-            )
+            await within(state.engine.__aexit__(None, None, None), self.delivery.stop_grace)
         state.close()
         await asyncio.to_thread(shutil.rmtree, state.directory, True)
 

@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import Callable, Container, Iterator
 
+from mailsflux._aio import within
 from mailsflux.delivery.mx import MXResolver
 from mailsflux.delivery.relay import Relay
 from mailsflux.errors import MailsfluxError
@@ -154,7 +155,7 @@ async def serve_queue(
         nxt = spool.next_due()
         wait = idle if nxt is None else min(max(nxt - time.time(), 0.05), idle)
         try:
-            await asyncio.wait_for(stop.wait(), wait)
+            await within(stop.wait(), wait)
         except TimeoutError:
             pass
 

@@ -40,6 +40,7 @@ from typing import IO, Any, Final
 import msgspec
 import redis
 
+from mailsflux._aio import within
 from mailsflux.delivery.relay import Relay
 from mailsflux.errors import MailsfluxError, SpoolError
 from mailsflux.jobs.composer import Composer
@@ -245,7 +246,7 @@ async def follow(
         if done:
             break
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), poll)
+            await within(stop.wait(), poll)
     s = summary_of(info.name, counts, time.time() - start)
     s.interrupted = not done
     return s
@@ -538,7 +539,7 @@ class _StreamSource:
                 # last batch settling is the usual reason there is news.
                 self.journal.progressed.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.journal.progressed.wait(), self.poll)
+                    await within(self.journal.progressed.wait(), self.poll)
         finally:
             renew.cancel()
 

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 import h11
 
+from mailsflux._aio import within
 from mailsflux._tls import client_context
 
 #: Bytes of an answer's body read before the connection is dropped instead.
@@ -53,7 +54,7 @@ class Client:
         for attempt in (0, 1):
             reused = self._conn is not None
             try:
-                return await asyncio.wait_for(self._post(body, headers), self.timeout)
+                return await within(self._post(body, headers), self.timeout)
             except TimeoutError:
                 self.close()
                 raise PostError(f"no answer within {self.timeout:g} s") from None
