@@ -18,14 +18,10 @@ T = TypeVar("T")
 
 
 async def wait_event(event: asyncio.Event, timeout: float) -> bool:
-    """True once ``event`` is set, False after ``timeout`` seconds.
-
-    ``asyncio.timeout`` keeps a cancel that races the wake-up: it only turns
-    its own deadline into ``TimeoutError``.
-    """
+    """True once ``event`` is set, False after ``timeout`` seconds (a cancel
+    that races the wake-up is kept: see :func:`within`)."""
     try:
-        async with asyncio.timeout(timeout):
-            await event.wait()
+        await within(event.wait(), timeout)
     except TimeoutError:
         return False
     return True

@@ -751,18 +751,12 @@ class Engine:
         handle = JobHandle(source.job.name, stop, keep_results)
         problems = on_problem or handle.problems.append
         if check_authentication:
-            # A plain Batch's From is data to a stand-in template: check it as sent.
-            plain = (
-                job.template.sender
-                if isinstance(job, Batch) and not job.template.template
-                else None
-            )
             try:
                 await self._auth.job(
                     source.job,
                     relay_,
                     lambda m: problems(Problem(source.job.name, m, "warning")),
-                    plain,
+                    _plain_sender(job),
                 )
             except BaseException:
                 if owned is not None:
@@ -874,17 +868,17 @@ class Engine:
         if check_authentication:
             # Before any row is in Redis: the workers take the job as it is.
             warn_to = on_problem or handle.problems.append
-            plain: str | None = None
             if isinstance(job, Batch):
                 assert source is not None
                 checked = source.job
                 relay_ = Relay.parse(relay) if relay else None
-                # A plain Batch's From is data to a stand-in template: check it as sent.
-                plain = job.template.sender if not job.template.template else None
             else:
                 checked, relay_ = await asyncio.to_thread(_load_signable, job), None
             await self._auth.job(
-                checked, relay_, lambda m: warn_to(Problem(checked.name, m, "warning")), plain
+                checked,
+                relay_,
+                lambda m: warn_to(Problem(checked.name, m, "warning")),
+                _plain_sender(job),
             )
         self._jobs.add(handle)
         try:
@@ -1191,6 +1185,14 @@ class Engine:
 
 
 __all__ = ["Engine", "JobHandle", "ResultCallback"]
+
+
+def _plain_sender(job: object) -> str | None:
+    """A plain Batch's From (data to a stand-in template): what the
+    authentication check must read instead of the template's sender."""
+    if isinstance(job, Batch) and not job.template.template:
+        return job.template.sender
+    return None
 
 
 def _load_signable(path: str | Path) -> Job:
