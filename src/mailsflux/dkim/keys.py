@@ -7,14 +7,15 @@ inode (so replacing the file on disk is noticed by the next lookup).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
 from typing import TypeAlias
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from mailsflux._idna import to_ascii
 from mailsflux.errors import DKIMError, DKIMKeyError
@@ -77,6 +78,43 @@ def _kind(key: object) -> str:
     return name or "of an unknown type"
 
 
+def _rsa_sound(key: rsa.RSAPrivateKey) -> bool:
+    """The checks that keep OpenSSL's RSA code on safe ground, in integers:
+    odd factors whose product is the modulus, ``e * d = 1`` modulo
+    lcm(p - 1, q - 1), the CRT values derived from them; then one signature
+    that the public half verifies."""
+    k = key.private_numbers()
+    p, q, d = k.p, k.q, k.d
+    n, e = k.public_numbers.n, k.public_numbers.e
+    if min(p, q) < 3 or p % 2 == 0 or q % 2 == 0 or p * q != n or not 1 < e < n or e % 2 == 0:
+        return False
+    if (e * d) % math.lcm(p - 1, q - 1) != 1:
+        return False
+    if k.dmp1 != d % (p - 1) or k.dmq1 != d % (q - 1) or (k.iqmp * q) % p != 1:
+        return False
+    probe = b"mailsflux key check"
+    sig = key.sign(probe, padding.PKCS1v15(), hashes.SHA256())
+    try:
+        key.public_key().verify(sig, probe, padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _load_pem(pem: bytes) -> object:
+    """The key in ``pem``. OpenSSL's own check of an RSA key tests p and q
+    for primality, 40-90 ms for RSA-2048 here, paid by every process that
+    signs (each worker, each CLI command): a key that passes
+    :func:`_rsa_sound` (under a millisecond) is used without it, and any
+    other goes through the full check, for OpenSSL's verdict."""
+    key = serialization.load_pem_private_key(
+        pem, password=None, unsafe_skip_rsa_key_validation=True
+    )
+    if isinstance(key, rsa.RSAPrivateKey) and not _rsa_sound(key):
+        key = serialization.load_pem_private_key(pem, password=None)
+    return key
+
+
 def parse_private_key(pem: bytes, algorithm: str, *, file: str | None = None) -> PrivateKey:
     """Parse and check a PEM private key for ``algorithm``; errors name ``file``."""
     check_algorithm(algorithm)
@@ -89,7 +127,7 @@ def parse_private_key(pem: bytes, algorithm: str, *, file: str | None = None) ->
             )
         raise DKIMKeyError("not a PEM private key", file=file)
     try:
-        key = serialization.load_pem_private_key(pem, password=None)
+        key = _load_pem(pem)
     except TypeError:
         raise DKIMKeyError(
             "the private key is encrypted; store it without a passphrase", file=file
