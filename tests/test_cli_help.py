@@ -83,3 +83,16 @@ def test_help_runs_for_every_command() -> None:
         proc = run_cli(*name.split(), "--help")
         assert proc.returncode == 0, (name, proc.stderr)
         assert "usage: mailsflux" in proc.stdout
+
+
+def test_single_command_parsers_match_the_whole() -> None:
+    # `send` and `worker` build only their own command (each worker process
+    # runs one): its options and help must be the whole parser's.
+    whole = _parsers()
+    for only in ("send", "worker"):
+        alone = cli.build_parser(only)
+        subs = next(a for a in alone._actions if isinstance(a, argparse._SubParsersAction))
+        assert list(subs.choices) == [only]
+        assert subs.choices[only].format_help() == whole[only].format_help()
+        top = [a.option_strings for a in _options(alone)]
+        assert top == [a.option_strings for a in _options(whole[""])]

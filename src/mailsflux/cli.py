@@ -741,10 +741,10 @@ def _signing_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The whole parser; ``only="send"``: the same with the ``send`` command
-    alone, for ``mailsflux send ...`` (every worker process of a job runs one):
-    building every command's options, and importing their modules, costs
-    tens of milliseconds a process."""
+    """The whole parser; ``only="send"`` or ``"worker"``: the same with that
+    command alone, for ``mailsflux send ...`` and ``mailsflux worker ...``
+    (run once per worker process): building every command's options, and
+    importing their modules, costs tens of milliseconds a process."""
     from mailsflux.cli_worker import redis_options
 
     ap = argparse.ArgumentParser(
@@ -759,6 +759,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         " j***@example.com); also MAILSFLUX_SHOW_ADDRESSES=1",
     )
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    if only == "worker":
+        from mailsflux.cli_worker import add_parser as add_worker_parser
+
+        add_worker_parser(sub, _relay_url)
+        return ap
 
     p = sub.add_parser("send", help="run a batch job: render, sign and deliver every row")
     p.add_argument("job", help="job file (TOML)")
@@ -925,9 +930,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mailsflux.tracking import main as track_main
 
         return track_main(argv[1:])
-    # The send command alone when it is the one asked for (its --help, its
-    # errors and its options are the same as in the whole parser).
-    args = build_parser("send" if argv[:1] == ["send"] else None).parse_args(argv)
+    # The send or worker command alone when it is the one asked for (its
+    # --help, its errors and its options are the same as in the whole parser).
+    only = argv[0] if argv[:1] in (["send"], ["worker"]) else None
+    args = build_parser(only).parse_args(argv)
     from mailsflux.masking import install
 
     # Every line printed from here on has its addresses masked, unless asked;

@@ -71,6 +71,9 @@ GROUP: Final = "w"
 LEASE: Final = 30.0
 #: Deferred messages read from the spool at once.
 CHUNK: Final = 500
+#: Seconds an idle worker first waits before it looks again (doubled each
+#: look, up to the poll interval): the end of a job is noticed at once.
+IDLE_FIRST: Final = 0.02
 #: Stream entries a worker holds unsettled before it takes another: the rest
 #: stay for the other workers (and a dead worker strands no more than this).
 AHEAD: Final = 4
@@ -373,6 +376,8 @@ class _StreamSource:
         #: sealed with a key its file lacks, and hosts that hold the key
         #: should get the next ones rather than wait a lease for them.
         self._lagging_until = 0.0
+        #: How long an idle look waits before the next (see :meth:`messages`).
+        self._idle_wait = IDLE_FIRST
 
     @property
     def where(self) -> str:
@@ -520,12 +525,14 @@ class _StreamSource:
                     continue
                 taken = self._take()
                 if taken is not None:
+                    self._idle_wait = IDLE_FIRST
                     for msg in self._compose(*taken, on_problem):
                         yield msg
                     loop.call_soon(self.journal.flush)
                     continue
                 due = self._redis(lambda: self.spool.due(time.time(), job=self.jid, limit=CHUNK))
                 if due:
+                    self._idle_wait = IDLE_FIRST
                     for item in due:
                         again = self.journal.take_unless(item, self.lists.suppressed)
                         if again is not None:
@@ -536,10 +543,16 @@ class _StreamSource:
                     if got is not None and got[1]:
                         return  # every batch settled; deferred ones come back when due
                 # Woken early when this worker's own results are written: its
-                # last batch settling is the usual reason there is news.
+                # last batch settling is the usual reason there is news. With
+                # none of its own in flight, the news is another worker's
+                # (its last batches settling end the job): looked for soon,
+                # then less and less often, up to every ``poll``.
+                wait = self.poll
+                if self.journal.idle:
+                    wait, self._idle_wait = self._idle_wait, min(self._idle_wait * 2, self.poll)
                 self.journal.progressed.clear()
                 with contextlib.suppress(TimeoutError):
-                    await within(self.journal.progressed.wait(), self.poll)
+                    await within(self.journal.progressed.wait(), wait)
         finally:
             renew.cancel()
 
