@@ -859,6 +859,14 @@ class Engine:
             raise ConfigError(
                 "with redis=URL, submit() takes a job file or a Batch, and a relay as a URL"
             )
+        if relay is not None and not isinstance(job, Batch):
+            # The workers compose a job file's rows and send them by its
+            # [delivery] relay or their own --relay: this one would go unused.
+            raise ConfigError(
+                "with redis=URL, a job file is sent by its [delivery] relay or the workers'"
+                " --relay: relay= applies to a Batch",
+                field="relay",
+            )
         if isinstance(job, Batch):
             source: _BatchSource | None = self._batch_source(job)
             name = job.name or self.config.name
