@@ -98,12 +98,14 @@ async def submission(
     *,
     tenants: Tenants | None = None,
     retry: DeliverySpec | None = None,
+    engine_options: dict[str, Any] | None = None,
     **settings: Any,
 ) -> AsyncIterator[Running]:
     """The listener on port 0 (STARTTLS and implicit TLS) for ``tenants``
     (default: acme and globex), relaying to ``relay`` (with ``retry``'s
-    delivery settings when given); one SMTP credential of the first tenant
-    with the send role."""
+    delivery settings when given; ``engine_options`` to each tenant's
+    Engine, e.g. ``redis``); one SMTP credential of the first tenant with
+    the send role."""
     tenants = tenants or two_tenants(tmp)
     server_context(tmp, ["localhost", "127.0.0.1"], ca_file=tmp / "ca.pem")
     listener = SubmissionSpec(
@@ -121,7 +123,9 @@ async def submission(
     info, secret = keys.create(first, ("send",), kind="smtp")
     try:
         spec = delivery(relay) if retry is None else msgspec.structs.replace(retry, relay=relay)
-        async with Gateway(tenants, data_dir=tmp / "data", delivery=spec) as gw:
+        async with Gateway(
+            tenants, data_dir=tmp / "data", delivery=spec, engine_options=engine_options
+        ) as gw:
             server = await start_submission(gw, keys, listener, base=tmp)
             try:
                 yield Running(server, gw, keys, tmp, info.id, secret)
