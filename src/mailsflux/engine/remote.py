@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from mailsflux._aio import within
+from mailsflux.jobs import redis_batches
 from mailsflux.jobs.jobfile import load_job
 from mailsflux.jobs.prepared import make_signer
 from mailsflux.jobs.redis_batches import COUNT, SIZE, WINDOW, BatchWriter, skipped
@@ -89,7 +90,9 @@ async def submit_batch_to_redis(
     def prepare() -> tuple[RedisSpool, BatchWriter]:
         spool = RedisSpool(engine.redis or "", prefix=engine.redis_prefix, key_file=engine.key_file)
         try:
-            writer = BatchWriter(spool, source.job.name, origin, delivery)
+            writer = BatchWriter(
+                spool, source.job.name, origin, delivery, lease=redis_batches.FEED_LEASE
+            )
             ensure_group(spool, writer.id)
         except BaseException:
             spool.close()
@@ -124,16 +127,28 @@ async def submit_batch_to_redis(
                 with contextlib.suppress(TimeoutError):
                     await within(stop.wait(), 0.1)
 
+        async def renew() -> None:
+            # While this process lives the job stays open, however slowly
+            # the rows come; if it dies, the workers end the job after the lease.
+            assert writer.lease is not None
+            while True:
+                await asyncio.sleep(writer.lease / 3)
+                await asyncio.to_thread(writer.renew)
+
+        renewing = asyncio.ensure_future(renew())
         try:
             async for msg in _aiter(source.messages(problem)):
-                if stop.is_set():
+                if stop.is_set() or renewing.done():
                     break
                 msgs.append(msg)
                 size += len(msg.data)
                 if len(msgs) >= COUNT or size >= SIZE:
                     await put()
+            if renewing.done():
+                renewing.result()  # the workers ended the job: nothing more goes in
             await put()
         finally:
+            renewing.cancel()
             # Even when stopped: what is in Redis is sent, and its end is known.
             await asyncio.to_thread(writer.finish)
 

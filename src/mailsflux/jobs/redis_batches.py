@@ -42,6 +42,25 @@ SIZE: Final = 1 << 20
 #: Entries waiting in the stream before the submitter waits for the workers:
 #: Redis holds a window of the batch, not all of it.
 WINDOW: Final = 64
+#: Seconds a Batch's submitter holds its job open without renewing (it
+#: renews every third of this while it puts messages in). Past it, the
+#: submitter is taken for gone (its process died mid-batch) and the
+#: workers end the job with the messages it put in, rather than watch it
+#: for ever. The engine's outbox job has no lease: its engine reopens it.
+FEED_LEASE: Final = 60.0
+
+#: KEYS: feeder, feed, end, enq. A leased job (``feeder`` set) whose lease
+#: (``feed``) ran out before its end: ended now; returns the last row put in
+#: (nil when the job is not such a job).
+ABANDONED_LUA: Final = """
+if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('EXISTS', KEYS[2]) == 0
+   and redis.call('EXISTS', KEYS[3]) == 0 then
+  redis.call('SET', KEYS[3], 1)
+  redis.call('DEL', KEYS[1])
+  return redis.call('GET', KEYS[4]) or '0'
+end
+return false
+"""
 
 _spec_enc = msgspec.msgpack.Encoder()
 _spec_dec = msgspec.msgpack.Decoder(DeliverySpec)
@@ -103,8 +122,11 @@ class BatchWriter:
         delivery: DeliverySpec,
         *,
         job_id: str | None = None,
+        lease: float | None = None,
     ) -> None:
         self.spool = spool
+        #: Seconds the job stays open between :meth:`renew` calls (None: for ever).
+        self.lease = lease
         info = JobInfo(
             id=job_id or "batch-" + secrets.token_hex(8),
             name=name,
@@ -114,8 +136,29 @@ class BatchWriter:
         self.info = spool.begin_job(info)
         jid = self.id = self.info.id
         sealed = spool.keys.seal(_spec_enc.encode(delivery), _spec_ctx(jid))
-        self._do(lambda: spool.client.set(spool.key(jid, "spec"), sealed))
+        pipe = spool.client.pipeline(transaction=True)
+        pipe.set(spool.key(jid, "spec"), sealed)
+        if lease is not None:
+            pipe.set(spool.key(jid, "feeder"), 1)
+            pipe.set(spool.key(jid, "feed"), 1, px=int(lease * 1000))
+        self._do(pipe.execute)
         self.last = 0
+
+    def renew(self) -> None:
+        """Hold the job open for another lease. SpoolError when the workers
+        have ended it meanwhile (this submitter was silent past its lease):
+        what it would put in now would never be sent."""
+        if self.lease is None:
+            return
+        spool, jid = self.spool, self.id
+        pipe = spool.client.pipeline(transaction=True)
+        pipe.set(spool.key(jid, "feed"), 1, px=int(self.lease * 1000))
+        pipe.exists(spool.key(jid, "feeder"))
+        if not self._do(pipe.execute)[1]:
+            raise SpoolError(
+                f"job {self.info.name!r} ({jid}) was ended by the workers: this submitter"
+                f" did not renew it within {self.lease:g} s"
+            )
 
     @staticmethod
     def _do(fn: Callable[[], Any]) -> Any:
@@ -166,7 +209,28 @@ class BatchWriter:
         """Every message is in: followers may now see the job end."""
         spool, jid = self.spool, self.id
         spool.set_total(jid, self.last)
-        self._do(lambda: spool.client.set(spool.key(jid, "end"), 1))
+        pipe = spool.client.pipeline(transaction=True)
+        pipe.set(spool.key(jid, "end"), 1)
+        pipe.delete(spool.key(jid, "feed"))
+        pipe.delete(spool.key(jid, "feeder"))
+        self._do(pipe.execute)
+
+
+def end_if_abandoned(spool: RedisSpool, job: str) -> int | None:
+    """End a Batch job whose submitter let its lease run out (see
+    :data:`FEED_LEASE`); the rows it put in are the job. Returns how many
+    rows that is, or None when the job is not such a job."""
+    k = spool.key
+    script = spool.client.register_script(ABANDONED_LUA)
+    try:
+        last = script(keys=[k(job, "feeder"), k(job, "feed"), k(job, "end"), k(job, "enq")])
+    except (redis.RedisError, OSError) as exc:
+        raise SpoolError(f"spool write failed (Redis): {exc}") from None
+    if last is None:
+        return None
+    total = int(last)
+    spool.set_total(job, total)
+    return total
 
 
 def skipped(row: int, *, suppressed: bool) -> Record:
@@ -175,12 +239,14 @@ def skipped(row: int, *, suppressed: bool) -> Record:
 
 __all__ = [
     "COUNT",
+    "FEED_LEASE",
     "RESULTS",
     "SIZE",
     "SOURCE",
     "WINDOW",
     "BatchWriter",
     "batch_ctx",
+    "end_if_abandoned",
     "is_prepared",
     "open_messages",
     "prepared_job",

@@ -51,6 +51,7 @@ from mailsflux.jobs.recipients import RecipientFile
 from mailsflux.jobs.redis_batches import (
     RESULTS,
     batch_ctx,
+    end_if_abandoned,
     is_prepared,
     open_messages,
     prepared_job,
@@ -539,6 +540,7 @@ class _StreamSource:
                             yield again
                     continue
                 if due is not None and self.journal.idle:
+                    self._idle()
                     got = self._redis(lambda: progress_of(self.spool, self.jid))
                     if got is not None and got[1]:
                         return  # every batch settled; deferred ones come back when due
@@ -555,6 +557,9 @@ class _StreamSource:
                     await within(self.journal.progressed.wait(), wait)
         finally:
             renew.cancel()
+
+    def _idle(self) -> None:
+        """Nothing left to take and nothing in flight: a look at the job itself."""
 
     def _compose(
         self, entry: str, rows: list[tuple[int, str, dict[str, str]]], on_problem: ProblemSink
@@ -591,6 +596,16 @@ class _PreparedSource(_StreamSource):
 
     def _open(self, first: int, sealed: bytes) -> list[Any]:
         return open_messages(self.spool, self.jid, first, sealed)
+
+    def _idle(self) -> None:
+        # A Batch whose submitter died while putting it in: ended with what
+        # is in, so the job completes instead of being watched for ever.
+        rows = self._redis(lambda: end_if_abandoned(self.spool, self.jid))
+        if rows is not None:
+            self.note(
+                f"job {self.job.name} ({self.jid}): its submitter stopped renewing the job;"
+                f" ended with the {rows} rows it put in"
+            )
 
     def _compose(  # type: ignore[override]
         self, entry: str, msgs: list[RenderedMessage], on_problem: ProblemSink

@@ -186,7 +186,7 @@ _msg_dec = msgspec.msgpack.Decoder(RenderedMessage)
 _info_dec = msgspec.json.Decoder(JobInfo)
 _PARTS: Final = (
     "info", "st", "rec", "n", "dom", "body", "due", "claim", "seq", "q", "enq", "end", "quar",
-    "spec", "res", "fin",
+    "spec", "res", "fin", "feed", "feeder",
 )  # fmt: skip
 _quar_enc = msgspec.msgpack.Encoder()
 _quar_dec = msgspec.msgpack.Decoder(list[Any])  # (when, why, first, sealed[, rows])
