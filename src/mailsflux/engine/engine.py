@@ -842,6 +842,12 @@ class Engine:
         j = self._job(spec, self.config.dkim[dkim], name=batch.name or self.config.name)
         return _BatchSource(self, batch, j, self._make_composer(batch.template, j, dkim))
 
+    @property
+    def origin(self) -> str:
+        """What names this engine in Redis: its prepared jobs' source is
+        :data:`~mailsflux.jobs.redis_batches.SOURCE` and this."""
+        return f"engine:{self.config.source or self.config.base_dir}"
+
     async def _submit_to_redis(
         self,
         job: str | Path | Batch | Prepared,

@@ -44,7 +44,7 @@ class Outbox:
 
     def __init__(self, engine: Engine) -> None:
         config = engine.config
-        origin = f"engine:{config.source or config.base_dir}"
+        origin = engine.origin
         where = f"{config.name}\x00{origin}"
         job_id = "outbox-" + hashlib.sha256(where.encode()).hexdigest()[:16]
         self.spool = RedisSpool(

@@ -85,13 +85,12 @@ async def submit_batch_to_redis(
     delivery = msgspec.structs.replace(source.job.spec.delivery)
     if relay is not None:
         delivery.relay = relay
-    origin = f"engine:{engine.config.source or engine.config.base_dir}"
 
     def prepare() -> tuple[RedisSpool, BatchWriter]:
         spool = RedisSpool(engine.redis or "", prefix=engine.redis_prefix, key_file=engine.key_file)
         try:
             writer = BatchWriter(
-                spool, source.job.name, origin, delivery, lease=redis_batches.FEED_LEASE
+                spool, source.job.name, engine.origin, delivery, lease=redis_batches.FEED_LEASE
             )
             ensure_group(spool, writer.id)
         except BaseException:

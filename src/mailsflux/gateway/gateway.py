@@ -530,6 +530,11 @@ class Gateway:
                 counts |= {"spool": len(records), "events": len(events)}
                 if action == "export":
                     doc |= {"spool": records, "events": msgspec.to_builtins(events)}
+                if state.engine.redis is not None:
+                    waiting = _redis_person(state.engine, match, erase=erase, correct=new)
+                    counts["redis"] = len(waiting)
+                    if action == "export":
+                        doc["redis"] = waiting
             if store is not None:
                 if action == "export":
                     doc["tracking"] = store.export(key)
@@ -728,3 +733,18 @@ def request_digest(body: bytes, *parts: str) -> str:
         h.update(p.encode() + b"\x00")
     h.update(body)
     return h.hexdigest()
+
+
+def _redis_person(
+    engine: Engine, match: Callable[[str], bool], *, erase: bool, correct: str | None
+) -> list[dict[str, Any]]:
+    """One person's rows in the jobs this tenant's engine put into Redis
+    (``serve`` with ``[redis]``): its API jobs and its outbox, no other tenant's."""
+    from mailsflux.jobs.redis_batches import SOURCE
+    from mailsflux.jobs.redis_privacy import person
+    from mailsflux.spool.redis_spool import RedisSpool
+
+    with RedisSpool(
+        engine.redis or "", prefix=engine.redis_prefix, key_file=engine.key_file
+    ) as spool:
+        return person(spool, match, erase=erase, correct=correct, source=SOURCE + engine.origin)

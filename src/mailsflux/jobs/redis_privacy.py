@@ -25,7 +25,7 @@ from typing import Any, Final
 import msgspec
 
 from mailsflux.errors import SpoolError
-from mailsflux.jobs.redis_batches import _msgs_dec, _spec_ctx, batch_ctx, is_prepared
+from mailsflux.jobs.redis_batches import RESULTS, _msgs_dec, _spec_ctx, batch_ctx, is_prepared
 from mailsflux.jobs.worker import _rows_dec, _rows_enc
 from mailsflux.spool.redis_spool import RedisSpool, _meta_dec, _meta_enc, _rec_dec
 from mailsflux.spool.sqlite import _ctx
@@ -52,7 +52,8 @@ end
 return 0
 """
 
-#: KEYS: the stream. ARGV: entry id, first, n ('' none), sealed ('' none: only deleted).
+#: KEYS: the stream. ARGV: entry id, first, n ('' none), sealed ('' none: only
+#: deleted), at ('' none: a prepared entry's rows, :mod:`.redis_batches`).
 #: Replaces an entry no consumer has been given yet (after the group's
 #: last-delivered id); 0 when it is gone or a worker holds it.
 SWAP_LUA: Final = """
@@ -75,11 +76,11 @@ if ams < bms or (ams == bms and aseq <= bseq) then return 0 end
 if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return 0 end
 redis.call('XDEL', KEYS[1], ARGV[1])
 if ARGV[4] ~= '' then
-  if ARGV[3] ~= '' then
-    redis.call('XADD', KEYS[1], '*', 'first', ARGV[2], 'n', ARGV[3], 'rows', ARGV[4])
-  else
-    redis.call('XADD', KEYS[1], '*', 'first', ARGV[2], 'rows', ARGV[4])
-  end
+  local f = {'first', ARGV[2]}
+  if ARGV[3] ~= '' then f[#f + 1] = 'n'; f[#f + 1] = ARGV[3] end
+  if ARGV[5] ~= '' then f[#f + 1] = 'at'; f[#f + 1] = ARGV[5] end
+  f[#f + 1] = 'rows'; f[#f + 1] = ARGV[4]
+  redis.call('XADD', KEYS[1], '*', unpack(f))
 end
 return 1
 """
@@ -104,25 +105,35 @@ def _entries(spool: RedisSpool, job: str) -> Iterator[tuple[str, dict[bytes, byt
 
 
 def _swap(
-    spool: RedisSpool, job: str, eid: str, fields: dict[bytes, bytes], sealed: bytes, count: int
+    spool: RedisSpool,
+    job: str,
+    eid: str,
+    fields: dict[bytes, bytes],
+    sealed: bytes,
+    count: int,
+    rows: list[int] | None = None,
 ) -> bool:
-    """The entry now ``sealed`` (``count`` rows; b"": deleted), unless a worker holds it."""
+    """The entry now ``sealed`` (``count`` rows; b"": deleted), unless a worker
+    holds it. A prepared entry keeps naming its rows (``rows``, else as it did)."""
     n = str(count).encode() if b"n" in fields else b""
+    at = fields.get(b"at", b"")
+    if at and rows is not None:
+        at = ",".join(map(str, rows)).encode()
     got = spool._do(
         "write",
         spool.client.register_script(SWAP_LUA),
         keys=[spool.key(job, "q")],
-        args=[eid, fields[b"first"], n, sealed],
+        args=[eid, fields[b"first"], n, sealed, at],
     )
     return bool(got)
 
 
-def _open_batch(spool: RedisSpool, job: str, fields: dict[bytes, bytes]) -> list[Any]:
-    """The entry's rows (a send's) or messages (a prepared job's, which has no ``n``)."""
+def _open_batch(
+    spool: RedisSpool, job: str, fields: dict[bytes, bytes], prepared: bool
+) -> list[Any]:
+    """The entry's rows (a job file's) or signed messages (a prepared job's)."""
     plain = spool.keys.open(fields[b"rows"], batch_ctx(job, int(fields[b"first"])))
-    if b"n" in fields:
-        return list(_rows_dec.decode(plain))
-    return list(_msgs_dec.decode(plain))
+    return list((_msgs_dec if prepared else _rows_dec).decode(plain))
 
 
 def reseal(spool: RedisSpool) -> dict[str, int]:
@@ -176,14 +187,18 @@ def person(
     *,
     erase: bool = False,
     correct: str | None = None,
+    source: str | None = None,
 ) -> list[dict[str, Any]]:
-    """One person's rows in every job: recorded ones (``rec``) and ones still
+    """One person's rows in every job (``source``: only the jobs of that
+    :attr:`JobInfo.source`, one engine's): recorded ones (``rec``) and ones still
     waiting in a stream batch. With ``erase`` an address and reply are
     blanked, a waiting row is recorded failed (``erased``) so no worker sends
     it, its deferred body deleted, and a batch no worker holds yet is sealed
     again without the row; with ``correct`` the address becomes that one."""
     found: list[dict[str, Any]] = []
     for info in spool.jobs():
+        if source is not None and info.source != source:
+            continue
         # A worker that wrote one of the records meanwhile wins its swap; the
         # record is read again (and, still theirs, changed) on the next pass.
         for attempt in range(5):
@@ -271,7 +286,7 @@ def _batches(
     for eid, fields in _entries(spool, job):
         if not fields.get(b"rows"):
             continue
-        items = _open_batch(spool, job, fields)
+        items = _open_batch(spool, job, fields, prepared)
         mine = [it for it in items if match(it.rcpt_to if prepared else it[1])]
         if not mine:
             continue
@@ -293,6 +308,15 @@ def _batches(
             domain = (mine[0].rcpt_to if prepared else mine[0][1]).rpartition("@")[2].lower()
             gone = [Record(row=r, state="failed", category="erased", domain=domain) for r in todo]
             spool.store(job, gone)
+            if prepared and todo:
+                # Its submitter hears of each row on the job's results stream
+                # (an engine's send() waits there), as workers announce theirs.
+                spool._do(
+                    "write",
+                    spool.client.xadd,
+                    spool.key(job, RESULTS),
+                    {"rows": ",".join(map(str, todo))},
+                )
             rest = [it for it in items if it not in mine]
         elif correct is not None and not prepared:
             rest = [(it[0], correct, it[2]) if it in mine else it for it in items]
@@ -301,7 +325,8 @@ def _batches(
         ctx = batch_ctx(job, int(fields[b"first"]))
         sealed = spool.keys.seal(_rows_enc.encode(rest), ctx) if rest else b""
         # A batch a worker holds keeps its bytes until acknowledged; its erased rows are skipped.
-        _swap(spool, job, eid, fields, sealed, len(rest))
+        kept = [it.row if prepared else it[0] for it in rest]
+        _swap(spool, job, eid, fields, sealed, len(rest), kept)
     return found
 
 
