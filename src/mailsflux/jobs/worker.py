@@ -123,6 +123,11 @@ def enqueue(
         raise SpoolError(f"spool read failed (Redis): {exc}") from None
     rf = RecipientFile(job.recipients_path, email_column=job.spec.recipients.email_column)
     total = rf.count_rows()
+    # The last rows of a big job go in smaller entries: a worker holds up
+    # to AHEAD entries, and at the end of a job the others, with nothing
+    # left to take, wait for what it holds.
+    tail_rows = batch * AHEAD * 2
+    tail = size = max(batch // 4, 1) if total > tail_rows else batch
     spool.set_total(jid, total)
     settled = spool.settled_rows(jid)
     top = len(settled) << 3
@@ -159,8 +164,10 @@ def enqueue(
             if row:
                 skips.append(Record(row=row, state="skipped", updated=time.time()))
             continue
+        if not rows:  # a new entry: its size by the rows left (line 1 the header)
+            size = batch if total + 1 - row >= tail_rows else tail
         rows.append((row, item.email, dict(item.vars)))
-        if len(rows) >= batch:
+        if len(rows) >= size:
             put()
     put(done=True)
     return info, total
