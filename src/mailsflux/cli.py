@@ -516,6 +516,23 @@ def _gather_workers(
     """Each worker's summary, ``child(i, relay)`` run for each in this
     process's event loop; with ``--local-sink`` the sink runs here too."""
 
+    async def each(relay: str | None) -> list[dict[str, Any]]:
+        tasks = [asyncio.ensure_future(child(i, relay)) for i in range(workers)]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        failed = [e for t in tasks if t.done() and (e := t.exception()) is not None]
+        if failed:
+            # One worker died: the others stop as on SIGTERM, finishing and
+            # recording the batches they have in flight (killed, they would
+            # leave sent messages unrecorded, sent again on resuming).
+            for proc in stop.forward:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+            await asyncio.wait(tasks)
+            for t in tasks:
+                t.exception()  # theirs, once stopped, are not news
+            raise failed[0]
+        return [t.result() for t in tasks]
+
     async def go() -> _Docs:
         stop.install()
         try:
@@ -523,11 +540,9 @@ def _gather_workers(
                 from mailsflux.delivery.sink import LocalSink
 
                 async with LocalSink(save=args.sink_save) as sink:
-                    url = f"smtp+plain://{sink.host}:{sink.port}"
-                    docs = await asyncio.gather(*(child(i, url) for i in range(workers)))
-                return list(docs), sink.tally
-            docs = await asyncio.gather(*(child(i, args.relay) for i in range(workers)))
-            return list(docs), None
+                    docs = await each(f"smtp+plain://{sink.host}:{sink.port}")
+                return docs, sink.tally
+            return await each(args.relay), None
         finally:
             stop.uninstall()
 
