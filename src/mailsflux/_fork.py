@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -58,12 +59,12 @@ class Forked:
     def __init__(self, pid: int, out: int, go: int) -> None:
         self.pid = pid
         self.returncode: int | None = None
-        self._out = out  # the child's stdout, read end
+        self._out: int | None = out  # the child's stdout, read end
         self._go: int | None = go  # its start line, write end
 
     def fds(self) -> list[int]:
         """The parent's ends of this child's pipes (open ones)."""
-        return [self._out] + ([self._go] if self._go is not None else [])
+        return [fd for fd in (self._out, self._go) if fd is not None]
 
     def send_signal(self, sig: int) -> None:
         if self.returncode is None:  # a reaped pid may be another process's by now
@@ -83,9 +84,11 @@ class Forked:
 
     async def communicate(self) -> bytes:
         """Everything the child writes to its stdout, once it has exited."""
+        assert self._out is not None
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
         pipe = os.fdopen(self._out, "rb", buffering=0)
+        self._out = None  # the transport's to close now
         transport, _ = await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(reader), pipe
         )
@@ -104,9 +107,9 @@ class Forked:
 
     def kill(self) -> None:
         """Gone at once (the parent failed): as a spawned worker's transport does."""
-        if self._go is not None:
-            os.close(self._go)
-            self._go = None
+        for fd in self.fds():
+            os.close(fd)
+        self._out = self._go = None
         if self.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
@@ -118,8 +121,13 @@ def fork_workers(n: int, run: Callable[[int, str | None], int]) -> list[Forked]:
     running ``run(i, relay)`` with its stdout on a pipe to the parent and
     exiting with what it returns."""
     # Output buffered now would be written again by every child.
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+    # What the parent made (the job, its templates, the modules) lives on in
+    # every child: frozen, the children's collections never walk it, nor
+    # copy the pages whose reference counts a walk would write.
+    gc.freeze()
     children: list[Forked] = []
     try:
         for i in range(n):
@@ -141,6 +149,8 @@ def fork_workers(n: int, run: Callable[[int, str | None], int]) -> list[Forked]:
         for c in children:
             c.kill()
         raise
+    finally:
+        gc.unfreeze()  # in the parent (a child never comes back here)
     return children
 
 
