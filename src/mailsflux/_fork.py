@@ -28,6 +28,8 @@ import traceback
 from collections.abc import Callable
 from typing import NoReturn
 
+from mailsflux.errors import MailsfluxError
+
 #: "spawn" makes ``send --workers`` start its workers as new processes even
 #: where it could fork them (the way it works where there is no fork).
 START_ENV = "MAILSFLUX_WORKER_START"
@@ -135,10 +137,10 @@ def fork_workers(n: int, run: Callable[[int, str | None], int]) -> list[Forked]:
             go_r, go_w = os.pipe()
             try:
                 pid = os.fork()
-            except OSError:
+            except OSError as exc:  # EAGAIN, ENOMEM: no more processes
                 for fd in (out_r, out_w, go_r, go_w):
                     os.close(fd)
-                raise
+                raise MailsfluxError(f"cannot start worker {i}/{n}: {exc.strerror}") from None
             if pid == 0:
                 held = [fd for c in children for fd in c.fds()] + [out_r, go_w]
                 _child(i, run, out_w, go_r, held)
