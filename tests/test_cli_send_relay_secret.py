@@ -1,60 +1,30 @@
 """A relay password stays out of every process's argv (which `ps` shows to
 every user): MAILSFLUX_RELAY carries it, and worker processes get the relay
-through their environment, never their command line. A relay that would send
-it in clear text over a network draws a warning."""
+through their environment (spawned) or their parent's memory (forked), never
+a command line of their own. A relay that would send it in clear text over a
+network draws a warning."""
 
 from __future__ import annotations
 
 import base64
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import pytest
+
+from mailsflux._fork import START_ENV
 from tests._jobs import make_job, people
+from tests._procs import send_watched
 from tests._scripted_smtp import ScriptedSMTP
 
 USER, PASSWORD = "mailer", "s3cr3t-Pa55"
 
 
-def _children(pid: int) -> dict[int, bytes]:
-    """The command lines of ``pid``'s child processes now."""
-    found: dict[int, bytes] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            if int(stat.rpartition(")")[2].split()[1]) == pid:
-                cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
-                if cmd:  # empty once it has exited (a zombie): keep what was seen
-                    found[int(entry)] = cmd
-        except (OSError, ValueError, IndexError):
-            continue  # gone meanwhile
-    return found
-
-
 def _send(
     job: Path, *args: str, env: dict[str, str] | None = None
 ) -> tuple[subprocess.CompletedProcess[str], dict[int, bytes], bytes]:
-    """Run `mailsflux send`, recording its argv and its children's while it runs."""
-    cmd = [sys.executable, "-m", "mailsflux", "send", str(job), "-q", *args]
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
-    own = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
-    seen: dict[int, bytes] = {}
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
-        seen.update(_children(proc.pid))
-        time.sleep(0.02)
-    out, err = proc.communicate(timeout=120)
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, err), seen, own
+    return send_watched(job, *args, env=env)
 
 
 def _auth_passwords(server: ScriptedSMTP) -> set[str]:
@@ -65,28 +35,37 @@ def _auth_passwords(server: ScriptedSMTP) -> set[str]:
     }
 
 
-def test_workers_get_the_relay_password_outside_argv(tmp_path: Path) -> None:
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_workers_get_the_relay_password_outside_argv(tmp_path: Path, start: str) -> None:
     job = make_job(tmp_path, people(6))
     # Each message waits at the final dot, so the workers live to be looked at.
     with ScriptedSMTP(auth=True, end_of_data_delay=0.3) as server:
         url = f"smtp+plain://{USER}:{PASSWORD}@127.0.0.1:{server.port}"
-        r, children, _ = _send(job, "--relay", url, "--workers", "2")
+        r, children, own = _send(job, "--relay", url, "--workers", "2", env={START_ENV: start})
     assert r.returncode == 0, r.stderr
-    workers = {pid: cmd for pid, cmd in children.items() if b"--shard" in cmd}
-    assert len(workers) == 2, children
-    for cmd in workers.values():
-        assert PASSWORD.encode() not in cmd and USER.encode() not in cmd, cmd
-        assert b"--relay" not in cmd
+    if start == "fork":
+        # A forked worker's argv is its parent's, which the user wrote (the
+        # option's help says `ps` shows it): none of its own, nothing added.
+        assert len(children) == 2 and all(cmd == own for cmd in children.values()), children
+    else:
+        workers = {pid: cmd for pid, cmd in children.items() if b"--shard" in cmd}
+        assert len(workers) == 2, children
+        for cmd in workers.values():
+            assert PASSWORD.encode() not in cmd and USER.encode() not in cmd, cmd
+            assert b"--relay" not in cmd
     assert _auth_passwords(server) == {PASSWORD}  # the workers had it all the same
     assert len(server.bodies) == 6
     assert "clear text" not in r.stderr  # loopback: no warning
 
 
-def test_mailsflux_relay_keeps_the_password_out_of_argv(tmp_path: Path) -> None:
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_mailsflux_relay_keeps_the_password_out_of_argv(tmp_path: Path, start: str) -> None:
     job = make_job(tmp_path, people(4))
     with ScriptedSMTP(auth=True, end_of_data_delay=0.3) as server:
         url = f"smtp+plain://{USER}:{PASSWORD}@127.0.0.1:{server.port}"
-        r, children, own = _send(job, "--workers", "2", env={"MAILSFLUX_RELAY": url})
+        r, children, own = _send(
+            job, "--workers", "2", env={"MAILSFLUX_RELAY": url, START_ENV: start}
+        )
     assert r.returncode == 0, r.stderr
     assert PASSWORD.encode() not in own
     assert children and all(PASSWORD.encode() not in cmd for cmd in children.values())

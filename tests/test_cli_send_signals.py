@@ -9,6 +9,7 @@ parent passes the signal on to its workers and sums their partial counts.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from mailsflux._fork import START_ENV
 from tests._jobs import make_job, people
 from tests._scripted_smtp import ScriptedSMTP
 
@@ -30,14 +32,18 @@ def _delivered(events: Path) -> int:
 
 
 def _send_then_signal(
-    tmp_path: Path, sig: signal.Signals, *extra: str
+    tmp_path: Path, sig: signal.Signals, *extra: str, env: dict[str, str] | None = None
 ) -> tuple[subprocess.CompletedProcess[str], int]:
     events = tmp_path / "events.jsonl"
     with ScriptedSMTP(end_of_data_delay=0.05) as srv:
         job = make_job(tmp_path, people(ROWS), relay=f"smtp+plain://127.0.0.1:{srv.port}")
         cmd = [sys.executable, "-m", "mailsflux", "send", str(job), "--events", str(events)]
         proc = subprocess.Popen(
-            [*cmd, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [*cmd, *extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
         )
         deadline = time.monotonic() + 120
         while _delivered(events) < 3 and proc.poll() is None and time.monotonic() < deadline:
@@ -61,9 +67,14 @@ def test_one_process_prints_partial_counts(tmp_path: Path, sig: signal.Signals) 
     assert f"stopped by {sig.name}" in proc.stderr
 
 
+@pytest.mark.parametrize("start", ["fork", "spawn"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_workers_get_the_signal_and_counts_are_summed(tmp_path: Path, sig: signal.Signals) -> None:
-    proc, delivered = _send_then_signal(tmp_path, sig, "--workers", "2", "--json")
+def test_workers_get_the_signal_and_counts_are_summed(
+    tmp_path: Path, sig: signal.Signals, start: str
+) -> None:
+    proc, delivered = _send_then_signal(
+        tmp_path, sig, "--workers", "2", "--json", env={START_ENV: start}
+    )
     assert proc.returncode == 128 + sig, proc.stderr
     assert "Traceback" not in proc.stderr
     doc = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -9,7 +9,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
@@ -26,6 +26,7 @@ from mailsflux.jobs.tlsreport import count_lines, merge_counts
 from mailsflux.types import JobSummary, Problem, TLSCounts
 
 if TYPE_CHECKING:
+    from mailsflux._fork import Forked
     from mailsflux.jobs import Prepared
     from mailsflux.jobs.jobfile import Job
     from mailsflux.jobs.journal import Journal
@@ -62,7 +63,7 @@ class _Stop:
         #: A second signal: stop at once, without waiting for batches in flight.
         self.hard = asyncio.Event()
         self.signum = 0
-        self.forward: list[asyncio.subprocess.Process] = []
+        self.forward: list[asyncio.subprocess.Process | Forked] = []
         # Until the event loop runs (loading the job, starting workers) a signal
         # is only noted; the loop then stops at once.
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -94,7 +95,7 @@ class _Stop:
         for proc in self.forward:
             self.pass_on(proc)
 
-    def pass_on(self, proc: asyncio.subprocess.Process) -> None:
+    def pass_on(self, proc: asyncio.subprocess.Process | Forked) -> None:
         """Hand the stop to a worker process, which stops and reports its counts."""
         if self.signum and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -226,16 +227,30 @@ def cmd_send(args: argparse.Namespace) -> int:
     rows = max(total - resumed, 0)  # what this run has left to do
     if workers > 1 and args.shard is None:
         prepared.close()
-        code = _send_parallel(args, workers, stop, prepared.job.name, rows, resumed)
+        code = _send_parallel(args, workers, stop, prepared, journal, rows, resumed)
         if journal is not None:
             _end_journal(args, journal, bool(stop.signum))
             journal.spool.close()
         return code
+    return _send_here(args, stop, prepared, journal, checked, rows, resumed)
+
+
+def _send_here(
+    args: argparse.Namespace,
+    stop: _Stop,
+    prepared: Prepared,
+    journal: Journal | None,
+    checked: bool,
+    rows: int,
+    resumed: int,
+) -> int:
+    """Run the job (or with ``args.shard`` its share) in this process."""
     # Imported only where the engine runs (one process, or a worker): the
-    # parent of worker processes never needs it.
+    # parent of spawned worker processes never needs it.
     from mailsflux.engine import Config, Engine
     from mailsflux.jobs.jobfile import SpoolSpec
 
+    d = prepared.job.spec.delivery
     relay = Relay.parse(args.relay) if args.relay else prepared.job.relay()
     if args.connections:
         d.connections = args.connections
@@ -448,13 +463,192 @@ def _send_parallel(
     args: argparse.Namespace,
     workers: int,
     stop: _Stop,
-    prepared_name: str,
+    prepared: Prepared,
+    journal: Journal | None,
     rows: int,
     resumed: int = 0,
 ) -> int:
-    """Run the job in ``workers`` processes, each taking every N-th row."""
-    import secrets as _secrets
+    """Run the job in ``workers`` processes, each taking every N-th row:
+    forked from this one, which has read the job, where it can (see
+    :mod:`mailsflux._fork`), else started anew as ``send --shard I/N``."""
     import time
+
+    from mailsflux._fork import why_not_fork
+
+    start = time.perf_counter()
+    if why_not_fork() is None:
+        docs, tally = _run_forked(args, workers, stop, prepared, journal, resumed)
+    else:
+        docs, tally = _run_spawned(args, workers, stop)
+    # Each worker saw the whole job's settled rows: the parent counts them once.
+    summary = JobSummary(
+        job=prepared.job.name, elapsed=time.perf_counter() - start, resumed=resumed
+    )
+    per_domain: dict[str, int] = {}
+    for doc in docs:
+        summary.total += doc["total"]
+        summary.sent += doc["sent"]
+        summary.failed += doc["failed"]
+        summary.deferred += doc["deferred"]
+        summary.skipped += doc["skipped"]
+        summary.interrupted |= doc.get("interrupted", False)
+        summary.record_failures += doc.get("record_failures", 0)
+        summary.record_error = summary.record_error or doc.get("record_error", "")
+        for dom, n in doc["per_domain"].items():
+            per_domain[dom] = per_domain.get(dom, 0) + n
+        merge_counts(summary.tls, msgspec.convert(doc.get("tls", {}), dict[str, TLSCounts]))
+    summary.per_domain = dict(sorted(per_domain.items(), key=lambda kv: -kv[1]))
+    if not args.json:
+        print(f"{workers} worker processes", file=sys.stderr)
+    summary.interrupted |= bool(stop.signum)
+    return _report(args, summary, tally, stop, rows)
+
+
+_Docs = tuple[list[dict[str, Any]], dict[str, Any] | None]
+
+
+def _gather_workers(
+    args: argparse.Namespace,
+    workers: int,
+    stop: _Stop,
+    child: Callable[[int, str | None], Awaitable[dict[str, Any]]],
+) -> _Docs:
+    """Each worker's summary, ``child(i, relay)`` run for each in this
+    process's event loop; with ``--local-sink`` the sink runs here too."""
+
+    async def each(relay: str | None) -> list[dict[str, Any]]:
+        tasks = [asyncio.ensure_future(child(i, relay)) for i in range(workers)]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        failed = [e for t in tasks if t.done() and (e := t.exception()) is not None]
+        if failed:
+            # One worker died: the others stop as on SIGTERM, finishing and
+            # recording the batches they have in flight (killed, they would
+            # leave sent messages unrecorded, sent again on resuming).
+            for proc in stop.forward:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+            await asyncio.wait(tasks)
+            for t in tasks:
+                t.exception()  # theirs, once stopped, are not news
+            raise failed[0]
+        return [t.result() for t in tasks]
+
+    async def go() -> _Docs:
+        stop.install()
+        try:
+            if args.local_sink:
+                from mailsflux.delivery.sink import LocalSink
+
+                async with LocalSink(save=args.sink_save) as sink:
+                    docs = await each(f"smtp+plain://{sink.host}:{sink.port}")
+                return docs, sink.tally
+            return await each(args.relay), None
+        finally:
+            stop.uninstall()
+
+    return _run(go())
+
+
+def _worker_doc(i: int, workers: int, code: int | None, out: bytes, stop: _Stop) -> dict[str, Any]:
+    """Worker ``i``'s summary from what it wrote on stdout and its exit code."""
+    lines = out.decode().strip().splitlines()
+    if stop.signum and code == -stop.signum:
+        # Stopped while Python was still starting, before it could send anything.
+        empty: dict[str, Any] = msgspec.to_builtins(JobSummary(job="", interrupted=True))
+        return empty
+    ok = (0, 1, 128 + signal.SIGINT, 128 + signal.SIGTERM) if stop.signum else (0, 1)
+    if code not in ok or not lines:
+        raise MailsfluxError(f"worker {i}/{workers} failed (exit {code})")
+    doc: dict[str, Any] = msgspec.json.decode(lines[-1])
+    return doc
+
+
+def _run_forked(
+    args: argparse.Namespace,
+    workers: int,
+    stop: _Stop,
+    prepared: Prepared,
+    journal: Journal | None,
+    resumed: int,
+) -> _Docs:
+    """The workers forked from this process, which has imported what they
+    run, read and checked the job, loaded its key and compiled its
+    templates: each child only opens its own spool and event store, and
+    sends its share as ``--shard I/N`` would."""
+    from mailsflux._fork import fork_workers
+    from mailsflux.jobs.journal import Journal, open_spool
+
+    # Imported before the fork, once for every worker (what they import
+    # after it, each on its own, is their start-up).
+    _preload_engine(args, prepared.job)
+
+    def run(i: int, relay: str | None) -> int:
+        # In the child: a stop of its own (no workers to pass it on to), which
+        # keeps a signal noted before the fork.
+        own = _Stop()
+        own.signum = own.signum or stop.signum
+        wargs = argparse.Namespace(**vars(args))
+        wargs.shard, wargs.quiet, wargs.relay, wargs.local_sink = (i, workers), True, relay, False
+
+        def share() -> int:
+            prepared.reopen()
+            joined = None
+            if journal is not None:
+                joined = Journal(open_spool(prepared.job), journal.info, prepared.job)
+            return _send_here(wargs, own, prepared, joined, True, 0, resumed)
+
+        return _guarded(share)
+
+    async def child(i: int, relay: str | None) -> dict[str, Any]:
+        c = children[i]
+        c.start(relay)
+        out = await c.communicate()
+        return _worker_doc(i, workers, c.returncode, out, stop)
+
+    # No SQLite connection crosses the fork: this one is opened again after.
+    if journal is not None:
+        journal.spool.close()
+    try:
+        children = fork_workers(workers, run)
+        stop.forward.extend(children)
+        try:
+            return _gather_workers(args, workers, stop, child)
+        finally:
+            for c in children:
+                c.kill()  # a worker left when another failed; the rest are reaped
+    finally:
+        if journal is not None:
+            journal.spool = open_spool(prepared.job)
+
+
+def _preload_engine(args: argparse.Namespace, job: Job) -> None:
+    """What a worker imports to run the engine, imported in its parent before
+    the fork (the event loop, the thread pool of ``asyncio.to_thread``: not
+    started, only imported), and the TLS context its SMTP sessions start
+    from: the system's trust store, 50 ms to load in each process."""
+    import concurrent.futures.thread  # noqa: F401
+
+    import mailsflux.engine  # noqa: F401
+    from mailsflux.delivery.smtp import _default_context
+
+    with contextlib.suppress(ImportError):  # not on Windows, which has no fork
+        import uvloop  # noqa: F401
+
+    # The one the workers' sessions take (SMTPSession.open): a checking one
+    # for a relay with required or implicit TLS (unless tls_ca makes its
+    # own), else the opportunistic one (MX delivery, a plain relay, the sink).
+    verify = False  # the local sink is a plain relay
+    if not args.local_sink:
+        relay = Relay.parse(args.relay) if args.relay else job.relay()
+        verify = relay is not None and relay.session_tls in ("required", "implicit")
+    if not (verify and job.spec.delivery.tls_ca):
+        _default_context(verify)
+
+
+def _run_spawned(args: argparse.Namespace, workers: int, stop: _Stop) -> _Docs:
+    """The workers started as new processes (``send --shard I/N``), where
+    this one cannot fork them."""
+    import secrets as _secrets
 
     secret = _secrets.token_bytes(32)  # proves this run's check to its workers
 
@@ -481,54 +675,9 @@ def _send_parallel(
         stop.forward.append(proc)
         stop.pass_on(proc)  # a stop that came while it started
         out, _ = await proc.communicate(secret.hex().encode())
-        lines = out.decode().strip().splitlines()
-        if stop.signum and proc.returncode == -stop.signum:
-            # Stopped while Python was still starting, before it could send anything.
-            empty: dict[str, Any] = msgspec.to_builtins(JobSummary(job="", interrupted=True))
-            return empty
-        ok = (0, 1, 128 + signal.SIGINT, 128 + signal.SIGTERM) if stop.signum else (0, 1)
-        if proc.returncode not in ok or not lines:
-            raise MailsfluxError(f"worker {i}/{workers} failed (exit {proc.returncode})")
-        doc: dict[str, Any] = msgspec.json.decode(lines[-1])
-        return doc
+        return _worker_doc(i, workers, proc.returncode, out, stop)
 
-    async def go() -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        stop.install()
-        try:
-            if args.local_sink:
-                from mailsflux.delivery.sink import LocalSink
-
-                async with LocalSink(save=args.sink_save) as sink:
-                    url = f"smtp+plain://{sink.host}:{sink.port}"
-                    docs = await asyncio.gather(*(child(i, url) for i in range(workers)))
-                return list(docs), sink.tally
-            docs = await asyncio.gather(*(child(i, args.relay) for i in range(workers)))
-            return list(docs), None
-        finally:
-            stop.uninstall()
-
-    start = time.perf_counter()
-    docs, tally = _run(go())
-    # Each worker saw the whole job's settled rows: the parent counts them once.
-    summary = JobSummary(job=prepared_name, elapsed=time.perf_counter() - start, resumed=resumed)
-    per_domain: dict[str, int] = {}
-    for doc in docs:
-        summary.total += doc["total"]
-        summary.sent += doc["sent"]
-        summary.failed += doc["failed"]
-        summary.deferred += doc["deferred"]
-        summary.skipped += doc["skipped"]
-        summary.interrupted |= doc.get("interrupted", False)
-        summary.record_failures += doc.get("record_failures", 0)
-        summary.record_error = summary.record_error or doc.get("record_error", "")
-        for dom, n in doc["per_domain"].items():
-            per_domain[dom] = per_domain.get(dom, 0) + n
-        merge_counts(summary.tls, msgspec.convert(doc.get("tls", {}), dict[str, TLSCounts]))
-    summary.per_domain = dict(sorted(per_domain.items(), key=lambda kv: -kv[1]))
-    if not args.json:
-        print(f"{workers} worker processes", file=sys.stderr)
-    summary.interrupted |= bool(stop.signum)
-    return _report(args, summary, tally, stop, rows)
+    return _gather_workers(args, workers, stop, child)
 
 
 def _report(
@@ -939,8 +1088,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Every line printed from here on has its addresses masked, unless asked;
     # a command whose stdout is the data asked for (an export) keeps it whole.
     install(show=args.show_addresses, stdout=not getattr(args, "raw_stdout", False))
+    return _guarded(lambda: int(args.func(args)))
+
+
+def _guarded(run: Callable[[], int]) -> int:
+    """``run()``'s exit code; an error is one line (exit 2), not a traceback.
+    A forked worker runs its share through here as a spawned one does through main()."""
     try:
-        return int(args.func(args))
+        return run()
     except MailsfluxError as exc:
         print(f"mailsflux: error: {exc}", file=sys.stderr)
         return 2

@@ -58,18 +58,22 @@ class JobSuppression:
     def __init__(self, job: Job) -> None:
         self.job = job
         self.tracking = tracking_config(job)
+        listed = job.spec.recipients.suppression
+        self._listed = read_list(job.resolve(listed)) if listed is not None else None
         self.store: EventStore | None = None
+        self.suppressed: Suppression | None = None
+        self.reopen()
+
+    def reopen(self) -> None:
+        """Open the event store (again, after :meth:`close`: a worker process
+        forked from the one that read the job opens its own)."""
         view: SuppressionView | None = None
         if self.tracking is not None:
             self.store = self.tracking.open_store()
             # Opt-outs of this list (the job's name) count as well as global ones.
-            view = self.store.suppressed_view(list_name=job.name)
-        listed = job.spec.recipients.suppression
-        self.suppressed: Suppression | None = None
-        if view is not None or listed is not None:
-            self.suppressed = Suppression(
-                read_list(job.resolve(listed)) if listed is not None else None, view
-            )
+            view = self.store.suppressed_view(list_name=self.job.name)
+        if view is not None or self._listed is not None:
+            self.suppressed = Suppression(self._listed, view)
 
     def close(self) -> None:
         if self.store is not None:
@@ -127,6 +131,13 @@ class Prepared:
     def close(self) -> None:
         self.lists.close()
         self.store = None
+
+    def reopen(self) -> None:
+        """Open again what :meth:`close` closed (the event store): a worker
+        process forked from the one that prepared the job opens its own."""
+        self.lists.reopen()
+        self.store = self.lists.store
+        self.suppressed = self.lists.suppressed
 
     def suppress_bounce(self, r: DeliveryResult) -> None:
         self.lists.suppress_bounce(r)
