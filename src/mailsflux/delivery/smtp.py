@@ -358,7 +358,11 @@ class SMTPSession:
                 # Only a checking context may replace the default checking one:
                 # opportunistic TLS accepts any certificate (RFC 7435). Both
                 # defaults are ours, not aiosmtplib's, for the TLS 1.2 floor.
-                tls_context=(tls_context or _default_context(True))
+                # Without TLS none is needed: loading the system trust store
+                # costs a process about 50 ms.
+                tls_context=None
+                if tls == "none"
+                else (tls_context or _default_context(True))
                 if validate
                 else _default_context(False),
                 timeout=timeout,
