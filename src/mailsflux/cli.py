@@ -636,11 +636,14 @@ def _preload_engine(args: argparse.Namespace, job: Job) -> None:
 
     # The one the workers' sessions take (SMTPSession.open): a checking one
     # for a relay with required or implicit TLS (unless tls_ca makes its
-    # own), else the opportunistic one (MX delivery, a plain relay, the sink).
-    verify = False  # the local sink is a plain relay
-    if not args.local_sink:
-        relay = Relay.parse(args.relay) if args.relay else job.relay()
-        verify = relay is not None and relay.session_tls in ("required", "implicit")
+    # own), the opportunistic one for MX delivery and a relay that offers
+    # STARTTLS; none for a plain relay or the local sink (no TLS at all).
+    if args.local_sink:
+        return
+    relay = Relay.parse(args.relay) if args.relay else job.relay()
+    if relay is not None and relay.session_tls == "none":
+        return
+    verify = relay is not None and relay.session_tls in ("required", "implicit")
     if not (verify and job.spec.delivery.tls_ca):
         _default_context(verify)
 
