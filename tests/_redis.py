@@ -11,6 +11,7 @@ import collections
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -157,3 +158,44 @@ def enqueued(job: Path, url: str, prefix: str, *opts: str) -> Iterator[subproces
         if send.poll() is None:
             send.kill()
             send.wait()
+
+
+class AOFRedis:
+    """A private redis-server with AOF (fsync every second) that can be killed and restarted."""
+
+    def __init__(self) -> None:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            import pytest
+
+            pytest.skip("redis-server is not installed")
+        self.exe = exe
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="mailsflux-aof-")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, "--save", ""]
+        args += ["--appendonly", "yes", "--appendfsync", "everysec"]
+        self.proc = subprocess.Popen(
+            [self.exe, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 20
+        while not answers(self.url):
+            assert time.monotonic() < deadline and self.proc.poll() is None, "no redis-server"
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)

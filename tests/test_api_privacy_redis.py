@@ -1,7 +1,8 @@
 """``POST /v1/privacy/*`` on ``serve`` with ``[redis]``: a person's rows
 waiting in Redis for the workers are found, exported and erased, in the
 asking tenant's jobs only. An erased row is never sent; the other tenant's
-job to the same person still is."""
+job to the same person still is. A message already signed for an address
+cannot be corrected to another: the answer names it and does not count it."""
 
 from __future__ import annotations
 
@@ -69,6 +70,16 @@ def test_privacy_reaches_the_tenants_rows_in_redis(
             text = json.dumps(doc)
             assert "bo@example.net" not in text and "globex" not in text
             assert ask("erase")["counts"]["redis"] == 1
+            # A message already signed for bo cannot be readdressed: named, not counted.
+            s, _, fixed = srv.call(
+                "POST",
+                "/v1/privacy/correct",
+                {"address": "bo@example.net", "to": "bob@example.net"},
+                key=admin,
+            )
+            assert s == 200, fixed
+            assert fixed["counts"]["redis"] == 0
+            assert [r["corrected"] for r in fixed["redis"]] == [False]
 
             with Workers(1, redis_url, prefix, tmp_path) as workers:
                 done = {key: job_finished(srv, jid, key) for key, jid in ids.items()}

@@ -6,6 +6,8 @@ one line naming the file, and never used to sign."""
 from __future__ import annotations
 
 import base64
+import math
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,7 +53,52 @@ BROKEN: dict[str, Callable[[], rsa.RSAPrivateNumbers]] = {
     "dmq1 wrong": lambda: _with(dmq1=_N.dmq1 ^ 4),
     "iqmp wrong": lambda: _with(iqmp=_N.iqmp + 1),
     "p and q swapped without iqmp": lambda: _with(p=_N.q, q=_N.p, dmp1=_N.dmq1, dmq1=_N.dmp1),
+    "iqmp not reduced": lambda: _with(iqmp=_N.iqmp + _N.p),
 }
+
+
+def _prime(bits: int) -> int:
+    """A random prime of ``bits`` bits (Miller-Rabin, 40 rounds): test keys only."""
+    while True:
+        n = secrets.randbits(bits) | (1 << (bits - 1)) | 1
+        d, r = n - 1, 0
+        while d % 2 == 0:
+            d, r = d // 2, r + 1
+        for _ in range(40):
+            x = pow(secrets.randbelow(n - 3) + 2, d, n)
+            if x in (1, n - 1):
+                continue
+            for _ in range(r - 1):
+                x = pow(x, 2, n)
+                if x == n - 1:
+                    break
+            else:
+                break
+        else:
+            return n
+
+
+def _small_key(bits: int) -> rsa.RSAPrivateNumbers:
+    """A sound RSA key smaller than cryptography will generate."""
+    e = 65537
+    while True:
+        p, q = _prime(bits // 2), _prime(bits // 2)
+        if p != q and math.gcd(e, math.lcm(p - 1, q - 1)) == 1:
+            break
+    d = pow(e, -1, math.lcm(p - 1, q - 1))
+    return rsa.RSAPrivateNumbers(
+        p, q, d, d % (p - 1), d % (q - 1), pow(q, -1, p), rsa.RSAPublicNumbers(e, p * q)
+    )
+
+
+def test_key_too_small_is_refused_for_its_size(tmp_path: Path) -> None:
+    # Refused by size, before any check could fail on it for another reason
+    # (too small for a PKCS#1 SHA-256 signature, the probe would fail).
+    _dkim_keys.clear_cache()
+    path = tmp_path / "k.pem"
+    path.write_bytes(_pem(_small_key(384)))
+    with pytest.raises(DKIMKeyError, match=r"RSA key of 38[34] bits: need 1024 to 4096"):
+        load_private_key(str(path), algorithm="rsa-sha256")
 
 
 @pytest.mark.parametrize("name", sorted(BROKEN))

@@ -8,11 +8,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -24,7 +22,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from tests._cli import run_cli
 from tests._jobs import make_job, people
 from tests._mail import SMTPServer, TimedHandler
-from tests._redis import answers, free_port
+from tests._redis import AOFRedis
 from tests._workers import Workers
 
 pytestmark = pytest.mark.redis
@@ -131,45 +129,6 @@ def test_a_worker_killed_mid_job_loses_nobody_and_the_rate_holds(
     busiest = _busiest_window(handler.times)
     print(f"{duplicates} duplicates after the kill; {busiest} messages in the busiest {WINDOW} s")
     assert duplicates <= IN_FLIGHT
-
-
-class AOFRedis:
-    """A private redis-server with AOF (fsync every second) that can be killed and restarted."""
-
-    def __init__(self) -> None:
-        exe = shutil.which("redis-server")
-        if exe is None:
-            pytest.skip("redis-server is not installed")
-        self.exe = exe
-        self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="mailsflux-aof-")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, "--save", ""]
-        args += ["--appendonly", "yes", "--appendfsync", "everysec"]
-        self.proc = subprocess.Popen(
-            [self.exe, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 20
-        while not answers(self.url):
-            assert time.monotonic() < deadline and self.proc.poll() is None, "no redis-server"
-            time.sleep(0.05)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -81,8 +81,11 @@ def _kind(key: object) -> str:
 def _rsa_sound(key: rsa.RSAPrivateKey) -> bool:
     """The checks that keep OpenSSL's RSA code on safe ground, in integers:
     odd factors whose product is the modulus, ``e * d = 1`` modulo
-    lcm(p - 1, q - 1), the CRT values derived from them; then one signature
-    that the public half verifies."""
+    lcm(p - 1, q - 1), the CRT values derived from them and reduced; then
+    one signature that the public half verifies. The factors are not tested
+    for primality (OpenSSL's costly part; pure-Python Miller-Rabin costs as
+    much): a hand-made key with a composite factor that still signs
+    correctly is used, as weak as the key its owner made."""
     k = key.private_numbers()
     p, q, d = k.p, k.q, k.d
     n, e = k.public_numbers.n, k.public_numbers.e
@@ -90,7 +93,9 @@ def _rsa_sound(key: rsa.RSAPrivateKey) -> bool:
         return False
     if (e * d) % math.lcm(p - 1, q - 1) != 1:
         return False
-    if k.dmp1 != d % (p - 1) or k.dmq1 != d % (q - 1) or (k.iqmp * q) % p != 1:
+    if k.dmp1 != d % (p - 1) or k.dmq1 != d % (q - 1) or not 0 < k.iqmp < p:
+        return False
+    if (k.iqmp * q) % p != 1:
         return False
     probe = b"mailsflux key check"
     sig = key.sign(probe, padding.PKCS1v15(), hashes.SHA256())
@@ -106,12 +111,14 @@ def _load_pem(pem: bytes) -> object:
     for primality, 40-90 ms for RSA-2048 here, paid by every process that
     signs (each worker, each CLI command): a key that passes
     :func:`_rsa_sound` (under a millisecond) is used without it, and any
-    other goes through the full check, for OpenSSL's verdict."""
+    other goes through the full check, for OpenSSL's verdict. A key of a
+    size DKIM signing refuses gets neither: it is refused for its size."""
     key = serialization.load_pem_private_key(
         pem, password=None, unsafe_skip_rsa_key_validation=True
     )
-    if isinstance(key, rsa.RSAPrivateKey) and not _rsa_sound(key):
-        key = serialization.load_pem_private_key(pem, password=None)
+    if isinstance(key, rsa.RSAPrivateKey) and RSA_MIN_BITS <= key.key_size <= RSA_MAX_BITS:
+        if not _rsa_sound(key):
+            key = serialization.load_pem_private_key(pem, password=None)
     return key
 
 

@@ -126,28 +126,21 @@ async def submit_batch_to_redis(
                 with contextlib.suppress(TimeoutError):
                     await within(stop.wait(), 0.1)
 
-        async def renew() -> None:
-            # While this process lives the job stays open, however slowly
-            # the rows come; if it dies, the workers end the job after the lease.
-            assert writer.lease is not None
-            while True:
-                await asyncio.sleep(writer.lease / 3)
-                await asyncio.to_thread(writer.renew)
-
-        renewing = asyncio.ensure_future(renew())
+        # While this process lives the job stays open, however slowly the
+        # rows come (the lease is renewed from a thread); if it dies, the
+        # workers end the job once the lease has run out.
+        writer.start_renewing()
         try:
             async for msg in _aiter(source.messages(problem)):
-                if stop.is_set() or renewing.done():
+                if stop.is_set() or writer.ended.is_set():
                     break
                 msgs.append(msg)
                 size += len(msg.data)
                 if len(msgs) >= COUNT or size >= SIZE:
                     await put()
-            if renewing.done():
-                renewing.result()  # the workers ended the job: nothing more goes in
             await put()
+            writer.check_open()  # the workers ended the job: the rest never went in
         finally:
-            renewing.cancel()
             # Even when stopped: what is in Redis is sent, and its end is known.
             await asyncio.to_thread(writer.finish)
 

@@ -532,8 +532,9 @@ class Gateway:
                     doc |= {"spool": records, "events": msgspec.to_builtins(events)}
                 if state.engine.redis is not None:
                     waiting = _redis_person(state.engine, match, erase=erase, correct=new)
-                    counts["redis"] = len(waiting)
-                    if action == "export":
+                    # A row it could not correct is named, not counted.
+                    counts["redis"] = sum(w.get("corrected", True) for w in waiting)
+                    if action == "export" or len(waiting) > counts["redis"]:
                         doc["redis"] = waiting
             if store is not None:
                 if action == "export":

@@ -18,6 +18,7 @@ Every key carries the job's hash tag, as for any job.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,16 +43,19 @@ SIZE: Final = 1 << 20
 #: Entries waiting in the stream before the submitter waits for the workers:
 #: Redis holds a window of the batch, not all of it.
 WINDOW: Final = 64
-#: Seconds a Batch's submitter holds its job open without renewing (it
-#: renews every third of this while it puts messages in). Past it, the
-#: submitter is taken for gone (its process died mid-batch) and the
-#: workers end the job with the messages it put in, rather than watch it
-#: for ever. The engine's outbox job has no lease: its engine reopens it.
+#: Seconds a Batch's submitter holds its job open without renewing (a
+#: thread of its own renews every third of this while it puts messages
+#: in, retrying through a Redis outage). A worker that finds the lease gone
+#: and still gone a whole lease later (by its own clock: a restarted Redis
+#: may have dropped it) takes the submitter for gone (its process died
+#: mid-batch) and ends the job with the messages it put in, rather than
+#: watch it for ever. The engine's outbox job has no lease: its engine
+#: reopens it.
 FEED_LEASE: Final = 60.0
 
 #: KEYS: feeder, feed, end, enq. A leased job (``feeder`` set) whose lease
-#: (``feed``) ran out before its end: ended now; returns the last row put in
-#: (nil when the job is not such a job).
+#: (``feed``) is gone and which has not ended: ended now; returns the last
+#: row put in (nil when the job is not such a job).
 ABANDONED_LUA: Final = """
 if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('EXISTS', KEYS[2]) == 0
    and redis.call('EXISTS', KEYS[3]) == 0 then
@@ -60,6 +64,25 @@ if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('EXISTS', KEYS[2]) == 0
   return redis.call('GET', KEYS[4]) or '0'
 end
 return false
+"""
+
+#: KEYS: q, enq, feeder. ARGV: leased (1/0), last row, then the entry's
+#: fields (none: no entry). An entry goes in only while a leased job is
+#: still open (``feeder``): one the workers ended takes no more. 0 if not.
+PUT_LUA: Final = """
+if ARGV[1] == '1' and redis.call('EXISTS', KEYS[3]) == 0 then return 0 end
+if #ARGV > 2 then redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3)) end
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+"""
+
+#: KEYS: end, feed, feeder. ARGV: leased (1/0). Ends the job unless the
+#: workers ended a leased one already (then 0: its total is theirs).
+FINISH_LUA: Final = """
+if ARGV[1] == '1' and redis.call('EXISTS', KEYS[3]) == 0 then return 0 end
+redis.call('SET', KEYS[1], 1)
+redis.call('DEL', KEYS[2], KEYS[3])
+return 1
 """
 
 _spec_enc = msgspec.msgpack.Encoder()
@@ -139,25 +162,62 @@ class BatchWriter:
         pipe = spool.client.pipeline(transaction=True)
         pipe.set(spool.key(jid, "spec"), sealed)
         if lease is not None:
-            pipe.set(spool.key(jid, "feeder"), 1)
+            # ``feeder`` holds the lease's length: how long a worker waits
+            # once it finds ``feed`` gone.
+            pipe.set(spool.key(jid, "feeder"), repr(lease))
             pipe.set(spool.key(jid, "feed"), 1, px=int(lease * 1000))
         self._do(pipe.execute)
         self.last = 0
+        self._put = spool.client.register_script(PUT_LUA)
+        self._finish = spool.client.register_script(FINISH_LUA)
+        #: Set once the workers ended this job (its lease had run out):
+        #: nothing more can go in.
+        self.ended = threading.Event()
+        self._renewing: threading.Thread | None = None
+        self._stop = threading.Event()
 
-    def renew(self) -> None:
-        """Hold the job open for another lease. SpoolError when the workers
-        have ended it meanwhile (this submitter was silent past its lease):
-        what it would put in now would never be sent."""
+    def renew(self) -> bool:
+        """Hold the job open for another lease; False when the workers have
+        ended it meanwhile (this submitter was silent past its lease)."""
         if self.lease is None:
-            return
+            return True
         spool, jid = self.spool, self.id
         pipe = spool.client.pipeline(transaction=True)
-        pipe.set(spool.key(jid, "feed"), 1, px=int(self.lease * 1000))
         pipe.exists(spool.key(jid, "feeder"))
-        if not self._do(pipe.execute)[1]:
+        pipe.set(spool.key(jid, "feed"), 1, px=int(self.lease * 1000))
+        if not self._do(pipe.execute)[0]:
+            spool.client.delete(spool.key(jid, "feed"))
+            self.ended.set()
+            return False
+        return True
+
+    def start_renewing(self) -> None:
+        """Renew the lease from a thread of its own every third of it, until
+        :meth:`finish`: an event loop held up by a slow synchronous source
+        does not hold it up, and a Redis outage is retried, not given up."""
+        if self.lease is None or self._renewing is not None:
+            return
+        lease = self.lease
+
+        def run() -> None:
+            wait = lease / 3
+            while not self._stop.wait(wait):
+                try:
+                    if not self.renew():
+                        return
+                    wait = lease / 3
+                except SpoolError:
+                    wait = min(1.0, lease / 10)  # Redis away: again soon
+
+        self._renewing = threading.Thread(target=run, name=f"lease {self.id}", daemon=True)
+        self._renewing.start()
+
+    def check_open(self) -> None:
+        """SpoolError once the workers ended this job: what is left would never be sent."""
+        if self.ended.is_set():
             raise SpoolError(
-                f"job {self.info.name!r} ({jid}) was ended by the workers: this submitter"
-                f" did not renew it within {self.lease:g} s"
+                f"job {self.info.name!r} ({self.id}) was ended by the workers: this submitter"
+                f" did not renew it within {self.lease or 0:g} s"
             )
 
     @staticmethod
@@ -168,23 +228,27 @@ class BatchWriter:
             raise SpoolError(f"spool write failed (Redis): {exc}") from None
 
     def put(self, msgs: Sequence[RenderedMessage], skipped: Sequence[Record]) -> None:
-        """One stream entry of ``msgs`` (rows ascending), and rows skipped as they were built."""
+        """One stream entry of ``msgs`` (rows ascending), and rows skipped as
+        they were built. SpoolError once the workers ended the job."""
         spool, jid = self.spool, self.id
-        if skipped:
-            spool.store(jid, skipped)
-        pipe = spool.client.pipeline(transaction=True)
+        self.check_open()
+        fields: list[Any] = []
         if msgs:
             first = msgs[0].row
             sealed = spool.keys.seal(_msgs_enc.encode(list(msgs)), batch_ctx(jid, first))
             # ``n`` and ``at`` (row numbers, not personal): what an entry that
             # cannot be opened leaves unsent, each row then recorded and announced.
             at = ",".join(str(m.row) for m in msgs)
-            pipe.xadd(
-                spool.key(jid, "q"), {"first": first, "n": len(msgs), "at": at, "rows": sealed}
-            )
-        self.last = max([self.last, *(m.row for m in msgs), *(r.row for r in skipped)])
-        pipe.set(spool.key(jid, "enq"), self.last)
-        self._do(pipe.execute)
+            fields = ["first", first, "n", len(msgs), "at", at, "rows", sealed]
+        last = max([self.last, *(m.row for m in msgs), *(r.row for r in skipped)])
+        leased = "1" if self.lease is not None else "0"
+        keys = [spool.key(jid, "q"), spool.key(jid, "enq"), spool.key(jid, "feeder")]
+        if not self._do(lambda: self._put(keys=keys, args=[leased, last, *fields])):
+            self.ended.set()
+            self.check_open()
+        self.last = last
+        if skipped:
+            spool.store(jid, skipped)
 
     def add(self, msgs: Sequence[RenderedMessage]) -> list[RenderedMessage]:
         """``msgs`` under new rows (from the job's ``seq``), in one stream entry;
@@ -206,20 +270,39 @@ class BatchWriter:
         return int(self._do(lambda: self.spool.client.xlen(self.spool.key(self.id, "q"))))
 
     def finish(self) -> None:
-        """Every message is in: followers may now see the job end."""
+        """Every message is in: followers may now see the job end (unless
+        the workers ended it already, with what they found in)."""
+        self._stop.set()
+        if self._renewing is not None:
+            self._renewing.join()
         spool, jid = self.spool, self.id
-        spool.set_total(jid, self.last)
-        pipe = spool.client.pipeline(transaction=True)
-        pipe.set(spool.key(jid, "end"), 1)
-        pipe.delete(spool.key(jid, "feed"))
-        pipe.delete(spool.key(jid, "feeder"))
-        self._do(pipe.execute)
+        leased = "1" if self.lease is not None else "0"
+        keys = [spool.key(jid, "end"), spool.key(jid, "feed"), spool.key(jid, "feeder")]
+        if self._do(lambda: self._finish(keys=keys, args=[leased])):
+            spool.set_total(jid, self.last)
+
+
+def lease_state(spool: RedisSpool, job: str) -> float | None:
+    """A leased job's lease length while its lease is gone and the job not
+    ended (its submitter may be gone); None otherwise."""
+    k = spool.key
+    try:
+        feeder, feed, end = spool.client.mget([k(job, "feeder"), k(job, "feed"), k(job, "end")])
+    except (redis.RedisError, OSError) as exc:
+        raise SpoolError(f"spool read failed (Redis): {exc}") from None
+    if feeder is None or feed is not None or end is not None:
+        return None
+    try:
+        return float(feeder)
+    except ValueError:
+        return FEED_LEASE
 
 
 def end_if_abandoned(spool: RedisSpool, job: str) -> int | None:
-    """End a Batch job whose submitter let its lease run out (see
-    :data:`FEED_LEASE`); the rows it put in are the job. Returns how many
-    rows that is, or None when the job is not such a job."""
+    """End a Batch job whose submitter's lease is gone (see :data:`FEED_LEASE`;
+    the caller has waited a lease since it first found it gone); the rows it
+    put in are the job. Returns how many rows that is, or None when the job
+    is not such a job."""
     k = spool.key
     script = spool.client.register_script(ABANDONED_LUA)
     try:
@@ -248,6 +331,7 @@ __all__ = [
     "batch_ctx",
     "end_if_abandoned",
     "is_prepared",
+    "lease_state",
     "open_messages",
     "prepared_job",
     "skipped",

@@ -302,6 +302,11 @@ def _batches(
             }
             if not prepared:
                 doc["fields"] = it[2]
+            elif correct is not None:
+                # Composed and signed for this address (its To: field too):
+                # only a new message can reach the corrected one.
+                doc["corrected"] = False
+                doc["why"] = "already signed for this address: send it again to the new one"
             found.append(doc)
         if erase:
             todo = [r for r, s in zip(rows, states, strict=True) if s is None or s == "pending"]

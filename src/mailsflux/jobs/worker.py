@@ -53,6 +53,7 @@ from mailsflux.jobs.redis_batches import (
     batch_ctx,
     end_if_abandoned,
     is_prepared,
+    lease_state,
     open_messages,
     prepared_job,
 )
@@ -154,7 +155,9 @@ def enqueue(
         except (redis.RedisError, OSError) as exc:
             raise SpoolError(f"spool write failed (Redis): {exc}") from None
 
+    read = 0  # records so far (a row number is a line number: fields may span lines)
     for item in rf:
+        read += 1
         row = item.row if isinstance(item, Recipient) else _problem_row(item)
         if row <= through or (row < top and settled[row >> 3] & (1 << (row & 7))):
             continue
@@ -164,8 +167,8 @@ def enqueue(
             if row:
                 skips.append(Record(row=row, state="skipped", updated=time.time()))
             continue
-        if not rows:  # a new entry: its size by the rows left (line 1 the header)
-            size = batch if total + 1 - row >= tail_rows else tail
+        if not rows:  # a new entry: its size by the rows left
+            size = batch if total - read >= tail_rows else tail
         rows.append((row, item.email, dict(item.vars)))
         if len(rows) >= size:
             put()
@@ -604,9 +607,21 @@ class _PreparedSource(_StreamSource):
     def _open(self, first: int, sealed: bytes) -> list[Any]:
         return open_messages(self.spool, self.jid, first, sealed)
 
+    #: Since when (monotonic) this worker has found the job's lease gone.
+    _lease_gone_since: float | None = None
+
     def _idle(self) -> None:
         # A Batch whose submitter died while putting it in: ended with what
-        # is in, so the job completes instead of being watched for ever.
+        # is in, so the job completes instead of being watched for ever;
+        # only once the lease has stayed gone a whole lease by this worker's
+        # clock (a restarted Redis may drop a lease its submitter renews).
+        lease = self._redis(lambda: lease_state(self.spool, self.jid))
+        now = time.monotonic()
+        if lease is None or self._lease_gone_since is None:
+            self._lease_gone_since = None if lease is None else now
+            return
+        if now - self._lease_gone_since < lease:
+            return
         rows = self._redis(lambda: end_if_abandoned(self.spool, self.jid))
         if rows is not None:
             self.note(
