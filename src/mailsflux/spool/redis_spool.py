@@ -60,36 +60,110 @@ _US: Final = "\x1f"
 
 #: KEYS: st rec n dom body due claim fin. ARGV[1]: claim until (0: none);
 #: then per record: row, state, domain, rec blob, body blob ("" none), next_at.
+#:
+#: A few variadic commands a call, not nine a row: Redis is the one part a
+#: cluster of workers shares, so its CPU a message (each command also goes to
+#: the AOF) bounds them all. What each row's steps leave is worked out here
+#: first, then written once a key: the same contents as doing the rows one
+#: by one, a row given twice in one call included (the second sees the first).
 STORE_LUA: Final = """
 local claim = tonumber(ARGV[1])
-for i = 2, #ARGV, 6 do
+-- unpack() gives at most ~8000 values (Lua's C stack): long lists go in
+-- parts of 4000, an even number, so no pair is split.
+local function each(cmd, key, list)
+  for i = 1, #list, 4000 do
+    redis.call(cmd, key, unpack(list, i, math.min(i + 3999, #list)))
+  end
+end
+local rows = {}
+for i = 2, #ARGV, 6 do rows[#rows + 1] = ARGV[i] end
+local olds = {}
+for i = 1, #rows, 4000 do
+  local got = redis.call('HMGET', KEYS[1], unpack(rows, i, math.min(i + 3999, #rows)))
+  for j = 1, #got do olds[#olds + 1] = got[j] end
+end
+-- Counts summed a field, in the order fields are first touched. A field
+-- whose sum is 0 is left alone only when it surely exists: one counting a
+-- state the row had before this call (counts are deleted only with the
+-- job); otherwise HINCRBY 0 creates it, as the +1 and -1 did one by one.
+local sums, order, known = {{}, {}}, {{}, {}}, {{}, {}}
+local function add(k, f, v, old)
+  if sums[k][f] == nil then
+    sums[k][f] = 0
+    order[k][#order[k] + 1] = f
+  end
+  sums[k][f] = sums[k][f] + v
+  if old then known[k][f] = true end
+end
+-- What the rows leave in body, due and claim: row -> value, false: removed.
+local last, lastrows = {{}, {}, {}}, {{}, {}, {}}
+local function put(k, row, v)
+  if last[k][row] == nil then lastrows[k][#lastrows[k] + 1] = row end
+  last[k][row] = v
+end
+local cur = {}
+local st, rec, fin = {}, {}, {}
+for k = 1, #rows do
+  local i = 2 + (k - 1) * 6
   local row, state, domain = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local old = redis.call('HGET', KEYS[1], row)
+  local old, before = cur[row], false
+  if old == nil then old, before = olds[k], true end
   if old then
     local ost, od = string.match(old, '^([^\\31]*)\\31(.*)$')
-    redis.call('HINCRBY', KEYS[3], ost, -1)
-    redis.call('HINCRBY', KEYS[4], od .. '\\31' .. ost, -1)
+    add(1, ost, -1, before)
+    add(2, od .. '\\31' .. ost, -1, before)
   end
-  redis.call('HSET', KEYS[1], row, state .. '\\31' .. domain)
-  redis.call('HINCRBY', KEYS[3], state, 1)
-  redis.call('HINCRBY', KEYS[4], domain .. '\\31' .. state, 1)
-  redis.call('HSET', KEYS[2], row, ARGV[i + 3])
+  cur[row] = state .. '\\31' .. domain
+  add(1, state, 1, false)
+  add(2, domain .. '\\31' .. state, 1, false)
+  st[#st + 1] = row
+  st[#st + 1] = cur[row]
+  rec[#rec + 1] = row
+  rec[#rec + 1] = ARGV[i + 3]
   local final = state ~= 'pending' and state ~= 'deferred'
-  if final then redis.call('RPUSH', KEYS[8], row) end
+  if final then fin[#fin + 1] = row end
   if ARGV[i + 4] ~= '' then
-    redis.call('HSET', KEYS[5], row, ARGV[i + 4])
-    redis.call('ZADD', KEYS[6], ARGV[i + 5], row)
+    put(1, row, ARGV[i + 4])
+    put(2, row, ARGV[i + 5])
   elseif final then
-    redis.call('HDEL', KEYS[5], row)
-    redis.call('ZREM', KEYS[6], row)
-  elseif redis.call('HEXISTS', KEYS[5], row) == 1 then
-    redis.call('ZADD', KEYS[6], ARGV[i + 5], row)
-  end
-  if claim > 0 and not final then
-    redis.call('ZADD', KEYS[7], claim, row)
+    put(1, row, false)
+    put(2, row, false)
   else
-    redis.call('ZREM', KEYS[7], row)
+    local has = last[1][row]
+    if has == nil then
+      has = redis.call('HEXISTS', KEYS[5], row) == 1
+    else
+      has = has ~= false
+    end
+    if has then put(2, row, ARGV[i + 5]) end
   end
+  if claim > 0 and not final then put(3, row, claim) else put(3, row, false) end
+end
+each('HSET', KEYS[1], st)
+for k, key in ipairs({KEYS[3], KEYS[4]}) do
+  for _, f in ipairs(order[k]) do
+    if sums[k][f] ~= 0 or not known[k][f] then redis.call('HINCRBY', key, f, sums[k][f]) end
+  end
+end
+each('HSET', KEYS[2], rec)
+each('RPUSH', KEYS[8], fin)
+-- body is a hash (row, value); due and claim sorted sets (score, row).
+for k, key in ipairs({KEYS[5], KEYS[6], KEYS[7]}) do
+  local set, gone = {}, {}
+  for _, row in ipairs(lastrows[k]) do
+    local v = last[k][row]
+    if v == false then
+      gone[#gone + 1] = row
+    elseif k == 1 then
+      set[#set + 1] = row
+      set[#set + 1] = v
+    else
+      set[#set + 1] = v
+      set[#set + 1] = row
+    end
+  end
+  each(k == 1 and 'HSET' or 'ZADD', key, set)
+  each(k == 1 and 'HDEL' or 'ZREM', key, gone)
 end
 return 1
 """
