@@ -58,115 +58,167 @@ from mailsflux.types import RenderedMessage
 
 _US: Final = "\x1f"
 
-#: KEYS: st rec n dom body due claim fin. ARGV[1]: claim until (0: none);
-#: then per record: row, state, domain, rec blob, body blob ("" none), next_at.
+#: KEYS: st rec n dom body due claim fin. ARGV: what :func:`store_args`
+#: makes of a call's records: 13 lengths, then the parts they measure.
 #:
-#: A few variadic commands a call, not nine a row: Redis is the one part a
-#: cluster of workers shares, so its CPU a message (each command also goes to
-#: the AOF) bounds them all. What each row's steps leave is worked out here
-#: first, then written once a key: the same contents as doing the rows one
-#: by one, a row given twice in one call included (the second sees the first).
+#: A few variadic commands a call, not nine a row, and next to no work a row
+#: in Lua: Redis is the one part every worker sharing a send shares, so its
+#: CPU a message bounds them all (each command also goes to the AOF). The
+#: caller works out what the rows leave (the same as writing them one by one,
+#: in order); here only what needs Redis's own data: the states the rows had
+#: before (their counts go down) and whether a row still waiting has a body
+#: (then it is due again).
 STORE_LUA: Final = """
-local claim = tonumber(ARGV[1])
--- unpack() gives at most ~8000 values (Lua's C stack): long lists go in
--- parts of 4000, an even number, so no pair is split.
-local function each(cmd, key, list)
-  for i = 1, #list, 4000 do
-    redis.call(cmd, key, unpack(list, i, math.min(i + 3999, #list)))
+local len = {}
+for i = 1, 13 do len[i] = tonumber(ARGV[i]) end
+local at = 14
+local function part(k)
+  local a = at
+  at = at + len[k]
+  return a, at - 1
+end
+-- unpack() gives at most ~8000 values (Lua's C stack): long parts go in
+-- pieces of 4000, an even number, so no pair is split.
+local function each(cmd, key, a, b)
+  for i = a, b, 4000 do
+    redis.call(cmd, key, unpack(ARGV, i, math.min(i + 3999, b)))
   end
 end
-local rows = {}
-for i = 2, #ARGV, 6 do rows[#rows + 1] = ARGV[i] end
-local olds = {}
-for i = 1, #rows, 4000 do
-  local got = redis.call('HMGET', KEYS[1], unpack(rows, i, math.min(i + 3999, #rows)))
-  for j = 1, #got do olds[#olds + 1] = got[j] end
-end
--- Counts summed a field, in the order fields are first touched. A field
--- whose sum is 0 is left alone only when it surely exists: one counting a
--- state the row had before this call (counts are deleted only with the
--- job); otherwise HINCRBY 0 creates it, as the +1 and -1 did one by one.
+local rows_a, rows_b = part(1)
 local sums, order, known = {{}, {}}, {{}, {}}, {{}, {}}
-local function add(k, f, v, old)
+for k = 1, 2 do
+  local a, b = part(k + 1)
+  for i = a, b, 2 do
+    sums[k][ARGV[i]] = tonumber(ARGV[i + 1])
+    order[k][#order[k] + 1] = ARGV[i]
+  end
+end
+local function down(k, f)
   if sums[k][f] == nil then
     sums[k][f] = 0
     order[k][#order[k] + 1] = f
   end
-  sums[k][f] = sums[k][f] + v
-  if old then known[k][f] = true end
+  sums[k][f] = sums[k][f] - 1
+  known[k][f] = true
 end
--- What the rows leave in body, due and claim: row -> value, false: removed.
-local last, lastrows = {{}, {}, {}}, {{}, {}, {}}
-local function put(k, row, v)
-  if last[k][row] == nil then lastrows[k][#lastrows[k] + 1] = row end
-  last[k][row] = v
-end
-local cur = {}
-local st, rec, fin = {}, {}, {}
-for k = 1, #rows do
-  local i = 2 + (k - 1) * 6
-  local row, state, domain = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local old, before = cur[row], false
-  if old == nil then old, before = olds[k], true end
-  if old then
-    local ost, od = string.match(old, '^([^\\31]*)\\31(.*)$')
-    add(1, ost, -1, before)
-    add(2, od .. '\\31' .. ost, -1, before)
-  end
-  cur[row] = state .. '\\31' .. domain
-  add(1, state, 1, false)
-  add(2, domain .. '\\31' .. state, 1, false)
-  st[#st + 1] = row
-  st[#st + 1] = cur[row]
-  rec[#rec + 1] = row
-  rec[#rec + 1] = ARGV[i + 3]
-  local final = state ~= 'pending' and state ~= 'deferred'
-  if final then fin[#fin + 1] = row end
-  if ARGV[i + 4] ~= '' then
-    put(1, row, ARGV[i + 4])
-    put(2, row, ARGV[i + 5])
-  elseif final then
-    put(1, row, false)
-    put(2, row, false)
-  else
-    local has = last[1][row]
-    if has == nil then
-      has = redis.call('HEXISTS', KEYS[5], row) == 1
-    else
-      has = has ~= false
+for i = rows_a, rows_b, 4000 do
+  local olds = redis.call('HMGET', KEYS[1], unpack(ARGV, i, math.min(i + 3999, rows_b)))
+  for _, old in ipairs(olds) do
+    if old then
+      local ost, od = string.match(old, '^([^\\31]*)\\31(.*)$')
+      down(1, ost)
+      down(2, od .. '\\31' .. ost)
     end
-    if has then put(2, row, ARGV[i + 5]) end
   end
-  if claim > 0 and not final then put(3, row, claim) else put(3, row, false) end
 end
-each('HSET', KEYS[1], st)
+-- A field whose sum is 0 is left alone only when it surely exists: it
+-- counts a state a row had before this call (counts are deleted only with
+-- the job). Otherwise HINCRBY 0 creates it, as the +1 and -1 one by one did.
 for k, key in ipairs({KEYS[3], KEYS[4]}) do
   for _, f in ipairs(order[k]) do
     if sums[k][f] ~= 0 or not known[k][f] then redis.call('HINCRBY', key, f, sums[k][f]) end
   end
 end
-each('HSET', KEYS[2], rec)
-each('RPUSH', KEYS[8], fin)
--- body is a hash (row, value); due and claim sorted sets (score, row).
-for k, key in ipairs({KEYS[5], KEYS[6], KEYS[7]}) do
-  local set, gone = {}, {}
-  for _, row in ipairs(lastrows[k]) do
-    local v = last[k][row]
-    if v == false then
-      gone[#gone + 1] = row
-    elseif k == 1 then
-      set[#set + 1] = row
-      set[#set + 1] = v
-    else
-      set[#set + 1] = v
-      set[#set + 1] = row
-    end
+for k, how in ipairs({
+  {'HSET', KEYS[1]}, {'HSET', KEYS[2]}, {'RPUSH', KEYS[8]}, {'HSET', KEYS[5]},
+  {'HDEL', KEYS[5]}, {'ZADD', KEYS[6]}, {'ZREM', KEYS[6]}, {'ZADD', KEYS[7]},
+  {'ZREM', KEYS[7]},
+}) do
+  local a, b = part(k + 3)
+  each(how[1], how[2], a, b)
+end
+local a, b = part(13)
+local due = {}
+for i = a, b, 2 do
+  if redis.call('HEXISTS', KEYS[5], ARGV[i + 1]) == 1 then
+    due[#due + 1] = ARGV[i]
+    due[#due + 1] = ARGV[i + 1]
   end
-  each(k == 1 and 'HSET' or 'ZADD', key, set)
-  each(k == 1 and 'HDEL' or 'ZREM', key, gone)
+end
+for i = 1, #due, 4000 do
+  redis.call('ZADD', KEYS[6], unpack(due, i, math.min(i + 3999, #due)))
 end
 return 1
 """
+
+#: A record as :data:`STORE_LUA` takes it: row, state, domain, the sealed
+#: record, the sealed body (empty: none), next attempt.
+StoreRow = tuple[int, str, str, bytes, bytes, str]
+
+_GONE: Final = object()
+
+
+def store_args(claim: float, rows: Sequence[StoreRow]) -> list[Any]:
+    """ARGV of :data:`STORE_LUA` for ``rows`` written in order, with claims
+    until ``claim`` (0: none) on those left waiting. What the rows leave is
+    worked out here, in the process that writes them, not in Redis."""
+    first: dict[int, None] = {}
+    now: dict[int, str] = {}  # row -> its state<US>domain as this call leaves it
+    sums: tuple[dict[str, int], dict[str, int]] = ({}, {})
+
+    def count(value: str, by: int) -> None:
+        state, _, domain = value.partition(_US)
+        for k, f in ((0, state), (1, domain + _US + state)):
+            sums[k][f] = sums[k].get(f, 0) + by
+
+    st: list[Any] = []
+    rec: list[Any] = []
+    fin: list[int] = []
+    # row -> what it leaves: a value, or _GONE (removed). A waiting row with
+    # no body, whose body this call did not touch, is due again only if
+    # Redis holds a body for it (asked there: ``maybe``).
+    body: dict[int, object] = {}
+    due: dict[int, object] = {}
+    maybe: dict[int, str] = {}
+    hold: dict[int, object] = {}
+    for row, state, domain, blob, sealed, next_at in rows:
+        value = state + _US + domain
+        if row in now:
+            count(now[row], -1)  # the state it was given earlier in this call
+        else:
+            first[row] = None  # its state before the call: Redis knows
+        now[row] = value
+        count(value, 1)
+        st += (row, value)
+        rec += (row, blob)
+        final = state not in ("pending", "deferred")
+        if final:
+            fin.append(row)
+        if sealed:
+            body[row], due[row] = sealed, next_at
+            maybe.pop(row, None)
+        elif final:
+            body[row] = due[row] = _GONE
+            maybe.pop(row, None)
+        elif row in body:
+            if body[row] is not _GONE:
+                due[row] = next_at
+        else:
+            maybe[row] = next_at
+            due.pop(row, None)
+        hold[row] = claim if claim > 0 and not final else _GONE
+
+    def split(left: dict[int, object], value_first: bool) -> tuple[list[Any], list[int]]:
+        put: list[Any] = []
+        gone: list[int] = []
+        for row, v in left.items():
+            if v is _GONE:
+                gone.append(row)
+            else:
+                put += (v, row) if value_first else (row, v)
+        return put, gone
+
+    body_put, body_gone = split(body, False)
+    due_put, due_gone = split(due, True)
+    hold_put, hold_gone = split(hold, True)
+    counts = [[x for f, n in s.items() for x in (f, n)] for s in sums]
+    check = [x for row, at in maybe.items() for x in (at, row)]
+    parts: list[list[Any]] = [
+        list(first), *counts, st, rec, fin, body_put, body_gone,
+        due_put, due_gone, hold_put, hold_gone, check,
+    ]  # fmt: skip
+    return [len(p) for p in parts] + [x for p in parts for x in p]
+
 
 #: KEYS: due claim. ARGV: now, limit, claim until. Returns the rows claimed, oldest first.
 DUE_LUA: Final = """
@@ -511,7 +563,7 @@ class RedisSpool:
 
     def _write(self, job: str, records: Sequence[Record], claim: float) -> None:
         now = time.time()
-        args: list[Any] = [repr(claim)]
+        rows: list[StoreRow] = []
         seal = self.keys.seal
         for r in records:
             if not r.updated:
@@ -520,7 +572,8 @@ class RedisSpool:
             if r.message is not None and r.state not in FINAL:
                 plain = msgspec.msgpack.encode(r.message)
                 body = seal(plain, _ctx(job, r.row, b"body"))
-            args += (r.row, r.state, r.domain, self._seal_rec(job, r), body, repr(r.next_at))
+            rows.append((r.row, r.state, r.domain, self._seal_rec(job, r), body, repr(r.next_at)))
+        args = store_args(claim, rows)
         self._do("write", self._store, keys=self._keys7(job), args=args)
 
     def append(self, job: str, record: Record) -> int:
