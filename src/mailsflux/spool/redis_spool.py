@@ -221,16 +221,31 @@ def store_args(claim: float, rows: Sequence[StoreRow]) -> list[Any]:
 
 
 #: KEYS: due claim. ARGV: now, limit, claim until. Returns the rows claimed, oldest first.
+#: Due rows are read a page at a time, not all at once (a big deferred
+#: domain coming due is many thousands, of which one call takes ``limit``),
+#: their claims one ZMSCORE a page, and claimed with one ZADD.
 DUE_LUA: Final = """
 local now, limit, till = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local out = {}
-for _, row in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
-  local c = redis.call('ZSCORE', KEYS[2], row)
-  if not c or tonumber(c) <= now then
-    redis.call('ZADD', KEYS[2], till, row)
-    out[#out + 1] = row
-    if #out >= limit then break end
+local out, claims = {}, {}
+local at, full = 0, false
+while not full do
+  local page = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', at, 500)
+  if #page == 0 then break end
+  local held = redis.call('ZMSCORE', KEYS[2], unpack(page))
+  for j, row in ipairs(page) do
+    local c = held[j]
+    if not c or tonumber(c) <= now then
+      out[#out + 1] = row
+      claims[#claims + 1] = till
+      claims[#claims + 1] = row
+      full = #out >= limit
+      if full then break end
+    end
   end
+  at = at + #page
+end
+for i = 1, #claims, 4000 do
+  redis.call('ZADD', KEYS[2], unpack(claims, i, math.min(i + 3999, #claims)))
 end
 return out
 """
