@@ -17,7 +17,8 @@ workers at least 1.7x one on this 2-core machine.
 Where the time goes: each size of job is also run with one batch (64 rows):
 its wall and CPU time are the fixed cost (process start, job and key load,
 noticing the end), taken out to give the rate and CPU a message past it.
-The CPU of ``redis-server`` and ``smtp-sink`` a message (from /proc) bounds
+The CPU of ``redis-server`` and ``smtp-sink`` a message (from /proc, each
+printed apart: only Redis's is Mailsflux's work) bounds
 the ratio from above: two workers share two cores with them, one worker
 has at best a core of its own.
 
@@ -136,9 +137,10 @@ def _peers_cpu() -> dict[str, float]:
 
 def one_run(
     url: str, job_path: Path, port: int, workers: int, keys: Path, *, count: bool = False
-) -> tuple[float, float, int, dict[str, float]]:
+) -> tuple[float, float, int, dict[str, float], dict[str, Any]]:
     """Enqueue the job afresh, run ``workers`` workers until idle: (wall s,
-    workers' CPU s, requests, the peers' CPU s)."""
+    workers' CPU s, requests, the peers' CPU s, Redis's ``INFO commandstats``
+    for the workers' run)."""
     client = redis.Redis.from_url(url)
     client.flushall()
     watch = Requests(url) if count else None
@@ -146,6 +148,7 @@ def one_run(
         enqueue(spool, load_job(job_path), on_problem=lambda p: None)
     cmd = [sys.executable, "-m", "mailsflux", "worker", "--redis", url, "--key-file", str(keys)]
     cmd += ["--until-idle", "--relay", f"smtp+plain://127.0.0.1:{port}"]
+    client.config_resetstat()  # the workers' commands only, not the enqueuer's
     peers = _peers_cpu()
     start, cpu = time.perf_counter(), _cpu()
     procs = [subprocess.Popen(cmd, stderr=subprocess.DEVNULL) for _ in range(workers)]
@@ -154,12 +157,13 @@ def one_run(
     elapsed, cpu = time.perf_counter() - start, _cpu() - cpu
     peers = {k: v - peers[k] for k, v in _peers_cpu().items()}
     used = watch.stop() if watch is not None else 0
+    stats = client.info("commandstats")
     with RedisSpool(url, key_file=keys) as spool:
         counts = spool.counts(spool.jobs()[0].id)
     client.close()
     rows = sum(counts.values())
     assert counts.get("delivered", 0) == rows, counts
-    return elapsed, cpu, used, peers
+    return elapsed, cpu, used, peers, stats
 
 
 def measure(rows: int, rounds: int) -> dict[str, Any]:
@@ -175,17 +179,20 @@ def measure(rows: int, rounds: int) -> dict[str, Any]:
     wall: dict[tuple[int, int], list[float]] = {}
     cpu: dict[int, list[float]] = {1: [], 2: []}
     fixed_cpu: dict[int, list[float]] = {1: [], 2: []}
-    peer: dict[int, list[float]] = {1: [], 2: []}
+    peer: dict[tuple[int, str], list[float]] = {}
+    stats: dict[int, dict[str, Any]] = {}
     cmds: dict[int, float] = {}
     with smtp_sink() as port, private_redis() as url:
         for r in range(rounds):
             for n in (1, 2) if r % 2 == 0 else (2, 1):
                 for size in (rows, small):
-                    t, c, _, p = one_run(url, jobs[size], port, n, keys)
+                    t, c, _, p, stats_n = one_run(url, jobs[size], port, n, keys)
                     wall.setdefault((n, size), []).append(t)
                     if size == rows:
                         cpu[n].append(c / rows)
-                        peer[n].append(sum(p.values()) / rows)
+                        for name, used in p.items():
+                            peer.setdefault((n, name), []).append(used / rows)
+                        stats[n] = stats_n  # the last round's
                     else:
                         fixed_cpu[n].append(c)
             out["load"].append(os.getloadavg()[0])
@@ -202,7 +209,11 @@ def measure(rows: int, rounds: int) -> dict[str, Any]:
         out[f"fixed_cpu{n}"] = statistics.median(fixed_cpu[n])
         # A message's own CPU: the small job's (start-up, the end) taken out.
         out[f"msg_cpu{n}"] = (out[f"cpu{n}"] * rows - out[f"fixed_cpu{n}"]) / (rows - small)
-        out[f"peers{n}"] = statistics.median(peer[n])
+        # Only redis-server's share is Mailsflux's doing (its commands); smtp-sink's is the test's.
+        out[f"redis{n}"] = statistics.median(peer[n, "redis-server"])
+        out[f"sink{n}"] = statistics.median(peer[n, "smtp-sink"])
+        out[f"peers{n}"] = out[f"redis{n}"] + out[f"sink{n}"]
+        out[f"stats{n}"] = stats[n]
     return out
 
 
@@ -220,8 +231,20 @@ def report(r: dict[str, Any]) -> None:
             f"  (fixed cost {r[f'fixed{n}']:.2f} s, {r[f'fixed_cpu{n}']:.2f} s CPU;"
             f" past it {r[f'steady{n}']:6.0f} msg/s, {r[f'msg_cpu{n}'] * 1e6:4.0f} us CPU/msg)"
             f"  {r[f'cpu{n}'] * 1e6:4.0f} us worker CPU/msg"
-            f"  {r[f'peers{n}'] * 1e6:4.0f} us redis+sink CPU/msg"
+            f"  {r[f'redis{n}'] * 1e6:4.1f} us redis-server + {r[f'sink{n}'] * 1e6:4.1f} us"
+            f" smtp-sink CPU/msg"
             f"  {r[f'cmds{n}']:5.3f} Redis requests/msg"
+        )
+    for n in (1, 2):
+        # Script commands count twice: as EVALSHA and as the commands it ran.
+        top = sorted(r[f"stats{n}"].items(), key=lambda kv: -kv[1]["usec"])[:8]
+        print(
+            f"  INFO commandstats, {n} worker{'s' if n > 1 else ''}, last round, a message:"
+            + ",".join(
+                f" {k.removeprefix('cmdstat_')} {v['calls'] / r['rows']:.3f} calls"
+                f" {v['usec'] / r['rows']:.1f} us"
+                for k, v in top
+            )
         )
     print(
         f"  two workers / one: {r['rate2'] / r['rate1']:.2f}x"

@@ -58,53 +58,194 @@ from mailsflux.types import RenderedMessage
 
 _US: Final = "\x1f"
 
-#: KEYS: st rec n dom body due claim fin. ARGV[1]: claim until (0: none);
-#: then per record: row, state, domain, rec blob, body blob ("" none), next_at.
+#: KEYS: st rec n dom body due claim fin. ARGV: what :func:`store_args`
+#: makes of a call's records: 13 lengths, then the parts they measure.
+#:
+#: A few variadic commands a call, not nine a row, and next to no work a row
+#: in Lua: Redis is the one part every worker sharing a send shares, so its
+#: CPU a message bounds them all (each command also goes to the AOF). The
+#: caller works out what the rows leave (the same as writing them one by one,
+#: in order); here only what needs Redis's own data: the states the rows had
+#: before (their counts go down) and whether a row still waiting has a body
+#: (then it is due again).
 STORE_LUA: Final = """
-local claim = tonumber(ARGV[1])
-for i = 2, #ARGV, 6 do
-  local row, state, domain = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local old = redis.call('HGET', KEYS[1], row)
-  if old then
-    local ost, od = string.match(old, '^([^\\31]*)\\31(.*)$')
-    redis.call('HINCRBY', KEYS[3], ost, -1)
-    redis.call('HINCRBY', KEYS[4], od .. '\\31' .. ost, -1)
+local len = {}
+for i = 1, 13 do len[i] = tonumber(ARGV[i]) end
+local at = 14
+local function part(k)
+  local a = at
+  at = at + len[k]
+  return a, at - 1
+end
+-- unpack() gives at most ~8000 values (Lua's C stack): long parts go in
+-- pieces of 4000, an even number, so no pair is split.
+local function each(cmd, key, a, b)
+  for i = a, b, 4000 do
+    redis.call(cmd, key, unpack(ARGV, i, math.min(i + 3999, b)))
   end
-  redis.call('HSET', KEYS[1], row, state .. '\\31' .. domain)
-  redis.call('HINCRBY', KEYS[3], state, 1)
-  redis.call('HINCRBY', KEYS[4], domain .. '\\31' .. state, 1)
-  redis.call('HSET', KEYS[2], row, ARGV[i + 3])
-  local final = state ~= 'pending' and state ~= 'deferred'
-  if final then redis.call('RPUSH', KEYS[8], row) end
-  if ARGV[i + 4] ~= '' then
-    redis.call('HSET', KEYS[5], row, ARGV[i + 4])
-    redis.call('ZADD', KEYS[6], ARGV[i + 5], row)
-  elseif final then
-    redis.call('HDEL', KEYS[5], row)
-    redis.call('ZREM', KEYS[6], row)
-  elseif redis.call('HEXISTS', KEYS[5], row) == 1 then
-    redis.call('ZADD', KEYS[6], ARGV[i + 5], row)
+end
+local rows_a, rows_b = part(1)
+local sums, order, known = {{}, {}}, {{}, {}}, {{}, {}}
+for k = 1, 2 do
+  local a, b = part(k + 1)
+  for i = a, b, 2 do
+    sums[k][ARGV[i]] = tonumber(ARGV[i + 1])
+    order[k][#order[k] + 1] = ARGV[i]
   end
-  if claim > 0 and not final then
-    redis.call('ZADD', KEYS[7], claim, row)
-  else
-    redis.call('ZREM', KEYS[7], row)
+end
+local function down(k, f)
+  if sums[k][f] == nil then
+    sums[k][f] = 0
+    order[k][#order[k] + 1] = f
   end
+  sums[k][f] = sums[k][f] - 1
+  known[k][f] = true
+end
+for i = rows_a, rows_b, 4000 do
+  local olds = redis.call('HMGET', KEYS[1], unpack(ARGV, i, math.min(i + 3999, rows_b)))
+  for _, old in ipairs(olds) do
+    if old then
+      local ost, od = string.match(old, '^([^\\31]*)\\31(.*)$')
+      down(1, ost)
+      down(2, od .. '\\31' .. ost)
+    end
+  end
+end
+-- A field whose sum is 0 is left alone only when it surely exists: it
+-- counts a state a row had before this call (counts are deleted only with
+-- the job). Otherwise HINCRBY 0 creates it, as the +1 and -1 one by one did.
+for k, key in ipairs({KEYS[3], KEYS[4]}) do
+  for _, f in ipairs(order[k]) do
+    if sums[k][f] ~= 0 or not known[k][f] then redis.call('HINCRBY', key, f, sums[k][f]) end
+  end
+end
+for k, how in ipairs({
+  {'HSET', KEYS[1]}, {'HSET', KEYS[2]}, {'RPUSH', KEYS[8]}, {'HSET', KEYS[5]},
+  {'HDEL', KEYS[5]}, {'ZADD', KEYS[6]}, {'ZREM', KEYS[6]}, {'ZADD', KEYS[7]},
+  {'ZREM', KEYS[7]},
+}) do
+  local a, b = part(k + 3)
+  each(how[1], how[2], a, b)
+end
+local a, b = part(13)
+local due = {}
+for i = a, b, 2 do
+  if redis.call('HEXISTS', KEYS[5], ARGV[i + 1]) == 1 then
+    due[#due + 1] = ARGV[i]
+    due[#due + 1] = ARGV[i + 1]
+  end
+end
+for i = 1, #due, 4000 do
+  redis.call('ZADD', KEYS[6], unpack(due, i, math.min(i + 3999, #due)))
 end
 return 1
 """
 
+#: A record as :data:`STORE_LUA` takes it: row, state, domain, the sealed
+#: record, the sealed body (empty: none), next attempt.
+StoreRow = tuple[int, str, str, bytes, bytes, str]
+
+_GONE: Final = object()
+
+
+def store_args(claim: float, rows: Sequence[StoreRow]) -> list[Any]:
+    """ARGV of :data:`STORE_LUA` for ``rows`` written in order, with claims
+    until ``claim`` (0: none) on those left waiting. What the rows leave is
+    worked out here, in the process that writes them, not in Redis."""
+    first: dict[int, None] = {}
+    now: dict[int, str] = {}  # row -> its state<US>domain as this call leaves it
+    sums: tuple[dict[str, int], dict[str, int]] = ({}, {})
+
+    def count(value: str, by: int) -> None:
+        state, _, domain = value.partition(_US)
+        for k, f in ((0, state), (1, domain + _US + state)):
+            sums[k][f] = sums[k].get(f, 0) + by
+
+    st: list[Any] = []
+    rec: list[Any] = []
+    fin: list[int] = []
+    # row -> what it leaves: a value, or _GONE (removed). A waiting row with
+    # no body, whose body this call did not touch, is due again only if
+    # Redis holds a body for it (asked there: ``maybe``).
+    body: dict[int, object] = {}
+    due: dict[int, object] = {}
+    maybe: dict[int, str] = {}
+    hold: dict[int, object] = {}
+    for row, state, domain, blob, sealed, next_at in rows:
+        value = state + _US + domain
+        if row in now:
+            count(now[row], -1)  # the state it was given earlier in this call
+        else:
+            first[row] = None  # its state before the call: Redis knows
+        now[row] = value
+        count(value, 1)
+        st += (row, value)
+        rec += (row, blob)
+        final = state not in ("pending", "deferred")
+        if final:
+            fin.append(row)
+        if sealed:
+            body[row], due[row] = sealed, next_at
+            maybe.pop(row, None)
+        elif final:
+            body[row] = due[row] = _GONE
+            maybe.pop(row, None)
+        elif row in body:
+            if body[row] is not _GONE:
+                due[row] = next_at
+        else:
+            maybe[row] = next_at
+            due.pop(row, None)
+        hold[row] = claim if claim > 0 and not final else _GONE
+
+    def split(left: dict[int, object], value_first: bool) -> tuple[list[Any], list[int]]:
+        put: list[Any] = []
+        gone: list[int] = []
+        for row, v in left.items():
+            if v is _GONE:
+                gone.append(row)
+            else:
+                put += (v, row) if value_first else (row, v)
+        return put, gone
+
+    body_put, body_gone = split(body, False)
+    due_put, due_gone = split(due, True)
+    hold_put, hold_gone = split(hold, True)
+    counts = [[x for f, n in s.items() for x in (f, n)] for s in sums]
+    check = [x for row, at in maybe.items() for x in (at, row)]
+    parts: list[list[Any]] = [
+        list(first), *counts, st, rec, fin, body_put, body_gone,
+        due_put, due_gone, hold_put, hold_gone, check,
+    ]  # fmt: skip
+    return [len(p) for p in parts] + [x for p in parts for x in p]
+
+
 #: KEYS: due claim. ARGV: now, limit, claim until. Returns the rows claimed, oldest first.
+#: Due rows are read a page at a time, not all at once (a big deferred
+#: domain coming due is many thousands, of which one call takes ``limit``),
+#: their claims one ZMSCORE a page, and claimed with one ZADD.
 DUE_LUA: Final = """
 local now, limit, till = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local out = {}
-for _, row in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
-  local c = redis.call('ZSCORE', KEYS[2], row)
-  if not c or tonumber(c) <= now then
-    redis.call('ZADD', KEYS[2], till, row)
-    out[#out + 1] = row
-    if #out >= limit then break end
+local out, claims = {}, {}
+local at, full = 0, false
+while not full do
+  local page = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', at, 500)
+  if #page == 0 then break end
+  local held = redis.call('ZMSCORE', KEYS[2], unpack(page))
+  for j, row in ipairs(page) do
+    local c = held[j]
+    if not c or tonumber(c) <= now then
+      out[#out + 1] = row
+      claims[#claims + 1] = till
+      claims[#claims + 1] = row
+      full = #out >= limit
+      if full then break end
+    end
   end
+  at = at + #page
+end
+for i = 1, #claims, 4000 do
+  redis.call('ZADD', KEYS[2], unpack(claims, i, math.min(i + 3999, #claims)))
 end
 return out
 """
@@ -437,7 +578,7 @@ class RedisSpool:
 
     def _write(self, job: str, records: Sequence[Record], claim: float) -> None:
         now = time.time()
-        args: list[Any] = [repr(claim)]
+        rows: list[StoreRow] = []
         seal = self.keys.seal
         for r in records:
             if not r.updated:
@@ -446,7 +587,8 @@ class RedisSpool:
             if r.message is not None and r.state not in FINAL:
                 plain = msgspec.msgpack.encode(r.message)
                 body = seal(plain, _ctx(job, r.row, b"body"))
-            args += (r.row, r.state, r.domain, self._seal_rec(job, r), body, repr(r.next_at))
+            rows.append((r.row, r.state, r.domain, self._seal_rec(job, r), body, repr(r.next_at)))
+        args = store_args(claim, rows)
         self._do("write", self._store, keys=self._keys7(job), args=args)
 
     def append(self, job: str, record: Record) -> int:
