@@ -214,6 +214,8 @@ def measure(rows: int, rounds: int) -> dict[str, Any]:
         out[f"sink{n}"] = statistics.median(peer[n, "smtp-sink"])
         out[f"peers{n}"] = out[f"redis{n}"] + out[f"sink{n}"]
         out[f"stats{n}"] = stats[n]
+    # Each round's own two/one (its two runs back to back): how much the medians hide.
+    out["per_round"] = [a / b for a, b in zip(wall[1, rows], wall[2, rows], strict=True)]
     return out
 
 
@@ -248,7 +250,8 @@ def report(r: dict[str, Any]) -> None:
         )
     print(
         f"  two workers / one: {r['rate2'] / r['rate1']:.2f}x"
-        f" (past the fixed cost {r['steady2'] / r['steady1']:.2f}x)"
+        f" (past the fixed cost {r['steady2'] / r['steady1']:.2f}x);"
+        f" each round: " + ", ".join(f"{x:.2f}x" for x in r["per_round"])
     )
     # At best one worker has a core to itself (the peers on the other), and two
     # share both cores with redis-server and smtp-sink: the ratio cannot pass this.
