@@ -20,12 +20,11 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import msgspec
-import redis
 
 from mailsflux.errors import SpoolError
 from mailsflux.jobs.jobfile import DeliverySpec, DKIMSpec, Job, JobSpec, MessageSpec, RecipientsSpec
@@ -52,6 +51,10 @@ WINDOW: Final = 64
 #: watch it for ever. The engine's outbox job has no lease: its engine
 #: reopens it.
 FEED_LEASE: Final = 60.0
+
+#: A leased job's keys: the lease's length (set while it may take more),
+#: the lease itself (expires), and its end.
+FEED_KEYS: Final = ("feeder", "feed", "end")
 
 #: KEYS: feeder, feed, end, enq. A leased job (``feeder`` set) whose lease
 #: (``feed``) is gone and which has not ended: ended now; returns the last
@@ -112,10 +115,7 @@ def open_messages(spool: RedisSpool, job: str, first: int, sealed: bytes) -> lis
 def prepared_job(spool: RedisSpool, info: JobInfo) -> Job:
     """The job a worker sends a prepared job's messages under: its sealed
     delivery settings; no message, recipients or key (the bytes are signed)."""
-    try:
-        sealed = spool.client.get(spool.key(info.id, "spec"))
-    except (redis.RedisError, OSError) as exc:
-        raise SpoolError(f"spool read failed (Redis): {exc}") from None
+    sealed = spool._do("read", spool.client.get, spool.key(info.id, "spec"))
     if not isinstance(sealed, bytes):
         raise SpoolError(f"prepared job {info.id}: its settings are missing from Redis")
     try:
@@ -166,7 +166,7 @@ class BatchWriter:
             # once it finds ``feed`` gone.
             pipe.set(spool.key(jid, "feeder"), repr(lease))
             pipe.set(spool.key(jid, "feed"), 1, px=int(lease * 1000))
-        self._do(pipe.execute)
+        spool._do("write", pipe.execute)
         self.last = 0
         self._put = spool.client.register_script(PUT_LUA)
         self._finish = spool.client.register_script(FINISH_LUA)
@@ -185,8 +185,8 @@ class BatchWriter:
         pipe = spool.client.pipeline(transaction=True)
         pipe.exists(spool.key(jid, "feeder"))
         pipe.set(spool.key(jid, "feed"), 1, px=int(self.lease * 1000))
-        if not self._do(pipe.execute)[0]:
-            spool.client.delete(spool.key(jid, "feed"))
+        if not spool._do("write", pipe.execute)[0]:
+            spool._do("write", spool.client.delete, spool.key(jid, "feed"))
             self.ended.set()
             return False
         return True
@@ -220,13 +220,6 @@ class BatchWriter:
                 f" did not renew it within {self.lease or 0:g} s"
             )
 
-    @staticmethod
-    def _do(fn: Callable[[], Any]) -> Any:
-        try:
-            return fn()
-        except (redis.RedisError, OSError) as exc:
-            raise SpoolError(f"spool write failed (Redis): {exc}") from None
-
     def put(self, msgs: Sequence[RenderedMessage], skipped: Sequence[Record]) -> None:
         """One stream entry of ``msgs`` (rows ascending), and rows skipped as
         they were built. SpoolError once the workers ended the job."""
@@ -243,7 +236,7 @@ class BatchWriter:
         last = max([self.last, *(m.row for m in msgs), *(r.row for r in skipped)])
         leased = "1" if self.lease is not None else "0"
         keys = [spool.key(jid, "q"), spool.key(jid, "enq"), spool.key(jid, "feeder")]
-        if not self._do(lambda: self._put(keys=keys, args=[leased, last, *fields])):
+        if not spool._do("write", self._put, keys=keys, args=[leased, last, *fields]):
             self.ended.set()
             self.check_open()
         self.last = last
@@ -256,18 +249,18 @@ class BatchWriter:
         if not msgs:
             return []
         spool = self.spool
-        top = int(self._do(lambda: spool.client.incrby(spool.key(self.id, "seq"), len(msgs))))
+        top = int(spool._do("write", spool.client.incrby, spool.key(self.id, "seq"), len(msgs)))
         out = [msgspec.structs.replace(m, row=top - len(msgs) + 1 + i) for i, m in enumerate(msgs)]
         self.put(out, [])
         return out
 
     def reopen(self) -> None:
         """A long-lived job (an engine's one-off messages) takes more: not ended."""
-        self._do(lambda: self.spool.client.delete(self.spool.key(self.id, "end")))
+        self.spool._do("write", self.spool.client.delete, self.spool.key(self.id, "end"))
 
     def waiting(self) -> int:
         """Entries in the stream not yet settled by the workers."""
-        return int(self._do(lambda: self.spool.client.xlen(self.spool.key(self.id, "q"))))
+        return int(self.spool._do("read", self.spool.client.xlen, self.spool.key(self.id, "q")))
 
     def finish(self) -> None:
         """Every message is in: followers may now see the job end (unless
@@ -278,7 +271,7 @@ class BatchWriter:
         spool, jid = self.spool, self.id
         leased = "1" if self.lease is not None else "0"
         keys = [spool.key(jid, "end"), spool.key(jid, "feed"), spool.key(jid, "feeder")]
-        if self._do(lambda: self._finish(keys=keys, args=[leased])):
+        if spool._do("write", self._finish, keys=keys, args=[leased]):
             spool.set_total(jid, self.last)
 
 
@@ -286,10 +279,7 @@ def lease_state(spool: RedisSpool, job: str) -> float | None:
     """A leased job's lease length while its lease is gone and the job not
     ended (its submitter may be gone); None otherwise."""
     k = spool.key
-    try:
-        feeder, feed, end = spool.client.mget([k(job, "feeder"), k(job, "feed"), k(job, "end")])
-    except (redis.RedisError, OSError) as exc:
-        raise SpoolError(f"spool read failed (Redis): {exc}") from None
+    feeder, feed, end = spool._do("read", spool.client.mget, [k(job, x) for x in FEED_KEYS])
     if feeder is None or feed is not None or end is not None:
         return None
     try:
@@ -305,10 +295,7 @@ def end_if_abandoned(spool: RedisSpool, job: str) -> int | None:
     is not such a job."""
     k = spool.key
     script = spool.client.register_script(ABANDONED_LUA)
-    try:
-        last = script(keys=[k(job, "feeder"), k(job, "feed"), k(job, "end"), k(job, "enq")])
-    except (redis.RedisError, OSError) as exc:
-        raise SpoolError(f"spool write failed (Redis): {exc}") from None
+    last = spool._do("write", script, keys=[k(job, x) for x in (*FEED_KEYS, "enq")])
     if last is None:
         return None
     total = int(last)
