@@ -67,12 +67,15 @@ class PrivateRedis:
         self.dir = tempfile.mkdtemp(prefix="mailsflux-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
 
+    #: More ``redis-server`` options (later ones win).
+    extra: tuple[str, ...] = ()
+
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> PrivateRedis:
-        self.proc = spawn_server(self.exe, self.port, self.dir)
+        self.proc = spawn_server(self.exe, self.port, self.dir, *self.extra)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if answers(self.url):
@@ -160,42 +163,21 @@ def enqueued(job: Path, url: str, prefix: str, *opts: str) -> Iterator[subproces
             send.wait()
 
 
-class AOFRedis:
-    """A private redis-server with AOF (fsync every second) that can be killed and restarted."""
+class AOFRedis(PrivateRedis):
+    """A private redis-server with AOF (fsync every second) that can be killed
+    and restarted on the same files (skipped where none is installed)."""
+
+    extra = ("--appendonly", "yes", "--appendfsync", "everysec")
 
     def __init__(self) -> None:
-        exe = shutil.which("redis-server")
-        if exe is None:
+        try:
+            super().__init__()
+        except FileNotFoundError:
             import pytest
 
             pytest.skip("redis-server is not installed")
-        self.exe = exe
-        self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="mailsflux-aof-")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, "--save", ""]
-        args += ["--appendonly", "yes", "--appendfsync", "everysec"]
-        self.proc = subprocess.Popen(
-            [self.exe, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 20
-        while not answers(self.url):
-            assert time.monotonic() < deadline and self.proc.poll() is None, "no redis-server"
-            time.sleep(0.05)
 
     def kill(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
