@@ -347,6 +347,16 @@ class SMTPSession:
             return sock
 
         async def attempt(start_tls: bool | None, validate: bool) -> aiosmtplib.SMTP:
+            # Only a checking context may replace the default checking one:
+            # opportunistic TLS accepts any certificate (RFC 7435). Both
+            # defaults are ours, not aiosmtplib's, for the TLS 1.2 floor.
+            # Without TLS none is needed: loading the system trust store
+            # costs a process about 50 ms.
+            context: ssl.SSLContext | None = None
+            if tls != "none":
+                context = (
+                    (tls_context or _default_context(True)) if validate else _default_context(False)
+                )
             sock = await connected_socket() if address is not None else None
             client = aiosmtplib.SMTP(
                 hostname=host,
@@ -355,16 +365,7 @@ class SMTPSession:
                 use_tls=tls == "implicit",
                 start_tls=start_tls,
                 validate_certs=validate,
-                # Only a checking context may replace the default checking one:
-                # opportunistic TLS accepts any certificate (RFC 7435). Both
-                # defaults are ours, not aiosmtplib's, for the TLS 1.2 floor.
-                # Without TLS none is needed: loading the system trust store
-                # costs a process about 50 ms.
-                tls_context=None
-                if tls == "none"
-                else (tls_context or _default_context(True))
-                if validate
-                else _default_context(False),
+                tls_context=context,
                 timeout=timeout,
                 local_hostname=local_hostname,
             )
