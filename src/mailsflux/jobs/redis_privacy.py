@@ -27,8 +27,8 @@ import msgspec
 from mailsflux.errors import SpoolError
 from mailsflux.jobs.redis_batches import RESULTS, _msgs_dec, _spec_ctx, batch_ctx, is_prepared
 from mailsflux.jobs.worker import _rows_dec, _rows_enc
-from mailsflux.spool.redis_spool import RedisSpool, _meta_dec, _meta_enc, _rec_dec
-from mailsflux.spool.sqlite import _ctx
+from mailsflux.spool.redis_spool import RedisSpool, _rec_dec
+from mailsflux.spool.sqlite import _ctx, _meta_dec, person_record
 from mailsflux.spool.store import FINAL, Record
 
 #: KEYS: a hash. ARGV: field, old, new, ... Sets each field still holding ``old``.
@@ -231,23 +231,20 @@ def _records(
         row = int(field)
         attempts, first_at, code, category, updated, sealed = _rec_dec.decode(blob)
         ctx = _ctx(job, row, b"meta")
-        rcpt, mid, reply, enhanced = _meta_dec.decode(keys.open(sealed, ctx))
+        fields = _meta_dec.decode(keys.open(sealed, ctx))
+        rcpt = fields[0]
         if not rcpt or not match(rcpt) or (correct is not None and rcpt == correct):
             continue
         (state,) = spool.states(job, [row])
-        found.append(
-            {"job": info.name, "row": row, "state": state, "recipient": rcpt,
-             "message_id": mid, "reply": reply, "updated": updated}
-        )  # fmt: skip
-        if erase:
-            plain = _meta_enc.encode(("", mid, "", enhanced))
-            if state not in FINAL:
-                waiting.append(row)
-                category = "erased"
-        elif correct is not None:
-            plain = _meta_enc.encode((correct, mid, reply, enhanced))
-        else:
+        doc, plain = person_record(
+            info.name, row, state, updated, fields, erase=erase, correct=correct
+        )
+        found.append(doc)
+        if plain is None:
             continue
+        if erase and state not in FINAL:
+            waiting.append(row)
+            category = "erased"
         fresh = (attempts, first_at, code, category, updated, keys.seal(plain, ctx))
         args += (field, blob, msgspec.msgpack.encode(fresh))
     if waiting:

@@ -52,7 +52,7 @@ from redis.retry import Retry
 from mailsflux._redis import masked, scrubbed, sync_client, url_problem
 from mailsflux.errors import SpoolError
 from mailsflux.spool.keys import SpoolKeys, UnknownKeyError
-from mailsflux.spool.sqlite import CLAIM, _ctx
+from mailsflux.spool.sqlite import CLAIM, _ctx, _meta_dec, _meta_enc
 from mailsflux.spool.store import FINAL, JobInfo, Record, Spooled, State
 from mailsflux.types import RenderedMessage
 
@@ -321,8 +321,6 @@ return out
 #: category, updated, and the sealed (recipient, message id, reply, enhanced status).
 _Rec = tuple[int, float, int | None, str, float, bytes]
 _rec_dec = msgspec.msgpack.Decoder(_Rec)
-_meta_enc = msgspec.msgpack.Encoder()
-_meta_dec = msgspec.msgpack.Decoder(tuple[str, str, str, str | None])
 _msg_dec = msgspec.msgpack.Decoder(RenderedMessage)
 _info_dec = msgspec.json.Decoder(JobInfo)
 _PARTS: Final = (

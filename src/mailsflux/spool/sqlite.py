@@ -55,7 +55,35 @@ CREATE TABLE IF NOT EXISTS body (
 CLAIM: Final = 900.0
 
 _meta_enc = msgspec.msgpack.Encoder()
-_meta_dec = msgspec.msgpack.Decoder(tuple[str, str, str, str | None])
+#: A record's sealed part: recipient, message id, reply, enhanced status.
+_Meta = tuple[str, str, str, str | None]
+_meta_dec = msgspec.msgpack.Decoder(_Meta)
+
+
+def person_record(
+    job: str,
+    row: int,
+    state: str | None,
+    updated: float,
+    meta: _Meta,
+    *,
+    erase: bool,
+    correct: str | None,
+) -> tuple[dict[str, Any], bytes | None]:
+    """One person's record as an export lists it, and its sealed part as
+    ``erase`` (address and reply blanked) or ``correct`` (the new address)
+    leaves it, to seal again; None when neither asks for a change. Both
+    spools answer a person's rights with it."""
+    rcpt, mid, reply, enhanced = meta
+    doc = {"job": job, "row": row, "state": state, "recipient": rcpt,
+           "message_id": mid, "reply": reply, "updated": updated}  # fmt: skip
+    if erase:
+        return doc, _meta_enc.encode(("", mid, "", enhanced))
+    if correct is not None:
+        return doc, _meta_enc.encode((correct, mid, reply, enhanced))
+    return doc, None
+
+
 #: Retention: settled records last changed before a time (states: spool.FINAL),
 #: a chunk at a time (a sweep must not hold the spool's write lock for long),
 #: after row ``row > ?`` (the rows already looked at).
@@ -443,20 +471,15 @@ class SQLiteSpool:
                     changed = []
                     for row, state, updated, meta in got:
                         ctx = _ctx(info.id, row, b"meta")
-                        rcpt, mid, reply, enhanced = _meta_dec.decode(self.keys.open(meta, ctx))
-                        if not rcpt or not match(rcpt):
+                        fields = _meta_dec.decode(self.keys.open(meta, ctx))
+                        if not fields[0] or not match(fields[0]):
                             continue
-                        found.append(
-                            {"job": info.name, "row": row, "state": state, "recipient": rcpt,
-                             "message_id": mid, "reply": reply, "updated": updated}
-                        )  # fmt: skip
-                        if erase:
-                            plain = _meta_enc.encode(("", mid, "", enhanced))
-                        elif correct is not None:
-                            plain = _meta_enc.encode((correct, mid, reply, enhanced))
-                        else:
-                            continue
-                        changed.append((self.keys.seal(plain, ctx), info.id, row, state))
+                        doc, plain = person_record(
+                            info.name, row, state, updated, fields, erase=erase, correct=correct
+                        )
+                        found.append(doc)
+                        if plain is not None:
+                            changed.append((self.keys.seal(plain, ctx), info.id, row, state))
                     db.executemany(
                         "UPDATE rcpt SET meta = ? WHERE job = ? AND row = ?",
                         [c[:3] for c in changed],
