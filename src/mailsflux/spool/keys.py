@@ -59,7 +59,9 @@ class SpoolKeys:
         # One assignment each: a thread sealing meanwhile pairs a key id
         # with that id's key, never with another's.
         self._by_id = {kid: AESGCM(k) for kid, k in keys}
-        self._current = (keys[0][0], self._by_id[keys[0][0]])
+        # The sealed form's head (version and key id) goes with the key.
+        kid = keys[0][0]
+        self._current = (kid, self._by_id[kid], bytes([_VERSION]) + kid)
         self._keys = keys
 
     @classmethod
@@ -136,9 +138,9 @@ class SpoolKeys:
         return [kid.hex() for kid, _ in self._keys]
 
     def seal(self, plain: bytes, context: bytes) -> bytes:
-        nonce = secrets.token_bytes(_NONCE_LEN)
-        kid, aead = self._current
-        return bytes([_VERSION]) + kid + nonce + aead.encrypt(nonce, plain, context)
+        nonce = os.urandom(_NONCE_LEN)  # what secrets.token_bytes reads, without its two calls
+        _, aead, head = self._current
+        return head + nonce + aead.encrypt(nonce, plain, context)
 
     def key_id(self, sealed: bytes) -> str:
         return sealed[1 : 1 + _KID_LEN].hex()

@@ -182,10 +182,6 @@ class SQLiteSpool:
         except sqlite3.Error as exc:
             raise SpoolError(f"spool read failed: {exc}", file=str(self.path)) from None
 
-    def _seal_meta(self, job: str, r: Record) -> bytes:
-        plain = _meta_enc.encode((r.recipient, r.message_id, r.reply, r.enhanced_status))
-        return self.keys.seal(plain, _ctx(job, r.row, b"meta"))
-
     def _record(self, job: str, row: tuple[Any, ...]) -> Record:
         n, state, domain, attempts, first_at, next_at, code, category, updated, meta = row[:10]
         rcpt, mid, reply, enhanced = _meta_dec.decode(self.keys.open(meta, _ctx(job, n, b"meta")))
@@ -321,8 +317,11 @@ class SQLiteSpool:
         rows = []
         bodies = []
         released = []
-        seal = self.keys.seal
+        seal, encode = self.keys.seal, _meta_enc.encode
+        # _ctx(job, row, b"meta"), with the job's part made once a batch.
+        head = f"{job}\x00".encode()
         for r in records:
+            meta = encode((r.recipient, r.message_id, r.reply, r.enhanced_status))
             rows.append(
                 (
                     job,
@@ -335,7 +334,7 @@ class SQLiteSpool:
                     r.code,
                     r.category,
                     r.updated or now,
-                    self._seal_meta(job, r),
+                    seal(meta, b"%s%d\x00meta" % (head, r.row)),
                     claimed,
                 )
             )
