@@ -3,7 +3,9 @@
 Rows are read one at a time, so a file of millions of rows costs the memory
 of one row plus the addresses already seen, kept in a :class:`SeenSet` (11.4
 to 22.9 bytes an address plus a 1 MB buffer; the addresses themselves go,
-encrypted, to an unlinked temp file in TMPDIR). A bad row becomes a
+encrypted, to an unlinked temp file in TMPDIR). Its table starts at the size
+the file's length suggests (:func:`seen_capacity`, at most 16 MB), so a big
+file does not pay for the table doubling again and again. A bad row becomes a
 :class:`Problem` naming file and line; it never stops the reader.
 """
 
@@ -17,8 +19,24 @@ from typing import TextIO
 
 from mailsflux.compose import normalize_address, parse_address
 from mailsflux.errors import AddressError, RecipientError
-from mailsflux.jobs.seen import SeenSet
+from mailsflux.jobs.seen import LOAD, SeenSet
 from mailsflux.types import Problem, Recipient
+
+#: Bytes a row is taken to need, to size the duplicate check's table from the
+#: file's length: a short address and its line end (a row with a name and a
+#: few variables is 60 to 100; a smaller guess costs table, not time).
+ROW_BYTES = 16
+#: The duplicate check's table starts between these sizes (slots of 8 bytes:
+#: 512 KB to 16 MB), and doubles only past what the larger one holds.
+SEEN_MIN, SEEN_MAX = 1 << 16, 1 << 21
+
+
+def seen_capacity(file_bytes: int) -> int:
+    """Table slots for a file of ``file_bytes``: enough for its rows, at
+    ROW_BYTES a row, to fit below the table's load limit. Growing the table
+    reads every address back from its file (about a microsecond each, per
+    doubling), which at a million rows costs as much as the adds themselves."""
+    return min(max(int(file_bytes // ROW_BYTES / LOAD) + 1, SEEN_MIN), SEEN_MAX)
 
 
 def open_csv(path: Path) -> TextIO:
@@ -95,7 +113,11 @@ class RecipientFile:
         ncols = len(cols)
         email_at = cols.index(self.email_column)
         where_prefix = f"{self.path}:"
-        with self._open() as fh, SeenSet() as seen:
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            size = 0  # read as far as it goes; the table grows as needed
+        with self._open() as fh, SeenSet(capacity=seen_capacity(size)) as seen:
             reader = csv.reader(fh, strict=True)
             try:
                 next(reader)

@@ -40,7 +40,7 @@ _M64: Final = (1 << 64) - 1
 _OFFSET_BITS: Final = 40
 _OFFSET_MASK: Final = (1 << _OFFSET_BITS) - 1
 #: Fill above which the table doubles: linear probing stays short below it.
-_LOAD: Final = 0.7
+LOAD: Final = 0.7
 _FLUSH: Final = 1 << 20
 
 
@@ -55,7 +55,7 @@ class SeenSet:
         self._hash = hash
         self._table = array("Q", [0]) * size
         self._mask = size - 1
-        self._limit = int(size * _LOAD)
+        self._limit = int(size * LOAD)
         self._count = 0
         self._file: IO[bytes] | None = tempfile.TemporaryFile(prefix="mailsflux-seen-")
         self._fd = self._file.fileno()
@@ -171,7 +171,7 @@ class SeenSet:
         self._table = array("Q")
         table = self._table = array("Q", [0]) * size
         mask = self._mask = size - 1
-        self._limit = int(size * _LOAD)
+        self._limit = int(size * LOAD)
         hash_ = self._hash
         at = 1
         stream = self._stream(at)
