@@ -15,6 +15,19 @@ from mailsflux.jobs.seen import LOAD, SeenSet
 from mailsflux.types import Problem, Recipient
 
 
+def _count_growth(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every SeenSet at each doubling of its table, from now on."""
+    grown: list[int] = []
+    real_grow = SeenSet._grow
+
+    def counting_grow(self: SeenSet) -> None:
+        grown.append(len(self))
+        real_grow(self)
+
+    monkeypatch.setattr(SeenSet, "_grow", counting_grow)
+    return grown
+
+
 def test_capacity_follows_the_file_length_within_bounds() -> None:
     assert seen_capacity(0) == SEEN_MIN
     assert seen_capacity(1_000) == SEEN_MIN
@@ -36,14 +49,7 @@ def test_a_big_file_is_read_without_growing_the_table(
         for i in range(rows):
             fh.write(f"u{i}@example.com,N\n")
         fh.write("U7@Example.COM,again\n")  # a duplicate of row 9, spelled otherwise
-    grown: list[int] = []
-    real_grow = SeenSet._grow
-
-    def counting_grow(self: SeenSet) -> None:
-        grown.append(len(self))
-        real_grow(self)
-
-    monkeypatch.setattr(SeenSet, "_grow", counting_grow)
+    grown = _count_growth(monkeypatch)
     items = list(RecipientFile(path).rows(shard))
     assert grown == []
     good = [i for i in items if isinstance(i, Recipient)]
@@ -71,15 +77,8 @@ def test_without_a_size_the_table_grows_as_before(
             raise PermissionError("no stat")
         return real_stat(self, **kw)
 
-    grown: list[int] = []
-    real_grow = SeenSet._grow
-
-    def counting_grow(self: SeenSet) -> None:
-        grown.append(len(self))
-        real_grow(self)
-
     monkeypatch.setattr(Path, "stat", failing_stat)
-    monkeypatch.setattr(SeenSet, "_grow", counting_grow)
+    grown = _count_growth(monkeypatch)
     items = list(rf.rows())
     assert grown == [int(SEEN_MIN * LOAD) + 1]
     assert sum(isinstance(i, Recipient) for i in items) == 50_000
