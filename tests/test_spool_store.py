@@ -110,3 +110,24 @@ def test_a_record_sealed_with_a_key_no_longer_held_says_so(tmp_path: Path) -> No
     other = SQLiteSpool(tmp_path / "s", keys=SpoolKeys.generate())
     with pytest.raises(SpoolError, match="no longer holds"):
         other.message("job-1", 1)
+
+
+@pytest.mark.parametrize("count", [1, 31, 32, 33, 100])
+def test_a_batch_of_results_is_written_whole_and_in_order(tmp_path: Path, count: int) -> None:
+    # Records go in up to 32 to an INSERT: every one lands, sealed for its own
+    # row, and a row named twice in one batch keeps its last record (as one
+    # INSERT a record did).
+    spool = SQLiteSpool(tmp_path / "s")
+    _job(spool)
+    batch = [
+        Record(row=n, state="delivered", recipient=f"r{n}@example.com", domain="example.com")
+        for n in range(1, count + 1)
+    ]
+    batch.append(Record(row=1, state="bounced", recipient="again@example.com", code=550))
+    spool.store("job-1", batch)
+    got = spool.records("job-1", limit=1000)
+    assert [r.row for r in got] == list(range(1, count + 1))
+    assert (got[0].state, got[0].recipient, got[0].code) == ("bounced", "again@example.com", 550)
+    assert [r.recipient for r in got[1:]] == [f"r{n}@example.com" for n in range(2, count + 1)]
+    delivered = {"delivered": count - 1} if count > 1 else {}
+    assert spool.counts("job-1") == {"bounced": 1, **delivered}

@@ -17,6 +17,7 @@ state, counts, times and the recipient's domain are not.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import time
@@ -108,6 +109,26 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+#: Records written by one INSERT: its VALUES list has this many rows of 12
+#: parameters (384, below the 999 that SQLite allowed before 3.32).
+_PUT_ROWS: Final = 32
+
+
+@functools.cache
+def _put_sql(n: int) -> str:
+    # Only placeholders are joined in: the values are bound.
+    return "INSERT OR REPLACE INTO rcpt VALUES " + ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?)"] * n)  # noqa: S608
+
+
+def _put_rows(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """INSERT OR REPLACE ``rows`` into ``rcpt``, up to _PUT_ROWS a statement:
+    one statement step for many rows costs about 1 us a row less than
+    ``executemany``, which steps and resets the statement for each."""
+    for i in range(0, len(rows), _PUT_ROWS):
+        chunk = rows[i : i + _PUT_ROWS]
+        db.execute(_put_sql(len(chunk)), [v for row in chunk for v in row])
 
 
 def _ctx(job: str, row: int, part: bytes) -> bytes:
@@ -343,7 +364,7 @@ class SQLiteSpool:
                 bodies.append((job, r.row, seal(plain, _ctx(job, r.row, b"body"))))
             elif r.state in FINAL:
                 released.append((job, r.row))
-        db.executemany("INSERT OR REPLACE INTO rcpt VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        _put_rows(db, rows)
         if bodies:
             db.executemany("INSERT OR REPLACE INTO body VALUES (?,?,?)", bodies)
         # Most jobs park no body: one probe instead of a delete per result.
