@@ -402,6 +402,16 @@ class MXResolver:
             pending.add_done_callback(functools.partial(self._done, key))
         return _unwrap(await asyncio.shield(pending))
 
+    def cached(self, domain: str) -> Route | None:
+        """The route :meth:`resolve` would answer at once from its cache for
+        ``domain`` already in normal form, or None (ask :meth:`resolve`):
+        its fast path without a coroutine, for the per-message caller."""
+        cached = self._routes.get(domain, self.clock())
+        if cached is None or isinstance(cached, RoutingError):
+            return None
+        self.hits += 1
+        return cached
+
     async def site_for(self, domain: str) -> Site:
         """The site (queue) of ``domain``; raises :class:`RoutingError` like :meth:`resolve`."""
         route = await self.resolve(domain)
