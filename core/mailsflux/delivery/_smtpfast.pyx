@@ -17,8 +17,10 @@ continuation lines of an unfinished multi-line reply in a list the caller
 owns, exactly as the Python reference in ``mailsflux.delivery.smtp`` does (the tests
 compare the two on arbitrary bytes).
 
-Index safety: both functions read through a ``const unsigned char*`` with an
-explicit length; every read is guarded by a comparison with that length.
+Index safety: every function reads through a ``const unsigned char*`` (or
+``const char*``) with an explicit length; every read is guarded by a
+comparison with that length, and every write into a new ``bytes`` stays
+within the size computed for it (checked against it at the end).
 """
 
 cimport cython
