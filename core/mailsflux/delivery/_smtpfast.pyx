@@ -6,19 +6,34 @@ new ``bytes`` with one copy of the message. The only bytes that need
 stuffing are dots, which are rare next to line ends, so the scan runs
 ``memchr`` over dots instead of matching ``"\\r\\n."`` at every line.
 
+``envelope`` checks an ASCII envelope sender and recipient against the
+address grammar (the ASCII pattern in ``mailsflux.delivery.smtp``, fuzzed
+against it) and builds the pipelined ``MAIL``/``RCPT``/``DATA`` commands in
+one new ``bytes``; anything else (non-ASCII, invalid) it leaves to the
+Python path by returning None.
+
 ``parse`` splits reply lines out of the receive buffer, keeping the
 continuation lines of an unfinished multi-line reply in a list the caller
 owns, exactly as the Python reference in ``mailsflux.delivery.smtp`` does (the tests
 compare the two on arbitrary bytes).
 
-Index safety: both functions read through a ``const unsigned char*`` with an
-explicit length; every read is guarded by a comparison with that length.
+Index safety: every function reads through a ``const unsigned char*`` (or
+``const char*``) with an explicit length; every read is guarded by a
+comparison with that length, and every write into a new ``bytes`` stays
+within the size computed for it (checked against it at the end).
 """
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.stdio cimport snprintf
 from libc.string cimport memchr, memcpy
+
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object o)
+    void* PyUnicode_DATA(object o)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
 
 import re
 
@@ -172,3 +187,110 @@ def parse(const unsigned char[::1] buf, list lines not None):
         else:
             replies.append((code, text))
     return start, replies, None
+
+
+cdef inline bint _alnum(unsigned char c) noexcept:
+    return (48 <= c <= 57) or (65 <= c <= 90) or (97 <= c <= 122)
+
+
+cdef inline bint _atext(unsigned char c) noexcept:
+    # RFC 5322 atext: letters, digits and !#$%&'*+-/=?^_`{|}~
+    return _alnum(c) or (c == 33) or (35 <= c <= 39) or c == 42 or c == 43 or c == 45 or (
+        c == 47 or c == 61 or c == 63 or (94 <= c <= 96) or (123 <= c <= 126)
+    )
+
+
+cdef bint _ascii_address(const unsigned char* s, Py_ssize_t n) noexcept:
+    """Does s[0:n] fully match the ASCII envelope address pattern?
+
+    atom(.atom)* "@" (label(.label)* | "[" [A-Za-z0-9:.-]+ "]"), a label
+    being alnum, or alnum [alnum-]* alnum. Every read of s[i] is guarded by
+    ``i < n`` (or by ``n - 1`` for the closing bracket).
+    """
+    cdef Py_ssize_t i = 0, start
+    cdef bint tail_ok
+    while True:  # the local part: atoms joined by single dots
+        start = i
+        while i < n and _atext(s[i]):
+            i += 1
+        if i == start:
+            return False
+        if i < n and s[i] == 46:
+            i += 1
+            continue
+        break
+    if i >= n or s[i] != 64:
+        return False
+    i += 1
+    if i < n and s[i] == 91:  # an address literal, to the end
+        i += 1
+        start = i
+        while i < n and (_alnum(s[i]) or s[i] == 58 or s[i] == 46 or s[i] == 45):
+            i += 1
+        return i > start and i == n - 1 and s[i] == 93
+    while True:  # labels joined by single dots; no hyphen at either end
+        if i >= n or not _alnum(s[i]):
+            return False
+        i += 1
+        tail_ok = True
+        while i < n and (_alnum(s[i]) or s[i] == 45):
+            tail_ok = s[i] != 45
+            i += 1
+        if not tail_ok:
+            return False
+        if i == n:
+            return True
+        if s[i] != 46:
+            return False
+        i += 1
+
+
+def ascii_address(str addr not None) -> bool:
+    """True when ``addr`` is ASCII and an envelope address (False for any non-ASCII)."""
+    if not PyUnicode_IS_ASCII(addr):
+        return False
+    return _ascii_address(<const unsigned char*>PyUnicode_DATA(addr), PyUnicode_GET_LENGTH(addr))
+
+
+def envelope(str mail_from not None, str rcpt_to not None, Py_ssize_t size):
+    """``MAIL FROM:<s>[ SIZE=n]\r\nRCPT TO:<r>\r\nDATA\r\n``, or None.
+
+    None unless both addresses are ASCII, the recipient is an envelope
+    address and the sender is one or empty (the null sender). ``size`` < 0:
+    no SIZE parameter.
+    """
+    if not (PyUnicode_IS_ASCII(mail_from) and PyUnicode_IS_ASCII(rcpt_to)):
+        return None
+    cdef const char* f = <const char*>PyUnicode_DATA(mail_from)
+    cdef Py_ssize_t nf = PyUnicode_GET_LENGTH(mail_from)
+    cdef const char* r = <const char*>PyUnicode_DATA(rcpt_to)
+    cdef Py_ssize_t nr = PyUnicode_GET_LENGTH(rcpt_to)
+    if not _ascii_address(<const unsigned char*>r, nr):
+        return None
+    if nf and not _ascii_address(<const unsigned char*>f, nf):
+        return None
+    cdef char num[32]
+    cdef Py_ssize_t k = 0
+    if size >= 0:
+        k = snprintf(num, sizeof(num), " SIZE=%zd", size)
+        if k < 0 or k >= <Py_ssize_t>sizeof(num):  # cannot happen: 6 + at most 20 digits
+            raise SystemError("SIZE formatting failed")
+    cdef Py_ssize_t total = 11 + nf + 1 + k + 2 + 9 + nr + 9
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, total)
+    cdef char* o = PyBytes_AS_STRING(out)
+    memcpy(o, b"MAIL FROM:<", 11)
+    memcpy(o + 11, f, nf)
+    cdef Py_ssize_t j = 11 + nf
+    o[j] = 62  # ">"
+    j += 1
+    memcpy(o + j, num, k)
+    j += k
+    memcpy(o + j, b"\r\nRCPT TO:<", 11)
+    j += 11
+    memcpy(o + j, r, nr)
+    j += nr
+    memcpy(o + j, b">\r\nDATA\r\n", 9)
+    j += 9
+    if j != total:  # cannot happen: the sum and the copies agree
+        raise SystemError("envelope size mismatch")
+    return out

@@ -7,3 +7,9 @@ def parse(
     buf: bytes | bytearray | memoryview, lines: list[str]
 ) -> tuple[int, list[tuple[int, str]], bytes | None]:
     """``(consumed, [(code, text), ...], bad_line_or_None)`` for ``buf``."""
+
+def ascii_address(addr: str) -> bool:
+    """True when ``addr`` is ASCII and an envelope address (False for any non-ASCII)."""
+
+def envelope(mail_from: str, rcpt_to: str, size: int) -> bytes | None:
+    """The pipelined MAIL/RCPT/DATA commands, or None (non-ASCII or invalid address)."""

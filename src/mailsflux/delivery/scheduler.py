@@ -197,6 +197,15 @@ class Scheduler:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.resolver = resolver
+        # A cached route is taken without a coroutine per message, unless a
+        # subclass changed how routes are resolved.
+        cls = type(resolver)
+        self._cached_route: Callable[[str], Route | None] | None = (
+            resolver.cached
+            if getattr(cls, "resolve", None) is MXResolver.resolve
+            and getattr(cls, "cached", None) is MXResolver.cached
+            else None
+        )
         self.on_result = on_result
         self.throttles = throttles if throttles is not None else LocalThrottles()
         self.default_limits = default_limits or SiteLimits()
@@ -277,7 +286,15 @@ class Scheduler:
         self._idle.clear()
         item = _Item(msg, self.clock())
         try:
-            await self._enqueue(item)
+            domain = msg.domain
+            cached = self._cached_route
+            route = cached(domain) if cached is not None else None
+            placed = self._policy_now(route) if route is not None else None
+            if placed is not None:
+                assert route is not None
+                self._place(item, domain, route, *placed)
+            else:
+                await self._enqueue(item, domain)
         except BaseException:
             # Cancelled (or failed) during the route lookup: the item is in no
             # queue and has no result, so it must not be counted as open, or
@@ -365,8 +382,9 @@ class Scheduler:
         """Per site: messages waiting in its queue, and its open sessions (workers)."""
         return {k: (len(site.queue), site.workers) for k, site in self._sites.items()}
 
-    async def _enqueue(self, item: _Item) -> None:
-        domain = item.msg.domain
+    async def _enqueue(self, item: _Item, domain: str | None = None) -> None:
+        if domain is None:
+            domain = item.msg.domain
         try:
             route = await self.resolver.resolve(domain)
         except RoutingError as exc:
@@ -375,21 +393,29 @@ class Scheduler:
             else:
                 self._defer(item, exc.code, exc.message)
             return
-        key = route.site_key
-        tls: DomainTLS | None = None
-        if self.tls_policy is not None and route.kind in ("mx", "implicit"):
-            tls = self.tls_policy.cached(route)
-            if tls is None:
-                try:
-                    tls = await self.tls_policy.lookup(route)
-                except Exception as exc:  # a fault of ours: defer, never send unchecked
-                    self._defer(item, None, f"TLS policy lookup failed: {type(exc).__name__}")
-                    return
-            if tls.kind == "none":
-                tls = None
-            else:
-                # Its own queue: its sessions meet its policy, and are counted as its.
-                key = f"{route.site_key}|tls:{route.domain}"
+        placed = self._policy_now(route)
+        if placed is None:
+            assert self.tls_policy is not None
+            try:
+                tls = await self.tls_policy.lookup(route)
+            except Exception as exc:  # a fault of ours: defer, never send unchecked
+                self._defer(item, None, f"TLS policy lookup failed: {type(exc).__name__}")
+                return
+            placed = _keyed(route, tls)
+        self._place(item, domain, route, *placed)
+
+    def _policy_now(self, route: Route) -> tuple[DomainTLS | None, str] | None:
+        """The TLS policy (None: none applies) and queue key for ``route``;
+        None when its policy is not cached and must be looked up first."""
+        if self.tls_policy is None or route.kind not in ("mx", "implicit"):
+            return None, route.site_key
+        tls = self.tls_policy.cached(route)
+        return None if tls is None else _keyed(route, tls)
+
+    def _place(
+        self, item: _Item, domain: str, route: Route, tls: DomainTLS | None, key: str
+    ) -> None:
+        """Queue ``item`` at the site ``key`` of its route (or settle it, if stopped)."""
         site = self._sites.get(key)
         if site is None:
             site = self._sites[key] = _Site(
@@ -893,6 +919,14 @@ class Scheduler:
             return run >= self.stop_after
 
         return stop
+
+
+def _keyed(route: Route, tls: DomainTLS) -> tuple[DomainTLS | None, str]:
+    """A route's looked-up TLS policy (None for none) and its queue key."""
+    if tls.kind == "none":
+        return None, route.site_key
+    # Its own queue: its sessions meet its policy, and are counted as its.
+    return tls, f"{route.site_key}|tls:{route.domain}"
 
 
 def _rate_spec(name: str, rate: float, burst: int) -> RateSpec:

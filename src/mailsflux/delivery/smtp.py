@@ -24,6 +24,7 @@ import aiosmtplib
 
 from mailsflux._aio import within
 from mailsflux._tls import client_context
+from mailsflux.delivery._smtpfast import envelope as _envelope_fast
 from mailsflux.delivery._smtpfast import parse as _parse
 from mailsflux.delivery._smtpfast import payload as _payload
 from mailsflux.errors import DeliveryError, PermanentDeliveryError, TemporaryDeliveryError
@@ -114,28 +115,37 @@ def _parse_py(
     return start, replies, None
 
 
-class _ReplyReader(asyncio.Protocol):
-    """Parses replies as they arrive and hands them out in order.
+_tuple_new = tuple.__new__
 
-    One watchdog timer per connection enforces the reply timeout: each
-    :meth:`read` that has to wait moves the deadline, and the timer (armed at
-    most once per deadline, not once per read) fails the connection when it
-    finds a reader still waiting past it.
+
+class _ReplyReader(asyncio.Protocol):
+    """Parses replies as they arrive and queues them, in order, as ``(code, text)``.
+
+    A reader takes replies off :attr:`_replies` itself when enough are
+    there, and otherwise awaits :meth:`wait` for them: one wait (and one
+    future) for a whole pipelined group of replies, not one per reply.
+
+    One watchdog timer per connection enforces the reply timeout, per reply:
+    each :meth:`wait` sets the deadline, a reply that arrives while more
+    are awaited moves it on by the timeout (as reading them one by one
+    would), and the timer (armed at most once per deadline, not once per
+    wait) fails the connection when it finds a reader still waiting past it.
     """
 
     def __init__(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
         self._buf = bytearray()
         self._lines: list[str] = []
-        self._replies: deque[Reply] = deque()
-        self._waiters: deque[asyncio.Future[Reply]] = deque()
+        self._replies: deque[tuple[int, str]] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._need = 0  # replies the waiter waits for
         self._lost: Exception | None = None
         self.closed_by_peer = False
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0
         self._timeout = 0.0
         #: The last reply read (send() clears it as each message starts).
-        self.last: Reply | None = None
+        self.last: tuple[int, str] | None = None
 
     def data_received(self, data: bytes) -> None:
         buf = self._buf
@@ -147,21 +157,23 @@ class _ReplyReader(asyncio.Protocol):
             consumed, replies, bad = _parse(data, self._lines)
             if consumed < len(data) and bad is None:
                 buf += data[consumed:]
-        for code, text in replies:
-            self._deliver(Reply(code, text))
+        if replies:
+            q = self._replies
+            q.extend(replies)
+            w = self._waiter
+            if w is not None:
+                if len(q) >= self._need:
+                    self._waiter = None
+                    if not w.done():
+                        w.set_result(None)
+                else:
+                    # Some of the awaited replies came: the next one gets a
+                    # whole timeout from now, as a read of it alone would.
+                    self._deadline = asyncio.get_running_loop().time() + self._timeout
         if bad is not None:
             self._fail(TemporaryDeliveryError(f"malformed SMTP reply line: {bad!r}"))
         elif len(buf) > _MAX_REPLY or len(self._lines) > 1000:
             self._fail(TemporaryDeliveryError("SMTP reply too long"))
-
-    def _deliver(self, reply: Reply) -> None:
-        waiters = self._waiters
-        while waiters:
-            w = waiters.popleft()
-            if not w.done():
-                w.set_result(reply)
-                return
-        self._replies.append(reply)
 
     def _fail(self, exc: Exception) -> None:
         if self._lost is None:
@@ -169,10 +181,13 @@ class _ReplyReader(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        while self._waiters:
-            w = self._waiters.popleft()
-            if not w.done():
-                w.set_exception(exc)
+        w, self._waiter = self._waiter, None
+        if w is not None and not w.done():
+            # The replies that did come for the wait count as read, as they
+            # would reading them one by one.
+            if self._replies:
+                self.last = self._replies[-1]
+            w.set_exception(exc)
         self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -187,7 +202,8 @@ class _ReplyReader(asyncio.Protocol):
 
     def _watchdog(self) -> None:
         self._timer = None
-        if self._lost is not None or not any(not w.done() for w in self._waiters):
+        w = self._waiter
+        if self._lost is not None or w is None or w.done():
             return
         loop = asyncio.get_running_loop()
         if loop.time() >= self._deadline:
@@ -195,15 +211,22 @@ class _ReplyReader(asyncio.Protocol):
         else:
             self._timer = loop.call_at(self._deadline, self._watchdog)
 
-    async def read(self, timeout: float) -> Reply:
-        if self._replies:
-            self.last = reply = self._replies.popleft()
-            return reply
+    def wait(self, n: int, timeout: float) -> asyncio.Future[None]:
+        """A future done when :attr:`_replies` holds ``n`` replies (the caller
+        saw fewer), each within ``timeout``; it fails when the connection does.
+
+        On a break the replies that did come count as read (:attr:`last` is
+        the latest), as they would reading them one by one.
+        """
         if self._lost is not None:
+            if self._replies:
+                self.last = self._replies[-1]
             raise self._lost
+        if self._waiter is not None and not self._waiter.done():
+            raise RuntimeError("two readers waiting on one SMTP connection")
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Reply] = loop.create_future()
-        self._waiters.append(fut)
+        fut: asyncio.Future[None] = loop.create_future()
+        self._waiter, self._need = fut, n
         deadline = loop.time() + timeout
         self._deadline, self._timeout = deadline, timeout
         timer = self._timer
@@ -211,7 +234,12 @@ class _ReplyReader(asyncio.Protocol):
             if timer is not None:
                 timer.cancel()
             self._timer = loop.call_at(deadline, self._watchdog)
-        self.last = reply = await fut
+        return fut
+
+    async def read(self, timeout: float) -> Reply:
+        if not self._replies:
+            await self.wait(1, timeout)
+        self.last = reply = _tuple_new(Reply, self._replies.popleft())
         return reply
 
     def write(self, data: bytes) -> None:
@@ -482,9 +510,12 @@ class SMTPSession:
         """
         out: list[Outcome] = []
         r = self._reader
-        read, write = r.read, r.write
+        q = r._replies
+        read, write, wait = r.read, r.write, r.wait
         t = self.timeout
+        pipelining = self.pipelining
         todo = list(messages)
+        n = len(todo)
         try:
             # True when this message's envelope already went out, pipelined
             # behind the previous message (so it passed _refusal then).
@@ -496,37 +527,62 @@ class SMTPSession:
                     stopping = True
                 if stopping and not pending_env:
                     break
-                if not pending_env and (refusal := self._refusal(m)) is not None:
-                    out.append(refusal)
-                    continue
-                if self.pipelining:
-                    if not pending_env:
-                        write(self._envelope(m))
-                    mail, rcpt, data = await read(t), await read(t), await read(t)
+                if not pending_env:
+                    env = self._prepare(m)
+                    if not isinstance(env, bytes):
+                        out.append(env)
+                        continue
+                    if pipelining:
+                        write(env)
+                mail: tuple[int, str]
+                rcpt: tuple[int, str]
+                data: tuple[int, str]
+                if pipelining:
+                    # The three replies usually came together (with the
+                    # previous message's end): taken without a wait.
+                    if len(q) < 3:
+                        await wait(3, t)
+                    mail, rcpt, data = q.popleft(), q.popleft(), q.popleft()
+                    r.last = data
                 else:
-                    env = self._envelope(m)
+                    assert isinstance(env, bytes)  # without PIPELINING never pending
                     write(env[: env.index(b"\r\n") + 2])
                     mail = await read(t)
                     rcpt = data = Reply(503, "not sent")
-                    if mail.ok:
+                    if 200 <= mail[0] < 300:
                         write(env[env.index(b"RCPT") : env.index(b"DATA")])
                         rcpt = await read(t)
-                        if rcpt.ok:
+                        if 200 <= rcpt[0] < 300:
                             write(b"DATA\r\n")
                             data = await read(t)
-                nxt = None if stopping else self._next_envelope(todo, i)
+                nxt: bytes | None = None
+                if pipelining and not stopping and i + 1 < n:
+                    ahead = self._prepare(todo[i + 1])
+                    if isinstance(ahead, bytes):
+                        nxt = ahead
                 pending_env = nxt is not None
-                if mail.ok and rcpt.ok and data.code == 354:
+                if data[0] == 354 and 200 <= mail[0] < 300 and 200 <= rcpt[0] < 300:
                     # One write: the stuffed message, its end, the next envelope.
                     write(_payload(m.data, nxt or b""))
-                    out.append(Outcome.of(await read(self.data_timeout), "eod"))
+                    if not q:
+                        await wait(1, self.data_timeout)
+                    code, text = q.popleft()
+                    status = (
+                        "delivered"
+                        if 200 <= code < 300
+                        else "bounced"
+                        if 500 <= code < 600
+                        else "deferred"
+                    )
+                    out.append(_tuple_new(Outcome, (status, code, text, "eod")))
                     self.sent += 1
                     continue
-                if data.code == 354:  # DATA accepted without a recipient: end it empty
+                if data[0] == 354:  # DATA accepted without a recipient: end it empty
                     write(b".\r\n")
                     await read(t)
-                stage: Stage = "mail" if not mail.ok else "rcpt" if not rcpt.ok else "data"
-                bad = mail if not mail.ok else rcpt if not rcpt.ok else data
+                mail_r, rcpt_r, data_r = Reply(*mail), Reply(*rcpt), Reply(*data)
+                stage: Stage = "mail" if not mail_r.ok else "rcpt" if not rcpt_r.ok else "data"
+                bad = mail_r if not mail_r.ok else rcpt_r if not rcpt_r.ok else data_r
                 if bad.code < 400:
                     # Envelope accepted but DATA not answered 354 (a 2xx from a
                     # broken server): the message was never sent, so never "delivered".
@@ -539,9 +595,23 @@ class SMTPSession:
                 await read(t)
         except TemporaryDeliveryError as exc:
             self.close()
-            last = r.last if r.last is not None and not r.last.ok else None
-            raise SessionError(exc.message, out, closed=r.closed_by_peer, reply=last) from None
+            last = r.last
+            reply = Reply(*last) if last is not None and not 200 <= last[0] < 300 else None
+            raise SessionError(exc.message, out, closed=r.closed_by_peer, reply=reply) from None
         return out
+
+    def _prepare(self, m: RenderedMessage) -> bytes | Outcome:
+        """The envelope commands for ``m``, or why this server cannot take it."""
+        size_limit = self.size_limit
+        if not m.smtputf8:
+            size = len(m.data)
+            if not size_limit or size <= size_limit:
+                # ASCII addresses, checked and written in one compiled call.
+                env = _envelope_fast(m.mail_from, m.rcpt_to, -1 if size_limit is None else size)
+                if env is not None:
+                    return env
+        refusal = self._refusal(m)
+        return refusal if refusal is not None else self._envelope(m)
 
     def _check_sender(self, mail_from: str) -> bool:
         # A job has one sender, or few: remember the last good one.
@@ -549,12 +619,6 @@ class SMTPSession:
             return False
         self._sender = mail_from
         return True
-
-    def _next_envelope(self, todo: list[RenderedMessage], i: int) -> bytes | None:
-        if not self.pipelining or i + 1 >= len(todo):
-            return None
-        nxt = todo[i + 1]
-        return None if self._refusal(nxt) is not None else self._envelope(nxt)
 
     async def quit(self) -> None:
         try:
@@ -574,7 +638,7 @@ class SMTPSession:
         """A refusal the server sent unasked before closing (a 421 on an idle
         session, RFC 5321 3.8), or None; read once."""
         replies = self._reader._replies
-        last = replies[-1] if replies else None
+        last = Reply(*replies[-1]) if replies else None
         replies.clear()
         return last if last is not None and not last.ok else None
 
