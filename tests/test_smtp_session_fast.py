@@ -162,6 +162,16 @@ def test_a_refusal_before_the_break_is_the_sessions_reason() -> None:
     assert got.completed == [] and got.closed
 
 
+def test_a_break_while_the_end_of_data_is_awaited_names_no_refusal() -> None:
+    # The envelope is taken (250, 250, 354), then the server closes before it
+    # answers the final dot: the 354 was no refusal, so the session's break
+    # carries none (the scheduler would feed it to the shaper and pause).
+    got = _send([(0, b"250 ok\r\n250 ok\r\n354 go\r\n")], True, [_msg(0)], 5)
+    assert isinstance(got, SessionError)
+    assert got.completed == [] and got.closed
+    assert got.reply is None
+
+
 def test_a_break_after_whole_groups_keeps_their_outcomes() -> None:
     # Message 0 delivered (its end and message 1's envelope answered in one
     # segment), then the server closes before message 1's end is answered.

@@ -595,8 +595,10 @@ class SMTPSession:
                 await read(t)
         except TemporaryDeliveryError as exc:
             self.close()
+            # Only a refusal (4xx, 5xx) is the break's reason: a 354 awaiting
+            # the message's data, or a 2xx, is not.
             last = r.last
-            reply = Reply(*last) if last is not None and not 200 <= last[0] < 300 else None
+            reply = Reply(*last) if last is not None and last[0] >= 400 else None
             raise SessionError(exc.message, out, closed=r.closed_by_peer, reply=reply) from None
         return out
 
