@@ -44,6 +44,15 @@ def test_payload_is_the_reference_stuffing(data: bytes, tail: bytes) -> None:
     assert payload(data) == _stuffed(data)
 
 
+@given(_DATA, st.integers(0, 7), st.sampled_from([b"\r\n.", b".\r\n", b"\r", b"\n", b"ab"]))
+@settings(max_examples=1500, deadline=None)
+def test_payload_at_every_word_alignment(data: bytes, shift: int, edge: bytes) -> None:
+    # The scan takes eight bytes at a time: a line end or a dot at each
+    # offset within a word, and at the very end, stuffs as the reference does.
+    data = b"y" * shift + data + edge
+    assert payload(data, b"QUIT\r\n") == _stuffed(data) + b"QUIT\r\n"
+
+
 def test_payload_of_a_large_message() -> None:
     body = b"".join(b"line %d\r\n.dot %d\r\n" % (i, i) for i in range(100_000))
     assert payload(body, b"RSET\r\n") == _stuffed(body) + b"RSET\r\n"

@@ -42,6 +42,7 @@ from libc.string cimport memchr, memcpy
 from mailsflux._buffer cimport buf_byte as _putc
 from mailsflux._buffer cimport buf_reserve as _reserve
 from mailsflux._buffer cimport buf_write as _put
+from mailsflux._swar cimport has_byte, has_less, has_more, load8, no_line_end8
 
 import re
 from urllib.parse import quote as _url_quote
@@ -601,33 +602,10 @@ def split_mailbox(str text not None):
 # Bodies
 
 
-# Eight bytes at a time (SWAR): 0x01 and 0x80 in every byte.
-cdef uint64_t _ONES = 0x0101010101010101ULL
-cdef uint64_t _HIGHS = 0x8080808080808080ULL
-
-
-cdef inline uint64_t _load8(const unsigned char* p) noexcept nogil:
-    cdef uint64_t x
-    memcpy(&x, p, 8)  # unaligned load; the byte order does not matter to a "some byte" test
-    return x
-
-
 cdef inline bint _plain8(uint64_t x) noexcept nogil:
     """True when none of the eight bytes is below 0x20, above 0x7E, or ``=``:
-    bytes that go out as they are and end no line. (x - ONES*0x20) & ~x
-    marks a byte below 0x20 once no byte has its high bit set; x + ONES
-    carries a byte of 0x7F or more into its high bit; ``=`` is a zero byte
-    of x ^ ONES*0x3D. The tests only flag bytes, never miss one: a word
-    they flag takes the byte-at-a-time path."""
-    cdef uint64_t e = x ^ (_ONES * 0x3D)
-    return (((x - _ONES * 0x20) & ~x) | ((x + _ONES) | x) | ((e - _ONES) & ~e)) & _HIGHS == 0
-
-
-cdef inline bint _no_line_end8(uint64_t x) noexcept nogil:
-    """True when none of the eight bytes is CR or LF (a zero byte of
-    x ^ ONES*c, tested exactly as in :func:`_plain8`)."""
-    cdef uint64_t a = x ^ (_ONES * 10), b = x ^ (_ONES * 13)
-    return (((a - _ONES) & ~a) | ((b - _ONES) & ~b)) & _HIGHS == 0
+    bytes that go out as they are and end no line."""
+    return (has_less(x, 0x20) | has_more(x, 0x7E) | has_byte(x, 0x3D)) == 0
 
 
 @cython.boundscheck(False)
@@ -645,7 +623,7 @@ cdef bint _seven_bit_ok(const unsigned char* s, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i = 0, col = 0
     cdef unsigned char c, prev = 0
     while i < n:
-        if i + 8 <= n and _plain8(_load8(s + i)):
+        if i + 8 <= n and _plain8(load8(s + i)):
             col += 8
             if col > MAX_LINE:
                 return False
@@ -684,7 +662,7 @@ cdef int _w_crlf(_Out* o, const unsigned char* s, Py_ssize_t n) except -1:
             # Words holding no CR or LF go as they are: i + 8 <= end <= n
             # for each word read, and each writes 8 of the 2 * (end - i)
             # bytes reserved for its 8 input bytes.
-            while i + 8 <= end and _no_line_end8(_load8(s + i)):
+            while i + 8 <= end and no_line_end8(load8(s + i)):
                 memcpy(w, s + i, 8)
                 w += 8
                 i += 8
