@@ -22,7 +22,7 @@ over a typed memoryview.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memchr, memcpy
+from libc.string cimport memchr, memcpy, memset
 
 from hashlib import sha256 as _sha256
 
@@ -184,8 +184,9 @@ cdef Py_ssize_t _header_relaxed(
     const unsigned char *s, Py_ssize_t n, unsigned char *o
 ) noexcept nogil:
     cdef Py_ssize_t i = 0, m = 0
-    cdef bint in_name = True, pending = False, value_started = False
+    cdef bint pending = False, value_started = False
     cdef unsigned char c
+    # The name, up to and including the colon.
     while i < n:
         c = s[i]
         if c == CR and i + 2 < n and s[i + 1] == LF and (s[i + 2] == SP or s[i + 2] == HT):
@@ -194,29 +195,42 @@ cdef Py_ssize_t _header_relaxed(
         i += 1
         if c == SP or c == HT:
             pending = True
-        elif in_name:
-            if c == COLON:
-                in_name = False
-                pending = False  # WSP before the colon is deleted
-                o[m] = c
-                m += 1
-            else:
-                if pending:
-                    o[m] = SP
-                    m += 1
-                    pending = False
-                if c >= 65 and c <= 90:
-                    c += 32
-                o[m] = c
-                m += 1
-        else:
-            if pending and value_started:  # WSP right after the colon is deleted
-                o[m] = SP
-                m += 1
-            pending = False
-            value_started = True
+        elif c == COLON:
+            pending = False  # WSP before the colon is deleted
             o[m] = c
             m += 1
+            break
+        else:
+            if pending:
+                o[m] = SP
+                m += 1
+                pending = False
+            if c >= 65 and c <= 90:
+                c += 32
+            o[m] = c
+            m += 1
+    # The value (nothing left here when the field has no colon).
+    while i < n:
+        c = s[i]
+        if c == CR and i + 2 < n and s[i + 1] == LF and (s[i + 2] == SP or s[i + 2] == HT):
+            i += 2  # unfold; the WSP that follows is handled as WSP
+            continue
+        i += 1
+        if c == SP or c == HT:
+            pending = True
+            continue
+        if pending and value_started:  # WSP right after the colon is deleted
+            o[m] = SP
+            m += 1
+        pending = False
+        value_started = True
+        o[m] = c
+        m += 1
+        # A run of bytes above SP (never WSP or CR) is copied as it is.
+        while i < n and s[i] > SP:  # invariant kept: one output byte per input byte
+            o[m] = s[i]
+            m += 1
+            i += 1
     return m  # a trailing WSP run (``pending``) is dropped: end-of-value WSP
 
 
@@ -263,6 +277,10 @@ cdef Py_ssize_t _body_relaxed(
             m += 1
             content = True
             i += 1
+            while i < n and s[i] > SP:  # the rest of the run, copied as it is
+                o[m] = s[i]
+                m += 1
+                i += 1
         elif c == SP or c == HT:
             pending = True
             i += 1
@@ -381,12 +399,13 @@ cdef class Message:
     def __dealloc__(self):
         free(self.fields)
 
-    @cython.boundscheck(False)  # invariant: i < n before reading p[i]; lf is in [p+i, p+n)
+    @cython.boundscheck(False)  # invariant: i < n before reading p[i]; lf is in [p+i, p+n);
+    # i < name_end <= colon < e <= n before reading p[name_end - 1]
     @cython.wraparound(False)
     cdef int _parse(self) except -1:
         cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(self.data)
         cdef Py_ssize_t n = PyBytes_GET_SIZE(self.data)
-        cdef Py_ssize_t i = 0, e, nxt
+        cdef Py_ssize_t i = 0, e, nxt, name_end
         cdef const unsigned char *lf
         cdef const unsigned char *colon
         cdef Field *grown
@@ -413,8 +432,16 @@ cdef class Message:
                     self.fields = grown
                 colon = <const unsigned char *>memchr(p + i, COLON, e - i)
                 self.fields[self.nfields].start = i
-                self.fields[self.nfields].colon = -1 if colon == NULL else colon - p
                 self.fields[self.nfields].end = e
+                if colon == NULL:
+                    self.fields[self.nfields].colon = -1
+                    self.fields[self.nfields].name_end = -1
+                else:
+                    self.fields[self.nfields].colon = colon - p
+                    name_end = colon - p
+                    while name_end > i and (p[name_end - 1] == SP or p[name_end - 1] == HT):
+                        name_end -= 1
+                    self.fields[self.nfields].name_end = name_end
                 self.nfields += 1
             i = nxt
         return 0
@@ -423,15 +450,12 @@ cdef class Message:
     @cython.wraparound(False)
     cdef bint _matches(self, Py_ssize_t k, const unsigned char *name, Py_ssize_t n) noexcept:
         """Field ``k``'s name (WSP before the colon ignored) equals lowercase ``name``."""
-        cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(self.data)
-        cdef Py_ssize_t s = self.fields[k].start, e = self.fields[k].colon, j
+        cdef const unsigned char *p
+        cdef Py_ssize_t s = self.fields[k].start, e = self.fields[k].name_end, j
         cdef unsigned char c
-        if e < 0:
+        if e - s != n or e < 0:  # the length first: most names differ there
             return False
-        while e > s and (p[e - 1] == SP or p[e - 1] == HT):
-            e -= 1
-        if e - s != n:
-            return False
+        p = <const unsigned char *>PyBytes_AS_STRING(self.data)
         for j in range(n):
             c = p[s + j]
             if c >= 65 and c <= 90:
@@ -466,32 +490,28 @@ cdef class Message:
             out.append(c)
         return tuple(out)
 
-    def header_hash_input(self, tuple names not None, bint relaxed, bytes signature=None):
-        """The bytes a signature's header hash covers (RFC 6376 section 3.7).
+    @cython.boundscheck(False)  # invariant: 0 <= k < nfields; used has nfields entries
+    @cython.wraparound(False)
+    cdef Py_ssize_t _signed_fields(
+        self, tuple names, bint relaxed, unsigned char *buf
+    ) except -1:
+        """Write the fields ``names`` select, canonicalized, each + CRLF, to ``buf``.
 
-        ``names`` is the ``h=`` list as lowercase bytes.  Each name takes the
-        last field of that name not yet taken (section 5.4.2: bottom-up); a
-        name with no field left contributes nothing.  Each field is
-        canonicalized and ends in CRLF.  ``signature``, if given, is the
-        DKIM-Signature field with an empty ``b=`` and no final CRLF; it is
-        canonicalized and appended without CRLF.
+        ``buf`` needs ``body_start + 2 * nfields`` bytes: each field is taken
+        at most once, all fields lie before ``body_start``, and canonicalizing
+        never lengthens a field.  Returns the bytes written.
         """
         cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(self.data)
-        cdef unsigned char *used = NULL
-        cdef unsigned char *buf = NULL
-        cdef unsigned char *grown
-        cdef Py_ssize_t cap, m = 0, k, fn, sn = 0
+        cdef unsigned char small[64]
+        cdef unsigned char *used = small
+        cdef Py_ssize_t m = 0, k, fn
         cdef bytes name
-        if signature is not None:
-            sn = PyBytes_GET_SIZE(signature)
-        # Room for every field once (each is taken at most once) + CRLF each.
-        cap = self.body_start + 2 * self.nfields + sn + 2
-        buf = <unsigned char *>malloc(cap)
-        used = <unsigned char *>calloc(self.nfields + 1, 1)
-        if buf == NULL or used == NULL:
-            free(buf)
-            free(used)
-            raise MemoryError()
+        if self.nfields > 64:
+            used = <unsigned char *>calloc(self.nfields, 1)
+            if used == NULL:
+                raise MemoryError()
+        else:
+            memset(small, 0, 64)
         try:
             for obj in names:
                 name = <bytes?>obj
@@ -512,19 +532,82 @@ cdef class Message:
                         m += 2
                         break
                     k -= 1
+        finally:
+            if used != small:
+                free(used)
+        return m
+
+    def header_hash_input(self, tuple names not None, bint relaxed, bytes signature=None):
+        """The bytes a signature's header hash covers (RFC 6376 section 3.7).
+
+        ``names`` is the ``h=`` list as lowercase bytes.  Each name takes the
+        last field of that name not yet taken (section 5.4.2: bottom-up); a
+        name with no field left contributes nothing.  Each field is
+        canonicalized and ends in CRLF.  ``signature``, if given, is the
+        DKIM-Signature field with an empty ``b=`` and no final CRLF; it is
+        canonicalized and appended without CRLF.
+        """
+        cdef unsigned char *buf = NULL
+        cdef Py_ssize_t m, sn = 0
+        if signature is not None:
+            sn = PyBytes_GET_SIZE(signature)
+        buf = <unsigned char *>malloc(self.body_start + 2 * self.nfields + sn + 2)
+        if buf == NULL:
+            raise MemoryError()
+        try:
+            m = self._signed_fields(names, relaxed, buf)
             if signature is not None:
-                if relaxed:
-                    m += _header_relaxed(
-                        <const unsigned char *>PyBytes_AS_STRING(signature), sn, buf + m
-                    )
-                else:
-                    m += _header_simple(
-                        <const unsigned char *>PyBytes_AS_STRING(signature), sn, buf + m
-                    )
+                m += _canon_header(
+                    <const unsigned char *>PyBytes_AS_STRING(signature), sn, buf + m, relaxed
+                )
             return PyBytes_FromStringAndSize(<char *>buf, m)
         finally:
             free(buf)
-            free(used)
+
+    def signing_input(
+        self, tuple names not None, bytes head not None, bytes tx not None, bytes h not None,
+        bint header_relaxed, bint body_relaxed, bint prehash,
+    ):
+        """One signature's ``(unsigned field, header hash input)`` in one call.
+
+        The unsigned field is ``head + tx + b";\\r\\n h=" + h + b";\\r\\n bh="
+        + base64(body_hash(body_relaxed)) + b";\\r\\n b="``; the second item is
+        ``header_hash_input(names, header_relaxed, unsigned)``, or its SHA-256
+        digest when ``prehash`` (Ed25519, RFC 8463 section 3).
+        """
+        cdef bytes bh = self._body_digest(body_relaxed)
+        cdef Py_ssize_t hn = PyBytes_GET_SIZE(head), tn = PyBytes_GET_SIZE(tx)
+        cdef Py_ssize_t gn = PyBytes_GET_SIZE(h), un, m
+        cdef unsigned char *buf
+        cdef char *w
+        un = hn + tn + 6 + gn + 7 + 44 + 6
+        unsigned = PyBytes_FromStringAndSize(NULL, un)
+        w = PyBytes_AS_STRING(unsigned)
+        memcpy(w, PyBytes_AS_STRING(head), hn)
+        w += hn
+        memcpy(w, PyBytes_AS_STRING(tx), tn)
+        w += tn
+        memcpy(w, b";\r\n h=", 6)
+        w += 6
+        memcpy(w, PyBytes_AS_STRING(h), gn)
+        w += gn
+        memcpy(w, b";\r\n bh=", 7)
+        w += 7
+        w += _b64encode(<const unsigned char *>PyBytes_AS_STRING(bh), 32, <unsigned char *>w)
+        memcpy(w, b";\r\n b=", 6)
+        buf = <unsigned char *>malloc(self.body_start + 2 * self.nfields + un + 2)
+        if buf == NULL:
+            raise MemoryError()
+        try:
+            m = self._signed_fields(names, header_relaxed, buf)
+            m += _canon_header(
+                <const unsigned char *>PyBytes_AS_STRING(unsigned), un, buf + m, header_relaxed
+            )
+            if prehash:
+                return unsigned, _digest_buffer(buf, m, False)
+            return unsigned, PyBytes_FromStringAndSize(<char *>buf, m)
+        finally:
+            free(buf)
 
     def canonical_body(self, bint relaxed):
         """The canonical body (a copy; the signer hashes without making one)."""
@@ -532,6 +615,9 @@ cdef class Message:
 
     def body_hash(self, bint relaxed):
         """SHA-256 of the canonical body (cached per canonicalization)."""
+        return self._body_digest(relaxed)
+
+    cdef bytes _body_digest(self, bint relaxed):
         cached = self._bh_relaxed if relaxed else self._bh_simple
         if cached is not None:
             return cached
@@ -558,3 +644,92 @@ cdef class Message:
             free(buf)
         self._bh_relaxed = digest
         return digest
+
+
+cdef inline Py_ssize_t _canon_header(
+    const unsigned char *s, Py_ssize_t n, unsigned char *o, bint relaxed
+) noexcept nogil:
+    return _header_relaxed(s, n, o) if relaxed else _header_simple(s, n, o)
+
+
+cdef const char *_B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+@cython.boundscheck(False)  # invariant: i + 3 <= n reads s[i..i+2]; writes 4 * ceil(n / 3)
+@cython.wraparound(False)
+cdef Py_ssize_t _b64encode(const unsigned char *s, Py_ssize_t n, unsigned char *o) noexcept nogil:
+    """Standard base64 with padding (what ``binascii.b2a_base64`` writes, no newline)."""
+    cdef Py_ssize_t i = 0, m = 0
+    cdef unsigned int v
+    while i + 3 <= n:
+        v = (<unsigned int>s[i] << 16) | (<unsigned int>s[i + 1] << 8) | s[i + 2]
+        o[m] = _B64[v >> 18]
+        o[m + 1] = _B64[(v >> 12) & 63]
+        o[m + 2] = _B64[(v >> 6) & 63]
+        o[m + 3] = _B64[v & 63]
+        m += 4
+        i += 3
+    if n - i == 1:
+        v = <unsigned int>s[i] << 16
+        o[m] = _B64[v >> 18]
+        o[m + 1] = _B64[(v >> 12) & 63]
+        o[m + 2] = 61  # '='
+        o[m + 3] = 61
+        m += 4
+    elif n - i == 2:
+        v = (<unsigned int>s[i] << 16) | (<unsigned int>s[i + 1] << 8)
+        o[m] = _B64[v >> 18]
+        o[m + 1] = _B64[(v >> 12) & 63]
+        o[m + 2] = _B64[(v >> 6) & 63]
+        o[m + 3] = 61
+        m += 4
+    return m
+
+
+@cython.boundscheck(False)  # invariant: r + take <= L reads tmp; w stays within the sized output
+@cython.wraparound(False)
+def dkim_field(
+    bytes unsigned not None, bytes sig not None, Py_ssize_t first, Py_ssize_t width,
+    bytes tail not None,
+):
+    """``unsigned + fold_value(base64(sig), first, width) + b"\\r\\n" + tail`` in one copy."""
+    cdef Py_ssize_t un = PyBytes_GET_SIZE(unsigned), sn = PyBytes_GET_SIZE(sig)
+    cdef Py_ssize_t tn = PyBytes_GET_SIZE(tail), L, folds = 0, r = 0, take, w
+    cdef unsigned char stack[1024]
+    cdef unsigned char *tmp = stack
+    cdef char *o
+    if first < 1 or width < 1:
+        raise ValueError("first and width must be positive")
+    L = 4 * ((sn + 2) // 3)
+    if L > first:
+        folds = (L - first + width - 1) // width
+    if L > 1024:
+        tmp = <unsigned char *>malloc(L)
+        if tmp == NULL:
+            raise MemoryError()
+    try:
+        _b64encode(<const unsigned char *>PyBytes_AS_STRING(sig), sn, tmp)
+        out = PyBytes_FromStringAndSize(NULL, un + L + 3 * folds + 2 + tn)
+        o = PyBytes_AS_STRING(out)
+        memcpy(o, PyBytes_AS_STRING(unsigned), un)
+        w = un
+        take = first
+        while r < L:
+            if take > L - r:
+                take = L - r
+            if r:
+                o[w] = b"\r"
+                o[w + 1] = b"\n"
+                o[w + 2] = b" "
+                w += 3
+            memcpy(o + w, tmp + r, take)
+            w += take
+            r += take
+            take = width
+        o[w] = b"\r"
+        o[w + 1] = b"\n"
+        memcpy(o + w + 2, PyBytes_AS_STRING(tail), tn)
+        return out
+    finally:
+        if tmp != stack:
+            free(tmp)

@@ -18,18 +18,16 @@ removing everything after ``b=``, as RFC 6376 section 3.7 asks)::
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import time
-from binascii import b2a_base64
 from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-from mailsflux.dkim._canon import Message, Policy, fold_value
+from mailsflux.dkim._canon import Message, Policy, dkim_field
 from mailsflux.dkim.keys import (
     RSA_SHA256,
     PrivateKey,
@@ -180,6 +178,7 @@ class Signer:
         self._lnames = tuple(n.lower().encode("ascii") for n in self.headers)
         self._from_index = self._lnames.index(b"from")
         self._h_cache: dict[tuple[int, ...], tuple[tuple[bytes, ...], bytes]] = {}
+        self._tx: tuple[object, bytes] = (None, b"")
         if not self._default:
             self._fixed = (self._lnames, self._fold_h(self.headers))
 
@@ -225,7 +224,8 @@ class Signer:
                 self._h_cache[counts] = entry
         return entry
 
-    def _signature(self, msg: Message, timestamp: int | None) -> bytes:
+    def _parts(self, msg: Message, timestamp: int | None) -> tuple[bytes, bytes]:
+        """(the field up to ``b=``, the signature): everything but the b= layout."""
         if self._default:
             counts = msg.counts(self._lnames)
             if not counts[self._from_index]:
@@ -236,21 +236,30 @@ class Signer:
                 raise _no_from()
             lnames, h = self._fixed
         t = int(time.time()) if timestamp is None else timestamp
-        if self.expire_after:
-            tx = b"%d; x=%d" % (t, t + self.expire_after)
-        else:
-            tx = b"%d" % t
-        bh = b2a_base64(msg.body_hash(self._body_relaxed), newline=False)
-        unsigned = b"".join((self._head, tx, b";\r\n h=", h, b";\r\n bh=", bh, b";\r\n b="))
-        data = msg.header_hash_input(lnames, self._header_relaxed, unsigned)
-        if self._rsa is not None:
-            sig = self._rsa.sign(data, _RSA_PADDING, _SHA256)
-        else:
-            assert self._ed25519 is not None
-            # RFC 8463 section 3: Ed25519 (PureEdDSA) over the SHA-256 hash.
-            sig = self._ed25519.sign(hashlib.sha256(data).digest())
-        b = fold_value(b2a_base64(sig, newline=False), _B_FIRST, _B_WIDTH)
-        return unsigned + b + b"\r\n"
+        # t= (and x=) formatted once per second; the pair is replaced whole,
+        # so a signer shared between threads never sees a torn one.
+        last_t, tx = self._tx
+        if t != last_t or last_t is None:
+            if self.expire_after:
+                tx = b"%d; x=%d" % (t, t + self.expire_after)
+            else:
+                tx = b"%d" % t
+            self._tx = (t, tx)
+        ed = self._ed25519
+        # One compiled call: body hash, the unsigned field, the header hash
+        # input (for Ed25519 its SHA-256, RFC 8463 section 3: PureEdDSA over
+        # the hash).
+        unsigned, data = msg.signing_input(
+            lnames, self._head, tx, h, self._header_relaxed, self._body_relaxed, ed is not None
+        )
+        if ed is not None:
+            return unsigned, ed.sign(data)
+        assert self._rsa is not None
+        return unsigned, self._rsa.sign(data, _RSA_PADDING, _SHA256)
+
+    def _signature(self, msg: Message, timestamp: int | None) -> bytes:
+        unsigned, sig = self._parts(msg, timestamp)
+        return dkim_field(unsigned, sig, _B_FIRST, _B_WIDTH, b"")
 
     def signature(self, message: bytes, *, timestamp: int | None = None) -> bytes:
         """The folded ``DKIM-Signature`` field for ``message``, ending in CRLF."""
@@ -259,7 +268,8 @@ class Signer:
     def sign(self, message: bytes, *, timestamp: int | None = None) -> bytes:
         """``message`` (normalized to CRLF) with its ``DKIM-Signature`` field on top."""
         msg = _message(message)
-        return self._signature(msg, timestamp) + msg.data
+        unsigned, sig = self._parts(msg, timestamp)
+        return dkim_field(unsigned, sig, _B_FIRST, _B_WIDTH, msg.data)
 
     def __repr__(self) -> str:
         return (
