@@ -22,6 +22,7 @@ over a typed memoryview.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.stdint cimport uint64_t
 from libc.string cimport memchr, memcpy, memset
 
 from hashlib import sha256 as _sha256
@@ -84,6 +85,20 @@ cdef class Policy:
 # --------------------------------------------------------------------------
 # Line endings
 # --------------------------------------------------------------------------
+
+cdef inline bint _has_below(uint64_t w, uint64_t below) noexcept nogil:
+    """Whether a byte of ``w`` is < the byte in every lane of ``below`` (<= 0x80).
+
+    The classic exact test (no false answer either way for the whole word):
+    a lane below the bound borrows into its own top bit, which ``~w`` keeps
+    only for lanes under 0x80.
+    """
+    return ((w - below) & ~w & 0x8080808080808080ULL) != 0
+
+
+cdef enum:
+    WORD = 8
+
 
 cdef bint _is_normal(const unsigned char *p, Py_ssize_t n) noexcept nogil:
     """Every LF preceded by CR, every CR followed by LF, ends in CRLF (or empty)."""
@@ -186,6 +201,7 @@ cdef Py_ssize_t _header_relaxed(
     cdef Py_ssize_t i = 0, m = 0
     cdef bint pending = False, value_started = False
     cdef unsigned char c
+    cdef uint64_t w
     # The name, up to and including the colon.
     while i < n:
         c = s[i]
@@ -226,7 +242,15 @@ cdef Py_ssize_t _header_relaxed(
         value_started = True
         o[m] = c
         m += 1
-        # A run of bytes above SP (never WSP or CR) is copied as it is.
+        # A run of bytes above SP (never WSP or CR) is copied as it is, a
+        # word at a time while no byte of the word is <= SP.
+        while i + WORD <= n:  # m <= i, so o[m .. m + WORD) is within o[0 .. n)
+            memcpy(&w, s + i, WORD)
+            if _has_below(w, 0x2121212121212121ULL):
+                break
+            memcpy(o + m, &w, WORD)
+            m += WORD
+            i += WORD
         while i < n and s[i] > SP:  # invariant kept: one output byte per input byte
             o[m] = s[i]
             m += 1
@@ -266,6 +290,7 @@ cdef Py_ssize_t _body_relaxed(
     cdef Py_ssize_t i = 0, m = 0, keep = 0
     cdef bint pending = False, content = False
     cdef unsigned char c
+    cdef uint64_t w
     while i < n:
         c = s[i]
         if c > SP:  # the common case: printable ASCII or 8-bit, never WSP/CR
@@ -277,6 +302,13 @@ cdef Py_ssize_t _body_relaxed(
             m += 1
             content = True
             i += 1
+            while i + WORD <= n:  # the rest of the run, a word at a time (m <= i)
+                memcpy(&w, s + i, WORD)
+                if _has_below(w, 0x2121212121212121ULL):
+                    break
+                memcpy(o + m, &w, WORD)
+                m += WORD
+                i += WORD
             while i < n and s[i] > SP:  # the rest of the run, copied as it is
                 o[m] = s[i]
                 m += 1
