@@ -21,11 +21,14 @@ over a typed memoryview.
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.stdint cimport uint64_t
 from libc.string cimport memchr, memcpy, memset
 
 from hashlib import sha256 as _sha256
+import time as _time
 
 from mailsflux.errors import DKIMError
 
@@ -413,6 +416,25 @@ cdef bytes _digest_buffer(unsigned char *buf, Py_ssize_t n, bint add_crlf):
     return h.digest()
 
 
+@cython.boundscheck(False)  # invariant: j < n == name length, and the name is within p
+@cython.wraparound(False)
+cdef inline bint _field_named(
+    const unsigned char *p, const Field *f, const unsigned char *name, Py_ssize_t n
+) noexcept nogil:
+    """Field ``f``'s name (WSP before the colon ignored) equals lowercase ``name``."""
+    cdef Py_ssize_t s = f.start, e = f.name_end, j
+    cdef unsigned char c
+    if e - s != n or e < 0:  # the length first: most names differ there
+        return False
+    for j in range(n):
+        c = p[s + j]
+        if c >= 65 and c <= 90:
+            c += 32
+        if c != name[j]:
+            return False
+    return True
+
+
 cdef class Message:
     """A message normalized to CRLF, with header fields located by offset.
 
@@ -478,23 +500,11 @@ cdef class Message:
             i = nxt
         return 0
 
-    @cython.boundscheck(False)  # invariant: j < n <= field name length before reading
-    @cython.wraparound(False)
     cdef bint _matches(self, Py_ssize_t k, const unsigned char *name, Py_ssize_t n) noexcept:
         """Field ``k``'s name (WSP before the colon ignored) equals lowercase ``name``."""
-        cdef const unsigned char *p
-        cdef Py_ssize_t s = self.fields[k].start, e = self.fields[k].name_end, j
-        cdef unsigned char c
-        if e - s != n or e < 0:  # the length first: most names differ there
-            return False
-        p = <const unsigned char *>PyBytes_AS_STRING(self.data)
-        for j in range(n):
-            c = p[s + j]
-            if c >= 65 and c <= 90:
-                c += 32
-            if c != name[j]:
-                return False
-        return True
+        return _field_named(
+            <const unsigned char *>PyBytes_AS_STRING(self.data), &self.fields[k], name, n
+        )
 
     @property
     def header_count(self):
@@ -536,7 +546,8 @@ cdef class Message:
         cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(self.data)
         cdef unsigned char small[64]
         cdef unsigned char *used = small
-        cdef Py_ssize_t m = 0, k, fn
+        cdef Py_ssize_t m = 0, k, fn, qn
+        cdef const unsigned char *q
         cdef bytes name
         if self.nfields > 64:
             used = <unsigned char *>calloc(self.nfields, 1)
@@ -547,12 +558,11 @@ cdef class Message:
         try:
             for obj in names:
                 name = <bytes?>obj
+                q = <const unsigned char *>PyBytes_AS_STRING(name)
+                qn = PyBytes_GET_SIZE(name)
                 k = self.nfields - 1
                 while k >= 0:
-                    if not used[k] and self._matches(
-                        k, <const unsigned char *>PyBytes_AS_STRING(name),
-                        PyBytes_GET_SIZE(name),
-                    ):
+                    if not used[k] and _field_named(p, &self.fields[k], q, qn):
                         used[k] = 1
                         fn = self.fields[k].end - self.fields[k].start
                         if relaxed:
@@ -765,3 +775,90 @@ def dkim_field(
     finally:
         if tmp != stack:
             free(tmp)
+
+
+cdef class SigningPlan:
+    """One signer's per-message work up to the private-key operation.
+
+    Built once per signer.  ``counted`` is the default ``h=`` name list
+    (lowercase bytes) whose fields are counted per message and ``h_for``
+    maps those counts to ``(names, h)``, cached in ``h_cache`` (the dict
+    ``h_for`` fills); or ``counted`` is None and ``fixed`` is the
+    ``(names, h)`` used for every message.  ``head`` is the field up to
+    ``t=``; ``expire_after`` adds ``x=``.
+    """
+
+    cdef tuple counted
+    cdef Py_ssize_t from_index
+    cdef object h_for
+    cdef dict h_cache
+    cdef tuple fixed
+    cdef bytes head
+    cdef object expire_after
+    cdef tuple tx_cache  # (t, formatted t= [and x=]) replaced whole: thread-safe
+    cdef bint header_relaxed, body_relaxed, prehash
+
+    def __init__(
+        self, tuple counted, Py_ssize_t from_index, h_for, dict h_cache, tuple fixed,
+        bytes head not None, expire_after, bint header_relaxed, bint body_relaxed, bint prehash,
+    ):
+        if counted is not None:
+            if not 0 <= from_index < len(counted):
+                raise ValueError("from_index out of range")
+            for name in counted:
+                if type(name) is not bytes:
+                    raise TypeError("counted names must be bytes")
+        elif fixed is None or len(fixed) != 2:
+            raise ValueError("a plan needs counted names or a fixed (names, h)")
+        self.counted = counted
+        self.from_index = from_index
+        self.h_for = h_for
+        self.h_cache = h_cache
+        self.fixed = fixed
+        self.head = head
+        self.expire_after = expire_after
+        self.tx_cache = (None, b"")
+        self.header_relaxed = header_relaxed
+        self.body_relaxed = body_relaxed
+        self.prehash = prehash
+
+    cdef Py_ssize_t _count(self, Message msg, bytes name) noexcept:
+        cdef const unsigned char *s = <const unsigned char *>PyBytes_AS_STRING(name)
+        cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(msg.data)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(name), k, c = 0
+        for k in range(msg.nfields):
+            if _field_named(p, &msg.fields[k], s, n):
+                c += 1
+        return c
+
+    def prepare(self, Message msg not None, timestamp):
+        """``(unsigned field, header hash input or its SHA-256)``, or None without From."""
+        cdef Py_ssize_t i, nn
+        cdef tuple counts, entry
+        if self.counted is not None:
+            nn = len(self.counted)
+            counts = PyTuple_New(nn)
+            for i in range(nn):
+                c = self._count(msg, <bytes>self.counted[i])
+                Py_INCREF(c)
+                PyTuple_SET_ITEM(counts, i, c)
+            if not counts[self.from_index]:
+                return None
+            entry = self.h_cache.get(counts)
+            if entry is None:
+                entry = self.h_for(counts)
+        else:
+            if not self._count(msg, b"from"):
+                return None
+            entry = self.fixed
+        t = int(_time.time()) if timestamp is None else timestamp
+        last_t, tx = self.tx_cache
+        if last_t is None or t != last_t:
+            if self.expire_after:
+                tx = b"%d; x=%d" % (t, t + self.expire_after)
+            else:
+                tx = b"%d" % t
+            self.tx_cache = (t, tx)
+        return msg.signing_input(
+            entry[0], self.head, tx, entry[1], self.header_relaxed, self.body_relaxed, self.prehash
+        )

@@ -1,5 +1,6 @@
 """Type stub for the compiled DKIM canonicalizer (core/mailsflux/dkim/_canon.pyx)."""
 
+from collections.abc import Callable
 from typing import final
 
 @final
@@ -40,6 +41,25 @@ class Message:
     ) -> tuple[bytes, bytes]: ...
     def canonical_body(self, relaxed: bool) -> bytes: ...
     def body_hash(self, relaxed: bool) -> bytes: ...
+
+@final
+class SigningPlan:
+    """One signer's per-message work up to the private-key operation."""
+
+    def __init__(
+        self,
+        counted: tuple[bytes, ...] | None,
+        from_index: int,
+        h_for: Callable[[tuple[int, ...]], tuple[tuple[bytes, ...], bytes]],
+        h_cache: dict[tuple[int, ...], tuple[tuple[bytes, ...], bytes]],
+        fixed: tuple[tuple[bytes, ...], bytes] | None,
+        head: bytes,
+        expire_after: int | None,
+        header_relaxed: bool,
+        body_relaxed: bool,
+        prehash: bool,
+    ) -> None: ...
+    def prepare(self, msg: Message, timestamp: int | None) -> tuple[bytes, bytes] | None: ...
 
 def normalize_crlf(data: bytes) -> bytes: ...
 def canonicalize_body(body: bytes, relaxed: bool) -> bytes: ...

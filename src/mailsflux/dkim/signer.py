@@ -27,7 +27,7 @@ from typing import ClassVar
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-from mailsflux.dkim._canon import Message, Policy, dkim_field
+from mailsflux.dkim._canon import Message, Policy, SigningPlan, dkim_field
 from mailsflux.dkim.keys import (
     RSA_SHA256,
     PrivateKey,
@@ -178,7 +178,6 @@ class Signer:
         self._lnames = tuple(n.lower().encode("ascii") for n in self.headers)
         self._from_index = self._lnames.index(b"from")
         self._h_cache: dict[tuple[int, ...], tuple[tuple[bytes, ...], bytes]] = {}
-        self._tx: tuple[object, bytes] = (None, b"")
         if not self._default:
             self._fixed = (self._lnames, self._fold_h(self.headers))
 
@@ -192,6 +191,18 @@ class Signer:
         tags.append("t=0000000000; x=0000000000" if expire_after else "t=0000000000")
         head = _fold_tags("DKIM-Signature:", tags)
         self._head = head[: head.rindex("t=") + 2].encode("ascii")
+        self._plan = SigningPlan(
+            self._lnames if self._default else None,
+            self._from_index,
+            self._h_for,
+            self._h_cache,
+            None if self._default else self._fixed,
+            self._head,
+            expire_after,
+            self._header_relaxed,
+            self._body_relaxed,
+            self._ed25519 is not None,
+        )
 
     # -- per message -----------------------------------------------------
 
@@ -226,32 +237,14 @@ class Signer:
 
     def _parts(self, msg: Message, timestamp: int | None) -> tuple[bytes, bytes]:
         """(the field up to ``b=``, the signature): everything but the b= layout."""
-        if self._default:
-            counts = msg.counts(self._lnames)
-            if not counts[self._from_index]:
-                raise _no_from()
-            lnames, h = self._h_for(counts)
-        else:
-            if not msg.counts((b"from",))[0]:
-                raise _no_from()
-            lnames, h = self._fixed
-        t = int(time.time()) if timestamp is None else timestamp
-        # t= (and x=) formatted once per second; the pair is replaced whole,
-        # so a signer shared between threads never sees a torn one.
-        last_t, tx = self._tx
-        if t != last_t or last_t is None:
-            if self.expire_after:
-                tx = b"%d; x=%d" % (t, t + self.expire_after)
-            else:
-                tx = b"%d" % t
-            self._tx = (t, tx)
+        # One compiled call: the h= choice, t=, the body hash, the unsigned
+        # field and the header hash input (for Ed25519 its SHA-256, RFC 8463
+        # section 3: PureEdDSA over the hash).
+        prepared = self._plan.prepare(msg, timestamp)
+        if prepared is None:
+            raise _no_from()
+        unsigned, data = prepared
         ed = self._ed25519
-        # One compiled call: body hash, the unsigned field, the header hash
-        # input (for Ed25519 its SHA-256, RFC 8463 section 3: PureEdDSA over
-        # the hash).
-        unsigned, data = msg.signing_input(
-            lnames, self._head, tx, h, self._header_relaxed, self._body_relaxed, ed is not None
-        )
         if ed is not None:
             return unsigned, ed.sign(data)
         assert self._rsa is not None
@@ -267,7 +260,7 @@ class Signer:
 
     def sign(self, message: bytes, *, timestamp: int | None = None) -> bytes:
         """``message`` (normalized to CRLF) with its ``DKIM-Signature`` field on top."""
-        msg = _message(message)
+        msg = Message(message) if type(message) is bytes else _message(message)
         unsigned, sig = self._parts(msg, timestamp)
         return dkim_field(unsigned, sig, _B_FIRST, _B_WIDTH, msg.data)
 
