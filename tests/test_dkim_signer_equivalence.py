@@ -262,3 +262,11 @@ def test_dkimpy_verifies(keys: dict[str, bytes], kind: str) -> None:
                         canonicalization=canon)  # fmt: skip
         for m in messages_:
             assert verify_all(signer.sign(m), record) == [True]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(data=st.one_of(st.lists(st.sampled_from(PIECES), max_size=30).map(b"".join), st.binary(max_size=64)))
+def test_normal_check_matches_reference(data: bytes) -> None:
+    """``normalize_crlf`` returns its input itself exactly when it is already normal."""
+    assert (_canon.normalize_crlf(data) is data) == (ref_normalize(data) == data)
+    assert _canon.normalize_crlf(data) == ref_normalize(data)
