@@ -27,6 +27,7 @@ from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.stdint cimport uint64_t
 from libc.string cimport memchr, memcpy, memset
 
+import os
 from hashlib import sha256 as _sha256
 import time as _time
 
@@ -89,18 +90,40 @@ cdef class Policy:
 # Line endings
 # --------------------------------------------------------------------------
 
-cdef inline bint _has_below(uint64_t w, uint64_t below) noexcept nogil:
-    """Whether a byte of ``w`` is < the byte in every lane of ``below`` (<= 0x80).
-
-    The classic exact test (no false answer either way for the whole word):
-    a lane below the bound borrows into its own top bit, which ``~w`` keeps
-    only for lanes under 0x80.
-    """
-    return ((w - below) & ~w & 0x8080808080808080ULL) != 0
-
-
 cdef enum:
     WORD = 8
+
+cdef uint64_t HIGH = 0x8080808080808080ULL
+cdef uint64_t LOW7 = 0x7F7F7F7F7F7F7F7FULL
+
+
+cdef inline uint64_t _above_sp(uint64_t w) noexcept nogil:
+    """The top bit of each byte lane of ``w`` set exactly when that byte is > SP.
+
+    Exact per lane (no carry crosses lanes): the low seven bits plus 0x5F
+    stay below 0x100 and reach 0x80 exactly from 0x21; a byte >= 0x80 has its
+    top bit already.
+    """
+    return (((w & LOW7) + 0x5F5F5F5F5F5F5F5FULL) | w) & HIGH
+
+
+cdef inline uint64_t _is_sp(uint64_t w) noexcept nogil:
+    """The top bit of each byte lane of ``w`` set exactly when that byte is SP."""
+    cdef uint64_t t = w ^ 0x2020202020202020ULL
+    return ~(((t & LOW7) + LOW7) | t) & HIGH
+
+
+cdef inline bint _clean_word(const unsigned char *s) noexcept nogil:
+    """``s[0:8]`` is unchanged by relaxed canonicalization when nothing is pending.
+
+    Every byte is > SP (never WSP or CR), or is a single SP followed by a
+    byte > SP (reads ``s[8]``: the caller guarantees 9 readable bytes).
+    Byte order does not matter: both loads put byte k in the same lane.
+    """
+    cdef uint64_t w, nxt
+    memcpy(&w, s, WORD)
+    memcpy(&nxt, s + 1, WORD)
+    return (_above_sp(w) | (_is_sp(w) & _above_sp(nxt))) == HIGH
 
 
 cdef bint _is_normal(const unsigned char *p, Py_ssize_t n) noexcept nogil:
@@ -195,7 +218,6 @@ cdef Py_ssize_t _header_relaxed(
     cdef Py_ssize_t i = 0, m = 0
     cdef bint pending = False, value_started = False
     cdef unsigned char c
-    cdef uint64_t w
     # The name, up to and including the colon.
     while i < n:
         c = s[i]
@@ -236,13 +258,10 @@ cdef Py_ssize_t _header_relaxed(
         value_started = True
         o[m] = c
         m += 1
-        # A run of bytes above SP (never WSP or CR) is copied as it is, a
-        # word at a time while no byte of the word is <= SP.
-        while i + WORD <= n:  # m <= i, so o[m .. m + WORD) is within o[0 .. n)
-            memcpy(&w, s + i, WORD)
-            if _has_below(w, 0x2121212121212121ULL):
-                break
-            memcpy(o + m, &w, WORD)
+        # What follows unchanged (bytes above SP, single SPs between them)
+        # is copied a word at a time; nothing is pending here.
+        while i + WORD < n and _clean_word(s + i):  # reads s[i .. i + 8]; m <= i
+            memcpy(o + m, s + i, WORD)
             m += WORD
             i += WORD
         while i < n and s[i] > SP:  # invariant kept: one output byte per input byte
@@ -284,7 +303,6 @@ cdef Py_ssize_t _body_relaxed(
     cdef Py_ssize_t i = 0, m = 0, keep = 0
     cdef bint pending = False, content = False
     cdef unsigned char c
-    cdef uint64_t w
     while i < n:
         c = s[i]
         if c > SP:  # the common case: printable ASCII or 8-bit, never WSP/CR
@@ -296,11 +314,10 @@ cdef Py_ssize_t _body_relaxed(
             m += 1
             content = True
             i += 1
-            while i + WORD <= n:  # the rest of the run, a word at a time (m <= i)
-                memcpy(&w, s + i, WORD)
-                if _has_below(w, 0x2121212121212121ULL):
-                    break
-                memcpy(o + m, &w, WORD)
+            # What follows unchanged (bytes above SP, single SPs between
+            # them) is copied a word at a time; nothing is pending here.
+            while i + WORD < n and _clean_word(s + i):  # reads s[i .. i + 8]; m <= i
+                memcpy(o + m, s + i, WORD)
                 m += WORD
                 i += WORD
             while i < n and s[i] > SP:  # the rest of the run, copied as it is
@@ -395,8 +412,86 @@ def fold_value(bytes value not None, Py_ssize_t first, Py_ssize_t width):
     return out
 
 
+# SHA-256 straight on C buffers.  hashlib costs ~0.3 us per digest in object
+# set-up alone, a third of hashing a small message; OpenSSL's one-shot
+# SHA256() does not.  It is taken at run time from the libcrypto that
+# hashlib's own _hashlib module already loaded (no build-time OpenSSL
+# headers or link), and used only after it agrees with hashlib on a few
+# inputs; without it (Windows, no _hashlib, no symbol) hashlib is used.
+cdef extern from *:
+    """
+    #include <stddef.h>
+    typedef unsigned char *(*mf_sha256_fn)(const unsigned char *, size_t, unsigned char *);
+    #if defined(_WIN32)
+    static mf_sha256_fn mf_find_sha256(const char *path) { (void)path; return NULL; }
+    #else
+    #include <dlfcn.h>
+    static mf_sha256_fn mf_find_sha256(const char *path) {
+        /* RTLD_NOLOAD: only an already loaded _hashlib; the handle stays open
+           as that module does.  dlsym on it searches its dependencies too. */
+        void *h = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+        void *f;
+        if (h == NULL) return NULL;
+        f = dlsym(h, "SHA256");
+        return f == NULL ? NULL : (mf_sha256_fn)f;
+    }
+    #endif
+    """
+    ctypedef unsigned char *(*mf_sha256_fn)(const unsigned char *, size_t, unsigned char *) noexcept nogil
+    mf_sha256_fn mf_find_sha256(const char *path)
+
+
+cdef mf_sha256_fn _openssl_sha256 = NULL
+
+
+def _load_openssl_sha256():
+    """Point :data:`_openssl_sha256` at libcrypto's SHA256() if it hashes as hashlib does."""
+    global _openssl_sha256
+    cdef mf_sha256_fn fn
+    cdef unsigned char out[32]
+    try:
+        import _hashlib
+        path = os.fsencode(_hashlib.__file__)
+    except (ImportError, AttributeError, TypeError):
+        return False
+    fn = mf_find_sha256(path)
+    if fn == NULL:
+        return False
+    for sample in (b"", b"abc", bytes(range(256)) * 9 + b"tail"):
+        fn(<const unsigned char *>PyBytes_AS_STRING(sample), PyBytes_GET_SIZE(sample), out)
+        if PyBytes_FromStringAndSize(<char *>out, 32) != _sha256(sample).digest():
+            return False
+    _openssl_sha256 = fn
+    return True
+
+
+def _sha256_source():
+    """Which SHA-256 the compiled paths use: ``"openssl"`` or ``"hashlib"`` (for tests)."""
+    return "openssl" if _openssl_sha256 != NULL else "hashlib"
+
+
+def _use_hashlib(bint use):
+    """Force the hashlib path (tests of the fallback), or look for OpenSSL again."""
+    global _openssl_sha256
+    if use:
+        _openssl_sha256 = NULL
+    else:
+        _load_openssl_sha256()
+
+
+_load_openssl_sha256()
+
+
 cdef bytes _digest_buffer(unsigned char *buf, Py_ssize_t n, bint add_crlf):
-    """SHA-256 of ``buf[0:n]`` (+ CRLF), hashed in place through a memoryview."""
+    """SHA-256 of ``buf[0:n]`` (+ CRLF), hashed in place."""
+    cdef unsigned char out[32]
+    if _openssl_sha256 != NULL and not add_crlf:
+        if n >= NOGIL_BODY:
+            with nogil:
+                _openssl_sha256(buf, n, out)
+        else:
+            _openssl_sha256(buf, n, out)
+        return PyBytes_FromStringAndSize(<char *>out, 32)
     view = PyMemoryView_FromMemory(<char *>buf, n, PyBUF_READ)
     try:
         h = _sha256(view)
