@@ -3,6 +3,7 @@
 cdef struct Field:
     Py_ssize_t start   # first byte of the field name
     Py_ssize_t colon   # offset of the first ':' in the field, or -1 if none
+    Py_ssize_t name_end  # end of the name (WSP before the colon dropped), or -1 if no colon
     Py_ssize_t end     # end of the field, excluding its final CRLF
 
 
@@ -27,3 +28,5 @@ cdef class Message:
 
     cdef int _parse(self) except -1
     cdef bint _matches(self, Py_ssize_t k, const unsigned char *name, Py_ssize_t n) noexcept
+    cdef bytes _body_digest(self, bint relaxed)
+    cdef Py_ssize_t _signed_fields(self, tuple names, bint relaxed, unsigned char *buf) except -1

@@ -21,10 +21,15 @@ over a typed memoryview.
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memchr, memcpy
+from libc.stdint cimport uint64_t
+from libc.string cimport memchr, memcpy, memset
 
+import os
 from hashlib import sha256 as _sha256
+import time as _time
 
 from mailsflux.errors import DKIMError
 
@@ -85,32 +90,59 @@ cdef class Policy:
 # Line endings
 # --------------------------------------------------------------------------
 
+cdef enum:
+    WORD = 8
+
+cdef uint64_t HIGH = 0x8080808080808080ULL
+cdef uint64_t LOW7 = 0x7F7F7F7F7F7F7F7FULL
+
+
+cdef inline uint64_t _above_sp(uint64_t w) noexcept nogil:
+    """The top bit of each byte lane of ``w`` set exactly when that byte is > SP.
+
+    Exact per lane (no carry crosses lanes): the low seven bits plus 0x5F
+    stay below 0x100 and reach 0x80 exactly from 0x21; a byte >= 0x80 has its
+    top bit already.
+    """
+    return (((w & LOW7) + 0x5F5F5F5F5F5F5F5FULL) | w) & HIGH
+
+
+cdef inline uint64_t _is_sp(uint64_t w) noexcept nogil:
+    """The top bit of each byte lane of ``w`` set exactly when that byte is SP."""
+    cdef uint64_t t = w ^ 0x2020202020202020ULL
+    return ~(((t & LOW7) + LOW7) | t) & HIGH
+
+
+cdef inline bint _clean_word(const unsigned char *s) noexcept nogil:
+    """``s[0:8]`` is unchanged by relaxed canonicalization when nothing is pending.
+
+    Every byte is > SP (never WSP or CR), or is a single SP followed by a
+    byte > SP (reads ``s[8]``: the caller guarantees 9 readable bytes).
+    Byte order does not matter: both loads put byte k in the same lane.
+    """
+    cdef uint64_t w, nxt
+    memcpy(&w, s, WORD)
+    memcpy(&nxt, s + 1, WORD)
+    return (_above_sp(w) | (_is_sp(w) & _above_sp(nxt))) == HIGH
+
+
 cdef bint _is_normal(const unsigned char *p, Py_ssize_t n) noexcept nogil:
-    """Every LF preceded by CR, every CR followed by LF, ends in CRLF (or empty)."""
-    cdef const unsigned char *end = p + n
-    cdef const unsigned char *q = p
-    cdef Py_ssize_t lfs = 0, crs = 0
+    """Every LF preceded by CR, every CR followed by LF, ends in CRLF (or empty).
+
+    Equivalently: ``p[0]`` is not LF, ``p[n - 1]`` is LF, and for every
+    ``j`` in ``1 .. n - 1`` "``p[j - 1]`` is CR" equals "``p[j]`` is LF".  The
+    loop has no branch, so the compiler vectorizes it (one memchr per line
+    was most of a small message's cost).
+    """
+    cdef Py_ssize_t j
+    cdef unsigned char bad = 0
     if n == 0:
         return True
-    if n < 2 or p[n - 1] != LF:
+    if n < 2 or p[n - 1] != LF or p[0] == LF:
         return False
-    while True:  # invariant: p <= q <= end; memchr reads [q, end)
-        q = <const unsigned char *>memchr(q, LF, end - q)
-        if q == NULL:
-            break
-        if q == p or (q - 1)[0] != CR:  # (q - 1) >= p: q == p is tested first
-            return False
-        lfs += 1
-        q += 1
-    q = p
-    while True:
-        q = <const unsigned char *>memchr(q, CR, end - q)
-        if q == NULL:
-            break
-        crs += 1
-        q += 1
-    # Each LF has its CR, so equal counts leave no CR without an LF.
-    return crs == lfs
+    for j in range(1, n):  # invariant: 1 <= j < n, so p[j - 1] and p[j] are in p[0 .. n)
+        bad |= (p[j - 1] == CR) ^ (p[j] == LF)
+    return not bad
 
 
 @cython.boundscheck(False)  # invariant: i < n reads p; m <= 2 * i <= 2 * n, +2 at the end
@@ -184,8 +216,9 @@ cdef Py_ssize_t _header_relaxed(
     const unsigned char *s, Py_ssize_t n, unsigned char *o
 ) noexcept nogil:
     cdef Py_ssize_t i = 0, m = 0
-    cdef bint in_name = True, pending = False, value_started = False
+    cdef bint pending = False, value_started = False
     cdef unsigned char c
+    # The name, up to and including the colon.
     while i < n:
         c = s[i]
         if c == CR and i + 2 < n and s[i + 1] == LF and (s[i + 2] == SP or s[i + 2] == HT):
@@ -194,29 +227,47 @@ cdef Py_ssize_t _header_relaxed(
         i += 1
         if c == SP or c == HT:
             pending = True
-        elif in_name:
-            if c == COLON:
-                in_name = False
-                pending = False  # WSP before the colon is deleted
-                o[m] = c
-                m += 1
-            else:
-                if pending:
-                    o[m] = SP
-                    m += 1
-                    pending = False
-                if c >= 65 and c <= 90:
-                    c += 32
-                o[m] = c
-                m += 1
-        else:
-            if pending and value_started:  # WSP right after the colon is deleted
-                o[m] = SP
-                m += 1
-            pending = False
-            value_started = True
+        elif c == COLON:
+            pending = False  # WSP before the colon is deleted
             o[m] = c
             m += 1
+            break
+        else:
+            if pending:
+                o[m] = SP
+                m += 1
+                pending = False
+            if c >= 65 and c <= 90:
+                c += 32
+            o[m] = c
+            m += 1
+    # The value (nothing left here when the field has no colon).
+    while i < n:
+        c = s[i]
+        if c == CR and i + 2 < n and s[i + 1] == LF and (s[i + 2] == SP or s[i + 2] == HT):
+            i += 2  # unfold; the WSP that follows is handled as WSP
+            continue
+        i += 1
+        if c == SP or c == HT:
+            pending = True
+            continue
+        if pending and value_started:  # WSP right after the colon is deleted
+            o[m] = SP
+            m += 1
+        pending = False
+        value_started = True
+        o[m] = c
+        m += 1
+        # What follows unchanged (bytes above SP, single SPs between them)
+        # is copied a word at a time; nothing is pending here.
+        while i + WORD < n and _clean_word(s + i):  # reads s[i .. i + 8]; m <= i
+            memcpy(o + m, s + i, WORD)
+            m += WORD
+            i += WORD
+        while i < n and s[i] > SP:  # invariant kept: one output byte per input byte
+            o[m] = s[i]
+            m += 1
+            i += 1
     return m  # a trailing WSP run (``pending``) is dropped: end-of-value WSP
 
 
@@ -263,6 +314,16 @@ cdef Py_ssize_t _body_relaxed(
             m += 1
             content = True
             i += 1
+            # What follows unchanged (bytes above SP, single SPs between
+            # them) is copied a word at a time; nothing is pending here.
+            while i + WORD < n and _clean_word(s + i):  # reads s[i .. i + 8]; m <= i
+                memcpy(o + m, s + i, WORD)
+                m += WORD
+                i += WORD
+            while i < n and s[i] > SP:  # the rest of the run, copied as it is
+                o[m] = s[i]
+                m += 1
+                i += 1
         elif c == SP or c == HT:
             pending = True
             i += 1
@@ -351,8 +412,86 @@ def fold_value(bytes value not None, Py_ssize_t first, Py_ssize_t width):
     return out
 
 
+# SHA-256 straight on C buffers.  hashlib costs ~0.3 us per digest in object
+# set-up alone, a third of hashing a small message; OpenSSL's one-shot
+# SHA256() does not.  It is taken at run time from the libcrypto that
+# hashlib's own _hashlib module already loaded (no build-time OpenSSL
+# headers or link), and used only after it agrees with hashlib on a few
+# inputs; without it (Windows, no _hashlib, no symbol) hashlib is used.
+cdef extern from *:
+    """
+    #include <stddef.h>
+    typedef unsigned char *(*mf_sha256_fn)(const unsigned char *, size_t, unsigned char *);
+    #if defined(_WIN32)
+    static mf_sha256_fn mf_find_sha256(const char *path) { (void)path; return NULL; }
+    #else
+    #include <dlfcn.h>
+    static mf_sha256_fn mf_find_sha256(const char *path) {
+        /* RTLD_NOLOAD: only an already loaded _hashlib; the handle stays open
+           as that module does.  dlsym on it searches its dependencies too. */
+        void *h = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+        void *f;
+        if (h == NULL) return NULL;
+        f = dlsym(h, "SHA256");
+        return f == NULL ? NULL : (mf_sha256_fn)f;
+    }
+    #endif
+    """
+    ctypedef unsigned char *(*mf_sha256_fn)(const unsigned char *, size_t, unsigned char *) noexcept nogil
+    mf_sha256_fn mf_find_sha256(const char *path)
+
+
+cdef mf_sha256_fn _openssl_sha256 = NULL
+
+
+def _load_openssl_sha256():
+    """Point :data:`_openssl_sha256` at libcrypto's SHA256() if it hashes as hashlib does."""
+    global _openssl_sha256
+    cdef mf_sha256_fn fn
+    cdef unsigned char out[32]
+    try:
+        import _hashlib
+        path = os.fsencode(_hashlib.__file__)
+    except (ImportError, AttributeError, TypeError):
+        return False
+    fn = mf_find_sha256(path)
+    if fn == NULL:
+        return False
+    for sample in (b"", b"abc", bytes(range(256)) * 9 + b"tail"):
+        fn(<const unsigned char *>PyBytes_AS_STRING(sample), PyBytes_GET_SIZE(sample), out)
+        if PyBytes_FromStringAndSize(<char *>out, 32) != _sha256(sample).digest():
+            return False
+    _openssl_sha256 = fn
+    return True
+
+
+def _sha256_source():
+    """Which SHA-256 the compiled paths use: ``"openssl"`` or ``"hashlib"`` (for tests)."""
+    return "openssl" if _openssl_sha256 != NULL else "hashlib"
+
+
+def _use_hashlib(bint use):
+    """Force the hashlib path (tests of the fallback), or look for OpenSSL again."""
+    global _openssl_sha256
+    if use:
+        _openssl_sha256 = NULL
+    else:
+        _load_openssl_sha256()
+
+
+_load_openssl_sha256()
+
+
 cdef bytes _digest_buffer(unsigned char *buf, Py_ssize_t n, bint add_crlf):
-    """SHA-256 of ``buf[0:n]`` (+ CRLF), hashed in place through a memoryview."""
+    """SHA-256 of ``buf[0:n]`` (+ CRLF), hashed in place."""
+    cdef unsigned char out[32]
+    if _openssl_sha256 != NULL and not add_crlf:
+        if n >= NOGIL_BODY:
+            with nogil:
+                _openssl_sha256(buf, n, out)
+        else:
+            _openssl_sha256(buf, n, out)
+        return PyBytes_FromStringAndSize(<char *>out, 32)
     view = PyMemoryView_FromMemory(<char *>buf, n, PyBUF_READ)
     try:
         h = _sha256(view)
@@ -361,6 +500,25 @@ cdef bytes _digest_buffer(unsigned char *buf, Py_ssize_t n, bint add_crlf):
     if add_crlf:
         h.update(b"\r\n")
     return h.digest()
+
+
+@cython.boundscheck(False)  # invariant: j < n == name length, and the name is within p
+@cython.wraparound(False)
+cdef inline bint _field_named(
+    const unsigned char *p, const Field *f, const unsigned char *name, Py_ssize_t n
+) noexcept nogil:
+    """Field ``f``'s name (WSP before the colon ignored) equals lowercase ``name``."""
+    cdef Py_ssize_t s = f.start, e = f.name_end, j
+    cdef unsigned char c
+    if e - s != n or e < 0:  # the length first: most names differ there
+        return False
+    for j in range(n):
+        c = p[s + j]
+        if c >= 65 and c <= 90:
+            c += 32
+        if c != name[j]:
+            return False
+    return True
 
 
 cdef class Message:
@@ -381,12 +539,13 @@ cdef class Message:
     def __dealloc__(self):
         free(self.fields)
 
-    @cython.boundscheck(False)  # invariant: i < n before reading p[i]; lf is in [p+i, p+n)
+    @cython.boundscheck(False)  # invariant: i < n before reading p[i]; lf is in [p+i, p+n);
+    # i < name_end <= colon < e <= n before reading p[name_end - 1]
     @cython.wraparound(False)
     cdef int _parse(self) except -1:
         cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(self.data)
         cdef Py_ssize_t n = PyBytes_GET_SIZE(self.data)
-        cdef Py_ssize_t i = 0, e, nxt
+        cdef Py_ssize_t i = 0, e, nxt, name_end
         cdef const unsigned char *lf
         cdef const unsigned char *colon
         cdef Field *grown
@@ -413,32 +572,25 @@ cdef class Message:
                     self.fields = grown
                 colon = <const unsigned char *>memchr(p + i, COLON, e - i)
                 self.fields[self.nfields].start = i
-                self.fields[self.nfields].colon = -1 if colon == NULL else colon - p
                 self.fields[self.nfields].end = e
+                if colon == NULL:
+                    self.fields[self.nfields].colon = -1
+                    self.fields[self.nfields].name_end = -1
+                else:
+                    self.fields[self.nfields].colon = colon - p
+                    name_end = colon - p
+                    while name_end > i and (p[name_end - 1] == SP or p[name_end - 1] == HT):
+                        name_end -= 1
+                    self.fields[self.nfields].name_end = name_end
                 self.nfields += 1
             i = nxt
         return 0
 
-    @cython.boundscheck(False)  # invariant: j < n <= field name length before reading
-    @cython.wraparound(False)
     cdef bint _matches(self, Py_ssize_t k, const unsigned char *name, Py_ssize_t n) noexcept:
         """Field ``k``'s name (WSP before the colon ignored) equals lowercase ``name``."""
-        cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(self.data)
-        cdef Py_ssize_t s = self.fields[k].start, e = self.fields[k].colon, j
-        cdef unsigned char c
-        if e < 0:
-            return False
-        while e > s and (p[e - 1] == SP or p[e - 1] == HT):
-            e -= 1
-        if e - s != n:
-            return False
-        for j in range(n):
-            c = p[s + j]
-            if c >= 65 and c <= 90:
-                c += 32
-            if c != name[j]:
-                return False
-        return True
+        return _field_named(
+            <const unsigned char *>PyBytes_AS_STRING(self.data), &self.fields[k], name, n
+        )
 
     @property
     def header_count(self):
@@ -466,41 +618,37 @@ cdef class Message:
             out.append(c)
         return tuple(out)
 
-    def header_hash_input(self, tuple names not None, bint relaxed, bytes signature=None):
-        """The bytes a signature's header hash covers (RFC 6376 section 3.7).
+    @cython.boundscheck(False)  # invariant: 0 <= k < nfields; used has nfields entries
+    @cython.wraparound(False)
+    cdef Py_ssize_t _signed_fields(
+        self, tuple names, bint relaxed, unsigned char *buf
+    ) except -1:
+        """Write the fields ``names`` select, canonicalized, each + CRLF, to ``buf``.
 
-        ``names`` is the ``h=`` list as lowercase bytes.  Each name takes the
-        last field of that name not yet taken (section 5.4.2: bottom-up); a
-        name with no field left contributes nothing.  Each field is
-        canonicalized and ends in CRLF.  ``signature``, if given, is the
-        DKIM-Signature field with an empty ``b=`` and no final CRLF; it is
-        canonicalized and appended without CRLF.
+        ``buf`` needs ``body_start + 2 * nfields`` bytes: each field is taken
+        at most once, all fields lie before ``body_start``, and canonicalizing
+        never lengthens a field.  Returns the bytes written.
         """
         cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(self.data)
-        cdef unsigned char *used = NULL
-        cdef unsigned char *buf = NULL
-        cdef unsigned char *grown
-        cdef Py_ssize_t cap, m = 0, k, fn, sn = 0
+        cdef unsigned char small[64]
+        cdef unsigned char *used = small
+        cdef Py_ssize_t m = 0, k, fn, qn
+        cdef const unsigned char *q
         cdef bytes name
-        if signature is not None:
-            sn = PyBytes_GET_SIZE(signature)
-        # Room for every field once (each is taken at most once) + CRLF each.
-        cap = self.body_start + 2 * self.nfields + sn + 2
-        buf = <unsigned char *>malloc(cap)
-        used = <unsigned char *>calloc(self.nfields + 1, 1)
-        if buf == NULL or used == NULL:
-            free(buf)
-            free(used)
-            raise MemoryError()
+        if self.nfields > 64:
+            used = <unsigned char *>calloc(self.nfields, 1)
+            if used == NULL:
+                raise MemoryError()
+        else:
+            memset(small, 0, 64)
         try:
             for obj in names:
                 name = <bytes?>obj
+                q = <const unsigned char *>PyBytes_AS_STRING(name)
+                qn = PyBytes_GET_SIZE(name)
                 k = self.nfields - 1
                 while k >= 0:
-                    if not used[k] and self._matches(
-                        k, <const unsigned char *>PyBytes_AS_STRING(name),
-                        PyBytes_GET_SIZE(name),
-                    ):
+                    if not used[k] and _field_named(p, &self.fields[k], q, qn):
                         used[k] = 1
                         fn = self.fields[k].end - self.fields[k].start
                         if relaxed:
@@ -512,19 +660,82 @@ cdef class Message:
                         m += 2
                         break
                     k -= 1
+        finally:
+            if used != small:
+                free(used)
+        return m
+
+    def header_hash_input(self, tuple names not None, bint relaxed, bytes signature=None):
+        """The bytes a signature's header hash covers (RFC 6376 section 3.7).
+
+        ``names`` is the ``h=`` list as lowercase bytes.  Each name takes the
+        last field of that name not yet taken (section 5.4.2: bottom-up); a
+        name with no field left contributes nothing.  Each field is
+        canonicalized and ends in CRLF.  ``signature``, if given, is the
+        DKIM-Signature field with an empty ``b=`` and no final CRLF; it is
+        canonicalized and appended without CRLF.
+        """
+        cdef unsigned char *buf = NULL
+        cdef Py_ssize_t m, sn = 0
+        if signature is not None:
+            sn = PyBytes_GET_SIZE(signature)
+        buf = <unsigned char *>malloc(self.body_start + 2 * self.nfields + sn + 2)
+        if buf == NULL:
+            raise MemoryError()
+        try:
+            m = self._signed_fields(names, relaxed, buf)
             if signature is not None:
-                if relaxed:
-                    m += _header_relaxed(
-                        <const unsigned char *>PyBytes_AS_STRING(signature), sn, buf + m
-                    )
-                else:
-                    m += _header_simple(
-                        <const unsigned char *>PyBytes_AS_STRING(signature), sn, buf + m
-                    )
+                m += _canon_header(
+                    <const unsigned char *>PyBytes_AS_STRING(signature), sn, buf + m, relaxed
+                )
             return PyBytes_FromStringAndSize(<char *>buf, m)
         finally:
             free(buf)
-            free(used)
+
+    def signing_input(
+        self, tuple names not None, bytes head not None, bytes tx not None, bytes h not None,
+        bint header_relaxed, bint body_relaxed, bint prehash,
+    ):
+        """One signature's ``(unsigned field, header hash input)`` in one call.
+
+        The unsigned field is ``head + tx + b";\\r\\n h=" + h + b";\\r\\n bh="
+        + base64(body_hash(body_relaxed)) + b";\\r\\n b="``; the second item is
+        ``header_hash_input(names, header_relaxed, unsigned)``, or its SHA-256
+        digest when ``prehash`` (Ed25519, RFC 8463 section 3).
+        """
+        cdef bytes bh = self._body_digest(body_relaxed)
+        cdef Py_ssize_t hn = PyBytes_GET_SIZE(head), tn = PyBytes_GET_SIZE(tx)
+        cdef Py_ssize_t gn = PyBytes_GET_SIZE(h), un, m
+        cdef unsigned char *buf
+        cdef char *w
+        un = hn + tn + 6 + gn + 7 + 44 + 6
+        unsigned = PyBytes_FromStringAndSize(NULL, un)
+        w = PyBytes_AS_STRING(unsigned)
+        memcpy(w, PyBytes_AS_STRING(head), hn)
+        w += hn
+        memcpy(w, PyBytes_AS_STRING(tx), tn)
+        w += tn
+        memcpy(w, b";\r\n h=", 6)
+        w += 6
+        memcpy(w, PyBytes_AS_STRING(h), gn)
+        w += gn
+        memcpy(w, b";\r\n bh=", 7)
+        w += 7
+        w += _b64encode(<const unsigned char *>PyBytes_AS_STRING(bh), 32, <unsigned char *>w)
+        memcpy(w, b";\r\n b=", 6)
+        buf = <unsigned char *>malloc(self.body_start + 2 * self.nfields + un + 2)
+        if buf == NULL:
+            raise MemoryError()
+        try:
+            m = self._signed_fields(names, header_relaxed, buf)
+            m += _canon_header(
+                <const unsigned char *>PyBytes_AS_STRING(unsigned), un, buf + m, header_relaxed
+            )
+            if prehash:
+                return unsigned, _digest_buffer(buf, m, False)
+            return unsigned, PyBytes_FromStringAndSize(<char *>buf, m)
+        finally:
+            free(buf)
 
     def canonical_body(self, bint relaxed):
         """The canonical body (a copy; the signer hashes without making one)."""
@@ -532,6 +743,9 @@ cdef class Message:
 
     def body_hash(self, bint relaxed):
         """SHA-256 of the canonical body (cached per canonicalization)."""
+        return self._body_digest(relaxed)
+
+    cdef bytes _body_digest(self, bint relaxed):
         cached = self._bh_relaxed if relaxed else self._bh_simple
         if cached is not None:
             return cached
@@ -558,3 +772,179 @@ cdef class Message:
             free(buf)
         self._bh_relaxed = digest
         return digest
+
+
+cdef inline Py_ssize_t _canon_header(
+    const unsigned char *s, Py_ssize_t n, unsigned char *o, bint relaxed
+) noexcept nogil:
+    return _header_relaxed(s, n, o) if relaxed else _header_simple(s, n, o)
+
+
+cdef const char *_B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+@cython.boundscheck(False)  # invariant: i + 3 <= n reads s[i..i+2]; writes 4 * ceil(n / 3)
+@cython.wraparound(False)
+cdef Py_ssize_t _b64encode(const unsigned char *s, Py_ssize_t n, unsigned char *o) noexcept nogil:
+    """Standard base64 with padding (what ``binascii.b2a_base64`` writes, no newline)."""
+    cdef Py_ssize_t i = 0, m = 0
+    cdef unsigned int v
+    while i + 3 <= n:
+        v = (<unsigned int>s[i] << 16) | (<unsigned int>s[i + 1] << 8) | s[i + 2]
+        o[m] = _B64[v >> 18]
+        o[m + 1] = _B64[(v >> 12) & 63]
+        o[m + 2] = _B64[(v >> 6) & 63]
+        o[m + 3] = _B64[v & 63]
+        m += 4
+        i += 3
+    if n - i == 1:
+        v = <unsigned int>s[i] << 16
+        o[m] = _B64[v >> 18]
+        o[m + 1] = _B64[(v >> 12) & 63]
+        o[m + 2] = 61  # '='
+        o[m + 3] = 61
+        m += 4
+    elif n - i == 2:
+        v = (<unsigned int>s[i] << 16) | (<unsigned int>s[i + 1] << 8)
+        o[m] = _B64[v >> 18]
+        o[m + 1] = _B64[(v >> 12) & 63]
+        o[m + 2] = _B64[(v >> 6) & 63]
+        o[m + 3] = 61
+        m += 4
+    return m
+
+
+@cython.boundscheck(False)  # invariant: r + take <= L reads tmp; w stays within the sized output
+@cython.wraparound(False)
+def dkim_field(
+    bytes unsigned not None, bytes sig not None, Py_ssize_t first, Py_ssize_t width,
+    bytes tail not None,
+):
+    """``unsigned + fold_value(base64(sig), first, width) + b"\\r\\n" + tail`` in one copy."""
+    cdef Py_ssize_t un = PyBytes_GET_SIZE(unsigned), sn = PyBytes_GET_SIZE(sig)
+    cdef Py_ssize_t tn = PyBytes_GET_SIZE(tail), L, folds = 0, r = 0, take, w
+    cdef unsigned char stack[1024]
+    cdef unsigned char *tmp = stack
+    cdef char *o
+    if first < 1 or width < 1:
+        raise ValueError("first and width must be positive")
+    L = 4 * ((sn + 2) // 3)
+    if L > first:
+        folds = (L - first + width - 1) // width
+    if L > 1024:
+        tmp = <unsigned char *>malloc(L)
+        if tmp == NULL:
+            raise MemoryError()
+    try:
+        _b64encode(<const unsigned char *>PyBytes_AS_STRING(sig), sn, tmp)
+        out = PyBytes_FromStringAndSize(NULL, un + L + 3 * folds + 2 + tn)
+        o = PyBytes_AS_STRING(out)
+        memcpy(o, PyBytes_AS_STRING(unsigned), un)
+        w = un
+        take = first
+        while r < L:
+            if take > L - r:
+                take = L - r
+            if r:
+                o[w] = b"\r"
+                o[w + 1] = b"\n"
+                o[w + 2] = b" "
+                w += 3
+            memcpy(o + w, tmp + r, take)
+            w += take
+            r += take
+            take = width
+        o[w] = b"\r"
+        o[w + 1] = b"\n"
+        memcpy(o + w + 2, PyBytes_AS_STRING(tail), tn)
+        return out
+    finally:
+        if tmp != stack:
+            free(tmp)
+
+
+cdef class SigningPlan:
+    """One signer's per-message work up to the private-key operation.
+
+    Built once per signer.  ``counted`` is the default ``h=`` name list
+    (lowercase bytes) whose fields are counted per message and ``h_for``
+    maps those counts to ``(names, h)``, cached in ``h_cache`` (the dict
+    ``h_for`` fills); or ``counted`` is None and ``fixed`` is the
+    ``(names, h)`` used for every message.  ``head`` is the field up to
+    ``t=``; ``expire_after`` adds ``x=``.
+    """
+
+    cdef tuple counted
+    cdef Py_ssize_t from_index
+    cdef object h_for
+    cdef dict h_cache
+    cdef tuple fixed
+    cdef bytes head
+    cdef object expire_after
+    cdef tuple tx_cache  # (t, formatted t= [and x=]) replaced whole: thread-safe
+    cdef bint header_relaxed, body_relaxed, prehash
+
+    def __init__(
+        self, tuple counted, Py_ssize_t from_index, h_for, dict h_cache, tuple fixed,
+        bytes head not None, expire_after, bint header_relaxed, bint body_relaxed, bint prehash,
+    ):
+        if counted is not None:
+            if not 0 <= from_index < len(counted):
+                raise ValueError("from_index out of range")
+            for name in counted:
+                if type(name) is not bytes:
+                    raise TypeError("counted names must be bytes")
+        elif fixed is None or len(fixed) != 2:
+            raise ValueError("a plan needs counted names or a fixed (names, h)")
+        self.counted = counted
+        self.from_index = from_index
+        self.h_for = h_for
+        self.h_cache = h_cache
+        self.fixed = fixed
+        self.head = head
+        self.expire_after = expire_after
+        self.tx_cache = (None, b"")
+        self.header_relaxed = header_relaxed
+        self.body_relaxed = body_relaxed
+        self.prehash = prehash
+
+    cdef Py_ssize_t _count(self, Message msg, bytes name) noexcept:
+        cdef const unsigned char *s = <const unsigned char *>PyBytes_AS_STRING(name)
+        cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(msg.data)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(name), k, c = 0
+        for k in range(msg.nfields):
+            if _field_named(p, &msg.fields[k], s, n):
+                c += 1
+        return c
+
+    def prepare(self, Message msg not None, timestamp):
+        """``(unsigned field, header hash input or its SHA-256)``, or None without From."""
+        cdef Py_ssize_t i, nn
+        cdef tuple counts, entry
+        if self.counted is not None:
+            nn = len(self.counted)
+            counts = PyTuple_New(nn)
+            for i in range(nn):
+                c = self._count(msg, <bytes>self.counted[i])
+                Py_INCREF(c)
+                PyTuple_SET_ITEM(counts, i, c)
+            if not counts[self.from_index]:
+                return None
+            entry = self.h_cache.get(counts)
+            if entry is None:
+                entry = self.h_for(counts)
+        else:
+            if not self._count(msg, b"from"):
+                return None
+            entry = self.fixed
+        t = int(_time.time()) if timestamp is None else timestamp
+        last_t, tx = self.tx_cache
+        if last_t is None or t != last_t:
+            if self.expire_after:
+                tx = b"%d; x=%d" % (t, t + self.expire_after)
+            else:
+                tx = b"%d" % t
+            self.tx_cache = (t, tx)
+        return msg.signing_input(
+            entry[0], self.head, tx, entry[1], self.header_relaxed, self.body_relaxed, self.prehash
+        )

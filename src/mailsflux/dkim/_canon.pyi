@@ -1,5 +1,6 @@
 """Type stub for the compiled DKIM canonicalizer (core/mailsflux/dkim/_canon.pyx)."""
 
+from collections.abc import Callable
 from typing import final
 
 @final
@@ -28,10 +29,42 @@ class Message:
     def header_hash_input(
         self, names: tuple[bytes, ...], relaxed: bool, signature: bytes | None = None
     ) -> bytes: ...
+    def signing_input(
+        self,
+        names: tuple[bytes, ...],
+        head: bytes,
+        tx: bytes,
+        h: bytes,
+        header_relaxed: bool,
+        body_relaxed: bool,
+        prehash: bool,
+    ) -> tuple[bytes, bytes]: ...
     def canonical_body(self, relaxed: bool) -> bytes: ...
     def body_hash(self, relaxed: bool) -> bytes: ...
+
+@final
+class SigningPlan:
+    """One signer's per-message work up to the private-key operation."""
+
+    def __init__(
+        self,
+        counted: tuple[bytes, ...] | None,
+        from_index: int,
+        h_for: Callable[[tuple[int, ...]], tuple[tuple[bytes, ...], bytes]],
+        h_cache: dict[tuple[int, ...], tuple[tuple[bytes, ...], bytes]],
+        fixed: tuple[tuple[bytes, ...], bytes] | None,
+        head: bytes,
+        expire_after: int | None,
+        header_relaxed: bool,
+        body_relaxed: bool,
+        prehash: bool,
+    ) -> None: ...
+    def prepare(self, msg: Message, timestamp: int | None) -> tuple[bytes, bytes] | None: ...
 
 def normalize_crlf(data: bytes) -> bytes: ...
 def canonicalize_body(body: bytes, relaxed: bool) -> bytes: ...
 def canonicalize_header(field: bytes, relaxed: bool) -> bytes: ...
 def fold_value(value: bytes, first: int, width: int) -> bytes: ...
+def dkim_field(unsigned: bytes, sig: bytes, first: int, width: int, tail: bytes) -> bytes: ...
+def _sha256_source() -> str: ...
+def _use_hashlib(use: bool) -> None: ...

@@ -18,18 +18,16 @@ removing everything after ``b=``, as RFC 6376 section 3.7 asks)::
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import time
-from binascii import b2a_base64
 from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-from mailsflux.dkim._canon import Message, Policy, fold_value
+from mailsflux.dkim._canon import Message, Policy, SigningPlan, dkim_field
 from mailsflux.dkim.keys import (
     RSA_SHA256,
     PrivateKey,
@@ -193,6 +191,18 @@ class Signer:
         tags.append("t=0000000000; x=0000000000" if expire_after else "t=0000000000")
         head = _fold_tags("DKIM-Signature:", tags)
         self._head = head[: head.rindex("t=") + 2].encode("ascii")
+        self._plan = SigningPlan(
+            self._lnames if self._default else None,
+            self._from_index,
+            self._h_for,
+            self._h_cache,
+            None if self._default else self._fixed,
+            self._head,
+            expire_after,
+            self._header_relaxed,
+            self._body_relaxed,
+            self._ed25519 is not None,
+        )
 
     # -- per message -----------------------------------------------------
 
@@ -225,32 +235,24 @@ class Signer:
                 self._h_cache[counts] = entry
         return entry
 
+    def _parts(self, msg: Message, timestamp: int | None) -> tuple[bytes, bytes]:
+        """(the field up to ``b=``, the signature): everything but the b= layout."""
+        # One compiled call: the h= choice, t=, the body hash, the unsigned
+        # field and the header hash input (for Ed25519 its SHA-256, RFC 8463
+        # section 3: PureEdDSA over the hash).
+        prepared = self._plan.prepare(msg, timestamp)
+        if prepared is None:
+            raise _no_from()
+        unsigned, data = prepared
+        ed = self._ed25519
+        if ed is not None:
+            return unsigned, ed.sign(data)
+        assert self._rsa is not None
+        return unsigned, self._rsa.sign(data, _RSA_PADDING, _SHA256)
+
     def _signature(self, msg: Message, timestamp: int | None) -> bytes:
-        if self._default:
-            counts = msg.counts(self._lnames)
-            if not counts[self._from_index]:
-                raise _no_from()
-            lnames, h = self._h_for(counts)
-        else:
-            if not msg.counts((b"from",))[0]:
-                raise _no_from()
-            lnames, h = self._fixed
-        t = int(time.time()) if timestamp is None else timestamp
-        if self.expire_after:
-            tx = b"%d; x=%d" % (t, t + self.expire_after)
-        else:
-            tx = b"%d" % t
-        bh = b2a_base64(msg.body_hash(self._body_relaxed), newline=False)
-        unsigned = b"".join((self._head, tx, b";\r\n h=", h, b";\r\n bh=", bh, b";\r\n b="))
-        data = msg.header_hash_input(lnames, self._header_relaxed, unsigned)
-        if self._rsa is not None:
-            sig = self._rsa.sign(data, _RSA_PADDING, _SHA256)
-        else:
-            assert self._ed25519 is not None
-            # RFC 8463 section 3: Ed25519 (PureEdDSA) over the SHA-256 hash.
-            sig = self._ed25519.sign(hashlib.sha256(data).digest())
-        b = fold_value(b2a_base64(sig, newline=False), _B_FIRST, _B_WIDTH)
-        return unsigned + b + b"\r\n"
+        unsigned, sig = self._parts(msg, timestamp)
+        return dkim_field(unsigned, sig, _B_FIRST, _B_WIDTH, b"")
 
     def signature(self, message: bytes, *, timestamp: int | None = None) -> bytes:
         """The folded ``DKIM-Signature`` field for ``message``, ending in CRLF."""
@@ -258,8 +260,9 @@ class Signer:
 
     def sign(self, message: bytes, *, timestamp: int | None = None) -> bytes:
         """``message`` (normalized to CRLF) with its ``DKIM-Signature`` field on top."""
-        msg = _message(message)
-        return self._signature(msg, timestamp) + msg.data
+        msg = Message(message) if type(message) is bytes else _message(message)
+        unsigned, sig = self._parts(msg, timestamp)
+        return dkim_field(unsigned, sig, _B_FIRST, _B_WIDTH, msg.data)
 
     def __repr__(self) -> str:
         return (
