@@ -27,7 +27,6 @@ from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.stdint cimport uint64_t
 from libc.string cimport memchr, memcpy, memset
 
-import os
 from hashlib import sha256 as _sha256
 import time as _time
 
@@ -387,7 +386,7 @@ def canonicalize_header(bytes field not None, bint relaxed):
 @cython.wraparound(False)
 def fold_value(bytes value not None, Py_ssize_t first, Py_ssize_t width):
     """``value`` split by ``CRLF SP`` after ``first`` bytes, then every ``width`` bytes."""
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(value), folds, r = 0, take, w = 0
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(value), folds
     if first < 1 or width < 1:
         raise ValueError("first and width must be positive")
     if n <= first:
@@ -396,7 +395,19 @@ def fold_value(bytes value not None, Py_ssize_t first, Py_ssize_t width):
     out = PyBytes_FromStringAndSize(NULL, n + 3 * folds)
     cdef const char *s = PyBytes_AS_STRING(value)
     cdef char *o = PyBytes_AS_STRING(out)
-    take = first
+    _fold_into(o, s, n, first, width)
+    return out
+
+
+@cython.boundscheck(False)  # invariant: r + take <= n, w + take (+3) <= n + 3 * folds
+@cython.wraparound(False)
+cdef Py_ssize_t _fold_into(
+    char *o, const char *s, Py_ssize_t n, Py_ssize_t first, Py_ssize_t width
+) noexcept nogil:
+    """Write ``s[0:n]`` into ``o`` split by ``CRLF SP`` after ``first`` bytes,
+    then every ``width`` bytes; returns the bytes written. ``o`` holds
+    n + 3 * folds bytes, folds = ceil((n - first) / width) when n > first."""
+    cdef Py_ssize_t r = 0, w = 0, take = first
     while r < n:
         if take > n - r:
             take = n - r
@@ -409,89 +420,11 @@ def fold_value(bytes value not None, Py_ssize_t first, Py_ssize_t width):
         w += take
         r += take
         take = width
-    return out
-
-
-# SHA-256 straight on C buffers.  hashlib costs ~0.3 us per digest in object
-# set-up alone, a third of hashing a small message; OpenSSL's one-shot
-# SHA256() does not.  It is taken at run time from the libcrypto that
-# hashlib's own _hashlib module already loaded (no build-time OpenSSL
-# headers or link), and used only after it agrees with hashlib on a few
-# inputs; without it (Windows, no _hashlib, no symbol) hashlib is used.
-cdef extern from *:
-    """
-    #include <stddef.h>
-    typedef unsigned char *(*mf_sha256_fn)(const unsigned char *, size_t, unsigned char *);
-    #if defined(_WIN32)
-    static mf_sha256_fn mf_find_sha256(const char *path) { (void)path; return NULL; }
-    #else
-    #include <dlfcn.h>
-    static mf_sha256_fn mf_find_sha256(const char *path) {
-        /* RTLD_NOLOAD: only an already loaded _hashlib; the handle stays open
-           as that module does.  dlsym on it searches its dependencies too. */
-        void *h = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
-        void *f;
-        if (h == NULL) return NULL;
-        f = dlsym(h, "SHA256");
-        return f == NULL ? NULL : (mf_sha256_fn)f;
-    }
-    #endif
-    """
-    ctypedef unsigned char *(*mf_sha256_fn)(const unsigned char *, size_t, unsigned char *) noexcept nogil
-    mf_sha256_fn mf_find_sha256(const char *path)
-
-
-cdef mf_sha256_fn _openssl_sha256 = NULL
-
-
-def _load_openssl_sha256():
-    """Point :data:`_openssl_sha256` at libcrypto's SHA256() if it hashes as hashlib does."""
-    global _openssl_sha256
-    cdef mf_sha256_fn fn
-    cdef unsigned char out[32]
-    try:
-        import _hashlib
-        path = os.fsencode(_hashlib.__file__)
-    except (ImportError, AttributeError, TypeError):
-        return False
-    fn = mf_find_sha256(path)
-    if fn == NULL:
-        return False
-    for sample in (b"", b"abc", bytes(range(256)) * 9 + b"tail"):
-        fn(<const unsigned char *>PyBytes_AS_STRING(sample), PyBytes_GET_SIZE(sample), out)
-        if PyBytes_FromStringAndSize(<char *>out, 32) != _sha256(sample).digest():
-            return False
-    _openssl_sha256 = fn
-    return True
-
-
-def _sha256_source():
-    """Which SHA-256 the compiled paths use: ``"openssl"`` or ``"hashlib"`` (for tests)."""
-    return "openssl" if _openssl_sha256 != NULL else "hashlib"
-
-
-def _use_hashlib(bint use):
-    """Force the hashlib path (tests of the fallback), or look for OpenSSL again."""
-    global _openssl_sha256
-    if use:
-        _openssl_sha256 = NULL
-    else:
-        _load_openssl_sha256()
-
-
-_load_openssl_sha256()
+    return w
 
 
 cdef bytes _digest_buffer(unsigned char *buf, Py_ssize_t n, bint add_crlf):
-    """SHA-256 of ``buf[0:n]`` (+ CRLF), hashed in place."""
-    cdef unsigned char out[32]
-    if _openssl_sha256 != NULL and not add_crlf:
-        if n >= NOGIL_BODY:
-            with nogil:
-                _openssl_sha256(buf, n, out)
-        else:
-            _openssl_sha256(buf, n, out)
-        return PyBytes_FromStringAndSize(<char *>out, 32)
+    """SHA-256 of ``buf[0:n]`` (+ CRLF), hashed in place through a memoryview."""
     view = PyMemoryView_FromMemory(<char *>buf, n, PyBUF_READ)
     try:
         h = _sha256(view)
@@ -822,7 +755,7 @@ def dkim_field(
 ):
     """``unsigned + fold_value(base64(sig), first, width) + b"\\r\\n" + tail`` in one copy."""
     cdef Py_ssize_t un = PyBytes_GET_SIZE(unsigned), sn = PyBytes_GET_SIZE(sig)
-    cdef Py_ssize_t tn = PyBytes_GET_SIZE(tail), L, folds = 0, r = 0, take, w
+    cdef Py_ssize_t tn = PyBytes_GET_SIZE(tail), L, folds = 0, w
     cdef unsigned char stack[1024]
     cdef unsigned char *tmp = stack
     cdef char *o
@@ -840,20 +773,7 @@ def dkim_field(
         out = PyBytes_FromStringAndSize(NULL, un + L + 3 * folds + 2 + tn)
         o = PyBytes_AS_STRING(out)
         memcpy(o, PyBytes_AS_STRING(unsigned), un)
-        w = un
-        take = first
-        while r < L:
-            if take > L - r:
-                take = L - r
-            if r:
-                o[w] = b"\r"
-                o[w + 1] = b"\n"
-                o[w + 2] = b" "
-                w += 3
-            memcpy(o + w, tmp + r, take)
-            w += take
-            r += take
-            take = width
+        w = un + _fold_into(o + un, <const char *>tmp, L, first, width)
         o[w] = b"\r"
         o[w + 1] = b"\n"
         memcpy(o + w + 2, PyBytes_AS_STRING(tail), tn)
