@@ -50,6 +50,7 @@ from tests._tls import server_context
 
 from _machine import describe
 from mailsflux.benchmark.sinks import builtin_sink
+from mailsflux.events import position
 from mailsflux.gateway import Gateway
 from mailsflux.jobs.jobfile import DKIMSpec
 from mailsflux.tenants import Principal, Tenant, Tenants
@@ -251,7 +252,11 @@ async def delivered(gw: Gateway, want: int, timeout: float) -> int:
         if not events:
             await asyncio.sleep(0.1)
             continue
-        cursor = events[-1].id
+        # The log's cursor is the event's position; its id ("evt_17") compared
+        # as text with the integer ids matches nothing, so counting stopped at
+        # the first page read and waited out the timeout whenever deliveries
+        # were still going on at that read.
+        cursor = position(events[-1].id)
         count += sum(e.type == "delivered" for e in events)
     return count
 
