@@ -2,9 +2,10 @@
 # whether any byte of a 64-bit word is one of a few values, so a scan can
 # skip the words that hold none of them and look at the others byte by byte.
 #
-# Each test is exact as a "some byte is" test (it may mark other bytes of a
-# word that has one, never a word that has none), which is all the callers
-# use. Inline, like _buffer.pxd: each module that cimports it gets its own copy.
+# The has_* tests are exact as "some byte is" tests (they may mark other
+# bytes of a word that has one, never a word that has none); the *_lanes
+# tests mark exactly the bytes that are (no carry crosses a byte). Inline,
+# like _buffer.pxd: each module that cimports it gets its own copy.
 
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
@@ -15,9 +16,11 @@ cdef extern from *:
     """
     #define MF_SWAR_ONES 0x0101010101010101ULL
     #define MF_SWAR_HIGHS 0x8080808080808080ULL
+    #define MF_SWAR_LOW7 0x7F7F7F7F7F7F7F7FULL
     """
     const uint64_t ONES "MF_SWAR_ONES"
     const uint64_t HIGHS "MF_SWAR_HIGHS"
+    const uint64_t LOW7 "MF_SWAR_LOW7"
 
 
 cdef inline uint64_t load8(const unsigned char* p) noexcept nogil:
@@ -51,3 +54,18 @@ cdef inline uint64_t has_more(uint64_t x, unsigned char n) noexcept nogil:
 cdef inline bint no_line_end8(uint64_t x) noexcept nogil:
     """None of the eight bytes is CR or LF."""
     return (has_byte(x, 10) | has_byte(x, 13)) == 0
+
+
+cdef inline uint64_t above_sp_lanes(uint64_t x) noexcept nogil:
+    """The high bit of each byte of ``x`` set exactly when that byte is above
+    SP (0x20): the low seven bits plus 0x5F stay below 0x100 and reach 0x80
+    exactly from 0x21; a byte of 0x80 or more has its high bit already."""
+    return (((x & LOW7) + ONES * 0x5F) | x) & HIGHS
+
+
+cdef inline uint64_t sp_lanes(uint64_t x) noexcept nogil:
+    """The high bit of each byte of ``x`` set exactly when that byte is SP:
+    a byte of x ^ ONES*0x20 is zero exactly when its low seven bits plus
+    0x7F stay below 0x80 and its own high bit is clear."""
+    cdef uint64_t t = x ^ (ONES * 0x20)
+    return ~(((t & LOW7) + LOW7) | t) & HIGHS

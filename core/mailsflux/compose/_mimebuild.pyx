@@ -41,6 +41,8 @@ from libc.string cimport memchr, memcpy
 
 from mailsflux._buffer cimport buf_byte as _putc
 from mailsflux._buffer cimport buf_reserve as _reserve
+from mailsflux._base64 cimport b64_block, b64_write
+from mailsflux._chars cimport is_atext
 from mailsflux._buffer cimport buf_write as _put
 from mailsflux._swar cimport has_byte, has_less, has_more, load8, no_line_end8
 
@@ -79,7 +81,6 @@ cdef Py_ssize_t MAX_URI = 900
 # Longest boundary token (RFC 2046: boundaries are at most 70 characters).
 cdef Py_ssize_t MAX_TOKEN = 64
 
-cdef const char* B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 cdef const char* HEX = b"0123456789ABCDEF"
 
 # Headers the builder writes itself; a job may not add them again.
@@ -106,8 +107,6 @@ cdef str SPECIALS = '()<>[]:;@\\,."'
 # Byte classes for the quoted-printable encoder (RFC 2045 6.7):
 # 0 literal, 1 always =XX, 2 space/tab (=XX before a line end), 3 CR or LF.
 cdef unsigned char QP_CLASS[256]
-# RFC 5322 3.2.3 atext (ASCII part), for local parts.
-cdef unsigned char ATEXT[128]
 
 
 cdef void _init_tables() noexcept:
@@ -121,10 +120,6 @@ cdef void _init_tables() noexcept:
             QP_CLASS[c] = 0
         else:
             QP_CLASS[c] = 1
-    for c in range(128):
-        ATEXT[c] = 0
-    for c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-/=?^_`{|}~":
-        ATEXT[c] = 1
 
 
 _init_tables()
@@ -210,31 +205,11 @@ cdef inline Py_ssize_t _u8len(unsigned char lead) noexcept nogil:
     return 4
 
 
-cdef inline void _b64_block(const unsigned char* s, Py_ssize_t n, char* w) noexcept nogil:
-    """Base64 of ``s[:n]`` (1 <= n <= 3) into ``w[:4]``."""
-    cdef unsigned int v = (<unsigned int>s[0]) << 16
-    if n > 1:
-        v |= (<unsigned int>s[1]) << 8
-    if n > 2:
-        v |= s[2]
-    w[0] = B64[(v >> 18) & 63]
-    w[1] = B64[(v >> 12) & 63]
-    w[2] = B64[(v >> 6) & 63] if n > 1 else b"="
-    w[3] = B64[v & 63] if n > 2 else b"="
-
-
 cdef int _w_b64(_Out* o, const unsigned char* s, Py_ssize_t n) except -1:
     """Append base64 of ``s[:n]`` (one unbroken run)."""
-    cdef Py_ssize_t i = 0
-    cdef char* w
     # every 3 input bytes (or fewer, at the end) -> 4 characters
     _reserve(o, 4 * ((n + 2) // 3))
-    w = o.data + o.len
-    while i < n:
-        _b64_block(s + i, n - i if n - i < 3 else 3, w)
-        w += 4
-        i += 3
-    o.len = w - o.data
+    o.len += b64_write(s, n, o.data + o.len)
     return 0
 
 
@@ -248,7 +223,7 @@ cdef int _w_b64_lines(_Out* o, const unsigned char* s, Py_ssize_t n) except -1:
     while i < n:
         j = 0
         while j < 57 and i < n:
-            _b64_block(s + i, n - i if n - i < 3 else 3, w)
+            b64_block(s + i, n - i if n - i < 3 else 3, w)
             w += 4
             i += 3
             j += 3
@@ -558,7 +533,7 @@ cdef Address _parse_address(str text):
         dot = False
         if ch < 128:
             size += 1
-            if not ATEXT[ch]:
+            if not is_atext(<unsigned char>ch):
                 ok = False
         else:
             ascii = False

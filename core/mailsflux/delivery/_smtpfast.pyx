@@ -31,6 +31,7 @@ from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdio cimport snprintf
 from libc.string cimport memchr, memcpy
 
+from mailsflux._chars cimport is_alnum, is_atext
 from mailsflux._swar cimport load8, no_line_end8
 
 
@@ -187,17 +188,6 @@ def parse(const unsigned char[::1] buf, list lines not None):
     return start, replies, None
 
 
-cdef inline bint _alnum(unsigned char c) noexcept:
-    return (48 <= c <= 57) or (65 <= c <= 90) or (97 <= c <= 122)
-
-
-cdef inline bint _atext(unsigned char c) noexcept:
-    # RFC 5322 atext: letters, digits and !#$%&'*+-/=?^_`{|}~
-    return _alnum(c) or (c == 33) or (35 <= c <= 39) or c == 42 or c == 43 or c == 45 or (
-        c == 47 or c == 61 or c == 63 or (94 <= c <= 96) or (123 <= c <= 126)
-    )
-
-
 cdef bint _ascii_address(const unsigned char* s, Py_ssize_t n) noexcept:
     """Does s[0:n] fully match the ASCII envelope address pattern?
 
@@ -209,7 +199,7 @@ cdef bint _ascii_address(const unsigned char* s, Py_ssize_t n) noexcept:
     cdef bint tail_ok
     while True:  # the local part: atoms joined by single dots
         start = i
-        while i < n and _atext(s[i]):
+        while i < n and is_atext(s[i]):
             i += 1
         if i == start:
             return False
@@ -223,15 +213,15 @@ cdef bint _ascii_address(const unsigned char* s, Py_ssize_t n) noexcept:
     if i < n and s[i] == 91:  # an address literal, to the end
         i += 1
         start = i
-        while i < n and (_alnum(s[i]) or s[i] == 58 or s[i] == 46 or s[i] == 45):
+        while i < n and (is_alnum(s[i]) or s[i] == 58 or s[i] == 46 or s[i] == 45):
             i += 1
         return i > start and i == n - 1 and s[i] == 93
     while True:  # labels joined by single dots; no hyphen at either end
-        if i >= n or not _alnum(s[i]):
+        if i >= n or not is_alnum(s[i]):
             return False
         i += 1
         tail_ok = True
-        while i < n and (_alnum(s[i]) or s[i] == 45):
+        while i < n and (is_alnum(s[i]) or s[i] == 45):
             tail_ok = s[i] != 45
             i += 1
         if not tail_ok:

@@ -27,6 +27,6 @@ cdef class Message:
     cdef bytes _bh_relaxed
 
     cdef int _parse(self) except -1
-    cdef bint _matches(self, Py_ssize_t k, const unsigned char *name, Py_ssize_t n) noexcept
+    cdef Py_ssize_t _count(self, bytes name) noexcept
     cdef bytes _body_digest(self, bint relaxed)
     cdef Py_ssize_t _signed_fields(self, tuple names, bint relaxed, unsigned char *buf) except -1

@@ -27,6 +27,9 @@ from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.stdint cimport uint64_t
 from libc.string cimport memchr, memcpy, memset
 
+from mailsflux._base64 cimport b64_write
+from mailsflux._swar cimport HIGHS, above_sp_lanes, load8, sp_lanes
+
 from hashlib import sha256 as _sha256
 import time as _time
 
@@ -92,25 +95,6 @@ cdef class Policy:
 cdef enum:
     WORD = 8
 
-cdef uint64_t HIGH = 0x8080808080808080ULL
-cdef uint64_t LOW7 = 0x7F7F7F7F7F7F7F7FULL
-
-
-cdef inline uint64_t _above_sp(uint64_t w) noexcept nogil:
-    """The top bit of each byte lane of ``w`` set exactly when that byte is > SP.
-
-    Exact per lane (no carry crosses lanes): the low seven bits plus 0x5F
-    stay below 0x100 and reach 0x80 exactly from 0x21; a byte >= 0x80 has its
-    top bit already.
-    """
-    return (((w & LOW7) + 0x5F5F5F5F5F5F5F5FULL) | w) & HIGH
-
-
-cdef inline uint64_t _is_sp(uint64_t w) noexcept nogil:
-    """The top bit of each byte lane of ``w`` set exactly when that byte is SP."""
-    cdef uint64_t t = w ^ 0x2020202020202020ULL
-    return ~(((t & LOW7) + LOW7) | t) & HIGH
-
 
 cdef inline bint _clean_word(const unsigned char *s) noexcept nogil:
     """``s[0:8]`` is unchanged by relaxed canonicalization when nothing is pending.
@@ -119,10 +103,8 @@ cdef inline bint _clean_word(const unsigned char *s) noexcept nogil:
     byte > SP (reads ``s[8]``: the caller guarantees 9 readable bytes).
     Byte order does not matter: both loads put byte k in the same lane.
     """
-    cdef uint64_t w, nxt
-    memcpy(&w, s, WORD)
-    memcpy(&nxt, s + 1, WORD)
-    return (_above_sp(w) | (_is_sp(w) & _above_sp(nxt))) == HIGH
+    cdef uint64_t w = load8(s)
+    return (above_sp_lanes(w) | (sp_lanes(w) & above_sp_lanes(load8(s + 1)))) == HIGHS
 
 
 cdef bint _is_normal(const unsigned char *p, Py_ssize_t n) noexcept nogil:
@@ -215,9 +197,8 @@ cdef Py_ssize_t _header_relaxed(
     const unsigned char *s, Py_ssize_t n, unsigned char *o
 ) noexcept nogil:
     cdef Py_ssize_t i = 0, m = 0
-    cdef bint pending = False, value_started = False
+    cdef bint in_name = True, pending = False, value_started = False
     cdef unsigned char c
-    # The name, up to and including the colon.
     while i < n:
         c = s[i]
         if c == CR and i + 2 < n and s[i + 1] == LF and (s[i + 2] == SP or s[i + 2] == HT):
@@ -226,47 +207,39 @@ cdef Py_ssize_t _header_relaxed(
         i += 1
         if c == SP or c == HT:
             pending = True
-        elif c == COLON:
-            pending = False  # WSP before the colon is deleted
-            o[m] = c
-            m += 1
-            break
+        elif in_name:
+            if c == COLON:
+                in_name = False
+                pending = False  # WSP before the colon is deleted
+                o[m] = c
+                m += 1
+            else:
+                if pending:
+                    o[m] = SP
+                    m += 1
+                    pending = False
+                if c >= 65 and c <= 90:
+                    c += 32
+                o[m] = c
+                m += 1
         else:
-            if pending:
+            if pending and value_started:  # WSP right after the colon is deleted
                 o[m] = SP
                 m += 1
-                pending = False
-            if c >= 65 and c <= 90:
-                c += 32
+            pending = False
+            value_started = True
             o[m] = c
             m += 1
-    # The value (nothing left here when the field has no colon).
-    while i < n:
-        c = s[i]
-        if c == CR and i + 2 < n and s[i + 1] == LF and (s[i + 2] == SP or s[i + 2] == HT):
-            i += 2  # unfold; the WSP that follows is handled as WSP
-            continue
-        i += 1
-        if c == SP or c == HT:
-            pending = True
-            continue
-        if pending and value_started:  # WSP right after the colon is deleted
-            o[m] = SP
-            m += 1
-        pending = False
-        value_started = True
-        o[m] = c
-        m += 1
-        # What follows unchanged (bytes above SP, single SPs between them)
-        # is copied a word at a time; nothing is pending here.
-        while i + WORD < n and _clean_word(s + i):  # reads s[i .. i + 8]; m <= i
-            memcpy(o + m, s + i, WORD)
-            m += WORD
-            i += WORD
-        while i < n and s[i] > SP:  # invariant kept: one output byte per input byte
-            o[m] = s[i]
-            m += 1
-            i += 1
+            # What follows unchanged (bytes above SP, single SPs between
+            # them) is copied a word at a time; nothing is pending here.
+            while i + WORD < n and _clean_word(s + i):  # reads s[i .. i + 8]; m <= i
+                memcpy(o + m, s + i, WORD)
+                m += WORD
+                i += WORD
+            while i < n and s[i] > SP:  # invariant kept: one output byte per input byte
+                o[m] = s[i]
+                m += 1
+                i += 1
     return m  # a trailing WSP run (``pending``) is dropped: end-of-value WSP
 
 
@@ -519,11 +492,15 @@ cdef class Message:
             i = nxt
         return 0
 
-    cdef bint _matches(self, Py_ssize_t k, const unsigned char *name, Py_ssize_t n) noexcept:
-        """Field ``k``'s name (WSP before the colon ignored) equals lowercase ``name``."""
-        return _field_named(
-            <const unsigned char *>PyBytes_AS_STRING(self.data), &self.fields[k], name, n
-        )
+    cdef Py_ssize_t _count(self, bytes name) noexcept:
+        """How many fields are named ``name`` (lowercase; WSP before the colon ignored)."""
+        cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(self.data)
+        cdef const unsigned char *q = <const unsigned char *>PyBytes_AS_STRING(name)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(name), k, c = 0
+        for k in range(self.nfields):
+            if _field_named(p, &self.fields[k], q, n):
+                c += 1
+        return c
 
     @property
     def header_count(self):
@@ -537,19 +514,7 @@ cdef class Message:
 
     def counts(self, tuple names not None):
         """How many fields each lowercase name in ``names`` (bytes) has."""
-        cdef Py_ssize_t k, c
-        cdef bytes name
-        out = []
-        for obj in names:
-            name = <bytes?>obj
-            c = 0
-            for k in range(self.nfields):
-                if self._matches(
-                    k, <const unsigned char *>PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name)
-                ):
-                    c += 1
-            out.append(c)
-        return tuple(out)
+        return tuple([self._count(<bytes?>obj) for obj in names])
 
     @cython.boundscheck(False)  # invariant: 0 <= k < nfields; used has nfields entries
     @cython.wraparound(False)
@@ -654,7 +619,7 @@ cdef class Message:
         w += gn
         memcpy(w, b";\r\n bh=", 7)
         w += 7
-        w += _b64encode(<const unsigned char *>PyBytes_AS_STRING(bh), 32, <unsigned char *>w)
+        w += b64_write(<const unsigned char *>PyBytes_AS_STRING(bh), 32, w)
         memcpy(w, b";\r\n b=", 6)
         buf = <unsigned char *>malloc(self.body_start + 2 * self.nfields + un + 2)
         if buf == NULL:
@@ -713,40 +678,6 @@ cdef inline Py_ssize_t _canon_header(
     return _header_relaxed(s, n, o) if relaxed else _header_simple(s, n, o)
 
 
-cdef const char *_B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
-
-@cython.boundscheck(False)  # invariant: i + 3 <= n reads s[i..i+2]; writes 4 * ceil(n / 3)
-@cython.wraparound(False)
-cdef Py_ssize_t _b64encode(const unsigned char *s, Py_ssize_t n, unsigned char *o) noexcept nogil:
-    """Standard base64 with padding (what ``binascii.b2a_base64`` writes, no newline)."""
-    cdef Py_ssize_t i = 0, m = 0
-    cdef unsigned int v
-    while i + 3 <= n:
-        v = (<unsigned int>s[i] << 16) | (<unsigned int>s[i + 1] << 8) | s[i + 2]
-        o[m] = _B64[v >> 18]
-        o[m + 1] = _B64[(v >> 12) & 63]
-        o[m + 2] = _B64[(v >> 6) & 63]
-        o[m + 3] = _B64[v & 63]
-        m += 4
-        i += 3
-    if n - i == 1:
-        v = <unsigned int>s[i] << 16
-        o[m] = _B64[v >> 18]
-        o[m + 1] = _B64[(v >> 12) & 63]
-        o[m + 2] = 61  # '='
-        o[m + 3] = 61
-        m += 4
-    elif n - i == 2:
-        v = (<unsigned int>s[i] << 16) | (<unsigned int>s[i + 1] << 8)
-        o[m] = _B64[v >> 18]
-        o[m + 1] = _B64[(v >> 12) & 63]
-        o[m + 2] = _B64[(v >> 6) & 63]
-        o[m + 3] = 61
-        m += 4
-    return m
-
-
 @cython.boundscheck(False)  # invariant: r + take <= L reads tmp; w stays within the sized output
 @cython.wraparound(False)
 def dkim_field(
@@ -769,7 +700,7 @@ def dkim_field(
         if tmp == NULL:
             raise MemoryError()
     try:
-        _b64encode(<const unsigned char *>PyBytes_AS_STRING(sig), sn, tmp)
+        b64_write(<const unsigned char *>PyBytes_AS_STRING(sig), sn, <char *>tmp)
         out = PyBytes_FromStringAndSize(NULL, un + L + 3 * folds + 2 + tn)
         o = PyBytes_AS_STRING(out)
         memcpy(o, PyBytes_AS_STRING(unsigned), un)
@@ -828,15 +759,6 @@ cdef class SigningPlan:
         self.body_relaxed = body_relaxed
         self.prehash = prehash
 
-    cdef Py_ssize_t _count(self, Message msg, bytes name) noexcept:
-        cdef const unsigned char *s = <const unsigned char *>PyBytes_AS_STRING(name)
-        cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(msg.data)
-        cdef Py_ssize_t n = PyBytes_GET_SIZE(name), k, c = 0
-        for k in range(msg.nfields):
-            if _field_named(p, &msg.fields[k], s, n):
-                c += 1
-        return c
-
     def prepare(self, Message msg not None, timestamp):
         """``(unsigned field, header hash input or its SHA-256)``, or None without From."""
         cdef Py_ssize_t i, nn
@@ -845,7 +767,7 @@ cdef class SigningPlan:
             nn = len(self.counted)
             counts = PyTuple_New(nn)
             for i in range(nn):
-                c = self._count(msg, <bytes>self.counted[i])
+                c = msg._count(<bytes>self.counted[i])
                 Py_INCREF(c)
                 PyTuple_SET_ITEM(counts, i, c)
             if not counts[self.from_index]:
@@ -854,7 +776,7 @@ cdef class SigningPlan:
             if entry is None:
                 entry = self.h_for(counts)
         else:
-            if not self._count(msg, b"from"):
+            if not msg._count(b"from"):
                 return None
             entry = self.fixed
         t = int(_time.time()) if timestamp is None else timestamp

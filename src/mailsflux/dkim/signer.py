@@ -260,7 +260,7 @@ class Signer:
 
     def sign(self, message: bytes, *, timestamp: int | None = None) -> bytes:
         """``message`` (normalized to CRLF) with its ``DKIM-Signature`` field on top."""
-        msg = Message(message) if type(message) is bytes else _message(message)
+        msg = _message(message)
         unsigned, sig = self._parts(msg, timestamp)
         return dkim_field(unsigned, sig, _B_FIRST, _B_WIDTH, msg.data)
 
