@@ -406,14 +406,11 @@ class MXResolver:
         """The route :meth:`resolve` would answer at once from its cache for
         ``domain`` already in normal form, or None (ask :meth:`resolve`):
         its fast path without a coroutine, for the per-message caller."""
-        # _LRU.get inlined: this runs once a message.
-        data = self._routes.data
-        entry = data.get(domain)
-        if entry is None or entry[0] <= self.clock() or isinstance(entry[1], RoutingError):
+        route = self._routes.get(domain, self.clock())
+        if route is None or isinstance(route, RoutingError):
             return None
-        data.move_to_end(domain)
         self.hits += 1
-        return entry[1]
+        return route
 
     async def site_for(self, domain: str) -> Site:
         """The site (queue) of ``domain``; raises :class:`RoutingError` like :meth:`resolve`."""

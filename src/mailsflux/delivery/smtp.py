@@ -63,11 +63,14 @@ class Outcome(NamedTuple):
 
     @classmethod
     def of(cls, reply: Reply, stage: Stage = "eod") -> Outcome:
-        if reply.ok:
-            return cls("delivered", reply.code, reply.text, stage)
-        if 500 <= reply.code < 600:
-            return cls("bounced", reply.code, reply.text, stage)
-        return cls("deferred", reply.code, reply.text, stage)
+        return cls(_status(reply.code), reply.code, reply.text, stage)
+
+
+def _status(code: int) -> Literal["delivered", "bounced", "deferred"]:
+    """What a reply code makes of a message: 2xx delivered, 5xx bounced, else deferred."""
+    if 200 <= code < 300:
+        return "delivered"
+    return "bounced" if 500 <= code < 600 else "deferred"
 
 
 class SessionError(TemporaryDeliveryError):
@@ -567,14 +570,7 @@ class SMTPSession:
                     if not q:
                         await wait(1, self.data_timeout)
                     code, text = q.popleft()
-                    status = (
-                        "delivered"
-                        if 200 <= code < 300
-                        else "bounced"
-                        if 500 <= code < 600
-                        else "deferred"
-                    )
-                    out.append(_tuple_new(Outcome, (status, code, text, "eod")))
+                    out.append(_tuple_new(Outcome, (_status(code), code, text, "eod")))
                     self.sent += 1
                     continue
                 if data[0] == 354:  # DATA accepted without a recipient: end it empty
