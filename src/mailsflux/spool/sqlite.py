@@ -132,7 +132,17 @@ def _put_rows(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
 
 
 def _ctx(job: str, row: int, part: bytes) -> bytes:
-    return f"{job}\x00{row}\x00".encode() + part
+    """What a sealed part of a row is bound to: its job, its row, which part."""
+    return _row_ctx(_job_ctx(job), row, part)
+
+
+def _job_ctx(job: str) -> bytes:
+    """The job's share of :func:`_ctx`, made once for a batch of its rows."""
+    return f"{job}\x00".encode()
+
+
+def _row_ctx(job_ctx: bytes, row: int, part: bytes) -> bytes:
+    return b"%s%d\x00%s" % (job_ctx, row, part)
 
 
 class SQLiteSpool:
@@ -339,8 +349,7 @@ class SQLiteSpool:
         bodies = []
         released = []
         seal, encode = self.keys.seal, _meta_enc.encode
-        # _ctx(job, row, b"meta"), with the job's part made once a batch.
-        head = f"{job}\x00".encode()
+        head = _job_ctx(job)
         for r in records:
             meta = encode((r.recipient, r.message_id, r.reply, r.enhanced_status))
             rows.append(
@@ -355,7 +364,7 @@ class SQLiteSpool:
                     r.code,
                     r.category,
                     r.updated or now,
-                    seal(meta, b"%s%d\x00meta" % (head, r.row)),
+                    seal(meta, _row_ctx(head, r.row, b"meta")),
                     claimed,
                 )
             )
