@@ -132,8 +132,12 @@ def write_job(
     relay: str = "smtp+plain://127.0.0.1:25",
     connections: int = 8,
     tracking: bool = True,
+    spool: str | None = None,
 ) -> Path:
-    """A job directory with ``rows`` recipients; returns the job file."""
+    """A job directory with ``rows`` recipients; returns the job file.
+
+    ``spool``: the job's ``[spool] dir`` (relative to the job file); None
+    leaves the user's default spool."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "welcome.txt").write_text(TEXT.replace("{{filler}}", ""), encoding="utf-8")
     (directory / "welcome.html").write_text(HTML.replace("{{filler}}", ""), encoding="utf-8")
@@ -175,7 +179,8 @@ generate = true
 relay = "{relay}"
 connections = {connections}
 messages_per_connection = 100000
-""",
+"""
+        + (f'\n[spool]\ndir = "{spool}"\n' if spool is not None else ""),
         encoding="utf-8",
     )
     return directory / "job.toml"

@@ -1,0 +1,53 @@
+"""`bench e2e --rounds N` runs the same job N times from the same start,
+each with its own floor, and reports the medians beside every round; the
+job keeps its own spool, so nothing of it lands in the user's."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from pathlib import Path
+
+import pytest
+
+from tests._cli import run_cli
+
+
+def test_rounds_report_medians_and_leave_the_user_spool_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user_spool = tmp_path / "user-spool"
+    monkeypatch.setenv("MAILSFLUX_SPOOL", str(user_spool))
+    out = tmp_path / "e2e.json"
+    proc = run_cli(
+        "bench", "e2e", "--messages", "6", "--sink", "builtin", "--workers", "1",
+        "--algorithm", "ed25519-sha256", "--rounds", "3", "--json", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    rounds, m = doc["rounds"], doc["metrics"]
+    assert doc["settings"]["rounds"] == 3
+    # Every round sent the whole job: a round that found the job already
+    # done in a spool would send nothing.
+    assert [r["sent"] for r in rounds] == [6, 6, 6]
+    assert m["sink_messages"] == 18
+    for key in ("cpu_us_per_msg", "over_floor_x", "beyond_floor_us_per_msg"):
+        values = [r[key] for r in rounds]
+        assert m[key] == pytest.approx(statistics.median(values))
+        assert (m[f"{key}_min"], m[f"{key}_max"]) == (min(values), max(values))
+    ed = [r["floor_us"]["ed25519_sign"] for r in rounds]
+    assert m["floor_us"]["ed25519_sign"] == pytest.approx(statistics.median(ed), abs=0.01)
+    assert "median of 3 rounds" in proc.stdout
+    # A row per round: its number, CPU, floor, ratio and the rest beyond the floor.
+    table = [ln.split() for ln in proc.stdout.splitlines() if re.match(r"[1-3] ", ln)]
+    assert [(row[0], row[3]) for row in table] == [
+        (str(i), f"{r['over_floor_x']:.2f}x") for i, r in enumerate(rounds, 1)
+    ]
+    assert not user_spool.exists() or not any(user_spool.iterdir())
+
+
+def test_rounds_must_be_positive(tmp_path: Path) -> None:
+    proc = run_cli("bench", "e2e", "--messages", "2", "--rounds", "0", "--sink", "builtin")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "mailsflux: error: --rounds must be at least 1"
