@@ -21,15 +21,48 @@ def package_version(pkg: str) -> str:
         return "-"
 
 
-def cpu_model() -> str:
+#: CPU features that move the floor itself: OpenSSL's RSA takes its fastest
+#: path with AVX-512 IFMA, else ADX and BMI2; AES and SHA have instructions.
+#: "hypervisor": a virtual machine, whose cores neighbours may share.
+CPU_FLAGS = (
+    "adx", "aes", "avx2", "avx512f", "avx512ifma", "bmi2", "hypervisor", "sha_ni", "vaes",
+)  # fmt: skip
+
+
+def cpu_info(text: str) -> dict[str, Any]:
+    """The first processor of a ``/proc/cpuinfo`` text: its model name, its
+    identity (vendors reuse one marketing name, "AMD EPYC", across
+    generations whose floors differ threefold), and which of
+    :data:`CPU_FLAGS` it has."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if fields:
+                break  # the first processor's block is enough
+            continue
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    out: dict[str, Any] = {}
+    if "model name" in fields:
+        out["cpu"] = fields["model name"]
+    ident = [
+        f"{k} {fields[k]}" for k in ("vendor_id", "cpu family", "model", "stepping") if k in fields
+    ]
+    if ident:
+        out["cpu_id"] = ", ".join(ident)
+    flags = set(fields.get("flags", "").split())
+    if flags:
+        out["cpu_flags"] = [f for f in CPU_FLAGS if f in flags]
+    return out
+
+
+def _proc_cpuinfo() -> dict[str, Any]:
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+            return cpu_info(fh.read())
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return {}
 
 
 def compiled() -> bool:
@@ -51,12 +84,24 @@ def load_average() -> list[float]:
 
 
 def machine() -> dict[str, Any]:
-    return {
-        "cpu": cpu_model(),
+    info = _proc_cpuinfo()
+    out: dict[str, Any] = {
+        "cpu": info.get("cpu") or platform.processor() or platform.machine(),
         "cores": os.cpu_count() or 1,
         "os": f"{platform.system()} {platform.release()}",
         "load_average": load_average(),
     }
+    out.update({k: v for k, v in info.items() if k != "cpu"})
+    return out
+
+
+#: What makes two results' machines different ones (the load is not).
+SAME_MACHINE = ("cpu", "cpu_id", "cpu_flags", "cores")
+
+
+def machine_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The keys of :data:`SAME_MACHINE` on which two ``machine`` records differ."""
+    return [k for k in SAME_MACHINE if a.get(k) != b.get(k)]
 
 
 def versions() -> dict[str, Any]:

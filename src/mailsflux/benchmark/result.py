@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from mailsflux.benchmark.machine import machine, versions
+from mailsflux.benchmark.machine import machine, machine_differences, versions
 from mailsflux.errors import MailsfluxError
 
 FORMAT = 1
@@ -147,6 +147,14 @@ def compare_table(a: dict[str, Any], b: dict[str, Any], names: Sequence[str] = (
         out.append(f"{label} settings: {json.dumps(doc.get('settings', {}), sort_keys=True)}")
     if a["kind"] != b["kind"]:
         out.append(f"note: comparing a {a['kind']} result with a {b['kind']} result")
+    ma, mb = a.get("machine", {}), b.get("machine", {})
+    differ = machine_differences(ma, mb)
+    if differ:
+        what = "; ".join(f"{k}: {ma.get(k, '-')} / {mb.get(k, '-')}" for k in differ)
+        out.append(
+            f"note: measured on different machines ({what}): the floors differ too,"
+            " so compare each result against its own floor, not microseconds"
+        )
     out.append(table(["metric", names[0], names[1], f"{names[1]}/{names[0]}"], rows))
     return "\n".join(out)
 
