@@ -117,7 +117,11 @@ class RecipientFile:
             size = self.path.stat().st_size
         except OSError:
             size = 0  # read as far as it goes; the table grows as needed
+        email_column = self.email_column
+        # Looked up once: this loop runs for every row of the file in every worker.
+        normalize, undecoded = normalize_address, _UNDECODED.search
         with self._open() as fh, SeenSet(capacity=seen_capacity(size)) as seen:
+            add = seen.add
             reader = csv.reader(fh, strict=True)
             try:
                 next(reader)
@@ -143,13 +147,16 @@ class RecipientFile:
                 if count > 1 and row % count != index:
                     # Another worker's row: only what decides whether its
                     # address enters the duplicate check, in the same order.
-                    if len(fields) > ncols or bad_utf8("".join(fields)) or len(fields) <= email_at:
+                    if len(fields) > ncols or len(fields) <= email_at:
+                        continue
+                    joined = "".join(fields)
+                    if not joined.isascii() and undecoded(joined) is not None:
                         continue
                     try:
                         addr = parse_address(fields[email_at])
                     except AddressError:
                         continue
-                    seen.add(normalize_address(str(addr)))
+                    add(normalize(str(addr)))
                     continue
                 if len(fields) > ncols:
                     yield Problem(
@@ -157,7 +164,8 @@ class RecipientFile:
                         f"{len(fields)} fields but {ncols} columns; row skipped",
                     )
                     continue
-                if bad_utf8("".join(fields)):
+                joined = "".join(fields)
+                if not joined.isascii() and undecoded(joined) is not None:  # bad_utf8, inline
                     yield Problem(f"{where_prefix}{row}", "row is not valid UTF-8; row skipped")
                     continue
                 if len(fields) <= email_at:
@@ -174,7 +182,7 @@ class RecipientFile:
                     )
                     continue
                 email = str(addr)
-                if not seen.add(normalize_address(email)):
+                if not add(normalize(email)):
                     yield Problem(
                         f"{where_prefix}{row}", f"duplicate address {email}; row skipped", "warning"
                     )
@@ -182,7 +190,7 @@ class RecipientFile:
                 # A short row lacks its last columns: those variables are absent,
                 # which the templates report as missing (or render empty).
                 values = dict(zip(cols, fields, strict=False))
-                values[self.email_column] = email
+                values[email_column] = email
                 yield Recipient(email=email, vars=values, row=row)
 
     def count_rows(self) -> int:

@@ -235,7 +235,7 @@ async def send(
             summary.failed += 1
         # Each step on its own: the event log first (it is the record of
         # what was sent), and one failing step never skips the others.
-        ok = record("events file", log.result, r)
+        ok = record("events file", log.result, r) if events is not None else True
         if r.status == "bounced":  # only a bounce can suppress anyone
             ok &= record("suppression list", prepared.suppress_bounce, r)
         if on_result is not None:
