@@ -36,18 +36,23 @@ from typing import IO, Final
 
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 
+from mailsflux.jobs._seen import FLUSH, SeenTable
+
 _M64: Final = (1 << 64) - 1
 _OFFSET_BITS: Final = 40
 _OFFSET_MASK: Final = (1 << _OFFSET_BITS) - 1
 #: Fill above which the table doubles: linear probing stays short below it.
 LOAD: Final = 0.7
-_FLUSH: Final = 1 << 20
+_FLUSH: Final = FLUSH
 
 
-class SeenSet:
+class SeenSet(SeenTable):
     """A set of strings sized for millions: :meth:`add` says whether it was new.
 
-    ``hash`` is for tests that need collisions on purpose.
+    ``add`` (and the append of a new address to the pending buffer) is
+    compiled (:class:`mailsflux.jobs._seen.SeenTable`); the file, its
+    encryption and the table's growth are here. ``hash`` is for tests that
+    need collisions on purpose.
     """
 
     def __init__(self, *, capacity: int = 1 << 16, hash: Callable[[str], int] = hash):
@@ -70,30 +75,10 @@ class SeenSet:
         self._pending = bytearray(b"\0")
         self._flushed = 0
 
-    def __len__(self) -> int:
-        return self._count
-
     @property
     def nbytes(self) -> int:
         """Memory this set holds: the table and the unwritten tail of the file."""
         return self._table.itemsize * len(self._table) + len(self._pending)
-
-    def add(self, key: str) -> bool:
-        """Add ``key``; True when it is new, False when it was there already."""
-        h = self._hash(key) & _M64
-        fp = h >> _OFFSET_BITS
-        table, mask = self._table, self._mask
-        i = h & mask
-        while e := table[i]:
-            if e >> _OFFSET_BITS == fp and self._read(e & _OFFSET_MASK) == key:
-                return False
-            i = (i + 1) & mask
-        table[i] = (fp << _OFFSET_BITS) | self._append(key)
-        self._count += 1
-        if self._count > self._limit:
-            del table  # or the old table would live on beside the new one
-            self._grow()
-        return True
 
     def close(self) -> None:
         if self._file is not None:
@@ -107,19 +92,6 @@ class SeenSet:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _append(self, key: str) -> int:
-        data = key.encode("utf-8", "surrogatepass")
-        n = len(data)
-        pending = self._pending
-        at = self._flushed + len(pending)
-        if n > 0xFFFF or at + n > _OFFSET_MASK:
-            raise ValueError("address longer than 65,535 bytes, or a terabyte of them")
-        pending += n.to_bytes(2, "big")
-        pending += data
-        if len(pending) >= _FLUSH:
-            self._flush()
-        return at
 
     def _stream(self, at: int) -> CipherContext:
         """The AES-CTR keystream from file offset ``at`` on (XOR: both ways)."""
