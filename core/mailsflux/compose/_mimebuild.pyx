@@ -47,6 +47,7 @@ from mailsflux._buffer cimport buf_write as _put
 from mailsflux._swar cimport has_byte, has_less, has_more, load8, no_line_end8
 
 import re
+from unicodedata import normalize as _nfc
 from urllib.parse import quote as _url_quote
 
 from mailsflux._idna import to_ascii as _to_ascii
@@ -424,6 +425,21 @@ cdef class Address:
 
     def __str__(self):
         return self._text
+
+    def key(self):
+        """``normalize_address(str(self))`` for an address ``parse_address``
+        made, without the string taken apart again: the local part in NFC
+        (an ASCII one is its own) and lower case, "@", the domain in IDNA
+        form. The reader takes one of every row of a file, in every worker."""
+        cdef str local = self.local
+        cdef str dom
+        if not local.isascii():
+            local = _nfc("NFC", local)
+        try:
+            dom = _idna_domain(self.domain)  # parse_address's: already so
+        except AddressError:
+            dom = self.domain.rstrip(".").lower()
+        return local.lower() + "@" + dom
 
     def __repr__(self):
         return f"Address({self._text!r})"

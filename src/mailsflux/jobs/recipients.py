@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from mailsflux.compose import normalize_address, parse_address
+from mailsflux.compose import parse_address
 from mailsflux.errors import AddressError, RecipientError
 from mailsflux.jobs.seen import LOAD, SeenSet
 from mailsflux.types import Problem, Recipient
@@ -119,7 +119,7 @@ class RecipientFile:
             size = 0  # read as far as it goes; the table grows as needed
         email_column = self.email_column
         # Looked up once: this loop runs for every row of the file in every worker.
-        normalize, undecoded = normalize_address, _UNDECODED.search
+        undecoded = _UNDECODED.search
         with self._open() as fh, SeenSet(capacity=seen_capacity(size)) as seen:
             add = seen.add
             reader = csv.reader(fh, strict=True)
@@ -156,7 +156,7 @@ class RecipientFile:
                         addr = parse_address(fields[email_at])
                     except AddressError:
                         continue
-                    add(normalize(str(addr)))
+                    add(addr.key())  # normalize_address(str(addr))
                     continue
                 if len(fields) > ncols:
                     yield Problem(
@@ -182,7 +182,7 @@ class RecipientFile:
                     )
                     continue
                 email = str(addr)
-                if not add(normalize(email)):
+                if not add(addr.key()):  # normalize_address(email)
                     yield Problem(
                         f"{where_prefix}{row}", f"duplicate address {email}; row skipped", "warning"
                     )
