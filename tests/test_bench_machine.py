@@ -44,6 +44,10 @@ def test_compare_notes_different_machines(tmp_path: Path) -> None:
     b = json.loads(json.dumps(a))
     b["machine"]["load_average"] = [9.0, 9.0, 9.0]  # the load alone is no other machine
     assert "different machines" not in compare_table(a, b)
+    older = json.loads(json.dumps(a))  # saved before cpu_id and cpu_flags were recorded
+    for key in ("cpu_id", "cpu_flags"):
+        older["machine"].pop(key, None)
+    assert "different machines" not in compare_table(a, older)
 
     b["machine"]["cpu_id"] = "vendor_id GenuineIntel, cpu family 6, model 143, stepping 8"
     b["machine"]["cpu_flags"] = ["avx512f", "avx512ifma"]

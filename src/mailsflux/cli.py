@@ -1091,7 +1091,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Every line printed from here on has its addresses masked, unless asked;
     # a command whose stdout is the data asked for (an export) keeps it whole.
     install(show=args.show_addresses, stdout=not getattr(args, "raw_stdout", False))
-    return _guarded(lambda: int(args.func(args)))
+    try:
+        return _guarded(lambda: int(args.func(args)))
+    except BrokenPipeError:
+        # The reader of stdout went away (`mailsflux ... | head`): end quietly,
+        # as a tool killed by SIGPIPE does, not with a traceback. Whatever is
+        # still buffered for stdout goes nowhere, so exiting cannot raise it again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE: what a shell shows for a tool SIGPIPE ended
 
 
 def _guarded(run: Callable[[], int]) -> int:

@@ -100,8 +100,10 @@ SAME_MACHINE = ("cpu", "cpu_id", "cpu_flags", "cores")
 
 
 def machine_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    """The keys of :data:`SAME_MACHINE` on which two ``machine`` records differ."""
-    return [k for k in SAME_MACHINE if a.get(k) != b.get(k)]
+    """The keys of :data:`SAME_MACHINE` on which two ``machine`` records
+    differ; one that only one of them records (a result saved before it was
+    recorded) says nothing either way."""
+    return [k for k in SAME_MACHINE if k in a and k in b and a[k] != b[k]]
 
 
 def versions() -> dict[str, Any]:
