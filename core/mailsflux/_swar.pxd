@@ -56,6 +56,30 @@ cdef inline bint no_line_end8(uint64_t x) noexcept nogil:
     return (has_byte(x, 10) | has_byte(x, 13)) == 0
 
 
+cdef extern from *:
+    """
+    /* The lowest marked byte of a has_* mask, as a byte offset from the
+       word's first byte. Little-endian only: the lowest marker of a has_*
+       mask is exact (a borrow only ever marks bytes above a true one), and
+       there the lowest byte is the first in memory. Elsewhere 0: the caller
+       then looks at the word's bytes one by one, as it would without this. */
+    #if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && \
+        __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && (defined(__GNUC__) || defined(__clang__))
+    #define MF_SWAR_FIRST(m) ((Py_ssize_t)(__builtin_ctzll(m) >> 3))
+    #else
+    #define MF_SWAR_FIRST(m) ((Py_ssize_t)0)
+    #endif
+    """
+    Py_ssize_t first_marked "MF_SWAR_FIRST"(uint64_t m) noexcept nogil
+
+
+cdef inline uint64_t line_end_marks(uint64_t x) noexcept nogil:
+    """A has_* mask of the CR and LF bytes of ``x`` (0: none): its lowest
+    marker, by :func:`first_marked`, is the first CR or LF, since each
+    test's lowest marker is exact and the union's lowest is the lower."""
+    return has_byte(x, 10) | has_byte(x, 13)
+
+
 cdef inline uint64_t above_sp_lanes(uint64_t x) noexcept nogil:
     """The high bit of each byte of ``x`` set exactly when that byte is above
     SP (0x20): the low seven bits plus 0x5F stay below 0x100 and reach 0x80

@@ -44,7 +44,7 @@ from mailsflux._buffer cimport buf_reserve as _reserve
 from mailsflux._base64 cimport b64_block, b64_write
 from mailsflux._chars cimport is_atext
 from mailsflux._buffer cimport buf_write as _put
-from mailsflux._swar cimport has_byte, has_less, has_more, load8, no_line_end8
+from mailsflux._swar cimport first_marked, has_byte, has_less, has_more, line_end_marks, load8
 
 import re
 from unicodedata import normalize as _nfc
@@ -593,10 +593,11 @@ def split_mailbox(str text not None):
 # Bodies
 
 
-cdef inline bint _plain8(uint64_t x) noexcept nogil:
-    """True when none of the eight bytes is below 0x20, above 0x7E, or ``=``:
-    bytes that go out as they are and end no line."""
-    return (has_less(x, 0x20) | has_more(x, 0x7E) | has_byte(x, 0x3D)) == 0
+cdef inline uint64_t _unplain8(uint64_t x) noexcept nogil:
+    """A has_* mask of the bytes below 0x20, above 0x7E, or ``=`` (0: all
+    eight go out as they are and end no line); its lowest marker, by
+    first_marked, is the first such byte (each test's lowest is exact)."""
+    return has_less(x, 0x20) | has_more(x, 0x7E) | has_byte(x, 0x3D)
 
 
 @cython.boundscheck(False)
@@ -606,21 +607,30 @@ cdef bint _seven_bit_ok(const unsigned char* s, Py_ssize_t n) noexcept nogil:
     at most MAX_LINE octets, no white space before a line end (relays strip
     it), and no ``=_mf`` (which starts every boundary).
 
-    Eight plain bytes (:func:`_plain8`) are taken at once, which changes
-    the column count and the last byte's class (a plain byte is no space or
-    tab) as eight single steps would; every other byte is checked alone
-    (tests/test_mime_seven_bit_fast_fuzz.py holds the byte-at-a-time form). Invariant: i + 8 <= n for each word read, and
-    0 <= i < n for each byte read."""
-    cdef Py_ssize_t i = 0, col = 0
+    The plain bytes of a word (:func:`_unplain8`), up to its first other
+    byte or all eight, are taken at once, which changes the column count and
+    the last byte's class (a plain byte is no space or tab) as that many
+    single steps would; every other byte is checked alone
+    (tests/test_mime_seven_bit_fast_fuzz.py holds the byte-at-a-time form).
+    Invariant: i + 8 <= n for each word read, and 0 <= i < n for each byte
+    read."""
+    cdef Py_ssize_t i = 0, col = 0, k
     cdef unsigned char c, prev = 0
+    cdef uint64_t m
     while i < n:
-        if i + 8 <= n and _plain8(load8(s + i)):
-            col += 8
-            if col > MAX_LINE:
-                return False
-            prev = s[i + 7]
-            i += 8
-            continue
+        if i + 8 <= n:
+            m = _unplain8(load8(s + i))
+            # The plain bytes before the word's first other one (all eight
+            # when none is), taken at once; first_marked < 8 when m != 0, so
+            # i stays below n and the byte below is in the word.
+            k = 8 if m == 0 else first_marked(m)
+            if k:
+                col += k
+                if col > MAX_LINE:
+                    return False
+                prev = s[i + k - 1]
+                i += k
+                continue
         c = s[i]
         if c == 13 or c == 10:
             if prev == 32 or prev == 9:
@@ -641,7 +651,8 @@ cdef bint _seven_bit_ok(const unsigned char* s, Py_ssize_t n) noexcept nogil:
 
 cdef int _w_crlf(_Out* o, const unsigned char* s, Py_ssize_t n) except -1:
     """Append ``s`` with CR, LF and CRLF all written as CRLF, ending in CRLF."""
-    cdef Py_ssize_t i = 0, end
+    cdef Py_ssize_t i = 0, end, k
+    cdef uint64_t m
     cdef unsigned char c
     cdef char* w
     while i < n:
@@ -653,7 +664,17 @@ cdef int _w_crlf(_Out* o, const unsigned char* s, Py_ssize_t n) except -1:
             # Words holding no CR or LF go as they are: i + 8 <= end <= n
             # for each word read, and each writes 8 of the 2 * (end - i)
             # bytes reserved for its 8 input bytes.
-            while i + 8 <= end and no_line_end8(load8(s + i)):
+            while i + 8 <= end:
+                m = line_end_marks(load8(s + i))
+                if m != 0:
+                    # The bytes before the word's first CR or LF go as they
+                    # are (first_marked < 8: within the word, and within the
+                    # bytes reserved for it); then that byte, below.
+                    k = first_marked(m)
+                    memcpy(w, s + i, k)
+                    w += k
+                    i += k
+                    break
                 memcpy(w, s + i, 8)
                 w += 8
                 i += 8
