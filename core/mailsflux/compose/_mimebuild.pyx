@@ -108,11 +108,17 @@ cdef str SPECIALS = '()<>[]:;@\\,."'
 # Byte classes for the quoted-printable encoder (RFC 2045 6.7):
 # 0 literal, 1 always =XX, 2 space/tab (=XX before a line end), 3 CR or LF.
 cdef unsigned char QP_CLASS[256]
+# 1 for what _URI_UNCHANGED takes (quote() leaves it as it is): ASCII letters
+# and digits and _.-~!#$%&'()*+,/:;=?@[]; 0 for every other byte.
+cdef unsigned char URI_OK[256]
 
 
 cdef void _init_tables() noexcept:
     cdef int c
+    cdef const char* uri_marks = b"_.-~!#$%&'()*+,/:;=?@[]"
     for c in range(256):
+        URI_OK[c] = (97 <= c <= 122 or 65 <= c <= 90 or 48 <= c <= 57
+                     or (c != 0 and memchr(uri_marks, c, 23) != NULL))
         if c == 13 or c == 10:
             QP_CLASS[c] = 3
         elif c == 32 or c == 9:
@@ -984,10 +990,9 @@ _URI_SAFE = "!#$%&'()*+,/:;=?@[]~"
 _URI_UNCHANGED = re.compile(r"[A-Za-z0-9_.\-~!#$%&'()*+,/:;=?@\[\]]*").fullmatch
 
 
-cdef inline bint _uri_unchanged(unsigned char ch):
+cdef inline bint _uri_unchanged(unsigned char ch) noexcept nogil:
     """A character _URI_UNCHANGED takes (what quote() leaves as it is)."""
-    return (b"a"[0] <= ch <= b"z"[0] or b"A"[0] <= ch <= b"Z"[0] or b"0"[0] <= ch <= b"9"[0]
-            or (ch != 0 and memchr(b"_.-~!#$%&'()*+,/:;=?@[]", ch, 23) != NULL))
+    return URI_OK[ch]
 
 
 cdef inline bint _scheme_char(unsigned char ch):
