@@ -9,6 +9,19 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _machine import describe
 
+
+@pytest.fixture(autouse=True)
+def private_state(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each benchmark's jobs and engines keep their spool and data in folders
+    of their own (subprocesses inherit the variables), never in the user's
+    ~/.local/state: bench_engine and bench_pipeline_sink wrote their fake
+    recipients there on every run, CI's included."""
+    monkeypatch.setenv("MAILSFLUX_SPOOL", str(tmp_path_factory.mktemp("spool")))
+    monkeypatch.setenv("MAILSFLUX_HOME", str(tmp_path_factory.mktemp("home")))
+
+
 #: Mean seconds per call, by benchmark name, filled in by the benchmarks.
 RESULTS: dict[str, float] = {}
 #: (question, numerator name, denominator name) pairs to print as ratios.
