@@ -51,11 +51,6 @@ cdef inline uint64_t has_more(uint64_t x, unsigned char n) noexcept nogil:
     return ((x + ONES * (127 - n)) | x) & HIGHS
 
 
-cdef inline bint no_line_end8(uint64_t x) noexcept nogil:
-    """None of the eight bytes is CR or LF."""
-    return (has_byte(x, 10) | has_byte(x, 13)) == 0
-
-
 cdef extern from *:
     """
     /* The lowest marked byte of a has_* mask, as a byte offset from the

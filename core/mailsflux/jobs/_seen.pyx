@@ -35,9 +35,11 @@ cdef extern from "Python.h":
 import builtins
 
 cdef object _builtin_hash = builtins.hash
-cdef int OFFSET_BITS = 40
-cdef uint64_t OFFSET_MASK = (<uint64_t>1 << 40) - 1
-cdef uint64_t M64 = 0xFFFFFFFFFFFFFFFF
+#: An entry: the top 24 bits of the hash, then where the record lies (40 bits);
+#: SeenSet's _grow writes the same layout.
+OFFSET_BITS = 40
+cdef int _OFFSET_BITS = OFFSET_BITS
+cdef uint64_t OFFSET_MASK = (<uint64_t>1 << _OFFSET_BITS) - 1
 #: The pending buffer is written out (encrypted) past this many bytes.
 FLUSH = 1 << 20
 cdef Py_ssize_t _FLUSH = FLUSH
@@ -73,18 +75,18 @@ cdef class SeenTable:
         if len(table) != mask + 1:  # the invariant every index below relies on
             raise RuntimeError("seen set: table and mask disagree")
         cdef uint64_t* t = table.data.as_ulonglongs
-        cdef uint64_t fp = h >> OFFSET_BITS
+        cdef uint64_t fp = h >> _OFFSET_BITS
         cdef Py_ssize_t i = <Py_ssize_t>(h & <uint64_t>mask)
         cdef uint64_t e
         while True:
             e = t[i]
             if e == 0:
                 break
-            if e >> OFFSET_BITS == fp and self._read(<Py_ssize_t>(e & OFFSET_MASK)) == key:
+            if e >> _OFFSET_BITS == fp and self._read(<Py_ssize_t>(e & OFFSET_MASK)) == key:
                 return False
             i = (i + 1) & mask
         cdef uint64_t at = self._append(key)
-        t[i] = (fp << OFFSET_BITS) | at
+        t[i] = (fp << _OFFSET_BITS) | at
         self._count += 1
         if self._count > self._limit:
             table = None  # or the old table would live on beside the new one

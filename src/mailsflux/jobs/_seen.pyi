@@ -4,6 +4,7 @@ from array import array
 from collections.abc import Callable
 
 FLUSH: int
+OFFSET_BITS: int
 
 class SeenTable:
     _table: array[int]

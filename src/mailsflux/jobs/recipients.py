@@ -118,8 +118,6 @@ class RecipientFile:
         except OSError:
             size = 0  # read as far as it goes; the table grows as needed
         email_column = self.email_column
-        # Looked up once: this loop runs for every row of the file in every worker.
-        undecoded = _UNDECODED.search
         with self._open() as fh, SeenSet(capacity=seen_capacity(size)) as seen:
             add = seen.add
             reader = csv.reader(fh, strict=True)
@@ -147,10 +145,7 @@ class RecipientFile:
                 if count > 1 and row % count != index:
                     # Another worker's row: only what decides whether its
                     # address enters the duplicate check, in the same order.
-                    if len(fields) > ncols or len(fields) <= email_at:
-                        continue
-                    joined = "".join(fields)
-                    if not joined.isascii() and undecoded(joined) is not None:
+                    if len(fields) > ncols or bad_utf8("".join(fields)) or len(fields) <= email_at:
                         continue
                     try:
                         addr = parse_address(fields[email_at])
@@ -164,8 +159,7 @@ class RecipientFile:
                         f"{len(fields)} fields but {ncols} columns; row skipped",
                     )
                     continue
-                joined = "".join(fields)
-                if not joined.isascii() and undecoded(joined) is not None:  # bad_utf8, inline
+                if bad_utf8("".join(fields)):
                     yield Problem(f"{where_prefix}{row}", "row is not valid UTF-8; row skipped")
                     continue
                 if len(fields) <= email_at:

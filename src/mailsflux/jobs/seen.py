@@ -36,10 +36,10 @@ from typing import IO, Final
 
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 
-from mailsflux.jobs._seen import FLUSH, SeenTable
+from mailsflux.jobs._seen import FLUSH, OFFSET_BITS, SeenTable
 
 _M64: Final = (1 << 64) - 1
-_OFFSET_BITS: Final = 40
+_OFFSET_BITS: Final = OFFSET_BITS  # the compiled add's entry layout
 _OFFSET_MASK: Final = (1 << _OFFSET_BITS) - 1
 #: Fill above which the table doubles: linear probing stays short below it.
 LOAD: Final = 0.7

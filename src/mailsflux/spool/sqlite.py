@@ -370,7 +370,7 @@ class SQLiteSpool:
             )
             if r.message is not None:
                 plain = msgspec.msgpack.encode(r.message)
-                bodies.append((job, r.row, seal(plain, _ctx(job, r.row, b"body"))))
+                bodies.append((job, r.row, seal(plain, _row_ctx(head, r.row, b"body"))))
             elif r.state in FINAL:
                 released.append((job, r.row))
         _put_rows(db, rows)
