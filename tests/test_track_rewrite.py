@@ -476,3 +476,23 @@ def test_unsubscribe_headers() -> None:
     for bad in ("a@b\r\nBcc: x@y", "x y@z", "<a@b>", "nobody"):
         with pytest.raises(HeaderError):
             t.unsubscribe_headers(MID, RCPT, mailto=bad)
+
+
+def test_unsubscribe_pair_is_the_url_and_header_of_one_token() -> None:
+    # The composer's one call must give what unsubscribe_url and
+    # list_unsubscribe give together: tokens of one key and time are
+    # deterministic (AES-SIV), so the strings are equal, not only alike.
+    t = tracker()
+    for mailto in (None, "unsub@sender.example", "mailto:unsub@sender.example"):
+        url, value = t.unsubscribe_pair(MID, RCPT, "j", mailto=mailto)
+        assert url == t.unsubscribe_url(MID, RCPT, "j")
+        assert value == t.list_unsubscribe(url, mailto=mailto)[0][1]
+        assert value == t.unsubscribe_headers(MID, RCPT, "j", mailto=mailto)[0][1]
+    for bad in ("a@b\r\nBcc: x@y", "x y@z", "<a@b>", "nobody"):
+        with pytest.raises(HeaderError) as got:
+            t.unsubscribe_pair(MID, RCPT, mailto=bad)
+        with pytest.raises(HeaderError) as old:
+            t.list_unsubscribe(t.unsubscribe_url(MID, RCPT), mailto=bad)
+        assert got.value.message == old.value.message
+    with pytest.raises(ValueError, match="too long for a tracking token"):
+        t.unsubscribe_pair(MID, "a" * 10_000 + "@example.org", "j")

@@ -412,11 +412,13 @@ class Composer:
         tr, tracking = self.tracker, self.tracking
         assert tr is not None and tracking is not None
         try:
-            url = tr.unsubscribe_url(msgid, rcpt, self.job.name)
+            return tr.unsubscribe_pair(
+                msgid, rcpt, self.job.name, mailto=tracking.unsubscribe_mailto
+            )
+        except HeaderError:
+            raise  # the mailto address: its own message
         except ValueError as exc:  # the token's payload is bounded (job name, address)
             raise HeaderError(f"List-Unsubscribe: {exc}", field="List-Unsubscribe") from None
-        (_, value), _ = tr.list_unsubscribe(url, mailto=tracking.unsubscribe_mailto)
-        return url, value
 
     def _check_tracked_unsubscribe(self, msgid: str, rcpt: str) -> None:
         key = (len(rcpt.encode("utf-8", "surrogatepass")), len(msgid))
