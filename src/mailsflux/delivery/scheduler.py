@@ -41,7 +41,7 @@ import ssl
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Callable, Container, Mapping, Sequence
 from typing import Literal
 
 import msgspec
@@ -304,6 +304,49 @@ class Scheduler:
                 if self._open == 0:
                     self._idle.set()
             raise
+
+    async def submit_many(self, msgs: Sequence[RenderedMessage]) -> None:
+        """:meth:`submit` each of ``msgs``, in order. Those that find room and
+        a cached route are queued in one pass, without a coroutine each and
+        with one route lookup per domain; the others wait as submit() does."""
+        i, n = 0, len(msgs)
+        while i < n:
+            i = self._place_cached(msgs, i)
+            if i < n:
+                await self.submit(msgs[i])
+                i += 1
+
+    def _place_cached(self, msgs: Sequence[RenderedMessage], i: int) -> int:
+        """Queue ``msgs[i:]`` while there is room and their routes (and TLS
+        policies) are cached; returns the index of the first left to submit()."""
+        cached = self._cached_route
+        if cached is None or self._closed:
+            return i
+        room = self.max_queued - (0 if self.park else self._waiting)
+        # A batch spans microseconds: a route cached at its start stands for all of it.
+        routes: dict[str, tuple[Route, DomainTLS | None, str] | None] = {}
+        clock, place, n = self.clock, self._place, len(msgs)
+        while i < n and self._queued < room:
+            msg = msgs[i]
+            domain = msg.domain
+            if domain in routes:
+                hit = routes[domain]
+            else:
+                route = cached(domain)
+                placed = self._policy_now(route) if route is not None else None
+                hit = None if route is None or placed is None else (route, *placed)
+                routes[domain] = hit
+            if hit is None:
+                break
+            # As submit(): counted open before it is placed (which may settle
+            # it at once, a stopped site, and set idle again). Idle is set
+            # exactly when none is open, so only the first open one clears it.
+            self._open += 1
+            if self._open == 1:
+                self._idle.clear()
+            place(_Item(msg, clock()), domain, *hit)
+            i += 1
+        return i
 
     async def close(self) -> None:
         """Wait until every submitted message has its final result.
