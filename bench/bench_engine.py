@@ -36,6 +36,7 @@ from msgspec.structs import replace
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _machine import describe
+from _private import private_state
 from bench_pipeline_sink import smtp_sink, smtp_sink_path
 from mailsflux import Batch, Config, Delivery, DKIMKey, Engine, Message
 
@@ -159,6 +160,7 @@ except ImportError:
 
 
 if __name__ == "__main__":
-    result = measure(int(sys.argv[1]) if len(sys.argv) > 1 else N)
+    with private_state():
+        result = measure(int(sys.argv[1]) if len(sys.argv) > 1 else N)
     report(result)
     check(result)

@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _example import make_job
 from _machine import describe
+from _private import private_state
 from mailsflux.benchmark import floor, plain
 from mailsflux.benchmark import smtp_sink as _smtp_sink
 from mailsflux.benchmark import smtp_sink_path as smtp_sink_path
@@ -184,4 +185,5 @@ except ImportError:
 
 if __name__ == "__main__":
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
-    report(measure(n, max(n // 10, 100)))
+    with private_state():
+        report(measure(n, max(n // 10, 100)))

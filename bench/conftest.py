@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -8,18 +9,17 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _machine import describe
+from _private import private_state
 
 
 @pytest.fixture(autouse=True)
-def private_state(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def private_spool_and_home() -> Iterator[None]:
     """Each benchmark's jobs and engines keep their spool and data in folders
     of their own (subprocesses inherit the variables), never in the user's
     ~/.local/state: bench_engine and bench_pipeline_sink wrote their fake
     recipients there on every run, CI's included."""
-    monkeypatch.setenv("MAILSFLUX_SPOOL", str(tmp_path_factory.mktemp("spool")))
-    monkeypatch.setenv("MAILSFLUX_HOME", str(tmp_path_factory.mktemp("home")))
+    with private_state():
+        yield
 
 
 #: Mean seconds per call, by benchmark name, filled in by the benchmarks.
