@@ -188,9 +188,11 @@ def cmd_smtp(args: argparse.Namespace) -> int:
 
 
 def e2e_text(result: dict[str, Any]) -> str:
+    from mailsflux.benchmark.floors import sign_floor
+
     m, s = result["metrics"], result["settings"]
     f = m["floor_us"]
-    own = "rsa2048_sign" if s["algorithm"] == "rsa-sha256" else "ed25519_sign"
+    own = sign_floor(s["algorithm"])
     rows = [
         [
             f"mailsflux send ({s['algorithm']}, {s['workers']})",

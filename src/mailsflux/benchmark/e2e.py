@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mailsflux.benchmark.floors import floor
+from mailsflux.benchmark.floors import floor, sign_floor
 from mailsflux.benchmark.result import BenchError, new_result
 from mailsflux.benchmark.sample import signed_messages, write_job
 from mailsflux.benchmark.sinks import sink
@@ -76,7 +76,7 @@ def run_e2e(
     if algorithm not in ALGORITHMS:
         raise BenchError(f"--algorithm {algorithm!r}: expected one of {', '.join(ALGORITHMS)}")
     sample = signed_messages(1, algorithm=algorithm)[0].data
-    own = "rsa2048_sign" if algorithm == "rsa-sha256" else "ed25519_sign"
+    own = sign_floor(algorithm)
     each: list[dict[str, Any]] = []
     short: list[str] = []
     with tempfile.TemporaryDirectory(prefix="mf-bench-e2e-") as tmp:

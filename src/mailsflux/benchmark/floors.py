@@ -24,6 +24,11 @@ def cpu_per_call(fn: Callable[[], object], n: int) -> float:
     return (time.process_time() - cpu) / n
 
 
+def sign_floor(algorithm: str) -> str:
+    """The :func:`floor` key of a bare sign with DKIM ``algorithm``'s key."""
+    return "rsa2048_sign" if algorithm == "rsa-sha256" else "ed25519_sign"
+
+
 def floor(message: bytes, *, rsa_calls: int = 300, ed_calls: int = 3000) -> dict[str, float]:
     """Microseconds of CPU: ``rsa2048_sign``, ``ed25519_sign``, ``sha256``."""
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
