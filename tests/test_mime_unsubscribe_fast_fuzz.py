@@ -4,6 +4,8 @@ refuses what it refuses."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -82,3 +84,11 @@ def test_shortcut_matches_regex_path_for_every_character() -> None:
             f"<mailto:u@e.com?s={c}>, <https://t.example/{c}>",
         ):
             assert _outcome(value, True) == _outcome(value, False), repr(c)
+
+
+def test_the_kept_characters_are_what_quote_leaves_alone() -> None:
+    # Both paths take their characters from one string (_URI_KEPT): this
+    # ties that string to quote() itself, which the regex path calls.
+    for c in map(chr, range(0x180)):
+        kept = _mimebuild._URI_UNCHANGED(c) is not None  # type: ignore[attr-defined]
+        assert kept == (quote(c, safe=_mimebuild._URI_SAFE) == c), repr(c)  # type: ignore[attr-defined]

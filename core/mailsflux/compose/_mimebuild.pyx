@@ -108,17 +108,23 @@ cdef str SPECIALS = '()<>[]:;@\\,."'
 # Byte classes for the quoted-printable encoder (RFC 2045 6.7):
 # 0 literal, 1 always =XX, 2 space/tab (=XX before a line end), 3 CR or LF.
 cdef unsigned char QP_CLASS[256]
+# Kept as they are in a URI: unreserved, reserved and "%" (escapes already made).
+_URI_SAFE = "!#$%&'()*+,/:;=?@[]~"
+#: What quote(u, safe=_URI_SAFE) leaves as it is, besides ASCII letters and
+#: digits: quote()'s own always-safe marks, and _URI_SAFE. The one spelling
+#: of it: the table below and _URI_UNCHANGED are made from it.
+_URI_KEPT = "_.-~" + _URI_SAFE
 # 1 for what _URI_UNCHANGED takes (quote() leaves it as it is): ASCII letters
-# and digits and _.-~!#$%&'()*+,/:;=?@[]; 0 for every other byte.
+# and digits and _URI_KEPT; 0 for every other byte.
 cdef unsigned char URI_OK[256]
 
 
-cdef void _init_tables() noexcept:
+cdef int _init_tables() except -1:
     cdef int c
-    cdef const char* uri_marks = b"_.-~!#$%&'()*+,/:;=?@[]"
+    cdef bytes uri_marks = _URI_KEPT.encode("ascii")
     for c in range(256):
         URI_OK[c] = (97 <= c <= 122 or 65 <= c <= 90 or 48 <= c <= 57
-                     or (c != 0 and memchr(uri_marks, c, 23) != NULL))
+                     or (c != 0 and memchr(<const char*>uri_marks, c, len(uri_marks)) != NULL))
         if c == 13 or c == 10:
             QP_CLASS[c] = 3
         elif c == 32 or c == 9:
@@ -983,11 +989,8 @@ cdef class Attachment:
 _UNSUB_RE = re.compile(r"[ \t]*<[^<>]*>[ \t]*(?:,[ \t]*<[^<>]*>[ \t]*)*")
 _URI_RE = re.compile(r"<([^<>]*)>")
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:\S")
-# Kept as they are in a URI: unreserved, reserved and "%" (escapes already made).
-_URI_SAFE = "!#$%&'()*+,/:;=?@[]~"
-#: What quote(u, safe=_URI_SAFE) returns unchanged: its always-safe ASCII
-#: letters, digits and "_.-~", and _URI_SAFE.
-_URI_UNCHANGED = re.compile(r"[A-Za-z0-9_.\-~!#$%&'()*+,/:;=?@\[\]]*").fullmatch
+#: What quote(u, safe=_URI_SAFE) returns unchanged.
+_URI_UNCHANGED = re.compile("[A-Za-z0-9" + re.escape(_URI_KEPT) + "]*").fullmatch
 
 
 cdef inline bint _uri_unchanged(unsigned char ch) noexcept nogil:
