@@ -282,19 +282,13 @@ class Scheduler:
                 break
             self._room.clear()
             await self._room.wait()
+        if self._place_cached((msg,), 0):
+            return  # its route and TLS policy were cached: queued at once
         self._open += 1
         self._idle.clear()
         item = _Item(msg, self.clock())
         try:
-            domain = msg.domain
-            cached = self._cached_route
-            route = cached(domain) if cached is not None else None
-            placed = self._policy_now(route) if route is not None else None
-            if placed is not None:
-                assert route is not None
-                self._place(item, domain, route, *placed)
-            else:
-                await self._enqueue(item, domain)
+            await self._enqueue(item, msg.domain)
         except BaseException:
             # Cancelled (or failed) during the route lookup: the item is in no
             # queue and has no result, so it must not be counted as open, or
@@ -318,7 +312,8 @@ class Scheduler:
 
     def _place_cached(self, msgs: Sequence[RenderedMessage], i: int) -> int:
         """Queue ``msgs[i:]`` while there is room and their routes (and TLS
-        policies) are cached; returns the index of the first left to submit()."""
+        policies) are cached; returns the index of the first left to submit().
+        submit()'s own fast path, without a coroutine."""
         cached = self._cached_route
         if cached is None or self._closed:
             return i

@@ -763,8 +763,7 @@ class Engine:
                     owned.close()
                 raise
 
-        # Per message: what can be decided once is (the labels a Batch's
-        # results carry), and the handle and listeners are asked inline.
+        # The labels a Batch's results carry: decided once, not per message.
         labels = (
             (job.template.tags, job.template.metadata)
             if isinstance(job, Batch) and (job.template.tags or job.template.metadata)
@@ -774,10 +773,8 @@ class Engine:
         def on_result(r: DeliveryResult) -> None:
             if labels is not None:
                 r = msgspec.structs.replace(r, tags=labels[0], metadata=labels[1])
-            if handle._keep:
-                handle._results.put_nowait(r)
-            if self._listeners or self.on_result is not None:
-                self._emit(r)
+            handle._result(r)
+            self._emit(r)
 
         async def run() -> JobSummary:
             try:

@@ -243,12 +243,7 @@ async def send(
         if r.status == "bounced":  # only a bounce can suppress anyone
             ok &= record("suppression list", prepared.suppress_bounce, r)
         if on_result is not None:
-            try:  # record()'s work, inline: this one runs for every message
-                on_result(r)
-            except Exception as exc:
-                if not summary.record_error:
-                    summary.record_error = f"result callback: {type(exc).__name__}: {exc}"
-                ok = False
+            ok &= record("result callback", on_result, r)
         if progress is not None:
             ok &= record("progress display", lambda _: progress.advance(), r)
         summary.record_failures += not ok

@@ -371,7 +371,7 @@ class SQLiteSpool:
                     r.code,
                     r.category,
                     r.updated or now,
-                    seal(meta, b"%s%d\x00meta" % (head, r.row)),  # _row_ctx(head, r.row, b"meta")
+                    seal(meta, _row_ctx(head, r.row, b"meta")),
                     claimed,
                 )
             )

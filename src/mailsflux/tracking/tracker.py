@@ -181,8 +181,7 @@ class Tracker:
         A GET shows a confirmation page (no state change, so link scanners
         cannot unsubscribe anyone); a POST unsubscribes (RFC 8058).
         """
-        tok = self.token("unsubscribe", message_id=message_id, recipient=recipient, job=job)
-        return f"{self.base_url}/u/{tok}"
+        return self.unsubscribe_pair(message_id, recipient, job)[0]
 
     def preferences_url(self, recipient: str, job: str = "") -> str:
         """The recipient's preference page (``{{preferences_url}}`` in templates):
