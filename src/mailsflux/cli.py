@@ -677,10 +677,28 @@ def _run_spawned(args: argparse.Namespace, workers: int, stop: _Stop) -> _Docs:
         )
         stop.forward.append(proc)
         stop.pass_on(proc)  # a stop that came while it started
-        out, _ = await proc.communicate(secret.hex().encode())
+        out = await _hand_over(proc, secret.hex().encode())
         return _worker_doc(i, workers, proc.returncode, out, stop)
 
     return _gather_workers(args, workers, stop, child)
+
+
+async def _hand_over(proc: asyncio.subprocess.Process, data: bytes) -> bytes:
+    """Write ``data`` to a started worker's stdin and return its stdout once
+    it exits. A worker that died before its stdin was written (killed while
+    starting) is reported by its exit code, not by a write to a closed pipe:
+    uvloop raises RuntimeError for that, not BrokenPipeError, so
+    ``communicate(data)`` would turn the worker's death into a traceback."""
+    stdin = proc.stdin
+    if stdin is not None:
+        # No callback runs between the check and the write: one loop step.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            if not stdin.transport.is_closing():
+                stdin.write(data)
+                await stdin.drain()
+        stdin.close()
+    out, _ = await proc.communicate()
+    return out
 
 
 def _report(
