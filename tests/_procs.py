@@ -1,4 +1,4 @@
-"""`mailsflux send` run as a process whose worker processes a test watches."""
+"""`mailsflux` run as a process: its worker processes watched, or the modules it imports."""
 
 from __future__ import annotations
 
@@ -60,3 +60,20 @@ def send_watched(
         time.sleep(0.02)
     out, err = proc.communicate(timeout=120)
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err), seen, own
+
+
+def imported(*args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run ``mailsflux ARGS``; its result and every module it imported."""
+    # -X importtime lists every module the process imports, on stderr.
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "mailsflux", *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    mods = {
+        ln.rsplit("|", 1)[1].strip()
+        for ln in proc.stderr.splitlines()
+        if ln.startswith("import time:") and ln.count("|") == 2
+    }
+    return proc, mods

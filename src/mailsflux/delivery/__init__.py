@@ -86,10 +86,10 @@ from mailsflux.delivery.throttle import (
     ThrottleBackendError,
     Throttles,
 )
-from mailsflux.delivery.tlspolicy import DomainTLS, TLSPolicies
 
 if TYPE_CHECKING:
     from mailsflux.delivery.throttle_redis import RedisThrottles
+    from mailsflux.delivery.tlspolicy import DomainTLS, TLSPolicies
 
 __all__ = [
     "DEFAULT_RULES",
@@ -143,9 +143,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # The Redis backend needs the redis package: loaded on first use.
+    # The Redis backend needs the redis package, and the TLS policy x509 and
+    # an HTTP client: each loaded on first use, not by every send.
     if name == "RedisThrottles":
         from mailsflux.delivery.throttle_redis import RedisThrottles
 
         return RedisThrottles
+    if name in ("DomainTLS", "TLSPolicies"):
+        from mailsflux.delivery import tlspolicy
+
+        return getattr(tlspolicy, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

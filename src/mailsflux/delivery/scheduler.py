@@ -42,7 +42,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Container, Mapping, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
@@ -60,7 +60,6 @@ from mailsflux.delivery.throttle import (
     RateSpec,
     Throttles,
 )
-from mailsflux.delivery.tlspolicy import DomainTLS, TLSPolicies
 from mailsflux.errors import (
     PermanentDeliveryError,
     SchedulerClosedError,
@@ -68,6 +67,11 @@ from mailsflux.errors import (
     ThrottleBackendError,
 )
 from mailsflux.types import DeliveryResult, DeliveryStatus, RenderedMessage
+
+if TYPE_CHECKING:
+    # Annotations only: a scheduler without a TLS policy (a relay, no MTA-STS
+    # or DANE) never loads the policy code (x509, an HTTP client).
+    from mailsflux.delivery.tlspolicy import DomainTLS, TLSPolicies
 
 # Messages a worker asks the throttles for at once: one grant per batch keeps
 # the Redis backend at 1/BATCH round trips a message.

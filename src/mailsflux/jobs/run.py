@@ -25,7 +25,6 @@ from mailsflux.delivery.relay import Relay
 from mailsflux.delivery.scheduler import RetryPolicy, Scheduler, SiteLimits
 from mailsflux.delivery.smtp import TLSMode
 from mailsflux.delivery.throttle import LocalThrottles, Throttles
-from mailsflux.delivery.tlspolicy import TLSPolicies
 from mailsflux.errors import SpoolError
 from mailsflux.jobs.eventlog import EventLog
 from mailsflux.jobs.jobfile import Job, is_fqdn
@@ -142,6 +141,9 @@ def scheduler_for(
         tls_context=tls_context,
     )
     if relay is None and resolver.smarthost is None and (d.mta_sts or d.dane):
+        # Imported here: jobs without MTA-STS or DANE never load it.
+        from mailsflux.delivery.tlspolicy import TLSPolicies
+
         scheduler.tls_policy = TLSPolicies(
             resolver,
             mta_sts=d.mta_sts,
