@@ -11,6 +11,7 @@ file does not pay for the table doubling again and again. A bad row becomes a
 
 from __future__ import annotations
 
+import codecs
 import csv
 import re
 from collections.abc import Iterator
@@ -190,23 +191,79 @@ class RecipientFile:
     def count_rows(self) -> int:
         """The rows iterating yields (good, bad or duplicate), for a progress total.
 
-        Read with the same CSV reader, so a quoted field spanning lines is one
-        row, blank lines are none, and a last line without a newline counts.
+        Counted as the CSV reader reads them, so a quoted field spanning lines
+        is one row, blank lines are none, and a last line without a newline
+        counts: by line ends where no quote or lone CR can make a row other
+        than a line (:func:`count_lines`), else with the reader itself.
         """
-        n = 0
+        n = count_lines(self.path)
+        if n is not None:
+            return n
         with self._open() as fh:
-            reader = csv.reader(fh, strict=True)
-            while True:
-                try:
-                    fields = next(reader)
-                except StopIteration:
-                    break
-                except csv.Error:
-                    n += 1  # reported as a malformed row
+            return count_csv_rows(fh)
+
+
+def count_csv_rows(fh: TextIO) -> int:
+    """:meth:`RecipientFile.count_rows` by the CSV reader: data rows in ``fh``."""
+    n = 0
+    reader = csv.reader(fh, strict=True)
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error:
+            n += 1  # reported as a malformed row
+            continue
+        if fields and not (len(fields) == 1 and not fields[0].strip()):
+            n += 1
+    return max(n - 1, 0)  # the header row
+
+
+#: A line end before a line that may be blank to the CSV reader (str.strip
+#: leaves nothing): only ASCII whitespace and non-ASCII bytes up to its end.
+_MAYBE_BLANK = re.compile(rb"\n(?=[\t\x0b\x0c\x1c-\x1f \x80-\xff]*\r?\n)")
+
+
+def count_lines(path: Path, *, chunk: int = 1 << 20) -> int | None:
+    """:func:`count_csv_rows` of ``path`` by its line ends, or None when the
+    file holds a quote or a lone CR (the reader alone can tell its rows).
+
+    Without those the reader's rows are its non-blank lines, so a count of
+    ``\\n`` less the blank lines gives the same total at C speed, where the
+    reader took about 0.7 us a row, serially, before any worker could start.
+    """
+    limit = csv.field_size_limit()
+    n = 0
+    rest = b""
+    with path.open("rb") as fh:
+        block = fh.read(max(chunk, len(codecs.BOM_UTF8)))
+        if block.startswith(codecs.BOM_UTF8):  # utf-8-sig: not part of the first line
+            block = block[len(codecs.BOM_UTF8) :] or fh.read(chunk)  # empty: the end
+        while True:
+            if block:
+                rest += block
+                end = rest.rfind(b"\n") + 1
+                if not end:  # no whole line yet
+                    block = fh.read(chunk)
                     continue
-                if fields and not (len(fields) == 1 and not fields[0].strip()):
-                    n += 1
-        return max(n - 1, 0)  # the header row
+                part, rest = rest[:end], rest[end:]
+            elif rest:
+                part, rest = rest + b"\n", b""  # a last line without its line end
+            else:
+                break
+            if b'"' in part or (b"\r" in part and part.count(b"\r") != part.count(b"\r\n")):
+                return None
+            n += part.count(b"\n")
+            for m in _MAYBE_BLANK.finditer(b"\n" + part):
+                # The candidate starts at m.start() in part (one byte of prefix).
+                line = part[m.start() : part.index(b"\n", m.start())]
+                if len(line) > limit:
+                    return None  # one field past the reader's limit: an error row
+                if not line.decode("utf-8", "surrogateescape").strip():
+                    n -= 1
+            block = fh.read(chunk) if block else b""
+    return max(n - 1, 0)  # the header row
 
 
 #: What surrogateescape makes of bytes that are not UTF-8.
