@@ -235,7 +235,7 @@ def count_lines(path: Path, *, chunk: int = 1 << 20) -> int | None:
     """
     limit = csv.field_size_limit()
     n = 0
-    rest = b""
+    rest = bytearray()  # grown in place: a line longer than a block costs no copies
     with path.open("rb") as fh:
         block = fh.read(max(chunk, len(codecs.BOM_UTF8)))
         if block.startswith(codecs.BOM_UTF8):  # utf-8-sig: not part of the first line
@@ -247,9 +247,11 @@ def count_lines(path: Path, *, chunk: int = 1 << 20) -> int | None:
                 if not end:  # no whole line yet
                     block = fh.read(chunk)
                     continue
-                part, rest = rest[:end], rest[end:]
+                part = bytes(rest[:end])
+                del rest[:end]
             elif rest:
-                part, rest = rest + b"\n", b""  # a last line without its line end
+                part = bytes(rest + b"\n")  # a last line without its line end
+                rest.clear()
             else:
                 break
             if b'"' in part or (b"\r" in part and part.count(b"\r") != part.count(b"\r\n")):
