@@ -26,7 +26,6 @@ from mailsflux.tracking.tokens import (
 )
 
 _KIND_CODE: Final[dict[TokenKind, int]] = {"open": 0, "click": 1, "unsubscribe": 2}
-_UNSUBSCRIBE: Final = _KIND_CODE["unsubscribe"]
 
 #: A base URL: http(s), host[:port], optional path; nothing to escape in HTML.
 _BASE = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~\-/%]*)?", re.I)
@@ -219,7 +218,7 @@ class Tracker:
         """:meth:`unsubscribe_url` and the ``List-Unsubscribe`` value of
         :meth:`list_unsubscribe` for it, with one token: what a composer
         needs for every message, in one call instead of five."""
-        tok = self._rw.token(_UNSUBSCRIBE, message_id, recipient, job, int(self.clock()), "")
+        tok = self.token("unsubscribe", message_id=message_id, recipient=recipient, job=job)
         url = f"{self.base_url}/u/{tok}"
         return url, _unsubscribe_value(url, tok, mailto)
 
