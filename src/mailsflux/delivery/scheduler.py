@@ -282,7 +282,7 @@ class Scheduler:
                 raise SchedulerClosedError(
                     f"submit() after {how}: the scheduler takes no more mail"
                 )
-            if self._queued + (0 if self.park else self._waiting) < self.max_queued:
+            if self._queued < self._capacity():
                 break
             self._room.clear()
             await self._room.wait()
@@ -321,7 +321,7 @@ class Scheduler:
         cached = self._cached_route
         if cached is None or self._closed:
             return i
-        room = self.max_queued - (0 if self.park else self._waiting)
+        room = self._capacity()
         # A batch spans microseconds: a route cached at its start stands for all of it.
         routes: dict[str, tuple[Route, DomainTLS | None, str] | None] = {}
         clock, place, n = self.clock, self._place, len(msgs)
@@ -491,8 +491,13 @@ class Scheduler:
         self._make_room()
         return batch
 
+    def _capacity(self) -> int:
+        """How many may be queued: ``max_queued``, less those waiting in
+        memory for an in-run retry unless they are parked instead."""
+        return self.max_queued - (0 if self.park else self._waiting)
+
     def _make_room(self) -> None:
-        if self._queued + (0 if self.park else self._waiting) < self.max_queued:
+        if self._queued < self._capacity():
             self._room.set()
 
     # -- outcomes -------------------------------------------------------------
