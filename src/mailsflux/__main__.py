@@ -1,5 +1,5 @@
 import sys
 
-from mailsflux.cli import main
+from mailsflux.cli import run
 
-sys.exit(main())
+sys.exit(run())
