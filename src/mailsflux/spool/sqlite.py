@@ -116,6 +116,8 @@ def pid_alive(pid: int) -> bool:
 _PUT_ROWS: Final = 32
 #: Columns of ``rcpt``: the values of one row in ``_put_rows``.
 _RCPT_COLUMNS: Final = 12
+#: Where ``meta`` (the sealed part) is among them.
+_META_COLUMN: Final = 10
 
 
 @functools.cache
@@ -353,12 +355,14 @@ class SQLiteSpool:
     ) -> None:
         values: list[Any] = []
         add = values.extend
+        metas = []
         bodies = []
         released = []
-        seal, encode = self.keys.seal, _meta_enc.encode
+        encode = _meta_enc.encode
         head = _job_ctx(job)
         for r in records:
             meta = encode((r.recipient, r.message_id, r.reply, r.enhanced_status))
+            metas.append((meta, _row_ctx(head, r.row, b"meta")))
             add(
                 (
                     job,
@@ -371,18 +375,24 @@ class SQLiteSpool:
                     r.code,
                     r.category,
                     r.updated or now,
-                    seal(meta, _row_ctx(head, r.row, b"meta")),
+                    None,  # the sealed meta, below
                     claimed,
                 )
             )
             if r.message is not None:
                 plain = msgspec.msgpack.encode(r.message)
-                bodies.append((job, r.row, seal(plain, _row_ctx(head, r.row, b"body"))))
+                bodies.append((job, r.row, plain, _row_ctx(head, r.row, b"body")))
             elif r.state in FINAL:
                 released.append((job, r.row))
+        # Sealed together: one draw of nonces for the batch, not one a row.
+        values[_META_COLUMN::_RCPT_COLUMNS] = self.keys.seal_many(metas)
         _put_rows(db, values)
         if bodies:
-            db.executemany("INSERT OR REPLACE INTO body VALUES (?,?,?)", bodies)
+            sealed = self.keys.seal_many([(plain, ctx) for _, _, plain, ctx in bodies])
+            db.executemany(
+                "INSERT OR REPLACE INTO body VALUES (?,?,?)",
+                [(j, row, b) for (j, row, _, _), b in zip(bodies, sealed, strict=True)],
+            )
         # Most jobs park no body: one probe instead of a delete per result.
         # Inside the write transaction, so no body can appear meanwhile.
         if released and db.execute("SELECT 1 FROM body WHERE job = ? LIMIT 1", (job,)).fetchone():
