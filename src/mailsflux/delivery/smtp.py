@@ -149,6 +149,9 @@ class _ReplyReader(asyncio.Protocol):
         self._timeout = 0.0
         #: The last reply read (send() clears it as each message starts).
         self.last: tuple[int, str] | None = None
+        # The loop the first wait ran in, kept: asking for the running loop
+        # costs a getpid() system call (asyncio's fork check), once a message.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def data_received(self, data: bytes) -> None:
         buf = self._buf
@@ -172,7 +175,9 @@ class _ReplyReader(asyncio.Protocol):
                 else:
                     # Some of the awaited replies came: the next one gets a
                     # whole timeout from now, as a read of it alone would.
-                    self._deadline = asyncio.get_running_loop().time() + self._timeout
+                    self._deadline = (
+                        self._loop or asyncio.get_running_loop()
+                    ).time() + self._timeout
         if bad is not None:
             self._fail(TemporaryDeliveryError(f"malformed SMTP reply line: {bad!r}"))
         elif len(buf) > _MAX_REPLY or len(self._lines) > 1000:
@@ -227,7 +232,9 @@ class _ReplyReader(asyncio.Protocol):
             raise self._lost
         if self._waiter is not None and not self._waiter.done():
             raise RuntimeError("two readers waiting on one SMTP connection")
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         self._waiter, self._need = fut, n
         deadline = loop.time() + timeout
