@@ -53,6 +53,15 @@ _URI_PLAIN = re.compile(r"[A-Za-z0-9._~@\-]*")
 _ID_BYTES = 10
 
 
+def message_tokens(n: int) -> list[str]:
+    """``n`` tokens for :meth:`Composer.compose` (a message's id and MIME
+    boundary), from one read of the OS: a job's rows take them a batch at a
+    time, where a read each was one system call a message."""
+    raw = os.urandom(_ID_BYTES * n).hex()
+    width = 2 * _ID_BYTES
+    return [raw[i : i + width] for i in range(0, len(raw), width)]
+
+
 def _message_id(token: str, row: int, domain: str) -> str:
     return f"{token}.{row}@{domain}"
 
@@ -487,15 +496,18 @@ class Composer:
             exc.recipient = r.email
             raise
 
-    def compose(self, r: Recipient) -> RenderedMessage:
+    def compose(self, r: Recipient, token: str | None = None) -> RenderedMessage:
         """Render, assemble and sign one recipient's message.
 
+        ``token``, one of :func:`message_tokens` (never given twice), makes its
+        Message-ID and MIME boundary unique; without it one is drawn.
         Raises a :class:`MailsfluxError` (missing variable, header injection,
         bad address) that names the row; the caller reports and skips it.
         """
         data: dict[str, Any] = r.vars
         row, rcpt = r.row, r.email
-        token = os.urandom(_ID_BYTES).hex()
+        if token is None:
+            token = os.urandom(_ID_BYTES).hex()
         msgid = _message_id(token, row, self.id_domain)
         unsubscribe: str | None = None
         tr, tracking = self.tracker, self.tracking

@@ -6,11 +6,14 @@ from collections.abc import Callable, Container, Iterator
 from pathlib import Path
 
 from mailsflux.errors import MailsfluxError
-from mailsflux.jobs.composer import Composer
+from mailsflux.jobs.composer import Composer, message_tokens
 from mailsflux.jobs.recipients import RecipientFile
 from mailsflux.types import Problem, Recipient, RenderedMessage
 
 ProblemSink = Callable[[Problem], None]
+
+#: Message tokens drawn together (one read of the OS for this many rows).
+_TOKENS = 64
 
 
 def _row_problem(path: Path, r: Recipient, exc: MailsfluxError) -> Problem:
@@ -38,6 +41,9 @@ def compose_all(
     # The rows read here, not through another generator: one fewer a message.
     top = len(settled) << 3 if settled else 0
     compose = composer.compose
+    # Drawn as the rows are composed, so in the process that composes them:
+    # a worker forked before its first row never shares another's.
+    tokens: list[str] = []
     for item in rf.rows(shard):  # this shard's rows and problems only
         if isinstance(item, Problem):
             on_problem(item)
@@ -53,8 +59,10 @@ def compose_all(
                 )
             )
             continue
+        if not tokens:
+            tokens = message_tokens(_TOKENS)
         try:
-            yield compose(item)
+            yield compose(item, tokens.pop())
         except MailsfluxError as exc:
             on_problem(_row_problem(rf.path, item, exc))
 
