@@ -1127,7 +1127,7 @@ def run() -> int:
 
     The interpreter's teardown frees every module, class and function the
     command imported, and its last collections walk them all first: about
-    45 ms of CPU after a ``send`` has finished (1.5 us a message of a
+    30 ms of CPU after a ``send`` has finished (1 us a message of a
     30,000-message job). Frozen, the collector passes them over and the
     process's memory goes back whole. Nothing is skipped that the command
     needs: it closes the files it opened itself, stdout and stderr are
