@@ -41,6 +41,12 @@ def _plain_mailto(addr: str) -> bool:
 LIST_UNSUBSCRIBE_POST: Final = "List-Unsubscribe=One-Click"
 
 
+def _unsubscribe_fields(value: str) -> list[tuple[str, str]]:
+    """The two header fields of one-click unsubscribe (RFC 8058) for a
+    ``List-Unsubscribe`` value."""
+    return [("List-Unsubscribe", value), ("List-Unsubscribe-Post", LIST_UNSUBSCRIBE_POST)]
+
+
 def _unsubscribe_value(url: str, token: str, mailto: str | None) -> str:
     """``List-Unsubscribe`` (RFC 2369): the one-click URL, and with ``mailto``
     (an address) a ``mailto:`` alternative whose subject carries the token."""
@@ -199,18 +205,14 @@ class Tracker:
         signature for one-click unsubscribe to be honoured by receivers.
         The values hold no CR or LF; they are not folded.
         """
-        return self.list_unsubscribe(
-            self.unsubscribe_url(message_id, recipient, job), mailto=mailto
-        )
+        _, value = self.unsubscribe_pair(message_id, recipient, job, mailto=mailto)
+        return _unsubscribe_fields(value)
 
     def list_unsubscribe(self, url: str, *, mailto: str | None = None) -> list[tuple[str, str]]:
         """The headers of :meth:`unsubscribe_headers` for a URL that
         :meth:`unsubscribe_url` made, so a message's visible link and its
         header carry one token, made once."""
-        return [
-            ("List-Unsubscribe", _unsubscribe_value(url, url.rpartition("/u/")[2], mailto)),
-            ("List-Unsubscribe-Post", LIST_UNSUBSCRIBE_POST),
-        ]
+        return _unsubscribe_fields(_unsubscribe_value(url, url.rpartition("/u/")[2], mailto))
 
     def unsubscribe_pair(
         self, message_id: str, recipient: str, job: str = "", *, mailto: str | None = None
