@@ -381,17 +381,19 @@ class SQLiteSpool:
             )
             if r.message is not None:
                 plain = msgspec.msgpack.encode(r.message)
-                bodies.append((job, r.row, plain, _row_ctx(head, r.row, b"body")))
+                bodies.append((r.row, plain))
             elif r.state in FINAL:
                 released.append((job, r.row))
         # Sealed together: one draw of nonces for the batch, not one a row.
         values[_META_COLUMN::_RCPT_COLUMNS] = self.keys.seal_many(metas)
         _put_rows(db, values)
         if bodies:
-            sealed = self.keys.seal_many([(plain, ctx) for _, _, plain, ctx in bodies])
+            sealed = self.keys.seal_many(
+                [(plain, _row_ctx(head, row, b"body")) for row, plain in bodies]
+            )
             db.executemany(
                 "INSERT OR REPLACE INTO body VALUES (?,?,?)",
-                [(j, row, b) for (j, row, _, _), b in zip(bodies, sealed, strict=True)],
+                [(job, row, b) for (row, _), b in zip(bodies, sealed, strict=True)],
             )
         # Most jobs park no body: one probe instead of a delete per result.
         # Inside the write transaction, so no body can appear meanwhile.
