@@ -93,6 +93,12 @@ _SWEEP_SELECT = (
     " AND state IN ('bounced', 'delivered', 'failed', 'skipped', 'suppressed')"
     " ORDER BY row LIMIT 1000"
 )
+#: A job's deferred and pending rows, read through ``rcpt_job_due`` (the
+#: statement fails rather than scan the job if the index cannot serve it);
+#: ``%s`` is what is selected of them.
+_WAITING_JOB: Final = (
+    "%s FROM rcpt INDEXED BY rcpt_job_due WHERE job = ? AND state IN ('deferred', 'pending')"
+)
 _msg_dec = msgspec.msgpack.Decoder(RenderedMessage)
 _info_dec = msgspec.json.Decoder(JobInfo)
 _info_enc = msgspec.json.encode
@@ -254,10 +260,7 @@ class SQLiteSpool:
                     " or stop it first: two runs would send the rows neither has recorded"
                 )
             if restart and old is not None:
-                (waiting,) = db.execute(
-                    "SELECT count(*) FROM rcpt WHERE job = ? AND state IN ('deferred', 'pending')",
-                    (info.id,),
-                ).fetchone()
+                (waiting,) = db.execute(_WAITING_JOB % "SELECT count(*)", (info.id,)).fetchone()
                 if waiting:
                     raise SpoolError(
                         f"job {old.name!r} still has {waiting} deferred messages in the spool:"
@@ -547,8 +550,8 @@ class SQLiteSpool:
         (for a runner that knows it is the only one: claims otherwise run out)."""
         with self._tx() as db:
             return db.execute(
-                "UPDATE rcpt SET claimed = 0 WHERE job = ? AND claimed > 0"
-                " AND state IN ('pending', 'deferred')",
+                "UPDATE rcpt INDEXED BY rcpt_job_due SET claimed = 0"
+                " WHERE job = ? AND state IN ('deferred', 'pending') AND claimed > 0",
                 (job,),
             ).rowcount
 
@@ -619,8 +622,16 @@ class SQLiteSpool:
         ]
 
     def next_due(self, job: str | None = None) -> float | None:
-        sql = "SELECT min(max(next_at, claimed)) FROM rcpt WHERE state IN ('deferred', 'pending')"
-        got = self._q(sql + (" AND job = ?" if job else ""), (job,) if job else ())
+        # A job's waiting rows through its partial index: left to itself the
+        # planner takes the primary key (job = ?) and reads every row the job
+        # ever settled (4 ms for 30,000, at the end of every run and worker).
+        sql = (
+            _WAITING_JOB % "SELECT min(max(next_at, claimed))"
+            if job
+            else "SELECT min(max(next_at, claimed)) FROM rcpt"
+            " WHERE state IN ('deferred', 'pending')"
+        )
+        got = self._q(sql, (job,) if job else ())
         return cast(float | None, got[0][0]) if got else None
 
     def make_due(self, *, job: str | None = None, rows: Iterable[int] | None = None) -> int:
@@ -632,8 +643,13 @@ class SQLiteSpool:
                 before = db.total_changes
                 db.executemany(sql + " AND job = ? AND row = ?", args)
                 return db.total_changes - before
-            cur = db.execute(sql + (" AND job = ?" if job else ""), (job,) if job else ())
-            return cur.rowcount
+            # Through the waiting rows' index, not every row ever settled.
+            waiting = " AND state IN ('deferred', 'pending')"
+            if job:
+                sql = "UPDATE rcpt INDEXED BY rcpt_job_due SET next_at = 0 WHERE job = ?"
+                return db.execute(sql + waiting + " AND state = 'deferred'", (job,)).rowcount
+            sql = "UPDATE rcpt INDEXED BY rcpt_due SET next_at = 0 WHERE state = 'deferred'"
+            return db.execute(sql + waiting).rowcount
 
     def drop(self, *, job: str, rows: Iterable[int] | None = None) -> int:
         """Give up on deferred or pending messages: failed, their bytes deleted."""
@@ -644,7 +660,9 @@ class SQLiteSpool:
         now = time.time()
         with self._tx() as db:
             if rows is None:
-                dropped = db.execute(sql, (now, job, now)).rowcount
+                # The whole job's waiting rows: through their index.
+                every = sql.replace("UPDATE rcpt", "UPDATE rcpt INDEXED BY rcpt_job_due", 1)
+                dropped = db.execute(every, (now, job, now)).rowcount
                 db.execute(
                     "DELETE FROM body WHERE job = ? AND NOT EXISTS (SELECT 1 FROM rcpt WHERE"
                     " rcpt.job = body.job AND rcpt.row = body.row AND state IN"
