@@ -166,7 +166,9 @@ def test_idna_domains(domain: str) -> None:
             ref = idna.encode(domain.strip().rstrip("."), uts46=True, transitional=False)
         except idna.IDNAError:
             return  # an ASCII label idna checks more strictly (a bad xn--)
-        assert d == ref.decode()
+        # A label UTS 46 maps to nothing (U+00AD, soft hyphen) can leave the
+        # root's dot at the end, which the domain's form never keeps.
+        assert d == ref.decode().rstrip(".")
 
 
 @pytest.mark.timeout(300)
