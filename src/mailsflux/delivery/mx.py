@@ -55,9 +55,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Generic, Literal, NamedTuple, TypeVar
 
-import dns.exception
-import dns.name
-import dns.rdatatype
 import msgspec
 
 from mailsflux.errors import (
@@ -67,13 +64,17 @@ from mailsflux.errors import (
     TemporaryRoutingError,
 )
 
-# The resolver half of dnspython (~15 ms to import in every process) is
-# imported where MX and address lookups need it: a job through a smarthost
-# never makes one.
+# dnspython is imported where lookups and domain checks need it: a job
+# through a smarthost makes none, and the import cost every process about
+# 30 ms (the resolver half 15, and dns.name pulls in importlib.metadata to
+# see whether the idna package is installed).
 if TYPE_CHECKING:
     import dns.asyncresolver
+    import dns.exception
     import dns.message
+    import dns.name
     import dns.nameserver
+    import dns.rdatatype
     import dns.resolver
     import dns.rrset
 
@@ -110,7 +111,6 @@ RouteKind = Literal["mx", "implicit", "smarthost", "literal"]
 _LABELS = re.compile(
     r"^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*$"
 )
-_IDNA = dns.name.IDNA_2008_Practical if dns.name.have_idna_2008 else dns.name.IDNA_2003
 # A smarthost name is resolved once through the system and kept this long.
 _SMARTHOST_TTL = 300.0
 
@@ -196,21 +196,41 @@ def normalize_domain(domain: str) -> str:
     if text.startswith("[") and text.endswith("]"):
         return f"[{_literal_address(text, domain)}]"
     text = text.rstrip(".")
-    try:
-        if not text or "@" in text:
-            raise ValueError(text)
-        ascii_form = (
-            dns.name.from_text(text, origin=dns.name.root, idna_codec=_IDNA)
-            .to_text(omit_final_dot=True)
-            .lower()
-        )
-    except (dns.exception.DNSException, UnicodeError, ValueError):
-        ascii_form = ""
+    ascii_form = text.lower()
+    # Letters, digits, "-" and "_" in labels of 1 to 63, at most 253 in all
+    # (255 on the wire): what dnspython gives back unchanged but for case.
+    # Only other names (IDNA, escapes, too long) need it, and its import.
+    if not (
+        ascii_form.isascii()
+        and len(ascii_form) <= 253
+        and _LABELS.match(ascii_form)
+        and max(map(len, ascii_form.split("."))) <= 63
+    ):
+        ascii_form = _dns_form(text)
     if not _LABELS.match(ascii_form) or ("." not in ascii_form and ascii_form != "localhost"):
         raise PermanentRoutingError(
             f"{domain!r} is not a valid mail domain", domain=domain, enhanced_status="5.1.2"
         )
     return ascii_form
+
+
+def _dns_form(text: str) -> str:
+    """``text`` as dnspython writes it (IDNA applied, lower case), or "" when
+    it is no domain name."""
+    import dns.exception
+    import dns.name
+
+    idna = dns.name.IDNA_2008_Practical if dns.name.have_idna_2008 else dns.name.IDNA_2003
+    try:
+        if not text or "@" in text:
+            raise ValueError(text)
+        return (
+            dns.name.from_text(text, origin=dns.name.root, idna_codec=idna)
+            .to_text(omit_final_dot=True)
+            .lower()
+        )
+    except (dns.exception.DNSException, UnicodeError, ValueError):
+        return ""
 
 
 def _literal_address(text: str, domain: str) -> str:
@@ -474,6 +494,9 @@ class MXResolver:
             return exc
 
     async def _mx_route(self, domain: str) -> Route:
+        import dns.exception
+        import dns.name
+        import dns.rdatatype
         import dns.resolver
 
         name = dns.name.from_text(domain, origin=dns.name.root)
@@ -599,6 +622,9 @@ class MXResolver:
 
     async def _addresses(self, host: str, name: dns.name.Name | None = None) -> _HostAnswer:
         """A and AAAA of ``host``: (addresses, ttl, status, why), cached."""
+        import dns.exception
+        import dns.name
+        import dns.rdatatype
         import dns.resolver
 
         now = self.clock()
@@ -774,6 +800,7 @@ def _negative_ttl(exc: dns.resolver.NXDOMAIN) -> float:
 
 
 def _describe(exc: BaseException) -> str:
+    import dns.exception
     import dns.resolver
 
     if isinstance(exc, dns.resolver.LifetimeTimeout | dns.exception.Timeout):
