@@ -210,14 +210,22 @@ class Journal:
         """Record ``r``; returns the result as final (a deferral past the
         schedule's ``max_age`` has become a bounce: expired)."""
         now = time.time()
-        self.held.discard(r.row)
-        prior = self.prior.pop(r.row, None)
-        parked = self._parked.pop(r.row, None)
-        attempts = r.attempts + (prior.attempts if prior is not None else 0)
-        first = prior.first_at if prior is not None else (parked[1] if parked else now)
+        row = r.row
+        if self.held:
+            self.held.discard(row)
+        # Both are empty in a plain job: no lookups then.
+        prior = self.prior.pop(row, None) if self.prior else None
+        parked = self._parked.pop(row, None) if self._parked else None
+        attempts = r.attempts
+        if prior is not None:
+            attempts += prior.attempts
+            first = prior.first_at
+        else:
+            first = parked[1] if parked else now
+        category = r.category
         rec = Record(
-            row=r.row,
-            state="suppressed" if r.category == "suppressed" else r.status,
+            row=row,
+            state="suppressed" if category == "suppressed" else r.status,
             recipient=r.recipient,
             message_id=r.message_id,
             domain=r.domain,
@@ -226,7 +234,7 @@ class Journal:
             code=r.code,
             enhanced_status=r.enhanced_status,
             reply=r.reply,
-            category=r.category,
+            category=category,
             updated=now,
         )
         if r.status == "deferred":
