@@ -58,6 +58,7 @@ def _answer(text: str) -> str | None:
 @example("_dmarc.example.org")
 @example("localhost")
 @example("exa mple.org")
+@example("example.org\n.")  # a line end inside: "$" alone would let it through
 def test_fast_path_answers_as_dnspython(text: str) -> None:
     assert _answer(text) == _by_dnspython(text)
 
@@ -73,6 +74,8 @@ def test_fast_path_answers_as_dnspython(text: str) -> None:
         ("x." * 126 + "org", None),  # 255 characters: too long for DNS
         ("-bad.example", None),
         ("example", None),
+        ("example.org\n.", None),
+        ("example.org\n", "example.org"),  # stripped, as any whitespace around it
     ],
 )
 def test_known_answers(text: str, want: str | None) -> None:

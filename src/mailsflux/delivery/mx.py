@@ -200,10 +200,11 @@ def normalize_domain(domain: str) -> str:
     # Letters, digits, "-" and "_" in labels of 1 to 63, at most 253 in all
     # (255 on the wire): what dnspython gives back unchanged but for case.
     # Only other names (IDNA, escapes, too long) need it, and its import.
+    # fullmatch: _LABELS's "$" alone also matches before a final line end.
     if not (
         ascii_form.isascii()
         and len(ascii_form) <= 253
-        and _LABELS.match(ascii_form)
+        and _LABELS.fullmatch(ascii_form)
         and max(map(len, ascii_form.split("."))) <= 63
     ):
         ascii_form = _dns_form(text)
