@@ -31,11 +31,22 @@ def test_rounds_report_medians_and_leave_the_user_spool_alone(
     # Every round sent the whole job: a round that found the job already
     # done in a spool would send nothing.
     assert [r["sent"] for r in rounds] == [6, 6, 6]
-    assert m["sink_messages"] == 18
+    # Each round's job, and its one-row send for the start-up.
+    assert m["sink_messages"] == 3 * (6 + 1)
     for key in ("cpu_us_per_msg", "over_floor_x", "beyond_floor_us_per_msg"):
         values = [r[key] for r in rounds]
         assert m[key] == pytest.approx(statistics.median(values))
         assert (m[f"{key}_min"], m[f"{key}_max"]) == (min(values), max(values))
+    for r in rounds:
+        # What start-up leaves of the job's CPU, over its messages.
+        assert r["startup_cpu_ms"] > 0
+        after = r["cpu_us_per_msg"] - r["startup_cpu_ms"] * 1e3 / r["sent"]
+        assert r["after_startup_us_per_msg"] == pytest.approx(after, abs=0.2)
+        floor = r["floor_us"]["ed25519_sign"]
+        assert r["after_startup_beyond_floor_us"] == pytest.approx(after - floor, abs=0.2)
+    for key in ("startup_cpu_ms", "after_startup_us_per_msg", "after_startup_beyond_floor_us"):
+        assert m[key] == pytest.approx(statistics.median(r[key] for r in rounds))
+    assert f"start-up (a one-row send of the job): {m['startup_cpu_ms']:.1f} ms CPU" in proc.stdout
     ed = [r["floor_us"]["ed25519_sign"] for r in rounds]
     assert m["floor_us"]["ed25519_sign"] == pytest.approx(statistics.median(ed), abs=0.01)
     assert "median of 3 rounds" in proc.stdout

@@ -211,11 +211,19 @@ def e2e_text(result: dict[str, Any]) -> str:
         f" {m['elapsed_s']:.2f} s; CPU of every process of the send\n{out}\n"
         f"beyond the floor: {m['beyond_floor_us_per_msg']:.1f} us CPU per message"
     )
+    if "startup_cpu_ms" in m:  # results saved before it was measured lack it
+        text += (
+            f"\nstart-up (a one-row send of the job): {m['startup_cpu_ms']:.1f} ms CPU,"
+            f" {m['startup_cpu_ms'] * 1e3 / max(m['sent'], 1):.1f} us a message of this job;"
+            f" after it: {m['after_startup_us_per_msg']:.1f} us a message,"
+            f" {m['after_startup_beyond_floor_us']:.1f} beyond the floor"
+        )
     each = result.get("rounds", [])
     if len(each) > 1:
         text = f"median of {len(each)} rounds: " + text
         text += "\n" + table(
-            ["round", "CPU us/message", "floor us", "vs floor", "beyond floor us"],
+            ["round", "CPU us/message", "floor us", "vs floor", "beyond floor us",
+             "start-up ms", "after start-up us"],
             [
                 [
                     str(i),
@@ -223,10 +231,12 @@ def e2e_text(result: dict[str, Any]) -> str:
                     r["floor_us"][own],
                     f"{r['over_floor_x']:.2f}x",
                     r["beyond_floor_us_per_msg"],
+                    r.get("startup_cpu_ms", ""),
+                    r.get("after_startup_us_per_msg", ""),
                 ]
                 for i, r in enumerate(each, 1)
             ],
-        )
+        )  # fmt: skip
     return text
 
 
