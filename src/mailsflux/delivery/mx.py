@@ -200,9 +200,11 @@ def normalize_domain(domain: str) -> str:
     # Letters, digits, "-" and "_" in labels of 1 to 63, at most 253 in all
     # (255 on the wire): what dnspython gives back unchanged but for case.
     # Only other names (IDNA, escapes, too long) need it, and its import.
+    # The text itself must be ASCII: the Kelvin sign (U+212A) lowers to "k",
+    # and IDNA refuses labels ("_K") that plain ASCII ones may be.
     # fullmatch: _LABELS's "$" alone also matches before a final line end.
     if not (
-        ascii_form.isascii()
+        text.isascii()
         and len(ascii_form) <= 253
         and _LABELS.fullmatch(ascii_form)
         and max(map(len, ascii_form.split("."))) <= 63
