@@ -68,7 +68,17 @@ CALLS: dict[str, Callable[[SQLiteSpool], object]] = {
     "make_due()": lambda s: s.make_due(),
     "release_claims": lambda s: s.release_claims("job-1"),
     "drop": lambda s: s.drop(job="job-1"),
+    "begin_job --restart refused": lambda s: _restart_refused(s),
 }
+
+
+def _restart_refused(spool: SQLiteSpool) -> str:
+    """Why ``--restart`` is refused: three rows still wait."""
+    spool.end_job("job-1", "interrupted")
+    info = JobInfo(id="job-1", name="news", source="/x/job.toml", fingerprint="f")
+    with pytest.raises(SpoolError) as exc:
+        spool.begin_job(info, restart=True)
+    return str(exc.value)
 
 
 @pytest.mark.parametrize("name", list(CALLS))

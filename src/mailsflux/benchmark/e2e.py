@@ -10,10 +10,10 @@ the medians are reported with each round's numbers: on a shared machine one
 run can be off by a tenth.
 
 Each round also sends the same job with one row: its CPU is the job's
-start-up (imports, keys, the workers, the spool, connecting and ending),
-which a job pays whatever its size. The CPU a message *after* start-up is
-the rest over the rows: what one more message costs, which a short job's
-CPU per message hides under its start.
+start-up (imports, keys, the workers, the spool, connecting and ending)
+and one message. The CPU a message *after* start-up is the rest of the
+job's CPU over its other N - 1 messages: what one more message costs,
+which a short job's CPU per message hides under its start.
 """
 
 from __future__ import annotations
@@ -107,14 +107,18 @@ def run_e2e(
                 shutil.rmtree(job.parent)
                 start = Path(tmp) / f"start-{i + 1}" / one.name
                 shutil.copytree(one.parent, start.parent)
-                _, _, start_cpu = _send_once(start, workers, server.port)
+                one_summary, _, start_cpu = _send_once(start, workers, server.port)
                 shutil.rmtree(start.parent)
+                if int(one_summary.get("sent", 0)) != 1:
+                    short.append(f"round {i + 1}: the one-row send sent no message: {one_summary}")
                 f = floor(sample)
                 sent = int(summary.get("sent", 0))
                 if sent != messages:
                     short.append(f"round {i + 1}: {sent} of {messages} messages sent: {summary}")
                 per_msg = cpu / max(sent, 1) * 1e6
-                after = (cpu - start_cpu) / max(sent, 1) * 1e6
+                # The one-row send is start-up and one message: the job's
+                # other messages are what its CPU has beyond it.
+                after = (cpu - start_cpu) / (sent - 1) * 1e6 if sent > 1 else 0.0
                 each.append(
                     {
                         "sent": sent,
@@ -179,6 +183,6 @@ def run_e2e(
     result["notes"].append("wall time includes starting the processes")
     result["notes"].append(
         "start-up: the CPU of a one-row send of the same job, each round;"
-        " after start-up: the rest of the job's CPU over its messages"
+        " after start-up: the rest of the job's CPU over its other messages"
     )
     return result
