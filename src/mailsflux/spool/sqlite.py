@@ -365,13 +365,8 @@ class SQLiteSpool:
         head = _job_ctx(job)
         for r in records:
             row = r.row
-            # The context is _row_ctx(head, row, b"meta"), written out: a call a row less.
-            meta_at(
-                (
-                    encode((r.recipient, r.message_id, r.reply, r.enhanced_status)),
-                    b"%s%d\x00meta" % (head, row),
-                )
-            )
+            meta = encode((r.recipient, r.message_id, r.reply, r.enhanced_status))
+            meta_at((meta, _row_ctx(head, row, b"meta")))
             add(
                 (
                     job,
