@@ -62,6 +62,19 @@ def _send_once(job: Path, workers: int, port: int) -> tuple[dict[str, Any], floa
     return summary, elapsed, cpu
 
 
+def _send_copy(
+    job: Path, where: Path, workers: int, port: int
+) -> tuple[dict[str, Any], float, float]:
+    """:func:`_send_once` of a fresh copy of ``job``'s folder at ``where``
+    (its own empty spool), removed after."""
+    copy = where / job.name
+    shutil.copytree(job.parent, where)
+    try:
+        return _send_once(copy, workers, port)
+    finally:
+        shutil.rmtree(where)
+
+
 def run_e2e(
     messages: int,
     *,
@@ -101,14 +114,9 @@ def run_e2e(
         Prepared.load(one).close()
         with sink(sink_kind) as server:
             for i in range(rounds):
-                job = Path(tmp) / f"round-{i + 1}" / made.name
-                shutil.copytree(made.parent, job.parent)
-                summary, elapsed, cpu = _send_once(job, workers, server.port)
-                shutil.rmtree(job.parent)
-                start = Path(tmp) / f"start-{i + 1}" / one.name
-                shutil.copytree(one.parent, start.parent)
-                one_summary, _, start_cpu = _send_once(start, workers, server.port)
-                shutil.rmtree(start.parent)
+                round_dir, start_dir = Path(tmp) / f"round-{i + 1}", Path(tmp) / f"start-{i + 1}"
+                summary, elapsed, cpu = _send_copy(made, round_dir, workers, server.port)
+                one_summary, _, start_cpu = _send_copy(one, start_dir, workers, server.port)
                 if int(one_summary.get("sent", 0)) != 1:
                     short.append(f"round {i + 1}: the one-row send sent no message: {one_summary}")
                 f = floor(sample)
