@@ -507,7 +507,7 @@ class Composer:
         data: dict[str, Any] = r.vars
         row, rcpt = r.row, r.email
         if token is None:
-            token = os.urandom(_ID_BYTES).hex()
+            token = message_tokens(1)[0]
         msgid = _message_id(token, row, self.id_domain)
         unsubscribe: str | None = None
         tr, tracking = self.tracker, self.tracking
