@@ -38,6 +38,10 @@ def test_rounds_report_medians_and_leave_the_user_spool_alone(
         assert m[key] == pytest.approx(statistics.median(values))
         assert (m[f"{key}_min"], m[f"{key}_max"]) == (min(values), max(values))
     for r in rounds:
+        # The processes' own time and the kernel's make the CPU a message.
+        assert r["system_us_per_msg"] > 0 and r["user_us_per_msg"] > 0
+        split = r["user_us_per_msg"] + r["system_us_per_msg"]
+        assert split == pytest.approx(r["cpu_us_per_msg"], abs=0.15)
         # What start-up leaves of the job's CPU, over its messages.
         assert r["startup_cpu_ms"] > 0
         # The one-row send is start-up and one message: the rest is 5 messages.
@@ -45,18 +49,29 @@ def test_rounds_report_medians_and_leave_the_user_spool_alone(
         assert r["after_startup_us_per_msg"] == pytest.approx(after, abs=0.3)
         floor = r["floor_us"]["ed25519_sign"]
         assert r["after_startup_beyond_floor_us"] == pytest.approx(after - floor, abs=0.4)
-    for key in ("startup_cpu_ms", "after_startup_us_per_msg", "after_startup_beyond_floor_us"):
+    for key in (
+        "startup_cpu_ms", "after_startup_us_per_msg", "after_startup_beyond_floor_us",
+        "user_us_per_msg", "system_us_per_msg",
+    ):  # fmt: skip
         assert m[key] == pytest.approx(statistics.median(r[key] for r in rounds))
     assert f"start-up (a one-row send of the job): {m['startup_cpu_ms']:.1f} ms CPU" in proc.stdout
     assert not any("one-row send sent no message" in n for n in doc["notes"])
+    assert (
+        f"of the CPU per message: {m['user_us_per_msg']:.1f} us in the processes,"
+        f" {m['system_us_per_msg']:.1f} us in the kernel"
+    ) in proc.stdout
     ed = [r["floor_us"]["ed25519_sign"] for r in rounds]
     assert m["floor_us"]["ed25519_sign"] == pytest.approx(statistics.median(ed), abs=0.01)
     assert "median of 3 rounds" in proc.stdout
-    # A row per round: its number, CPU, floor, ratio and the rest beyond the floor.
+    # A row per round: its number, CPU, floor, ratio, the rest beyond the
+    # floor, start-up, after start-up and the kernel's part.
     table = [ln.split() for ln in proc.stdout.splitlines() if re.match(r"[1-3] ", ln)]
     assert [(row[0], row[3]) for row in table] == [
         (str(i), f"{r['over_floor_x']:.2f}x") for i, r in enumerate(rounds, 1)
     ]
+    for row, r in zip(table, rounds, strict=True):
+        # Printed to 0.1 us, or to the whole us from 1,000 up.
+        assert float(row[7].replace(",", "")) == pytest.approx(r["system_us_per_msg"], abs=0.51)
     assert not user_spool.exists() or not any(user_spool.iterdir())
 
 

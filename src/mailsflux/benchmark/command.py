@@ -211,6 +211,12 @@ def e2e_text(result: dict[str, Any]) -> str:
         f" {m['elapsed_s']:.2f} s; CPU of every process of the send\n{out}\n"
         f"beyond the floor: {m['beyond_floor_us_per_msg']:.1f} us CPU per message"
     )
+    if "system_us_per_msg" in m:  # results saved before it was measured lack it
+        text += (
+            f"\nof the CPU per message: {m['user_us_per_msg']:.1f} us in the processes,"
+            f" {m['system_us_per_msg']:.1f} us in the kernel (system calls; on loopback"
+            " also the sink's side of TCP)"
+        )
     if "startup_cpu_ms" in m:  # results saved before it was measured lack it
         text += (
             f"\nstart-up (a one-row send of the job): {m['startup_cpu_ms']:.1f} ms CPU,"
@@ -223,7 +229,7 @@ def e2e_text(result: dict[str, Any]) -> str:
         text = f"median of {len(each)} rounds: " + text
         text += "\n" + table(
             ["round", "CPU us/message", "floor us", "vs floor", "beyond floor us",
-             "start-up ms", "after start-up us"],
+             "start-up ms", "after start-up us", "kernel us"],
             [
                 [
                     str(i),
@@ -233,6 +239,7 @@ def e2e_text(result: dict[str, Any]) -> str:
                     r["beyond_floor_us_per_msg"],
                     r.get("startup_cpu_ms", ""),
                     r.get("after_startup_us_per_msg", ""),
+                    r.get("system_us_per_msg", ""),
                 ]
                 for i, r in enumerate(each, 1)
             ],
