@@ -56,6 +56,9 @@ import msgspec as _msgspec
 
 cdef extern from "Python.h":
     const Py_ssize_t PY_SSIZE_T_MAX
+    Py_ssize_t PyUnicode_FindChar(
+        object s, Py_UCS4 ch, Py_ssize_t start, Py_ssize_t end, int direction
+    ) except -2
 
 
 cdef extern from * nogil:
@@ -1206,7 +1209,6 @@ cdef class Rewriter:
         """
         cdef str src = text.decode("utf-8", "surrogateescape")
         cdef Py_ssize_t n = len(src), i = 0, j, last = 0
-        cdef Py_UCS4 c
         cdef str whole, url, own = self._own.decode("ascii"), base = self.base.decode("ascii")
         cdef bytes u, prefix = None
         cdef bint no_prefix = False
@@ -1216,6 +1218,10 @@ cdef class Rewriter:
         cdef Py_ssize_t* offs = NULL
         cdef Py_ssize_t* grown
         cdef Py_ssize_t count = 0, cap = 0, k, end
+        # The next "h" and "H" at or after i (n: none left): a URL can start
+        # only there, and the search for them runs at memchr's speed where a
+        # read of each character in turn took most of a text's time.
+        cdef Py_ssize_t next_h = -1, next_H = -1
         if skip_prefix is not None and not skip_prefix:
             skip_prefix = None
         out.data = tmp.data = NULL
@@ -1224,8 +1230,18 @@ cdef class Rewriter:
             # Invariant for the unchecked reads: every index read is < n (each
             # read below is guarded by a comparison with n first).
             while i < n:
-                c = src[i]
-                if (c == u"h" or c == u"H") and (i == 0 or not _word(src[i - 1])):
+                if next_h < i:
+                    next_h = PyUnicode_FindChar(src, u"h", i, n, 1)
+                    if next_h < 0:
+                        next_h = n
+                if next_H < i:
+                    next_H = PyUnicode_FindChar(src, u"H", i, n, 1)
+                    if next_H < 0:
+                        next_H = n
+                i = next_h if next_h < next_H else next_H
+                if i >= n:
+                    break
+                if i == 0 or not _word(src[i - 1]):
                     j = _url_end(src, i, n)
                     if j > 0:
                         whole = src[i:j]
@@ -1334,20 +1350,30 @@ cdef Py_ssize_t _url_end(str s, Py_ssize_t i, Py_ssize_t n) noexcept:
     return i
 
 
-def _trim_url(str url):
+cpdef str _trim_url(str url):
     """Drop sentence punctuation and unbalanced closing brackets from a URL's end.
 
     Linear: the bracket counts are taken once and updated as characters are
-    dropped (recounting per character was quadratic in the trailing run)."""
+    dropped (recounting per character was quadratic in the trailing run).
+    They are taken when the first closing bracket is met at the end, which
+    most URLs never reach: until then only punctuation was dropped, so the
+    counts are those of the whole URL."""
     cdef Py_ssize_t end = len(url)
-    cdef Py_ssize_t open_paren = url.count(u"("), open_square = url.count(u"[")
-    cdef Py_ssize_t close_paren = url.count(u")"), close_square = url.count(u"]")
+    cdef Py_ssize_t open_paren = 0, open_square = 0, close_paren = 0, close_square = 0
+    cdef bint counted = False
     cdef Py_UCS4 c
     while end:
         c = url[end - 1]
         if c == u"." or c == u"," or c == u";" or c == u":" or c == u"!" or c == u"?":
             end -= 1
-        elif c == u")" and open_paren < close_paren:
+            continue
+        if c != u")" and c != u"]":
+            break
+        if not counted:
+            open_paren, open_square = url.count(u"("), url.count(u"[")
+            close_paren, close_square = url.count(u")"), url.count(u"]")
+            counted = True
+        if c == u")" and open_paren < close_paren:
             close_paren -= 1
             end -= 1
         elif c == u"]" and open_square < close_square:
