@@ -89,6 +89,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         default="auto",
         help="auto: Postfix's smtp-sink when installed, else the built-in sink",
     )
+    q.add_argument(
+        "--tracking",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="track links and opens and give each message its one-click unsubscribe token,"
+        " as the sample job does (on); --no-tracking: messages as an MTA that does not track"
+        " sends them",
+    )
     outputs(q)
     q.set_defaults(func=cmd_e2e)
 
@@ -195,7 +203,8 @@ def e2e_text(result: dict[str, Any]) -> str:
     own = sign_floor(s["algorithm"])
     rows = [
         [
-            f"mailsflux send ({s['algorithm']}, {s['workers']})",
+            f"mailsflux send ({s['algorithm']}, {s['workers']}"
+            f"{'' if s.get('tracking', True) else ', no tracking'})",
             m["cpu_us_per_msg"],
             m["throughput_msg_s"],
             "",
@@ -261,6 +270,7 @@ def cmd_e2e(args: argparse.Namespace) -> int:
             connections=args.connections,
             sink_kind=args.sink,
             rounds=args.rounds,
+            tracking=args.tracking,
             progress=progress.update,
         )
     finally:

@@ -94,11 +94,16 @@ def run_e2e(
     connections: int = 8,
     sink_kind: str = "auto",
     rounds: int = 1,
+    tracking: bool = True,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """``rounds`` sends of the same job, each from the same start (a fresh
     copy of the job and its own empty spool), each followed by the floor;
-    the metrics are the medians, and each round is kept under ``rounds``."""
+    the metrics are the medians, and each round is kept under ``rounds``.
+
+    ``tracking=False`` sends the job without link tracking, open pixel and
+    one-click unsubscribe token: what an MTA that does not track sends, to
+    compare like with like (and to see what tracking costs a message)."""
     if messages < 1:
         raise BenchError("--messages must be at least 1")
     if rounds < 1:
@@ -115,13 +120,14 @@ def run_e2e(
         # starts from an empty one.
         made = write_job(
             Path(tmp) / "job", messages, algorithm=algorithm, connections=connections,
-            spool="spool",
+            spool="spool", tracking=tracking,
         )  # fmt: skip
         # Keys and tracking secrets are made on first use: before the clock.
         Prepared.load(made).close()
         one = write_job(
-            Path(tmp) / "one", 1, algorithm=algorithm, connections=connections, spool="spool"
-        )
+            Path(tmp) / "one", 1, algorithm=algorithm, connections=connections,
+            spool="spool", tracking=tracking,
+        )  # fmt: skip
         Prepared.load(one).close()
         with sink(sink_kind) as server:
             for i in range(rounds):
@@ -165,7 +171,7 @@ def run_e2e(
             "workers": workers or "all cores",
             "connections": connections,
             "sink": server.kind,
-            "tracking": True,
+            "tracking": tracking,
             "spool": "on (the job's own)",
             "rounds": rounds,
         },
@@ -199,6 +205,7 @@ def run_e2e(
     result["rounds"] = each
     if server.tally:
         result["metrics"]["sink_messages"] = server.tally.get("messages", 0)
+        result["metrics"]["sink_octets"] = server.tally.get("octets", 0)
     result["notes"].extend(short)
     if rounds > 1:
         result["notes"].append(
