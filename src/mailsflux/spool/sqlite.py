@@ -636,21 +636,28 @@ class SQLiteSpool:
         return cast(float | None, got[0][0]) if got else None
 
     def make_due(self, *, job: str | None = None, rows: Iterable[int] | None = None) -> int:
-        sql = "UPDATE rcpt SET next_at = 0 WHERE state = 'deferred'"
         with self._tx() as db:
             if rows is not None:
                 assert job is not None
                 args = [(job, r) for r in rows]
                 before = db.total_changes
-                db.executemany(sql + " AND job = ? AND row = ?", args)
+                db.executemany(
+                    "UPDATE rcpt SET next_at = 0 WHERE state = 'deferred' AND job = ? AND row = ?",
+                    args,
+                )
                 return db.total_changes - before
-            # Through the waiting rows' index, not every row ever settled.
-            waiting = " AND state IN ('deferred', 'pending')"
+            # Through the waiting rows' index, not every row ever settled: the
+            # index's own term is repeated, as SQLite needs to use it.
             if job:
-                sql = "UPDATE rcpt INDEXED BY rcpt_job_due SET next_at = 0 WHERE job = ?"
-                return db.execute(sql + waiting + " AND state = 'deferred'", (job,)).rowcount
-            sql = "UPDATE rcpt INDEXED BY rcpt_due SET next_at = 0 WHERE state = 'deferred'"
-            return db.execute(sql + waiting).rowcount
+                return db.execute(
+                    "UPDATE rcpt INDEXED BY rcpt_job_due SET next_at = 0 WHERE job = ?"
+                    " AND state IN ('deferred', 'pending') AND state = 'deferred'",
+                    (job,),
+                ).rowcount
+            return db.execute(
+                "UPDATE rcpt INDEXED BY rcpt_due SET next_at = 0"
+                " WHERE state IN ('deferred', 'pending') AND state = 'deferred'"
+            ).rowcount
 
     def drop(self, *, job: str, rows: Iterable[int] | None = None) -> int:
         """Give up on deferred or pending messages: failed, their bytes deleted."""
