@@ -1,8 +1,10 @@
-"""The floor: what no signed message can cost less than.
+"""The floors: what no signed, delivered message can cost less than.
 
 A bare signature with ``cryptography`` over a message of the same size
 (the hash of the message included, as DKIM hashes the body and headers),
-and a bare SHA-256 of it.
+and a bare SHA-256 of it; and the SMTP exchange alone: the same message
+sent into the same sink by a client in C that does nothing else
+(:func:`exchange_floor`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ from collections.abc import Callable
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+
+from mailsflux.benchmark._exchange import exchange
+from mailsflux.benchmark.result import BenchError
+from mailsflux.delivery._smtpfast import payload
 
 
 def cpu_per_call(fn: Callable[[], object], n: int) -> float:
@@ -42,4 +48,38 @@ def floor(message: bytes, *, rsa_calls: int = 300, ed_calls: int = 3000) -> dict
         "ed25519_sign": 1e6
         * cpu_per_call(lambda: ed_key.sign(hashlib.sha256(message).digest()), ed_calls),
         "sha256": 1e6 * cpu_per_call(lambda: hashlib.sha256(message).digest(), ed_calls),
+    }
+
+
+def exchange_floor(
+    port: int,
+    mail_from: str,
+    rcpt_to: str,
+    data: bytes,
+    *,
+    count: int,
+    connections: int,
+    host: str = "127.0.0.1",
+    timeout: float = 30.0,
+) -> dict[str, float]:
+    """The SMTP exchange alone: ``data`` sent ``count`` times into the server
+    at ``host:port`` over ``connections`` connections by the compiled client
+    (:mod:`mailsflux.benchmark._exchange`), PIPELINING when offered.
+
+    Returns ``exchange_us`` (CPU a message, user and system),
+    ``exchange_system_us`` (the kernel's part), ``exchange_msg_s`` and
+    ``exchange_pipelining`` (1.0 or 0.0). A refused or short run raises
+    :class:`BenchError` with the server's words.
+    """
+    envelope = f"MAIL FROM:<{mail_from}>\r\nRCPT TO:<{rcpt_to}>\r\nDATA\r\n".encode()
+    delivered, user, system, wall, pipelining, error = exchange(
+        host, port, envelope, payload(data), count, connections, timeout
+    )
+    if error:
+        raise BenchError(f"the exchange floor: {error} ({delivered} of {count} taken)")
+    return {
+        "exchange_us": 1e6 * (user + system) / count,
+        "exchange_system_us": 1e6 * system / count,
+        "exchange_msg_s": count / wall if wall > 0 else 0.0,
+        "exchange_pipelining": 1.0 if pipelining else 0.0,
     }

@@ -1,0 +1,89 @@
+"""The exchange floor's compiled client against real servers: it delivers
+exactly what it is asked to, byte for byte, pipelined or in lock-step, and
+stops at the first reply it did not ask for, saying what the server said."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from mailsflux.benchmark.floors import exchange_floor
+from mailsflux.benchmark.result import BenchError
+from tests._scripted_smtp import Conn, ScriptedSMTP
+
+# Lines that start with a dot (stuffed on the wire), and one that is only a dot.
+DATA = (
+    b"From: a@northwind.example\r\nTo: r@example0.org\r\nSubject: hi\r\n\r\n"
+    b".leading dot\r\n.\r\n..two\r\nlast line\r\n"
+)
+
+
+def _floor(port: int, count: int, connections: int) -> dict[str, float]:
+    return exchange_floor(
+        port, "a@northwind.example", "r@example0.org", DATA,
+        count=count, connections=connections, timeout=10.0,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_every_message_arrives_whole(pipelining: bool) -> None:
+    with ScriptedSMTP(pipelining=pipelining) as server:
+        x = _floor(server.port, 25, 4)
+    assert x["exchange_pipelining"] == (1.0 if pipelining else 0.0)
+    assert server.bodies == [DATA] * 25
+    assert server.sessions == 4
+    assert server.lines.count("MAIL FROM:<a@northwind.example>") == 25
+    assert server.lines.count("RCPT TO:<r@example0.org>") == 25
+    assert x["exchange_msg_s"] > 0
+    assert 0 <= x["exchange_system_us"] <= x["exchange_us"]
+
+
+def test_fewer_messages_than_connections() -> None:
+    with ScriptedSMTP() as server:
+        _floor(server.port, 2, 8)
+    assert server.sessions == 2
+    assert server.bodies == [DATA] * 2
+
+
+def test_a_refused_recipient_stops_it_with_the_reply() -> None:
+    def script(cmd: str, conn: Conn) -> str | None:
+        return "550 5.1.1 no such user" if cmd.startswith("RCPT") else None
+
+    with ScriptedSMTP(script=script) as server, pytest.raises(BenchError) as err:
+        _floor(server.port, 5, 1)
+    assert "550 5.1.1 no such user" in err.value.message
+    assert "0 of 5 taken" in err.value.message
+    assert server.bodies == []
+
+
+def test_a_refused_message_in_lock_step() -> None:
+    def script(cmd: str, conn: Conn) -> str | None:
+        return "554 5.7.1 spam" if cmd == "." and conn.messages == 3 else None
+
+    with ScriptedSMTP(pipelining=False, script=script) as server, pytest.raises(BenchError) as e:
+        _floor(server.port, 6, 1)
+    assert "554 5.7.1 spam" in e.value.message
+    assert "2 of 6 taken" in e.value.message
+
+
+def test_a_server_that_hangs_up() -> None:
+    with ScriptedSMTP(drop_after_messages=3) as server, pytest.raises(BenchError) as err:
+        _floor(server.port, 10, 1)
+    assert "closed the connection" in err.value.message
+    assert len(server.bodies) == 3
+
+
+def test_a_greeting_that_is_no_welcome() -> None:
+    with ScriptedSMTP(greeting="421 4.3.2 busy") as server, pytest.raises(BenchError) as err:
+        _floor(server.port, 1, 1)
+    assert "greeting: 421 4.3.2 busy" in err.value.message
+
+
+def test_nobody_listening() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening: refused
+        with pytest.raises(BenchError) as err:
+            _floor(port, 1, 1)
+    assert "connect to 127.0.0.1" in err.value.message
