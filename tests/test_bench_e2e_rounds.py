@@ -49,9 +49,14 @@ def test_rounds_report_medians_and_leave_the_user_spool_alone(
         assert r["after_startup_us_per_msg"] == pytest.approx(after, abs=0.3)
         floor = r["floor_us"]["ed25519_sign"]
         assert r["after_startup_beyond_floor_us"] == pytest.approx(after - floor, abs=0.4)
+        # Beyond both floors: the sign's and the SMTP exchange's.
+        beyond = r["cpu_us_per_msg"] - floor - r["exchange_us_per_msg"]
+        assert r["beyond_floors_us_per_msg"] == pytest.approx(beyond, abs=0.2)
+        assert 0 <= r["exchange_system_us_per_msg"] <= r["exchange_us_per_msg"] + 0.05
     for key in (
         "startup_cpu_ms", "after_startup_us_per_msg", "after_startup_beyond_floor_us",
-        "user_us_per_msg", "system_us_per_msg",
+        "user_us_per_msg", "system_us_per_msg", "exchange_us_per_msg", "exchange_msg_s",
+        "beyond_floors_us_per_msg",
     ):  # fmt: skip
         assert m[key] == pytest.approx(statistics.median(r[key] for r in rounds))
     assert f"start-up (a one-row send of the job): {m['startup_cpu_ms']:.1f} ms CPU" in proc.stdout
@@ -72,6 +77,13 @@ def test_rounds_report_medians_and_leave_the_user_spool_alone(
     for row, r in zip(table, rounds, strict=True):
         # Printed to 0.1 us, or to the whole us from 1,000 up.
         assert float(row[7].replace(",", "")) == pytest.approx(r["system_us_per_msg"], abs=0.51)
+        assert float(row[8].replace(",", "")) == pytest.approx(r["exchange_us_per_msg"], abs=0.51)
+        assert float(row[9].replace(",", "")) == pytest.approx(
+            r["beyond_floors_us_per_msg"], abs=0.51
+        )
+    assert (
+        f"beyond the sign and the exchange: {m['beyond_floors_us_per_msg']:.1f} us CPU per message"
+    ) in proc.stdout
     assert not user_spool.exists() or not any(user_spool.iterdir())
 
 

@@ -23,3 +23,11 @@ def test_bench_e2e_into_the_builtin_sink(tmp_path: Path) -> None:
     assert doc["settings"]["sink"] == "mailsflux sink"
     assert m["cpu_us_per_msg"] > 0 and m["floor_us"]["ed25519_sign"] > 0
     assert "floor: bare Ed25519 sign" in proc.stdout
+    # The exchange floor sent into a sink of its own: the job's counts only the job.
+    assert m["exchange_msg_s"] > 0 and m["exchange_us_per_msg"] >= 0
+    assert m["exchange_message_bytes"] > 1000
+    assert "floor: the SMTP exchange alone (C, 8 connections)" in proc.stdout
+    # aiosmtpd offers no PIPELINING: the floor went in lock-step, as the send did.
+    assert any(
+        "15 of the job's first message" in n and "without PIPELINING" in n for n in doc["notes"]
+    )

@@ -213,6 +213,15 @@ def e2e_text(result: dict[str, Any]) -> str:
         ["floor: bare Ed25519 sign", f["ed25519_sign"], "", ""],
         ["floor: SHA-256 of the message", f["sha256"], "", ""],
     ]
+    if "exchange_us_per_msg" in m:  # results saved before it was measured lack it
+        rows.append(
+            [
+                f"floor: the SMTP exchange alone (C, {s['connections']} connections)",
+                m["exchange_us_per_msg"],
+                m["exchange_msg_s"],
+                "",
+            ]
+        )
     rows[0][3] = f"{m['over_floor_x']:.2f}x the {own.replace('_', ' ')}"
     out = table(["", "CPU us/message", "messages/s", "vs floor"], rows)
     text = (
@@ -226,6 +235,12 @@ def e2e_text(result: dict[str, Any]) -> str:
             f" {m['system_us_per_msg']:.1f} us in the kernel (system calls; on loopback"
             " also the sink's side of TCP)"
         )
+    if "exchange_us_per_msg" in m:
+        text += (
+            f"\nbeyond the sign and the exchange: {m['beyond_floors_us_per_msg']:.1f} us CPU per"
+            f" message, the engine's own work (the exchange alone: {m['exchange_us_per_msg']:.1f}"
+            f" us, {m['exchange_system_us_per_msg']:.1f} of them in the kernel)"
+        )
     if "startup_cpu_ms" in m:  # results saved before it was measured lack it
         text += (
             f"\nstart-up (a one-row send of the job): {m['startup_cpu_ms']:.1f} ms CPU,"
@@ -238,7 +253,8 @@ def e2e_text(result: dict[str, Any]) -> str:
         text = f"median of {len(each)} rounds: " + text
         text += "\n" + table(
             ["round", "CPU us/message", "floor us", "vs floor", "beyond floor us",
-             "start-up ms", "after start-up us", "kernel us"],
+             "start-up ms", "after start-up us", "kernel us", "exchange us",
+             "beyond both us"],
             [
                 [
                     str(i),
@@ -249,6 +265,8 @@ def e2e_text(result: dict[str, Any]) -> str:
                     r.get("startup_cpu_ms", ""),
                     r.get("after_startup_us_per_msg", ""),
                     r.get("system_us_per_msg", ""),
+                    r.get("exchange_us_per_msg", ""),
+                    r.get("beyond_floors_us_per_msg", ""),
                 ]
                 for i, r in enumerate(each, 1)
             ],

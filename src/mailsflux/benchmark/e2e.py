@@ -20,6 +20,13 @@ the kernel's (system) time: the kernel's part holds the socket writes,
 and on loopback these also run the sink's side of TCP, which a remote
 receiver would run on its own machine; no change to the engine's Python
 or compiled code moves it, so it is shown apart.
+
+The second floor, each round: the SMTP exchange alone. A client in C
+(:func:`~mailsflux.benchmark.floors.exchange_floor`) sends one of the
+job's own messages, as composed and signed, into a sink of the same kind
+over the same number of connections, doing nothing else: what delivering
+a message costs this machine and this sink whoever sends it. What a
+message costs beyond the sign and the exchange is the engine's own work.
 """
 
 from __future__ import annotations
@@ -36,13 +43,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mailsflux.benchmark.floors import floor, sign_floor
+from mailsflux.benchmark.floors import exchange_floor, floor, sign_floor
 from mailsflux.benchmark.result import BenchError, new_result
 from mailsflux.benchmark.sample import signed_messages, write_job
 from mailsflux.benchmark.sinks import sink
 from mailsflux.jobs import Prepared
+from mailsflux.types import RenderedMessage
 
 ALGORITHMS = ("rsa-sha256", "ed25519-sha256")
+#: Most messages the exchange floor sends a round: its CPU a message is
+#: steady well before, and into the built-in sink (no PIPELINING) it is slow.
+EXCHANGE_MAX = 20_000
 
 
 def _children_cpu() -> tuple[float, float]:
@@ -84,6 +95,17 @@ def _send_copy(
         return _send_once(copy, workers, port)
     finally:
         shutil.rmtree(where)
+
+
+def _first_message(job: Path) -> RenderedMessage:
+    """The job's first message, composed and signed as the send composes it."""
+    prepared = Prepared.load(job)
+    try:
+        for msg in prepared.messages(lambda p: None):
+            return msg
+    finally:
+        prepared.close()
+    raise BenchError(f"{job}: the job composed no message")
 
 
 def run_e2e(
@@ -129,7 +151,11 @@ def run_e2e(
         for job in (made, one):
             # Keys and tracking secrets are made on first use: before the clock.
             Prepared.load(job).close()
-        with sink(sink_kind) as server:
+        first = _first_message(made)
+        exchanged = min(messages, EXCHANGE_MAX)
+        # The exchange floor has a sink of its own, so the job's sink counts
+        # only the job's messages.
+        with sink(sink_kind) as server, sink(sink_kind) as floor_server:
             for i in range(rounds):
                 round_dir, start_dir = Path(tmp) / f"round-{i + 1}", Path(tmp) / f"start-{i + 1}"
                 summary, elapsed, (user, system) = _send_copy(made, round_dir, workers, server.port)
@@ -138,6 +164,10 @@ def run_e2e(
                 if int(one_summary.get("sent", 0)) != 1:
                     short.append(f"round {i + 1}: the one-row send sent no message: {one_summary}")
                 f = floor(sample)
+                x = exchange_floor(
+                    floor_server.port, first.mail_from, first.rcpt_to, first.data,
+                    count=exchanged, connections=connections,
+                )  # fmt: skip
                 sent = int(summary.get("sent", 0))
                 if sent != messages:
                     short.append(f"round {i + 1}: {sent} of {messages} messages sent: {summary}")
@@ -160,6 +190,10 @@ def run_e2e(
                         "startup_cpu_ms": round(start_cpu * 1e3, 3),
                         "after_startup_us_per_msg": round(after, 1),
                         "after_startup_beyond_floor_us": round(after - f[own], 1),
+                        "exchange_us_per_msg": round(x["exchange_us"], 1),
+                        "exchange_system_us_per_msg": round(x["exchange_system_us"], 1),
+                        "exchange_msg_s": round(x["exchange_msg_s"], 1),
+                        "beyond_floors_us_per_msg": round(per_msg - f[own] - x["exchange_us"], 1),
                     }
                 )
                 if progress is not None:
@@ -197,10 +231,17 @@ def run_e2e(
         "startup_cpu_ms": mid("startup_cpu_ms"),
         "after_startup_us_per_msg": mid("after_startup_us_per_msg"),
         "after_startup_beyond_floor_us": mid("after_startup_beyond_floor_us"),
+        "exchange_us_per_msg": mid("exchange_us_per_msg"),
+        "exchange_system_us_per_msg": mid("exchange_system_us_per_msg"),
+        "exchange_msg_s": mid("exchange_msg_s"),
+        "beyond_floors_us_per_msg": mid("beyond_floors_us_per_msg"),
         "message_bytes": len(sample),
+        "exchange_message_bytes": len(first.data),
     }
     if rounds > 1:
-        for key in ("cpu_us_per_msg", "over_floor_x", "beyond_floor_us_per_msg"):
+        for key in (
+            "cpu_us_per_msg", "over_floor_x", "beyond_floor_us_per_msg", "beyond_floors_us_per_msg"
+        ):  # fmt: skip
             result["metrics"][f"{key}_min"] = min(r[key] for r in each)
             result["metrics"][f"{key}_max"] = max(r[key] for r in each)
     result["rounds"] = each
@@ -213,6 +254,12 @@ def run_e2e(
             f"median of {rounds} rounds (each with its own floor); min and max as *_min, *_max"
         )
     result["notes"].append("wall time includes starting the processes")
+    result["notes"].append(
+        f"the exchange floor: {exchanged} of the job's first message ({len(first.data)} bytes)"
+        f" over {min(connections, exchanged)} connections into a second {server.kind},"
+        f" {'with' if x['exchange_pipelining'] else 'without'} PIPELINING, by a client in C"
+        " that does nothing else; connecting and EHLO left out"
+    )
     result["notes"].append(
         "start-up: the CPU of a one-row send of the same job, each round;"
         " after start-up: the rest of the job's CPU over its other messages"
