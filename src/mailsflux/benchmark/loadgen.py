@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 from mailsflux._aio import within
 from mailsflux._tls import client_context
 from mailsflux.benchmark.result import BenchError, latency_summary, new_result
-from mailsflux.benchmark.sample import SENDER_ADDRESS, Prerendered, signed_messages
+from mailsflux.benchmark.sample import SENDER_ADDRESS, Prerendered, signed_messages, stuffed
 
 PHASES = ("connect", "ehlo", "starttls", "mail", "rcpt", "data", "eod", "message")
 #: How many distinct messages are pre-rendered at most; longer runs cycle them
@@ -220,14 +220,8 @@ def _prepare(messages: list[Prerendered]) -> list[tuple[bytes, bytes]]:
     out = []
     mail = f"MAIL FROM:<{SENDER_ADDRESS}> BODY=8BITMIME\r\n".encode()
     for m in messages:
-        data = m.data
-        if data.startswith(b"."):
-            data = b"." + data
-        data = data.replace(b"\r\n.", b"\r\n..")
-        if not data.endswith(b"\r\n"):
-            data += b"\r\n"
         envelope = mail + f"RCPT TO:<{m.recipient}>\r\nDATA\r\n".encode()
-        out.append((envelope, data + b".\r\n"))
+        out.append((envelope, stuffed(m.data)))
     return out
 
 
