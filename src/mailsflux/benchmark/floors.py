@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from mailsflux.benchmark._exchange import exchange
 from mailsflux.benchmark.result import BenchError
-from mailsflux.benchmark.sample import stuffed
+from mailsflux.delivery import data_payload
 
 
 def cpu_per_call(fn: Callable[[], object], n: int) -> float:
@@ -73,7 +73,7 @@ def exchange_floor(
     """
     envelope = f"MAIL FROM:<{mail_from}>\r\nRCPT TO:<{rcpt_to}>\r\nDATA\r\n".encode()
     delivered, user, system, wall, pipelining, error = exchange(
-        host, port, envelope, stuffed(data), count, connections, timeout
+        host, port, envelope, data_payload(data), count, connections, timeout
     )
     if error:
         raise BenchError(f"the exchange floor: {error} ({delivered} of {count} taken)")

@@ -33,7 +33,8 @@ from urllib.parse import urlsplit
 from mailsflux._aio import within
 from mailsflux._tls import client_context
 from mailsflux.benchmark.result import BenchError, latency_summary, new_result
-from mailsflux.benchmark.sample import SENDER_ADDRESS, Prerendered, signed_messages, stuffed
+from mailsflux.benchmark.sample import SENDER_ADDRESS, Prerendered, signed_messages
+from mailsflux.delivery import data_payload
 
 PHASES = ("connect", "ehlo", "starttls", "mail", "rcpt", "data", "eod", "message")
 #: How many distinct messages are pre-rendered at most; longer runs cycle them
@@ -221,7 +222,7 @@ def _prepare(messages: list[Prerendered]) -> list[tuple[bytes, bytes]]:
     mail = f"MAIL FROM:<{SENDER_ADDRESS}> BODY=8BITMIME\r\n".encode()
     for m in messages:
         envelope = mail + f"RCPT TO:<{m.recipient}>\r\nDATA\r\n".encode()
-        out.append((envelope, stuffed(m.data)))
+        out.append((envelope, data_payload(m.data)))
     return out
 
 

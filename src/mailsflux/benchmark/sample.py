@@ -85,17 +85,6 @@ class Prerendered(NamedTuple):
     data: bytes
 
 
-def stuffed(data: bytes) -> bytes:
-    """``data`` as it goes after DATA (RFC 5321 4.5.2): dot-stuffed, CRLF-ended,
-    then the lone dot. The benchmark's messages are CRLF throughout."""
-    if data.startswith(b"."):
-        data = b"." + data
-    data = data.replace(b"\r\n.", b"\r\n..")
-    if not data.endswith(b"\r\n"):
-        data += b"\r\n"
-    return data + b".\r\n"
-
-
 def signed_messages(
     count: int, *, size: int = 0, algorithm: str = "rsa-sha256"
 ) -> list[Prerendered]:

@@ -34,6 +34,9 @@ hosts a domain's sessions may use and with what TLS::
     scheduler.tls_policy = TLSPolicies(resolver, cache=spool_dir / "mta-sts.json")
     scheduler.tls_policy.counts["example.com"]   # TLSCounts: sessions ok / failed by kind
 
+What goes after DATA: ``data_payload(message)`` is the message dot-stuffed
+(RFC 5321 4.5.2), CRLF-ended, with the lone dot, as the sessions send it.
+
 Failures to route raise :class:`PermanentRoutingError` (NXDOMAIN, null MX,
 no address) or :class:`TemporaryRoutingError` (SERVFAIL, timeout), both
 :class:`mailsflux.errors.DeliveryError` with ``domain`` and
@@ -44,6 +47,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mailsflux.delivery._smtpfast import payload as data_payload
 from mailsflux.delivery.bounce import (
     RULES,
     SUPPRESS,
@@ -134,6 +138,7 @@ __all__ = [
     "classify",
     "classify_error",
     "classify_result",
+    "data_payload",
     "find_enhanced_status",
     "normalize_domain",
     "parse_smarthost",
