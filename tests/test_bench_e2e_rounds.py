@@ -52,11 +52,13 @@ def test_rounds_report_medians_and_leave_the_user_spool_alone(
         # Beyond both floors: the sign's and the SMTP exchange's.
         beyond = r["cpu_us_per_msg"] - floor - r["exchange_us_per_msg"]
         assert r["beyond_floors_us_per_msg"] == pytest.approx(beyond, abs=0.2)
+        after_both = after - floor - r["exchange_us_per_msg"]
+        assert r["after_startup_beyond_floors_us"] == pytest.approx(after_both, abs=0.5)
         assert 0 <= r["exchange_system_us_per_msg"] <= r["exchange_us_per_msg"] + 0.05
     for key in (
         "startup_cpu_ms", "after_startup_us_per_msg", "after_startup_beyond_floor_us",
         "user_us_per_msg", "system_us_per_msg", "exchange_us_per_msg", "exchange_msg_s",
-        "beyond_floors_us_per_msg",
+        "beyond_floors_us_per_msg", "after_startup_beyond_floors_us",
     ):  # fmt: skip
         assert m[key] == pytest.approx(statistics.median(r[key] for r in rounds))
     assert f"start-up (a one-row send of the job): {m['startup_cpu_ms']:.1f} ms CPU" in proc.stdout

@@ -12,8 +12,11 @@ kernel also runs the sink's side of TCP): the part of a whole job's CPU that
 no change to the engine above the socket can remove.
 
 Every reply is read and checked (250 to MAIL, RCPT and the end of data, 354
-to DATA): a message counts only when the server accepted it, and the first
-unexpected reply ends the run with what it said.
+to DATA; every line of a reply): a message counts only when the server
+accepted it, and the first unexpected reply ends the run with what it said.
+Every wait (connect, each write, each reply) ends after ``timeout`` seconds
+without progress, and a signal lets Python run its handlers, so Ctrl-C
+stops it at once.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -34,43 +37,76 @@ cdef extern from * nogil:
     #include <netinet/tcp.h>
     #include <sys/resource.h>
     #include <sys/socket.h>
+    #include <sys/time.h>
 
     #ifdef RUSAGE_THREAD
     #define MF_RUSAGE RUSAGE_THREAD
     #else
     #define MF_RUSAGE RUSAGE_SELF
     #endif
+    #ifndef MSG_NOSIGNAL
+    #define MSG_NOSIGNAL 0
+    #endif
 
+    /* A reply line longer than this ends the run (RFC 5321 4.5.3.1.5 allows 512). */
     #define MF_XBUF 4096
+
+    /* Return values: 0 or more as each function says; -1 an error, described
+       in r->error; -2 a Python signal handler raised (Ctrl-C), the exception
+       set. Every caller passes a negative value on as it is. */
 
     typedef struct {
         int fd;
-        long left;          /* messages not yet written */
-        int expect[8];      /* reply codes awaited, in order */
+        long left;          /* messages whose envelope is not yet written */
+        int expect[4];      /* reply codes awaited, in order (at most 4) */
         int nexpect, got, phase;
         char in[MF_XBUF];
         int inlen;
     } mf_xconn;
 
     typedef struct {
-        const char *env; size_t envlen;      /* MAIL FROM, RCPT TO, DATA */
-        const char *body; size_t bodylen;    /* dot-stuffed data and ".\\r\\n" */
-        char *both; size_t bothlen;          /* body then env: one write */
+        const char *env; size_t envlen;       /* MAIL FROM, RCPT TO, DATA */
+        const char *body; size_t bodylen;     /* dot-stuffed data and ".\\r\\n" */
+        const char *both; size_t bothlen;     /* body then env: one write */
         const char *cmd[3]; size_t cmdlen[3]; /* env's three lines, one by one */
         int pipelining, timeout_ms;
         long delivered;
         char error[256];
     } mf_xrun;
 
-    #ifndef MSG_NOSIGNAL
-    #define MSG_NOSIGNAL 0
-    #endif
+    static long long mf_now_ms(void) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+    }
 
-    /* send(), not write(): a server that hung up is an error, not a SIGPIPE. */
-    static int mf_write_all(int fd, const char *p, size_t n) {
+    /* A signal interrupted a wait: Python's handlers run now (the GIL is
+       taken for that only), not when the whole exchange is over. */
+    static int mf_signals(void) {
+        PyGILState_STATE g = PyGILState_Ensure();
+        int rc = PyErr_CheckSignals();
+        PyGILState_Release(g);
+        return rc < 0 ? -2 : 0;
+    }
+
+    /* send(), not write(): a server that hung up is an error, not a SIGPIPE.
+       SO_SNDTIMEO bounds each wait for room in the socket. */
+    static int mf_write_all(mf_xrun *r, int fd, const char *p, size_t n) {
+        int k;
         while (n) {
             ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-            if (w < 0) { if (errno == EINTR) continue; return -1; }
+            if (w < 0 && errno == EINTR) {
+                if ((k = mf_signals()) < 0) return k;
+                continue;
+            }
+            if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                snprintf(r->error, sizeof r->error, "write: the server took nothing within the timeout");
+                return -1;
+            }
+            if (w < 0) {
+                snprintf(r->error, sizeof r->error, "write: %s", strerror(errno));
+                return -1;
+            }
             p += w; n -= (size_t)w;
         }
         return 0;
@@ -79,7 +115,7 @@ cdef extern from * nogil:
     /* Next complete reply line of c->in: its code in *code, whether it is the
        last line of its reply in *last, its text (up to 120 bytes) in text.
        Returns 1 for a line, 0 when none is complete yet, -1 for a line that
-       is no reply. */
+       is no reply (the caller says so). */
     static int mf_line(mf_xconn *c, int *code, int *last, char *text) {
         char *nl = memchr(c->in, '\\n', (size_t)c->inlen);
         size_t n, keep;
@@ -105,40 +141,66 @@ cdef extern from * nogil:
         return 1;
     }
 
+    /* Read what c's socket holds: 0, or 1 when the server hung up (the
+       caller takes the complete lines before it first). */
     static int mf_fill(mf_xconn *c, mf_xrun *r) {
         ssize_t m;
+        int k;
         if (c->inlen == MF_XBUF) {
             snprintf(r->error, sizeof r->error, "a reply line longer than %d bytes", MF_XBUF);
             return -1;
         }
         for (;;) {
             m = read(c->fd, c->in + c->inlen, (size_t)(MF_XBUF - c->inlen));
-            if (m < 0 && errno == EINTR) continue;
+            if (m < 0 && errno == EINTR) {
+                if ((k = mf_signals()) < 0) return k;
+                continue;
+            }
             break;
         }
         if (m < 0) { snprintf(r->error, sizeof r->error, "read: %s", strerror(errno)); return -1; }
-        if (m == 0) return 1;  /* the caller reads what came before it first */
+        if (m == 0) return 1;
         c->inlen += (int)m;
         return 0;
     }
 
+    /* Wait for fds to be readable, for at most the time left to *deadline:
+       what poll() returns (0: none ready, then the caller has timed out). */
+    static int mf_wait(struct pollfd *ps, int n, long long deadline) {
+        int k;
+        for (;;) {
+            long long left = deadline - mf_now_ms();
+            if (left <= 0) return 0;
+            k = poll(ps, (nfds_t)n, left > 60000 ? 60000 : (int)left);
+            if (k < 0 && errno == EINTR) {
+                if ((k = mf_signals()) < 0) return k;
+                continue;
+            }
+            if (k == 0) continue;  /* the deadline decides */
+            return k < 0 ? -1 : k;
+        }
+    }
+
     /* One whole reply, blocking (the greeting and EHLO); *pipe set when an
-       EHLO line names PIPELINING. */
+       EHLO line names PIPELINING. Every line must carry the code ``want``. */
     static int mf_reply(mf_xconn *c, mf_xrun *r, int want, int *pipe, const char *what) {
         int code = 0, last = 0, k;
         char text[128];
         struct pollfd p;
+        long long deadline = mf_now_ms() + r->timeout_ms;
         for (;;) {
             k = mf_line(c, &code, &last, text);
             if (k < 0) { snprintf(r->error, sizeof r->error, "%s: not an SMTP reply: %.120s", what, text); return -1; }
             if (k == 0) {
                 p.fd = c->fd; p.events = POLLIN; p.revents = 0;
-                k = poll(&p, 1, r->timeout_ms);
-                if (k < 0 && errno == EINTR) continue;
-                if (k <= 0) { snprintf(r->error, sizeof r->error, "%s: no reply within the timeout", what); return -1; }
+                k = mf_wait(&p, 1, deadline);
+                if (k == -2) return k;
+                if (k < 0) { snprintf(r->error, sizeof r->error, "%s: poll: %s", what, strerror(errno)); return -1; }
+                if (k == 0) { snprintf(r->error, sizeof r->error, "%s: no reply within the timeout", what); return -1; }
                 k = mf_fill(c, r);
                 if (k == 1) snprintf(r->error, sizeof r->error, "%s: the server closed the connection", what);
-                if (k) return -1;
+                if (k) return k < 0 ? k : -1;
+                deadline = mf_now_ms() + r->timeout_ms;
                 continue;
             }
             if (code != want) { snprintf(r->error, sizeof r->error, "%s: %.120s", what, text); return -1; }
@@ -178,14 +240,10 @@ cdef extern from * nogil:
                 c->left--;
             }
         }
-        if (mf_write_all(c->fd, p, n)) {
-            snprintf(r->error, sizeof r->error, "write: %s", strerror(errno));
-            return -1;
-        }
-        return 0;
+        return mf_write_all(r, c->fd, p, n);
     }
 
-    /* All c awaited has come: 1 when c is done, 0 when more was written. */
+    /* All c awaited has come: 1 when c is done, else what mf_next returns. */
     static int mf_advance(mf_xconn *c, mf_xrun *r) {
         if (!r->pipelining) {
             if (c->phase == 3) {
@@ -200,13 +258,11 @@ cdef extern from * nogil:
     }
 
     /* Take the complete replies c holds, writing what each finished step
-       calls for: -1 on an error, 1 when c's messages are all taken, 0 when
-       c awaits more. */
+       calls for: 1 when c's messages are all taken, 0 when c awaits more. */
     static int mf_drain(mf_xconn *c, mf_xrun *r) {
         int code, last, k;
         char text[128];
         while ((k = mf_line(c, &code, &last, text)) > 0) {
-            if (!last) continue;
             if (c->got >= c->nexpect) {
                 snprintf(r->error, sizeof r->error, "a reply nothing asked for: %.120s", text);
                 return -1;
@@ -216,6 +272,7 @@ cdef extern from * nogil:
                          c->expect[c->got] == 354 ? "DATA" : "MAIL, RCPT or end of data", text);
                 return -1;
             }
+            if (!last) continue;
             /* With PIPELINING, a 250 first of what a data write awaits: a message taken. */
             if (r->pipelining && c->got == 0 && c->nexpect != 3) r->delivered++;
             if (++c->got == c->nexpect) {
@@ -230,6 +287,29 @@ cdef extern from * nogil:
         return 0;
     }
 
+    static int mf_connect(mf_xconn *c, mf_xrun *r, const struct sockaddr_in *sa, const char *host, int port) {
+        struct timeval tv;
+        int one = 1, k;
+        tv.tv_sec = r->timeout_ms / 1000;
+        tv.tv_usec = (r->timeout_ms % 1000) * 1000;
+        c->fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (c->fd < 0) {
+            snprintf(r->error, sizeof r->error, "socket: %s", strerror(errno));
+            return -1;
+        }
+        /* Bounds connect() and every write. */
+        setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        /* As the engine's sessions (uvloop sets it on every TCP transport). */
+        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (connect(c->fd, (const struct sockaddr *)sa, sizeof *sa)) {
+            if (errno == EINTR && (k = mf_signals()) < 0) return k;
+            snprintf(r->error, sizeof r->error, "connect to %s:%d: %s", host, port,
+                     errno == EINPROGRESS ? "no answer within the timeout" : strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+
     static int mf_exchange(mf_xrun *r, const char *host, int port, long count, int nconn,
                            double *user, double *sys, double *wall) {
         mf_xconn *cs = calloc((size_t)nconn, sizeof(mf_xconn));
@@ -237,7 +317,8 @@ cdef extern from * nogil:
         struct sockaddr_in sa;
         struct rusage u0, u1;
         struct timespec t0, t1;
-        int i, k = 0, rc = -1, pipe = 1, one = 1;
+        long long deadline;
+        int i, k = 0, rc = -1, pipe = 1, active = 0;
         r->delivered = 0;
         r->error[0] = 0;
         if (cs == NULL || ps == NULL) { snprintf(r->error, sizeof r->error, "out of memory"); goto done; }
@@ -252,21 +333,13 @@ cdef extern from * nogil:
         for (i = 0; i < nconn; i++) {
             int has = 0;
             cs[i].left = count / nconn + (i < count % nconn);
-            cs[i].fd = socket(AF_INET, SOCK_STREAM, 0);
-            if (cs[i].fd < 0 || connect(cs[i].fd, (struct sockaddr *)&sa, sizeof sa)) {
-                snprintf(r->error, sizeof r->error, "connect to %s:%d: %s", host, port, strerror(errno));
-                goto done;
-            }
-            /* As the engine's sessions (uvloop sets it on every TCP transport). */
-            setsockopt(cs[i].fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            if (mf_reply(&cs[i], r, 220, NULL, "greeting")) goto done;
-            if (mf_write_all(cs[i].fd, "EHLO mailsflux-bench.example\\r\\n", 30)) {
-                snprintf(r->error, sizeof r->error, "write: %s", strerror(errno));
-                goto done;
-            }
-            if (mf_reply(&cs[i], r, 250, &has, "EHLO")) goto done;
+            if ((rc = mf_connect(&cs[i], r, &sa, host, port)) < 0) goto done;
+            if ((rc = mf_reply(&cs[i], r, 220, NULL, "greeting")) < 0) goto done;
+            if ((rc = mf_write_all(r, cs[i].fd, "EHLO mailsflux-bench.example\\r\\n", 30)) < 0) goto done;
+            if ((rc = mf_reply(&cs[i], r, 250, &has, "EHLO")) < 0) goto done;
             pipe = pipe && has;
         }
+        rc = -1;
         r->pipelining = pipe;
         {
             const char *e = r->env, *q;
@@ -277,32 +350,34 @@ cdef extern from * nogil:
         }
         getrusage(MF_RUSAGE, &u0);
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        {
-            int active = 0;
+        for (i = 0; i < nconn; i++) {
+            ps[i].fd = cs[i].fd;
+            ps[i].events = POLLIN;
+            /* What came with the EHLO reply counts too. */
+            if ((k = mf_next(&cs[i], r, 1)) < 0 || (k = mf_drain(&cs[i], r)) < 0) { rc = k; goto done; }
+            if (k == 1) ps[i].fd = -1;
+            else active++;
+        }
+        deadline = mf_now_ms() + r->timeout_ms;
+        while (active) {
+            k = mf_wait(ps, nconn, deadline);
+            if (k == -2) { rc = k; goto done; }
+            if (k < 0) { snprintf(r->error, sizeof r->error, "poll: %s", strerror(errno)); goto done; }
+            if (k == 0) { snprintf(r->error, sizeof r->error, "no reply within the timeout"); goto done; }
+            deadline = mf_now_ms() + r->timeout_ms;
             for (i = 0; i < nconn; i++) {
-                ps[i].fd = cs[i].fd;
-                ps[i].events = POLLIN;
-                /* What came with the EHLO reply counts too. */
-                if (mf_next(&cs[i], r, 1) || (k = mf_drain(&cs[i], r)) < 0) goto done;
-                if (k == 1) ps[i].fd = -1;
-                else active++;
-            }
-            while (active) {
-                k = poll(ps, (nfds_t)nconn, r->timeout_ms);
-                if (k < 0 && errno == EINTR) continue;
-                if (k < 0) { snprintf(r->error, sizeof r->error, "poll: %s", strerror(errno)); goto done; }
-                if (k == 0) { snprintf(r->error, sizeof r->error, "no reply within the timeout"); goto done; }
-                for (i = 0; i < nconn; i++) {
-                    int eof;
-                    if (ps[i].fd < 0 || ps[i].revents == 0) continue;
-                    if ((eof = mf_fill(&cs[i], r)) < 0 || (k = mf_drain(&cs[i], r)) < 0) goto done;
-                    if (k == 1) {  /* this connection's messages are all taken */
-                        ps[i].fd = -1;
-                        active--;
-                    } else if (eof) {
-                        snprintf(r->error, sizeof r->error, "the server closed the connection");
-                        goto done;
-                    }
+                int eof;
+                if (ps[i].fd < 0 || ps[i].revents == 0) continue;
+                if ((eof = mf_fill(&cs[i], r)) < 0 || (k = mf_drain(&cs[i], r)) < 0) {
+                    rc = eof < 0 ? eof : k;
+                    goto done;
+                }
+                if (k == 1) {  /* this connection's messages are all taken */
+                    ps[i].fd = -1;
+                    active--;
+                } else if (eof) {
+                    snprintf(r->error, sizeof r->error, "the server closed the connection");
+                    goto done;
                 }
             }
         }
@@ -315,7 +390,7 @@ cdef extern from * nogil:
     done:
         for (i = 0; cs != NULL && i < nconn; i++) {
             if (cs[i].fd >= 0) {
-                if (rc == 0) mf_write_all(cs[i].fd, "QUIT\\r\\n", 6);
+                if (rc == 0) send(cs[i].fd, "QUIT\\r\\n", 6, MSG_NOSIGNAL);
                 close(cs[i].fd);
             }
         }
@@ -329,14 +404,14 @@ cdef extern from * nogil:
         size_t envlen
         const char *body
         size_t bodylen
-        char *both
+        const char *both
         size_t bothlen
         int pipelining
         int timeout_ms
         long delivered
         char error[256]
     int mf_exchange(mf_xrun *r, const char *host, int port, long count, int nconn,
-                    double *user, double *sys, double *wall)
+                    double *user, double *sys, double *wall) except -2
 
 
 def exchange(
@@ -349,16 +424,20 @@ def exchange(
     double timeout = 30.0,
 ):
     """Send ``data`` (dot-stuffed, ending ``.\\r\\n``) ``count`` times with
-    ``envelope`` (``MAIL FROM``, ``RCPT TO`` and ``DATA`` lines, CRLF each).
+    ``envelope`` (``MAIL FROM``, ``RCPT TO`` and ``DATA`` lines, CRLF each)
+    over ``connections`` connections (no more than ``count``).
 
     Returns ``(delivered, user_s, system_s, wall_s, pipelining, error)``:
     the CPU of the exchanges alone (this thread's, from the first envelope
     to the last reply: connecting and EHLO are left out, as the engine's
     sessions are long-lived), and ``error`` empty or the first thing that
-    went wrong (then the times are 0).
+    went wrong (then the times are 0). ``timeout``: seconds any wait may
+    last without progress.
     """
-    if count < 1 or connections < 1 or connections > 1024:
-        raise ValueError("count must be at least 1, connections 1 to 1024")
+    if count < 1 or connections < 1:
+        raise ValueError("count and connections must be at least 1")
+    if not 0 < timeout <= 86400:
+        raise ValueError("timeout must be more than 0 and at most 86400 seconds")
     if envelope.count(b"\r\n") != 3 or not envelope.endswith(b"\r\n"):
         raise ValueError("envelope: three CRLF-ended lines (MAIL FROM, RCPT TO, DATA)")
     if not data.endswith(b"\r\n.\r\n") and data != b".\r\n":
@@ -376,7 +455,7 @@ def exchange(
     r.bodylen = <size_t>PyBytes_GET_SIZE(data)
     r.both = PyBytes_AS_STRING(both)
     r.bothlen = <size_t>PyBytes_GET_SIZE(both)
-    r.timeout_ms = <int>(timeout * 1000)
+    r.timeout_ms = max(1, <int>(timeout * 1000))
     r.pipelining = 0
     with nogil:
         rc = mf_exchange(&r, ch, port, count, nconn, &user, &system, &wall)

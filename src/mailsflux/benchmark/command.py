@@ -214,9 +214,11 @@ def e2e_text(result: dict[str, Any]) -> str:
         ["floor: SHA-256 of the message", f["sha256"], "", ""],
     ]
     if "exchange_us_per_msg" in m:  # results saved before it was measured lack it
+        n_conns = m.get("exchange_connections", s["connections"])
+        plural = "s" if n_conns != 1 else ""
         rows.append(
             [
-                f"floor: the SMTP exchange alone (C, {s['connections']} connections)",
+                f"floor: the SMTP exchange alone (C, {n_conns} connection{plural})",
                 m["exchange_us_per_msg"],
                 m["exchange_msg_s"],
                 "",
@@ -248,6 +250,8 @@ def e2e_text(result: dict[str, Any]) -> str:
             f" after it: {m['after_startup_us_per_msg']:.1f} us a message,"
             f" {m['after_startup_beyond_floor_us']:.1f} beyond the floor"
         )
+        if "after_startup_beyond_floors_us" in m:
+            text += f", {m['after_startup_beyond_floors_us']:.1f} beyond the sign and the exchange"
     each = result.get("rounds", [])
     if len(each) > 1:
         text = f"median of {len(each)} rounds: " + text

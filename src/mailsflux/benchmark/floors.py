@@ -75,8 +75,9 @@ def exchange_floor(
     delivered, user, system, wall, pipelining, error = exchange(
         host, port, envelope, data_payload(data), count, connections, timeout
     )
-    if error:
-        raise BenchError(f"the exchange floor: {error} ({delivered} of {count} taken)")
+    if error or delivered != count:
+        why = error or "the server took fewer than were sent"
+        raise BenchError(f"the exchange floor: {why} ({delivered} of {count} taken)")
     return {
         "exchange_us": 1e6 * (user + system) / count,
         "exchange_system_us": 1e6 * system / count,
