@@ -20,6 +20,10 @@ def test_bench_pipeline_reports_every_stage(tmp_path: Path) -> None:
     assert set(m["plain_us"]) == set(STAGES)
     assert all(v > 0 for v in m["mailsflux_us"].values())
     assert set(m["floor_us"]) == {"rsa2048_sign", "ed25519_sign", "sha256"}
+    # Delivering has its floor too: the SMTP exchange alone, by the compiled client.
+    assert doc["floor_by_stage"]["deliver"] >= 0
+    deliver = next(ln for ln in proc.stdout.splitlines() if ln.startswith("deliver"))
+    assert deliver.split()[-2] != "-"  # the floor column is filled
     assert doc["settings"]["rows"] == 10
     for stage in STAGES:
         assert any(line.startswith(stage) for line in proc.stdout.splitlines()), stage

@@ -5,7 +5,9 @@ Each stage runs alone over the same rows, timed as CPU per message
 plain-Python way (:mod:`mailsflux.benchmark.plain`), next to the floor (a
 bare RSA-2048 / Ed25519 sign, a SHA-256 of the message). ``deliver`` is
 client CPU per message into a sink on loopback (pipelined load generator
-against aiosmtplib); the sink's own CPU is not counted.
+against aiosmtplib), and its floor the same exchange by a client in C that
+does nothing else (:func:`~mailsflux.benchmark.floors.exchange_floor`);
+the sink's own CPU is not counted.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import mailsflux.benchmark.plain as plain
-from mailsflux.benchmark.floors import floor
+from mailsflux.benchmark.floors import exchange_floor, floor
 from mailsflux.benchmark.loadgen import Settings, run_smtp
 from mailsflux.benchmark.result import BenchError, new_result, table
 from mailsflux.benchmark.sample import (
@@ -322,6 +324,11 @@ def run_pipeline(
             theirs["deliver"] = _cpu_total(
                 lambda: asyncio.run(plain.aiosmtplib_send("127.0.0.1", server.port, items))
             )
+            # The floor of delivering: the same exchange by a client that does nothing else.
+            exchange = exchange_floor(
+                server.port, SENDER_ADDRESS, signed[0].recipient, signed[0].data,
+                count=deliver_n, connections=8,
+            )  # fmt: skip
             sink_kind = server.kind
     if progress is not None:
         progress(1)
@@ -330,6 +337,7 @@ def run_pipeline(
         "sign RSA-2048": f["rsa2048_sign"],
         "sign Ed25519": f["ed25519_sign"],
         "whole message (RSA)": f["rsa2048_sign"],
+        "deliver": exchange["exchange_us"],
     }
     result = new_result(
         "pipeline",
