@@ -4,7 +4,8 @@ The same path a user's job takes (``python -m mailsflux send JOB --workers 0``:
 every core), timed from outside. CPU time is that of the send process and
 its workers (``RUSAGE_CHILDREN`` of this process, taken around the run; the
 sink is not reaped until afterwards, so its CPU is not counted). Next to
-it, measured in the same run: the floor for a message of the same size.
+it, measured in the same run: the floor, a bare sign of the job's own
+first message as the send composes it (tracked or not, so the same size).
 With ``--rounds N`` the job runs N times, each followed by its floor, and
 the medians are reported with each round's numbers: on a shared machine one
 run can be off by a tenth.
@@ -45,7 +46,7 @@ from typing import Any
 
 from mailsflux.benchmark.floors import exchange_floor, floor, sign_floor
 from mailsflux.benchmark.result import BenchError, new_result
-from mailsflux.benchmark.sample import signed_messages, write_job
+from mailsflux.benchmark.sample import write_job
 from mailsflux.benchmark.sinks import sink
 from mailsflux.jobs import Prepared
 from mailsflux.types import RenderedMessage
@@ -135,7 +136,6 @@ def run_e2e(
         raise BenchError("--connections must be at least 1")
     if algorithm not in ALGORITHMS:
         raise BenchError(f"--algorithm {algorithm!r}: expected one of {', '.join(ALGORITHMS)}")
-    sample = signed_messages(1, algorithm=algorithm)[0].data
     own = sign_floor(algorithm)
     each: list[dict[str, Any]] = []
     short: list[str] = []
@@ -152,9 +152,11 @@ def run_e2e(
             for name, rows in (("job", messages), ("one", 1))
         )  # fmt: skip
         # Keys and tracking secrets are made on first use: before the clock.
-        # Composing the job's first message (the exchange floor's) loads it.
+        # Composing the job's first message (both floors') loads it.
         Prepared.load(one).close()
         first = _first_message(made)
+        # Both floors take the message the job sends, not a sample of
+        # another size: the tracked one is half as long again.
         exchanged = min(max(messages, EXCHANGE_MIN), EXCHANGE_MAX)
         # As many connections as the job's sessions can have open at once.
         conns = min(connections, messages)
@@ -168,7 +170,7 @@ def run_e2e(
                 cpu, start_cpu = user + system, sum(start_split)
                 if int(one_summary.get("sent", 0)) != 1:
                     short.append(f"round {i + 1}: the one-row send sent no message: {one_summary}")
-                f = floor(sample)
+                f = floor(first.data)
                 x = exchange_floor(
                     floor_server.port, first.mail_from, first.rcpt_to, first.data,
                     count=exchanged, connections=conns,
@@ -238,8 +240,7 @@ def run_e2e(
     result["metrics"] = {key: across(key) for key in each[0]}
     result["metrics"].update(
         exchange_connections=conns,
-        message_bytes=len(sample),
-        exchange_message_bytes=len(first.data),
+        message_bytes=len(first.data),
     )
     if rounds > 1:
         for key in (
