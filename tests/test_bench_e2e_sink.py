@@ -10,10 +10,10 @@ from tests._cli import run_cli
 
 
 def test_bench_e2e_into_the_builtin_sink(tmp_path: Path) -> None:
-    out = tmp_path / "e2e.json"
+    out, png = tmp_path / "e2e.json", tmp_path / "e2e.png"
     proc = run_cli(
         "bench", "e2e", "--messages", "15", "--sink", "builtin", "--workers", "1",
-        "--algorithm", "ed25519-sha256", "--json", str(out),
+        "--algorithm", "ed25519-sha256", "--json", str(out), "--plot", str(png),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
@@ -21,6 +21,7 @@ def test_bench_e2e_into_the_builtin_sink(tmp_path: Path) -> None:
     assert m["sent"] == 15
     assert m["sink_messages"] == 15 + 1  # and the one-row send that times start-up
     assert doc["settings"]["sink"] == "mailsflux sink"
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert m["cpu_us_per_msg"] > 0 and m["floor_us"]["ed25519_sign"] > 0
     assert "floor: bare Ed25519 sign" in proc.stdout
     # The exchange floor sent into a sink of its own: the job's counts only the job.

@@ -11,8 +11,8 @@ from tests._cli import run_cli
 
 
 def test_bench_pipeline_reports_every_stage(tmp_path: Path) -> None:
-    out = tmp_path / "p.json"
-    proc = run_cli("bench", "pipeline", "--rows", "10", "--json", str(out))
+    out, page = tmp_path / "p.json", tmp_path / "p.html"
+    proc = run_cli("bench", "pipeline", "--rows", "10", "--json", str(out), "--html", str(page))
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
     m = doc["metrics"]
@@ -28,3 +28,7 @@ def test_bench_pipeline_reports_every_stage(tmp_path: Path) -> None:
     for stage in STAGES:
         assert any(line.startswith(stage) for line in proc.stdout.splitlines()), stage
     assert "plain/mailsflux" in proc.stdout
+    # The page: the chart embedded, the table under it.
+    text = page.read_text()
+    assert "src='data:image/png;base64,iVBORw0KGgo" in text  # a PNG's first bytes
+    assert "plain/mailsflux" in text

@@ -26,3 +26,17 @@ def test_bench_plot_without_matplotlib(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines() == [
         "mailsflux: error: charts need matplotlib: pip install 'mailsflux[bench]'"
     ]
+
+
+def test_bench_compare_charts_without_matplotlib(tmp_path: Path) -> None:
+    # Said before either result is read: the files need not exist yet.
+    proc = subprocess.run(
+        [sys.executable, "-c", BLOCKED, "bench", "compare", str(tmp_path / "a.json"),
+         str(tmp_path / "b.json"), "--html", str(tmp_path / "c.html")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "mailsflux: error: charts need matplotlib: pip install 'mailsflux[bench]'"
+    ]
+    assert not (tmp_path / "c.html").exists()

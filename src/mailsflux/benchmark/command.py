@@ -24,8 +24,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser("bench", help="benchmark harness: SMTP load, whole jobs, per-stage costs")
     bench = p.add_subparsers(dest="bench_command", required=True, metavar="KIND")
 
-    def outputs(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--json", type=Path, metavar="FILE", help="save the result as JSON")
+    def outputs(q: argparse.ArgumentParser, json: bool = True) -> None:
+        if json:
+            q.add_argument("--json", type=Path, metavar="FILE", help="save the result as JSON")
         q.add_argument(
             "--plot", type=Path, metavar="FILE.png", help="draw charts (needs matplotlib)"
         )
@@ -108,6 +109,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     q = bench.add_parser("compare", help="two saved results side by side, with ratios")
     q.add_argument("a", type=Path, metavar="A.json", help="the baseline result")
     q.add_argument("b", type=Path, metavar="B.json", help="the result to compare (ratios are B/A)")
+    outputs(q, json=False)
     q.set_defaults(func=cmd_compare)
 
 
@@ -313,8 +315,18 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    _check_charts(args)
     a, b = load(args.a), load(args.b)
-    print(compare_table(a, b, (args.a.name, args.b.name)))
+    names = (args.a.name, args.b.name)
+    text = compare_table(a, b, names)
+    print(text)
+    if args.plot is not None or args.html is not None:
+        from mailsflux.benchmark.plot import compare_html, compare_png
+
+        if args.plot is not None:
+            compare_png(a, b, names, args.plot)
+        if args.html is not None:
+            compare_html(a, b, names, args.html, text)
     return 0
 
 

@@ -26,7 +26,9 @@ def pyplot() -> Any:
     return plt
 
 
-def _bars(ax: Any, labels: list[str], series: dict[str, list[float]], ylabel: str) -> None:
+def _bars(
+    ax: Any, labels: list[str], series: dict[str, list[float]], ylabel: str, legend: bool
+) -> None:
     n = max(len(series), 1)
     width = 0.8 / n
     for k, (name, values) in enumerate(series.items()):
@@ -35,39 +37,53 @@ def _bars(ax: Any, labels: list[str], series: dict[str, list[float]], ylabel: st
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(labels))])
     ax.set_xticklabels(labels, rotation=30, ha="right")
     ax.set_ylabel(ylabel)
-    ax.legend()
+    if legend:
+        # Beside the axes: inside, "best" still covers a phase's tallest bars.
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
 
 
-def figure(result: dict[str, Any]) -> Any:
-    plt = pyplot()
+def _log_y(ax: Any, values: list[float]) -> tuple[float, float] | None:
+    """A log y axis labelled in plain numbers, spanning ``values`` with
+    room below the least (else the least bar starts where the axis does and
+    cannot be seen). Returns that span, or None when no value is above 0."""
+    from matplotlib.ticker import LogLocator, ScalarFormatter
+
+    ax.set_yscale("log")
+    positive = [v for v in values if v > 0]
+    span = (min(positive) / 2, max(positive) * 1.5) if positive else None
+    if span is not None:
+        ax.set_ylim(*span)
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_locator(LogLocator(base=10, subs=(2.0, 5.0)))
+    ax.yaxis.set_minor_formatter(ScalarFormatter())
+    return span
+
+
+def _draw(
+    ax: Any, result: dict[str, Any], *, name: str = "", legend: bool = True
+) -> tuple[float, float] | None:
+    """The chart of ``result``'s kind on ``ax``; the span of its log axis, if any."""
     m = result["metrics"]
-    fig, ax = plt.subplots(figsize=(9, 5))
     kind = result["kind"]
+    prefix = f"{name}: " if name else ""
+    span = None
     if kind == "smtp":
         phases = list(m["latency_ms"])
         pcts = ("p50", "p90", "p99", "p99.9", "max")
-        _bars(
-            ax,
-            phases,
-            {p: [m["latency_ms"][ph].get(p, 0.0) for ph in phases] for p in pcts},
-            "latency (ms)",
-        )
-        ax.set_yscale("log")
-        ax.set_title(f"SMTP latency per phase; {m['throughput_msg_s']:,.0f} messages/s")
+        series = {p: [m["latency_ms"][ph].get(p, 0.0) for ph in phases] for p in pcts}
+        _bars(ax, phases, series, "latency (ms)", legend)
+        span = _log_y(ax, [v for vs in series.values() for v in vs])
+        ax.set_title(f"{prefix}SMTP latency per phase; {m['throughput_msg_s']:,.0f} messages/s")
     elif kind == "pipeline":
         stages = list(m["mailsflux_us"])
-        _bars(
-            ax,
-            stages,
-            {
-                "mailsflux": [m["mailsflux_us"][s] for s in stages],
-                "plain Python": [m["plain_us"].get(s, 0.0) for s in stages],
-                "floor": [result.get("floor_by_stage", {}).get(s, 0.0) for s in stages],
-            },
-            "CPU us per message",
-        )
-        ax.set_yscale("log")
-        ax.set_title("Per-stage cost")
+        series = {
+            "mailsflux": [m["mailsflux_us"][s] for s in stages],
+            "plain Python": [m["plain_us"].get(s, 0.0) for s in stages],
+            "floor": [result.get("floor_by_stage", {}).get(s, 0.0) for s in stages],
+        }
+        _bars(ax, stages, series, "CPU us per message", legend)
+        span = _log_y(ax, [v for vs in series.values() for v in vs])
+        ax.set_title(f"{prefix}Per-stage cost")
     else:
         f = m["floor_us"]
         labels = ["mailsflux send", "bare RSA-2048 sign", "bare Ed25519 sign", "SHA-256"]
@@ -76,36 +92,92 @@ def figure(result: dict[str, Any]) -> Any:
             labels.append("SMTP exchange alone")
             values.append(m["exchange_us_per_msg"])
         ax.bar(labels, values)
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels(labels, rotation=30, ha="right")
         ax.set_ylabel("CPU us per message")
-        ax.set_title(f"Whole job: {m['throughput_msg_s']:,.0f} messages/s")
+        ax.set_title(f"{prefix}Whole job: {m['throughput_msg_s']:,.0f} messages/s")
+    return span
+
+
+def figure(result: dict[str, Any]) -> Any:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(9, 5))
+    _draw(ax, result)
     fig.text(0.01, 0.01, header_line(result), fontsize=6)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     return fig
 
 
-def png(result: dict[str, Any], path: Path) -> None:
-    fig = figure(result)
+def compare_figure(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str]) -> Any:
+    """``a`` and ``b`` side by side, each its own kind's chart; results of
+    one kind share the y axis, so a bar's height compares across them."""
+    plt = pyplot()
+    same = a["kind"] == b["kind"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(15, 5.5), sharey=same)
+    spans = [
+        _draw(left, a, name=names[0], legend=not same),
+        _draw(right, b, name=names[1]),
+    ]
+    if same:
+        # One axis for both: the span of each side's own (log) or both bars.
+        if spans[0] is not None and spans[1] is not None:
+            left.set_ylim(min(spans[0][0], spans[1][0]), max(spans[0][1], spans[1][1]))
+        else:
+            left.autoscale(axis="y")
+        right.tick_params(which="both", labelleft=True)  # sharey hides them on the right
+    fig.text(0.01, 0.035, f"{names[0]}: {header_line(a)}", fontsize=6)
+    fig.text(0.01, 0.01, f"{names[1]}: {header_line(b)}", fontsize=6)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
+
+
+def _save(fig: Any, path: Path) -> None:
     try:
         fig.savefig(path, dpi=110)
     except OSError as exc:
         raise BenchError(f"{path}: cannot write the chart: {exc.strerror or exc}") from None
+    finally:
+        pyplot().close(fig)
 
 
-def html_page(result: dict[str, Any], path: Path, text: str = "") -> None:
-    fig = figure(result)
+def _page(fig: Any, path: Path, title: str, headers: list[str], text: str) -> None:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    try:
+        fig.savefig(buf, format="png", dpi=110)
+    finally:
+        pyplot().close(fig)
     img = base64.b64encode(buf.getvalue()).decode()
     page = (
         "<!doctype html><meta charset=utf-8>"
-        f"<title>mailsflux bench {html.escape(result['kind'])}</title>"
+        f"<title>{html.escape(title)}</title>"
         "<body style='font-family: sans-serif'>"
-        f"<h1>mailsflux bench {html.escape(result['kind'])}</h1>"
-        f"<p>{html.escape(header_line(result))}</p>"
-        f"<img alt='chart' src='data:image/png;base64,{img}'>"
+        f"<h1>{html.escape(title)}</h1>"
+        + "".join(f"<p>{html.escape(h)}</p>" for h in headers)
+        + f"<img alt='chart' src='data:image/png;base64,{img}'>"
         f"<pre>{html.escape(text)}</pre></body>\n"
     )
     try:
         path.write_text(page, encoding="utf-8")
     except OSError as exc:
         raise BenchError(f"{path}: cannot write the page: {exc.strerror or exc}") from None
+
+
+def png(result: dict[str, Any], path: Path) -> None:
+    _save(figure(result), path)
+
+
+def html_page(result: dict[str, Any], path: Path, text: str = "") -> None:
+    title = f"mailsflux bench {result['kind']}"
+    _page(figure(result), path, title, [header_line(result)], text)
+
+
+def compare_png(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str], path: Path) -> None:
+    _save(compare_figure(a, b, names), path)
+
+
+def compare_html(
+    a: dict[str, Any], b: dict[str, Any], names: tuple[str, str], path: Path, text: str = ""
+) -> None:
+    title = f"mailsflux bench compare: {names[0]} and {names[1]}"
+    headers = [f"{n}: {header_line(r)}" for n, r in zip(names, (a, b), strict=True)]
+    _page(compare_figure(a, b, names), path, title, headers, text)
