@@ -34,7 +34,7 @@ class ScriptedSMTP:
         broken_starttls: bool = False,
         hang_first_session: bool = False,
         end_of_data_delay: float = 0.0,
-        size: str = "10000000",
+        size: str | None = "10000000",
         helo_reply: str | None = None,
         helo_refusals: int | None = None,
         idle_close: float | None = None,
@@ -56,7 +56,8 @@ class ScriptedSMTP:
         self.hang_first = hang_first_session
         # Seconds before answering the final dot (a server scanning the message).
         self.end_delay = end_of_data_delay
-        # What the EHLO reply says after SIZE (a broken server may say anything).
+        # What the EHLO reply says after SIZE (a broken server may say
+        # anything); None: no SIZE line at all.
         self.size = size
         # The reply to EHLO and HELO instead of accepting (a server refusing our name).
         self.helo_reply = helo_reply
@@ -141,7 +142,9 @@ class ScriptedSMTP:
                     self.active += 1
                     self.max_active = max(self.max_active, self.active)
                 if verb == "EHLO":
-                    ext = ["250-scripted", f"250-SIZE {self.size}"]
+                    ext = ["250-scripted"]
+                    if self.size is not None:
+                        ext.append(f"250-SIZE {self.size}")
                     if self.pipelining:
                         ext.append("250-PIPELINING")
                     if self.broken_starttls:

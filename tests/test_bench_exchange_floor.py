@@ -31,13 +31,17 @@ def _floor(port: int, count: int, connections: int, timeout: float = 10.0) -> di
 
 
 @pytest.mark.parametrize("pipelining", [True, False])
-def test_every_message_arrives_whole(pipelining: bool) -> None:
-    with ScriptedSMTP(pipelining=pipelining) as server:
+@pytest.mark.parametrize("size", ["10000000", None])
+def test_every_message_arrives_whole(pipelining: bool, size: str | None) -> None:
+    with ScriptedSMTP(pipelining=pipelining, size=size) as server:
         x = _floor(server.port, 25, 4)
     assert x["exchange_pipelining"] == (1.0 if pipelining else 0.0)
     assert server.bodies == [DATA] * 25
     assert server.sessions == 4
-    assert server.lines.count("MAIL FROM:<a@northwind.example>") == 25
+    # SIZE= the message's length when the server offers SIZE, as the engine says it.
+    mail = "MAIL FROM:<a@northwind.example>" + ("" if size is None else f" SIZE={len(DATA)}")
+    assert x["exchange_sized"] == (0.0 if size is None else 1.0)
+    assert server.lines.count(mail) == 25
     assert server.lines.count("RCPT TO:<r@example0.org>") == 25
     assert x["exchange_msg_s"] > 0
     assert 0 <= x["exchange_system_us"] <= x["exchange_us"]

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from mailsflux.benchmark._exchange import exchange
 
 ENVELOPE = b"MAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\n"
+SIZED = b"MAIL FROM:<a@b.example> SIZE=17\r\nRCPT TO:<c@d.example>\r\nDATA\r\n"
 DATA = b"Subject: x\r\n\r\nbody\r\n.\r\n"
 
 _codes = st.sampled_from([b"220", b"250", b"354", b"421", b"550", b"999", b"25", b"2x0"])
@@ -111,7 +112,7 @@ class OneShot:
 def test_any_reply_bytes(head: bytes, chunks: list[bytes], count: int) -> None:
     payload = head + b"".join(chunks)
     with OneShot(payload) as port:
-        delivered, user, system, wall, _pipelining, error = exchange(
+        delivered, user, system, wall, _pipelining, error, _sized = exchange(
             "127.0.0.1", port, ENVELOPE, DATA, count, 1, 5.0
         )
     assert (delivered, error == "") == reference(payload, count), (payload, error)
@@ -123,16 +124,19 @@ def test_any_reply_bytes(head: bytes, chunks: list[bytes], count: int) -> None:
 @given(
     st.sampled_from([1, 2]),
     st.booleans(),
+    st.booleans(),
     st.integers(0, 10),
     st.one_of(_reply, _line, st.binary(max_size=16), st.just(b"")),
     st.lists(_chunk, max_size=3),
 )
 def test_right_replies_then_anything(
-    count: int, pipelining: bool, right: int, then: bytes, rest: list[bytes]
+    count: int, pipelining: bool, size: bool, right: int, then: bytes, rest: list[bytes]
 ) -> None:
     """The first ``right`` replies are what the session awaits, then anything:
-    every step of a session meets every kind of wrong answer."""
-    ehlo = b"250-x\r\n250 PIPELINING\r\n" if pipelining else b"250 ok\r\n"
+    every step of a session meets every kind of wrong answer. The EHLO
+    reply offers PIPELINING, SIZE, both or neither, in any of its lines."""
+    names = [b"x"] + [b"SIZE 10000"] * size + [b"PIPELINING"] * pipelining
+    ehlo = b"".join(b"250-" + n + b"\r\n" for n in names[:-1]) + b"250 " + names[-1] + b"\r\n"
     steps = [b"220 hi\r\n", ehlo] + [
         b"250 ok\r\n",
         b"250 ok\r\n",
@@ -141,9 +145,9 @@ def test_right_replies_then_anything(
     ] * count
     payload = b"".join(steps[:right]) + then + b"".join(rest)
     with OneShot(payload) as port:
-        delivered, _user, _system, _wall, offered, error = exchange(
-            "127.0.0.1", port, ENVELOPE, DATA, count, 1, 5.0
+        delivered, _user, _system, _wall, offered, error, sized = exchange(
+            "127.0.0.1", port, ENVELOPE, DATA, count, 1, 5.0, SIZED
         )
     assert (delivered, error == "") == reference(payload, count), (payload, error)
     if right >= 2:
-        assert offered == pipelining
+        assert (offered, sized) == (pipelining, size)

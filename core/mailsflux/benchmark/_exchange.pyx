@@ -69,7 +69,11 @@ cdef extern from * nogil:
         const char *body; size_t bodylen;     /* dot-stuffed data and ".\\r\\n" */
         const char *both; size_t bothlen;     /* body then env: one write */
         const char *cmd[3]; size_t cmdlen[3]; /* env's three lines, one by one */
-        int pipelining, timeout_ms;
+        /* With SIZE offered (RFC 1870), what env and both become, when set:
+           the engine's sessions add SIZE= to MAIL FROM then. */
+        const char *sized_env; size_t sized_envlen;
+        const char *sized_both; size_t sized_bothlen;
+        int pipelining, sized, timeout_ms;
         long delivered;
         char error[256];
     } mf_xrun;
@@ -181,9 +185,17 @@ cdef extern from * nogil:
         }
     }
 
-    /* One whole reply, blocking (the greeting and EHLO); *pipe set when an
-       EHLO line names PIPELINING. Every line must carry the code ``want``. */
-    static int mf_reply(mf_xconn *c, mf_xrun *r, int want, int *pipe, const char *what) {
+    /* Whether an EHLO reply line's text ("250-NAME ...") names keyword kw. */
+    static int mf_names(const char *text, const char *kw) {
+        size_t n = strlen(kw);
+        return strlen(text) >= 4 + n && strncasecmp(text + 4, kw, n) == 0
+            && (text[4 + n] == 0 || text[4 + n] == ' ');
+    }
+
+    /* One whole reply, blocking (the greeting and EHLO); *pipe and *size set
+       when an EHLO line names PIPELINING and SIZE. Every line must carry the
+       code ``want``. */
+    static int mf_reply(mf_xconn *c, mf_xrun *r, int want, int *pipe, int *size, const char *what) {
         int code = 0, last = 0, k;
         char text[128];
         struct pollfd p;
@@ -204,9 +216,8 @@ cdef extern from * nogil:
                 continue;
             }
             if (code != want) { snprintf(r->error, sizeof r->error, "%s: %.120s", what, text); return -1; }
-            if (pipe != NULL && strlen(text) >= 14 && strncasecmp(text + 4, "PIPELINING", 10) == 0
-                && (text[14] == 0 || text[14] == ' '))
-                *pipe = 1;
+            if (pipe != NULL && mf_names(text, "PIPELINING")) *pipe = 1;
+            if (size != NULL && mf_names(text, "SIZE")) *size = 1;
             if (last) return 0;
         }
     }
@@ -318,7 +329,7 @@ cdef extern from * nogil:
         struct rusage u0, u1;
         struct timespec t0, t1;
         long long deadline;
-        int i, k = 0, rc = -1, pipe = 1, active = 0;
+        int i, k = 0, rc = -1, pipe = 1, sized = 1, active = 0;
         r->delivered = 0;
         r->error[0] = 0;
         if (cs == NULL || ps == NULL) { snprintf(r->error, sizeof r->error, "out of memory"); goto done; }
@@ -331,16 +342,22 @@ cdef extern from * nogil:
             goto done;
         }
         for (i = 0; i < nconn; i++) {
-            int has = 0;
+            int has = 0, size = 0;
             cs[i].left = count / nconn + (i < count % nconn);
             if ((rc = mf_connect(&cs[i], r, &sa, host, port)) < 0) goto done;
-            if ((rc = mf_reply(&cs[i], r, 220, NULL, "greeting")) < 0) goto done;
+            if ((rc = mf_reply(&cs[i], r, 220, NULL, NULL, "greeting")) < 0) goto done;
             if ((rc = mf_write_all(r, cs[i].fd, "EHLO mailsflux-bench.example\\r\\n", 30)) < 0) goto done;
-            if ((rc = mf_reply(&cs[i], r, 250, &has, "EHLO")) < 0) goto done;
+            if ((rc = mf_reply(&cs[i], r, 250, &has, &size, "EHLO")) < 0) goto done;
             pipe = pipe && has;
+            sized = sized && size;
         }
         rc = -1;
         r->pipelining = pipe;
+        r->sized = sized && r->sized_env != NULL;
+        if (r->sized) {
+            r->env = r->sized_env; r->envlen = r->sized_envlen;
+            r->both = r->sized_both; r->bothlen = r->sized_bothlen;
+        }
         {
             const char *e = r->env, *q;
             for (i = 0; i < 3; i++) {
@@ -406,7 +423,12 @@ cdef extern from * nogil:
         size_t bodylen
         const char *both
         size_t bothlen
+        const char *sized_env
+        size_t sized_envlen
+        const char *sized_both
+        size_t sized_bothlen
         int pipelining
+        int sized
         int timeout_ms
         long delivered
         char error[256]
@@ -422,27 +444,33 @@ def exchange(
     long count,
     int connections = 8,
     double timeout = 30.0,
+    bytes sized_envelope = None,
 ):
     """Send ``data`` (dot-stuffed, ending ``.\\r\\n``) ``count`` times with
     ``envelope`` (``MAIL FROM``, ``RCPT TO`` and ``DATA`` lines, CRLF each)
     over ``connections`` connections (no more than ``count``).
 
-    Returns ``(delivered, user_s, system_s, wall_s, pipelining, error)``:
-    the CPU of the exchanges alone (this thread's, from the first envelope
-    to the last reply: connecting and EHLO are left out, as the engine's
-    sessions are long-lived), and ``error`` empty or the first thing that
-    went wrong (then the times are 0). ``timeout``: seconds any wait may
-    last without progress.
+    Returns ``(delivered, user_s, system_s, wall_s, pipelining, error,
+    sized)``: the CPU of the exchanges alone (this thread's, from the first
+    envelope to the last reply: connecting and EHLO are left out, as the
+    engine's sessions are long-lived), ``error`` empty or the first thing
+    that went wrong (then the times are 0), and whether ``sized_envelope``
+    went instead of ``envelope``: it does when one is given and every
+    connection's EHLO offers SIZE (RFC 1870), as the engine's sessions add
+    ``SIZE=`` to ``MAIL FROM`` then. ``timeout``: seconds any wait may last
+    without progress.
     """
     if count < 1 or connections < 1:
         raise ValueError("count and connections must be at least 1")
     if not 0 < timeout <= 86400:
         raise ValueError("timeout must be more than 0 and at most 86400 seconds")
-    if envelope.count(b"\r\n") != 3 or not envelope.endswith(b"\r\n"):
-        raise ValueError("envelope: three CRLF-ended lines (MAIL FROM, RCPT TO, DATA)")
+    for env in (envelope, sized_envelope):
+        if env is not None and (env.count(b"\r\n") != 3 or not env.endswith(b"\r\n")):
+            raise ValueError("envelope: three CRLF-ended lines (MAIL FROM, RCPT TO, DATA)")
     if not data.endswith(b"\r\n.\r\n") and data != b".\r\n":
         raise ValueError("data must be dot-stuffed and end with CRLF . CRLF")
     cdef bytes both = data + envelope
+    cdef bytes sized_both = None if sized_envelope is None else data + sized_envelope
     cdef bytes h = host.encode("ascii")
     cdef mf_xrun r
     cdef double user = 0, system = 0, wall = 0
@@ -456,8 +484,18 @@ def exchange(
     r.both = PyBytes_AS_STRING(both)
     r.bothlen = <size_t>PyBytes_GET_SIZE(both)
     r.timeout_ms = max(1, <int>(timeout * 1000))
+    r.sized_env = NULL
+    r.sized_envlen = 0
+    r.sized_both = NULL
+    r.sized_bothlen = 0
+    if sized_envelope is not None:
+        r.sized_env = PyBytes_AS_STRING(sized_envelope)
+        r.sized_envlen = <size_t>PyBytes_GET_SIZE(sized_envelope)
+        r.sized_both = PyBytes_AS_STRING(sized_both)
+        r.sized_bothlen = <size_t>PyBytes_GET_SIZE(sized_both)
     r.pipelining = 0
+    r.sized = 0
     with nogil:
         rc = mf_exchange(&r, ch, port, count, nconn, &user, &system, &wall)
     err = r.error.decode("utf-8", "replace") if rc else ""
-    return r.delivered, user, system, wall, bool(r.pipelining), err
+    return r.delivered, user, system, wall, bool(r.pipelining), err, bool(r.sized)

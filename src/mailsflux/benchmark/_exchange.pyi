@@ -8,6 +8,8 @@ def exchange(
     count: int,
     connections: int = 8,
     timeout: float = 30.0,
-) -> tuple[int, float, float, float, bool, str]:
-    """``(delivered, user_s, system_s, wall_s, pipelining, error)`` of sending
-    ``data`` ``count`` times over ``connections`` connections."""
+    sized_envelope: bytes | None = None,
+) -> tuple[int, float, float, float, bool, str, bool]:
+    """``(delivered, user_s, system_s, wall_s, pipelining, error, sized)`` of
+    sending ``data`` ``count`` times over ``connections`` connections;
+    ``sized``: ``sized_envelope`` went instead, the server offering SIZE."""

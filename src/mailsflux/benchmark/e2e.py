@@ -261,7 +261,8 @@ def run_e2e(
     result["notes"].append(
         f"the exchange floor: {exchanged} of the job's first message ({len(first.data)} bytes)"
         f" over {conns} connection{'s' if conns > 1 else ''} into a second {server.kind},"
-        f" {'with' if x['exchange_pipelining'] else 'without'} PIPELINING, by a client in C"
+        f" {'with' if x['exchange_pipelining'] else 'without'} PIPELINING"
+        f"{', MAIL FROM with SIZE=' if x['exchange_sized'] else ''}, by a client in C"
         " that does nothing else; connecting and EHLO left out"
     )
     result["notes"].append(

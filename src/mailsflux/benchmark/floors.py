@@ -66,15 +66,22 @@ def exchange_floor(
     at ``host:port`` over ``connections`` connections by the compiled client
     (:mod:`mailsflux.benchmark._exchange`), PIPELINING when offered.
 
+    ``MAIL FROM`` says ``SIZE=`` the message's length when the server
+    offers SIZE, as the engine's sessions do.
+
     Returns ``exchange_us`` (CPU a message, user and system),
-    ``exchange_system_us`` (the kernel's part), ``exchange_msg_s`` and
-    ``exchange_pipelining`` (1.0 or 0.0). A refused or short run raises
-    :class:`BenchError` with the server's words.
+    ``exchange_system_us`` (the kernel's part), ``exchange_msg_s``,
+    ``exchange_pipelining`` and ``exchange_sized`` (1.0 or 0.0). A refused
+    or short run raises :class:`BenchError` with the server's words.
     """
-    envelope = f"MAIL FROM:<{mail_from}>\r\nRCPT TO:<{rcpt_to}>\r\nDATA\r\n".encode()
-    delivered, user, system, wall, pipelining, error = exchange(
-        host, port, envelope, data_payload(data), count, connections, timeout
-    )
+
+    def envelope(size: str) -> bytes:
+        return f"MAIL FROM:<{mail_from}>{size}\r\nRCPT TO:<{rcpt_to}>\r\nDATA\r\n".encode()
+
+    delivered, user, system, wall, pipelining, error, sized = exchange(
+        host, port, envelope(""), data_payload(data), count, connections, timeout,
+        envelope(f" SIZE={len(data)}"),
+    )  # fmt: skip
     if error or delivered != count:
         why = error or "the server took fewer than were sent"
         raise BenchError(f"the exchange floor: {why} ({delivered} of {count} taken)")
@@ -83,4 +90,5 @@ def exchange_floor(
         "exchange_system_us": 1e6 * system / count,
         "exchange_msg_s": count / wall if wall > 0 else 0.0,
         "exchange_pipelining": 1.0 if pipelining else 0.0,
+        "exchange_sized": 1.0 if sized else 0.0,
     }
