@@ -101,3 +101,48 @@ def test_bench_charts_draw_one_result_and_two_side_by_side(tmp_path: Path) -> No
         assert ax.get_ylim()[0] < min(_latencies(docs[1]))
     finally:
         plt.close(fig)
+
+
+def test_bench_compare_charts_tell_same_named_files_apart(tmp_path: Path) -> None:
+    """Two runs saved as result.json in their own folders: the table, the
+    chart and the page name each by its path; a side with no latency above
+    0 (every message failed) still gets the other side's span; a result of
+    a kind with no chart is one error line, after the table."""
+    one, two = tmp_path / "run-1" / "result.json", tmp_path / "run-2" / "result.json"
+    with ScriptedSMTP() as server:
+        for path in (one, two):
+            path.parent.mkdir()
+            proc = run_cli(
+                "bench", "smtp", "--target", f"smtp://127.0.0.1:{server.port}",
+                "--messages", "10", "--json", str(path),
+            )  # fmt: skip
+            assert proc.returncode == 0, proc.stderr
+    page = tmp_path / "c.html"
+    proc = run_cli("bench", "compare", str(one), str(two), "--html", str(page))
+    assert proc.returncode == 0, proc.stderr
+    assert f"{one}: smtp |" in proc.stdout and f"{two}: smtp |" in proc.stdout
+    text = page.read_text()
+    assert f"<h1>mailsflux bench compare: {one} and {two}</h1>" in text
+    assert text.count(f"{one}: smtp |") == 1  # the table's line, not again above the chart
+
+    failed = json.loads(two.read_text())
+    for phase in failed["metrics"]["latency_ms"].values():
+        for p in phase:
+            phase[p] = 0.0
+    plt = pyplot()
+    fig = compare_figure(json.loads(one.read_text()), failed, ("ok", "failed"))
+    try:
+        values = _latencies(json.loads(one.read_text()))
+        assert fig.axes[0].get_ylim() == pytest.approx((min(values) / 2, max(values) * 1.5))
+    finally:
+        plt.close(fig)
+
+    odd = tmp_path / "odd.json"
+    doc = json.loads(one.read_text())
+    doc["kind"] = "letters"
+    odd.write_text(json.dumps(doc))
+    proc = run_cli("bench", "compare", str(one), str(odd), "--plot", str(tmp_path / "x.png"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "mailsflux: error: odd.json: no chart for a 'letters' result"
+    ]

@@ -2,7 +2,7 @@
 pixel and unsubscribe token (as an MTA that does not track would), says so
 in its settings and its table, and the sink gets shorter messages than the
 tracked job's (each tracked link becomes a sealed token URL). The floors
-take the message the job sends, so their size follows the job's."""
+take the message the job sends, and the size reported follows the job's."""
 
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ def test_no_tracking_sends_plain_messages(tmp_path: Path) -> None:
     per_plain = pm["sink_octets"] / 5  # type: ignore[index,operator]
     per_tracked = tm["sink_octets"] / 5  # type: ignore[index,operator]
     assert per_plain < per_tracked - 200, (per_plain, per_tracked)
-    # The floors sign and send the job's own first message, tracked or not:
-    # theirs differ about as the sink's mean messages do (a row's tokens
-    # vary in length with its address, so not to the byte).
+    # message_bytes, the size of the message both floors take (the job's
+    # own first, tracked or not), differs as the sink's mean messages do (a
+    # row's tokens vary in length with its address, so not to the byte).
     floors_differ = tm["message_bytes"] - pm["message_bytes"]  # type: ignore[index,operator]
     assert floors_differ > 0.8 * (per_tracked - per_plain), (floors_differ, per_plain, per_tracked)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 
+from aiosmtplib.esmtp import parse_esmtp_extensions
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -120,6 +121,14 @@ def test_any_reply_bytes(head: bytes, chunks: list[bytes], count: int) -> None:
         assert user == system == wall == 0.0
 
 
+#: EHLO lines that offer SIZE or PIPELINING as aiosmtplib reads them for
+#: the engine (the text stripped, the keyword up to the first space), and
+#: lines that do not.
+_size_line = st.sampled_from([b"SIZE 10000", b"size", b"SIZE\t", b" SIZE 1"])
+_pipe_line = st.sampled_from([b"PIPELINING", b"pipelining ", b"\tPIPELINING"])
+_decoy = st.sampled_from([b"SIZE\t10", b"SIZES", b"XSIZE", b"PIPELINING-X", b"8BITMIME"])
+
+
 @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sampled_from([1, 2]),
@@ -128,14 +137,29 @@ def test_any_reply_bytes(head: bytes, chunks: list[bytes], count: int) -> None:
     st.integers(0, 10),
     st.one_of(_reply, _line, st.binary(max_size=16), st.just(b"")),
     st.lists(_chunk, max_size=3),
+    st.data(),
 )
 def test_right_replies_then_anything(
-    count: int, pipelining: bool, size: bool, right: int, then: bytes, rest: list[bytes]
+    count: int,
+    pipelining: bool,
+    size: bool,
+    right: int,
+    then: bytes,
+    rest: list[bytes],
+    data: st.DataObject,
 ) -> None:
     """The first ``right`` replies are what the session awaits, then anything:
     every step of a session meets every kind of wrong answer. The EHLO
-    reply offers PIPELINING, SIZE, both or neither, in any of its lines."""
-    names = [b"x"] + [b"SIZE 10000"] * size + [b"PIPELINING"] * pipelining
+    reply offers PIPELINING, SIZE, both or neither, spelled as servers do,
+    among decoys, in any order; its first line (the server's name) offers
+    nothing, whatever it says."""
+    first = data.draw(st.sampled_from([b"x", b"SIZE 1", b"PIPELINING"]))
+    offers = [data.draw(_size_line)] * size + [data.draw(_pipe_line)] * pipelining
+    others = data.draw(st.permutations(offers + data.draw(st.lists(_decoy, max_size=2))))
+    names = [first, *others]
+    # The engine's own reading of that reply agrees with what is drawn.
+    engine, _auth = parse_esmtp_extensions("\n".join(n.decode() for n in names))
+    assert ("pipelining" in engine, "size" in engine) == (pipelining, size), names
     ehlo = b"".join(b"250-" + n + b"\r\n" for n in names[:-1]) + b"250 " + names[-1] + b"\r\n"
     steps = [b"220 hi\r\n", ehlo] + [
         b"250 ok\r\n",

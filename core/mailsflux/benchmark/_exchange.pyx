@@ -185,18 +185,31 @@ cdef extern from * nogil:
         }
     }
 
-    /* Whether an EHLO reply line's text ("250-NAME ...") names keyword kw. */
+    /* What Python's str.strip() takes away (the ASCII part of it). */
+    static int mf_space(char ch) {
+        return ch == ' ' || (ch >= '\\t' && ch <= '\\r') || (ch >= 0x1c && ch <= 0x1f);
+    }
+
+    /* Whether an EHLO reply line's text ("250-NAME params") names keyword
+       kw, read as aiosmtplib reads it for the engine's sessions: the text
+       after the code stripped, the keyword up to the first space. */
     static int mf_names(const char *text, const char *kw) {
-        size_t n = strlen(kw);
-        return strlen(text) >= 4 + n && strncasecmp(text + 4, kw, n) == 0
-            && (text[4 + n] == 0 || text[4 + n] == ' ');
+        size_t n = strlen(kw), len = strlen(text);
+        const char *s, *e, *sp;
+        if (len < 4) return 0;
+        s = text + 4; e = text + len;
+        while (s < e && mf_space(*s)) s++;
+        while (e > s && mf_space(e[-1])) e--;
+        sp = memchr(s, ' ', (size_t)(e - s));
+        if (sp != NULL) e = sp;
+        return (size_t)(e - s) == n && strncasecmp(s, kw, n) == 0;
     }
 
     /* One whole reply, blocking (the greeting and EHLO); *pipe and *size set
-       when an EHLO line names PIPELINING and SIZE. Every line must carry the
-       code ``want``. */
+       when an EHLO line after the first (the server's name) names PIPELINING
+       and SIZE. Every line must carry the code ``want``. */
     static int mf_reply(mf_xconn *c, mf_xrun *r, int want, int *pipe, int *size, const char *what) {
-        int code = 0, last = 0, k;
+        int code = 0, last = 0, k, line = 0;
         char text[128];
         struct pollfd p;
         long long deadline = mf_now_ms() + r->timeout_ms;
@@ -216,8 +229,10 @@ cdef extern from * nogil:
                 continue;
             }
             if (code != want) { snprintf(r->error, sizeof r->error, "%s: %.120s", what, text); return -1; }
-            if (pipe != NULL && mf_names(text, "PIPELINING")) *pipe = 1;
-            if (size != NULL && mf_names(text, "SIZE")) *size = 1;
+            if (line++ > 0) {
+                if (pipe != NULL && mf_names(text, "PIPELINING")) *pipe = 1;
+                if (size != NULL && mf_names(text, "SIZE")) *size = 1;
+            }
             if (last) return 0;
         }
     }
@@ -464,9 +479,9 @@ def exchange(
         raise ValueError("count and connections must be at least 1")
     if not 0 < timeout <= 86400:
         raise ValueError("timeout must be more than 0 and at most 86400 seconds")
-    for env in (envelope, sized_envelope):
+    for name, env in (("envelope", envelope), ("sized_envelope", sized_envelope)):
         if env is not None and (env.count(b"\r\n") != 3 or not env.endswith(b"\r\n")):
-            raise ValueError("envelope: three CRLF-ended lines (MAIL FROM, RCPT TO, DATA)")
+            raise ValueError(f"{name}: three CRLF-ended lines (MAIL FROM, RCPT TO, DATA)")
     if not data.endswith(b"\r\n.\r\n") and data != b".\r\n":
         raise ValueError("data must be dot-stuffed and end with CRLF . CRLF")
     cdef bytes both = data + envelope

@@ -318,6 +318,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     _check_charts(args)
     a, b = load(args.a), load(args.b)
     names = (args.a.name, args.b.name)
+    if names[0] == names[1]:  # run-1/result.json and run-2/result.json
+        names = (str(args.a), str(args.b))
+    if names[0] == names[1]:  # one file twice
+        names = (f"A {names[0]}", f"B {names[1]}")
     text = compare_table(a, b, names)
     print(text)
     if args.plot is not None or args.html is not None:

@@ -1,7 +1,7 @@
 """The floors: what no signed, delivered message can cost less than.
 
-A bare signature with ``cryptography`` over a message of the same size
-(the hash of the message included, as DKIM hashes the body and headers),
+A bare signature with ``cryptography`` over the message given (the hash
+of the message included, as DKIM hashes the body and headers),
 and a bare SHA-256 of it; and the SMTP exchange alone: the same message
 sent into the same sink by a client in C that does nothing else
 (:func:`exchange_floor`).

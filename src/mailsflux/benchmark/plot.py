@@ -65,6 +65,8 @@ def _draw(
     """The chart of ``result``'s kind on ``ax``; the span of its log axis, if any."""
     m = result["metrics"]
     kind = result["kind"]
+    if kind not in ("smtp", "pipeline", "e2e"):
+        raise BenchError(f"{name or 'the result'}: no chart for a {kind!r} result")
     prefix = f"{name}: " if name else ""
     span = None
     if kind == "smtp":
@@ -119,9 +121,11 @@ def compare_figure(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str])
         _draw(right, b, name=names[1]),
     ]
     if same:
-        # One axis for both: the span of each side's own (log) or both bars.
-        if spans[0] is not None and spans[1] is not None:
-            left.set_ylim(min(spans[0][0], spans[1][0]), max(spans[0][1], spans[1][1]))
+        # One axis for both: the span of both sides' values (log), or of both
+        # sides' bars (linear, or neither side with a value above 0).
+        known = [x for x in spans if x is not None]
+        if known:
+            left.set_ylim(min(x[0] for x in known), max(x[1] for x in known))
         else:
             left.autoscale(axis="y")
         right.tick_params(which="both", labelleft=True)  # sharey hides them on the right
@@ -179,5 +183,5 @@ def compare_html(
     a: dict[str, Any], b: dict[str, Any], names: tuple[str, str], path: Path, text: str = ""
 ) -> None:
     title = f"mailsflux bench compare: {names[0]} and {names[1]}"
-    headers = [f"{n}: {header_line(r)}" for n, r in zip(names, (a, b), strict=True)]
-    _page(compare_figure(a, b, names), path, title, headers, text)
+    # No header lines above the chart: the table under it opens with them.
+    _page(compare_figure(a, b, names), path, title, [], text)
