@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from mailsflux.benchmark._exchange import exchange
 from mailsflux.benchmark.result import BenchError
-from mailsflux.delivery import data_payload
+from mailsflux.delivery import data_payload, envelope_commands
 
 
 def cpu_per_call(fn: Callable[[], object], n: int) -> float:
@@ -66,6 +66,7 @@ def exchange_floor(
     at ``host:port`` over ``connections`` connections by the compiled client
     (:mod:`mailsflux.benchmark._exchange`), PIPELINING when offered.
 
+    The envelope is the engine's own (:func:`~mailsflux.delivery.envelope_commands`):
     ``MAIL FROM`` says ``SIZE=`` the message's length when the server
     offers SIZE, as the engine's sessions do.
 
@@ -74,14 +75,14 @@ def exchange_floor(
     ``exchange_pipelining`` and ``exchange_sized`` (1.0 or 0.0). A refused
     or short run raises :class:`BenchError` with the server's words.
     """
-
-    def envelope(size: str) -> bytes:
-        return f"MAIL FROM:<{mail_from}>{size}\r\nRCPT TO:<{rcpt_to}>\r\nDATA\r\n".encode()
-
+    plain, sized_envelope = (envelope_commands(mail_from, rcpt_to, n) for n in (-1, len(data)))
+    if plain is None or sized_envelope is None:
+        raise BenchError(
+            f"the exchange floor: {mail_from!r} to {rcpt_to!r}: not ASCII envelope addresses"
+        )
     delivered, user, system, wall, pipelining, error, sized = exchange(
-        host, port, envelope(""), data_payload(data), count, connections, timeout,
-        envelope(f" SIZE={len(data)}"),
-    )  # fmt: skip
+        host, port, plain, data_payload(data), count, connections, timeout, sized_envelope
+    )
     if error or delivered != count:
         why = error or "the server took fewer than were sent"
         raise BenchError(f"the exchange floor: {why} ({delivered} of {count} taken)")

@@ -35,7 +35,10 @@ hosts a domain's sessions may use and with what TLS::
     scheduler.tls_policy.counts["example.com"]   # TLSCounts: sessions ok / failed by kind
 
 What goes after DATA: ``data_payload(message)`` is the message dot-stuffed
-(RFC 5321 4.5.2), CRLF-ended, with the lone dot, as the sessions send it.
+(RFC 5321 4.5.2), CRLF-ended, with the lone dot, as the sessions send it;
+and before it, ``envelope_commands(mail_from, rcpt_to, size)`` the
+``MAIL FROM`` (``SIZE=`` when ``size`` >= 0), ``RCPT TO`` and ``DATA``
+lines, or None for an address that is not ASCII or not an envelope address.
 
 Failures to route raise :class:`PermanentRoutingError` (NXDOMAIN, null MX,
 no address) or :class:`TemporaryRoutingError` (SERVFAIL, timeout), both
@@ -47,6 +50,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mailsflux.delivery._smtpfast import envelope as envelope_commands
 from mailsflux.delivery._smtpfast import payload as data_payload
 from mailsflux.delivery.bounce import (
     RULES,
@@ -139,6 +143,7 @@ __all__ = [
     "classify_error",
     "classify_result",
     "data_payload",
+    "envelope_commands",
     "find_enhanced_status",
     "normalize_domain",
     "parse_smarthost",
