@@ -157,8 +157,6 @@ def run_e2e(
         # Composing the job's first message (both floors') loads it.
         Prepared.load(one).close()
         first = _first_message(made)
-        # Both floors take the message the job sends, not a sample of
-        # another size: the tracked one is half as long again.
         exchanged = min(max(messages, EXCHANGE_MIN), EXCHANGE_MAX)
         # As many connections as the job's sessions can have open at once.
         conns = min(connections, messages)
@@ -172,7 +170,9 @@ def run_e2e(
                 cpu, start_cpu = user + system, sum(start_split)
                 if int(one_summary.get("sent", 0)) != 1:
                     short.append(f"round {i + 1}: the one-row send sent no message: {one_summary}")
-                f = floor(first.data)  # the size message_bytes reports
+                # Both floors take the message the job sends, not a sample of
+                # another size (the tracked one is half as long again).
+                f = floor(first.data)
                 x = exchange_floor(
                     floor_server.port, first.mail_from, first.rcpt_to, first.data,
                     count=exchanged, connections=conns,
