@@ -34,6 +34,13 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
   apt_install chromium || echo "mailsflux: the page tests need chromium; they will be skipped" >&2
 fi
 
+# `bench e2e --profile` samples a send with Linux perf (tests/test_bench_e2e_profile.py).
+# On its own too: a kernel without a matching perf must not cost the rest.
+if ! command -v perf >/dev/null 2>&1; then
+  echo "installing OS packages: linux-perf" >&2
+  apt_install linux-perf || echo "mailsflux: the profile test needs perf; it will be skipped" >&2
+fi
+
 install_package test
 
 echo "== ruff" >&2

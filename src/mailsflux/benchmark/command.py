@@ -98,6 +98,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         " as the sample job does (on); --no-tracking: messages as an MTA that does not track"
         " sends them",
     )
+    q.add_argument(
+        "--profile",
+        action="store_true",
+        help="one more send under Linux perf: the CPU a message split by the part of the stack"
+        " that spent it (the sign, the interpreter, the compiled core, the kernel, ...)",
+    )
     outputs(q)
     q.set_defaults(func=cmd_e2e)
 
@@ -277,7 +283,22 @@ def e2e_text(result: dict[str, Any]) -> str:
                 for i, r in enumerate(each, 1)
             ],
         )  # fmt: skip
+    if "profile_us_per_msg" in m:
+        text += "\n" + profile_text(m["profile_share"], m["profile_us_per_msg"])
     return text
+
+
+def profile_text(share: dict[str, float], us: dict[str, float]) -> str:
+    """The ``--profile`` table: each part that ran, its share and its us a message."""
+    from mailsflux.benchmark.profile import PARTS
+
+    rows = [
+        [PARTS.get(k, k), f"{100 * v:.1f} %", f"{us.get(k, 0.0):.1f}"]
+        for k, v in share.items()
+        if v > 0
+    ]
+    head = "where the CPU goes (perf, every process of one more send of the job):\n"
+    return head + table(["part", "samples", "CPU us/message"], rows)
 
 
 def cmd_e2e(args: argparse.Namespace) -> int:
@@ -295,6 +316,7 @@ def cmd_e2e(args: argparse.Namespace) -> int:
             sink_kind=args.sink,
             rounds=args.rounds,
             tracking=args.tracking,
+            profile=args.profile,
             progress=progress.update,
         )
     finally:

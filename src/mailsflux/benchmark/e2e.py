@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from mailsflux.benchmark.floors import exchange_floor, floor, sign_floor
+from mailsflux.benchmark.profile import by_part, dso_shares, perf, record_command
 from mailsflux.benchmark.result import BenchError, new_result
 from mailsflux.benchmark.sample import write_job
 from mailsflux.benchmark.sinks import sink
@@ -67,11 +68,11 @@ def _children_cpu() -> tuple[float, float]:
 
 
 def _send_once(
-    job: Path, workers: int, port: int
+    job: Path, workers: int, port: int, wrap: list[str] | None = None
 ) -> tuple[dict[str, Any], float, tuple[float, float]]:
     """One ``mailsflux send`` of ``job``: its JSON summary, wall seconds and
-    CPU seconds (user, system)."""
-    cmd = [sys.executable, "-m", "mailsflux", "send", str(job), "--json", "-q"]
+    CPU seconds (user, system). ``wrap``: a command to run it under."""
+    cmd = [*(wrap or []), sys.executable, "-m", "mailsflux", "send", str(job), "--json", "-q"]
     cmd += ["--workers", str(workers), "--relay", f"smtp+plain://127.0.0.1:{port}"]
     user0, sys0 = _children_cpu()
     start = time.perf_counter()
@@ -89,14 +90,14 @@ def _send_once(
 
 
 def _send_copy(
-    job: Path, where: Path, workers: int, port: int
+    job: Path, where: Path, workers: int, port: int, wrap: list[str] | None = None
 ) -> tuple[dict[str, Any], float, tuple[float, float]]:
     """:func:`_send_once` of a fresh copy of ``job``'s folder at ``where``
     (its own empty spool), removed after."""
     copy = where / job.name
     shutil.copytree(job.parent, where)
     try:
-        return _send_once(copy, workers, port)
+        return _send_once(copy, workers, port, wrap)
     finally:
         shutil.rmtree(where)
 
@@ -112,6 +113,18 @@ def _first_message(job: Path) -> RenderedMessage:
     raise BenchError(f"{job}: the job composed no message")
 
 
+def _profiled(
+    job: Path, tmp: Path, workers: int, port: int, messages: int, short: list[str]
+) -> dict[str, float]:
+    """One more send of ``job`` under ``perf record``: its samples' shares by part."""
+    data = tmp / "perf.data"
+    summary, _, _ = _send_copy(job, tmp / "profiled", workers, port, record_command(data))
+    sent = int(summary.get("sent", 0))
+    if sent != messages:
+        short.append(f"the profiled send: {sent} of {messages} messages sent: {summary}")
+    return by_part(dso_shares(data))
+
+
 def run_e2e(
     messages: int,
     *,
@@ -121,6 +134,7 @@ def run_e2e(
     sink_kind: str = "auto",
     rounds: int = 1,
     tracking: bool = True,
+    profile: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """``rounds`` sends of the same job, each from the same start (a fresh
@@ -129,7 +143,11 @@ def run_e2e(
 
     ``tracking=False`` sends the job without link tracking, open pixel and
     one-click unsubscribe token: what an MTA that does not track sends, to
-    compare like with like (and to see what tracking costs a message)."""
+    compare like with like (and to see what tracking costs a message).
+
+    ``profile``: one more send of the job under ``perf record``, after the
+    rounds: the CPU split by the part of the stack that spent it
+    (:mod:`mailsflux.benchmark.profile`)."""
     if messages < 1:
         raise BenchError("--messages must be at least 1")
     if rounds < 1:
@@ -138,8 +156,11 @@ def run_e2e(
         raise BenchError("--connections must be at least 1")
     if algorithm not in ALGORITHMS:
         raise BenchError(f"--algorithm {algorithm!r}: expected one of {', '.join(ALGORITHMS)}")
+    if profile:
+        perf()  # missing: said before the rounds, not after them
     own = sign_floor(algorithm)
     each: list[dict[str, Any]] = []
+    parts: dict[str, float] | None = None
     short: list[str] = []
     with tempfile.TemporaryDirectory(prefix="mf-bench-e2e-") as tmp:
         # The spool is on, as in a user's job, but the job's own: results of
@@ -210,6 +231,9 @@ def run_e2e(
                 )
                 if progress is not None:
                     progress((i + 1) * messages)
+            if profile:
+                # Into the floor's sink: the job's sink counts the rounds only.
+                parts = _profiled(made, Path(tmp), workers, floor_server.port, messages, short)
     result = new_result(
         "e2e",
         {
@@ -252,6 +276,15 @@ def run_e2e(
             result["metrics"][f"{key}_min"] = min(r[key] for r in each)
             result["metrics"][f"{key}_max"] = max(r[key] for r in each)
     result["rounds"] = each
+    if parts is not None:
+        # Shares of one profiled send, costed at the rounds' median CPU.
+        cpu = result["metrics"]["cpu_us_per_msg"]
+        result["metrics"]["profile_share"] = {k: round(v, 4) for k, v in parts.items()}
+        result["metrics"]["profile_us_per_msg"] = {k: round(v * cpu, 1) for k, v in parts.items()}
+        result["notes"].append(
+            "where the CPU goes: the shares of perf's samples (every process of one more send"
+            " of the job, in them and in the kernel) times the rounds' median CPU a message"
+        )
     if server.tally:
         result["metrics"]["sink_messages"] = server.tally.get("messages", 0)
         result["metrics"]["sink_octets"] = server.tally.get("octets", 0)
