@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from mailsflux.benchmark.floors import exchange_floor, floor, sign_floor
-from mailsflux.benchmark.profile import by_part, dso_shares, perf, record_command
+from mailsflux.benchmark.profile import by_part, check, dso_shares, record_command
 from mailsflux.benchmark.result import BenchError, new_result
 from mailsflux.benchmark.sample import write_job
 from mailsflux.benchmark.sinks import sink
@@ -118,7 +118,10 @@ def _profiled(
 ) -> dict[str, float]:
     """One more send of ``job`` under ``perf record``: its samples' shares by part."""
     data = tmp / "perf.data"
-    summary, _, _ = _send_copy(job, tmp / "profiled", workers, port, record_command(data))
+    try:
+        summary, _, _ = _send_copy(job, tmp / "profiled", workers, port, record_command(data))
+    except BenchError as exc:
+        raise BenchError(f"the profiled send (under perf record): {exc.message}") from None
     sent = int(summary.get("sent", 0))
     if sent != messages:
         short.append(f"the profiled send: {sent} of {messages} messages sent: {summary}")
@@ -156,13 +159,13 @@ def run_e2e(
         raise BenchError("--connections must be at least 1")
     if algorithm not in ALGORITHMS:
         raise BenchError(f"--algorithm {algorithm!r}: expected one of {', '.join(ALGORITHMS)}")
-    if profile:
-        perf()  # missing: said before the rounds, not after them
     own = sign_floor(algorithm)
     each: list[dict[str, Any]] = []
     parts: dict[str, float] | None = None
     short: list[str] = []
     with tempfile.TemporaryDirectory(prefix="mf-bench-e2e-") as tmp:
+        if profile:
+            check(Path(tmp))  # perf that cannot: said before the rounds, not after them
         # The spool is on, as in a user's job, but the job's own: results of
         # fake recipients never land in the user's spool, and every round
         # starts from an empty one.

@@ -93,7 +93,22 @@ def _draw(
         if "exchange_us_per_msg" in m:  # results saved before it was measured lack it
             labels.append("SMTP exchange alone")
             values.append(m["exchange_us_per_msg"])
-        ax.bar(labels, values)
+        parts = m.get("profile_us_per_msg")
+        if parts:
+            # --profile: the job's bar in the parts of the stack that spent
+            # it, stacked, beside the floors they can be held against.
+            from mailsflux.benchmark.profile import PARTS
+
+            ax.bar(range(1, len(labels)), values[1:], color="grey")
+            bottom = 0.0
+            for key, us in parts.items():
+                if us > 0:
+                    ax.bar([0], [us], bottom=bottom, label=PARTS.get(key, key))
+                    bottom += us
+            if legend:
+                ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=7)
+        else:
+            ax.bar(range(len(labels)), values)
         ax.set_xticks(range(len(labels)))
         ax.set_xticklabels(labels, rotation=30, ha="right")
         ax.set_ylabel("CPU us per message")

@@ -48,7 +48,8 @@ _PACKAGES = {"cryptography": "sign", "mailsflux": "core", "uvloop": "uvloop", "m
 
 # Shared objects outside those packages, by name.
 _BY_NAME = (
-    (re.compile(r"^\[(kernel\.kallsyms|vdso|vsyscall)\]"), "kernel"),
+    # The kernel and its modules ([ext4], [overlay], ...), as perf names them.
+    (re.compile(r"^\[(?!unknown\]).+\]$"), "kernel"),
     (re.compile(r"^(libpython|python)\d"), "interpreter"),
     (re.compile(r"^(libc|libm|libpthread|ld-linux[^.]*)[.-]"), "libc"),
     (re.compile(r"^libsqlite3\."), "sqlite"),
@@ -69,8 +70,43 @@ def perf() -> str:
 
 
 def record_command(data: Path) -> list[str]:
-    """What to put before a command to record its samples (children too) into ``data``."""
-    return [perf(), "record", "-q", "-F", str(FREQUENCY), "-o", str(data), "--"]
+    """What to put before a command to record its samples (children too) into ``data``.
+
+    CPU-clock samples (one event, whatever the CPU's counters: time, as the
+    CPU a message is), and no copy of each sampled object in ``~/.debug``."""
+    cmd = [perf(), "record", "-q", "-N", "-e", "cpu-clock", "-F", str(FREQUENCY)]
+    return [*cmd, "-o", str(data), "--"]
+
+
+def check(where: Path) -> None:
+    """:class:`BenchError` unless perf records here, the kernel included:
+    said before a benchmark's rounds, not after them.
+
+    Without the right to sample the kernel (``kernel.perf_event_paranoid``
+    above 1 for a user other than root) perf falls back to the processes
+    alone without a word, and the kernel's share would go to the others."""
+    data = where / "perf-check.data"
+    got = subprocess.run(
+        [*record_command(data), "true"], capture_output=True, text=True, check=False
+    )
+    if got.returncode != 0 or not data.exists():
+        why = _last_line(got.stderr) or f"status {got.returncode}"
+        raise BenchError(f"perf cannot record here: {why}")
+    events = subprocess.run(
+        [perf(), "evlist", "-v", "-i", str(data)], capture_output=True, text=True, check=False
+    )
+    if events.returncode != 0:
+        raise BenchError(f"perf evlist: {_last_line(events.stderr) or events.returncode}")
+    if re.search(r"exclude_kernel:\s*1", events.stdout):
+        raise BenchError(
+            "perf may not sample the kernel here, so its share would go to the rest:"
+            " run as root or set kernel.perf_event_paranoid to 1 or lower"
+        )
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
 
 
 def dso_shares(data: Path) -> dict[str, float]:
@@ -79,15 +115,14 @@ def dso_shares(data: Path) -> dict[str, float]:
     cmd += ["-g", "none", "-q", "--percent-limit", "0"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
-        why = (out.stderr.strip().splitlines() or [f"status {out.returncode}"])[-1]
-        raise BenchError(f"perf report: {why}")
+        raise BenchError(f"perf report: {_last_line(out.stderr) or out.returncode}")
     shares: dict[str, float] = {}
     for line in out.stdout.splitlines():
         m = _LINE.match(line)
         if m:
             shares[m.group(2)] = shares.get(m.group(2), 0.0) + float(m.group(1))
     if not shares:
-        raise BenchError("perf report: no samples (is kernel.perf_event_paranoid too strict?)")
+        raise BenchError("perf report: no samples")
     return shares
 
 
