@@ -14,6 +14,9 @@ ProblemSink = Callable[[Problem], None]
 
 #: Message tokens drawn together (one read of the OS for this many rows).
 _TOKENS = 64
+#: Rows composed together, their signs after their assembly
+#: (:meth:`Composer.compose_many`): as many as the send hands over at once.
+COMPOSE_BATCH = 32
 
 
 def _row_problem(path: Path, r: Recipient, exc: MailsfluxError) -> Problem:
@@ -40,12 +43,26 @@ def compose_all(
     """
     # The rows read here, not through another generator: one fewer a message.
     top = len(settled) << 3 if settled else 0
-    compose = composer.compose
+    compose_many = composer.compose_many
     # Drawn as the rows are composed, so in the process that composes them:
     # a worker forked before its first row never shares another's.
     tokens: list[str] = []
+    # Good rows with their tokens, composed COMPOSE_BATCH at a time. Taken
+    # before any problem is reported, so problems and messages come in the
+    # rows' order, as one row at a time.
+    batch: list[tuple[Recipient, str]] = []
+
+    def composed() -> Iterator[RenderedMessage]:
+        for (item, _), got in zip(batch, compose_many(batch), strict=True):
+            if isinstance(got, MailsfluxError):
+                on_problem(_row_problem(rf.path, item, got))
+            else:
+                yield got
+        batch.clear()
+
     for item in rf.rows(shard):  # this shard's rows and problems only
         if isinstance(item, Problem):
+            yield from composed()
             on_problem(item)
             continue
         if top:
@@ -53,6 +70,7 @@ def compose_all(
             if n < top and settled[n >> 3] & (1 << (n & 7)):  # type: ignore[index]
                 continue
         if suppressed is not None and item.email in suppressed:
+            yield from composed()
             on_problem(
                 Problem(
                     f"{rf.path}:{item.row}", f"{item.email}: suppressed; row skipped", "warning"
@@ -61,10 +79,10 @@ def compose_all(
             continue
         if not tokens:
             tokens = message_tokens(_TOKENS)
-        try:
-            yield compose(item, tokens.pop())
-        except MailsfluxError as exc:
-            on_problem(_row_problem(rf.path, item, exc))
+        batch.append((item, tokens.pop()))
+        if len(batch) == COMPOSE_BATCH:
+            yield from composed()
+    yield from composed()
 
 
 def check_all(composer: Composer, rf: RecipientFile, on_problem: ProblemSink) -> int:

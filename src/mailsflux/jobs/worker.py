@@ -43,7 +43,7 @@ import redis
 from mailsflux._aio import within
 from mailsflux.delivery.relay import Relay
 from mailsflux.errors import MailsfluxError, SpoolError
-from mailsflux.jobs.composer import Composer
+from mailsflux.jobs.composer import Composer, message_tokens
 from mailsflux.jobs.jobfile import Job, load_job
 from mailsflux.jobs.journal import Journal, fingerprint, job_id
 from mailsflux.jobs.prepared import JobSuppression, make_signer
@@ -580,19 +580,31 @@ class _StreamSource:
         todo = [r for r, s in zip(rows, states, strict=True) if s is None or s == "pending"]
         self.journal.expect(entry, [r[0] for r in todo])
         suppressed = self.lists.suppressed
-        out = []
+        composer = self.composer
+        assert composer is not None
+        out: list[RenderedMessage] = []
+        # Composed together (signs after assembly, Composer.compose_many),
+        # taken before a problem is reported: problems keep the rows' order.
+        batch: list[tuple[Recipient, str]] = []
+        tokens = message_tokens(len(todo))
+
+        def flush() -> None:
+            for (item, _), got in zip(batch, composer.compose_many(batch), strict=True):
+                if isinstance(got, MailsfluxError):
+                    on_problem(_row_problem(self.job.recipients_path, item, got))
+                else:
+                    out.append(got)
+            batch.clear()
+
         for row, email, vars in todo:
             if suppressed is not None and email in suppressed:
+                flush()
                 on_problem(
                     Problem(f"{self.where}:{row}", f"{email}: suppressed; row skipped", "warning")
                 )
                 continue
-            item = Recipient(email=email, vars=vars, row=row)
-            assert self.composer is not None
-            try:
-                out.append(self.composer.compose(item))
-            except MailsfluxError as exc:
-                on_problem(_row_problem(self.job.recipients_path, item, exc))
+            batch.append((Recipient(email=email, vars=vars, row=row), tokens.pop()))
+        flush()
         return out
 
 
