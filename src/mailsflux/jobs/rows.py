@@ -26,6 +26,23 @@ def _row_problem(path: Path, r: Recipient, exc: MailsfluxError) -> Problem:
     return Problem(f"{path}:{r.row}", f"{r.email}: {what}; row skipped")
 
 
+def composed(
+    composer: Composer,
+    path: Path,
+    batch: list[tuple[Recipient, str]],
+    on_problem: ProblemSink,
+) -> Iterator[RenderedMessage]:
+    """The messages of ``batch`` (rows with their tokens), composed together
+    (:meth:`Composer.compose_many`), each refused row reported in its place;
+    ``batch`` is emptied after."""
+    for (item, _), got in zip(batch, composer.compose_many(batch), strict=True):
+        if isinstance(got, MailsfluxError):
+            on_problem(_row_problem(path, item, got))
+        else:
+            yield got
+    batch.clear()
+
+
 def compose_all(
     composer: Composer,
     rf: RecipientFile,
@@ -43,7 +60,6 @@ def compose_all(
     """
     # The rows read here, not through another generator: one fewer a message.
     top = len(settled) << 3 if settled else 0
-    compose_many = composer.compose_many
     # Drawn as the rows are composed, so in the process that composes them:
     # a worker forked before its first row never shares another's.
     tokens: list[str] = []
@@ -51,18 +67,9 @@ def compose_all(
     # before any problem is reported, so problems and messages come in the
     # rows' order, as one row at a time.
     batch: list[tuple[Recipient, str]] = []
-
-    def composed() -> Iterator[RenderedMessage]:
-        for (item, _), got in zip(batch, compose_many(batch), strict=True):
-            if isinstance(got, MailsfluxError):
-                on_problem(_row_problem(rf.path, item, got))
-            else:
-                yield got
-        batch.clear()
-
     for item in rf.rows(shard):  # this shard's rows and problems only
         if isinstance(item, Problem):
-            yield from composed()
+            yield from composed(composer, rf.path, batch, on_problem)
             on_problem(item)
             continue
         if top:
@@ -70,7 +77,7 @@ def compose_all(
             if n < top and settled[n >> 3] & (1 << (n & 7)):  # type: ignore[index]
                 continue
         if suppressed is not None and item.email in suppressed:
-            yield from composed()
+            yield from composed(composer, rf.path, batch, on_problem)
             on_problem(
                 Problem(
                     f"{rf.path}:{item.row}", f"{item.email}: suppressed; row skipped", "warning"
@@ -81,8 +88,8 @@ def compose_all(
             tokens = message_tokens(_TOKENS)
         batch.append((item, tokens.pop()))
         if len(batch) == COMPOSE_BATCH:
-            yield from composed()
-    yield from composed()
+            yield from composed(composer, rf.path, batch, on_problem)
+    yield from composed(composer, rf.path, batch, on_problem)
 
 
 def check_all(composer: Composer, rf: RecipientFile, on_problem: ProblemSink) -> int:

@@ -57,7 +57,7 @@ from mailsflux.jobs.redis_batches import (
     open_messages,
     prepared_job,
 )
-from mailsflux.jobs.rows import ProblemSink, _row_problem
+from mailsflux.jobs.rows import ProblemSink, composed
 from mailsflux.jobs.run import send
 from mailsflux.spool import JobInfo, Record
 from mailsflux.spool.keys import UnknownKeyError
@@ -587,24 +587,17 @@ class _StreamSource:
         # taken before a problem is reported: problems keep the rows' order.
         batch: list[tuple[Recipient, str]] = []
         tokens = message_tokens(len(todo))
-
-        def flush() -> None:
-            for (item, _), got in zip(batch, composer.compose_many(batch), strict=True):
-                if isinstance(got, MailsfluxError):
-                    on_problem(_row_problem(self.job.recipients_path, item, got))
-                else:
-                    out.append(got)
-            batch.clear()
+        path = self.job.recipients_path
 
         for row, email, vars in todo:
             if suppressed is not None and email in suppressed:
-                flush()
+                out.extend(composed(composer, path, batch, on_problem))
                 on_problem(
                     Problem(f"{self.where}:{row}", f"{email}: suppressed; row skipped", "warning")
                 )
                 continue
             batch.append((Recipient(email=email, vars=vars, row=row), tokens.pop()))
-        flush()
+        out.extend(composed(composer, path, batch, on_problem))
         return out
 
 
