@@ -723,10 +723,11 @@ cdef int _w_qp(_Out* o, const unsigned char* s, Py_ssize_t n) except -1:
     ``.`` or ``From `` starting a line, are encoded so no relay or mbox
     writer can alter the text.
     """
-    cdef Py_ssize_t i = 0, j, stop, end, col = 0, need
+    cdef Py_ssize_t i = 0, j, stop, end, col = 0, need, t
     cdef unsigned char c, k
     cdef bint enc
     cdef char* w
+    cdef uint64_t m
     while i < n:
         end = i + 1024 if n - i > 1024 else n
         # Bound for this block of b = end - i input bytes: each byte becomes
@@ -744,7 +745,22 @@ cdef int _w_qp(_Out* o, const unsigned char* s, Py_ssize_t n) except -1:
                 if stop > end:
                     stop = end
                 j = i
+                # Eight bytes at a time: those of a word before its first
+                # control byte (CR, LF and tab among them), byte above 0x7E
+                # or "=" (all eight when it has none) go out as they are,
+                # each space among them followed, within the word, by text;
+                # a space that is the last of them is left to the byte step,
+                # which looks at the byte after it. j + 8 <= stop <= end <= n
+                # for each word read, and t <= 8, so j stays within stop.
                 while j < stop:
+                    if j + 8 <= stop:
+                        m = _unplain8(load8(s + j))
+                        t = 8 if m == 0 else first_marked(m)
+                        if t and s[j + t - 1] == 32:
+                            t -= 1
+                        if t:
+                            j += t
+                            continue
                     k = QP_CLASS[s[j]]
                     if k == 0 or (k == 2 and j + 1 < n and QP_CLASS[s[j + 1]] != 3):
                         j += 1
