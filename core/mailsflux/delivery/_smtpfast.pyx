@@ -290,3 +290,21 @@ def envelope(str mail_from not None, str rcpt_to not None, Py_ssize_t size):
     if j != total:  # cannot happen: the sum and the copies agree
         raise SystemError("envelope size mismatch")
     return out
+
+
+def enhanced_prefix(str text not None):
+    """``text[:5]`` when ``text`` starts with a one-digit-a-part RFC 3463
+    enhanced status and a space (``"2.0.0 Ok"``: most replies), else None."""
+    if PyUnicode_GET_LENGTH(text) <= 5:
+        return None
+    cdef Py_UCS4 c0 = text[0]
+    if not (
+        (c0 == u"2" or c0 == u"4" or c0 == u"5")
+        and text[1] == u"."
+        and u"0" <= text[2] <= u"9"
+        and text[3] == u"."
+        and u"0" <= text[4] <= u"9"
+        and text[5] == u" "
+    ):
+        return None
+    return text[:5]

@@ -13,3 +13,6 @@ def ascii_address(addr: str) -> bool:
 
 def envelope(mail_from: str, rcpt_to: str, size: int) -> bytes | None:
     """The pipelined MAIL/RCPT/DATA commands, or None (non-ASCII or invalid address)."""
+
+def enhanced_prefix(text: str) -> str | None:
+    """``text[:5]`` when it starts with an enhanced status like ``2.0.0`` and a space."""

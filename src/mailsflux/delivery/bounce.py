@@ -44,6 +44,7 @@ from typing import NamedTuple
 
 import msgspec
 
+from mailsflux.delivery._smtpfast import enhanced_prefix as _enhanced_prefix
 from mailsflux.errors import MailsfluxError
 from mailsflux.types import DeliveryResult
 
@@ -477,17 +478,9 @@ def _compile(pattern: str | None, flags: int = 0) -> re.Pattern[str] | None:
 def find_enhanced_status(text: str) -> str | None:
     """The first RFC 3463 enhanced status in ``text`` (not IP addresses), or None."""
     # Most replies start with it, one digit a part ("2.0.0 Ok"): that is what
-    # the search finds there, and the result is the text itself.
-    if (
-        len(text) > 5
-        and text[5] == " "
-        and text[1] == text[3] == "."
-        and text[0] in "245"
-        and "0" <= text[2] <= "9"
-        and "0" <= text[4] <= "9"
-    ):
-        return text[:5]
-    return _search_enhanced(text)
+    # the search finds there, and the result is the text itself (checked in
+    # compiled code: this runs once a delivered message).
+    return _enhanced_prefix(text) or _search_enhanced(text)
 
 
 def _search_enhanced(text: str) -> str | None:

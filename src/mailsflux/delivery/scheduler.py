@@ -267,6 +267,11 @@ class Scheduler:
         #: Called after each batch's outcomes are handled, before the session
         #: sends anything more (a spool commits the batch's results there).
         self.after_batch: Callable[[], None] | None = None
+        #: Given, a batch whose every message was delivered reports them
+        #: in one call, in order, instead of ``on_result`` once each (the
+        #: common case, recorded without a call chain a message). It must
+        #: handle each result as ``on_result`` would.
+        self.on_delivered: Callable[[list[DeliveryResult]], None] | None = None
         self._waiting = 0  # waiting in memory for an in-run retry
         self._draining = False
 
@@ -324,10 +329,15 @@ class Scheduler:
         room = self._capacity()
         # A batch spans microseconds: a route cached at its start stands for all of it.
         routes: dict[str, tuple[Route, DomainTLS | None, str] | None] = {}
-        clock, place, n = self.clock, self._place, len(msgs)
+        place, n, now = self._place, len(msgs), self.clock()
+        # The site the message before was queued at (None: stopped): a
+        # message for the same site, whose TLS policy would change nothing
+        # there, joins its queue directly. Nothing can stop a site while this
+        # runs (no await).
+        site: _Site | None = None
         while i < n and self._queued < room:
             msg = msgs[i]
-            domain = msg.domain
+            domain = msg.rcpt_to.rpartition("@")[2].lower()  # msg.domain
             if domain in routes:
                 hit = routes[domain]
             else:
@@ -343,9 +353,27 @@ class Scheduler:
             self._open += 1
             if self._open == 1:
                 self._idle.clear()
-            place(_Item(msg, clock()), domain, *hit)
+            if site is not None and hit[2] == site.key and (hit[1] is None or hit[1] is site.tls):
+                site.queue.append(_Item(msg, now))
+                self._queued += 1
+            else:
+                if site is not None:
+                    self._woken(site)
+                place(_Item(msg, now), domain, *hit)
+                site = self._sites[hit[2]]
+                if site.stopped is not None:
+                    site = None
             i += 1
+        if site is not None:
+            self._woken(site)
         return i
+
+    def _woken(self, site: _Site) -> None:
+        """Messages were queued at ``site`` without :meth:`_place`: what it
+        does after each, once (as many workers as a message at a time adds)."""
+        site.wake.set()
+        while self._spawn(site):
+            pass
 
     async def close(self) -> None:
         """Wait until every submitted message has its final result.
@@ -475,13 +503,16 @@ class Scheduler:
         site.wake.set()
         self._spawn(site)
 
-    def _spawn(self, site: _Site) -> None:
-        # One more worker while the queue holds more than the workers can batch.
+    def _spawn(self, site: _Site) -> bool:
+        """One more worker while the queue holds more than the workers can
+        batch; True when one was started."""
         if site.workers < site.limits.connections and len(site.queue) > site.workers * BATCH // 2:
             site.workers += 1
             task = asyncio.ensure_future(self._worker(site))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            return True
+        return False
 
     def _take(self, site: _Site, n: int) -> list[_Item]:
         batch = [site.queue.popleft() for _ in range(min(n, len(site.queue)))]
@@ -540,20 +571,58 @@ class Scheduler:
         try:
             self.on_result(result)
         except Exception as exc:
-            # The outcome stands (a delivered message is never sent again);
-            # the caller's bookkeeping failed, which it must hear about once.
-            self.callback_failures += 1
-            if self.callback_failures == 1:
-                print(
-                    f"mailsflux: the result callback failed ({type(exc).__name__}: {exc}); "
-                    "delivery goes on, results it could not record are not repeated",
-                    file=sys.stderr,
-                )
+            self._callback_failed(exc)
         finally:
             # Counted as final even if the caller's callback fails: close() never hangs.
             self._open -= 1
             if self._open == 0:
                 self._idle.set()
+
+    def _delivered(self, site: _Site, batch: list[_Item], outcomes: list[Outcome]) -> None:
+        """:meth:`_outcome` for a batch's first ``len(outcomes)`` items, all
+        delivered: their results reach ``on_delivered`` in one call."""
+        site.own_faults = 0
+        results: list[DeliveryResult] = []
+        add = results.append
+        for item, (_, code, text, _) in zip(batch, outcomes, strict=False):
+            item.attempts += 1
+            item.done = True
+            msg = item.msg
+            # As _final makes them: a 2xx is "delivered" whatever its text.
+            add(
+                DeliveryResult(
+                    msg.rcpt_to,
+                    msg.message_id,
+                    "delivered",
+                    code,
+                    find_enhanced_status(text),
+                    text.strip()[:500],
+                    item.attempts,
+                    msg.row,
+                    "delivered",
+                )
+            )
+        assert self.on_delivered is not None
+        try:
+            self.on_delivered(results)
+        except Exception as exc:
+            self._callback_failed(exc, len(results))
+        finally:
+            self._open -= len(results)
+            if self._open == 0:
+                self._idle.set()
+
+    def _callback_failed(self, exc: Exception, results: int = 1) -> None:
+        # The outcome stands (a delivered message is never sent again);
+        # the caller's bookkeeping failed, which it must hear about once.
+        first = self.callback_failures == 0
+        self.callback_failures += results
+        if first:
+            print(
+                f"mailsflux: the result callback failed ({type(exc).__name__}: {exc}); "
+                "delivery goes on, results it could not record are not repeated",
+                file=sys.stderr,
+            )
 
     def _defer(self, item: _Item, code: int | None, text: str) -> None:
         item.done = True
@@ -921,8 +990,11 @@ class Scheduler:
             # A site that cannot be reached: back off before the next try.
             await asyncio.sleep(min(self.retry.initial, 1.0))
             return None
-        for item, outcome in zip(batch, outcomes, strict=False):
-            self._outcome(site, item, outcome)
+        if self.on_delivered is not None and outcomes and _all_delivered(outcomes):
+            self._delivered(site, batch, outcomes)
+        else:
+            for item, outcome in zip(batch, outcomes, strict=False):
+                self._outcome(site, item, outcome)
         if len(outcomes) < len(batch):
             # The site throttled us (or was stopped) mid-batch: the rest were
             # never attempted; they go back to the front of the queue.
@@ -966,6 +1038,13 @@ class Scheduler:
             return run >= self.stop_after
 
         return stop
+
+
+def _all_delivered(outcomes: list[Outcome]) -> bool:
+    for o in outcomes:
+        if o[0] != "delivered":
+            return False
+    return True
 
 
 def _keyed(route: Route, tls: DomainTLS) -> tuple[DomainTLS | None, str]:

@@ -260,6 +260,48 @@ class Journal:
             else:
                 rec.next_at, rec.message = nxt, msg
         self._buffer.append(rec)
+        self._buffered()
+        return r
+
+    def settle_delivered(self, rs: Sequence[DeliveryResult], domains: Sequence[str]) -> None:
+        """:meth:`settle` for results that are all "delivered" (none can
+        expire), a batch at a time; ``domains`` are their recipients' domains."""
+        now = time.time()
+        held, prior, parked = self.held, self.prior, self._parked
+        add = self._buffer.append
+        for r, domain in zip(rs, domains, strict=True):
+            row = r.row
+            attempts, first = r.attempts, now
+            # All three are empty in a plain job: no lookups then.
+            if held:
+                held.discard(row)
+            kept = parked.pop(row, None) if parked else None
+            if prior and (p := prior.pop(row, None)) is not None:
+                attempts += p.attempts
+                first = p.first_at
+            elif kept is not None:
+                first = kept[1]
+            add(
+                Record(
+                    row=row,
+                    state="delivered",
+                    recipient=r.recipient,
+                    message_id=r.message_id,
+                    domain=domain,
+                    attempts=attempts,
+                    first_at=first,
+                    code=r.code,
+                    enhanced_status=r.enhanced_status,
+                    reply=r.reply,
+                    category=r.category,
+                    updated=now,
+                )
+            )
+        self._buffered()
+
+    def _buffered(self) -> None:
+        """Records were buffered: commit them now if there are many, else
+        by the end of this turn of the loop at the latest."""
         if len(self._buffer) >= _GROUP:
             self.flush()
         elif not self._flush_soon:
@@ -270,7 +312,6 @@ class Journal:
                 asyncio.get_running_loop().call_soon(self.flush)
             except RuntimeError:
                 self.flush()
-        return r
 
     def flush(self) -> None:
         """Commit what is buffered (one transaction)."""

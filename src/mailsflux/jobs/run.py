@@ -250,6 +250,25 @@ async def send(
             ok &= record("progress display", lambda _: progress.advance(), r)
         summary.record_failures += not ok
 
+    def delivered(rs: list[DeliveryResult]) -> None:
+        # result() for a batch the scheduler reported all delivered: the
+        # same steps in the same order, without a chain of calls a message.
+        domains = [r.recipient.rpartition("@")[2].lower() for r in rs]
+        if journal is not None:
+            journal.settle_delivered(rs, domains)
+        summary.total += len(rs)
+        summary.sent += len(rs)
+        per_domain.update(domains)
+        if events is None and on_result is None and progress is None:
+            return
+        for r in rs:
+            ok = record("events file", log.result, r) if events is not None else True
+            if on_result is not None:
+                ok &= record("result callback", on_result, r)
+            if progress is not None:
+                ok &= record("progress display", lambda _: progress.advance(), r)
+            summary.record_failures += not ok
+
     ehlo = spec.ehlo_name or socket.getfqdn() or "localhost"
     if shard[0] == 0 and not is_fqdn(ehlo):  # one warning, not one per worker
         on_problem(
@@ -279,6 +298,7 @@ async def send(
         tls_context=tls_context,
     )
     scheduler.suppressed = prepared.suppressed
+    scheduler.on_delivered = delivered
     if attempts is not None:
         scheduler.retry = msgspec.structs.replace(scheduler.retry, attempts=attempts)
     halt = stop
