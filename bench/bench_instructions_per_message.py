@@ -1,0 +1,152 @@
+"""Question: how many CPU instructions does one message of a whole send cost,
+and in which library?
+
+CPU time on a shared virtual machine moves by a tenth from run to run (on
+2026-12-01 the same build's whole job gave 220 to 264 us a message in six
+rounds), so a change worth 2 % of a message cannot be seen in it.
+Instructions can: ``valgrind --tool=callgrind`` counts them, whatever the
+machine's speed or load. This sends the benchmark job
+(:mod:`mailsflux.benchmark.sample`: tracking on, Ed25519, the spool on)
+with ``mailsflux send --workers 1`` into a sink under callgrind, with N and
+3N rows; the difference over 2N is what one more message costs, start-up
+left out. Next to it, the floor in the same run: a bare Ed25519 sign
+(``cryptography``, as the job signs) and SHA-256 of the job's message size.
+It prints thousands of instructions a message by shared object (the
+interpreter, the sign's library, each compiled module of ``core/``) and
+the functions that cost the most.
+
+    .venv/bin/python bench/bench_instructions_per_message.py [N] [top]
+
+Callgrind runs the program some 50 times slower. It counts user-space
+instructions only: the kernel's (system calls, on loopback the sink's TCP)
+are not in it, nor the sink's. Under valgrind OpenSSL finds no SHA
+extensions, so SHA-256 costs more instructions here than on the CPU.
+To compare two builds, run it under each (``PYTHONPATH=/tmp/base-site``).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from _machine import describe
+from mailsflux.benchmark.e2e import _first_message
+from mailsflux.benchmark.sample import write_job
+from mailsflux.benchmark.sinks import sink
+
+#: ``  1,234 (12.34%)  file:function [/path/object.so]`` in callgrind_annotate's output.
+_LINE = re.compile(r"^\s*([0-9,]+) \(\s*[0-9.]+%\)\s+(.*?)\s+\[(.*)\]\s*$")
+
+_FLOOR = """
+import hashlib, os, sys
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+n, size = int(sys.argv[1]), int(sys.argv[2])
+key, body = Ed25519PrivateKey.generate(), os.urandom(size)
+for _ in range(n):
+    key.sign(hashlib.sha256(body).digest())
+"""
+_SHA_ONLY = _FLOOR.replace(
+    "key.sign(hashlib.sha256(body).digest())", "hashlib.sha256(body).digest()"
+)
+
+
+def _callgrind(cmd: list[str], out: Path) -> tuple[Counter[str], Counter[str]]:
+    """Instructions of ``cmd`` by shared object and by function."""
+    run = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *cmd]
+    done = subprocess.run(run, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:4])} failed under callgrind: {done.stderr[-800:]}")
+    text = subprocess.run(
+        ["callgrind_annotate", "--threshold=100", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    objects: Counter[str] = Counter()
+    functions: Counter[str] = Counter()
+    for line in text.splitlines():
+        m = _LINE.match(line)
+        if m is None or "PROGRAM TOTALS" in line:
+            continue
+        n, where, obj = int(m.group(1).replace(",", "")), m.group(2), Path(m.group(3)).name
+        objects[obj] += n
+        functions[f"{where.rpartition(':')[2]} ({obj})"] += n
+    out.unlink()
+    return objects, functions
+
+
+def _send(rows: int, port: int, tmp: Path) -> tuple[Counter[str], Counter[str], int]:
+    job = write_job(tmp / f"job-{rows}", rows, algorithm="ed25519-sha256", spool="spool")
+    # Keys and tracking secrets are made here, before counting.
+    size = len(_first_message(job).data)
+    cmd = [sys.executable, "-m", "mailsflux", "send", str(job), "--json", "-q", "--workers", "1"]
+    cmd += ["--relay", f"smtp+plain://127.0.0.1:{port}"]
+    objects, functions = _callgrind(cmd, tmp / f"send-{rows}.out")
+    return objects, functions, size
+
+
+def _per(one: Counter[str], three: Counter[str], n: int) -> dict[str, float]:
+    return {k: (three[k] - one[k]) / (2 * n) for k in one.keys() | three.keys()}
+
+
+def per_message(n: int) -> tuple[dict[str, float], dict[str, float], dict[str, float], int]:
+    """Instructions a message by object and by function, the floor's by
+    part (``sign`` with its SHA-256, ``sha256`` alone), and the message size."""
+    with tempfile.TemporaryDirectory(prefix="mf-bench-ir-") as tmp, sink("auto") as server:
+        t = Path(tmp)
+        o1, f1, size = _send(n, server.port, t)
+        o3, f3, _ = _send(3 * n, server.port, t)
+        floor = {}
+        for name, code in (("sign", _FLOOR), ("sha256", _SHA_ONLY)):
+            a, _ = _callgrind([sys.executable, "-c", code, str(n), str(size)], t / "f1.out")
+            b, _ = _callgrind([sys.executable, "-c", code, str(3 * n), str(size)], t / "f3.out")
+            floor[name] = sum(_per(a, b, n).values())
+    return _per(o1, o3, n), _per(f1, f3, n), floor, size
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_a_message_costs_instructions_in_the_sign_the_interpreter_and_the_core() -> None:
+    objects, _, floor, _ = per_message(10)
+    sign = sum(v for k, v in objects.items() if k.startswith("_rust"))
+    python = sum(v for k, v in objects.items() if k.startswith("libpython"))
+    core = sum(v for k, v in objects.items() if k.startswith(("_canon", "_mimebuild", "_smtpfast")))
+    # The sign is in cryptography's library; the job adds the interpreter's
+    # and the compiled core's work around it.
+    assert floor["sign"] > floor["sha256"] > 0
+    assert sign > 0.5 * floor["sign"], (sign, floor)
+    assert python > 1000 and core > 1000, objects
+    assert sum(objects.values()) > floor["sign"]
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    top = int(sys.argv[2]) if len(sys.argv) > 2 else 25
+    print(describe())
+    objects, functions, floor, size = per_message(n)
+    total = sum(objects.values())
+    print(
+        f"{n} and {3 * n} messages of {size} bytes (Ed25519, tracked, spool on), one process,"
+        " user-space instructions a message (callgrind):"
+    )
+    print(f"{total / 1000:9.1f} k  the whole message")
+    print(f"{floor['sign'] / 1000:9.1f} k  floor: a bare Ed25519 sign of its SHA-256")
+    print(f"{floor['sha256'] / 1000:9.1f} k  floor: SHA-256 of {size} bytes alone")
+    print(f"{(total - floor['sign']) / 1000:9.1f} k  beyond the floor")
+    print("by shared object:")
+    for k, v in sorted(objects.items(), key=lambda kv: -kv[1]):
+        if v >= 500:
+            print(f"{v / 1000:9.1f} k  {k}")
+    print("by function:")
+    for k, v in sorted(functions.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"{v / 1000:9.1f} k  {k}")
+
+
+if __name__ == "__main__":
+    main()
