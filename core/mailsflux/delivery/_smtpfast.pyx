@@ -308,3 +308,183 @@ def enhanced_prefix(str text not None):
     ):
         return None
     return text[:5]
+
+
+cdef Py_ssize_t _MAX_REPLY = 64 * 1024
+
+
+cdef class Pipeline:
+    """The pipelined exchange of a batch's messages, driven from the reader's
+    ``data_received`` as replies arrive, while every message is answered
+    250, 250, 354 and its final dot 2xx: no Python frame and no wait a
+    message (``SMTPSession.send`` hands over, then takes back the rest).
+
+    It writes the first message's envelope itself, then, as the three
+    envelope replies of message i come, its stuffed data with message
+    i+1's envelope behind it (one write), exactly what ``send`` writes. It
+    stops (resolving the reader's waiter) when:
+
+    - a message's envelope replies are not 2xx, 2xx, 354: they are left
+      queued and :attr:`stop_at` is that message, its envelope on the wire
+      (:attr:`pending`);
+    - a final dot is answered other than 2xx, or the next message has no
+      compiled envelope (non-ASCII, above SIZE, invalid), or none is left:
+      :attr:`stop_at` is the next message, :attr:`pending` says whether its
+      envelope went out.
+
+    Each final reply is appended to ``out`` as the ``Outcome`` ``send``
+    makes. Deadlines are the reader's: ``timeout`` a reply, ``data_timeout``
+    for the final dot's, moved on as replies come (the reader's watchdog
+    enforces them). A connection that fails fails the reader's waiter.
+    """
+
+    cdef object reader, q, msgs, out, transport, outcome, loop
+    cdef bytearray buf
+    cdef list lines
+    cdef Py_ssize_t i, n, size_limit
+    cdef int phase
+    cdef bint next_written, running
+    cdef double timeout, data_timeout
+    cdef public Py_ssize_t sent, stop_at
+    cdef public bint pending
+
+    def __init__(
+        self, reader, list msgs not None, list out not None, outcome, Py_ssize_t size_limit,
+        double timeout, double data_timeout,
+    ):
+        self.reader = reader
+        self.q = reader._replies
+        self.buf = reader._buf
+        self.lines = reader._lines
+        self.transport = reader.transport
+        self.loop = reader._loop
+        self.msgs = msgs
+        self.n = len(msgs)
+        self.out = out
+        self.outcome = outcome
+        self.size_limit = size_limit  # -1: no SIZE; 0: SIZE without a limit
+        self.timeout = timeout
+        self.data_timeout = data_timeout
+        self.i = 0
+        self.phase = 0
+        self.sent = 0
+        self.stop_at = 0
+        self.pending = False
+        self.running = False
+
+    cdef object _envelope(self, Py_ssize_t k):
+        """Message k's envelope, or None where ``send``'s Python path must decide."""
+        if k >= self.n:
+            return None
+        m = self.msgs[k]
+        if m.smtputf8:
+            return None
+        cdef Py_ssize_t size = len(m.data)
+        if self.size_limit > 0 and size > self.size_limit:
+            return None
+        return envelope(m.mail_from, m.rcpt_to, size if self.size_limit >= 0 else -1)
+
+    def start(self):
+        """Write the first envelope; False (nothing written) when the first
+        message is not one for the compiled path."""
+        env = self._envelope(0)
+        if env is None or self.loop is None:
+            return False
+        self.running = True
+        self.transport.write(env)
+        return True
+
+    cdef void _deadline(self, double timeout) except *:
+        cdef double deadline = self.loop.time() + timeout
+        r = self.reader
+        r._deadline = deadline
+        r._timeout = timeout
+        if deadline < r._timer_at:
+            r._arm(deadline)
+
+    cdef void _finish(self, Py_ssize_t at, bint pending) except *:
+        self.running = False
+        self.stop_at = at
+        self.pending = pending
+        r = self.reader
+        w = r._waiter
+        r._waiter = None
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    cdef void _advance(self, bint came) except *:
+        cdef int mail, rcpt, data, code
+        q = self.q
+        while self.running:
+            if self.phase == 0:
+                if len(q) < 3:
+                    if came and len(q):
+                        # Some of the awaited replies came: the next gets a
+                        # whole timeout from now, as a read of it alone would.
+                        self._deadline(self.timeout)
+                    return
+                mail = q[0][0]
+                rcpt = q[1][0]
+                data = q[2][0]
+                if not (200 <= mail < 300 and 200 <= rcpt < 300 and data == 354):
+                    self._finish(self.i, True)  # send() reads them, as its own
+                    return
+                q.popleft()
+                q.popleft()
+                self.reader.last = q.popleft()
+                nxt = self._envelope(self.i + 1)
+                self.next_written = nxt is not None
+                self.transport.write(payload(self.msgs[self.i].data, nxt if nxt is not None else b""))
+                self.phase = 1
+                if not q:
+                    self._deadline(self.data_timeout)
+            else:
+                if not q:
+                    return
+                reply = q.popleft()
+                code = reply[0]
+                self.out.append(
+                    tuple.__new__(
+                        self.outcome,
+                        (
+                            "delivered" if 200 <= code < 300
+                            else "bounced" if 500 <= code < 600 else "deferred",
+                            code,
+                            reply[1],
+                            "eod",
+                        ),
+                    )
+                )
+                self.sent += 1
+                self.i += 1
+                self.reader.last = None
+                if not (200 <= code < 300 and self.next_written):
+                    self._finish(self.i, self.next_written)
+                    return
+                self.phase = 0
+                if len(q) < 3:
+                    self._deadline(self.timeout)
+
+    def feed(self, data):
+        """The reader's ``data_received`` while this runs: replies parsed and
+        queued, the exchange moved on; returns why the connection must fail
+        (a malformed or too long reply), or None."""
+        buf = self.buf
+        cdef Py_ssize_t consumed
+        if buf:
+            buf += data
+            consumed, replies, bad = parse(buf, self.lines)
+            del buf[:consumed]
+        else:
+            consumed, replies, bad = parse(data, self.lines)
+            if consumed < len(data) and bad is None:
+                buf += data[consumed:]
+        if replies:
+            self.q.extend(replies)
+        if self.running and self.reader._lost is None:
+            self._advance(bool(replies))
+        if bad is not None:
+            return f"malformed SMTP reply line: {bad!r}"
+        if len(buf) > _MAX_REPLY or len(self.lines) > 1000:
+            return "SMTP reply too long"
+        return None

@@ -1,5 +1,7 @@
 """Type stub for the compiled SMTP client helpers (core/mailsflux/delivery/_smtpfast.pyx)."""
 
+from typing import Any
+
 def payload(data: bytes, tail: bytes = b"") -> bytes:
     """``data`` dot-stuffed, CRLF-ended, with ``.\\r\\n``, then ``tail``."""
 
@@ -16,3 +18,24 @@ def envelope(mail_from: str, rcpt_to: str, size: int) -> bytes | None:
 
 def enhanced_prefix(text: str) -> str | None:
     """``text[:5]`` when it starts with an enhanced status like ``2.0.0`` and a space."""
+
+class Pipeline:
+    """The pipelined exchange of a batch's messages while every reply is 2xx (354 for DATA)."""
+
+    sent: int
+    stop_at: int
+    pending: bool
+    def __init__(
+        self,
+        reader: object,
+        msgs: list[Any],
+        out: list[Any],
+        outcome: type,
+        size_limit: int,
+        timeout: float,
+        data_timeout: float,
+    ) -> None: ...
+    def start(self) -> bool:
+        """Write the first envelope; False when the first message is not for this path."""
+    def feed(self, data: bytes) -> str | None:
+        """Replies queued, the exchange moved on; why the connection must fail, or None."""

@@ -25,9 +25,11 @@ the whole job is one site, and Google Workspace or Microsoft 365 tenants
 share one.
 
 A recorded outcome is final: the result callback is called once per
-message, and a callback that raises is reported once and does not undo or
-repeat a delivery. A throttle backend outage (Redis down) is a wait with
-backoff, reported once; what waits meanwhile defers by the usual rules.
+message (or, given ``on_delivered``, a batch whose every message was
+delivered is handed over in one call), and a callback that raises is
+reported once and does not undo or repeat a delivery. A throttle backend
+outage (Redis down) is a wait with backoff, reported once; what waits
+meanwhile defers by the usual rules.
 """
 
 from __future__ import annotations

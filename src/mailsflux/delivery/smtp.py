@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import re
 import socket
 import ssl
@@ -24,6 +25,7 @@ import aiosmtplib
 
 from mailsflux._aio import within
 from mailsflux._tls import client_context
+from mailsflux.delivery._smtpfast import Pipeline as _Pipeline
 from mailsflux.delivery._smtpfast import envelope as _envelope_fast
 from mailsflux.delivery._smtpfast import parse as _parse
 from mailsflux.delivery._smtpfast import payload as _payload
@@ -152,8 +154,19 @@ class _ReplyReader(asyncio.Protocol):
         # The loop the first wait ran in, kept: asking for the running loop
         # costs a getpid() system call (asyncio's fork check), once a message.
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: When the watchdog timer fires (inf: none armed).
+        self._timer_at = math.inf
+        #: The compiled exchange running now (SMTPSession.send), if any:
+        #: the replies are its.
+        self._pipe: _Pipeline | None = None
 
     def data_received(self, data: bytes) -> None:
+        pipe = self._pipe
+        if pipe is not None:
+            why = pipe.feed(data)
+            if why is not None:
+                self._fail(TemporaryDeliveryError(why))
+            return
         buf = self._buf
         if buf:
             buf += data
@@ -189,6 +202,7 @@ class _ReplyReader(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+            self._timer_at = math.inf
         w, self._waiter = self._waiter, None
         if w is not None and not w.done():
             # The replies that did come for the wait count as read, as they
@@ -210,6 +224,7 @@ class _ReplyReader(asyncio.Protocol):
 
     def _watchdog(self) -> None:
         self._timer = None
+        self._timer_at = math.inf
         w = self._waiter
         if self._lost is not None or w is None or w.done():
             return
@@ -217,7 +232,15 @@ class _ReplyReader(asyncio.Protocol):
         if loop.time() >= self._deadline:
             self._fail(TemporaryDeliveryError(f"no reply within {self._timeout:g} s"))
         else:
-            self._timer = loop.call_at(self._deadline, self._watchdog)
+            self._arm(self._deadline)
+
+    def _arm(self, deadline: float) -> None:
+        """The watchdog fires at ``deadline`` (instead of any later time)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        assert self._loop is not None
+        self._timer = self._loop.call_at(deadline, self._watchdog)
+        self._timer_at = deadline
 
     def wait(self, n: int, timeout: float) -> asyncio.Future[None]:
         """A future done when :attr:`_replies` holds ``n`` replies (the caller
@@ -239,11 +262,8 @@ class _ReplyReader(asyncio.Protocol):
         self._waiter, self._need = fut, n
         deadline = loop.time() + timeout
         self._deadline, self._timeout = deadline, timeout
-        timer = self._timer
-        if timer is None or timer.when() > deadline:
-            if timer is not None:
-                timer.cancel()
-            self._timer = loop.call_at(deadline, self._watchdog)
+        if self._timer_at > deadline:
+            self._arm(deadline)
         return fut
 
     async def read(self, timeout: float) -> Reply:
@@ -531,7 +551,11 @@ class SMTPSession:
             # behind the previous message (so it passed _refusal then).
             pending_env = False
             stopping = False
-            for i, m in enumerate(todo):
+            start = 0
+            if pipelining and n and not q and r._lost is None:
+                start, pending_env = await self._pipelined(todo, out, stop)
+            for i in range(start, n):
+                m = todo[i]
                 r.last = None
                 if stop is not None and out and not stopping and stop(out[-1]):
                     stopping = True
@@ -604,6 +628,37 @@ class SMTPSession:
             reply = Reply(*last) if last is not None and last[0] >= 400 else None
             raise SessionError(exc.message, out, closed=r.closed_by_peer, reply=reply) from None
         return out
+
+    async def _pipelined(
+        self,
+        todo: list[RenderedMessage],
+        out: list[Outcome],
+        stop: Callable[[Outcome], bool] | None,
+    ) -> tuple[int, bool]:
+        """The leading messages of ``todo`` that are answered 2xx throughout,
+        exchanged by the compiled :class:`~mailsflux.delivery._smtpfast.Pipeline`
+        (their outcomes appended to ``out``); returns where ``send`` goes on
+        and whether that message's envelope is on the wire already."""
+        r = self._reader
+        if r._loop is None:
+            r._loop = asyncio.get_running_loop()
+        size = self.size_limit
+        pipe = _Pipeline(
+            r, todo, out, Outcome, -1 if size is None else size, self.timeout, self.data_timeout
+        )
+        if not pipe.start():
+            return 0, False
+        r._pipe = pipe
+        try:
+            await r.wait(1 << 62, self.timeout)
+        finally:
+            r._pipe = None
+            self.sent += pipe.sent
+        if stop is not None and len(out) >= 2 and out[-1][0] != "delivered":
+            # send() asks stop() about the last outcome; the delivery
+            # before it (the pipeline asked nothing) must reset its count.
+            stop(out[-2])
+        return pipe.stop_at, pipe.pending
 
     def _prepare(self, m: RenderedMessage) -> bytes | Outcome:
         """The envelope commands for ``m``, or why this server cannot take it."""
