@@ -68,9 +68,7 @@ def test_a_delivered_batch_is_one_call_with_what_one_call_each_would_say() -> No
         plain, _ = _run(server.port, 100, batched=False)
         calls, _ = _run(server.port, 100, batched=True)
     assert calls.one == []
-    assert 100 // BATCH <= len(calls.batches) and all(
-        1 <= len(b) <= BATCH for b in calls.batches
-    )
+    assert 100 // BATCH <= len(calls.batches) and all(1 <= len(b) <= BATCH for b in calls.batches)
     got = [r for b in calls.batches for r in b]
     # One session: both runs report the messages in the order submitted.
     assert got == plain.one
@@ -164,7 +162,14 @@ def _records(tmp_path: Path, name: str, batched: bool, prior: bool) -> list[Reco
         journal = start(job, spool)
         results = [
             DeliveryResult(
-                f"user{i}@Example.COM", f"m{i}", "delivered", 250, "2.0.0", "2.0.0 ok", 1, i + 1,
+                f"user{i}@Example.COM",
+                f"m{i}",
+                "delivered",
+                250,
+                "2.0.0",
+                "2.0.0 ok",
+                1,
+                i + 1,
                 "delivered",
             )
             for i in range(3)

@@ -310,7 +310,36 @@ def enhanced_prefix(str text not None):
     return text[:5]
 
 
+# RFC 5321 4.5.3.1.5: a reply line is at most 512 octets; allow slack, but
+# bound what a hostile server can make us buffer (a line, and the lines of
+# a multi-line reply).
 cdef Py_ssize_t _MAX_REPLY = 64 * 1024
+cdef Py_ssize_t _MAX_LINES = 1000
+
+
+def receive(bytearray buf not None, list lines not None, q, data):
+    """Replies read from ``data``, after the unfinished line ``buf`` holds
+    from before: each whole reply is appended to ``q`` (a deque), the rest
+    of a line kept in ``buf``, the lines of an unfinished multi-line reply
+    in ``lines``. Returns ``(came, why)``: whether a reply came, and why
+    the connection must fail (a malformed or too long reply) or None. What
+    the reader's ``data_received`` and :meth:`Pipeline.feed` both do."""
+    cdef Py_ssize_t consumed
+    if buf:
+        buf += data
+        consumed, replies, bad = parse(buf, lines)
+        del buf[:consumed]
+    else:
+        consumed, replies, bad = parse(data, lines)
+        if consumed < len(data) and bad is None:
+            buf += data[consumed:]
+    if replies:
+        q.extend(replies)
+    if bad is not None:
+        return bool(replies), f"malformed SMTP reply line: {bad!r}"
+    if len(buf) > _MAX_REPLY or len(lines) > _MAX_LINES:
+        return bool(replies), "SMTP reply too long"
+    return bool(replies), None
 
 
 cdef class Pipeline:
@@ -469,22 +498,7 @@ cdef class Pipeline:
         """The reader's ``data_received`` while this runs: replies parsed and
         queued, the exchange moved on; returns why the connection must fail
         (a malformed or too long reply), or None."""
-        buf = self.buf
-        cdef Py_ssize_t consumed
-        if buf:
-            buf += data
-            consumed, replies, bad = parse(buf, self.lines)
-            del buf[:consumed]
-        else:
-            consumed, replies, bad = parse(data, self.lines)
-            if consumed < len(data) and bad is None:
-                buf += data[consumed:]
-        if replies:
-            self.q.extend(replies)
+        came, why = receive(self.buf, self.lines, self.q, data)
         if self.running and self.reader._lost is None:
-            self._advance(bool(replies))
-        if bad is not None:
-            return f"malformed SMTP reply line: {bad!r}"
-        if len(buf) > _MAX_REPLY or len(self.lines) > 1000:
-            return "SMTP reply too long"
-        return None
+            self._advance(came)
+        return why

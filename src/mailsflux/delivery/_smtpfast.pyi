@@ -16,6 +16,9 @@ def ascii_address(addr: str) -> bool:
 def envelope(mail_from: str, rcpt_to: str, size: int) -> bytes | None:
     """The pipelined MAIL/RCPT/DATA commands, or None (non-ASCII or invalid address)."""
 
+def receive(buf: bytearray, lines: list[str], q: Any, data: bytes) -> tuple[bool, str | None]:
+    """Replies of ``data`` appended to ``q``; (a reply came, why to fail or None)."""
+
 def enhanced_prefix(text: str) -> str | None:
     """``text[:5]`` when it starts with an enhanced status like ``2.0.0`` and a space."""
 

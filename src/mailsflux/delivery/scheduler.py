@@ -339,7 +339,7 @@ class Scheduler:
         site: _Site | None = None
         while i < n and self._queued < room:
             msg = msgs[i]
-            domain = msg.rcpt_to.rpartition("@")[2].lower()  # msg.domain
+            domain = msg.domain
             if domain in routes:
                 hit = routes[domain]
             else:
@@ -552,18 +552,7 @@ class Scheduler:
         else:
             c = c or classify(code, text, enhanced)
             category, enhanced = str(c.category), c.enhanced_status
-        msg = item.msg
-        result = DeliveryResult(
-            recipient=msg.rcpt_to,
-            message_id=msg.message_id,
-            status=status,
-            code=code,
-            enhanced_status=enhanced,
-            reply=text.strip()[:500],
-            attempts=max(item.attempts, 1),
-            row=msg.row,
-            category=category,
-        )
+        result = _result(item, status, code, text, enhanced, category)
         item.done = True
         if status == "deferred" and self.park is not None:
             try:
@@ -589,21 +578,8 @@ class Scheduler:
         for item, (_, code, text, _) in zip(batch, outcomes, strict=False):
             item.attempts += 1
             item.done = True
-            msg = item.msg
             # As _final makes them: a 2xx is "delivered" whatever its text.
-            add(
-                DeliveryResult(
-                    msg.rcpt_to,
-                    msg.message_id,
-                    "delivered",
-                    code,
-                    find_enhanced_status(text),
-                    text.strip()[:500],
-                    item.attempts,
-                    msg.row,
-                    "delivered",
-                )
-            )
+            add(_result(item, "delivered", code, text, find_enhanced_status(text), "delivered"))
         assert self.on_delivered is not None
         try:
             self.on_delivered(results)
@@ -1040,6 +1016,29 @@ class Scheduler:
             return run >= self.stop_after
 
         return stop
+
+
+def _result(
+    item: _Item,
+    status: DeliveryStatus,
+    code: int | None,
+    text: str,
+    enhanced: str | None,
+    category: str,
+) -> DeliveryResult:
+    """What became of ``item``'s message, as the result callbacks hear it."""
+    msg = item.msg
+    return DeliveryResult(
+        recipient=msg.rcpt_to,
+        message_id=msg.message_id,
+        status=status,
+        code=code,
+        enhanced_status=enhanced,
+        reply=text.strip()[:500],
+        attempts=max(item.attempts, 1),
+        row=msg.row,
+        category=category,
+    )
 
 
 def _all_delivered(outcomes: list[Outcome]) -> bool:

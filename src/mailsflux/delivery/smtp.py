@@ -27,16 +27,12 @@ from mailsflux._aio import within
 from mailsflux._tls import client_context
 from mailsflux.delivery._smtpfast import Pipeline as _Pipeline
 from mailsflux.delivery._smtpfast import envelope as _envelope_fast
-from mailsflux.delivery._smtpfast import parse as _parse
 from mailsflux.delivery._smtpfast import payload as _payload
+from mailsflux.delivery._smtpfast import receive as _receive
 from mailsflux.errors import DeliveryError, PermanentDeliveryError, TemporaryDeliveryError
 from mailsflux.types import RenderedMessage
 
 TLSMode = Literal["none", "opportunistic", "required", "implicit"]
-
-# RFC 5321 4.5.3.1.5: a reply line is at most 512 octets; allow slack, but
-# bound what a hostile server can make us buffer.
-_MAX_REPLY = 64 * 1024
 
 
 class Reply(NamedTuple):
@@ -167,18 +163,9 @@ class _ReplyReader(asyncio.Protocol):
             if why is not None:
                 self._fail(TemporaryDeliveryError(why))
             return
-        buf = self._buf
-        if buf:
-            buf += data
-            consumed, replies, bad = _parse(buf, self._lines)
-            del buf[:consumed]
-        else:
-            consumed, replies, bad = _parse(data, self._lines)
-            if consumed < len(data) and bad is None:
-                buf += data[consumed:]
-        if replies:
+        came, why = _receive(self._buf, self._lines, self._replies, data)
+        if came:
             q = self._replies
-            q.extend(replies)
             w = self._waiter
             if w is not None:
                 if len(q) >= self._need:
@@ -191,10 +178,8 @@ class _ReplyReader(asyncio.Protocol):
                     self._deadline = (
                         self._loop or asyncio.get_running_loop()
                     ).time() + self._timeout
-        if bad is not None:
-            self._fail(TemporaryDeliveryError(f"malformed SMTP reply line: {bad!r}"))
-        elif len(buf) > _MAX_REPLY or len(self._lines) > 1000:
-            self._fail(TemporaryDeliveryError("SMTP reply too long"))
+        if why is not None:
+            self._fail(TemporaryDeliveryError(why))
 
     def _fail(self, exc: Exception) -> None:
         if self._lost is None:

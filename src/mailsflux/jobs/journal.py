@@ -210,35 +210,10 @@ class Journal:
         """Record ``r``; returns the result as final (a deferral past the
         schedule's ``max_age`` has become a bounce: expired)."""
         now = time.time()
-        row = r.row
-        if self.held:
-            self.held.discard(row)
-        # Both are empty in a plain job: no lookups then.
-        prior = self.prior.pop(row, None) if self.prior else None
-        parked = self._parked.pop(row, None) if self._parked else None
-        attempts = r.attempts
-        if prior is not None:
-            attempts += prior.attempts
-            first = prior.first_at
-        else:
-            first = parked[1] if parked else now
-        category = r.category
-        rec = Record(
-            row=row,
-            state="suppressed" if category == "suppressed" else r.status,
-            recipient=r.recipient,
-            message_id=r.message_id,
-            domain=r.domain,
-            attempts=attempts,
-            first_at=first,
-            code=r.code,
-            enhanced_status=r.enhanced_status,
-            reply=r.reply,
-            category=category,
-            updated=now,
-        )
+        rec, parked = self._record(r, r.domain, now)
+        attempts, first = rec.attempts, rec.first_at
         if r.status == "deferred":
-            nxt = self._schedule(r.domain).next_attempt(attempts, first, now)
+            nxt = self._schedule(rec.domain).next_attempt(attempts, first, now)
             msg = parked[0] if parked else None
             if nxt is None or msg is None:
                 days = (now - first) / 86_400
@@ -267,37 +242,45 @@ class Journal:
         """:meth:`settle` for results that are all "delivered" (none can
         expire), a batch at a time; ``domains`` are their recipients' domains."""
         now = time.time()
-        held, prior, parked = self.held, self.prior, self._parked
-        add = self._buffer.append
-        for r, domain in zip(rs, domains, strict=True):
-            row = r.row
-            attempts, first = r.attempts, now
-            # All three are empty in a plain job: no lookups then.
-            if held:
-                held.discard(row)
-            kept = parked.pop(row, None) if parked else None
-            if prior and (p := prior.pop(row, None)) is not None:
-                attempts += p.attempts
-                first = p.first_at
-            elif kept is not None:
-                first = kept[1]
-            add(
-                Record(
-                    row=row,
-                    state="delivered",
-                    recipient=r.recipient,
-                    message_id=r.message_id,
-                    domain=domain,
-                    attempts=attempts,
-                    first_at=first,
-                    code=r.code,
-                    enhanced_status=r.enhanced_status,
-                    reply=r.reply,
-                    category=r.category,
-                    updated=now,
-                )
-            )
+        record = self._record
+        self._buffer.extend(
+            [record(r, domain, now)[0] for r, domain in zip(rs, domains, strict=True)]
+        )
         self._buffered()
+
+    def _record(
+        self, r: DeliveryResult, domain: str, now: float
+    ) -> tuple[Record, tuple[RenderedMessage, float] | None]:
+        """``r``'s record, its row no longer held, counting its earlier
+        attempts (a queue run's); and the message parked for it, if any."""
+        row = r.row
+        if self.held:
+            self.held.discard(row)
+        # Both are empty in a plain job: no lookups then.
+        prior = self.prior.pop(row, None) if self.prior else None
+        parked = self._parked.pop(row, None) if self._parked else None
+        attempts = r.attempts
+        if prior is not None:
+            attempts += prior.attempts
+            first = prior.first_at
+        else:
+            first = parked[1] if parked else now
+        category = r.category
+        rec = Record(
+            row=row,
+            state="suppressed" if category == "suppressed" else r.status,
+            recipient=r.recipient,
+            message_id=r.message_id,
+            domain=domain,
+            attempts=attempts,
+            first_at=first,
+            code=r.code,
+            enhanced_status=r.enhanced_status,
+            reply=r.reply,
+            category=category,
+            updated=now,
+        )
+        return rec, parked
 
     def _buffered(self) -> None:
         """Records were buffered: commit them now if there are many, else

@@ -239,6 +239,9 @@ async def send(
             report(Problem(r.recipient, f"{r.reply}; not retried", "warning"))
         else:
             summary.failed += 1
+        recorded(r)
+
+    def recorded(r: DeliveryResult) -> None:
         # Each step on its own: the event log first (it is the record of
         # what was sent), and one failing step never skips the others.
         ok = record("events file", log.result, r) if events is not None else True
@@ -250,24 +253,21 @@ async def send(
             ok &= record("progress display", lambda _: progress.advance(), r)
         summary.record_failures += not ok
 
+    # No step to take but counting (a job without events, callback or display).
+    steps = events is not None or on_result is not None or progress is not None
+
     def delivered(rs: list[DeliveryResult]) -> None:
         # result() for a batch the scheduler reported all delivered: the
         # same steps in the same order, without a chain of calls a message.
-        domains = [r.recipient.rpartition("@")[2].lower() for r in rs]
+        domains = [r.domain for r in rs]
         if journal is not None:
             journal.settle_delivered(rs, domains)
         summary.total += len(rs)
         summary.sent += len(rs)
         per_domain.update(domains)
-        if events is None and on_result is None and progress is None:
-            return
-        for r in rs:
-            ok = record("events file", log.result, r) if events is not None else True
-            if on_result is not None:
-                ok &= record("result callback", on_result, r)
-            if progress is not None:
-                ok &= record("progress display", lambda _: progress.advance(), r)
-            summary.record_failures += not ok
+        if steps:
+            for r in rs:
+                recorded(r)
 
     ehlo = spec.ehlo_name or socket.getfqdn() or "localhost"
     if shard[0] == 0 and not is_fqdn(ehlo):  # one warning, not one per worker
