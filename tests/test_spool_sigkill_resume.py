@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from email import message_from_bytes
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from tests._cli import run_cli
 from tests._jobs import make_job, people
-from tests._mail import RecordingHandler, SMTPServer
+from tests._mail import Received, RecordingHandler, SMTPServer
+from tests._scripted_smtp import ScriptedSMTP
 
 ROWS = 300
 CONNECTIONS = 2
@@ -35,14 +37,44 @@ class SlowHandler(RecordingHandler):
         return await super().handle_DATA(server, session, envelope)
 
 
-@pytest.mark.parametrize("seed", range(20))
+class _Pipelined:
+    """A server that offers PIPELINING (the session's compiled exchange runs
+    against it), slow at the final dot like SlowHandler; ``received`` as
+    RecordingHandler's: each message whose final dot it read."""
+
+    def __init__(self) -> None:
+        self.server = ScriptedSMTP(end_of_data_delay=0.004)
+
+    def __enter__(self) -> _Pipelined:
+        self.server.__enter__()
+        self.url = f"smtp+plain://127.0.0.1:{self.server.port}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.__exit__(*exc)
+
+    @property
+    def handler(self) -> _Pipelined:
+        return self
+
+    @property
+    def received(self) -> list[Received]:
+        return [
+            Received("", [message_from_bytes(b)["To"].rpartition("<")[2].rstrip(">")], b)
+            for b in list(self.server.bodies)
+        ]
+
+
+@pytest.mark.parametrize(
+    ("seed", "pipelined"), [(s, False) for s in range(20)] + [(s, True) for s in range(8)]
+)
 def test_sigkill_then_resume_delivers_everyone_with_duplicates_in_the_bound(
-    tmp_path: Path, seed: int
+    tmp_path: Path, seed: int, pipelined: bool
 ) -> None:
     rng = random.Random(seed)
-    handler = SlowHandler()
     rows = people(ROWS, domains=("example.com", "example.org", "example.net"))
-    with SMTPServer(handler) as server:
+    with _Pipelined() if pipelined else SMTPServer(SlowHandler()) as server:
+        handler = server.handler
         job = make_job(
             tmp_path, rows, relay=server.url, algorithm="ed25519-sha256", connections=CONNECTIONS
         )
