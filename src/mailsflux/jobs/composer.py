@@ -41,7 +41,7 @@ from mailsflux.errors import (
     TemplateError,
 )
 from mailsflux.jobs.jobfile import Job, _locate
-from mailsflux.tracking.tracker import Tracker
+from mailsflux.tracking.tracker import Tracker, mailto_address
 from mailsflux.types import Recipient, RenderedMessage
 
 if TYPE_CHECKING:
@@ -281,6 +281,12 @@ class Composer:
             except HeaderError as exc:  # or every row of `send` would be skipped for it
                 exc.message = f"field tracking.unsubscribe_mailto: {exc.message}"
                 raise job_error(exc, "tracking", "unsubscribe_mailto") from None
+            # Checked above, so every message goes straight to the compiled part.
+            self._unsub_pair = tracker.rewriter.unsubscribe_pair
+            self._unsub_mailto: str | None = None if mailto is None else mailto_address(mailto)
+            self._tracker_clock = tracker.clock
+            self._rewrite_html = tracker.rewriter.rewrite_html
+            self._rewrite_text = tracker.rewriter.rewrite_text
 
     def _body(
         self,
@@ -424,14 +430,11 @@ class Composer:
 
     def _tracked_unsubscribe(self, msgid: str, rcpt: str) -> tuple[str, str]:
         """The one-click URL and the List-Unsubscribe value, with one token."""
-        tr, tracking = self.tracker, self.tracking
-        assert tr is not None and tracking is not None
         try:
-            return tr.unsubscribe_pair(
-                msgid, rcpt, self.job.name, mailto=tracking.unsubscribe_mailto
+            # Tracker.unsubscribe_pair, its mailto address checked once.
+            return self._unsub_pair(
+                msgid, rcpt, self.job.name, int(self._tracker_clock()), self._unsub_mailto
             )
-        except HeaderError:
-            raise  # the mailto address: its own message
         except ValueError as exc:  # the token's payload is bounded (job name, address)
             raise HeaderError(f"List-Unsubscribe: {exc}", field="List-Unsubscribe") from None
 
@@ -590,21 +593,21 @@ class Composer:
                 else None
             )
             if tr is not None and tracking is not None:
-                sent = self.clock()
+                # Tracker.rewrite_html and rewrite_text, without their frames.
+                sent = int(self.clock())
                 if html is not None and (tracking.clicks or tracking.opens):
-                    html = tr.rewrite_html(
+                    html = self._rewrite_html(
                         html,
-                        message_id=msgid,
-                        recipient=rcpt,
-                        job=self.job.name,
-                        clicks=tracking.clicks,
-                        opens=tracking.opens,
-                        sent_at=sent,
+                        msgid,
+                        rcpt,
+                        self.job.name,
+                        sent,
+                        None,
+                        tracking.clicks,
+                        tracking.opens,
                     )
                 if text is not None and tracking.clicks and tracking.text_links:
-                    text = tr.rewrite_text(
-                        text, message_id=msgid, recipient=rcpt, job=self.job.name, sent_at=sent
-                    )
+                    text = self._rewrite_text(text, msgid, rcpt, self.job.name, sent, None)
             else:
                 unsubscribe = self._unsubscribe(data, row, rcpt)
             raw, mail_from, rcpt_to, smtputf8 = self._builder.build(

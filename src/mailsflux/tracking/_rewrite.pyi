@@ -28,6 +28,16 @@ class Rewriter:
         sent_at: int,
         url: str = "",
     ) -> str: ...
+    def unsubscribe_pair(
+        self,
+        message_id: str,
+        recipient: str,
+        job: str,
+        sent_at: int,
+        mailto: str | None = None,
+    ) -> tuple[str, str]:
+        """The one-click URL and the ``List-Unsubscribe`` value, with one token;
+        ``mailto``: a plain address the caller has checked."""
     def edits(
         self, html: bytes, clicks: bool = True, opens: bool = True
     ) -> list[tuple[int, int, str]]: ...

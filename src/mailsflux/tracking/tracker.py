@@ -47,18 +47,24 @@ def _unsubscribe_fields(value: str) -> list[tuple[str, str]]:
     return [("List-Unsubscribe", value), ("List-Unsubscribe-Post", LIST_UNSUBSCRIBE_POST)]
 
 
-def _unsubscribe_value(url: str, token: str, mailto: str | None) -> str:
-    """``List-Unsubscribe`` (RFC 2369): the one-click URL, and with ``mailto``
-    (an address) a ``mailto:`` alternative whose subject carries the token."""
-    if mailto is None:
-        return f"<{url}>"
+def mailto_address(mailto: str) -> str:
+    """The address of an unsubscribe ``mailto`` (``mailto:`` optional), or
+    :class:`HeaderError` unless it is a plain address."""
     addr = mailto.removeprefix("mailto:")
     if not _plain_mailto(addr):
         raise HeaderError(
             f"unsubscribe mailto address {mailto!r} is not a plain address",
             field="List-Unsubscribe",
         )
-    return f"<{url}>, <mailto:{addr}?subject=unsubscribe-{token}>"
+    return addr
+
+
+def _unsubscribe_value(url: str, token: str, mailto: str | None) -> str:
+    """``List-Unsubscribe`` (RFC 2369): the one-click URL, and with ``mailto``
+    (an address) a ``mailto:`` alternative whose subject carries the token."""
+    if mailto is None:
+        return f"<{url}>"
+    return f"<{url}>, <mailto:{mailto_address(mailto)}?subject=unsubscribe-{token}>"
 
 
 #: Trims a text-part URL's end (sentence punctuation, unbalanced closing brackets).
@@ -101,6 +107,12 @@ class Tracker:
     @property
     def verifier(self) -> TokenVerifier:
         return self._verifier
+
+    @property
+    def rewriter(self) -> Rewriter:
+        """The compiled part that seals this tracker's tokens, for a caller on
+        the per-message path that checked its arguments once (the composer)."""
+        return self._rw
 
     def _sent(self, sent_at: float | None) -> int:
         return int(self.clock() if sent_at is None else sent_at)
@@ -220,13 +232,12 @@ class Tracker:
         """:meth:`unsubscribe_url` and the ``List-Unsubscribe`` value of
         :meth:`list_unsubscribe` for it, with one token: what a composer
         needs for every message, in one call instead of five."""
-        tok = self.token("unsubscribe", message_id=message_id, recipient=recipient, job=job)
-        url = f"{self.base_url}/u/{tok}"
-        return url, _unsubscribe_value(url, tok, mailto)
+        addr = None if mailto is None else mailto_address(mailto)
+        return self._rw.unsubscribe_pair(message_id, recipient, job, int(self.clock()), addr)
 
     def decode(self, token: str, kind: TokenKind | None = None) -> TokenPayload | None:
         """Open a token (any key of the ring); ``None`` unless genuine."""
         return self._verifier.decode(token, kind)
 
 
-__all__ = ["LIST_UNSUBSCRIBE_POST", "Tracker"]
+__all__ = ["LIST_UNSUBSCRIBE_POST", "Tracker", "mailto_address"]
