@@ -321,3 +321,31 @@ def test_large_body_releases_gil_path(keys: dict[str, bytes]) -> None:
     message = b"From: a@example.com\r\n\r\n" + body
     signed = _signer(keys, "ed25519").sign(message)
     assert verify_all(signed, _records(keys, "ed25519")) == [True]
+
+
+@pytest.mark.parametrize("kind", ["ed25519", "rsa-2048"])
+def test_sign_many_is_sign_of_each(keys: dict[str, bytes], kind: str) -> None:
+    # The composer's batch call: each message signed as sign() signs it (RSA
+    # and Ed25519 signatures here are deterministic), a message sign() would
+    # refuse given its DKIMError in its place, the others unaffected.
+    signer = _signer(keys, kind)
+    batch: list[tuple[bytes, int | None]] = [
+        (MESSAGES["basic"], 1_700_000_000),
+        (b"To: b@example.net\r\n\r\nno From\r\n", 1_700_000_001),
+        (bytearray(MESSAGES["basic"]), 1_700_000_002),
+        (MESSAGES["basic"].replace(b"\r\n", b"\n"), 1_700_000_003),
+    ]
+    got = signer.sign_many(batch)
+    assert len(got) == 4
+    for (message, t), out in zip(batch, got, strict=True):
+        try:
+            want: bytes | DKIMError = signer.sign(bytes(message), timestamp=t)
+        except DKIMError as exc:
+            want = exc
+        if isinstance(want, DKIMError):
+            assert isinstance(out, DKIMError)
+            assert (out.message, out.field) == (want.message, want.field)
+        else:
+            assert out == want
+            assert verify_all(out, _records(keys, kind)) == [True]
+    assert isinstance(got[1], DKIMError) and not isinstance(got[0], DKIMError)

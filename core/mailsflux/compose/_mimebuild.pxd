@@ -36,3 +36,5 @@ cdef class MessageBuilder:
     cdef tuple _unsub                   # (last List-Unsubscribe value, its header bytes)
 
     cdef int _w_unsubscribe(self, _Out* o, str value) except -1
+    cdef tuple _build(self, str to, str subject, str date, str message_id, bytes text,
+                      bytes html, str to_name, str sender, str list_unsubscribe, str boundary)

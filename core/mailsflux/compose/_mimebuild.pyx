@@ -1220,6 +1220,12 @@ cdef class MessageBuilder:
         ``boundary`` is a token (letters, digits, ``._-``, at most 64) that
         makes the multipart boundaries; ``sender`` overrides the static From.
         """
+        return self._build(to, subject, date, message_id, text, html, to_name, sender,
+                           list_unsubscribe, boundary)
+
+    cdef tuple _build(self, str to, str subject, str date, str message_id, bytes text,
+                      bytes html, str to_name, str sender, str list_unsubscribe, str boundary):
+        # build() for compiled callers; to, subject, date and message_id not None.
         cdef _Out o
         cdef Address frm, rcpt
         cdef str display, address

@@ -57,4 +57,7 @@ cdef class Template:
     cdef Py_ssize_t _hint       # initial output buffer size
 
     cdef int _run(self, object data, object row, object recipient, _State* st) except -1
+    # render() and render_bytes() for compiled callers (no keyword parsing)
+    cdef str _render(self, object data, object row, object recipient)
+    cdef bytes _render_bytes(self, object data, object row, object recipient)
     cdef int _resolve(self, _Op op) except -1

@@ -680,6 +680,13 @@ cdef class Template:
 
     def render(self, data, *, row=None, recipient=None):
         """Render with ``data`` as the root context; return a str."""
+        return self._render(data, row, recipient)
+
+    def render_bytes(self, data, *, row=None, recipient=None):
+        """Render with ``data`` as the root context; return UTF-8 bytes."""
+        return self._render_bytes(data, row, recipient)
+
+    cdef str _render(self, object data, object row, object recipient):
         cdef _State st
         self._run(data, row, recipient, &st)
         try:
@@ -687,8 +694,7 @@ cdef class Template:
         finally:
             PyMem_Free(st.buf.data)
 
-    def render_bytes(self, data, *, row=None, recipient=None):
-        """Render with ``data`` as the root context; return UTF-8 bytes."""
+    cdef bytes _render_bytes(self, object data, object row, object recipient):
         cdef _State st
         self._run(data, row, recipient, &st)
         try:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import ClassVar
 
 from cryptography.hazmat.primitives import hashes
@@ -158,6 +158,14 @@ class Signer:
             self._ed25519 = self._key
         else:
             self._rsa = self._key
+        #: The signature of the header hash input that SigningPlan.prepare gives.
+        self._sign_data: Callable[[bytes], bytes]
+        if self._ed25519 is not None:
+            self._sign_data = self._ed25519.sign
+        else:
+            rsa_key = self._rsa
+            assert rsa_key is not None
+            self._sign_data = lambda data: rsa_key.sign(data, _RSA_PADDING, _SHA256)
         self._header_relaxed = self._policy.header_relaxed
         self._body_relaxed = self._policy.body_relaxed
 
@@ -244,11 +252,7 @@ class Signer:
         if prepared is None:
             raise _no_from()
         unsigned, data = prepared
-        ed = self._ed25519
-        if ed is not None:
-            return unsigned, ed.sign(data)
-        assert self._rsa is not None
-        return unsigned, self._rsa.sign(data, _RSA_PADDING, _SHA256)
+        return unsigned, self._sign_data(data)
 
     def _signature(self, msg: Message, timestamp: int | None) -> bytes:
         unsigned, sig = self._parts(msg, timestamp)
@@ -260,9 +264,26 @@ class Signer:
 
     def sign(self, message: bytes, *, timestamp: int | None = None) -> bytes:
         """``message`` (normalized to CRLF) with its ``DKIM-Signature`` field on top."""
-        msg = _message(message)
+        # bytes, as every composed message is, without _message's frame.
+        msg = Message(message) if type(message) is bytes else _message(message)
         unsigned, sig = self._parts(msg, timestamp)
         return dkim_field(unsigned, sig, _B_FIRST, _B_WIDTH, msg.data)
+
+    def sign_many(self, messages: Sequence[tuple[bytes, int | None]]) -> list[bytes | DKIMError]:
+        """:meth:`sign` of each ``(message, timestamp)``, in order: the signed
+        message, or the :class:`DKIMError` sign() would raise for it. One
+        frame for a batch (the composer's), not two a message."""
+        prepare, sign_data = self._plan.prepare, self._sign_data
+        out: list[bytes | DKIMError] = []
+        for message, timestamp in messages:
+            msg = Message(message) if type(message) is bytes else _message(message)
+            prepared = prepare(msg, timestamp)  # as _parts
+            if prepared is None:
+                out.append(_no_from())
+                continue
+            unsigned, data = prepared
+            out.append(dkim_field(unsigned, sign_data(data), _B_FIRST, _B_WIDTH, msg.data))
+        return out
 
     def __repr__(self) -> str:
         return (
