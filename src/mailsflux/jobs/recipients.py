@@ -20,6 +20,7 @@ from typing import TextIO
 
 from mailsflux.compose import parse_address
 from mailsflux.errors import AddressError, RecipientError
+from mailsflux.jobs._rows import RowTaker
 from mailsflux.jobs.seen import LOAD, SeenSet
 from mailsflux.types import Problem, Recipient
 
@@ -121,6 +122,9 @@ class RecipientFile:
         email_column = self.email_column
         with self._open() as fh, SeenSet(capacity=seen_capacity(size)) as seen:
             add = seen.add
+            # A good row with a new address in one compiled call; any other
+            # row the slow way below, which says what is wrong with it.
+            take = RowTaker(cols, email_column, add, parse_address, AddressError, Recipient).take
             reader = csv.reader(fh, strict=True)
             try:
                 next(reader)
@@ -153,6 +157,10 @@ class RecipientFile:
                     except AddressError:
                         continue
                     add(addr.key())  # normalize_address(str(addr))
+                    continue
+                got = take(fields, row)
+                if got is not None:
+                    yield got
                     continue
                 if len(fields) > ncols:
                     yield Problem(

@@ -1,0 +1,20 @@
+"""Type stub for the compiled good-row path of the reader (core/mailsflux/jobs/_rows.pyx)."""
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mailsflux.types import Recipient
+
+class RowTaker:
+    def __init__(
+        self,
+        cols: Sequence[str],
+        email_column: str,
+        add: Callable[[str], bool],
+        parse: Callable[[str], Any],
+        address_error: type[BaseException],
+        recipient: type[Recipient],
+    ) -> None: ...
+    def take(self, fields: list[str], row: int) -> Recipient | None:
+        """The row's Recipient, its address added to the duplicate set; or
+        None, the row untouched, when it is not plainly good."""
