@@ -129,16 +129,16 @@ class RetryPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
         return base * (0.5 + random.random())  # jitter: +-50 %
 
 
-class _Item:
-    __slots__ = ("attempts", "done", "first", "msg")
+class _Item(msgspec.Struct, eq=False, gc=False):
+    """A message in the scheduler's care. Made in C (a Python __init__ was a
+    frame a message); eq=False: items are told apart by identity."""
 
-    def __init__(self, msg: RenderedMessage, first: float) -> None:
-        self.msg = msg
-        self.attempts = 0
-        self.first = first
-        #: This take's outcome is settled (final, deferred or requeued): a
-        #: worker that fails afterwards must not handle it again.
-        self.done = False
+    msg: RenderedMessage
+    first: float
+    attempts: int = 0
+    #: This take's outcome is settled (final, deferred or requeued): a
+    #: worker that fails afterwards must not handle it again.
+    done: bool = False
 
 
 class _Stopped(msgspec.Struct, frozen=True):
@@ -1028,16 +1028,18 @@ def _result(
 ) -> DeliveryResult:
     """What became of ``item``'s message, as the result callbacks hear it."""
     msg = item.msg
+    # DeliveryResult(recipient, message_id, status, code, enhanced_status,
+    # reply, attempts, row, category): by position, one a message.
     return DeliveryResult(
-        recipient=msg.rcpt_to,
-        message_id=msg.message_id,
-        status=status,
-        code=code,
-        enhanced_status=enhanced,
-        reply=text.strip()[:500],
-        attempts=max(item.attempts, 1),
-        row=msg.row,
-        category=category,
+        msg.rcpt_to,
+        msg.message_id,
+        status,
+        code,
+        enhanced,
+        text.strip()[:500],
+        max(item.attempts, 1),
+        msg.row,
+        category,
     )
 
 
