@@ -1,4 +1,4 @@
-"""The compiled assembler (``mailsflux.jobs._assemble``) makes the messages
+"""The compiled assembler (``mailsflux.compose._assemble``) makes the messages
 that composing in Python made, byte for byte, and refuses the same rows with
 the same errors.
 

@@ -10,9 +10,16 @@ printable text parts, base64 attachments, IDNA domains, CRLF line ends, no
 line over 998 octets. A CR, LF or NUL in any header value raises
 :class:`~mailsflux.errors.HeaderInjectionError` naming the header.
 
-Both are compiled (``core/mailsflux/compose/``).
+An :class:`Assembler` makes a job's messages from such parts, a batch at a
+time: the Message-ID, the templates rendered, links tracked (by the
+tracker's rewriter, which it is given), the MIME message built, then signed
+(by the signer it is given). The jobs stage's composer checks a job and makes
+one.
+
+All three are compiled (``core/mailsflux/compose/``).
 """
 
+from mailsflux.compose._assemble import Assembler
 from mailsflux.compose._mimebuild import (
     RESERVED,
     Address,
@@ -38,6 +45,7 @@ from mailsflux.compose.addresses import normalize_address
 __all__ = [
     "RESERVED",
     "Address",
+    "Assembler",
     "Attachment",
     "MessageBuilder",
     "Template",

@@ -1,9 +1,10 @@
-"""Type stub for the compiled message assembly (core/mailsflux/jobs/_assemble.pyx)."""
+"""Type stub for the compiled message assembly (core/mailsflux/compose/_assemble.pyx)."""
 
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mailsflux.compose import MessageBuilder, Template
+from mailsflux.compose._mimebuild import MessageBuilder
+from mailsflux.compose._template import Template
 from mailsflux.errors import DKIMError, MailsfluxError
 from mailsflux.tracking.tracker import Tracker
 from mailsflux.types import Recipient, RenderedMessage
