@@ -42,23 +42,44 @@ cdef class RowTaker:
         self.address_error = address_error
         self.recipient = recipient
 
+    def note(self, list fields not None):
+        """Another worker's row, read only for the duplicate check: its
+        address added when the row is good. True when that is settled here
+        (added, or a row the check skips: too long, too short, no address);
+        False, the row untouched, when the reader's own checks must decide
+        (text that does not encode)."""
+        cdef Py_ssize_t n = len(fields)
+        if n > self.ncols or n <= self.email_at:
+            return True
+        if not self._encodes(fields):
+            return False
+        try:
+            addr = self.parse(fields[self.email_at])
+        except self.address_error:
+            return True
+        self.add(addr.key())
+        return True
+
+    cdef bint _encodes(self, list fields) except -1:
+        # Text that encodes holds no surrogate: no undecodable byte.
+        for f in fields:
+            if type(f) is not str:
+                return False
+            if not PyUnicode_IS_ASCII(f):
+                try:
+                    PyUnicode_AsUTF8String(f)
+                except UnicodeEncodeError:
+                    return False
+        return True
+
     def take(self, list fields not None, row):
         """The row's Recipient, its address added to the duplicate set; or
         None, the row untouched, when it is not plainly good."""
         cdef Py_ssize_t n = len(fields), i
         cdef dict values
         cdef str email
-        if n > self.ncols or n <= self.email_at:
+        if n > self.ncols or n <= self.email_at or not self._encodes(fields):
             return None
-        for f in fields:
-            # Text that encodes holds no surrogate: no undecodable byte.
-            if type(f) is not str:
-                return None
-            if not PyUnicode_IS_ASCII(f):
-                try:
-                    PyUnicode_AsUTF8String(f)
-                except UnicodeEncodeError:
-                    return None
         try:
             addr = self.parse(fields[self.email_at])
         except self.address_error:

@@ -15,6 +15,10 @@ class RowTaker:
         address_error: type[BaseException],
         recipient: type[Recipient],
     ) -> None: ...
+    def note(self, fields: list[str]) -> bool:
+        """Another worker's row for the duplicate check: True when settled
+        here (its address added, or a row the check skips); False when the
+        reader's own checks must decide."""
     def take(self, fields: list[str], row: int) -> Recipient | None:
         """The row's Recipient, its address added to the duplicate set; or
         None, the row untouched, when it is not plainly good."""

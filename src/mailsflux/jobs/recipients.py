@@ -124,7 +124,8 @@ class RecipientFile:
             add = seen.add
             # A good row with a new address in one compiled call; any other
             # row the slow way below, which says what is wrong with it.
-            take = RowTaker(cols, email_column, add, parse_address, AddressError, Recipient).take
+            taker = RowTaker(cols, email_column, add, parse_address, AddressError, Recipient)
+            take, note = taker.take, taker.note
             reader = csv.reader(fh, strict=True)
             try:
                 next(reader)
@@ -149,7 +150,10 @@ class RecipientFile:
                     continue  # blank line
                 if count > 1 and row % count != index:
                     # Another worker's row: only what decides whether its
-                    # address enters the duplicate check, in the same order.
+                    # address enters the duplicate check, in the same order;
+                    # in one compiled call unless its text does not encode.
+                    if note(fields):
+                        continue
                     if len(fields) > ncols or bad_utf8("".join(fields)) or len(fields) <= email_at:
                         continue
                     try:
