@@ -94,6 +94,11 @@ cdef class Assembler:
         except ValueError as exc:  # the token's payload is bounded (job name, address)
             raise HeaderError(f"List-Unsubscribe: {exc}", field="List-Unsubscribe") from None
 
+    cpdef str message_id(self, str token, object row):
+        """A message's Message-ID (without its angle brackets): unique by its
+        token, and naming the row it was made for."""
+        return f"{token}.{row}@{self.id_domain}"
+
     cdef str _date_value(self, object clock):
         now = int(clock())
         if now != self.date_at:
@@ -111,7 +116,7 @@ cdef class Assembler:
         cdef bytes text = None, html = None
         if rcpt is None:
             raise TypeError("a recipient's address must not be None")
-        msgid = f"{token}.{row}@{self.id_domain}"
+        msgid = self.message_id(token, row)
         try:
             if self.tracked:
                 # The visible unsubscribe link and List-Unsubscribe carry the

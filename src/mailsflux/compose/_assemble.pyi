@@ -30,6 +30,8 @@ class Assembler:
         unsubscribe: Callable[[dict[str, Any], int, str], str | None] | None = None,
         unsubscribe_static: str | None = None,
     ) -> None: ...
+    def message_id(self, token: str, row: int) -> str:
+        """A message's Message-ID (without its angle brackets)."""
     def tracked_unsubscribe(self, message_id: str, recipient: str) -> tuple[str, str]:
         """The one-click URL and the List-Unsubscribe value, with one token."""
     def compose_many(

@@ -62,10 +62,6 @@ def message_tokens(n: int) -> list[str]:
     return [raw[i : i + width] for i in range(0, len(raw), width)]
 
 
-def _message_id(token: str, row: int, domain: str) -> str:
-    return f"{token}.{row}@{domain}"
-
-
 def read_template_file(path: Path, what: str) -> str:
     try:
         raw = path.read_bytes()
@@ -266,14 +262,15 @@ class Composer:
                 self.verp = Verp(tracker.keys, tracker.key_id, self.tracking.bounce_domain)
             except ConfigError as exc:
                 raise job_error(exc, "tracking", "bounce_domain") from None
-        if tracker is not None and self.tracking is not None:
-            mailto = self.tracking.unsubscribe_mailto
+        tracking = self.tracking  # None unless there is a tracker too
+        unsub_mailto: str | None = None
+        if tracking is not None and tracking.unsubscribe_mailto is not None:
+            # Checked once, here, so every message goes straight to the compiled part.
             try:
-                tracker.list_unsubscribe(tracker.base_url + "/u/check", mailto=mailto)
+                unsub_mailto = mailto_address(tracking.unsubscribe_mailto)
             except HeaderError as exc:  # or every row of `send` would be skipped for it
                 exc.message = f"field tracking.unsubscribe_mailto: {exc.message}"
                 raise job_error(exc, "tracking", "unsubscribe_mailto") from None
-        tracking = self.tracking if tracker is not None else None
         self._asm = Assembler(
             subject=self.subject,
             sender=None if self._static_sender else self.sender,
@@ -288,12 +285,7 @@ class Composer:
             opens=tracking is not None and tracking.opens,
             text_links=tracking is not None and tracking.text_links,
             preferences=self._wants_preferences,
-            # Checked above, so every message goes straight to the compiled part.
-            unsubscribe_mailto=(
-                mailto_address(tracking.unsubscribe_mailto)
-                if tracking is not None and tracking.unsubscribe_mailto is not None
-                else None
-            ),
+            unsubscribe_mailto=unsub_mailto,
             unsubscribe=(
                 self._unsubscribe
                 if self.list_unsubscribe is not None and self._unsub_static is None
@@ -465,7 +457,7 @@ class Composer:
         row, rcpt = r.row, r.email
         unsubscribe: str | None = None
         # The real length: a long signing domain can make it too long.
-        msgid = _message_id("0" * (2 * _ID_BYTES), row, self.id_domain)
+        msgid = self._asm.message_id("0" * (2 * _ID_BYTES), row)
         if self.tracker is not None:
             # Any URL will do: only its presence matters to the templates.
             base = self.tracker.base_url
