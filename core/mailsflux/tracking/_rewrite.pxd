@@ -25,8 +25,11 @@ cdef class Rewriter:
     cdef readonly bytes base        # b"https://t.example.com" (no trailing slash)
     cdef readonly bytes key_id      # ASCII key id, written in clear before the "."
     cdef bytes _own                 # base + b"/": our own URLs are never wrapped
+    cdef str _unsubscribe_base      # base + "/u/": the one-click URL before its token
     cdef void* _siv                 # mf_siv: AES-256-SIV key schedules, CMAC subkeys, S2V's D
     cdef bytes _key                 # the 64-byte AES-SIV key, for the fallback without AES-NI
     cdef object _aessiv             # cryptography's AESSIV, made when first needed
 
     cdef object _fallback(self)
+    cdef str _token(self, int kind, str message_id, str recipient, str job, long long sent_at,
+                    bytes u)

@@ -992,6 +992,15 @@ cdef int _prefix_state(Rewriter rw, bytes prefix, mf_siv_pre* pre) except -1:
     return 0
 
 
+cpdef str unsubscribe_value(str url, str token, str mailto):
+    """``List-Unsubscribe`` (RFC 2369): the one-click URL, and with ``mailto``
+    (a plain address, which the caller has checked) a ``mailto:`` alternative
+    whose subject carries the token."""
+    if mailto is None:
+        return f"<{url}>"
+    return f"<{url}>, <mailto:{mailto}?subject=unsubscribe-{token}>"
+
+
 cdef class Rewriter:
     """Seals tokens with one key and rewrites HTML parts to carry them.
 
@@ -1021,6 +1030,7 @@ cdef class Rewriter:
         self.base = base.rstrip("/").encode("ascii")
         self.key_id = key_id.encode("ascii")
         self._own = self.base + b"/"
+        self._unsubscribe_base = base.rstrip("/") + "/u/"
         self._key = key
         self._aessiv = None
         if mf_aes_ni_available():
@@ -1037,9 +1047,12 @@ cdef class Rewriter:
     def token(self, int kind, str message_id not None, str recipient not None, str job not None,
               long long sent_at, str url not None = ""):
         """One token (``kind``: 0 open, 1 click, 2 unsubscribe) as ``str``."""
+        return self._token(kind, message_id, recipient, job, sent_at, url.encode("utf-8"))
+
+    cdef str _token(self, int kind, str message_id, str recipient, str job, long long sent_at,
+                    bytes u):
         cdef _Out out, tmp
         cdef mf_siv_pre ctx
-        cdef bytes u = url.encode("utf-8")
         cdef bytes prefix = _payload_prefix(message_id, recipient, job, sent_at)
         if kind < 0 or kind > 2:
             raise ValueError("kind must be 0 (open), 1 (click) or 2 (unsubscribe)")
@@ -1051,7 +1064,8 @@ cdef class Rewriter:
             _prefix_state(self, prefix, &ctx)
             _write_token(self, &out, &ctx, prefix, kind,
                          <const unsigned char*>PyBytes_AS_STRING(u), PyBytes_GET_SIZE(u), &tmp)
-            return PyBytes_FromStringAndSize(out.data, out.len).decode("ascii")
+            # ASCII throughout (the key id, base64url): the bytes are the str's.
+            return PyUnicode_DecodeASCII(out.data, out.len, NULL)
         finally:
             PyMem_Free(out.data)
             PyMem_Free(tmp.data)
@@ -1059,39 +1073,12 @@ cdef class Rewriter:
     def unsubscribe_pair(self, str message_id not None, str recipient not None,
                          str job not None, long long sent_at, str mailto=None):
         """``({base}/u/{token}, List-Unsubscribe value)`` with one unsubscribe
-        token: the value is ``<url>``, and with ``mailto`` (a plain address,
-        which the caller has checked) ``<url>, <mailto:{mailto}?subject=
-        unsubscribe-{token}>`` (RFC 2369). Every message of a tracked job
-        needs both; one call instead of five Python frames a message."""
-        cdef _Out out, tmp
-        cdef mf_siv_pre ctx
-        cdef Py_ssize_t head, tok_at
-        cdef bytes prefix = _payload_prefix(message_id, recipient, job, sent_at)
-        if _token_len(self, PyBytes_GET_SIZE(prefix), 0) > _MAX_TOKEN:
-            raise ValueError("URL too long for a tracking token")
-        out.data = tmp.data = NULL
-        out.len = out.cap = tmp.len = tmp.cap = 0
-        try:
-            # "<" base "/u/" token ">": the value without mailto; the URL is
-            # the part between the angle brackets.
-            _out_byte(&out, 60)                                 # "<"
-            _out_write(&out, PyBytes_AS_STRING(self.base), PyBytes_GET_SIZE(self.base))
-            _out_write(&out, b"/u/", 3)
-            tok_at = out.len
-            _prefix_state(self, prefix, &ctx)
-            _write_token(self, &out, &ctx, prefix, 2, NULL, 0, &tmp)
-            head = out.len
-            _out_byte(&out, 62)                                 # ">"
-            # ASCII throughout (the base, the key id, base64url), so its
-            # bytes are the str's: PyUnicode_DecodeASCII copies them once.
-            url = PyUnicode_DecodeASCII(out.data + 1, head - 1, NULL)
-            if mailto is None:
-                return url, PyUnicode_DecodeASCII(out.data, out.len, NULL)
-            token = PyUnicode_DecodeASCII(out.data + tok_at, head - tok_at, NULL)
-            return url, f"<{url}>, <mailto:{mailto}?subject=unsubscribe-{token}>"
-        finally:
-            PyMem_Free(out.data)
-            PyMem_Free(tmp.data)
+        token (:func:`unsubscribe_value`; ``mailto`` a plain address, which
+        the caller has checked). Every message of a tracked job needs both;
+        one call instead of five Python frames a message."""
+        token = self._token(2, message_id, recipient, job, sent_at, b"")
+        url = self._unsubscribe_base + token
+        return url, unsubscribe_value(url, token, mailto)
 
     def edits(self, bytes html not None, bint clicks=True, bint opens=True):
         """The scanner's findings as ``[(start, end, kind)]`` (kind: "href",

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Final
 
 from mailsflux.errors import ConfigError, HeaderError
-from mailsflux.tracking._rewrite import Rewriter, _trim_url
+from mailsflux.tracking._rewrite import Rewriter, _trim_url, unsubscribe_value
 from mailsflux.tracking.tokens import (
     TokenKind,
     TokenPayload,
@@ -60,11 +60,8 @@ def mailto_address(mailto: str) -> str:
 
 
 def _unsubscribe_value(url: str, token: str, mailto: str | None) -> str:
-    """``List-Unsubscribe`` (RFC 2369): the one-click URL, and with ``mailto``
-    (an address) a ``mailto:`` alternative whose subject carries the token."""
-    if mailto is None:
-        return f"<{url}>"
-    return f"<{url}>, <mailto:{mailto_address(mailto)}?subject=unsubscribe-{token}>"
+    """``List-Unsubscribe`` (RFC 2369) for ``url``, ``mailto`` (an address) checked."""
+    return unsubscribe_value(url, token, None if mailto is None else mailto_address(mailto))
 
 
 #: Trims a text-part URL's end (sentence punctuation, unbalanced closing brackets).
