@@ -264,10 +264,10 @@ class Signer:
 
     def sign(self, message: bytes, *, timestamp: int | None = None) -> bytes:
         """``message`` (normalized to CRLF) with its ``DKIM-Signature`` field on top."""
-        # bytes, as every composed message is, without _message's frame.
-        msg = Message(message) if type(message) is bytes else _message(message)
-        unsigned, sig = self._parts(msg, timestamp)
-        return dkim_field(unsigned, sig, _B_FIRST, _B_WIDTH, msg.data)
+        (signed,) = self.sign_many([(message, timestamp)])
+        if isinstance(signed, DKIMError):
+            raise signed
+        return signed
 
     def sign_many(self, messages: Sequence[tuple[bytes, int | None]]) -> list[bytes | DKIMError]:
         """:meth:`sign` of each ``(message, timestamp)``, in order: the signed
@@ -276,6 +276,7 @@ class Signer:
         prepare, sign_data = self._plan.prepare, self._sign_data
         out: list[bytes | DKIMError] = []
         for message, timestamp in messages:
+            # bytes, as every composed message is, without _message's frame.
             msg = Message(message) if type(message) is bytes else _message(message)
             prepared = prepare(msg, timestamp)  # as _parts
             if prepared is None:
