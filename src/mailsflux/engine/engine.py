@@ -776,6 +776,15 @@ class Engine:
             handle._result(r)
             self._emit(r)
 
+        def on_results(rs: Sequence[DeliveryResult]) -> None:
+            # A delivered batch. Asked each time: a listener may come or go
+            # while the job runs. A big job nobody follows (the CLI's
+            # ``send``) does nothing a message here.
+            if labels is None and not (handle._keep or self._listeners or self.on_result):
+                return
+            for r in rs:
+                on_result(r)
+
         async def run() -> JobSummary:
             try:
                 return await send(
@@ -783,6 +792,7 @@ class Engine:
                     relay_,
                     on_problem=problems,
                     on_result=on_result,
+                    on_results=on_results,
                     progress=progress,
                     events=events,
                     resolver=self.resolver,

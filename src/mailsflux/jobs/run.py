@@ -13,9 +13,9 @@ import socket
 import ssl
 import time
 from collections import Counter
-from collections.abc import AsyncIterable, Callable, Container, Iterable
+from collections.abc import AsyncIterable, Callable, Container, Iterable, Sequence
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Protocol, TypeVar
 
 import msgspec
 
@@ -39,6 +39,8 @@ from mailsflux.types import DeliveryResult, JobSummary, Problem, RenderedMessage
 #: Messages the producer composes before it hands them to the scheduler
 #: together (one scheduler batch): the first session starts that much later.
 SUBMIT_BATCH = 32
+
+_T = TypeVar("_T")
 
 
 class Source(Protocol):
@@ -162,6 +164,7 @@ async def send(
     *,
     on_problem: ProblemSink,
     on_result: Callable[[DeliveryResult], None] | None = None,
+    on_results: Callable[[Sequence[DeliveryResult]], None] | None = None,
     progress: Progress | None = None,
     events: IO[bytes] | None = None,
     check_relay: bool = True,
@@ -178,6 +181,9 @@ async def send(
 
     Setting ``stop`` ends the job within moments: open sessions are dropped
     and the tally so far comes back with ``interrupted`` set.
+
+    ``on_result`` hears every result; given ``on_results`` too, a batch the
+    scheduler reported all delivered goes to that in one call instead.
 
     With a ``journal`` every result is recorded in the spool (once per
     batch), deferred messages are parked there, and a stop lets the batches
@@ -214,7 +220,7 @@ async def send(
         if progress is not None:
             progress.advance()
 
-    def record(what: str, step: Callable[[DeliveryResult], None], r: DeliveryResult) -> bool:
+    def record(what: str, step: Callable[[_T], object], r: _T) -> bool:
         try:
             step(r)
         except Exception as exc:
@@ -253,8 +259,26 @@ async def send(
             ok &= record("progress display", lambda _: progress.advance(), r)
         summary.record_failures += not ok
 
+    def recorded_many(rs: list[DeliveryResult]) -> None:
+        # recorded() for a delivered batch (none bounced): each step for the
+        # whole batch in turn, the event log first; a message counts once
+        # among the failures however many of its steps failed.
+        failed: set[int] = set()
+        if events is not None:
+            failed.update(i for i, r in enumerate(rs) if not record("events file", log.result, r))
+        if on_results is not None:
+            if not record("result callback", on_results, rs):
+                failed.update(range(len(rs)))
+        elif on_result is not None:
+            failed.update(
+                i for i, r in enumerate(rs) if not record("result callback", on_result, r)
+            )
+        if progress is not None and not record("progress display", progress.advance, len(rs)):
+            failed.update(range(len(rs)))
+        summary.record_failures += len(failed)
+
     # No step to take but counting (a job without events, callback or display).
-    steps = events is not None or on_result is not None or progress is not None
+    steps = any(s is not None for s in (events, on_result, on_results, progress))
 
     def delivered(rs: list[DeliveryResult]) -> None:
         # result() for a batch the scheduler reported all delivered: the
@@ -266,8 +290,7 @@ async def send(
         summary.sent += len(rs)
         per_domain.update(domains)
         if steps:
-            for r in rs:
-                recorded(r)
+            recorded_many(rs)
 
     ehlo = spec.ehlo_name or socket.getfqdn() or "localhost"
     if shard[0] == 0 and not is_fqdn(ehlo):  # one warning, not one per worker
