@@ -181,7 +181,7 @@ def _records(tmp_path: Path, name: str, batched: bool, prior: bool) -> list[Reco
             }
             journal.held = {1, 2, 3}
         if batched:
-            journal.settle_delivered(results, [r.domain for r in results])
+            assert journal.settle_delivered(results) == [r.domain for r in results]
         else:
             for r in results:
                 journal.settle(r)

@@ -49,6 +49,9 @@ from typing import TYPE_CHECKING, Literal
 import msgspec
 
 from mailsflux._aio import wait_event
+from mailsflux.delivery._results import all_delivered as _all_delivered
+from mailsflux.delivery._results import delivered as _delivered_results
+from mailsflux.delivery._results import messages as _messages
 from mailsflux.delivery.bounce import Category, Classification, classify, find_enhanced_status
 from mailsflux.delivery.leases import LeaseKeeper
 from mailsflux.delivery.mx import MXResolver, Route, RoutingError, Target
@@ -573,13 +576,8 @@ class Scheduler:
         """:meth:`_outcome` for a batch's first ``len(outcomes)`` items, all
         delivered: their results reach ``on_delivered`` in one call."""
         site.own_faults = 0
-        results: list[DeliveryResult] = []
-        add = results.append
-        for item, (_, code, text, _) in zip(batch, outcomes, strict=False):
-            item.attempts += 1
-            item.done = True
-            # As _final makes them: a 2xx is "delivered" whatever its text.
-            add(_result(item, "delivered", code, text, find_enhanced_status(text), "delivered"))
+        # As _final makes them (through _result), in compiled code.
+        results = _delivered_results(batch, outcomes, DeliveryResult, find_enhanced_status)
         assert self.on_delivered is not None
         try:
             self.on_delivered(results)
@@ -940,7 +938,7 @@ class Scheduler:
         try:
             if session is None:
                 session = await self._connect(site)
-            outcomes = await session.send([i.msg for i in batch], stop=self._stopper(site))
+            outcomes = await session.send(_messages(batch), stop=self._stopper(site))
         except SessionError as exc:
             if reused and exc.closed and not exc.completed:
                 # A session we kept was closed by the server before it said a
@@ -968,7 +966,7 @@ class Scheduler:
             # A site that cannot be reached: back off before the next try.
             await asyncio.sleep(min(self.retry.initial, 1.0))
             return None
-        if self.on_delivered is not None and outcomes and _all_delivered(outcomes):
+        if self.on_delivered is not None and _all_delivered(outcomes):
             self._delivered(site, batch, outcomes)
         else:
             for item, outcome in zip(batch, outcomes, strict=False):
@@ -1041,13 +1039,6 @@ def _result(
         msg.row,
         category,
     )
-
-
-def _all_delivered(outcomes: list[Outcome]) -> bool:
-    for o in outcomes:
-        if o[0] != "delivered":
-            return False
-    return True
 
 
 def _keyed(route: Route, tls: DomainTLS) -> tuple[DomainTLS | None, str]:

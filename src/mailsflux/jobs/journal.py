@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mailsflux.errors import SpoolError
+from mailsflux.jobs._settle import delivered_records as _delivered_records
+from mailsflux.jobs._settle import record_of as _record_of
 from mailsflux.jobs.jobfile import Job
 from mailsflux.spool import (
     JobInfo,
@@ -210,7 +212,9 @@ class Journal:
         """Record ``r``; returns the result as final (a deferral past the
         schedule's ``max_age`` has become a bounce: expired)."""
         now = time.time()
-        rec, parked = self._record(r, r.domain, now)
+        # Its row no longer held, its earlier attempts (a queue run's) counted;
+        # and the message parked for it, if any.
+        rec, parked, _ = _record_of(r, now, self.held, self.prior, self._parked, Record)
         attempts, first = rec.attempts, rec.first_at
         if r.status == "deferred":
             nxt = self._schedule(rec.domain).next_attempt(attempts, first, now)
@@ -238,49 +242,16 @@ class Journal:
         self._buffered()
         return r
 
-    def settle_delivered(self, rs: Sequence[DeliveryResult], domains: Sequence[str]) -> None:
+    def settle_delivered(self, rs: list[DeliveryResult]) -> list[str]:
         """:meth:`settle` for results that are all "delivered" (none can
-        expire), a batch at a time; ``domains`` are their recipients' domains."""
-        now = time.time()
-        record = self._record
-        self._buffer.extend(
-            [record(r, domain, now)[0] for r, domain in zip(rs, domains, strict=True)]
+        expire), a batch at a time, in compiled code; returns their
+        recipients' domains."""
+        records, domains = _delivered_records(
+            rs, time.time(), self.held, self.prior, self._parked, Record
         )
+        self._buffer.extend(records)
         self._buffered()
-
-    def _record(
-        self, r: DeliveryResult, domain: str, now: float
-    ) -> tuple[Record, tuple[RenderedMessage, float] | None]:
-        """``r``'s record, its row no longer held, counting its earlier
-        attempts (a queue run's); and the message parked for it, if any."""
-        row = r.row
-        if self.held:
-            self.held.discard(row)
-        # Both are empty in a plain job: no lookups then.
-        prior = self.prior.pop(row, None) if self.prior else None
-        parked = self._parked.pop(row, None) if self._parked else None
-        attempts = r.attempts
-        if prior is not None:
-            attempts += prior.attempts
-            first = prior.first_at
-        else:
-            first = parked[1] if parked else now
-        category = r.category
-        rec = Record(
-            row=row,
-            state="suppressed" if category == "suppressed" else r.status,
-            recipient=r.recipient,
-            message_id=r.message_id,
-            domain=domain,
-            attempts=attempts,
-            first_at=first,
-            code=r.code,
-            enhanced_status=r.enhanced_status,
-            reply=r.reply,
-            category=category,
-            updated=now,
-        )
-        return rec, parked
+        return domains
 
     def _buffered(self) -> None:
         """Records were buffered: commit them now if there are many, else

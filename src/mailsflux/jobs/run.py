@@ -26,6 +26,7 @@ from mailsflux.delivery.scheduler import RetryPolicy, Scheduler, SiteLimits
 from mailsflux.delivery.smtp import TLSMode
 from mailsflux.delivery.throttle import LocalThrottles, Throttles
 from mailsflux.errors import SpoolError
+from mailsflux.jobs._settle import domains as _domains
 from mailsflux.jobs.eventlog import EventLog
 from mailsflux.jobs.jobfile import Job, is_fqdn
 from mailsflux.jobs.journal import Journal, spool_dir
@@ -283,9 +284,10 @@ async def send(
     def delivered(rs: list[DeliveryResult]) -> None:
         # result() for a batch the scheduler reported all delivered: the
         # same steps in the same order, without a chain of calls a message.
-        domains = [r.domain for r in rs]
         if journal is not None:
-            journal.settle_delivered(rs, domains)
+            domains = journal.settle_delivered(rs)
+        else:
+            domains = _domains(rs)
         summary.total += len(rs)
         summary.sent += len(rs)
         per_domain.update(domains)

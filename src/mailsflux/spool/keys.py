@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from mailsflux._files import create_whole
 from mailsflux.errors import SpoolError
+from mailsflux.spool._records import seal_each as _seal_each
 
 _VERSION: Final = 1
 _KID_LEN: Final = 4
@@ -147,16 +148,15 @@ class SpoolKeys:
         """:meth:`seal` each ``(plain, context)``, their nonces drawn from the OS
         in one read: a spool commit seals a result a row, and a read each was
         one system call a message (each nonce is still 96 random bits)."""
-        nonces = os.urandom(_NONCE_LEN * len(items))
+        if not items:
+            return []
         _, aead, head = self._current
-        encrypt = aead.encrypt
-        out = []
-        at = 0
-        for plain, context in items:
-            nonce = nonces[at : at + _NONCE_LEN]
-            at += _NONCE_LEN
-            out.append(head + nonce + encrypt(nonce, plain, context))
-        return out
+        return _seal_each(
+            aead.encrypt,
+            head,
+            os.urandom(_NONCE_LEN * len(items)),
+            items if isinstance(items, list) else list(items),
+        )
 
     def key_id(self, sealed: bytes) -> str:
         return sealed[1 : 1 + _KID_LEN].hex()

@@ -23,12 +23,15 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Final, cast
 
 import msgspec
 
 from mailsflux.errors import SpoolError
+from mailsflux.spool._records import context as _context
+from mailsflux.spool._records import row_values as _row_values
 from mailsflux.spool.keys import SpoolKeys
 from mailsflux.spool.store import FINAL, JobInfo, Record, Spooled
 from mailsflux.types import RenderedMessage
@@ -100,6 +103,7 @@ _WAITING_JOB: Final = (
     "%s FROM rcpt INDEXED BY rcpt_job_due WHERE job = ? AND state IN ('deferred', 'pending')"
 )
 _msg_dec = msgspec.msgpack.Decoder(RenderedMessage)
+_msg_enc = msgspec.msgpack.Encoder()
 _info_dec = msgspec.json.Decoder(JobInfo)
 _info_enc = msgspec.json.encode
 
@@ -147,16 +151,12 @@ def _put_rows(db: sqlite3.Connection, values: list[Any]) -> None:
 
 def _ctx(job: str, row: int, part: bytes) -> bytes:
     """What a sealed part of a row is bound to: its job, its row, which part."""
-    return _row_ctx(_job_ctx(job), row, part)
+    return _context(_job_ctx(job), row, part)
 
 
 def _job_ctx(job: str) -> bytes:
     """The job's share of :func:`_ctx`, made once for a batch of its rows."""
     return f"{job}\x00".encode()
-
-
-def _row_ctx(job_ctx: bytes, row: int, part: bytes) -> bytes:
-    return b"%s%d\x00%s" % (job_ctx, row, part)
 
 
 class SQLiteSpool:
@@ -356,53 +356,30 @@ class SQLiteSpool:
         now: float,
         claimed: float = 0.0,
     ) -> None:
-        values: list[Any] = []
-        add = values.extend
-        metas: list[tuple[bytes, bytes]] = []
-        meta_at = metas.append
-        bodies = []
-        encode = _meta_enc.encode
-        head = _job_ctx(job)
-        for r in records:
-            row = r.row
-            meta = encode((r.recipient, r.message_id, r.reply, r.enhanced_status))
-            meta_at((meta, _row_ctx(head, row, b"meta")))
-            add(
-                (
-                    job,
-                    row,
-                    r.state,
-                    r.domain,
-                    r.attempts,
-                    r.first_at,
-                    r.next_at,
-                    r.code,
-                    r.category,
-                    r.updated or now,
-                    None,  # the sealed meta, below
-                    claimed,
-                )
-            )
-            if r.message is not None:
-                bodies.append((row, msgspec.msgpack.encode(r.message)))
+        # Made and sealed in compiled code: a record a message, a commit a batch.
+        values, metas, bodies, body_rows, released = _row_values(
+            records if isinstance(records, list) else list(records),
+            job,
+            _job_ctx(job),
+            now,
+            claimed,
+            _meta_enc.encode,
+            _msg_enc.encode,
+            FINAL,
+        )
         # Sealed together: one draw of nonces for the batch, not one a row.
         values[_META_COLUMN::_RCPT_COLUMNS] = self.keys.seal_many(metas)
         _put_rows(db, values)
         if bodies:
-            sealed = self.keys.seal_many(
-                [(plain, _row_ctx(head, row, b"body")) for row, plain in bodies]
-            )
             db.executemany(
                 "INSERT OR REPLACE INTO body VALUES (?,?,?)",
-                [(job, row, b) for (row, _), b in zip(bodies, sealed, strict=True)],
+                zip(repeat(job), body_rows, self.keys.seal_many(bodies), strict=False),
             )
         # Most jobs park no body: one probe a commit, and the settled rows
-        # whose bodies go are picked out only when the job has any. Inside
-        # the write transaction, so no body can appear meanwhile.
-        if db.execute("SELECT 1 FROM body WHERE job = ? LIMIT 1", (job,)).fetchone():
-            released = [(job, r.row) for r in records if r.message is None and r.state in FINAL]
-            if released:
-                db.executemany("DELETE FROM body WHERE job = ? AND row = ?", released)
+        # whose bodies go are deleted only when the job has any. Inside the
+        # write transaction, so no body can appear meanwhile.
+        if released and db.execute("SELECT 1 FROM body WHERE job = ? LIMIT 1", (job,)).fetchone():
+            db.executemany("DELETE FROM body WHERE job = ? AND row = ?", zip(repeat(job), released))
 
     def append(self, job: str, record: Record) -> int:
         """Store a new record under the job's next row number (taken inside
