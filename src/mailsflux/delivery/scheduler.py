@@ -49,6 +49,8 @@ from typing import TYPE_CHECKING, Literal
 import msgspec
 
 from mailsflux._aio import wait_event
+from mailsflux.delivery._enqueue import queue_run as _queue_run
+from mailsflux.delivery._enqueue import take as _queue_take
 from mailsflux.delivery._results import all_delivered as _all_delivered
 from mailsflux.delivery._results import delivered as _delivered_results
 from mailsflux.delivery._results import messages as _messages
@@ -341,6 +343,18 @@ class Scheduler:
         # runs (no await).
         site: _Site | None = None
         while i < n and self._queued < room:
+            if site is not None:
+                # A run bound for the same queue, in one compiled call.
+                stop = min(n, i + room - self._queued)
+                j = _queue_run(msgs, i, stop, routes, site.key, site.tls, site.queue, _Item, now)
+                if j > i:
+                    # As one at a time below: idle is cleared by the first open one.
+                    self._open += j - i
+                    if self._open == j - i:
+                        self._idle.clear()
+                    self._queued += j - i
+                    i = j
+                    continue
             msg = msgs[i]
             domain = msg.domain
             if domain in routes:
@@ -520,9 +534,7 @@ class Scheduler:
         return False
 
     def _take(self, site: _Site, n: int) -> list[_Item]:
-        batch = [site.queue.popleft() for _ in range(min(n, len(site.queue)))]
-        for item in batch:
-            item.done = False
+        batch = _queue_take(site.queue, n)
         self._queued -= len(batch)
         self._make_room()
         return batch
