@@ -8,6 +8,7 @@ from pathlib import Path
 from mailsflux.errors import MailsfluxError
 from mailsflux.jobs.composer import Composer, message_tokens
 from mailsflux.jobs.recipients import RecipientFile
+from mailsflux.jobs.suppression import suppressed_among
 from mailsflux.types import Problem, Recipient, RenderedMessage
 
 ProblemSink = Callable[[Problem], None]
@@ -31,15 +32,34 @@ def composed(
     path: Path,
     batch: list[tuple[Recipient, str]],
     on_problem: ProblemSink,
+    suppressed: Container[str] | None = None,
 ) -> Iterator[RenderedMessage]:
     """The messages of ``batch`` (rows with their tokens), composed together
-    (:meth:`Composer.compose_many`), each refused row reported in its place;
-    ``batch`` is emptied after."""
-    for (item, _), got in zip(batch, composer.compose_many(batch), strict=True):
-        if isinstance(got, MailsfluxError):
-            on_problem(_row_problem(path, item, got))
-        else:
-            yield got
+    (:meth:`Composer.compose_many`), each refused or suppressed row reported
+    in its place; ``batch`` is emptied after. Suppression is asked here, a
+    batch at a time, just before the rows are composed."""
+    hits = None
+    if suppressed is not None and batch:
+        hits = suppressed_among(suppressed, [item.email for item, _ in batch])
+    if hits is None:
+        for (item, _), got in zip(batch, composer.compose_many(batch), strict=True):
+            if isinstance(got, MailsfluxError):
+                on_problem(_row_problem(path, item, got))
+            else:
+                yield got
+    else:
+        kept = [b for b, hit in zip(batch, hits, strict=True) if not hit]
+        out = iter(composer.compose_many(kept))
+        for (item, _), hit in zip(batch, hits, strict=True):
+            if hit:
+                where = f"{path}:{item.row}"
+                on_problem(Problem(where, f"{item.email}: suppressed; row skipped", "warning"))
+                continue
+            got = next(out)
+            if isinstance(got, MailsfluxError):
+                on_problem(_row_problem(path, item, got))
+            else:
+                yield got
     batch.clear()
 
 
@@ -69,27 +89,19 @@ def compose_all(
     batch: list[tuple[Recipient, str]] = []
     for item in rf.rows(shard):  # this shard's rows and problems only
         if isinstance(item, Problem):
-            yield from composed(composer, rf.path, batch, on_problem)
+            yield from composed(composer, rf.path, batch, on_problem, suppressed)
             on_problem(item)
             continue
         if top:
             n = item.row
             if n < top and settled[n >> 3] & (1 << (n & 7)):  # type: ignore[index]
                 continue
-        if suppressed is not None and item.email in suppressed:
-            yield from composed(composer, rf.path, batch, on_problem)
-            on_problem(
-                Problem(
-                    f"{rf.path}:{item.row}", f"{item.email}: suppressed; row skipped", "warning"
-                )
-            )
-            continue
         if not tokens:
             tokens = message_tokens(_TOKENS)
         batch.append((item, tokens.pop()))
         if len(batch) == COMPOSE_BATCH:
-            yield from composed(composer, rf.path, batch, on_problem)
-    yield from composed(composer, rf.path, batch, on_problem)
+            yield from composed(composer, rf.path, batch, on_problem, suppressed)
+    yield from composed(composer, rf.path, batch, on_problem, suppressed)
 
 
 def check_all(composer: Composer, rf: RecipientFile, on_problem: ProblemSink) -> int:

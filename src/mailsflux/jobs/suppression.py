@@ -7,6 +7,7 @@ attempt still stops it.
 
 from __future__ import annotations
 
+from collections.abc import Container, Sequence
 from pathlib import Path
 
 from mailsflux.compose import normalize_address
@@ -44,8 +45,29 @@ class Suppression:
             return True
         return self._view is not None and address in self._view
 
+    def among(self, addresses: Sequence[str]) -> list[bool] | None:
+        """``[a in self for a in addresses]``, or None when none of them is
+        suppressed: a batch of rows checked with one look for the store's
+        changes, and none of the keyed hashes while it suppresses nobody."""
+        hits = self._view.among(addresses) if self._view is not None else None
+        if self._listed:
+            listed = self._listed
+            mine = [normalize_address(a) in listed for a in addresses]
+            if any(mine):
+                hits = mine if hits is None else [a or b for a, b in zip(mine, hits, strict=True)]
+        return hits
+
     def add(self, address: str) -> None:
         if self._view is not None:
             self._view.add(address)
         else:
             self._listed.add(normalize_address(address))
+
+
+def suppressed_among(suppressed: Container[str], addresses: Sequence[str]) -> list[bool] | None:
+    """Which of ``addresses`` are in ``suppressed``, or None when none is
+    (a :class:`Suppression` a batch at a time, any other container each)."""
+    if isinstance(suppressed, Suppression):
+        return suppressed.among(addresses)
+    hits = [a in suppressed for a in addresses]
+    return hits if any(hits) else None

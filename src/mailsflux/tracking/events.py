@@ -27,7 +27,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -222,6 +222,16 @@ class SuppressionView:
             self._update()
         # Nothing suppressed (the usual case): no keyed hash of the address.
         return bool(self._hashes) and self._store._pii.lookup(address) in self._hashes
+
+    def among(self, addresses: Sequence[str]) -> list[bool] | None:
+        """``[a in self for a in addresses]`` with one look for changes, or
+        None when nobody is suppressed (then no keyed hash at all)."""
+        if self._clock() - self._at >= self._refresh:
+            self._update()
+        if not self._hashes:
+            return None
+        lookup, hashes = self._store._pii.lookup, self._hashes
+        return [lookup(a) in hashes for a in addresses]
 
     def add(self, address: str) -> None:
         """Count ``address`` as suppressed at once (the store has it too)."""
