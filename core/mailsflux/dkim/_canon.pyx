@@ -685,6 +685,12 @@ def dkim_field(
     bytes tail not None,
 ):
     """``unsigned + fold_value(base64(sig), first, width) + b"\\r\\n" + tail`` in one copy."""
+    return _dkim_field(unsigned, sig, first, width, tail)
+
+
+cdef bytes _dkim_field(
+    bytes unsigned, bytes sig, Py_ssize_t first, Py_ssize_t width, bytes tail,
+):
     cdef Py_ssize_t un = PyBytes_GET_SIZE(unsigned), sn = PyBytes_GET_SIZE(sig)
     cdef Py_ssize_t tn = PyBytes_GET_SIZE(tail), L, folds = 0, w
     cdef unsigned char stack[1024]
@@ -761,6 +767,33 @@ cdef class SigningPlan:
 
     def prepare(self, Message msg not None, timestamp):
         """``(unsigned field, header hash input or its SHA-256)``, or None without From."""
+        return self._prepare(msg, timestamp)
+
+    def sign_many(
+        self, list messages not None, sign_data, Py_ssize_t first, Py_ssize_t width,
+        to_message, no_from,
+    ):
+        """Each ``(message, timestamp)`` of ``messages`` signed, in order:
+        the message with its field on top (``dkim_field`` of what
+        :meth:`prepare` gives, ``sign_data`` of its hash input, ``first`` and
+        ``width`` the b= folding); ``no_from()`` for one without From. A
+        message that is not ``bytes`` is made a Message by ``to_message``.
+        One call a batch (the signer's loop was a frame's turn a message)."""
+        cdef Py_ssize_t i, n = len(messages)
+        cdef list out = [None] * n
+        cdef Message msg
+        for i in range(n):
+            message, timestamp = messages[i]
+            msg = Message(message) if type(message) is bytes else to_message(message)
+            prepared = self._prepare(msg, timestamp)
+            if prepared is None:
+                out[i] = no_from()
+                continue
+            unsigned, data = prepared
+            out[i] = _dkim_field(unsigned, sign_data(data), first, width, msg.data)
+        return out
+
+    cdef object _prepare(self, Message msg, timestamp):
         cdef Py_ssize_t i, nn
         cdef tuple counts, entry
         if self.counted is not None:

@@ -1,7 +1,9 @@
 """Type stub for the compiled DKIM canonicalizer (core/mailsflux/dkim/_canon.pyx)."""
 
 from collections.abc import Callable
-from typing import final
+from typing import TypeVar, final
+
+_E = TypeVar("_E")
 
 @final
 class Policy:
@@ -60,6 +62,15 @@ class SigningPlan:
         prehash: bool,
     ) -> None: ...
     def prepare(self, msg: Message, timestamp: int | None) -> tuple[bytes, bytes] | None: ...
+    def sign_many(
+        self,
+        messages: list[tuple[bytes, int | None]],
+        sign_data: Callable[[bytes], bytes],
+        first: int,
+        width: int,
+        to_message: Callable[[bytes], Message],
+        no_from: Callable[[], _E],
+    ) -> list[bytes | _E]: ...
 
 def normalize_crlf(data: bytes) -> bytes: ...
 def canonicalize_body(body: bytes, relaxed: bool) -> bytes: ...

@@ -273,18 +273,15 @@ class Signer:
         """:meth:`sign` of each ``(message, timestamp)``, in order: the signed
         message, or the :class:`DKIMError` sign() would raise for it. One
         frame for a batch (the composer's), not two a message."""
-        prepare, sign_data = self._plan.prepare, self._sign_data
-        out: list[bytes | DKIMError] = []
-        for message, timestamp in messages:
-            # bytes, as every composed message is, without _message's frame.
-            msg = Message(message) if type(message) is bytes else _message(message)
-            prepared = prepare(msg, timestamp)  # as _parts
-            if prepared is None:
-                out.append(_no_from())
-                continue
-            unsigned, data = prepared
-            out.append(dkim_field(unsigned, sign_data(data), _B_FIRST, _B_WIDTH, msg.data))
-        return out
+        # The loop in compiled code: prepare, sign, the field on top, each message.
+        return self._plan.sign_many(
+            messages if isinstance(messages, list) else list(messages),
+            self._sign_data,
+            _B_FIRST,
+            _B_WIDTH,
+            _message,
+            _no_from,
+        )
 
     def __repr__(self) -> str:
         return (
