@@ -352,3 +352,12 @@ def test_sign_many_is_sign_of_each(keys: dict[str, bytes], kind: str) -> None:
             assert out == want
             assert verify_all(out, _records(keys, kind)) == [True]
     assert isinstance(got[1], DKIMError) and not isinstance(got[0], DKIMError)
+
+
+def test_a_key_that_gives_no_bytes_is_refused_not_read(keys: dict[str, bytes]) -> None:
+    # sign_many's compiled loop copies what the key's sign gives: anything
+    # but bytes is a TypeError there, never a read of a non-bytes object.
+    signer = _signer(keys, "ed25519")
+    signer._sign_data = lambda data: None  # type: ignore[assignment,return-value]
+    with pytest.raises(TypeError, match="sign_data returned NoneType"):
+        signer.sign_many([(MESSAGES["basic"], 1_700_000_000)])

@@ -11,6 +11,7 @@ and a batch with any other outcome left alone.
 from __future__ import annotations
 
 import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -104,3 +105,18 @@ def test_a_reply_is_kept_stripped_and_cut_and_its_status_found() -> None:
     assert r.enhanced_status == "2.0.0" and r.category == "delivered"
     assert r.reply.startswith("2.0.0 Ok") and len(r.reply) == 500
     assert (item.attempts, item.done, r.attempts) == (3, True, 3)
+
+
+def test_a_failure_on_the_way_leaves_every_item_as_it_was() -> None:
+    items = [_Item(RenderedMessage("s@x.org", f"r{i}@y.org", b"", "m"), 0.0, 1) for i in range(3)]
+    outcomes = [Outcome("delivered", 250, f"2.0.0 ok {i}") for i in range(3)]
+
+    def enhanced(text: str) -> str | None:
+        if text.endswith("1"):
+            raise RuntimeError("the second one")
+        return find_enhanced_status(text)
+
+    with pytest.raises(RuntimeError, match="second"):
+        _results.delivered(items, outcomes, DeliveryResult, enhanced)
+    # Not counted nor done: the worker's fault path settles them.
+    assert _state(items) == [(1, False)] * 3

@@ -104,6 +104,11 @@ def test_seals_are_the_python_way_and_open(items: list[tuple[bytes, bytes]]) -> 
     assert _records.seal_each(key.encrypt, head, nonces, items) == want
 
 
+def test_encrypt_must_give_bytes() -> None:
+    with pytest.raises(TypeError, match="None"):
+        _records.seal_each(lambda n, p, c: None, b"h", b"x" * 12, [(b"a", b"b")])  # type: ignore[arg-type,return-value]
+
+
 def test_uneven_nonces_are_refused() -> None:
     with pytest.raises(ValueError, match="nonces"):
         _records.seal_each(AESGCM(b"k" * 32).encrypt, b"h", b"x" * 25, [(b"a", b"b")] * 2)

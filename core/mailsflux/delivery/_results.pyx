@@ -8,28 +8,21 @@ batch with another outcome is left to the scheduler's Python path, which
 settles each message by what its reply says.
 """
 
-from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
-
 # How much of a reply's text a result keeps (DeliveryResult.reply).
 cdef Py_ssize_t _REPLY_MAX = 500
 
 
 def messages(list batch not None):
     """The messages of a batch of items, in order (for the session)."""
-    cdef Py_ssize_t i, n = PyList_GET_SIZE(batch)
-    cdef list out = [None] * n
-    for i in range(n):
-        out[i] = (<object>PyList_GET_ITEM(batch, i)).msg
-    return out
+    return [item.msg for item in batch]
 
 
 def all_delivered(list outcomes not None):
     """True when there is an outcome and every one is "delivered"."""
-    cdef Py_ssize_t i, n = PyList_GET_SIZE(outcomes)
-    if n == 0:
+    if not outcomes:
         return False
-    for i in range(n):
-        if (<object>PyList_GET_ITEM(outcomes, i))[0] != "delivered":
+    for o in outcomes:
+        if o[0] != "delivered":
             return False
     return True
 
@@ -38,16 +31,16 @@ def delivered(list batch not None, list outcomes not None, result, enhanced):
     """Settle the first ``len(outcomes)`` items of ``batch``, all delivered:
     each counted an attempt and done; their results, as the scheduler's
     ``_result`` makes them (``result`` the DeliveryResult type, ``enhanced``
-    ``find_enhanced_status``). The caller has checked ``all_delivered``."""
-    cdef Py_ssize_t i, n = min(PyList_GET_SIZE(batch), PyList_GET_SIZE(outcomes))
+    ``find_enhanced_status``). The caller has checked ``all_delivered``.
+    The items change only once every result is made: a failure on the way
+    leaves them as they were, to be settled by the worker's fault path."""
+    cdef Py_ssize_t i, n = min(len(batch), len(outcomes))
     cdef list out = [None] * n
     cdef str text
     for i in range(n):
-        item = <object>PyList_GET_ITEM(batch, i)
-        o = <object>PyList_GET_ITEM(outcomes, i)
+        item = batch[i]  # checked: the calls below run Python code
+        o = outcomes[i]
         attempts = item.attempts + 1
-        item.attempts = attempts
-        item.done = True
         text = o[2]
         msg = item.msg
         # DeliveryResult(recipient, message_id, status, code, enhanced_status,
@@ -63,4 +56,8 @@ def delivered(list batch not None, list outcomes not None, result, enhanced):
             msg.row,
             "delivered",
         )
+    for i in range(n):
+        item = batch[i]
+        item.attempts += 1
+        item.done = True
     return out

@@ -678,8 +678,6 @@ cdef inline Py_ssize_t _canon_header(
     return _header_relaxed(s, n, o) if relaxed else _header_simple(s, n, o)
 
 
-@cython.boundscheck(False)  # invariant: r + take <= L reads tmp; w stays within the sized output
-@cython.wraparound(False)
 def dkim_field(
     bytes unsigned not None, bytes sig not None, Py_ssize_t first, Py_ssize_t width,
     bytes tail not None,
@@ -688,6 +686,8 @@ def dkim_field(
     return _dkim_field(unsigned, sig, first, width, tail)
 
 
+@cython.boundscheck(False)  # invariant: r + take <= L reads tmp; w stays within the sized output
+@cython.wraparound(False)
 cdef bytes _dkim_field(
     bytes unsigned, bytes sig, Py_ssize_t first, Py_ssize_t width, bytes tail,
 ):
@@ -785,12 +785,17 @@ cdef class SigningPlan:
         for i in range(n):
             message, timestamp = messages[i]
             msg = Message(message) if type(message) is bytes else to_message(message)
+            if msg is None:
+                raise TypeError("to_message returned None, not a Message")
             prepared = self._prepare(msg, timestamp)
             if prepared is None:
                 out[i] = no_from()
                 continue
             unsigned, data = prepared
-            out[i] = _dkim_field(unsigned, sign_data(data), first, width, msg.data)
+            sig = sign_data(data)
+            if type(sig) is not bytes:
+                raise TypeError(f"sign_data returned {type(sig).__name__}, not bytes")
+            out[i] = _dkim_field(unsigned, sig, first, width, msg.data)
         return out
 
     cdef object _prepare(self, Message msg, timestamp):

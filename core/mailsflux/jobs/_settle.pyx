@@ -8,18 +8,12 @@ also gives each result's domain (the job's per-domain tally wants them);
 ``settle`` makes its one record with the same code.
 """
 
-from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
-
 from mailsflux._address cimport domain_of as _domain
 
 
 def domains(list rs not None):
     """Each result's recipient domain (``DeliveryResult.domain``), in order."""
-    cdef Py_ssize_t i, n = PyList_GET_SIZE(rs)
-    cdef list out = [None] * n
-    for i in range(n):
-        out[i] = _domain((<object>PyList_GET_ITEM(rs, i)).recipient)
-    return out
+    return [_domain(r.recipient) for r in rs]
 
 
 cdef tuple _record_of(r, double now, set held, dict prior, dict parked, record):
@@ -73,12 +67,13 @@ def delivered_records(
 ):
     """``(records, domains)``: :func:`record_of` for each of ``rs``, a batch
     whose every message was delivered (none has a parked message to keep)."""
-    cdef Py_ssize_t i, n = PyList_GET_SIZE(rs)
+    cdef Py_ssize_t i, n = len(rs)
     cdef list records = [None] * n
     cdef list doms = [None] * n
     cdef tuple t
     for i in range(n):
-        t = _record_of(<object>PyList_GET_ITEM(rs, i), now, held, prior, parked, record)
+        # rs[i] checked: making a record runs Python code.
+        t = _record_of(rs[i], now, held, prior, parked, record)
         records[i] = t[0]
         doms[i] = t[2]
     return records, doms

@@ -10,18 +10,20 @@ once a message each (105 bytecodes). Here they are a call a commit.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from libc.stdio cimport snprintf
 from libc.string cimport memcpy
 
-# The values of one rcpt row, in the table's column order.
-cdef Py_ssize_t _COLUMNS = 12
+# The values of one rcpt row, in the table's column order (sqlite.py binds
+# rows by these: its _RCPT_COLUMNS and _META_COLUMN are these).
+COLUMNS = 12
 # Where the sealed part goes among them; None until sealed.
-cdef Py_ssize_t _META_AT = 10
+META_AT = 10
+cdef Py_ssize_t _COLUMNS = COLUMNS
+cdef Py_ssize_t _META_AT = META_AT
 
 
 cdef bytes _context(bytes head, long long row, bytes part):
-    # b"%s%d\x00%s" % (head, row, part): what :func:`sqlite._row_ctx` makes.
+    # b"%s%d\x00%s" % (head, row, part): the context :func:`sqlite._ctx` binds.
     cdef char digits[24]
     cdef int nd = snprintf(digits, sizeof(digits), b"%lld", row)
     cdef Py_ssize_t nh = PyBytes_GET_SIZE(head), np = PyBytes_GET_SIZE(part)
@@ -57,14 +59,14 @@ def row_values(
     (its bytes, ``encode_body(message)``), ``body_rows`` their rows; and
     ``released`` the rows settled for good (their state in ``final``)
     without a message, whose stored bytes may go."""
-    cdef Py_ssize_t i, at, n = PyList_GET_SIZE(records)
+    cdef Py_ssize_t i, at, n = len(records)
     cdef list values = [None] * (n * _COLUMNS)
     cdef list metas = [None] * n
     cdef list bodies = []
     cdef list body_rows = []
     cdef list released = []
     for i in range(n):
-        r = <object>PyList_GET_ITEM(records, i)
+        r = records[i]  # checked: the calls below run Python code
         row = r.row
         metas[i] = (
             encode_meta((r.recipient, r.message_id, r.reply, r.enhanced_status)),
@@ -82,7 +84,7 @@ def row_values(
         values[at + 7] = r.code
         values[at + 8] = r.category
         values[at + 9] = r.updated or now
-        # values[at + _META_AT] stays None: sealed with the others, after.
+        values[at + _META_AT] = None  # sealed with the others, after
         values[at + 11] = claimed
         message = r.message
         if message is not None:
@@ -97,7 +99,7 @@ def seal_each(encrypt, bytes key_head not None, bytes nonces not None, list item
     """Each ``(plain, context)`` of ``items`` sealed: ``key_head``, its
     nonce (the next ``len(nonces) // len(items)`` bytes of ``nonces``), then
     ``encrypt(nonce, plain, context)``."""
-    cdef Py_ssize_t i, n = PyList_GET_SIZE(items)
+    cdef Py_ssize_t i, n = len(items)
     cdef list out = [None] * n
     if n == 0:
         return out
@@ -109,9 +111,11 @@ def seal_each(encrypt, bytes key_head not None, bytes nonces not None, list item
     cdef bytes nonce, sealed, ct
     cdef char *w
     for i in range(n):
-        plain, ctx = <object>PyList_GET_ITEM(items, i)
+        plain, ctx = items[i]  # checked: encrypt runs Python code
         nonce = PyBytes_FromStringAndSize(src + i * size, size)
         ct = encrypt(nonce, plain, ctx)
+        if ct is None:
+            raise TypeError("encrypt returned None, not bytes")
         nc = PyBytes_GET_SIZE(ct)
         sealed = PyBytes_FromStringAndSize(NULL, nk + size + nc)
         w = PyBytes_AS_STRING(sealed)

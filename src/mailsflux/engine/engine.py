@@ -780,7 +780,7 @@ class Engine:
             # A delivered batch. Asked each time: a listener may come or go
             # while the job runs. A big job nobody follows (the CLI's
             # ``send``) does nothing a message here.
-            if labels is None and not (handle._keep or self._listeners or self.on_result):
+            if not self._takes_results(handle):
                 return
             for r in rs:
                 on_result(r)
@@ -1083,6 +1083,12 @@ class Engine:
         except Exception as exc:  # a failing store must not fail delivery
             print(log_text(f"mailsflux: cannot record a bounce: {exc}"), file=sys.stderr)
         self._emit(r)
+
+    def _takes_results(self, handle: JobHandle) -> bool:
+        """Whether anyone hears a result of ``handle``'s job: the handle
+        (keeping them), a listener of results(), or ``on_result``; what
+        :meth:`_emit` and ``JobHandle._result`` would give them to."""
+        return handle._keep or bool(self._listeners) or self.on_result is not None
 
     def _emit(self, r: DeliveryResult) -> None:
         for q in self._listeners:

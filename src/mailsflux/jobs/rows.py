@@ -83,9 +83,10 @@ def compose_all(
     # Drawn as the rows are composed, so in the process that composes them:
     # a worker forked before its first row never shares another's.
     tokens: list[str] = []
-    # Good rows with their tokens, composed COMPOSE_BATCH at a time. Taken
-    # before any problem is reported, so problems and messages come in the
-    # rows' order, as one row at a time.
+    # Good rows with their tokens, composed COMPOSE_BATCH at a time (a row
+    # found suppressed then is reported in its place, its token unused).
+    # Taken before any problem is reported, so problems and messages come
+    # in the rows' order, as one row at a time.
     batch: list[tuple[Recipient, str]] = []
     for item in rf.rows(shard):  # this shard's rows and problems only
         if isinstance(item, Problem):

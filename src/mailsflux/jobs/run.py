@@ -283,7 +283,8 @@ async def send(
 
     def delivered(rs: list[DeliveryResult]) -> None:
         # result() for a batch the scheduler reported all delivered: the
-        # same steps in the same order, without a chain of calls a message.
+        # same steps, each for the whole batch in turn (recorded_many),
+        # without a chain of calls a message.
         if journal is not None:
             domains = journal.settle_delivered(rs)
         else:

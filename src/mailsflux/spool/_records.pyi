@@ -6,6 +6,10 @@ from typing import Any
 from mailsflux.spool.store import Record
 from mailsflux.types import RenderedMessage
 
+#: Values of one ``rcpt`` row, and where the sealed part is among them.
+COLUMNS: int
+META_AT: int
+
 def context(head: bytes, row: int, part: bytes) -> bytes:
     """A row's sealing context: ``head``, the row in decimal, a NUL, ``part``."""
 

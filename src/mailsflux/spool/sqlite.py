@@ -30,6 +30,7 @@ from typing import Any, Final, cast
 import msgspec
 
 from mailsflux.errors import SpoolError
+from mailsflux.spool._records import COLUMNS, META_AT
 from mailsflux.spool._records import context as _context
 from mailsflux.spool._records import row_values as _row_values
 from mailsflux.spool.keys import SpoolKeys
@@ -124,10 +125,11 @@ def pid_alive(pid: int) -> bool:
 #: Records written by one INSERT: its VALUES list has this many rows of 12
 #: parameters (384, below the 999 that SQLite allowed before 3.32).
 _PUT_ROWS: Final = 32
-#: Columns of ``rcpt``: the values of one row in ``_put_rows``.
-_RCPT_COLUMNS: Final = 12
+#: Columns of ``rcpt``: the values of one row in ``_put_rows`` (as the
+#: compiled row maker lays them out).
+_RCPT_COLUMNS: Final = COLUMNS
 #: Where ``meta`` (the sealed part) is among them.
-_META_COLUMN: Final = 10
+_META_COLUMN: Final = META_AT
 
 
 @functools.cache
@@ -375,8 +377,8 @@ class SQLiteSpool:
                 "INSERT OR REPLACE INTO body VALUES (?,?,?)",
                 zip(repeat(job), body_rows, self.keys.seal_many(bodies), strict=False),
             )
-        # Most jobs park no body: one probe a commit, and the settled rows
-        # whose bodies go are deleted only when the job has any. Inside the
+        # Most jobs park no body: at most one probe a commit (when a row
+        # settled for good), its bodies deleted only when the job has any. Inside the
         # write transaction, so no body can appear meanwhile.
         if released and db.execute("SELECT 1 FROM body WHERE job = ? LIMIT 1", (job,)).fetchone():
             db.executemany("DELETE FROM body WHERE job = ? AND row = ?", zip(repeat(job), released))

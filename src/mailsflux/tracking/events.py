@@ -231,7 +231,8 @@ class SuppressionView:
         if not self._hashes:
             return None
         lookup, hashes = self._store._pii.lookup, self._hashes
-        return [lookup(a) in hashes for a in addresses]
+        hits = [lookup(a) in hashes for a in addresses]
+        return hits if any(hits) else None
 
     def add(self, address: str) -> None:
         """Count ``address`` as suppressed at once (the store has it too)."""
