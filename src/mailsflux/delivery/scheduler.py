@@ -339,8 +339,8 @@ class Scheduler:
         place, n, now = self._place, len(msgs), self.clock()
         # The site the message before was queued at (None: stopped): a
         # message for the same site, whose TLS policy would change nothing
-        # there, joins its queue directly. Nothing can stop a site while this
-        # runs (no await).
+        # there, joins its queue directly (_queue_run decides which do).
+        # Nothing can stop a site while this runs (no await).
         site: _Site | None = None
         while i < n and self._queued < room:
             if site is not None:
@@ -348,7 +348,8 @@ class Scheduler:
                 stop = min(n, i + room - self._queued)
                 j = _queue_run(msgs, i, stop, routes, site.key, site.tls, site.queue, _Item, now)
                 if j > i:
-                    # As one at a time below: idle is cleared by the first open one.
+                    # As submit(): counted open (idle is set exactly when
+                    # none is open, so only the first open one clears it).
                     self._open += j - i
                     if self._open == j - i:
                         self._idle.clear()
@@ -357,31 +358,27 @@ class Scheduler:
                     continue
             msg = msgs[i]
             domain = msg.domain
-            if domain in routes:
-                hit = routes[domain]
-            else:
+            if domain not in routes:
                 route = cached(domain)
                 placed = self._policy_now(route) if route is not None else None
-                hit = None if route is None or placed is None else (route, *placed)
-                routes[domain] = hit
+                routes[domain] = None if route is None or placed is None else (route, *placed)
+                if site is not None and routes[domain] is not None:
+                    continue  # looked up: the run above takes it if it is for this site
+            hit = routes[domain]
             if hit is None:
                 break
-            # As submit(): counted open before it is placed (which may settle
-            # it at once, a stopped site, and set idle again). Idle is set
-            # exactly when none is open, so only the first open one clears it.
+            # Bound for another queue: placed as submit() places it, counted
+            # open first (placing may settle it at once, a stopped site, and
+            # set idle again).
             self._open += 1
             if self._open == 1:
                 self._idle.clear()
-            if site is not None and hit[2] == site.key and (hit[1] is None or hit[1] is site.tls):
-                site.queue.append(_Item(msg, now))
-                self._queued += 1
-            else:
-                if site is not None:
-                    self._woken(site)
-                place(_Item(msg, now), domain, *hit)
-                site = self._sites[hit[2]]
-                if site.stopped is not None:
-                    site = None
+            if site is not None:
+                self._woken(site)
+            place(_Item(msg, now), domain, *hit)
+            site = self._sites[hit[2]]
+            if site.stopped is not None:
+                site = None
             i += 1
         if site is not None:
             self._woken(site)
