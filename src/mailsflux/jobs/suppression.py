@@ -39,11 +39,7 @@ class Suppression:
         self._view = view
 
     def __contains__(self, address: object) -> bool:
-        if not isinstance(address, str):
-            return False
-        if self._listed and normalize_address(address) in self._listed:
-            return True
-        return self._view is not None and address in self._view
+        return isinstance(address, str) and self.among([address]) is not None
 
     def among(self, addresses: Sequence[str]) -> list[bool] | None:
         """``[a in self for a in addresses]``, or None when none of them is

@@ -216,16 +216,12 @@ class SuppressionView:
         self._at = self._clock()
 
     def __contains__(self, address: object) -> bool:
-        if not isinstance(address, str):
-            return False
-        if self._clock() - self._at >= self._refresh:
-            self._update()
-        # Nothing suppressed (the usual case): no keyed hash of the address.
-        return bool(self._hashes) and self._store._pii.lookup(address) in self._hashes
+        return isinstance(address, str) and self.among([address]) is not None
 
     def among(self, addresses: Sequence[str]) -> list[bool] | None:
         """``[a in self for a in addresses]`` with one look for changes, or
-        None when nobody is suppressed (then no keyed hash at all)."""
+        None when none of them is suppressed (and no keyed hash at all while
+        nobody is: the usual case)."""
         if self._clock() - self._at >= self._refresh:
             self._update()
         if not self._hashes:
