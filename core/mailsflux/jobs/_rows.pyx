@@ -20,8 +20,15 @@ cdef extern from "Python.h":
     object PyUnicode_AsUTF8String(object o)
 
 
+#: What :meth:`RowTaker.take_run` stopped for.
+FULL = 0   # ``out`` holds ``limit`` rows
+END = 1    # the file has no more rows
+SLOW = 2   # ``fields`` and ``row`` are a row for the reader's own checks
+
+
 cdef class RowTaker:
-    """``take(fields, row)`` for one file's columns and duplicate set."""
+    """``take(fields, row)`` for one file's columns and duplicate set;
+    ``take_run`` for the rows of one shard, a run at a time."""
 
     cdef tuple cols
     cdef Py_ssize_t ncols
@@ -31,8 +38,20 @@ cdef class RowTaker:
     cdef object parse           # parse_address
     cdef object address_error   # AddressError
     cdef object recipient       # the Recipient type
+    cdef Py_ssize_t index, count  # the shard: rows whose line is index modulo count
+    cdef object settled         # a resumed job's bitmap of settled rows, or None
+    cdef Py_ssize_t top         # the rows the bitmap covers
+    #: The line the reader's next row starts on (kept here, so the reader's
+    #: caller knows where a row the csv module refuses starts).
+    cdef public Py_ssize_t start
+    #: The row take_run stopped at for the reader's own checks (SLOW).
+    cdef public list fields
+    cdef public Py_ssize_t row
 
-    def __init__(self, cols, str email_column not None, add, parse, address_error, recipient):
+    def __init__(
+        self, cols, str email_column not None, add, parse, address_error, recipient,
+        shard=(0, 1), settled=None,
+    ):
         self.cols = tuple(cols)
         self.ncols = len(self.cols)
         self.email_column = email_column
@@ -41,8 +60,27 @@ cdef class RowTaker:
         self.parse = parse
         self.address_error = address_error
         self.recipient = recipient
+        self.index, self.count = shard
+        if self.count < 1 or not 0 <= self.index < self.count:
+            raise ValueError(f"shard {shard!r}: want (i, n) with 0 <= i < n")
+        self.settled = settled if settled else None  # the job's own, not a copy
+        self.top = len(settled) << 3 if settled else 0
+        self.start = 0
+        self.fields = None
+        self.row = 0
+
+    cpdef bint is_settled(self, Py_ssize_t row):
+        """Whether the resumed job's bitmap marks ``row`` settled."""
+        cdef bytearray bits = self.settled
+        if row < 0 or row >= self.top:
+            return False
+        return (bits[row >> 3] >> (row & 7)) & 1
 
     def note(self, list fields not None):
+        """Another worker's row: see _note."""
+        return self._note(fields)
+
+    cdef bint _note(self, list fields) except -1:
         """Another worker's row, read only for the duplicate check: its
         address added when the row is good. True when that is settled here
         (added, or a row the check skips: too long, too short, no address);
@@ -75,6 +113,9 @@ cdef class RowTaker:
     def take(self, list fields not None, row):
         """The row's Recipient, its address added to the duplicate set; or
         None, the row untouched, when it is not plainly good."""
+        return self._take(fields, row)
+
+    cdef object _take(self, list fields, object row):
         cdef Py_ssize_t n = len(fields), i
         cdef dict values
         cdef str email
@@ -93,3 +134,42 @@ cdef class RowTaker:
             values[self.cols[i]] = fields[i]
         values[self.email_column] = email
         return self.recipient(email, values, row)
+
+    def take_run(self, reader, list out not None, Py_ssize_t limit):
+        """Rows of ``reader`` (a csv reader) taken into ``out`` until it holds
+        ``limit`` (FULL), the file ends (END), or a row needs the reader's
+        own checks (SLOW: in ``fields`` and ``row``). Blank lines are passed
+        over, other shards' rows noted for the duplicate check, and rows set
+        in the settled bitmap taken (their addresses count) but left out.
+
+        A csv.Error from the reader propagates with ``start`` still the line
+        its row starts on; the caller reports it there, sets ``start`` past
+        it (``reader.line_num + 1``), and calls again: ``out`` keeps what was
+        taken before it.
+        """
+        cdef list fields
+        cdef Py_ssize_t row
+        if limit < 1:
+            raise ValueError(f"limit {limit}: want at least one row")
+        while len(out) < limit:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return END
+            row = self.start
+            self.start = reader.line_num + 1
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue  # a blank line
+            if self.count > 1 and row % self.count != self.index:
+                if self._note(fields):
+                    continue
+                self.fields, self.row = fields, row
+                return SLOW
+            got = self._take(fields, row)
+            if got is None:
+                self.fields, self.row = fields, row
+                return SLOW
+            if self.top and self.is_settled(row):
+                continue
+            out.append(got)
+        return FULL

@@ -14,13 +14,13 @@ from __future__ import annotations
 import codecs
 import csv
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
 from mailsflux.compose import parse_address
 from mailsflux.errors import AddressError, RecipientError
-from mailsflux.jobs._rows import RowTaker
+from mailsflux.jobs._rows import END, FULL, RowTaker
 from mailsflux.jobs.seen import LOAD, SeenSet
 from mailsflux.types import Problem, Recipient
 
@@ -31,6 +31,8 @@ ROW_BYTES = 16
 #: The duplicate check's table starts between these sizes (slots of 8 bytes:
 #: 512 KB to 16 MB), and doubles only past what the larger one holds.
 SEEN_MIN, SEEN_MAX = 1 << 16, 1 << 21
+#: Good rows :meth:`RecipientFile.runs` hands over together by default.
+RUN_ROWS = 32
 
 
 def seen_capacity(file_bytes: int) -> int:
@@ -101,15 +103,36 @@ class RecipientFile:
 
     def rows(self, shard: tuple[int, int] = (0, 1)) -> Iterator[Recipient | Problem]:
         """Every row, as iterating does; with ``shard=(i, n)`` only those whose
-        line number is i modulo n (good rows and problems alike).
+        line number is i modulo n (good rows and problems alike)."""
+        for got in self.runs(shard):
+            if type(got) is list:
+                yield from got
+            else:
+                yield got  # type: ignore[misc]
 
-        The other rows are still read for the duplicate check, which spans
-        the whole file (a worker process of a job must drop an address that
-        another worker's row already took), but only as far as that check
-        needs: no problem text, no variables, no :class:`Recipient`. Each
-        worker reads every row, so this halves what two workers spend on
-        the rows that are not theirs.
+    def runs(
+        self,
+        shard: tuple[int, int] = (0, 1),
+        limit: int = RUN_ROWS,
+        settled: bytearray | None = None,
+    ) -> Iterator[list[Recipient] | Problem]:
+        """:meth:`rows` a run at a time: lists of at most ``limit`` good rows
+        (never empty), each problem between them in its place. Rows set in
+        ``settled`` (a resumed job's bitmap) are read, their addresses kept
+        for the duplicate check, and left out.
+
+        Runs of good rows are taken in one compiled call
+        (:meth:`RowTaker.take_run`), not a turn of a Python loop a row; any
+        other row comes back here, to the checks that say what is wrong
+        with it.
+
+        The other shards' rows are still read for the duplicate check, which
+        spans the whole file (a worker process of a job must drop an address
+        that another worker's row already took), but only as far as that
+        check needs: no problem text, no variables, no :class:`Recipient`.
         """
+        if limit < 1:
+            raise ValueError(f"limit {limit}: want at least one row")
         index, count = shard
         cols = self.columns
         ncols = len(cols)
@@ -122,38 +145,45 @@ class RecipientFile:
         email_column = self.email_column
         with self._open() as fh, SeenSet(capacity=seen_capacity(size)) as seen:
             add = seen.add
-            # A good row with a new address in one compiled call; any other
-            # row the slow way below, which says what is wrong with it.
-            taker = RowTaker(cols, email_column, add, parse_address, AddressError, Recipient)
-            take, note = taker.take, taker.note
+            taker = RowTaker(
+                cols, email_column, add, parse_address, AddressError, Recipient, shard, settled
+            )
+            take_run = taker.take_run
             reader = csv.reader(fh, strict=True)
             try:
                 next(reader)
             except (StopIteration, csv.Error):
                 return
-            start = reader.line_num + 1
+            taker.start = reader.line_num + 1
+            out: list[Recipient] = []
             while True:
                 try:
-                    fields = next(reader)
-                except StopIteration:
-                    return
+                    stop = take_run(reader, out, limit)
                 except csv.Error as exc:
+                    if out:
+                        yield out
+                        out = []
+                    start = taker.start
                     if count == 1 or start % count == index:
                         yield Problem(
                             f"{where_prefix}{start}", f"malformed CSV: {exc}; row skipped"
                         )
-                    start = reader.line_num + 1
+                    taker.start = reader.line_num + 1
                     continue
-                row = start
-                start = reader.line_num + 1
-                if not fields or (len(fields) == 1 and not fields[0].strip()):
-                    continue  # blank line
+                if stop == FULL:
+                    yield out
+                    out = []
+                    continue
+                if stop == END:
+                    if out:
+                        yield out
+                    return
+                fields, row = taker.fields, taker.row
+                assert fields is not None
                 if count > 1 and row % count != index:
-                    # Another worker's row: only what decides whether its
-                    # address enters the duplicate check, in the same order;
-                    # in one compiled call unless its text does not encode.
-                    if note(fields):
-                        continue
+                    # Another worker's row whose text does not encode: only
+                    # what decides whether its address enters the duplicate
+                    # check, in the same order.
                     if len(fields) > ncols or bad_utf8("".join(fields)) or len(fields) <= email_at:
                         continue
                     try:
@@ -162,43 +192,52 @@ class RecipientFile:
                         continue
                     add(addr.key())  # normalize_address(str(addr))
                     continue
-                got = take(fields, row)
-                if got is not None:
-                    yield got
+                got = self._slow_row(fields, row, add, where_prefix)
+                if isinstance(got, Recipient):
+                    if not taker.is_settled(row):
+                        out.append(got)
+                        if len(out) >= limit:
+                            yield out
+                            out = []
                     continue
-                if len(fields) > ncols:
-                    yield Problem(
-                        f"{where_prefix}{row}",
-                        f"{len(fields)} fields but {ncols} columns; row skipped",
-                    )
-                    continue
-                if bad_utf8("".join(fields)):
-                    yield Problem(f"{where_prefix}{row}", "row is not valid UTF-8; row skipped")
-                    continue
-                if len(fields) <= email_at:
-                    yield Problem(
-                        f"{where_prefix}{row}", f"field {self.email_column}: missing; row skipped"
-                    )
-                    continue
-                try:
-                    addr = parse_address(fields[email_at])
-                except AddressError as exc:
-                    yield Problem(
-                        f"{where_prefix}{row}",
-                        f"field {self.email_column}: {exc.message}; row skipped",
-                    )
-                    continue
-                email = str(addr)
-                if not add(addr.key()):  # normalize_address(email)
-                    yield Problem(
-                        f"{where_prefix}{row}", f"duplicate address {email}; row skipped", "warning"
-                    )
-                    continue
-                # A short row lacks its last columns: those variables are absent,
-                # which the templates report as missing (or render empty).
-                values = dict(zip(cols, fields, strict=False))
-                values[email_column] = email
-                yield Recipient(email=email, vars=values, row=row)
+                if out:
+                    yield out
+                    out = []
+                yield got
+
+    def _slow_row(
+        self, fields: list[str], row: int, add: Callable[[str], bool], where_prefix: str
+    ) -> Recipient | Problem:
+        """A row of this shard that :meth:`RowTaker.take` did not take: what
+        is wrong with it, or its Recipient when nothing is."""
+        cols = self.columns
+        ncols = len(cols)
+        email_column = self.email_column
+        if len(fields) > ncols:
+            return Problem(
+                f"{where_prefix}{row}", f"{len(fields)} fields but {ncols} columns; row skipped"
+            )
+        if bad_utf8("".join(fields)):
+            return Problem(f"{where_prefix}{row}", "row is not valid UTF-8; row skipped")
+        email_at = cols.index(email_column)
+        if len(fields) <= email_at:
+            return Problem(f"{where_prefix}{row}", f"field {email_column}: missing; row skipped")
+        try:
+            addr = parse_address(fields[email_at])
+        except AddressError as exc:
+            return Problem(
+                f"{where_prefix}{row}", f"field {email_column}: {exc.message}; row skipped"
+            )
+        email = str(addr)
+        if not add(addr.key()):  # normalize_address(email)
+            return Problem(
+                f"{where_prefix}{row}", f"duplicate address {email}; row skipped", "warning"
+            )
+        # A short row lacks its last columns: those variables are absent,
+        # which the templates report as missing (or render empty).
+        values = dict(zip(cols, fields, strict=False))
+        values[email_column] = email
+        return Recipient(email=email, vars=values, row=row)
 
     def count_rows(self) -> int:
         """The rows iterating yields (good, bad or duplicate), for a progress total.
