@@ -24,6 +24,13 @@ import email.utils as _email_utils
 from mailsflux.errors import HeaderError, MailsfluxError
 from mailsflux.types import RenderedMessage
 
+cdef inline void _refused(list out, list errors, Py_ssize_t i, object exc) except *:
+    # A refused row: among the messages, or apart with its index.
+    if errors is None:
+        out.append(exc)
+    else:
+        errors.append((i, exc))
+
 
 cdef class Assembler:
     """A job's per-message work; made by the composer, which keeps the rules."""
@@ -157,18 +164,23 @@ cdef class Assembler:
         # of a batch may have moved date_at on by its own Date).
         return (raw, mail_from, rcpt_to, msgid, r.row, smtputf8, self.date_at)
 
-    def compose_many(self, rows, clock, sign_many, verp):
+    def compose_many(self, rows, clock, sign_many, verp, list errors=None):
         """Each ``(row, token)`` of ``rows`` composed: its RenderedMessage, or the
         MailsfluxError that refused it, in order. All are assembled before the
         first is signed (see Composer.compose_many). ``clock`` gives the time
         of the Date field and of the tracking tokens; ``sign_many`` (Signer's:
         ``[(data, timestamp)]`` to signed data or an error each) and ``verp``
-        ``(message_id, recipient, job)`` may be None."""
+        ``(message_id, recipient, job)`` may be None.
+
+        With an ``errors`` list, only the messages are returned, and each
+        refused row's ``(its index in rows, the error)`` is appended to
+        ``errors``: a batch with none is then handed on as it is."""
         cdef list assembled = []
         cdef list out = []
         cdef list signed = None
         cdef str token
         cdef Py_ssize_t at = 0
+        cdef Py_ssize_t i = -1
         for r, token in rows:
             try:
                 assembled.append(self._assemble(r, token, clock))
@@ -178,21 +190,23 @@ cdef class Assembler:
             # (data, the second of its Date field: the signature's t=)
             signed = sign_many([(a[0], a[6]) for a in assembled if type(a) is tuple])
         for a in assembled:
+            i += 1
             if type(a) is not tuple:
-                out.append(a)
+                _refused(out, errors, i, a)
                 continue
             raw, mail_from, rcpt_to, msgid, row, smtputf8, _ = <tuple>a
             if signed is not None:
                 raw = signed[at]
                 at += 1
                 if type(raw) is not bytes:  # the DKIMError that refused it
-                    out.append(raw)
+                    _refused(out, errors, i, raw)
                     continue
             if verp is not None:
                 try:
                     mail_from = verp(msgid, rcpt_to, self.job)
                 except MailsfluxError as exc:
-                    out.append(exc)
+                    _refused(out, errors, i, exc)
                     continue
             out.append(RenderedMessage(mail_from, rcpt_to, raw, msgid, row, smtputf8))
         return out
+

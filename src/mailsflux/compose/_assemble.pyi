@@ -40,5 +40,8 @@ class Assembler:
         clock: Callable[[], float],
         sign_many: Callable[[list[tuple[bytes, int]]], list[bytes | DKIMError]] | None,
         verp: Callable[[str, str, str], str] | None,
+        errors: list[tuple[int, MailsfluxError]] | None = None,
     ) -> list[RenderedMessage | MailsfluxError]:
-        """Each (row, token) composed, in order: its message or the error that refused it."""
+        """Each (row, token) composed, in order: its message or the error that
+        refused it; with ``errors``, only the messages, each refused row's
+        (index, error) appended to ``errors``."""

@@ -522,12 +522,28 @@ class Composer:
         The whole job (bench e2e, 30,000 messages, medians of 6 rounds) took
         12 us a message less for RSA-2048 than taking turns, 6 for Ed25519.
         """
+        return self._compose(rows, None)
+
+    def compose_batch(
+        self, rows: Sequence[tuple[Recipient, str]], errors: list[tuple[int, MailsfluxError]]
+    ) -> list[RenderedMessage]:
+        """:meth:`compose_many`, the messages apart from the refusals: each
+        refused row's ``(index in rows, error)`` is appended to ``errors``,
+        so a batch with none is handed on as it is."""
+        return self._compose(rows, errors)  # type: ignore[return-value]
+
+    def _compose(
+        self,
+        rows: Sequence[tuple[Recipient, str]],
+        errors: list[tuple[int, MailsfluxError]] | None,
+    ) -> list[RenderedMessage | MailsfluxError]:
         # Assembled, then signed, in compiled code (mailsflux.compose._assemble).
         return self._asm.compose_many(
             rows,
             self.clock,
             None if self.signer is None else self.signer.sign_many,
             None if self.verp is None else self.verp.make,
+            errors,
         )
 
 

@@ -12,7 +12,7 @@ from mailsflux.errors import DKIMKeyError, TemplateError
 from mailsflux.jobs.composer import Composer
 from mailsflux.jobs.jobfile import Job, load_job
 from mailsflux.jobs.recipients import RecipientFile
-from mailsflux.jobs.rows import ProblemSink, compose_all
+from mailsflux.jobs.rows import Composed, ProblemSink, compose_all, compose_batches
 from mailsflux.jobs.suppression import Suppression, read_list
 from mailsflux.tracking.config import TrackingConfig, load_config, write_new_config
 from mailsflux.tracking.events import EventStore, SuppressionView
@@ -157,6 +157,12 @@ class Prepared:
         return compose_all(
             self.composer, self.recipients, on_problem, self.suppressed, shard, self.settled
         )
+
+    def batches(self, *, shard: tuple[int, int] = (0, 1)) -> Iterator[Composed]:
+        """:meth:`messages` a batch at a time, each batch's problems apart
+        (:func:`~mailsflux.jobs.rows.compose_batches`): what a send hands to
+        its scheduler, no turn of a Python loop a message."""
+        return compose_batches(self.composer, self.recipients, self.suppressed, shard, self.settled)
 
     def count_rows(self) -> int:
         """Data rows in the recipient file (for the progress bar)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Iterator
+from collections.abc import Callable, Container, Iterator, Sequence
 from pathlib import Path
 
 from mailsflux.errors import MailsfluxError
@@ -27,40 +27,81 @@ def _row_problem(path: Path, r: Recipient, exc: MailsfluxError) -> Problem:
     return Problem(f"{path}:{r.row}", f"{r.email}: {what}; row skipped")
 
 
+#: A batch of rows composed: its messages, and each problem with the number
+#: of the batch's messages that come before it (so both keep the rows' order).
+Composed = tuple[list[RenderedMessage], list[tuple[int, Problem]]]
+
+
 def composed(
     composer: Composer,
     path: Path,
     batch: list[tuple[Recipient, str]],
-    on_problem: ProblemSink,
     suppressed: Container[str] | None = None,
-) -> Iterator[RenderedMessage]:
+) -> Composed:
     """The messages of ``batch`` (rows with their tokens), composed together
-    (:meth:`Composer.compose_many`), each refused or suppressed row reported
-    in its place; ``batch`` is emptied after. Suppression is asked here, a
-    batch at a time, just before the rows are composed."""
+    (:meth:`Composer.compose_batch`), and each refused or suppressed row's
+    problem. Suppression is asked here, a batch at a time, just before the
+    rows are composed. A batch with no problem is handed on as composed."""
     hits = None
     if suppressed is not None and batch:
         hits = suppressed_among(suppressed, [item.email for item, _ in batch])
+    errors: list[tuple[int, MailsfluxError]] = []
+    kept: Sequence[int]
     if hits is None:
-        for (item, _), got in zip(batch, composer.compose_many(batch), strict=True):
-            if isinstance(got, MailsfluxError):
-                on_problem(_row_problem(path, item, got))
-            else:
-                yield got
+        messages = composer.compose_batch(batch, errors)
+        if not errors:
+            return messages, []
+        kept = range(len(batch))
     else:
-        kept = [b for b, hit in zip(batch, hits, strict=True) if not hit]
-        out = iter(composer.compose_many(kept))
-        for (item, _), hit in zip(batch, hits, strict=True):
-            if hit:
-                where = f"{path}:{item.row}"
-                on_problem(Problem(where, f"{item.email}: suppressed; row skipped", "warning"))
-                continue
-            got = next(out)
-            if isinstance(got, MailsfluxError):
-                on_problem(_row_problem(path, item, got))
-            else:
-                yield got
-    batch.clear()
+        kept = [i for i, hit in enumerate(hits) if not hit]
+        messages = composer.compose_batch([batch[i] for i in kept], errors)
+    refused: dict[int, Problem] = {}
+    for i, exc in errors:
+        refused[kept[i]] = _row_problem(path, batch[kept[i]][0], exc)
+    for i, hit in enumerate(hits or ()):
+        if hit:
+            item = batch[i][0]
+            where = f"{path}:{item.row}"
+            refused[i] = Problem(where, f"{item.email}: suppressed; row skipped", "warning")
+    problems: list[tuple[int, Problem]] = []
+    before = 0
+    for i in range(len(batch)):
+        if i in refused:
+            problems.append((before, refused[i]))
+        else:
+            before += 1
+    return messages, problems
+
+
+def compose_batches(
+    composer: Composer,
+    rf: RecipientFile,
+    suppressed: Container[str] | None = None,
+    shard: tuple[int, int] = (0, 1),
+    settled: bytearray | None = None,
+) -> Iterator[Composed]:
+    """Each good row's message and each bad or suppressed row's problem, a
+    batch of at most COMPOSE_BATCH rows at a time (see :data:`Composed`):
+    what a send hands to its scheduler together.
+
+    With ``shard=(i, n)`` only rows whose line number is i modulo n are
+    taken, so n worker processes share a file without overlap and each bad
+    row is reported once. (The reader drops duplicate addresses per worker.)
+    Rows set in the ``settled`` bitmap (a resumed job's) are passed over.
+    """
+    # Drawn as the rows are composed, so in the process that composes them:
+    # a worker forked before its first row never shares another's. A row
+    # found suppressed or refused leaves its token unused.
+    tokens: list[str] = []
+    for run in rf.runs(shard, COMPOSE_BATCH, settled):
+        if type(run) is not list:
+            yield [], [(0, run)]  # type: ignore[list-item]
+            continue
+        n = len(run)
+        if len(tokens) < n:
+            tokens += message_tokens(max(_TOKENS, n - len(tokens)))
+        yield composed(composer, rf.path, list(zip(run, tokens[-n:], strict=True)), suppressed)
+        del tokens[-n:]
 
 
 def compose_all(
@@ -71,38 +112,15 @@ def compose_all(
     shard: tuple[int, int] = (0, 1),
     settled: bytearray | None = None,
 ) -> Iterator[RenderedMessage]:
-    """Yield each good row's message; report and skip each bad or suppressed row.
-
-    With ``shard=(i, n)`` only rows whose line number is i modulo n are
-    taken, so n worker processes share a file without overlap and each bad
-    row is reported once. (The reader drops duplicate addresses per worker.)
-    Rows set in the ``settled`` bitmap (a resumed job's) are passed over.
-    """
-    # The rows read here, not through another generator: one fewer a message.
-    top = len(settled) << 3 if settled else 0
-    # Drawn as the rows are composed, so in the process that composes them:
-    # a worker forked before its first row never shares another's.
-    tokens: list[str] = []
-    # Good rows with their tokens, composed COMPOSE_BATCH at a time (a row
-    # found suppressed then is reported in its place, its token unused).
-    # Taken before any problem is reported, so problems and messages come
-    # in the rows' order, as one row at a time.
-    batch: list[tuple[Recipient, str]] = []
-    for item in rf.rows(shard):  # this shard's rows and problems only
-        if isinstance(item, Problem):
-            yield from composed(composer, rf.path, batch, on_problem, suppressed)
-            on_problem(item)
-            continue
-        if top:
-            n = item.row
-            if n < top and settled[n >> 3] & (1 << (n & 7)):  # type: ignore[index]
-                continue
-        if not tokens:
-            tokens = message_tokens(_TOKENS)
-        batch.append((item, tokens.pop()))
-        if len(batch) == COMPOSE_BATCH:
-            yield from composed(composer, rf.path, batch, on_problem, suppressed)
-    yield from composed(composer, rf.path, batch, on_problem, suppressed)
+    """Yield each good row's message; report and skip each bad or suppressed
+    row, in the rows' order (:func:`compose_batches`, a message at a time)."""
+    for messages, problems in compose_batches(composer, rf, suppressed, shard, settled):
+        at = 0
+        for before, problem in problems:
+            yield from messages[at:before]
+            at = before
+            on_problem(problem)
+        yield from messages[at:]
 
 
 def check_all(composer: Composer, rf: RecipientFile, on_problem: ProblemSink) -> int:

@@ -30,6 +30,7 @@ from mailsflux.jobs._settle import domains as _domains
 from mailsflux.jobs.eventlog import EventLog
 from mailsflux.jobs.jobfile import Job, is_fqdn
 from mailsflux.jobs.journal import Journal, spool_dir
+from mailsflux.jobs.prepared import Prepared
 from mailsflux.jobs.problems import CappedProblems
 from mailsflux.jobs.progress import Progress
 from mailsflux.jobs.rows import ProblemSink
@@ -337,6 +338,18 @@ async def send(
     start = time.perf_counter()
 
     async def produce() -> None:
+        if isinstance(prepared, Prepared):
+            # A job file's rows: each composed batch handed over as it is
+            # (most find room and a cached route, and are queued without
+            # a coroutine or a turn of a Python loop each).
+            submit_many = scheduler.submit_many
+            for batch, problems in prepared.batches(shard=shard):
+                for _, p in problems:
+                    problem(p)
+                if batch:
+                    await submit_many(batch)
+            await scheduler.close()
+            return
         messages = prepared.messages(problem, shard=shard)
         if isinstance(messages, AsyncIterable):
             submit = scheduler.submit

@@ -579,26 +579,20 @@ class _StreamSource:
             return []  # not acknowledged: taken again after the lease
         todo = [r for r, s in zip(rows, states, strict=True) if s is None or s == "pending"]
         self.journal.expect(entry, [r[0] for r in todo])
-        suppressed = self.lists.suppressed
         composer = self.composer
         assert composer is not None
-        out: list[RenderedMessage] = []
-        # Composed together (signs after assembly, Composer.compose_many),
-        # taken before a problem is reported: problems keep the rows' order.
-        batch: list[tuple[Recipient, str]] = []
-        tokens = message_tokens(len(todo))
-        path = self.job.recipients_path
-
-        for row, email, vars in todo:
-            if suppressed is not None and email in suppressed:
-                out.extend(composed(composer, path, batch, on_problem))
-                on_problem(
-                    Problem(f"{self.where}:{row}", f"{email}: suppressed; row skipped", "warning")
-                )
-                continue
-            batch.append((Recipient(email=email, vars=vars, row=row), tokens.pop()))
-        out.extend(composed(composer, path, batch, on_problem))
-        return out
+        # Composed together (signs after assembly, Composer.compose_batch),
+        # suppression asked of the whole batch; problems keep the rows' order.
+        batch = [
+            (Recipient(email=email, vars=vars, row=row), token)
+            for (row, email, vars), token in zip(todo, message_tokens(len(todo)), strict=True)
+        ]
+        messages, problems = composed(
+            composer, self.job.recipients_path, batch, self.lists.suppressed
+        )
+        for _, problem in problems:
+            on_problem(problem)
+        return messages
 
 
 class _PreparedSource(_StreamSource):
