@@ -2,10 +2,12 @@
 
 ``mailsflux.delivery._enqueue.queue_run`` appends the messages bound for the
 queue the message before went to. Random batches (domains in any case,
-with and without an "@", looked up or not, routed to this queue, another,
-or nowhere, with this queue's TLS policy, another or none) go through it
-and through the loop of ``Scheduler._place_cached`` for the same queue,
-kept here: the same items appended, and the same first message left over.
+with and without an "@", looked up before or looked up from the run,
+routed to this queue, another, or nowhere, with this queue's TLS policy,
+another or none) go through it and through the loop of
+``Scheduler._place_cached`` for the same queue, kept here: the same items
+appended, the same domains looked up in the same order, and the same first
+message left over.
 """
 
 from __future__ import annotations
@@ -48,14 +50,34 @@ _routes = st.dictionaries(
 )
 
 
+class _Lookups:
+    """``look(routes, domain)``: what the scheduler's cache says (``cache``),
+    entered in ``routes``; each domain asked recorded."""
+
+    def __init__(self, cache: dict[str, Any]) -> None:
+        self.cache = cache
+        self.asked: list[str] = []
+
+    def __call__(self, routes: dict[str, Any], domain: str) -> Any:
+        self.asked.append(domain)
+        hit = routes[domain] = self.cache.get(domain)
+        return hit
+
+
 def _python_run(
-    msgs: list[RenderedMessage], i: int, stop: int, routes: dict[str, Any], queue: deque[_Item]
+    msgs: list[RenderedMessage],
+    i: int,
+    stop: int,
+    routes: dict[str, Any],
+    queue: deque[_Item],
+    look: _Lookups,
 ) -> int:
-    # _place_cached's loop for messages bound for the queue it just used.
+    # _place_cached's loop for messages bound for the queue it just used,
+    # a domain not yet looked up in this batch looked up first.
     while i < stop:
         msg = msgs[i]
         if msg.domain not in routes:
-            break
+            look(routes, msg.domain)
         hit = routes[msg.domain]
         if hit is None or not (hit[2] == KEY and (hit[1] is None or hit[1] is TLS)):
             break
@@ -65,16 +87,24 @@ def _python_run(
 
 
 @settings(max_examples=500, deadline=None)
-@given(_msgs, _routes, st.integers(0, 12), st.integers(0, 14))
+@given(_msgs, _routes, _routes, st.integers(0, 12), st.integers(0, 14))
 def test_a_run_is_what_the_loop_queued(
-    msgs: list[RenderedMessage], routes: dict[str, Any], start: int, stop: int
+    msgs: list[RenderedMessage],
+    routes: dict[str, Any],
+    cache: dict[str, Any],
+    start: int,
+    stop: int,
 ) -> None:
     start = min(start, len(msgs))
     stop = min(stop, len(msgs))
     mine: deque[_Item] = deque([_Item(RenderedMessage("", "", b"", "first"), 0.0)])
     theirs: deque[_Item] = deque(mine)
-    got = queue_run(msgs, start, stop, routes, KEY, TLS, mine, _Item, 7.0)
-    assert got == _python_run(msgs, start, stop, routes, theirs)
+    my_routes, their_routes = dict(routes), dict(routes)
+    my_look, their_look = _Lookups(cache), _Lookups(cache)
+    got = queue_run(msgs, start, stop, my_routes, KEY, TLS, mine, _Item, 7.0, my_look)
+    assert got == _python_run(msgs, start, stop, their_routes, theirs, their_look)
+    assert my_look.asked == their_look.asked
+    assert my_routes == their_routes
     assert [(x.msg, x.first, x.attempts, x.done) for x in mine] == [
         (x.msg, x.first, x.attempts, x.done) for x in theirs
     ]

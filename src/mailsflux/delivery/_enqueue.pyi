@@ -15,10 +15,12 @@ def queue_run(
     queue: Any,
     item: Callable[[RenderedMessage, float], Any],
     now: float,
+    look: Callable[[dict[str, Any], str], Any],
 ) -> int:
     """Append ``item(msgs[j], now)`` to ``queue`` while message j is bound
-    for this queue (key ``key``, TLS policy None or ``tls``) by ``routes``;
-    the first ``j`` not appended."""
+    for this queue (key ``key``, TLS policy None or ``tls``) by ``routes``
+    (a domain not there looked up by ``look(routes, domain)``); the first
+    ``j`` not appended."""
 
 def take(queue: Any, n: int) -> list[Any]:
     """Up to ``n`` items from the front of ``queue``, in order, each marked not done."""

@@ -44,7 +44,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Container, Mapping, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import msgspec
 
@@ -132,6 +132,11 @@ class RetryPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     def delay(self, attempts: int) -> float:
         base = min(self.initial * self.factor ** max(attempts - 1, 0), self.max_delay)
         return base * (0.5 + random.random())  # jitter: +-50 %
+
+
+#: A domain's cached route, TLS policy (None: none applies) and queue key, as
+#: one batch of :meth:`Scheduler._place_cached` sees it; None: not cached.
+_Hit: TypeAlias = "tuple[Route, DomainTLS | None, str] | None"
 
 
 class _Item(msgspec.Struct, eq=False, gc=False):
@@ -330,12 +335,12 @@ class Scheduler:
         """Queue ``msgs[i:]`` while there is room and their routes (and TLS
         policies) are cached; returns the index of the first left to submit().
         submit()'s own fast path, without a coroutine."""
-        cached = self._cached_route
-        if cached is None or self._closed:
+        if self._cached_route is None or self._closed:
             return i
         room = self._capacity()
         # A batch spans microseconds: a route cached at its start stands for all of it.
-        routes: dict[str, tuple[Route, DomainTLS | None, str] | None] = {}
+        routes: dict[str, _Hit] = {}
+        look = self._look
         place, n, now = self._place, len(msgs), self.clock()
         # The site the message before was queued at (None: stopped): a
         # message for the same site, whose TLS policy would change nothing
@@ -346,7 +351,9 @@ class Scheduler:
             if site is not None:
                 # A run bound for the same queue, in one compiled call.
                 stop = min(n, i + room - self._queued)
-                j = _queue_run(msgs, i, stop, routes, site.key, site.tls, site.queue, _Item, now)
+                j = _queue_run(
+                    msgs, i, stop, routes, site.key, site.tls, site.queue, _Item, now, look
+                )
                 if j > i:
                     # As submit(): counted open (idle is set exactly when
                     # none is open, so only the first open one clears it).
@@ -358,13 +365,8 @@ class Scheduler:
                     continue
             msg = msgs[i]
             domain = msg.domain
-            if domain not in routes:
-                route = cached(domain)
-                placed = self._policy_now(route) if route is not None else None
-                routes[domain] = None if route is None or placed is None else (route, *placed)
-                if site is not None and routes[domain] is not None:
-                    continue  # looked up: the run above takes it if it is for this site
-            hit = routes[domain]
+            # Looked up already by the run above, unless this is the first.
+            hit = routes[domain] if domain in routes else look(routes, domain)
             if hit is None:
                 break
             # Bound for another queue: placed as submit() places it, counted
@@ -383,6 +385,15 @@ class Scheduler:
         if site is not None:
             self._woken(site)
         return i
+
+    def _look(self, routes: dict[str, _Hit], domain: str) -> _Hit:
+        """``domain``'s cached route, TLS policy and queue key, entered in
+        ``routes`` (None: not cached, to be looked up by submit())."""
+        assert self._cached_route is not None
+        route = self._cached_route(domain)
+        placed = self._policy_now(route) if route is not None else None
+        hit = routes[domain] = None if route is None or placed is None else (route, *placed)
+        return hit
 
     def _woken(self, site: _Site) -> None:
         """Messages were queued at ``site`` without :meth:`_place`: what it
