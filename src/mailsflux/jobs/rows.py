@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Iterator, Sequence
+from operator import attrgetter, itemgetter
 from pathlib import Path
 
 from mailsflux.errors import MailsfluxError
@@ -12,6 +13,8 @@ from mailsflux.jobs.suppression import suppressed_among
 from mailsflux.types import Problem, Recipient, RenderedMessage
 
 ProblemSink = Callable[[Problem], None]
+
+_first, _email = itemgetter(0), attrgetter("email")
 
 #: Message tokens drawn together (one read of the OS for this many rows).
 _TOKENS = 64
@@ -44,7 +47,8 @@ def composed(
     rows are composed. A batch with no problem is handed on as composed."""
     hits = None
     if suppressed is not None and batch:
-        hits = suppressed_among(suppressed, [item.email for item, _ in batch])
+        # The addresses taken in C, not a Python loop (8 bytecodes a message).
+        hits = suppressed_among(suppressed, list(map(_email, map(_first, batch))))
     errors: list[tuple[int, MailsfluxError]] = []
     kept: Sequence[int]
     if hits is None:
