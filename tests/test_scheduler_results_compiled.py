@@ -3,12 +3,15 @@
 ``mailsflux.delivery._results`` makes a batch whose every message was
 delivered into its results in one call. Random batches (any text in the
 replies, enhanced statuses or none, replies longer than a result keeps,
-earlier attempts) go through it and through the scheduler's Python way,
+earlier attempts; the status found with and without the compiled prefix
+test first) go through it and through the scheduler's Python way,
 kept here as it was: the same results, the same items counted and done,
 and a batch with any other outcome left alone.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import msgspec
 import pytest
@@ -16,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailsflux.delivery import _results
+from mailsflux.delivery._smtpfast import enhanced_prefix
 from mailsflux.delivery.bounce import find_enhanced_status
 from mailsflux.delivery.scheduler import _Item, _result
 from mailsflux.delivery.smtp import Outcome
@@ -71,15 +75,21 @@ def _state(items: list[_Item]) -> list[tuple[int, bool]]:
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(_items, max_size=12), st.lists(_outcomes, max_size=12))
-def test_a_batch_settles_as_the_python_way(items: list[_Item], outcomes: list[Outcome]) -> None:
+@given(
+    st.lists(_items, max_size=12),
+    st.lists(_outcomes, max_size=12),
+    st.sampled_from([None, enhanced_prefix]),
+)
+def test_a_batch_settles_as_the_python_way(
+    items: list[_Item], outcomes: list[Outcome], prefix: Callable[[str], str | None] | None
+) -> None:
     assert _results.messages(items) == [i.msg for i in items]
     every = bool(outcomes) and all(o[0] == "delivered" for o in outcomes)
     assert _results.all_delivered(outcomes) is every
     if not every:
         return
     mine, theirs = _copy(items), _copy(items)
-    got = _results.delivered(mine, outcomes, DeliveryResult, find_enhanced_status)
+    got = _results.delivered(mine, outcomes, DeliveryResult, find_enhanced_status, prefix)
     want = _python_delivered(theirs, outcomes)
     assert [msgspec.structs.asdict(r) for r in got] == [msgspec.structs.asdict(r) for r in want]
     assert _state(mine) == _state(theirs)
@@ -120,3 +130,18 @@ def test_a_failure_on_the_way_leaves_every_item_as_it_was() -> None:
         _results.delivered(items, outcomes, DeliveryResult, enhanced)
     # Not counted nor done: the worker's fault path settles them.
     assert _state(items) == [(1, False)] * 3
+
+
+def test_the_compiled_prefix_test_finds_what_the_search_finds() -> None:
+    texts = ["2.0.0 Ok", "2.1.5 queued as X", " 2.0.0 padded", "Ok, no status", "2.10.0 two", ""]
+    outcomes = [Outcome("delivered", 250, t) for t in texts]
+    items = [
+        _Item(RenderedMessage("s@x.org", f"r{i}@y.org", b"", "m"), 0.0) for i in range(len(texts))
+    ]
+    want = _python_delivered(_copy(items), outcomes)
+    for prefix in (None, enhanced_prefix):
+        got = _results.delivered(
+            _copy(items), outcomes, DeliveryResult, find_enhanced_status, prefix
+        )
+        assert [r.enhanced_status for r in got] == [r.enhanced_status for r in want]
+    assert [r.enhanced_status for r in want] == ["2.0.0", "2.1.5", "2.0.0", None, "2.10.0", None]

@@ -16,6 +16,7 @@ def delivered(
     outcomes: list[Any],
     result: type[DeliveryResult],
     enhanced: Callable[[str], str | None],
+    prefix: Callable[[str], str | None] | None = None,
 ) -> list[DeliveryResult]:
     """Settle the first ``len(outcomes)`` items, all delivered: each counted
     an attempt and done; their results, as the scheduler makes them."""

@@ -54,6 +54,7 @@ from mailsflux.delivery._enqueue import take as _queue_take
 from mailsflux.delivery._results import all_delivered as _all_delivered
 from mailsflux.delivery._results import delivered as _delivered_results
 from mailsflux.delivery._results import messages as _messages
+from mailsflux.delivery._smtpfast import enhanced_prefix as _enhanced_prefix
 from mailsflux.delivery.bounce import Category, Classification, classify, find_enhanced_status
 from mailsflux.delivery.leases import LeaseKeeper
 from mailsflux.delivery.mx import MXResolver, Route, RoutingError, Target
@@ -597,7 +598,9 @@ class Scheduler:
         delivered: their results reach ``on_delivered`` in one call."""
         site.own_faults = 0
         # As _final makes them (through _result), in compiled code.
-        results = _delivered_results(batch, outcomes, DeliveryResult, find_enhanced_status)
+        results = _delivered_results(
+            batch, outcomes, DeliveryResult, find_enhanced_status, _enhanced_prefix
+        )
         assert self.on_delivered is not None
         try:
             self.on_delivered(results)
