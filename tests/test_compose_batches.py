@@ -7,7 +7,8 @@ name makes the tracked List-Unsubscribe URI too long), suppressed by the
 list file, or bad to the reader, in random order: put back together by those
 counts, the batches give the same messages and problems, in the same order,
 as composing each row alone; ``compose_all`` gives the same, and no batch
-holds more than COMPOSE_BATCH messages.
+holds more than COMPOSE_BATCH messages. So does a shard of a resumed job,
+its settled rows passed over.
 """
 
 from __future__ import annotations
@@ -55,16 +56,22 @@ def _job(tmp_path: Path, seed: int) -> tuple[Path, set[str]]:
     return job, suppressed
 
 
-def _alone(prepared: Prepared) -> list[tuple[str, str]]:
-    """Each row composed alone, as a row at a time was."""
+def _alone(
+    prepared: Prepared, shard: tuple[int, int] = (0, 1), settled: bytearray | None = None
+) -> list[tuple[str, str]]:
+    """Each row composed alone, as a row at a time was (the rows of ``shard``,
+    those set in ``settled`` passed over)."""
     out: list[tuple[str, str]] = []
     rf = prepared.recipients
     assert prepared.suppressed is not None
-    for item in rf.rows():
+    for item in rf.rows(shard):
         if isinstance(item, Problem):
             out.append(("problem", str(item)))
             continue
         assert isinstance(item, Recipient)
+        n = item.row
+        if settled is not None and n < len(settled) * 8 and settled[n >> 3] >> (n & 7) & 1:
+            continue
         if item.email in prepared.suppressed:
             what = f"{item.email}: suppressed; row skipped"
             out.append(("problem", f"{rf.path}:{item.row}: warning: {what}"))
@@ -75,6 +82,39 @@ def _alone(prepared: Prepared) -> list[tuple[str, str]]:
         else:
             out.append(("sent", got.rcpt_to))
     return out
+
+
+def _put_together(
+    prepared: Prepared, shard: tuple[int, int] = (0, 1), settled: bytearray | None = None
+) -> list[tuple[str, str]]:
+    """compose_batches' batches, each problem put back by its count."""
+    got: list[tuple[str, str]] = []
+    for messages, problems in compose_batches(
+        prepared.composer, prepared.recipients, prepared.suppressed, shard, settled
+    ):
+        assert len(messages) <= COMPOSE_BATCH
+        at = 0
+        for before, problem in problems:
+            assert at <= before <= len(messages)
+            got += [("sent", m.rcpt_to) for m in messages[at:before]]
+            got.append(("problem", str(problem)))
+            at = before
+        got += [("sent", m.rcpt_to) for m in messages[at:]]
+    return got
+
+
+def test_a_shard_of_a_resumed_job_keeps_its_rows_outcomes(tmp_path: Path) -> None:
+    job, _ = _job(tmp_path, 7)
+    prepared = Prepared.load(job)
+    settled = bytearray(random.Random(7).randbytes(12))  # rows up to 95
+    try:
+        for shard in ((0, 2), (1, 2)):
+            want = _alone(prepared, shard, settled)
+            assert any(e[0] == "sent" for e in want)
+            assert _put_together(prepared, shard, settled) == want, shard
+            assert len(want) < len(_alone(prepared, shard))  # some rows were settled
+    finally:
+        prepared.close()
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -88,19 +128,7 @@ def test_batches_keep_every_rows_outcome_and_order(tmp_path: Path, seed: int) ->
         assert any("longer than" in e[1] for e in want)  # the composer refused some
         assert any("bad-" in e[1] for e in want)  # the reader refused some
 
-        got: list[tuple[str, str]] = []
-        for messages, problems in compose_batches(
-            prepared.composer, prepared.recipients, prepared.suppressed
-        ):
-            assert len(messages) <= COMPOSE_BATCH
-            at = 0
-            for before, problem in problems:
-                assert at <= before <= len(messages)
-                got += [("sent", m.rcpt_to) for m in messages[at:before]]
-                got.append(("problem", str(problem)))
-                at = before
-            got += [("sent", m.rcpt_to) for m in messages[at:]]
-        assert got == want
+        assert _put_together(prepared) == want
 
         reported: list[tuple[str, str]] = []
         for m in compose_all(

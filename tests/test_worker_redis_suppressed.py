@@ -2,7 +2,7 @@
 
 The submitter puts every good row in the job's stream; the worker asks the
 job's suppression list about each entry's rows just before composing them
-(a batch at a time, ``rows.composed``). A job of several entries whose list
+(an entry at a time, ``rows.composed``). A job of two entries whose list
 file names rows in another case, among bad rows: the suppressed rows are
 never sent and are counted suppressed, every other row is delivered once,
 and the worker reports each suppressed row by its line, in order.
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from mailsflux.jobs.worker import BATCH
 from tests._cli import run_cli
 from tests._jobs import make_job, people
 from tests._mail import RecordingHandler, SMTPServer
@@ -24,7 +25,10 @@ from tests._workers import Workers
 pytestmark = pytest.mark.redis
 
 ROWS = 120
-SUPPRESSED = (0, 31, 32, 77, 119)  # the first, both sides of a batch's edge, the last
+# A job this small goes into the stream in entries of BATCH (64) good rows;
+# the bad row (index 50) is not among them, so the first entry ends at index
+# 64. Suppressed: the first row, both sides of that edge, and the last.
+SUPPRESSED = (0, BATCH, BATCH + 1, 77, 119)
 
 
 def test_a_worker_skips_suppressed_rows_and_sends_the_rest_once(
