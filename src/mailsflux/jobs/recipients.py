@@ -129,14 +129,14 @@ class RecipientFile:
         The other shards' rows are still read for the duplicate check, which
         spans the whole file (a worker process of a job must drop an address
         that another worker's row already took), but only as far as that
-        check needs: no problem text, no variables, no :class:`Recipient`.
+        check needs (:meth:`RowTaker.note`: no problem text, no variables,
+        no :class:`Recipient`), unless its text does not encode: such a row
+        goes through this shard's checks, its outcome dropped.
         """
         if limit < 1:
             raise ValueError(f"limit {limit}: want at least one row")
         index, count = shard
         cols = self.columns
-        ncols = len(cols)
-        email_at = cols.index(self.email_column)
         where_prefix = f"{self.path}:"
         try:
             size = self.path.stat().st_size
@@ -180,19 +180,12 @@ class RecipientFile:
                     return
                 fields, row = taker.fields, taker.row
                 assert fields is not None
-                if count > 1 and row % count != index:
-                    # Another worker's row whose text does not encode: only
-                    # what decides whether its address enters the duplicate
-                    # check, in the same order.
-                    if len(fields) > ncols or bad_utf8("".join(fields)) or len(fields) <= email_at:
-                        continue
-                    try:
-                        addr = parse_address(fields[email_at])
-                    except AddressError:
-                        continue
-                    add(addr.key())  # normalize_address(str(addr))
-                    continue
                 got = self._slow_row(fields, row, add, where_prefix)
+                if count > 1 and row % count != index:
+                    # Another worker's row whose text does not encode: the
+                    # same checks, kept only for the duplicate check (its
+                    # address added when the row is good); not reported.
+                    continue
                 if isinstance(got, Recipient):
                     if not taker.is_settled(row):
                         out.append(got)
