@@ -59,7 +59,19 @@ CREATE TABLE IF NOT EXISTS body (
 #: its holder renews the claim, and a crash makes it due once it runs out.
 CLAIM: Final = 900.0
 
+#: How long, in all, a write waits for the spool's write lock (another
+#: process's transaction), and a read for the database to open to it.
+LOCK_WAIT: Final = 60.0
+#: The first pause between tries for the write lock, and the longest: it
+#: doubles from one to the other (see :meth:`SQLiteSpool._begin`).
+_PAUSE_FIRST: Final = 50e-6
+_PAUSE_MAX: Final = 1e-3
+
 _meta_enc = msgspec.msgpack.Encoder()
+#: A batch's rows as :meth:`SQLiteSpool._made` makes them: the ``rcpt``
+#: values (flat), the rows with a body, those bodies sealed, and the rows
+#: settled for good (whose bodies go).
+_Made = tuple[list[Any], list[int], list[bytes], list[int]]
 #: A record's sealed part: recipient, message id, reply, enhanced status.
 _Meta = tuple[str, str, str, str | None]
 _meta_dec = msgspec.msgpack.Decoder(_Meta)
@@ -151,6 +163,12 @@ def _put_rows(db: sqlite3.Connection, values: list[Any]) -> None:
         db.execute(_put_sql(len(chunk) // _RCPT_COLUMNS), chunk)
 
 
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite said SQLITE_BUSY (any of its extended forms): another
+    connection holds what the statement needs."""
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
+
+
 def _ctx(job: str, row: int, part: bytes) -> bytes:
     """What a sealed part of a row is bound to: its job, its row, which part."""
     return _context(_job_ctx(job), row, part)
@@ -172,9 +190,11 @@ class SQLiteSpool:
         key_file: str | Path | None = None,
         durable: bool = False,
         claim: float = CLAIM,
+        lock_wait: float = LOCK_WAIT,
     ) -> None:
         self.directory = Path(directory)
         self.claim = claim
+        self.lock_wait = lock_wait
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             db = self.directory / "spool.db"
@@ -193,10 +213,18 @@ class SQLiteSpool:
         # get a new key its records do not open with.
         self.keys = keys or SpoolKeys.load(Path(key_file or self.directory / "keys"), create=fresh)
         try:
-            self._db = sqlite3.connect(db, timeout=60.0, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db = sqlite3.connect(db, timeout=lock_wait, isolation_level=None)
+            (mode,) = self._db.execute("PRAGMA journal_mode=WAL").fetchone()
             self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self._db.executescript(_SCHEMA)
+            # In WAL mode a statement meets another process only where it
+            # starts a transaction (BEGIN IMMEDIATE, a read's snapshot): there
+            # this spool waits itself (_begin, _q), not in SQLite's busy
+            # handler. Where WAL is refused (a network file system), a commit
+            # waits for readers too, so SQLite's waiting stays.
+            self._waits = mode.lower() == "wal"
+            if self._waits:
+                self._db.execute("PRAGMA busy_timeout=0")
         except sqlite3.Error as exc:
             raise SpoolError(f"cannot open the spool database: {exc}", file=str(db)) from None
         self.path = db
@@ -208,7 +236,7 @@ class SQLiteSpool:
         """One write transaction; a full disk or other failure says so and rolls back."""
         db = self._db
         try:
-            db.execute("BEGIN IMMEDIATE")
+            self._begin(db)
             try:
                 yield db
             except BaseException:
@@ -223,9 +251,41 @@ class SQLiteSpool:
                     pass
             raise SpoolError(f"spool write failed: {exc}", file=str(self.path)) from None
 
+    def _begin(self, db: sqlite3.Connection) -> None:
+        """BEGIN IMMEDIATE: the write lock, waited for while another process
+        holds it, ``lock_wait`` seconds in all.
+
+        SQLite's own wait sleeps 1 ms, then 2, 5, 10 ms and on, and a worker
+        process's whole event loop (its connections, its replies) stands
+        still meanwhile, for a lock the other workers hold about 0.2 ms each
+        (a batch's records): the more workers, the more often they meet.
+        Tried again after 50 us here, the pause doubling up to 1 ms.
+        """
+        self._waiting(db, "BEGIN IMMEDIATE", ())
+
+    def _waiting(self, db: sqlite3.Connection, sql: str, args: Sequence[Any]) -> sqlite3.Cursor:
+        """``db.execute(sql, args)``, tried again while SQLite says another
+        connection holds what it needs (see :meth:`_begin`); where SQLite
+        waits itself (no WAL) its answer is final."""
+        try:
+            return db.execute(sql, args)
+        except sqlite3.OperationalError as exc:
+            if not self._waits or not _busy(exc):
+                raise
+        deadline = time.monotonic() + self.lock_wait
+        pause = _PAUSE_FIRST
+        while True:
+            time.sleep(pause)
+            try:
+                return db.execute(sql, args)
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc) or time.monotonic() >= deadline:
+                    raise
+            pause = min(pause * 2, _PAUSE_MAX)
+
     def _q(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         try:
-            return self._db.execute(sql, args).fetchall()
+            return self._waiting(self._db, sql, args).fetchall()
         except sqlite3.Error as exc:
             raise SpoolError(f"spool read failed: {exc}", file=str(self.path)) from None
 
@@ -347,17 +407,14 @@ class SQLiteSpool:
         if not records:
             return
         now = time.time()
+        # Made and sealed before the write lock is taken: other processes
+        # wait only for the rows going in.
+        made = self._made(job, records, now)
         with self._tx() as db:
-            self._write(db, job, records, now)
+            self._put(db, job, made)
 
-    def _write(
-        self,
-        db: sqlite3.Connection,
-        job: str,
-        records: Sequence[Record],
-        now: float,
-        claimed: float = 0.0,
-    ) -> None:
+    def _made(self, job: str, records: Sequence[Record], now: float, claimed: float = 0.0) -> _Made:
+        """The rows of ``records`` as ``rcpt`` and ``body`` take them, sealed."""
         # Made and sealed in compiled code: a record a message, a commit a batch.
         values, metas, bodies, body_rows, released = _row_values(
             records if isinstance(records, list) else list(records),
@@ -371,11 +428,17 @@ class SQLiteSpool:
         )
         # Sealed together: one draw of nonces for the batch, not one a row.
         values[_META_COLUMN::_RCPT_COLUMNS] = self.keys.seal_many(metas)
+        sealed = self.keys.seal_many(bodies) if bodies else []
+        return values, body_rows, sealed, released
+
+    def _put(self, db: sqlite3.Connection, job: str, made: _Made) -> None:
+        """Write what :meth:`_made` made, inside the write transaction."""
+        values, body_rows, sealed, released = made
         _put_rows(db, values)
-        if bodies:
+        if sealed:
             db.executemany(
                 "INSERT OR REPLACE INTO body VALUES (?,?,?)",
-                zip(repeat(job), body_rows, self.keys.seal_many(bodies), strict=False),
+                zip(repeat(job), body_rows, sealed, strict=False),
             )
         # Most jobs park no body: at most one probe a commit (when a row
         # settled for good), its bodies deleted only when the job has any. Inside the
@@ -400,7 +463,7 @@ class SQLiteSpool:
                 if record.message is not None:
                     record.message = msgspec.structs.replace(record.message, row=record.row)
             now = time.time()
-            self._write(db, job, records, now, claimed=now + self.claim)
+            self._put(db, job, self._made(job, records, now, claimed=now + self.claim))
         return [r.row for r in records]
 
     def due(self, now: float, *, job: str | None = None, limit: int = 1000) -> list[Spooled]:
