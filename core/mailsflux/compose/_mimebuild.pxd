@@ -17,6 +17,9 @@ cdef class Address:
     cdef bytes _utf8            # _text in UTF-8, as written into headers
 
 
+cdef tuple _plain_address(str text)
+
+
 cdef class Attachment:
     cdef readonly bytes data
     cdef readonly str filename

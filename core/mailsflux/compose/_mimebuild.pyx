@@ -42,7 +42,7 @@ from libc.string cimport memchr, memcpy
 from mailsflux._buffer cimport buf_byte as _putc
 from mailsflux._buffer cimport buf_reserve as _reserve
 from mailsflux._base64 cimport b64_block, b64_write
-from mailsflux._chars cimport is_atext
+from mailsflux._chars cimport is_alnum, is_atext
 from mailsflux._buffer cimport buf_write as _put
 from mailsflux._swar cimport first_marked, has_byte, has_less, has_more, line_end_marks, load8
 
@@ -61,6 +61,8 @@ from mailsflux.errors import (
 
 cdef extern from "Python.h":
     const Py_ssize_t PY_SSIZE_T_MAX
+    bint PyUnicode_IS_ASCII(object o)
+    const unsigned char* PyUnicode_1BYTE_DATA(object o)
 
 
 # RFC 5322 2.1.1: lines SHOULD be at most 78 characters (CRLF excluded).
@@ -586,6 +588,89 @@ cdef Address _parse_address(str text):
     a._text = local + "@" + dom
     a._utf8 = a._text.encode("utf-8")
     return a
+
+
+cdef inline bint _ascii_space(unsigned char c) noexcept nogil:
+    # What str.strip() takes off an ASCII string: str.isspace() there.
+    return c == 32 or 9 <= c <= 13 or 28 <= c <= 31
+
+
+@cython.boundscheck(False)  # invariant: start <= i < end <= n, the string's length
+@cython.wraparound(False)
+cdef tuple _plain_address(str text):
+    """``(str(a), a.key())`` for ``a = _parse_address(text)``, without making
+    ``a``, when ``text`` is a plain ASCII address: white space that strip()
+    removes at either end, a dot-atom of atext (RFC 5322 3.4.1), "@", and a
+    domain of two letter-digit-hyphen labels or more (RFC 1034 3.5), with
+    its final dots. None for any other text, which ``_parse_address``
+    decides (its errors, non-ASCII, IDNA, white space inside).
+
+    The reader takes the key of every row of a file in every worker, and
+    the address of its own: most are plain, and the Address object,
+    its two strings and the key's calls were most of what a row cost.
+    """
+    cdef const unsigned char* s
+    cdef Py_ssize_t n, i, start, end, at, stop, size, labels
+    cdef unsigned char c, prev
+    cdef str local, dom
+    if not PyUnicode_IS_ASCII(text):
+        return None
+    s = PyUnicode_1BYTE_DATA(text)  # ASCII: one byte a character
+    n = len(text)
+    start, end = 0, n
+    while start < end and _ascii_space(s[start]):
+        start += 1
+    while end > start and _ascii_space(s[end - 1]):
+        end -= 1
+    at = end - 1
+    while at >= start and s[at] != 64:  # the last "@", as rfind
+        at -= 1
+    if at <= start or at - start > 64:  # no "@", no local part, or too long
+        return None
+    prev = 46  # a local part may not start with "."
+    for i in range(start, at):
+        c = s[i]
+        if c == 46:
+            if prev == 46:
+                return None
+        elif not is_atext(c):
+            return None
+        prev = c
+    if prev == 46:
+        return None
+    stop = end
+    while stop > at + 1 and s[stop - 1] == 46:  # rstrip(".")
+        stop -= 1
+    if stop == at + 1 or stop - at - 1 > 253:
+        return None
+    labels, size, prev = 1, 0, 46
+    for i in range(at + 1, stop):
+        c = s[i]
+        if c == 46:
+            if size == 0 or prev == 45:
+                return None
+            labels += 1
+            size = 0
+        elif is_alnum(c) or c == 45:
+            if c == 45 and size == 0:
+                return None
+            size += 1
+            if size > 63:
+                return None
+        else:
+            return None
+        prev = c
+    if size == 0 or prev == 45 or labels < 2:
+        return None
+    local = text[start:at]
+    dom = text[at + 1:stop].lower()
+    return (local + "@" + dom, local.lower() + "@" + dom)
+
+
+def plain_address(str text not None):
+    """``(address, key)`` as :func:`parse_address` and ``Address.key()``
+    give them, for a plain ASCII address; None for any other text."""
+    return _plain_address(text)
 
 
 def split_mailbox(str text not None):

@@ -19,6 +19,10 @@ cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object o)
     object PyUnicode_AsUTF8String(object o)
 
+from mailsflux.compose._mimebuild cimport _plain_address
+
+from mailsflux.compose._mimebuild import parse_address as _parse_address
+
 
 #: What :meth:`RowTaker.take_run` stopped for.
 FULL = 0   # ``out`` holds ``limit`` rows
@@ -36,6 +40,7 @@ cdef class RowTaker:
     cdef str email_column
     cdef object add             # the duplicate set's add(key) -> bool
     cdef object parse           # parse_address
+    cdef bint plain             # parse is the compiled parse_address: plain addresses skip it
     cdef object address_error   # AddressError
     cdef object recipient       # the Recipient type
     cdef Py_ssize_t index, count  # the shard: rows whose line is index modulo count
@@ -58,6 +63,7 @@ cdef class RowTaker:
         self.email_at = self.cols.index(email_column)
         self.add = add
         self.parse = parse
+        self.plain = parse is _parse_address
         self.address_error = address_error
         self.recipient = recipient
         self.index, self.count = shard
@@ -87,16 +93,30 @@ cdef class RowTaker:
         False, the row untouched, when the reader's own checks must decide
         (text that does not encode)."""
         cdef Py_ssize_t n = len(fields)
+        cdef tuple got
         if n > self.ncols or n <= self.email_at:
             return True
         if not self._encodes(fields):
             return False
-        try:
-            addr = self.parse(fields[self.email_at])
-        except self.address_error:
-            return True
-        self.add(addr.key())
+        got = self._address(fields[self.email_at])
+        if got is not None:
+            self.add(got[1])
         return True
+
+    cdef tuple _address(self, str text):
+        """``(address, key)`` of a row's address, or None when it is no
+        address: a plain one without an Address made (_plain_address),
+        any other through ``parse``."""
+        cdef tuple got
+        if self.plain:
+            got = _plain_address(text)
+            if got is not None:
+                return got
+        try:
+            addr = self.parse(text)
+        except self.address_error:
+            return None
+        return (str(addr), addr.key())
 
     cdef bint _encodes(self, list fields) except -1:
         # Text that encodes holds no surrogate: no undecodable byte.
@@ -119,14 +139,14 @@ cdef class RowTaker:
         cdef Py_ssize_t n = len(fields), i
         cdef dict values
         cdef str email
+        cdef tuple got
         if n > self.ncols or n <= self.email_at or not self._encodes(fields):
             return None
-        try:
-            addr = self.parse(fields[self.email_at])
-        except self.address_error:
+        got = self._address(fields[self.email_at])
+        if got is None:
             return None
-        email = str(addr)
-        if not self.add(addr.key()):
+        email = got[0]
+        if not self.add(got[1]):
             return None
         # A short row lacks its last columns: those variables are absent.
         values = {}
