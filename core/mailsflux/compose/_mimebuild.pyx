@@ -62,7 +62,8 @@ from mailsflux.errors import (
 cdef extern from "Python.h":
     const Py_ssize_t PY_SSIZE_T_MAX
     bint PyUnicode_IS_ASCII(object o)
-    const unsigned char* PyUnicode_1BYTE_DATA(object o)
+    unsigned char* PyUnicode_1BYTE_DATA(object o)
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
 
 
 # RFC 5322 2.1.1: lines SHOULD be at most 78 characters (CRLF excluded).
@@ -595,8 +596,8 @@ cdef inline bint _ascii_space(unsigned char c) noexcept nogil:
     return c == 32 or 9 <= c <= 13 or 28 <= c <= 31
 
 
-@cython.boundscheck(False)  # invariant: start <= i < end <= n, the string's length
-@cython.wraparound(False)
+@cython.boundscheck(False)  # invariant: start <= i < end <= n, the string's length (and
+@cython.wraparound(False)    # each new string's: nl + 1 + nd = stop - start)
 cdef tuple _plain_address(str text):
     """``(str(a), a.key())`` for ``a = _parse_address(text)``, without making
     ``a``, when ``text`` is a plain ASCII address: white space that strip()
@@ -610,9 +611,11 @@ cdef tuple _plain_address(str text):
     its two strings and the key's calls were most of what a row cost.
     """
     cdef const unsigned char* s
-    cdef Py_ssize_t n, i, start, end, at, stop, size, labels
+    cdef unsigned char* a
+    cdef unsigned char* k
+    cdef Py_ssize_t n, i, start, end, at, stop, size, labels, nl, nd
     cdef unsigned char c, prev
-    cdef str local, dom
+    cdef str address, key
     if not PyUnicode_IS_ASCII(text):
         return None
     s = PyUnicode_1BYTE_DATA(text)  # ASCII: one byte a character
@@ -662,9 +665,21 @@ cdef tuple _plain_address(str text):
         prev = c
     if size == 0 or prev == 45 or labels < 2:
         return None
-    local = text[start:at]
-    dom = text[at + 1:stop].lower()
-    return (local + "@" + dom, local.lower() + "@" + dom)
+    # Both strings written at once, ASCII: the local part as it is (lower
+    # case in the key), "@", the domain in lower case.
+    nl, nd = at - start, stop - at - 1
+    address = <str>PyUnicode_New(nl + 1 + nd, 127)
+    key = <str>PyUnicode_New(nl + 1 + nd, 127)
+    a, k = PyUnicode_1BYTE_DATA(address), PyUnicode_1BYTE_DATA(key)
+    for i in range(nl):
+        c = s[start + i]
+        a[i] = c
+        k[i] = c + 32 if 65 <= c <= 90 else c
+    a[nl] = k[nl] = 64
+    for i in range(nl + 1, nl + 1 + nd):
+        c = s[start + i]
+        a[i] = k[i] = c + 32 if 65 <= c <= 90 else c
+    return (address, key)
 
 
 def plain_address(str text not None):
