@@ -41,7 +41,7 @@ individually.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from cpython.unicode cimport PyUnicode_DecodeASCII
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeASCII
 from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memchr, memcmp, memcpy, memset
 
@@ -52,8 +52,6 @@ from mailsflux._buffer cimport buf_write as _out_write
 import html as _html
 import html.entities as _entities
 import re as _re
-
-import msgspec as _msgspec
 
 cdef extern from "Python.h":
     const Py_ssize_t PY_SSIZE_T_MAX
@@ -886,13 +884,94 @@ cdef bint _utf8_ok(const unsigned char* s, Py_ssize_t n):
 # Tokens
 
 
+cdef inline Py_ssize_t _mp_str_size(Py_ssize_t n) noexcept:
+    # msgpack str: fixstr, str 8, str 16, str 32 (the smallest that holds n)
+    return n + (1 if n < 32 else 2 if n < 256 else 3 if n < 65536 else 5)
+
+
+cdef inline Py_ssize_t _mp_str_head(unsigned char* p, Py_ssize_t n) noexcept:
+    """Write the msgpack str header for ``n`` bytes at ``p`` (at most 5
+    bytes; n < 2**32); return its length."""
+    if n < 32:
+        p[0] = <unsigned char>(0xA0 | n)
+        return 1
+    if n < 256:
+        p[0] = 0xD9
+        p[1] = <unsigned char>n
+        return 2
+    if n < 65536:
+        p[0] = 0xDA
+        p[1] = <unsigned char>(n >> 8)
+        p[2] = <unsigned char>n
+        return 3
+    p[0] = 0xDB
+    p[1] = <unsigned char>(n >> 24)
+    p[2] = <unsigned char>(n >> 16)
+    p[3] = <unsigned char>(n >> 8)
+    p[4] = <unsigned char>n
+    return 5
+
+
+cdef inline unsigned char* _mp_put_str(unsigned char* p, const char* s, Py_ssize_t n) noexcept:
+    p += _mp_str_head(p, n)
+    memcpy(p, s, <size_t>n)
+    return p + n
+
+
+cdef inline Py_ssize_t _mp_int_size(long long x) noexcept:
+    # msgpack int as msgspec writes it: a fixint, else the smallest of
+    # uint 8/16/32/64 (x >= 0) or int 8/16/32/64 (x < 0) that holds x
+    if -32 <= x < 128:
+        return 1
+    if x >= 0:
+        return 2 if x < 256 else 3 if x < 65536 else 5 if x < 4294967296 else 9
+    return 2 if x >= -128 else 3 if x >= -32768 else 5 if x >= -2147483648 else 9
+
+
+cdef inline unsigned char* _mp_put_int(unsigned char* p, long long x) noexcept:
+    cdef Py_ssize_t size = _mp_int_size(x), i
+    cdef unsigned long long u = <unsigned long long>x
+    if size == 1:
+        p[0] = <unsigned char>u
+        return p + 1
+    if x >= 0:
+        p[0] = 0xCC if size == 2 else 0xCD if size == 3 else 0xCE if size == 5 else 0xCF
+    else:
+        p[0] = 0xD0 if size == 2 else 0xD1 if size == 3 else 0xD2 if size == 5 else 0xD3
+    for i in range(size - 1):  # big-endian, the low size - 1 bytes
+        p[size - 1 - i] = <unsigned char>(u >> (8 * i))
+    return p + size
+
+
 cdef bytes _payload_prefix(str message_id, str recipient, str job, long long sent_at):
     # msgpack [message_id, recipient, job, sent_at, ...]: a 6-element array
     # whose first four items are the same for every token of one message.
-    enc = _msgspec.msgpack.encode((message_id, recipient, job, sent_at))
-    if len(enc) > _MAX_PREFIX:
+    # Written here as msgspec.msgpack.encode writes the four (the tracking
+    # server decodes them with it), in one bytes of its final size.
+    cdef Py_ssize_t n1, n2, n3, size
+    cdef const char* s1 = PyUnicode_AsUTF8AndSize(message_id, &n1)
+    cdef const char* s2 = PyUnicode_AsUTF8AndSize(recipient, &n2)
+    cdef const char* s3 = PyUnicode_AsUTF8AndSize(job, &n3)
+    cdef bytes out
+    cdef unsigned char* p
+    size = 1 + _mp_str_size(n1) + _mp_str_size(n2) + _mp_str_size(n3) + _mp_int_size(sent_at)
+    if size > _MAX_PREFIX:
         raise ValueError("message id, recipient and job are too long for a tracking token")
-    return b"\x96" + enc[1:]
+    out = PyBytes_FromStringAndSize(NULL, size)
+    p = <unsigned char*>PyBytes_AS_STRING(out)
+    p[0] = 0x96
+    p = _mp_put_str(p + 1, s1, n1)
+    p = _mp_put_str(p, s2, n2)
+    p = _mp_put_str(p, s3, n3)
+    _mp_put_int(p, sent_at)
+    return out
+
+
+def payload_prefix(str message_id not None, str recipient not None, str job not None,
+                   long long sent_at):
+    """The tokens' shared payload prefix (for tests: it must be what
+    msgspec.msgpack.encode gives, with a 6-element array's first byte)."""
+    return _payload_prefix(message_id, recipient, job, sent_at)
 
 
 cdef inline Py_ssize_t _token_len(Rewriter rw, Py_ssize_t plen, Py_ssize_t n) noexcept:
@@ -905,29 +984,11 @@ cdef Py_ssize_t _put_plain(_Out* tmp, bytes prefix, int kind, const unsigned cha
     """Append room for V and the payload (prefix, kind, URL) to ``tmp``; return
     where V goes."""
     cdef unsigned char head[6]
-    cdef Py_ssize_t h = 1, plen = PyBytes_GET_SIZE(prefix), off = tmp.len
+    cdef Py_ssize_t h, plen = PyBytes_GET_SIZE(prefix), off = tmp.len
     if n > 0xFFFFFFFF:
         raise ValueError("URL too long for a token")
     head[0] = <unsigned char>kind
-    if n < 32:
-        head[1] = <unsigned char>(0xA0 | n)
-        h = 2
-    elif n < 256:
-        head[1] = 0xD9
-        head[2] = <unsigned char>n
-        h = 3
-    elif n < 65536:
-        head[1] = 0xDA
-        head[2] = <unsigned char>(n >> 8)
-        head[3] = <unsigned char>n
-        h = 4
-    else:
-        head[1] = 0xDB
-        head[2] = <unsigned char>(n >> 24)
-        head[3] = <unsigned char>(n >> 16)
-        head[4] = <unsigned char>(n >> 8)
-        head[5] = <unsigned char>n
-        h = 6
+    h = 1 + _mp_str_head(head + 1, n)
     _out_reserve(tmp, _TAG + plen + h + n)
     tmp.len += _TAG
     _out_write(tmp, PyBytes_AS_STRING(prefix), plen)

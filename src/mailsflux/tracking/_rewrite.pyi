@@ -62,6 +62,7 @@ class Rewriter:
         skip_prefix: str | None = None,
     ) -> bytes: ...
 
+def payload_prefix(message_id: str, recipient: str, job: str, sent_at: int) -> bytes: ...
 def unsubscribe_value(url: str, token: str, mailto: str | None) -> str:
     """``List-Unsubscribe`` (RFC 2369): ``<url>``, and with ``mailto`` a mailto: alternative."""
 
