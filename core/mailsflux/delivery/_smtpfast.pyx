@@ -26,6 +26,7 @@ within the size computed for it (checked against it at the end).
 """
 
 cimport cython
+from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport uint64_t
@@ -154,13 +155,21 @@ def parse(const unsigned char[::1] buf, list lines not None):
     line parsing stops: the replies before it are returned with the line's
     first 80 bytes.
     """
-    cdef const unsigned char* s = &buf[0] if buf.shape[0] else NULL
-    cdef Py_ssize_t n = buf.shape[0]
+    cdef Py_ssize_t consumed = 0
+    cdef list replies = []
+    bad = _parse_into(&buf[0] if buf.shape[0] else NULL, buf.shape[0], lines, replies, &consumed)
+    return consumed, replies, bad
+
+
+cdef object _parse_into(const unsigned char* s, Py_ssize_t n, list lines, list replies,
+                        Py_ssize_t* consumed):
+    """:func:`parse` of ``s[0:n]``: the whole replies appended to ``replies``,
+    the bytes they took in ``consumed[0]``; returns the malformed line's
+    first 80 bytes, or None."""
     cdef Py_ssize_t start = 0, end, ln
     cdef const unsigned char* p
     cdef unsigned char sep
     cdef int code
-    cdef list replies = []
     cdef str text
     while start < n:
         p = <const unsigned char*>memchr(s + start, 10, n - start)
@@ -175,9 +184,8 @@ def parse(const unsigned char[::1] buf, list lines not None):
             or not (48 <= s[start] <= 57 and 48 <= s[start + 1] <= 57 and 48 <= s[start + 2] <= 57)
             or (ln > 3 and s[start + 3] != 32 and s[start + 3] != 45)
         ):
-            return end + 1, replies, PyBytes_FromStringAndSize(
-                <const char*>(s + start), ln if ln < 80 else 80
-            )
+            consumed[0] = end + 1
+            return PyBytes_FromStringAndSize(<const char*>(s + start), ln if ln < 80 else 80)
         code = (s[start] - 48) * 100 + (s[start + 1] - 48) * 10 + (s[start + 2] - 48)
         sep = s[start + 3] if ln > 3 else 0
         if ln > 4:
@@ -193,7 +201,8 @@ def parse(const unsigned char[::1] buf, list lines not None):
             del lines[:]
         else:
             replies.append((code, text))
-    return start, replies, None
+    consumed[0] = start
+    return None
 
 
 cdef bint _ascii_address(const unsigned char* s, Py_ssize_t n) noexcept:
@@ -324,22 +333,37 @@ def receive(bytearray buf not None, list lines not None, q, data):
     in ``lines``. Returns ``(came, why)``: whether a reply came, and why
     the connection must fail (a malformed or too long reply) or None. What
     the reader's ``data_received`` and :meth:`Pipeline.feed` both do."""
-    cdef Py_ssize_t consumed
+    cdef bint came = False
+    why = _receive(buf, lines, q, data, &came)
+    return came, why
+
+
+cdef object _receive(bytearray buf, list lines, q, object data, bint* came):
+    # receive(), for compiled callers: no call through Python, no tuple
+    # back, and the bytes read in place (not through a memoryview).
+    cdef Py_ssize_t consumed = 0, n
+    cdef list replies = []
     if buf:
         buf += data
-        consumed, replies, bad = parse(buf, lines)
+        bad = _parse_into(<const unsigned char*>PyByteArray_AS_STRING(buf), len(buf), lines,
+                          replies, &consumed)
         del buf[:consumed]
     else:
-        consumed, replies, bad = parse(data, lines)
-        if consumed < len(data) and bad is None:
+        if type(data) is not bytes:
+            data = bytes(data)
+        n = PyBytes_GET_SIZE(data)
+        bad = _parse_into(<const unsigned char*>PyBytes_AS_STRING(data), n, lines, replies,
+                          &consumed)
+        if consumed < n and bad is None:
             buf += data[consumed:]
+    came[0] = len(replies) > 0
     if replies:
         q.extend(replies)
     if bad is not None:
-        return bool(replies), f"malformed SMTP reply line: {bad!r}"
+        return f"malformed SMTP reply line: {bad!r}"
     if len(buf) > _MAX_REPLY or len(lines) > _MAX_LINES:
-        return bool(replies), "SMTP reply too long"
-    return bool(replies), None
+        return "SMTP reply too long"
+    return None
 
 
 cdef class Pipeline:
@@ -498,7 +522,8 @@ cdef class Pipeline:
         """The reader's ``data_received`` while this runs: replies parsed and
         queued, the exchange moved on; returns why the connection must fail
         (a malformed or too long reply), or None."""
-        came, why = receive(self.buf, self.lines, self.q, data)
+        cdef bint came = False
+        why = _receive(self.buf, self.lines, self.q, data, &came)
         if self.running and self.reader._lost is None:
             self._advance(came)
         return why
