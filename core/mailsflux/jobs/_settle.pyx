@@ -9,6 +9,16 @@ also gives each result's domain (the job's per-domain tally wants them);
 """
 
 from mailsflux._address cimport domain_of as _domain
+from mailsflux._fields cimport learn
+
+from msgspec.structs import astuple as _astuple
+
+# The DeliveryResult fields a record takes, and where each is in
+# astuple(result) for the type last seen (see _fields.pxd).
+cdef tuple _NAMES = ("row", "attempts", "category", "recipient", "status", "message_id", "code",
+                     "enhanced_status", "reply")
+cdef Py_ssize_t _AT[9]
+cdef object _LEARNT = None
 
 
 def domains(list rs not None):
@@ -17,31 +27,37 @@ def domains(list rs not None):
 
 
 cdef tuple _record_of(r, double now, set held, dict prior, dict parked, record):
-    row = r.row
+    global _LEARNT
+    if type(r) is not _LEARNT:
+        learn(type(r), _NAMES, _AT)
+        _LEARNT = type(r)
+    cdef tuple f = _astuple(r)
+    row = f[_AT[0]]
     if held:
         held.discard(row)
     # Both are empty in a plain job: no lookups then.
     before = prior.pop(row, None) if prior else None
     kept = parked.pop(row, None) if parked else None
-    attempts = r.attempts
+    attempts = f[_AT[1]]
     if before is not None:
         attempts += before.attempts
         first = before.first_at
     else:
         first = kept[1] if kept else now
-    category = r.category
-    cdef str domain = _domain(r.recipient)
+    category = f[_AT[2]]
+    recipient = f[_AT[3]]
+    cdef str domain = _domain(recipient)
     rec = record(
         row=row,
-        state="suppressed" if category == "suppressed" else r.status,
-        recipient=r.recipient,
-        message_id=r.message_id,
+        state="suppressed" if category == "suppressed" else f[_AT[4]],
+        recipient=recipient,
+        message_id=f[_AT[5]],
         domain=domain,
         attempts=attempts,
         first_at=first,
-        code=r.code,
-        enhanced_status=r.enhanced_status,
-        reply=r.reply,
+        code=f[_AT[6]],
+        enhanced_status=f[_AT[7]],
+        reply=f[_AT[8]],
         category=category,
         updated=now,
     )

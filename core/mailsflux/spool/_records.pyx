@@ -13,6 +13,10 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from libc.stdio cimport snprintf
 from libc.string cimport memcpy
 
+from mailsflux._fields cimport learn
+
+from msgspec.structs import astuple as _astuple
+
 # The values of one rcpt row, in the table's column order (sqlite.py binds
 # rows by these: its _RCPT_COLUMNS and _META_COLUMN are these).
 COLUMNS = 12
@@ -20,6 +24,14 @@ COLUMNS = 12
 META_AT = 10
 cdef Py_ssize_t _COLUMNS = COLUMNS
 cdef Py_ssize_t _META_AT = META_AT
+
+# The Record fields a row is made of, and where each is in astuple(record)
+# for the type last seen (see _fields.pxd).
+cdef tuple _NAMES = ("row", "recipient", "message_id", "reply", "enhanced_status", "state",
+                     "domain", "attempts", "first_at", "next_at", "code", "category", "updated",
+                     "message")
+cdef Py_ssize_t _AT[14]
+cdef object _LEARNT = None
 
 
 cdef bytes _context(bytes head, long long row, bytes part):
@@ -65,28 +77,34 @@ def row_values(
     cdef list bodies = []
     cdef list body_rows = []
     cdef list released = []
+    cdef tuple f
+    global _LEARNT
     for i in range(n):
         r = records[i]  # checked: the calls below run Python code
-        row = r.row
+        if type(r) is not _LEARNT:
+            learn(type(r), _NAMES, _AT)
+            _LEARNT = type(r)
+        f = _astuple(r)
+        row = f[_AT[0]]
         metas[i] = (
-            encode_meta((r.recipient, r.message_id, r.reply, r.enhanced_status)),
+            encode_meta((f[_AT[1]], f[_AT[2]], f[_AT[3]], f[_AT[4]])),
             _context(head, row, b"meta"),
         )
         at = i * _COLUMNS
         values[at] = job
         values[at + 1] = row
-        state = r.state
+        state = f[_AT[5]]
         values[at + 2] = state
-        values[at + 3] = r.domain
-        values[at + 4] = r.attempts
-        values[at + 5] = r.first_at
-        values[at + 6] = r.next_at
-        values[at + 7] = r.code
-        values[at + 8] = r.category
-        values[at + 9] = r.updated or now
+        values[at + 3] = f[_AT[6]]
+        values[at + 4] = f[_AT[7]]
+        values[at + 5] = f[_AT[8]]
+        values[at + 6] = f[_AT[9]]
+        values[at + 7] = f[_AT[10]]
+        values[at + 8] = f[_AT[11]]
+        values[at + 9] = f[_AT[12]] or now
         values[at + _META_AT] = None  # sealed with the others, after
         values[at + 11] = claimed
-        message = r.message
+        message = f[_AT[13]]
         if message is not None:
             bodies.append((encode_body(message), _context(head, row, b"body")))
             body_rows.append(row)
