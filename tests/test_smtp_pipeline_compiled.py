@@ -30,7 +30,7 @@ _ONE = st.fixed_dictionaries(
         "rcpt": st.sampled_from(range(len(_RCPT))) | st.just(0) | st.just(0),
         "data": st.sampled_from(range(len(_DATA))) | st.just(0) | st.just(0),
         "dot": st.sampled_from(range(len(_DOT))) | st.just(0) | st.just(0),
-        "kind": st.sampled_from(["plain", "plain", "plain", "big", "utf8", "bad"]),
+        "kind": st.sampled_from(["plain", "plain", "plain", "big", "utf8", "flagged", "bad"]),
     }
 )
 
@@ -40,7 +40,9 @@ def _messages(plan: list[dict[str, Any]]) -> list[RenderedMessage]:
     for i, p in enumerate(plan):
         rcpt = {"utf8": f"ü{i}@example.com", "bad": f"r{i}@"}.get(p["kind"], f"r{i}@example.com")
         body = b"x" * 3000 if p["kind"] == "big" else b"Subject: %d\r\n\r\n.dot\r\nhi\r\n" % i
-        out.append(RenderedMessage(f"s{i}@example.org", rcpt, body, f"m{i}"))
+        # "flagged": ASCII addresses, but SMTPUTF8 asked for (the Python path's).
+        utf8 = p["kind"] in ("utf8", "flagged")
+        out.append(RenderedMessage(f"s{i}@example.org", rcpt, body, f"m{i}", smtputf8=utf8))
     return out
 
 

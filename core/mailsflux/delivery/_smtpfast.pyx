@@ -34,6 +34,7 @@ from libc.stdio cimport snprintf
 from libc.string cimport memchr, memcpy
 
 from mailsflux._chars cimport is_alnum, is_atext
+from mailsflux._fields cimport learn
 from mailsflux._swar cimport first_marked, line_end_marks, load8
 
 
@@ -44,11 +45,17 @@ cdef extern from "Python.h":
 
 import re
 
+from msgspec.structs import astuple as _astuple
+
 _LINE_ENDS = re.compile(rb"\r\n|\r|\n")
 
+# The RenderedMessage fields an envelope takes, and where each is in
+# astuple(message) for the type last seen (see _fields.pxd).
+cdef tuple _NAMES = ("smtputf8", "data", "mail_from", "rcpt_to")
+cdef Py_ssize_t _AT[4]
+cdef object _LEARNT = None
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
+
 def payload(bytes data not None, bytes tail not None = b"") -> bytes:
     """``data`` dot-stuffed, CRLF-ended, with ``.\\r\\n``, then ``tail``.
 
@@ -56,6 +63,15 @@ def payload(bytes data not None, bytes tail not None = b"") -> bytes:
     already): left alone, ``LF . CRLF`` would end the data early at servers
     that take LF as a line end (SMTP smuggling).
     """
+    return _payload(data, tail)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef bytes _payload(bytes data, bytes tail):
+    # payload(), for the Pipeline: a C call, not one through the module's dict.
+    if data is None or tail is None:
+        raise TypeError("payload() takes bytes, not None")
     cdef Py_ssize_t dots = _scan(<const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
     if dots < 0:
         data = _LINE_ENDS.sub(b"\r\n", data)
@@ -264,6 +280,13 @@ def envelope(str mail_from not None, str rcpt_to not None, Py_ssize_t size):
     address and the sender is one or empty (the null sender). ``size`` < 0:
     no SIZE parameter.
     """
+    return _envelope_of(mail_from, rcpt_to, size)
+
+
+cdef object _envelope_of(str mail_from, str rcpt_to, Py_ssize_t size):
+    # envelope(), for the Pipeline: a C call, not one through the module's dict.
+    if mail_from is None or rcpt_to is None:
+        raise TypeError("envelope() takes str addresses, not None")
     if not (PyUnicode_IS_ASCII(mail_from) and PyUnicode_IS_ASCII(rcpt_to)):
         return None
     cdef const char* f = <const char*>PyUnicode_DATA(mail_from)
@@ -392,6 +415,7 @@ cdef class Pipeline:
     """
 
     cdef object reader, q, msgs, out, transport, outcome, loop
+    cdef object _write, _time  # transport.write and loop.time, looked up once a batch
     cdef bytearray buf
     cdef list lines
     cdef Py_ssize_t i, n, size_limit
@@ -411,6 +435,8 @@ cdef class Pipeline:
         self.lines = reader._lines
         self.transport = reader.transport
         self.loop = reader._loop
+        self._write = self.transport.write
+        self._time = self.loop.time if self.loop is not None else None
         self.msgs = msgs
         self.n = len(msgs)
         self.out = out
@@ -429,13 +455,18 @@ cdef class Pipeline:
         """Message k's envelope, or None where ``send``'s Python path must decide."""
         if k >= self.n:
             return None
+        global _LEARNT
         m = self.msgs[k]
-        if m.smtputf8:
+        if type(m) is not _LEARNT:
+            learn(type(m), _NAMES, _AT)
+            _LEARNT = type(m)
+        cdef tuple f = _astuple(m)
+        if f[_AT[0]]:
             return None
-        cdef Py_ssize_t size = len(m.data)
+        cdef Py_ssize_t size = len(f[_AT[1]])
         if self.size_limit > 0 and size > self.size_limit:
             return None
-        return envelope(m.mail_from, m.rcpt_to, size if self.size_limit >= 0 else -1)
+        return _envelope_of(f[_AT[2]], f[_AT[3]], size if self.size_limit >= 0 else -1)
 
     def start(self):
         """Write the first envelope; False (nothing written) when the first
@@ -444,11 +475,11 @@ cdef class Pipeline:
         if env is None or self.loop is None:
             return False
         self.running = True
-        self.transport.write(env)
+        self._write(env)
         return True
 
     cdef void _deadline(self, double timeout) except *:
-        cdef double deadline = self.loop.time() + timeout
+        cdef double deadline = self._time() + timeout
         r = self.reader
         r._deadline = deadline
         r._timeout = timeout
@@ -487,7 +518,7 @@ cdef class Pipeline:
                 self.reader.last = q.popleft()
                 nxt = self._envelope(self.i + 1)
                 self.next_written = nxt is not None
-                self.transport.write(payload(self.msgs[self.i].data, nxt if nxt is not None else b""))
+                self._write(_payload(self.msgs[self.i].data, nxt if nxt is not None else b""))
                 self.phase = 1
                 if not q:
                     self._deadline(self.data_timeout)
