@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -49,12 +50,26 @@ class _Holder:
         assert self.proc.stdout.readline() == "let go\n"
         assert self.proc.wait(timeout=30) == 0
 
-    def let_go_later(self, after: float) -> None:
+    def let_go_later(self, after: float) -> threading.Timer:
         """Lets go ``after`` seconds from now, from a thread (this one will
-        be waiting in the spool)."""
-        import threading
+        be waiting in the spool); :meth:`check` says how that went."""
+        self.failed: BaseException | None = None
 
-        threading.Timer(after, self.let_go).start()
+        def go() -> None:
+            try:
+                self.let_go()
+            except BaseException as exc:  # re-raised by check(), in the test's thread
+                self.failed = exc
+
+        timer = threading.Timer(after, go)
+        timer.start()
+        return timer
+
+    def check(self, timer: threading.Timer) -> None:
+        timer.join(timeout=30)
+        assert not timer.is_alive()
+        if self.failed is not None:
+            raise self.failed
 
 
 def _spool(tmp_path: Path, lock_wait: float = 60.0) -> SQLiteSpool:
@@ -72,13 +87,16 @@ def _records(rows: range) -> list[Record]:
 
 def test_a_write_waits_for_another_process_and_lands_after_it(tmp_path: Path) -> None:
     spool = _spool(tmp_path)
+    # In WAL mode the spool waits itself (SQLite's handler would sleep 1 ms
+    # and more between tries): SQLite is told not to wait.
+    assert spool._db.execute("PRAGMA busy_timeout").fetchone() == (0,)
     holder = _Holder(spool.path)
-    holder.let_go_later(0.3)
+    timer = holder.let_go_later(0.3)
     spool.store("job-1", _records(range(2, 34)))
     # The write lock came only with the holder's commit: its row is there
     # the moment the store returns.
     assert spool._q("SELECT 1 FROM jobs WHERE id = 'holder'") == [(1,)]
-    assert holder.proc.wait(timeout=30) == 0
+    holder.check(timer)
     assert spool.counts("job-1") == {"delivered": 32}
     assert [r.recipient for r in spool.records("job-1")] == [
         f"p{r}@example.org" for r in range(2, 34)

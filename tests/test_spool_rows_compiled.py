@@ -91,6 +91,26 @@ def test_rows_are_what_the_python_way_made(records: list[Record], job: str, clai
             assert _records.context(head, r.row, part) == b"%s%d\x00%s" % (head, r.row, part)
 
 
+class _Partial(msgspec.Struct):
+    """A Struct with some of a Record's fields, not all, in another order."""
+
+    recipient: str
+    state: str
+    row: int
+
+
+def test_a_struct_without_a_records_fields_leaves_the_next_rows_right() -> None:
+    # Field positions are learnt a type at a time (astuple): a type that
+    # lacks one is refused, and leaves nothing of its positions behind.
+    first = [Record(row=1, state="delivered", recipient="a@x.org", code=250, reply="ok")]
+    args = ("job", b"job\x00", NOW, 0.0, _meta, msgspec.msgpack.encode, FINAL)
+    assert _records.row_values(first, *args) == _python_rows(first, "job", NOW, 0.0)
+    with pytest.raises(ValueError):
+        _records.row_values([_Partial("c@x.org", "x", 2)], *args)  # type: ignore[list-item]
+    again = [Record(row=3, state="bounced", recipient="b@x.org", domain="x.org", attempts=2)]
+    assert _records.row_values(again, *args) == _python_rows(again, "job", NOW, 0.0)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.binary(max_size=40), st.binary(max_size=20)), max_size=8))
 def test_seals_are_the_python_way_and_open(items: list[tuple[bytes, bytes]]) -> None:

@@ -11,9 +11,11 @@
 
 cdef inline int learn(object t, tuple names, Py_ssize_t* at) except -1:
     """``at[i]``: the position of ``names[i]`` among the Struct type ``t``'s
-    fields (ValueError for a field it lacks)."""
+    fields; ValueError for a field it lacks, ``at`` then unchanged (all
+    found first: a caller's positions are never half another type's)."""
     cdef tuple fields = t.__struct_fields__
+    cdef list found = [fields.index(name) for name in names]
     cdef Py_ssize_t i
     for i in range(len(names)):
-        at[i] = fields.index(names[i])
+        at[i] = found[i]
     return 0

@@ -458,6 +458,7 @@ cdef class Pipeline:
         global _LEARNT
         m = self.msgs[k]
         if type(m) is not _LEARNT:
+            _LEARNT = None
             learn(type(m), _NAMES, _AT)
             _LEARNT = type(m)
         cdef tuple f = _astuple(m)

@@ -29,6 +29,7 @@ def domains(list rs not None):
 cdef tuple _record_of(r, double now, set held, dict prior, dict parked, record):
     global _LEARNT
     if type(r) is not _LEARNT:
+        _LEARNT = None
         learn(type(r), _NAMES, _AT)
         _LEARNT = type(r)
     cdef tuple f = _astuple(r)

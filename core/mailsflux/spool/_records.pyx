@@ -30,7 +30,7 @@ cdef Py_ssize_t _META_AT = META_AT
 cdef tuple _NAMES = ("row", "recipient", "message_id", "reply", "enhanced_status", "state",
                      "domain", "attempts", "first_at", "next_at", "code", "category", "updated",
                      "message")
-cdef Py_ssize_t _AT[14]
+cdef Py_ssize_t _POS[14]
 cdef object _LEARNT = None
 
 
@@ -78,12 +78,15 @@ def row_values(
     cdef list body_rows = []
     cdef list released = []
     cdef tuple f
+    cdef Py_ssize_t _AT[14]  # this call's copy: encode_meta runs Python code
     global _LEARNT
     for i in range(n):
         r = records[i]  # checked: the calls below run Python code
         if type(r) is not _LEARNT:
-            learn(type(r), _NAMES, _AT)
+            _LEARNT = None
+            learn(type(r), _NAMES, _POS)
             _LEARNT = type(r)
+        memcpy(_AT, _POS, sizeof(_AT))
         f = _astuple(r)
         row = f[_AT[0]]
         metas[i] = (

@@ -918,14 +918,26 @@ cdef inline unsigned char* _mp_put_str(unsigned char* p, const char* s, Py_ssize
     return p + n
 
 
+# 2**32 as a C constant: Cython makes a literal above 32 bits a Python int,
+# and a comparison with it a Python call (in a noexcept function, whose
+# error would be lost).
+cdef extern from *:
+    """
+    #define MF_U32_END 4294967296LL
+    #define MF_I32_MIN (-2147483647LL - 1)
+    """
+    const long long U32_END "MF_U32_END"
+    const long long I32_MIN "MF_I32_MIN"
+
+
 cdef inline Py_ssize_t _mp_int_size(long long x) noexcept:
     # msgpack int as msgspec writes it: a fixint, else the smallest of
     # uint 8/16/32/64 (x >= 0) or int 8/16/32/64 (x < 0) that holds x
     if -32 <= x < 128:
         return 1
     if x >= 0:
-        return 2 if x < 256 else 3 if x < 65536 else 5 if x < 4294967296 else 9
-    return 2 if x >= -128 else 3 if x >= -32768 else 5 if x >= -2147483648 else 9
+        return 2 if x < 256 else 3 if x < 65536 else 5 if x < U32_END else 9
+    return 2 if x >= -128 else 3 if x >= -32768 else 5 if x >= I32_MIN else 9
 
 
 cdef inline unsigned char* _mp_put_int(unsigned char* p, long long x) noexcept:
@@ -985,7 +997,7 @@ cdef Py_ssize_t _put_plain(_Out* tmp, bytes prefix, int kind, const unsigned cha
     where V goes."""
     cdef unsigned char head[6]
     cdef Py_ssize_t h, plen = PyBytes_GET_SIZE(prefix), off = tmp.len
-    if n > 0xFFFFFFFF:
+    if n >= U32_END:
         raise ValueError("URL too long for a token")
     head[0] = <unsigned char>kind
     h = 1 + _mp_str_head(head + 1, n)
