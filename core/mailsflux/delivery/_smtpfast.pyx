@@ -53,7 +53,7 @@ _LINE_ENDS = re.compile(rb"\r\n|\r|\n")
 # astuple(message) for the type last seen (see _fields.pxd).
 cdef tuple _NAMES = ("smtputf8", "data", "mail_from", "rcpt_to")
 cdef Py_ssize_t _AT[4]
-cdef object _LEARNT = None
+cdef list _SEEN = [None]
 
 
 def payload(bytes data not None, bytes tail not None = b"") -> bytes:
@@ -455,12 +455,8 @@ cdef class Pipeline:
         """Message k's envelope, or None where ``send``'s Python path must decide."""
         if k >= self.n:
             return None
-        global _LEARNT
         m = self.msgs[k]
-        if type(m) is not _LEARNT:
-            _LEARNT = None
-            learn(type(m), _NAMES, _AT)
-            _LEARNT = type(m)
+        learn(m, _NAMES, _AT, _SEEN)
         cdef tuple f = _astuple(m)
         if f[_AT[0]]:
             return None

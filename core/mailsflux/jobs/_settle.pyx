@@ -18,7 +18,7 @@ from msgspec.structs import astuple as _astuple
 cdef tuple _NAMES = ("row", "attempts", "category", "recipient", "status", "message_id", "code",
                      "enhanced_status", "reply")
 cdef Py_ssize_t _AT[9]
-cdef object _LEARNT = None
+cdef list _SEEN = [None]
 
 
 def domains(list rs not None):
@@ -27,11 +27,7 @@ def domains(list rs not None):
 
 
 cdef tuple _record_of(r, double now, set held, dict prior, dict parked, record):
-    global _LEARNT
-    if type(r) is not _LEARNT:
-        _LEARNT = None
-        learn(type(r), _NAMES, _AT)
-        _LEARNT = type(r)
+    learn(r, _NAMES, _AT, _SEEN)
     cdef tuple f = _astuple(r)
     row = f[_AT[0]]
     if held:

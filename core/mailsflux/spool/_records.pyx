@@ -31,7 +31,7 @@ cdef tuple _NAMES = ("row", "recipient", "message_id", "reply", "enhanced_status
                      "domain", "attempts", "first_at", "next_at", "code", "category", "updated",
                      "message")
 cdef Py_ssize_t _POS[14]
-cdef object _LEARNT = None
+cdef list _SEEN = [None]
 
 
 cdef bytes _context(bytes head, long long row, bytes part):
@@ -79,13 +79,9 @@ def row_values(
     cdef list released = []
     cdef tuple f
     cdef Py_ssize_t _AT[14]  # this call's copy: encode_meta runs Python code
-    global _LEARNT
     for i in range(n):
         r = records[i]  # checked: the calls below run Python code
-        if type(r) is not _LEARNT:
-            _LEARNT = None
-            learn(type(r), _NAMES, _POS)
-            _LEARNT = type(r)
+        learn(r, _NAMES, _POS, _SEEN)
         memcpy(_AT, _POS, sizeof(_AT))
         f = _astuple(r)
         row = f[_AT[0]]
