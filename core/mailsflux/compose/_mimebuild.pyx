@@ -42,7 +42,7 @@ from libc.string cimport memchr, memcpy
 from mailsflux._buffer cimport buf_byte as _putc
 from mailsflux._buffer cimport buf_reserve as _reserve
 from mailsflux._base64 cimport b64_block, b64_write
-from mailsflux._chars cimport is_alnum, is_atext
+from mailsflux._chars cimport is_atext
 from mailsflux._buffer cimport buf_write as _put
 from mailsflux._swar cimport first_marked, has_byte, has_less, has_more, line_end_marks, load8
 
@@ -489,12 +489,42 @@ cdef str _idna_encode(str d, str domain):
     return out
 
 
+@cython.boundscheck(False)  # invariant: 0 <= i < n
+@cython.wraparound(False)
+cdef Py_ssize_t _ldh_labels(const unsigned char* s, Py_ssize_t n, bint upper, bint* ok) noexcept:
+    """The number of labels of the dotted name ``s[0:n]``; ``ok[0]`` False
+    unless each is 1 to 63 letters, digits and hyphens, neither starting nor
+    ending with a hyphen (RFC 1034 3.5). Letters are lower case only, or
+    either case with ``upper``."""
+    cdef Py_ssize_t i, labels = 1, size = 0
+    cdef unsigned char c, prev = 46
+    ok[0] = True
+    for i in range(n):
+        c = s[i]
+        if c == 46:
+            if size == 0 or prev == 45:
+                ok[0] = False
+            labels += 1
+            size = 0
+        elif (97 <= c <= 122) or (48 <= c <= 57) or c == 45 or (upper and 65 <= c <= 90):
+            if c == 45 and size == 0:
+                ok[0] = False
+            size += 1
+            if size > 63:
+                ok[0] = False
+        else:
+            ok[0] = False
+        prev = c
+    if size == 0 or prev == 45:
+        ok[0] = False
+    return labels
+
+
 cdef str _idna_domain(str domain):
     """``domain`` lower-cased, in IDNA (xn--) form; AddressError naming the fault."""
     cdef str d = domain.strip().rstrip(".")
-    cdef Py_ssize_t n, i, labels = 1, size = 0
-    cdef Py_UCS4 ch, prev = u"."
-    cdef bint ok = True
+    cdef Py_ssize_t n, labels
+    cdef bint ok
     if not d:
         raise AddressError("empty domain")
     if d.isascii():
@@ -506,23 +536,10 @@ cdef str _idna_domain(str domain):
     n = len(d)
     # Fast check of every label against _LABEL_RE; the slow path below only
     # runs to name the fault.
-    for ch in d:
-        if ch == u".":
-            if size == 0 or prev == u"-":
-                ok = False
-            labels += 1
-            size = 0
-        elif (u"a" <= ch <= u"z") or (u"0" <= ch <= u"9") or ch == u"-":
-            if ch == u"-" and size == 0:
-                ok = False
-            size += 1
-            if size > 63:
-                ok = False
-        else:
-            ok = False
-        prev = ch
-    if size == 0 or prev == u"-":
-        ok = False
+    if PyUnicode_IS_ASCII(d):
+        labels = _ldh_labels(PyUnicode_1BYTE_DATA(d), n, False, &ok)
+    else:
+        labels, ok = d.count(".") + 1, False
     if labels < 2 or n > 253:
         raise AddressError(f"domain {domain!r} is not a fully qualified host name")
     if not ok:
@@ -613,8 +630,9 @@ cdef tuple _plain_address(str text):
     cdef const unsigned char* s
     cdef unsigned char* a
     cdef unsigned char* k
-    cdef Py_ssize_t n, i, start, end, at, stop, size, labels, nl, nd
+    cdef Py_ssize_t n, i, start, end, at, stop, nl, nd
     cdef unsigned char c, prev
+    cdef bint ok
     cdef str address, key
     if not PyUnicode_IS_ASCII(text):
         return None
@@ -646,24 +664,8 @@ cdef tuple _plain_address(str text):
         stop -= 1
     if stop == at + 1 or stop - at - 1 > 253:
         return None
-    labels, size, prev = 1, 0, 46
-    for i in range(at + 1, stop):
-        c = s[i]
-        if c == 46:
-            if size == 0 or prev == 45:
-                return None
-            labels += 1
-            size = 0
-        elif is_alnum(c) or c == 45:
-            if c == 45 and size == 0:
-                return None
-            size += 1
-            if size > 63:
-                return None
-        else:
-            return None
-        prev = c
-    if size == 0 or prev == 45 or labels < 2:
+    # _idna_domain's check, before the domain is lowered (either case here)
+    if _ldh_labels(s + at + 1, stop - at - 1, True, &ok) < 2 or not ok:
         return None
     # Both strings written at once, ASCII: the local part as it is (lower
     # case in the key), "@", the domain in lower case.
