@@ -78,6 +78,25 @@ def test_relaxed_body_matches_reference(body: bytes) -> None:
     assert _dkim.canonicalize_body(body, True) == ref_relaxed_body(body)
 
 
+# Long runs that relaxed canonicalization copies as they are, broken by
+# what it changes, at every offset of its sixteen-byte blocks.
+runs = st.lists(
+    st.sampled_from([b"word ", b"longerword", b"x" * 15, b"y" * 17, b" ", b"  ", b"\t",
+                     b"\r\n", b"\r\n ", b"\xff", b"a ", b"\x00", b":"]),
+    max_size=40,
+).map(b"".join)  # fmt: skip
+
+
+@settings(max_examples=1500, deadline=None)
+@given(runs, st.integers(0, 15))
+def test_relaxed_at_every_block_alignment(body: bytes, shift: int) -> None:
+    body = b"p" * shift + body
+    assert _dkim.canonicalize_body(body, True) == ref_relaxed_body(body)
+    assert _dkim.canonicalize_header(body, True) == ref_relaxed_header(body)
+    field = b"Subject:" + body
+    assert _dkim.canonicalize_header(field, True) == ref_relaxed_header(field)
+
+
 @FUZZ
 @given(data)
 def test_simple_body_matches_reference(body: bytes) -> None:

@@ -1,12 +1,12 @@
 """The compiled quoted-printable encoder, which takes the plain bytes of a
-line eight at a time, writes exactly what the byte-at-a-time encoder it
+line sixteen at a time, writes exactly what the byte-at-a-time encoder it
 replaced wrote, for any bytes.
 
 ``_qp_ref`` below is that encoder in Python, step for step. The inputs lean
-on what the word test looks for and what the byte step decides: a space or
+on what the block test looks for and what the byte step decides: a space or
 tab before CR, LF or the end, ``=``, bytes at 0x1F/0x20 and 0x7E/0x7F/0xFF,
 ``.`` and ``From `` at a line's start, and runs that cross the 75-column
-soft break, at every offset within a word."""
+soft break, at every offset within a block."""
 
 from __future__ import annotations
 
@@ -70,7 +70,20 @@ pieces = st.one_of(
     st.binary(max_size=40),
     st.lists(st.sampled_from(list(_EDGES)), max_size=40).map(bytes),
     st.sampled_from(
-        [b" \r\n", b" \n", b"\t\r", b"  ", b" =", b"From ", b".", b"\r\n", b"x" * 7, b"y" * 9]
+        [
+            b" \r\n",
+            b" \n",
+            b"\t\r",
+            b"  ",
+            b" =",
+            b"From ",
+            b".",
+            b"\r\n",
+            b"x" * 7,
+            b"y" * 9,
+            b"x" * 15,
+            b"y" * 17,
+        ]
     ),
     st.integers(60, 90).map(lambda k: b"a" * k),
     st.integers(1, 12).map(lambda k: b"word " * k),
@@ -79,9 +92,9 @@ data = st.lists(pieces, max_size=40).map(b"".join)
 
 
 @settings(max_examples=3000, deadline=None)
-@given(data, st.integers(0, 7))
+@given(data, st.integers(0, 15))
 def test_qp_matches_the_byte_loop(body: bytes, shift: int) -> None:
-    body = b"p" * shift + body  # every alignment of the words against the content
+    body = b"p" * shift + body  # every alignment of the blocks against the content
     assert m.quoted_printable(body) == _qp_ref(body)
 
 
@@ -90,7 +103,7 @@ def test_qp_matches_the_byte_loop(body: bytes, shift: int) -> None:
     [
         (b"", b"\r\n"),
         (b"seven words then a space \r\n", b"seven words then a space=20\r\n"),
-        # The space is a word's last byte, and the byte after it ends the line.
+        # The space is a block's last byte, and the byte after it ends the line.
         (b"abcdefg \nx", b"abcdefg=20\r\nx\r\n"),
         (b"abcdefg x", b"abcdefg x\r\n"),
         (b"abcdef \tx", b"abcdef \tx\r\n"),

@@ -1,11 +1,11 @@
-"""The word-at-a-time 7bit check and CRLF copy of the compiled MIME module
+"""The block-at-a-time 7bit check and CRLF copy of the compiled MIME module
 decide and write exactly what the byte-at-a-time code does, for any bytes.
 
 ``seven_bit(data)`` against the byte-at-a-time loop it replaced (below, in
 Python), and ``crlf(data)`` against a regex rewrite of line ends. The inputs
-lean on what the word tests look for: CR, LF, tab, space before a line end,
+lean on what the block tests look for: CR, LF, tab, space before a line end,
 ``=`` and ``=_mf``, bytes at 0x1F/0x20 and 0x7E/0x7F/0xFF, and lines around
-the 998-octet limit, at every offset within a word."""
+the 998-octet limit, at every offset within a block."""
 
 from __future__ import annotations
 
@@ -21,7 +21,20 @@ _EDGES = b"\r\n\t =_mf\x00\x1f\x20\x7e\x7f\x80\xff.aZ"
 pieces = st.one_of(
     st.binary(max_size=40),
     st.lists(st.sampled_from(list(_EDGES)), max_size=40).map(bytes),
-    st.sampled_from([b"=_mf", b" \r\n", b"\t\n", b"\r\n", b"\r", b"\n", b"x" * 7, b"y" * 9]),
+    st.sampled_from(
+        [
+            b"=_mf",
+            b" \r\n",
+            b"\t\n",
+            b"\r\n",
+            b"\r",
+            b"\n",
+            b"x" * 7,
+            b"y" * 9,
+            b"x" * 15,
+            b"y" * 17,
+        ]
+    ),
     st.integers(990, 1002).map(lambda k: b"a" * k),
 )
 data = st.lists(pieces, max_size=30).map(b"".join)
@@ -29,7 +42,7 @@ data = st.lists(pieces, max_size=30).map(b"".join)
 
 def _seven_bit_ref(s: bytes) -> bool:
     """Printable ASCII and tabs, lines of at most 998 octets, no space or tab
-    before a line end, no ``=_mf``: the compiled loop before words."""
+    before a line end, no ``=_mf``: the compiled loop before blocks."""
     col, prev = 0, 0
     for i, c in enumerate(s):
         if c in (13, 10):
@@ -52,14 +65,14 @@ def _crlf_ref(b: bytes) -> bytes:
 
 
 @settings(max_examples=3000, deadline=None)
-@given(data, st.integers(0, 7))
+@given(data, st.integers(0, 15))
 def test_seven_bit_matches_the_byte_loop(body: bytes, shift: int) -> None:
-    body = b"p" * shift + body  # every alignment of the words against the content
+    body = b"p" * shift + body  # every alignment of the blocks against the content
     assert m.seven_bit(body) == _seven_bit_ref(body)
 
 
 @settings(max_examples=3000, deadline=None)
-@given(data, st.integers(0, 7))
+@given(data, st.integers(0, 15))
 def test_crlf_matches_a_regex_rewrite(body: bytes, shift: int) -> None:
     body = b"p" * shift + body
     assert m.crlf(body) == _crlf_ref(body)
@@ -72,7 +85,7 @@ def test_crlf_matches_a_regex_rewrite(body: bytes, shift: int) -> None:
         (b"plain text line\n", True),
         (b"a" * 998 + b"\n", True),
         (b"a" * 999 + b"\n", False),
-        (b"a" * 8 * 125, False),  # 1000 octets in whole words, no line end
+        (b"a" * 16 * 63, False),  # 1008 octets in whole blocks, no line end
         (b"trailing space \nnext", False),
         (b"trailing tab\t\r\n", False),
         (b"inner\ttab ok\n", True),

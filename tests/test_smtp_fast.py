@@ -46,11 +46,11 @@ def test_payload_is_the_reference_stuffing(data: bytes, tail: bytes) -> None:
     assert payload(data) == _stuffed(data)
 
 
-@given(_DATA, st.integers(0, 7), st.sampled_from([b"\r\n.", b".\r\n", b"\r", b"\n", b"ab"]))
+@given(_DATA, st.integers(0, 15), st.sampled_from([b"\r\n.", b".\r\n", b"\r", b"\n", b"ab"]))
 @settings(max_examples=1500, deadline=None)
-def test_payload_at_every_word_alignment(data: bytes, shift: int, edge: bytes) -> None:
-    # The scan takes eight bytes at a time: a line end or a dot at each
-    # offset within a word, and at the very end, stuffs as the reference does.
+def test_payload_at_every_block_alignment(data: bytes, shift: int, edge: bytes) -> None:
+    # The scan takes sixteen bytes at a time: a line end or a dot at each
+    # offset within a block, and at the very end, stuffs as the reference does.
     data = b"y" * shift + data + edge
     assert payload(data, b"QUIT\r\n") == _stuffed(data) + b"QUIT\r\n"
 

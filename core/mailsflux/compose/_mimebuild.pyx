@@ -36,7 +36,6 @@ cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
-from libc.stdint cimport uint64_t
 from libc.string cimport memchr, memcpy
 
 from mailsflux._buffer cimport buf_byte as _putc
@@ -44,7 +43,7 @@ from mailsflux._buffer cimport buf_reserve as _reserve
 from mailsflux._base64 cimport b64_block, b64_write
 from mailsflux._chars cimport is_atext
 from mailsflux._buffer cimport buf_write as _put
-from mailsflux._swar cimport first_marked, has_byte, has_less, has_more, line_end_marks, load8
+from mailsflux._simd cimport line_end_skip16, unplain_skip16
 
 import re
 from unicodedata import normalize as _nfc
@@ -707,13 +706,6 @@ def split_mailbox(str text not None):
 # Bodies
 
 
-cdef inline uint64_t _unplain8(uint64_t x) noexcept nogil:
-    """A has_* mask of the bytes below 0x20, above 0x7E, or ``=`` (0: all
-    eight go out as they are and end no line); its lowest marker, by
-    first_marked, is the first such byte (each test's lowest is exact)."""
-    return has_less(x, 0x20) | has_more(x, 0x7E) | has_byte(x, 0x3D)
-
-
 @cython.boundscheck(False)
 @cython.wraparound(False)
 cdef bint _seven_bit_ok(const unsigned char* s, Py_ssize_t n) noexcept nogil:
@@ -721,23 +713,21 @@ cdef bint _seven_bit_ok(const unsigned char* s, Py_ssize_t n) noexcept nogil:
     at most MAX_LINE octets, no white space before a line end (relays strip
     it), and no ``=_mf`` (which starts every boundary).
 
-    The plain bytes of a word (:func:`_unplain8`), up to its first other
-    byte or all eight, are taken at once, which changes the column count and
-    the last byte's class (a plain byte is no space or tab) as that many
-    single steps would; every other byte is checked alone
-    (tests/test_mime_seven_bit_fast_fuzz.py holds the byte-at-a-time form).
-    Invariant: i + 8 <= n for each word read, and 0 <= i < n for each byte
-    read."""
+    The plain bytes of a block (printable ASCII but "=", _simd.pxd's
+    unplain_skip16), up to its first other byte or all sixteen, are taken
+    at once, which changes the column count and the last byte's class (a
+    plain byte is no space or tab) as that many single steps would; every
+    other byte is checked alone (tests/test_mime_seven_bit_fast_fuzz.py
+    holds the byte-at-a-time form). Invariant: i + 16 <= n for each block
+    read, and 0 <= i < n for each byte read."""
     cdef Py_ssize_t i = 0, col = 0, k
     cdef unsigned char c, prev = 0
-    cdef uint64_t m
     while i < n:
-        if i + 8 <= n:
-            m = _unplain8(load8(s + i))
-            # The plain bytes before the word's first other one (all eight
-            # when none is), taken at once; first_marked < 8 when m != 0, so
-            # i stays below n and the byte below is in the word.
-            k = 8 if m == 0 else first_marked(m)
+        if i + 16 <= n:
+            # The plain bytes before the block's first other one (all
+            # sixteen when none is), taken at once; k < 16 when one is, so
+            # i stays below n and the byte below is in the block.
+            k = unplain_skip16(s + i)
             if k:
                 col += k
                 if col > MAX_LINE:
@@ -766,7 +756,6 @@ cdef bint _seven_bit_ok(const unsigned char* s, Py_ssize_t n) noexcept nogil:
 cdef int _w_crlf(_Out* o, const unsigned char* s, Py_ssize_t n) except -1:
     """Append ``s`` with CR, LF and CRLF all written as CRLF, ending in CRLF."""
     cdef Py_ssize_t i = 0, end, k
-    cdef uint64_t m
     cdef unsigned char c
     cdef char* w
     while i < n:
@@ -775,23 +764,22 @@ cdef int _w_crlf(_Out* o, const unsigned char* s, Py_ssize_t n) except -1:
         _reserve(o, 2 * (end - i))
         w = o.data + o.len
         while i < end:
-            # Words holding no CR or LF go as they are: i + 8 <= end <= n
-            # for each word read, and each writes 8 of the 2 * (end - i)
-            # bytes reserved for its 8 input bytes.
-            while i + 8 <= end:
-                m = line_end_marks(load8(s + i))
-                if m != 0:
-                    # The bytes before the word's first CR or LF go as they
-                    # are (first_marked < 8: within the word, and within the
-                    # bytes reserved for it); then that byte, below.
-                    k = first_marked(m)
+            # Blocks holding no CR or LF go as they are: i + 16 <= end <= n
+            # for each block read, and each writes 16 of the 2 * (end - i)
+            # bytes reserved for its 16 input bytes.
+            while i + 16 <= end:
+                k = line_end_skip16(s + i)
+                if k < 16:
+                    # The bytes before the block's first CR or LF go as
+                    # they are (within the block, and within the bytes
+                    # reserved for it); then the byte at i, below.
                     memcpy(w, s + i, k)
                     w += k
                     i += k
                     break
-                memcpy(w, s + i, 8)
-                w += 8
-                i += 8
+                memcpy(w, s + i, 16)
+                w += 16
+                i += 16
             if i == end:
                 break
             c = s[i]
@@ -829,7 +817,6 @@ cdef int _w_qp(_Out* o, const unsigned char* s, Py_ssize_t n) except -1:
     cdef unsigned char c, k
     cdef bint enc
     cdef char* w
-    cdef uint64_t m
     while i < n:
         end = i + 1024 if n - i > 1024 else n
         # Bound for this block of b = end - i input bytes: each byte becomes
@@ -847,17 +834,20 @@ cdef int _w_qp(_Out* o, const unsigned char* s, Py_ssize_t n) except -1:
                 if stop > end:
                     stop = end
                 j = i
-                # Eight bytes at a time: those of a word before its first
-                # control byte (CR, LF and tab among them), byte above 0x7E
-                # or "=" (all eight when it has none) go out as they are,
-                # each space among them followed, within the word, by text;
-                # a space that is the last of them is left to the byte step,
-                # which looks at the byte after it. j + 8 <= stop <= end <= n
-                # for each word read, and t <= 8, so j stays within stop.
+                # Sixteen bytes at a time: those of a block before its
+                # first control byte (CR, LF and tab among them), byte
+                # above 0x7E or "=" (all sixteen when it has none) go out
+                # as they are, each space among them followed, within the
+                # block, by text; a space that is the last of them is left
+                # to the byte step, which looks at the byte after it.
+                # j + 16 <= n for each block read, and t is cut to
+                # stop - j, so j stays within stop (the line's room ends
+                # inside most blocks: those are read whole, used in part).
                 while j < stop:
-                    if j + 8 <= stop:
-                        m = _unplain8(load8(s + j))
-                        t = 8 if m == 0 else first_marked(m)
+                    if j + 16 <= n:
+                        t = unplain_skip16(s + j)
+                        if t > stop - j:
+                            t = stop - j
                         if t and s[j + t - 1] == 32:
                             t -= 1
                         if t:

@@ -29,13 +29,12 @@ cimport cython
 from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeUTF8
-from libc.stdint cimport uint64_t
 from libc.stdio cimport snprintf
 from libc.string cimport memchr, memcpy
 
 from mailsflux._chars cimport is_alnum, is_atext
 from mailsflux._fields cimport learn
-from mailsflux._swar cimport first_marked, line_end_marks, load8
+from mailsflux._simd cimport line_end_skip16
 
 
 cdef extern from "Python.h":
@@ -127,25 +126,23 @@ cdef Py_ssize_t _scan(const unsigned char* s, Py_ssize_t n) noexcept nogil:
     CRLF), or -1 when ``s`` has a CR not followed by LF or an LF not after
     a CR.
 
-    Words of eight bytes without CR or LF are skipped whole, and in a word
-    with one the scan moves straight to its first CR or LF (on a
-    little-endian machine; elsewhere byte by byte); every CR and LF is
-    looked at in order, and a CR takes its LF with it, so an LF met alone
-    is a bare one. Invariant: i + 8 <= n for each word read, and the jump
-    stays inside that word (first_marked < 8), so i < n after it; i + 1 < n
-    and i + 2 < n checked before those bytes are read."""
-    cdef Py_ssize_t i = 0, dots = 0
+    Blocks of sixteen bytes without CR or LF are skipped whole, and in a
+    block with one the scan moves to its first CR or LF (_simd.pxd: at
+    least towards it); every CR and LF is looked at in order, and a CR
+    takes its LF with it, so an LF met alone is a bare one. Invariant:
+    i + 16 <= n for each block read, and the jump stays inside that block
+    (k < 16), so i < n after it; i + 1 < n and i + 2 < n checked before
+    those bytes are read."""
+    cdef Py_ssize_t i = 0, dots = 0, k
     cdef unsigned char c
-    cdef uint64_t m
     if n > 0 and s[0] == 46:
         dots = 1
     while i < n:
-        if i + 8 <= n:
-            m = line_end_marks(load8(s + i))
-            if m == 0:
-                i += 8
+        if i + 16 <= n:
+            k = line_end_skip16(s + i)
+            i += k
+            if k == 16:
                 continue
-            i += first_marked(m)
         c = s[i]
         if c == 13:
             if i + 1 >= n or s[i + 1] != 10:

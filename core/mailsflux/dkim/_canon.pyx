@@ -24,11 +24,13 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.stdint cimport uint64_t
 from libc.string cimport memchr, memcpy, memset
 
 from mailsflux._base64 cimport b64_write
-from mailsflux._swar cimport HIGHS, above_sp_lanes, load8, sp_lanes
+from mailsflux._simd cimport (
+    SSE2, line_end_skip16, swar_line_end_skip16, swar_unclean_skip16, swar_unplain_skip16,
+    unclean_skip16, unplain_skip16,
+)
 
 from hashlib import sha256 as _sha256
 import time as _time
@@ -92,19 +94,29 @@ cdef class Policy:
 # Line endings
 # --------------------------------------------------------------------------
 
-cdef enum:
-    WORD = 8
+cdef inline Py_ssize_t _copy_clean(const unsigned char *s, Py_ssize_t i, Py_ssize_t n,
+                                   unsigned char *o, Py_ssize_t* m) noexcept nogil:
+    """Copy the run at ``s[i:]`` that relaxed canonicalization leaves as it
+    is when nothing is pending (bytes > SP, never WSP or CR, and single SPs
+    each followed by a byte > SP) to ``o[m[0]:]``, sixteen bytes at a time
+    (_simd.pxd's unclean_skip16); returns the new ``i``, ``m[0]`` moved on
+    as far. The run's last byte copied is > SP, so nothing is pending after
+    it; the caller's byte steps take what is left of the run (only where
+    the block test is a lower bound, not exact).
 
-
-cdef inline bint _clean_word(const unsigned char *s) noexcept nogil:
-    """``s[0:8]`` is unchanged by relaxed canonicalization when nothing is pending.
-
-    Every byte is > SP (never WSP or CR), or is a single SP followed by a
-    byte > SP (reads ``s[8]``: the caller guarantees 9 readable bytes).
-    Byte order does not matter: both loads put byte k in the same lane.
-    """
-    cdef uint64_t w = load8(s)
-    return (above_sp_lanes(w) | (sp_lanes(w) & above_sp_lanes(load8(s + 1)))) == HIGHS
+    Invariant: i + 16 < n for each block read (s[i .. i + 16]); each block
+    writes o[m .. m + 16) with m <= i, within the caller's output of at
+    least n bytes; bytes past the run are written over later or lie past
+    the returned length."""
+    cdef Py_ssize_t k
+    while i + 16 < n:
+        k = unclean_skip16(s + i)
+        memcpy(o + m[0], s + i, 16)
+        m[0] += k
+        i += k
+        if k < 16:
+            break
+    return i
 
 
 cdef bint _is_normal(const unsigned char *p, Py_ssize_t n) noexcept nogil:
@@ -231,11 +243,8 @@ cdef Py_ssize_t _header_relaxed(
             o[m] = c
             m += 1
             # What follows unchanged (bytes above SP, single SPs between
-            # them) is copied a word at a time; nothing is pending here.
-            while i + WORD < n and _clean_word(s + i):  # reads s[i .. i + 8]; m <= i
-                memcpy(o + m, s + i, WORD)
-                m += WORD
-                i += WORD
+            # them) is copied sixteen bytes at a time; nothing is pending here.
+            i = _copy_clean(s, i, n, o, &m)
             while i < n and s[i] > SP:  # invariant kept: one output byte per input byte
                 o[m] = s[i]
                 m += 1
@@ -287,11 +296,8 @@ cdef Py_ssize_t _body_relaxed(
             content = True
             i += 1
             # What follows unchanged (bytes above SP, single SPs between
-            # them) is copied a word at a time; nothing is pending here.
-            while i + WORD < n and _clean_word(s + i):  # reads s[i .. i + 8]; m <= i
-                memcpy(o + m, s + i, WORD)
-                m += WORD
-                i += WORD
+            # them) is copied sixteen bytes at a time; nothing is pending here.
+            i = _copy_clean(s, i, n, o, &m)
             while i < n and s[i] > SP:  # the rest of the run, copied as it is
                 o[m] = s[i]
                 m += 1
@@ -328,6 +334,23 @@ cdef Py_ssize_t _body_relaxed(
 # --------------------------------------------------------------------------
 # Public helpers (used by tests, fuzzing and the signer)
 # --------------------------------------------------------------------------
+
+def block_skips(bytes data not None, Py_ssize_t at):
+    """The byte scanners' sixteen-byte block tests (_simd.pxd) at
+    ``data[at:]``, which needs 17 bytes from ``at``: ``(built, swar)``, each
+    ``(line_end, unplain, unclean)``; ``built`` is the form the scanners
+    use (SSE2 where :data:`BLOCKS_SSE2`), ``swar`` the portable one."""
+    cdef const unsigned char *p
+    if at < 0 or at + 17 > PyBytes_GET_SIZE(data):
+        raise ValueError("a block test needs 17 bytes")
+    p = <const unsigned char *>PyBytes_AS_STRING(data) + at
+    return ((line_end_skip16(p), unplain_skip16(p), unclean_skip16(p)),
+            (swar_line_end_skip16(p), swar_unplain_skip16(p), swar_unclean_skip16(p)))
+
+
+#: Whether the block tests were built with SSE2 (x86-64) or as SWAR words.
+BLOCKS_SSE2 = bool(SSE2)
+
 
 def canonicalize_body(bytes body not None, bint relaxed):
     """The canonical form of ``body`` (CRLF line ends expected)."""

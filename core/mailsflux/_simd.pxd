@@ -1,0 +1,142 @@
+# Sixteen bytes at a time: the block tests of the byte scanners (the SMTP
+# payload's dot count, the MIME writer's line ends and 7bit check, DKIM's
+# relaxed canonicalization). On x86-64 (SSE2 is part of the architecture)
+# each is a few vector instructions and a move-mask, where the SWAR tests
+# of _swar.pxd took about as many instructions for eight bytes; elsewhere,
+# or with MF_NO_SIMD defined, the same answer comes from two SWAR words.
+#
+# The contract callers rely on, whichever form is built:
+#   *_skip16(p) is a k in 0..16 such that p[0:k] holds none of the bytes
+#   the test looks for, and k == 16 exactly when none of p[0:16] is one:
+#   the first one's offset with SSE2, and with the SWAR form on a
+#   little-endian GCC or Clang; a lower bound of it elsewhere, where the
+#   caller then looks at p[k] byte by byte, as it would at a marked byte.
+# So a scan stays right even where the bound is not exact.
+#
+# Inline, like _swar.pxd: each module that cimports it gets its own copy.
+# tests/test_simd_blocks.py checks both forms against a byte loop.
+
+from libc.stdint cimport uint64_t
+
+from mailsflux._swar cimport (
+    HIGHS, above_sp_lanes, first_marked, has_byte, has_less, has_more, line_end_marks, load8,
+    sp_lanes,
+)
+
+
+cdef extern from *:
+    """
+    #if !defined(MF_NO_SIMD) && (defined(__SSE2__) || defined(_M_X64) || \
+        (defined(_M_IX86_FP) && _M_IX86_FP >= 2))
+    #include <emmintrin.h>
+    #define MF_SSE2 1
+    /* One bit a byte, bit k for p[k]: which bytes are CR or LF. */
+    static inline unsigned mf_sse2_line_ends(const unsigned char* p) {
+        __m128i x = _mm_loadu_si128((const __m128i*)p);
+        return (unsigned)_mm_movemask_epi8(_mm_or_si128(
+            _mm_cmpeq_epi8(x, _mm_set1_epi8(10)), _mm_cmpeq_epi8(x, _mm_set1_epi8(13))));
+    }
+    /* Bytes below 0x20 or above 0x7E, or "=": as signed bytes, 0x80..0xFF
+       are negative, so "below 0x20" takes them with the controls, and
+       0x7F is the one left to test. */
+    static inline unsigned mf_sse2_unplain(const unsigned char* p) {
+        __m128i x = _mm_loadu_si128((const __m128i*)p);
+        __m128i m = _mm_or_si128(_mm_cmplt_epi8(x, _mm_set1_epi8(0x20)),
+                                 _mm_cmpeq_epi8(x, _mm_set1_epi8(0x7F)));
+        return (unsigned)_mm_movemask_epi8(_mm_or_si128(m, _mm_cmpeq_epi8(x, _mm_set1_epi8(0x3D))));
+    }
+    /* Bytes that relaxed canonicalization would change or look at: a byte
+       at or below SP that is not a SP followed by a byte above SP (reads
+       p[16]). max(x, SP) == SP exactly when x <= SP, unsigned. */
+    static inline unsigned mf_sse2_unclean(const unsigned char* p) {
+        __m128i sp = _mm_set1_epi8(0x20);
+        __m128i x = _mm_loadu_si128((const __m128i*)p);
+        __m128i y = _mm_loadu_si128((const __m128i*)(p + 1));
+        __m128i low = _mm_cmpeq_epi8(_mm_max_epu8(x, sp), sp);
+        __m128i next_low = _mm_cmpeq_epi8(_mm_max_epu8(y, sp), sp);
+        __m128i single_sp = _mm_andnot_si128(next_low, _mm_cmpeq_epi8(x, sp));
+        return (unsigned)_mm_movemask_epi8(_mm_andnot_si128(single_sp, low));
+    }
+    #else
+    #define MF_SSE2 0
+    static inline unsigned mf_sse2_line_ends(const unsigned char* p) { (void)p; return 0; }
+    static inline unsigned mf_sse2_unplain(const unsigned char* p) { (void)p; return 0; }
+    static inline unsigned mf_sse2_unclean(const unsigned char* p) { (void)p; return 0; }
+    #endif
+    /* A block's mask as a *_skip16 answer: the offset of its lowest set
+       bit, or 16 when none is set. */
+    static inline Py_ssize_t mf_skip_of(unsigned m) {
+        if (m == 0)
+            return 16;
+    #if defined(__GNUC__) || defined(__clang__)
+        return (Py_ssize_t)__builtin_ctz(m);
+    #else
+        Py_ssize_t k = 0;
+        while (!(m & 1u)) { m >>= 1; k++; }
+        return k;
+    #endif
+    }
+    """
+    const bint SSE2 "MF_SSE2"
+    unsigned int sse2_line_ends "mf_sse2_line_ends"(const unsigned char* p) noexcept nogil
+    unsigned int sse2_unplain "mf_sse2_unplain"(const unsigned char* p) noexcept nogil
+    unsigned int sse2_unclean "mf_sse2_unclean"(const unsigned char* p) noexcept nogil
+    Py_ssize_t skip_of "mf_skip_of"(unsigned int m) noexcept nogil
+
+
+cdef inline Py_ssize_t _skip_words(uint64_t a, uint64_t b) noexcept nogil:
+    # Two has_* masks of p[0:8] and p[8:16] as a *_skip16 answer.
+    if a != 0:
+        return first_marked(a)
+    if b != 0:
+        return 8 + first_marked(b)
+    return 16
+
+
+cdef inline uint64_t unplain8(uint64_t x) noexcept nogil:
+    """A has_* mask of the bytes below 0x20, above 0x7E, or ``=``."""
+    return has_less(x, 0x20) | has_more(x, 0x7E) | has_byte(x, 0x3D)
+
+
+cdef inline uint64_t unclean8(const unsigned char* p) noexcept nogil:
+    """The high bit of each byte of ``p[0:8]`` that relaxed canonicalization
+    would change or look at (reads ``p[8]``): exact lanes, so the lowest is
+    the first such byte."""
+    cdef uint64_t w = load8(p)
+    return ~(above_sp_lanes(w) | (sp_lanes(w) & above_sp_lanes(load8(p + 1)))) & HIGHS
+
+
+cdef inline Py_ssize_t swar_line_end_skip16(const unsigned char* p) noexcept nogil:
+    return _skip_words(line_end_marks(load8(p)), line_end_marks(load8(p + 8)))
+
+
+cdef inline Py_ssize_t swar_unplain_skip16(const unsigned char* p) noexcept nogil:
+    return _skip_words(unplain8(load8(p)), unplain8(load8(p + 8)))
+
+
+cdef inline Py_ssize_t swar_unclean_skip16(const unsigned char* p) noexcept nogil:
+    return _skip_words(unclean8(p), unclean8(p + 8))
+
+
+cdef inline Py_ssize_t line_end_skip16(const unsigned char* p) noexcept nogil:
+    """How many of ``p[0:16]`` come before a CR or LF (see the contract)."""
+    if SSE2:
+        return skip_of(sse2_line_ends(p))
+    return swar_line_end_skip16(p)
+
+
+cdef inline Py_ssize_t unplain_skip16(const unsigned char* p) noexcept nogil:
+    """How many of ``p[0:16]`` come before a byte below 0x20, above 0x7E,
+    or ``=`` (see the contract)."""
+    if SSE2:
+        return skip_of(sse2_unplain(p))
+    return swar_unplain_skip16(p)
+
+
+cdef inline Py_ssize_t unclean_skip16(const unsigned char* p) noexcept nogil:
+    """How many of ``p[0:16]`` relaxed canonicalization copies as they are
+    when nothing is pending: bytes above SP, and single SPs before a byte
+    above SP (reads ``p[16]``; see the contract)."""
+    if SSE2:
+        return skip_of(sse2_unclean(p))
+    return swar_unclean_skip16(p)

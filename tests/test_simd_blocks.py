@@ -1,0 +1,99 @@
+"""The byte scanners' sixteen-byte block tests (core/mailsflux/_simd.pxd),
+both the form built here (SSE2 on x86-64) and the portable SWAR form, give
+how many bytes of a block come before the first one each looks for.
+
+A test's answer may be a lower bound of that offset where its form cannot
+find the exact byte (the SWAR form off little-endian GCC or Clang), and is
+16 exactly when the block holds none; the scanners rely on that. Here, on
+x86-64, both forms must be exact. The bytes lean on each test's edges:
+0x1F/0x20/0x21, 0x3D, 0x7E/0x7F/0x80, 0xFF, NUL, tab, CR, LF, at every
+offset, and the 17th byte the relaxed test reads."""
+
+from __future__ import annotations
+
+import platform
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailsflux.dkim import _canon
+
+_EDGES = (0x00, 0x09, 0x0A, 0x0D, 0x1F, 0x20, 0x21, 0x3D, 0x41, 0x7E, 0x7F, 0x80, 0xFF)
+
+
+def _first(block: bytes, hit: object) -> int:
+    for k in range(16):
+        if hit(block, k):  # type: ignore[operator]
+            return k
+    return 16
+
+
+def _line_end(b: bytes, k: int) -> bool:
+    return b[k] in (10, 13)
+
+
+def _unplain(b: bytes, k: int) -> bool:
+    return b[k] < 0x20 or b[k] > 0x7E or b[k] == 0x3D
+
+
+def _unclean(b: bytes, k: int) -> bool:
+    # Not copied as it is by relaxed canonicalization: not above SP, and
+    # not a SP followed by a byte above SP.
+    return not (b[k] > 0x20 or (b[k] == 0x20 and b[k + 1] > 0x20))
+
+
+def _check(data: bytes, at: int) -> None:
+    block = data[at : at + 17]
+    want = tuple(_first(block, hit) for hit in (_line_end, _unplain, _unclean))
+    built, swar = _canon.block_skips(data, at)
+    for got in (built, swar):
+        for g, w in zip(got, want, strict=True):
+            # the contract: a lower bound, and 16 exactly when there is none
+            assert 0 <= g <= w and (g == 16) == (w == 16), (block, got, want)
+    if _canon.BLOCKS_SSE2:
+        assert built == want, (block, built, want)
+    if sys.byteorder == "little":
+        assert swar == want, (block, swar, want)
+
+
+def test_the_build_here_uses_sse2_on_x86_64() -> None:
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        assert _canon.BLOCKS_SSE2
+
+
+def test_each_edge_byte_at_each_offset_and_before_each_other() -> None:
+    for v in _EDGES:
+        for k in range(17):
+            block = bytearray(b"a" * 17)
+            block[k] = v
+            _check(bytes(block), 0)
+            for w in _EDGES:  # a pair: first-of-two, and SP before each byte
+                if k < 16:
+                    block[k + 1] = w
+                    _check(bytes(block), 0)
+                    block[k + 1] = 0x61
+
+
+def test_a_block_read_at_every_offset_of_a_longer_buffer() -> None:
+    data = bytes(range(256)) + b"x y  z\r\n=\t" * 4
+    for at in range(len(data) - 16):
+        _check(data, at)
+
+
+def test_short_buffers_are_refused() -> None:
+    with pytest.raises(ValueError, match="17 bytes"):
+        _canon.block_skips(b"a" * 16, 0)
+    with pytest.raises(ValueError, match="17 bytes"):
+        _canon.block_skips(b"a" * 40, 30)
+    with pytest.raises(ValueError, match="17 bytes"):
+        _canon.block_skips(b"a" * 40, -1)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(_EDGES) | st.integers(0, 255), min_size=17, max_size=40))
+def test_any_bytes(values: list[int]) -> None:
+    data = bytes(values)
+    for at in range(len(data) - 16):
+        _check(data, at)
