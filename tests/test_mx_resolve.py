@@ -75,8 +75,9 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def make(server: DNSServer, **kw: Any) -> MXResolver:
-    kw.setdefault("timeout", 0.2)
-    kw.setdefault("lifetime", 0.4)
+    # Long enough for a loaded machine: only the timeout test waits it out.
+    kw.setdefault("timeout", 2.0)
+    kw.setdefault("lifetime", 4.0)
     return MXResolver(nameservers=[server.address], **kw)
 
 
@@ -206,7 +207,7 @@ def test_servfail_and_refused_are_temporary(dns_server: DNSServer, domain: str) 
 
 
 def test_timeout_is_temporary(dns_server: DNSServer) -> None:
-    exc = failure(make(dns_server), "slow.example")
+    exc = failure(make(dns_server, timeout=0.2, lifetime=0.4), "slow.example")
     assert isinstance(exc, TemporaryRoutingError)
     assert "slow.example" in str(exc) and "timed out" in str(exc)
 

@@ -66,7 +66,7 @@ def sites(resolver: MXResolver, *domains: str) -> list[Site]:
 
 
 def make(server: DNSServer, **kw: Any) -> MXResolver:
-    return MXResolver(nameservers=[server.address], timeout=0.2, lifetime=0.4, **kw)
+    return MXResolver(nameservers=[server.address], timeout=2.0, lifetime=4.0, **kw)
 
 
 def test_same_mx_set_shares_a_site(dns_server: DNSServer) -> None:
