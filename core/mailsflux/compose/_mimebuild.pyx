@@ -377,7 +377,40 @@ cdef str _quote_display(str display):
 
 
 cdef Address _w_mailbox(_Out* o, str name, str display, str address):
-    """``Name: Display <local@domain>`` CRLF; returns the checked address.
+    """``Name: Display <local@domain>`` CRLF; returns the checked address."""
+    cdef Address addr
+    _check_value(name, display)
+    _check_value(name, address)
+    try:
+        addr = _parse_address(address)
+    except AddressError as exc:
+        raise HeaderError(f"header {name}: {exc.message}", field=name) from None
+    _w_mailbox_line(o, name, display, <const char*>PyBytes_AS_STRING(addr._utf8),
+                    PyBytes_GET_SIZE(addr._utf8))
+    return addr
+
+
+cdef str _w_recipient(_Out* o, str name, str display, str address, bint* smtputf8,
+                      bint fast=True):
+    """:func:`_w_mailbox` for a message's recipient: returns the address's
+    text and sets ``smtputf8``. An address that is already what
+    ``_parse_address`` would make of it, plain ASCII (as the reader hands
+    on most), goes out as it is, without being parsed again (``fast``)."""
+    cdef Address addr
+    if fast and _canonical_plain(address):
+        _check_value(name, display)
+        _w_mailbox_line(o, name, display, <const char*>PyUnicode_1BYTE_DATA(address),
+                        len(address))
+        smtputf8[0] = False
+        return address
+    addr = _w_mailbox(o, name, display, address)
+    smtputf8[0] = addr.smtputf8
+    return addr._text
+
+
+cdef int _w_mailbox_line(_Out* o, str name, str display, const char* addr,
+                         Py_ssize_t addr_n) except -1:
+    """The line of :func:`_w_mailbox`, for a checked address's UTF-8 bytes.
 
     A plain ASCII display name goes out as it is (quoted when it holds
     specials); any other as encoded words, one per continuation line.
@@ -386,38 +419,31 @@ cdef Address _w_mailbox(_Out* o, str name, str display, str address):
     cdef const unsigned char* s
     cdef const unsigned char* q
     cdef const unsigned char* nm
-    cdef Address addr
     cdef bytes plain
     cdef str quoted
-    _check_value(name, display)
-    _check_value(name, address)
-    try:
-        addr = _parse_address(address)
-    except AddressError as exc:
-        raise HeaderError(f"header {name}: {exc.message}", field=name) from None
     display = display.strip()
     nm = _utf8(name, name, &nn)
     _put(o, <const char*>nm, nn)
     _putc(o, b":")
     if not display:
         _putc(o, b" ")
-        _put_bytes(o, addr._utf8)
+        _put(o, addr, addr_n)
         _crlf(o)
-        return addr
+        return 0
     s = _utf8(display, name, &n)
     if _plain_ascii(s, n):
         quoted = _quote_display(display)
         q = _utf8(quoted, name, &qn)
         if _fold(NULL, q, qn, nn + 1) <= FOLD_AT:
-            plain = (<const char*>q)[:qn] + b" <" + addr._utf8 + b">"
+            plain = (<const char*>q)[:qn] + b" <" + addr[:addr_n] + b">"
             _fold(o, <const unsigned char*>PyBytes_AS_STRING(plain), PyBytes_GET_SIZE(plain), nn + 1)
             _crlf(o)
-            return addr
+            return 0
     _w_words_after(o, s, n, nn + 1)
     _put_bytes(o, b"\r\n <")
-    _put_bytes(o, addr._utf8)
+    _put(o, addr, addr_n)
     _put_bytes(o, b">\r\n")
-    return addr
+    return 0
 
 
 # --------------------------------------------------------------------------
@@ -612,32 +638,19 @@ cdef inline bint _ascii_space(unsigned char c) noexcept nogil:
     return c == 32 or 9 <= c <= 13 or 28 <= c <= 31
 
 
-@cython.boundscheck(False)  # invariant: start <= i < end <= n, the string's length (and
-@cython.wraparound(False)    # each new string's: nl + 1 + nd = stop - start)
-cdef tuple _plain_address(str text):
-    """``(str(a), a.key())`` for ``a = _parse_address(text)``, without making
-    ``a``, when ``text`` is a plain ASCII address: white space that strip()
-    removes at either end, a dot-atom of atext (RFC 5322 3.4.1), "@", and a
-    domain of two letter-digit-hyphen labels or more (RFC 1034 3.5), with
-    its final dots. None for any other text, which ``_parse_address``
-    decides (its errors, non-ASCII, IDNA, white space inside).
-
-    The reader takes the key of every row of a file in every worker, and
-    the address of its own: most are plain, and the Address object,
-    its two strings and the key's calls were most of what a row cost.
-    """
-    cdef const unsigned char* s
-    cdef unsigned char* a
-    cdef unsigned char* k
-    cdef Py_ssize_t n, i, start, end, at, stop, nl, nd
+@cython.boundscheck(False)  # invariant: start <= i < end <= n, the string's length
+@cython.wraparound(False)
+cdef bint _plain_span(const unsigned char* s, Py_ssize_t n, bint upper, Py_ssize_t* start_,
+                      Py_ssize_t* at_, Py_ssize_t* stop_) noexcept:
+    """Whether the ASCII text ``s[0:n]`` is a plain address: white space that
+    strip() removes at either end, a dot-atom of atext (RFC 5322 3.4.1),
+    "@", and a domain of two letter-digit-hyphen labels or more (RFC 1034
+    3.5), with its final dots; its letters lower case only unless ``upper``.
+    Sets where the local part starts, the "@" and where the domain stops
+    (before the final dots and white space)."""
+    cdef Py_ssize_t i, start = 0, end = n, at, stop
     cdef unsigned char c, prev
     cdef bint ok
-    cdef str address, key
-    if not PyUnicode_IS_ASCII(text):
-        return None
-    s = PyUnicode_1BYTE_DATA(text)  # ASCII: one byte a character
-    n = len(text)
-    start, end = 0, n
     while start < end and _ascii_space(s[start]):
         start += 1
     while end > start and _ascii_space(s[end - 1]):
@@ -646,25 +659,63 @@ cdef tuple _plain_address(str text):
     while at >= start and s[at] != 64:  # the last "@", as rfind
         at -= 1
     if at <= start or at - start > 64:  # no "@", no local part, or too long
-        return None
+        return False
     prev = 46  # a local part may not start with "."
     for i in range(start, at):
         c = s[i]
         if c == 46:
             if prev == 46:
-                return None
+                return False
         elif not is_atext(c):
-            return None
+            return False
         prev = c
     if prev == 46:
-        return None
+        return False
     stop = end
     while stop > at + 1 and s[stop - 1] == 46:  # rstrip(".")
         stop -= 1
     if stop == at + 1 or stop - at - 1 > 253:
+        return False
+    # _idna_domain's check (before the domain is lowered, with ``upper``)
+    if _ldh_labels(s + at + 1, stop - at - 1, upper, &ok) < 2 or not ok:
+        return False
+    start_[0], at_[0], stop_[0] = start, at, stop
+    return True
+
+
+cdef bint _canonical_plain(str text):
+    """``text`` is a plain address that ``_parse_address`` gives back as it
+    is: ASCII, nothing stripped at either end, its domain in lower case."""
+    cdef Py_ssize_t n, start, at, stop
+    if not PyUnicode_IS_ASCII(text):
+        return False
+    n = len(text)
+    return (_plain_span(PyUnicode_1BYTE_DATA(text), n, False, &start, &at, &stop)
+            and start == 0 and stop == n)
+
+
+@cython.boundscheck(False)  # invariant: each new string's length is nl + 1 + nd
+@cython.wraparound(False)    # = stop - start, within the text's
+cdef tuple _plain_address(str text):
+    """``(str(a), a.key())`` for ``a = _parse_address(text)``, without making
+    ``a``, when ``text`` is a plain ASCII address (:func:`_plain_span`, in
+    either case). None for any other text, which ``_parse_address`` decides
+    (its errors, non-ASCII, IDNA, white space inside).
+
+    The reader takes the key of every row of a file in every worker, and
+    the address of its own: most are plain, and the Address object,
+    its two strings and the key's calls were most of what a row cost.
+    """
+    cdef const unsigned char* s
+    cdef unsigned char* a
+    cdef unsigned char* k
+    cdef Py_ssize_t i, start, at, stop, nl, nd
+    cdef unsigned char c
+    cdef str address, key
+    if not PyUnicode_IS_ASCII(text):
         return None
-    # _idna_domain's check, before the domain is lowered (either case here)
-    if _ldh_labels(s + at + 1, stop - at - 1, True, &ok) < 2 or not ok:
+    s = PyUnicode_1BYTE_DATA(text)  # ASCII: one byte a character
+    if not _plain_span(s, len(text), True, &start, &at, &stop):
         return None
     # Both strings written at once, ASCII: the local part as it is (lower
     # case in the key), "@", the domain in lower case.
@@ -681,6 +732,23 @@ cdef tuple _plain_address(str text):
         c = s[start + i]
         a[i] = k[i] = c + 32 if 65 <= c <= 90 else c
     return (address, key)
+
+
+def recipient_line(str display not None, str address not None, bint fast=True):
+    """``(line, address, smtputf8)``: the To line the builder writes for
+    ``address`` and ``display``, the address as the message's RCPT TO, and
+    whether it needs SMTPUTF8; ``fast=False`` parses every address, for the
+    fuzz test."""
+    cdef _Out o
+    cdef bint utf8 = False
+    cdef str text
+    o.data = NULL
+    o.len = o.cap = 0
+    try:
+        text = _w_recipient(&o, "To", display, address, &utf8, fast)
+        return (PyBytes_FromStringAndSize(o.data, o.len), text, utf8)
+    finally:
+        PyMem_Free(o.data)
 
 
 def plain_address(str text not None):
@@ -1319,8 +1387,9 @@ cdef class MessageBuilder:
                       bytes html, str to_name, str sender, str list_unsubscribe, str boundary):
         # build() for compiled callers; to, subject, date and message_id not None.
         cdef _Out o
-        cdef Address frm, rcpt
-        cdef str display, address
+        cdef Address frm
+        cdef str display, address, rcpt
+        cdef bint rcpt_utf8
         cdef bytes token
         if text is None and html is None:
             raise ConfigError("a message needs a text or an HTML body")
@@ -1349,7 +1418,8 @@ cdef class MessageBuilder:
                 frm = self.sender
             else:
                 raise HeaderError("a message needs a From address", field="From")
-            rcpt = _w_mailbox(&o, "To", to_name if to_name is not None else "", to)
+            rcpt = _w_recipient(&o, "To", to_name if to_name is not None else "", to,
+                                &rcpt_utf8)
             _w_unstructured(&o, "Subject", subject)
             _put_bytes(&o, b"Date: ")
             _put_bytes(&o, date.encode("ascii"))
@@ -1363,8 +1433,8 @@ cdef class MessageBuilder:
             data = PyBytes_FromStringAndSize(o.data, o.len)
         finally:
             PyMem_Free(o.data)
-        return (data, frm._text, rcpt._text,
-                frm.smtputf8 or rcpt.smtputf8 or self.has_reply_to_utf8)
+        return (data, frm._text, rcpt,
+                frm.smtputf8 or rcpt_utf8 or self.has_reply_to_utf8)
 
     @property
     def attachments(self):
