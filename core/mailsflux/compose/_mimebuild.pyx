@@ -119,12 +119,23 @@ _URI_KEPT = "_.-~" + _URI_SAFE
 # 1 for what _URI_UNCHANGED takes (quote() leaves it as it is): ASCII letters
 # and digits and _URI_KEPT; 0 for every other byte.
 cdef unsigned char URI_OK[256]
+# What _check_token refuses in a Date, a Message-ID and a boundary token
+# (RFC 2046 5.1.1's bchars without space, and not the quoted form): 1 for
+# each control, each byte above 0x7E, and each of the field's own marks.
+_ID_MARKS = " <>"
+_BOUNDARY_MARKS = " !\"#$%&'()*+,/:;<=>?@[\\]^`{|}~"
+cdef unsigned char REFUSE_DATE[256]
+cdef unsigned char REFUSE_ID[256]
+cdef unsigned char REFUSE_BOUNDARY[256]
 
 
 cdef int _init_tables() except -1:
     cdef int c
     cdef bytes uri_marks = _URI_KEPT.encode("ascii")
     for c in range(256):
+        REFUSE_DATE[c] = c < 32 or c > 126
+        REFUSE_ID[c] = REFUSE_DATE[c] or chr(c) in _ID_MARKS
+        REFUSE_BOUNDARY[c] = REFUSE_DATE[c] or chr(c) in _BOUNDARY_MARKS
         URI_OK[c] = (97 <= c <= 122 or 65 <= c <= 90 or 48 <= c <= 57
                      or (c != 0 and memchr(<const char*>uri_marks, c, len(uri_marks)) != NULL))
         if c == 13 or c == 10:
@@ -1287,16 +1298,25 @@ def unsubscribe_line(str value not None, bint fast=True):
     return _unsub_line(value, fast)
 
 
-cdef int _check_token(str value, str field, Py_ssize_t lo, Py_ssize_t hi, str extra) except -1:
-    """``value`` is lo..hi printable ASCII characters, none of them in ``extra``."""
-    cdef Py_UCS4 ch
-    if not (lo <= len(value) <= hi):
+@cython.boundscheck(False)  # invariant: 0 <= i < n, the length of an ASCII value
+@cython.wraparound(False)
+cdef int _check_token(str value, str field, Py_ssize_t lo, Py_ssize_t hi,
+                      const unsigned char* refuse) except -1:
+    """``value`` is lo..hi printable ASCII characters, none of them one that
+    ``refuse`` (a REFUSE_* table) marks."""
+    cdef const unsigned char* s
+    cdef Py_ssize_t i, n = len(value)
+    if not (lo <= n <= hi):
         raise HeaderError(f"header {field}: invalid value {value!r}", field=field)
-    for ch in value:
-        if ch < 32 or ch > 126 or ch in extra:
-            _check_value(field, value)
-            raise HeaderError(f"header {field}: invalid value {value!r}", field=field)
-    return 0
+    if PyUnicode_IS_ASCII(value):
+        s = PyUnicode_1BYTE_DATA(value)  # ASCII: one byte a character
+        for i in range(n):
+            if refuse[s[i]]:
+                break
+        else:
+            return 0
+    _check_value(field, value)  # names an injection first
+    raise HeaderError(f"header {field}: invalid value {value!r}", field=field)
 
 
 cdef class MessageBuilder:
@@ -1395,14 +1415,14 @@ cdef class MessageBuilder:
             raise ConfigError("a message needs a text or an HTML body")
         if self._inline and html is None:
             raise ConfigError("inline images need an HTML body")
-        _check_token(date, "Date", 1, 100, "")
-        _check_token(message_id, "Message-ID", 3, 250, " <>")
+        _check_token(date, "Date", 1, 100, REFUSE_DATE)
+        _check_token(message_id, "Message-ID", 3, 250, REFUSE_ID)
         if "@" not in message_id:
             raise HeaderError(f"header Message-ID: invalid value {message_id!r}",
                               field="Message-ID")
         if boundary is None:
             boundary = ""
-        _check_token(boundary, "Content-Type", 0, MAX_TOKEN, " !\"#$%&'()*+,/:;<=>?@[\\]^`{|}~")
+        _check_token(boundary, "Content-Type", 0, MAX_TOKEN, REFUSE_BOUNDARY)
         token = boundary.encode("ascii")
         o.data = NULL
         o.len = o.cap = 0
