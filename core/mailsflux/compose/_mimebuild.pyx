@@ -340,11 +340,21 @@ cdef Py_ssize_t _fold(_Out* o, const unsigned char* s, Py_ssize_t n, Py_ssize_t 
     line's length.
     """
     cdef Py_ssize_t a = 0, b, cur = col + 1, longest = 0
+    cdef const unsigned char* sp
     if o is not NULL:
         _putc(o, b" ")
     while a < n:
+        # b: the first space after a that follows a non-space, or n; the
+        # spaces found by memchr (most values have few, a URI none).
         b = a + 1
-        while b < n and not (s[b] == 32 and s[b - 1] != 32):
+        while b < n:
+            sp = <const unsigned char*>memchr(s + b, 32, <size_t>(n - b))
+            if sp == NULL:
+                b = n
+                break
+            b = sp - s
+            if s[b - 1] != 32:  # b > a >= 0
+                break
             b += 1
         if a > 0 and cur + (b - a) > FOLD_AT:
             if cur > longest:
