@@ -4,6 +4,7 @@ batches, though the batch's nonces come from one read of the OS."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailsflux.errors import SpoolError
-from mailsflux.spool import SpoolKeys
+from mailsflux.spool import Record, SpoolKeys, SQLiteSpool
 
 _HEAD = 1 + 4  # version, key id
 _NONCE = 12
@@ -60,4 +61,28 @@ def test_any_batch_round_trips(
     sealed = keys.seal_many(items)
     assert len(sealed) == len(items)
     for s, (plain, ctx) in zip(sealed, items, strict=True):
+        assert type(s) is bytes
         assert keys.open(s, ctx) == plain
+    # As blobs (what the SQLite spool binds): bytearrays that open the same.
+    blobs = keys.seal_many(items, blob=True)
+    assert len(blobs) == len(items)
+    for b, (plain, ctx) in zip(blobs, items, strict=True):
+        assert type(b) is bytearray
+        assert keys.open(bytes(b), ctx) == plain
+
+
+def test_the_spool_binds_its_sealed_parts_as_blobs(tmp_path: Path) -> None:
+    spool = SQLiteSpool(tmp_path / "spool", keys=_keys(tmp_path))
+    # A bytes value would go through sqlite3's adapters: count any that do.
+    adapted: list[bytes] = []
+    sqlite3.register_adapter(bytes, lambda b: adapted.append(b) or b)
+    try:
+        spool.store("j", [Record(row=1, recipient="a@x.test", state="pending")])
+    finally:
+        del sqlite3.adapters[(bytes, sqlite3.PrepareProtocol)]
+    assert adapted == []
+    db = sqlite3.connect(tmp_path / "spool" / "spool.db")
+    (kind,) = db.execute("SELECT typeof(meta) FROM rcpt WHERE job = 'j'").fetchone()
+    assert kind == "blob"
+    (got,) = spool.records("j")
+    assert got.recipient == "a@x.test" and got.state == "pending"

@@ -9,6 +9,7 @@ and a held message twice: that loop, and the seal's, ran in the interpreter
 once a message each (105 bytecodes). Here they are a call a commit.
 """
 
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdio cimport snprintf
 from libc.string cimport memcpy
@@ -112,10 +113,11 @@ def row_values(
     return values, metas, bodies, body_rows, released
 
 
-def seal_each(encrypt, bytes key_head not None, bytes nonces not None, list items not None):
+def seal_each(encrypt, bytes key_head not None, bytes nonces not None, list items not None,
+              bint blob=False):
     """Each ``(plain, context)`` of ``items`` sealed: ``key_head``, its
     nonce (the next ``len(nonces) // len(items)`` bytes of ``nonces``), then
-    ``encrypt(nonce, plain, context)``."""
+    ``encrypt(nonce, plain, context)``; as bytearrays with ``blob``."""
     cdef Py_ssize_t i, n = len(items)
     cdef list out = [None] * n
     if n == 0:
@@ -125,7 +127,8 @@ def seal_each(encrypt, bytes key_head not None, bytes nonces not None, list item
         raise ValueError("the nonces do not divide evenly among the items")
     cdef Py_ssize_t nk = PyBytes_GET_SIZE(key_head), nc
     cdef const char *src = PyBytes_AS_STRING(nonces)
-    cdef bytes nonce, sealed, ct
+    cdef bytes nonce, ct
+    cdef object sealed
     cdef char *w
     for i in range(n):
         plain, ctx = items[i]  # checked: encrypt runs Python code
@@ -134,8 +137,12 @@ def seal_each(encrypt, bytes key_head not None, bytes nonces not None, list item
         if ct is None:
             raise TypeError("encrypt returned None, not bytes")
         nc = PyBytes_GET_SIZE(ct)
-        sealed = PyBytes_FromStringAndSize(NULL, nk + size + nc)
-        w = PyBytes_AS_STRING(sealed)
+        if blob:
+            sealed = PyByteArray_FromStringAndSize(NULL, nk + size + nc)
+            w = PyByteArray_AS_STRING(sealed)
+        else:
+            sealed = PyBytes_FromStringAndSize(NULL, nk + size + nc)
+            w = PyBytes_AS_STRING(sealed)
         memcpy(w, PyBytes_AS_STRING(key_head), nk)
         memcpy(w + nk, src + i * size, size)
         memcpy(w + nk + size, PyBytes_AS_STRING(ct), nc)

@@ -33,6 +33,8 @@ def seal_each(
     key_head: bytes,
     nonces: bytes,
     items: list[tuple[bytes, bytes]],
-) -> list[bytes]:
+    blob: bool = False,
+) -> list[bytes] | list[bytearray]:
     """Each ``(plain, context)`` sealed: ``key_head``, its share of
-    ``nonces``, then ``encrypt(nonce, plain, context)``."""
+    ``nonces``, then ``encrypt(nonce, plain, context)``; as bytearrays
+    with ``blob``."""

@@ -144,10 +144,15 @@ class SpoolKeys:
         _, aead, head = self._current
         return head + nonce + aead.encrypt(nonce, plain, context)
 
-    def seal_many(self, items: Sequence[tuple[bytes, bytes]]) -> list[bytes]:
+    def seal_many(
+        self, items: Sequence[tuple[bytes, bytes]], blob: bool = False
+    ) -> list[bytes] | list[bytearray]:
         """:meth:`seal` each ``(plain, context)``, their nonces drawn from the OS
         in one read: a spool commit seals a result a row, and a read each was
-        one system call a message (each nonce is still 96 random bits)."""
+        one system call a message (each nonce is still 96 random bits).
+
+        ``blob``: each as a bytearray, which ``sqlite3`` binds as it is; a
+        bytes value goes through its adapter lookup first (about 0.3 us)."""
         if not items:
             return []
         _, aead, head = self._current
@@ -156,6 +161,7 @@ class SpoolKeys:
             head,
             os.urandom(_NONCE_LEN * len(items)),
             items if isinstance(items, list) else list(items),
+            blob,
         )
 
     def key_id(self, sealed: bytes) -> str:

@@ -71,7 +71,7 @@ _meta_enc = msgspec.msgpack.Encoder()
 #: A batch's rows as :meth:`SQLiteSpool._made` makes them: the ``rcpt``
 #: values (flat), the rows with a body, those bodies sealed, and the rows
 #: settled for good (whose bodies go).
-_Made = tuple[list[Any], list[int], list[bytes], list[int]]
+_Made = tuple[list[Any], list[int], list[bytes] | list[bytearray], list[int]]
 #: A record's sealed part: recipient, message id, reply, enhanced status.
 _Meta = tuple[str, str, str, str | None]
 _meta_dec = msgspec.msgpack.Decoder(_Meta)
@@ -427,8 +427,9 @@ class SQLiteSpool:
             FINAL,
         )
         # Sealed together: one draw of nonces for the batch, not one a row.
-        values[_META_COLUMN::_RCPT_COLUMNS] = self.keys.seal_many(metas)
-        sealed = self.keys.seal_many(bodies) if bodies else []
+        # As bytearrays: sqlite3 binds those without its adapter lookup.
+        values[_META_COLUMN::_RCPT_COLUMNS] = self.keys.seal_many(metas, blob=True)
+        sealed = self.keys.seal_many(bodies, blob=True) if bodies else []
         return values, body_rows, sealed, released
 
     def _put(self, db: sqlite3.Connection, job: str, made: _Made) -> None:
