@@ -205,7 +205,7 @@ def test_signer_matches_reference(keys: dict[str, bytes], data: bytes, timestamp
 @FUZZ
 @given(body=st.lists(st.sampled_from(PIECES), max_size=200).map(b"".join))
 def test_long_runs_and_folds(keys: dict[str, bytes], body: bytes) -> None:
-    """Long fields and bodies with long runs of non-WSP bytes (the word-at-a-time copies)."""
+    """Long fields and bodies with long runs of non-WSP bytes (the sixteen-byte block copies)."""
     long_value = body.replace(b"\r", b"").replace(b"\n", b"") or b"x"
     message = (
         b"From: A <a@example.com>\r\nSubject: " + long_value + b"\r\n"

@@ -103,7 +103,7 @@ def test_qp_matches_the_byte_loop(body: bytes, shift: int) -> None:
     [
         (b"", b"\r\n"),
         (b"seven words then a space \r\n", b"seven words then a space=20\r\n"),
-        # The space is a block's last byte, and the byte after it ends the line.
+        # Short: all by the byte step.
         (b"abcdefg \nx", b"abcdefg=20\r\nx\r\n"),
         (b"abcdefg x", b"abcdefg x\r\n"),
         (b"abcdef \tx", b"abcdef \tx\r\n"),
@@ -112,6 +112,18 @@ def test_qp_matches_the_byte_loop(body: bytes, shift: int) -> None:
         (b"a\n.b\nFrom me", b"a\r\n=2Eb\r\n=46rom me\r\n"),
         (b"x" * 80, b"x" * 75 + b"=\r\n" + b"x" * 5 + b"\r\n"),
         (b"x" * 74 + b"=", b"x" * 74 + b"=\r\n=3D\r\n"),
+        # A block from the second byte (the first, at column 0, goes alone):
+        # its last byte a space, and the byte after it ends the line ...
+        (b"a" + b"b" * 15 + b" \nx", b"a" + b"b" * 15 + b"=20\r\nx\r\n"),
+        # ... or is text;
+        (b"a" + b"b" * 15 + b" x" + b"y" * 16, b"a" + b"b" * 15 + b" x" + b"y" * 16 + b"\r\n"),
+        # a space then a tab inside a block; "=" and 8-bit bytes inside one.
+        (b"a" + b"b" * 14 + b" \t" + b"x" * 16, b"a" + b"b" * 14 + b" \t" + b"x" * 16 + b"\r\n"),
+        (b"a" + b"b" * 10 + b"=" + b"c" * 10, b"a" + b"b" * 10 + b"=3D" + b"c" * 10 + b"\r\n"),
+        (
+            b"a" * 11 + b"\xc3\xa9" + b"c" * 10 + b" ",
+            b"a" * 11 + b"=C3=A9" + b"c" * 10 + b"=20\r\n",
+        ),
     ],
 )
 def test_qp_cases(body: bytes, encoded: bytes) -> None:

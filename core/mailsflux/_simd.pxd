@@ -9,7 +9,8 @@
 #   *_skip16(p) is a k in 0..16 such that p[0:k] holds none of the bytes
 #   the test looks for, and k == 16 exactly when none of p[0:16] is one:
 #   the first one's offset with SSE2, and with the SWAR form on a
-#   little-endian GCC or Clang; a lower bound of it elsewhere, where the
+#   little-endian GCC or Clang (SWAR_EXACT); a lower bound of it elsewhere,
+#   or built with MF_SWAR_LOWER_BOUND, where the
 #   caller then looks at p[k] byte by byte, as it would at a marked byte.
 # So a scan stays right even where the bound is not exact.
 #
@@ -26,6 +27,11 @@ from mailsflux._swar cimport (
 
 cdef extern from *:
     """
+    #if defined(MF_NO_SIMD)
+    #define MF_SIMD_OFF 1
+    #else
+    #define MF_SIMD_OFF 0
+    #endif
     #if !defined(MF_NO_SIMD) && (defined(__SSE2__) || defined(_M_X64) || \
         (defined(_M_IX86_FP) && _M_IX86_FP >= 2))
     #include <emmintrin.h>
@@ -78,6 +84,7 @@ cdef extern from *:
     }
     """
     const bint SSE2 "MF_SSE2"
+    const bint SIMD_OFF "MF_SIMD_OFF"  # built with MF_NO_SIMD
     unsigned int sse2_line_ends "mf_sse2_line_ends"(const unsigned char* p) noexcept nogil
     unsigned int sse2_unplain "mf_sse2_unplain"(const unsigned char* p) noexcept nogil
     unsigned int sse2_unclean "mf_sse2_unclean"(const unsigned char* p) noexcept nogil

@@ -57,15 +57,21 @@ cdef extern from *:
        word's first byte. Little-endian only: the lowest marker of a has_*
        mask is exact (a borrow only ever marks bytes above a true one), and
        there the lowest byte is the first in memory. Elsewhere 0: the caller
-       then looks at the word's bytes one by one, as it would without this. */
+       then looks at the word's bytes one by one, as it would without this.
+       MF_SWAR_LOWER_BOUND builds that form here too (CI tests it so). */
     #if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && \
-        __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && (defined(__GNUC__) || defined(__clang__))
+        __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && (defined(__GNUC__) || defined(__clang__)) \
+        && !defined(MF_SWAR_LOWER_BOUND)
     #define MF_SWAR_FIRST(m) ((Py_ssize_t)(__builtin_ctzll(m) >> 3))
+    #define MF_SWAR_EXACT 1
     #else
     #define MF_SWAR_FIRST(m) ((Py_ssize_t)0)
+    #define MF_SWAR_EXACT 0
     #endif
     """
     Py_ssize_t first_marked "MF_SWAR_FIRST"(uint64_t m) noexcept nogil
+    # Whether first_marked finds the first marked byte (else it gives 0).
+    const bint SWAR_EXACT "MF_SWAR_EXACT"
 
 
 cdef inline uint64_t line_end_marks(uint64_t x) noexcept nogil:

@@ -120,8 +120,9 @@ _URI_KEPT = "_.-~" + _URI_SAFE
 # and digits and _URI_KEPT; 0 for every other byte.
 cdef unsigned char URI_OK[256]
 # What _check_token refuses in a Date, a Message-ID and a boundary token
-# (RFC 2046 5.1.1's bchars without space, and not the quoted form): 1 for
-# each control, each byte above 0x7E, and each of the field's own marks.
+# (letters, digits and "_-." only: bchars of RFC 2046 5.1.1 that need no
+# quoting in Content-Type): 1 for each control, each byte above 0x7E, and
+# each of the field's own marks.
 _ID_MARKS = " <>"
 _BOUNDARY_MARKS = " !\"#$%&'()*+,/:;<=>?@[\\]^`{|}~"
 cdef unsigned char REFUSE_DATE[256]

@@ -2,8 +2,8 @@
 
 ``payload`` dot-stuffs a message (RFC 5321 4.5.2), ends it with CRLF and the
 final dot, and appends the next message's pipelined envelope, all into one
-new ``bytes`` with one copy of the message. One scan, eight bytes at a time
-past words without CR or LF, checks the line ends and counts the dots that
+new ``bytes`` with one copy of the message. One scan, sixteen bytes at a
+time past blocks without CR or LF, checks the line ends and counts the dots that
 start a line; a message with none (the usual case: our MIME encodes a
 leading dot) is copied whole, and only the others are stuffed, by ``memchr``
 over their dots.

@@ -27,8 +27,9 @@ from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memchr, memcpy, memset
 
 from mailsflux._base64 cimport b64_write
+from mailsflux._swar cimport SWAR_EXACT
 from mailsflux._simd cimport (
-    SSE2, line_end_skip16, swar_line_end_skip16, swar_unclean_skip16, swar_unplain_skip16,
+    SIMD_OFF, SSE2, line_end_skip16, swar_line_end_skip16, swar_unclean_skip16, swar_unplain_skip16,
     unclean_skip16, unplain_skip16,
 )
 
@@ -100,9 +101,10 @@ cdef inline Py_ssize_t _copy_clean(const unsigned char *s, Py_ssize_t i, Py_ssiz
     is when nothing is pending (bytes > SP, never WSP or CR, and single SPs
     each followed by a byte > SP) to ``o[m[0]:]``, sixteen bytes at a time
     (_simd.pxd's unclean_skip16); returns the new ``i``, ``m[0]`` moved on
-    as far. The run's last byte copied is > SP, so nothing is pending after
-    it; the caller's byte steps take what is left of the run (only where
-    the block test is a lower bound, not exact).
+    as far. Each byte copied is > SP or a SP before one that is, so nothing
+    is pending after them; the caller's byte steps take the rest of the run
+    (its last sixteen bytes, and more where the block test gives only a
+    lower bound).
 
     Invariant: i + 16 < n for each block read (s[i .. i + 16]); each block
     writes o[m .. m + 16) with m <= i, within the caller's output of at
@@ -350,6 +352,10 @@ def block_skips(bytes data not None, Py_ssize_t at):
 
 #: Whether the block tests were built with SSE2 (x86-64) or as SWAR words.
 BLOCKS_SSE2 = bool(SSE2)
+#: Whether the SWAR form finds the first byte (else it gives a lower bound).
+BLOCKS_SWAR_EXACT = bool(SWAR_EXACT)
+#: Whether SSE2 was turned off at build time (MF_NO_SIMD).
+BLOCKS_SIMD_OFF = bool(SIMD_OFF)
 
 
 def canonicalize_body(bytes body not None, bint relaxed):
