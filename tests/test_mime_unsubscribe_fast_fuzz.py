@@ -92,3 +92,37 @@ def test_the_kept_characters_are_what_quote_leaves_alone() -> None:
     for c in map(chr, range(0x180)):
         kept = _mimebuild._URI_UNCHANGED(c) is not None  # type: ignore[attr-defined]
         assert kept == (quote(c, safe=_mimebuild._URI_SAFE) == c), repr(c)  # type: ignore[attr-defined]
+
+
+_BUILDER = _mimebuild.MessageBuilder(sender="a@example.com")
+
+
+def _lines(value: str) -> tuple[str, object]:
+    """The List-Unsubscribe lines of a message the one builder makes, as
+    :func:`_outcome` gives them."""
+    try:
+        data, _, _, _ = _BUILDER.build(
+            to="z@example.org",
+            subject="s",
+            date="d",
+            message_id="m@x",
+            text=b"t",
+            list_unsubscribe=value,
+        )
+    except MailsfluxError as exc:
+        return type(exc).__name__, str(exc)
+    head = data.split(b"\r\n\r\n", 1)[0] + b"\r\n"
+    start = head.index(b"List-Unsubscribe:")
+    end = head.index(b"MIME-Version:")
+    return "ok", head[start:end]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_VALUES, min_size=1, max_size=6), st.lists(st.integers(0, 5), max_size=12))
+def test_messages_carry_the_lines_of_their_own_value(values: list[str], picks: list[int]) -> None:
+    # Values one after another, some again and again running (one for a
+    # whole job, which the builder keeps as bytes) and some changing each
+    # message (a tracked job's): each message has its own value's lines.
+    for i in [0, 0, *picks, 0]:
+        value = values[i % len(values)]
+        assert _lines(value) == _outcome(value, True), value

@@ -1244,9 +1244,9 @@ cdef object _unsub_fast(str value):
         i += 2
 
 
-cdef bytes _unsub_line(str value, bint fast):
-    """The List-Unsubscribe header line (and List-Unsubscribe-Post) for
-    ``value``; ``fast``: try :func:`_unsub_fast` first."""
+cdef int _w_unsub(_Out* o, str value, bint fast) except -1:
+    """Write the List-Unsubscribe header line (and List-Unsubscribe-Post)
+    for ``value``; ``fast``: try :func:`_unsub_fast` first."""
     cdef list uris
     cdef str u, joined
     cdef bint post = False
@@ -1288,16 +1288,25 @@ cdef bytes _unsub_line(str value, bint fast):
                 post = True
             uris.append(f"<{u}>")
         joined = ", ".join(uris)
-    cdef bytes jb = joined.encode("ascii")
+    # ASCII either way (the shortcut's URIs, or quote()'s): its UTF-8 is
+    # the string's own bytes, no copy.
+    cdef Py_ssize_t n
+    cdef const unsigned char* j = <const unsigned char*>PyUnicode_AsUTF8AndSize(joined, &n)
+    _put_bytes(o, b"List-Unsubscribe:")
+    _fold(o, j, n, 16)
+    _crlf(o)
+    if post:
+        _put_bytes(o, b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+    return 0
+
+
+cdef bytes _unsub_line(str value, bint fast):
+    """:func:`_w_unsub`'s lines as bytes."""
     cdef _Out h
     h.data = NULL
     h.len = h.cap = 0
     try:
-        _put_bytes(&h, b"List-Unsubscribe:")
-        _fold(&h, <const unsigned char*>PyBytes_AS_STRING(jb), len(jb), 16)
-        _crlf(&h)
-        if post:
-            _put_bytes(&h, b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+        _w_unsub(&h, value, fast)
         return PyBytes_FromStringAndSize(h.data, h.len)
     finally:
         PyMem_Free(h.data)
@@ -1389,15 +1398,22 @@ cdef class MessageBuilder:
     cdef int _w_unsubscribe(self, _Out* o, str value) except -1:
         """List-Unsubscribe (RFC 2369), plus List-Unsubscribe-Post (RFC 8058)
         when one of the URIs is https.  Non-ASCII, spaces and controls in a
-        URI are percent-encoded (as UTF-8, RFC 3987 3.1)."""
+        URI are percent-encoded (as UTF-8, RFC 3987 3.1).
+
+        A tracked job's value differs from message to message (its token):
+        written straight into the message. A value met twice running (one
+        for the whole job) is kept as its lines, and copied from then on."""
         cdef tuple cached = self._unsub
         cdef bytes line
         if cached is not None and cached[0] == value:
-            _put_bytes(o, cached[1])
+            line = cached[1]
+            if line is None:
+                line = _unsub_line(value, True)
+                self._unsub = (value, line)
+            _put_bytes(o, line)
             return 0
-        line = _unsub_line(value, True)
-        self._unsub = (value, line)
-        _put_bytes(o, line)
+        _w_unsub(o, value, True)
+        self._unsub = (value, None)
         return 0
 
     def build(self, *, str to not None, str subject not None, str date not None,
