@@ -22,7 +22,7 @@ over a typed memoryview.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.ref cimport Py_INCREF
-from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_New, PyTuple_SET_ITEM
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memchr, memcpy, memset
 
@@ -749,6 +749,11 @@ cdef bytes _dkim_field(
             free(tmp)
 
 
+cdef enum:
+    # Counted names shorter than this are found by their length's bucket.
+    NAME_BUCKETS = 64
+
+
 cdef class SigningPlan:
     """One signer's per-message work up to the private-key operation.
 
@@ -769,6 +774,15 @@ cdef class SigningPlan:
     cdef object expire_after
     cdef tuple tx_cache  # (t, formatted t= [and x=]) replaced whole: thread-safe
     cdef bint header_relaxed, body_relaxed, prehash
+    # The counted names' indices by length: those of length L < NAME_BUCKETS
+    # are _order[_starts[L]:_starts[L + 1]], the longer ones from
+    # _starts[NAME_BUCKETS] to the end. A message's fields are each looked
+    # up there, one pass, where each name took a pass over the fields.
+    cdef Py_ssize_t* _order
+    cdef Py_ssize_t _starts[NAME_BUCKETS + 1]
+
+    def __dealloc__(self):
+        free(self._order)
 
     def __init__(
         self, tuple counted, Py_ssize_t from_index, h_for, dict h_cache, tuple fixed,
@@ -783,6 +797,8 @@ cdef class SigningPlan:
         elif fixed is None or len(fixed) != 2:
             raise ValueError("a plan needs counted names or a fixed (names, h)")
         self.counted = counted
+        if counted is not None:
+            self._bucket(counted)
         self.from_index = from_index
         self.h_for = h_for
         self.h_cache = h_cache
@@ -793,6 +809,76 @@ cdef class SigningPlan:
         self.header_relaxed = header_relaxed
         self.body_relaxed = body_relaxed
         self.prehash = prehash
+
+    cdef int _bucket(self, tuple counted) except -1:
+        cdef Py_ssize_t i, L, n = len(counted)
+        cdef Py_ssize_t at[NAME_BUCKETS + 1]
+        free(self._order)
+        self._order = <Py_ssize_t*>malloc((n if n else 1) * sizeof(Py_ssize_t))
+        if self._order is NULL:
+            raise MemoryError()
+        memset(self._starts, 0, sizeof(self._starts))
+        for i in range(n):  # how many a bucket, then where each starts
+            L = min(len(<bytes>counted[i]), NAME_BUCKETS)
+            if L < NAME_BUCKETS:
+                self._starts[L + 1] += 1
+        for L in range(1, NAME_BUCKETS + 1):
+            self._starts[L] += self._starts[L - 1]
+        memcpy(at, self._starts, sizeof(at))
+        for i in range(n):  # in order within a bucket; the longer names last
+            L = min(len(<bytes>counted[i]), NAME_BUCKETS)
+            self._order[at[L]] = i
+            at[L] += 1
+        return 0
+
+    @cython.boundscheck(False)  # invariant: 0 <= k < nfields; 0 <= t < n; j = _order[t] < n
+    @cython.wraparound(False)
+    cdef tuple _counts(self, Message msg):
+        """How many fields each counted name has (as Message.counts)."""
+        cdef tuple counted = self.counted
+        cdef Py_ssize_t n = len(counted), k, t, j, L, lo, hi
+        cdef Py_ssize_t small[32]
+        cdef Py_ssize_t* c = small
+        cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(msg.data)
+        cdef const Field *f
+        cdef bytes name
+        cdef tuple out
+        cdef object v
+        if n > 32:
+            c = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
+            if c is NULL:
+                raise MemoryError()
+        try:
+            memset(c, 0, n * sizeof(Py_ssize_t))
+            for k in range(msg.nfields):
+                f = &msg.fields[k]
+                if f.name_end < 0:
+                    continue
+                L = f.name_end - f.start
+                if L < NAME_BUCKETS:
+                    lo, hi = self._starts[L], self._starts[L + 1]
+                else:
+                    lo, hi = self._starts[NAME_BUCKETS], n
+                for t in range(lo, hi):
+                    j = self._order[t]
+                    name = <bytes>PyTuple_GET_ITEM(counted, j)
+                    if _field_named(p, f, <const unsigned char *>PyBytes_AS_STRING(name),
+                                    PyBytes_GET_SIZE(name)):
+                        c[j] += 1
+            out = PyTuple_New(n)
+            for j in range(n):
+                v = c[j]
+                Py_INCREF(v)
+                PyTuple_SET_ITEM(out, j, v)
+            return out
+        finally:
+            if c != small:
+                free(c)
+
+    def counts(self, Message msg not None):
+        """How many fields of ``msg`` each counted name has, in one pass
+        (what :meth:`Message.counts` gives for them); None without names."""
+        return self._counts(msg) if self.counted is not None else None
 
     def prepare(self, Message msg not None, timestamp):
         """``(unsigned field, header hash input or its SHA-256)``, or None without From."""
@@ -828,15 +914,9 @@ cdef class SigningPlan:
         return out
 
     cdef object _prepare(self, Message msg, timestamp):
-        cdef Py_ssize_t i, nn
         cdef tuple counts, entry
         if self.counted is not None:
-            nn = len(self.counted)
-            counts = PyTuple_New(nn)
-            for i in range(nn):
-                c = msg._count(<bytes>self.counted[i])
-                Py_INCREF(c)
-                PyTuple_SET_ITEM(counts, i, c)
+            counts = self._counts(msg)
             if not counts[self.from_index]:
                 return None
             entry = self.h_cache.get(counts)
