@@ -66,9 +66,7 @@ def _python_rows(
     for r in records:
         meta = _meta((r.recipient, r.message_id, r.reply, r.enhanced_status))
         metas.append((meta, b"%s%d\x00%s" % (head, r.row, b"meta")))
-        # No reply code goes as NO_CODE, which the statement stores as NULL.
-        code = _records.NO_CODE if r.code is None else r.code
-        values.extend([job, r.row, r.state, r.domain, r.attempts, r.first_at, r.next_at, code])
+        values.extend([job, r.row, r.state, r.domain, r.attempts, r.first_at, r.next_at, r.code])
         values.extend([r.category, r.updated or now, None, claimed])
         if r.message is not None:
             bodies.append(

@@ -23,13 +23,6 @@ from msgspec.structs import astuple as _astuple
 COLUMNS = 12
 # Where the sealed part goes among them; None until sealed.
 META_AT = 10
-# Where the SMTP reply code goes, and what stands there for none: sqlite3
-# sends a None through its adapter lookup (about 0.3 us), an int not; the
-# statement turns this one back into NULL (NULLIF), so NULL is what is
-# stored, as before. No reply code is negative.
-CODE_AT = 7
-NO_CODE = -1
-cdef object _NO_CODE = NO_CODE
 cdef Py_ssize_t _COLUMNS = COLUMNS
 cdef Py_ssize_t _META_AT = META_AT
 
@@ -106,8 +99,7 @@ def row_values(
         values[at + 4] = f[_AT[7]]
         values[at + 5] = f[_AT[8]]
         values[at + 6] = f[_AT[9]]
-        code = f[_AT[10]]
-        values[at + CODE_AT] = _NO_CODE if code is None else code
+        values[at + 7] = f[_AT[10]]
         values[at + 8] = f[_AT[11]]
         values[at + 9] = f[_AT[12]] or now
         values[at + _META_AT] = None  # sealed with the others, after

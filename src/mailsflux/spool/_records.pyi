@@ -9,8 +9,6 @@ from mailsflux.types import RenderedMessage
 #: Values of one ``rcpt`` row, and where the sealed part is among them.
 COLUMNS: int
 META_AT: int
-CODE_AT: int
-NO_CODE: int
 
 def context(head: bytes, row: int, part: bytes) -> bytes:
     """A row's sealing context: ``head``, the row in decimal, a NUL, ``part``."""

@@ -30,7 +30,7 @@ from typing import Any, Final, cast
 import msgspec
 
 from mailsflux.errors import SpoolError
-from mailsflux.spool._records import CODE_AT, COLUMNS, META_AT, NO_CODE
+from mailsflux.spool._records import COLUMNS, META_AT
 from mailsflux.spool._records import context as _context
 from mailsflux.spool._records import row_values as _row_values
 from mailsflux.spool.keys import SpoolKeys
@@ -146,11 +146,8 @@ _META_COLUMN: Final = META_AT
 
 @functools.cache
 def _put_sql(n: int) -> str:
-    # Only placeholders are joined in: the values are bound. The reply code
-    # comes as NO_CODE for none (see _records.pyx) and is stored as NULL.
-    marks = ["?"] * _RCPT_COLUMNS
-    marks[CODE_AT] = f"NULLIF(?, {int(NO_CODE)})"
-    row = "(" + ",".join(marks) + ")"
+    # Only placeholders are joined in: the values are bound.
+    row = "(" + ",".join("?" * _RCPT_COLUMNS) + ")"
     return "INSERT OR REPLACE INTO rcpt VALUES " + ",".join([row] * n)  # noqa: S608
 
 
