@@ -106,6 +106,8 @@ RESERVED = frozenset(
 
 # RFC 5322 3.2.3 specials that force a display name into quotes.
 cdef str SPECIALS = '()<>[]:;@\\,."'
+# 1 for each byte of SPECIALS, 0 for every other byte.
+cdef unsigned char SPECIAL[256]
 
 # Byte classes for the quoted-printable encoder (RFC 2045 6.7):
 # 0 literal, 1 always =XX, 2 space/tab (=XX before a line end), 3 CR or LF.
@@ -134,6 +136,7 @@ cdef int _init_tables() except -1:
     cdef int c
     cdef bytes uri_marks = _URI_KEPT.encode("ascii")
     for c in range(256):
+        SPECIAL[c] = c < 128 and chr(c) in SPECIALS
         REFUSE_DATE[c] = c < 32 or c > 126
         REFUSE_ID[c] = REFUSE_DATE[c] or chr(c) in _ID_MARKS
         REFUSE_BOUNDARY[c] = REFUSE_DATE[c] or chr(c) in _BOUNDARY_MARKS
@@ -389,6 +392,17 @@ cdef int _w_unstructured(_Out* o, str name, str value) except -1:
 
 
 
+@cython.boundscheck(False)  # invariant: 0 <= i < n
+@cython.wraparound(False)
+cdef inline bint _has_special(const unsigned char* s, Py_ssize_t n) noexcept nogil:
+    """Whether ``s`` holds one of SPECIALS (what :func:`_quote_display` quotes for)."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        if SPECIAL[s[i]]:
+            return True
+    return False
+
+
 cdef str _quote_display(str display):
     """A display name as a quoted string when it holds RFC 5322 specials."""
     cdef Py_UCS4 ch
@@ -443,6 +457,7 @@ cdef int _w_mailbox_line(_Out* o, str name, str display, const char* addr,
     cdef const unsigned char* nm
     cdef bytes plain
     cdef str quoted
+    cdef char line[256]
     display = display.strip()
     nm = _utf8(name, name, &nn)
     _put(o, <const char*>nm, nn)
@@ -454,11 +469,23 @@ cdef int _w_mailbox_line(_Out* o, str name, str display, const char* addr,
         return 0
     s = _utf8(display, name, &n)
     if _plain_ascii(s, n):
-        quoted = _quote_display(display)
-        q = _utf8(quoted, name, &qn)
+        q, qn = s, n
+        if _has_special(s, n):  # quoted (a new string) only when it must be
+            quoted = _quote_display(display)
+            q = _utf8(quoted, name, &qn)
         if _fold(NULL, q, qn, nn + 1) <= FOLD_AT:
-            plain = (<const char*>q)[:qn] + b" <" + addr[:addr_n] + b">"
-            _fold(o, <const unsigned char*>PyBytes_AS_STRING(plain), PyBytes_GET_SIZE(plain), nn + 1)
+            # ``Display <addr>`` folded as one value: in a stack buffer
+            # when it fits (most do), else in bytes.
+            if qn + addr_n + 3 <= <Py_ssize_t>sizeof(line):
+                memcpy(line, q, qn)
+                memcpy(line + qn, b" <", 2)
+                memcpy(line + qn + 2, addr, addr_n)
+                line[qn + 2 + addr_n] = 62  # ">"
+                _fold(o, <const unsigned char*>line, qn + addr_n + 3, nn + 1)
+            else:
+                plain = (<const char*>q)[:qn] + b" <" + addr[:addr_n] + b">"
+                _fold(o, <const unsigned char*>PyBytes_AS_STRING(plain), PyBytes_GET_SIZE(plain),
+                      nn + 1)
             _crlf(o)
             return 0
     _w_words_after(o, s, n, nn + 1)
