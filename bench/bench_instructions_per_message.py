@@ -22,10 +22,17 @@ instructions only: the kernel's (system calls, on loopback the sink's TCP)
 are not in it, nor the sink's. Under valgrind OpenSSL finds no SHA
 extensions, so SHA-256 costs more instructions here than on the CPU.
 To compare two builds, run it under each (``PYTHONPATH=/tmp/base-site``).
+
+Each program runs with ``PYTHONHASHSEED=0``: Python seeds its string
+hashing per process, and the dict lookups' instructions moved by about
+1.5k a message between runs of one build. With one seed two runs agree
+within about 0.5k (161.8k and 162.3k beyond the floor): the rest moves
+with how the messages fall into batches, which timing decides.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -60,7 +67,8 @@ _SHA_ONLY = _FLOOR.replace(
 def _callgrind(cmd: list[str], out: Path) -> tuple[Counter[str], Counter[str]]:
     """Instructions of ``cmd`` by shared object and by function."""
     run = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *cmd]
-    done = subprocess.run(run, capture_output=True, text=True, check=False)
+    env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict probes each run
+    done = subprocess.run(run, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:4])} failed under callgrind: {done.stderr[-800:]}")
     text = subprocess.run(
