@@ -395,7 +395,8 @@ cdef int _w_unstructured(_Out* o, str name, str value) except -1:
 @cython.boundscheck(False)  # invariant: 0 <= i < n
 @cython.wraparound(False)
 cdef inline bint _has_special(const unsigned char* s, Py_ssize_t n) noexcept nogil:
-    """Whether ``s`` holds one of SPECIALS (what :func:`_quote_display` quotes for)."""
+    """Whether ``s`` holds one of SPECIALS (RFC 5322 3.2.3): a display name
+    that does goes out quoted (:func:`_quote_display`)."""
     cdef Py_ssize_t i
     for i in range(n):
         if SPECIAL[s[i]]:
@@ -404,12 +405,9 @@ cdef inline bint _has_special(const unsigned char* s, Py_ssize_t n) noexcept nog
 
 
 cdef str _quote_display(str display):
-    """A display name as a quoted string when it holds RFC 5322 specials."""
-    cdef Py_UCS4 ch
-    for ch in display:
-        if ch in SPECIALS:
-            return '"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return display
+    """``display`` as an RFC 5322 quoted string (its caller found one of
+    SPECIALS in it, :func:`_has_special`)."""
+    return '"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 cdef Address _w_mailbox(_Out* o, str name, str display, str address):
