@@ -29,5 +29,5 @@ assert _canon.BLOCKS_SIMD_OFF and not _canon.BLOCKS_SSE2 and not _canon.BLOCKS_S
 )
 PY
 PYTHONPATH="$tmp" "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
-  tests/test_simd_blocks.py tests/test_smtp_fast.py tests/test_mime_qp_fast_fuzz.py \
+  tests/test_simd_blocks.py tests/test_dkim_header_blocks.py tests/test_smtp_fast.py tests/test_mime_qp_fast_fuzz.py \
   tests/test_mime_seven_bit_fast_fuzz.py tests/test_dkim_fuzz.py tests/test_dkim_signer_equivalence.py

@@ -8,7 +8,14 @@ built with MF_SWAR_LOWER_BOUND), and is 16 exactly when the block holds
 none; the scanners rely on that. Where the build says a form is exact
 (SSE2; the SWAR form's ``BLOCKS_SWAR_EXACT``), it must be. The bytes lean on each test's edges:
 0x1F/0x20/0x21, 0x3D, 0x7E/0x7F/0x80, 0xFF, NUL, tab, CR, LF, at every
-offset, and the 17th byte the relaxed test reads."""
+offset, and the 17th byte the relaxed test reads.
+
+The field-name block (name_lower16) also writes its sixteen bytes
+lowercased (A-Z only, as relaxed header canonicalization lowercases a
+name) and gives how many come before the first byte that ends a name: ``:``,
+or a byte at or below SP (WSP before the colon, the CR of a fold or of the
+line's end). Its edges add the capitals' ("@" "A" "Z" "["), the lower-case
+ones, and 8-bit bytes whose low seven bits are capitals."""
 
 from __future__ import annotations
 
@@ -23,6 +30,8 @@ from hypothesis import strategies as st
 from mailsflux.dkim import _canon
 
 _EDGES = (0x00, 0x09, 0x0A, 0x0D, 0x1F, 0x20, 0x21, 0x3D, 0x41, 0x7E, 0x7F, 0x80, 0xFF)
+_NAME_EDGES = (0x00, 0x09, 0x0D, 0x20, 0x21, 0x39, 0x3A, 0x3B, 0x40, 0x41, 0x5A, 0x5B,
+               0x60, 0x61, 0x7A, 0x7B, 0x7F, 0x80, 0xC1, 0xDA, 0xFF)  # fmt: skip
 
 
 def _first(block: bytes, hit: object) -> int:
@@ -60,6 +69,19 @@ def _check(data: bytes, at: int) -> None:
         assert swar == want, (block, swar, want)
 
 
+def _check_name(data: bytes, at: int) -> None:
+    block = data[at : at + 16]
+    want = next((k for k in range(16) if block[k] == 0x3A or block[k] <= 0x20), 16)
+    built, swar = _canon.name_blocks(data, at)
+    for k, wrote in (built, swar):
+        assert wrote == block.lower(), (block, wrote)  # bytes.lower() changes A-Z only
+        assert 0 <= k <= want and (k == 16) == (want == 16), (block, k, want)
+    if _canon.BLOCKS_SSE2:
+        assert built[0] == want, (block, built, want)
+    if _canon.BLOCKS_SWAR_EXACT:
+        assert swar[0] == want, (block, swar, want)
+
+
 def test_the_build_here_uses_sse2_on_x86_64() -> None:
     # Unless built without them on purpose (MF_NO_SIMD, as CI's second
     # build is, with MF_SWAR_LOWER_BOUND).
@@ -70,23 +92,38 @@ def test_the_build_here_uses_sse2_on_x86_64() -> None:
             assert _canon.BLOCKS_SWAR_EXACT
 
 
-def test_each_edge_byte_at_each_offset_and_before_each_other() -> None:
-    for v in _EDGES:
-        for k in range(17):
-            block = bytearray(b"a" * 17)
+def _edge_blocks(edges: tuple[int, ...], fill: bytes) -> list[bytes]:
+    """``fill`` with one edge byte at each offset, and with each pair of
+    them one after the other (first-of-two, and SP before each byte)."""
+    out = []
+    for v in edges:
+        for k in range(len(fill)):
+            block = bytearray(fill)
             block[k] = v
-            _check(bytes(block), 0)
-            for w in _EDGES:  # a pair: first-of-two, and SP before each byte
-                if k < 16:
+            out.append(bytes(block))
+            for w in edges:
+                if k < len(fill) - 1:
                     block[k + 1] = w
-                    _check(bytes(block), 0)
-                    block[k + 1] = 0x61
+                    out.append(bytes(block))
+                    block[k + 1] = fill[k + 1]
+    return out
+
+
+def test_each_edge_byte_at_each_offset_and_before_each_other() -> None:
+    for block in _edge_blocks(_EDGES, b"a" * 17):
+        _check(block, 0)
+
+
+def test_each_name_edge_byte_at_each_offset_and_before_each_other() -> None:
+    for block in _edge_blocks(_NAME_EDGES, b"Ab" * 8):
+        _check_name(block, 0)
 
 
 def test_a_block_read_at_every_offset_of_a_longer_buffer() -> None:
     data = bytes(range(256)) + b"x y  z\r\n=\t" * 4
     for at in range(len(data) - 16):
         _check(data, at)
+        _check_name(data, at)
 
 
 def test_short_buffers_are_refused() -> None:
@@ -96,11 +133,18 @@ def test_short_buffers_are_refused() -> None:
         _canon.block_skips(b"a" * 40, 30)
     with pytest.raises(ValueError, match="17 bytes"):
         _canon.block_skips(b"a" * 40, -1)
+    with pytest.raises(ValueError, match="16 bytes"):
+        _canon.name_blocks(b"a" * 15, 0)
+    with pytest.raises(ValueError, match="16 bytes"):
+        _canon.name_blocks(b"a" * 40, 25)
 
 
 @settings(max_examples=3000, deadline=None)
-@given(st.lists(st.sampled_from(_EDGES) | st.integers(0, 255), min_size=17, max_size=40))
+@given(
+    st.lists(st.sampled_from(_EDGES + _NAME_EDGES) | st.integers(0, 255), min_size=17, max_size=40)
+)
 def test_any_bytes(values: list[int]) -> None:
     data = bytes(values)
     for at in range(len(data) - 16):
         _check(data, at)
+        _check_name(data, at)

@@ -18,10 +18,11 @@
 # tests/test_simd_blocks.py checks both forms against a byte loop.
 
 from libc.stdint cimport uint64_t
+from libc.string cimport memcpy
 
 from mailsflux._swar cimport (
     HIGHS, above_sp_lanes, first_marked, has_byte, has_less, has_more, line_end_marks, load8,
-    sp_lanes,
+    sp_lanes, upper_lanes,
 )
 
 
@@ -63,11 +64,27 @@ cdef extern from *:
         __m128i single_sp = _mm_andnot_si128(next_low, _mm_cmpeq_epi8(x, sp));
         return (unsigned)_mm_movemask_epi8(_mm_andnot_si128(single_sp, low));
     }
+    /* A header field's name: which bytes end it (":" or a byte at or below
+       SP: WSP before the colon, the CR of a fold or of the line's end), and
+       the block lowercased into o[0:16]. As signed bytes 0x80..0xFF are
+       negative, so never between "A" and "Z". */
+    static inline unsigned mf_sse2_name_lower(const unsigned char* p, unsigned char* o) {
+        __m128i sp = _mm_set1_epi8(0x20);
+        __m128i x = _mm_loadu_si128((const __m128i*)p);
+        __m128i up = _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8(0x40)),
+                                   _mm_cmplt_epi8(x, _mm_set1_epi8(0x5B)));
+        _mm_storeu_si128((__m128i*)o, _mm_or_si128(x, _mm_and_si128(up, sp)));
+        return (unsigned)_mm_movemask_epi8(_mm_or_si128(
+            _mm_cmpeq_epi8(_mm_max_epu8(x, sp), sp), _mm_cmpeq_epi8(x, _mm_set1_epi8(0x3A))));
+    }
     #else
     #define MF_SSE2 0
     static inline unsigned mf_sse2_line_ends(const unsigned char* p) { (void)p; return 0; }
     static inline unsigned mf_sse2_unplain(const unsigned char* p) { (void)p; return 0; }
     static inline unsigned mf_sse2_unclean(const unsigned char* p) { (void)p; return 0; }
+    static inline unsigned mf_sse2_name_lower(const unsigned char* p, unsigned char* o) {
+        (void)p; (void)o; return 0;
+    }
     #endif
     /* A block's mask as a *_skip16 answer: the offset of its lowest set
        bit, or 16 when none is set. */
@@ -88,6 +105,8 @@ cdef extern from *:
     unsigned int sse2_line_ends "mf_sse2_line_ends"(const unsigned char* p) noexcept nogil
     unsigned int sse2_unplain "mf_sse2_unplain"(const unsigned char* p) noexcept nogil
     unsigned int sse2_unclean "mf_sse2_unclean"(const unsigned char* p) noexcept nogil
+    unsigned int sse2_name_lower "mf_sse2_name_lower"(
+        const unsigned char* p, unsigned char* o) noexcept nogil
     Py_ssize_t skip_of "mf_skip_of"(unsigned int m) noexcept nogil
 
 
@@ -113,6 +132,15 @@ cdef inline uint64_t unclean8(const unsigned char* p) noexcept nogil:
     return ~(above_sp_lanes(w) | (sp_lanes(w) & above_sp_lanes(load8(p + 1)))) & HIGHS
 
 
+cdef inline uint64_t name_lower8(const unsigned char* p, unsigned char* o) noexcept nogil:
+    """``p[0:8]`` lowercased into ``o[0:8]``; a has_* mask of the bytes
+    that end a field name (``:``, or at or below SP), lowest marker exact."""
+    cdef uint64_t x = load8(p)
+    cdef uint64_t lowered = x | (upper_lanes(x) >> 2)  # 0x80 >> 2 is 0x20, per lane
+    memcpy(o, &lowered, 8)
+    return (~above_sp_lanes(x) & HIGHS) | has_byte(x, 0x3A)
+
+
 cdef inline Py_ssize_t swar_line_end_skip16(const unsigned char* p) noexcept nogil:
     return _skip_words(line_end_marks(load8(p)), line_end_marks(load8(p + 8)))
 
@@ -123,6 +151,11 @@ cdef inline Py_ssize_t swar_unplain_skip16(const unsigned char* p) noexcept nogi
 
 cdef inline Py_ssize_t swar_unclean_skip16(const unsigned char* p) noexcept nogil:
     return _skip_words(unclean8(p), unclean8(p + 8))
+
+
+cdef inline Py_ssize_t swar_name_lower16(const unsigned char* p, unsigned char* o) noexcept nogil:
+    cdef uint64_t a = name_lower8(p, o)
+    return _skip_words(a, name_lower8(p + 8, o + 8))
 
 
 cdef inline Py_ssize_t line_end_skip16(const unsigned char* p) noexcept nogil:
@@ -147,3 +180,12 @@ cdef inline Py_ssize_t unclean_skip16(const unsigned char* p) noexcept nogil:
     if SSE2:
         return skip_of(sse2_unclean(p))
     return swar_unclean_skip16(p)
+
+
+cdef inline Py_ssize_t name_lower16(const unsigned char* p, unsigned char* o) noexcept nogil:
+    """How many of ``p[0:16]`` come before a byte that ends a header field's
+    name (``:``, or a byte at or below SP; see the contract), the sixteen
+    bytes written lowercased (A-Z only) to ``o[0:16]`` whatever the answer."""
+    if SSE2:
+        return skip_of(sse2_name_lower(p, o))
+    return swar_name_lower16(p, o)

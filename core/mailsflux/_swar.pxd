@@ -94,3 +94,12 @@ cdef inline uint64_t sp_lanes(uint64_t x) noexcept nogil:
     0x7F stay below 0x80 and its own high bit is clear."""
     cdef uint64_t t = x ^ (ONES * 0x20)
     return ~(((t & LOW7) + LOW7) | t) & HIGHS
+
+
+cdef inline uint64_t upper_lanes(uint64_t x) noexcept nogil:
+    """The high bit of each byte of ``x`` set exactly when that byte is an
+    ASCII capital (0x41..0x5A): its low seven bits plus 0x3F reach 0x80
+    exactly from 0x41, plus 0x25 exactly from 0x5B (neither carries out of
+    the byte), and a byte of 0x80 or more is none (~x)."""
+    cdef uint64_t low = x & LOW7
+    return (low + ONES * 0x3F) & ~(low + ONES * 0x25) & ~x & HIGHS

@@ -29,8 +29,8 @@ from libc.string cimport memchr, memcpy, memset
 from mailsflux._base64 cimport b64_write
 from mailsflux._swar cimport SWAR_EXACT
 from mailsflux._simd cimport (
-    SIMD_OFF, SSE2, line_end_skip16, swar_line_end_skip16, swar_unclean_skip16, swar_unplain_skip16,
-    unclean_skip16, unplain_skip16,
+    SIMD_OFF, SSE2, line_end_skip16, name_lower16, swar_line_end_skip16, swar_name_lower16,
+    swar_unclean_skip16, swar_unplain_skip16, unclean_skip16, unplain_skip16,
 )
 
 from hashlib import sha256 as _sha256
@@ -96,21 +96,39 @@ cdef class Policy:
 # --------------------------------------------------------------------------
 
 cdef inline Py_ssize_t _copy_clean(const unsigned char *s, Py_ssize_t i, Py_ssize_t n,
-                                   unsigned char *o, Py_ssize_t* m) noexcept nogil:
-    """Copy the run at ``s[i:]`` that relaxed canonicalization leaves as it
+                                   unsigned char *o, Py_ssize_t* m,
+                                   Py_ssize_t avail) noexcept nogil:
+    """Copy the run at ``s[i:n]`` that relaxed canonicalization leaves as it
     is when nothing is pending (bytes > SP, never WSP or CR, and single SPs
     each followed by a byte > SP) to ``o[m[0]:]``, sixteen bytes at a time
     (_simd.pxd's unclean_skip16); returns the new ``i``, ``m[0]`` moved on
     as far. Each byte copied is > SP or a SP before one that is, so nothing
     is pending after them; the caller's byte steps take the rest of the run
-    (its last sixteen bytes, and more where the block test gives only a
-    lower bound).
+    (always ``s[n - 1]``, and more where the block test gives only a lower
+    bound).
 
-    Invariant: i + 16 < n for each block read (s[i .. i + 16]); each block
-    writes o[m .. m + 16) with m <= i, within the caller's output of at
-    least n bytes; bytes past the run are written over later or lie past
-    the returned length."""
+    ``s[0:avail]`` may be read (``avail >= n``): a block may look past ``n``
+    but never copies ``s[n - 1]`` or beyond, so whether a SP at the end is
+    kept is decided from ``s[0:n]`` alone.
+
+    Invariant: i + 16 < avail for each block read (s[i .. i + 16]); each
+    block writes o[m .. m + 16) with m <= i < n - 1, within the caller's output
+    of n bytes (of n + 16 when avail > n); bytes past the run are written
+    over later or lie past the returned length."""
     cdef Py_ssize_t k
+    if avail > n:  # a field in its message: the clamped loop
+        while i < n - 1 and i + 16 < avail:
+            k = unclean_skip16(s + i)
+            memcpy(o + m[0], s + i, 16)
+            if k > n - 1 - i:
+                k = n - 1 - i
+            m[0] += k
+            i += k
+            if k < 16:
+                break
+        return i
+    # The body (avail == n, so the inlined copy keeps only this loop): a
+    # block read here ends at s[n - 1], so it never copies that byte.
     while i + 16 < n:
         k = unclean_skip16(s + i)
         memcpy(o + m[0], s + i, 16)
@@ -205,14 +223,31 @@ cdef inline Py_ssize_t _header_simple(
 # ``s[0:n]`` is one field without its final CRLF; a field with no colon is
 # all name.  Every input byte yields at most one output byte (a SP stands for
 # a run of at least one WSP that itself wrote nothing), so ``o`` needs ``n``.
+# ``s[0:avail]`` may be read (``avail >= n``): a field in a message is
+# followed by the rest of it, so blocks of sixteen bytes can run to the
+# field's end. They write up to fifteen bytes past ``o[n]``, so with
+# ``avail > n`` the output needs ``n + 16``; what lies past ``n`` never
+# changes the result.
 @cython.boundscheck(False)  # invariant: 0 <= i < n reads s; m <= i so o[m] < o+n
 @cython.wraparound(False)
 cdef Py_ssize_t _header_relaxed(
-    const unsigned char *s, Py_ssize_t n, unsigned char *o
+    const unsigned char *s, Py_ssize_t n, unsigned char *o, Py_ssize_t avail
 ) noexcept nogil:
-    cdef Py_ssize_t i = 0, m = 0
+    cdef Py_ssize_t i = 0, m = 0, k
     cdef bint in_name = True, pending = False, value_started = False
     cdef unsigned char c
+    # The name, lowercased sixteen bytes at a time while no byte ends it: one
+    # output byte per input byte; the byte steps take the byte that ends it.
+    # Invariant: i < n and i + 16 <= avail for each block (reads s[i .. i+16),
+    # writes o[i .. i+16), within n + 16, and within n when avail == n).
+    while i < n and i + 16 <= avail:
+        k = name_lower16(s + i, o + i)
+        if k > n - i:
+            k = n - i  # the rest of the block is not this field's
+        i += k
+        if k < 16:
+            break
+    m = i
     while i < n:
         c = s[i]
         if c == CR and i + 2 < n and s[i + 1] == LF and (s[i + 2] == SP or s[i + 2] == HT):
@@ -246,7 +281,7 @@ cdef Py_ssize_t _header_relaxed(
             m += 1
             # What follows unchanged (bytes above SP, single SPs between
             # them) is copied sixteen bytes at a time; nothing is pending here.
-            i = _copy_clean(s, i, n, o, &m)
+            i = _copy_clean(s, i, n, o, &m, avail)
             while i < n and s[i] > SP:  # invariant kept: one output byte per input byte
                 o[m] = s[i]
                 m += 1
@@ -299,7 +334,7 @@ cdef Py_ssize_t _body_relaxed(
             i += 1
             # What follows unchanged (bytes above SP, single SPs between
             # them) is copied sixteen bytes at a time; nothing is pending here.
-            i = _copy_clean(s, i, n, o, &m)
+            i = _copy_clean(s, i, n, o, &m, n)
             while i < n and s[i] > SP:  # the rest of the run, copied as it is
                 o[m] = s[i]
                 m += 1
@@ -350,6 +385,23 @@ def block_skips(bytes data not None, Py_ssize_t at):
             (swar_line_end_skip16(p), swar_unplain_skip16(p), swar_unclean_skip16(p)))
 
 
+def name_blocks(bytes data not None, Py_ssize_t at):
+    """The field-name block (_simd.pxd's name_lower16) at ``data[at:]``,
+    which needs 16 bytes from ``at``: ``(built, swar)``, each ``(k, the
+    sixteen bytes it wrote)``."""
+    cdef const unsigned char *p
+    cdef unsigned char a[16]
+    cdef unsigned char b[16]
+    cdef Py_ssize_t ka, kb
+    if at < 0 or at + 16 > PyBytes_GET_SIZE(data):
+        raise ValueError("a name block needs 16 bytes")
+    p = <const unsigned char *>PyBytes_AS_STRING(data) + at
+    ka = name_lower16(p, a)
+    kb = swar_name_lower16(p, b)
+    return ((ka, PyBytes_FromStringAndSize(<char *>a, 16)),
+            (kb, PyBytes_FromStringAndSize(<char *>b, 16)))
+
+
 #: Whether the block tests were built with SSE2 (x86-64) or as SWAR words.
 BLOCKS_SSE2 = bool(SSE2)
 #: Whether the SWAR form finds the first byte (else it gives a lower bound).
@@ -379,7 +431,7 @@ def canonicalize_header(bytes field not None, bint relaxed):
     out = PyBytes_FromStringAndSize(NULL, n)
     m = _header_relaxed(
         <const unsigned char *>PyBytes_AS_STRING(field), n,
-        <unsigned char *>PyBytes_AS_STRING(out),
+        <unsigned char *>PyBytes_AS_STRING(out), n,
     )
     return out[:m]
 
@@ -552,11 +604,14 @@ cdef class Message:
     ) except -1:
         """Write the fields ``names`` select, canonicalized, each + CRLF, to ``buf``.
 
-        ``buf`` needs ``body_start + 2 * nfields`` bytes: each field is taken
-        at most once, all fields lie before ``body_start``, and canonicalizing
-        never lengthens a field.  Returns the bytes written.
+        ``buf`` needs ``body_start + 2 * nfields + 16`` bytes: each field is
+        taken at most once, all fields lie before ``body_start``, and
+        canonicalizing never lengthens a field; relaxed, a field's blocks may
+        write up to fifteen bytes past its end (see _header_relaxed).
+        Returns the bytes written.
         """
         cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(self.data)
+        cdef Py_ssize_t total = PyBytes_GET_SIZE(self.data)
         cdef unsigned char small[64]
         cdef unsigned char *used = small
         cdef Py_ssize_t m = 0, k, fn, qn
@@ -579,7 +634,9 @@ cdef class Message:
                         used[k] = 1
                         fn = self.fields[k].end - self.fields[k].start
                         if relaxed:
-                            m += _header_relaxed(p + self.fields[k].start, fn, buf + m)
+                            m += _header_relaxed(
+                                p + self.fields[k].start, fn, buf + m, total - self.fields[k].start
+                            )
                         else:
                             m += _header_simple(p + self.fields[k].start, fn, buf + m)
                         buf[m] = CR
@@ -606,7 +663,7 @@ cdef class Message:
         cdef Py_ssize_t m, sn = 0
         if signature is not None:
             sn = PyBytes_GET_SIZE(signature)
-        buf = <unsigned char *>malloc(self.body_start + 2 * self.nfields + sn + 2)
+        buf = <unsigned char *>malloc(self.body_start + 2 * self.nfields + sn + 2 + 16)
         if buf == NULL:
             raise MemoryError()
         try:
@@ -650,7 +707,7 @@ cdef class Message:
         w += 7
         w += b64_write(<const unsigned char *>PyBytes_AS_STRING(bh), 32, w)
         memcpy(w, b";\r\n b=", 6)
-        buf = <unsigned char *>malloc(self.body_start + 2 * self.nfields + un + 2)
+        buf = <unsigned char *>malloc(self.body_start + 2 * self.nfields + un + 2 + 16)
         if buf == NULL:
             raise MemoryError()
         try:
@@ -704,7 +761,7 @@ cdef class Message:
 cdef inline Py_ssize_t _canon_header(
     const unsigned char *s, Py_ssize_t n, unsigned char *o, bint relaxed
 ) noexcept nogil:
-    return _header_relaxed(s, n, o) if relaxed else _header_simple(s, n, o)
+    return _header_relaxed(s, n, o, n) if relaxed else _header_simple(s, n, o)
 
 
 def dkim_field(
