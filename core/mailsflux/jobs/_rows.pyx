@@ -15,6 +15,8 @@ Nothing else here changes any state, so the slow way sees the row as if
 ``take`` had never looked at it.
 """
 
+from cpython.dict cimport PyDict_Copy
+
 cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object o)
     object PyUnicode_AsUTF8String(object o)
@@ -36,6 +38,7 @@ cdef class RowTaker:
 
     cdef tuple cols
     cdef Py_ssize_t ncols
+    cdef dict blank             # every column, each None: what a full row's variables copy
     cdef Py_ssize_t email_at
     cdef str email_column
     cdef object add             # the duplicate set's add(key) -> bool
@@ -59,6 +62,7 @@ cdef class RowTaker:
     ):
         self.cols = tuple(cols)
         self.ncols = len(self.cols)
+        self.blank = dict.fromkeys(self.cols)
         self.email_column = email_column
         self.email_at = self.cols.index(email_column)
         self.add = add
@@ -148,8 +152,16 @@ cdef class RowTaker:
         email = got[0]
         if not self.add(got[1]):
             return None
+        # A full row's variables start as a copy of ``blank``: CPython copies
+        # its key table whole, and each column then replaces a value, where
+        # inserting them one by one into an empty dict grew it on the way.
+        # The keys are in the same order either way (a repeated column name
+        # where it first appears, its last field the value).
         # A short row lacks its last columns: those variables are absent.
-        values = {}
+        if n == self.ncols:
+            values = PyDict_Copy(self.blank)
+        else:
+            values = {}
         for i in range(n):
             values[self.cols[i]] = fields[i]
         values[self.email_column] = email
