@@ -24,7 +24,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_New, PyTuple_SET_ITEM
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memchr, memcpy, memset
+from libc.string cimport memchr, memcmp, memcpy, memset
 
 from mailsflux._base64 cimport b64_write
 from mailsflux._swar cimport SWAR_EXACT
@@ -837,6 +837,7 @@ cdef class SigningPlan:
     # up there, one pass, where each name took a pass over the fields.
     cdef Py_ssize_t* _order
     cdef Py_ssize_t _starts[NAME_BUCKETS + 1]
+    cdef tuple _last  # (the last counts as bytes, their entry); see _entry
 
     def __dealloc__(self):
         free(self._order)
@@ -854,6 +855,7 @@ cdef class SigningPlan:
         elif fixed is None or len(fixed) != 2:
             raise ValueError("a plan needs counted names or a fixed (names, h)")
         self.counted = counted
+        self._last = None
         if counted is not None:
             self._bucket(counted)
         self.from_index = from_index
@@ -890,15 +892,36 @@ cdef class SigningPlan:
 
     @cython.boundscheck(False)  # invariant: 0 <= k < nfields; 0 <= t < n; j = _order[t] < n
     @cython.wraparound(False)
-    cdef tuple _counts(self, Message msg):
-        """How many fields each counted name has (as Message.counts)."""
+    cdef void _count_into(self, Message msg, Py_ssize_t* c) noexcept:
+        """How many fields each counted name has (as Message.counts), into
+        ``c[0:n]`` (n counted names)."""
         cdef tuple counted = self.counted
         cdef Py_ssize_t n = len(counted), k, t, j, L, lo, hi
-        cdef Py_ssize_t small[32]
-        cdef Py_ssize_t* c = small
         cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(msg.data)
         cdef const Field *f
         cdef bytes name
+        memset(c, 0, n * sizeof(Py_ssize_t))
+        for k in range(msg.nfields):
+            f = &msg.fields[k]
+            if f.name_end < 0:
+                continue
+            L = f.name_end - f.start
+            if L < NAME_BUCKETS:
+                lo, hi = self._starts[L], self._starts[L + 1]
+            else:
+                lo, hi = self._starts[NAME_BUCKETS], n
+            for t in range(lo, hi):
+                j = self._order[t]
+                name = <bytes>PyTuple_GET_ITEM(counted, j)
+                if _field_named(p, f, <const unsigned char *>PyBytes_AS_STRING(name),
+                                PyBytes_GET_SIZE(name)):
+                    c[j] += 1
+
+    cdef tuple _counts(self, Message msg):
+        """How many fields each counted name has, as a tuple."""
+        cdef Py_ssize_t n = len(self.counted), j
+        cdef Py_ssize_t small[32]
+        cdef Py_ssize_t* c = small
         cdef tuple out
         cdef object v
         if n > 32:
@@ -906,28 +929,54 @@ cdef class SigningPlan:
             if c is NULL:
                 raise MemoryError()
         try:
-            memset(c, 0, n * sizeof(Py_ssize_t))
-            for k in range(msg.nfields):
-                f = &msg.fields[k]
-                if f.name_end < 0:
-                    continue
-                L = f.name_end - f.start
-                if L < NAME_BUCKETS:
-                    lo, hi = self._starts[L], self._starts[L + 1]
-                else:
-                    lo, hi = self._starts[NAME_BUCKETS], n
-                for t in range(lo, hi):
-                    j = self._order[t]
-                    name = <bytes>PyTuple_GET_ITEM(counted, j)
-                    if _field_named(p, f, <const unsigned char *>PyBytes_AS_STRING(name),
-                                    PyBytes_GET_SIZE(name)):
-                        c[j] += 1
+            self._count_into(msg, c)
             out = PyTuple_New(n)
             for j in range(n):
                 v = c[j]
                 Py_INCREF(v)
                 PyTuple_SET_ITEM(out, j, v)
             return out
+        finally:
+            if c != small:
+                free(c)
+
+    cdef object _entry(self, Message msg):
+        """``(names, h)`` for ``msg``'s counts, or None when it has no From.
+
+        A job's messages mostly have the same fields, so the last counts
+        and their entry are kept (as bytes, replaced whole with the entry:
+        another thread sees one pair or the other): the same counts again
+        need no tuple, no hash and no lookup in ``h_cache``. ``h_for`` gives
+        one entry for given counts, so the kept one is the one it would."""
+        cdef Py_ssize_t n = len(self.counted), j
+        cdef Py_ssize_t small[32]
+        cdef Py_ssize_t* c = small
+        cdef tuple counts, last
+        cdef object v
+        cdef bytes seen
+        if n > 32:
+            c = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
+            if c is NULL:
+                raise MemoryError()
+        try:
+            self._count_into(msg, c)
+            if not c[self.from_index]:
+                return None
+            last = self._last
+            if last is not None:
+                seen = <bytes>PyTuple_GET_ITEM(last, 0)
+                if memcmp(PyBytes_AS_STRING(seen), c, n * sizeof(Py_ssize_t)) == 0:
+                    return <object>PyTuple_GET_ITEM(last, 1)
+            counts = PyTuple_New(n)
+            for j in range(n):
+                v = c[j]
+                Py_INCREF(v)
+                PyTuple_SET_ITEM(counts, j, v)
+            entry = self.h_cache.get(counts)
+            if entry is None:
+                entry = self.h_for(counts)
+            self._last = (PyBytes_FromStringAndSize(<char *>c, n * sizeof(Py_ssize_t)), entry)
+            return entry
         finally:
             if c != small:
                 free(c)
@@ -971,14 +1020,11 @@ cdef class SigningPlan:
         return out
 
     cdef object _prepare(self, Message msg, timestamp):
-        cdef tuple counts, entry
+        cdef tuple entry
         if self.counted is not None:
-            counts = self._counts(msg)
-            if not counts[self.from_index]:
-                return None
-            entry = self.h_cache.get(counts)
+            entry = self._entry(msg)
             if entry is None:
-                entry = self.h_for(counts)
+                return None
         else:
             if not msg._count(b"from"):
                 return None
