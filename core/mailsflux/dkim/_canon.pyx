@@ -837,7 +837,7 @@ cdef class SigningPlan:
     # up there, one pass, where each name took a pass over the fields.
     cdef Py_ssize_t* _order
     cdef Py_ssize_t _starts[NAME_BUCKETS + 1]
-    cdef tuple _last  # (the last counts as bytes, their entry); see _entry
+    cdef tuple _last  # (the last counts as bytes, their entry); see _look
 
     def __dealloc__(self):
         free(self._order)
@@ -919,29 +919,11 @@ cdef class SigningPlan:
 
     cdef tuple _counts(self, Message msg):
         """How many fields each counted name has, as a tuple."""
-        cdef Py_ssize_t n = len(self.counted), j
-        cdef Py_ssize_t small[32]
-        cdef Py_ssize_t* c = small
-        cdef tuple out
-        cdef object v
-        if n > 32:
-            c = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
-            if c is NULL:
-                raise MemoryError()
-        try:
-            self._count_into(msg, c)
-            out = PyTuple_New(n)
-            for j in range(n):
-                v = c[j]
-                Py_INCREF(v)
-                PyTuple_SET_ITEM(out, j, v)
-            return out
-        finally:
-            if c != small:
-                free(c)
+        return self._look(msg, False)
 
-    cdef object _entry(self, Message msg):
-        """``(names, h)`` for ``msg``'s counts, or None when it has no From.
+    cdef object _look(self, Message msg, bint entry):
+        """The counts of ``msg`` as a tuple; or with ``entry``, ``(names, h)``
+        for them, or None when it has no From.
 
         A job's messages mostly have the same fields, so the last counts
         and their entry are kept (as bytes, replaced whole with the entry:
@@ -960,23 +942,26 @@ cdef class SigningPlan:
                 raise MemoryError()
         try:
             self._count_into(msg, c)
-            if not c[self.from_index]:
-                return None
-            last = self._last
-            if last is not None:
-                seen = <bytes>PyTuple_GET_ITEM(last, 0)
-                if memcmp(PyBytes_AS_STRING(seen), c, n * sizeof(Py_ssize_t)) == 0:
-                    return <object>PyTuple_GET_ITEM(last, 1)
+            if entry:
+                if not c[self.from_index]:
+                    return None
+                last = self._last
+                if last is not None:
+                    seen = <bytes>PyTuple_GET_ITEM(last, 0)
+                    if memcmp(PyBytes_AS_STRING(seen), c, n * sizeof(Py_ssize_t)) == 0:
+                        return <object>PyTuple_GET_ITEM(last, 1)
             counts = PyTuple_New(n)
             for j in range(n):
                 v = c[j]
                 Py_INCREF(v)
                 PyTuple_SET_ITEM(counts, j, v)
-            entry = self.h_cache.get(counts)
-            if entry is None:
-                entry = self.h_for(counts)
-            self._last = (PyBytes_FromStringAndSize(<char *>c, n * sizeof(Py_ssize_t)), entry)
-            return entry
+            if not entry:
+                return counts
+            got = self.h_cache.get(counts)
+            if got is None:
+                got = self.h_for(counts)
+            self._last = (PyBytes_FromStringAndSize(<char *>c, n * sizeof(Py_ssize_t)), got)
+            return got
         finally:
             if c != small:
                 free(c)
@@ -1022,7 +1007,7 @@ cdef class SigningPlan:
     cdef object _prepare(self, Message msg, timestamp):
         cdef tuple entry
         if self.counted is not None:
-            entry = self._entry(msg)
+            entry = self._look(msg, True)
             if entry is None:
                 return None
         else:
