@@ -97,6 +97,23 @@ def test_a_batch_settles_as_the_python_way(
     assert _state(mine[len(outcomes) :]) == _state(items[len(outcomes) :])
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_items, min_size=1, max_size=6), st.lists(_outcomes, min_size=1, max_size=6))
+def test_outcomes_that_are_not_tuples_give_the_same(
+    items: list[_Item], outcomes: list[Outcome]
+) -> None:
+    # Outcome's items are read straight from the tuple; any other sequence
+    # is indexed as before, with the same results.
+    as_lists = [list(o) for o in outcomes]
+    assert _results.all_delivered(as_lists) is _results.all_delivered(outcomes)
+    if not _results.all_delivered(outcomes):
+        return
+    a, b = _copy(items), _copy(items)
+    got = _results.delivered(a, as_lists, DeliveryResult, find_enhanced_status, None)
+    want = _results.delivered(b, outcomes, DeliveryResult, find_enhanced_status, None)
+    assert [msgspec.structs.asdict(r) for r in got] == [msgspec.structs.asdict(r) for r in want]
+
+
 def test_a_reply_is_kept_stripped_and_cut_and_its_status_found() -> None:
     item = _Item(RenderedMessage("s@x.org", "r@y.org", b"", "m1", row=7), 0.0, 2)
     (r,) = _results.delivered(
