@@ -23,7 +23,7 @@ cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_New, PyTuple_SET_ITEM
-from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memchr, memcmp, memcpy, memset
 
 from mailsflux._base64 cimport b64_write
@@ -612,26 +612,42 @@ cdef class Message:
         """
         cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(self.data)
         cdef Py_ssize_t total = PyBytes_GET_SIZE(self.data)
-        cdef unsigned char small[64]
-        cdef unsigned char *used = small
-        cdef Py_ssize_t m = 0, k, fn, qn
+        cdef Py_ssize_t small[64]
+        cdef Py_ssize_t *keys = small
+        cdef Py_ssize_t m = 0, k, fn, qn, want, L
         cdef const unsigned char *q
+        cdef const Field *f
+        cdef unsigned char c
         cdef bytes name
         if self.nfields > 64:
-            used = <unsigned char *>calloc(self.nfields, 1)
-            if used == NULL:
+            keys = <Py_ssize_t *>malloc(self.nfields * sizeof(Py_ssize_t))
+            if keys == NULL:
                 raise MemoryError()
-        else:
-            memset(small, 0, 64)
         try:
+            # Each field's key: its name's length and first byte (lowercased,
+            # as _field_named compares it), or -1 for a field without a colon
+            # and for one already taken. A name is compared in full only with
+            # the fields whose key is its own, where it was compared with
+            # every field (most differ in length, but each took a call).
+            for k in range(self.nfields):
+                f = &self.fields[k]
+                if f.name_end < 0:
+                    keys[k] = -1
+                    continue
+                L = f.name_end - f.start
+                c = p[f.start] if L > 0 else 0
+                if c >= 65 and c <= 90:
+                    c += 32
+                keys[k] = (L << 8) | c
             for obj in names:
                 name = <bytes?>obj
                 q = <const unsigned char *>PyBytes_AS_STRING(name)
                 qn = PyBytes_GET_SIZE(name)
+                want = (qn << 8) | (q[0] if qn > 0 else 0)
                 k = self.nfields - 1
                 while k >= 0:
-                    if not used[k] and _field_named(p, &self.fields[k], q, qn):
-                        used[k] = 1
+                    if keys[k] == want and _field_named(p, &self.fields[k], q, qn):
+                        keys[k] = -1  # taken
                         fn = self.fields[k].end - self.fields[k].start
                         if relaxed:
                             m += _header_relaxed(
@@ -645,8 +661,8 @@ cdef class Message:
                         break
                     k -= 1
         finally:
-            if used != small:
-                free(used)
+            if keys != small:
+                free(keys)
         return m
 
     def header_hash_input(self, tuple names not None, bint relaxed, bytes signature=None):
