@@ -945,7 +945,8 @@ cdef class SigningPlan:
         and their entry are kept (as bytes, replaced whole with the entry:
         another thread sees one pair or the other): the same counts again
         need no tuple, no hash and no lookup in ``h_cache``. ``h_for`` gives
-        one entry for given counts, so the kept one is the one it would."""
+        one entry for given counts, and ``h_cache`` only ever gains entries
+        (Signer._h_for), so the kept one is the one they would give."""
         cdef Py_ssize_t n = len(self.counted), j
         cdef Py_ssize_t small[32]
         cdef Py_ssize_t* c = small
@@ -964,7 +965,8 @@ cdef class SigningPlan:
                 last = self._last
                 if last is not None:
                     seen = <bytes>PyTuple_GET_ITEM(last, 0)
-                    if memcmp(PyBytes_AS_STRING(seen), c, n * sizeof(Py_ssize_t)) == 0:
+                    if (PyBytes_GET_SIZE(seen) == n * <Py_ssize_t>sizeof(Py_ssize_t)
+                            and memcmp(PyBytes_AS_STRING(seen), c, n * sizeof(Py_ssize_t)) == 0):
                         return <object>PyTuple_GET_ITEM(last, 1)
             counts = PyTuple_New(n)
             for j in range(n):
