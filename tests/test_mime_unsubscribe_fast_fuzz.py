@@ -86,12 +86,24 @@ def test_shortcut_matches_regex_path_for_every_character() -> None:
             assert _outcome(value, True) == _outcome(value, False), repr(c)
 
 
+def test_every_character_at_every_offset_of_a_long_uri() -> None:
+    # The shortcut reads a URI sixteen characters a step while a block holds
+    # only characters it keeps: each character, at each offset of two
+    # blocks and the bytes after them, in the first URI and in the second.
+    base = "https://t.example/u/" + "k1.AA-_~Z9%" * 4
+    for c in map(chr, range(1, 0x180)):
+        for at in range(8, 52):
+            uri = base[:at] + c + base[at:]
+            for value in (f"<{uri}>", f"<mailto:u@e.com>, <{uri}>"):
+                assert _outcome(value, True) == _outcome(value, False), (repr(c), at)
+
+
 def test_the_kept_characters_are_what_quote_leaves_alone() -> None:
     # Both paths take their characters from one string (_URI_KEPT): this
     # ties that string to quote() itself, which the regex path calls.
     for c in map(chr, range(0x180)):
         kept = _mimebuild._URI_UNCHANGED(c) is not None  # type: ignore[attr-defined]
-        assert kept == (quote(c, safe=_mimebuild._URI_SAFE) == c), repr(c)  # type: ignore[attr-defined]
+        assert kept == (quote(c, safe=_mimebuild._URI_SAFE) == c), repr(c)
 
 
 _BUILDER = _mimebuild.MessageBuilder(sender="a@example.com")

@@ -22,12 +22,19 @@ from __future__ import annotations
 import platform
 import struct
 import sys
+from urllib.parse import quote
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mailsflux.compose import _mimebuild
 from mailsflux.dkim import _canon
+
+# RFC 3986's reserved marks (gen-delims and sub-delims) and "%": what the
+# MIME writer leaves unquoted in a List-Unsubscribe URI besides letters,
+# digits and "_.-~".
+_URI_SAFE = "!#$%&'()*+,/:;=?@[]~"
 
 _EDGES = (0x00, 0x09, 0x0A, 0x0D, 0x1F, 0x20, 0x21, 0x3D, 0x41, 0x7E, 0x7F, 0x80, 0xFF)
 _NAME_EDGES = (0x00, 0x09, 0x0D, 0x20, 0x21, 0x39, 0x3A, 0x3B, 0x40, 0x41, 0x5A, 0x5B,
@@ -82,6 +89,28 @@ def _check_name(data: bytes, at: int) -> None:
         assert swar[0] == want, (block, swar, want)
 
 
+def _uri_ok(c: int) -> bool:
+    # What quote() leaves as it is with the MIME writer's safe marks: the
+    # URI block test's bytes are all the others.
+    return c < 128 and quote(chr(c), safe=_URI_SAFE) == chr(c)
+
+
+def test_the_writers_uri_marks_are_these() -> None:
+    assert _mimebuild._URI_SAFE == _URI_SAFE
+
+
+def _check_uri(data: bytes, at: int) -> None:
+    block = data[at : at + 16]
+    want = next((k for k in range(16) if not _uri_ok(block[k])), 16)
+    built, swar = _canon.uri_blocks(data, at)
+    for k in (built, swar):
+        assert 0 <= k <= want and (k == 16) == (want == 16), (block, k, want)
+    if _canon.BLOCKS_SSE2:
+        assert built == want, (block, built, want)
+    if _canon.BLOCKS_SWAR_EXACT:
+        assert swar == want, (block, swar, want)
+
+
 def test_the_build_here_uses_sse2_on_x86_64() -> None:
     # Unless built without them on purpose (MF_NO_SIMD, as CI's second
     # build is, with MF_SWAR_LOWER_BOUND).
@@ -119,11 +148,20 @@ def test_each_name_edge_byte_at_each_offset_and_before_each_other() -> None:
         _check_name(block, 0)
 
 
+def test_each_byte_at_each_offset_of_a_uri_block() -> None:
+    # Every byte value, alone in a run of URI characters and before each
+    # printable one.
+    for v in range(256):
+        for block in _edge_blocks((v, 0x22, 0x3D, 0x7B, 0x7E), b"a%~" * 5 + b"z"):
+            _check_uri(block, 0)
+
+
 def test_a_block_read_at_every_offset_of_a_longer_buffer() -> None:
     data = bytes(range(256)) + b"x y  z\r\n=\t" * 4
     for at in range(len(data) - 16):
         _check(data, at)
         _check_name(data, at)
+        _check_uri(data, at)
 
 
 def test_short_buffers_are_refused() -> None:
@@ -137,6 +175,8 @@ def test_short_buffers_are_refused() -> None:
         _canon.name_blocks(b"a" * 15, 0)
     with pytest.raises(ValueError, match="16 bytes"):
         _canon.name_blocks(b"a" * 40, 25)
+    with pytest.raises(ValueError, match="16 bytes"):
+        _canon.uri_blocks(b"a" * 15, 0)
 
 
 @settings(max_examples=3000, deadline=None)
@@ -148,3 +188,4 @@ def test_any_bytes(values: list[int]) -> None:
     for at in range(len(data) - 16):
         _check(data, at)
         _check_name(data, at)
+        _check_uri(data, at)

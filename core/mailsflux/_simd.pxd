@@ -77,8 +77,28 @@ cdef extern from *:
         return (unsigned)_mm_movemask_epi8(_mm_or_si128(
             _mm_cmpeq_epi8(_mm_max_epu8(x, sp), sp), _mm_cmpeq_epi8(x, _mm_set1_epi8(0x3A))));
     }
+    /* Bytes a URI cannot hold as they are (what quote() would change, its
+       safe marks being RFC 3986's reserved ones): controls, SP, 0x7F and
+       above (negative as signed bytes), and the nine printable ASCII marks
+       '"' '<' '>' '\\' '^' '`' '{' '|' '}'. */
+    static inline unsigned mf_sse2_uri_odd(const unsigned char* p) {
+        __m128i x = _mm_loadu_si128((const __m128i*)p);
+        __m128i m = _mm_or_si128(_mm_cmplt_epi8(x, _mm_set1_epi8(0x21)),
+                                 _mm_cmpeq_epi8(x, _mm_set1_epi8(0x7F)));
+        m = _mm_or_si128(m, _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8(0x22)),
+                                         _mm_cmpeq_epi8(x, _mm_set1_epi8(0x3C))));
+        m = _mm_or_si128(m, _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8(0x3E)),
+                                         _mm_cmpeq_epi8(x, _mm_set1_epi8(0x5C))));
+        m = _mm_or_si128(m, _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8(0x5E)),
+                                         _mm_cmpeq_epi8(x, _mm_set1_epi8(0x60))));
+        /* "{" "|" "}" are 0x7B..0x7D: above 0x7A and below 0x7E. */
+        m = _mm_or_si128(m, _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8(0x7A)),
+                                          _mm_cmplt_epi8(x, _mm_set1_epi8(0x7E))));
+        return (unsigned)_mm_movemask_epi8(m);
+    }
     #else
     #define MF_SSE2 0
+    static inline unsigned mf_sse2_uri_odd(const unsigned char* p) { (void)p; return 0; }
     static inline unsigned mf_sse2_line_ends(const unsigned char* p) { (void)p; return 0; }
     static inline unsigned mf_sse2_unplain(const unsigned char* p) { (void)p; return 0; }
     static inline unsigned mf_sse2_unclean(const unsigned char* p) { (void)p; return 0; }
@@ -105,6 +125,7 @@ cdef extern from *:
     unsigned int sse2_line_ends "mf_sse2_line_ends"(const unsigned char* p) noexcept nogil
     unsigned int sse2_unplain "mf_sse2_unplain"(const unsigned char* p) noexcept nogil
     unsigned int sse2_unclean "mf_sse2_unclean"(const unsigned char* p) noexcept nogil
+    unsigned int sse2_uri_odd "mf_sse2_uri_odd"(const unsigned char* p) noexcept nogil
     unsigned int sse2_name_lower "mf_sse2_name_lower"(
         const unsigned char* p, unsigned char* o) noexcept nogil
     Py_ssize_t skip_of "mf_skip_of"(unsigned int m) noexcept nogil
@@ -132,6 +153,14 @@ cdef inline uint64_t unclean8(const unsigned char* p) noexcept nogil:
     return ~(above_sp_lanes(w) | (sp_lanes(w) & above_sp_lanes(load8(p + 1)))) & HIGHS
 
 
+cdef inline uint64_t uri_odd8(uint64_t x) noexcept nogil:
+    """A has_* mask of the bytes a URI cannot hold as they are (see
+    mf_sse2_uri_odd), lowest marker exact."""
+    return (has_less(x, 0x21) | has_more(x, 0x7E) | has_byte(x, 0x22) | has_byte(x, 0x3C)
+            | has_byte(x, 0x3E) | has_byte(x, 0x5C) | has_byte(x, 0x5E) | has_byte(x, 0x60)
+            | has_byte(x, 0x7B) | has_byte(x, 0x7C) | has_byte(x, 0x7D))
+
+
 cdef inline uint64_t name_lower8(const unsigned char* p, unsigned char* o) noexcept nogil:
     """``p[0:8]`` lowercased into ``o[0:8]``; a has_* mask of the bytes
     that end a field name (``:``, or at or below SP), lowest marker exact."""
@@ -151,6 +180,10 @@ cdef inline Py_ssize_t swar_unplain_skip16(const unsigned char* p) noexcept nogi
 
 cdef inline Py_ssize_t swar_unclean_skip16(const unsigned char* p) noexcept nogil:
     return _skip_words(unclean8(p), unclean8(p + 8))
+
+
+cdef inline Py_ssize_t swar_uri_skip16(const unsigned char* p) noexcept nogil:
+    return _skip_words(uri_odd8(load8(p)), uri_odd8(load8(p + 8)))
 
 
 cdef inline Py_ssize_t swar_name_lower16(const unsigned char* p, unsigned char* o) noexcept nogil:
@@ -189,3 +222,13 @@ cdef inline Py_ssize_t name_lower16(const unsigned char* p, unsigned char* o) no
     if SSE2:
         return skip_of(sse2_name_lower(p, o))
     return swar_name_lower16(p, o)
+
+
+cdef inline Py_ssize_t uri_skip16(const unsigned char* p) noexcept nogil:
+    """How many of ``p[0:16]`` come before a byte a URI cannot hold as it is
+    (a control, SP, 0x7F or above, or one of ``"<>\\^`{|}``; see the
+    contract): the bytes quote() with RFC 3986's reserved marks as safe
+    leaves unchanged."""
+    if SSE2:
+        return skip_of(sse2_uri_odd(p))
+    return swar_uri_skip16(p)

@@ -30,7 +30,8 @@ from mailsflux._base64 cimport b64_write
 from mailsflux._swar cimport SWAR_EXACT
 from mailsflux._simd cimport (
     SIMD_OFF, SSE2, line_end_skip16, name_lower16, swar_line_end_skip16, swar_name_lower16,
-    swar_unclean_skip16, swar_unplain_skip16, unclean_skip16, unplain_skip16,
+    swar_unclean_skip16, swar_unplain_skip16, swar_uri_skip16, unclean_skip16, unplain_skip16,
+    uri_skip16,
 )
 
 from hashlib import sha256 as _sha256
@@ -400,6 +401,17 @@ def name_blocks(bytes data not None, Py_ssize_t at):
     kb = swar_name_lower16(p, b)
     return ((ka, PyBytes_FromStringAndSize(<char *>a, 16)),
             (kb, PyBytes_FromStringAndSize(<char *>b, 16)))
+
+
+def uri_blocks(bytes data not None, Py_ssize_t at):
+    """The URI block test (_simd.pxd's uri_skip16, which the MIME writer's
+    List-Unsubscribe check uses) at ``data[at:]``, which needs 16 bytes
+    from ``at``: ``(built, swar)``."""
+    cdef const unsigned char *p
+    if at < 0 or at + 16 > PyBytes_GET_SIZE(data):
+        raise ValueError("a URI block needs 16 bytes")
+    p = <const unsigned char *>PyBytes_AS_STRING(data) + at
+    return (uri_skip16(p), swar_uri_skip16(p))
 
 
 #: Whether the block tests were built with SSE2 (x86-64) or as SWAR words.

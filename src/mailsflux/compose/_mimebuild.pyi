@@ -4,6 +4,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import final
 
 RESERVED: frozenset[str]
+#: What a List-Unsubscribe URI keeps unquoted besides letters, digits and "_.-~".
+_URI_SAFE: str
 
 @final
 class Address:
