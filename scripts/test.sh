@@ -49,7 +49,7 @@ echo "== mypy (strict)" >&2
 "$VENV/bin/mypy"
 echo "== benchmarks, once each without timing (they must keep working)" >&2
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider bench --benchmark-disable
-echo "== the byte scanners' portable form (MF_NO_SIMD, MF_SWAR_LOWER_BOUND)" >&2
+echo "== the byte scanners' portable form (MF_NO_SIMD, MF_SWAR_LOWER_BOUND), then under AddressSanitizer" >&2
 "$(dirname "$0")/test_portable_scanners.sh"
 echo "== pytest" >&2
 # The tests import the installed package (built from this tree), not src/.
