@@ -47,7 +47,12 @@ def test_a_restart_resends_only_the_batch_in_flight(tmp_path: Path) -> None:
 
     acked_before = [i for p in before for i in p.ids]
     sent_after = [i for p in after for i in p.ids]
-    assert after[0].ids == held.ids, "the batch in flight comes first"
+    # The in-flight events are the first sent again, in order. The batch is
+    # read anew from the cursor, so it may also carry events recorded after
+    # the held one was read (the dispatcher's contract: at most the batch in
+    # flight again, receivers drop repeats by event id); CI drew [9, 10, 11,
+    # 12] for a held [9, 10, 11] once.
+    assert after[0].ids[: len(held.ids)] == held.ids, "the batch in flight comes first"
     assert not set(acked_before) & set(sent_after), "an acknowledged batch was sent again"
     assert len(sent_after) == len(set(sent_after))
     assert sorted(acked_before + sent_after) == sorted(ids) == list(range(1, len(ids) + 1))
