@@ -358,6 +358,47 @@ cdef extern from * nogil:
 
     /* Two base64url characters per 12 bits, so three bytes take two lookups. */
     static char mf_B64x2[4096][2];
+    static int mf_b64_simd = 0;
+
+    #ifdef MF_X86
+    static int mf_ssse3_available(void) {
+        unsigned int a, b, c, d;
+        if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+        return (c & (1u << 9)) != 0;                                /* SSSE3 */
+    }
+
+    /* Twelve bytes to sixteen base64url characters a step, W. Mula and
+       D. Lemire, "Faster Base64 Encoding and Decoding Using AVX2
+       Instructions" (2018), sections 3.1 and 3.2 in their SSE form: a
+       shuffle puts each 3-byte group's bytes in a 32-bit lane as b1 b0 b2 b1,
+       two multiplies move its four 6-bit indices to the lanes' bytes, and a
+       16-entry table gives each index range its offset to ASCII. A block
+       reads 16 bytes and uses 12, so blocks run while i + 16 <= n; returns
+       the bytes encoded, a multiple of 12, having written 4/3 as many. */
+    __attribute__((target("ssse3")))
+    static size_t mf_b64url_ssse3(const unsigned char *s, size_t n, char *d) {
+        const __m128i order = _mm_set_epi8(10, 11, 9, 10, 7, 8, 6, 7, 4, 5, 3, 4, 1, 2, 0, 1);
+        const __m128i offsets = _mm_setr_epi8(
+            'a' - 26, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
+            '0' - 52, '0' - 52, '0' - 52, '-' - 62, '_' - 63, 'A', 0, 0);
+        size_t i = 0;
+        __m128i in, t0, t1, x, r;
+        for (; i + 16 <= n; i += 12, d += 16) {
+            in = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(s + i)), order);
+            t0 = _mm_mulhi_epu16(_mm_and_si128(in, _mm_set1_epi32(0x0fc0fc00)),
+                                 _mm_set1_epi32(0x04000040));
+            t1 = _mm_mullo_epi16(_mm_and_si128(in, _mm_set1_epi32(0x003f03f0)),
+                                 _mm_set1_epi32(0x01000010));
+            x = _mm_or_si128(t0, t1);                               /* indices 0..63 */
+            /* The table's slot: 0 for 26..51, 1..12 for 52..63, 13 for 0..25. */
+            r = _mm_subs_epu8(x, _mm_set1_epi8(51));
+            r = _mm_or_si128(r, _mm_and_si128(_mm_cmpgt_epi8(_mm_set1_epi8(26), x),
+                                              _mm_set1_epi8(13)));
+            _mm_storeu_si128((__m128i *)d, _mm_add_epi8(x, _mm_shuffle_epi8(offsets, r)));
+        }
+        return i;
+    }
+    #endif
 
     static void mf_b64_init(void) {
         int i;
@@ -365,6 +406,19 @@ cdef extern from * nogil:
             mf_B64x2[i][0] = mf_B64[i >> 6];
             mf_B64x2[i][1] = mf_B64[i & 63];
         }
+    #if defined(MF_X86) && !defined(MF_NO_SIMD)
+        mf_b64_simd = mf_ssse3_available();
+    #endif
+    }
+
+    /* The SSSE3 blocks when asked and available; returns whether they are used. */
+    static int mf_b64_use_simd(int on) {
+    #if defined(MF_X86) && !defined(MF_NO_SIMD)
+        mf_b64_simd = on && mf_ssse3_available();
+    #else
+        (void)on;
+    #endif
+        return mf_b64_simd;
     }
 
     /* base64url without padding; returns the number of characters written. */
@@ -372,6 +426,12 @@ cdef extern from * nogil:
         char *p = d;
         size_t i = 0;
         uint32_t v;
+    #ifdef MF_X86
+        if (mf_b64_simd) {
+            i = mf_b64url_ssse3(s, n, d);
+            p += i / 3 * 4;
+        }
+    #endif
         for (; i + 3 <= n; i += 3) {
             v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
             memcpy(p, mf_B64x2[v >> 12], 2);
@@ -407,6 +467,8 @@ cdef extern from * nogil:
     void mf_siv_seal_many(const mf_siv* s, const mf_siv_pre* pre, mf_siv_job* jobs, size_t count)
     size_t mf_b64url(const unsigned char* s, size_t n, char* d)
     void mf_b64_init()
+    int mf_b64_simd
+    int mf_b64_use_simd(int on)
 
 
 #: Whether tokens are sealed with AES-NI here (else by the cryptography package).
@@ -1517,3 +1579,25 @@ def use_aes_ni(bint on):
 
 def aes_ni_available():
     return bool(mf_aes_ni_available())
+
+
+def use_b64_simd(bint on):
+    """Switch the tokens' base64url to SSSE3 blocks or the table alone (tests
+    cover both); returns whether the blocks are on."""
+    return bool(mf_b64_use_simd(1 if on else 0))
+
+
+def b64_simd():
+    """Whether the tokens' base64url runs in SSSE3 blocks now."""
+    return bool(mf_b64_simd)
+
+
+def b64url(bytes data not None):
+    """base64url of ``data`` without padding, as tokens are written (for tests
+    against :func:`base64.urlsafe_b64encode`)."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, (n * 4 + 2) // 3)
+    cdef size_t w = mf_b64url(<const unsigned char*>PyBytes_AS_STRING(data), <size_t>n,
+                              PyBytes_AS_STRING(out))
+    assert w == <size_t>PyBytes_GET_SIZE(out)
+    return out
