@@ -100,3 +100,52 @@ def test_crlf_matches_a_regex_rewrite(body: bytes, shift: int) -> None:
 def test_seven_bit_decisions(body: bytes, ok: bool) -> None:
     assert m.seven_bit(body) is ok
     assert _seven_bit_ref(body) is ok
+
+
+def _one_pass_ref(body: bytes) -> bytes | None:
+    return _crlf_ref(body) if _seven_bit_ref(body) else None
+
+
+@settings(max_examples=3000, deadline=None)
+@given(data, st.integers(0, 15))
+def test_the_one_pass_writer_decides_and_writes_as_the_two_passes(body: bytes, shift: int) -> None:
+    """``seven_bit_body`` (what a text part's body is written with) gives
+    ``crlf(body)`` exactly when ``seven_bit(body)``, else None."""
+    body = b"p" * shift + body
+    assert m.seven_bit_body(body) == _one_pass_ref(body)
+
+
+@pytest.mark.parametrize("end", [b"\r\n", b"\n", b"\r", b" \r\n", b"\t\n", b"=_mf", b"\x80"])
+def test_the_one_pass_writer_across_its_4096_byte_chunks(end: bytes) -> None:
+    # 7bit lines filling the first chunk up to each byte around its end,
+    # then a line end or a failing byte there: a CR LF pair split by the
+    # chunk's end, a block cut short by it, a failure in the next chunk.
+    line = b"x" * 70 + b"\r\n"
+    for k in range(4080, 4100):
+        head = (line * 57)[: k - 1] + b"y"
+        for tail in (b"", b"more text\r\n", b"z" * 20):
+            body = head + end + tail
+            assert m.seven_bit_body(body) == _one_pass_ref(body), (k, end, tail)
+
+
+@pytest.mark.parametrize(("body", "ok"), [(b"plain\n", True), (b"caf\xc3\xa9\n", False)])
+def test_a_text_part_says_the_encoding_it_was_written_in(body: bytes, ok: bool) -> None:
+    part = m.text_part(body)
+    head, _, written = part.partition(b"\r\n\r\n")
+    if ok:
+        assert head.endswith(b"Content-Transfer-Encoding: 7bit") and written == _crlf_ref(body)
+    else:
+        assert head.endswith(b"Content-Transfer-Encoding: quoted-printable")
+        assert written == m.quoted_printable(body)
+        assert b"7bit" not in part
+
+
+@pytest.mark.parametrize("length", range(990, 1003))
+def test_the_line_limit_where_a_block_ends_the_line(length: int) -> None:
+    # More bytes follow the line end, so blocks, not single bytes, take the
+    # line's last bytes up to it, at every offset.
+    for lead in range(16):
+        body = b"b" * lead + b"\n" + b"a" * length + b"\n" + b"c" * 40
+        ok = length <= 998
+        assert m.seven_bit(body) is ok, (length, lead)
+        assert m.seven_bit_body(body) == (_crlf_ref(body) if ok else None), (length, lead)

@@ -823,51 +823,6 @@ def split_mailbox(str text not None):
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-cdef bint _seven_bit_ok(const unsigned char* s, Py_ssize_t n) noexcept nogil:
-    """True when ``s`` may go out as 7bit: printable ASCII and tabs, lines of
-    at most MAX_LINE octets, no white space before a line end (relays strip
-    it), and no ``=_mf`` (which starts every boundary).
-
-    The plain bytes of a block (printable ASCII but "=", _simd.pxd's
-    unplain_skip16), up to its first other byte or all sixteen, are taken
-    at once, which changes the column count and the last byte's class (a
-    plain byte is no space or tab) as that many single steps would; every
-    other byte is checked alone (tests/test_mime_seven_bit_fast_fuzz.py
-    holds the byte-at-a-time form). Invariant: i + 16 <= n for each block
-    read, and 0 <= i < n for each byte read."""
-    cdef Py_ssize_t i = 0, col = 0, k
-    cdef unsigned char c, prev = 0
-    while i < n:
-        if i + 16 <= n:
-            # The plain bytes before the block's first other one (all
-            # sixteen when none is), taken at once; k < 16 when one is, so
-            # i stays below n and the byte below is in the block.
-            k = unplain_skip16(s + i)
-            if k:
-                col += k
-                if col > MAX_LINE:
-                    return False
-                prev = s[i + k - 1]
-                i += k
-                continue
-        c = s[i]
-        if c == 13 or c == 10:
-            if prev == 32 or prev == 9:
-                return False
-            col = 0
-        elif (c < 32 and c != 9) or c > 126:
-            return False
-        else:
-            col += 1
-            if col > MAX_LINE:
-                return False
-            if c == 61 and n - i > 3 and s[i + 1] == 95 and s[i + 2] == 109 and s[i + 3] == 102:
-                return False
-        prev = c
-        i += 1
-    return not (prev == 32 or prev == 9)
-
-
 cdef int _w_crlf(_Out* o, const unsigned char* s, Py_ssize_t n) except -1:
     """Append ``s`` with CR, LF and CRLF all written as CRLF, ending in CRLF."""
     cdef Py_ssize_t i = 0, end, k
@@ -918,6 +873,76 @@ cdef int _w_crlf(_Out* o, const unsigned char* s, Py_ssize_t n) except -1:
     if n == 0 or (s[n - 1] != 10 and s[n - 1] != 13):
         _crlf(o)
     return 0
+
+
+cdef int _w_seven_bit(_Out* o, const unsigned char* s, Py_ssize_t n) except -1:
+    """When ``s`` may go out as 7bit, append it as _w_crlf does and return
+    1; else return 0, having appended a part of it (the caller takes
+    ``o.len`` back). 7bit: printable ASCII and tabs, lines of at most
+    MAX_LINE octets, no white space before a line end (relays strip it),
+    and no ``=_mf`` (which starts every boundary).
+
+    One pass that checks and writes. The plain bytes of a block (_simd.pxd's
+    unplain_skip16: printable ASCII but "="), up to its first other byte or
+    all sixteen, are taken at once, which changes the column count and the
+    last byte as that many single steps would; every other byte is checked
+    and written alone (tests/test_mime_seven_bit_fast_fuzz.py holds the
+    byte-at-a-time form). Invariants: i + 16 <= end <= n for each block
+    read, and 0 <= i < n for each byte read; each chunk reserves
+    2 * (end - i) output bytes, of which a block's 16-byte store takes 16
+    (keeping the k it counts), a byte at most 2, and a CR LF pair 2 for its
+    2 input bytes."""
+    cdef Py_ssize_t i = 0, col = 0, k, end
+    cdef unsigned char c, prev = 0
+    cdef char* w
+    while i < n:
+        end = i + 4096 if n - i > 4096 else n
+        _reserve(o, 2 * (end - i))
+        w = o.data + o.len
+        while i < end:
+            if i + 16 <= end:
+                k = unplain_skip16(s + i)
+                if k:
+                    col += k
+                    if col > MAX_LINE:
+                        return 0
+                    memcpy(w, s + i, 16)
+                    w += k
+                    prev = s[i + k - 1]
+                    i += k
+                    continue
+            c = s[i]
+            if c == 13 or c == 10:
+                if prev == 32 or prev == 9:
+                    return 0
+                col = 0
+                w[0] = 13
+                w[1] = 10
+                w += 2
+                if c == 13 and i + 1 < n and s[i + 1] == 10:
+                    # CR LF at once: the LF's own check (its prev is the CR)
+                    # always passes. It may be the next chunk's first byte.
+                    c = 10
+                    i += 1
+                    if i == end:
+                        end += 1
+            elif (c < 32 and c != 9) or c > 126:
+                return 0
+            else:
+                col += 1
+                if col > MAX_LINE or (c == 61 and n - i > 3 and s[i + 1] == 95
+                                      and s[i + 2] == 109 and s[i + 3] == 102):
+                    return 0
+                w[0] = <char>c
+                w += 1
+            prev = c
+            i += 1
+        o.len = w - o.data
+    if prev == 32 or prev == 9:
+        return 0
+    if n == 0 or (s[n - 1] != 10 and s[n - 1] != 13):
+        _crlf(o)
+    return 1
 
 
 cdef int _w_qp(_Out* o, const unsigned char* s, Py_ssize_t n) except -1:
@@ -1028,12 +1053,14 @@ cdef int _w_text_part(_Out* o, bytes body, bytes subtype) except -1:
     """A text leaf: Content-Type, Content-Transfer-Encoding, blank line, body."""
     cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(body)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(body)
+    cdef Py_ssize_t at
     _put_bytes(o, b"Content-Type: text/")
     _put_bytes(o, subtype)
-    if _seven_bit_ok(s, n):
-        _put_bytes(o, b"; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n")
-        _w_crlf(o, s, n)
-    else:
+    # Written as 7bit when it may go; else from here again, as QP.
+    at = o.len
+    _put_bytes(o, b"; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n")
+    if not _w_seven_bit(o, s, n):
+        o.len = at
         _put_bytes(o, b"; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
         _w_qp(o, s, n)
     return 0
@@ -1661,9 +1688,26 @@ def base64_lines(bytes data not None):
     return _take(&o)
 
 
+def seven_bit_body(bytes data not None):
+    """``data`` as a 7bit part's body (what :func:`crlf` writes) when it may
+    go out as 7bit (:func:`seven_bit`), else None: the one-pass writer."""
+    cdef _Out o
+    o.data = NULL
+    o.len = o.cap = 0
+    try:
+        if not _w_seven_bit(&o, <const unsigned char*>PyBytes_AS_STRING(data),
+                            PyBytes_GET_SIZE(data)):  # some of it written: dropped
+            PyMem_Free(o.data)
+            return None
+    except BaseException:
+        PyMem_Free(o.data)
+        raise
+    return _take(&o)
+
+
 def seven_bit(bytes data not None):
     """Whether ``data`` may go out as 7bit: what :func:`text_part` decides."""
-    return _seven_bit_ok(<const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+    return seven_bit_body(data) is not None
 
 
 def text_part(bytes data not None, str subtype not None = "plain"):
