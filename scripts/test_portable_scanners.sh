@@ -28,7 +28,7 @@ tests=(tests/test_simd_blocks.py tests/test_dkim_header_blocks.py
   tests/test_dkim_header_selection_keys.py tests/test_smtp_fast.py tests/test_mime_qp_fast_fuzz.py
   tests/test_mime_seven_bit_fast_fuzz.py tests/test_mime_unsubscribe_fast_fuzz.py
   tests/test_dkim_fuzz.py tests/test_dkim_signer_equivalence.py tests/test_track_token_base64.py
-  tests/test_track_rewrite.py)
+  tests/test_track_rewrite.py tests/test_track_rewrite_scratch.py)
 
 # build NAME CFLAGS LDFLAGS: the scanning modules into $tmp/NAME, over a copy
 # of the installed package.

@@ -21,6 +21,16 @@ cdef struct _Edits:
 from mailsflux._buffer cimport Buffer as _Out
 
 
+# rewrite_html's working buffers, kept by its Rewriter between calls.
+cdef struct _Scratch:
+    _Out out           # the rewritten part
+    _Out tmp           # every token's payload, then sealed in place
+    _Out url           # one href, entities and white space cleaned
+    _Edits ed          # the scanner's spans
+    Py_ssize_t* idx    # each edit's token slot, then each token's offset in tmp
+    Py_ssize_t nidx    # entries idx has room for
+
+
 cdef class Rewriter:
     cdef readonly bytes base        # b"https://t.example.com" (no trailing slash)
     cdef readonly bytes key_id      # ASCII key id, written in clear before the "."
@@ -29,6 +39,8 @@ cdef class Rewriter:
     cdef void* _siv                 # mf_siv: AES-256-SIV key schedules, CMAC subkeys, S2V's D
     cdef bytes _key                 # the 64-byte AES-SIV key, for the fallback without AES-NI
     cdef object _aessiv             # cryptography's AESSIV, made when first needed
+    cdef _Scratch _keep             # rewrite_html's buffers, for the next call
+    cdef bint _keep_taken           # a call is using _keep (another makes its own)
 
     cdef object _fallback(self)
     cdef str _token(self, int kind, str message_id, str recipient, str job, long long sent_at,

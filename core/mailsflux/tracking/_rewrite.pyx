@@ -1136,6 +1136,42 @@ cpdef str unsubscribe_value(str url, str token, str mailto):
     return f"<{url}>, <mailto:{mailto}?subject=unsubscribe-{token}>"
 
 
+#: A kept buffer larger than this is freed after the call that grew it: one
+#: huge part does not pin its memory for the Rewriter's life.
+cdef Py_ssize_t _KEEP_MAX = 1 << 20
+
+
+cdef void _scratch_free(_Scratch* sc) noexcept:
+    PyMem_Free(sc.out.data)
+    PyMem_Free(sc.tmp.data)
+    PyMem_Free(sc.url.data)
+    PyMem_Free(sc.ed.items)
+    PyMem_Free(sc.idx)
+    memset(sc, 0, sizeof(_Scratch))
+
+
+cdef inline void _trim(_Out* b) noexcept:
+    if b.cap > _KEEP_MAX:
+        PyMem_Free(b.data)
+        b.data = NULL
+        b.cap = 0
+
+
+cdef void _scratch_trim(_Scratch* sc) noexcept:
+    """Keep ``sc`` for the next call, less what grew too large."""
+    _trim(&sc.out)
+    _trim(&sc.tmp)
+    _trim(&sc.url)
+    if <Py_ssize_t>sizeof(_Edit) * sc.ed.cap > _KEEP_MAX:
+        PyMem_Free(sc.ed.items)
+        sc.ed.items = NULL
+        sc.ed.cap = 0
+    if <Py_ssize_t>sizeof(Py_ssize_t) * sc.nidx > _KEEP_MAX:
+        PyMem_Free(sc.idx)
+        sc.idx = NULL
+        sc.nidx = 0
+
+
 cdef class Rewriter:
     """Seals tokens with one key and rewrites HTML parts to carry them.
 
@@ -1156,6 +1192,7 @@ cdef class Rewriter:
         if self._siv is not NULL:
             memset(self._siv, 0, sizeof(mf_siv))
             PyMem_Free(self._siv)
+        _scratch_free(&self._keep)
 
     def __init__(self, str base, str key_id, bytes key not None):
         if "." in key_id or not key_id or not key_id.isascii():
@@ -1263,16 +1300,28 @@ cdef class Rewriter:
         cdef bint pixel_done = False
         cdef Py_ssize_t* slot = NULL
         cdef Py_ssize_t* offs = NULL
+        cdef Py_ssize_t* idx
         cdef Py_ssize_t count = 0, k, end
+        cdef _Scratch mine
+        cdef _Scratch* sc
         if not clicks and not opens:
             return html
         if skip_prefix is not None and PyBytes_GET_SIZE(skip_prefix) > 0:
             skip = <const unsigned char*>PyBytes_AS_STRING(skip_prefix)
             nskip = PyBytes_GET_SIZE(skip_prefix)
-        ed.items = NULL
-        ed.len = ed.cap = 0
-        out.data = tmp.data = url.data = NULL
-        out.len = out.cap = tmp.len = tmp.cap = url.len = url.cap = 0
+        # The buffers the last call left, unless a call running now has them
+        # (another thread while this one waits for the GIL): then its own.
+        memset(&mine, 0, sizeof(_Scratch))
+        if self._keep_taken:
+            sc = &mine
+        else:
+            self._keep_taken = True
+            sc = &self._keep
+        out = sc.out
+        tmp = sc.tmp
+        url = sc.url
+        ed = sc.ed
+        out.len = tmp.len = url.len = ed.len = 0
         try:
             _scan(s, 0, n, &ed, True, &body)
             if not clicks:
@@ -1280,10 +1329,14 @@ cdef class Rewriter:
             prefix = _payload_prefix(message_id, recipient, job, sent_at)
             # First every token's payload, then all of them sealed together
             # (eight CMAC chains at a time), then the output.
-            slot = <Py_ssize_t*>PyMem_Malloc(<size_t>(ed.len + 1) * sizeof(Py_ssize_t))
-            offs = <Py_ssize_t*>PyMem_Malloc(<size_t>(ed.len + 1) * sizeof(Py_ssize_t))
-            if slot is NULL or offs is NULL:
-                raise MemoryError()
+            if sc.nidx < 2 * (ed.len + 1):
+                idx = <Py_ssize_t*>PyMem_Realloc(sc.idx, <size_t>(2 * (ed.len + 1)) * sizeof(Py_ssize_t))
+                if idx is NULL:
+                    raise MemoryError()
+                sc.idx = idx
+                sc.nidx = 2 * (ed.len + 1)
+            slot = sc.idx
+            offs = sc.idx + (ed.len + 1)
             if opens:
                 offs[0] = _put_plain(&tmp, prefix, KIND_OPEN, NULL, 0)
                 count = 1
@@ -1346,12 +1399,15 @@ cdef class Rewriter:
             _out_write(&out, s + last, n - last)
             return PyBytes_FromStringAndSize(out.data, out.len)
         finally:
-            PyMem_Free(slot)
-            PyMem_Free(offs)
-            PyMem_Free(ed.items)
-            PyMem_Free(out.data)
-            PyMem_Free(tmp.data)
-            PyMem_Free(url.data)
+            sc.out = out
+            sc.tmp = tmp
+            sc.url = url
+            sc.ed = ed
+            if sc == &mine:
+                _scratch_free(sc)
+            else:
+                _scratch_trim(sc)
+                self._keep_taken = False
 
     @cython.boundscheck(False)
     @cython.wraparound(False)
@@ -1585,6 +1641,14 @@ def use_b64_simd(bint on):
     """Switch the tokens' base64url to SSSE3 blocks or the table alone (tests
     cover both); returns whether the blocks are on."""
     return bool(mf_b64_use_simd(1 if on else 0))
+
+
+def kept_scratch(Rewriter rw not None):
+    """``(taken, out, tmp, url, edits, index)``: whether a call holds the
+    buffers ``rw`` keeps between rewrite_html calls, and their capacities
+    (for tests)."""
+    return (bool(rw._keep_taken), rw._keep.out.cap, rw._keep.tmp.cap, rw._keep.url.cap,
+            rw._keep.ed.cap, rw._keep.nidx)
 
 
 def b64_simd():
