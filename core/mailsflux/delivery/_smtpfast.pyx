@@ -386,6 +386,23 @@ cdef object _receive(bytearray buf, list lines, q, object data, bint* came):
     return None
 
 
+cdef class ReaderState:
+    """The reply reader's fields that the pipeline below sets and reads each
+    message (``smtp._ReplyReader`` derives from this class). As C fields of
+    the object, setting one from compiled code is a store: on a Python
+    object it looks the name up in its type first, in CPython's type
+    attribute cache, whose slots depend on where the names lie in memory,
+    so two hot names can keep evicting each other (2.5k instructions a
+    message once, for ``_deadline`` and ``_timeout``)."""
+
+    cdef public double _deadline    # when the awaited reply is due (loop time)
+    cdef public double _timeout     # the timeout that deadline came from
+    cdef public double _timer_at    # when the watchdog fires (inf: none armed)
+    cdef public object last         # the last reply read
+    cdef public object _lost        # what broke the connection, or None
+    cdef public object _waiter      # the future of the wait under way, or None
+
+
 cdef class Pipeline:
     """The pipelined exchange of a batch's messages, driven from the reader's
     ``data_received`` as replies arrive, while every message is answered
@@ -411,7 +428,8 @@ cdef class Pipeline:
     enforces them). A connection that fails fails the reader's waiter.
     """
 
-    cdef object reader, q, msgs, out, transport, outcome, loop
+    cdef ReaderState reader
+    cdef object q, msgs, out, transport, outcome, loop
     cdef object _write, _time  # transport.write and loop.time, looked up once a batch
     cdef bytearray buf
     cdef list lines
@@ -474,7 +492,7 @@ cdef class Pipeline:
 
     cdef void _deadline(self, double timeout) except *:
         cdef double deadline = self._time() + timeout
-        r = self.reader
+        cdef ReaderState r = self.reader
         r._deadline = deadline
         r._timeout = timeout
         if deadline < r._timer_at:
@@ -484,7 +502,7 @@ cdef class Pipeline:
         self.running = False
         self.stop_at = at
         self.pending = pending
-        r = self.reader
+        cdef ReaderState r = self.reader
         w = r._waiter
         r._waiter = None
         if w is not None and not w.done():

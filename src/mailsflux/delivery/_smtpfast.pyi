@@ -1,5 +1,6 @@
 """Type stub for the compiled SMTP client helpers (core/mailsflux/delivery/_smtpfast.pyx)."""
 
+import asyncio
 from typing import Any
 
 def payload(data: bytes, tail: bytes = b"") -> bytes:
@@ -22,6 +23,16 @@ def receive(buf: bytearray, lines: list[str], q: Any, data: bytes) -> tuple[bool
 def enhanced_prefix(text: str) -> str | None:
     """``text[:5]`` when it starts with an enhanced status like ``2.0.0`` and a space."""
 
+class ReaderState:
+    """The reply reader's fields the compiled pipeline sets and reads each message."""
+
+    _deadline: float
+    _timeout: float
+    _timer_at: float
+    last: tuple[int, str] | None
+    _lost: Exception | None
+    _waiter: asyncio.Future[None] | None
+
 class Pipeline:
     """The pipelined exchange of a batch's messages while every reply is 2xx (354 for DATA)."""
 
@@ -30,7 +41,7 @@ class Pipeline:
     pending: bool
     def __init__(
         self,
-        reader: object,
+        reader: ReaderState,
         msgs: list[Any],
         out: list[Any],
         outcome: type,

@@ -26,6 +26,7 @@ import aiosmtplib
 from mailsflux._aio import within
 from mailsflux._tls import client_context
 from mailsflux.delivery._smtpfast import Pipeline as _Pipeline
+from mailsflux.delivery._smtpfast import ReaderState as _ReaderState
 from mailsflux.delivery._smtpfast import envelope as _envelope_fast
 from mailsflux.delivery._smtpfast import payload as _payload
 from mailsflux.delivery._smtpfast import receive as _receive
@@ -119,7 +120,7 @@ def _parse_py(
 _tuple_new = tuple.__new__
 
 
-class _ReplyReader(asyncio.Protocol):
+class _ReplyReader(_ReaderState, asyncio.Protocol):
     """Parses replies as they arrive and queues them, in order, as ``(code, text)``.
 
     A reader takes replies off :attr:`_replies` itself when enough are
@@ -131,6 +132,9 @@ class _ReplyReader(asyncio.Protocol):
     are awaited moves it on by the timeout (as reading them one by one
     would), and the timer (armed at most once per deadline, not once per
     wait) fails the connection when it finds a reader still waiting past it.
+
+    The fields the compiled pipeline sets each message (the deadline, the
+    last reply, the waiter) are C fields of :class:`_ReaderState`.
     """
 
     def __init__(self, transport: asyncio.BaseTransport) -> None:
@@ -138,15 +142,15 @@ class _ReplyReader(asyncio.Protocol):
         self._buf = bytearray()
         self._lines: list[str] = []
         self._replies: deque[tuple[int, str]] = deque()
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter = None
         self._need = 0  # replies the waiter waits for
-        self._lost: Exception | None = None
+        self._lost = None
         self.closed_by_peer = False
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0
         self._timeout = 0.0
         #: The last reply read (send() clears it as each message starts).
-        self.last: tuple[int, str] | None = None
+        self.last = None
         # The loop the first wait ran in, kept: asking for the running loop
         # costs a getpid() system call (asyncio's fork check), once a message.
         self._loop: asyncio.AbstractEventLoop | None = None
