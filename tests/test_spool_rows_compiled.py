@@ -59,14 +59,15 @@ def _python_rows(
 ) -> tuple[
     list[object], list[tuple[bytes, bytes]], list[tuple[bytes, bytes]], list[int], list[int]
 ]:
-    # SQLiteSpool._write's loop before issue 17 moved it into compiled code.
+    # SQLiteSpool._write's loop before issue 17 moved it into compiled code
+    # (since then the job is bound once a statement, not in each row's values).
     head = f"{job}\x00".encode()
     values: list[object] = []
     metas, bodies, rows, released = [], [], [], []
     for r in records:
         meta = _meta((r.recipient, r.message_id, r.reply, r.enhanced_status))
         metas.append((meta, b"%s%d\x00%s" % (head, r.row, b"meta")))
-        values.extend([job, r.row, r.state, r.domain, r.attempts, r.first_at, r.next_at, r.code])
+        values.extend([r.row, r.state, r.domain, r.attempts, r.first_at, r.next_at, r.code])
         values.extend([r.category, r.updated or now, None, claimed])
         if r.message is not None:
             bodies.append(
@@ -82,9 +83,7 @@ def _python_rows(
 @given(st.lists(_records_st, max_size=8), st.text(max_size=10), st.sampled_from([0.0, 99.5]))
 def test_rows_are_what_the_python_way_made(records: list[Record], job: str, claimed: float) -> None:
     head = f"{job}\x00".encode()
-    got = _records.row_values(
-        records, job, head, NOW, claimed, _meta, msgspec.msgpack.encode, FINAL
-    )
+    got = _records.row_values(records, head, NOW, claimed, _meta, msgspec.msgpack.encode, FINAL)
     assert got == _python_rows(records, job, NOW, claimed)
     for r in records:
         for part in (b"meta", b"body", b""):
@@ -103,7 +102,7 @@ def test_a_struct_without_a_records_fields_leaves_the_next_rows_right() -> None:
     # Field positions are learnt a type at a time (astuple): a type that
     # lacks one is refused, and leaves nothing of its positions behind.
     first = [Record(row=1, state="delivered", recipient="a@x.org", code=250, reply="ok")]
-    args = ("job", b"job\x00", NOW, 0.0, _meta, msgspec.msgpack.encode, FINAL)
+    args = (b"job\x00", NOW, 0.0, _meta, msgspec.msgpack.encode, FINAL)
     assert _records.row_values(first, *args) == _python_rows(first, "job", NOW, 0.0)
     with pytest.raises(ValueError):
         _records.row_values([_Partial("c@x.org", "x", 2)], *args)  # type: ignore[list-item]
@@ -185,5 +184,39 @@ def test_a_spool_stores_and_reads_back_its_rows(tmp_path: Path) -> None:
         assert (got[row + 1].recipient, got[row + 1].enhanced_status) == ("ünï@z.org", "5.1.1")
         # Delivered: its kept bytes are gone.
         assert spool.message(info.id, row) is None
+    finally:
+        spool.close()
+
+
+def test_rows_across_statements_keep_their_own_values_and_job(tmp_path: Path) -> None:
+    # 70 rows: three INSERTs (32, 32, 6), the job bound once each as ?1 and
+    # each row's values numbered after it; two jobs, so a row's job is its own.
+    spool = SQLiteSpool(tmp_path / "spool")
+    try:
+        want: dict[str, list[Record]] = {}
+        for job in ("job-a", "job-b"):
+            info = spool.begin_job(JobInfo(id=job, name=job, source="s", fingerprint="f"))
+            want[job] = [
+                Record(
+                    row=r,
+                    state=("delivered", "bounced", "deferred")[r % 3],
+                    recipient=f"r{r}@{job}.org",
+                    message_id=f"m{r}",
+                    domain=f"d{r}.{job}.org",
+                    attempts=r % 7,
+                    first_at=1000.0 + r,
+                    next_at=2000.0 + r,
+                    code=200 + r,
+                    enhanced_status=f"2.0.{r}",
+                    reply=f"reply {r} {job}",
+                    category=f"c{r}",
+                    updated=3000.0 + r,
+                )
+                for r in range(1, 71)
+            ]
+            spool.store(info.id, want[job])
+        for job, records in want.items():
+            got = sorted(spool.records(job), key=lambda x: x.row)
+            assert got == records
     finally:
         spool.close()

@@ -18,11 +18,12 @@ from mailsflux._fields cimport learn
 
 from msgspec.structs import astuple as _astuple
 
-# The values of one rcpt row, in the table's column order (sqlite.py binds
-# rows by these: its _RCPT_COLUMNS and _META_COLUMN are these).
-COLUMNS = 12
+# The values of one rcpt row, in the table's column order after its first,
+# the job (sqlite.py binds rows by these: its _RCPT_COLUMNS and _META_COLUMN
+# are these). The job is one value a statement, bound once for its rows.
+COLUMNS = 11
 # Where the sealed part goes among them; None until sealed.
-META_AT = 10
+META_AT = 9
 cdef Py_ssize_t _COLUMNS = COLUMNS
 cdef Py_ssize_t _META_AT = META_AT
 
@@ -57,7 +58,6 @@ def context(bytes head not None, long long row, bytes part not None):
 
 def row_values(
     list records not None,
-    str job not None,
     bytes head not None,
     double now,
     claimed,
@@ -66,7 +66,8 @@ def row_values(
     final,
 ):
     """``(values, metas, bodies, body_rows, released)`` for ``records``
-    (spool Records): ``values`` each row's columns one row after another,
+    (spool Records): ``values`` each row's columns after the job (which
+    the statement binds once) one row after another,
     the sealed part None; ``metas`` each row's ``(plain, context)`` to seal,
     in order; ``bodies`` the same for each record that keeps its message
     (its bytes, ``encode_body(message)``), ``body_rows`` their rows; and
@@ -91,19 +92,18 @@ def row_values(
             _context(head, row, b"meta"),
         )
         at = i * _COLUMNS
-        values[at] = job
-        values[at + 1] = row
+        values[at] = row
         state = f[_AT[5]]
-        values[at + 2] = state
-        values[at + 3] = f[_AT[6]]
-        values[at + 4] = f[_AT[7]]
-        values[at + 5] = f[_AT[8]]
-        values[at + 6] = f[_AT[9]]
-        values[at + 7] = f[_AT[10]]
-        values[at + 8] = f[_AT[11]]
-        values[at + 9] = f[_AT[12]] or now
+        values[at + 1] = state
+        values[at + 2] = f[_AT[6]]
+        values[at + 3] = f[_AT[7]]
+        values[at + 4] = f[_AT[8]]
+        values[at + 5] = f[_AT[9]]
+        values[at + 6] = f[_AT[10]]
+        values[at + 7] = f[_AT[11]]
+        values[at + 8] = f[_AT[12]] or now
         values[at + _META_AT] = None  # sealed with the others, after
-        values[at + 11] = claimed
+        values[at + 10] = claimed
         message = f[_AT[13]]
         if message is not None:
             bodies.append((encode_body(message), _context(head, row, b"body")))

@@ -6,7 +6,7 @@ from typing import Any
 from mailsflux.spool.store import Record
 from mailsflux.types import RenderedMessage
 
-#: Values of one ``rcpt`` row, and where the sealed part is among them.
+#: Values of one ``rcpt`` row after its job, and where the sealed part is among them.
 COLUMNS: int
 META_AT: int
 
@@ -15,7 +15,6 @@ def context(head: bytes, row: int, part: bytes) -> bytes:
 
 def row_values(
     records: list[Record],
-    job: str,
     head: bytes,
     now: float,
     claimed: float,
@@ -24,7 +23,7 @@ def row_values(
     final: Container[str],
 ) -> tuple[list[Any], list[tuple[bytes, bytes]], list[tuple[bytes, bytes]], list[int], list[int]]:
     """``(values, metas, bodies, body_rows, released)``: the rows' columns
-    one after another (the sealed part None), each row's part to seal with
+    after the job, one row after another (the sealed part None), each row's part to seal with
     its context, each kept message's bytes with theirs and their rows, and
     the rows settled for good without a message."""
 

@@ -135,10 +135,11 @@ def pid_alive(pid: int) -> bool:
 
 
 #: Records written by one INSERT: its VALUES list has this many rows of 12
-#: parameters (384, below the 999 that SQLite allowed before 3.32).
+#: columns (1 + 32 * 11 = 353 parameters, below the 999 that SQLite allowed
+#: before 3.32).
 _PUT_ROWS: Final = 32
-#: Columns of ``rcpt``: the values of one row in ``_put_rows`` (as the
-#: compiled row maker lays them out).
+#: Values of a row of ``rcpt`` after its job, as the compiled row maker lays
+#: them out: the job, the same for every row of a statement, is its ?1.
 _RCPT_COLUMNS: Final = COLUMNS
 #: Where ``meta`` (the sealed part) is among them.
 _META_COLUMN: Final = META_AT
@@ -146,21 +147,27 @@ _META_COLUMN: Final = META_AT
 
 @functools.cache
 def _put_sql(n: int) -> str:
-    # Only placeholders are joined in: the values are bound.
-    row = "(" + ",".join("?" * _RCPT_COLUMNS) + ")"
-    return "INSERT OR REPLACE INTO rcpt VALUES " + ",".join([row] * n)  # noqa: S608
+    # Only placeholders are joined in: the values are bound. Row i's own
+    # values are ?(2 + i * _RCPT_COLUMNS) on.
+    rows = [
+        "(?1," + ",".join(f"?{2 + i * _RCPT_COLUMNS + k}" for k in range(_RCPT_COLUMNS)) + ")"
+        for i in range(n)
+    ]
+    return "INSERT OR REPLACE INTO rcpt VALUES " + ",".join(rows)  # noqa: S608
 
 
-def _put_rows(db: sqlite3.Connection, values: list[Any]) -> None:
-    """INSERT OR REPLACE into ``rcpt`` the rows whose values ``values`` holds
-    one row after another, up to _PUT_ROWS rows a statement: one statement
-    step for many rows costs about 1 us a row less than ``executemany``,
-    which steps and resets the statement for each. Flat, as the statement
-    binds them: no tuple a row to take apart again."""
+def _put_rows(db: sqlite3.Connection, job: str, values: list[Any]) -> None:
+    """INSERT OR REPLACE into ``rcpt`` the rows of ``job`` whose values
+    ``values`` holds one row after another, up to _PUT_ROWS rows a
+    statement: one statement step for many rows costs about 1 us a row less
+    than ``executemany``, which steps and resets the statement for each.
+    Flat, as the statement binds them: no tuple a row to take apart again.
+    The job is bound once a statement: each text bound is copied into memory
+    SQLite allocates, about 800 instructions a value."""
     step = _PUT_ROWS * _RCPT_COLUMNS
     for i in range(0, len(values), step):
         chunk = values[i : i + step]
-        db.execute(_put_sql(len(chunk) // _RCPT_COLUMNS), chunk)
+        db.execute(_put_sql(len(chunk) // _RCPT_COLUMNS), [job, *chunk])
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:
@@ -418,7 +425,6 @@ class SQLiteSpool:
         # Made and sealed in compiled code: a record a message, a commit a batch.
         values, metas, bodies, body_rows, released = _row_values(
             records if isinstance(records, list) else list(records),
-            job,
             _job_ctx(job),
             now,
             claimed,
@@ -435,7 +441,7 @@ class SQLiteSpool:
     def _put(self, db: sqlite3.Connection, job: str, made: _Made) -> None:
         """Write what :meth:`_made` made, inside the write transaction."""
         values, body_rows, sealed, released = made
-        _put_rows(db, values)
+        _put_rows(db, job, values)
         if sealed:
             db.executemany(
                 "INSERT OR REPLACE INTO body VALUES (?,?,?)",
