@@ -20,7 +20,7 @@ from typing import TextIO
 
 from mailsflux.compose import parse_address
 from mailsflux.errors import AddressError, RecipientError
-from mailsflux.jobs._rows import END, FULL, RowTaker
+from mailsflux.jobs._rows import END, FULL, Lines, RowTaker
 from mailsflux.jobs.seen import LOAD, SeenSet
 from mailsflux.types import Problem, Recipient
 
@@ -149,16 +149,19 @@ class RecipientFile:
                 cols, email_column, add, parse_address, AddressError, Recipient, shard, settled
             )
             take_run = taker.take_run
-            reader = csv.reader(fh, strict=True)
+            # The lines go to take_run, which splits most rows itself, and to
+            # the csv reader for any other (Lines counts them all).
+            lines = Lines(fh)
+            reader = csv.reader(lines, strict=True)
             try:
                 next(reader)
             except (StopIteration, csv.Error):
                 return
-            taker.start = reader.line_num + 1
+            taker.start = lines.count + 1
             out: list[Recipient] = []
             while True:
                 try:
-                    stop = take_run(reader, out, limit)
+                    stop = take_run(lines, reader, out, limit)
                 except csv.Error as exc:
                     if out:
                         yield out
@@ -168,7 +171,7 @@ class RecipientFile:
                         yield Problem(
                             f"{where_prefix}{start}", f"malformed CSV: {exc}; row skipped"
                         )
-                    taker.start = reader.line_num + 1
+                    taker.start = lines.count + 1
                     continue
                 if stop == FULL:
                     yield out
