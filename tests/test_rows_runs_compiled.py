@@ -158,6 +158,35 @@ def _file(tmp_path: Path, seed: int, n: int) -> RecipientFile:
     return RecipientFile(path)
 
 
+def _moved(line: bytes, email_at: int) -> bytes:
+    """``line`` with its first field (the address) moved to ``email_at``."""
+    if email_at == 0 or b'"' in line:
+        return line
+    body = line.rstrip(b"\r\n")
+    fields = body.split(b",")
+    first = fields.pop(0)
+    fields.insert(min(email_at, len(fields)), first)
+    return b",".join(fields) + line[len(body) :]
+
+
+@pytest.mark.parametrize("email_at", [1, 2])
+@pytest.mark.parametrize("seed", range(6))
+def test_the_address_column_anywhere(tmp_path: Path, seed: int, email_at: int) -> None:
+    # Another worker's row is noted from its line where it can be: the
+    # address cut out wherever its column is (first, between, last).
+    rng = random.Random(seed)
+    header = [b"name", b"plan"]
+    header.insert(email_at, b"email")
+    path = tmp_path / f"m{seed}.csv"
+    body = b"".join(_moved(_line(rng, i), email_at) for i in range(300))
+    path.write_bytes(b",".join(header) + b"\n" + body)
+    rf = RecipientFile(path)
+    for shard in SHARDS:
+        want = list(_reference(rf, shard))
+        assert any(isinstance(w, Recipient) for w in want)
+        assert list(rf.rows(shard)) == want, shard
+
+
 @pytest.fixture(autouse=True)
 def _small_field_limit() -> Iterator[None]:
     # Fields near the csv module's field size limit (kind 18's, of 60 to 130
