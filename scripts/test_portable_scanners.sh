@@ -13,8 +13,11 @@
 # its message and its output buffer's slack, and a normal build would not
 # notice a block that ran past its buffer. The tokens' base64url
 # (tracking/_rewrite.pyx, SSSE3) reads sixteen bytes a block and uses
-# twelve. Python's own allocator is turned off (PYTHONMALLOC=malloc) so each
-# bytes object is its own allocation.
+# twelve. The recipient reader's split (jobs/_rows.pyx) reads each line's
+# characters in place and holds the lines it reads by hand (PyIter_Next).
+# Python's own allocator is turned off (PYTHONMALLOC=malloc) so each bytes or
+# str object is its own allocation, and a reference dropped once too often is
+# a use after free.
 source "$(dirname "$0")/_env.sh"
 set -euo pipefail
 
@@ -28,14 +31,15 @@ tests=(tests/test_simd_blocks.py tests/test_dkim_header_blocks.py
   tests/test_dkim_header_selection_keys.py tests/test_smtp_fast.py tests/test_mime_qp_fast_fuzz.py
   tests/test_mime_seven_bit_fast_fuzz.py tests/test_mime_unsubscribe_fast_fuzz.py
   tests/test_dkim_fuzz.py tests/test_dkim_signer_equivalence.py tests/test_track_token_base64.py
-  tests/test_track_rewrite.py tests/test_track_rewrite_scratch.py)
+  tests/test_track_rewrite.py tests/test_track_rewrite_scratch.py tests/test_rows_split_fast_fuzz.py
+  tests/test_rows_runs_compiled.py)
 
 # build NAME CFLAGS LDFLAGS: the scanning modules into $tmp/NAME, over a copy
 # of the installed package.
 build() {
   cp -r "$site/mailsflux" "$tmp/$1"
   (cd "$tmp/build-src" && rm -rf build &&
-    CFLAGS="${CFLAGS:-} $2" LDFLAGS="${LDFLAGS:-} $3" MAILSFLUX_BUILD_ONLY=_canon,_mimebuild,_smtpfast,_rewrite \
+    CFLAGS="${CFLAGS:-} $2" LDFLAGS="${LDFLAGS:-} $3" MAILSFLUX_BUILD_ONLY=_canon,_mimebuild,_smtpfast,_rewrite,_rows \
       "$VENV/bin/python" -m pip install -q --no-deps --target "$tmp/only-$1" . >"$tmp/build-$1.log" 2>&1) ||
     { tail -20 "$tmp/build-$1.log" >&2; exit 1; }
   (cd "$tmp/only-$1/mailsflux" && find . -name '*.so' -exec cp {} "$tmp/$1/{}" \;)
