@@ -89,6 +89,17 @@ cdef class Lines:
         return line
 
 
+cdef inline Py_ssize_t _content_end(int kind, void *data, Py_ssize_t n) noexcept:
+    """The length of a line of ``n`` characters without its line end (LF,
+    CR LF or CR), as the csv module sees it: where _split and _note_line
+    stop reading."""
+    if n and PyUnicode_READ(kind, data, n - 1) == 10:
+        n -= 1
+    if n and PyUnicode_READ(kind, data, n - 1) == 13:
+        n -= 1
+    return n
+
+
 cdef list _split(object line, Py_ssize_t limit):
     """The csv module's row (excel dialect, strict) for ``line`` when that
     is the line cut at each comma: a str with no quote, CR or LF but its
@@ -96,16 +107,12 @@ cdef list _split(object line, Py_ssize_t limit):
     field size ``limit`` (so no field passes it). None for any other line."""
     if type(line) is not str:
         return None
-    cdef Py_ssize_t end = PyUnicode_GET_LENGTH(line), i, j = 0
     cdef int kind = PyUnicode_KIND(line)
     cdef void *data = PyUnicode_DATA(line)
+    cdef Py_ssize_t end = _content_end(kind, data, PyUnicode_GET_LENGTH(line)), i, j = 0
     cdef const unsigned char *b = <const unsigned char *>data
     cdef Py_UCS4 c
     cdef list fields = []
-    if end and PyUnicode_READ(kind, data, end - 1) == 10:
-        end -= 1
-    if end and PyUnicode_READ(kind, data, end - 1) == 13:
-        end -= 1
     if end >= limit:
         return None
     if end == 0:
@@ -250,13 +257,11 @@ cdef class RowTaker:
         not blank and _note would look only at the count and the address."""
         if type(line) is not str or not PyUnicode_IS_ASCII(line):
             return False
-        cdef Py_ssize_t end = PyUnicode_GET_LENGTH(line), i, n = 1, at = 0, to = -1
-        cdef const unsigned char *b = <const unsigned char *>PyUnicode_DATA(line)
+        cdef void *data = PyUnicode_DATA(line)
+        cdef const unsigned char *b = <const unsigned char *>data
+        cdef Py_ssize_t end = _content_end(PyUnicode_1BYTE_KIND, data, PyUnicode_GET_LENGTH(line))
+        cdef Py_ssize_t i, n = 1, at = 0, to = -1
         cdef unsigned char c
-        if end and b[end - 1] == 10:
-            end -= 1
-        if end and b[end - 1] == 13:
-            end -= 1
         if end >= limit:
             return False
         for i in range(end):  # invariant: i < end <= the line's length
@@ -330,6 +335,7 @@ cdef class RowTaker:
         """
         cdef list fields
         cdef Py_ssize_t row
+        cdef bint other
         cdef Py_ssize_t size = _field_size_limit()  # it may change between calls
         if limit < 1:
             raise ValueError(f"limit {limit}: want at least one row")
@@ -337,8 +343,9 @@ cdef class RowTaker:
             line = lines._read()
             if line is None:
                 return END
-            if (self.count > 1 and self.start % self.count != self.index
-                    and self._note_line(line, size)):
+            row = self.start  # the line this row starts on
+            other = self.count > 1 and row % self.count != self.index
+            if other and self._note_line(line, size):
                 self.start = lines.count + 1
                 continue  # another worker's row, noted for the duplicate check
             fields = _split(line, size)
@@ -348,11 +355,10 @@ cdef class RowTaker:
                     fields = next(reader)
                 except StopIteration:
                     return END
-            row = self.start
             self.start = lines.count + 1
             if not fields or (len(fields) == 1 and not fields[0].strip()):
                 continue  # a blank line
-            if self.count > 1 and row % self.count != self.index:
+            if other:
                 if self._note(fields):
                     continue
                 self.fields, self.row = fields, row
