@@ -23,7 +23,10 @@ def test_bench_e2e_into_the_builtin_sink(tmp_path: Path) -> None:
     assert doc["settings"]["sink"] == "mailsflux sink"
     assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert m["cpu_us_per_msg"] > 0 and m["floor_us"]["ed25519_sign"] > 0
-    assert "floor: bare Ed25519 sign" in proc.stdout
+    # The floor is the sign the job makes (libsodium's), cryptography's beside it.
+    assert "floor: bare Ed25519 sign (libsodium)" in proc.stdout
+    assert "the same through cryptography" in proc.stdout
+    assert m["floor_us"]["ed25519_sign_cryptography"] > 0
     # The exchange floor sent into a sink of its own: the job's counts only the job.
     assert m["exchange_msg_s"] > 0 and m["exchange_us_per_msg"] >= 0
     assert m["message_bytes"] > 1000

@@ -116,11 +116,22 @@ def versions() -> dict[str, Any]:
         "cython": package_version("cython"),
         "compiled": compiled(),
         "cryptography": package_version("cryptography"),
+        "pynacl": package_version("pynacl"),
+        "ed25519_signs_with": _ed25519_library(),
         "uvloop": package_version("uvloop"),
         "dkimpy": package_version("dkimpy"),
         "aiosmtplib": package_version("aiosmtplib"),
         "hdrhistogram": package_version("hdrhistogram"),
     }
+
+
+def _ed25519_library() -> str:
+    """The library a job's Ed25519 signer signs with here."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from mailsflux.dkim.sodium import ed25519_signer
+
+    return ed25519_signer(ed25519.Ed25519PrivateKey.generate())[1]
 
 
 def describe() -> str:
@@ -130,6 +141,7 @@ def describe() -> str:
         f"{m['cpu']}, {m['cores']} cores, {m['os']}, load {m['load_average']}; "
         f"Python {v['python']}, mailsflux {v['mailsflux']}"
         f" ({'compiled' if v['compiled'] else 'NOT compiled'}), {v['openssl']}, "
-        f"Cython {v['cython']}, cryptography {v['cryptography']}, dkimpy {v['dkimpy']}, "
+        f"Cython {v['cython']}, cryptography {v['cryptography']}, PyNaCl {v['pynacl']}"
+        f" (Ed25519 signs with {v['ed25519_signs_with']}), dkimpy {v['dkimpy']}, "
         f"aiosmtplib {v['aiosmtplib']}"
     )

@@ -31,7 +31,7 @@ FREQUENCY = 999
 
 #: The parts, in the order they are shown, with what each holds.
 PARTS: dict[str, str] = {
-    "sign": "cryptography (the DKIM sign, with its own OpenSSL)",
+    "sign": "the DKIM sign (PyNaCl's libsodium, cryptography's OpenSSL)",
     "interpreter": "CPython (the interpreter and its C modules)",
     "core": "mailsflux compiled core (render, MIME, rewrite, DKIM canon., SMTP)",
     "uvloop": "uvloop (the event loop)",
@@ -44,7 +44,13 @@ PARTS: dict[str, str] = {
 }
 
 # The Python packages whose compiled modules are parts of their own.
-_PACKAGES = {"cryptography": "sign", "mailsflux": "core", "uvloop": "uvloop", "msgspec": "msgspec"}
+_PACKAGES = {
+    "nacl": "sign",
+    "cryptography": "sign",
+    "mailsflux": "core",
+    "uvloop": "uvloop",
+    "msgspec": "msgspec",
+}
 
 # Shared objects outside those packages, by name.
 _BY_NAME = (

@@ -4,7 +4,8 @@ Per message the work is: normalize + locate header fields and canonicalize +
 hash the body (compiled, :mod:`mailsflux.dkim._canon`), pick the ``h=`` list (cached
 per header-count pattern), assemble the DKIM-Signature field from
 preformatted pieces, canonicalize the signed fields + that field (compiled),
-and one private-key operation through ``cryptography``.
+and one private-key operation: ``cryptography``'s, or for Ed25519
+libsodium's where PyNaCl is installed (:mod:`mailsflux.dkim.sodium`).
 
 Signature field layout (b= is last, so removing its value for hashing is
 removing everything after ``b=``, as RFC 6376 section 3.7 asks)::
@@ -35,6 +36,7 @@ from mailsflux.dkim.keys import (
     check_algorithm,
     load_private_key,
 )
+from mailsflux.dkim.sodium import CRYPTOGRAPHY, ed25519_signer
 from mailsflux.errors import DKIMError
 
 #: The oversigning policy (RFC 6376 section 8.15, with the h= selection rule
@@ -160,8 +162,10 @@ class Signer:
             self._rsa = self._key
         #: The signature of the header hash input that SigningPlan.prepare gives.
         self._sign_data: Callable[[bytes], bytes]
+        #: The library that makes the signatures (libsodium or cryptography).
+        self.sign_library = CRYPTOGRAPHY
         if self._ed25519 is not None:
-            self._sign_data = self._ed25519.sign
+            self._sign_data, self.sign_library = ed25519_signer(self._ed25519)
         else:
             rsa_key = self._rsa
             assert rsa_key is not None
