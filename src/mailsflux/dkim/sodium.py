@@ -31,7 +31,8 @@ _SIG_LEN = 64
 
 
 def ed25519_signer(key: ed25519.Ed25519PrivateKey) -> tuple[Callable[[bytes], bytes], str]:
-    """``(sign, library)``: ``sign(data)`` is ``key.sign(data)``, through
+    """``(sign, library)``: ``sign(data)`` is ``key.sign(data)`` for
+    ``bytes`` data (what DKIM signs; PyNaCl takes no other buffer), through
     libsodium when PyNaCl is installed and agrees with cryptography on this
     key, else cryptography's own."""
     try:
