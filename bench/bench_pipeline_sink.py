@@ -159,7 +159,7 @@ def report(r: dict[str, float]) -> None:
             f" ({int(r[k + '_msgs'])} messages)"
         )
     print(f"{'floor: bare RSA-2048 sign':<40} {r['floor_rsa'] * us:8.0f} us CPU")
-    print(f"{'floor: bare Ed25519 sign':<40} {r['floor_ed25519'] * us:8.1f} us CPU")
+    print(f"{'floor: bare Ed25519 sign (as jobs sign)':<40} {r['floor_ed25519'] * us:8.1f} us CPU")
     print(
         f"CPU per message, plain / mailsflux ({n} processes): {r['plain_cpu'] / r['all_cpu']:.1f}x"
     )

@@ -88,7 +88,9 @@ def _draw(
         ax.set_title(f"{prefix}Per-stage cost")
     else:
         f = m["floor_us"]
-        labels = ["mailsflux send", "bare RSA-2048 sign", "bare Ed25519 sign", "SHA-256"]
+        ed_lib = result.get("versions", {}).get("ed25519_signs_with", "cryptography")
+        ed_label = f"bare Ed25519 sign ({ed_lib})"
+        labels = ["mailsflux send", "bare RSA-2048 sign", ed_label, "SHA-256"]
         values = [m["cpu_us_per_msg"], f["rsa2048_sign"], f["ed25519_sign"], f["sha256"]]
         if "exchange_us_per_msg" in m:  # results saved before it was measured lack it
             labels.append("SMTP exchange alone")
