@@ -11,6 +11,7 @@ from mailsflux.benchmark.result import (
     BenchError,
     Progress,
     compare_table,
+    ed25519_library,
     header_line,
     load,
     save,
@@ -210,8 +211,7 @@ def e2e_text(result: dict[str, Any]) -> str:
     m, s = result["metrics"], result["settings"]
     f = m["floor_us"]
     own = sign_floor(s["algorithm"])
-    # Results saved before the library was recorded signed with cryptography.
-    ed_lib = result.get("versions", {}).get("ed25519_signs_with", CRYPTOGRAPHY)
+    ed_lib = ed25519_library(result)
     rows = [
         [
             f"mailsflux send ({s['algorithm']}, {s['workers']}"

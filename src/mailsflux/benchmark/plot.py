@@ -12,7 +12,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from mailsflux.benchmark.result import BenchError, header_line
+from mailsflux.benchmark.result import BenchError, ed25519_library, header_line
 
 
 def pyplot() -> Any:
@@ -88,8 +88,7 @@ def _draw(
         ax.set_title(f"{prefix}Per-stage cost")
     else:
         f = m["floor_us"]
-        ed_lib = result.get("versions", {}).get("ed25519_signs_with", "cryptography")
-        ed_label = f"bare Ed25519 sign ({ed_lib})"
+        ed_label = f"bare Ed25519 sign ({ed25519_library(result)})"
         labels = ["mailsflux send", "bare RSA-2048 sign", ed_label, "SHA-256"]
         values = [m["cpu_us_per_msg"], f["rsa2048_sign"], f["ed25519_sign"], f["sha256"]]
         if "exchange_us_per_msg" in m:  # results saved before it was measured lack it

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mailsflux.benchmark.machine import machine, machine_differences, versions
+from mailsflux.dkim.sodium import CRYPTOGRAPHY
 from mailsflux.errors import MailsfluxError
 
 FORMAT = 1
@@ -39,6 +40,12 @@ def new_result(kind: str, settings: dict[str, Any]) -> dict[str, Any]:
         "metrics": {},
         "notes": [],
     }
+
+
+def ed25519_library(result: dict[str, Any]) -> str:
+    """The library the result's Ed25519 sign (the job's and its floor) went
+    through; results saved before it was recorded signed with cryptography."""
+    return str(result.get("versions", {}).get("ed25519_signs_with", CRYPTOGRAPHY))
 
 
 def latency_summary(samples_ns: Iterable[int]) -> dict[str, float]:
