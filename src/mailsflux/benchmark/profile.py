@@ -59,6 +59,9 @@ _BY_NAME = (
     (re.compile(r"^(libpython|python)\d"), "interpreter"),
     (re.compile(r"^(libc|libm|libpthread|ld-linux[^.]*)[.-]"), "libc"),
     (re.compile(r"^libsqlite3\."), "sqlite"),
+    # PyNaCl built against the system's libsodium (SODIUM_INSTALL=system)
+    # signs in it, not in its own _sodium.
+    (re.compile(r"^libsodium\."), "sign"),
     (re.compile(r"^(libcrypto|libssl)\."), "openssl"),
 )
 
