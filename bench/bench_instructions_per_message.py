@@ -148,9 +148,11 @@ def test_a_message_costs_instructions_in_the_sign_the_interpreter_and_the_core()
     core = sum(v for k, v in objects.items() if k.startswith(("_canon", "_mimebuild", "_smtpfast")))
     # The sign is in the signing library's object; the job adds the interpreter's
     # and the compiled core's work around it.
-    assert floor["sign"] > floor["sha256"] > 0
+    # The floor's two programs differ by the sign alone, and it is most of the first.
+    beyond = floor["sign"] - floor["sha256"]
+    assert floor["sha256"] > 0 and beyond > 0.3 * floor["sign"], floor
     assert signs_in, floor
-    assert sign > 0.5 * floor["sign"], (sign, floor, signs_in, objects)
+    assert sign > 0.5 * beyond, (sign, floor, signs_in, objects)
     assert python > 1000 and core > 1000, objects
     assert sum(objects.values()) > floor["sign"]
 

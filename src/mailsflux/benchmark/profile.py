@@ -59,9 +59,10 @@ _BY_NAME = (
     (re.compile(r"^(libpython|python)\d"), "interpreter"),
     (re.compile(r"^(libc|libm|libpthread|ld-linux[^.]*)[.-]"), "libc"),
     (re.compile(r"^libsqlite3\."), "sqlite"),
-    # PyNaCl built against the system's libsodium (SODIUM_INSTALL=system)
-    # signs in it, not in its own _sodium.
-    (re.compile(r"^libsodium\."), "sign"),
+    # PyNaCl built against the system's libsodium (SODIUM_INSTALL=system), or
+    # a wheel with it vendored by auditwheel (libsodium-<hash>.so), signs in
+    # it, not in its own _sodium.
+    (re.compile(r"^libsodium[.-]"), "sign"),
     (re.compile(r"^(libcrypto|libssl)\."), "openssl"),
 )
 
